@@ -1,0 +1,59 @@
+/**
+ * Shared benchmark helpers. Every figure is the median of three runs, and every target is a
+ * ratio against a baseline measured in the same process, in the same run.
+ */
+import { performance } from 'node:perf_hooks';
+
+export interface BenchOptions {
+  /** Tiny sizes, for CI: proves the harness runs, not the numbers. */
+  readonly smoke: boolean;
+  /** Size override from `--size N`, if given. */
+  readonly size: number | undefined;
+}
+
+export function benchOptions(argv: readonly string[] = process.argv.slice(2)): BenchOptions {
+  const i = argv.indexOf('--size');
+  const size = i >= 0 ? Number(argv[i + 1]) : undefined;
+  if (size !== undefined && !(Number.isInteger(size) && size > 0)) {
+    throw new Error('--size takes a positive whole number');
+  }
+  return { smoke: argv.includes('--smoke'), size };
+}
+
+/** Runs `fn` three times and returns the median of the values it returns. */
+export async function median3(fn: () => Promise<number> | number): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < 3; i++) xs.push(await fn());
+  xs.sort((a, b) => a - b);
+  return xs[1]!;
+}
+
+/** Operations per second of `ops` calls of an async or sync operation, run sequentially. */
+export async function opsPerSecond(ops: number, op: (i: number) => unknown): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < ops; i++) await op(i);
+  const ms = performance.now() - t0;
+  return (ops * 1000) / ms;
+}
+
+function fmt(x: number): string {
+  if (Math.abs(x) >= 100) return x.toFixed(0);
+  if (Math.abs(x) >= 10) return x.toFixed(1);
+  return x.toFixed(2);
+}
+
+/**
+ * Prints `target <name> <measured> <goal> met|missed`. `goal` is `>=X` or `<=X`.
+ */
+export function target(name: string, measured: number, goal: string): void {
+  const m = /^(>=|<=)(\d+(?:\.\d+)?)$/.exec(goal);
+  if (!m) throw new Error(`bad goal ${goal}`);
+  const bound = Number(m[2]);
+  const met = m[1] === '>=' ? measured >= bound : measured <= bound;
+  console.log(`target ${name} ${fmt(measured)} ${goal} ${met ? 'met' : 'missed'}`);
+}
+
+/** Prints `info <name> <value>`. */
+export function info(name: string, value: number | string): void {
+  console.log(`info ${name} ${typeof value === 'number' ? fmt(value) : value}`);
+}

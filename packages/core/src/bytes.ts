@@ -1,0 +1,93 @@
+/**
+ * Byte helpers used across every package. Strict: malformed hex or base64 is an EncodingError,
+ * never a silently shorter result.
+ */
+import { EncodingError } from './errors.js';
+
+const HEX = '0123456789abcdef';
+
+export function toHex(bytes: Uint8Array): string {
+  let out = '';
+  for (const b of bytes) out += HEX[b >> 4]! + HEX[b & 15]!;
+  return out;
+}
+
+/** Parses lowercase or uppercase hex with an even number of digits and nothing else. */
+export function fromHex(hex: string, what = 'hex'): Uint8Array {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
+    throw new EncodingError(`${what} must be an even number of hexadecimal digits`);
+  }
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+export function toBase64(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+/** Parses standard padded base64 and nothing else. */
+export function fromBase64(b64: string, what = 'base64'): Uint8Array {
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(b64)) {
+    throw new EncodingError(`${what} must be standard padded base64`);
+  }
+  const s = atob(b64);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Equality of public values (hashes, keys). Not for secrets: use `constantTimeEqual`. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Constant-time equality for secrets (MACs, tags, tokens): the time taken depends only on the
+ * lengths, never on where the inputs differ.
+ */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export function utf8(s: string): Uint8Array {
+  return encoder.encode(s);
+}
+
+/** Decodes UTF-8, failing on invalid sequences. */
+export function fromUtf8(bytes: Uint8Array, what = 'text'): string {
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    throw new EncodingError(`${what} is not valid UTF-8`);
+  }
+}
+
+/** Overwrites a buffer that held a secret. */
+export function wipe(bytes: Uint8Array): void {
+  bytes.fill(0);
+}

@@ -1,0 +1,78 @@
+/**
+ * The one registry of error codes shared by the node, the enclave, the client, the CLI and the docs.
+ *
+ * Every error a user can meet is a `CloisterError` with a stable `code` from `ERROR_CODES` and a
+ * `hint` that says what to do. Codes never change meaning once published; add new ones instead.
+ * Messages name what went wrong but never carry keys, plaintext app data or client identities.
+ */
+export const ERROR_CODES = {
+  // Encoding and input
+  INVALID_INPUT: 'Check the value named in the message and try again.',
+  ENCODING: 'The bytes are not in the documented format; see docs/ for the format.',
+  // Evidence and constraints (docs/evidence.md, docs/constraints.md)
+  EVIDENCE_FORMAT: 'The evidence is malformed; fetch it again from the node.',
+  EVIDENCE_VERSION: 'The evidence format version is not supported; upgrade the client.',
+  EVIDENCE_SIGNATURE:
+    'The evidence signature does not verify: the evidence was altered or forged. Do not trust this node.',
+  UNKNOWN_PLATFORM: 'The evidence names a platform this verifier does not know; it is refused.',
+  INSECURE_PLATFORM:
+    'The node runs on an insecure platform (simulation). Add SEC:INSECURE to the constraint only for development.',
+  NONCE_MISMATCH: 'The evidence does not answer your nonce: it may be replayed. Fetch it again.',
+  KEY_BINDING:
+    'The evidence does not bind the node identity key you were given. Do not trust this node.',
+  CONSTRAINT_SYNTAX: 'Fix the constraint clause named in the message; see docs/constraints.md.',
+  CONSTRAINT_MISMATCH:
+    'The node does not satisfy your constraint. Check the clause named in the message against `cloister measure`.',
+  // Platform, manifest, sealing
+  MANIFEST_INVALID: 'Rebuild the enclave with `cloister build`; the manifest does not match the bundle.',
+  PLATFORM_DIR: 'Check the platform directory (--platform-dir) exists and is writable by this user.',
+  PLATFORM_LOCKED: 'Another process holds the platform directory lock; wait or stop it.',
+  COUNTER: 'The platform counter store is damaged or was rolled back; restore the platform directory.',
+  SEAL_POLICY: 'The enclave asked for a sealing key it may not have (a higher security version).',
+  SEALED_DATA_CORRUPT:
+    'A sealed file failed authentication: it is damaged, from another node, or from another platform. Restore it from backup; the node will not create a new identity over it.',
+  SECURITY_VERSION_ROLLBACK:
+    'This data directory was last run by a higher security version; start that version or newer.',
+  // Boundary and node
+  BOUNDARY: 'The host/enclave boundary carried a malformed message; this is a bug or an attack.',
+  ENCLAVE_FAILED: 'The enclave stopped; see the log line before this one and restart the node.',
+  AMBIENT_ACCESS: 'Enclave code used an ambient global (clock, randomness, process, network, timers).',
+  DATA_DIR: 'Check the data directory (--data) exists and is writable by this user.',
+  DATA_DIR_LOCKED: 'Another node is already running on this data directory; stop it or use another --data.',
+  PORT_IN_USE: 'Choose another port with --port, or stop the process that uses it.',
+  REQUEST_TOO_LARGE: 'Send a smaller request; the limit is stated in the message.',
+  NOT_FOUND: 'Check the URL; see the README for the endpoints.',
+  NETWORK: 'Check the node URL and that the node is running.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Base class of every error Cloister raises on purpose. */
+export class CloisterError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = ERROR_CODES[code];
+  }
+}
+
+/** True when `e` is a CloisterError carrying `code`. */
+export function isCloisterError(e: unknown, code?: ErrorCode): e is CloisterError {
+  return e instanceof CloisterError && (code === undefined || e.code === code);
+}
+
+export class InvalidInputError extends CloisterError {
+  constructor(message: string) {
+    super('INVALID_INPUT', message);
+  }
+}
+
+export class EncodingError extends CloisterError {
+  constructor(message: string) {
+    super('ENCODING', message);
+  }
+}
