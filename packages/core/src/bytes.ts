@@ -8,7 +8,7 @@ const HEX = '0123456789abcdef';
 
 export function toHex(bytes: Uint8Array): string {
   let out = '';
-  for (const b of bytes) out += HEX[b >> 4]! + HEX[b & 15]!;
+  for (const b of bytes) out += HEX.charAt(b >> 4) + HEX.charAt(b & 15);
   return out;
 }
 
@@ -67,7 +67,7 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  for (let i = 0; i < a.length; i++) diff |= (a[i] as number) ^ (b[i] as number);
   return diff === 0;
 }
 

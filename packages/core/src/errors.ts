@@ -24,10 +24,15 @@ export const ERROR_CODES = {
   CONSTRAINT_MISMATCH:
     'The node does not satisfy your constraint. Check the clause named in the message against `cloister measure`.',
   // Platform, manifest, sealing
-  MANIFEST_INVALID: 'Rebuild the enclave with `cloister build`; the manifest does not match the bundle.',
-  PLATFORM_DIR: 'Check the platform directory (--platform-dir) exists and is writable by this user.',
+  MANIFEST_INVALID:
+    'Rebuild the enclave with `cloister build`; the manifest does not match the bundle.',
+  PLATFORM_DIR:
+    'Check the platform directory (--platform-dir) exists and is writable by this user.',
   PLATFORM_LOCKED: 'Another process holds the platform directory lock; wait or stop it.',
-  COUNTER: 'The platform counter store is damaged or was rolled back; restore the platform directory.',
+  PLATFORM_STATE:
+    'A platform file is damaged or of an unknown format version: restore the platform directory from backup or upgrade Cloister. Never regenerate it: sealed data depends on it.',
+  COUNTER:
+    'The platform counter store is damaged or was rolled back; restore the platform directory.',
   SEAL_POLICY: 'The enclave asked for a sealing key it may not have (a higher security version).',
   SEALED_DATA_CORRUPT:
     'A sealed file failed authentication: it is damaged, from another node, or from another platform. Restore it from backup; the node will not create a new identity over it.',
@@ -36,13 +41,22 @@ export const ERROR_CODES = {
   // Boundary and node
   BOUNDARY: 'The host/enclave boundary carried a malformed message; this is a bug or an attack.',
   ENCLAVE_FAILED: 'The enclave stopped; see the log line before this one and restart the node.',
-  AMBIENT_ACCESS: 'Enclave code used an ambient global (clock, randomness, process, network, timers).',
+  AMBIENT_ACCESS:
+    'Enclave code used an ambient global (clock, randomness, process, network, timers).',
   DATA_DIR: 'Check the data directory (--data) exists and is writable by this user.',
-  DATA_DIR_LOCKED: 'Another node is already running on this data directory; stop it or use another --data.',
+  DATA_DIR_LOCKED:
+    'Another node is already running on this data directory; stop it or use another --data.',
   PORT_IN_USE: 'Choose another port with --port, or stop the process that uses it.',
   REQUEST_TOO_LARGE: 'Send a smaller request; the limit is stated in the message.',
   NOT_FOUND: 'Check the URL; see the README for the endpoints.',
   NETWORK: 'Check the node URL and that the node is running.',
+  // Ledger (docs/ledger-format.md)
+  STORE:
+    'The record store failed: the message names the directory and what to do (stop the other process, free disk space, or restore the data directory from backup).',
+  LEDGER_INTEGRITY:
+    'A stored ledger record failed verification: the data directory was altered, damaged or rolled back. Restore it from backup or from another node; never ignore this.',
+  LEDGER_PROOF:
+    'The proof is malformed or internally inconsistent: fetch it again from the node; see docs/ledger-format.md for the format.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,133 @@
+/**
+ * The message catalogue: every message that crosses the host/enclave boundary, declared once.
+ *
+ * Each entry is a call (a request and its response, sharing a call id) or an event (no reply),
+ * with its numeric kind, its direction and its typed fields. Fields are encoded positionally, in
+ * the order they are written here (docs/boundary.md). Adding a message is one entry in `MESSAGES`;
+ * the codec tables and the TypeScript types below are derived from it. Kinds are never reused.
+ *
+ * Frame kinds on the wire: a request or event carries its entry's kind (1..0x7fff); a response
+ * carries `kind | RESPONSE_BIT`; the one generic error reply carries `ERROR_KIND` (0x8000).
+ */
+
+/** Version byte at the start of every frame. Bumped only for an incompatible catalogue change. */
+export const CATALOGUE_VERSION = 1;
+/** Set on the kind of a response frame. */
+export const RESPONSE_BIT = 0x8000;
+/** Kind of the generic error reply: the response to no call in particular (kind 0 is reserved). */
+export const ERROR_KIND = 0x8000;
+
+export type FieldType = 'u8' | 'u32' | 'u53' | 'bool' | 'bytes' | 'string';
+export type Direction = 'host->enclave' | 'enclave->host';
+export type Fields = { readonly [name: string]: FieldType };
+
+export interface CallSpec<Q extends Fields = Fields, R extends Fields = Fields> {
+  readonly type: 'call';
+  readonly kind: number;
+  readonly direction: Direction;
+  readonly request: Q;
+  readonly response: R;
+}
+
+export interface EventSpec<F extends Fields = Fields> {
+  readonly type: 'event';
+  readonly kind: number;
+  readonly direction: Direction;
+  readonly fields: F;
+}
+
+function call<const D extends Direction, const Q extends Fields, const R extends Fields>(
+  kind: number,
+  direction: D,
+  request: Q,
+  response: R,
+): CallSpec<Q, R> & { readonly direction: D } {
+  return { type: 'call', kind, direction, request, response };
+}
+
+function event<const D extends Direction, const F extends Fields>(
+  kind: number,
+  direction: D,
+  fields: F,
+): EventSpec<F> & { readonly direction: D } {
+  return { type: 'event', kind, direction, fields };
+}
+
+const H2E = 'host->enclave';
+const E2H = 'enclave->host';
+
+/** The catalogue. Names are fixed: other code calls them by name. */
+export const MESSAGES = {
+  // host -> enclave calls (the analogue of ECALLs)
+  'enclave.start': call(
+    0x0101,
+    H2E,
+    { nodeId: 'string', sealedNode: 'bytes' }, // sealedNode empty = first start
+    { identityPublicKey: 'bytes', sealedNode: 'bytes' }, // sealedNode empty = unchanged
+  ),
+  'enclave.evidence': call(
+    0x0102,
+    H2E,
+    { nonce: 'bytes' },
+    { evidence: 'bytes', identityPublicKey: 'bytes' },
+  ),
+  'enclave.ping': call(0x0103, H2E, { payload: 'bytes' }, { payload: 'bytes' }),
+  'enclave.stop': call(0x0104, H2E, {}, {}),
+  // enclave -> host calls (the analogue of OCALLs); each may be sent async or sync
+  'platform.self': call(
+    0x0201,
+    E2H,
+    {},
+    { platform: 'string', measurement: 'bytes', signer: 'bytes', product: 'u32', svn: 'u32' },
+  ),
+  'platform.sealKey': call(
+    0x0202,
+    E2H,
+    { policy: 'u8', svn: 'u32', keyId: 'bytes' },
+    { key: 'bytes' },
+  ),
+  'platform.report': call(0x0203, E2H, { reportData: 'bytes' }, { evidence: 'bytes' }),
+  'platform.counterRead': call(0x0204, E2H, { name: 'string' }, { value: 'u53' }),
+  'platform.counterIncrement': call(0x0205, E2H, { name: 'string' }, { value: 'u53' }),
+  'host.ping': call(0x0206, E2H, { payload: 'bytes' }, { payload: 'bytes' }),
+  // enclave -> host events (no reply)
+  log: event(0x0301, E2H, { level: 'u8', event: 'string' }), // level: pino 10..60; event: a fixed name
+} as const;
+
+/** Fields of the generic error reply (kind ERROR_KIND), the answer to any failed call. */
+export const ERROR_FIELDS = { code: 'string', message: 'string' } as const;
+
+/** `platform.sealKey` policies. */
+export const SEAL_POLICY = { code: 1, signer: 2 } as const;
+
+export type Catalogue = typeof MESSAGES;
+export type MessageName = keyof Catalogue;
+
+type ValueOf<T extends FieldType> = T extends 'bytes'
+  ? Uint8Array
+  : T extends 'string'
+    ? string
+    : T extends 'bool'
+      ? boolean
+      : number;
+
+/** The TypeScript value of a field table: `{ payload: 'bytes' }` -> `{ payload: Uint8Array }`. */
+export type ValuesOf<F extends Fields> = { -readonly [K in keyof F]: ValueOf<F[K]> };
+
+type NamesWhere<S> = { [N in MessageName]: Catalogue[N] extends S ? N : never }[MessageName];
+
+/** Calls made by the host, answered by the enclave. */
+export type HostToEnclaveCall = NamesWhere<{ type: 'call'; direction: 'host->enclave' }>;
+/** Calls made by the enclave, answered by the host. */
+export type EnclaveToHostCall = NamesWhere<{ type: 'call'; direction: 'enclave->host' }>;
+export type CallName = HostToEnclaveCall | EnclaveToHostCall;
+/** Events sent by the enclave to the host. */
+export type EventName = NamesWhere<{ type: 'event'; direction: 'enclave->host' }>;
+
+type CallOf<N extends CallName> = Extract<Catalogue[N], { type: 'call' }>;
+export type CallRequest<N extends CallName> = ValuesOf<CallOf<N>['request']>;
+export type CallResponse<N extends CallName> = ValuesOf<CallOf<N>['response']>;
+export type EventFields<N extends EventName> = ValuesOf<
+  Extract<Catalogue[N], { type: 'event' }>['fields']
+>;
+export type ErrorReply = ValuesOf<typeof ERROR_FIELDS>;

@@ -1,0 +1,53 @@
+export {
+  CATALOGUE_VERSION,
+  type CallName,
+  type CallRequest,
+  type CallResponse,
+  type Catalogue,
+  type Direction,
+  type EnclaveToHostCall,
+  ERROR_FIELDS,
+  ERROR_KIND,
+  type ErrorReply,
+  type EventFields,
+  type EventName,
+  type FieldType,
+  type HostToEnclaveCall,
+  MESSAGES,
+  type MessageName,
+  RESPONSE_BIT,
+  SEAL_POLICY,
+  type ValuesOf,
+} from './catalogue.js';
+export {
+  type Codec,
+  type CodecOptions,
+  createCodec,
+  DEFAULT_MAX_LENGTH,
+  type Frame,
+  frameKinds,
+  HEADER_BYTES,
+  type Side,
+} from './codec.js';
+export { BoundaryError, type FrameHeader, RemoteError } from './errors.js';
+export {
+  type EnclaveWorkerData,
+  frameBytes,
+  type HostPort,
+  type Port,
+  SYNC_SIGNAL,
+  SYNC_SIGNAL_BYTES,
+  transferList,
+} from './port.js';
+export {
+  checkEvent,
+  createEnclaveRpc,
+  createHostRpc,
+  type EnclaveHandlers,
+  type EnclaveRpc,
+  type HostCallHandlers,
+  type HostEventHandlers,
+  type HostHandlers,
+  type HostRpc,
+  type RpcOptions,
+} from './rpc.js';

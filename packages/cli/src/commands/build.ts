@@ -1,0 +1,72 @@
+/**
+ * `cloister build` (bundle + signed manifest, written to a directory) and `cloister measure`
+ * (bundle in memory, print the measurement: the value a user puts in a `C:` clause).
+ */
+import { sha256, toHex } from '@cloister/core';
+import { buildEnclave, measureSources } from '@cloister/host';
+import { line, printError, step } from '../output.js';
+import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
+
+export interface BuildOptions {
+  readonly home?: string;
+  readonly out?: string;
+  readonly signerKey?: string;
+  readonly svn?: number;
+  readonly quiet?: boolean;
+}
+
+export async function build(o: BuildOptions): Promise<number> {
+  const outDir = o.out ?? defaultEnclaveDir();
+  const signerKeyPath = o.signerKey ?? defaultPaths(cloisterHome(o.home)).signerKey;
+  try {
+    const r = await step('building the enclave', o.quiet ?? false, () =>
+      buildEnclave({ outDir, signerKeyPath, ...(o.svn !== undefined ? { svn: o.svn } : {}) }),
+    );
+    if (o.quiet) {
+      process.stdout.write(`${toHex(r.measurement)}\n`);
+      return 0;
+    }
+    process.stdout.write(
+      `enclave built in ${outDir}\n` +
+        line('measurement', toHex(r.measurement)) +
+        line('signer', toHex(r.signer)) +
+        line('product', r.product) +
+        line('svn', r.svn) +
+        line('bundle', `${r.bundle.length} bytes, sha256 ${toHex(sha256(r.bundle))}`) +
+        line('signer key', signerKeyPath),
+    );
+    return 0;
+  } catch (e) {
+    printError(e);
+    return 1;
+  }
+}
+
+export interface MeasureOptions {
+  readonly json?: boolean;
+  readonly svn?: number;
+}
+
+export async function measure(o: MeasureOptions): Promise<number> {
+  try {
+    const m = await measureSources(o.svn !== undefined ? { svn: o.svn } : {});
+    const constraint = `C:${toHex(m.measurement)} SEC:INSECURE`;
+    if (o.json) {
+      process.stdout.write(
+        `${JSON.stringify({ measurement: toHex(m.measurement), product: m.product, svn: m.svn, constraint })}\n`,
+      );
+      return 0;
+    }
+    process.stdout.write(
+      line('measurement', toHex(m.measurement)) +
+        line('product', m.product) +
+        line('svn', m.svn) +
+        line('constraint', constraint) +
+        '  (SEC:INSECURE admits the simulation platform: for development only)\n',
+    );
+    return 0;
+  } catch (e) {
+    printError(e);
+    return 1;
+  }
+}

@@ -1,0 +1,51 @@
+/** `cloister node start`: runs one node until SIGINT or SIGTERM. */
+import { createLogger, startNode } from '@cloister/host';
+import { printError } from '../output.js';
+import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
+
+export interface NodeStartOptions {
+  readonly home?: string;
+  readonly data?: string;
+  readonly platformDir?: string;
+  readonly enclave?: string;
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: string;
+}
+
+export async function nodeStart(o: NodeStartOptions): Promise<number> {
+  const d = defaultPaths(cloisterHome(o.home));
+  let node: Awaited<ReturnType<typeof startNode>>;
+  try {
+    node = await startNode({
+      dataDir: o.data ?? d.dataDir,
+      platformDir: o.platformDir ?? d.platformDir,
+      enclaveDir: o.enclave ?? defaultEnclaveDir(),
+      host: o.host,
+      port: o.port,
+      logger: createLogger({ level: o.logLevel }),
+    });
+  } catch (e) {
+    printError(e);
+    return 1;
+  }
+  process.stderr.write(
+    `Cloister node ${node.nodeId} listening on ${node.url} (simulation platform: NOT secure)\n` +
+      `  attest it: run \`npx cloister measure\` on your own checkout, then\n` +
+      `             npx cloister attest ${node.url} --constraint "C:<measurement> SEC:INSECURE"\n`,
+  );
+  return await new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      process.stderr.write(`${signal}: stopping...\n`);
+      node.close().then(
+        () => resolve(0),
+        (e: unknown) => {
+          printError(e);
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}

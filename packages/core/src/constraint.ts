@@ -1,0 +1,284 @@
+/**
+ * Constraints: the small text syntax that says which enclaves a client accepts
+ * (docs/constraints.md). Parsing is table-driven: each clause kind is one row of CLAUSE_KINDS, so
+ * the reserved kinds (APP:, SVC:) slot in later without touching the parser.
+ */
+import {
+  ConstraintMismatchError,
+  ConstraintSyntaxError,
+  InsecurePlatformError,
+} from './attestation-errors.js';
+import { bytesEqual, fromHex, toHex } from './bytes.js';
+import { sha256 } from './hash.js';
+
+/** Longest constraint text accepted, in characters. */
+export const MAX_CONSTRAINT_LENGTH = 8192;
+
+/**
+ * A parsed constraint. Build one with parseConstraint; verifyEvidence re-validates any object it
+ * is handed. All byte arrays are 32 bytes. Semantics, in the order matchConstraint checks them:
+ * the platform must be secure unless `allowInsecure`; the measurement must be one of
+ * `measurements` (when any); the signer must equal `signer` and the product `product` (both or
+ * neither); the security version must be >= `minSvn`; an insecure platform's key hash must be one
+ * of `simulationKeys` (when any). At least one of `measurements` or `signer` is present.
+ */
+export interface Constraint {
+  /** C: clauses: accepted measurements; any one matching suffices. */
+  readonly measurements: readonly Uint8Array[];
+  /** S: the manifest signer (SHA-256 of the signer's 65-byte public key). */
+  readonly signer?: Uint8Array;
+  /** PROD: the product id; present exactly when `signer` is. */
+  readonly product?: number;
+  /** SVN: the minimum security version. */
+  readonly minSvn?: number;
+  /** SEC:INSECURE: insecure platforms (simulation) are admitted. */
+  readonly allowInsecure: boolean;
+  /** SIM: clauses: SHA-256 of admitted insecure platform keys; any one matching suffices. */
+  readonly simulationKeys: readonly Uint8Array[];
+}
+
+/** What the evidence showed, after verification, that a constraint is matched against. */
+export interface ConstraintFacts {
+  readonly secure: boolean;
+  readonly measurement: Uint8Array;
+  readonly signer: Uint8Array;
+  readonly product: number;
+  readonly svn: number;
+  /** The 65-byte platform key; SIM: compares its SHA-256. */
+  readonly platformKey: Uint8Array;
+}
+
+type Kind = 'C' | 'S' | 'PROD' | 'SVN' | 'SEC' | 'SIM' | 'APP' | 'SVC';
+
+interface ClauseKind {
+  /** What a well-formed clause of this kind looks like, for error messages. */
+  readonly expected: string;
+  /** Whether the kind may appear several times (with distinct values). */
+  readonly multi: boolean;
+  /** Set for kinds that are reserved but not yet checked: the reason they are refused. */
+  readonly reserved?: string;
+  /** The parsed value, or undefined when the value is malformed. */
+  parse(value: string): Uint8Array | number | true | undefined;
+}
+
+const HEX32 = /^[0-9a-fA-F]{64}$/;
+const DECIMAL = /^(0|[1-9][0-9]{0,9})$/;
+
+function hex32(value: string): Uint8Array | undefined {
+  return HEX32.test(value) ? fromHex(value) : undefined;
+}
+
+function u32(value: string): number | undefined {
+  if (!DECIMAL.test(value)) return undefined;
+  const n = Number(value);
+  return n < 2 ** 32 ? n : undefined;
+}
+
+const NOT_YET = 'is checked by the secure connection protocol, which is not yet available';
+
+const CLAUSE_KINDS: Readonly<Record<Kind, ClauseKind>> = {
+  C: { expected: 'C:<64 hex digits> (an accepted measurement)', multi: true, parse: hex32 },
+  S: { expected: 'S:<64 hex digits> (the signer)', multi: false, parse: hex32 },
+  PROD: { expected: 'PROD:<decimal 0..4294967295>', multi: false, parse: u32 },
+  SVN: { expected: 'SVN:<decimal 0..4294967295> (minimum)', multi: false, parse: u32 },
+  SEC: {
+    expected: 'SEC:INSECURE',
+    multi: false,
+    parse: (v) => (v === 'INSECURE' ? true : undefined),
+  },
+  SIM: { expected: 'SIM:<64 hex digits> (platform key hash)', multi: true, parse: hex32 },
+  APP: { expected: 'APP:<name>=<hash>', multi: true, reserved: NOT_YET, parse: () => undefined },
+  SVC: { expected: 'SVC:<hash>', multi: false, reserved: NOT_YET, parse: () => undefined },
+};
+
+const KNOWN = 'C:, S:, PROD:, SVN:, SEC:, SIM: (APP:, SVC: reserved)';
+
+function shown(clause: string): string {
+  return JSON.stringify(clause.length > 80 ? `${clause.slice(0, 77)}...` : clause);
+}
+
+interface SeenClause {
+  readonly value: Uint8Array | number | true;
+  readonly clause: string;
+  readonly position: number;
+}
+
+type Seen = Map<Kind, SeenClause[]>;
+
+function syntax(clause: string, position: number, what: string): ConstraintSyntaxError {
+  return new ConstraintSyntaxError(
+    `constraint clause ${position} ${shown(clause)}: ${what}`,
+    clause,
+    position,
+  );
+}
+
+function sameValue(a: SeenClause['value'], b: SeenClause['value']): boolean {
+  return a instanceof Uint8Array && b instanceof Uint8Array ? bytesEqual(a, b) : a === b;
+}
+
+function parseClause(clause: string, position: number, seen: Seen): void {
+  const colon = clause.indexOf(':');
+  const name = colon < 0 ? '' : clause.slice(0, colon);
+  if (colon < 0 || !Object.hasOwn(CLAUSE_KINDS, name)) {
+    throw syntax(clause, position, `unknown clause; expected one of ${KNOWN}`);
+  }
+  const kind = CLAUSE_KINDS[name as Kind];
+  if (kind.reserved !== undefined) throw syntax(clause, position, `${name}: ${kind.reserved}`);
+  const value = kind.parse(clause.slice(colon + 1));
+  if (value === undefined) throw syntax(clause, position, `expected ${kind.expected}`);
+  const list = seen.get(name as Kind) ?? [];
+  if (list.length > 0 && !kind.multi) {
+    throw syntax(clause, position, `only one ${name}: clause is allowed`);
+  }
+  if (list.some((s) => sameValue(s.value, value))) {
+    throw syntax(clause, position, `the same ${name}: value is given twice`);
+  }
+  list.push({ value, clause, position });
+  seen.set(name as Kind, list);
+}
+
+function first(seen: Seen, kind: Kind): SeenClause | undefined {
+  return seen.get(kind)?.[0];
+}
+
+/** Rules between clauses: S: with PROD:, SIM: only with SEC:INSECURE, a code identity. */
+function checkCombination(seen: Seen): void {
+  const s = first(seen, 'S');
+  const prod = first(seen, 'PROD');
+  if (s !== undefined && prod === undefined) {
+    throw syntax(
+      s.clause,
+      s.position,
+      'S: needs a PROD:<product> clause too (a signer signs many products)',
+    );
+  }
+  if (prod !== undefined && s === undefined) {
+    throw syntax(prod.clause, prod.position, 'PROD: is only meaningful with an S:<signer> clause');
+  }
+  const sim = first(seen, 'SIM');
+  if (sim !== undefined && !seen.has('SEC')) {
+    throw syntax(
+      sim.clause,
+      sim.position,
+      'SIM: pins an insecure platform, so it needs SEC:INSECURE',
+    );
+  }
+  if (!seen.has('C') && s === undefined) {
+    throw new ConstraintSyntaxError(
+      'a constraint must name a code identity: ' +
+        'at least one C:<measurement>, or S:<signer> with PROD:<product>',
+    );
+  }
+}
+
+/**
+ * Parses a constraint: clauses separated by ASCII whitespace, each `KIND:VALUE`
+ * (docs/constraints.md has the grammar). Throws ConstraintSyntaxError naming the first bad
+ * clause, its 1-based position and what was expected, or saying that no code identity is named.
+ */
+export function parseConstraint(text: string): Constraint {
+  if (typeof text !== 'string') throw new ConstraintSyntaxError('a constraint must be text');
+  if (text.length > MAX_CONSTRAINT_LENGTH) {
+    throw new ConstraintSyntaxError(`a constraint is at most ${MAX_CONSTRAINT_LENGTH} characters`);
+  }
+  const clauses = text.split(/[ \t\r\n]+/).filter((c) => c !== '');
+  const seen: Seen = new Map();
+  for (const [i, clause] of clauses.entries()) parseClause(clause, i + 1, seen);
+  checkCombination(seen);
+  // Multi-valued clauses are kept sorted (by hex), so equal constraints are equal objects.
+  const bytes = (k: Kind): Uint8Array[] =>
+    (seen.get(k) ?? [])
+      .map((s) => s.value as Uint8Array)
+      .sort((a, b) => (toHex(a) < toHex(b) ? -1 : 1));
+  const signer = first(seen, 'S')?.value;
+  const product = first(seen, 'PROD')?.value;
+  const minSvn = first(seen, 'SVN')?.value;
+  const c: Constraint = {
+    measurements: Object.freeze(bytes('C')),
+    allowInsecure: seen.has('SEC'),
+    simulationKeys: Object.freeze(bytes('SIM')),
+    ...(signer instanceof Uint8Array && typeof product === 'number' ? { signer, product } : {}),
+    ...(typeof minSvn === 'number' ? { minSvn } : {}),
+  };
+  return Object.freeze(c);
+}
+
+function sortedHex(list: readonly Uint8Array[]): string[] {
+  return list.map((b) => toHex(b)).sort();
+}
+
+/**
+ * The canonical text of a constraint: C: (sorted), S:, PROD:, SVN:, SEC:INSECURE, SIM: (sorted),
+ * lowercase hex, single spaces. parseConstraint(formatConstraint(c)) equals c. Throws
+ * ConstraintSyntaxError when `c` is not a valid constraint.
+ */
+export function formatConstraint(c: Constraint): string {
+  const parts: string[] = [];
+  const hex = (b: unknown): string => (b instanceof Uint8Array ? toHex(b) : String(b));
+  for (const m of sortedHex(c.measurements ?? [])) parts.push(`C:${m}`);
+  if (c.signer !== undefined) parts.push(`S:${hex(c.signer)}`);
+  if (c.product !== undefined) parts.push(`PROD:${c.product}`);
+  if (c.minSvn !== undefined) parts.push(`SVN:${c.minSvn}`);
+  if (c.allowInsecure === true) parts.push('SEC:INSECURE');
+  for (const k of sortedHex(c.simulationKeys ?? [])) parts.push(`SIM:${k}`);
+  const text = parts.join(' ');
+  parseConstraint(text); // validates: same rules as parsing
+  return text;
+}
+
+function includes(list: readonly Uint8Array[], b: Uint8Array): boolean {
+  return list.some((x) => bytesEqual(x, b));
+}
+
+/**
+ * Checks verified facts against a constraint, in the documented order (SEC, C, S, PROD, SVN,
+ * SIM). Returns nothing when every clause holds; otherwise throws InsecurePlatformError (insecure
+ * platform, no SEC:INSECURE) or ConstraintMismatchError naming the failing clause and the value
+ * seen. SIM: applies only to insecure platforms.
+ */
+export function matchConstraint(constraint: Constraint, facts: ConstraintFacts): void {
+  const c = constraint;
+  if (!facts.secure && !c.allowInsecure) {
+    throw new InsecurePlatformError(
+      'the platform is insecure and the constraint does not admit insecure platforms ' +
+        '(SEC:INSECURE)',
+    );
+  }
+  if (c.measurements.length > 0 && !includes(c.measurements, facts.measurement)) {
+    const clause = sortedHex(c.measurements)
+      .map((h) => `C:${h}`)
+      .join(' ');
+    const seen = toHex(facts.measurement);
+    throw new ConstraintMismatchError(clause, seen, `measurement ${seen} does not match ${clause}`);
+  }
+  if (c.signer !== undefined && !bytesEqual(c.signer, facts.signer)) {
+    const clause = `S:${toHex(c.signer)}`;
+    const seen = toHex(facts.signer);
+    throw new ConstraintMismatchError(clause, seen, `signer ${seen} does not match ${clause}`);
+  }
+  if (c.product !== undefined && c.product !== facts.product) {
+    const clause = `PROD:${c.product}`;
+    const seen = String(facts.product);
+    throw new ConstraintMismatchError(clause, seen, `product ${seen} does not match ${clause}`);
+  }
+  if (c.minSvn !== undefined && facts.svn < c.minSvn) {
+    const clause = `SVN:${c.minSvn}`;
+    const seen = String(facts.svn);
+    throw new ConstraintMismatchError(clause, seen, `security version ${seen} is below ${clause}`);
+  }
+  if (!facts.secure && c.simulationKeys.length > 0) {
+    const keyHash = sha256(facts.platformKey);
+    if (!includes(c.simulationKeys, keyHash)) {
+      const clause = sortedHex(c.simulationKeys)
+        .map((h) => `SIM:${h}`)
+        .join(' ');
+      const seen = toHex(keyHash);
+      throw new ConstraintMismatchError(
+        clause,
+        seen,
+        `insecure platform key hash ${seen} does not match ${clause}`,
+      );
+    }
+  }
+}

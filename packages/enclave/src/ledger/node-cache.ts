@@ -1,0 +1,93 @@
+/**
+ * The verified node cache: decoded trie nodes that were checked against their hash when they
+ * entered (trie.ts decodes and verifies before it caches; nodes the trie builds itself are trusted
+ * by construction). Bounded in bytes, least recently used out first.
+ *
+ * A cached node is correct for its hash forever (nodes are content-addressed and immutable), so
+ * the cache never needs invalidating; it only trades memory for store reads and decryptions.
+ */
+import { InvalidInputError } from '@cloister/core';
+import type { TrieNode } from './trie/node.js';
+
+/** Default bound of a ledger's node cache: 64 MiB of estimated heap. */
+export const DEFAULT_NODE_CACHE_BYTES = 64 * 1024 * 1024;
+
+/** Estimated heap bytes of a node beyond its buffers: objects, arrays, map entry. */
+const NODE_OVERHEAD = 400;
+
+export interface NodeCache {
+  /** The node whose hash is `hash`, if cached (and marks it recently used). */
+  get(hash: Uint8Array): TrieNode | undefined;
+  /** Caches a verified node. */
+  set(node: TrieNode): void;
+  /** Estimated bytes held. Invariant: bytes <= maxBytes after every call. */
+  readonly bytes: number;
+  readonly size: number;
+}
+
+/** Map key of a hash: its first 6 bytes as a number; the entry keeps the full hash to compare. */
+function shortKey(h: Uint8Array): number {
+  const low = (((h[2] ?? 0) << 24) | ((h[3] ?? 0) << 16) | ((h[4] ?? 0) << 8) | (h[5] ?? 0)) >>> 0;
+  return ((h[0] ?? 0) * 256 + (h[1] ?? 0)) * 2 ** 32 + low;
+}
+
+function sameHash(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = a.length - 1; i >= 0; i--) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Estimated heap bytes of a node and what it keeps alive. */
+export function nodeBytes(n: TrieNode): number {
+  if (n.kind === 'leaf') return NODE_OVERHEAD + n.storedSize;
+  let size = NODE_OVERHEAD + n.encoding.length + 32 + n.children.length * 16;
+  for (const l of n.embedded) if (l) size += NODE_OVERHEAD + l.storedSize;
+  return size;
+}
+
+export function createNodeCache(maxBytes: number = DEFAULT_NODE_CACHE_BYTES): NodeCache {
+  if (!(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) {
+    throw new InvalidInputError('the node cache size must be a whole number of bytes >= 0');
+  }
+  // Invariant: `bytes` is the sum of nodeBytes over the entries; Map order is least recent first.
+  const entries = new Map<number, { node: TrieNode; size: number }>();
+  let bytes = 0;
+
+  function evict(): void {
+    for (const [k, e] of entries) {
+      if (bytes <= maxBytes) return;
+      entries.delete(k);
+      bytes -= e.size;
+    }
+  }
+
+  return {
+    get bytes() {
+      return bytes;
+    },
+    get size() {
+      return entries.size;
+    },
+    get(hash: Uint8Array): TrieNode | undefined {
+      const k = shortKey(hash);
+      const e = entries.get(k);
+      if (e === undefined || !sameHash(e.node.hash, hash)) return undefined;
+      entries.delete(k);
+      entries.set(k, e);
+      return e.node;
+    },
+    set(node: TrieNode): void {
+      const size = nodeBytes(node);
+      if (size > maxBytes) return;
+      const k = shortKey(node.hash);
+      const old = entries.get(k);
+      if (old !== undefined) {
+        entries.delete(k);
+        bytes -= old.size;
+      }
+      entries.set(k, { node, size });
+      bytes += size;
+      evict();
+    },
+  };
+}

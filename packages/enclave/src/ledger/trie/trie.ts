@@ -1,0 +1,379 @@
+/**
+ * The authenticated dictionary of one table: a Merkle Patricia trie over SHA-256 with
+ * content-addressed, position-independent nodes (docs/ledger-format.md).
+ *
+ * A pure data structure over an injected NodeSource. The trie never writes: `update` returns the
+ * new root and the records of every new node, which the caller writes in one atomic batch
+ * (copy-on-write: old roots stay readable as long as their records are kept). Every node read is
+ * verified before use — its SHA-256 against the hash its parent holds, up to the root the caller
+ * holds (inside the enclave) — and every failure is a LedgerIntegrityError naming the node, its
+ * position and what failed.
+ *
+ * Paths are 32 bytes: the caller HMACs the user key under the table's path key (crypto.ts), and
+ * passes the salt it derives for the key; the trie stores the user key, salt and value in the leaf
+ * record and commits to them (node.ts).
+ */
+import { InvalidInputError, bytesEqual } from '@cloister/core';
+import { LedgerIntegrityError } from '../errors.js';
+import type { NodeCache } from '../node-cache.js';
+import {
+  type Branch,
+  type ChildRef,
+  EMPTY_ROOT,
+  HASH_BYTES,
+  type Leaf,
+  MAX_FIELD_BYTES,
+  RADIX_16,
+  type Radix,
+  SALT_BYTES,
+  type TrieNode,
+  checkPath,
+  commonDigits,
+  digitAt,
+  hasPrefix,
+  makeBranch,
+  makeLeaf,
+} from './node.js';
+import { encodeProof } from './proof.js';
+import { decodeStored, storedForm } from './stored.js';
+
+export interface NodeSource {
+  /**
+   * The record plaintext (stored form) of the node whose hash is `hash`, or undefined when the
+   * store holds no record for it. Throws LedgerIntegrityError when a record exists but fails
+   * authentication. The trie owns the returned buffer (it keeps subarrays of it).
+   */
+  get(hash: Uint8Array): Uint8Array | undefined;
+}
+
+export type TrieOp =
+  | {
+      readonly type: 'put';
+      readonly path: Uint8Array;
+      readonly salt: Uint8Array;
+      readonly key: Uint8Array;
+      readonly value: Uint8Array;
+    }
+  | { readonly type: 'del'; readonly path: Uint8Array };
+
+/** A record to write: the stored form of the node `hash`. */
+export interface NodeRecord {
+  readonly hash: Uint8Array;
+  readonly plaintext: Uint8Array;
+}
+
+export interface TrieUpdate {
+  /** The new root: EMPTY_ROOT for an empty trie, else the root node's hash. */
+  readonly root: Uint8Array;
+  /**
+   * Records of the new nodes, each once. Write them all (one atomic batch) before handing the new
+   * root to anyone who reads through the store.
+   */
+  readonly records: readonly NodeRecord[];
+}
+
+export interface TrieOptions {
+  readonly source: NodeSource;
+  /** Verified decoded nodes; new nodes from `update` go in too. */
+  readonly cache?: NodeCache;
+  /** Format v1 is RADIX_16; others are for the radix measurement only. */
+  readonly radix?: Radix;
+  /** Leaf children with a stored form of at most this many bytes live inside their parent's
+   * record (default 512; 0 stores every leaf on its own). Storage layout only: hashes, roots and
+   * proofs do not depend on it. */
+  readonly inlineLimit?: number;
+}
+
+export interface Trie {
+  /** The verified leaf at `path` under `root`, or undefined when the trie has none. */
+  get(root: Uint8Array, path: Uint8Array): Leaf | undefined;
+  /** Applies `ops` in order (a later op on the same path wins) to the trie at `root`. */
+  update(root: Uint8Array, ops: readonly TrieOp[]): TrieUpdate;
+  /** An inclusion proof if `path` is in the trie, else a non-inclusion proof (proof.ts). */
+  prove(root: Uint8Array, path: Uint8Array): Uint8Array;
+}
+
+export const DEFAULT_INLINE_LIMIT = 512;
+
+type PutOp = Extract<TrieOp, { type: 'put' }>;
+
+function hex8(h: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < 8; i++) s += (h[i] ?? 0).toString(16).padStart(2, '0');
+  return s;
+}
+
+function checkOps(ops: readonly TrieOp[]): void {
+  if (!Array.isArray(ops)) throw new InvalidInputError('trie ops must be an array');
+  for (const op of ops) {
+    checkPath(op?.path);
+    if (op.type === 'del') continue;
+    if (op.type !== 'put') throw new InvalidInputError("a trie op's type is 'put' or 'del'");
+    if (!(op.salt instanceof Uint8Array) || op.salt.length !== SALT_BYTES) {
+      throw new InvalidInputError(`a trie put's salt must be ${SALT_BYTES} bytes`);
+    }
+    if (!(op.key instanceof Uint8Array) || !(op.value instanceof Uint8Array)) {
+      throw new InvalidInputError("a trie put's key and value must be Uint8Arrays");
+    }
+    if (op.key.length > MAX_FIELD_BYTES || op.value.length > MAX_FIELD_BYTES) {
+      throw new InvalidInputError('a trie key or value must be under 4 GiB');
+    }
+  }
+}
+
+function checkRoot(root: unknown): asserts root is Uint8Array {
+  if (!(root instanceof Uint8Array) || root.length !== HASH_BYTES) {
+    throw new InvalidInputError(`a trie root must be ${HASH_BYTES} bytes`);
+  }
+}
+
+/** A string whose code-unit order is the bytewise order of `b`. */
+function byteString(b: Uint8Array): string {
+  return String.fromCharCode(...b);
+}
+
+/** Bytewise order of two equal-length byte strings. */
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** Ops deduplicated by path (the last wins) and sorted by path. */
+function normalize(ops: readonly TrieOp[]): TrieOp[] {
+  const byPath = new Map<string, TrieOp>();
+  for (const op of ops) byPath.set(byteString(op.path), op);
+  return [...byPath.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, op]) => op);
+}
+
+export function createTrie(options: TrieOptions): Trie {
+  const { source, cache } = options;
+  const r = options.radix ?? RADIX_16;
+  const inlineLimit = options.inlineLimit ?? DEFAULT_INLINE_LIMIT;
+
+  function position(prefix: Uint8Array | undefined, depth: number, slot?: number): string {
+    if (prefix === undefined) return 'root';
+    let s = '';
+    for (let i = 0; i < depth; i++) s += digitAt(prefix, i, r).toString(16);
+    return slot === undefined ? s || 'root' : `${s}${slot.toString(16)}`;
+  }
+
+  /** Loads and verifies the node `hash`; `parent`/`slot` place it (undefined: the root). */
+  function load(hash: Uint8Array, parent?: Branch, slot?: number): TrieNode {
+    const hit = cache?.get(hash);
+    if (hit !== undefined) return hit;
+    const where = (): { node: string; position: string } => ({
+      node: hex8(hash),
+      position: position(parent?.prefix, parent?.depth ?? 0, slot),
+    });
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = source.get(hash);
+    } catch (e) {
+      if (!(e instanceof LedgerIntegrityError)) throw e;
+      throw new LedgerIntegrityError({ ...where(), failure: e.failure, detail: e.message }, { cause: e });
+    }
+    if (bytes === undefined) {
+      throw new LedgerIntegrityError({
+        ...where(),
+        failure: 'missing',
+        detail: 'the store has no record for this node',
+      });
+    }
+    const node = decodeStored(bytes, hash, r, where());
+    cache?.set(node);
+    return node;
+  }
+
+  /** The verified child at `slot`, checked to fit under `b`, or undefined. */
+  function child(b: Branch, slot: number): TrieNode | undefined {
+    const h = b.children[slot];
+    if (h === undefined) return undefined;
+    const node = b.embedded[slot] ?? load(h, b, slot);
+    const fits =
+      node.kind === 'leaf'
+        ? hasPrefix(node.path, b.prefix, b.depth, r) && digitAt(node.path, b.depth, r) === slot
+        : node.depth > b.depth &&
+          hasPrefix(node.prefix, b.prefix, b.depth, r) &&
+          digitAt(node.prefix, b.depth, r) === slot;
+    if (!fits) {
+      throw new LedgerIntegrityError({
+        failure: 'structure',
+        node: hex8(h),
+        position: position(b.prefix, b.depth, slot),
+        detail: 'the node does not belong under its parent (depth or prefix)',
+      });
+    }
+    return node;
+  }
+
+  function loadRoot(root: Uint8Array): TrieNode | undefined {
+    checkRoot(root);
+    return bytesEqual(root, EMPTY_ROOT) ? undefined : load(root);
+  }
+
+  /** The nodes on the lookup path of `path`, root first. */
+  function walk(root: Uint8Array, path: Uint8Array): TrieNode[] {
+    const out: TrieNode[] = [];
+    let node = loadRoot(root);
+    while (node !== undefined) {
+      out.push(node);
+      if (node.kind === 'leaf' || !hasPrefix(path, node.prefix, node.depth, r)) break;
+      node = child(node, digitAt(path, node.depth, r));
+    }
+    return out;
+  }
+
+  function get(root: Uint8Array, path: Uint8Array): Leaf | undefined {
+    checkPath(path);
+    let node = loadRoot(root);
+    while (node !== undefined) {
+      if (node.kind === 'leaf') return bytesEqual(node.path, path) ? node : undefined;
+      if (!hasPrefix(path, node.prefix, node.depth, r)) return undefined;
+      node = child(node, digitAt(path, node.depth, r));
+    }
+    return undefined;
+  }
+
+  function prove(root: Uint8Array, path: Uint8Array): Uint8Array {
+    checkPath(path);
+    return encodeProof(path, walk(root, path));
+  }
+
+  function update(root: Uint8Array, ops: readonly TrieOp[]): TrieUpdate {
+    checkRoot(root);
+    checkOps(ops);
+    const sorted = normalize(ops);
+    const created: TrieNode[] = [];
+    const leafOf = (op: PutOp): Leaf => {
+      const l = makeLeaf(op.path, op.salt, op.key, op.value);
+      created.push(l);
+      return l;
+    };
+    const branch = (depth: number, prefixSource: Uint8Array, slots: (ChildRef | undefined)[]): Branch => {
+      const b = makeBranch(r, depth, prefixSource, slots, inlineLimit);
+      created.push(b);
+      return b;
+    };
+
+    /** The new leaves of the puts in ops[lo, hi). */
+    function puts(lo: number, hi: number): Leaf[] {
+      const out: Leaf[] = [];
+      for (let i = lo; i < hi; i++) {
+        const op = sorted[i];
+        if (op?.type === 'put') out.push(leafOf(op));
+      }
+      return out;
+    }
+
+    /** The canonical subtree holding `items`: sorted, pairwise disjoint subtrees. */
+    function build(items: readonly TrieNode[]): TrieNode | undefined {
+      const first = items[0];
+      const last = items[items.length - 1];
+      if (first === undefined || last === undefined) return undefined;
+      if (items.length === 1) return first;
+      const span = (n: TrieNode): [Uint8Array, number] =>
+        n.kind === 'leaf' ? [n.path, r.digits] : [n.prefix, n.depth];
+      const [fp, fd] = span(first);
+      const [lp, ld] = span(last);
+      // Sorted and disjoint: the digits all items share are the ones the first and last share,
+      // and that is fewer than any item's own prefix (else one would contain another).
+      const depth = commonDigits(fp, lp, Math.min(fd, ld), r);
+      const slots: (ChildRef | undefined)[] = new Array(r.arity).fill(undefined);
+      let i = 0;
+      while (i < items.length) {
+        const s = digitAt(span(items[i] as TrieNode)[0], depth, r);
+        let j = i + 1;
+        while (j < items.length && digitAt(span(items[j] as TrieNode)[0], depth, r) === s) j++;
+        slots[s] = build(items.slice(i, j));
+        i = j;
+      }
+      return branch(depth, fp, slots);
+    }
+
+    function applyToLeaf(leaf: Leaf, lo: number, hi: number): TrieNode | undefined {
+      const items: TrieNode[] = [];
+      let kept = true;
+      let placed = false;
+      for (let i = lo; i < hi; i++) {
+        const op = sorted[i] as TrieOp;
+        const cmp = compareBytes(op.path, leaf.path);
+        if (cmp === 0) kept = false;
+        if (cmp > 0 && !placed) {
+          placed = true;
+          if (kept) items.push(leaf);
+        }
+        if (op.type === 'put') items.push(leafOf(op));
+      }
+      if (kept && !placed) items.push(leaf);
+      return build(items);
+    }
+
+    function applyInside(b: Branch, lo: number, hi: number): TrieNode | undefined {
+      const slots: (ChildRef | undefined)[] = b.children.map((h, s) => b.embedded[s] ?? h);
+      let changed = false;
+      let i = lo;
+      while (i < hi) {
+        const s = digitAt((sorted[i] as TrieOp).path, b.depth, r);
+        let j = i + 1;
+        while (j < hi && digitAt((sorted[j] as TrieOp).path, b.depth, r) === s) j++;
+        const cur = child(b, s);
+        const next = cur === undefined ? build(puts(i, j)) : apply(cur, i, j);
+        const same =
+          next === cur || (next !== undefined && cur !== undefined && bytesEqual(next.hash, cur.hash));
+        if (!same) {
+          changed = true;
+          slots[s] = next;
+        }
+        i = j;
+      }
+      if (!changed) return b;
+      const left = slots.flatMap((c, s) => (c === undefined ? [] : [s]));
+      if (left.length >= 2) return branch(b.depth, b.prefix, slots);
+      const only = left[0];
+      if (only === undefined) return undefined;
+      const c = slots[only] as ChildRef;
+      return c instanceof Uint8Array ? child(b, only) : c;
+    }
+
+    /** Applies sorted[lo, hi) (non-empty) to the subtree `node`. */
+    function apply(node: TrieNode, lo: number, hi: number): TrieNode | undefined {
+      if (node.kind === 'leaf') return applyToLeaf(node, lo, hi);
+      // The ops inside this branch's prefix are contiguous in path order.
+      let a = lo;
+      while (a < hi && !hasPrefix((sorted[a] as TrieOp).path, node.prefix, node.depth, r)) a++;
+      let z = a;
+      while (z < hi && hasPrefix((sorted[z] as TrieOp).path, node.prefix, node.depth, r)) z++;
+      const inner = a < z ? applyInside(node, a, z) : node;
+      const before = puts(lo, a);
+      const after = puts(z, hi);
+      if (before.length === 0 && after.length === 0) return inner;
+      return build([...before, ...(inner ? [inner] : []), ...after]);
+    }
+
+    const old = loadRoot(root);
+    let next: TrieNode | undefined;
+    if (sorted.length === 0) next = old;
+    else next = old === undefined ? build(puts(0, sorted.length)) : apply(old, 0, sorted.length);
+    return { root: next?.hash ?? EMPTY_ROOT, records: recordsOf(created, next) };
+  }
+
+  /** Records for the new nodes: every branch, every leaf not embedded, a leaf root. */
+  function recordsOf(created: readonly TrieNode[], root: TrieNode | undefined): NodeRecord[] {
+    const out = new Map<string, NodeRecord>();
+    const add = (n: TrieNode): void => {
+      const k = byteString(n.hash);
+      if (!out.has(k)) out.set(k, { hash: n.hash, plaintext: storedForm(n) });
+    };
+    for (const n of created) {
+      cache?.set(n);
+      if (n.kind === 'branch' || n.storedSize > inlineLimit) add(n);
+    }
+    if (root?.kind === 'leaf') add(root);
+    return [...out.values()];
+  }
+
+  return { get, update, prove };
+}

@@ -1,0 +1,20 @@
+export {
+  errorCode,
+  fsyncDirectory,
+  PUBLIC_FILE_MODE,
+  readFileOrUndefined,
+  SECRET_DIR_MODE,
+  SECRET_FILE_MODE,
+  type WriteFileAtomicOptions,
+  writeFileAtomic,
+} from './atomic.js';
+export { ensureWritableDir } from './dirs.js';
+export { DirectoryError, type DirectoryKind, DirectoryLockedError } from './errors.js';
+export {
+  DEFAULT_STALE_MS,
+  LOCK_NAME,
+  type LockDirectoryOptions,
+  lockDirectory,
+  type ReleaseLock,
+  sleepSync,
+} from './lock.js';

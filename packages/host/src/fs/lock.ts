@@ -1,0 +1,120 @@
+/**
+ * Directory locks between processes, on proper-lockfile: the lock is a directory `<dir>/lock`
+ * created with mkdir (atomic), whose mtime the holder refreshes every `staleMs / 2`. A lock whose
+ * mtime is older than `staleMs` belongs to a dead (or frozen) process and is taken over, so a
+ * crashed node never blocks the next start for longer than `staleMs`.
+ *
+ * The same mechanism serves two uses:
+ * - the data directory, held for the whole life of a node (`waitMs: 0`: a second node on the
+ *   same `--data` fails at once with DATA_DIR_LOCKED);
+ * - the platform directory, held only around each write (several nodes share it), waiting up to
+ *   `waitMs` for the other holder to finish before failing with PLATFORM_LOCKED.
+ */
+import { join } from 'node:path';
+import { lockSync } from 'proper-lockfile';
+import { errorCode } from './atomic.js';
+import { DirectoryError, type DirectoryKind, DirectoryLockedError } from './errors.js';
+
+/** Name of the lock directory created inside the locked directory. */
+export const LOCK_NAME = 'lock';
+
+export interface LockDirectoryOptions {
+  /** Which directory this is: selects the error codes (PLATFORM_* or DATA_DIR*). */
+  readonly what: DirectoryKind;
+  /** How long to wait for a held lock before failing, in ms. Default 0: fail at once. */
+  readonly waitMs?: number;
+  /** Age after which a lock not refreshed by its holder is taken over, in ms (min 2000). */
+  readonly staleMs?: number;
+  /**
+   * Called if the lock is lost while held (its lock directory was removed, or not refreshed for
+   * `staleMs` because the event loop was blocked). Default: throw a DirectoryLockedError from
+   * the refresh timer, which stops the process — two writers on one directory are worse.
+   */
+  readonly onCompromised?: (error: Error) => void;
+}
+
+/** Releases a lock. Idempotent: releasing twice, or after the lock was lost, does nothing. */
+export type ReleaseLock = () => void;
+
+export const DEFAULT_STALE_MS = 10_000;
+
+/**
+ * Locks `dir` (which must exist) against other processes and other lockers in this process.
+ * Returns the release function. Throws DirectoryLockedError (PLATFORM_LOCKED / DATA_DIR_LOCKED)
+ * when the lock is held for longer than `waitMs`, and DirectoryError (PLATFORM_DIR / DATA_DIR)
+ * when the lock cannot be created at all (missing or read-only directory).
+ */
+export function lockDirectory(dir: string, options: LockDirectoryOptions): ReleaseLock {
+  const { what } = options;
+  const lockfilePath = join(dir, LOCK_NAME);
+  const staleMs = Math.max(options.staleMs ?? DEFAULT_STALE_MS, 2000);
+  const onCompromised =
+    options.onCompromised ??
+    ((e: Error): void => {
+      throw new DirectoryLockedError(
+        what,
+        dir,
+        `The lock on the ${describe(what)} ${dir} was lost while held (${e.message}); stopping so that two processes never write it at once.`,
+      );
+    });
+  const deadline = Date.now() + (options.waitMs ?? 0);
+  let pause = 1;
+  for (;;) {
+    try {
+      const release = lockSync(dir, { lockfilePath, stale: staleMs, realpath: true, onCompromised });
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        try {
+          release();
+        } catch (e) {
+          if (errorCode(e) !== 'ERELEASED') throw e; // lost earlier: onCompromised already ran
+        }
+      };
+    } catch (e) {
+      if (errorCode(e) !== 'ELOCKED') {
+        throw new DirectoryError(
+          what,
+          dir,
+          `Cannot create the lock ${lockfilePath} in the ${describe(what)}: ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
+      if (Date.now() >= deadline) throw lockedError(what, dir, lockfilePath, options.waitMs ?? 0);
+      sleepSync(pause);
+      pause = Math.min(pause * 2, 50);
+    }
+  }
+}
+
+function lockedError(
+  what: DirectoryKind,
+  dir: string,
+  lockfilePath: string,
+  waitMs: number,
+): DirectoryLockedError {
+  if (what === 'data') {
+    return new DirectoryLockedError(
+      what,
+      dir,
+      `The data directory ${dir} is locked by another running node (lock ${lockfilePath}). Stop that node or start this one with another --data.`,
+    );
+  }
+  return new DirectoryLockedError(
+    what,
+    dir,
+    `The platform directory ${dir} stayed locked by another process for ${waitMs} ms (lock ${lockfilePath}). Wait for it to finish, or stop it; a lock left by a dead process is taken over after ${DEFAULT_STALE_MS / 1000} s.`,
+  );
+}
+
+function describe(what: DirectoryKind): string {
+  return what === 'platform' ? 'platform directory' : 'data directory';
+}
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks this thread for `ms` milliseconds (the platform API is synchronous, as hardware is). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(sleepCell, 0, 0, ms);
+}

@@ -1,0 +1,8 @@
+export { EnclaveFailedError } from './errors.js';
+export { createWorkerHostPort, type WorkerHostPort } from './host-port.js';
+export {
+  DEFAULT_RESOURCE_LIMITS,
+  type EnclaveWorker,
+  type LaunchOptions,
+  launchEnclaveWorker,
+} from './launcher.js';

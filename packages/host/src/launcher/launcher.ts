@@ -1,0 +1,150 @@
+/**
+ * Launches the enclave: a worker thread evaluating the exact bundle bytes the platform measured
+ * (docs/boundary.md, "Isolation"). The bytes are decoded once, strictly, and never re-read from a
+ * path. The worker gets an empty environment, no inherited Node flags, and captured stdout and
+ * stderr: enclave output is not a log channel, so it is counted and dropped, never forwarded.
+ */
+import { MessageChannel, type ResourceLimits, Worker } from 'node:worker_threads';
+import {
+  type BoundaryError,
+  type CallRequest,
+  type CallResponse,
+  createHostRpc,
+  type EnclaveWorkerData,
+  type HostCallHandlers,
+  type HostToEnclaveCall,
+  SYNC_SIGNAL_BYTES,
+} from '@cloister/boundary';
+import { EnclaveFailedError } from './errors.js';
+import { createWorkerHostPort } from './host-port.js';
+
+/**
+ * Worker heap limits unless overridden: 1 GiB old generation, 64 MiB young generation, 64 MiB
+ * code range, 4 MiB stack. (WebAssembly memories are outside these limits.) A worker that
+ * exceeds them stops with ENCLAVE_FAILED.
+ */
+export const DEFAULT_RESOURCE_LIMITS: Readonly<ResourceLimits> = {
+  maxOldGenerationSizeMb: 1024,
+  maxYoungGenerationSizeMb: 64,
+  codeRangeSizeMb: 64,
+  stackSizeMb: 4,
+};
+
+export interface LaunchOptions {
+  /** The measured bundle bytes (UTF-8 JavaScript); evaluated as is. */
+  readonly code: Uint8Array;
+  /** Handlers for the enclave's calls (`platform.*`, `host.ping`); each may be async. */
+  readonly ocalls: HostCallHandlers;
+  /** Overrides of DEFAULT_RESOURCE_LIMITS. */
+  readonly resourceLimits?: ResourceLimits;
+  /** Each `log` event: a pino level and a fixed event name (checked on receipt). */
+  readonly onLog?: (level: number, event: string) => void;
+  /** Fires once when the worker is gone, whatever the cause (`requested`: by terminate()). */
+  readonly onExit?: (info: { readonly exitCode: number; readonly requested: boolean }) => void;
+  /** Bytes of enclave stdout/stderr dropped. */
+  readonly onOutputDropped?: (bytes: number) => void;
+  /** Each malformed or unexpected frame from the enclave (dropped; the host keeps serving). */
+  readonly onProtocolError?: (error: BoundaryError) => void;
+  /** Largest frame either way (default 64 MiB). */
+  readonly maxMessageBytes?: number;
+}
+
+/** A running enclave worker. */
+export interface EnclaveWorker {
+  /**
+   * Calls the enclave. Rejects with RemoteError (the enclave's error reply), BoundaryError (a
+   * malformed reply), or EnclaveFailedError if the worker stops first.
+   */
+  call<N extends HostToEnclaveCall>(name: N, req: CallRequest<N>): Promise<CallResponse<N>>;
+  /** Stops the worker; pending calls reject with ENCLAVE_FAILED. Resolves once it is gone. */
+  terminate(): Promise<void>;
+  /** Bytes of enclave stdout/stderr dropped so far. */
+  readonly outputDropped: number;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function source(code: Uint8Array): string {
+  if (!(code instanceof Uint8Array)) throw new EnclaveFailedError('the enclave code must be bytes');
+  try {
+    return decoder.decode(code);
+  } catch {
+    throw new EnclaveFailedError('the enclave code is not valid UTF-8');
+  }
+}
+
+/** Starts the enclave worker; resolves once its thread runs (calls made earlier are queued). */
+export function launchEnclaveWorker(opts: LaunchOptions): Promise<EnclaveWorker> {
+  const text = source(opts.code);
+  const signalBuffer = new SharedArrayBuffer(SYNC_SIGNAL_BYTES);
+  const sync = new MessageChannel();
+  const workerData: EnclaveWorkerData = { syncPort: sync.port2, signal: signalBuffer };
+  const worker = new Worker(text, {
+    eval: true,
+    name: 'cloister-enclave',
+    env: {},
+    argv: [],
+    execArgv: [],
+    stdin: false,
+    stdout: true,
+    stderr: true,
+    resourceLimits: { ...DEFAULT_RESOURCE_LIMITS, ...opts.resourceLimits },
+    workerData,
+    transferList: [sync.port2],
+  });
+  const port = createWorkerHostPort(worker, sync.port1, new Int32Array(signalBuffer, 0, 1));
+  const onLog = opts.onLog;
+  const rpc = createHostRpc(
+    port,
+    { ...opts.ocalls, log: onLog ? (ev) => onLog(ev.level, ev.event) : undefined },
+    {
+      ...(opts.maxMessageBytes !== undefined ? { maxLength: opts.maxMessageBytes } : {}),
+      ...(opts.onProtocolError ? { onProtocolError: opts.onProtocolError } : {}),
+    },
+  );
+  let dropped = 0;
+  const drop = (chunk: Buffer): void => {
+    dropped += chunk.length;
+    opts.onOutputDropped?.(chunk.length);
+  };
+  worker.stdout.on('data', drop);
+  worker.stderr.on('data', drop);
+
+  let requested = false;
+  let online = false;
+  let crashed = false;
+  const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+  worker.on('error', () => {
+    // The enclave's own error text stays here: it is not forwarded anywhere.
+    crashed = true;
+  });
+  const gone = exited.then((exitCode) => {
+    port.close();
+    const why = requested ? 'was stopped' : crashed ? 'crashed' : `exited with code ${exitCode}`;
+    rpc.close(new EnclaveFailedError(`the enclave worker ${why}`));
+    opts.onExit?.({ exitCode, requested });
+  });
+
+  const enclave: EnclaveWorker = {
+    call: (name, req) => rpc.call(name, req),
+    terminate: async () => {
+      requested = true;
+      port.close();
+      rpc.close(new EnclaveFailedError('the enclave worker was stopped'));
+      await worker.terminate();
+      await gone;
+    },
+    get outputDropped() {
+      return dropped;
+    },
+  };
+  return new Promise((resolve, reject) => {
+    worker.once('online', () => {
+      online = true;
+      resolve(enclave);
+    });
+    void gone.then(() => {
+      if (!online) reject(new EnclaveFailedError('the enclave worker stopped before it started'));
+    });
+  });
+}

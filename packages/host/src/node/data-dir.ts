@@ -1,0 +1,82 @@
+/**
+ * The node's data directory: `node.json` (public: format version and the node id) and
+ * `sealed/node.sealed` (the enclave's sealed node state, opaque to the host). The directory is
+ * locked for the node's lifetime so two nodes can never share it.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CloisterError } from '@cloister/core';
+import {
+  PUBLIC_FILE_MODE,
+  SECRET_DIR_MODE,
+  SECRET_FILE_MODE,
+  ensureWritableDir,
+  lockDirectory,
+  readFileOrUndefined,
+  writeFileAtomic,
+} from '../fs/index.js';
+
+const FORMAT = 1;
+
+export interface DataDir {
+  readonly dir: string;
+  readonly nodeId: string;
+  /** The sealed node state, or an empty array on a node's first start. */
+  readSealedNode(): Uint8Array;
+  writeSealedNode(blob: Uint8Array): void;
+  close(): void;
+}
+
+export class DataDirError extends CloisterError {
+  constructor(message: string) {
+    super('DATA_DIR', message);
+  }
+}
+
+function readNodeJson(path: string): string | undefined {
+  const raw = readFileOrUndefined(path);
+  if (raw === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(raw).toString('utf8'));
+  } catch {
+    throw new DataDirError(`${path} is not valid JSON; restore it from backup`);
+  }
+  const p = parsed as { format?: unknown; nodeId?: unknown };
+  if (p.format !== FORMAT) {
+    throw new DataDirError(`${path} has data format ${String(p.format)}; this node reads format ${FORMAT}`);
+  }
+  if (typeof p.nodeId !== 'string' || !/^[a-z0-9][a-z0-9-]{0,63}$/.test(p.nodeId)) {
+    throw new DataDirError(`${path} has no valid nodeId; restore it from backup`);
+  }
+  return p.nodeId;
+}
+
+/** Opens (creating on first use) and locks a data directory. */
+export function openDataDir(dir: string): DataDir {
+  ensureWritableDir(dir, 'DATA_DIR');
+  const release = lockDirectory(dir, { what: 'data directory' });
+  try {
+    const nodeJson = join(dir, 'node.json');
+    let nodeId = readNodeJson(nodeJson);
+    if (nodeId === undefined) {
+      nodeId = `n${randomBytes(8).toString('hex')}`;
+      const body = `${JSON.stringify({ format: FORMAT, nodeId }, null, 2)}\n`;
+      writeFileAtomic(nodeJson, Buffer.from(body), { mode: PUBLIC_FILE_MODE });
+    }
+    const sealedDir = join(dir, 'sealed');
+    mkdirSync(sealedDir, { recursive: true, mode: SECRET_DIR_MODE });
+    const sealedPath = join(sealedDir, 'node.sealed');
+    return {
+      dir,
+      nodeId,
+      readSealedNode: () => readFileOrUndefined(sealedPath) ?? new Uint8Array(0),
+      writeSealedNode: (blob) => writeFileAtomic(sealedPath, blob, { mode: SECRET_FILE_MODE }),
+      close: release,
+    };
+  } catch (e) {
+    release();
+    throw e;
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * A Cloister node: the untrusted host process around one enclave (DESIGN.md §3).
+ *
+ * Start order: lock the data directory -> open the platform -> read the enclave build once ->
+ * the platform admits it (verifies the manifest, measures these exact bytes) -> launch the worker
+ * from the same bytes -> `enclave.start` with the sealed node state -> persist a re-sealed state
+ * -> listen. Any failure before listening undoes what was done and throws a named error; the
+ * node never starts with a silently fresh identity over a sealed file it could not open.
+ */
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { CloisterError } from '@cloister/core';
+import { type EnclaveWorker, launchEnclaveWorker } from '../launcher/index.js';
+import { type SimulationPlatform, openSimulationPlatform } from '../platform/index.js';
+import { openDataDir } from './data-dir.js';
+import { type HttpLimits, createHttpServer } from './http.js';
+import { type Logger, createLogger } from './logger.js';
+import { type NodeMetrics, createNodeMetrics } from './metrics.js';
+
+export interface NodeOptions {
+  /** Data directory (created on first use). */
+  readonly dataDir: string;
+  /** Simulation platform directory, outside every data directory. */
+  readonly platformDir: string;
+  /** Directory holding `enclave.js` and `enclave.manifest` from `cloister build`. */
+  readonly enclaveDir: string;
+  /** Listening address; default 127.0.0.1. */
+  readonly host?: string;
+  /** Listening port; 0 picks a free one. */
+  readonly port: number;
+  readonly logger?: Logger;
+  readonly httpLimits?: HttpLimits;
+}
+
+export interface RunningNode {
+  readonly url: string;
+  readonly nodeId: string;
+  readonly identityPublicKey: Uint8Array;
+  readonly metrics: NodeMetrics;
+  /** Stops serving, stops the enclave and releases the directories. Idempotent. */
+  close(): Promise<void>;
+}
+
+export class PortInUseError extends CloisterError {
+  constructor(host: string, port: number) {
+    super('PORT_IN_USE', `port ${port} on ${host} is already in use`);
+  }
+}
+
+export class EnclaveBuildMissingError extends CloisterError {
+  constructor(dir: string) {
+    super('MANIFEST_INVALID', `no enclave build in ${dir}: run \`cloister build\` first`);
+  }
+}
+
+function readBuild(dir: string): { bundle: Uint8Array; manifest: Uint8Array } {
+  try {
+    return {
+      bundle: new Uint8Array(readFileSync(join(dir, 'enclave.js'))),
+      manifest: new Uint8Array(readFileSync(join(dir, 'enclave.manifest'))),
+    };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new EnclaveBuildMissingError(dir);
+    throw e;
+  }
+}
+
+function launchOcalls(platform: SimulationPlatform, identity: ReturnType<SimulationPlatform['admit']>) {
+  return {
+    'platform.self': () => ({
+      platform: identity.platform,
+      measurement: identity.measurement,
+      signer: identity.signer,
+      product: identity.product,
+      svn: identity.svn,
+    }),
+    'platform.sealKey': (req: { policy: number; svn: number; keyId: Uint8Array }) => ({
+      key: platform.sealKey(identity, req.policy === 1 ? 'code' : 'signer', req.svn, req.keyId),
+    }),
+    'platform.report': (req: { reportData: Uint8Array }) => ({
+      evidence: platform.report(identity, req.reportData),
+    }),
+    'platform.counterRead': (req: { name: string }) => ({ value: platform.counterRead(req.name) }),
+    'platform.counterIncrement': (req: { name: string }) => ({
+      value: platform.counterIncrement(req.name),
+    }),
+    'host.ping': (req: { payload: Uint8Array }) => ({ payload: req.payload }),
+  };
+}
+
+function listen(server: ReturnType<typeof createHttpServer>, host: string, port: number) {
+  return new Promise<AddressInfo>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      reject(e.code === 'EADDRINUSE' ? new PortInUseError(host, port) : e);
+    });
+    server.listen(port, host, () => resolve(server.address() as AddressInfo));
+  });
+}
+
+/** Starts a node; resolves once it is listening. */
+export async function startNode(opts: NodeOptions): Promise<RunningNode> {
+  const log = opts.logger ?? createLogger();
+  const host = opts.host ?? '127.0.0.1';
+  const metrics = createNodeMetrics();
+  const cleanup: (() => unknown)[] = [];
+  const undo = async () => {
+    for (const f of cleanup.reverse()) await Promise.resolve(f()).catch(() => {});
+  };
+  try {
+    const data = openDataDir(opts.dataDir);
+    cleanup.push(() => data.close());
+    const platform = openSimulationPlatform({ dir: opts.platformDir });
+    cleanup.push(() => platform.close());
+    const { bundle, manifest } = readBuild(opts.enclaveDir);
+    const identity = platform.admit(bundle, manifest);
+    let stopping = false;
+    const worker: EnclaveWorker = await launchEnclaveWorker({
+      code: bundle,
+      ocalls: launchOcalls(platform, identity),
+      onLog: (level: number, event: string) => log[levelName(level)]({ event }, 'enclave'),
+      onExit: () => {
+        if (!stopping) log.fatal({ event: 'enclave.exited' }, 'the enclave stopped unexpectedly');
+      },
+      onOutputDropped: (bytes: number) => metrics.enclaveOutputDropped.inc(bytes),
+    });
+    cleanup.push(() => worker.terminate());
+    const started = await worker.call('enclave.start', {
+      nodeId: data.nodeId,
+      sealedNode: data.readSealedNode(),
+    });
+    if (started.sealedNode.length > 0) data.writeSealedNode(started.sealedNode);
+    const server = createHttpServer({
+      metrics,
+      log,
+      ...(opts.httpLimits ? { limits: opts.httpLimits } : {}),
+      health: () => ({ status: stopping ? 'stopping' : 'ok', platform: identity.platform }),
+      evidence: async (nonce) => {
+        const r = await worker.call('enclave.evidence', { nonce });
+        metrics.enclaveCalls.inc({ call: 'enclave.evidence', outcome: 'ok' });
+        return r;
+      },
+    });
+    const address = await listen(server, host, opts.port);
+    cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+    log.info({ event: 'node.listening', url, nodeId: data.nodeId, platform: identity.platform }, 'node started');
+    let closed: Promise<void> | undefined;
+    return {
+      url,
+      nodeId: data.nodeId,
+      identityPublicKey: started.identityPublicKey,
+      metrics,
+      close: () => {
+        closed ??= (async () => {
+          stopping = true;
+          server.closeIdleConnections?.();
+          await worker.call('enclave.stop', {}).catch(() => {});
+          await undo();
+          log.info({ event: 'node.stopped' }, 'node stopped');
+        })();
+        return closed;
+      },
+    };
+  } catch (e) {
+    await undo();
+    throw e;
+  }
+}
+
+function levelName(level: number): 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' {
+  if (level >= 60) return 'fatal';
+  if (level >= 50) return 'error';
+  if (level >= 40) return 'warn';
+  if (level >= 30) return 'info';
+  if (level >= 20) return 'debug';
+  return 'trace';
+}

@@ -1,0 +1,172 @@
+/**
+ * LevelDB Store (store.ts) through classic-level 3.0.0: `getSync` for reads, array `batch` with
+ * `{ sync }` for atomic writes (a LevelDB WriteBatch: all or nothing, also across crashes), and
+ * native iterators, which read from an implicit snapshot taken when they are created.
+ */
+import { ClassicLevel } from 'classic-level';
+import {
+  type BatchOp,
+  checkBatch,
+  checkIterate,
+  checkKey,
+  type IterateOptions,
+  type Store,
+  type StoreEntry,
+  StoreError,
+  type WriteOptions,
+} from './store.js';
+
+export interface LevelStoreOptions {
+  /** Create the directory and database when missing (default true). */
+  readonly createIfMissing?: boolean;
+}
+
+export interface LevelStore extends Store {
+  /** The database directory. */
+  readonly dir: string;
+}
+
+type Db = ClassicLevel<Uint8Array, Uint8Array>;
+
+/** A plain Uint8Array over a Buffer's bytes (no copy): callers get Uint8Array semantics. */
+function plain(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function causeCode(e: unknown): string | undefined {
+  const c = (e as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  if (typeof c === 'string') return c;
+  const d = (e as { code?: unknown } | undefined)?.code;
+  return typeof d === 'string' ? d : undefined;
+}
+
+/** An open error turned into a StoreError that names the directory and the next step. */
+function openError(dir: string, e: unknown): StoreError {
+  const code = causeCode(e);
+  const detail = (e as { cause?: Error })?.cause?.message ?? (e as Error)?.message ?? String(e);
+  switch (code) {
+    case 'LEVEL_LOCKED':
+      return new StoreError(
+        `the store in ${dir} is open in another process (LevelDB lock held): stop that process, or use another data directory`,
+        { cause: e },
+      );
+    case 'LEVEL_CORRUPTION':
+      return new StoreError(
+        `the store in ${dir} is corrupt (${detail}): restore the data directory from backup or from another node`,
+        { cause: e },
+      );
+    case 'EACCES':
+    case 'EPERM':
+      return new StoreError(
+        `the store in ${dir} cannot be opened: permission denied; make the directory readable and writable by this user`,
+        { cause: e },
+      );
+    default:
+      return new StoreError(
+        `the store in ${dir} cannot be opened (${detail}): check that the path is a directory with free space that this user can write`,
+        { cause: e },
+      );
+  }
+}
+
+/** Opens (by default creating) the LevelDB store in `dir`. */
+export async function openLevelStore(
+  dir: string,
+  options: LevelStoreOptions = {},
+): Promise<LevelStore> {
+  const db: Db = new ClassicLevel<Uint8Array, Uint8Array>(dir, {
+    keyEncoding: 'view',
+    valueEncoding: 'view',
+  });
+  try {
+    await db.open({ createIfMissing: options.createIfMissing ?? true });
+  } catch (e) {
+    throw openError(dir, e);
+  }
+  return levelStore(dir, db);
+}
+
+function levelStore(dir: string, db: Db): LevelStore {
+  let closed = false;
+  // Writes run one after another, in call order (Store contract): classic-level runs concurrent
+  // batches on a thread pool, where they could otherwise overtake each other.
+  let tail: Promise<void> = Promise.resolve();
+
+  function open(): void {
+    if (closed) throw new StoreError(`the store in ${dir} is closed`);
+  }
+
+  async function* entries(options: IterateOptions): AsyncGenerator<StoreEntry> {
+    open();
+    const range: { gte?: Uint8Array; lt?: Uint8Array; limit?: number } = {};
+    if (options.gte !== undefined) range.gte = options.gte;
+    if (options.lt !== undefined) range.lt = options.lt;
+    if (options.limit !== undefined) range.limit = options.limit;
+    if (range.limit === 0) return;
+    const it = db.iterator(range);
+    try {
+      for (;;) {
+        let chunk: [Uint8Array, Uint8Array][];
+        try {
+          chunk = await it.nextv(256);
+        } catch (e) {
+          throw closed
+            ? new StoreError(`the store in ${dir} was closed during iteration`, { cause: e })
+            : new StoreError(`reading the store in ${dir} failed: ${(e as Error).message}`, {
+                cause: e,
+              });
+        }
+        if (chunk.length === 0) return;
+        for (const [key, value] of chunk) yield { key: plain(key), value: plain(value) };
+      }
+    } finally {
+      await it.close().catch(() => {});
+    }
+  }
+
+  return {
+    dir,
+    get(key: Uint8Array): Uint8Array | undefined {
+      open();
+      checkKey(key);
+      let v: Uint8Array | undefined;
+      try {
+        v = db.getSync(key);
+      } catch (e) {
+        throw new StoreError(`reading the store in ${dir} failed: ${(e as Error).message}`, {
+          cause: e,
+        });
+      }
+      return v === undefined ? undefined : plain(v);
+    },
+    async write(batch: readonly BatchOp[], options: WriteOptions): Promise<void> {
+      open();
+      checkBatch(batch);
+      if (batch.length === 0) return;
+      const sync = options.sync === true;
+      const run = tail.then(async () => {
+        try {
+          await db.batch(batch as BatchOp[], { sync });
+        } catch (e) {
+          throw new StoreError(
+            `writing to the store in ${dir} failed (${(e as Error).message}): check free disk space and permissions, then restart the node (the batch is applied whole or not at all)`,
+            { cause: e },
+          );
+        }
+      });
+      tail = run.catch(() => {});
+      return run;
+    },
+    iterate(options: IterateOptions = {}): AsyncIterable<StoreEntry> {
+      open();
+      checkIterate(options);
+      return { [Symbol.asyncIterator]: () => entries(options) };
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await tail;
+      await db.close();
+    },
+  };
+}
