@@ -41,7 +41,8 @@ if (unlisted.length || missing.length) {
 }
 
 let files = slow ? listed.slow : listed.fast;
-if (only.length) files = [...listed.fast, ...listed.slow].filter((f) => only.some((o) => f.includes(o)));
+if (only.length)
+  files = [...listed.fast, ...listed.slow].filter((f) => only.some((o) => f.includes(o)));
 if (files.length === 0) {
   console.error('no test files selected');
   process.exit(1);

@@ -160,54 +160,80 @@ function checkId(id: number, l: Layout): void {
   if (!Number.isInteger(id) || id < min || id > max) fail(`${l.name} ${l.type}: bad call id ${id}`);
 }
 
-function encodeFrame(l: Layout, id: number, values: Values, max: number): Uint8Array {
-  checkId(id, l);
-  if (typeof values !== 'object' || values === null) fail(`${l.name} ${l.type} needs an object`);
+/** Fails naming the field: `<message> <request|response|...> field <name> <what>`. */
+function bad(l: Layout, field: string, what: string, header?: FrameHeader): never {
+  throw new BoundaryError(`${l.name} ${l.type} field ${field} ${what}`, header);
+}
+
+function isUint(v: unknown, max: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+}
+
+function putU32(out: Uint8Array, o: number, v: number): void {
+  out[o] = v >>> 24;
+  out[o + 1] = v >>> 16;
+  out[o + 2] = v >>> 8;
+  out[o + 3] = v;
+}
+
+function getU32(b: Uint8Array, o: number): number {
+  return (
+    (b[o] as number) * 0x100_0000 +
+    (((b[o + 1] as number) << 16) | ((b[o + 2] as number) << 8) | (b[o + 3] as number))
+  );
+}
+
+/** Size of the encoded fields after checking every value; encodes strings into `texts`. */
+function measure(l: Layout, values: Values, max: number, texts: Uint8Array[]): number {
   let size = HEADER_BYTES;
-  const texts: Uint8Array[] = [];
   for (const f of l.fields) {
     const v = values[f.name];
-    const where = (): string => `${l.name} ${l.type} field ${f.name}`;
     switch (f.type) {
       case 'u8':
-        if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 0xff)
-          fail(`${where()} must be a u8`);
+        if (!isUint(v, 0xff)) bad(l, f.name, 'must be a u8');
         size += 1;
         break;
       case 'u32':
-        if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > MAX_U32)
-          fail(`${where()} must be a u32`);
+        if (!isUint(v, MAX_U32)) bad(l, f.name, 'must be a u32');
         size += 4;
         break;
       case 'u53':
-        if (!Number.isSafeInteger(v) || (v as number) < 0) fail(`${where()} must be a u53`);
+        if (!isUint(v, Number.MAX_SAFE_INTEGER)) bad(l, f.name, 'must be a u53');
         size += 8;
         break;
       case 'bool':
-        if (typeof v !== 'boolean') fail(`${where()} must be a boolean`);
+        if (typeof v !== 'boolean') bad(l, f.name, 'must be a boolean');
         size += 1;
         break;
       case 'bytes':
-        if (!(v instanceof Uint8Array)) fail(`${where()} must be a Uint8Array`);
-        if (v.length > max) fail(`${where()} is longer than ${max} bytes`);
+        if (!(v instanceof Uint8Array)) bad(l, f.name, 'must be a Uint8Array');
+        if (v.length > max) bad(l, f.name, `is longer than ${max} bytes`);
         size += 4 + v.length;
         break;
       default: {
-        if (typeof v !== 'string') fail(`${where()} must be a string`);
-        if (LONE_SURROGATE.test(v)) fail(`${where()} is not well-formed Unicode`);
+        if (typeof v !== 'string') bad(l, f.name, 'must be a string');
+        if (LONE_SURROGATE.test(v)) bad(l, f.name, 'is not well-formed Unicode');
         const t = utf8(v);
-        if (t.length > max) fail(`${where()} is longer than ${max} bytes`);
+        if (t.length > max) bad(l, f.name, `is longer than ${max} bytes`);
         texts.push(t);
         size += 4 + t.length;
       }
     }
   }
+  return size;
+}
+
+function encodeFrame(l: Layout, id: number, values: Values, max: number): Uint8Array {
+  checkId(id, l);
+  if (typeof values !== 'object' || values === null) fail(`${l.name} ${l.type} needs an object`);
+  const texts: Uint8Array[] = [];
+  const size = measure(l, values, max, texts);
   if (size > max) fail(`${l.name} ${l.type} is ${size} bytes, over the ${max}-byte limit`);
   const out = new Uint8Array(size);
-  const dv = new DataView(out.buffer);
   out[0] = CATALOGUE_VERSION;
-  dv.setUint16(1, l.kind);
-  dv.setUint32(3, id);
+  out[1] = l.kind >>> 8;
+  out[2] = l.kind;
+  putU32(out, 3, id);
   let o = HEADER_BYTES;
   let t = 0;
   for (const f of l.fields) {
@@ -217,12 +243,12 @@ function encodeFrame(l: Layout, id: number, values: Values, max: number): Uint8A
         out[o++] = v as number;
         break;
       case 'u32':
-        dv.setUint32(o, v as number);
+        putU32(out, o, v as number);
         o += 4;
         break;
       case 'u53':
-        dv.setUint32(o, Math.floor((v as number) / TWO_32));
-        dv.setUint32(o + 4, (v as number) >>> 0);
+        putU32(out, o, Math.floor((v as number) / TWO_32));
+        putU32(out, o + 4, (v as number) >>> 0);
         o += 8;
         break;
       case 'bool':
@@ -230,7 +256,7 @@ function encodeFrame(l: Layout, id: number, values: Values, max: number): Uint8A
         break;
       default: {
         const b = f.type === 'bytes' ? (v as Uint8Array) : (texts[t++] as Uint8Array);
-        dv.setUint32(o, b.length);
+        putU32(out, o, b.length);
         out.set(b, o + 4);
         o += 4 + b.length;
       }
@@ -239,51 +265,48 @@ function encodeFrame(l: Layout, id: number, values: Values, max: number): Uint8A
   return out;
 }
 
-function decodeFields(
-  bytes: Uint8Array,
-  dv: DataView,
-  l: Layout,
-  h: FrameHeader,
-  max: number,
-): Values {
+/** Byte length of each fixed-size field type. */
+const FIXED: Readonly<Record<FieldType, number>> = {
+  u8: 1,
+  u32: 4,
+  u53: 8,
+  bool: 1,
+  bytes: 4,
+  string: 4,
+};
+
+function decodeFields(bytes: Uint8Array, l: Layout, h: FrameHeader, max: number): Values {
   const end = bytes.length;
   const out: Values = {};
   let o = HEADER_BYTES;
-  const need = (n: number, f: string): void => {
-    if (end - o < n) fail(`${l.name} ${l.type} is truncated in field ${f}`, h);
-  };
   for (const { name: f, type } of l.fields) {
+    if (end - o < FIXED[type]) bad(l, f, 'is truncated', h);
     switch (type) {
       case 'u8':
-        need(1, f);
         out[f] = bytes[o++];
         break;
       case 'u32':
-        need(4, f);
-        out[f] = dv.getUint32(o);
+        out[f] = getU32(bytes, o);
         o += 4;
         break;
       case 'u53': {
-        need(8, f);
-        const hi = dv.getUint32(o);
-        if (hi > 0x1f_ffff) fail(`${l.name} ${l.type} field ${f} is over 2^53-1`, h);
-        out[f] = hi * TWO_32 + dv.getUint32(o + 4);
+        const hi = getU32(bytes, o);
+        if (hi > 0x1f_ffff) bad(l, f, 'is over 2^53-1', h);
+        out[f] = hi * TWO_32 + getU32(bytes, o + 4);
         o += 8;
         break;
       }
       case 'bool': {
-        need(1, f);
         const b = bytes[o++];
-        if (b !== 0 && b !== 1) fail(`${l.name} ${l.type} field ${f} is not a boolean`, h);
+        if (b !== 0 && b !== 1) bad(l, f, 'is not a boolean', h);
         out[f] = b === 1;
         break;
       }
       default: {
-        need(4, f);
-        const n = dv.getUint32(o);
-        if (n > max) fail(`${l.name} ${l.type} field ${f} length ${n} is over the cap`, h);
+        const n = getU32(bytes, o);
+        if (n > max) bad(l, f, `length ${n} is over the cap`, h);
         o += 4;
-        need(n, f);
+        if (end - o < n) bad(l, f, 'is truncated', h);
         const b = bytes.slice(o, o + n);
         o += n;
         out[f] = type === 'bytes' ? b : text(b, l, f, h);
@@ -298,7 +321,7 @@ function text(b: Uint8Array, l: Layout, f: string, h: FrameHeader): string {
   try {
     return fromUtf8(b);
   } catch {
-    return fail(`${l.name} ${l.type} field ${f} is not valid UTF-8`, h);
+    return bad(l, f, 'is not valid UTF-8', h);
   }
 }
 
@@ -308,8 +331,10 @@ function decodeFrame(t: Tables, bytes: Uint8Array, receiver: Side, max: number):
   if (bytes.length < HEADER_BYTES)
     fail(`frame of ${bytes.length} bytes is shorter than its header`);
   if (bytes[0] !== CATALOGUE_VERSION) fail(`unknown catalogue version ${bytes[0]}`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const h: FrameHeader = { kind: dv.getUint16(1), id: dv.getUint32(3) };
+  const h: FrameHeader = {
+    kind: ((bytes[1] as number) << 8) | (bytes[2] as number),
+    id: getU32(bytes, 3),
+  };
   const l = t.byKind.get(h.kind);
   if (l === undefined) fail(`unknown message kind 0x${h.kind.toString(16)}`, h);
   if (l.receiver !== 'both' && l.receiver !== receiver) {
@@ -318,7 +343,7 @@ function decodeFrame(t: Tables, bytes: Uint8Array, receiver: Side, max: number):
   if (l.type === 'event' ? h.id !== 0 : l.type !== 'error' && h.id === 0) {
     fail(`${l.name} ${l.type} has a bad call id ${h.id}`, h);
   }
-  const fields = decodeFields(bytes, dv, l, h, max);
+  const fields = decodeFields(bytes, l, h, max);
   return { type: l.type, name: l.name, id: h.id, fields } as Frame;
 }
 

@@ -62,12 +62,18 @@ export function frameBytes(message: unknown): Uint8Array {
 }
 
 /**
- * What to transfer when posting `bytes`: its buffer, if the view covers all of it (ownership of
- * posted bytes passes to the port), else nothing (the bytes are copied).
+ * What to transfer when posting `bytes`: its buffer, if the view covers all of it and it is large
+ * (ownership of posted bytes passes to the port, so either is allowed), else nothing (copied).
  */
 export function transferList(bytes: Uint8Array): ArrayBuffer[] {
   const b = bytes.buffer;
-  return b instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === b.byteLength
+  return bytes.byteLength >= TRANSFER_MIN_BYTES &&
+    b instanceof ArrayBuffer &&
+    bytes.byteOffset === 0 &&
+    bytes.byteLength === b.byteLength
     ? [b]
     : [];
 }
+
+/** Frames smaller than this are copied, not transferred: detaching costs more than copying. */
+export const TRANSFER_MIN_BYTES = 16 * 1024;

@@ -1,4 +1,3 @@
-/// <reference types="node" />
 /**
  * The attestation core in a real browser: the src bundled for the browser with esbuild, served
  * from 127.0.0.1 (a secure context, so WebCrypto exists), run in Debian's Chromium.

@@ -1,4 +1,3 @@
-/// <reference types="node" />
 /**
  * The fixed example of docs/evidence.md §6, read from the document itself: if the document or the
  * code changes alone, this fails.

@@ -1,4 +1,3 @@
-/// <reference types="node" />
 /**
  * Test kit: P-256 keys and evidence made with node:crypto (tests may use Node; src may not).
  */

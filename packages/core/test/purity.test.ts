@@ -1,4 +1,3 @@
-/// <reference types="node" />
 /**
  * DESIGN §10: the core imports no Node built-in, checked on what is really bundled (the bundler's
  * list of inputs, dependencies included) and on the source for Node-only globals.

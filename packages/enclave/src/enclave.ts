@@ -7,8 +7,8 @@
  * States: 'new' -> (enclave.start) -> 'running' -> (enclave.stop) -> 'stopped'.
  * Invariant: `identity` is set if and only if state === 'running'.
  */
-import { CloisterError, InvalidInputError, computeReportData } from '@cloister/core';
-import { type NodeIdentity, createNodeState, openNodeState } from './node-state.js';
+import { CloisterError, computeReportData, InvalidInputError } from '@cloister/core';
+import { createNodeState, type NodeIdentity, openNodeState } from './node-state.js';
 import type { SealKeySource } from './seal.js';
 
 /** What the enclave knows about itself, as the platform measured it at launch. */
@@ -45,7 +45,9 @@ export interface Enclave {
     identityPublicKey: Uint8Array;
     sealedNode: Uint8Array;
   }>;
-  evidence(req: { nonce: Uint8Array }): Promise<{ evidence: Uint8Array; identityPublicKey: Uint8Array }>;
+  evidence(req: {
+    nonce: Uint8Array;
+  }): Promise<{ evidence: Uint8Array; identityPublicKey: Uint8Array }>;
   ping(req: { payload: Uint8Array }): { payload: Uint8Array };
   stop(): Record<string, never>;
 }
@@ -67,7 +69,8 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
   let identity: NodeIdentity | undefined;
 
   function requireRunning(): NodeIdentity {
-    if (state !== 'running' || !identity) throw new EnclaveStateError(`enclave is ${state}, not running`);
+    if (state !== 'running' || !identity)
+      throw new EnclaveStateError(`enclave is ${state}, not running`);
     return identity;
   }
 

@@ -5,12 +5,13 @@
  *
  * Plaintext layout: deterministic CBOR ["cloister-node-state", 1, maxSvn, identityPkcs8].
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+
 import type { KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { decodeCbor, encodeCbor, wipe } from '@cloister/core';
 import {
-  type SealKeySource,
   SealedDataCorruptError,
+  type SealKeySource,
   SecurityVersionRollbackError,
   seal,
   unseal,
@@ -43,7 +44,10 @@ export function rawPublicKey(key: KeyObject): Uint8Array {
 
 function identityFromPkcs8(pkcs8: Uint8Array): NodeIdentity {
   const privateKey = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
-  if (privateKey.asymmetricKeyType !== 'ec' || privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+  if (
+    privateKey.asymmetricKeyType !== 'ec' ||
+    privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1'
+  ) {
     throw new SealedDataCorruptError('sealed node state holds a key that is not P-256');
   }
   return { privateKey, publicKey: rawPublicKey(privateKey) };
@@ -73,7 +77,11 @@ export async function createNodeState(
   const pkcs8 = new Uint8Array(privateKey.export({ type: 'pkcs8', format: 'der' }));
   const sealed = await sealState(keys, nodeId, svn, pkcs8);
   wipe(pkcs8);
-  return { identity: { privateKey, publicKey: rawPublicKey(privateKey) }, maxSvn: svn, resealed: sealed };
+  return {
+    identity: { privateKey, publicKey: rawPublicKey(privateKey) },
+    maxSvn: svn,
+    resealed: sealed,
+  };
 }
 
 /**
@@ -96,7 +104,12 @@ export async function openNodeState(
   } finally {
     wipe(plaintext);
   }
-  if (!Array.isArray(fields) || fields.length !== 4 || fields[0] !== MAGIC || fields[1] !== FORMAT) {
+  if (
+    !Array.isArray(fields) ||
+    fields.length !== 4 ||
+    fields[0] !== MAGIC ||
+    fields[1] !== FORMAT
+  ) {
     throw new SealedDataCorruptError('sealed node state is not in the node-state format');
   }
   const [, , maxSvn, pkcs8] = fields as [unknown, unknown, unknown, unknown];

@@ -12,13 +12,7 @@
  * byte fails as SealedDataCorruptError; never as a silent fresh start.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import {
-  CloisterError,
-  concatBytes,
-  decodeCbor,
-  encodeCbor,
-  wipe,
-} from '@cloister/core';
+import { CloisterError, concatBytes, decodeCbor, encodeCbor, wipe } from '@cloister/core';
 
 /** Which enclave identity a sealing key is bound to. */
 export type SealPolicy = 'code' | 'signer';
@@ -104,7 +98,9 @@ export function parseSealed(blob: Uint8Array): {
   }
   const [, format, policy, svn, keyId, purpose, owner] = inner as unknown[];
   if (format !== FORMAT) {
-    throw new SealedDataCorruptError(`sealed blob format version ${String(format)} is not supported`);
+    throw new SealedDataCorruptError(
+      `sealed blob format version ${String(format)} is not supported`,
+    );
   }
   if (
     (policy !== SEAL_POLICY_CODE && policy !== SEAL_POLICY_SIGNER) ||

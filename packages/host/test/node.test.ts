@@ -3,9 +3,9 @@
  * isomorphic verifier, metrics free of identities, and the actionable start-up errors.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
-import { request } from 'node:http';
 import { writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fromBase64, fromHex, toHex, verifyEvidence } from '@cloister/core';
@@ -17,7 +17,9 @@ const silent = createLogger({ level: 'silent' });
 
 function get(url: string, opts: { method?: string; body?: string } = {}) {
   return new Promise<{ status: number; body: string; type: string }>((resolve, reject) => {
-    const req = request(url, { method: opts.method ?? 'GET' }, (res) => {
+    const headers =
+      opts.body === undefined ? {} : { 'content-length': Buffer.byteLength(opts.body) };
+    const req = request(url, { method: opts.method ?? 'GET', headers, agent: false }, (res) => {
       let body = '';
       res.on('data', (c) => {
         body += c;
@@ -127,9 +129,12 @@ describe('node', () => {
     const dataDir = join(tempDir(), 'shared');
     const a = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });
     try {
-      await assert.rejects(startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent }), {
-        code: 'DATA_DIR_LOCKED',
-      });
+      await assert.rejects(
+        startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent }),
+        {
+          code: 'DATA_DIR_LOCKED',
+        },
+      );
     } finally {
       await a.close();
     }

@@ -37,7 +37,10 @@ async function fetchEvidence(
   try {
     url = new URL('/v1/evidence', base);
   } catch {
-    throw new CloisterError('INVALID_INPUT', `not a URL: ${base}; give the node's URL, e.g. http://127.0.0.1:7410`);
+    throw new CloisterError(
+      'INVALID_INPUT',
+      `not a URL: ${base}; give the node's URL, e.g. http://127.0.0.1:7410`,
+    );
   }
   url.searchParams.set('nonce', toHex(nonce));
   let res: Response;
@@ -49,7 +52,12 @@ async function fetchEvidence(
   const body = (await res.json().catch(() => undefined)) as
     | { evidence?: unknown; identityPublicKey?: unknown; error?: { message?: string } }
     | undefined;
-  if (!res.ok || !body || typeof body.evidence !== 'string' || typeof body.identityPublicKey !== 'string') {
+  if (
+    !res.ok ||
+    !body ||
+    typeof body.evidence !== 'string' ||
+    typeof body.identityPublicKey !== 'string'
+  ) {
     const why = body?.error?.message ?? `HTTP ${res.status}`;
     throw new NetworkError(`the node did not return evidence (${why})`);
   }
@@ -115,7 +123,10 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
     }
     process.stdout.write(
       `evidence from ${url}\n` +
-        line('platform', v.secure ? v.platform : `${v.platform} (INSECURE: no hardware protection)`) +
+        line(
+          'platform',
+          v.secure ? v.platform : `${v.platform} (INSECURE: no hardware protection)`,
+        ) +
         line('root of trust', v.rootOfTrust) +
         line('measurement', toHex(v.measurement)) +
         line('signer', toHex(v.signer)) +
@@ -129,7 +140,9 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
   } catch (e) {
     if (!(e instanceof CloisterError)) throw e;
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify({ verdict: 'refused', code: e.code, message: e.message })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ verdict: 'refused', code: e.code, message: e.message })}\n`,
+      );
     } else {
       process.stdout.write(
         `evidence from ${url}\n${describeUnverified(fetched.evidence)}verdict: REFUSED [${e.code}] ${e.message}\n  next step: ${e.hint}\n`,

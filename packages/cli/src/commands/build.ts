@@ -3,7 +3,7 @@
  * (bundle in memory, print the measurement: the value a user puts in a `C:` clause).
  */
 import { sha256, toHex } from '@cloister/core';
-import { buildEnclave, measureSources } from '@cloister/host';
+import { buildEnclave, measureBuild } from '@cloister/host';
 import { line, printError, step } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
 
@@ -49,7 +49,7 @@ export interface MeasureOptions {
 
 export async function measure(o: MeasureOptions): Promise<number> {
   try {
-    const m = await measureSources(o.svn !== undefined ? { svn: o.svn } : {});
+    const m = await measureBuild(o.svn !== undefined ? { svn: o.svn } : {});
     const constraint = `C:${toHex(m.measurement)} SEC:INSECURE`;
     if (o.json) {
       process.stdout.write(

@@ -61,7 +61,12 @@ export function lockDirectory(dir: string, options: LockDirectoryOptions): Relea
   let pause = 1;
   for (;;) {
     try {
-      const release = lockSync(dir, { lockfilePath, stale: staleMs, realpath: true, onCompromised });
+      const release = lockSync(dir, {
+        lockfilePath,
+        stale: staleMs,
+        realpath: true,
+        onCompromised,
+      });
       let released = false;
       return () => {
         if (released) return;

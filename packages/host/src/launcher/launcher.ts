@@ -75,7 +75,12 @@ function source(code: Uint8Array): string {
 
 /** Starts the enclave worker; resolves once its thread runs (calls made earlier are queued). */
 export function launchEnclaveWorker(opts: LaunchOptions): Promise<EnclaveWorker> {
-  const text = source(opts.code);
+  let text: string;
+  try {
+    text = source(opts.code);
+  } catch (e) {
+    return Promise.reject(e);
+  }
   const signalBuffer = new SharedArrayBuffer(SYNC_SIGNAL_BYTES);
   const sync = new MessageChannel();
   const workerData: EnclaveWorkerData = { syncPort: sync.port2, signal: signalBuffer };

@@ -6,14 +6,14 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CloisterError } from '@cloister/core';
 import {
-  PUBLIC_FILE_MODE,
-  SECRET_DIR_MODE,
-  SECRET_FILE_MODE,
+  DirectoryError,
   ensureWritableDir,
   lockDirectory,
+  PUBLIC_FILE_MODE,
   readFileOrUndefined,
+  SECRET_DIR_MODE,
+  SECRET_FILE_MODE,
   writeFileAtomic,
 } from '../fs/index.js';
 
@@ -28,12 +28,6 @@ export interface DataDir {
   close(): void;
 }
 
-export class DataDirError extends CloisterError {
-  constructor(message: string) {
-    super('DATA_DIR', message);
-  }
-}
-
 function readNodeJson(path: string): string | undefined {
   const raw = readFileOrUndefined(path);
   if (raw === undefined) return undefined;
@@ -41,22 +35,26 @@ function readNodeJson(path: string): string | undefined {
   try {
     parsed = JSON.parse(Buffer.from(raw).toString('utf8'));
   } catch {
-    throw new DataDirError(`${path} is not valid JSON; restore it from backup`);
+    throw new DirectoryError('data', path, `${path} is not valid JSON; restore it from backup`);
   }
   const p = parsed as { format?: unknown; nodeId?: unknown };
   if (p.format !== FORMAT) {
-    throw new DataDirError(`${path} has data format ${String(p.format)}; this node reads format ${FORMAT}`);
+    throw new DirectoryError(
+      'data',
+      path,
+      `${path} has data format ${String(p.format)}; this node reads format ${FORMAT}`,
+    );
   }
   if (typeof p.nodeId !== 'string' || !/^[a-z0-9][a-z0-9-]{0,63}$/.test(p.nodeId)) {
-    throw new DataDirError(`${path} has no valid nodeId; restore it from backup`);
+    throw new DirectoryError('data', path, `${path} has no valid nodeId; restore it from backup`);
   }
   return p.nodeId;
 }
 
 /** Opens (creating on first use) and locks a data directory. */
 export function openDataDir(dir: string): DataDir {
-  ensureWritableDir(dir, 'DATA_DIR');
-  const release = lockDirectory(dir, { what: 'data directory' });
+  ensureWritableDir(dir, 'data');
+  const release = lockDirectory(dir, { what: 'data' });
   try {
     const nodeJson = join(dir, 'node.json');
     let nodeId = readNodeJson(nodeJson);

@@ -7,14 +7,15 @@
  * (Node's 431), no request body on any route (413), only GET and HEAD (405). Errors are JSON
  * `{ "error": { "code", "message", "hint" } }` with codes from the one registry in @cloister/core.
  */
-import { createServer } from 'node:http';
+
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import {
   CloisterError,
   ERROR_CODES,
   type ErrorCode,
-  InvalidInputError,
   fromHex,
+  InvalidInputError,
   toBase64,
   toHex,
 } from '@cloister/core';
@@ -75,7 +76,9 @@ function parseNonce(url: URL): Uint8Array {
   }
   const hex = all[0]!;
   if (hex.length > MAX_NONCE_BYTES * 2) {
-    throw new InvalidInputError(`nonce is at most ${MAX_NONCE_BYTES} bytes (${MAX_NONCE_BYTES * 2} hex digits)`);
+    throw new InvalidInputError(
+      `nonce is at most ${MAX_NONCE_BYTES} bytes (${MAX_NONCE_BYTES * 2} hex digits)`,
+    );
   }
   return fromHex(hex, 'nonce');
 }
@@ -108,7 +111,12 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse,
       });
     }
     case '/metrics':
-      return send(res, 200, await deps.metrics.registry.metrics(), deps.metrics.registry.contentType);
+      return send(
+        res,
+        200,
+        await deps.metrics.registry.metrics(),
+        deps.metrics.registry.contentType,
+      );
     default:
       throw new HttpError(404, 'NOT_FOUND', `no such endpoint; try /v1/health`);
   }

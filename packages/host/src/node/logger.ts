@@ -3,8 +3,9 @@
  * fixed event names (boundary `log` event), so log lines carry fixed fields; redaction is a second
  * line of defence for fields that must never appear.
  */
-import { pino } from 'pino';
+
 import type { Logger } from 'pino';
+import { pino } from 'pino';
 
 export type { Logger };
 
@@ -24,7 +25,10 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const options = {
     level,
     base: { service: 'cloister-node' },
-    redact: { paths: ['nonce', 'key', 'secret', 'evidence', '*.nonce', '*.key'], censor: '[redacted]' },
+    redact: {
+      paths: ['nonce', 'key', 'secret', 'evidence', '*.nonce', '*.key'],
+      censor: '[redacted]',
+    },
   };
   return opts.destination
     ? pino(options, opts.destination as pino.DestinationStream)

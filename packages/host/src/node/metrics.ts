@@ -3,7 +3,7 @@
  * per-app labels (DESIGN.md §2 "What the host still learns"). Every label value comes from a fixed
  * set written in this file or in the boundary catalogue, never from a request.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 
 /** The fixed routes; anything else is counted as 'other'. */
 export const ROUTES = ['/v1/health', '/v1/evidence', '/metrics', 'other'] as const;

@@ -11,12 +11,13 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { CloisterError } from '@cloister/core';
+import { BUNDLE_FILE, MANIFEST_FILE } from '../build/build.js';
 import { type EnclaveWorker, launchEnclaveWorker } from '../launcher/index.js';
-import { type SimulationPlatform, openSimulationPlatform } from '../platform/index.js';
+import { openSimulationPlatform, type SimulationPlatform } from '../platform/index.js';
 import { openDataDir } from './data-dir.js';
-import { type HttpLimits, createHttpServer } from './http.js';
-import { type Logger, createLogger } from './logger.js';
-import { type NodeMetrics, createNodeMetrics } from './metrics.js';
+import { createHttpServer, type HttpLimits } from './http.js';
+import { createLogger, type Logger } from './logger.js';
+import { createNodeMetrics, type NodeMetrics } from './metrics.js';
 
 export interface NodeOptions {
   /** Data directory (created on first use). */
@@ -57,8 +58,8 @@ export class EnclaveBuildMissingError extends CloisterError {
 function readBuild(dir: string): { bundle: Uint8Array; manifest: Uint8Array } {
   try {
     return {
-      bundle: new Uint8Array(readFileSync(join(dir, 'enclave.js'))),
-      manifest: new Uint8Array(readFileSync(join(dir, 'enclave.manifest'))),
+      bundle: new Uint8Array(readFileSync(join(dir, BUNDLE_FILE))),
+      manifest: new Uint8Array(readFileSync(join(dir, MANIFEST_FILE))),
     };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new EnclaveBuildMissingError(dir);
@@ -66,7 +67,10 @@ function readBuild(dir: string): { bundle: Uint8Array; manifest: Uint8Array } {
   }
 }
 
-function launchOcalls(platform: SimulationPlatform, identity: ReturnType<SimulationPlatform['admit']>) {
+function launchOcalls(
+  platform: SimulationPlatform,
+  identity: ReturnType<SimulationPlatform['admit']>,
+) {
   return {
     'platform.self': () => ({
       platform: identity.platform,
@@ -144,7 +148,10 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     const address = await listen(server, host, opts.port);
     cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
-    log.info({ event: 'node.listening', url, nodeId: data.nodeId, platform: identity.platform }, 'node started');
+    log.info(
+      { event: 'node.listening', url, nodeId: data.nodeId, platform: identity.platform },
+      'node started',
+    );
     let closed: Promise<void> | undefined;
     return {
       url,

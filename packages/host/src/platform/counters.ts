@@ -39,7 +39,10 @@ export interface CounterStoreOptions {
 }
 
 /** The bytes of a counters file holding `counters` (used at platform initialisation too). */
-export function encodeCounters(counters: ReadonlyMap<string, number>, macKey: Uint8Array): Uint8Array {
+export function encodeCounters(
+  counters: ReadonlyMap<string, number>,
+  macKey: Uint8Array,
+): Uint8Array {
   const sorted = [...counters.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const mac = toHex(macOf(sorted, macKey));
   return utf8(
@@ -96,7 +99,9 @@ export function openCounterStore(options: CounterStoreOptions): CounterStore {
 function decodeCounters(path: string, macKey: Uint8Array): Map<string, number> {
   const bytes = readFileOrUndefined(path);
   if (bytes === undefined) {
-    throw new CounterError(`The counters file ${path} is missing from an initialised platform directory.`);
+    throw new CounterError(
+      `The counters file ${path} is missing from an initialised platform directory.`,
+    );
   }
   const damaged = (why: string, cause?: unknown): CounterError =>
     new CounterError(`The counters file ${path} is damaged: ${why}.`, { cause });

@@ -14,8 +14,9 @@
  * directory: damage is a PlatformStateError, never a silent new key or secret (sealed data and
  * pinned keys depend on them).
  */
-import { createHash, randomBytes } from 'node:crypto';
+
 import type { KeyObject } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { bytesEqual, fromHex, toHex, utf8 } from '@cloister/core';
 import { readFileOrUndefined, SECRET_FILE_MODE, writeFileAtomic } from '../fs/atomic.js';

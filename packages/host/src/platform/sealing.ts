@@ -69,7 +69,9 @@ export function deriveSealingKey(
       keyId,
     );
   } else {
-    throw new InvalidInputError(`unknown sealing policy ${JSON.stringify(policy)}: use 'code' or 'signer'`);
+    throw new InvalidInputError(
+      `unknown sealing policy ${JSON.stringify(policy)}: use 'code' or 'signer'`,
+    );
   }
   return hkdf(rootSecret, SEAL_SALT, info);
 }

@@ -48,12 +48,13 @@ export function openSimulationPlatform(options: OpenSimulationPlatformOptions): 
   const material = loadOrInitPlatform(options.dir, lockWaitMs);
   const { privateKey, rootSecret } = material;
   const publicKey = new Uint8Array(material.publicKey);
-  let counters: CounterStore;
   const macKey = deriveCountersMacKey(rootSecret);
+  let counters: CounterStore;
   try {
     counters = openCounterStore({ dir: material.dir, macKey, lockWaitMs });
   } catch (e) {
     wipe(rootSecret);
+    wipe(macKey);
     throw e;
   }
   // The platform's own copies of the identities it admitted: report and sealKey use these,
@@ -113,7 +114,12 @@ export function openSimulationPlatform(options: OpenSimulationPlatformOptions): 
       const signature = signEs256(privateKey, sign1ToBeSigned(ES256_PROTECTED, payload));
       return encodeSign1({ protectedBytes: ES256_PROTECTED, payload, signature });
     },
-    sealKey(enclave: EnclaveIdentity, policy: SealPolicy, svn: number, keyId: Uint8Array): Uint8Array {
+    sealKey(
+      enclave: EnclaveIdentity,
+      policy: SealPolicy,
+      svn: number,
+      keyId: Uint8Array,
+    ): Uint8Array {
       return deriveSealingKey(rootSecret, own(enclave), policy, svn, keyId);
     },
     counterRead(name: string): number {

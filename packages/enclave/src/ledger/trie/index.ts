@@ -2,19 +2,20 @@
 export {
   type Branch,
   EMPTY_ROOT,
+  keyCommitment,
   type Leaf,
   PATH_BYTES,
   RADIX_16,
   type Radix,
+  radix,
   SALT_BYTES,
   type TrieNode,
-  keyCommitment,
-  radix,
   valueCommitment,
 } from './node.js';
-export { PROOF_INCLUSION, PROOF_NON_INCLUSION, PROOF_VERSION, encodeProof } from './proof.js';
+export { encodeProof, PROOF_INCLUSION, PROOF_NON_INCLUSION, PROOF_VERSION } from './proof.js';
 export { decodeStored, storedForm } from './stored.js';
 export {
+  createTrie,
   DEFAULT_INLINE_LIMIT,
   type NodeRecord,
   type NodeSource,
@@ -22,5 +23,4 @@ export {
   type TrieOp,
   type TrieOptions,
   type TrieUpdate,
-  createTrie,
 } from './trie.js';

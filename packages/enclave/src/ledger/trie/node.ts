@@ -140,7 +140,9 @@ export function prefixBytes(depth: number, r: Radix): number {
 
 export function checkPath(path: unknown, what = 'trie path'): asserts path is Uint8Array {
   if (!(path instanceof Uint8Array) || path.length !== PATH_BYTES) {
-    throw new InvalidInputError(`${what} must be ${PATH_BYTES} bytes (the table's HMAC of the key)`);
+    throw new InvalidInputError(
+      `${what} must be ${PATH_BYTES} bytes (the table's HMAC of the key)`,
+    );
   }
 }
 

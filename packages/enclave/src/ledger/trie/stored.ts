@@ -16,18 +16,18 @@ import { type IntegrityFailure, LedgerIntegrityError } from '../errors.js';
 import {
   BRANCH_TAG,
   type Branch,
+  digitAt,
   HASH_BYTES,
+  keyCommitment,
   LEAF_BYTES,
   LEAF_TAG,
   type Leaf,
   PATH_BYTES,
+  prefixBytes,
   type Radix,
   SALT_BYTES,
-  type TrieNode,
-  digitAt,
-  keyCommitment,
-  prefixBytes,
   sha256,
+  type TrieNode,
   valueCommitment,
 } from './node.js';
 
@@ -81,19 +81,24 @@ function fail(ctx: DecodeContext, failure: IntegrityFailure, detail: string): ne
 }
 
 function readU32(b: Uint8Array, o: number): number {
-  return (((b[o] ?? 0) << 24) | ((b[o + 1] ?? 0) << 16) | ((b[o + 2] ?? 0) << 8) | (b[o + 3] ?? 0)) >>> 0;
+  return (
+    (((b[o] ?? 0) << 24) | ((b[o + 1] ?? 0) << 16) | ((b[o + 2] ?? 0) << 8) | (b[o + 3] ?? 0)) >>> 0
+  );
 }
 
 /** Parses one leafStored at `o`; verifies the commitments. Returns the leaf and the end offset. */
 function parseLeaf(b: Uint8Array, o: number, ctx: DecodeContext): [Leaf, number] {
   const fixed = LEAF_BYTES + SALT_BYTES + 4;
-  if (b.length - o < fixed + 4 || b[o] !== LEAF_TAG) fail(ctx, 'malformed', 'a stored leaf is cut short or not a leaf');
+  if (b.length - o < fixed + 4 || b[o] !== LEAF_TAG)
+    fail(ctx, 'malformed', 'a stored leaf is cut short or not a leaf');
   const keyLen = readU32(b, o + LEAF_BYTES + SALT_BYTES);
   const keyAt = o + fixed;
-  if (b.length - keyAt < keyLen + 4) fail(ctx, 'malformed', 'a stored leaf key runs past the record');
+  if (b.length - keyAt < keyLen + 4)
+    fail(ctx, 'malformed', 'a stored leaf key runs past the record');
   const valueLen = readU32(b, keyAt + keyLen);
   const valueAt = keyAt + keyLen + 4;
-  if (b.length - valueAt < valueLen) fail(ctx, 'malformed', 'a stored leaf value runs past the record');
+  if (b.length - valueAt < valueLen)
+    fail(ctx, 'malformed', 'a stored leaf value runs past the record');
   const encoding = b.subarray(o, o + LEAF_BYTES);
   const salt = b.subarray(o + LEAF_BYTES, o + LEAF_BYTES + SALT_BYTES);
   const key = b.subarray(keyAt, keyAt + keyLen);
@@ -154,7 +159,8 @@ function parseBranch(b: Uint8Array, r: Radix, ctx: DecodeContext): ParsedBranch 
       o += HASH_BYTES;
     }
   }
-  if ((o - head) / HASH_BYTES < 2) fail(ctx, 'malformed', 'a branch must have at least two children');
+  if ((o - head) / HASH_BYTES < 2)
+    fail(ctx, 'malformed', 'a branch must have at least two children');
   return { depth, prefix, children, end: o };
 }
 

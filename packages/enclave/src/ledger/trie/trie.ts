@@ -13,26 +13,26 @@
  * passes the salt it derives for the key; the trie stores the user key, salt and value in the leaf
  * record and commits to them (node.ts).
  */
-import { InvalidInputError, bytesEqual } from '@cloister/core';
+import { bytesEqual, InvalidInputError } from '@cloister/core';
 import { LedgerIntegrityError } from '../errors.js';
 import type { NodeCache } from '../node-cache.js';
 import {
   type Branch,
   type ChildRef,
+  checkPath,
+  commonDigits,
+  digitAt,
   EMPTY_ROOT,
   HASH_BYTES,
+  hasPrefix,
   type Leaf,
   MAX_FIELD_BYTES,
+  makeBranch,
+  makeLeaf,
   RADIX_16,
   type Radix,
   SALT_BYTES,
   type TrieNode,
-  checkPath,
-  commonDigits,
-  digitAt,
-  hasPrefix,
-  makeBranch,
-  makeLeaf,
 } from './node.js';
 import { encodeProof } from './proof.js';
 import { decodeStored, storedForm } from './stored.js';
@@ -173,7 +173,10 @@ export function createTrie(options: TrieOptions): Trie {
       bytes = source.get(hash);
     } catch (e) {
       if (!(e instanceof LedgerIntegrityError)) throw e;
-      throw new LedgerIntegrityError({ ...where(), failure: e.failure, detail: e.message }, { cause: e });
+      throw new LedgerIntegrityError(
+        { ...where(), failure: e.failure, detail: e.message },
+        { cause: e },
+      );
     }
     if (bytes === undefined) {
       throw new LedgerIntegrityError({
@@ -207,6 +210,13 @@ export function createTrie(options: TrieOptions): Trie {
       });
     }
     return node;
+  }
+
+  /** Where `path` lies from the prefix range of `b`: below (-1), inside (0) or above (1). */
+  function side(path: Uint8Array, b: Branch): number {
+    const c = commonDigits(path, b.prefix, b.depth, r);
+    if (c === b.depth) return 0;
+    return digitAt(path, c, r) < digitAt(b.prefix, c, r) ? -1 : 1;
   }
 
   function loadRoot(root: Uint8Array): TrieNode | undefined {
@@ -252,7 +262,11 @@ export function createTrie(options: TrieOptions): Trie {
       created.push(l);
       return l;
     };
-    const branch = (depth: number, prefixSource: Uint8Array, slots: (ChildRef | undefined)[]): Branch => {
+    const branch = (
+      depth: number,
+      prefixSource: Uint8Array,
+      slots: (ChildRef | undefined)[],
+    ): Branch => {
       const b = makeBranch(r, depth, prefixSource, slots, inlineLimit);
       created.push(b);
       return b;
@@ -322,7 +336,8 @@ export function createTrie(options: TrieOptions): Trie {
         const cur = child(b, s);
         const next = cur === undefined ? build(puts(i, j)) : apply(cur, i, j);
         const same =
-          next === cur || (next !== undefined && cur !== undefined && bytesEqual(next.hash, cur.hash));
+          next === cur ||
+          (next !== undefined && cur !== undefined && bytesEqual(next.hash, cur.hash));
         if (!same) {
           changed = true;
           slots[s] = next;
@@ -341,11 +356,11 @@ export function createTrie(options: TrieOptions): Trie {
     /** Applies sorted[lo, hi) (non-empty) to the subtree `node`. */
     function apply(node: TrieNode, lo: number, hi: number): TrieNode | undefined {
       if (node.kind === 'leaf') return applyToLeaf(node, lo, hi);
-      // The ops inside this branch's prefix are contiguous in path order.
+      // In path order: ops below this branch's prefix, ops inside it, ops above it.
       let a = lo;
-      while (a < hi && !hasPrefix((sorted[a] as TrieOp).path, node.prefix, node.depth, r)) a++;
+      while (a < hi && side((sorted[a] as TrieOp).path, node) < 0) a++;
       let z = a;
-      while (z < hi && hasPrefix((sorted[z] as TrieOp).path, node.prefix, node.depth, r)) z++;
+      while (z < hi && side((sorted[z] as TrieOp).path, node) === 0) z++;
       const inner = a < z ? applyInside(node, a, z) : node;
       const before = puts(lo, a);
       const after = puts(z, hi);

@@ -1,0 +1,128 @@
+/// <reference types="node" />
+/**
+ * The fixed byte vectors of docs/ledger-format.md, computed by the enclave's code from the inputs
+ * the document states. ledger-vectors.test.ts checks the document against this; the core's
+ * verifier test checks its own reading of the same vectors.
+ */
+import { readFileSync } from 'node:fs';
+import { createLedgerKeyring, hkdfSha256, LABELS, RecordPurpose } from '../src/ledger/crypto.js';
+import { EMPTY_ROOT, makeBranch, makeLeaf, RADIX_16 } from '../src/ledger/trie/node.js';
+import { storedForm } from '../src/ledger/trie/stored.js';
+import { createTrie, type TrieOp } from '../src/ledger/trie/trie.js';
+import { hex, memorySource } from './ledger-helpers.js';
+
+const enc = new TextEncoder();
+const label = (name: string, param?: string): Uint8Array =>
+  param === undefined
+    ? enc.encode(name)
+    : Uint8Array.of(...enc.encode(name), 0, ...enc.encode(param));
+
+export function computeVectors(): Map<string, string> {
+  const v = new Map<string, string>();
+  const secret = Uint8Array.from({ length: 32 }, (_, i) => i);
+  const kr = createLedgerKeyring({
+    origin: { generation: 0, secret },
+    random: (out) => out.fill(0),
+  });
+  v.set('secret', hex(secret));
+  v.set(
+    'hkdf.record-key.0',
+    hex(
+      hkdfSha256(
+        secret,
+        new Uint8Array(0),
+        Uint8Array.of(...label(LABELS.recordKey), 0, 0, 0, 0, 0),
+        32,
+      ),
+    ),
+  );
+  v.set('hkdf.store-key', hex(hkdfSha256(secret, new Uint8Array(0), label(LABELS.storeKey), 32)));
+  v.set(
+    'hkdf.table-path.accounts',
+    hex(hkdfSha256(secret, new Uint8Array(0), label(LABELS.tablePath, 'accounts'), 32)),
+  );
+  v.set(
+    'hkdf.table-salt.accounts',
+    hex(hkdfSha256(secret, new Uint8Array(0), label(LABELS.tableSalt, 'accounts'), 32)),
+  );
+
+  const t = kr.table('accounts');
+  const entries: [string, string][] = [
+    ['alice', '100'],
+    ['bob', '250'],
+    ['carol', '75'],
+  ];
+  const ops: TrieOp[] = entries.map(([k, val]) => {
+    const key = enc.encode(k);
+    return { type: 'put', path: t.path(key), salt: t.salt(key), key, value: enc.encode(val) };
+  });
+  const a = ops[0] as Extract<TrieOp, { type: 'put' }>;
+  const leaf = makeLeaf(a.path, a.salt, a.key, a.value);
+  v.set('alice.path', hex(a.path));
+  v.set('alice.salt', hex(a.salt));
+  v.set('alice.key-commitment', hex(leaf.keyCommitment));
+  v.set('alice.value-commitment', hex(leaf.valueCommitment));
+  v.set('alice.leaf', hex(leaf.encoding));
+  v.set('alice.leaf-hash', hex(leaf.hash));
+  v.set('bob.path', hex((ops[1] as TrieOp).path));
+  v.set('carol.path', hex((ops[2] as TrieOp).path));
+
+  const source = memorySource();
+  const trie = createTrie({ source });
+  const u = trie.update(EMPTY_ROOT, ops);
+  source.write(u);
+  v.set('root', hex(u.root));
+  v.set('root.stored', hex(source.records.get(hex(u.root)) as Uint8Array));
+  v.set('root.store-key', hex(kr.storeKey(u.root)));
+  v.set(
+    'root.record',
+    hex(kr.seal(RecordPurpose.node, u.root, source.records.get(hex(u.root)) as Uint8Array)),
+  );
+  v.set('alice.proof', hex(trie.prove(u.root, a.path)));
+  const dave = t.path(enc.encode('dave'));
+  v.set('dave.path', hex(dave));
+  v.set('dave.proof', hex(trie.prove(u.root, dave)));
+  v.set('empty.dave.proof', hex(trie.prove(EMPTY_ROOT, dave)));
+
+  // A branch at an odd depth: paths abc0… and abc8… split on digit 3.
+  const p1 = new Uint8Array(32);
+  p1.set([0xab, 0xc0]);
+  const p2 = new Uint8Array(32);
+  p2.set([0xab, 0xc8]);
+  const salt = new Uint8Array(32).fill(0x11);
+  const l1 = makeLeaf(p1, salt, enc.encode('x1'), enc.encode('1'));
+  const l2 = makeLeaf(p2, salt, enc.encode('x2'), enc.encode('2'));
+  const slots = new Array(16).fill(undefined);
+  slots[0] = l1;
+  slots[8] = l2;
+  const odd = makeBranch(RADIX_16, 3, p1, slots, 512);
+  v.set('odd.leaf-0', hex(l1.encoding));
+  v.set('odd.leaf-8', hex(l2.encoding));
+  v.set('odd.branch', hex(odd.encoding));
+  v.set('odd.branch-hash', hex(odd.hash));
+  v.set('odd.stored', hex(storedForm(odd)));
+  return v;
+}
+
+/** The vectors written in the document: `name: hex` lines inside ```vectors blocks. */
+export function documentVectors(): Map<string, string> {
+  const doc = readFileSync(new URL('../../../docs/ledger-format.md', import.meta.url), 'utf8');
+  const out = new Map<string, string>();
+  for (const block of doc.matchAll(/```vectors\n([\s\S]*?)```/g)) {
+    let name = '';
+    for (const line of (block[1] ?? '').split('\n')) {
+      const m = /^([a-z0-9.-]+):\s*([0-9a-f]*)$/.exec(line.trim());
+      if (m) {
+        name = m[1] ?? '';
+        out.set(name, m[2] ?? '');
+      } else if (/^[0-9a-f]+$/.test(line.trim()) && name) {
+        out.set(name, (out.get(name) ?? '') + line.trim());
+      }
+    }
+  }
+  return out;
+}
+
+if (process.argv[1]?.endsWith('ledger-vectors.ts')) {
+  for (const [k, val] of computeVectors()) console.log(`${k}: ${val}`);
+}

@@ -1,0 +1,171 @@
+/// <reference types="node" />
+/**
+ * The trie's own checks, below the AEAD layer: what it does with plaintext records that are wrong
+ * (as if the encryption key leaked, or the enclave had a bug). Every failure is a named
+ * LedgerIntegrityError; no byte string makes decoding throw anything else.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { LedgerIntegrityError } from '../src/ledger/errors.js';
+import {
+  digitAt,
+  EMPTY_ROOT,
+  makeBranch,
+  makeLeaf,
+  RADIX_16,
+  radix,
+  sha256,
+} from '../src/ledger/trie/node.js';
+import { decodeStored, storedForm } from '../src/ledger/trie/stored.js';
+import { createTrie, type TrieOp } from '../src/ledger/trie/trie.js';
+import { hex, memorySource, pathOf, saltOf } from './ledger-helpers.js';
+
+const put = (i: number): TrieOp => {
+  const key = Uint8Array.of(i >> 8, i & 255);
+  return {
+    type: 'put',
+    path: pathOf(key),
+    salt: saltOf(key),
+    key,
+    value: Uint8Array.of(i & 255, 1),
+  };
+};
+
+function table(n: number) {
+  const source = memorySource();
+  const u = createTrie({ source }).update(
+    EMPTY_ROOT,
+    Array.from({ length: n }, (_, i) => put(i)),
+  );
+  source.write(u);
+  return { source, root: u.root };
+}
+
+function readAll(source: ReturnType<typeof memorySource>, root: Uint8Array, n: number): string[] {
+  const trie = createTrie({ source });
+  const failures: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const op = put(i) as Extract<TrieOp, { type: 'put' }>;
+    try {
+      assert.equal(hex(trie.get(root, op.path)?.value ?? new Uint8Array()), hex(op.value));
+    } catch (e) {
+      if (!(e instanceof LedgerIntegrityError)) throw e;
+      failures.push(e.failure);
+    }
+  }
+  return failures;
+}
+
+describe('trie integrity checks on plaintext records', () => {
+  test('any flipped bit in any record: hash-mismatch or malformed, never wrong data', () => {
+    const { source, root } = table(150);
+    const ids = [...source.records.keys()];
+    fc.assert(
+      fc.property(fc.nat(), fc.nat(), fc.nat(7), (i, at, bit) => {
+        const id = ids[i % ids.length] as string;
+        const orig = source.records.get(id) as Uint8Array;
+        const bad = orig.slice();
+        bad[at % bad.length] = (bad[at % bad.length] ?? 0) ^ (1 << bit);
+        source.records.set(id, bad);
+        try {
+          const failures = readAll(source, root, 150);
+          assert.ok(failures.every((f) => f === 'hash-mismatch' || f === 'malformed'));
+        } finally {
+          source.records.set(id, orig);
+        }
+      }),
+      { numRuns: 80 },
+    );
+  });
+
+  test('a record that is another node: hash-mismatch', () => {
+    const { source, root } = table(50);
+    const other = [...source.records.keys()].find((k) => k !== hex(root)) as string;
+    source.records.set(hex(root), source.records.get(other) as Uint8Array);
+    assert.deepEqual([...new Set(readAll(source, root, 50))], ['hash-mismatch']);
+  });
+
+  test('a node that hashes right but sits in the wrong slot: structure', () => {
+    const source = memorySource();
+    const [a, b] = [put(1), put(2)] as Extract<TrieOp, { type: 'put' }>[];
+    const la = makeLeaf(a!.path, a!.salt, a!.key, a!.value);
+    const lb = makeLeaf(b!.path, b!.salt, b!.key, b!.value);
+    const sb = digitAt(lb.path, 0, RADIX_16);
+    let wrong = (digitAt(la.path, 0, RADIX_16) + 1) % 16;
+    if (wrong === sb) wrong = (wrong + 1) % 16;
+    const slots = new Array(16).fill(undefined);
+    slots[wrong] = la;
+    slots[sb] = lb;
+    const root = makeBranch(RADIX_16, 0, new Uint8Array(32), slots, 0);
+    source.write([la, lb, root].map((n) => ({ hash: n.hash, plaintext: storedForm(n) })));
+    const trie = createTrie({ source });
+    assert.equal(hex(trie.get(root.hash, lb.path)?.value ?? new Uint8Array()), hex(b!.value));
+    const probe = new Uint8Array(32);
+    probe[0] = wrong << 4;
+    assert.throws(
+      () => trie.get(root.hash, probe),
+      (e: unknown) => e instanceof LedgerIntegrityError && e.failure === 'structure',
+    );
+  });
+
+  test('decodeStored: no byte string throws anything but LedgerIntegrityError', () => {
+    const ctx = { node: 'x', position: 'root' };
+    const expected = new Uint8Array(32);
+    for (const r of [RADIX_16, radix(1), radix(8)]) {
+      fc.assert(
+        fc.property(
+          fc.oneof(
+            fc.uint8Array({ maxLength: 300 }),
+            fc.uint8Array({ maxLength: 300 }).map((b) => Uint8Array.of(1, ...b)),
+            fc.uint8Array({ maxLength: 300 }).map((b) => Uint8Array.of(2, ...b)),
+          ),
+          (bytes) => {
+            assert.throws(() => decodeStored(bytes, expected, r, ctx), LedgerIntegrityError);
+          },
+        ),
+        { numRuns: 400 },
+      );
+    }
+  });
+
+  test('decodeStored refuses non-canonical branches even when the hash matches', () => {
+    const ctx = { node: 'x', position: 'root' };
+    const [a, b] = [put(1), put(2)] as Extract<TrieOp, { type: 'put' }>[];
+    const slots = new Array(16).fill(undefined);
+    slots[0] = makeLeaf(a!.path, a!.salt, a!.key, a!.value);
+    slots[1] = makeLeaf(b!.path, b!.salt, b!.key, b!.value);
+    const branch = makeBranch(RADIX_16, 3, new Uint8Array(32).fill(0xff), slots, 0);
+    const stored = storedForm(branch);
+    assert.equal(hex(decodeStored(stored, branch.hash, RADIX_16, ctx).hash), hex(branch.hash));
+    const encLength = branch.encoding.length;
+    const cases: [string, (s: Uint8Array) => void][] = [
+      [
+        'prefix bits set past the depth',
+        (x) => {
+          x[3] = (x[3] ?? 0) | 0x0f;
+        },
+      ],
+      [
+        'depth 64',
+        (x) => {
+          x[1] = 64;
+        },
+      ],
+    ];
+    for (const [what, mutate] of cases) {
+      const bad = stored.slice();
+      mutate(bad);
+      const hash = sha256(bad.subarray(0, encLength));
+      assert.throws(
+        () => decodeStored(bad, hash, RADIX_16, ctx),
+        (e: unknown) => e instanceof LedgerIntegrityError && e.failure === 'malformed',
+        what,
+      );
+    }
+    assert.throws(
+      () => decodeStored(Uint8Array.of(...stored, 0), branch.hash, RADIX_16, ctx),
+      (e: unknown) => e instanceof LedgerIntegrityError && e.failure === 'malformed',
+    );
+  });
+});

@@ -1,0 +1,168 @@
+/// <reference types="node" />
+/**
+ * The enclave's proofs against the isomorphic verifier of @cloister/core (a separate
+ * implementation of docs/ledger-format.md): every key's proof verifies, absence is proved for
+ * every other path, a proof never transfers to another key, and no flipped bit passes.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import {
+  decodeProof,
+  ProofError,
+  verifyInclusion,
+  verifyNonInclusion,
+} from '../../core/src/ledger/proof.js';
+import { EMPTY_ROOT } from '../src/ledger/trie/node.js';
+import { createTrie, type Trie, type TrieOp } from '../src/ledger/trie/trie.js';
+import { hex, memorySource, pathArb, saltOf } from './ledger-helpers.js';
+
+/** Distinct paths have distinct keys, as with real HMAC paths. */
+const keyFor = (p: Uint8Array): Uint8Array => Uint8Array.of(0x6b, ...p);
+const valueFor = (p: Uint8Array): Uint8Array => p.subarray(6, 6 + ((p[31] ?? 0) % 9));
+
+function table(paths: readonly Uint8Array[]): { trie: Trie; root: Uint8Array } {
+  const source = memorySource();
+  const trie = createTrie({ source });
+  const ops: TrieOp[] = paths.map((p) => ({
+    type: 'put',
+    path: p,
+    salt: saltOf(keyFor(p)),
+    key: keyFor(p),
+    value: valueFor(p),
+  }));
+  const u = trie.update(EMPTY_ROOT, ops);
+  source.write(u);
+  return { trie, root: u.root };
+}
+
+const setArb = fc.uniqueArray(pathArb, { minLength: 0, maxLength: 40, selector: hex });
+
+/** A proof is refused: thrown ProofError, or a verdict that is not ok. */
+function refused(f: () => { ok: boolean }): boolean {
+  try {
+    return !f().ok;
+  } catch (e) {
+    if (e instanceof ProofError) return true;
+    throw e;
+  }
+}
+
+describe('trie proofs verified by @cloister/core', () => {
+  test('every key has a valid inclusion proof; other paths a valid non-inclusion proof', () => {
+    const absences = new Set<string>();
+    fc.assert(
+      fc.property(setArb, fc.array(pathArb, { maxLength: 10 }), (paths, others) => {
+        const { trie, root } = table(paths);
+        for (const p of paths) {
+          const proof = trie.prove(root, p);
+          assert.deepEqual(verifyInclusion(root, p, proof, keyFor(p), valueFor(p)), { ok: true });
+          assert.deepEqual(verifyNonInclusion(root, p, proof), {
+            ok: false,
+            reason: 'key-present',
+          });
+        }
+        for (const q of others) {
+          if (paths.some((p) => hex(p) === hex(q))) continue;
+          const proof = trie.prove(root, q);
+          assert.deepEqual(verifyNonInclusion(root, q, proof), { ok: true });
+          assert.deepEqual(verifyInclusion(root, q, proof, keyFor(q), valueFor(q)), {
+            ok: false,
+            reason: 'key-absent',
+          });
+          absences.add(decodeProof(proof).absence ?? '');
+        }
+      }),
+      { numRuns: 150 },
+    );
+    assert.deepEqual(
+      [...absences].sort(),
+      ['empty-slot', 'empty-trie', 'other-leaf', 'prefix-diverges'],
+      'the runs covered every way a walk can end in absence',
+    );
+  });
+
+  test('a proof for key A never verifies for key B', () => {
+    fc.assert(
+      fc.property(
+        setArb.filter((s) => s.length >= 2),
+        fc.nat(),
+        fc.nat(),
+        (paths, i, j) => {
+          const { trie, root } = table(paths);
+          const a = paths[i % paths.length] as Uint8Array;
+          const b = paths[(i + 1 + (j % (paths.length - 1))) % paths.length] as Uint8Array;
+          const proofA = trie.prove(root, a);
+          assert.equal(verifyInclusion(root, b, proofA, keyFor(b), valueFor(b)).ok, false);
+          assert.deepEqual(verifyInclusion(root, a, proofA, keyFor(b), valueFor(a)), {
+            ok: false,
+            reason: 'key-mismatch',
+          });
+          assert.deepEqual(verifyInclusion(root, a, proofA, keyFor(a), new Uint8Array([1, 2, 3])), {
+            ok: false,
+            reason: 'value-mismatch',
+          });
+          assert.equal(verifyNonInclusion(root, b, proofA).ok, false);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  test('any flipped bit is refused (ProofError or a failed verdict)', () => {
+    fc.assert(
+      fc.property(setArb, pathArb, fc.nat(), fc.nat(7), (paths, other, at, bit) => {
+        const { trie, root } = table(paths);
+        const cases: [Uint8Array, (proof: Uint8Array) => { ok: boolean }][] = [];
+        const p = paths[0];
+        if (p) cases.push([p, (proof) => verifyInclusion(root, p, proof, keyFor(p), valueFor(p))]);
+        if (!paths.some((x) => hex(x) === hex(other))) {
+          cases.push([other, (proof) => verifyNonInclusion(root, other, proof)]);
+        }
+        for (const [path, verify] of cases) {
+          const proof = trie.prove(root, path);
+          assert.equal(verify(proof).ok, true);
+          const bad = proof.slice();
+          const k = at % bad.length;
+          bad[k] = (bad[k] ?? 0) ^ (1 << bit);
+          assert.ok(
+            refused(() => verify(bad)),
+            `flip of bit ${bit} at byte ${k} refused`,
+          );
+          assert.ok(
+            refused(() => verify(proof.subarray(0, proof.length - 1))),
+            'truncation refused',
+          );
+          assert.ok(
+            refused(() => verify(Uint8Array.of(...proof, 0))),
+            'a trailing byte refused',
+          );
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('a proof against an older root says root-mismatch; the old root still proves', () => {
+    const source = memorySource();
+    const trie = createTrie({ source });
+    const p = new Uint8Array(32).fill(7);
+    const put = (v: number): TrieOp => ({
+      type: 'put',
+      path: p,
+      salt: saltOf(keyFor(p)),
+      key: keyFor(p),
+      value: Uint8Array.of(v),
+    });
+    const u1 = trie.update(EMPTY_ROOT, [put(1)]);
+    source.write(u1);
+    const u2 = trie.update(u1.root, [put(2)]);
+    source.write(u2);
+    const old = trie.prove(u1.root, p);
+    assert.deepEqual(verifyInclusion(u1.root, p, old, keyFor(p), Uint8Array.of(1)), { ok: true });
+    assert.deepEqual(verifyInclusion(u2.root, p, old, keyFor(p), Uint8Array.of(1)), {
+      ok: false,
+      reason: 'root-mismatch',
+    });
+  });
+});

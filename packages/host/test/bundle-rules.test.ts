@@ -1,0 +1,108 @@
+/**
+ * The trust boundary on what is really bundled: the real enclave and client core bundles pass;
+ * fixtures that break each rule (a mini repository under fixtures/boundary/tree, copied to a temp
+ * dir with a fake dependency installed in its node_modules) are caught, file and import named.
+ */
+import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { bundleClientCore, bundleEnclave } from '../src/build/bundle.js';
+import {
+  CLIENT_CORE_BUNDLE_RULES,
+  checkBundleRules,
+  ENCLAVE_BUNDLE_RULES,
+  formatViolations,
+  type Violation,
+} from '../src/build/bundle-rules.js';
+
+const FIXTURES = fileURLToPath(new URL('./fixtures/boundary/', import.meta.url));
+let root: string;
+
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'cloister-bundle-rules-'));
+  cpSync(join(FIXTURES, 'tree'), root, { recursive: true });
+  mkdirSync(join(root, 'node_modules'));
+  cpSync(join(FIXTURES, 'fake-net'), join(root, 'node_modules', 'fake-net'), { recursive: true });
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const pairs = (vs: Violation[]): string[] => vs.map((v) => `${v.file} -> ${v.import}`);
+
+describe('the real bundles', () => {
+  test('the enclave bundle (shim + enclave + dependencies) passes the enclave rules', async () => {
+    const { metafile, code } = await bundleEnclave();
+    const inputs = Object.keys(metafile.inputs);
+    assert.ok(inputs.includes('packages/shim/src/entry.ts'));
+    assert.ok(inputs.includes('packages/enclave/src/index.ts'));
+    assert.ok(inputs.some((i) => i.startsWith('packages/core/')));
+    const v = checkBundleRules(metafile, ENCLAVE_BUNDLE_RULES);
+    assert.deepEqual(v, [], formatViolations(v));
+    assert.deepEqual((await bundleEnclave()).code, code, 'the enclave bundle is deterministic');
+  });
+
+  test('the client core bundle passes the client rules', async () => {
+    const { metafile } = await bundleClientCore();
+    assert.ok(Object.keys(metafile.inputs).includes('packages/core/src/index.ts'));
+    const v = checkBundleRules(metafile, CLIENT_CORE_BUNDLE_RULES);
+    assert.deepEqual(v, [], formatViolations(v));
+  });
+});
+
+describe('fixtures that break a rule are caught', () => {
+  const enclave = async (entry: string): Promise<Violation[]> =>
+    checkBundleRules((await bundleEnclave({ root, entry })).metafile, ENCLAVE_BUNDLE_RULES);
+
+  test('rule-abiding fixtures pass (no false positives)', async () => {
+    assert.deepEqual(await enclave('packages/shim/src/entry.js'), []);
+    const client = await bundleClientCore({ root, entry: 'packages/core/src/clean.js' });
+    assert.deepEqual(checkBundleRules(client.metafile, CLIENT_CORE_BUNDLE_RULES), []);
+  });
+
+  test('an enclave file importing host code', async () => {
+    const v = await enclave('packages/enclave/src/imports-host.js');
+    assert.deepEqual(pairs(v), [
+      'packages/enclave/src/imports-host.js -> packages/host/src/secret.js',
+    ]);
+    assert.match(v[0]?.rule ?? '', /no file may come from this folder/);
+  });
+
+  test('an enclave file importing node:fs', async () => {
+    const v = await enclave('packages/enclave/src/imports-fs.js');
+    assert.deepEqual(pairs(v), ['packages/enclave/src/imports-fs.js -> node:fs']);
+    assert.match(v[0]?.rule ?? '', /files under packages\/enclave\/ may not import node:fs/);
+  });
+
+  test('an enclave file importing node:worker_threads (only the shim may)', async () => {
+    const v = await enclave('packages/enclave/src/imports-worker.js');
+    assert.deepEqual(pairs(v), ['packages/enclave/src/imports-worker.js -> node:worker_threads']);
+  });
+
+  test('a dependency reached from enclave code that imports node:net', async () => {
+    const v = await enclave('packages/enclave/src/reaches-net.js');
+    assert.deepEqual(pairs(v), [
+      'node_modules/fake-net/index.js -> node:net',
+      'packages/enclave/src/reaches-net.js -> node_modules/fake-net/index.js',
+    ]);
+    assert.match(v[0]?.rule ?? '', /dependencies may not import node:net/);
+    assert.match(v[1]?.rule ?? '', /may import only packages\/core\/, packages\/boundary\//);
+  });
+
+  test('a core file importing node:crypto, in the client core bundle', async () => {
+    const { metafile } = await bundleClientCore({
+      root,
+      entry: 'packages/core/src/uses-crypto.js',
+    });
+    const v = checkBundleRules(metafile, CLIENT_CORE_BUNDLE_RULES);
+    assert.deepEqual(pairs(v), ['packages/core/src/uses-crypto.js -> node:crypto']);
+    // The enclave rules refuse it too: core must stay isomorphic wherever it is bundled.
+    assert.equal(checkBundleRules(metafile, ENCLAVE_BUNDLE_RULES).length, 1);
+  });
+
+  test('host code as a bundle entry is caught', async () => {
+    const v = await enclave('packages/host/src/secret.js');
+    assert.deepEqual(pairs(v), ['packages/host/src/secret.js -> packages/host/src/secret.js']);
+  });
+});

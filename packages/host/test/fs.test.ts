@@ -1,0 +1,209 @@
+import assert from 'node:assert/strict';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { isCloisterError } from '@cloister/core';
+import {
+  DirectoryError,
+  DirectoryLockedError,
+  ensureWritableDir,
+  LOCK_NAME,
+  lockDirectory,
+  readFileOrUndefined,
+  writeFileAtomic,
+} from '../src/fs/index.js';
+import { fixture, killChild, startChild, waitForLine } from './fixtures/platform/children.js';
+
+const root = mkdtempSync(join(tmpdir(), 'cloister-fs-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const fresh = (): string => {
+  const d = join(root, `t${n++}`);
+  mkdirSync(d);
+  return d;
+};
+
+describe('writeFileAtomic', () => {
+  test('writes the bytes with the exact mode, whatever the umask', () => {
+    const dir = fresh();
+    const old = process.umask(0o000);
+    try {
+      writeFileAtomic(join(dir, 'secret'), new Uint8Array([1, 2, 3]), { mode: 0o600 });
+    } finally {
+      process.umask(old);
+    }
+    const wide = process.umask(0o077);
+    try {
+      writeFileAtomic(join(dir, 'public'), new Uint8Array([4]), { mode: 0o644 });
+    } finally {
+      process.umask(wide);
+    }
+    assert.deepEqual([...readFileSync(join(dir, 'secret'))], [1, 2, 3]);
+    assert.equal(statSync(join(dir, 'secret')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dir, 'public')).mode & 0o777, 0o644);
+  });
+
+  test('replaces an existing file and leaves no temporary file behind', () => {
+    const dir = fresh();
+    const p = join(dir, 'f');
+    writeFileAtomic(p, new Uint8Array([1]), { mode: 0o600 });
+    writeFileAtomic(p, new Uint8Array([2, 2]), { mode: 0o600 });
+    assert.deepEqual([...readFileSync(p)], [2, 2]);
+    assert.deepEqual(readdirSync(dir), ['f']);
+  });
+
+  test('exclusive creation refuses an existing file and keeps it intact', () => {
+    const dir = fresh();
+    const p = join(dir, 'f');
+    writeFileAtomic(p, new Uint8Array([1]), { mode: 0o600, exclusive: true });
+    assert.throws(
+      () => writeFileAtomic(p, new Uint8Array([9]), { mode: 0o600, exclusive: true }),
+      (e: NodeJS.ErrnoException) => e.code === 'EEXIST',
+    );
+    assert.deepEqual([...readFileSync(p)], [1]);
+    assert.deepEqual(readdirSync(dir), ['f']);
+  });
+
+  test('a missing directory is an ENOENT error, not a partial file', () => {
+    const dir = fresh();
+    assert.throws(
+      () => writeFileAtomic(join(dir, 'no', 'f'), new Uint8Array(1), { mode: 0o600 }),
+      (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
+    );
+  });
+
+  test('a writer killed at any moment leaves the old or the new content, never a mix', async () => {
+    const dir = fresh();
+    const p = join(dir, 'f');
+    const size = 512 * 1024;
+    for (let round = 0; round < 6; round++) {
+      const child = startChild(fixture('atomic-writer.ts'), [p, String(size)]);
+      const target = 5 + round * 7;
+      await waitForLine(child, (l) => Number(l) >= target);
+      await killChild(child);
+      const bytes = readFileSync(p);
+      assert.equal(bytes.length, size, `round ${round}: file has ${bytes.length} bytes`);
+      const first = bytes[0];
+      assert.ok(first === 0x61 || first === 0x62);
+      assert.ok(
+        bytes.every((b) => b === first),
+        `round ${round}: mixed content`,
+      );
+    }
+  });
+});
+
+describe('readFileOrUndefined', () => {
+  test('returns the bytes, or undefined for a missing file; other errors are thrown', () => {
+    const dir = fresh();
+    writeFileSync(join(dir, 'f'), 'hi');
+    assert.deepEqual(readFileOrUndefined(join(dir, 'f')), new Uint8Array([0x68, 0x69]));
+    assert.equal(readFileOrUndefined(join(dir, 'missing')), undefined);
+    assert.throws(
+      () => readFileOrUndefined(dir),
+      (e: NodeJS.ErrnoException) => e.code === 'EISDIR',
+    );
+  });
+});
+
+describe('lockDirectory', () => {
+  test('a held data directory lock is DATA_DIR_LOCKED naming the directory', () => {
+    const dir = fresh();
+    const release = lockDirectory(dir, { what: 'data' });
+    assert.ok(existsSync(join(dir, LOCK_NAME)));
+    assert.throws(
+      () => lockDirectory(dir, { what: 'data' }),
+      (e: unknown) =>
+        e instanceof DirectoryLockedError &&
+        isCloisterError(e, 'DATA_DIR_LOCKED') &&
+        e.message.includes(dir) &&
+        e.message.includes('--data'),
+    );
+    release();
+    release(); // idempotent
+    assert.ok(!existsSync(join(dir, LOCK_NAME)));
+    lockDirectory(dir, { what: 'data' })();
+  });
+
+  test('a lock held by another process is PLATFORM_LOCKED; a dead holder is recovered', async () => {
+    const dir = fresh();
+    const child = startChild(fixture('lock-holder.ts'), [dir, 'platform']);
+    await waitForLine(child, (l) => l === 'locked');
+    assert.throws(
+      () => lockDirectory(dir, { what: 'platform', waitMs: 50 }),
+      (e: unknown) => isCloisterError(e, 'PLATFORM_LOCKED') && (e as Error).message.includes(dir),
+    );
+    await killChild(child); // SIGKILL: the child cannot remove its lock
+    assert.ok(existsSync(join(dir, LOCK_NAME)), 'the dead process left its lock behind');
+    // Age the lock as if its holder had stopped refreshing it long ago (no waiting on clocks).
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(join(dir, LOCK_NAME), old, old);
+    const release = lockDirectory(dir, { what: 'platform' });
+    release();
+    assert.ok(!existsSync(join(dir, LOCK_NAME)));
+  });
+
+  test('a directory where no lock can be created is a DirectoryError', () => {
+    const dir = join(fresh(), 'missing');
+    assert.throws(
+      () => lockDirectory(dir, { what: 'platform' }),
+      (e: unknown) => e instanceof DirectoryError && isCloisterError(e, 'PLATFORM_DIR'),
+    );
+  });
+});
+
+describe('ensureWritableDir', () => {
+  test('creates missing directories with mode 0700', () => {
+    const dir = join(fresh(), 'a', 'b');
+    assert.equal(ensureWritableDir(dir, 'platform'), dir);
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    assert.equal(ensureWritableDir(dir, 'platform'), dir);
+  });
+
+  test('an uncreatable directory is a named error with the flag to change', () => {
+    const base = fresh();
+    writeFileSync(join(base, 'file'), 'x');
+    assert.throws(
+      () => ensureWritableDir(join(base, 'file', 'sub'), 'data'),
+      (e: unknown) =>
+        e instanceof DirectoryError &&
+        isCloisterError(e, 'DATA_DIR') &&
+        e.message.includes('Cannot create') &&
+        e.message.includes('--data'),
+    );
+    assert.throws(
+      () => ensureWritableDir(join(base, 'file'), 'platform'),
+      (e: unknown) =>
+        isCloisterError(e, 'PLATFORM_DIR') &&
+        (e as Error).message.includes('not a directory') &&
+        (e as Error).message.includes('--platform-dir'),
+    );
+  });
+
+  test('an existing but unwritable directory is a named error', () => {
+    // Permission bits do not bind root; /proc refuses new files even to root.
+    let dir = '/proc';
+    if (process.getuid?.() !== 0) {
+      dir = fresh();
+      chmodSync(dir, 0o500);
+    }
+    assert.throws(
+      () => ensureWritableDir(dir, 'platform'),
+      (e: unknown) =>
+        isCloisterError(e, 'PLATFORM_DIR') && (e as Error).message.includes('not writable'),
+    );
+    if (dir !== '/proc') chmodSync(dir, 0o700);
+  });
+});

@@ -1,0 +1,302 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import {
+  BoundaryError,
+  createCodec,
+  createHostRpc,
+  type HostCallHandlers,
+  RemoteError,
+} from '@cloister/boundary';
+import { CloisterError, fromHex, fromUtf8, utf8 } from '@cloister/core';
+import {
+  createWorkerHostPort,
+  EnclaveFailedError,
+  type EnclaveWorker,
+  type LaunchOptions,
+  launchEnclaveWorker,
+} from '../src/launcher/index.js';
+import { probeBundle, probeCommand, realBundle } from './fixtures/boundary/probe.js';
+
+const codec = createCodec();
+
+async function launch(
+  code: Uint8Array,
+  extra: Partial<LaunchOptions> = {},
+): Promise<{
+  w: EnclaveWorker;
+  errors: BoundaryError[];
+  exits: { exitCode: number; requested: boolean }[];
+}> {
+  const errors: BoundaryError[] = [];
+  const exits: { exitCode: number; requested: boolean }[] = [];
+  const w = await launchEnclaveWorker({
+    code,
+    ocalls: {},
+    onProtocolError: (e) => errors.push(e),
+    onExit: (i) => exits.push(i),
+    ...extra,
+  });
+  return { w, errors, exits };
+}
+
+function isFailed(e: unknown): boolean {
+  assert.ok(e instanceof EnclaveFailedError, `expected EnclaveFailedError, got ${e}`);
+  assert.equal(e.code, 'ENCLAVE_FAILED');
+  return true;
+}
+
+describe('the real enclave bundle', () => {
+  test('answers enclave.ping; terminate fires onExit and later calls fail by name', async () => {
+    const { w, exits } = await launch(await realBundle());
+    const payload = new Uint8Array(64).map((_, i) => i);
+    assert.deepEqual((await w.call('enclave.ping', { payload })).payload, payload);
+    await w.terminate();
+    assert.deepEqual(exits, [{ exitCode: 1, requested: true }]);
+    await assert.rejects(w.call('enclave.ping', { payload }), isFailed);
+  });
+});
+
+describe('calls through the real shim (probe enclave)', () => {
+  test('synchronous host.ping from inside the enclave, served by an async host handler', async () => {
+    let served = 0;
+    const ocalls: HostCallHandlers = {
+      'host.ping': async (req) => {
+        await new Promise((r) => setImmediate(r));
+        served++;
+        return { payload: req.payload };
+      },
+    };
+    const { w, errors } = await launch(await probeBundle(), { ocalls });
+    assert.equal(await probeCommand(w, 'sync-ping:300'), 300);
+    assert.equal(await probeCommand(w, 'async-ping:20'), 20);
+    assert.equal(served, 320);
+    assert.deepEqual(errors, []);
+    await w.terminate();
+  });
+
+  test('a host handler error reaches enclave code with its code, sync and async', async () => {
+    const ocalls: HostCallHandlers = {
+      'platform.counterRead': (req) => {
+        throw new CloisterError('COUNTER', `counter ${req.name} was rolled back`);
+      },
+    };
+    const { w } = await launch(await probeBundle(), { ocalls });
+    const r = (await probeCommand(w, 'sync-error:votes')) as Record<string, Record<string, string>>;
+    for (const way of ['sync', 'async']) {
+      assert.equal(r[way]?.name, 'RemoteError');
+      assert.equal(r[way]?.code, 'COUNTER');
+      assert.equal(r[way]?.message, 'counter votes was rolled back');
+    }
+    await w.terminate();
+  });
+
+  test('an enclave handler error reaches the host as code and message only', async () => {
+    const { w } = await launch(await probeBundle());
+    await assert.rejects(
+      w.call('enclave.ping', { payload: utf8('throw-cloister') }),
+      (e: unknown) => {
+        assert.ok(e instanceof RemoteError);
+        assert.equal(e.code, 'INVALID_INPUT');
+        assert.equal(e.message, 'the probe was asked to fail');
+        return true;
+      },
+    );
+    await assert.rejects(w.call('enclave.ping', { payload: utf8('throw-plain') }), (e: unknown) => {
+      assert.ok(e instanceof RemoteError);
+      assert.equal(e.code, 'BOUNDARY');
+      assert.equal(e.message, 'the handler failed');
+      assert.doesNotMatch(`${e.message} ${e.stack}`, /secret/);
+      return true;
+    });
+    await w.terminate();
+  });
+
+  test('malformed frames from the enclave are reported and the host keeps serving', async () => {
+    const { w, errors } = await launch(await probeBundle());
+    assert.equal(await probeCommand(w, 'junk'), 'posted');
+    assert.equal(errors.length, 3);
+    assert.ok(errors.every((e) => e instanceof BoundaryError && e.code === 'BOUNDARY'));
+    assert.equal(await probeCommand(w, 'echo:still here'), 'still here');
+    await w.terminate();
+  });
+
+  test('enclave output is captured and dropped, never forwarded', async () => {
+    let dropped = 0;
+    const { w } = await launch(await probeBundle(), { onOutputDropped: (n) => (dropped += n) });
+    assert.equal(await probeCommand(w, 'console'), 'written');
+    await w.terminate();
+    assert.equal(w.outputDropped, 0, 'lockdown silences console inside the enclave');
+    const raw = utf8("process.stdout.write('hello'); process.stderr.write('oops');");
+    const exited = new Promise<void>((resolve) => {
+      void launchEnclaveWorker({
+        code: raw,
+        ocalls: {},
+        onOutputDropped: (n) => (dropped += n),
+        onExit: () => resolve(),
+      });
+    });
+    await exited;
+    assert.equal(dropped, 9);
+  });
+});
+
+/** A worker started as the launcher does, with the host port exposed so a test can misbehave. */
+async function rawHost(code: Uint8Array) {
+  const signal = new SharedArrayBuffer(4);
+  const sync = new MessageChannel();
+  const worker = new Worker(fromUtf8(code), {
+    eval: true,
+    env: {},
+    execArgv: [],
+    stdout: true,
+    workerData: { syncPort: sync.port2, signal },
+    transferList: [sync.port2 as unknown as MessagePort],
+  });
+  const port = createWorkerHostPort(
+    worker,
+    sync.port1 as unknown as MessagePort,
+    new Int32Array(signal),
+  );
+  const frames: Uint8Array[] = [];
+  const logs: string[] = [];
+  const state = { junkSyncReply: false };
+  const rpc = createHostRpc(
+    {
+      post: (b) => port.post(b),
+      onMessage: (h) =>
+        port.onMessage((b) => {
+          frames.push(b);
+          h(b);
+        }),
+      onSyncCall: (h) =>
+        port.onSyncCall((b, reply) => (state.junkSyncReply ? reply(fromHex('0101')) : h(b, reply))),
+    },
+    { 'host.ping': (r) => ({ payload: r.payload }), log: (ev) => logs.push(ev.event) },
+    { onProtocolError: () => {} },
+  );
+  await new Promise((r) => worker.once('online', r));
+  const stop = async (): Promise<void> => {
+    port.close();
+    await worker.terminate();
+  };
+  return { worker, sync: sync.port1, rpc, frames, logs, state, stop };
+}
+
+describe('a malicious host', () => {
+  test('bad frames to the enclave are refused; a readable request is answered; it keeps serving', async () => {
+    const h = await rawHost(await probeBundle());
+    const ping = async (text: string): Promise<unknown> => {
+      const r = await h.rpc.call('enclave.ping', { payload: utf8(text) });
+      return JSON.parse(fromUtf8(r.payload));
+    };
+    assert.equal(await ping('echo:a'), 'a');
+    h.worker.postMessage(new Uint8Array([1, 2, 3]));
+    h.worker.postMessage({ not: 'bytes' });
+    h.worker.postMessage('text');
+    h.worker.postMessage(fromHex('01010300000063000000')); // enclave.ping #0x63, truncated body
+    // A valid frame over shared memory is copied before it is read (the host could change it).
+    const frame = codec.encodeRequest('enclave.ping', 0x64, { payload: utf8('echo:shared') });
+    const shared = new Uint8Array(new SharedArrayBuffer(frame.length));
+    shared.set(frame);
+    h.worker.postMessage(shared);
+    assert.equal(await ping('echo:b'), 'b');
+    assert.deepEqual(h.logs, Array(4).fill('boundary.malformed'));
+    const answers = h.frames.map((f) => codec.decode(f, 'host'));
+    const to63 = answers.find((f) => f.id === 0x63);
+    assert.equal(to63?.type, 'error');
+    assert.equal(to63?.fields.code, 'BOUNDARY');
+    const to64 = answers.find((f) => f.id === 0x64);
+    assert.equal(to64?.type, 'response');
+    assert.equal(fromUtf8(to64?.fields.payload as Uint8Array), '"shared"');
+    await h.stop();
+  });
+
+  test('bad and stale sync replies fail that call only; sync calls keep working', async () => {
+    const h = await rawHost(await probeBundle());
+    h.state.junkSyncReply = true;
+    await assert.rejects(
+      h.rpc.call('enclave.ping', { payload: utf8('sync-ping:1') }),
+      (e: unknown) => {
+        assert.ok(e instanceof RemoteError);
+        assert.equal(e.code, 'BOUNDARY');
+        assert.match(e.message, /shorter than its header/);
+        return true;
+      },
+    );
+    h.state.junkSyncReply = false;
+    h.sync.postMessage(codec.encodeResponse('host.ping', 1, { payload: new Uint8Array() })); // stale
+    h.sync.postMessage(fromHex('ffff')); // unsolicited junk
+    const r = await h.rpc.call('enclave.ping', { payload: utf8('sync-ping:5') });
+    assert.equal(fromUtf8(r.payload), '5');
+    await h.stop();
+  });
+});
+
+describe('the worker stops', () => {
+  test('a crash rejects pending calls with ENCLAVE_FAILED and fires onExit', async () => {
+    const { w, exits } = await launch(await probeBundle());
+    const pending = w.call('enclave.ping', { payload: utf8('hang') });
+    void w.call('enclave.ping', { payload: utf8('crash') }).catch(() => {});
+    await assert.rejects(
+      pending,
+      (e: unknown) => isFailed(e) && /crashed/.test((e as Error).message),
+    );
+    assert.equal(exits.length, 1);
+    assert.equal(exits[0]?.requested, false);
+    await assert.rejects(w.call('enclave.stop', {}), isFailed);
+    await w.terminate();
+  });
+
+  test('terminate rejects pending calls, even with the enclave blocked in a sync call', async () => {
+    let asked!: () => void;
+    const blocked = new Promise<void>((r) => {
+      asked = r;
+    });
+    const ocalls: HostCallHandlers = {
+      'host.ping': () => {
+        asked();
+        return new Promise(() => {}); // never answers
+      },
+    };
+    const { w, exits } = await launch(await probeBundle(), { ocalls });
+    const hang = assert.rejects(w.call('enclave.ping', { payload: utf8('hang') }), isFailed);
+    const syncHang = assert.rejects(
+      w.call('enclave.ping', { payload: utf8('sync-hang') }),
+      isFailed,
+    );
+    await blocked;
+    await w.terminate();
+    await hang;
+    await syncHang;
+    assert.deepEqual(exits, [{ exitCode: 1, requested: true }]);
+  });
+
+  test('code that throws at its top level: calls fail with ENCLAVE_FAILED', async () => {
+    let exited = false;
+    try {
+      const w = await launchEnclaveWorker({
+        code: utf8('throw new Error("boom")'),
+        ocalls: {},
+        onExit: () => (exited = true),
+      });
+      await assert.rejects(w.call('enclave.ping', { payload: new Uint8Array() }), isFailed);
+    } catch (e) {
+      isFailed(e);
+    }
+    assert.ok(exited);
+  });
+
+  test('code that is not UTF-8 is refused before any worker starts', async () => {
+    await assert.rejects(
+      launchEnclaveWorker({ code: fromHex('2f2fff'), ocalls: {} }),
+      (e: unknown) => isFailed(e) && /not valid UTF-8/.test((e as Error).message),
+    );
+  });
+
+  test('the bundle refuses to run outside the launcher', async () => {
+    const w = new Worker(fromUtf8(await realBundle()), { eval: true, env: {}, execArgv: [] });
+    const err = await new Promise<Error>((r) => w.once('error', r));
+    assert.match(err.message, /must be started by the Cloister launcher/);
+  });
+});
