@@ -37,6 +37,7 @@ export {
   type Port,
   SYNC_SIGNAL,
   SYNC_SIGNAL_BYTES,
+  TRANSFER_MIN_BYTES,
   transferList,
 } from './port.js';
 export {

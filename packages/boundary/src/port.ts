@@ -75,5 +75,8 @@ export function transferList(bytes: Uint8Array): ArrayBuffer[] {
     : [];
 }
 
-/** Frames smaller than this are copied, not transferred: detaching costs more than copying. */
+/**
+ * Frames smaller than this are copied, not transferred: at these sizes a copy is as fast (no
+ * difference measured at 64 bytes), and large frames (storage pages, sealed state) avoid a copy.
+ */
 export const TRANSFER_MIN_BYTES = 16 * 1024;

@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { sha256 } from '@cloister/core';
 import { seal, unseal } from '@cloister/enclave/seal';
+import { signManifest } from '../src/build/manifest.js';
+import { loadOrCreateSignerKey } from '../src/build/signer.js';
 import { createLogger } from '../src/node/logger.js';
 import { startNode } from '../src/node/node.js';
 import { openSimulationPlatform } from '../src/platform/index.js';
@@ -32,6 +35,40 @@ async function admitted(platformDir: string, svn: number) {
 
 const secret = new TextEncoder().encode('the node identity, say');
 const meta = { purpose: 'test', owner: 'n1' };
+
+describe('sealing with the code policy', () => {
+  it('opens only under the exact same code: any bundle change fails', async () => {
+    const dir = tempDir();
+    const b = await testBuild(1);
+    const platform = openSimulationPlatform({ dir });
+    const signer = loadOrCreateSignerKey(join(tempDir(), 'signer.pem'));
+    const bundle = new Uint8Array(readFileSync(join(b.outDir, 'enclave.js')));
+    const identityFor = (code: Uint8Array) => {
+      const manifest = signManifest(
+        { bundleHash: sha256(code), product: b.product, svn: b.svn },
+        signer.privateKey,
+      );
+      const identity = platform.admit(code, manifest);
+      return {
+        sealKey: async (policy: 'code' | 'signer', s: number, keyId: Uint8Array) =>
+          platform.sealKey(identity, policy, s, keyId),
+      };
+    };
+    const original = identityFor(bundle);
+    const blob = await seal(original, { ...meta, policy: 'code', svn: 1 }, secret);
+    const same = await unseal(identityFor(bundle.slice()), { ...meta, ownSvn: 1 }, blob);
+    assert.deepEqual(same.plaintext, secret);
+    // One appended byte (a trailing newline) is another measurement, so another key.
+    const changed = new Uint8Array([...bundle, 0x0a]);
+    await assert.rejects(unseal(identityFor(changed), { ...meta, ownSvn: 1 }, blob), {
+      code: 'SEALED_DATA_CORRUPT',
+    });
+    // The signer policy, by contrast, survives the rebuild.
+    const bySigner = await seal(original, { ...meta, policy: 'signer', svn: 1 }, secret);
+    const opened = await unseal(identityFor(changed), { ...meta, ownSvn: 1 }, bySigner);
+    assert.deepEqual(opened.plaintext, secret);
+  });
+});
 
 describe('sealing with the signer policy', () => {
   it("opens version n's data under n and n+1, not under n-1", async () => {

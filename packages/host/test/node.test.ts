@@ -149,6 +149,20 @@ describe('node', () => {
     );
   });
 
+  it('refuses a platform directory inside the data directory', async () => {
+    const dataDir = join(tempDir(), 'data');
+    await assert.rejects(
+      startNode({
+        dataDir,
+        platformDir: join(dataDir, 'platform'),
+        enclaveDir,
+        port: 0,
+        logger: silent,
+      }),
+      { code: 'PLATFORM_DIR' },
+    );
+  });
+
   it('names a missing enclave build', async () => {
     await assert.rejects(
       startNode({

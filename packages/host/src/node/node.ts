@@ -9,9 +9,10 @@
  */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { CloisterError } from '@cloister/core';
 import { BUNDLE_FILE, MANIFEST_FILE } from '../build/build.js';
+import { DirectoryError } from '../fs/index.js';
 import { type EnclaveWorker, launchEnclaveWorker } from '../launcher/index.js';
 import { openSimulationPlatform, type SimulationPlatform } from '../platform/index.js';
 import { openDataDir } from './data-dir.js';
@@ -52,6 +53,20 @@ export class PortInUseError extends CloisterError {
 export class EnclaveBuildMissingError extends CloisterError {
   constructor(dir: string) {
     super('MANIFEST_INVALID', `no enclave build in ${dir}: run \`cloister build\` first`);
+  }
+}
+
+/** The platform directory must sit outside every data directory (DESIGN.md §2, issue 2). */
+function assertSeparate(dataDir: string, platformDir: string): void {
+  const data = resolve(dataDir);
+  const platform = resolve(platformDir);
+  const inside = (a: string, b: string) => a === b || a.startsWith(b + sep);
+  if (inside(platform, data) || inside(data, platform)) {
+    throw new DirectoryError(
+      'platform',
+      platform,
+      `the platform directory ${platform} and the data directory ${data} overlap; the platform directory must be outside every data directory: pass another --platform-dir or --data`,
+    );
   }
 }
 
@@ -112,6 +127,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     for (const f of cleanup.reverse()) await Promise.resolve(f()).catch(() => {});
   };
   try {
+    assertSeparate(opts.dataDir, opts.platformDir);
     const data = openDataDir(opts.dataDir);
     cleanup.push(() => data.close());
     const platform = openSimulationPlatform({ dir: opts.platformDir });
