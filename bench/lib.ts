@@ -57,3 +57,21 @@ export function target(name: string, measured: number, goal: string): void {
 export function info(name: string, value: number | string): void {
   console.log(`info ${name} ${typeof value === 'number' ? fmt(value) : value}`);
 }
+
+/**
+ * Operations per second of `ops` calls of an async operation with `concurrency` in flight at
+ * once: the throughput a server sees from many clients, where `opsPerSecond` measures latency.
+ */
+export async function concurrentOpsPerSecond(
+  ops: number,
+  concurrency: number,
+  op: (i: number) => Promise<unknown>,
+): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  const lane = async (): Promise<void> => {
+    while (next < ops) await op(next++);
+  };
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  return (ops * 1000) / (performance.now() - t0);
+}

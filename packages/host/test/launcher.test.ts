@@ -51,6 +51,10 @@ describe('the real enclave bundle', () => {
     const { w, exits } = await launch(await realBundle());
     const payload = new Uint8Array(64).map((_, i) => i);
     assert.deepEqual((await w.call('enclave.ping', { payload })).payload, payload);
+    // Large frames are transferred rather than copied; the caller's bytes stay intact.
+    const big = new Uint8Array(1 << 20).map((_, i) => i % 251);
+    assert.deepEqual((await w.call('enclave.ping', { payload: big })).payload, big);
+    assert.equal(big.length, 1 << 20);
     await w.terminate();
     assert.deepEqual(exits, [{ exitCode: 1, requested: true }]);
     await assert.rejects(w.call('enclave.ping', { payload }), isFailed);

@@ -47,5 +47,13 @@ export async function nodeStart(o: NodeStartOptions): Promise<number> {
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+    void node.stopped.then((why) => {
+      if (why === 'enclave-failed') {
+        process.stderr.write(
+          'error [ENCLAVE_FAILED]: the enclave stopped; the node has stopped.\n',
+        );
+        resolve(1);
+      }
+    });
   });
 }

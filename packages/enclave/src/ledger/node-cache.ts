@@ -45,20 +45,48 @@ export function nodeBytes(n: TrieNode): number {
   return size;
 }
 
+interface Entry {
+  readonly key: number;
+  readonly node: TrieNode;
+  readonly size: number;
+  /** Toward the most recently used end. */
+  newer: Entry | undefined;
+  /** Toward the least recently used end. */
+  older: Entry | undefined;
+}
+
 export function createNodeCache(maxBytes: number = DEFAULT_NODE_CACHE_BYTES): NodeCache {
   if (!(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) {
     throw new InvalidInputError('the node cache size must be a whole number of bytes >= 0');
   }
-  // Invariant: `bytes` is the sum of nodeBytes over the entries; Map order is least recent first.
-  const entries = new Map<number, { node: TrieNode; size: number }>();
+  // Invariants: `entries` and the list newest..oldest hold the same entries; `bytes` is the sum
+  // of their sizes; bytes <= maxBytes between calls.
+  const entries = new Map<number, Entry>();
+  let newest: Entry | undefined;
+  let oldest: Entry | undefined;
   let bytes = 0;
 
-  function evict(): void {
-    for (const [k, e] of entries) {
-      if (bytes <= maxBytes) return;
-      entries.delete(k);
-      bytes -= e.size;
-    }
+  function unlink(e: Entry): void {
+    if (e.newer) e.newer.older = e.older;
+    else newest = e.older;
+    if (e.older) e.older.newer = e.newer;
+    else oldest = e.newer;
+    e.newer = undefined;
+    e.older = undefined;
+  }
+
+  function pushNewest(e: Entry): void {
+    e.older = newest;
+    e.newer = undefined;
+    if (newest) newest.newer = e;
+    newest = e;
+    if (!oldest) oldest = e;
+  }
+
+  function remove(e: Entry): void {
+    unlink(e);
+    entries.delete(e.key);
+    bytes -= e.size;
   }
 
   return {
@@ -69,25 +97,25 @@ export function createNodeCache(maxBytes: number = DEFAULT_NODE_CACHE_BYTES): No
       return entries.size;
     },
     get(hash: Uint8Array): TrieNode | undefined {
-      const k = shortKey(hash);
-      const e = entries.get(k);
+      const e = entries.get(shortKey(hash));
       if (e === undefined || !sameHash(e.node.hash, hash)) return undefined;
-      entries.delete(k);
-      entries.set(k, e);
+      if (e !== newest) {
+        unlink(e);
+        pushNewest(e);
+      }
       return e.node;
     },
     set(node: TrieNode): void {
       const size = nodeBytes(node);
       if (size > maxBytes) return;
-      const k = shortKey(node.hash);
-      const old = entries.get(k);
-      if (old !== undefined) {
-        entries.delete(k);
-        bytes -= old.size;
-      }
-      entries.set(k, { node, size });
+      const key = shortKey(node.hash);
+      const old = entries.get(key);
+      if (old !== undefined) remove(old);
+      const e: Entry = { key, node, size, newer: undefined, older: undefined };
+      entries.set(key, e);
+      pushNewest(e);
       bytes += size;
-      evict();
+      while (bytes > maxBytes && oldest !== undefined) remove(oldest);
     },
   };
 }

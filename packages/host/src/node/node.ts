@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve, sep } from 'node:path';
+import type { HostCallHandlers } from '@cloister/boundary';
 import { CloisterError } from '@cloister/core';
 import { BUNDLE_FILE, MANIFEST_FILE } from '../build/build.js';
 import { DirectoryError } from '../fs/index.js';
@@ -40,6 +41,11 @@ export interface RunningNode {
   readonly nodeId: string;
   readonly identityPublicKey: Uint8Array;
   readonly metrics: NodeMetrics;
+  /**
+   * Settles once the node has stopped: 'closed' after close(), 'enclave-failed' when the enclave
+   * stopped on its own (the node then closes itself: it never serves without its enclave).
+   */
+  readonly stopped: Promise<'closed' | 'enclave-failed'>;
   /** Stops serving, stops the enclave and releases the directories. Idempotent. */
   close(): Promise<void>;
 }
@@ -82,10 +88,11 @@ function readBuild(dir: string): { bundle: Uint8Array; manifest: Uint8Array } {
   }
 }
 
-function launchOcalls(
+/** The host's answers to the enclave's calls: the platform, bound to the identity it admitted. */
+export function enclaveOcalls(
   platform: SimulationPlatform,
   identity: ReturnType<SimulationPlatform['admit']>,
-) {
+): HostCallHandlers {
   return {
     'platform.self': () => ({
       platform: identity.platform,
@@ -135,12 +142,21 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     const { bundle, manifest } = readBuild(opts.enclaveDir);
     const identity = platform.admit(bundle, manifest);
     let stopping = false;
+    let failed = false;
+    let closeNode: () => Promise<void> = async () => {};
     const worker: EnclaveWorker = await launchEnclaveWorker({
       code: bundle,
-      ocalls: launchOcalls(platform, identity),
+      ocalls: enclaveOcalls(platform, identity),
+      onProtocolError: () => log.warn({ event: 'boundary.malformed' }, 'dropped a malformed frame'),
       onLog: (level: number, event: string) => log[levelName(level)]({ event }, 'enclave'),
       onExit: () => {
-        if (!stopping) log.fatal({ event: 'enclave.exited' }, 'the enclave stopped unexpectedly');
+        if (stopping) return;
+        failed = true;
+        log.fatal(
+          { event: 'enclave.exited' },
+          'the enclave stopped unexpectedly; stopping the node',
+        );
+        void closeNode();
       },
       onOutputDropped: (bytes: number) => metrics.enclaveOutputDropped.inc(bytes),
     });
@@ -169,21 +185,28 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       'node started',
     );
     let closed: Promise<void> | undefined;
+    let settle: (why: 'closed' | 'enclave-failed') => void = () => {};
+    const stopped = new Promise<'closed' | 'enclave-failed'>((r) => {
+      settle = r;
+    });
+    closeNode = () => {
+      closed ??= (async () => {
+        stopping = true;
+        server.closeIdleConnections?.();
+        if (!failed) await worker.call('enclave.stop', {}).catch(() => {});
+        await undo();
+        log.info({ event: 'node.stopped' }, 'node stopped');
+        settle(failed ? 'enclave-failed' : 'closed');
+      })();
+      return closed;
+    };
     return {
       url,
       nodeId: data.nodeId,
       identityPublicKey: started.identityPublicKey,
       metrics,
-      close: () => {
-        closed ??= (async () => {
-          stopping = true;
-          server.closeIdleConnections?.();
-          await worker.call('enclave.stop', {}).catch(() => {});
-          await undo();
-          log.info({ event: 'node.stopped' }, 'node stopped');
-        })();
-        return closed;
-      },
+      stopped,
+      close: closeNode,
     };
   } catch (e) {
     await undo();
