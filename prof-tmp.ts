@@ -15,7 +15,9 @@ const keyring = createLedgerKeyring({ origin: { generation: 0, secret: randomByt
 const table = keyring.table('bench');
 const nodes = createConfidentialNodeStore({ records: store, keyring });
 const cache = createNodeCache();
-const trie = createTrie({ source: nodes, cache, ...(inline === undefined ? {} : { inlineLimit: inline }) });
+let loads = 0; let loadBytes = 0;
+const counted = { get: (h: Uint8Array) => { const r = nodes.get(h); loads++; loadBytes += r?.length ?? 0; return r; } };
+const trie = createTrie({ source: counted, cache, ...(inline === undefined ? {} : { inlineLimit: inline }) });
 let root = EMPTY_ROOT;
 const t = { update: 0, seal: 0, write: 0, ops: 0 };
 let records = 0;
@@ -31,9 +33,10 @@ async function commit(n: number, timed: boolean) {
   await store.write(puts, { sync: true });
   const t4 = performance.now();
   root = u.root;
+  if (!timed) { loads = 0; loadBytes = 0; }
   if (timed) { t.ops += t1 - t0; t.update += t2 - t1; t.seal += t3 - t2; t.write += t4 - t3; records += puts.length; }
 }
 for (let d = 0; d < N; d += 1000) await commit(1000, false);
 console.log('cache', cache.size, (cache.bytes / 1e6).toFixed(1), 'MB');
 for (let i = 0; i < 10; i++) await commit(1000, true);
-console.log(Object.fromEntries(Object.entries(t).map(([k, v]) => [k, (v / 10).toFixed(1) + 'ms'])), 'records/commit', records / 10);
+console.log(Object.fromEntries(Object.entries(t).map(([k, v]) => [k, (v / 10).toFixed(1) + 'ms'])), 'records/commit', records / 10, 'loads/commit', loads / 10, 'KB loaded/commit', loadBytes / 10240);

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { EMPTY_ROOT, RADIX_16, type Radix } from '../src/ledger/trie/node.js';
+import { childHash, EMPTY_ROOT, RADIX_16, type Radix } from '../src/ledger/trie/node.js';
 import { decodeStored } from '../src/ledger/trie/stored.js';
 import type { NodeRecord, NodeSource, TrieUpdate } from '../src/ledger/trie/trie.js';
 
@@ -75,21 +75,24 @@ export function contents(
     assert.ok(bytes, `record for ${hex(hash)} exists`);
     const node = decodeStored(bytes, hash, r, { node: hex(hash), position: '?' });
     if (node.kind === 'leaf') {
+      assert.ok(node.commitmentsHold());
       out.set(hex(node.path), hex(node.value));
       return;
     }
     assert.ok(node.depth > parentDepth, 'branch depth grows downwards');
     let count = 0;
-    node.children.forEach((h, s) => {
-      if (!h) return;
+    for (let s = 0; s < r.arity; s++) {
+      const h = childHash(node, s, r);
+      if (!h) continue;
       count++;
-      const e = node.embedded[s];
+      const e = node.embedded?.[s];
       if (e) {
+        assert.ok(e.commitmentsHold());
         out.set(hex(e.path), hex(e.value));
-        return;
+      } else {
+        visit(h, node.depth);
       }
-      visit(h, node.depth);
-    });
+    }
     assert.ok(count >= 2, 'a branch has at least two children');
   };
   visit(root, -1);

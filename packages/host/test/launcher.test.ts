@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import {
   BoundaryError,
@@ -21,6 +21,7 @@ import { probeBundle, probeCommand, realBundle } from './fixtures/boundary/probe
 const codec = createCodec();
 
 async function launch(
+  t: TestContext,
   code: Uint8Array,
   extra: Partial<LaunchOptions> = {},
 ): Promise<{
@@ -37,6 +38,7 @@ async function launch(
     onExit: (i) => exits.push(i),
     ...extra,
   });
+  t.after(() => w.terminate()); // also when the test fails: a live worker would hang the run
   return { w, errors, exits };
 }
 
@@ -47,14 +49,14 @@ function isFailed(e: unknown): boolean {
 }
 
 describe('the real enclave bundle', () => {
-  test('answers enclave.ping; terminate fires onExit and later calls fail by name', async () => {
-    const { w, exits } = await launch(await realBundle());
+  test('answers enclave.ping; terminate fires onExit and later calls fail by name', async (t) => {
+    const { w, exits } = await launch(t, await realBundle());
     const payload = new Uint8Array(64).map((_, i) => i);
     assert.deepEqual((await w.call('enclave.ping', { payload })).payload, payload);
     // Large frames are transferred rather than copied; the caller's bytes stay intact.
-    const big = new Uint8Array(1 << 20).map((_, i) => i % 251);
+    const big = new Uint8Array(32 * 1024).map((_, i) => i % 251);
     assert.deepEqual((await w.call('enclave.ping', { payload: big })).payload, big);
-    assert.equal(big.length, 1 << 20);
+    assert.equal(big.length, 32 * 1024);
     await w.terminate();
     assert.deepEqual(exits, [{ exitCode: 1, requested: true }]);
     await assert.rejects(w.call('enclave.ping', { payload }), isFailed);
@@ -62,7 +64,7 @@ describe('the real enclave bundle', () => {
 });
 
 describe('calls through the real shim (probe enclave)', () => {
-  test('synchronous host.ping from inside the enclave, served by an async host handler', async () => {
+  test('synchronous host.ping from inside the enclave, served by an async host handler', async (t) => {
     let served = 0;
     const ocalls: HostCallHandlers = {
       'host.ping': async (req) => {
@@ -71,7 +73,7 @@ describe('calls through the real shim (probe enclave)', () => {
         return { payload: req.payload };
       },
     };
-    const { w, errors } = await launch(await probeBundle(), { ocalls });
+    const { w, errors } = await launch(t, await probeBundle(), { ocalls });
     assert.equal(await probeCommand(w, 'sync-ping:300'), 300);
     assert.equal(await probeCommand(w, 'async-ping:20'), 20);
     assert.equal(served, 320);
@@ -79,13 +81,13 @@ describe('calls through the real shim (probe enclave)', () => {
     await w.terminate();
   });
 
-  test('a host handler error reaches enclave code with its code, sync and async', async () => {
+  test('a host handler error reaches enclave code with its code, sync and async', async (t) => {
     const ocalls: HostCallHandlers = {
       'platform.counterRead': (req) => {
         throw new CloisterError('COUNTER', `counter ${req.name} was rolled back`);
       },
     };
-    const { w } = await launch(await probeBundle(), { ocalls });
+    const { w } = await launch(t, await probeBundle(), { ocalls });
     const r = (await probeCommand(w, 'sync-error:votes')) as Record<string, Record<string, string>>;
     for (const way of ['sync', 'async']) {
       assert.equal(r[way]?.name, 'RemoteError');
@@ -95,8 +97,8 @@ describe('calls through the real shim (probe enclave)', () => {
     await w.terminate();
   });
 
-  test('an enclave handler error reaches the host as code and message only', async () => {
-    const { w } = await launch(await probeBundle());
+  test('an enclave handler error reaches the host as code and message only', async (t) => {
+    const { w } = await launch(t, await probeBundle());
     await assert.rejects(
       w.call('enclave.ping', { payload: utf8('throw-cloister') }),
       (e: unknown) => {
@@ -116,8 +118,8 @@ describe('calls through the real shim (probe enclave)', () => {
     await w.terminate();
   });
 
-  test('malformed frames from the enclave are reported and the host keeps serving', async () => {
-    const { w, errors } = await launch(await probeBundle());
+  test('malformed frames from the enclave are reported and the host keeps serving', async (t) => {
+    const { w, errors } = await launch(t, await probeBundle());
     assert.equal(await probeCommand(w, 'junk'), 'posted');
     assert.equal(errors.length, 3);
     assert.ok(errors.every((e) => e instanceof BoundaryError && e.code === 'BOUNDARY'));
@@ -125,9 +127,9 @@ describe('calls through the real shim (probe enclave)', () => {
     await w.terminate();
   });
 
-  test('enclave output is captured and dropped, never forwarded', async () => {
+  test('enclave output is captured and dropped, never forwarded', async (t) => {
     let dropped = 0;
-    const { w } = await launch(await probeBundle(), { onOutputDropped: (n) => (dropped += n) });
+    const { w } = await launch(t, await probeBundle(), { onOutputDropped: (n) => (dropped += n) });
     assert.equal(await probeCommand(w, 'console'), 'written');
     await w.terminate();
     assert.equal(w.outputDropped, 0, 'lockdown silences console inside the enclave');
@@ -146,7 +148,7 @@ describe('calls through the real shim (probe enclave)', () => {
 });
 
 /** A worker started as the launcher does, with the host port exposed so a test can misbehave. */
-async function rawHost(code: Uint8Array) {
+async function rawHost(t: TestContext, code: Uint8Array) {
   const signal = new SharedArrayBuffer(4);
   const sync = new MessageChannel();
   const worker = new Worker(fromUtf8(code), {
@@ -184,12 +186,13 @@ async function rawHost(code: Uint8Array) {
     port.close();
     await worker.terminate();
   };
+  t.after(stop);
   return { worker, sync: sync.port1, rpc, frames, logs, state, stop };
 }
 
 describe('a malicious host', () => {
-  test('bad frames to the enclave are refused; a readable request is answered; it keeps serving', async () => {
-    const h = await rawHost(await probeBundle());
+  test('bad frames to the enclave are refused; a readable request is answered; it keeps serving', async (t) => {
+    const h = await rawHost(t, await probeBundle());
     const ping = async (text: string): Promise<unknown> => {
       const r = await h.rpc.call('enclave.ping', { payload: utf8(text) });
       return JSON.parse(fromUtf8(r.payload));
@@ -216,8 +219,8 @@ describe('a malicious host', () => {
     await h.stop();
   });
 
-  test('bad and stale sync replies fail that call only; sync calls keep working', async () => {
-    const h = await rawHost(await probeBundle());
+  test('bad and stale sync replies fail that call only; sync calls keep working', async (t) => {
+    const h = await rawHost(t, await probeBundle());
     h.state.junkSyncReply = true;
     await assert.rejects(
       h.rpc.call('enclave.ping', { payload: utf8('sync-ping:1') }),
@@ -238,8 +241,8 @@ describe('a malicious host', () => {
 });
 
 describe('the worker stops', () => {
-  test('a crash rejects pending calls with ENCLAVE_FAILED and fires onExit', async () => {
-    const { w, exits } = await launch(await probeBundle());
+  test('a crash rejects pending calls with ENCLAVE_FAILED and fires onExit', async (t) => {
+    const { w, exits } = await launch(t, await probeBundle());
     const pending = w.call('enclave.ping', { payload: utf8('hang') });
     void w.call('enclave.ping', { payload: utf8('crash') }).catch(() => {});
     await assert.rejects(
@@ -252,7 +255,7 @@ describe('the worker stops', () => {
     await w.terminate();
   });
 
-  test('terminate rejects pending calls, even with the enclave blocked in a sync call', async () => {
+  test('terminate rejects pending calls, even with the enclave blocked in a sync call', async (t) => {
     let asked!: () => void;
     const blocked = new Promise<void>((r) => {
       asked = r;
@@ -263,7 +266,7 @@ describe('the worker stops', () => {
         return new Promise(() => {}); // never answers
       },
     };
-    const { w, exits } = await launch(await probeBundle(), { ocalls });
+    const { w, exits } = await launch(t, await probeBundle(), { ocalls });
     const hang = assert.rejects(w.call('enclave.ping', { payload: utf8('hang') }), isFailed);
     const syncHang = assert.rejects(
       w.call('enclave.ping', { payload: utf8('sync-hang') }),
@@ -276,7 +279,7 @@ describe('the worker stops', () => {
     assert.deepEqual(exits, [{ exitCode: 1, requested: true }]);
   });
 
-  test('code that throws at its top level: calls fail with ENCLAVE_FAILED', async () => {
+  test('code that throws at its top level: calls fail with ENCLAVE_FAILED', async (t) => {
     let exited = false;
     try {
       const w = await launchEnclaveWorker({
@@ -284,6 +287,7 @@ describe('the worker stops', () => {
         ocalls: {},
         onExit: () => (exited = true),
       });
+      t.after(() => w.terminate());
       await assert.rejects(w.call('enclave.ping', { payload: new Uint8Array() }), isFailed);
     } catch (e) {
       isFailed(e);
@@ -298,8 +302,9 @@ describe('the worker stops', () => {
     );
   });
 
-  test('the bundle refuses to run outside the launcher', async () => {
+  test('the bundle refuses to run outside the launcher', async (t) => {
     const w = new Worker(fromUtf8(await realBundle()), { eval: true, env: {}, execArgv: [] });
+    t.after(() => w.terminate());
     const err = await new Promise<Error>((r) => w.once('error', r));
     assert.match(err.message, /must be started by the Cloister launcher/);
   });

@@ -39,9 +39,9 @@ function sameHash(a: Uint8Array, b: Uint8Array): boolean {
 
 /** Estimated heap bytes of a node and what it keeps alive. */
 export function nodeBytes(n: TrieNode): number {
-  if (n.kind === 'leaf') return NODE_OVERHEAD + n.storedSize;
-  let size = NODE_OVERHEAD + n.encoding.length + 32 + n.children.length * 16;
-  for (const l of n.embedded) if (l) size += NODE_OVERHEAD + l.storedSize;
+  if (n.kind === 'leaf') return NODE_OVERHEAD + n.stored.length;
+  let size = NODE_OVERHEAD + n.encoding.length;
+  for (const l of n.embedded ?? []) if (l) size += NODE_OVERHEAD + l.stored.length;
   return size;
 }
 

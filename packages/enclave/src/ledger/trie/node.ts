@@ -1,10 +1,13 @@
 /**
  * Trie nodes: the in-memory form, the canonical encoding that is hashed (docs/ledger-format.md,
- * "Nodes"), and the stored form the node layer encrypts (docs/ledger-format.md, "Stored forms").
+ * "Nodes"), and the leaf's stored form (docs/ledger-format.md, "Stored forms").
  *
  * Paths are 32 bytes: the caller's HMAC of the user key under the table's path key (crypto.ts),
  * never the user key itself. Every node is position-independent: a leaf holds its whole path and
  * a branch its depth and the whole prefix above it, so moving a subtree never rewrites it.
+ *
+ * Nodes are views over one buffer each (a leaf over its stored form, a branch over its encoding):
+ * a commit creates thousands of them, so the representation avoids small allocations.
  */
 import { hash as nodeHash } from 'node:crypto';
 import { InvalidInputError } from '@cloister/core';
@@ -19,6 +22,8 @@ export const KEY_TAG = 0x03;
 export const VALUE_TAG = 0x04;
 /** 0x01 ‖ path ‖ key commitment ‖ value commitment. */
 export const LEAF_BYTES = 1 + PATH_BYTES + 2 * HASH_BYTES;
+/** Offset of the key length in a leaf's stored form: after the encoding and the salt. */
+const KEY_LEN_AT = LEAF_BYTES + SALT_BYTES;
 /** The root of the empty trie: 32 zero bytes, the hash of no node. */
 export const EMPTY_ROOT: Uint8Array = new Uint8Array(HASH_BYTES);
 /** Largest key or value length the stored form can carry (u32 length fields). */
@@ -45,45 +50,139 @@ export function radix(bits: 1 | 2 | 4 | 8): Radix {
 
 export const RADIX_16: Radix = radix(4);
 
-export interface Leaf {
-  readonly kind: 'leaf';
-  /** SHA-256 of `encoding`. */
-  readonly hash: Uint8Array;
-  /** The canonical 97 bytes. */
-  readonly encoding: Uint8Array;
-  readonly path: Uint8Array;
-  /** SHA-256(0x03 ‖ salt ‖ key). */
-  readonly keyCommitment: Uint8Array;
-  /** SHA-256(0x04 ‖ salt ‖ value). */
-  readonly valueCommitment: Uint8Array;
-  readonly salt: Uint8Array;
-  /** The user key (as the caller gave it, before HMAC). */
-  readonly key: Uint8Array;
-  readonly value: Uint8Array;
-  /** Bytes of the stored form (leafStored). */
-  readonly storedSize: number;
+/** SHA-256 (FIPS 180-4) through node:crypto, one shot. */
+export function sha256(data: Uint8Array): Uint8Array {
+  return nodeHash('sha256', data, 'buffer');
 }
 
-export interface Branch {
-  readonly kind: 'branch';
+function readU32(b: Uint8Array, o: number): number {
+  return (((b[o] ?? 0) << 24) | ((b[o + 1] ?? 0) << 16) | ((b[o + 2] ?? 0) << 8) | (b[o + 3] ?? 0)) >>> 0;
+}
+
+function writeU32(b: Uint8Array, o: number, n: number): void {
+  b[o] = n >>> 24;
+  b[o + 1] = (n >>> 16) & 255;
+  b[o + 2] = (n >>> 8) & 255;
+  b[o + 3] = n & 255;
+}
+
+/**
+ * A leaf over its stored form: leaf(97) ‖ salt(32) ‖ u32be(len key) ‖ key ‖ u32be(len value) ‖
+ * value. Its hash covers the first 97 bytes only.
+ */
+export class Leaf {
+  readonly kind = 'leaf';
+  /** SHA-256 of `encoding`. */
+  readonly hash: Uint8Array;
+  /** The whole stored form. */
+  readonly stored: Uint8Array;
+  /** The canonical 97 bytes: 0x01 ‖ path ‖ key commitment ‖ value commitment. */
+  readonly encoding: Uint8Array;
+  readonly path: Uint8Array;
+  /**
+   * Whether key, salt and value were checked against the commitments. Invariant: true for every
+   * leaf built here; a decoded leaf is checked (trie.ts) before its key or value is used.
+   */
+  checked: boolean;
+
+  constructor(stored: Uint8Array, hash: Uint8Array, checked: boolean) {
+    this.stored = stored;
+    this.hash = hash;
+    this.encoding = stored.subarray(0, LEAF_BYTES);
+    this.path = stored.subarray(1, 1 + PATH_BYTES);
+    this.checked = checked;
+  }
+
+  get keyCommitment(): Uint8Array {
+    return this.stored.subarray(1 + PATH_BYTES, 1 + PATH_BYTES + HASH_BYTES);
+  }
+  get valueCommitment(): Uint8Array {
+    return this.stored.subarray(1 + PATH_BYTES + HASH_BYTES, LEAF_BYTES);
+  }
+  get salt(): Uint8Array {
+    return this.stored.subarray(LEAF_BYTES, KEY_LEN_AT);
+  }
+  /** The user key (as the caller gave it, before HMAC). */
+  get key(): Uint8Array {
+    return this.stored.subarray(KEY_LEN_AT + 4, KEY_LEN_AT + 4 + readU32(this.stored, KEY_LEN_AT));
+  }
+  get value(): Uint8Array {
+    const at = KEY_LEN_AT + 4 + readU32(this.stored, KEY_LEN_AT);
+    return this.stored.subarray(at + 4, at + 4 + readU32(this.stored, at));
+  }
+  /** True when salt, key and value match the commitments in the encoding. */
+  commitmentsHold(): boolean {
+    const salt = this.salt;
+    return (
+      sameBytes(keyCommitment(salt, this.key), this.keyCommitment) &&
+      sameBytes(valueCommitment(salt, this.value), this.valueCommitment)
+    );
+  }
+}
+
+/**
+ * A branch over its canonical encoding: 0x02 ‖ depth ‖ prefix (ceil(depth·bits/8) bytes) ‖
+ * bitmap ‖ child hashes in ascending slot order.
+ */
+export class Branch {
+  readonly kind = 'branch';
   readonly hash: Uint8Array;
   readonly encoding: Uint8Array;
-  /** The digit this branch splits on. Invariant: 0 <= depth < radix.digits, and deeper than its parent. */
+  /** The digit this branch splits on. Invariant: 0 <= depth < digits, deeper than its parent. */
   readonly depth: number;
-  /** PATH_BYTES bytes: digits [0, depth) shared by every path below; every later bit is zero. */
+  /** Digits [0, depth) shared by every path below (a view of the encoding; later bits zero). */
   readonly prefix: Uint8Array;
-  /** `arity` entries: the child hash of each slot, or undefined. Invariant: at least two defined. */
-  readonly children: readonly (Uint8Array | undefined)[];
-  /** `arity` entries: the leaf stored inside this branch's record, if any. Invariant: defined only
-   * where `children` holds that leaf's hash. */
-  readonly embedded: readonly (Leaf | undefined)[];
+  /** Offset of the bitmap in `encoding`. Invariant: at least two bits set. */
+  readonly bitmapAt: number;
+  /** The leaf stored inside this branch's record, per slot; undefined when there is none.
+   * Invariant: embedded[s] is defined only where slot s holds that leaf's hash. */
+  readonly embedded: readonly (Leaf | undefined)[] | undefined;
+
+  constructor(
+    encoding: Uint8Array,
+    hash: Uint8Array,
+    r: Radix,
+    embedded: readonly (Leaf | undefined)[] | undefined,
+  ) {
+    this.encoding = encoding;
+    this.hash = hash;
+    this.depth = encoding[1] ?? 0;
+    this.bitmapAt = 2 + prefixBytes(this.depth, r);
+    this.prefix = encoding.subarray(2, this.bitmapAt);
+    this.embedded = embedded;
+  }
 }
 
 export type TrieNode = Leaf | Branch;
 
-/** SHA-256 (FIPS 180-4) through node:crypto, one shot. */
-export function sha256(data: Uint8Array): Uint8Array {
-  return nodeHash('sha256', data, 'buffer');
+/** Set bits per byte value. */
+const POPCOUNT = Uint8Array.from({ length: 256 }, (_, i) => {
+  let n = 0;
+  for (let x = i; x; x >>= 1) n += x & 1;
+  return n;
+});
+
+/** The hash of the child in `slot`, or undefined when the slot is empty. */
+export function childHash(b: Branch, slot: number, r: Radix): Uint8Array | undefined {
+  const e = b.encoding;
+  const at = b.bitmapAt + (slot >> 3);
+  const byte = e[at] ?? 0;
+  if (!(byte & (0x80 >> (slot & 7)))) return undefined;
+  let rank = POPCOUNT[byte & ~(0xff >> (slot & 7)) & 0xff] ?? 0;
+  for (let i = b.bitmapAt; i < at; i++) rank += POPCOUNT[e[i] ?? 0] ?? 0;
+  const o = b.bitmapAt + r.bitmapBytes + rank * HASH_BYTES;
+  return e.subarray(o, o + HASH_BYTES);
+}
+
+/** Number of children of a branch. */
+export function childCount(b: Branch, r: Radix): number {
+  return (b.encoding.length - b.bitmapAt - r.bitmapBytes) / HASH_BYTES;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function tagged(tag: number, salt: Uint8Array, data: Uint8Array): Uint8Array {
@@ -94,10 +193,12 @@ function tagged(tag: number, salt: Uint8Array, data: Uint8Array): Uint8Array {
   return b;
 }
 
+/** SHA-256(0x03 ‖ salt ‖ key). */
 export function keyCommitment(salt: Uint8Array, key: Uint8Array): Uint8Array {
   return sha256(tagged(KEY_TAG, salt, key));
 }
 
+/** SHA-256(0x04 ‖ salt ‖ value). */
 export function valueCommitment(salt: Uint8Array, value: Uint8Array): Uint8Array {
   return sha256(tagged(VALUE_TAG, salt, value));
 }
@@ -108,29 +209,19 @@ export function digitAt(path: Uint8Array, i: number, r: Radix): number {
   return ((path[bit >> 3] ?? 0) >> (8 - r.bits - (bit & 7))) & (r.arity - 1);
 }
 
-/** Number of leading digits `a` and `b` share, at most `max`. */
+/** Number of leading digits `a` and `b` share, at most `max` (bytes past an end count as 0). */
 export function commonDigits(a: Uint8Array, b: Uint8Array, max: number, r: Radix): number {
   let i = 0;
-  while (i < PATH_BYTES && a[i] === b[i]) i++;
+  while (i < PATH_BYTES && (a[i] ?? 0) === (b[i] ?? 0)) i++;
   if (i === PATH_BYTES) return max;
   const x = ((a[i] ?? 0) ^ (b[i] ?? 0)) & 0xff;
-  const digits = (i * 8 + (Math.clz32(x) - 24)) / r.bits;
-  return Math.min(Math.floor(digits), max);
+  const digits = Math.floor((i * 8 + (Math.clz32(x) - 24)) / r.bits);
+  return digits < max ? digits : max;
 }
 
 /** True when `path` starts with the first `depth` digits of `prefix`. */
 export function hasPrefix(path: Uint8Array, prefix: Uint8Array, depth: number, r: Radix): boolean {
   return commonDigits(path, prefix, depth, r) === depth;
-}
-
-/** PATH_BYTES bytes holding the first `depth` digits of `source`, zeros after. */
-export function truncatePrefix(source: Uint8Array, depth: number, r: Radix): Uint8Array {
-  const out = new Uint8Array(PATH_BYTES);
-  const bits = depth * r.bits;
-  const whole = bits >> 3;
-  out.set(source.subarray(0, whole));
-  if (bits & 7) out[whole] = (source[whole] ?? 0) & (0xff << (8 - (bits & 7)));
-  return out;
 }
 
 /** Bytes a branch's encoding spends on its prefix: ceil(depth * bits / 8). */
@@ -140,46 +231,52 @@ export function prefixBytes(depth: number, r: Radix): number {
 
 export function checkPath(path: unknown, what = 'trie path'): asserts path is Uint8Array {
   if (!(path instanceof Uint8Array) || path.length !== PATH_BYTES) {
-    throw new InvalidInputError(
-      `${what} must be ${PATH_BYTES} bytes (the table's HMAC of the key)`,
-    );
+    throw new InvalidInputError(`${what} must be ${PATH_BYTES} bytes (the table's HMAC of the key)`);
   }
 }
 
-/** A new leaf (docs/ledger-format.md, "Leaf"). */
+/** A new leaf (docs/ledger-format.md, "Leaf"), built in one buffer: its stored form. */
 export function makeLeaf(
   path: Uint8Array,
   salt: Uint8Array,
   key: Uint8Array,
   value: Uint8Array,
 ): Leaf {
-  const kc = keyCommitment(salt, key);
-  const vc = valueCommitment(salt, value);
-  const encoding = new Uint8Array(LEAF_BYTES);
-  encoding[0] = LEAF_TAG;
-  encoding.set(path, 1);
-  encoding.set(kc, 1 + PATH_BYTES);
-  encoding.set(vc, 1 + PATH_BYTES + HASH_BYTES);
-  return {
-    kind: 'leaf',
-    hash: sha256(encoding),
-    encoding,
-    path: encoding.subarray(1, 1 + PATH_BYTES),
-    keyCommitment: kc,
-    valueCommitment: vc,
-    salt,
-    key,
-    value,
-    storedSize: LEAF_BYTES + SALT_BYTES + 8 + key.length + value.length,
-  };
+  const stored = new Uint8Array(KEY_LEN_AT + 8 + key.length + value.length);
+  stored[0] = LEAF_TAG;
+  stored.set(path, 1);
+  stored.set(keyCommitment(salt, key), 1 + PATH_BYTES);
+  stored.set(valueCommitment(salt, value), 1 + PATH_BYTES + HASH_BYTES);
+  stored.set(salt, LEAF_BYTES);
+  writeU32(stored, KEY_LEN_AT, key.length);
+  stored.set(key, KEY_LEN_AT + 4);
+  writeU32(stored, KEY_LEN_AT + 4 + key.length, value.length);
+  stored.set(value, KEY_LEN_AT + 8 + key.length);
+  return new Leaf(stored, sha256(stored.subarray(0, LEAF_BYTES)), true);
+}
+
+/**
+ * Parses one leaf stored form at `o` of `b` without checking commitments. Returns the leaf and
+ * its end, or a reason string when the bytes are not a stored leaf.
+ */
+export function parseLeafStored(b: Uint8Array, o: number): [Leaf, number] | string {
+  if (b.length - o < KEY_LEN_AT + 8 || b[o] !== LEAF_TAG) return 'a stored leaf is cut short or not a leaf';
+  const keyLen = readU32(b, o + KEY_LEN_AT);
+  if (b.length - o - KEY_LEN_AT - 8 < keyLen) return 'a stored leaf key runs past the record';
+  const valueAt = o + KEY_LEN_AT + 8 + keyLen;
+  const valueLen = readU32(b, valueAt - 4);
+  if (b.length - valueAt < valueLen) return 'a stored leaf value runs past the record';
+  const stored = b.subarray(o, valueAt + valueLen);
+  return [new Leaf(stored, sha256(stored.subarray(0, LEAF_BYTES)), false), valueAt + valueLen];
 }
 
 /** A child of a branch under construction: a node, or the hash of an untouched stored child. */
 export type ChildRef = TrieNode | Uint8Array;
 
 /**
- * A new branch splitting on digit `depth`, its prefix taken from `prefixSource`. Leaf children
- * whose stored form is at most `inlineLimit` bytes are embedded in the branch's record.
+ * A new branch splitting on digit `depth`, its prefix the first `depth` digits of
+ * `prefixSource`. Leaf children whose stored form is at most `inlineLimit` bytes are embedded in
+ * the branch's record. Precondition: at least two slots set; depth < r.digits.
  */
 export function makeBranch(
   r: Radix,
@@ -188,44 +285,33 @@ export function makeBranch(
   slots: readonly (ChildRef | undefined)[],
   inlineLimit: number,
 ): Branch {
-  const prefix = truncatePrefix(prefixSource, depth, r);
-  const children: (Uint8Array | undefined)[] = new Array(r.arity).fill(undefined);
-  const embedded: (Leaf | undefined)[] = new Array(r.arity).fill(undefined);
   let count = 0;
+  for (const c of slots) if (c !== undefined) count++;
+  if (count < 2 || depth >= r.digits) throw new Error('makeBranch: a branch needs two children');
+  const pb = prefixBytes(depth, r);
+  const bitmapAt = 2 + pb;
+  const encoding = new Uint8Array(bitmapAt + r.bitmapBytes + count * HASH_BYTES);
+  encoding[0] = BRANCH_TAG;
+  encoding[1] = depth;
+  encoding.set(prefixSource.subarray(0, pb), 2);
+  const spare = pb * 8 - depth * r.bits;
+  if (spare > 0) encoding[1 + pb] = (encoding[1 + pb] ?? 0) & (0xff << spare);
+  let embedded: (Leaf | undefined)[] | undefined;
+  let o = bitmapAt + r.bitmapBytes;
   for (let s = 0; s < r.arity; s++) {
     const c = slots[s];
     if (c === undefined) continue;
-    count++;
+    encoding[bitmapAt + (s >> 3)] = (encoding[bitmapAt + (s >> 3)] ?? 0) | (0x80 >> (s & 7));
     if (c instanceof Uint8Array) {
-      children[s] = c;
+      encoding.set(c, o);
     } else {
-      children[s] = c.hash;
-      if (c.kind === 'leaf' && c.storedSize <= inlineLimit) embedded[s] = c;
+      encoding.set(c.hash, o);
+      if (c.kind === 'leaf' && c.stored.length <= inlineLimit) {
+        embedded ??= new Array(r.arity).fill(undefined);
+        embedded[s] = c;
+      }
     }
-  }
-  if (count < 2 || depth >= r.digits) throw new Error('makeBranch: a branch needs two children');
-  const pb = prefixBytes(depth, r);
-  const head = 2 + pb + r.bitmapBytes;
-  const encoding = new Uint8Array(head + count * HASH_BYTES);
-  const bitmap = new Uint8Array(r.bitmapBytes);
-  encoding[0] = BRANCH_TAG;
-  encoding[1] = depth;
-  encoding.set(prefix.subarray(0, pb), 2);
-  let o = head;
-  for (let s = 0; s < r.arity; s++) {
-    const h = children[s];
-    if (h === undefined) continue;
-    bitmap[s >> 3] = (bitmap[s >> 3] ?? 0) | (0x80 >> (s & 7));
-    encoding.set(h, o);
     o += HASH_BYTES;
   }
-  encoding.set(bitmap, 2 + pb);
-  return { kind: 'branch', hash: sha256(encoding), encoding, depth, prefix, children, embedded };
-}
-
-/** Bytes of a branch's stored form (for cache accounting and the inline policy). */
-export function branchStoredSize(b: Branch): number {
-  let n = b.encoding.length + 2;
-  for (const l of b.embedded) if (l) n += l.storedSize;
-  return n;
+  return new Branch(encoding, sha256(encoding), r, embedded);
 }

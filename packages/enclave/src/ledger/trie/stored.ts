@@ -6,68 +6,54 @@
  *                                                                 in ascending slot order)
  *   record plaintext = leafStored | branchStored, nothing after it
  *
- * Decoding is strict and verifying: it checks every length, the canonical form of the branch
- * encoding, the node's SHA-256 against the hash the parent holds, every embedded leaf's hash
- * against the branch's child hash for its slot, and every leaf's commitments against its key and
- * value. Any failure is a LedgerIntegrityError; no input makes it throw anything else.
+ * Decoding is strict and verifying: every length, the canonical form of the branch encoding, the
+ * node's SHA-256 against the hash the parent holds, every embedded leaf's hash against the
+ * branch's child hash for its slot. A leaf's key, salt and value are checked against its
+ * commitments by `checkLeaf` before they are used (the trie does it on every read that returns or
+ * proves a leaf); leaves only carried into a new record are copied byte for byte. Any failure is a
+ * LedgerIntegrityError; no input makes decoding throw anything else.
  */
 import { bytesEqual } from '@cloister/core';
 import { type IntegrityFailure, LedgerIntegrityError } from '../errors.js';
 import {
   BRANCH_TAG,
-  type Branch,
-  digitAt,
+  Branch,
   HASH_BYTES,
-  keyCommitment,
-  LEAF_BYTES,
   LEAF_TAG,
   type Leaf,
-  PATH_BYTES,
-  prefixBytes,
   type Radix,
-  SALT_BYTES,
-  sha256,
   type TrieNode,
-  valueCommitment,
+  childHash,
+  digitAt,
+  parseLeafStored,
+  prefixBytes,
+  sha256,
 } from './node.js';
-
-function u32(n: number): Uint8Array {
-  return new Uint8Array([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
-}
-
-/** The stored form of a leaf. */
-export function leafStored(l: Leaf): Uint8Array {
-  const out = new Uint8Array(l.storedSize);
-  out.set(l.encoding, 0);
-  out.set(l.salt, LEAF_BYTES);
-  let o = LEAF_BYTES + SALT_BYTES;
-  out.set(u32(l.key.length), o);
-  out.set(l.key, o + 4);
-  o += 4 + l.key.length;
-  out.set(u32(l.value.length), o);
-  out.set(l.value, o + 4);
-  return out;
-}
 
 /** The stored form of a branch with its embedded leaves. */
 export function branchStored(b: Branch): Uint8Array {
-  const leaves = b.embedded.filter((l): l is Leaf => l !== undefined);
-  let n = b.encoding.length + 2;
-  for (const l of leaves) n += l.storedSize;
-  const out = new Uint8Array(n);
+  let n = 0;
+  let size = b.encoding.length + 2;
+  for (const l of b.embedded ?? []) {
+    if (l === undefined) continue;
+    n++;
+    size += l.stored.length;
+  }
+  const out = new Uint8Array(size);
   out.set(b.encoding, 0);
   let o = b.encoding.length;
-  out[o++] = leaves.length >> 8;
-  out[o++] = leaves.length & 255;
-  for (const l of leaves) {
-    out.set(leafStored(l), o);
-    o += l.storedSize;
+  out[o++] = n >> 8;
+  out[o++] = n & 255;
+  for (const l of b.embedded ?? []) {
+    if (l === undefined) continue;
+    out.set(l.stored, o);
+    o += l.stored.length;
   }
   return out;
 }
 
 export function storedForm(n: TrieNode): Uint8Array {
-  return n.kind === 'leaf' ? leafStored(n) : branchStored(n);
+  return n.kind === 'leaf' ? n.stored : branchStored(n);
 }
 
 /** Where the node being decoded sits, for error messages. */
@@ -80,88 +66,38 @@ function fail(ctx: DecodeContext, failure: IntegrityFailure, detail: string): ne
   throw new LedgerIntegrityError({ failure, node: ctx.node, position: ctx.position, detail });
 }
 
-function readU32(b: Uint8Array, o: number): number {
-  return (
-    (((b[o] ?? 0) << 24) | ((b[o + 1] ?? 0) << 16) | ((b[o + 2] ?? 0) << 8) | (b[o + 3] ?? 0)) >>> 0
-  );
-}
-
-/** Parses one leafStored at `o`; verifies the commitments. Returns the leaf and the end offset. */
-function parseLeaf(b: Uint8Array, o: number, ctx: DecodeContext): [Leaf, number] {
-  const fixed = LEAF_BYTES + SALT_BYTES + 4;
-  if (b.length - o < fixed + 4 || b[o] !== LEAF_TAG)
-    fail(ctx, 'malformed', 'a stored leaf is cut short or not a leaf');
-  const keyLen = readU32(b, o + LEAF_BYTES + SALT_BYTES);
-  const keyAt = o + fixed;
-  if (b.length - keyAt < keyLen + 4)
-    fail(ctx, 'malformed', 'a stored leaf key runs past the record');
-  const valueLen = readU32(b, keyAt + keyLen);
-  const valueAt = keyAt + keyLen + 4;
-  if (b.length - valueAt < valueLen)
-    fail(ctx, 'malformed', 'a stored leaf value runs past the record');
-  const encoding = b.subarray(o, o + LEAF_BYTES);
-  const salt = b.subarray(o + LEAF_BYTES, o + LEAF_BYTES + SALT_BYTES);
-  const key = b.subarray(keyAt, keyAt + keyLen);
-  const value = b.subarray(valueAt, valueAt + valueLen);
-  const kc = encoding.subarray(1 + PATH_BYTES, 1 + PATH_BYTES + HASH_BYTES);
-  const vc = encoding.subarray(1 + PATH_BYTES + HASH_BYTES);
-  if (!bytesEqual(keyCommitment(salt, key), kc)) {
-    fail(ctx, 'hash-mismatch', "a leaf's key commitment does not match its key and salt");
+/** Checks a leaf's salt, key and value against its commitments (once). */
+export function checkLeaf(leaf: Leaf, ctx: DecodeContext): void {
+  if (leaf.checked) return;
+  if (!leaf.commitmentsHold()) {
+    fail(ctx, 'hash-mismatch', "a leaf's key or value does not match its commitments");
   }
-  if (!bytesEqual(valueCommitment(salt, value), vc)) {
-    fail(ctx, 'hash-mismatch', "a leaf's value commitment does not match its value and salt");
-  }
-  const leaf: Leaf = {
-    kind: 'leaf',
-    hash: sha256(encoding),
-    encoding,
-    path: encoding.subarray(1, 1 + PATH_BYTES),
-    keyCommitment: kc,
-    valueCommitment: vc,
-    salt,
-    key,
-    value,
-    storedSize: valueAt + valueLen - o,
-  };
-  return [leaf, valueAt + valueLen];
+  leaf.checked = true;
 }
 
-interface ParsedBranch {
-  readonly depth: number;
-  readonly prefix: Uint8Array;
-  readonly children: (Uint8Array | undefined)[];
-  readonly end: number;
-}
-
-/** Parses a canonical branch encoding at the start of `b` (docs/ledger-format.md, "Branch"). */
-function parseBranch(b: Uint8Array, r: Radix, ctx: DecodeContext): ParsedBranch {
+/** Checks the canonical branch encoding at the start of `b`; returns its length. */
+function branchLength(b: Uint8Array, r: Radix, ctx: DecodeContext): number {
   const depth = b[1];
   if (depth === undefined || depth >= r.digits) fail(ctx, 'malformed', 'branch depth out of range');
   const pb = prefixBytes(depth, r);
-  const head = 2 + pb + r.bitmapBytes;
-  if (b.length < head) fail(ctx, 'malformed', 'branch header cut short');
-  const prefix = new Uint8Array(PATH_BYTES);
-  prefix.set(b.subarray(2, 2 + pb));
+  const bitmapAt = 2 + pb;
+  if (b.length < bitmapAt + r.bitmapBytes) fail(ctx, 'malformed', 'branch header cut short');
   const spare = pb * 8 - depth * r.bits;
-  if (spare > 0 && ((prefix[pb - 1] ?? 0) & ((1 << spare) - 1)) !== 0) {
+  if (spare > 0 && ((b[1 + pb] ?? 0) & ((1 << spare) - 1)) !== 0) {
     fail(ctx, 'malformed', 'branch prefix has bits set past its depth');
   }
-  const children: (Uint8Array | undefined)[] = new Array(r.arity).fill(undefined);
-  let o = head;
+  let count = 0;
   for (let i = 0; i < r.bitmapBytes; i++) {
-    const byte = b[2 + pb + i] ?? 0;
-    for (let bit = 0; bit < 8; bit++) {
-      if (!(byte & (0x80 >> bit))) continue;
-      const s = i * 8 + bit;
-      if (s >= r.arity) fail(ctx, 'malformed', 'branch bitmap names a slot past the radix');
-      if (b.length < o + HASH_BYTES) fail(ctx, 'malformed', 'branch child hashes cut short');
-      children[s] = b.subarray(o, o + HASH_BYTES);
-      o += HASH_BYTES;
+    const byte = b[bitmapAt + i] ?? 0;
+    if (r.arity < 8 && byte & (0xff >> r.arity)) {
+      fail(ctx, 'malformed', 'branch bitmap names a slot past the radix');
     }
+    for (let x = byte; x; x &= x - 1) count++;
   }
-  if ((o - head) / HASH_BYTES < 2)
-    fail(ctx, 'malformed', 'a branch must have at least two children');
-  return { depth, prefix, children, end: o };
+  if (count < 2) fail(ctx, 'malformed', 'a branch must have at least two children');
+  const end = bitmapAt + r.bitmapBytes + count * HASH_BYTES;
+  if (b.length < end) fail(ctx, 'malformed', 'branch child hashes cut short');
+  return end;
 }
 
 /**
@@ -175,7 +111,9 @@ export function decodeStored(
   ctx: DecodeContext,
 ): TrieNode {
   if (bytes[0] === LEAF_TAG) {
-    const [leaf, end] = parseLeaf(bytes, 0, ctx);
+    const parsed = parseLeafStored(bytes, 0);
+    if (typeof parsed === 'string') fail(ctx, 'malformed', parsed);
+    const [leaf, end] = parsed;
     if (end !== bytes.length) fail(ctx, 'malformed', 'bytes after the stored leaf');
     if (!bytesEqual(leaf.hash, expected)) {
       fail(ctx, 'hash-mismatch', 'the leaf does not hash to the value its parent holds');
@@ -183,38 +121,34 @@ export function decodeStored(
     return leaf;
   }
   if (bytes[0] !== BRANCH_TAG) fail(ctx, 'malformed', 'unknown node tag');
-  const p = parseBranch(bytes, r, ctx);
-  const encoding = bytes.subarray(0, p.end);
+  const end = branchLength(bytes, r, ctx);
+  const encoding = bytes.subarray(0, end);
   const hash = sha256(encoding);
   if (!bytesEqual(hash, expected)) {
     fail(ctx, 'hash-mismatch', 'the branch does not hash to the value its parent holds');
   }
-  if (bytes.length < p.end + 2) fail(ctx, 'malformed', 'embedded leaf count missing');
-  const n = ((bytes[p.end] ?? 0) << 8) | (bytes[p.end + 1] ?? 0);
-  const embedded: (Leaf | undefined)[] = new Array(r.arity).fill(undefined);
-  let o = p.end + 2;
+  if (bytes.length < end + 2) fail(ctx, 'malformed', 'embedded leaf count missing');
+  const n = ((bytes[end] ?? 0) << 8) | (bytes[end + 1] ?? 0);
+  const depth = bytes[1] ?? 0;
+  let embedded: (Leaf | undefined)[] | undefined;
+  let o = end + 2;
   let last = -1;
+  const shell = new Branch(encoding, hash, r, undefined);
   for (let i = 0; i < n; i++) {
-    const [leaf, end] = parseLeaf(bytes, o, ctx);
-    const slot = digitAt(leaf.path, p.depth, r);
-    const child = p.children[slot];
+    const parsed = parseLeafStored(bytes, o);
+    if (typeof parsed === 'string') fail(ctx, 'malformed', parsed);
+    const [leaf, next] = parsed;
+    const slot = digitAt(leaf.path, depth, r);
     if (slot <= last) fail(ctx, 'malformed', 'embedded leaves out of slot order');
+    const child = childHash(shell, slot, r);
     if (child === undefined || !bytesEqual(child, leaf.hash)) {
       fail(ctx, 'hash-mismatch', `the leaf embedded for slot ${slot} does not match the branch`);
     }
+    embedded ??= new Array(r.arity).fill(undefined);
     embedded[slot] = leaf;
     last = slot;
-    o = end;
+    o = next;
   }
   if (o !== bytes.length) fail(ctx, 'malformed', 'bytes after the stored branch');
-  const branch: Branch = {
-    kind: 'branch',
-    hash,
-    encoding,
-    depth: p.depth,
-    prefix: p.prefix,
-    children: p.children,
-    embedded,
-  };
-  return branch;
+  return embedded === undefined ? shell : new Branch(encoding, hash, r, embedded);
 }

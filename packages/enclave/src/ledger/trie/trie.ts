@@ -20,6 +20,7 @@ import {
   type Branch,
   type ChildRef,
   checkPath,
+  childHash,
   commonDigits,
   digitAt,
   EMPTY_ROOT,
@@ -35,7 +36,7 @@ import {
   type TrieNode,
 } from './node.js';
 import { encodeProof } from './proof.js';
-import { decodeStored, storedForm } from './stored.js';
+import { branchStored, checkLeaf, decodeStored } from './stored.js';
 
 export interface NodeSource {
   /**
@@ -127,12 +128,7 @@ function checkRoot(root: unknown): asserts root is Uint8Array {
   }
 }
 
-/** A string whose code-unit order is the bytewise order of `b`. */
-function byteString(b: Uint8Array): string {
-  return String.fromCharCode(...b);
-}
-
-/** Bytewise order of two equal-length byte strings. */
+/** Bytewise order of two paths. */
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < a.length; i++) {
     const d = (a[i] ?? 0) - (b[i] ?? 0);
@@ -141,11 +137,16 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return 0;
 }
 
-/** Ops deduplicated by path (the last wins) and sorted by path. */
+/** Ops sorted by path, one per path: the last given (Array.prototype.sort is stable). */
 function normalize(ops: readonly TrieOp[]): TrieOp[] {
-  const byPath = new Map<string, TrieOp>();
-  for (const op of ops) byPath.set(byteString(op.path), op);
-  return [...byPath.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, op]) => op);
+  const sorted = [...ops].sort((a, b) => compareBytes(a.path, b.path));
+  const out: TrieOp[] = [];
+  for (const op of sorted) {
+    const prev = out[out.length - 1];
+    if (prev !== undefined && compareBytes(prev.path, op.path) === 0) out[out.length - 1] = op;
+    else out.push(op);
+  }
+  return out;
 }
 
 export function createTrie(options: TrieOptions): Trie {
@@ -192,9 +193,9 @@ export function createTrie(options: TrieOptions): Trie {
 
   /** The verified child at `slot`, checked to fit under `b`, or undefined. */
   function child(b: Branch, slot: number): TrieNode | undefined {
-    const h = b.children[slot];
+    const h = childHash(b, slot, r);
     if (h === undefined) return undefined;
-    const node = b.embedded[slot] ?? load(h, b, slot);
+    const node = b.embedded?.[slot] ?? load(h, b, slot);
     const fits =
       node.kind === 'leaf'
         ? hasPrefix(node.path, b.prefix, b.depth, r) && digitAt(node.path, b.depth, r) === slot
@@ -236,20 +237,28 @@ export function createTrie(options: TrieOptions): Trie {
     return out;
   }
 
+  /** The leaf at the end of `nodes` if it is the one for `path`, its commitments checked. */
+  function found(nodes: readonly TrieNode[], path: Uint8Array): Leaf | undefined {
+    const last = nodes[nodes.length - 1];
+    if (last?.kind !== 'leaf' || !bytesEqual(last.path, path)) return undefined;
+    const parent = nodes[nodes.length - 2];
+    checkLeaf(last, {
+      node: hex8(last.hash),
+      position: parent?.kind === 'branch' ? position(parent.prefix, parent.depth, digitAt(path, parent.depth, r)) : 'root',
+    });
+    return last;
+  }
+
   function get(root: Uint8Array, path: Uint8Array): Leaf | undefined {
     checkPath(path);
-    let node = loadRoot(root);
-    while (node !== undefined) {
-      if (node.kind === 'leaf') return bytesEqual(node.path, path) ? node : undefined;
-      if (!hasPrefix(path, node.prefix, node.depth, r)) return undefined;
-      node = child(node, digitAt(path, node.depth, r));
-    }
-    return undefined;
+    return found(walk(root, path), path);
   }
 
   function prove(root: Uint8Array, path: Uint8Array): Uint8Array {
     checkPath(path);
-    return encodeProof(path, walk(root, path));
+    const nodes = walk(root, path);
+    found(nodes, path);
+    return encodeProof(path, nodes);
   }
 
   function update(root: Uint8Array, ops: readonly TrieOp[]): TrieUpdate {
@@ -326,7 +335,8 @@ export function createTrie(options: TrieOptions): Trie {
     }
 
     function applyInside(b: Branch, lo: number, hi: number): TrieNode | undefined {
-      const slots: (ChildRef | undefined)[] = b.children.map((h, s) => b.embedded[s] ?? h);
+      const slots: (ChildRef | undefined)[] = new Array(r.arity);
+      for (let s = 0; s < r.arity; s++) slots[s] = b.embedded?.[s] ?? childHash(b, s, r);
       let changed = false;
       let i = lo;
       while (i < hi) {
@@ -377,17 +387,18 @@ export function createTrie(options: TrieOptions): Trie {
 
   /** Records for the new nodes: every branch, every leaf not embedded, a leaf root. */
   function recordsOf(created: readonly TrieNode[], root: TrieNode | undefined): NodeRecord[] {
-    const out = new Map<string, NodeRecord>();
-    const add = (n: TrieNode): void => {
-      const k = byteString(n.hash);
-      if (!out.has(k)) out.set(k, { hash: n.hash, plaintext: storedForm(n) });
-    };
+    const out: NodeRecord[] = [];
+    let rootWritten = false;
     for (const n of created) {
       cache?.set(n);
-      if (n.kind === 'branch' || n.storedSize > inlineLimit) add(n);
+      if (n.kind === 'branch') out.push({ hash: n.hash, plaintext: branchStored(n) });
+      else if (n.stored.length > inlineLimit) {
+        out.push({ hash: n.hash, plaintext: n.stored });
+        rootWritten ||= n === root;
+      }
     }
-    if (root?.kind === 'leaf') add(root);
-    return [...out.values()];
+    if (root?.kind === 'leaf' && !rootWritten) out.push({ hash: root.hash, plaintext: root.stored });
+    return out;
   }
 
   return { get, update, prove };

@@ -1,0 +1,193 @@
+/// <reference types="node" />
+/**
+ * One fixed byte vector per frame kind of the catalogue, written by hand from docs/boundary.md
+ * (not produced by the codec), kept as literal hex.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { fromHex, toHex } from '@cloister/core';
+import { createCodec, type Frame, frameKinds } from '../src/codec.js';
+import { encode, receiver } from './frames.js';
+
+const codec = createCodec();
+const b = (hex: string): Uint8Array => fromHex(hex.replaceAll(' ', ''));
+const s = (text: string): Uint8Array => new TextEncoder().encode(text);
+
+type Vector = {
+  readonly type: Frame['type'];
+  readonly name: string;
+  readonly id: number;
+  readonly fields: Record<string, unknown>;
+  /** version | kind | call id | fields, written by hand from docs/boundary.md. */
+  readonly hex: string;
+};
+
+// One vector per frame kind. Layout: 01 | u16 kind | u32 id | fields (big-endian; bytes and
+// string = u32 length + content; u53 = 8 bytes).
+const VECTORS: Vector[] = [
+  {
+    type: 'request',
+    name: 'enclave.start',
+    id: 1,
+    fields: { nodeId: 'n1', sealedNode: b('') },
+    hex: '01 0101 00000001 00000002 6e31 00000000',
+  },
+  {
+    type: 'response',
+    name: 'enclave.start',
+    id: 1,
+    fields: { identityPublicKey: b('04aa'), sealedNode: b('ff') },
+    hex: '01 8101 00000001 00000002 04aa 00000001 ff',
+  },
+  {
+    type: 'request',
+    name: 'enclave.evidence',
+    id: 2,
+    fields: { nonce: b('0001020304') },
+    hex: '01 0102 00000002 00000005 0001020304',
+  },
+  {
+    type: 'response',
+    name: 'enclave.evidence',
+    id: 2,
+    fields: { evidence: b('d2'), identityPublicKey: b('') },
+    hex: '01 8102 00000002 00000001 d2 00000000',
+  },
+  {
+    type: 'request',
+    name: 'enclave.ping',
+    id: 0xdeadbeef,
+    fields: { payload: s('abc') },
+    hex: '01 0103 deadbeef 00000003 616263',
+  },
+  {
+    type: 'response',
+    name: 'enclave.ping',
+    id: 0xdeadbeef,
+    fields: { payload: b('') },
+    hex: '01 8103 deadbeef 00000000',
+  },
+  { type: 'request', name: 'enclave.stop', id: 7, fields: {}, hex: '01 0104 00000007' },
+  { type: 'response', name: 'enclave.stop', id: 7, fields: {}, hex: '01 8104 00000007' },
+  { type: 'request', name: 'platform.self', id: 3, fields: {}, hex: '01 0201 00000003' },
+  {
+    type: 'response',
+    name: 'platform.self',
+    id: 3,
+    fields: {
+      platform: 'simulation',
+      measurement: b('11'),
+      signer: b('2222'),
+      product: 1,
+      svn: 0x01020304,
+    },
+    hex: '01 8201 00000003 0000000a 73696d756c6174696f6e 00000001 11 00000002 2222 00000001 01020304',
+  },
+  {
+    type: 'request',
+    name: 'platform.sealKey',
+    id: 4,
+    fields: { policy: 2, svn: 5, keyId: s('k') },
+    hex: '01 0202 00000004 02 00000005 00000001 6b',
+  },
+  {
+    type: 'response',
+    name: 'platform.sealKey',
+    id: 4,
+    fields: { key: b('00112233') },
+    hex: '01 8202 00000004 00000004 00112233',
+  },
+  {
+    type: 'request',
+    name: 'platform.report',
+    id: 5,
+    fields: { reportData: b('abcd') },
+    hex: '01 0203 00000005 00000002 abcd',
+  },
+  {
+    type: 'response',
+    name: 'platform.report',
+    id: 5,
+    fields: { evidence: b('') },
+    hex: '01 8203 00000005 00000000',
+  },
+  {
+    type: 'request',
+    name: 'platform.counterRead',
+    id: 6,
+    fields: { name: 'c' },
+    hex: '01 0204 00000006 00000001 63',
+  },
+  {
+    type: 'response',
+    name: 'platform.counterRead',
+    id: 6,
+    fields: { value: 2 ** 53 - 1 },
+    hex: '01 8204 00000006 001fffffffffffff',
+  },
+  {
+    type: 'request',
+    name: 'platform.counterIncrement',
+    id: 8,
+    fields: { name: 'é' },
+    hex: '01 0205 00000008 00000002 c3a9',
+  },
+  {
+    type: 'response',
+    name: 'platform.counterIncrement',
+    id: 8,
+    fields: { value: 2 ** 32 },
+    hex: '01 8205 00000008 00000001 00000000',
+  },
+  {
+    type: 'request',
+    name: 'host.ping',
+    id: 0xffffffff,
+    fields: { payload: b('00') },
+    hex: '01 0206 ffffffff 00000001 00',
+  },
+  {
+    type: 'response',
+    name: 'host.ping',
+    id: 0xffffffff,
+    fields: { payload: b('0000') },
+    hex: '01 8206 ffffffff 00000002 0000',
+  },
+  {
+    type: 'event',
+    name: 'log',
+    id: 0,
+    fields: { level: 30, event: 'a.b' },
+    hex: '01 0301 00000000 1e 00000003 612e62',
+  },
+  {
+    type: 'error',
+    name: 'error',
+    id: 9,
+    fields: { code: 'COUNTER', message: 'x' },
+    hex: '01 8000 00000009 00000007 434f554e544552 00000001 78',
+  },
+];
+
+describe('catalogue vectors', () => {
+  test('every frame kind of the catalogue has a vector, and no kind is reused', () => {
+    const kinds = frameKinds()
+      .map((k) => `${k.name} ${k.type}`)
+      .sort();
+    const vectors = VECTORS.map((v) => `${v.name} ${v.type}`).sort();
+    assert.deepEqual(vectors, kinds);
+    assert.equal(new Set(frameKinds().map((k) => k.kind)).size, frameKinds().length);
+  });
+
+  for (const v of VECTORS) {
+    test(`${v.name} ${v.type} encodes to its fixed bytes and decodes back`, () => {
+      const hex = v.hex.replaceAll(' ', '');
+      assert.equal(toHex(encode(codec, v)), hex);
+      const f = codec.decode(fromHex(hex), receiver(v.type, v.name));
+      assert.equal(f.type, v.type);
+      assert.equal(f.id, v.id);
+      if (f.type !== 'error') assert.equal(f.name, v.name);
+      assert.deepEqual(f.fields, v.fields);
+    });
+  }
+});
