@@ -16,6 +16,7 @@ import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { fromUtf8, utf8 } from '@cloister/core';
 import { bundleEnclave } from '../packages/host/src/build/bundle.js';
 import { type EnclaveWorker, launchEnclaveWorker } from '../packages/host/src/launcher/index.js';
+import { runEvidenceBench } from './evidence.js';
 import { benchOptions, info, median3, target } from './lib.js';
 
 const PROBE = 'packages/host/test/fixtures/boundary/probe-enclave.ts';
@@ -235,3 +236,6 @@ info('boundary.bare-worker-start-to-first-reply-ms', bareStartMs);
 info('boundary.bundle-bytes', real.code.length);
 info('boundary.child-process-start-ms', child.startMs);
 info('boundary.child-process-raw-roundtrip-us', child.roundTripUs);
+
+// Evidence created and verified per second against raw ECDSA P-256 (bench/evidence.ts).
+await runEvidenceBench(opts);
