@@ -244,10 +244,14 @@ function write(w: Writer, value: unknown, depth: number): void {
 }
 
 function writeObject(w: Writer, value: object | null, depth: number): void {
-  if (value === null) return w.head(7, 22);
+  if (value === null) {
+    w.head(7, 22);
+    return;
+  }
   if (value instanceof Uint8Array) {
     w.head(2, value.length);
-    return w.bytes(value);
+    w.bytes(value);
+    return;
   }
   if (depth >= CBOR_MAX_DEPTH) {
     throw new EncodingError(`CBOR nesting is limited to ${CBOR_MAX_DEPTH} levels`);
@@ -260,16 +264,21 @@ function writeObject(w: Writer, value: object | null, depth: number): void {
     }
     return;
   }
-  if (value instanceof Map) return writeMap(w, value, depth + 1);
+  if (value instanceof Map) {
+    writeMap(w, value, depth + 1);
+    return;
+  }
   if (value instanceof CborTag) {
     w.head(6, value.tag);
-    return write(w, value.contents, depth + 1);
+    write(w, value.contents, depth + 1);
+    return;
   }
   if (isPlainObject(value)) {
     for (const k of Reflect.ownKeys(value)) {
       if (typeof k !== 'string') throw new EncodingError('object keys must be strings');
     }
-    return writeMap(w, Object.entries(value), depth + 1);
+    writeMap(w, Object.entries(value), depth + 1);
+    return;
   }
   throw new EncodingError(`a ${value.constructor?.name ?? 'object'} cannot be encoded as CBOR`);
 }
