@@ -12,10 +12,10 @@ import { concatBytes, utf8 } from '../src/bytes.js';
 import { InvalidInputError } from '../src/errors.js';
 import { sha256 } from '../src/hash.js';
 import {
-  EMPTY_TRIE_ROOT,
-  ProofError,
   decodeProof,
+  EMPTY_TRIE_ROOT,
   keyCommitment,
+  ProofError,
   valueCommitment,
   verifyInclusion,
   verifyNonInclusion,
@@ -165,9 +165,12 @@ describe('ledger proofs: document vectors', () => {
       reason: 'value-mismatch',
     });
     assert.deepEqual(verifyNonInclusion(root, get('dave.path'), get('dave.proof')), { ok: true });
-    assert.deepEqual(verifyNonInclusion(EMPTY_TRIE_ROOT, get('dave.path'), get('empty.dave.proof')), {
-      ok: true,
-    });
+    assert.deepEqual(
+      verifyNonInclusion(EMPTY_TRIE_ROOT, get('dave.path'), get('empty.dave.proof')),
+      {
+        ok: true,
+      },
+    );
     assert.deepEqual(verifyNonInclusion(root, get('dave.path'), get('empty.dave.proof')), {
       ok: false,
       reason: 'root-mismatch',
@@ -186,7 +189,10 @@ describe('ledger proofs: against the reference builder', () => {
         for (const p of paths) {
           const proof = prove(tree, p);
           assert.deepEqual(verifyInclusion(root, p, proof, keyFor(p), valueFor(p)), { ok: true });
-          assert.deepEqual(verifyNonInclusion(root, p, proof), { ok: false, reason: 'key-present' });
+          assert.deepEqual(verifyNonInclusion(root, p, proof), {
+            ok: false,
+            reason: 'key-present',
+          });
         }
         for (const q of others) {
           if (set.some((p) => hex(p) === hex(q))) continue;
@@ -199,20 +205,27 @@ describe('ledger proofs: against the reference builder', () => {
 
   test('a proof for key A never verifies for key B', () => {
     fc.assert(
-      fc.property(setArb.filter((s) => s.length >= 2), fc.nat(), (set, i) => {
-        const paths = sorted(set);
-        const tree = build(paths);
-        const root = tree?.hash ?? EMPTY_TRIE_ROOT;
-        const a = paths[i % paths.length] as Uint8Array;
-        const b = paths[(i + 1) % paths.length] as Uint8Array;
-        const proof = prove(tree, a);
-        assert.equal(verifyInclusion(root, b, proof, keyFor(b), valueFor(b)).ok, false);
-        assert.deepEqual(verifyInclusion(root, a, proof, keyFor(b), valueFor(a)), {
-          ok: false,
-          reason: 'key-mismatch',
-        });
-        assert.deepEqual(verifyNonInclusion(root, b, proof), { ok: false, reason: 'path-mismatch' });
-      }),
+      fc.property(
+        setArb.filter((s) => s.length >= 2),
+        fc.nat(),
+        (set, i) => {
+          const paths = sorted(set);
+          const tree = build(paths);
+          const root = tree?.hash ?? EMPTY_TRIE_ROOT;
+          const a = paths[i % paths.length] as Uint8Array;
+          const b = paths[(i + 1) % paths.length] as Uint8Array;
+          const proof = prove(tree, a);
+          assert.equal(verifyInclusion(root, b, proof, keyFor(b), valueFor(b)).ok, false);
+          assert.deepEqual(verifyInclusion(root, a, proof, keyFor(b), valueFor(a)), {
+            ok: false,
+            reason: 'key-mismatch',
+          });
+          assert.deepEqual(verifyNonInclusion(root, b, proof), {
+            ok: false,
+            reason: 'path-mismatch',
+          });
+        },
+      ),
       { numRuns: 150 },
     );
   });
@@ -225,7 +238,9 @@ describe('ledger proofs: against the reference builder', () => {
         const root = tree?.hash ?? EMPTY_TRIE_ROOT;
         const present = set.some((p) => hex(p) === hex(q));
         const verify = (proof: Uint8Array) =>
-          present ? verifyInclusion(root, q, proof, keyFor(q), valueFor(q)) : verifyNonInclusion(root, q, proof);
+          present
+            ? verifyInclusion(root, q, proof, keyFor(q), valueFor(q))
+            : verifyNonInclusion(root, q, proof);
         const proof = prove(tree, q);
         assert.equal(verify(proof).ok, true);
         const bad = proof.slice();
@@ -251,9 +266,26 @@ describe('ledger proofs: strict decoding', () => {
       ['version 2', concatBytes(Uint8Array.of(2), good.subarray(1))],
       ['kind 3', concatBytes(Uint8Array.of(1, 3), good.subarray(2))],
       ['inclusion without its salt', good.subarray(0, good.length - 32)],
-      ['non-inclusion claimed for a present key', concatBytes(Uint8Array.of(1, 2), good.subarray(2, good.length - 32))],
-      ['node count too large', (() => { const b = good.slice(); b[34] = (b[34] ?? 0) + 1; return b; })()],
-      ['node count too small', (() => { const b = good.slice(); b[34] = 1; return b; })()],
+      [
+        'non-inclusion claimed for a present key',
+        concatBytes(Uint8Array.of(1, 2), good.subarray(2, good.length - 32)),
+      ],
+      [
+        'node count too large',
+        (() => {
+          const b = good.slice();
+          b[34] = (b[34] ?? 0) + 1;
+          return b;
+        })(),
+      ],
+      [
+        'node count too small',
+        (() => {
+          const b = good.slice();
+          b[34] = 1;
+          return b;
+        })(),
+      ],
     ];
     for (const [what, bytes] of cases) {
       assert.throws(() => decodeProof(bytes), ProofError, what);
@@ -262,7 +294,10 @@ describe('ledger proofs: strict decoding', () => {
 
   test('bad arguments are InvalidInputErrors', () => {
     assert.throws(() => verifyNonInclusion(new Uint8Array(31), p, good), InvalidInputError);
-    assert.throws(() => verifyNonInclusion(tree?.hash ?? EMPTY_TRIE_ROOT, new Uint8Array(3), good), InvalidInputError);
+    assert.throws(
+      () => verifyNonInclusion(tree?.hash ?? EMPTY_TRIE_ROOT, new Uint8Array(3), good),
+      InvalidInputError,
+    );
     assert.throws(() => decodeProof('x' as unknown as Uint8Array), InvalidInputError);
   });
 });

@@ -56,7 +56,9 @@ export function sha256(data: Uint8Array): Uint8Array {
 }
 
 function readU32(b: Uint8Array, o: number): number {
-  return (((b[o] ?? 0) << 24) | ((b[o + 1] ?? 0) << 16) | ((b[o + 2] ?? 0) << 8) | (b[o + 3] ?? 0)) >>> 0;
+  return (
+    (((b[o] ?? 0) << 24) | ((b[o + 1] ?? 0) << 16) | ((b[o + 2] ?? 0) << 8) | (b[o + 3] ?? 0)) >>> 0
+  );
 }
 
 function writeU32(b: Uint8Array, o: number, n: number): void {
@@ -231,7 +233,9 @@ export function prefixBytes(depth: number, r: Radix): number {
 
 export function checkPath(path: unknown, what = 'trie path'): asserts path is Uint8Array {
   if (!(path instanceof Uint8Array) || path.length !== PATH_BYTES) {
-    throw new InvalidInputError(`${what} must be ${PATH_BYTES} bytes (the table's HMAC of the key)`);
+    throw new InvalidInputError(
+      `${what} must be ${PATH_BYTES} bytes (the table's HMAC of the key)`,
+    );
   }
 }
 
@@ -260,7 +264,8 @@ export function makeLeaf(
  * its end, or a reason string when the bytes are not a stored leaf.
  */
 export function parseLeafStored(b: Uint8Array, o: number): [Leaf, number] | string {
-  if (b.length - o < KEY_LEN_AT + 8 || b[o] !== LEAF_TAG) return 'a stored leaf is cut short or not a leaf';
+  if (b.length - o < KEY_LEN_AT + 8 || b[o] !== LEAF_TAG)
+    return 'a stored leaf is cut short or not a leaf';
   const keyLen = readU32(b, o + KEY_LEN_AT);
   if (b.length - o - KEY_LEN_AT - 8 < keyLen) return 'a stored leaf key runs past the record';
   const valueAt = o + KEY_LEN_AT + 8 + keyLen;

@@ -18,16 +18,16 @@ import { type IntegrityFailure, LedgerIntegrityError } from '../errors.js';
 import {
   BRANCH_TAG,
   Branch,
+  childHash,
+  digitAt,
   HASH_BYTES,
   LEAF_TAG,
   type Leaf,
-  type Radix,
-  type TrieNode,
-  childHash,
-  digitAt,
   parseLeafStored,
   prefixBytes,
+  type Radix,
   sha256,
+  type TrieNode,
 } from './node.js';
 
 /** The stored form of a branch with its embedded leaves. */

@@ -244,7 +244,10 @@ export function createTrie(options: TrieOptions): Trie {
     const parent = nodes[nodes.length - 2];
     checkLeaf(last, {
       node: hex8(last.hash),
-      position: parent?.kind === 'branch' ? position(parent.prefix, parent.depth, digitAt(path, parent.depth, r)) : 'root',
+      position:
+        parent?.kind === 'branch'
+          ? position(parent.prefix, parent.depth, digitAt(path, parent.depth, r))
+          : 'root',
     });
     return last;
   }
@@ -397,7 +400,8 @@ export function createTrie(options: TrieOptions): Trie {
         rootWritten ||= n === root;
       }
     }
-    if (root?.kind === 'leaf' && !rootWritten) out.push({ hash: root.hash, plaintext: root.stored });
+    if (root?.kind === 'leaf' && !rootWritten)
+      out.push({ hash: root.hash, plaintext: root.stored });
     return out;
   }
 
