@@ -152,6 +152,7 @@ function label(name: string, parameter?: Uint8Array): Uint8Array {
 }
 
 const NO_SALT = new Uint8Array(0);
+const AAD_PREFIX = concatBytes(utf8(LABELS.recordAad), Uint8Array.of(0));
 
 /** HKDF-SHA256 with an empty salt (RFC 5869 §2.2: HashLen zero bytes) into a KeyObject. */
 function deriveKey(ikm: Uint8Array, info: Uint8Array): KeyObject {
@@ -192,6 +193,7 @@ export function createLedgerKeyring(options: LedgerKeyringOptions): LedgerKeyrin
   const pool = new Uint8Array(NONCE_BYTES * 1024);
   let poolAt = pool.length;
   let sealed = 0;
+  const currentGen = u32be(generation);
 
   function live(): Uint8Array {
     if (origin === undefined) throw new InvalidInputError('the ledger keyring was destroyed');
@@ -207,8 +209,14 @@ export function createLedgerKeyring(options: LedgerKeyringOptions): LedgerKeyrin
     return pool.slice(poolAt - NONCE_BYTES, poolAt);
   }
 
+  /** "cloister/ledger/v1/record" ‖ 0x00 ‖ purpose ‖ generation(4) ‖ binding, in one buffer. */
   function aad(purpose: number, gen: Uint8Array, binding: Uint8Array): Uint8Array {
-    return concatBytes(utf8(LABELS.recordAad), Uint8Array.of(0, purpose), gen, binding);
+    const out = new Uint8Array(AAD_PREFIX.length + 5 + binding.length);
+    out.set(AAD_PREFIX, 0);
+    out[AAD_PREFIX.length] = purpose;
+    out.set(gen, AAD_PREFIX.length + 1);
+    out.set(binding, AAD_PREFIX.length + 5);
+    return out;
   }
 
   return {
@@ -243,7 +251,7 @@ export function createLedgerKeyring(options: LedgerKeyringOptions): LedgerKeyrin
     },
     seal(purpose: RecordPurpose, binding: Uint8Array, plaintext: Uint8Array): Uint8Array {
       live();
-      const gen = u32be(generation);
+      const gen = currentGen;
       const iv = nonce();
       // One allocation: header, then ciphertext and tag written in place.
       const out = new Uint8Array(RECORD_OVERHEAD + plaintext.length);

@@ -176,6 +176,13 @@ export function childHash(b: Branch, slot: number, r: Radix): Uint8Array | undef
   return e.subarray(o, o + HASH_BYTES);
 }
 
+/** True when `slot` of `b` holds a child. */
+export function hasChild(b: Branch, slot: number, r: Radix): boolean {
+  return (
+    ((b.encoding[b.bitmapAt + (slot >> 3)] ?? 0) & (0x80 >> (slot & 7))) !== 0 && slot < r.arity
+  );
+}
+
 /** Number of children of a branch. */
 export function childCount(b: Branch, r: Radix): number {
   return (b.encoding.length - b.bitmapAt - r.bitmapBytes) / HASH_BYTES;
@@ -278,17 +285,23 @@ export function parseLeafStored(b: Uint8Array, o: number): [Leaf, number] | stri
 /** A child of a branch under construction: a node, or the hash of an untouched stored child. */
 export type ChildRef = TrieNode | Uint8Array;
 
+/** In makeBranch's slots: keep the base branch's child (and its embedding) as it is. */
+export const KEEP: unique symbol = Symbol('keep');
+export type Slot = ChildRef | typeof KEEP | undefined;
+
 /**
  * A new branch splitting on digit `depth`, its prefix the first `depth` digits of
- * `prefixSource`. Leaf children whose stored form is at most `inlineLimit` bytes are embedded in
- * the branch's record. Precondition: at least two slots set; depth < r.digits.
+ * `prefixSource`. A leaf child given as a node is embedded in the branch's record when its
+ * stored form is at most `inlineLimit` bytes; a KEEP slot copies `base`'s child and embedding.
+ * Precondition: at least two slots set; depth < r.digits; KEEP only where `base` has a child.
  */
 export function makeBranch(
   r: Radix,
   depth: number,
   prefixSource: Uint8Array,
-  slots: readonly (ChildRef | undefined)[],
+  slots: readonly Slot[],
   inlineLimit: number,
+  base?: Branch,
 ): Branch {
   let count = 0;
   for (const c of slots) if (c !== undefined) count++;
@@ -307,14 +320,21 @@ export function makeBranch(
     const c = slots[s];
     if (c === undefined) continue;
     encoding[bitmapAt + (s >> 3)] = (encoding[bitmapAt + (s >> 3)] ?? 0) | (0x80 >> (s & 7));
-    if (c instanceof Uint8Array) {
+    let leaf: Leaf | undefined;
+    if (c === KEEP) {
+      const h = base === undefined ? undefined : childHash(base, s, r);
+      if (h === undefined) throw new Error('makeBranch: KEEP of an empty slot');
+      encoding.set(h, o);
+      leaf = base?.embedded?.[s];
+    } else if (c instanceof Uint8Array) {
       encoding.set(c, o);
     } else {
       encoding.set(c.hash, o);
-      if (c.kind === 'leaf' && c.stored.length <= inlineLimit) {
-        embedded ??= new Array(r.arity).fill(undefined);
-        embedded[s] = c;
-      }
+      if (c.kind === 'leaf' && c.stored.length <= inlineLimit) leaf = c;
+    }
+    if (leaf !== undefined) {
+      embedded ??= new Array(r.arity).fill(undefined);
+      embedded[s] = leaf;
     }
     o += HASH_BYTES;
   }

@@ -18,21 +18,23 @@ import { LedgerIntegrityError } from '../errors.js';
 import type { NodeCache } from '../node-cache.js';
 import {
   type Branch,
-  type ChildRef,
   checkPath,
   childHash,
   commonDigits,
   digitAt,
   EMPTY_ROOT,
   HASH_BYTES,
+  hasChild,
   hasPrefix,
-  type Leaf,
+  KEEP,
+  Leaf,
   MAX_FIELD_BYTES,
   makeBranch,
   makeLeaf,
   RADIX_16,
   type Radix,
   SALT_BYTES,
+  type Slot,
   type TrieNode,
 } from './node.js';
 import { encodeProof } from './proof.js';
@@ -268,19 +270,24 @@ export function createTrie(options: TrieOptions): Trie {
     checkRoot(root);
     checkOps(ops);
     const sorted = normalize(ops);
-    const created: TrieNode[] = [];
-    const leafOf = (op: PutOp): Leaf => {
-      const l = makeLeaf(op.path, op.salt, op.key, op.value);
-      created.push(l);
-      return l;
-    };
+    // Records to write: every new branch, every leaf a new branch references without embedding
+    // it (a leaf not embedded must have its own record), and a leaf root.
+    const records = new Map<TrieNode, NodeRecord>();
+    const leafOf = (op: PutOp): Leaf => makeLeaf(op.path, op.salt, op.key, op.value);
     const branch = (
       depth: number,
       prefixSource: Uint8Array,
-      slots: (ChildRef | undefined)[],
+      slots: Slot[],
+      base?: Branch,
     ): Branch => {
-      const b = makeBranch(r, depth, prefixSource, slots, inlineLimit);
-      created.push(b);
+      const b = makeBranch(r, depth, prefixSource, slots, inlineLimit, base);
+      records.set(b, { hash: b.hash, plaintext: branchStored(b) });
+      cache?.set(b);
+      for (let s = 0; s < r.arity; s++) {
+        const c = slots[s];
+        if (c instanceof Leaf && b.embedded?.[s] !== c)
+          records.set(c, { hash: c.hash, plaintext: c.stored });
+      }
       return b;
     };
 
@@ -307,7 +314,7 @@ export function createTrie(options: TrieOptions): Trie {
       // Sorted and disjoint: the digits all items share are the ones the first and last share,
       // and that is fewer than any item's own prefix (else one would contain another).
       const depth = commonDigits(fp, lp, Math.min(fd, ld), r);
-      const slots: (ChildRef | undefined)[] = new Array(r.arity).fill(undefined);
+      const slots: Slot[] = new Array(r.arity).fill(undefined);
       let i = 0;
       while (i < items.length) {
         const s = digitAt(span(items[i] as TrieNode)[0], depth, r);
@@ -338,8 +345,8 @@ export function createTrie(options: TrieOptions): Trie {
     }
 
     function applyInside(b: Branch, lo: number, hi: number): TrieNode | undefined {
-      const slots: (ChildRef | undefined)[] = new Array(r.arity);
-      for (let s = 0; s < r.arity; s++) slots[s] = b.embedded?.[s] ?? childHash(b, s, r);
+      const slots: Slot[] = new Array(r.arity);
+      for (let s = 0; s < r.arity; s++) slots[s] = hasChild(b, s, r) ? KEEP : undefined;
       let changed = false;
       let i = lo;
       while (i < hi) {
@@ -359,11 +366,11 @@ export function createTrie(options: TrieOptions): Trie {
       }
       if (!changed) return b;
       const left = slots.flatMap((c, s) => (c === undefined ? [] : [s]));
-      if (left.length >= 2) return branch(b.depth, b.prefix, slots);
+      if (left.length >= 2) return branch(b.depth, b.prefix, slots, b);
       const only = left[0];
       if (only === undefined) return undefined;
-      const c = slots[only] as ChildRef;
-      return c instanceof Uint8Array ? child(b, only) : c;
+      const c = slots[only];
+      return c === KEEP || c === undefined || c instanceof Uint8Array ? child(b, only) : c;
     }
 
     /** Applies sorted[lo, hi) (non-empty) to the subtree `node`. */
@@ -385,24 +392,8 @@ export function createTrie(options: TrieOptions): Trie {
     let next: TrieNode | undefined;
     if (sorted.length === 0) next = old;
     else next = old === undefined ? build(puts(0, sorted.length)) : apply(old, 0, sorted.length);
-    return { root: next?.hash ?? EMPTY_ROOT, records: recordsOf(created, next) };
-  }
-
-  /** Records for the new nodes: every branch, every leaf not embedded, a leaf root. */
-  function recordsOf(created: readonly TrieNode[], root: TrieNode | undefined): NodeRecord[] {
-    const out: NodeRecord[] = [];
-    let rootWritten = false;
-    for (const n of created) {
-      cache?.set(n);
-      if (n.kind === 'branch') out.push({ hash: n.hash, plaintext: branchStored(n) });
-      else if (n.stored.length > inlineLimit) {
-        out.push({ hash: n.hash, plaintext: n.stored });
-        rootWritten ||= n === root;
-      }
-    }
-    if (root?.kind === 'leaf' && !rootWritten)
-      out.push({ hash: root.hash, plaintext: root.stored });
-    return out;
+    if (next?.kind === 'leaf') records.set(next, { hash: next.hash, plaintext: next.stored });
+    return { root: next?.hash ?? EMPTY_ROOT, records: [...records.values()] };
   }
 
   return { get, update, prove };
