@@ -155,6 +155,8 @@ export function createTrie(options: TrieOptions): Trie {
   const { source, cache } = options;
   const r = options.radix ?? RADIX_16;
   const inlineLimit = options.inlineLimit ?? DEFAULT_INLINE_LIMIT;
+  // Leaves read from a record of their own: a new branch may point at them without embedding.
+  const standalone = new WeakSet<Leaf>();
 
   function position(prefix: Uint8Array | undefined, depth: number, slot?: number): string {
     if (prefix === undefined) return 'root';
@@ -189,6 +191,7 @@ export function createTrie(options: TrieOptions): Trie {
       });
     }
     const node = decodeStored(bytes, hash, r, where());
+    if (node.kind === 'leaf') standalone.add(node);
     cache?.set(node);
     return node;
   }
@@ -285,8 +288,9 @@ export function createTrie(options: TrieOptions): Trie {
       cache?.set(b);
       for (let s = 0; s < r.arity; s++) {
         const c = slots[s];
-        if (c instanceof Leaf && b.embedded?.[s] !== c)
+        if (c instanceof Leaf && b.embedded?.[s] !== c && !standalone.has(c)) {
           records.set(c, { hash: c.hash, plaintext: c.stored });
+        }
       }
       return b;
     };
