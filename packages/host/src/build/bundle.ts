@@ -54,7 +54,8 @@ export function repoRoot(): string {
   for (;;) {
     if (existsSync(join(dir, ENCLAVE_ENTRY))) return dir;
     const up = dirname(dir);
-    if (up === dir) throw new BundleError(`no ${ENCLAVE_ENTRY} above ${fileURLToPath(import.meta.url)}`);
+    if (up === dir)
+      throw new BundleError(`no ${ENCLAVE_ENTRY} above ${fileURLToPath(import.meta.url)}`);
     dir = up;
   }
 }

@@ -23,7 +23,12 @@ import {
   sign1ToBeSigned,
 } from '@cloister/core';
 import { ManifestError } from '../platform/errors.js';
-import { publicKeyBytes, publicKeyFromBytes, signEs256, verifyEs256Sync } from '../platform/p256.js';
+import {
+  publicKeyBytes,
+  publicKeyFromBytes,
+  signEs256,
+  verifyEs256Sync,
+} from '../platform/p256.js';
 import { isU32 } from '../platform/sealing.js';
 
 export const MANIFEST_VERSION = 1;
@@ -79,12 +84,17 @@ export function decodeManifestPayload(payload: Uint8Array): ManifestClaims {
   try {
     value = decodeCbor(payload);
   } catch (e) {
-    throw new ManifestError(`The manifest payload is not deterministic CBOR: ${(e as Error).message}`, {
-      cause: e,
-    });
+    throw new ManifestError(
+      `The manifest payload is not deterministic CBOR: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
   }
   if (!(value instanceof Map) || value.size !== KEYS.length || !KEYS.every((k) => value.has(k))) {
-    throw new ManifestError(`The manifest payload must be a map with exactly the keys ${KEYS.join(', ')}.`);
+    throw new ManifestError(
+      `The manifest payload must be a map with exactly the keys ${KEYS.join(', ')}.`,
+    );
   }
   const claims = {
     v: value.get('v'),
@@ -186,7 +196,8 @@ function checkClaims(c: ManifestClaims): void {
   if (!(c.bundle instanceof Uint8Array) || c.bundle.length !== 32) {
     throw new ManifestError('The manifest bundle hash must be 32 bytes.');
   }
-  if (!isU32(c.product)) throw new ManifestError('The manifest product must be an integer in [0, 2^32).');
+  if (!isU32(c.product))
+    throw new ManifestError('The manifest product must be an integer in [0, 2^32).');
   if (!isU32(c.svn)) throw new ManifestError('The manifest svn must be an integer in [0, 2^32).');
   if (!(c.signerKey instanceof Uint8Array) || c.signerKey.length !== 65 || c.signerKey[0] !== 4) {
     throw new ManifestError('The manifest signerKey must be a 65-byte uncompressed P-256 key.');

@@ -15,7 +15,12 @@ import {
   SECRET_FILE_MODE,
   writeFileAtomic,
 } from '../fs/atomic.js';
-import { generateP256, privateKeyFromPem, privateKeyToPem, publicKeyBytes } from '../platform/p256.js';
+import {
+  generateP256,
+  privateKeyFromPem,
+  privateKeyToPem,
+  publicKeyBytes,
+} from '../platform/p256.js';
 
 /** A loaded signer key. */
 export interface SignerKey {
