@@ -317,6 +317,16 @@ async function radixStudy(): Promise<void> {
       `study.${name}.proof-bytes.mean`,
       sample.reduce((s, k) => s + l.prove(k).length, 0) / sample.length,
     );
+    const keys = Array.from(
+      { length: PROOFS },
+      (_, i) => l.keys[(i * 7919) % l.keys.length] as Uint8Array,
+    );
+    const gets = await median3(() => {
+      const t0 = performance.now();
+      for (const k of keys) if (l.get(k) === undefined) throw new Error('missing key');
+      return (keys.length * 1000) / (performance.now() - t0);
+    });
+    info(`study.${name}.verified-get.per-second`, gets);
     await l.store.close();
   }
 }

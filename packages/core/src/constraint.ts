@@ -201,7 +201,17 @@ export function parseConstraint(text: string): Constraint {
     ...(signer instanceof Uint8Array && typeof product === 'number' ? { signer, product } : {}),
     ...(typeof minSvn === 'number' ? { minSvn } : {}),
   };
-  return Object.freeze(c);
+  Object.freeze(c);
+  PARSED.add(c);
+  return c;
+}
+
+/** Constraints made by parseConstraint (frozen, so still valid): verifiers need not re-check them. */
+const PARSED = new WeakSet<Constraint>();
+
+/** True when `c` came from parseConstraint. */
+export function isParsedConstraint(c: Constraint): boolean {
+  return PARSED.has(c);
 }
 
 function sortedHex(list: readonly Uint8Array[]): string[] {

@@ -15,7 +15,12 @@ import {
 } from './attestation-errors.js';
 import { bytesEqual, toHex } from './bytes.js';
 import type { Constraint } from './constraint.js';
-import { formatConstraint, matchConstraint, parseConstraint } from './constraint.js';
+import {
+  formatConstraint,
+  isParsedConstraint,
+  matchConstraint,
+  parseConstraint,
+} from './constraint.js';
 import type { DecodedSign1 } from './cose.js';
 import { decodeSign1, isMinimalEs256Protected, sign1ToBeSigned, verifyEs256 } from './cose.js';
 import { CloisterError, EncodingError, InvalidInputError } from './errors.js';
@@ -103,6 +108,7 @@ function toConstraint(c: Constraint | string): Constraint {
   if (typeof c !== 'object' || c === null) {
     throw new InvalidInputError('constraint must be a Constraint or its text');
   }
+  if (isParsedConstraint(c)) return c;
   return parseConstraint(formatConstraint(c)); // re-validates hand-built objects
 }
 

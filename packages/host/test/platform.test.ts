@@ -16,10 +16,15 @@ import {
   computeReportData,
   decodeEvidencePayload,
   decodeSign1,
+  ES256_PROTECTED,
+  encodeEvidencePayload,
+  encodeSign1,
   InsecurePlatformError,
   isCloisterError,
   sha256,
+  sign1ToBeSigned,
   toHex,
+  verifyEs256,
   verifyEvidence,
 } from '@cloister/core';
 import { signManifest } from '../src/build/manifest.js';
@@ -401,6 +406,39 @@ describe('admit and report', () => {
       }),
       InsecurePlatformError,
     );
+  });
+
+  test('every report is the plain encoding of its claims, whatever the report data', async () => {
+    // report() fills a pre-encoded template; it must give exactly what encoding from scratch gives.
+    const id = p.admit(bundle, manifestFor(bundle, 5, 6));
+    for (const fill of [0x00, 0x18, 0x58, 0xa1, 0xff, -1]) {
+      const reportData =
+        fill < 0 ? crypto.getRandomValues(new Uint8Array(64)) : new Uint8Array(64).fill(fill);
+      const evidence = p.report(id, reportData);
+      const sign1 = decodeSign1(evidence);
+      const expected = encodeEvidencePayload({
+        v: 1,
+        platform: 'simulation',
+        measurement: id.measurement,
+        signer: id.signer,
+        product: id.product,
+        svn: id.svn,
+        reportData,
+        platformKey: p.publicKey,
+      });
+      assert.deepEqual(sign1.payload, expected);
+      assert.deepEqual(
+        evidence,
+        encodeSign1({
+          protectedBytes: ES256_PROTECTED,
+          payload: expected,
+          signature: sign1.signature,
+        }),
+      );
+      assert.ok(
+        await verifyEs256(p.publicKey, sign1ToBeSigned(ES256_PROTECTED, expected), sign1.signature),
+      );
+    }
   });
 
   test('reportData must be 64 bytes; a closed platform refuses every call', () => {
