@@ -62,6 +62,20 @@ export {
   PLATFORM_NAME,
 } from './evidence.js';
 export { sha256 } from './hash.js';
+export {
+  type Absence,
+  type DecodedProof,
+  decodeProof,
+  EMPTY_TRIE_ROOT,
+  keyCommitment,
+  LEDGER_PROOF_VERSION,
+  ProofError,
+  type ProofMismatch,
+  type ProofVerdict,
+  valueCommitment,
+  verifyInclusion,
+  verifyNonInclusion,
+} from './ledger/index.js';
 export type {
   PlatformVerdict,
   PlatformVerifier,

@@ -173,6 +173,14 @@ describe('ledger keyring', () => {
       () => createLedgerKeyring({ origin: { generation: 0, secret: secret(1) }, current: 3 }),
       InvalidInputError,
     );
+    assert.throws(
+      () =>
+        createLedgerKeyring({
+          origin: { generation: 0, secret: secret(1) },
+          secrets: [{ generation: 0, secret: secret(2) }],
+        }),
+      /two ledger secrets for generation 0/,
+    );
   });
 
   test('bad secrets are refused; a destroyed keyring refuses every use', () => {

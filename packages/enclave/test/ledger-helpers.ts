@@ -22,11 +22,11 @@ export function memorySource(): MemorySource {
     records,
     get: (h) => {
       const r = records.get(hex(h));
-      return r === undefined ? undefined : r.slice();
+      return r === undefined ? undefined : Uint8Array.from(r);
     },
     write(update) {
       const list = 'records' in update ? update.records : update;
-      for (const r of list) records.set(hex(r.hash), r.plaintext.slice());
+      for (const r of list) records.set(hex(r.hash), Uint8Array.from(r.plaintext));
     },
   };
 }
@@ -67,12 +67,14 @@ export function contents(
   source: NodeSource,
   root: Uint8Array,
   r: Radix = RADIX_16,
+  visited?: Set<string>,
 ): Map<string, string> {
   const out = new Map<string, string>();
   if (hex(root) === hex(EMPTY_ROOT)) return out;
   const visit = (hash: Uint8Array, parentDepth: number): void => {
     const bytes = source.get(hash);
     assert.ok(bytes, `record for ${hex(hash)} exists`);
+    visited?.add(hex(hash));
     const node = decodeStored(bytes, hash, r, { node: hex(hash), position: '?' });
     if (node.kind === 'leaf') {
       assert.ok(node.commitmentsHold());
@@ -112,10 +114,10 @@ export function hostRecords(): HostRecords {
     map,
     get: (k) => {
       const v = map.get(hex(k));
-      return v === undefined ? undefined : v.slice();
+      return v === undefined ? undefined : Uint8Array.from(v);
     },
     apply(puts) {
-      for (const p of puts) map.set(hex(p.key), p.value.slice());
+      for (const p of puts) map.set(hex(p.key), Uint8Array.from(p.value));
     },
   };
 }

@@ -195,3 +195,19 @@ describe('integrity of reads through the confidential node layer', () => {
     assert.ok(!l.host.map.has(`01${hex(root)}`));
   });
 });
+
+test('the error message names the failure, node and position once', () => {
+  const l = ledger(20);
+  const k = keys(l)[0] as string;
+  const bad = Uint8Array.from(l.host.map.get(k) as Uint8Array);
+  bad[20] = (bad[20] ?? 0) ^ 1;
+  l.host.map.set(k, bad);
+  const [f] = readAll(l, l.roots[0] as Uint8Array);
+  assert.ok(f);
+  assert.match(
+    f.message,
+    /^ledger integrity check failed \(authentication\): node [0-9a-f]{16} at \S+: the record does not authenticate/,
+  );
+  assert.equal(f.message.match(/ledger integrity/g)?.length, 1);
+  assert.equal(f.code, 'LEDGER_INTEGRITY');
+});

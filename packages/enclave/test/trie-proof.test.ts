@@ -6,13 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { decodeProof, ProofError, verifyInclusion, verifyNonInclusion } from '@cloister/core';
 import fc from 'fast-check';
-import {
-  decodeProof,
-  ProofError,
-  verifyInclusion,
-  verifyNonInclusion,
-} from '../../core/src/ledger/proof.js';
 import { EMPTY_ROOT } from '../src/ledger/trie/node.js';
 import { createTrie, type Trie, type TrieOp } from '../src/ledger/trie/trie.js';
 import { hex, memorySource, pathArb, saltOf } from './ledger-helpers.js';

@@ -35,29 +35,33 @@ function applyModel(model: Map<string, string>, ops: readonly TrieOp[]): void {
   }
 }
 
-const CONFIGS: [string, Radix, number | undefined][] = [
-  ['radix 16, leaves inline', RADIX_16, undefined],
-  ['radix 16, every leaf its own record', RADIX_16, 0],
-  ['radix 2', radix(1), undefined],
-  ['radix 4', radix(2), undefined],
-  ['radix 256', radix(8), 0],
+/** Name, radix, and the inline limit of each batch's trie (a new trie instance per batch when
+ * the limits vary, so a limit change between writers is covered too). */
+const CONFIGS: [string, Radix, number[]][] = [
+  ['radix 16, leaves inline', RADIX_16, [512]],
+  ['radix 16, every leaf its own record', RADIX_16, [0]],
+  ['radix 16, some leaves inline (limit 200)', RADIX_16, [200]],
+  ['radix 16, the inline limit changing between commits', RADIX_16, [0, 512, 200, 180]],
+  ['radix 2', radix(1), [512]],
+  ['radix 4', radix(2), [512]],
+  ['radix 256', radix(8), [0]],
 ];
 
-for (const [name, r, inlineLimit] of CONFIGS) {
+for (const [name, r, limits] of CONFIGS) {
   describe(`trie (${name}) against a Map model`, () => {
     test('same contents after every batch; every key reads back verified', () => {
       fc.assert(
         fc.property(batchesArb, (batches) => {
           const source = memorySource();
-          const trie = createTrie({
-            source,
-            radix: r,
-            ...(inlineLimit === undefined ? {} : { inlineLimit }),
-          });
+          const cache = createNodeCache();
+          const trieFor = (i: number) =>
+            createTrie({ source, cache, radix: r, inlineLimit: limits[i % limits.length] ?? 0 });
+          let trie = trieFor(0);
           const model = new Map<string, string>();
           const touched = new Set<string>();
           let root = EMPTY_ROOT;
-          for (const ops of batches) {
+          for (const [i, ops] of batches.entries()) {
+            if (limits.length > 1) trie = trieFor(i);
             const u = trie.update(root, ops);
             source.write(u);
             root = u.root;
@@ -75,7 +79,7 @@ for (const [name, r, inlineLimit] of CONFIGS) {
             }
           }
         }),
-        { numRuns: r === RADIX_16 ? 120 : 40 },
+        { numRuns: r === RADIX_16 ? 100 : 40 },
       );
     });
 
@@ -187,7 +191,9 @@ describe('trie: copy-on-write and edge cases', () => {
     source.write(u);
     const hashes = new Set(u.records.map((rec) => hex(rec.hash)));
     assert.equal(hashes.size, u.records.length);
-    assert.equal(contents(source, u.root).size, 1000);
+    const visited = new Set<string>();
+    assert.equal(contents(source, u.root, RADIX_16, visited).size, 1000);
+    assert.deepEqual([...visited].sort(), [...hashes].sort(), 'exactly the reachable records');
     assert.ok(cache.size > 0, 'new nodes enter the cache');
   });
 

@@ -156,6 +156,16 @@ export function runStoreConformance(name: string, factory: StoreFactory): void {
         e.key[0] = 7;
       }
       assert.deepEqual(s.get(b(1, 2)), b(3, 4));
+      // Buffers too: Buffer#slice is a view, so a store must copy another way.
+      const bufKey = Buffer.from([5]);
+      const bufValue = Buffer.from([6]);
+      await s.write([{ type: 'put', key: bufKey, value: bufValue }], { sync: false });
+      bufKey[0] = 9;
+      bufValue[0] = 9;
+      assert.deepEqual(s.get(b(5)), b(6));
+      const got5 = s.get(b(5)) as Uint8Array;
+      got5[0] = 1;
+      assert.deepEqual(s.get(b(5)), b(6));
       await s.close();
     });
 

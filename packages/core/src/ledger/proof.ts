@@ -159,7 +159,7 @@ export function decodeProof(bytes: Uint8Array): DecodedProof {
   const path = bytes.subarray(2, 34);
   const n = bytes[34] ?? 0;
   let o = 35;
-  let root = EMPTY_TRIE_ROOT;
+  let root: Uint8Array = new Uint8Array(32);
   let expected: Uint8Array | undefined;
   let parent: Node | undefined;
   let end: Absence | 'present' = 'empty-trie';

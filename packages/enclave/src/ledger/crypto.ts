@@ -180,13 +180,18 @@ export function createLedgerKeyring(options: LedgerKeyringOptions): LedgerKeyrin
   all.forEach(checkSecret);
   // Invariant: one record key per known generation; `origin` holds the only secret copy kept.
   const recordKeys = new Map<number, KeyObject>();
-  for (const s of all)
+  for (const s of all) {
+    if (recordKeys.has(s.generation)) {
+      if (s === options.origin || s.secret === options.origin.secret) continue;
+      throw new InvalidInputError(`two ledger secrets for generation ${s.generation}`);
+    }
     recordKeys.set(s.generation, deriveKey(s.secret, label(LABELS.recordKey, u32be(s.generation))));
+  }
   const generation = options.current ?? Math.max(...recordKeys.keys());
   const current = recordKeys.get(generation);
   if (current === undefined)
     throw new InvalidInputError(`no ledger secret for generation ${generation}`);
-  let origin: Uint8Array | undefined = options.origin.secret.slice();
+  let origin: Uint8Array | undefined = Uint8Array.from(options.origin.secret);
   let storeKey: KeyObject | undefined = deriveKey(origin, label(LABELS.storeKey));
   const tables = new Map<string, TableKeys>();
   const random = options.random ?? ((out: Uint8Array) => randomFillSync(out));

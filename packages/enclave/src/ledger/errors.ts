@@ -38,6 +38,8 @@ export class LedgerIntegrityError extends CloisterError {
   readonly failure: IntegrityFailure;
   readonly node: string | undefined;
   readonly position: string | undefined;
+  /** The sentence on what was found, without the node and position. */
+  readonly detail: string;
 
   constructor(context: IntegrityContext, options?: { cause?: unknown }) {
     const where = [
@@ -54,5 +56,6 @@ export class LedgerIntegrityError extends CloisterError {
     this.failure = context.failure;
     this.node = context.node;
     this.position = context.position;
+    this.detail = context.detail;
   }
 }

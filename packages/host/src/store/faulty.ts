@@ -105,7 +105,9 @@ function wrap(
       const before = inner.get(op.key);
       undo.set(
         id,
-        before === undefined ? { key: op.key.slice() } : { key: op.key.slice(), before },
+        before === undefined
+          ? { key: new Uint8Array(op.key) }
+          : { key: new Uint8Array(op.key), before },
       );
     }
     return undo;

@@ -14,6 +14,11 @@ import {
   type WriteOptions,
 } from './store.js';
 
+/** A fresh copy (not `slice`, which on a Buffer is a view). */
+function copy(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b);
+}
+
 /** Keys of the map: the key bytes as a latin1 string, whose code-unit order is bytewise order. */
 function mapKey(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
@@ -57,7 +62,7 @@ export function createMemoryStore(): MemoryStore {
       open();
       const e = snapshot[i];
       if (e === undefined || (hi !== undefined && mapKey(e.key) >= hi)) return;
-      yield { key: e.key.slice(), value: e.value.slice() };
+      yield { key: copy(e.key), value: copy(e.value) };
     }
   }
 
@@ -68,14 +73,15 @@ export function createMemoryStore(): MemoryStore {
     get(key: Uint8Array): Uint8Array | undefined {
       open();
       checkKey(key);
-      return entries.get(mapKey(key))?.value.slice();
+      const e = entries.get(mapKey(key));
+      return e === undefined ? undefined : copy(e.value);
     },
     async write(batch: readonly BatchOp[], _options: WriteOptions): Promise<void> {
       open();
       checkBatch(batch);
       for (const op of batch) {
         const k = mapKey(op.key);
-        if (op.type === 'put') entries.set(k, { key: op.key.slice(), value: op.value.slice() });
+        if (op.type === 'put') entries.set(k, { key: copy(op.key), value: copy(op.value) });
         else entries.delete(k);
       }
       if (batch.length > 0) sorted = undefined;

@@ -86,6 +86,11 @@ export class Leaf {
    * leaf built here; a decoded leaf is checked (trie.ts) before its key or value is used.
    */
   checked: boolean;
+  /**
+   * Whether this leaf was read from a record of its own (so that record exists: records are never
+   * deleted). A new branch may then point at it without embedding it.
+   */
+  hasRecord = false;
 
   constructor(stored: Uint8Array, hash: Uint8Array, checked: boolean) {
     this.stored = stored;
@@ -225,7 +230,7 @@ export function commonDigits(a: Uint8Array, b: Uint8Array, max: number, r: Radix
   if (i === PATH_BYTES) return max;
   const x = ((a[i] ?? 0) ^ (b[i] ?? 0)) & 0xff;
   const digits = Math.floor((i * 8 + (Math.clz32(x) - 24)) / r.bits);
-  return digits < max ? digits : max;
+  return Math.min(digits, max);
 }
 
 /** True when `path` starts with the first `depth` digits of `prefix`. */

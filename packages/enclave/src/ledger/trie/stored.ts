@@ -118,6 +118,7 @@ export function decodeStored(
     if (!bytesEqual(leaf.hash, expected)) {
       fail(ctx, 'hash-mismatch', 'the leaf does not hash to the value its parent holds');
     }
+    leaf.hasRecord = true;
     return leaf;
   }
   if (bytes[0] !== BRANCH_TAG) fail(ctx, 'malformed', 'unknown node tag');

@@ -155,8 +155,6 @@ export function createTrie(options: TrieOptions): Trie {
   const { source, cache } = options;
   const r = options.radix ?? RADIX_16;
   const inlineLimit = options.inlineLimit ?? DEFAULT_INLINE_LIMIT;
-  // Leaves read from a record of their own: a new branch may point at them without embedding.
-  const standalone = new WeakSet<Leaf>();
 
   function position(prefix: Uint8Array | undefined, depth: number, slot?: number): string {
     if (prefix === undefined) return 'root';
@@ -179,7 +177,7 @@ export function createTrie(options: TrieOptions): Trie {
     } catch (e) {
       if (!(e instanceof LedgerIntegrityError)) throw e;
       throw new LedgerIntegrityError(
-        { ...where(), failure: e.failure, detail: e.message },
+        { ...where(), failure: e.failure, detail: e.detail },
         { cause: e },
       );
     }
@@ -191,7 +189,6 @@ export function createTrie(options: TrieOptions): Trie {
       });
     }
     const node = decodeStored(bytes, hash, r, where());
-    if (node.kind === 'leaf') standalone.add(node);
     cache?.set(node);
     return node;
   }
@@ -288,7 +285,7 @@ export function createTrie(options: TrieOptions): Trie {
       cache?.set(b);
       for (let s = 0; s < r.arity; s++) {
         const c = slots[s];
-        if (c instanceof Leaf && b.embedded?.[s] !== c && !standalone.has(c)) {
+        if (c instanceof Leaf && b.embedded?.[s] !== c && !c.hasRecord) {
           records.set(c, { hash: c.hash, plaintext: c.stored });
         }
       }
