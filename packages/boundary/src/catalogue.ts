@@ -17,7 +17,7 @@ export const RESPONSE_BIT = 0x8000;
 /** Kind of the generic error reply: the response to no call in particular (kind 0 is reserved). */
 export const ERROR_KIND = 0x8000;
 
-export type FieldType = 'u8' | 'u32' | 'u53' | 'bool' | 'bytes' | 'string';
+export type FieldType = 'u8' | 'u32' | 'u53' | 'bool' | 'bytes' | 'string' | 'bytesList';
 export type Direction = 'host->enclave' | 'enclave->host';
 export type Fields = { readonly [name: string]: FieldType };
 
@@ -90,6 +90,29 @@ export const MESSAGES = {
   'platform.counterRead': call(0x0204, E2H, { name: 'string' }, { value: 'u53' }),
   'platform.counterIncrement': call(0x0205, E2H, { name: 'string' }, { value: 'u53' }),
   'host.ping': call(0x0206, E2H, { payload: 'bytes' }, { payload: 'bytes' }),
+  // enclave -> host: the record store (docs/boundary.md, "Store calls"); opaque bytes only.
+  // get/getMany are meant for callSync. getMany: `found` one byte 0/1 per key, one value per key
+  // (empty when absent). write: `types` one byte per op (0 put, 1 del), `values` one per put, in
+  // order. iterate: one page; empty gte/lt = open end; `done` = nothing after this page.
+  'store.get': call(0x0207, E2H, { key: 'bytes' }, { found: 'bool', value: 'bytes' }),
+  'store.getMany': call(
+    0x0208,
+    E2H,
+    { keys: 'bytesList' },
+    { found: 'bytes', values: 'bytesList' },
+  ),
+  'store.write': call(
+    0x0209,
+    E2H,
+    { types: 'bytes', keys: 'bytesList', values: 'bytesList', sync: 'bool' },
+    {},
+  ),
+  'store.iterate': call(
+    0x020a,
+    E2H,
+    { gte: 'bytes', lt: 'bytes', limit: 'u32' },
+    { keys: 'bytesList', values: 'bytesList', done: 'bool' },
+  ),
   // enclave -> host events (no reply)
   log: event(0x0301, E2H, { level: 'u8', event: 'string' }), // level: pino 10..60; event: a fixed name
 } as const;
@@ -105,11 +128,13 @@ export type MessageName = keyof Catalogue;
 
 type ValueOf<T extends FieldType> = T extends 'bytes'
   ? Uint8Array
-  : T extends 'string'
-    ? string
-    : T extends 'bool'
-      ? boolean
-      : number;
+  : T extends 'bytesList'
+    ? Uint8Array[]
+    : T extends 'string'
+      ? string
+      : T extends 'bool'
+        ? boolean
+        : number;
 
 /** The TypeScript value of a field table: `{ payload: 'bytes' }` -> `{ payload: Uint8Array }`. */
 export type ValuesOf<F extends Fields> = { -readonly [K in keyof F]: ValueOf<F[K]> };

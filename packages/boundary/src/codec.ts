@@ -3,7 +3,8 @@
  *
  * Frame: u8 version (1) | u16 kind | u32 call id | fields, all big-endian, fields positional in
  * catalogue order. Field encodings: u8 (1 byte), u32 (4), u53 (8, at most 2^53-1), bool (1 byte,
- * 0 or 1), bytes (u32 length + bytes), string (u32 length + UTF-8). Decoding is strict: any
+ * 0 or 1), bytes (u32 length + bytes), string (u32 length + UTF-8), bytesList (u32 count, at
+ * most MAX_LIST_ITEMS, then each element as bytes). Decoding is strict: any
  * deviation is a BoundaryError, never a partial or repaired value. Decoding never throws
  * anything but BoundaryError, whatever the input.
  */
@@ -73,6 +74,8 @@ export interface Codec {
 
 export const HEADER_BYTES = 7;
 export const DEFAULT_MAX_LENGTH = 64 * 1024 * 1024;
+/** Most elements in one `bytesList` field (each costs at least 4 bytes of frame as well). */
+export const MAX_LIST_ITEMS = 1 << 20;
 const MAX_U32 = 0xffff_ffff;
 const TWO_32 = 2 ** 32;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -210,6 +213,16 @@ function measure(l: Layout, values: Values, max: number, texts: Uint8Array[]): n
         if (v.length > max) bad(l, f.name, `is longer than ${max} bytes`);
         size += 4 + v.length;
         break;
+      case 'bytesList':
+        if (!Array.isArray(v)) bad(l, f.name, 'must be an array of Uint8Array');
+        if (v.length > MAX_LIST_ITEMS) bad(l, f.name, `has more than ${MAX_LIST_ITEMS} elements`);
+        size += 4;
+        for (const e of v as unknown[]) {
+          if (!(e instanceof Uint8Array)) bad(l, f.name, 'must be an array of Uint8Array');
+          if (e.length > max) bad(l, f.name, `has an element longer than ${max} bytes`);
+          size += 4 + e.length;
+        }
+        break;
       default: {
         if (typeof v !== 'string') bad(l, f.name, 'must be a string');
         if (LONE_SURROGATE.test(v)) bad(l, f.name, 'is not well-formed Unicode');
@@ -254,6 +267,15 @@ function encodeFrame(l: Layout, id: number, values: Values, max: number): Uint8A
       case 'bool':
         out[o++] = v ? 1 : 0;
         break;
+      case 'bytesList':
+        putU32(out, o, (v as Uint8Array[]).length);
+        o += 4;
+        for (const e of v as Uint8Array[]) {
+          putU32(out, o, e.length);
+          out.set(e, o + 4);
+          o += 4 + e.length;
+        }
+        break;
       default: {
         const b = f.type === 'bytes' ? (v as Uint8Array) : (texts[t++] as Uint8Array);
         putU32(out, o, b.length);
@@ -273,6 +295,7 @@ const FIXED: Readonly<Record<FieldType, number>> = {
   bool: 1,
   bytes: 4,
   string: 4,
+  bytesList: 4,
 };
 
 function decodeFields(bytes: Uint8Array, l: Layout, h: FrameHeader, max: number): Values {
@@ -300,6 +323,25 @@ function decodeFields(bytes: Uint8Array, l: Layout, h: FrameHeader, max: number)
         const b = bytes[o++];
         if (b !== 0 && b !== 1) bad(l, f, 'is not a boolean', h);
         out[f] = b === 1;
+        break;
+      }
+      case 'bytesList': {
+        const count = getU32(bytes, o);
+        o += 4;
+        if (count > MAX_LIST_ITEMS) bad(l, f, `count ${count} is over the cap`, h);
+        // Each element takes at least its 4-byte length: refuse before allocating anything.
+        if (count > (end - o) / 4) bad(l, f, 'is truncated', h);
+        const list: Uint8Array[] = new Array(count);
+        for (let i = 0; i < count; i++) {
+          if (end - o < 4) bad(l, f, 'is truncated', h);
+          const n = getU32(bytes, o);
+          if (n > max) bad(l, f, `element length ${n} is over the cap`, h);
+          o += 4;
+          if (end - o < n) bad(l, f, 'is truncated', h);
+          list[i] = bytes.slice(o, o + n);
+          o += n;
+        }
+        out[f] = list;
         break;
       }
       default: {

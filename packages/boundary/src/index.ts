@@ -27,6 +27,7 @@ export {
   type Frame,
   frameKinds,
   HEADER_BYTES,
+  MAX_LIST_ITEMS,
   type Side,
 } from './codec.js';
 export { BoundaryError, type FrameHeader, RemoteError } from './errors.js';

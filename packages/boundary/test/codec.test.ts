@@ -131,7 +131,7 @@ const TEST_CATALOGUE = {
     type: 'call',
     kind: 0x0701,
     direction: 'enclave->host',
-    request: { a: 'u8', b: 'u32', c: 'u53', d: 'bool', e: 'bytes', f: 'string' },
+    request: { a: 'u8', b: 'u32', c: 'u53', d: 'bool', e: 'bytes', f: 'string', g: 'bytesList' },
     response: { ok: 'bool' },
   } satisfies CallSpec,
   'test.event': {
@@ -150,6 +150,57 @@ test('bool is one byte, 0 or 1; anything else is refused', () => {
   assert.deepEqual(testCodec.decode(b('01 8701 00000001 00'), 'enclave').fields, { ok: false });
 });
 
+describe('bytesList: u32 count, then each element as bytes', () => {
+  const list = (hex: string): Uint8Array => b(`01 0208 00000001 ${hex}`);
+
+  test('byte-exact encodings', () => {
+    const cases: [Uint8Array[], string][] = [
+      [[], '00000000'],
+      [[b('')], '00000001 00000000'],
+      [[b('abcd'), b(''), b('010203')], '00000003 00000002 abcd 00000000 00000003 010203'],
+    ];
+    for (const [keys, hex] of cases) {
+      const bytes = codec.encodeRequest('store.getMany', 1, { keys });
+      assert.equal(toHex(bytes), toHex(list(hex)));
+      assert.deepEqual(codec.decode(bytes, 'host').fields, { keys });
+    }
+  });
+
+  test('strict decoding: counts, truncation, caps, trailing bytes', () => {
+    rejects(list('00000001'), 'host', /field keys is truncated/);
+    rejects(list('00000002 00000001 aa'), 'host', /field keys is truncated/);
+    rejects(list('00000001 00000003 aabb'), 'host', /field keys is truncated/);
+    rejects(list('00100001'), 'host', /field keys count 1048577 is over the cap/);
+    // A count the frame cannot hold is refused before anything is allocated.
+    rejects(list('000fffff 00000000'), 'host', /field keys is truncated/);
+    rejects(list('00000001 ffffffff'), 'host', /element length 4294967295 is over the cap/);
+    rejects(list('00000001 00000000 00'), 'host', /1 trailing bytes/);
+  });
+
+  test('encoders refuse what is not a list of Uint8Array', () => {
+    const bad: unknown[] = [b('01'), [b('01'), 'x'], [[1]], null];
+    for (const keys of bad) {
+      assert.throws(
+        () => codec.encodeRequest('store.getMany', 1, { keys } as never),
+        (e: unknown) =>
+          e instanceof BoundaryError && /field keys must be an array of Uint8Array/.test(e.message),
+      );
+    }
+    const small = createCodec({ maxLength: 32 });
+    assert.throws(
+      () => small.encodeRequest('store.getMany', 1, { keys: [new Uint8Array(40)] }),
+      /element longer than 32 bytes/,
+    );
+  });
+
+  test('decoded elements are fresh copies', () => {
+    const bytes = codec.encodeRequest('store.getMany', 1, { keys: [b('0102')] });
+    const f = codec.decode(bytes, 'host').fields as { keys: Uint8Array[] };
+    bytes[bytes.length - 1] = 9;
+    assert.deepEqual(f.keys, [b('0102')]);
+  });
+});
+
 // Property tests over every frame kind of the real and the test catalogue.
 const FIELD: Record<string, fc.Arbitrary<unknown>> = {
   u8: fc.integer({ min: 0, max: 255 }),
@@ -158,6 +209,7 @@ const FIELD: Record<string, fc.Arbitrary<unknown>> = {
   bool: fc.boolean(),
   bytes: fc.uint8Array({ maxLength: 80 }),
   string: fc.string({ unit: 'binary', maxLength: 40 }),
+  bytesList: fc.array(fc.uint8Array({ maxLength: 24 }), { maxLength: 6 }),
 };
 
 type Kind = { codec: Codec; type: Frame['type']; name: string; fields: Record<string, string> };

@@ -23,7 +23,7 @@ type Vector = {
 };
 
 // One vector per frame kind. Layout: 01 | u16 kind | u32 id | fields (big-endian; bytes and
-// string = u32 length + content; u53 = 8 bytes).
+// string = u32 length + content; u53 = 8 bytes; bytesList = u32 count + each as bytes).
 const VECTORS: Vector[] = [
   {
     type: 'request',
@@ -152,6 +152,56 @@ const VECTORS: Vector[] = [
     id: 0xffffffff,
     fields: { payload: b('0000') },
     hex: '01 8206 ffffffff 00000002 0000',
+  },
+  {
+    type: 'request',
+    name: 'store.get',
+    id: 10,
+    fields: { key: s('k') },
+    hex: '01 0207 0000000a 00000001 6b',
+  },
+  {
+    type: 'response',
+    name: 'store.get',
+    id: 10,
+    fields: { found: true, value: s('v') },
+    hex: '01 8207 0000000a 01 00000001 76',
+  },
+  {
+    type: 'request',
+    name: 'store.getMany',
+    id: 11,
+    fields: { keys: [b('01'), b('0203')] },
+    hex: '01 0208 0000000b 00000002 00000001 01 00000002 0203',
+  },
+  {
+    type: 'response',
+    name: 'store.getMany',
+    id: 11,
+    fields: { found: b('0100'), values: [b('aa'), b('')] },
+    hex: '01 8208 0000000b 00000002 0100 00000002 00000001 aa 00000000',
+  },
+  {
+    type: 'request',
+    name: 'store.write',
+    id: 12,
+    fields: { types: b('0001'), keys: [b('01'), b('02')], values: [b('ff')], sync: true },
+    hex: '01 0209 0000000c 00000002 0001 00000002 00000001 01 00000001 02 00000001 00000001 ff 01',
+  },
+  { type: 'response', name: 'store.write', id: 12, fields: {}, hex: '01 8209 0000000c' },
+  {
+    type: 'request',
+    name: 'store.iterate',
+    id: 13,
+    fields: { gte: b('01'), lt: b(''), limit: 256 },
+    hex: '01 020a 0000000d 00000001 01 00000000 00000100',
+  },
+  {
+    type: 'response',
+    name: 'store.iterate',
+    id: 13,
+    fields: { keys: [b('01')], values: [b('')], done: true },
+    hex: '01 820a 0000000d 00000001 00000001 01 00000001 00000000 01',
   },
   {
     type: 'event',

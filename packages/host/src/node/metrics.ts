@@ -14,6 +14,8 @@ export interface NodeMetrics {
   readonly httpRequests: Counter<'route' | 'status'>;
   readonly httpDuration: Histogram<'route'>;
   readonly enclaveCalls: Counter<'call' | 'outcome'>;
+  /** The enclave's record store calls, by catalogue name only (no keys, sizes or outcomes). */
+  readonly storeCalls: Counter<'call'>;
   readonly enclaveOutputDropped: Counter;
 }
 
@@ -39,6 +41,12 @@ export function createNodeMetrics(): NodeMetrics {
       name: 'cloister_enclave_calls_total',
       help: 'Calls across the host/enclave boundary by catalogue name and outcome',
       labelNames: ['call', 'outcome'],
+      registers: [registry],
+    }),
+    storeCalls: new Counter({
+      name: 'cloister_store_calls_total',
+      help: 'Record store calls from the enclave, by catalogue name',
+      labelNames: ['call'],
       registers: [registry],
     }),
     enclaveOutputDropped: new Counter({

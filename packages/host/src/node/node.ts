@@ -1,10 +1,11 @@
 /**
  * A Cloister node: the untrusted host process around one enclave (DESIGN.md §3).
  *
- * Start order: lock the data directory -> open the platform -> read the enclave build once ->
- * the platform admits it (verifies the manifest, measures these exact bytes) -> launch the worker
- * from the same bytes -> `enclave.start` with the sealed node state -> persist a re-sealed state
- * -> listen. Any failure before listening undoes what was done and throws a named error; the
+ * Start order: lock the data directory -> open the record store (`<data>/store`, LevelDB) ->
+ * open the platform -> read the enclave build once -> the platform admits it (verifies the
+ * manifest, measures these exact bytes) -> launch the worker from the same bytes, serving it the
+ * platform and the store -> `enclave.start` with the sealed node state -> persist a re-sealed
+ * state -> listen. On shutdown the store closes after the enclave has stopped. Any failure before listening undoes what was done and throws a named error; the
  * node never starts with a silently fresh identity over a sealed file it could not open.
  */
 import { readFileSync } from 'node:fs';
@@ -16,6 +17,13 @@ import { BUNDLE_FILE, MANIFEST_FILE } from '../build/build.js';
 import { DirectoryError } from '../fs/index.js';
 import { type EnclaveWorker, launchEnclaveWorker } from '../launcher/index.js';
 import { openSimulationPlatform, type SimulationPlatform } from '../platform/index.js';
+import {
+  openLevelStore,
+  STORE_CALLS,
+  type StoreCall,
+  type StoreServiceLimits,
+  storeOcalls,
+} from '../store/index.js';
 import { openDataDir } from './data-dir.js';
 import { createHttpServer, type HttpLimits } from './http.js';
 import { createLogger, type Logger } from './logger.js';
@@ -34,6 +42,8 @@ export interface NodeOptions {
   readonly port: number;
   readonly logger?: Logger;
   readonly httpLimits?: HttpLimits;
+  /** Caps on the enclave's store calls; unset fields keep STORE_SERVICE_LIMITS. */
+  readonly storeLimits?: Partial<StoreServiceLimits>;
 }
 
 export interface RunningNode {
@@ -88,12 +98,17 @@ function readBuild(dir: string): { bundle: Uint8Array; manifest: Uint8Array } {
   }
 }
 
-/** The host's answers to the enclave's calls: the platform, bound to the identity it admitted. */
+/**
+ * The host's answers to the enclave's calls: the platform, bound to the identity it admitted,
+ * merged with `extra` (the node passes the record store's handlers, from storeOcalls).
+ */
 export function enclaveOcalls(
   platform: SimulationPlatform,
   identity: ReturnType<SimulationPlatform['admit']>,
+  extra: HostCallHandlers = {},
 ): HostCallHandlers {
   return {
+    ...extra,
     'platform.self': () => ({
       platform: identity.platform,
       measurement: identity.measurement,
@@ -113,6 +128,23 @@ export function enclaveOcalls(
     }),
     'host.ping': (req: { payload: Uint8Array }) => ({ payload: req.payload }),
   };
+}
+
+/** `handlers` with each store call counted by its catalogue name (nothing else is recorded). */
+export function countStoreCalls(
+  handlers: HostCallHandlers,
+  count: (call: StoreCall) => void,
+): HostCallHandlers {
+  const out: Record<string, unknown> = { ...handlers };
+  for (const name of STORE_CALLS) {
+    const h = handlers[name] as ((req: never) => unknown) | undefined;
+    if (h === undefined) continue;
+    out[name] = (req: never) => {
+      count(name);
+      return h(req);
+    };
+  }
+  return out as HostCallHandlers;
 }
 
 function listen(server: ReturnType<typeof createHttpServer>, host: string, port: number) {
@@ -137,6 +169,8 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     assertSeparate(opts.dataDir, opts.platformDir);
     const data = openDataDir(opts.dataDir);
     cleanup.push(() => data.close());
+    const store = await openLevelStore(join(opts.dataDir, 'store'));
+    cleanup.push(() => store.close());
     const platform = openSimulationPlatform({ dir: opts.platformDir });
     cleanup.push(() => platform.close());
     const { bundle, manifest } = readBuild(opts.enclaveDir);
@@ -146,7 +180,13 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     let closeNode: () => Promise<void> = async () => {};
     const worker: EnclaveWorker = await launchEnclaveWorker({
       code: bundle,
-      ocalls: enclaveOcalls(platform, identity),
+      ocalls: enclaveOcalls(
+        platform,
+        identity,
+        countStoreCalls(storeOcalls(store, opts.storeLimits), (call) =>
+          metrics.storeCalls.inc({ call }),
+        ),
+      ),
       onProtocolError: () => log.warn({ event: 'boundary.malformed' }, 'dropped a malformed frame'),
       onLog: (level: number, event: string) => log[levelName(level)]({ event }, 'enclave'),
       onExit: () => {

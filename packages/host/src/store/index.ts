@@ -8,6 +8,15 @@ export {
 export { type LevelStore, type LevelStoreOptions, openLevelStore } from './level.js';
 export { createMemoryStore, type MemoryStore } from './memory.js';
 export {
+  STORE_CALLS,
+  STORE_OP,
+  STORE_SERVICE_LIMITS,
+  type StoreCall,
+  StoreRequestError,
+  type StoreServiceLimits,
+  storeOcalls,
+} from './service.js';
+export {
   type BatchOp,
   compareKeys,
   type IterateOptions,
