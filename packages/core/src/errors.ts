@@ -57,6 +57,21 @@ export const ERROR_CODES = {
     'A stored ledger record failed verification: the data directory was altered, damaged or rolled back. Restore it from backup or from another node; never ignore this.',
   LEDGER_PROOF:
     'The proof is malformed or internally inconsistent: fetch it again from the node; see docs/ledger-format.md for the format.',
+  LEDGER_RESERVED:
+    'Reserved tables (names starting with $) are never readable, listable or provable by apps; use another table name.',
+  LEDGER_CURSOR:
+    'The list cursor is damaged or belongs to another ledger, table or snapshot: start the listing again without a cursor.',
+  LEDGER_ACCESS:
+    'Proofs are issued only to the app that owns the ledger or to the administrative role.',
+  LEDGER_INDEX:
+    'No committed state has this index: ask for an index between 0 and the latest commit.',
+  LEDGER_STATE:
+    'The ledger engine stopped after a failed store write; reopen it from its root record.',
+  TX_TOO_LARGE:
+    'The transaction exceeds the cap named in the message (keys, bytes, key size or value size): split it.',
+  TX_CONFLICT:
+    'Another transaction changed what this one read since it began: run the transaction again.',
+  TX_CLOSED: 'The transaction was already committed or aborted: begin a new one.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -65,16 +65,22 @@ export { sha256 } from './hash.js';
 export {
   type Absence,
   type DecodedProof,
+  type DecodedStateProof,
   decodeProof,
+  decodeStateProof,
   EMPTY_TRIE_ROOT,
   keyCommitment,
   LEDGER_PROOF_VERSION,
   ProofError,
   type ProofMismatch,
   type ProofVerdict,
+  type StateClaim,
+  type StateProofMismatch,
+  type StateProofVerdict,
   valueCommitment,
   verifyInclusion,
   verifyNonInclusion,
+  verifyStateProof,
 } from './ledger/index.js';
 export type {
   PlatformVerdict,

@@ -3,7 +3,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { childHash, EMPTY_ROOT, RADIX_16, type Radix } from '../src/ledger/trie/node.js';
+import {
+  childHash,
+  EMPTY_ROOT,
+  RADIX_16,
+  type Radix,
+  type TrieNode,
+} from '../src/ledger/trie/node.js';
 import { decodeStored } from '../src/ledger/trie/stored.js';
 import type { NodeRecord, NodeSource, TrieUpdate } from '../src/ledger/trie/trie.js';
 
@@ -75,7 +81,9 @@ export function contents(
     const bytes = source.get(hash);
     assert.ok(bytes, `record for ${hex(hash)} exists`);
     visited?.add(hex(hash));
-    const node = decodeStored(bytes, hash, r, { node: hex(hash), position: '?' });
+    walkNode(decodeStored(bytes, hash, r, { node: hex(hash), position: '?' }), parentDepth);
+  };
+  const walkNode = (node: TrieNode, parentDepth: number): void => {
     if (node.kind === 'leaf') {
       assert.ok(node.commitmentsHold());
       out.set(hex(node.path), hex(node.value));
@@ -88,12 +96,8 @@ export function contents(
       if (!h) continue;
       count++;
       const e = node.embedded?.[s];
-      if (e) {
-        assert.ok(e.commitmentsHold());
-        out.set(hex(e.path), hex(e.value));
-      } else {
-        visit(h, node.depth);
-      }
+      if (e) walkNode(e, node.depth);
+      else visit(h, node.depth);
     }
     assert.ok(count >= 2, 'a branch has at least two children');
   };

@@ -72,3 +72,20 @@ test('a node larger than the whole cache is not kept; bad sizes are refused', ()
   assert.throws(() => createNodeCache(-1), InvalidInputError);
   assert.throws(() => createNodeCache(1.5), InvalidInputError);
 });
+
+test('delete drops exactly the node with that hash', () => {
+  const cache = createNodeCache();
+  const [a, b] = [leaf(1), leaf(2)];
+  cache.set(a);
+  cache.set(b);
+  const bytes = cache.bytes;
+  cache.delete?.(a.hash);
+  assert.equal(cache.get(a.hash), undefined);
+  assert.equal(cache.get(b.hash), b);
+  assert.equal(cache.size, 1);
+  assert.equal(cache.bytes, bytes - nodeBytes(a));
+  const other = Uint8Array.from(b.hash);
+  other[31] = (other[31] ?? 0) ^ 1; // same map key, another hash: not dropped
+  cache.delete?.(other);
+  assert.equal(cache.get(b.hash), b);
+});

@@ -32,9 +32,9 @@ const put = (i: number): TrieOp => {
   };
 };
 
-function table(n: number) {
+function table(n: number, layout: { packedDepth?: number; branchInlineLimit?: number } = {}) {
   const source = memorySource();
-  const u = createTrie({ source }).update(
+  const u = createTrie({ source, ...layout }).update(
     EMPTY_ROOT,
     Array.from({ length: n }, (_, i) => put(i)),
   );
@@ -80,7 +80,7 @@ describe('trie integrity checks on plaintext records', () => {
   });
 
   test('a record that is another node: hash-mismatch', () => {
-    const { source, root } = table(50);
+    const { source, root } = table(50, { packedDepth: 0, branchInlineLimit: 0 });
     const other = [...source.records.keys()].find((k) => k !== hex(root)) as string;
     source.records.set(hex(root), source.records.get(other) as Uint8Array);
     assert.deepEqual([...new Set(readAll(source, root, 50))], ['hash-mismatch']);

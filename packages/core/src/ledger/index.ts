@@ -13,3 +13,11 @@ export {
   verifyInclusion,
   verifyNonInclusion,
 } from './proof.js';
+export {
+  type DecodedStateProof,
+  decodeStateProof,
+  type StateClaim,
+  type StateProofMismatch,
+  type StateProofVerdict,
+  verifyStateProof,
+} from './state-proof.js';

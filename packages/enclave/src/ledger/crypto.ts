@@ -214,9 +214,14 @@ export function createLedgerKeyring(options: LedgerKeyringOptions): LedgerKeyrin
     return pool.slice(poolAt - NONCE_BYTES, poolAt);
   }
 
+  // Reused for the usual 32-byte binding: setAAD consumes it before returning.
+  const aadScratch = new Uint8Array(AAD_PREFIX.length + 5 + 32);
+  aadScratch.set(AAD_PREFIX, 0);
+
   /** "cloister/ledger/v1/record" ‖ 0x00 ‖ purpose ‖ generation(4) ‖ binding, in one buffer. */
   function aad(purpose: number, gen: Uint8Array, binding: Uint8Array): Uint8Array {
-    const out = new Uint8Array(AAD_PREFIX.length + 5 + binding.length);
+    const size = AAD_PREFIX.length + 5 + binding.length;
+    const out = size === aadScratch.length ? aadScratch : new Uint8Array(size);
     out.set(AAD_PREFIX, 0);
     out[AAD_PREFIX.length] = purpose;
     out.set(gen, AAD_PREFIX.length + 1);

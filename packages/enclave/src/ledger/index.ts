@@ -1,6 +1,7 @@
 /**
  * The ledger's foundations (docs/ledger-format.md): the table trie, its proofs, the confidential
- * node layer and the verified node cache. Tables, the catalogue and transactions build on these.
+ * node layer, the verified node cache, and the engine built on them: ledgers, tables, versions,
+ * transactions and state proofs.
  */
 export {
   createLedgerKeyring,
@@ -11,6 +12,7 @@ export {
   type TableKeys,
 } from './crypto.js';
 export { type IntegrityFailure, LedgerIntegrityError } from './errors.js';
+export * from './ledger/index.js';
 export { createNodeCache, DEFAULT_NODE_CACHE_BYTES, type NodeCache } from './node-cache.js';
 export {
   type ConfidentialNodeStore,

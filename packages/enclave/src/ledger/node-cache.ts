@@ -20,6 +20,11 @@ export interface NodeCache {
   get(hash: Uint8Array): TrieNode | undefined;
   /** Caches a verified node. */
   set(node: TrieNode): void;
+  /**
+   * Drops the node `hash` if cached (the trie drops the nodes an update replaces: they are only
+   * read again through an older root, from the store). Optional for other implementations.
+   */
+  delete?(hash: Uint8Array): void;
   /** Estimated bytes held. Invariant: bytes <= maxBytes after every call. */
   readonly bytes: number;
   readonly size: number;
@@ -39,10 +44,9 @@ function sameHash(a: Uint8Array, b: Uint8Array): boolean {
 
 /** Estimated heap bytes of a node and what it keeps alive. */
 export function nodeBytes(n: TrieNode): number {
-  if (n.kind === 'leaf') return NODE_OVERHEAD + n.stored.length;
-  let size = NODE_OVERHEAD + n.encoding.length;
-  for (const l of n.embedded ?? []) if (l) size += NODE_OVERHEAD + l.stored.length;
-  return size;
+  return n.kind === 'leaf'
+    ? NODE_OVERHEAD + n.stored.length
+    : NODE_OVERHEAD * n.storedNodes + n.storedBytes;
 }
 
 interface Entry {
@@ -104,6 +108,10 @@ export function createNodeCache(maxBytes: number = DEFAULT_NODE_CACHE_BYTES): No
         pushNewest(e);
       }
       return e.node;
+    },
+    delete(hash: Uint8Array): void {
+      const e = entries.get(shortKey(hash));
+      if (e !== undefined && sameHash(e.node.hash, hash)) remove(e);
     },
     set(node: TrieNode): void {
       const size = nodeBytes(node);

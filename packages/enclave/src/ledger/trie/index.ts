@@ -16,7 +16,9 @@ export { encodeProof, PROOF_INCLUSION, PROOF_NON_INCLUSION, PROOF_VERSION } from
 export { decodeStored, storedForm } from './stored.js';
 export {
   createTrie,
+  DEFAULT_BRANCH_INLINE_LIMIT,
   DEFAULT_INLINE_LIMIT,
+  DEFAULT_PACKED_DEPTH,
   type NodeRecord,
   type NodeSource,
   type Trie,

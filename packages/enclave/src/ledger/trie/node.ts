@@ -78,9 +78,6 @@ export class Leaf {
   readonly hash: Uint8Array;
   /** The whole stored form. */
   readonly stored: Uint8Array;
-  /** The canonical 97 bytes: 0x01 ‖ path ‖ key commitment ‖ value commitment. */
-  readonly encoding: Uint8Array;
-  readonly path: Uint8Array;
   /**
    * Whether key, salt and value were checked against the commitments. Invariant: true for every
    * leaf built here; a decoded leaf is checked (trie.ts) before its key or value is used.
@@ -92,12 +89,24 @@ export class Leaf {
    */
   hasRecord = false;
 
+  /** Bytes of its stored form (what embedding it in a parent's record costs). */
+  get storedBytes(): number {
+    return this.stored.length;
+  }
+
   constructor(stored: Uint8Array, hash: Uint8Array, checked: boolean) {
     this.stored = stored;
     this.hash = hash;
-    this.encoding = stored.subarray(0, LEAF_BYTES);
-    this.path = stored.subarray(1, 1 + PATH_BYTES);
     this.checked = checked;
+  }
+
+  // Views made on demand, not kept: a cached leaf then costs two objects fewer (node-cache.ts).
+  /** The canonical 97 bytes: 0x01 ‖ path ‖ key commitment ‖ value commitment. */
+  get encoding(): Uint8Array {
+    return this.stored.subarray(0, LEAF_BYTES);
+  }
+  get path(): Uint8Array {
+    return this.stored.subarray(1, 1 + PATH_BYTES);
   }
 
   get keyCommitment(): Uint8Array {
@@ -141,15 +150,25 @@ export class Branch {
   readonly prefix: Uint8Array;
   /** Offset of the bitmap in `encoding`. Invariant: at least two bits set. */
   readonly bitmapAt: number;
-  /** The leaf stored inside this branch's record, per slot; undefined when there is none.
-   * Invariant: embedded[s] is defined only where slot s holds that leaf's hash. */
-  readonly embedded: readonly (Leaf | undefined)[] | undefined;
+  /** The child stored inside this branch's record (a leaf, or a small branch with what it
+   * embeds), per slot; undefined when there is none.
+   * Invariant: embedded[s] is defined only where slot s holds that node's hash. */
+  readonly embedded: readonly (TrieNode | undefined)[] | undefined;
+  /** Bytes of its stored form: encoding ‖ u16be(m) ‖ the embedded children's stored forms. */
+  readonly storedBytes: number;
+  /** Nodes in its stored form: itself and everything it embeds, recursively. */
+  readonly storedNodes: number;
+  /**
+   * Whether this branch was read from a record of its own (not embedded in its parent's): that
+   * record exists, so a new parent may point at it without embedding it.
+   */
+  hasRecord = false;
 
   constructor(
     encoding: Uint8Array,
     hash: Uint8Array,
     r: Radix,
-    embedded: readonly (Leaf | undefined)[] | undefined,
+    embedded: readonly (TrieNode | undefined)[] | undefined,
   ) {
     this.encoding = encoding;
     this.hash = hash;
@@ -157,6 +176,17 @@ export class Branch {
     this.bitmapAt = 2 + prefixBytes(this.depth, r);
     this.prefix = encoding.subarray(2, this.bitmapAt);
     this.embedded = embedded;
+    let size = encoding.length + 2;
+    let nodes = 1;
+    if (embedded !== undefined) {
+      for (const c of embedded) {
+        if (c === undefined) continue;
+        size += c.storedBytes;
+        nodes += c.kind === 'leaf' ? 1 : c.storedNodes;
+      }
+    }
+    this.storedBytes = size;
+    this.storedNodes = nodes;
   }
 }
 
@@ -199,8 +229,12 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** Scratch for the input of a commitment (reused: hashed at once, never kept). */
+const scratch = new Uint8Array(1 + SALT_BYTES + 1024);
+
 function tagged(tag: number, salt: Uint8Array, data: Uint8Array): Uint8Array {
-  const b = new Uint8Array(1 + SALT_BYTES + data.length);
+  const size = 1 + SALT_BYTES + data.length;
+  const b = size <= scratch.length ? scratch.subarray(0, size) : new Uint8Array(size);
   b[0] = tag;
   b.set(salt, 1);
   b.set(data, 1 + SALT_BYTES);
@@ -296,8 +330,9 @@ export type Slot = ChildRef | typeof KEEP | undefined;
 
 /**
  * A new branch splitting on digit `depth`, its prefix the first `depth` digits of
- * `prefixSource`. A leaf child given as a node is embedded in the branch's record when its
- * stored form is at most `inlineLimit` bytes; a KEEP slot copies `base`'s child and embedding.
+ * `prefixSource`. A child given as a node is embedded in the branch's record when its stored
+ * form is at most `inlineLimit` bytes (a leaf) or `branchInlineLimit` bytes (a branch, with what
+ * it embeds); a KEEP slot copies `base`'s child and embedding.
  * Precondition: at least two slots set; depth < r.digits; KEEP only where `base` has a child.
  */
 export function makeBranch(
@@ -307,6 +342,7 @@ export function makeBranch(
   slots: readonly Slot[],
   inlineLimit: number,
   base?: Branch,
+  branchInlineLimit = 0,
 ): Branch {
   let count = 0;
   for (const c of slots) if (c !== undefined) count++;
@@ -319,27 +355,27 @@ export function makeBranch(
   encoding.set(prefixSource.subarray(0, pb), 2);
   const spare = pb * 8 - depth * r.bits;
   if (spare > 0) encoding[1 + pb] = (encoding[1 + pb] ?? 0) & (0xff << spare);
-  let embedded: (Leaf | undefined)[] | undefined;
+  let embedded: (TrieNode | undefined)[] | undefined;
   let o = bitmapAt + r.bitmapBytes;
   for (let s = 0; s < r.arity; s++) {
     const c = slots[s];
     if (c === undefined) continue;
     encoding[bitmapAt + (s >> 3)] = (encoding[bitmapAt + (s >> 3)] ?? 0) | (0x80 >> (s & 7));
-    let leaf: Leaf | undefined;
+    let inner: TrieNode | undefined;
     if (c === KEEP) {
       const h = base === undefined ? undefined : childHash(base, s, r);
       if (h === undefined) throw new Error('makeBranch: KEEP of an empty slot');
       encoding.set(h, o);
-      leaf = base?.embedded?.[s];
+      inner = base?.embedded?.[s];
     } else if (c instanceof Uint8Array) {
       encoding.set(c, o);
     } else {
       encoding.set(c.hash, o);
-      if (c.kind === 'leaf' && c.stored.length <= inlineLimit) leaf = c;
+      if (c.storedBytes <= (c.kind === 'leaf' ? inlineLimit : branchInlineLimit)) inner = c;
     }
-    if (leaf !== undefined) {
+    if (inner !== undefined) {
       embedded ??= new Array(r.arity).fill(undefined);
-      embedded[s] = leaf;
+      embedded[s] = inner;
     }
     o += HASH_BYTES;
   }

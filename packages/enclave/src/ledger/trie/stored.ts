@@ -2,13 +2,14 @@
  * Stored forms: the plaintext of a node's record (docs/ledger-format.md, "Stored forms").
  *
  *   leafStored   = leaf(97) ‖ salt(32) ‖ u32be(len key) ‖ key ‖ u32be(len value) ‖ value
- *   branchStored = branch encoding ‖ u16be(n) ‖ leafStored × n   (the embedded leaf children,
- *                                                                 in ascending slot order)
+ *   branchStored = branch encoding ‖ u16be(n) ‖ (leafStored | branchStored) × n
+ *                  (the embedded children, in ascending slot order; an embedded branch carries
+ *                  its own embedded children, recursively)
  *   record plaintext = leafStored | branchStored, nothing after it
  *
- * Decoding is strict and verifying: every length, the canonical form of the branch encoding, the
- * node's SHA-256 against the hash the parent holds, every embedded leaf's hash against the
- * branch's child hash for its slot. A leaf's key, salt and value are checked against its
+ * Decoding is strict and verifying: every length, the canonical form of each branch encoding, the
+ * node's SHA-256 against the hash the parent holds, every embedded node's hash against its
+ * branch's child hash for its slot (a branch before anything it embeds is parsed). A leaf's key, salt and value are checked against its
  * commitments by `checkLeaf` before they are used (the trie does it on every read that returns or
  * proves a leaf); leaves only carried into a new record are copied byte for byte. Any failure is a
  * LedgerIntegrityError; no input makes decoding throw anything else.
@@ -30,25 +31,36 @@ import {
   type TrieNode,
 } from './node.js';
 
-/** The stored form of a branch with its embedded leaves. */
-export function branchStored(b: Branch): Uint8Array {
+/** Writes the stored form of `b` (with everything it embeds) at `o` of `out`; returns its end. */
+function writeBranchStored(b: Branch, out: Uint8Array, o: number): number {
+  out.set(b.encoding, o);
+  o += b.encoding.length;
+  const countAt = o;
   let n = 0;
-  let size = b.encoding.length + 2;
-  for (const l of b.embedded ?? []) {
-    if (l === undefined) continue;
-    n++;
-    size += l.stored.length;
+  o += 2;
+  const embedded = b.embedded;
+  if (embedded !== undefined) {
+    for (let s = 0; s < embedded.length; s++) {
+      const c = embedded[s];
+      if (c === undefined) continue;
+      n++;
+      if (c.kind === 'leaf') {
+        out.set(c.stored, o);
+        o += c.stored.length;
+      } else {
+        o = writeBranchStored(c, out, o);
+      }
+    }
   }
-  const out = new Uint8Array(size);
-  out.set(b.encoding, 0);
-  let o = b.encoding.length;
-  out[o++] = n >> 8;
-  out[o++] = n & 255;
-  for (const l of b.embedded ?? []) {
-    if (l === undefined) continue;
-    out.set(l.stored, o);
-    o += l.stored.length;
-  }
+  out[countAt] = n >> 8;
+  out[countAt + 1] = n & 255;
+  return o;
+}
+
+/** The stored form of a branch with its embedded children (leaves and small branches). */
+export function branchStored(b: Branch): Uint8Array {
+  const out = new Uint8Array(b.storedBytes);
+  writeBranchStored(b, out, 0);
   return out;
 }
 
@@ -101,6 +113,72 @@ function branchLength(b: Uint8Array, r: Radix, ctx: DecodeContext): number {
 }
 
 /**
+ * Parses the stored branch at `o` of `bytes` whose hash must be `expected` (or, when `expected`
+ * is undefined, whose hash fits the slot of `parent` its prefix names), with everything it
+ * embeds, each embedded child checked against the child hash of its slot. Returns it and its end.
+ */
+function parseBranchStored(
+  bytes: Uint8Array,
+  o: number,
+  expected: Uint8Array | undefined,
+  parent: Branch | undefined,
+  r: Radix,
+  ctx: DecodeContext,
+): [Branch, number] {
+  const end = o + branchLength(bytes.subarray(o), r, ctx);
+  const encoding = bytes.subarray(o, end);
+  const hash = sha256(encoding);
+  if (expected !== undefined) {
+    if (!bytesEqual(hash, expected)) {
+      fail(ctx, 'hash-mismatch', 'the branch does not hash to the value its parent holds');
+    }
+  } else if (parent !== undefined) {
+    const slot = digitAt(encoding.subarray(2), parent.depth, r);
+    const child = childHash(parent, slot, r);
+    if (child === undefined || !bytesEqual(child, hash)) {
+      fail(ctx, 'hash-mismatch', `the branch embedded for slot ${slot} does not match its parent`);
+    }
+  }
+  if (bytes.length < end + 2) fail(ctx, 'malformed', 'embedded node count missing');
+  const n = ((bytes[end] ?? 0) << 8) | (bytes[end + 1] ?? 0);
+  const depth = bytes[o + 1] ?? 0;
+  let embedded: (TrieNode | undefined)[] | undefined;
+  let at = end + 2;
+  let last = -1;
+  const shell = new Branch(encoding, hash, r, undefined);
+  for (let i = 0; i < n; i++) {
+    const tag = bytes[at];
+    let node: TrieNode;
+    let slot: number;
+    if (tag === BRANCH_TAG) {
+      // Its hash is checked against this branch's slot before anything it embeds is parsed, so
+      // nesting follows real (hash-linked) nodes only.
+      const inner = bytes.subarray(at);
+      if (inner.length < 2) fail(ctx, 'malformed', 'an embedded branch is cut short');
+      slot = digitAt(inner.subarray(2), depth, r);
+      if (slot <= last) fail(ctx, 'malformed', 'embedded nodes out of slot order');
+      [node, at] = parseBranchStored(bytes, at, undefined, shell, r, ctx);
+    } else {
+      const parsed = parseLeafStored(bytes, at);
+      if (typeof parsed === 'string') fail(ctx, 'malformed', parsed);
+      const [leaf, next] = parsed;
+      slot = digitAt(leaf.path, depth, r);
+      if (slot <= last) fail(ctx, 'malformed', 'embedded nodes out of slot order');
+      const child = childHash(shell, slot, r);
+      if (child === undefined || !bytesEqual(child, leaf.hash)) {
+        fail(ctx, 'hash-mismatch', `the leaf embedded for slot ${slot} does not match the branch`);
+      }
+      node = leaf;
+      at = next;
+    }
+    embedded ??= new Array(r.arity).fill(undefined);
+    embedded[slot] = node;
+    last = slot;
+  }
+  return [embedded === undefined ? shell : new Branch(encoding, hash, r, embedded), at];
+}
+
+/**
  * Decodes and verifies the record plaintext of the node whose hash is `expected`.
  * Throws LedgerIntegrityError (malformed / hash-mismatch) on anything else.
  */
@@ -122,34 +200,8 @@ export function decodeStored(
     return leaf;
   }
   if (bytes[0] !== BRANCH_TAG) fail(ctx, 'malformed', 'unknown node tag');
-  const end = branchLength(bytes, r, ctx);
-  const encoding = bytes.subarray(0, end);
-  const hash = sha256(encoding);
-  if (!bytesEqual(hash, expected)) {
-    fail(ctx, 'hash-mismatch', 'the branch does not hash to the value its parent holds');
-  }
-  if (bytes.length < end + 2) fail(ctx, 'malformed', 'embedded leaf count missing');
-  const n = ((bytes[end] ?? 0) << 8) | (bytes[end + 1] ?? 0);
-  const depth = bytes[1] ?? 0;
-  let embedded: (Leaf | undefined)[] | undefined;
-  let o = end + 2;
-  let last = -1;
-  const shell = new Branch(encoding, hash, r, undefined);
-  for (let i = 0; i < n; i++) {
-    const parsed = parseLeafStored(bytes, o);
-    if (typeof parsed === 'string') fail(ctx, 'malformed', parsed);
-    const [leaf, next] = parsed;
-    const slot = digitAt(leaf.path, depth, r);
-    if (slot <= last) fail(ctx, 'malformed', 'embedded leaves out of slot order');
-    const child = childHash(shell, slot, r);
-    if (child === undefined || !bytesEqual(child, leaf.hash)) {
-      fail(ctx, 'hash-mismatch', `the leaf embedded for slot ${slot} does not match the branch`);
-    }
-    embedded ??= new Array(r.arity).fill(undefined);
-    embedded[slot] = leaf;
-    last = slot;
-    o = next;
-  }
-  if (o !== bytes.length) fail(ctx, 'malformed', 'bytes after the stored branch');
-  return embedded === undefined ? shell : new Branch(encoding, hash, r, embedded);
+  const [branch, end] = parseBranchStored(bytes, 0, expected, undefined, r, ctx);
+  if (end !== bytes.length) fail(ctx, 'malformed', 'bytes after the stored branch');
+  branch.hasRecord = true;
+  return branch;
 }

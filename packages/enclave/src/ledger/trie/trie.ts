@@ -27,7 +27,7 @@ import {
   hasChild,
   hasPrefix,
   KEEP,
-  Leaf,
+  type Leaf,
   MAX_FIELD_BYTES,
   makeBranch,
   makeLeaf,
@@ -85,6 +85,17 @@ export interface TrieOptions {
    * record (default 512; 0 stores every leaf on its own). Storage layout only: hashes, roots and
    * proofs do not depend on it. */
   readonly inlineLimit?: number;
+  /** Branch children whose stored form (with what they embed) is at most this many bytes live
+   * inside their parent's record too (default 0: off; 700 embeds a bottom branch of two small
+   * leaves; measured in docs/ledger-format.md §9).
+   * Storage layout only, like `inlineLimit`. */
+  readonly branchInlineLimit?: number;
+  /** In an update of at least arity^packedDepth ops, the new branches shallower than this depth
+   * embed their new branch children: the top levels, which such an update rewrites, form one
+   * record (default 2: the root, the 16 branches below it and their children). A smaller update
+   * gives what it keeps of them records of their own instead. Storage layout only, like
+   * `inlineLimit`. */
+  readonly packedDepth?: number;
 }
 
 export interface Trie {
@@ -97,6 +108,8 @@ export interface Trie {
 }
 
 export const DEFAULT_INLINE_LIMIT = 512;
+export const DEFAULT_BRANCH_INLINE_LIMIT = 0;
+export const DEFAULT_PACKED_DEPTH = 2;
 
 type PutOp = Extract<TrieOp, { type: 'put' }>;
 
@@ -155,6 +168,8 @@ export function createTrie(options: TrieOptions): Trie {
   const { source, cache } = options;
   const r = options.radix ?? RADIX_16;
   const inlineLimit = options.inlineLimit ?? DEFAULT_INLINE_LIMIT;
+  const branchInlineLimit = options.branchInlineLimit ?? DEFAULT_BRANCH_INLINE_LIMIT;
+  const packedDepth = options.packedDepth ?? DEFAULT_PACKED_DEPTH;
 
   function position(prefix: Uint8Array | undefined, depth: number, slot?: number): string {
     if (prefix === undefined) return 'root';
@@ -270,9 +285,12 @@ export function createTrie(options: TrieOptions): Trie {
     checkRoot(root);
     checkOps(ops);
     const sorted = normalize(ops);
-    // Records to write: every new branch, every leaf a new branch references without embedding
-    // it (a leaf not embedded must have its own record), and a leaf root.
-    const records = new Map<TrieNode, NodeRecord>();
+    // Packing pays when the update rewrites (nearly) all of the packed levels: at least as many
+    // ops as they have branches at their lowest level.
+    const packing = packedDepth > 0 && sorted.length >= r.arity ** packedDepth;
+    // The children each new branch was given as nodes (not KEEP): after the new root is known,
+    // `place` walks the new nodes from it and emits the records that keep every node reachable.
+    const given = new Map<Branch, TrieNode[]>();
     const leafOf = (op: PutOp): Leaf => makeLeaf(op.path, op.salt, op.key, op.value);
     const branch = (
       depth: number,
@@ -280,17 +298,52 @@ export function createTrie(options: TrieOptions): Trie {
       slots: Slot[],
       base?: Branch,
     ): Branch => {
-      const b = makeBranch(r, depth, prefixSource, slots, inlineLimit, base);
-      records.set(b, { hash: b.hash, plaintext: branchStored(b) });
-      cache?.set(b);
-      for (let s = 0; s < r.arity; s++) {
-        const c = slots[s];
-        if (c instanceof Leaf && b.embedded?.[s] !== c && !c.hasRecord) {
-          records.set(c, { hash: c.hash, plaintext: c.stored });
+      const pack = packing && depth < packedDepth;
+      if (!pack && base?.embedded !== undefined) {
+        // A small update unpacks what it keeps: an untouched branch child the base packed gets
+        // a record of its own (once), so small commits do not rewrite the packed levels.
+        for (let s = 0; s < r.arity; s++) {
+          const e = base.embedded[s];
+          if (slots[s] === KEEP && e?.kind === 'branch' && e.storedBytes > branchInlineLimit) {
+            slots[s] = e;
+          }
         }
       }
+      const limit = pack ? Number.POSITIVE_INFINITY : branchInlineLimit;
+      const b = makeBranch(r, depth, prefixSource, slots, inlineLimit, base, limit);
+      const nodes: TrieNode[] = [];
+      for (let s = 0; s < r.arity; s++) {
+        const c = slots[s];
+        if (c !== undefined && c !== KEEP && !(c instanceof Uint8Array)) nodes.push(c);
+      }
+      given.set(b, nodes);
       return b;
     };
+
+    // Records to write: a node needs one of its own when it is the root or the child of a branch
+    // that does not embed it, unless it was read from one (records are never deleted). A node in
+    // a written record (its own or embedded) makes its non-embedded new children need theirs.
+    const records: NodeRecord[] = [];
+    const placed = new Set<TrieNode>();
+    function place(n: TrieNode): void {
+      if (n.hasRecord || placed.has(n)) return;
+      placed.add(n);
+      // Cached as a unit with what it embeds (embedded nodes are reached through it).
+      if (n.kind === 'branch') cache?.set(n);
+      records.push({ hash: n.hash, plaintext: n.kind === 'leaf' ? n.stored : branchStored(n) });
+      expand(n);
+    }
+    function expand(n: TrieNode): void {
+      if (n.kind === 'leaf') return;
+      const nodes = given.get(n);
+      if (nodes === undefined) return; // not new: what it points at is stored already
+      for (const c of nodes) {
+        if (n.embedded?.[digitOf(c, n.depth)] === c) expand(c);
+        else place(c);
+      }
+    }
+    const digitOf = (c: TrieNode, depth: number): number =>
+      digitAt(c.kind === 'leaf' ? c.path : c.prefix, depth, r);
 
     /** The new leaves of the puts in ops[lo, hi). */
     function puts(lo: number, hi: number): Leaf[] {
@@ -366,10 +419,16 @@ export function createTrie(options: TrieOptions): Trie {
         i = j;
       }
       if (!changed) return b;
-      const left = slots.flatMap((c, s) => (c === undefined ? [] : [s]));
-      if (left.length >= 2) return branch(b.depth, b.prefix, slots, b);
-      const only = left[0];
-      if (only === undefined) return undefined;
+      cache?.delete?.(b.hash);
+      let left = 0;
+      let only = -1;
+      for (let s = 0; s < r.arity; s++) {
+        if (slots[s] === undefined) continue;
+        left++;
+        only = s;
+      }
+      if (left >= 2) return branch(b.depth, b.prefix, slots, b);
+      if (left === 0) return undefined;
       const c = slots[only];
       return c === KEEP || c === undefined || c instanceof Uint8Array ? child(b, only) : c;
     }
@@ -393,8 +452,8 @@ export function createTrie(options: TrieOptions): Trie {
     let next: TrieNode | undefined;
     if (sorted.length === 0) next = old;
     else next = old === undefined ? build(puts(0, sorted.length)) : apply(old, 0, sorted.length);
-    if (next?.kind === 'leaf') records.set(next, { hash: next.hash, plaintext: next.stored });
-    return { root: next?.hash ?? EMPTY_ROOT, records: [...records.values()] };
+    if (next !== undefined && next !== old) place(next);
+    return { root: next?.hash ?? EMPTY_ROOT, records };
   }
 
   return { get, update, prove };

@@ -1,0 +1,147 @@
+/**
+ * Byte formats of the ledger engine (docs/ledger-format.md §11): version records (the values of
+ * table leaves), catalogue and admin values, version-index values, the root record, list cursors
+ * and state proofs. All integers big endian; commit indexes are u64 (safe integers here).
+ */
+import { concatBytes, utf8 } from '@cloister/core';
+import { integrity } from './errors.js';
+
+export const FORMAT = 0x01;
+export const VERSION_SET = 0x01;
+export const VERSION_REMOVED = 0x02;
+/** Version record header: format, kind, u64 index, u64 previous index. */
+export const VERSION_HEADER = 18;
+/** Root record plaintext: format ‖ u64 index ‖ state hash ‖ version-index root. */
+export const ROOT_PLAINTEXT_BYTES = 73;
+/** Store key of the root record (namespace 0x00: engine records). */
+export const ROOT_STORE_KEY: Uint8Array = concatBytes(
+  Uint8Array.of(0x00),
+  utf8('cloister/ledger/v1/root'),
+);
+/** Internal trie names (keyring table names; user names may not contain 0x00). */
+export const ADMIN_TRIE = '\u0000admin';
+export const VERSIONS_TRIE = '\u0000versions';
+export const CATALOGUE_TRIE = '\u0000catalogue';
+
+export function writeU64(b: Uint8Array, o: number, n: number): void {
+  const hi = Math.floor(n / 2 ** 32);
+  const lo = n >>> 0;
+  b[o] = hi >>> 24;
+  b[o + 1] = (hi >>> 16) & 255;
+  b[o + 2] = (hi >>> 8) & 255;
+  b[o + 3] = hi & 255;
+  b[o + 4] = lo >>> 24;
+  b[o + 5] = (lo >>> 16) & 255;
+  b[o + 6] = (lo >>> 8) & 255;
+  b[o + 7] = lo & 255;
+}
+
+export function readU64(b: Uint8Array, o: number): number {
+  let n = 0;
+  for (let i = 0; i < 8; i++) n = n * 256 + (b[o + i] ?? 0);
+  return n;
+}
+
+export function u64(n: number): Uint8Array {
+  const out = new Uint8Array(8);
+  writeU64(out, 0, n);
+  return out;
+}
+
+/** One version of a key: the value of its table leaf. */
+export interface VersionRecord {
+  /** The commit index that wrote this version (>= 1). */
+  readonly index: number;
+  /** The commit index of the version before it, 0 when there is none. Invariant: prev < index. */
+  readonly prev: number;
+  /** The value, or undefined when this version removed the key (a tombstone). */
+  readonly value: Uint8Array | undefined;
+}
+
+/** version = 0x01 ‖ kind ‖ u64be(index) ‖ u64be(prev) ‖ value (kind 0x01 only). */
+export function encodeVersion(v: VersionRecord): Uint8Array {
+  const out = new Uint8Array(VERSION_HEADER + (v.value?.length ?? 0));
+  out[0] = FORMAT;
+  out[1] = v.value === undefined ? VERSION_REMOVED : VERSION_SET;
+  writeU64(out, 2, v.index);
+  writeU64(out, 10, v.prev);
+  if (v.value !== undefined) out.set(v.value, VERSION_HEADER);
+  return out;
+}
+
+export function decodeVersion(b: Uint8Array, what: string): VersionRecord {
+  const kind = b[1];
+  if (
+    b.length < VERSION_HEADER ||
+    b[0] !== FORMAT ||
+    (kind !== VERSION_SET && kind !== VERSION_REMOVED)
+  ) {
+    integrity('malformed', what, 'the leaf does not hold a version record');
+  }
+  const index = readU64(b, 2);
+  const prev = readU64(b, 10);
+  if (index < 1 || prev >= index || (kind === VERSION_REMOVED && b.length !== VERSION_HEADER)) {
+    integrity('malformed', what, 'the version record is not canonical');
+  }
+  return { index, prev, value: kind === VERSION_SET ? b.subarray(VERSION_HEADER) : undefined };
+}
+
+/** Catalogue, admin and version-index leaf values: 0x01 ‖ hash(32). */
+export function encodeRootValue(hash: Uint8Array): Uint8Array {
+  const out = new Uint8Array(33);
+  out[0] = FORMAT;
+  out.set(hash, 1);
+  return out;
+}
+
+export function decodeRootValue(b: Uint8Array, what: string): Uint8Array {
+  if (b.length !== 33 || b[0] !== FORMAT)
+    integrity('malformed', what, 'the leaf does not hold a root');
+  return b.subarray(1);
+}
+
+/** What the root record holds (sealed by the platform, docs §11). */
+export interface RootState {
+  /** Latest committed index; 0 before the first commit. */
+  readonly index: number;
+  /** State hash at `index` (the admin trie root). */
+  readonly stateHash: Uint8Array;
+  /** Root of the version index (commit index → state hash). */
+  readonly versionsRoot: Uint8Array;
+}
+
+export function encodeRoot(s: RootState): Uint8Array {
+  const out = new Uint8Array(ROOT_PLAINTEXT_BYTES);
+  out[0] = FORMAT;
+  writeU64(out, 1, s.index);
+  out.set(s.stateHash, 9);
+  out.set(s.versionsRoot, 41);
+  return out;
+}
+
+export function decodeRoot(b: Uint8Array): RootState {
+  if (!(b instanceof Uint8Array) || b.length !== ROOT_PLAINTEXT_BYTES || b[0] !== FORMAT) {
+    integrity('malformed', 'root record', 'the unsealed root record is not of format 1');
+  }
+  const index = readU64(b, 1);
+  if (!Number.isSafeInteger(index)) integrity('malformed', 'root record', 'index out of range');
+  return {
+    index,
+    stateHash: Uint8Array.from(b.subarray(9, 41)),
+    versionsRoot: Uint8Array.from(b.subarray(41, 73)),
+  };
+}
+
+/**
+ * State proof: 0x01 ‖ n:u8 (1..3) ‖ (u32be(len) ‖ trie proof) × n ‖ [u32be(len) ‖ version record]
+ * Levels: admin trie, catalogue, table; the record follows iff the table proof is an inclusion.
+ */
+export function encodeStateProof(levels: readonly Uint8Array[], record?: Uint8Array): Uint8Array {
+  const parts: Uint8Array[] = [Uint8Array.of(FORMAT, levels.length)];
+  for (const p of [...levels, ...(record ? [record] : [])]) {
+    const len = new Uint8Array(4);
+    new DataView(len.buffer).setUint32(0, p.length);
+    parts.push(len, p);
+  }
+  return concatBytes(...parts);
+}

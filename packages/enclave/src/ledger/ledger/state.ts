@@ -1,0 +1,254 @@
+/**
+ * The hierarchy (docs/ledger-format.md §11): the admin trie (ledger id → catalogue root) under
+ * the state hash, each ledger's catalogue trie (table name → table root), each table's trie (key →
+ * version record), and the version index (commit index → state hash). One `Level` per keyring:
+ * the admin level (admin trie and version index) and one per app ledger, each with its own keys
+ * derived from the engine secret, its own verified node cache and its own overlay of records
+ * built by commits whose batch is not yet written.
+ */
+import { bytesEqual, InvalidInputError, toHex, utf8 } from '@cloister/core';
+import {
+  createLedgerKeyring,
+  hkdfSha256,
+  type LedgerKeyring,
+  type LedgerSecret,
+} from '../crypto.js';
+import { createNodeCache } from '../node-cache.js';
+import { createConfidentialNodeStore, type RecordPut, type RecordReader } from '../node-store.js';
+import { EMPTY_ROOT } from '../trie/node.js';
+import { createTrie, type NodeRecord, type Trie } from '../trie/trie.js';
+import { integrity, integrityAt } from './errors.js';
+import {
+  ADMIN_TRIE,
+  CATALOGUE_TRIE,
+  decodeRootValue,
+  decodeVersion,
+  encodeStateProof,
+  u64,
+  VERSIONS_TRIE,
+  type VersionRecord,
+} from './format.js';
+import { firstAtOrAfter } from './walk.js';
+
+export const MAX_LEDGER_ID_BYTES = 64;
+export const MAX_TABLE_BYTES = 255;
+const APP_LEDGER_LABEL = 'cloister/ledger/v1/app-ledger';
+
+export interface Level {
+  readonly keyring: LedgerKeyring;
+  readonly trie: Trie;
+  /** Records built by commits whose batch is not written yet, by node hash (hex). */
+  readonly pending: Map<string, NodeRecord>;
+}
+
+export interface Levels {
+  readonly admin: Level;
+  ledger(id: string): Level;
+  /** Sealed puts of every pending record; clears the overlays. */
+  takePending(): RecordPut[];
+  /** Drops caches and overlays (after a failed write nothing cached may be trusted as stored). */
+  reset(): void;
+}
+
+export interface LevelsOptions {
+  readonly records: RecordReader;
+  readonly secret: LedgerSecret;
+  readonly cacheBytes: number;
+  readonly random?: (out: Uint8Array) => void;
+}
+
+const hexOf = toHex;
+
+function checkName(name: unknown, max: number, what: string): Uint8Array {
+  const bytes = typeof name === 'string' ? utf8(name) : new Uint8Array(0);
+  if (bytes.length === 0 || bytes.length > max || bytes.includes(0)) {
+    throw new InvalidInputError(`${what} must be 1 to ${max} UTF-8 bytes without NUL`);
+  }
+  return bytes;
+}
+
+export const ledgerIdBytes = (id: string): Uint8Array =>
+  checkName(id, MAX_LEDGER_ID_BYTES, 'a ledger id');
+export const tableBytes = (t: string): Uint8Array => checkName(t, MAX_TABLE_BYTES, 'a table name');
+
+export function createLevels(options: LevelsOptions): Levels {
+  const { records, secret } = options;
+  let ledgers = new Map<string, Level>();
+  function level(s: LedgerSecret): Level {
+    const keyring = createLedgerKeyring({
+      origin: s,
+      ...(options.random ? { random: options.random } : {}),
+    });
+    const nodes = createConfidentialNodeStore({ records, keyring });
+    const pending = new Map<string, NodeRecord>();
+    const source = {
+      get: (hash: Uint8Array): Uint8Array | undefined =>
+        pending.get(hexOf(hash))?.plaintext ?? nodes.get(hash),
+    };
+    const trie = createTrie({ source, cache: createNodeCache(options.cacheBytes) });
+    return { keyring, trie, pending };
+  }
+  let admin = level(secret);
+  const self: Levels = {
+    get admin() {
+      return admin;
+    },
+    ledger(id: string): Level {
+      let l = ledgers.get(id);
+      if (l === undefined) {
+        const info = new Uint8Array([...utf8(APP_LEDGER_LABEL), 0, ...ledgerIdBytes(id)]);
+        const derived = hkdfSha256(secret.secret, new Uint8Array(0), info, 32);
+        l = level({ generation: secret.generation, secret: derived });
+        derived.fill(0);
+        ledgers.set(id, l);
+      }
+      return l;
+    },
+    takePending(): RecordPut[] {
+      const puts: RecordPut[] = [];
+      for (const l of [admin, ...ledgers.values()]) {
+        const nodes = createConfidentialNodeStore({ records, keyring: l.keyring });
+        puts.push(...nodes.seal([...l.pending.values()]));
+        l.pending.clear();
+      }
+      return puts;
+    },
+    reset(): void {
+      for (const l of [admin, ...ledgers.values()]) l.keyring.destroy();
+      admin = level(secret);
+      ledgers = new Map();
+    },
+  };
+  return self;
+}
+
+/** A leaf of a table as read at a state: its key and version record. */
+export interface TableEntry {
+  readonly key: Uint8Array;
+  readonly version: VersionRecord;
+}
+
+/** Verified reads at one state hash. Memoises the catalogue and table roots it resolves. */
+export interface StateReader {
+  readonly stateHash: Uint8Array;
+  catalogueRoot(ledger: string): Uint8Array;
+  tableRoot(ledger: string, table: string): Uint8Array;
+  /** The version of `key`, or undefined when the table never held it. */
+  read(ledger: string, table: string, key: Uint8Array): VersionRecord | undefined;
+  /** The smallest path >= `from` holding a leaf (tombstones too), or undefined. */
+  firstPath(ledger: string, table: string, from: Uint8Array): Uint8Array | undefined;
+  /** The entry at `path` (a path firstPath returned). */
+  readPath(ledger: string, table: string, path: Uint8Array): TableEntry;
+  /** The state proof of `key` (admin → catalogue → table), format.ts. */
+  prove(ledger: string, table: string, key: Uint8Array): Uint8Array;
+}
+
+export function createStateReader(levels: Levels, stateHash: Uint8Array): StateReader {
+  const catalogues = new Map<string, Uint8Array>();
+  const tables = new Map<string, Uint8Array>();
+  const admin = levels.admin;
+
+  function catalogueRoot(ledger: string): Uint8Array {
+    const hit = catalogues.get(ledger);
+    if (hit) return hit;
+    const id = ledgerIdBytes(ledger);
+    const what = 'admin trie';
+    const leaf = integrityAt(what, () =>
+      admin.trie.get(stateHash, admin.keyring.table(ADMIN_TRIE).path(id)),
+    );
+    if (leaf && !bytesEqual(leaf.key, id)) integrity('structure', what, 'a leaf of another ledger');
+    const root = leaf ? Uint8Array.from(decodeRootValue(leaf.value, what)) : EMPTY_ROOT;
+    catalogues.set(ledger, root);
+    return root;
+  }
+
+  function tableRoot(ledger: string, table: string): Uint8Array {
+    const memo = `${ledger}\u0000${table}`;
+    const hit = tables.get(memo);
+    if (hit) return hit;
+    const name = tableBytes(table);
+    const cat = catalogueRoot(ledger);
+    const l = levels.ledger(ledger);
+    const what = `catalogue of ledger '${ledger}'`;
+    const leaf = integrityAt(what, () =>
+      l.trie.get(cat, l.keyring.table(CATALOGUE_TRIE).path(name)),
+    );
+    if (leaf && !bytesEqual(leaf.key, name))
+      integrity('structure', what, 'a leaf of another table');
+    const root = leaf ? Uint8Array.from(decodeRootValue(leaf.value, what)) : EMPTY_ROOT;
+    tables.set(memo, root);
+    return root;
+  }
+
+  function entryAt(ledger: string, table: string, path: Uint8Array): TableEntry | undefined {
+    const root = tableRoot(ledger, table);
+    const l = levels.ledger(ledger);
+    const what = `table '${table}' of ledger '${ledger}'`;
+    const leaf = integrityAt(what, () => l.trie.get(root, path));
+    if (leaf === undefined) return undefined;
+    if (!bytesEqual(l.keyring.table(table).path(leaf.key), path)) {
+      integrity('structure', what, 'the leaf holds a key of another path');
+    }
+    return {
+      key: Uint8Array.from(leaf.key),
+      version: decodeVersion(Uint8Array.from(leaf.value), what),
+    };
+  }
+
+  return {
+    stateHash,
+    catalogueRoot,
+    tableRoot,
+    read(ledger, table, key) {
+      return entryAt(ledger, table, levels.ledger(ledger).keyring.table(table).path(key))?.version;
+    },
+    firstPath(ledger, table, from) {
+      const root = tableRoot(ledger, table);
+      const l = levels.ledger(ledger);
+      const what = `table '${table}' of ledger '${ledger}'`;
+      return integrityAt(what, () => firstAtOrAfter((p) => l.trie.prove(root, p), from));
+    },
+    readPath(ledger, table, path) {
+      const e = entryAt(ledger, table, path);
+      if (e === undefined) integrity('missing', `table '${table}'`, 'a listed leaf vanished');
+      return e;
+    },
+    prove(ledger, table, key) {
+      const id = ledgerIdBytes(ledger);
+      const levelsOut: Uint8Array[] = [];
+      levelsOut.push(
+        integrityAt('admin trie', () =>
+          admin.trie.prove(stateHash, admin.keyring.table(ADMIN_TRIE).path(id)),
+        ),
+      );
+      const cat = catalogueRoot(ledger);
+      if (bytesEqual(cat, EMPTY_ROOT)) return encodeStateProof(levelsOut);
+      const l = levels.ledger(ledger);
+      levelsOut.push(
+        integrityAt(`catalogue of ledger '${ledger}'`, () =>
+          l.trie.prove(cat, l.keyring.table(CATALOGUE_TRIE).path(tableBytes(table))),
+        ),
+      );
+      const root = tableRoot(ledger, table);
+      if (bytesEqual(root, EMPTY_ROOT)) return encodeStateProof(levelsOut);
+      const path = l.keyring.table(table).path(key);
+      const what = `table '${table}' of ledger '${ledger}'`;
+      levelsOut.push(integrityAt(what, () => l.trie.prove(root, path)));
+      const leaf = integrityAt(what, () => l.trie.get(root, path));
+      return encodeStateProof(levelsOut, leaf ? Uint8Array.from(leaf.value) : undefined);
+    },
+  };
+}
+
+/** The state hash of commit `index` from the version index at `versionsRoot` (index >= 1). */
+export function stateHashAt(levels: Levels, versionsRoot: Uint8Array, index: number): Uint8Array {
+  const admin = levels.admin;
+  const key = u64(index);
+  const what = 'version index';
+  const leaf = integrityAt(what, () =>
+    admin.trie.get(versionsRoot, admin.keyring.table(VERSIONS_TRIE).path(key)),
+  );
+  if (leaf === undefined) integrity('missing', what, `no entry for commit ${index}`);
+  if (!bytesEqual(leaf.key, key)) integrity('structure', what, 'an entry of another commit');
+  return Uint8Array.from(decodeRootValue(leaf.value, what));
+}

@@ -1,0 +1,220 @@
+/**
+ * A transaction (docs/ledger-format.md §11): reads at its snapshot through its own buffered
+ * writes (read-your-writes), checks its caps at every write, remembers what it read for the
+ * serialisability check at commit, and hands its write set to the engine's commit queue.
+ *
+ * State machine: open → committing → committed | failed; open → aborted. Only `open` accepts
+ * reads and writes. Nothing reaches the store before commit, so abort leaves nothing.
+ */
+import { InvalidInputError, toHex } from '@cloister/core';
+import { ReservedTableError, TransactionClosedError, TransactionTooLargeError } from './errors.js';
+import {
+  type BufferedWrite,
+  type CursorCodec,
+  type ListOptions,
+  type ListPage,
+  listPage,
+} from './list.js';
+import { type Levels, ledgerIdBytes, type StateReader, tableBytes } from './state.js';
+import { comparePaths } from './walk.js';
+
+/** Caps on one transaction; each has a stated default (DEFAULT_TX_LIMITS). */
+export interface TransactionLimits {
+  /** Distinct keys written (set or removed). */
+  readonly maxKeys: number;
+  /** Sum over written keys of key bytes + value bytes. */
+  readonly maxBytes: number;
+  /** Bytes of one key. */
+  readonly maxKeyBytes: number;
+  /** Bytes of one value. */
+  readonly maxValueBytes: number;
+}
+
+export const DEFAULT_TX_LIMITS: TransactionLimits = {
+  maxKeys: 10_000,
+  maxBytes: 16 * 1024 * 1024,
+  maxKeyBytes: 4096,
+  maxValueBytes: 1024 * 1024,
+};
+
+export interface CommitResult {
+  /** The commit index of this transaction (the latest one if it wrote nothing). */
+  readonly index: number;
+  /** The state hash after it. */
+  readonly stateHash: Uint8Array;
+}
+
+export type TransactionState = 'open' | 'committing' | 'committed' | 'aborted' | 'failed';
+
+export interface Transaction {
+  /** The committed index this transaction reads at. */
+  readonly snapshot: number;
+  readonly state: TransactionState;
+  get(ledger: string, table: string, key: Uint8Array): Uint8Array | undefined;
+  list(ledger: string, table: string, options?: ListOptions): ListPage;
+  set(ledger: string, table: string, key: Uint8Array, value: Uint8Array): void;
+  remove(ledger: string, table: string, key: Uint8Array): void;
+  /** Queues the commit; resolves once its batch is written with sync (group commit). */
+  commit(): Promise<CommitResult>;
+  /** Drops the buffered writes; nothing was or will be written. */
+  abort(): void;
+}
+
+export interface ReadRecord {
+  readonly ledger: string;
+  readonly table: string;
+  readonly key: Uint8Array;
+}
+
+/** What the engine sees of a transaction at commit. */
+export interface TransactionBody {
+  readonly snapshot: number;
+  readonly reader: StateReader;
+  /** ledger → table → key hex → write. */
+  readonly writes: ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<string, BufferedWrite>>>;
+  readonly reads: ReadonlyMap<string, ReadRecord>;
+  /** "ledger\0table" of every table listed. */
+  readonly listed: ReadonlySet<string>;
+}
+
+export interface TransactionContext {
+  readonly snapshot: number;
+  readonly reader: StateReader;
+  readonly levels: Levels;
+  readonly cursors: CursorCodec;
+  readonly limits: TransactionLimits;
+  /** May use reserved tables ('$' first) for get/set/remove (the enclave's own code). */
+  readonly reserved: boolean;
+  readonly submit: (body: TransactionBody) => Promise<CommitResult>;
+}
+
+export const isReserved = (table: string): boolean => table.startsWith('$');
+
+function checkBytes(x: unknown, what: string): asserts x is Uint8Array {
+  if (!(x instanceof Uint8Array)) throw new InvalidInputError(`${what} must be a Uint8Array`);
+}
+
+export function createTransaction(ctx: TransactionContext): Transaction {
+  const { reader, levels, limits } = ctx;
+  const writes = new Map<string, Map<string, Map<string, BufferedWrite>>>();
+  const reads = new Map<string, ReadRecord>();
+  const listed = new Set<string>();
+  // Invariants: keys = number of entries over `writes`; bytes = their key + value bytes.
+  let keys = 0;
+  let bytes = 0;
+  let state: TransactionState = 'open';
+
+  function open(ledger: string, table: string, what: string): void {
+    if (state !== 'open') throw new TransactionClosedError(state);
+    ledgerIdBytes(ledger);
+    tableBytes(table);
+    if (isReserved(table) && !ctx.reserved) throw new ReservedTableError(table, what);
+  }
+
+  function tableWrites(ledger: string, table: string): Map<string, BufferedWrite> | undefined {
+    return writes.get(ledger)?.get(table);
+  }
+
+  function write(ledger: string, table: string, key: Uint8Array, value?: Uint8Array): void {
+    open(ledger, table, 'written');
+    checkBytes(key, 'a key');
+    if (value !== undefined) checkBytes(value, 'a value');
+    if (key.length > limits.maxKeyBytes) {
+      throw new TransactionTooLargeError(
+        'key-size',
+        `a key is at most ${limits.maxKeyBytes} bytes; this one is ${key.length}`,
+      );
+    }
+    if (value !== undefined && value.length > limits.maxValueBytes) {
+      throw new TransactionTooLargeError(
+        'value-size',
+        `a value is at most ${limits.maxValueBytes} bytes; this one is ${value.length}`,
+      );
+    }
+    const id = toHex(key);
+    const old = tableWrites(ledger, table)?.get(id);
+    const nextKeys = keys + (old ? 0 : 1);
+    const nextBytes =
+      bytes -
+      (old ? old.key.length + (old.value?.length ?? 0) : 0) +
+      key.length +
+      (value?.length ?? 0);
+    if (nextKeys > limits.maxKeys) {
+      throw new TransactionTooLargeError(
+        'keys',
+        `a transaction writes at most ${limits.maxKeys} keys`,
+      );
+    }
+    if (nextBytes > limits.maxBytes) {
+      throw new TransactionTooLargeError(
+        'bytes',
+        `a transaction writes at most ${limits.maxBytes} bytes of keys and values`,
+      );
+    }
+    let byLedger = writes.get(ledger);
+    if (!byLedger) {
+      byLedger = new Map();
+      writes.set(ledger, byLedger);
+    }
+    let byTable = byLedger.get(table);
+    if (!byTable) {
+      byTable = new Map();
+      byLedger.set(table, byTable);
+    }
+    const path = old?.path ?? levels.ledger(ledger).keyring.table(table).path(key);
+    byTable.set(id, { key: Uint8Array.from(key), path, value: value && Uint8Array.from(value) });
+    keys = nextKeys;
+    bytes = nextBytes;
+  }
+
+  return {
+    snapshot: ctx.snapshot,
+    get state() {
+      return state;
+    },
+    get(ledger, table, key) {
+      open(ledger, table, 'read');
+      checkBytes(key, 'a key');
+      const id = toHex(key);
+      const mine = tableWrites(ledger, table)?.get(id);
+      if (mine) return mine.value && Uint8Array.from(mine.value);
+      reads.set(`${ledger}\u0000${table}\u0000${id}`, { ledger, table, key: Uint8Array.from(key) });
+      return reader.read(ledger, table, key)?.value;
+    },
+    list(ledger, table, options) {
+      open(ledger, table, 'listed');
+      if (isReserved(table)) throw new ReservedTableError(table, 'listed');
+      listed.add(`${ledger}\u0000${table}`);
+      const mine = [...(tableWrites(ledger, table)?.values() ?? [])].sort((a, b) =>
+        comparePaths(a.path, b.path),
+      );
+      const where = { ledger, table, snapshot: ctx.snapshot };
+      return listPage(reader, ctx.cursors, where, mine, options);
+    },
+    set(ledger, table, key, value) {
+      checkBytes(value, 'a value');
+      write(ledger, table, key, value);
+    },
+    remove(ledger, table, key) {
+      write(ledger, table, key, undefined);
+    },
+    async commit() {
+      if (state !== 'open') throw new TransactionClosedError(state);
+      state = 'committing';
+      try {
+        const result = await ctx.submit({ snapshot: ctx.snapshot, reader, writes, reads, listed });
+        state = 'committed';
+        return result;
+      } catch (e) {
+        state = 'failed';
+        throw e;
+      }
+    },
+    abort() {
+      if (state !== 'open') throw new TransactionClosedError(state);
+      state = 'aborted';
+      writes.clear();
+      reads.clear();
+    },
+  };
+}
