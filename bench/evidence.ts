@@ -46,7 +46,7 @@ export async function runEvidenceBench(opts: BenchOptions): Promise<void> {
       const constraint = parseConstraint(`C:${toHex(build.measurement)} SEC:INSECURE`);
 
       const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      const data = sample.evidence.subarray(0, 200);
+      const data = new Uint8Array(sample.evidence.subarray(0, 200));
       const rawSign = await median3(() =>
         opsPerSecond(n, () => sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' })),
       );

@@ -260,21 +260,21 @@ async function inserts(): Promise<void> {
   const oursRate = med((r) => r[0]);
   const baseRate = med((r) => r[1]);
   const peerRate = med((r) => r[2]);
-  info('ledger.n', N);
-  info('ledger.insert1000.per-second', oursRate);
+  info('trie.n', N);
+  info('trie.insert1000.per-second', oursRate);
   info('confidential-leveldb.insert1000.per-second', baseRate);
   info('ethereumjs-mpt.insert1000.per-second', peerRate);
   info(
-    'ledger.records-per-commit',
+    'trie.records-per-commit',
     (ours.stats.records - recordsBefore) / (ours.stats.commits - commitsBefore),
   );
   target(
-    'ledger.insert1000-vs-confidential-leveldb',
+    'trie.insert1000-vs-confidential-leveldb',
     med((r) => r[0] / r[1]),
     '>=0.50',
   );
   target(
-    'ledger.insert1000-vs-ethereumjs-mpt',
+    'trie.insert1000-vs-ethereumjs-mpt',
     med((r) => r[0] / r[2]),
     '>=5.0',
   );
@@ -304,9 +304,9 @@ async function proofsAndGets(
     });
     return (sample.length * 1000) / (performance.now() - t0);
   });
-  info('ledger.proof-bytes.mean', proofs.reduce((s, p) => s + p.length, 0) / proofs.length);
-  info('ledger.proofs-created.per-second', created);
-  info('ledger.proofs-verified.per-second', verified);
+  info('trie.proof-bytes.mean', proofs.reduce((s, p) => s + p.length, 0) / proofs.length);
+  info('trie.proofs-created.per-second', created);
+  info('trie.proofs-verified.per-second', verified);
   const baseKeys = sample.map((_, i) => base.stored[(i * 7919) % base.stored.length] as Uint8Array);
   const gets = await median3(() => {
     const t0 = performance.now();
@@ -318,9 +318,9 @@ async function proofsAndGets(
     for (const k of baseKeys) if (base.db.getSync(k) === undefined) throw new Error('missing key');
     return (sample.length * 1000) / (performance.now() - t0);
   });
-  info('ledger.verified-get.per-second', gets);
+  info('trie.verified-get.per-second', gets);
   info('classic-level.getSync.per-second', raw);
-  info('ledger.verified-get-vs-getsync', gets / raw);
+  info('trie.verified-get-vs-getsync', gets / raw);
 }
 
 async function radixStudy(): Promise<void> {
