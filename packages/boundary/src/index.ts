@@ -53,3 +53,17 @@ export {
   type HostRpc,
   type RpcOptions,
 } from './rpc.js';
+export {
+  type BatchOp,
+  checkBatch,
+  checkIterate,
+  checkKey,
+  compareKeys,
+  type IterateOptions,
+  MAX_KEY_BYTES,
+  MAX_VALUE_BYTES,
+  type Store,
+  type StoreEntry,
+  StoreError,
+  type WriteOptions,
+} from './store-contract.js';

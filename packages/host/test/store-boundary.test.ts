@@ -89,9 +89,9 @@ function connect(handlers: HostCallHandlers): { rpc: EnclaveRpc; port: Port } {
 }
 
 /**
- * The conformance suite checks `instanceof StoreError` with the host's class; the enclave has
- * its own StoreError (same code, STORE: the enclave imports no host code). This adapter maps
- * one to the other by code and changes nothing else.
+ * The conformance suite checks `instanceof StoreError`; a host store's StoreError crosses the
+ * boundary as a RemoteError with code STORE. This adapter maps one to the other by code and
+ * changes nothing else.
  */
 function hostErrors(s: RecordStore): Store {
   const map = (e: unknown): unknown =>
