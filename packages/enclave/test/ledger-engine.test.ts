@@ -389,16 +389,18 @@ describe('ledger engine: transactions', () => {
     const results = await Promise.all(txs.map((tx) => tx.commit()));
     assert.ok(writes < n, `${writes} store writes for ${n} commits`);
     assert.equal(writes, 1);
+    // A commit index covers one group (§11.7): all share index 1 and its state hash.
     assert.deepEqual(
-      results.map((r) => r.index).sort((a, b) => a - b),
-      Array.from({ length: n }, (_, i) => i + 1),
+      results.map((r) => r.index),
+      Array.from({ length: n }, () => 1),
     );
-    assert.equal(e.index, n);
+    assert.equal(e.index, 1);
     for (let i = 0; i < n; i++)
       assert.deepEqual(e.at().get(`app${i % 3}`, 't', te(`k${i}`)), te(`v${i}`));
     for (const r of results) assert.deepEqual(e.at(r.index).stateHash, r.stateHash);
+    assert.deepEqual(e.at(0).get('app0', 't', te('k0')), undefined);
     const reopened = openLedgerEngine(options(store));
-    assert.equal(reopened.index, n);
+    assert.equal(reopened.index, 1);
   });
 
   test('a conflict inside one batch fails that commit alone; the others share the write', async () => {
@@ -417,7 +419,7 @@ describe('ledger engine: transactions', () => {
     const [r1, r2, r3] = await Promise.allSettled([w1.commit(), reader.commit(), w2.commit()]);
     assert.deepEqual(r1.status === 'fulfilled' && r1.value.index, 2);
     assert.ok(r2.status === 'rejected' && r2.reason instanceof TransactionConflictError);
-    assert.deepEqual(r3.status === 'fulfilled' && r3.value.index, 3);
+    assert.deepEqual(r3.status === 'fulfilled' && r3.value.index, 2);
     assert.equal(engine.stats.writes, writes + 1);
     assert.equal(engine.at().get('a', 't', te('x')), undefined);
     assert.equal(reader.state, 'failed');

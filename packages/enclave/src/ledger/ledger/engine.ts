@@ -3,18 +3,18 @@
  * one state hash, versions, reads at earlier commits, listing, state proofs and transactions with
  * group commit, over an injected record store and an injected root sealing port.
  *
- * Single writer: commits are applied one at a time, in the order `commit()` was called, each
- * checked for serialisability against the commits applied since its snapshot (TX_CONFLICT). Every
- * commit queued while a store write is in flight joins the next batch: one atomic `write` with
- * `sync: true` carries the new nodes of all of them and the new root record; each commit is
- * acknowledged only after that write resolves (group commit).
+ * Single writer: transactions are serialised in the order `commit()` was called, each checked for
+ * serialisability against the commits since its snapshot and the transactions before it in its
+ * group (TX_CONFLICT). Every commit queued while a store write is in flight joins the next group,
+ * which is ONE commit (one index, one state hash; group.ts): one atomic `write` with `sync: true`
+ * carries its new nodes and the new root record; each transaction is acknowledged only after that
+ * write resolves (group commit).
  */
 import { bytesEqual, InvalidInputError } from '@cloister/core';
 import type { LedgerSecret } from '../crypto.js';
 import { DEFAULT_NODE_CACHE_BYTES } from '../node-cache.js';
 import type { RecordPut, RecordReader } from '../node-store.js';
 import { EMPTY_ROOT } from '../trie/node.js';
-import type { NodeRecord, TrieOp } from '../trie/trie.js';
 import {
   integrity,
   integrityAt,
@@ -26,16 +26,13 @@ import {
 } from './errors.js';
 import {
   ADMIN_TRIE,
-  CATALOGUE_TRIE,
   decodeRoot,
   encodeRoot,
-  encodeRootValue,
-  encodeVersion,
   ROOT_STORE_KEY,
   type RootState,
   u64,
-  VERSIONS_TRIE,
 } from './format.js';
+import { createGroupApply } from './group.js';
 import {
   checkLimit,
   createCursorCodec,
@@ -46,7 +43,6 @@ import {
 import {
   createLevels,
   createStateReader,
-  type Level,
   type Levels,
   ledgerIdBytes,
   type StateReader,
@@ -198,6 +194,8 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
   const cursors = createCursorCodec(options.secret.secret);
   // Invariant: `current` is what the root record in the store holds (the last acknowledged
   // commit); commits in flight are applied to a copy and land here only after their write.
+  // Invariant: a commit index covers one group; transactions in it are serialised in queue order
+  // (each reports the group's index and state hash; the last write of a key in the group wins).
   let current = initial;
   // Invariant: once set, no commit is applied and every new commit fails (reopen to continue).
   let failed: unknown;
@@ -266,87 +264,6 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
     };
   }
 
-  /** Applies one transaction to state `w`; returns the next state. Throws without side effects. */
-  function apply(body: TransactionBody, w: RootState): [RootState, CommitResult] {
-    const reader = createStateReader(levels, w.stateHash);
-    if (w.index !== body.snapshot) {
-      for (const r of body.reads.values()) {
-        const v = reader.read(r.ledger, r.table, r.key);
-        if (v !== undefined && v.index > body.snapshot) {
-          throw new TransactionConflictError(
-            `a key this transaction read in table '${r.table}' changed`,
-          );
-        }
-      }
-      for (const lt of body.listed) {
-        const [ledger = '', table = ''] = lt.split('\u0000');
-        if (!bytesEqual(reader.tableRoot(ledger, table), body.reader.tableRoot(ledger, table))) {
-          throw new TransactionConflictError(
-            `table '${table}', which this transaction listed, changed`,
-          );
-        }
-      }
-    }
-    const index = w.index + 1;
-    const made: [Level, readonly NodeRecord[]][] = [];
-    const adminOps: TrieOp[] = [];
-    for (const [ledger, tables] of body.writes) {
-      const l = levels.ledger(ledger);
-      const catKeys = l.keyring.table(CATALOGUE_TRIE);
-      const catOps: TrieOp[] = [];
-      for (const [table, keys] of tables) {
-        const salts = l.keyring.table(table);
-        const ops: TrieOp[] = [];
-        for (const wr of keys.values()) {
-          const cur = reader.read(ledger, table, wr.key);
-          if (wr.value === undefined && cur?.value === undefined) continue;
-          const value = encodeVersion({ index, prev: cur?.index ?? 0, value: wr.value });
-          ops.push({ type: 'put', path: wr.path, salt: salts.salt(wr.key), key: wr.key, value });
-        }
-        if (ops.length === 0) continue;
-        const what = `table '${table}' of ledger '${ledger}'`;
-        const up = integrityAt(what, () => l.trie.update(reader.tableRoot(ledger, table), ops));
-        made.push([l, up.records]);
-        const name = tableBytes(table);
-        const value = encodeRootValue(up.root);
-        catOps.push({
-          type: 'put',
-          path: catKeys.path(name),
-          salt: catKeys.salt(name),
-          key: name,
-          value,
-        });
-      }
-      if (catOps.length === 0) continue;
-      const what = `catalogue of ledger '${ledger}'`;
-      const up = integrityAt(what, () => l.trie.update(reader.catalogueRoot(ledger), catOps));
-      made.push([l, up.records]);
-      const id = ledgerIdBytes(ledger);
-      const ak = levels.admin.keyring.table(ADMIN_TRIE);
-      const value = encodeRootValue(up.root);
-      adminOps.push({ type: 'put', path: ak.path(id), salt: ak.salt(id), key: id, value });
-    }
-    if (adminOps.length === 0) return [w, { index: w.index, stateHash: w.stateHash }];
-    const a = levels.admin;
-    const top = integrityAt('admin trie', () => a.trie.update(w.stateHash, adminOps));
-    const vk = a.keyring.table(VERSIONS_TRIE);
-    const key = u64(index);
-    const vop: TrieOp = {
-      type: 'put',
-      path: vk.path(key),
-      salt: vk.salt(key),
-      key,
-      value: encodeRootValue(top.root),
-    };
-    const ver = integrityAt('version index', () => a.trie.update(w.versionsRoot, [vop]));
-    made.push([a, top.records], [a, ver.records]);
-    for (const [l, records] of made) for (const r of records) l.pending.set(hexKey(r.hash), r);
-    // Plain Uint8Array copies (the trie's hashes may be Buffers).
-    const stateHash = Uint8Array.from(top.root);
-    const next = { index, stateHash, versionsRoot: Uint8Array.from(ver.root) };
-    return [next, { index, stateHash }];
-  }
-
   /** Rejects the whole group (`culprit` with its own error) and stops the engine. */
   function stop(group: readonly Queued[], e: unknown, culprit?: Queued): void {
     failed = e;
@@ -358,23 +275,31 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
   }
 
   async function runGroup(group: readonly Queued[]): Promise<void> {
-    let w = current;
-    const outcomes: ({ ok: true; r: CommitResult } | { ok: false; e: unknown })[] = [];
+    // One commit per group (§11.7): each transaction is checked in queue order, the accepted
+    // ones are merged and applied to the tries once, under one new commit index.
+    const g = createGroupApply(levels, current);
+    const outcomes: ({ ok: true } | { ok: false; e: unknown })[] = [];
     for (const q of group) {
       try {
-        const [next, r] = apply(q.body, w);
-        w = next;
-        outcomes.push({ ok: true, r });
+        g.add(q.body);
+        outcomes.push({ ok: true });
       } catch (e) {
         outcomes.push({ ok: false, e });
-        // A conflict is found before any trie update. Anything else (an integrity failure, a
-        // store read error) may leave trie caches with nodes no record backs: stop, like a
-        // failed write (reopen to continue).
+        // A conflict is found before any change. Anything else (an integrity failure, a store
+        // read error) may leave trie caches unsure: stop, like a failed write (reopen).
         if (!(e instanceof TransactionConflictError)) {
           stop(group, e, q);
           return;
         }
       }
+    }
+    let w: RootState;
+    try {
+      w = g.finish();
+    } catch (e) {
+      // Trie caches may hold nodes no record backs: stop, like a failed write.
+      stop(group, e);
+      return;
     }
     if (w !== current) {
       try {
@@ -388,11 +313,12 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
       }
       current = w;
     }
+    const result: CommitResult = { index: w.index, stateHash: w.stateHash };
     group.forEach((q, i) => {
       const o = outcomes[i];
       if (o?.ok) {
         commits++;
-        q.resolve(o.r);
+        q.resolve(result);
       } else q.reject(o?.e);
     });
   }
@@ -455,10 +381,4 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
       return view(index ?? current.index);
     },
   };
-}
-
-function hexKey(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
 }

@@ -38,9 +38,12 @@ export const DEFAULT_TX_LIMITS: TransactionLimits = {
 };
 
 export interface CommitResult {
-  /** The commit index of this transaction (the latest one if it wrote nothing). */
+  /**
+   * The commit index of this transaction's group, shared by every transaction of the group (the
+   * latest index if the group wrote nothing); docs/ledger-format.md §11.7.
+   */
   readonly index: number;
-  /** The state hash after it. */
+  /** The state hash after the group. */
   readonly stateHash: Uint8Array;
 }
 
