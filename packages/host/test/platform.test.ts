@@ -386,7 +386,7 @@ describe('admit and report', () => {
 
   test('evidence decodes and verifies with core, insecure, bound to the identity key', async () => {
     const id = p.admit(bundle, manifestFor(bundle, 3, 2));
-    const evidence = p.report(id, computeReportData(identityKey, nonce));
+    const evidence = await p.report(id, computeReportData(identityKey, nonce));
     const claims = decodeEvidencePayload(decodeSign1(evidence).payload);
     assert.equal(claims.platform, 'simulation');
     assert.deepEqual(claims.platformKey, p.publicKey);
@@ -414,7 +414,7 @@ describe('admit and report', () => {
     for (const fill of [0x00, 0x18, 0x58, 0xa1, 0xff, -1]) {
       const reportData =
         fill < 0 ? crypto.getRandomValues(new Uint8Array(64)) : new Uint8Array(64).fill(fill);
-      const evidence = p.report(id, reportData);
+      const evidence = await p.report(id, reportData);
       const sign1 = decodeSign1(evidence);
       const expected = encodeEvidencePayload({
         v: 1,
@@ -441,13 +441,13 @@ describe('admit and report', () => {
     }
   });
 
-  test('reportData must be 64 bytes; a closed platform refuses every call', () => {
+  test('reportData must be 64 bytes; a closed platform refuses every call', async () => {
     const q = open(freshDir());
     const id = q.admit(bundle, manifestFor(bundle, 1));
-    assert.throws(() => q.report(id, new Uint8Array(63)), /64 bytes/);
+    await assert.rejects(q.report(id, new Uint8Array(63)), /64 bytes/);
     q.close();
     q.close();
-    assert.throws(() => q.report(id, new Uint8Array(64)), /closed/);
+    await assert.rejects(q.report(id, new Uint8Array(64)), /closed/);
     assert.throws(() => q.sealKey(id, 'code', 1, kid()), /closed/);
     assert.throws(() => q.counterRead('epoch'), /closed/);
     assert.throws(() => q.admit(bundle, manifestFor(bundle, 1)), /closed/);

@@ -119,8 +119,8 @@ export function enclaveOcalls(
     'platform.sealKey': (req: { policy: number; svn: number; keyId: Uint8Array }) => ({
       key: platform.sealKey(identity, req.policy === 1 ? 'code' : 'signer', req.svn, req.keyId),
     }),
-    'platform.report': (req: { reportData: Uint8Array }) => ({
-      evidence: platform.report(identity, req.reportData),
+    'platform.report': async (req: { reportData: Uint8Array }) => ({
+      evidence: await platform.report(identity, req.reportData),
     }),
     'platform.counterRead': (req: { name: string }) => ({ value: platform.counterRead(req.name) }),
     'platform.counterIncrement': (req: { name: string }) => ({

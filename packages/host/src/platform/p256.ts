@@ -73,6 +73,19 @@ export function signEs256(key: KeyObject, data: Uint8Array): Uint8Array {
   return new Uint8Array(sign('sha256', data, { key, dsaEncoding: 'ieee-p1363' }));
 }
 
+/**
+ * The same signature, computed on libuv's thread pool (node:crypto's callback form), so that
+ * signing does not hold the host's event loop, which relays every boundary message.
+ */
+export function signEs256Async(key: KeyObject, data: Uint8Array): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    sign('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, (err, signature) => {
+      if (err) reject(err);
+      else resolve(new Uint8Array(signature));
+    });
+  });
+}
+
 /** Verifies an ES256 signature (64 bytes, r ‖ s); false on any mismatch. */
 export function verifyEs256Sync(key: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
   if (signature.length !== 64) return false;

@@ -17,7 +17,7 @@ import {
 import { verifyManifest } from '../build/manifest.js';
 import { type CounterStore, openCounterStore } from './counters.js';
 import { loadOrInitPlatform } from './files.js';
-import { signEs256 } from './p256.js';
+import { signEs256Async } from './p256.js';
 import { deriveCountersMacKey, deriveSealingKey } from './sealing.js';
 import type { EnclaveIdentity, SealPolicy, SimulationPlatform } from './types.js';
 
@@ -157,7 +157,7 @@ export function openSimulationPlatform(options: OpenSimulationPlatformOptions): 
       admitted.set(handle, Object.freeze(identity()));
       return handle;
     },
-    report(enclave: EnclaveIdentity, reportData: Uint8Array): Uint8Array {
+    async report(enclave: EnclaveIdentity, reportData: Uint8Array): Promise<Uint8Array> {
       const id = own(enclave);
       if (!(reportData instanceof Uint8Array) || reportData.length !== REPORT_DATA_LENGTH) {
         throw new InvalidInputError(`reportData must be exactly ${REPORT_DATA_LENGTH} bytes`);
@@ -171,7 +171,7 @@ export function openSimulationPlatform(options: OpenSimulationPlatformOptions): 
       tbs.set(reportData, t.tbsAt);
       const evidence = t.envelope.slice();
       evidence.set(reportData, t.envelopeAt);
-      evidence.set(signEs256(privateKey, tbs), t.signatureAt);
+      evidence.set(await signEs256Async(privateKey, tbs), t.signatureAt);
       return evidence;
     },
     sealKey(

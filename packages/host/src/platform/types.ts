@@ -28,8 +28,8 @@ export interface EnclaveIdentity {
 }
 
 /**
- * The simulated platform. All methods are synchronous (like EREPORT and EGETKEY) and may block
- * briefly on the platform directory lock. Errors are CloisterErrors with named codes.
+ * The simulated platform. All methods but `report` are synchronous (like EGETKEY) and may block
+ * briefly on the platform directory lock; `report` signs off the event loop. Errors are CloisterErrors with named codes.
  */
 export interface SimulationPlatform {
   readonly platform: 'simulation';
@@ -48,8 +48,10 @@ export interface SimulationPlatform {
    * Evidence for `enclave` carrying `reportData` (exactly 64 bytes; see computeReportData in
    * core): a COSE_Sign1 over the evidence v1 payload with platform "simulation" and
    * platformKey = `publicKey`, signed by the platform key. Always insecure: the host holds the key.
+   * Asynchronous: the signature is computed on the thread pool, off the host's event loop.
+   * Rejects with InvalidInputError on bad arguments or after close().
    */
-  report(enclave: EnclaveIdentity, reportData: Uint8Array): Uint8Array;
+  report(enclave: EnclaveIdentity, reportData: Uint8Array): Promise<Uint8Array>;
   /**
    * EGETKEY analogue: a 32-byte key derived from the platform root secret, bound to the policy's
    * identity (measurement for 'code'; signer + product for 'signer'), to the requested `svn`, and
