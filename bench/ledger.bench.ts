@@ -35,7 +35,6 @@ import { performance } from 'node:perf_hooks';
 import type { HostCallHandlers } from '@cloister/boundary';
 import { fromHex, fromUtf8, utf8, verifyStateProof } from '@cloister/core';
 import { createMPT, type MerklePatriciaTrie } from '@ethereumjs/mpt';
-import type { BatchDBOp, DB } from '@ethereumjs/util';
 import { ValueEncoding } from '@ethereumjs/util';
 import { ClassicLevel } from 'classic-level';
 import { bundleEnclave } from '../packages/host/src/build/bundle.js';
@@ -50,6 +49,7 @@ import {
   type Pairs,
 } from '../packages/host/test/fixtures/ledger/ledger-enclave.js';
 import { benchOptions, concurrentOpsPerSecond, info, median3, target } from './lib.js';
+import { mptDb } from './mpt-db.js';
 
 const ENTRY = 'packages/host/test/fixtures/ledger/ledger-enclave.ts';
 const opts = benchOptions();
@@ -191,33 +191,6 @@ async function confidentialLevel(): Promise<Confidential> {
 }
 
 // ---- Peer: @ethereumjs/mpt with SHA-256 on classic-level ------------------------------------
-// A copy of the small adapter of bench/trie.bench.ts (which exports nothing), with `sync`
-// switchable so the prefill can skip the fsyncs; every measured batch is synced.
-
-function mptDb(
-  db: ClassicLevel<string, Uint8Array>,
-  durability: { sync: boolean },
-): DB<string, string | Uint8Array> {
-  const self: DB<string, string | Uint8Array> = {
-    get: async (key) => db.getSync(key),
-    put: async (key, value) => db.put(key, value as Uint8Array, { sync: durability.sync }),
-    del: async (key) => db.del(key, { sync: durability.sync }),
-    batch: async (ops: BatchDBOp<string, string | Uint8Array>[]) => {
-      await db.batch(
-        ops.map((op) =>
-          op.type === 'put'
-            ? { type: 'put' as const, key: op.key, value: op.value as Uint8Array }
-            : { type: 'del' as const, key: op.key },
-        ),
-        { sync: durability.sync },
-      );
-    },
-    shallowCopy: () => self,
-    open: async () => {},
-  };
-  return self;
-}
-
 async function ethereumMpt(): Promise<{
   commit(p: Pairs): Promise<void>;
   durability: { sync: boolean };

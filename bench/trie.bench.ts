@@ -31,7 +31,6 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { verifyInclusion } from '@cloister/core';
 import { createMPT, type MerklePatriciaTrie } from '@ethereumjs/mpt';
-import type { BatchDBOp, DB } from '@ethereumjs/util';
 import { ValueEncoding } from '@ethereumjs/util';
 import { ClassicLevel } from 'classic-level';
 import { createLedgerKeyring } from '../packages/enclave/src/ledger/crypto.js';
@@ -46,6 +45,7 @@ import {
 import { createTrie, type TrieOp } from '../packages/enclave/src/ledger/trie/trie.js';
 import { type LevelStore, openLevelStore } from '../packages/host/src/store/level.js';
 import { benchOptions, info, median3, target } from './lib.js';
+import { mptDb } from './mpt-db.js';
 
 const opts = benchOptions();
 const N = opts.size ?? (opts.smoke ? 1_000 : 100_000);
@@ -187,28 +187,6 @@ async function confidentialLevel(): Promise<{
 }
 
 // ---- Peer: @ethereumjs/mpt with SHA-256 on classic-level -------------------------------------
-
-/** The ethereumjs `DB` interface (five methods) over classic-level; every batch is synced. */
-function mptDb(db: ClassicLevel<string, Uint8Array>): DB<string, string | Uint8Array> {
-  const self: DB<string, string | Uint8Array> = {
-    get: async (key) => db.getSync(key),
-    put: async (key, value) => db.put(key, value as Uint8Array, { sync: true }),
-    del: async (key) => db.del(key, { sync: true }),
-    batch: async (ops: BatchDBOp<string, string | Uint8Array>[]) => {
-      await db.batch(
-        ops.map((op) =>
-          op.type === 'put'
-            ? { type: 'put' as const, key: op.key, value: op.value as Uint8Array }
-            : { type: 'del' as const, key: op.key },
-        ),
-        { sync: true },
-      );
-    },
-    shallowCopy: () => self,
-    open: async () => {},
-  };
-  return self;
-}
 
 async function ethereumMpt(): Promise<{ commit(b: Batch): Promise<void> }> {
   const db = new ClassicLevel<string, Uint8Array>(freshDir(), { valueEncoding: 'view' });
