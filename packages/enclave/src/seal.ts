@@ -11,8 +11,9 @@
  * name the key. A blob moved to another node (owner), another platform (key) or altered in any
  * byte fails as SealedDataCorruptError; never as a silent fresh start.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { CloisterError, concatBytes, decodeCbor, encodeCbor, wipe } from '@cloister/core';
+import { randomBytes } from 'node:crypto';
+import { CloisterError, decodeCbor, encodeCbor, wipe } from '@cloister/core';
+import { AEAD_TAG_BYTES, aesGcmOpen, aesGcmSeal } from './aead.js';
 
 /** Which enclave identity a sealing key is bound to. */
 export type SealPolicy = 'code' | 'signer';
@@ -23,7 +24,7 @@ export const SEAL_POLICY_SIGNER = 2;
 const MAGIC = 'cloister-sealed';
 const FORMAT = 1;
 const IV_BYTES = 12;
-const TAG_BYTES = 16;
+
 const KEY_ID_BYTES = 16;
 
 /** The platform's key derivation, as seen from inside the enclave. */
@@ -92,7 +93,7 @@ export function parseSealed(blob: Uint8Array): {
     !(iv instanceof Uint8Array) ||
     iv.length !== IV_BYTES ||
     !(ciphertext instanceof Uint8Array) ||
-    ciphertext.length < TAG_BYTES
+    ciphertext.length < AEAD_TAG_BYTES
   ) {
     throw new SealedDataCorruptError('sealed blob header is malformed');
   }
@@ -136,10 +137,7 @@ export async function seal(
   const key = await keys.sealKey(opts.policy, opts.svn, keyId);
   try {
     const iv = new Uint8Array(randomBytes(IV_BYTES));
-    const cipher = createCipheriv('aes-256-gcm', key, iv);
-    cipher.setAAD(headerBytes);
-    const body = concatBytes(cipher.update(plaintext), cipher.final(), cipher.getAuthTag());
-    return encodeCbor([headerBytes, iv, body]);
+    return encodeCbor([headerBytes, iv, aesGcmSeal(key, iv, headerBytes, plaintext)]);
   } finally {
     wipe(key);
   }
@@ -167,18 +165,16 @@ export async function unseal(
   }
   if (header.svn > expect.ownSvn) throw new SecurityVersionRollbackError(header.svn, expect.ownSvn);
   const key = await keys.sealKey(header.policy, header.svn, header.keyId);
+  let plaintext: Uint8Array | undefined;
   try {
-    const decipher = createDecipheriv('aes-256-gcm', key, iv);
-    decipher.setAAD(headerBytes);
-    decipher.setAuthTag(ciphertext.subarray(ciphertext.length - TAG_BYTES));
-    const body = decipher.update(ciphertext.subarray(0, ciphertext.length - TAG_BYTES));
-    const plaintext = concatBytes(body, decipher.final());
-    return { header, plaintext };
-  } catch {
-    throw new SealedDataCorruptError(
-      'sealed blob failed authentication (altered, or sealed by another platform or code identity)',
-    );
+    plaintext = aesGcmOpen(key, iv, headerBytes, ciphertext);
   } finally {
     wipe(key);
   }
+  if (plaintext === undefined) {
+    throw new SealedDataCorruptError(
+      'sealed blob failed authentication (altered, or sealed by another platform or code identity)',
+    );
+  }
+  return { header, plaintext };
 }

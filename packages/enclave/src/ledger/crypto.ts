@@ -64,38 +64,9 @@ export function hmacSha256(key: KeyObject | Uint8Array, message: Uint8Array): Ui
   return createHmac('sha256', key).update(message).digest();
 }
 
-/** AES-256-GCM encryption: ciphertext ‖ 16-byte tag. */
-export function aesGcmSeal(
-  key: KeyObject | Uint8Array,
-  nonce: Uint8Array,
-  aad: Uint8Array,
-  plaintext: Uint8Array,
-): Uint8Array {
-  const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
-  c.setAAD(aad);
-  const head = c.update(plaintext);
-  const tail = c.final();
-  return concatBytes(head, tail, c.getAuthTag());
-}
+import { aesGcmOpen } from '../aead.js';
 
-/** AES-256-GCM decryption of ciphertext ‖ tag; undefined when it does not authenticate. */
-export function aesGcmOpen(
-  key: KeyObject | Uint8Array,
-  nonce: Uint8Array,
-  aad: Uint8Array,
-  sealed: Uint8Array,
-): Uint8Array | undefined {
-  if (sealed.length < TAG_BYTES) return undefined;
-  const d = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
-  d.setAAD(aad);
-  d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-  const head = d.update(sealed.subarray(0, sealed.length - TAG_BYTES));
-  try {
-    return concatBytes(head, d.final());
-  } catch {
-    return undefined;
-  }
-}
+export { aesGcmOpen, aesGcmSeal } from '../aead.js';
 
 /** A ledger secret and its generation number. */
 export interface LedgerSecret {
