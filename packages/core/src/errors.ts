@@ -72,6 +72,25 @@ export const ERROR_CODES = {
   TX_CONFLICT:
     'Another transaction changed what this one read since it began: run the transaction again.',
   TX_CLOSED: 'The transaction was already committed or aborted: begin a new one.',
+  // Logchain and receipts (docs/receipts.md)
+  LOG_FORMAT:
+    'A log entry, receipt or signed structure is not in the documented format; see docs/receipts.md.',
+  LOG_PROOF:
+    'The Merkle inclusion or consistency proof does not verify: fetch it again from the node; if it still fails, do not trust the node.',
+  RECEIPT:
+    'The receipt does not verify for the reason named in the message: it was altered, forged, or is for another service. Do not rely on it.',
+  ROLLBACK_DETECTED:
+    'The service showed an older or forked log than one you already saw: it was rolled back or forked. Do not trust it; report it to the operator.',
+  LOG_ENTRY_MISSING:
+    'A log entry is missing at the index named in the message: the log was damaged or cut. Restore the data directory from backup or another node.',
+  LOG_ENTRY_ALTERED:
+    'The log entry at the index named in the message was altered or damaged (hash chain or tree mismatch). Restore the data directory from backup or another node.',
+  LOG_ENTRY_REORDERED:
+    'A log entry sits at the wrong position (index named in the message): the log was reordered. Restore the data directory from backup or another node.',
+  LOG_TAIL_CUT:
+    'The log ends before the size a trusted checkpoint or root covers: its tail was cut. Restore the data directory from backup or another node.',
+  LOG_SIGNATURE:
+    "The signature entry at the index named in the message does not verify or signs a root or state that is not the log's. Do not trust this log.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -11,6 +11,7 @@ import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 import { decodeSign1 } from '../src/cose.js';
 import { envelope, flip, hex, scenario } from './helpers.js';
+import { CONSTRAINT, KitService, makeClaims } from './log-kit.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ENTRY = new URL('./fixtures/browser-entry.ts', import.meta.url).pathname;
@@ -126,6 +127,34 @@ test('verifyEvidence in Chromium', { timeout: 120_000 }, async (t) => {
     const insecure = await run({ ...base, constraint: s.secureConstraint });
     assert.equal(insecure.code, 'INSECURE_PLATFORM');
     assert.match(insecure.message ?? '', /insecure/);
+
+    // A receipt (docs/receipts.md), verified offline in the browser; one byte changed: refused.
+    const kit = new KitService();
+    const index = kit.tx(makeClaims(1));
+    kit.sign();
+    const receipt = kit.receipt(index);
+    const verifyReceiptIn = (bytes: string) =>
+      page.evaluate(
+        async ({ bytes, constraint }) => {
+          // biome-ignore lint/suspicious/noExplicitAny: the bundle's API, set by browser-entry.ts
+          const api = (globalThis as any).cloister;
+          try {
+            const v = await api.verifyReceipt(api.fromHex(bytes), { constraint });
+            return { ok: true, txid: v.txid, root: api.toHex(v.treeRoot) };
+          } catch (e) {
+            return { ok: false, reason: (e as { reason?: string }).reason, message: String(e) };
+          }
+        },
+        { bytes, constraint: CONSTRAINT },
+      );
+    assert.deepEqual(await verifyReceiptIn(hex(receipt)), {
+      ok: true,
+      txid: `1.${index}`,
+      root: hex(kit.tree.root(index)),
+    });
+    const badReceipt = await verifyReceiptIn(hex(flip(receipt, receipt.length - 200)));
+    assert.equal(badReceipt.ok, false, badReceipt.message);
+
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

@@ -1,0 +1,334 @@
+/**
+ * The auditor (docs/receipts.md, "Auditing a log"): checks a copy of the public log with no
+ * secret, isomorphically. It never decrypts a write set, so it cannot recompute state hashes;
+ * it checks everything else: format, index continuity, the hash chain, the genesis endorsement,
+ * every signature against the service key and the recomputed tree, and consistency with a root
+ * the auditor already trusts.
+ *
+ * Errors name the first bad entry (`.index`):
+ * - LogEntryAlteredError: an entry does not decode; entry 1 is not a well-formed genesis; a
+ *   genesis entry elsewhere; or entry k's prev is not entryHash(entry k-1). For a chain break
+ *   the error names k-1: the usual cause is an altered entry k-1 (its content), which entry k's
+ *   prev no longer matches. (Only an altered prev field of k itself is then misattributed by one;
+ *   the message says both.) An altered LAST entry breaks no chain: it is caught only when it is
+ *   a signature (LogSignatureError) or covered by `trusted`.
+ * - LogEntryReorderedError: position k holds an entry carrying index j != k, and entry k exists
+ *   later in the input (a swap or move), or j < k (a duplicate or an entry moved back).
+ * - LogEntryMissingError: position k holds index j > k and no entry k follows (a gap).
+ * - LogSignatureError: the genesis endorsement or evidence does not verify (index 1), or a
+ *   signature entry does not verify with the service key or signs another tree (term, size, root).
+ * - LogTailCutError: `trusted.size` is beyond the end of the log.
+ * - RollbackDetectedError: the log's root at `trusted.size` is not `trusted.root`: the log is a
+ *   fork of the one the trusted root came from (a root does not tell which entry differs).
+ */
+import { bytesEqual, toHex } from '../bytes.js';
+import type { Constraint } from '../constraint.js';
+import { decodeSign1, sign1ToBeSigned, verifyEs256 } from '../cose.js';
+import { CloisterError, EncodingError, InvalidInputError } from '../errors.js';
+import { decodeEvidencePayload } from '../evidence.js';
+import type { PlatformVerifier } from '../verify.js';
+import { verifyEvidence } from '../verify.js';
+import {
+  LogEntryAlteredError,
+  LogEntryMissingError,
+  LogEntryReorderedError,
+  LogFormatError,
+  LogSignatureError,
+  LogTailCutError,
+  RollbackDetectedError,
+} from './errors.js';
+import {
+  decodeEndorsementPayload,
+  decodeEntry,
+  decodeSignaturePayload,
+  ENTRY_KIND,
+  endorsementNonce,
+  entryHash,
+  entryLeafHash,
+  type LogEntry,
+  serviceIdentity,
+} from './format.js';
+import { MerkleLog } from './merkle.js';
+
+export interface AuditOptions {
+  /** A root the auditor already trusts (e.g. from a receipt): the log must extend it. */
+  readonly trusted?: { readonly size: number; readonly root: Uint8Array };
+  /** Applied to the genesis evidence. Without it the evidence is verified (signature, nonce, key
+   *  binding) but not constrained, and the report says so. */
+  readonly constraint?: Constraint | string;
+  /** Platform verifiers, as verifyEvidence takes them (default [simulationVerifier]). */
+  readonly verifiers?: readonly PlatformVerifier[];
+}
+
+export interface AuditReport {
+  /** Number of entries read (the log's size). */
+  readonly entries: number;
+  /** Number of signature entries, all verified. */
+  readonly signatures: number;
+  /** Tree size covered by the last signature (entries 1..lastSigned are signed); 0 if none. */
+  readonly lastSigned: number;
+  /** Root of the whole log (size `entries`). */
+  readonly root: Uint8Array;
+  /** Root the last signature signed (size lastSigned). */
+  readonly signedRoot: Uint8Array;
+  /** State hash the last signature signed (not recomputable without secrets). */
+  readonly stateHash?: Uint8Array;
+  /** Service identity hash: SHA-256 of the genesis service key. */
+  readonly service: Uint8Array;
+  readonly servicePublicKey: Uint8Array;
+  /** What was verified, one line each, for printing. */
+  readonly checked: string[];
+}
+
+async function signedBy(sign1Bytes: Uint8Array, key: Uint8Array): Promise<Uint8Array | undefined> {
+  try {
+    const s = decodeSign1(sign1Bytes);
+    const ok = await verifyEs256(key, sign1ToBeSigned(s.protectedBytes, s.payload), s.signature);
+    return ok ? s.payload : undefined;
+  } catch (e) {
+    if (e instanceof EncodingError) return undefined;
+    throw e;
+  }
+}
+
+/** Checks genesis (entry 1): its endorsement by the node key, the evidence binding that key. */
+async function checkGenesis(
+  e: LogEntry,
+  options: AuditOptions,
+  checked: string[],
+): Promise<Uint8Array> {
+  if (e.kind !== ENTRY_KIND.genesis) {
+    throw new LogEntryAlteredError(1, `entry 1 is of kind ${e.kind}, not genesis (1)`);
+  }
+  const svc = e.meta.svc as Uint8Array;
+  const end = e.meta.end as Uint8Array;
+  const ev = e.meta.ev as Uint8Array;
+  let node: Uint8Array;
+  try {
+    const endorsed = decodeEndorsementPayload(decodeSign1(end).payload);
+    if (!bytesEqual(endorsed.servicePublicKey, svc)) {
+      throw new LogSignatureError(
+        1,
+        'the genesis endorsement endorses another service key than meta.svc',
+      );
+    }
+    node = endorsed.nodePublicKey;
+  } catch (err) {
+    if (err instanceof LogFormatError || err instanceof EncodingError) {
+      throw new LogSignatureError(1, `the genesis endorsement is malformed: ${err.message}`, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  if ((await signedBy(end, node)) === undefined) {
+    throw new LogSignatureError(
+      1,
+      'the genesis endorsement is not signed by the node key it names',
+    );
+  }
+  checked.push(
+    `entry 1: genesis endorsement of service key ${toHex(serviceIdentity(svc))} signed by node key`,
+  );
+  let constraint = options.constraint;
+  let constrained = true;
+  if (constraint === undefined) {
+    // Verify signature, nonce and key binding, but accept whatever code it measures: pin the
+    // evidence's own (unverified until verifyEvidence passes) measurement, admit insecure.
+    constrained = false;
+    try {
+      const claims = decodeEvidencePayload(decodeSign1(ev).payload);
+      constraint = `C:${toHex(claims.measurement)} SEC:INSECURE`;
+    } catch (err) {
+      if (!(err instanceof CloisterError)) throw err;
+      throw new LogSignatureError(1, `the genesis evidence is malformed: ${err.message}`, {
+        cause: err,
+      });
+    }
+  }
+  try {
+    const v = await verifyEvidence(ev, {
+      nonce: endorsementNonce(svc),
+      identityPublicKey: node,
+      constraint,
+      ...(options.verifiers === undefined ? {} : { verifiers: options.verifiers }),
+    });
+    const what = `platform ${v.platform} (${v.secure ? 'secure' : 'INSECURE'}, root of trust ${v.rootOfTrust}), measurement ${toHex(v.measurement)}, svn ${v.svn}`;
+    checked.push(
+      constrained
+        ? `entry 1: genesis evidence binds the node key and satisfies the constraint: ${what}`
+        : `entry 1: genesis evidence binds the node key (signature, nonce, key binding): ${what}; NOT checked against a constraint (none given)`,
+    );
+  } catch (err) {
+    if (
+      err instanceof CloisterError &&
+      err.code !== 'INVALID_INPUT' &&
+      err.code !== 'CONSTRAINT_SYNTAX'
+    ) {
+      throw new LogSignatureError(1, `the genesis evidence does not verify: ${err.message}`, {
+        cause: err,
+      });
+    }
+    throw err;
+  }
+  return svc;
+}
+
+/** Drains the rest of the input to tell a reordering from a gap at position `k`. */
+async function gapOrMove(
+  it: AsyncIterator<Uint8Array> | Iterator<Uint8Array>,
+  k: number,
+  seen: number,
+): Promise<never> {
+  for (let r = await it.next(); !r.done; r = await it.next()) {
+    try {
+      if (decodeEntry(r.value).index === k) {
+        throw new LogEntryReorderedError(
+          k,
+          `position ${k} holds entry ${seen}; entry ${k} comes later`,
+        );
+      }
+    } catch (e) {
+      if (!(e instanceof LogFormatError)) throw e;
+    }
+  }
+  throw new LogEntryMissingError(
+    k,
+    `entry ${k} is missing: the log goes from entry ${k - 1} to entry ${seen}`,
+  );
+}
+
+/**
+ * Audits `entries` (entry CBOR bytes in index order, 1, 2, 3 …). Resolves with what was verified;
+ * rejects with the named error of the first bad entry (see the module comment).
+ */
+export async function auditLog(
+  entries: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  options: AuditOptions = {},
+): Promise<AuditReport> {
+  const trusted = options.trusted;
+  if (trusted !== undefined) {
+    if (!Number.isSafeInteger(trusted.size) || trusted.size < 0) {
+      throw new InvalidInputError('trusted.size must be an unsigned integer');
+    }
+    if (!(trusted.root instanceof Uint8Array) || trusted.root.length !== 32) {
+      throw new InvalidInputError('trusted.root must be 32 bytes');
+    }
+  }
+  const it =
+    Symbol.asyncIterator in entries
+      ? (entries as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
+      : (entries as Iterable<Uint8Array>)[Symbol.iterator]();
+  const checked: string[] = [];
+  const tree = new MerkleLog();
+  let svc: Uint8Array | undefined;
+  let prevHash: Uint8Array = new Uint8Array(32);
+  let signatures = 0;
+  let lastSigned = 0;
+  let stateHash: Uint8Array | undefined;
+  let k = 0;
+  for (let r = await it.next(); !r.done; r = await it.next()) {
+    k++;
+    const bytes = r.value;
+    if (!(bytes instanceof Uint8Array)) throw new InvalidInputError('entries must be Uint8Array');
+    let e: LogEntry;
+    try {
+      e = decodeEntry(bytes);
+    } catch (err) {
+      if (!(err instanceof LogFormatError)) throw err;
+      throw new LogEntryAlteredError(k, `entry ${k} does not decode: ${err.message}`, {
+        cause: err,
+      });
+    }
+    if (e.index < k) {
+      throw new LogEntryReorderedError(
+        k,
+        `position ${k} holds entry ${e.index} (moved or duplicated)`,
+      );
+    }
+    if (e.index > k) await gapOrMove(it, k, e.index);
+    if (!bytesEqual(e.prev, prevHash)) {
+      throw new LogEntryAlteredError(
+        k - 1,
+        `entry ${k - 1} does not hash to the prev recorded in entry ${k}: entry ${k - 1} (or the prev of entry ${k}) was altered`,
+      );
+    }
+    if (k === 1) svc = await checkGenesis(e, options, checked);
+    else if (e.kind === ENTRY_KIND.genesis) {
+      throw new LogEntryAlteredError(k, `entry ${k} is a second genesis entry`);
+    }
+    if (e.kind === ENTRY_KIND.signature) {
+      const payload = await signedBy(e.sig, svc as Uint8Array);
+      if (payload === undefined) {
+        throw new LogSignatureError(k, `signature entry ${k} does not verify with the service key`);
+      }
+      let p: ReturnType<typeof decodeSignaturePayload>;
+      try {
+        p = decodeSignaturePayload(payload);
+      } catch (err) {
+        if (!(err instanceof LogFormatError)) throw err;
+        throw new LogSignatureError(k, `signature entry ${k}: ${err.message}`, { cause: err });
+      }
+      if (p.size !== k - 1 || p.term !== e.term) {
+        throw new LogSignatureError(
+          k,
+          `signature entry ${k} signs term ${p.term} size ${p.size}, not term ${e.term} size ${k - 1}`,
+        );
+      }
+      if (!bytesEqual(p.treeRoot, tree.root(k - 1))) {
+        throw new LogSignatureError(
+          k,
+          `signature entry ${k} signs a tree root that is not the root of entries 1..${k - 1}`,
+        );
+      }
+      signatures++;
+      lastSigned = k - 1;
+      stateHash = p.stateHash;
+    }
+    tree.append(entryLeafHash(e));
+    prevHash = entryHash(bytes);
+  }
+  if (svc === undefined)
+    throw new LogEntryMissingError(1, 'the log is empty: entry 1 (genesis) is missing');
+  checked.push(`entries 1..${k}: formats, index continuity and hash chain`);
+  checked.push(
+    signatures === 0
+      ? 'no signature entry: nothing is signed'
+      : `${signatures} signature entries verified with the service key, each over the recomputed tree root; entries 1..${lastSigned} are signed`,
+  );
+  if (k > lastSigned) {
+    checked.push(
+      `entries ${lastSigned + 1}..${k} are not covered by a signature (the unsigned tail)`,
+    );
+  }
+  if (trusted !== undefined) {
+    if (trusted.size > k) {
+      throw new LogTailCutError(
+        k + 1,
+        `the log ends at entry ${k}, the trusted root covers ${trusted.size} entries`,
+      );
+    }
+    if (!bytesEqual(tree.root(trusted.size), trusted.root)) {
+      throw new RollbackDetectedError(
+        `the log's root at size ${trusted.size} is not the trusted root ${toHex(trusted.root)}: it is a fork of the trusted log`,
+      );
+    }
+    checked.push(
+      `the log extends the trusted root of size ${trusted.size} (${toHex(trusted.root)})`,
+    );
+  }
+  checked.push(
+    `service identity ${toHex(serviceIdentity(svc))}; the state hashes are not recomputed (no secrets)`,
+  );
+  return {
+    entries: k,
+    signatures,
+    lastSigned,
+    root: tree.root(),
+    signedRoot: tree.root(lastSigned),
+    ...(stateHash === undefined ? {} : { stateHash }),
+    service: serviceIdentity(svc),
+    servicePublicKey: svc.slice(),
+    checked,
+  };
+}

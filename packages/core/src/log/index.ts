@@ -1,0 +1,70 @@
+/** The logchain, its Merkle proofs and receipts (docs/receipts.md). */
+
+export { type AuditOptions, type AuditReport, auditLog } from './audit.js';
+export {
+  LogEntryAlteredError,
+  LogEntryMissingError,
+  LogEntryReorderedError,
+  LogFormatError,
+  LogProofError,
+  LogSignatureError,
+  LogTailCutError,
+  ReceiptError,
+  type ReceiptFailure,
+  RollbackDetectedError,
+} from './errors.js';
+export {
+  CLAIMS_LABEL,
+  type Claims,
+  claimsDigest,
+  decodeEndorsementPayload,
+  decodeEntry,
+  decodeSignaturePayload,
+  ENDORSEMENT_LABEL,
+  ENTRY_KIND,
+  ENTRY_VERSION,
+  type EntryKind,
+  type EntryMeta,
+  encodeEntry,
+  encodeLeafInput,
+  endorsementNonce,
+  endorsementPayload,
+  entryHash,
+  entryLeafHash,
+  formatTxid,
+  type LeafFields,
+  type LogEntry,
+  leafArray,
+  leafFields,
+  leafInput,
+  parseLeafArray,
+  parseTxid,
+  SIGNATURE_LABEL,
+  type SignaturePayload,
+  serviceIdentity,
+  signaturePayload,
+} from './format.js';
+export {
+  EMPTY_TREE_ROOT,
+  leafHash,
+  MerkleLog,
+  nodeHash,
+  rootFromInclusion,
+  verifyConsistency,
+} from './merkle.js';
+export {
+  decodeReceipt,
+  encodeReceipt,
+  RECEIPT_VERSION,
+  type Receipt,
+  type VerifiedReceipt,
+  type VerifyReceiptOptions,
+  verifyReceipt,
+} from './receipt.js';
+export {
+  checkSignedRoot,
+  memorySignedRootStore,
+  type SignedRoot,
+  type SignedRootStore,
+  signedRootOf,
+} from './rollback.js';

@@ -1,0 +1,160 @@
+/**
+ * auditLog (src/log/audit.ts): a good log passes and says what it verified; each tampering of the
+ * stored log is its own named error naming the first bad entry.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { CloisterError } from '../src/errors.js';
+import { auditLog } from '../src/log/audit.js';
+import {
+  LogEntryAlteredError,
+  LogEntryMissingError,
+  LogEntryReorderedError,
+  LogSignatureError,
+  LogTailCutError,
+  RollbackDetectedError,
+} from '../src/log/errors.js';
+import { serviceIdentity } from '../src/log/format.js';
+import { CONSTRAINT, KitService, makeClaims, p256Key, SECURE_CONSTRAINT } from './log-kit.js';
+
+/** genesis 1, sig 2, tx 3..7, sig 8, tx 9..10, sig 11, tx 12 (unsigned tail). */
+function build(): KitService {
+  const s = new KitService();
+  for (let i = 0; i < 5; i++) s.tx(makeClaims(i));
+  s.sign();
+  s.tx(makeClaims(9));
+  s.tx();
+  s.sign();
+  s.tx(makeClaims(12));
+  return s;
+}
+
+async function fails(
+  entries: Iterable<Uint8Array>,
+  cls: new (...a: never[]) => CloisterError,
+  index: number | undefined,
+  message?: RegExp,
+  options = {},
+): Promise<void> {
+  await assert.rejects(auditLog(entries, options), (e: unknown) => {
+    assert.ok(e instanceof cls, `expected ${cls.name}, got ${String(e)}`);
+    if (index !== undefined)
+      assert.equal((e as unknown as { index: number }).index, index, e.message);
+    if (message) assert.match(e.message, message);
+    return true;
+  });
+}
+
+function alter(entries: Uint8Array[], index: number, at: number): Uint8Array[] {
+  const out = entries.slice();
+  const b = (out[index - 1] as Uint8Array).slice();
+  const i = at < 0 ? b.length + at : at;
+  b[i] = (b[i] as number) ^ 1;
+  out[index - 1] = b;
+  return out;
+}
+
+describe('auditLog', () => {
+  test('a good log passes, from an array and from an async iterable', async () => {
+    const s = build();
+    const report = await auditLog(s.entries, { constraint: CONSTRAINT });
+    assert.equal(report.entries, 12);
+    assert.equal(report.signatures, 3);
+    assert.equal(report.lastSigned, 10);
+    assert.deepEqual(report.root, s.tree.root());
+    assert.deepEqual(report.signedRoot, s.tree.root(10));
+    assert.deepEqual(report.stateHash, s.stateHashes[10]);
+    assert.deepEqual(report.service, serviceIdentity(s.service.publicKey));
+    assert.ok(report.checked.some((c) => /satisfies the constraint/.test(c)));
+    assert.ok(report.checked.some((c) => /entries 11\.\.12 are not covered/.test(c)));
+
+    async function* stream() {
+      for (const e of s.entries) yield e;
+    }
+    const again = await auditLog(stream(), { trusted: { size: 7, root: s.tree.root(7) } });
+    assert.equal(again.entries, 12);
+    assert.ok(again.checked.some((c) => /NOT checked against a constraint/.test(c)));
+    assert.ok(again.checked.some((c) => /extends the trusted root of size 7/.test(c)));
+  });
+
+  test('an altered byte inside an entry names that entry', async () => {
+    const s = build();
+    // The last bytes of a transaction entry are its claims digest: still decodes, chain breaks.
+    await fails(
+      alter(s.entries, 5, -3),
+      LogEntryAlteredError,
+      5,
+      /entry 5 does not hash to the prev/,
+    );
+    await fails(alter(s.entries, 1, -3), LogEntryAlteredError, 1);
+    // The first byte (array header) no longer decodes.
+    await fails(alter(s.entries, 9, 0), LogEntryAlteredError, 9, /does not decode/);
+  });
+
+  test('a missing entry', async () => {
+    const s = build();
+    const e = s.entries.slice();
+    e.splice(5, 1); // drop entry 6
+    await fails(e, LogEntryMissingError, 6, /entry 6 is missing/);
+    await fails([], LogEntryMissingError, 1);
+    await fails(s.entries.slice(1), LogEntryMissingError, 1);
+  });
+
+  test('swapped entries', async () => {
+    const s = build();
+    const e = s.entries.slice();
+    [e[3], e[4]] = [e[4] as Uint8Array, e[3] as Uint8Array]; // entries 4 and 5
+    await fails(e, LogEntryReorderedError, 4, /position 4 holds entry 5/);
+  });
+
+  test('a duplicated entry', async () => {
+    const s = build();
+    const e = s.entries.slice();
+    e.splice(6, 0, e[5] as Uint8Array); // entry 6 twice
+    await fails(e, LogEntryReorderedError, 7, /position 7 holds entry 6/);
+    const replaced = s.entries.slice();
+    replaced[6] = replaced[5] as Uint8Array; // entry 7 overwritten by entry 6
+    await fails(replaced, LogEntryReorderedError, 7);
+  });
+
+  test('a tail cut after a trusted root', async () => {
+    const s = build();
+    const trusted = { size: 10, root: s.tree.root(10) };
+    await auditLog(s.entries, { trusted });
+    await fails(s.entries.slice(0, 8), LogTailCutError, 9, /ends at entry 8/, { trusted });
+  });
+
+  test('a root at the trusted size that differs (a fork)', async () => {
+    const s = build();
+    await fails(s.entries, RollbackDetectedError, undefined, /fork/, {
+      trusted: { size: 10, root: s.tree.root(9) },
+    });
+  });
+
+  test('a bad signature', async () => {
+    const s = build();
+    await fails(
+      alter(s.entries, 8, -2),
+      LogSignatureError,
+      8,
+      /does not verify with the service key/,
+    );
+    const t = new KitService();
+    t.tx();
+    t.sign(p256Key()); // a key that is not the service's
+    await fails(t.entries, LogSignatureError, 4);
+  });
+
+  test('the genesis evidence is checked against the constraint', async () => {
+    const s = build();
+    await fails(s.entries, LogSignatureError, 1, /genesis evidence does not verify/, {
+      constraint: SECURE_CONSTRAINT,
+    });
+  });
+
+  test('genesis endorsed by another node key than the evidence binds', async () => {
+    const other = new KitService();
+    const s = new KitService({ ev: other.ev });
+    await fails(s.entries, LogSignatureError, 1, /genesis evidence/);
+  });
+});

@@ -1,0 +1,115 @@
+/**
+ * checkSignedRoot (src/log/rollback.ts): the client's rollback and fork detection.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { sha256 } from '../src/hash.js';
+import { RollbackDetectedError } from '../src/log/errors.js';
+import { leafHash, MerkleLog } from '../src/log/merkle.js';
+import { verifyReceipt } from '../src/log/receipt.js';
+import { checkSignedRoot, memorySignedRootStore, signedRootOf } from '../src/log/rollback.js';
+import { CONSTRAINT, KitService, makeClaims } from './log-kit.js';
+
+const service = sha256(new TextEncoder().encode('service key'));
+
+function tree(n: number, salt = 0): MerkleLog {
+  const m = new MerkleLog();
+  for (let i = 0; i < n; i++) m.append(leafHash(Uint8Array.of(i, i < 5 ? 0 : salt)));
+  return m;
+}
+
+describe('checkSignedRoot', () => {
+  test('the first root is stored; the same root again is accepted', async () => {
+    const store = memorySignedRootStore();
+    const t = tree(10);
+    await checkSignedRoot(store, { service, size: 6, root: t.root(6) });
+    await checkSignedRoot(store, { service, size: 6, root: t.root(6) });
+    assert.deepEqual((await store.get(service))?.size, 6);
+  });
+
+  test('an older size: rollback', async () => {
+    const store = memorySignedRootStore();
+    const t = tree(10);
+    await checkSignedRoot(store, { service, size: 8, root: t.root(8) });
+    await assert.rejects(
+      checkSignedRoot(store, { service, size: 6, root: t.root(6) }),
+      RollbackDetectedError,
+    );
+    assert.equal((await store.get(service))?.size, 8);
+  });
+
+  test('the same size with another root: a fork', async () => {
+    const store = memorySignedRootStore();
+    await checkSignedRoot(store, { service, size: 8, root: tree(8).root() });
+    await assert.rejects(
+      checkSignedRoot(store, { service, size: 8, root: tree(8, 1).root() }),
+      (e: unknown) => e instanceof RollbackDetectedError && /fork/.test(e.message),
+    );
+  });
+
+  test('a newer root with a valid consistency proof is stored', async () => {
+    const store = memorySignedRootStore();
+    const t = tree(20);
+    await checkSignedRoot(store, { service, size: 7, root: t.root(7) });
+    await checkSignedRoot(
+      store,
+      { service, size: 13, root: t.root(13) },
+      t.consistencyProof(7, 13),
+    );
+    assert.equal((await store.get(service))?.size, 13);
+    await checkSignedRoot(
+      store,
+      { service, size: 20, root: t.root(20) },
+      t.consistencyProof(13, 20),
+    );
+    assert.deepEqual((await store.get(service))?.root, t.root(20));
+  });
+
+  test('a newer root without a proof, with a bad proof, or forked: rollback', async () => {
+    const store = memorySignedRootStore();
+    const t = tree(20);
+    const fork = tree(20, 9); // same first 5 leaves, then different
+    await checkSignedRoot(store, { service, size: 7, root: t.root(7) });
+    await assert.rejects(
+      checkSignedRoot(store, { service, size: 13, root: t.root(13) }),
+      /without a consistency proof/,
+    );
+    const proof = t.consistencyProof(7, 13);
+    const bad = proof.map((h, i) => (i === 0 ? sha256(h) : h));
+    await assert.rejects(
+      checkSignedRoot(store, { service, size: 13, root: t.root(13) }, bad),
+      RollbackDetectedError,
+    );
+    await assert.rejects(
+      checkSignedRoot(
+        store,
+        { service, size: 13, root: fork.root(13) },
+        fork.consistencyProof(7, 13),
+      ),
+      RollbackDetectedError,
+    );
+    assert.equal((await store.get(service))?.size, 7);
+  });
+
+  test('roots of different services are kept apart', async () => {
+    const store = memorySignedRootStore();
+    const other = sha256(service);
+    await checkSignedRoot(store, { service, size: 9, root: tree(9).root() });
+    await checkSignedRoot(store, { service: other, size: 3, root: tree(3, 1).root() });
+    assert.equal((await store.get(service))?.size, 9);
+  });
+
+  test('from verified receipts: a later receipt with the service consistency proof', async () => {
+    const s = new KitService();
+    const a = s.tx(makeClaims(1));
+    s.sign();
+    const b = s.tx(makeClaims(2));
+    s.sign();
+    const store = memorySignedRootStore();
+    const ra = signedRootOf(await verifyReceipt(s.receipt(a), { constraint: CONSTRAINT }));
+    const rb = signedRootOf(await verifyReceipt(s.receipt(b), { constraint: CONSTRAINT }));
+    await checkSignedRoot(store, ra);
+    await checkSignedRoot(store, rb, s.tree.consistencyProof(ra.size, rb.size));
+    await assert.rejects(checkSignedRoot(store, ra), RollbackDetectedError);
+  });
+});
