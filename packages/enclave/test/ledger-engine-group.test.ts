@@ -1,37 +1,262 @@
 /// <reference types="node" />
 /**
- * Group commit as one commit (docs/ledger-format.md §11.7): a commit index covers one group; its
- * transactions are serialised in queue order, conflict-checked against the earlier ones of the
- * group, and the last write of a key wins (one version per key per index).
+ * Group commit and the log port (docs/ledger-format.md §11.7, issue 4): one transaction = one log
+ * entry = one commit index; a group of k entries gets k consecutive indexes in ONE store write;
+ * a transaction writing a key an earlier one of its group wrote is deferred (with everything
+ * queued after it) to the next group; a fake CommitLog sees every group's items in order with
+ * their first index and the state hashes before and after, and its puts land in the group's batch.
+ * Log-only items, signatures starting their own group, secret rotation and checkpoint re-writes.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { verifyStateProof } from '@cloister/core';
+import fc from 'fast-check';
+import type { LedgerSecret } from '../src/ledger/crypto.js';
 import {
+  type CommitLog,
   createLedgerEngine,
   type LedgerEngine,
+  type LedgerEngineOptions,
+  LedgerStateError,
+  type LedgerStore,
+  type LogItem,
+  openLedgerEngine,
+  ROOT_STORE_KEY,
   TransactionConflictError,
 } from '../src/ledger/ledger/index.js';
-import { hostStores, options, type TestStore, te } from './ledger-engine-helpers.js';
+import type { RecordPut } from '../src/ledger/node-store.js';
+import { EMPTY_ROOT } from '../src/ledger/trie/node.js';
+import {
+  dump,
+  fakeSeal,
+  hex,
+  hostStores,
+  options,
+  type TestStore,
+  te,
+} from './ledger-engine-helpers.js';
 
-async function fresh(): Promise<{ store: TestStore; engine: LedgerEngine }> {
-  const store = (await hostStores()).createMemoryStore();
-  return { store, engine: await createLedgerEngine(options(store)) };
+interface StageCall {
+  readonly items: readonly LogItem[];
+  readonly firstIndex: number;
+  readonly base: string;
+  readonly after: string;
 }
 
-describe('ledger engine: one commit per group', () => {
-  test('one group is one commit: serialised in queue order, the last write of a key wins', async () => {
+/** Store key of a log entry (contract: 0x02 ‖ u64be(index)). */
+function entryKey(index: number): Uint8Array {
+  const k = new Uint8Array(9);
+  k[0] = 0x02;
+  new DataView(k.buffer).setBigUint64(1, BigInt(index));
+  return k;
+}
+
+/**
+ * A fake CommitLog: records every call; its checkpoint is "cp:<entries>:<epoch>" counting the
+ * staged entries too (the root record of a group describes the log with them).
+ */
+function fakeLog(entries = 0) {
+  let staged = 0;
+  const log = {
+    entries,
+    epoch: 0,
+    stages: [] as StageCall[],
+    settles: [] as boolean[],
+    opens: [] as { checkpoint: string; index: number; at: (i: number) => Uint8Array }[],
+    checkpoint(): Uint8Array {
+      return te(`cp:${log.entries + staged}:${log.epoch}`);
+    },
+    async open(checkpoint: Uint8Array, index: number, at: (i: number) => Uint8Array) {
+      log.opens.push({ checkpoint: new TextDecoder().decode(checkpoint), index, at });
+      log.entries = index;
+    },
+    stage(items: readonly LogItem[], firstIndex: number, base: Uint8Array, after: Uint8Array) {
+      assert.equal(staged, 0, 'stage twice without settle');
+      assert.equal(firstIndex, log.entries + 1, 'entries follow the log');
+      log.stages.push({ items, firstIndex, base: hex(base), after: hex(after) });
+      staged = items.length;
+      return items.map(
+        (item, j): RecordPut => ({
+          type: 'put',
+          key: entryKey(firstIndex + j),
+          value: te(`${item.kind} ${firstIndex + j}`),
+        }),
+      );
+    },
+    settle(ok: boolean) {
+      log.settles.push(ok);
+      if (ok) log.entries += staged;
+      staged = 0;
+    },
+  };
+  const port: CommitLog = log;
+  void port;
+  return log;
+}
+
+/** The store's batches, as key hex lists. */
+function recording(store: LedgerStore): { store: LedgerStore; batches: string[][] } {
+  const batches: string[][] = [];
+  return {
+    batches,
+    store: {
+      get: (k) => store.get(k),
+      write: (batch, o) => {
+        assert.equal(o.sync, true);
+        batches.push(batch.map((p) => hex(p.key)));
+        return store.write(batch, o);
+      },
+    },
+  };
+}
+
+async function fresh(extra: Partial<LedgerEngineOptions> = {}) {
+  const inner = (await hostStores()).createMemoryStore();
+  const rec = recording(inner);
+  const engine = await createLedgerEngine(options(rec.store, extra));
+  return { inner, store: rec.store, batches: rec.batches, engine };
+}
+
+function commitSet(engine: LedgerEngine, writes: [string, string?][], table = 't') {
+  const tx = engine.begin();
+  for (const [k, v] of writes) {
+    if (v === undefined) tx.remove('a', table, te(k));
+    else tx.set('a', table, te(k), te(v));
+  }
+  return tx;
+}
+
+const GEN1: LedgerSecret = { generation: 1, secret: new Uint8Array(32).fill(9) };
+
+describe('ledger engine: one index per transaction', () => {
+  test('k transactions in a group get k indexes in one store write; each version its own index', async () => {
+    const log = fakeLog();
+    const { engine, batches } = await fresh({ log });
+    await commitSet(engine, [['x', '0']]).commit();
+    const base = engine.stateHash;
+    const writesBefore = batches.length;
+    const txs = [
+      commitSet(engine, [['x', '1']]),
+      commitSet(engine, [['y', '2']]),
+      commitSet(engine, [
+        ['z', '3'],
+        ['x2', '4'],
+      ]),
+      commitSet(engine, [['never']]),
+    ];
+    const claims = new Uint8Array(32).fill(1);
+    const results = await Promise.all(
+      txs.map((tx, i) => tx.commit(i === 1 ? { claims, app: 'a' } : undefined)),
+    );
+    assert.equal(batches.length, writesBefore + 1, 'one store write for the group');
+    assert.deepEqual(
+      results.map((r) => [r.term, r.index, r.txid]),
+      [
+        [1, 2, '1.2'],
+        [1, 3, '1.3'],
+        [1, 4, '1.4'],
+        [1, 5, '1.5'],
+      ],
+    );
+    for (const r of results) assert.deepEqual(r.stateHash, engine.stateHash);
+    assert.equal(engine.index, 5);
+    // The version index maps every index of the group to the group-end state hash.
+    for (let i = 2; i <= 5; i++) assert.deepEqual(engine.at(i).stateHash, engine.stateHash);
+    assert.deepEqual(engine.at(1).get('a', 't', te('x')), te('0'));
+    const v = engine.at();
+    assert.deepEqual(v.history('a', 't', te('x')), [
+      { index: 2, value: te('1') },
+      { index: 1, value: te('0') },
+    ]);
+    assert.deepEqual(v.history('a', 't', te('y')), [{ index: 3, value: te('2') }]);
+    assert.deepEqual(v.history('a', 't', te('x2')), [{ index: 4, value: te('4') }]);
+    const proof = v.prove({ app: 'a' }, 'a', 't', te('z'));
+    const claim = { ledger: 'a', table: 't', key: te('z'), value: te('3') };
+    assert.deepEqual(verifyStateProof(v.stateHash, claim, proof), {
+      ok: true,
+      present: true,
+      index: 4,
+    });
+    // The log saw the group's items in order, and its puts are in the same batch.
+    const call = log.stages.at(-1) as StageCall;
+    assert.equal(call.firstIndex, 2);
+    assert.equal(call.base, hex(base));
+    assert.equal(call.after, hex(engine.stateHash));
+    assert.deepEqual(
+      call.items.map((it) => [
+        it.kind,
+        it.writes.map((w) => `${new TextDecoder().decode(w.key)}=${w.value && hex(w.value)}`),
+      ]),
+      [
+        ['transaction', [`x=${hex(te('1'))}`]],
+        ['transaction', [`y=${hex(te('2'))}`]],
+        ['transaction', [`z=${hex(te('3'))}`, `x2=${hex(te('4'))}`]],
+        ['transaction', []],
+      ],
+    );
+    assert.deepEqual(call.items[1], {
+      kind: 'transaction',
+      writes: call.items[1]?.writes,
+      claims,
+      app: 'a',
+    });
+    const batch = batches.at(-1) as string[];
+    for (let i = 2; i <= 5; i++) assert.ok(batch.includes(hex(entryKey(i))), `entry ${i}`);
+    assert.ok(batch.includes(hex(ROOT_STORE_KEY)));
+    assert.deepEqual(log.settles, [true, true]);
+    assert.equal(engine.stats.commits, 5);
+    await assert.rejects(commitSet(engine, []).commit({ claims: new Uint8Array(31) }), {
+      code: 'INVALID_INPUT',
+    });
+  });
+
+  test('a writer of a key an earlier transaction of the group wrote is deferred, order kept', async () => {
+    const log = fakeLog();
+    const { engine, batches } = await fresh({ log });
+    await commitSet(engine, [['k', '0']]).commit();
+    const writesBefore = batches.length;
+    const t1 = commitSet(engine, [['k', '1']]);
+    const t2 = commitSet(engine, [
+      ['k', '2'],
+      ['j', 'b'],
+    ]);
+    const t3 = commitSet(engine, [['other', '3']]);
+    const [r1, r2, r3] = await Promise.all([t1.commit(), t2.commit(), t3.commit()]);
+    assert.deepEqual([r1?.index, r2?.index, r3?.index], [2, 3, 4]);
+    assert.equal(batches.length, writesBefore + 2, 'the deferred ones made the next group');
+    assert.deepEqual(
+      log.stages.slice(-2).map((s) => [s.firstIndex, s.items.length]),
+      [
+        [2, 1],
+        [3, 2],
+      ],
+    );
+    const v = engine.at();
+    // Both versions stay in history, each with its own index.
+    assert.deepEqual(v.history('a', 't', te('k')), [
+      { index: 3, value: te('2') },
+      { index: 2, value: te('1') },
+      { index: 1, value: te('0') },
+    ]);
+    assert.deepEqual(engine.at(2).get('a', 't', te('k')), te('1'));
+    assert.equal(engine.at(2).get('a', 't', te('other')), undefined);
+    assert.deepEqual(engine.at(3).get('a', 't', te('other')), te('3'));
+    assert.deepEqual(r1?.stateHash, engine.at(2).stateHash);
+    assert.deepEqual(r2?.stateHash, r3?.stateHash);
+  });
+
+  test('reads and listings of what an earlier transaction of the group wrote still conflict', async () => {
     const { engine } = await fresh();
-    const t0 = engine.begin();
-    t0.set('a', 't', te('k'), te('0'));
-    t0.set('a', 't', te('gone'), te('g'));
+    const t0 = commitSet(engine, [
+      ['k', '0'],
+      ['gone', 'g'],
+    ]);
     await t0.commit();
-    const w1 = engine.begin();
-    w1.set('a', 't', te('k'), te('1'));
-    w1.set('a', 't', te('tmp'), te('t'));
-    const w2 = engine.begin();
-    w2.set('a', 't', te('k'), te('2'));
-    w2.remove('a', 't', te('tmp'));
-    w2.remove('a', 't', te('gone'));
+    const w1 = commitSet(engine, [
+      ['k', '1'],
+      ['tmp', 't'],
+    ]);
+    const w2 = commitSet(engine, [['gone'], ['k2', '2']]);
     // Snapshot 1, reads k: w1, accepted before it in the group, wrote k.
     const reader = engine.begin();
     reader.get('a', 't', te('k'));
@@ -40,34 +265,259 @@ describe('ledger engine: one commit per group', () => {
     const lister = engine.begin();
     lister.list('a', 't');
     lister.set('a', 'u', te('l'), te('l'));
-    const none = engine.begin();
-    none.remove('a', 't', te('never'));
+    const none = commitSet(engine, [['never']]);
     const out = await Promise.allSettled([w1, w2, reader, lister, none].map((tx) => tx.commit()));
     const [r1, r2, r3, r4, r5] = out;
     assert.ok(r3?.status === 'rejected' && r3.reason instanceof TransactionConflictError);
     assert.ok(r4?.status === 'rejected' && r4.reason instanceof TransactionConflictError);
-    for (const r of [r1, r2, r5]) {
-      assert.ok(r?.status === 'fulfilled');
-      assert.equal(r.value.index, 2);
-      assert.deepEqual(r.value.stateHash, engine.stateHash);
-    }
-    assert.equal(engine.index, 2);
+    assert.deepEqual(
+      [r1, r2, r5].map((r) => r?.status === 'fulfilled' && r.value.index),
+      [2, 3, 4],
+    );
+    assert.equal(engine.index, 4);
     const v = engine.at();
-    assert.deepEqual(v.get('a', 't', te('k')), te('2'));
-    assert.equal(v.get('a', 't', te('tmp')), undefined);
-    assert.equal(v.get('a', 't', te('gone')), undefined);
     assert.equal(v.get('a', 't', te('r')), undefined);
     assert.equal(v.get('a', 'u', te('l')), undefined);
-    assert.deepEqual(v.history('a', 't', te('k')), [
-      { index: 2, value: te('2') },
-      { index: 1, value: te('0') },
-    ]);
-    // Set then removed in one group, with no value before: no version at all.
-    assert.deepEqual(v.history('a', 't', te('tmp')), []);
     assert.deepEqual(v.history('a', 't', te('gone')), [
-      { index: 2, value: undefined },
+      { index: 3, value: undefined },
       { index: 1, value: te('g') },
     ]);
-    assert.deepEqual(engine.at(1).get('a', 't', te('k')), te('0'));
+    assert.deepEqual(v.history('a', 't', te('never')), []);
+  });
+});
+
+describe('ledger engine: concurrent transactions against a serial model', () => {
+  test('random concurrent blind transactions: indexes in commit order, state and history exact', async () => {
+    const keys = ['a', 'b', 'c', 'd'];
+    const txArb = fc.array(
+      fc.record({
+        key: fc.constantFrom(...keys),
+        value: fc.option(fc.constantFrom('1', '2', '3')),
+      }),
+      { maxLength: 3 },
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(txArb, { minLength: 1, maxLength: 12 }),
+        fc.nat(5),
+        async (txs, cut) => {
+          const log = fakeLog();
+          const { engine } = await fresh({ log, maxGroup: 2 + cut });
+          // The serial model: transaction i (index i + 1) applied in commit order.
+          const model = new Map<string, string>();
+          const history = new Map<string, { index: number; value: Uint8Array | undefined }[]>();
+          const pending = txs.map((ops, i) => {
+            const last = new Map<string, string | null>();
+            for (const op of ops) last.set(op.key, op.value);
+            const tx = engine.begin();
+            for (const [k, v] of last) {
+              if (v === null) tx.remove('a', 't', te(k));
+              else tx.set('a', 't', te(k), te(v));
+              if (v === null && !model.has(k)) continue;
+              if (v === null) model.delete(k);
+              else model.set(k, v);
+              const h = history.get(k) ?? [];
+              h.unshift({ index: i + 1, value: v === null ? undefined : te(v) });
+              history.set(k, h);
+            }
+            return tx.commit();
+          });
+          const results = await Promise.all(pending);
+          assert.deepEqual(
+            results.map((r) => r.index),
+            txs.map((_, i) => i + 1),
+          );
+          const v = engine.at();
+          for (const k of keys) {
+            const want = model.get(k);
+            assert.deepEqual(v.get('a', 't', te(k)), want === undefined ? undefined : te(want));
+            assert.deepEqual(v.history('a', 't', te(k)), history.get(k) ?? []);
+          }
+          // Each group's items are its transactions, firstIndex following on.
+          let next = 1;
+          for (const st of log.stages) {
+            assert.equal(st.firstIndex, next);
+            next += st.items.length;
+            const seen = new Set<string>();
+            for (const item of st.items) {
+              for (const w of item.writes) {
+                const k = hex(w.key);
+                assert.ok(!seen.has(k), 'a key written twice in one group');
+                seen.add(k);
+              }
+            }
+          }
+          assert.equal(next, txs.length + 1);
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+});
+
+describe('ledger engine: the log port', () => {
+  test('a failed write settles the log with false and stops the engine', async () => {
+    const { createMemoryStore, createFaultyStore } = await hostStores();
+    const inner = createMemoryStore();
+    const log = fakeLog();
+    await createLedgerEngine(options(inner, { log }));
+    const store = createFaultyStore(inner, { seed: 4, writeFailureRate: 1 });
+    const engine = await openLedgerEngine(options(store, { log }));
+    const tx = commitSet(engine, [['k', 'v']]);
+    await assert.rejects(tx.commit(), LedgerStateError);
+    assert.equal(log.stages.length, 1);
+    assert.deepEqual(log.settles, [false]);
+    assert.equal(log.entries, 0);
+    assert.throws(() => engine.begin(), LedgerStateError);
+    await assert.rejects(engine.append({ kind: 'signature', writes: [] }), LedgerStateError);
+  });
+
+  test('reopening hands the sealed checkpoint, the index and the version index to log.open', async () => {
+    const log = fakeLog();
+    const { engine, inner } = await fresh({ log });
+    assert.equal(log.opens.length, 0, 'createLedgerEngine does not open the log');
+    const fresh0 = fakeLog();
+    await openLedgerEngine(options(inner, { log: fresh0 }));
+    assert.deepEqual(
+      fresh0.opens.map((o) => [o.checkpoint, o.index]),
+      [['cp:0:0', 0]],
+    );
+    await commitSet(engine, [['a', '1']]).commit();
+    const mid = engine.stateHash;
+    await Promise.all([
+      commitSet(engine, [['b', '2']]).commit(),
+      commitSet(engine, [['c', '3']]).commit(),
+    ]);
+    const again = fakeLog();
+    const reopened = await openLedgerEngine(options(inner, { log: again }));
+    const [o] = again.opens;
+    assert.ok(o);
+    assert.equal(o.checkpoint, 'cp:3:0');
+    assert.equal(o.index, 3);
+    assert.deepEqual(o.at(0), EMPTY_ROOT);
+    assert.deepEqual(o.at(1), mid);
+    assert.deepEqual(o.at(2), engine.stateHash);
+    assert.deepEqual(o.at(3), engine.stateHash);
+    assert.throws(() => o.at(4), { code: 'LEDGER_INDEX' });
+    assert.equal(reopened.index, 3);
+    // A failing log.open fails the open.
+    const bad = fakeLog();
+    bad.open = async () => {
+      throw new Error('tail cut');
+    };
+    await assert.rejects(openLedgerEngine(options(inner, { log: bad })), /tail cut/);
+  });
+
+  test('log-only items take an index; a signature starts its own group, so base is what it signs', async () => {
+    const log = fakeLog();
+    const { engine } = await fresh({ log });
+    const genesis = await engine.append({ kind: 'genesis', writes: [] });
+    assert.deepEqual([genesis.index, genesis.txid], [1, '1.1']);
+    assert.deepEqual(genesis.stateHash, EMPTY_ROOT);
+    const p1 = commitSet(engine, [['a', '1']]).commit();
+    const p2 = commitSet(engine, [['b', '2']]).commit();
+    const sig = engine.append({ kind: 'signature', writes: [] });
+    const p3 = commitSet(engine, [['c', '3']]).commit();
+    const [r1, r2, rs, r3] = await Promise.all([p1, p2, sig, p3]);
+    assert.deepEqual([r1?.index, r2?.index, rs?.index, r3?.index], [2, 3, 4, 5]);
+    const [g0, g1, g2] = log.stages;
+    assert.deepEqual(
+      [g0, g1, g2].map((s) => [s?.firstIndex, s?.items.map((i) => i.kind)]),
+      [
+        [1, ['genesis']],
+        [2, ['transaction', 'transaction']],
+        [4, ['signature', 'transaction']],
+      ],
+    );
+    // The signature's base is the state after entry 3.
+    assert.equal(g2?.base, hex(engine.at(3).stateHash));
+    assert.equal(g2?.base, g1?.after);
+    assert.deepEqual(rs?.stateHash, r3?.stateHash);
+    await assert.rejects(engine.append({ kind: 'transaction', writes: [] } as never), {
+      code: 'INVALID_INPUT',
+    });
+  });
+
+  test('writeCheckpoint re-writes the sealed root record with the current checkpoint, in queue order', async () => {
+    const log = fakeLog();
+    const { engine, inner, batches } = await fresh({ log });
+    const p = commitSet(engine, [['a', '1']]).commit();
+    log.epoch = 7;
+    const cp = engine.writeCheckpoint();
+    await Promise.all([p, cp]);
+    assert.deepEqual(batches.at(-1), [hex(ROOT_STORE_KEY)]);
+    const again = fakeLog();
+    await openLedgerEngine(options(inner, { log: again }));
+    assert.equal(again.opens[0]?.checkpoint, 'cp:1:7');
+    // The plaintext: 0x02 ‖ u64be(index) ‖ stateHash ‖ versionsRoot ‖ u32be(len) ‖ checkpoint.
+    const plain = fakeSeal.open(inner.get(ROOT_STORE_KEY) as Uint8Array);
+    assert.equal(plain[0], 0x02);
+    assert.equal(plain.length, 77 + 6);
+    assert.equal(Buffer.from(plain).readBigUInt64BE(1), 1n);
+    assert.deepEqual(plain.subarray(9, 41), engine.stateHash);
+    assert.equal(Buffer.from(plain).readUInt32BE(73), 6);
+    assert.equal(new TextDecoder().decode(plain.subarray(77)), 'cp:1:7');
+    // A length that does not match, or format 1, is malformed.
+    for (const bad of [plain.subarray(0, 80), Uint8Array.of(1, ...plain.subarray(1, 73))]) {
+      const store = (await hostStores()).createMemoryStore();
+      await store.write([{ type: 'put', key: ROOT_STORE_KEY, value: fakeSeal.seal(bad) }], {
+        sync: true,
+      });
+      await assert.rejects(openLedgerEngine(options(store)), {
+        code: 'LEDGER_INTEGRITY',
+        failure: 'malformed',
+      });
+    }
+    // Without a log: an empty checkpoint, still written.
+    const bare = await fresh();
+    await bare.engine.writeCheckpoint();
+    assert.equal(bare.engine.stats.writes, 1);
+    const barePlain = fakeSeal.open(bare.inner.get(ROOT_STORE_KEY) as Uint8Array);
+    assert.equal(barePlain.length, 77);
+  });
+});
+
+describe('ledger engine: secret rotation', () => {
+  test('records written after a rotation use the new generation; older ones still read', async () => {
+    const log = fakeLog();
+    const { engine, inner } = await fresh({ log });
+    await commitSet(engine, [
+      ['a', '1'],
+      ['b', '2'],
+    ]).commit();
+    const before = await dump(inner as TestStore);
+    const generationOf = (value: string): number => Buffer.from(value, 'hex').readUInt32BE(1);
+    for (const [k, v] of before) if (k.startsWith('01')) assert.equal(generationOf(v), 0);
+    await assert.rejects(engine.rotate({ generation: 0, secret: GEN1.secret }), {
+      code: 'INVALID_INPUT',
+    });
+    assert.equal(engine.generation, 0);
+    const rot = await engine.rotate(GEN1);
+    assert.equal(rot.index, 2);
+    assert.equal(engine.generation, 1);
+    assert.deepEqual(log.stages.at(-1)?.items, [{ kind: 'rotation', writes: [], generation: 1 }]);
+    // The rotation entry's own batch (its version-index records) still uses generation 0.
+    const rotated = await dump(inner as TestStore);
+    for (const [k, v] of rotated) if (k.startsWith('01')) assert.equal(generationOf(v), 0);
+    await commitSet(engine, [['c', '3']], 'u').commit();
+    const after = await dump(inner as TestStore);
+    const added = [...after].filter(([k]) => k.startsWith('01') && !rotated.has(k));
+    assert.ok(added.length > 0);
+    for (const [, v] of added) assert.equal(generationOf(v), 1, 'new records use generation 1');
+    assert.deepEqual(engine.at().get('a', 't', te('a')), te('1'));
+    // Reopened with both generations: everything reads, cold.
+    const reopened = await openLedgerEngine(options(inner, { secrets: [GEN1], cacheBytes: 0 }));
+    assert.deepEqual(reopened.at().get('a', 't', te('b')), te('2'));
+    assert.deepEqual(reopened.at().get('a', 'u', te('c')), te('3'));
+    assert.deepEqual(reopened.at(1).get('a', 't', te('a')), te('1'));
+    // Without generation 1 the newer records do not authenticate.
+    await assert.rejects(openLedgerEngine(options(inner, { cacheBytes: 0 })), {
+      code: 'LEDGER_INTEGRITY',
+    });
+    // A reopened engine keeps sealing under the highest generation.
+    await commitSet(reopened, [['d', '4']]).commit();
+    const last = await dump(inner as TestStore);
+    for (const [k, v] of last)
+      if (k.startsWith('01') && !after.has(k)) assert.equal(generationOf(v), 1);
   });
 });

@@ -131,7 +131,7 @@ async function attempt(
 ): Promise<'ok' | LedgerIntegrityError> {
   const store: TestStore = await storeOf(entries);
   try {
-    const engine = openLedgerEngine(options(store, { cacheBytes: 0 }));
+    const engine = await openLedgerEngine(options(store, { cacheBytes: 0 }));
     readAll(engine, models);
     return 'ok';
   } catch (e) {
@@ -191,19 +191,16 @@ describe('ledger engine integrity: every record of a commit', () => {
     const { before, after, models } = await build();
     const rolled = new Map([...after, [ROOT, before.get(ROOT) as string]]);
     const store = await storeOf(rolled);
-    const engine = openLedgerEngine(options(store));
+    const engine = await openLedgerEngine(options(store));
     assert.equal(
       engine.index,
       2,
       'whole-store rollback is issue 4: detected by the platform counter',
     );
     readAll(engine, models.slice(0, 3));
-    assert.throws(
-      () => openLedgerEngine(options(store, { minIndex: 3 })),
-      (e: unknown) => {
-        return e instanceof LedgerIntegrityError && e.message.includes('root record');
-      },
-    );
+    await assert.rejects(openLedgerEngine(options(store, { minIndex: 3 })), (e: unknown) => {
+      return e instanceof LedgerIntegrityError && e.message.includes('root record');
+    });
   });
 });
 
@@ -254,7 +251,7 @@ describe('ledger engine integrity: power cuts', () => {
       const pending = inFlight.map(({ tx }) => tx.commit().catch((e: unknown) => e));
       store = await store.powerCut({ keep: 'prefix' });
       await Promise.all(pending);
-      const reopened = openLedgerEngine(options(store));
+      const reopened = await openLedgerEngine(options(store));
       assert.ok(
         reopened.index >= acknowledged,
         `seed ${seed}: ${reopened.index} >= ${acknowledged}`,
@@ -275,12 +272,12 @@ describe('ledger engine integrity: power cuts', () => {
     const good = await createLedgerEngine(options(inner));
     let m: Model = new Map();
     m = await commit(good, m, [['app1', 't1', 'a', '1']]);
-    const engine = openLedgerEngine(options(store));
+    const engine = await openLedgerEngine(options(store));
     const tx = engine.begin();
     tx.set('app1', 't1', te('b'), te('2'));
     await assert.rejects(tx.commit(), LedgerStateError);
     assert.throws(() => engine.begin(), LedgerStateError);
-    const reopened = openLedgerEngine(options(inner));
+    const reopened = await openLedgerEngine(options(inner));
     assert.equal(reopened.index, 1);
     assert.equal(reopened.at().get('app1', 't1', te('b')), undefined);
     assert.deepEqual(reopened.at().get('app1', 't1', te('a')), te('1'));

@@ -130,17 +130,15 @@ describe('ledger engine: model', () => {
               histories.set(id, h);
             }
             const r = await tx.commit();
-            if (changed) {
-              models.push(model);
-              assert.equal(r.index, index);
-              assert.notDeepEqual(r.stateHash, before);
-            } else {
-              assert.equal(r.index, index - 1);
-              assert.deepEqual(r.stateHash, before);
-            }
+            // One transaction, one index (§11.7), even when it changes nothing.
+            models.push(model);
+            assert.equal(r.index, index);
+            assert.equal(r.txid, `1.${index}`);
+            if (changed) assert.notDeepEqual(r.stateHash, before);
+            else assert.deepEqual(r.stateHash, before);
             assert.equal(engine.index, models.length - 1);
             // Invariant: the root record in the store is the latest acknowledged state.
-            const reopened = openLedgerEngine(options(store));
+            const reopened = await openLedgerEngine(options(store));
             assert.equal(reopened.index, engine.index);
             assert.deepEqual(reopened.stateHash, engine.stateHash);
           }
@@ -253,10 +251,15 @@ describe('ledger engine: hierarchy and versions', () => {
     ]);
     assert.equal(engine.at(2).get('a', 't', te('k')), undefined);
     assert.deepEqual(engine.at(1).get('a', 't', te('k')), te('x'));
-    // A remove of an absent key adds no version and no commit.
+    // A remove of an absent key adds no version and leaves the state hash; it is still an entry.
+    const before = engine.stateHash;
     const tx = engine.begin();
     tx.remove('a', 't', te('nothing'));
-    assert.equal((await tx.commit()).index, 3);
+    const r = await tx.commit();
+    assert.equal(r.index, 4);
+    assert.deepEqual(r.stateHash, before);
+    assert.deepEqual(engine.at().history('a', 't', te('nothing')), []);
+    assert.deepEqual(engine.at(4).get('a', 't', te('k')), te('y'));
   });
 
   test('reopening from the root record gives the same state; a missing root record is refused', async () => {
@@ -264,12 +267,12 @@ describe('ledger engine: hierarchy and versions', () => {
     const tx = engine.begin();
     tx.set('a', 't', te('k'), te('v'));
     await tx.commit();
-    const again = openLedgerEngine(options(store));
+    const again = await openLedgerEngine(options(store));
     assert.equal(again.index, 1);
     assert.deepEqual(again.stateHash, engine.stateHash);
     assert.deepEqual(again.at().get('a', 't', te('k')), te('v'));
     const empty = (await hostStores()).createMemoryStore();
-    assert.throws(() => openLedgerEngine(options(empty)), {
+    await assert.rejects(openLedgerEngine(options(empty)), {
       code: 'LEDGER_INTEGRITY',
       failure: 'missing',
     });
@@ -379,7 +382,7 @@ describe('ledger engine: transactions', () => {
       },
     };
     assert.equal(created.index, 0);
-    const e = openLedgerEngine(options(counting));
+    const e = await openLedgerEngine(options(counting));
     const n = 12;
     const txs = Array.from({ length: n }, (_, i) => {
       const tx = e.begin();
@@ -389,18 +392,23 @@ describe('ledger engine: transactions', () => {
     const results = await Promise.all(txs.map((tx) => tx.commit()));
     assert.ok(writes < n, `${writes} store writes for ${n} commits`);
     assert.equal(writes, 1);
-    // A commit index covers one group (§11.7): all share index 1 and its state hash.
+    // One transaction, one index (§11.7): 1 .. n in commit order, all with the group-end state.
     assert.deepEqual(
       results.map((r) => r.index),
-      Array.from({ length: n }, () => 1),
+      Array.from({ length: n }, (_, i) => i + 1),
     );
-    assert.equal(e.index, 1);
+    assert.deepEqual(
+      results.map((r) => r.txid),
+      Array.from({ length: n }, (_, i) => `1.${i + 1}`),
+    );
+    for (const r of results) assert.deepEqual(r.stateHash, e.stateHash);
+    assert.equal(e.index, n);
     for (let i = 0; i < n; i++)
       assert.deepEqual(e.at().get(`app${i % 3}`, 't', te(`k${i}`)), te(`v${i}`));
     for (const r of results) assert.deepEqual(e.at(r.index).stateHash, r.stateHash);
     assert.deepEqual(e.at(0).get('app0', 't', te('k0')), undefined);
-    const reopened = openLedgerEngine(options(store));
-    assert.equal(reopened.index, 1);
+    const reopened = await openLedgerEngine(options(store));
+    assert.equal(reopened.index, n);
   });
 
   test('a conflict inside one batch fails that commit alone; the others share the write', async () => {
@@ -419,7 +427,8 @@ describe('ledger engine: transactions', () => {
     const [r1, r2, r3] = await Promise.allSettled([w1.commit(), reader.commit(), w2.commit()]);
     assert.deepEqual(r1.status === 'fulfilled' && r1.value.index, 2);
     assert.ok(r2.status === 'rejected' && r2.reason instanceof TransactionConflictError);
-    assert.deepEqual(r3.status === 'fulfilled' && r3.value.index, 2);
+    // The failed transaction takes no index.
+    assert.deepEqual(r3.status === 'fulfilled' && r3.value.index, 3);
     assert.equal(engine.stats.writes, writes + 1);
     assert.equal(engine.at().get('a', 't', te('x')), undefined);
     assert.equal(reader.state, 'failed');

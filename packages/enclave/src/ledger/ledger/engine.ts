@@ -5,10 +5,11 @@
  *
  * Single writer: transactions are serialised in the order `commit()` was called, each checked for
  * serialisability against the commits since its snapshot and the transactions before it in its
- * group (TX_CONFLICT). Every commit queued while a store write is in flight joins the next group,
- * which is ONE commit (one index, one state hash; group.ts): one atomic `write` with `sync: true`
- * carries its new nodes and the new root record; each transaction is acknowledged only after that
- * write resolves (group commit).
+ * group (TX_CONFLICT). One transaction = one log entry = one commit index. Every commit queued
+ * while a store write is in flight joins the next group: its k entries get the indexes base+1 …
+ * base+k (group.ts) and ONE atomic `write` with `sync: true` carries their new nodes, their log
+ * entries (the CommitLog port, issue 4) and the new root record; each entry is acknowledged only
+ * after that write resolves (group commit).
  */
 import { bytesEqual, InvalidInputError } from '@cloister/core';
 import type { LedgerSecret } from '../crypto.js';
@@ -29,10 +30,11 @@ import {
   decodeRoot,
   encodeRoot,
   ROOT_STORE_KEY,
+  type RootRecord,
   type RootState,
   u64,
 } from './format.js';
-import { createGroupApply } from './group.js';
+import { createGroupApply, type WriteItem } from './group.js';
 import {
   checkLimit,
   createCursorCodec,
@@ -54,6 +56,7 @@ import {
   createTransaction,
   DEFAULT_TX_LIMITS,
   isReserved,
+  TERM,
   type Transaction,
   type TransactionBody,
   type TransactionLimits,
@@ -96,27 +99,105 @@ export interface LedgerView {
   prove(principal: Principal, ledger: string, table: string, key: Uint8Array): Uint8Array;
 }
 
+export type { WriteItem } from './group.js';
+
+/** One log entry as the engine hands it to the log (docs/ledger-format.md §11.7). */
+export type LogItem =
+  | {
+      readonly kind: 'transaction';
+      /** The writes that became versions, grouped by ledger and table. */
+      readonly writes: readonly WriteItem[];
+      readonly claims?: Uint8Array;
+      readonly app?: string;
+    }
+  | {
+      readonly kind: 'genesis' | 'signature' | 'rotation';
+      readonly writes: readonly [];
+      /** 'rotation' items made by `engine.rotate`: the new secret generation. */
+      readonly generation?: number;
+    };
+
+/** The log-only items `append` takes. */
+export type LogOnlyItem = Extract<LogItem, { kind: 'genesis' | 'signature' | 'rotation' }>;
+
+/**
+ * The engine's port to the logchain (issue 4; implemented in packages/enclave/src/log). Call
+ * order per group: `stage` (after the trie update), then `checkpoint` (for the group's root
+ * record: it must describe the log WITH the staged entries), then the store write, then
+ * `settle(true)` once it resolved or `settle(false)` if it failed.
+ */
+export interface CommitLog {
+  /** Bytes kept inside the sealed root record; opaque to the engine. */
+  checkpoint(): Uint8Array;
+  /**
+   * Verifies the stored log against `checkpoint` (read back from the sealed root record) and
+   * loads it; `index` = the root record's index; `stateHashAt(i)` (0 <= i <= index) is the version
+   * index's state hash at i. Throws the named log errors. Not called by createLedgerEngine.
+   */
+  open(
+    checkpoint: Uint8Array,
+    index: number,
+    stateHashAt: (i: number) => Uint8Array,
+  ): Promise<void>;
+  /**
+   * Once per group: items[j] gets index firstIndex + j; `base`/`after` = the state hash before /
+   * after the group. Returns the puts to add to the group's batch.
+   */
+  stage(
+    items: readonly LogItem[],
+    firstIndex: number,
+    base: Uint8Array,
+    after: Uint8Array,
+  ): RecordPut[];
+  /** The batch landed (true) or failed (false: drop the staged entries). */
+  settle(ok: boolean): void;
+}
+
 export interface LedgerEngine {
+  /** The term of every entry (1 until consensus). */
+  readonly term: number;
   /** Latest committed (acknowledged) index; 0 before the first commit. */
   readonly index: number;
+  /** The secret generation new records are sealed under (the highest known). */
+  readonly generation: number;
   readonly stateHash: Uint8Array;
   /** Store writes made (each one batch with sync) and commits acknowledged: for tests, metrics. */
   readonly stats: { readonly writes: number; readonly commits: number };
   /** `reserved: true` lets get/set/remove use reserved tables: the enclave's own code only. */
   begin(options?: { readonly reserved?: boolean }): Transaction;
-  /** Reads at committed index `index` (default: the latest). */
+  /**
+   * Reads at committed index `index` (default: the latest). An index inside a group reads the
+   * state after the whole group (the group's entries become durable together).
+   */
   at(index?: number): LedgerView;
+  /**
+   * Appends a log-only entry (no writes; it consumes an index). A 'signature' item always starts
+   * a new group, so the state before it is the state it signs.
+   */
+  append(item: LogOnlyItem): Promise<CommitResult>;
+  /**
+   * Adds secret generation `secret.generation` (above every known one) and appends a 'rotation'
+   * entry; records written after that entry's batch use the new generation, older records stay
+   * readable (their generation is in their header). Path, salt and store keys never change.
+   */
+  rotate(secret: LedgerSecret): Promise<CommitResult>;
+  /** Re-writes the sealed root record with the log's current checkpoint (sync), in queue order. */
+  writeCheckpoint(): Promise<void>;
 }
 
 export interface LedgerEngineOptions {
   readonly store: LedgerStore;
-  /** The engine secret (32 bytes; generation 0 today): every key derives from it. */
+  /** The origin secret (32 bytes): every key derives from it; fixes path, salt and store keys. */
   readonly secret: LedgerSecret;
+  /** Other secret generations (rotation); new records use the highest known generation. */
+  readonly secrets?: readonly LedgerSecret[];
+  /** The logchain: one entry per index, staged into each group's batch (issue 4). */
+  readonly log?: CommitLog;
   readonly rootSeal: RootSeal;
   readonly limits?: Partial<TransactionLimits>;
   /** Bound of each level's verified node cache (default 64 MiB). */
   readonly cacheBytes?: number;
-  /** Most transactions in one batch (default 256). */
+  /** Most entries (transactions and log-only items) in one group (default 256). */
   readonly maxGroup?: number;
   /** Refuse a root record older than this index (the platform counter of issue 4). */
   readonly minIndex?: number;
@@ -126,29 +207,53 @@ export interface LedgerEngineOptions {
 
 const GENESIS: RootState = { index: 0, stateHash: EMPTY_ROOT, versionsRoot: EMPTY_ROOT };
 
-/** Creates the ledger in an empty store: writes the genesis root record (index 0) with sync. */
+/**
+ * Creates the ledger in an empty store: writes the genesis root record (index 0, the log's
+ * checkpoint, empty without a log) with sync. Does not call `log.open` (the log starts empty).
+ */
 export async function createLedgerEngine(options: LedgerEngineOptions): Promise<LedgerEngine> {
   if (options.store.get(ROOT_STORE_KEY) !== undefined) {
     throw new InvalidInputError('the store already holds a ledger: open it instead');
   }
-  const value = options.rootSeal.seal(encodeRoot(GENESIS));
+  const checkpoint = options.log?.checkpoint() ?? new Uint8Array(0);
+  const value = options.rootSeal.seal(encodeRoot(GENESIS, checkpoint));
   await options.store.write([{ type: 'put', key: ROOT_STORE_KEY, value }], { sync: true });
-  return openLedgerEngine(options);
+  const levels = newLevels(options);
+  return engine(options, levels, readRoot(options, levels));
 }
 
-/** Reopens the ledger from its sealed root record, verifying it against the version index. */
-export function openLedgerEngine(options: LedgerEngineOptions): LedgerEngine {
-  const levels = createLevels({
-    records: options.store,
-    secret: options.secret,
-    cacheBytes: options.cacheBytes ?? DEFAULT_NODE_CACHE_BYTES,
-    ...(options.random ? { random: options.random } : {}),
-  });
+/**
+ * Reopens the ledger from its sealed root record, verifying it against the version index, then
+ * `await log.open(checkpoint, index, stateHashAt)`.
+ */
+export async function openLedgerEngine(options: LedgerEngineOptions): Promise<LedgerEngine> {
+  const levels = newLevels(options);
   const root = readRoot(options, levels);
+  if (options.log) {
+    const at = (i: number): Uint8Array => {
+      if (!(Number.isSafeInteger(i) && i >= 0 && i <= root.index)) {
+        throw new UnknownIndexError(i, root.index);
+      }
+      if (i === 0) return EMPTY_ROOT;
+      if (i === root.index) return root.stateHash;
+      return stateHashAt(levels, root.versionsRoot, i);
+    };
+    await options.log.open(root.checkpoint, root.index, at);
+  }
   return engine(options, levels, root);
 }
 
-function readRoot(options: LedgerEngineOptions, levels: Levels): RootState {
+function newLevels(options: LedgerEngineOptions): Levels {
+  return createLevels({
+    records: options.store,
+    secret: options.secret,
+    ...(options.secrets ? { secrets: options.secrets } : {}),
+    cacheBytes: options.cacheBytes ?? DEFAULT_NODE_CACHE_BYTES,
+    ...(options.random ? { random: options.random } : {}),
+  });
+}
+
+function readRoot(options: LedgerEngineOptions, levels: Levels): RootRecord {
   const sealed = options.store.get(ROOT_STORE_KEY);
   if (sealed === undefined) integrity('missing', 'root record', 'the store has no root record');
   let plain: Uint8Array;
@@ -181,28 +286,48 @@ function readRoot(options: LedgerEngineOptions, levels: Levels): RootState {
   return root;
 }
 
-interface Queued {
-  readonly body: TransactionBody;
-  readonly resolve: (r: CommitResult) => void;
-  readonly reject: (e: unknown) => void;
-}
+/** A queued job: a transaction, a log-only item, or a root record re-write. */
+type Queued =
+  | {
+      readonly kind: 'tx';
+      readonly body: TransactionBody;
+      readonly resolve: (r: CommitResult) => void;
+      readonly reject: (e: unknown) => void;
+    }
+  | {
+      readonly kind: 'item';
+      readonly item: LogOnlyItem;
+      /** For a rotation: the new generation, applied once the entry's batch landed. */
+      readonly secret?: LedgerSecret;
+      readonly resolve: (r: CommitResult) => void;
+      readonly reject: (e: unknown) => void;
+    }
+  | {
+      readonly kind: 'checkpoint';
+      readonly resolve: () => void;
+      readonly reject: (e: unknown) => void;
+    };
+
+const EMPTY = new Uint8Array(0);
 
 function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState): LedgerEngine {
-  const { store, rootSeal } = options;
+  const { store, rootSeal, log } = options;
   const limits: TransactionLimits = { ...DEFAULT_TX_LIMITS, ...options.limits };
   const maxGroup = options.maxGroup ?? 256;
   const cursors = createCursorCodec(options.secret.secret);
   // Invariant: `current` is what the root record in the store holds (the last acknowledged
-  // commit); commits in flight are applied to a copy and land here only after their write.
-  // Invariant: a commit index covers one group; transactions in it are serialised in queue order
-  // (each reports the group's index and state hash; the last write of a key in the group wins).
-  let current = initial;
+  // group); groups in flight are applied to a copy and land here only after their write.
+  // Invariant: one entry per index; a group's entries are its queue slice in queue order, with
+  // disjoint write keys (group.ts), each resolving with its own index and the group-end state.
+  let current: RootState = initial;
   // Invariant: once set, no commit is applied and every new commit fails (reopen to continue).
   let failed: unknown;
   const queue: Queued[] = [];
   let flushing = false;
   let writes = 0;
   let commits = 0;
+  // The highest generation known or queued by `rotate` (checked when rotate is called).
+  let generation = levels.generation;
 
   function readerAt(index: number): StateReader {
     if (!(Number.isSafeInteger(index) && index >= 0)) {
@@ -274,60 +399,127 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
     for (const q of group) q.reject(q === culprit ? e : err);
   }
 
+  /**
+   * Writes the pending records, the log's entries for `items` and the sealed root record of
+   * `state` in one batch with sync. False (and the engine stopped) when anything failed.
+   */
+  async function write(
+    group: readonly Queued[],
+    state: RootState,
+    items: readonly LogItem[],
+  ): Promise<boolean> {
+    let staged = false;
+    try {
+      const puts = levels.takePending();
+      if (log && items.length > 0) {
+        puts.push(...log.stage(items, current.index + 1, current.stateHash, state.stateHash));
+        staged = true;
+      }
+      const checkpoint = log?.checkpoint() ?? EMPTY;
+      puts.push({
+        type: 'put',
+        key: ROOT_STORE_KEY,
+        value: rootSeal.seal(encodeRoot(state, checkpoint)),
+      });
+      await store.write(puts, { sync: true });
+      writes++;
+    } catch (e) {
+      if (staged) log?.settle(false);
+      stop(group, e);
+      return false;
+    }
+    if (staged) log?.settle(true);
+    current = state;
+    return true;
+  }
+
   async function runGroup(group: readonly Queued[]): Promise<void> {
-    // One commit per group (§11.7): each transaction is checked in queue order, the accepted
-    // ones are merged and applied to the tries once, under one new commit index.
+    const head = group[0];
+    if (head?.kind === 'checkpoint') {
+      if (await write(group, current, [])) head.resolve();
+      return;
+    }
+    // One trie update per group (§11.7): each transaction is checked in queue order; the
+    // accepted ones and the log-only items get consecutive indexes.
     const g = createGroupApply(levels, current);
-    const outcomes: ({ ok: true } | { ok: false; e: unknown })[] = [];
-    for (const q of group) {
+    const items: LogItem[] = [];
+    const done: { q: Queued; index: number }[] = [];
+    const conflicts: { q: Queued; e: unknown }[] = [];
+    let taken = group.length;
+    for (let i = 0; i < group.length; i++) {
+      const q = group[i] as Queued;
+      if (q.kind === 'item') {
+        done.push({ q, index: g.skip() });
+        items.push(q.item);
+        continue;
+      }
+      if (q.kind !== 'tx') continue;
       try {
-        g.add(q.body);
-        outcomes.push({ ok: true });
+        const r = g.add(q.body);
+        if (!r.ok) {
+          // It writes a key an earlier entry of the group wrote: it and everything after it go
+          // back to the head of the queue, in order, for the next group.
+          taken = i;
+          break;
+        }
+        done.push({ q, index: r.index });
+        const { claims, app } = q.body;
+        items.push({
+          kind: 'transaction',
+          writes: r.writes,
+          ...(claims ? { claims } : {}),
+          ...(app !== undefined ? { app } : {}),
+        });
       } catch (e) {
-        outcomes.push({ ok: false, e });
         // A conflict is found before any change. Anything else (an integrity failure, a store
         // read error) may leave trie caches unsure: stop, like a failed write (reopen).
         if (!(e instanceof TransactionConflictError)) {
           stop(group, e, q);
           return;
         }
+        conflicts.push({ q, e });
       }
     }
+    if (taken < group.length) queue.unshift(...group.slice(taken));
+    const members = group.slice(0, taken);
     let w: RootState;
     try {
       w = g.finish();
     } catch (e) {
       // Trie caches may hold nodes no record backs: stop, like a failed write.
-      stop(group, e);
+      stop(members, e);
       return;
     }
-    if (w !== current) {
-      try {
-        const puts = levels.takePending();
-        puts.push({ type: 'put', key: ROOT_STORE_KEY, value: rootSeal.seal(encodeRoot(w)) });
-        await store.write(puts, { sync: true });
-        writes++;
-      } catch (e) {
-        stop(group, e);
-        return;
-      }
-      current = w;
+    if (w !== current && !(await write(members, w, items))) return;
+    for (const { q } of done) {
+      if (q.kind === 'item' && q.secret) levels.rotate(q.secret);
     }
-    const result: CommitResult = { index: w.index, stateHash: w.stateHash };
-    group.forEach((q, i) => {
-      const o = outcomes[i];
-      if (o?.ok) {
-        commits++;
-        q.resolve(result);
-      } else q.reject(o?.e);
-    });
+    for (const { q, index } of done) {
+      if (q.kind === 'checkpoint') continue;
+      commits++;
+      q.resolve({ term: TERM, index, txid: `${TERM}.${index}`, stateHash: w.stateHash });
+    }
+    for (const { q, e } of conflicts) q.reject(e);
+  }
+
+  /** The next group: at most maxGroup jobs; a checkpoint alone; a signature starts a group. */
+  function nextGroup(): Queued[] {
+    const first = queue[0];
+    if (first?.kind === 'checkpoint') return queue.splice(0, 1);
+    let n = 1;
+    while (n < queue.length && n < maxGroup) {
+      const q = queue[n] as Queued;
+      if (q.kind === 'checkpoint' || (q.kind === 'item' && q.item.kind === 'signature')) break;
+      n++;
+    }
+    return queue.splice(0, n);
   }
 
   async function flush(): Promise<void> {
     flushing = true;
     try {
       while (queue.length > 0) {
-        const group = queue.splice(0, maxGroup);
+        const group = nextGroup();
         if (failed !== undefined) {
           const err = new LedgerStateError('the ledger stopped after a failed write; reopen it', {
             cause: failed,
@@ -342,30 +534,42 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
     }
   }
 
+  function enqueue(q: Queued): void {
+    queue.push(q);
+    // The flush starts after the current synchronous run: commits made together share a batch.
+    if (!flushing) {
+      flushing = true;
+      Promise.resolve().then(flush, () => undefined);
+    }
+  }
+
   function submit(body: TransactionBody): Promise<CommitResult> {
     return new Promise<CommitResult>((resolve, reject) => {
-      queue.push({ body, resolve, reject });
-      // The flush starts after the current synchronous run: commits made together share a batch.
-      if (!flushing) {
-        flushing = true;
-        Promise.resolve().then(flush, () => undefined);
-      }
+      enqueue({ kind: 'tx', body, resolve, reject });
     });
   }
 
+  function live(): void {
+    if (failed !== undefined)
+      throw new LedgerStateError('the ledger stopped after a failed write; reopen it');
+  }
+
   return {
+    term: TERM,
     get index() {
       return current.index;
     },
     get stateHash() {
       return current.stateHash;
     },
+    get generation() {
+      return levels.generation;
+    },
     get stats() {
       return { writes, commits };
     },
     begin(opts) {
-      if (failed !== undefined)
-        throw new LedgerStateError('the ledger stopped after a failed write; reopen it');
+      live();
       const snapshot = current.index;
       return createTransaction({
         snapshot,
@@ -379,6 +583,61 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
     },
     at(index) {
       return view(index ?? current.index);
+    },
+    async append(item) {
+      live();
+      const kind = (item as { kind?: unknown } | undefined)?.kind;
+      if (kind !== 'genesis' && kind !== 'signature' && kind !== 'rotation') {
+        throw new InvalidInputError('append takes a genesis, signature or rotation item');
+      }
+      if (!Array.isArray(item.writes) || item.writes.length !== 0) {
+        throw new InvalidInputError('a log-only item has no writes');
+      }
+      const gen = item.generation;
+      if (gen !== undefined && !(Number.isInteger(gen) && gen >= 0 && gen <= 0xffffffff)) {
+        throw new InvalidInputError('a generation is a whole number below 2^32');
+      }
+      const copy: LogOnlyItem = {
+        kind,
+        writes: [],
+        ...(gen !== undefined ? { generation: gen } : {}),
+      };
+      return new Promise<CommitResult>((resolve, reject) => {
+        enqueue({ kind: 'item', item: copy, resolve, reject });
+      });
+    },
+    async rotate(secret) {
+      live();
+      const ok =
+        secret !== null &&
+        typeof secret === 'object' &&
+        Number.isInteger(secret.generation) &&
+        secret.generation > generation &&
+        secret.generation <= 0xffffffff &&
+        secret.secret instanceof Uint8Array &&
+        secret.secret.length === 32;
+      if (!ok) {
+        throw new InvalidInputError(
+          `a new ledger secret is 32 bytes with a generation above ${generation} (below 2^32)`,
+        );
+      }
+      generation = secret.generation;
+      const copy = { generation: secret.generation, secret: Uint8Array.from(secret.secret) };
+      return new Promise<CommitResult>((resolve, reject) => {
+        enqueue({
+          kind: 'item',
+          item: { kind: 'rotation', writes: [], generation: copy.generation },
+          secret: copy,
+          resolve,
+          reject,
+        });
+      });
+    },
+    async writeCheckpoint() {
+      live();
+      return new Promise<void>((resolve, reject) => {
+        enqueue({ kind: 'checkpoint', resolve, reject });
+      });
     },
   };
 }

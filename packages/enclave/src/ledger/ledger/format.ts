@@ -3,7 +3,7 @@
  * table leaves), catalogue and admin values, version-index values, the root record, list cursors
  * and state proofs. All integers big endian; commit indexes are u64 (safe integers here).
  */
-import { concatBytes, utf8 } from '@cloister/core';
+import { concatBytes, InvalidInputError, utf8 } from '@cloister/core';
 import { integrity } from './errors.js';
 
 export const FORMAT = 0x01;
@@ -11,8 +11,15 @@ export const VERSION_SET = 0x01;
 export const VERSION_REMOVED = 0x02;
 /** Version record header: format, kind, u64 index, u64 previous index. */
 export const VERSION_HEADER = 18;
-/** Root record plaintext: format ‖ u64 index ‖ state hash ‖ version-index root. */
-export const ROOT_PLAINTEXT_BYTES = 73;
+/** Root record plaintext format byte (2: with the log checkpoint; issue 4). */
+export const ROOT_FORMAT = 0x02;
+/**
+ * Fixed part of the root record plaintext: format ‖ u64 index ‖ state hash ‖ version-index root ‖
+ * u32 checkpoint length; the log checkpoint follows.
+ */
+export const ROOT_FIXED_BYTES = 77;
+/** Longest log checkpoint the root record carries (bytes). */
+export const MAX_CHECKPOINT_BYTES = 65_536;
 /** Store key of the root record (namespace 0x00: engine records). */
 export const ROOT_STORE_KEY: Uint8Array = concatBytes(
   Uint8Array.of(0x00),
@@ -100,7 +107,7 @@ export function decodeRootValue(b: Uint8Array, what: string): Uint8Array {
   return b.subarray(1);
 }
 
-/** What the root record holds (sealed by the platform, docs §11). */
+/** What the root record holds (sealed by the platform, docs §11.5). */
 export interface RootState {
   /** Latest committed index; 0 before the first commit. */
   readonly index: number;
@@ -110,25 +117,41 @@ export interface RootState {
   readonly versionsRoot: Uint8Array;
 }
 
-export function encodeRoot(s: RootState): Uint8Array {
-  const out = new Uint8Array(ROOT_PLAINTEXT_BYTES);
-  out[0] = FORMAT;
+/** The root record's plaintext: the state and the log checkpoint (empty without a log). */
+export interface RootRecord extends RootState {
+  readonly checkpoint: Uint8Array;
+}
+
+/** 0x02 ‖ u64be(index) ‖ stateHash(32) ‖ versionsRoot(32) ‖ u32be(len) ‖ checkpoint(len). */
+export function encodeRoot(s: RootState, checkpoint: Uint8Array = new Uint8Array(0)): Uint8Array {
+  if (checkpoint.length > MAX_CHECKPOINT_BYTES) {
+    throw new InvalidInputError(`a log checkpoint is at most ${MAX_CHECKPOINT_BYTES} bytes`);
+  }
+  const out = new Uint8Array(ROOT_FIXED_BYTES + checkpoint.length);
+  out[0] = ROOT_FORMAT;
   writeU64(out, 1, s.index);
   out.set(s.stateHash, 9);
   out.set(s.versionsRoot, 41);
+  new DataView(out.buffer).setUint32(73, checkpoint.length);
+  out.set(checkpoint, ROOT_FIXED_BYTES);
   return out;
 }
 
-export function decodeRoot(b: Uint8Array): RootState {
-  if (!(b instanceof Uint8Array) || b.length !== ROOT_PLAINTEXT_BYTES || b[0] !== FORMAT) {
-    integrity('malformed', 'root record', 'the unsealed root record is not of format 1');
+export function decodeRoot(b: Uint8Array): RootRecord {
+  if (!(b instanceof Uint8Array) || b.length < ROOT_FIXED_BYTES || b[0] !== ROOT_FORMAT) {
+    integrity('malformed', 'root record', 'the unsealed root record is not of format 2');
   }
   const index = readU64(b, 1);
   if (!Number.isSafeInteger(index)) integrity('malformed', 'root record', 'index out of range');
+  const len = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(73);
+  if (len > MAX_CHECKPOINT_BYTES || b.length !== ROOT_FIXED_BYTES + len) {
+    integrity('malformed', 'root record', 'the log checkpoint length does not match');
+  }
   return {
     index,
     stateHash: Uint8Array.from(b.subarray(9, 41)),
     versionsRoot: Uint8Array.from(b.subarray(41, 73)),
+    checkpoint: Uint8Array.from(b.subarray(ROOT_FIXED_BYTES)),
   };
 }
 

@@ -1,10 +1,13 @@
 /**
- * One commit group applied as one commit (docs/ledger-format.md §11.7): the group's transactions
- * are checked for serialisability in queue order against the last acknowledged state and the
- * writes of the transactions accepted before them in the group, their writes are merged (the last
- * write of a key in queue order wins), and the merge is applied to the tries once: one update per
+ * One commit group (docs/ledger-format.md §11.7): k entries (transactions and log-only items) with
+ * the consecutive indexes base+1 … base+k, applied to the tries once. Transactions are checked for
+ * serialisability in queue order against the last acknowledged state and the writes of the
+ * transactions accepted before them in the group. Keys written in a group are disjoint: a
+ * transaction writing a key an earlier one of the group wrote is not added (the engine defers it,
+ * and everything queued after it, to the next group), so every key has at most one version per
+ * group and each version record carries its own transaction's index. `finish` makes one update per
  * touched table, one per touched catalogue, one of the administrative trie and one of the version
- * index. The whole group gets ONE commit index and one state hash.
+ * index (k puts: every index of the group maps to the group-end state hash).
  */
 import { bytesEqual, toHex } from '@cloister/core';
 import type { NodeRecord, TrieOp } from '../trie/trie.js';
@@ -21,33 +24,51 @@ import {
 import { createStateReader, type Level, type Levels, ledgerIdBytes, tableBytes } from './state.js';
 import type { TransactionBody } from './transaction.js';
 
-/** A key's merged write in a group: the last one in queue order. */
+/** One write of a log entry's write set: `value` undefined removes the key. */
+export interface WriteItem {
+  readonly ledger: string;
+  readonly table: string;
+  readonly key: Uint8Array;
+  readonly value: Uint8Array | undefined;
+}
+
+/** A key's write in a group (keys are disjoint across the group's transactions). */
 interface GroupWrite {
   readonly key: Uint8Array;
   readonly path: Uint8Array;
   readonly value: Uint8Array | undefined;
+  /** The index of the transaction that wrote it. */
+  readonly index: number;
   /** The index of the key's version in the base state (0: none). */
   readonly prev: number;
-  /** Whether the base state holds a live value of the key. */
-  readonly live: boolean;
 }
 
+/** What `add` did with a transaction. */
+export type AddOutcome =
+  | { readonly ok: true; readonly index: number; readonly writes: readonly WriteItem[] }
+  | { readonly ok: false; readonly deferred: true };
+
 /**
- * Builds one commit from a group. `add` either accepts a transaction (its writes join the group)
- * or throws (TransactionConflictError: the group is unchanged; any other error: a read failed and
- * the engine must stop). `finish` applies the merged writes and returns the next state (records
- * in the levels' pending overlays), or `base` itself when the group changes nothing.
+ * Builds one group. `add` accepts a transaction (its index and the writes that became versions),
+ * refuses it as deferred (it writes a key an earlier transaction of the group wrote; nothing
+ * changed), or throws (TransactionConflictError: the group is unchanged; any other error: a read
+ * failed and the engine must stop). `skip` gives a log-only entry its index. `finish` applies the
+ * writes and returns the state after the group (records in the levels' pending overlays), or
+ * `base` itself when the group has no entry.
  */
 export interface GroupApply {
-  add(body: TransactionBody): void;
+  add(body: TransactionBody): AddOutcome;
+  skip(): number;
   finish(): RootState;
 }
 
 export function createGroupApply(levels: Levels, base: RootState): GroupApply {
   const reader = createStateReader(levels, base.stateHash);
-  // ledger → table → key hex → merged write. A key or table present here was written by a
-  // transaction accepted earlier in the group (so after any snapshot in the group).
+  // ledger → table → key hex → write. A key or table present here was written by a transaction
+  // accepted earlier in the group (so after any snapshot in the group).
   const merged = new Map<string, Map<string, Map<string, GroupWrite>>>();
+  // Invariant: the last index given in the group (base.index: none yet).
+  let last = base.index;
 
   function check(body: TransactionBody): void {
     const stale = body.snapshot !== base.index;
@@ -83,27 +104,34 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
   return {
     add(body) {
       check(body);
-      // Resolve every write against the group so far before changing it (a read may throw).
-      const accepted: [string, string, string, GroupWrite][] = [];
       for (const [ledger, tables] of body.writes) {
         for (const [table, keys] of tables) {
           const group = merged.get(ledger)?.get(table);
+          if (group === undefined) continue;
+          for (const hex of keys.keys()) if (group.has(hex)) return { ok: false, deferred: true };
+        }
+      }
+      const index = last + 1;
+      // Resolve every write against the base before changing anything (a read may throw).
+      const accepted: [string, string, string, GroupWrite][] = [];
+      for (const [ledger, tables] of body.writes) {
+        for (const [table, keys] of tables) {
           for (const [hex, wr] of keys) {
-            const prior = group?.get(hex);
-            let prev = prior?.prev ?? 0;
-            let live = prior?.live ?? false;
-            if (prior === undefined) {
-              const cur = reader.read(ledger, table, wr.key);
-              prev = cur?.index ?? 0;
-              live = cur?.value !== undefined;
-            }
-            const liveNow = prior ? prior.value !== undefined : live;
+            const cur = reader.read(ledger, table, wr.key);
             // A remove of a key with no live value adds nothing (§11.4).
-            if (wr.value === undefined && !liveNow) continue;
-            accepted.push([ledger, table, hex, { ...wr, prev, live }]);
+            if (wr.value === undefined && cur?.value === undefined) continue;
+            const gw = {
+              key: wr.key,
+              path: wr.path,
+              value: wr.value,
+              index,
+              prev: cur?.index ?? 0,
+            };
+            accepted.push([ledger, table, hex, gw]);
           }
         }
       }
+      const writes: WriteItem[] = [];
       for (const [ledger, table, hex, gw] of accepted) {
         let byLedger = merged.get(ledger);
         if (!byLedger) {
@@ -116,11 +144,19 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
           byLedger.set(table, byTable);
         }
         byTable.set(hex, gw);
+        writes.push({ ledger, table, key: gw.key, value: gw.value });
       }
+      last = index;
+      return { ok: true, index, writes };
+    },
+
+    skip() {
+      last += 1;
+      return last;
     },
 
     finish() {
-      const index = base.index + 1;
+      if (last === base.index) return base;
       const made: [Level, readonly NodeRecord[]][] = [];
       const adminOps: TrieOp[] = [];
       for (const [ledger, tables] of merged) {
@@ -131,9 +167,7 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
           const salts = l.keyring.table(table);
           const ops: TrieOp[] = [];
           for (const gw of keys.values()) {
-            // Set then removed within the group, with no live value before it: nothing.
-            if (gw.value === undefined && !gw.live) continue;
-            const value = encodeVersion({ index, prev: gw.prev, value: gw.value });
+            const value = encodeVersion({ index: gw.index, prev: gw.prev, value: gw.value });
             ops.push({ type: 'put', path: gw.path, salt: salts.salt(gw.key), key: gw.key, value });
           }
           if (ops.length === 0) continue;
@@ -159,27 +193,26 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
         const value = encodeRootValue(up.root);
         adminOps.push({ type: 'put', path: ak.path(id), salt: ak.salt(id), key: id, value });
       }
-      if (adminOps.length === 0) return base;
       const a = levels.admin;
-      const top = integrityAt('admin trie', () => a.trie.update(base.stateHash, adminOps));
+      let stateHash = base.stateHash;
+      if (adminOps.length > 0) {
+        const top = integrityAt('admin trie', () => a.trie.update(base.stateHash, adminOps));
+        made.push([a, top.records]);
+        stateHash = Uint8Array.from(top.root);
+      }
+      // Every index of the group maps to the group-end state hash: one update, k puts.
       const vk = a.keyring.table(VERSIONS_TRIE);
-      const key = u64(index);
-      const vop: TrieOp = {
-        type: 'put',
-        path: vk.path(key),
-        salt: vk.salt(key),
-        key,
-        value: encodeRootValue(top.root),
-      };
-      const ver = integrityAt('version index', () => a.trie.update(base.versionsRoot, [vop]));
-      made.push([a, top.records], [a, ver.records]);
+      const rootValue = encodeRootValue(stateHash);
+      const vops: TrieOp[] = [];
+      for (let i = base.index + 1; i <= last; i++) {
+        const key = u64(i);
+        vops.push({ type: 'put', path: vk.path(key), salt: vk.salt(key), key, value: rootValue });
+      }
+      const ver = integrityAt('version index', () => a.trie.update(base.versionsRoot, vops));
+      made.push([a, ver.records]);
       for (const [l, records] of made) for (const r of records) l.pending.set(hexKey(r.hash), r);
       // Plain Uint8Array copies (the trie's hashes may be Buffers).
-      return {
-        index,
-        stateHash: Uint8Array.from(top.root),
-        versionsRoot: Uint8Array.from(ver.root),
-      };
+      return { index: last, stateHash, versionsRoot: Uint8Array.from(ver.root) };
     },
   };
 }

@@ -35,6 +35,7 @@ export const MAX_TABLE_BYTES = 255;
 const APP_LEDGER_LABEL = 'cloister/ledger/v1/app-ledger';
 
 export interface Level {
+  /** The level's keyring; replaced (same path, salt and store keys) when a generation is added. */
   readonly keyring: LedgerKeyring;
   readonly trie: Trie;
   /** Records built by commits whose batch is not written yet, by node hash (hex). */
@@ -44,15 +45,25 @@ export interface Level {
 export interface Levels {
   readonly admin: Level;
   ledger(id: string): Level;
+  /** Generation new records are sealed under. */
+  readonly generation: number;
   /** Sealed puts of every pending record; clears the overlays. */
   takePending(): RecordPut[];
   /** Drops caches and overlays (after a failed write nothing cached may be trusted as stored). */
   reset(): void;
+  /**
+   * Adds secret generation `secret` (above every known one): records sealed from now on use it,
+   * records of every known generation stay readable. Path, salt and store keys stay the origin's.
+   */
+  rotate(secret: LedgerSecret): void;
 }
 
 export interface LevelsOptions {
   readonly records: RecordReader;
+  /** The origin secret (fixes path, salt and store keys for the ledger's life). */
   readonly secret: LedgerSecret;
+  /** Other generations (older or newer); new records use the highest known. */
+  readonly secrets?: readonly LedgerSecret[];
   readonly cacheBytes: number;
   readonly random?: (out: Uint8Array) => void;
 }
@@ -71,35 +82,92 @@ export const ledgerIdBytes = (id: string): Uint8Array =>
   checkName(id, MAX_LEDGER_ID_BYTES, 'a ledger id');
 export const tableBytes = (t: string): Uint8Array => checkName(t, MAX_TABLE_BYTES, 'a table name');
 
+/** The secret of app ledger `id` for the generation of `s`: HKDF(s, label ‖ 0x00 ‖ id). */
+function appSecret(s: LedgerSecret, id: string): LedgerSecret {
+  const info = new Uint8Array([...utf8(APP_LEDGER_LABEL), 0, ...ledgerIdBytes(id)]);
+  return { generation: s.generation, secret: hkdfSha256(s.secret, new Uint8Array(0), info, 32) };
+}
+
 export function createLevels(options: LevelsOptions): Levels {
   const { records, secret } = options;
-  let ledgers = new Map<string, Level>();
-  function level(s: LedgerSecret): Level {
-    const keyring = createLedgerKeyring({
-      origin: s,
+  // Invariant: `others` holds every known generation but the origin's, each once.
+  const others: LedgerSecret[] = [];
+  const addSecret = (s: LedgerSecret): void => {
+    if (!Number.isInteger(s.generation) || s.generation < 0 || s.generation > 0xffffffff) {
+      throw new InvalidInputError('a ledger secret generation must be a whole number below 2^32');
+    }
+    if (!(s.secret instanceof Uint8Array) || s.secret.length !== 32) {
+      throw new InvalidInputError('a ledger secret must be 32 bytes');
+    }
+    const same = (x: LedgerSecret): boolean => x.generation === s.generation;
+    const known = same(secret) ? secret : others.find(same);
+    if (known === undefined)
+      others.push({ generation: s.generation, secret: Uint8Array.from(s.secret) });
+    else if (!bytesEqual(known.secret, s.secret)) {
+      throw new InvalidInputError(`two ledger secrets for generation ${s.generation}`);
+    }
+  };
+  for (const s of options.secrets ?? []) addSecret(s);
+  const maxGeneration = (): number =>
+    Math.max(secret.generation, ...others.map((s) => s.generation));
+
+  function keyringFor(origin: LedgerSecret, later: readonly LedgerSecret[]): LedgerKeyring {
+    return createLedgerKeyring({
+      origin,
+      secrets: later,
       ...(options.random ? { random: options.random } : {}),
     });
-    const nodes = createConfidentialNodeStore({ records, keyring });
+  }
+
+  /** A level whose keyring `make()` builds (again at each rotation). */
+  function level(make: () => LedgerKeyring): Level & { rekey(): void } {
+    let keyring = make();
+    let nodes = createConfidentialNodeStore({ records, keyring });
     const pending = new Map<string, NodeRecord>();
     const source = {
       get: (hash: Uint8Array): Uint8Array | undefined =>
         pending.get(hexOf(hash))?.plaintext ?? nodes.get(hash),
     };
     const trie = createTrie({ source, cache: createNodeCache(options.cacheBytes) });
-    return { keyring, trie, pending };
+    return {
+      get keyring() {
+        return keyring;
+      },
+      trie,
+      pending,
+      rekey() {
+        const old = keyring;
+        keyring = make();
+        nodes = createConfidentialNodeStore({ records, keyring });
+        old.destroy();
+      },
+    };
   }
-  let admin = level(secret);
+
+  const adminLevel = () => level(() => keyringFor(secret, others));
+  function appLevel(id: string) {
+    return level(() => {
+      const origin = appSecret(secret, id);
+      const later = others.map((s) => appSecret(s, id));
+      const ring = keyringFor(origin, later);
+      for (const s of [origin, ...later]) s.secret.fill(0);
+      return ring;
+    });
+  }
+
+  let admin = adminLevel();
+  let ledgers = new Map<string, Level & { rekey(): void }>();
   const self: Levels = {
     get admin() {
       return admin;
     },
+    get generation() {
+      return admin.keyring.generation;
+    },
     ledger(id: string): Level {
       let l = ledgers.get(id);
       if (l === undefined) {
-        const info = new Uint8Array([...utf8(APP_LEDGER_LABEL), 0, ...ledgerIdBytes(id)]);
-        const derived = hkdfSha256(secret.secret, new Uint8Array(0), info, 32);
-        l = level({ generation: secret.generation, secret: derived });
-        derived.fill(0);
+        l = appLevel(id);
         ledgers.set(id, l);
       }
       return l;
@@ -115,8 +183,17 @@ export function createLevels(options: LevelsOptions): Levels {
     },
     reset(): void {
       for (const l of [admin, ...ledgers.values()]) l.keyring.destroy();
-      admin = level(secret);
+      admin = adminLevel();
       ledgers = new Map();
+    },
+    rotate(s: LedgerSecret): void {
+      if (!(Number.isInteger(s.generation) && s.generation > maxGeneration())) {
+        throw new InvalidInputError(
+          `a new ledger secret generation must be above ${maxGeneration()}`,
+        );
+      }
+      addSecret(s);
+      for (const l of [admin, ...ledgers.values()]) l.rekey();
     },
   };
   return self;

@@ -37,14 +37,29 @@ export const DEFAULT_TX_LIMITS: TransactionLimits = {
   maxValueBytes: 1024 * 1024,
 };
 
+/** The term of every entry until consensus lands (DESIGN.md §11). */
+export const TERM = 1;
+
 export interface CommitResult {
-  /**
-   * The commit index of this transaction's group, shared by every transaction of the group (the
-   * latest index if the group wrote nothing); docs/ledger-format.md §11.7.
-   */
+  /** The term of the entry (1 until consensus). */
+  readonly term: 1;
+  /** This entry's own commit index (docs/ledger-format.md §11.7): one transaction, one index. */
   readonly index: number;
-  /** The state hash after the group. */
+  /** The transaction id, `term.index` (e.g. `1.42`). */
+  readonly txid: string;
+  /**
+   * The state hash after the entry's group (the state its group made durable; a state between two
+   * entries of one group is never committed on its own).
+   */
   readonly stateHash: Uint8Array;
+}
+
+/** What a commit adds to its log entry (docs/ledger-format.md §11.7). */
+export interface CommitOptions {
+  /** The salted claims digest (32 bytes) the entry's leaf commits to. */
+  readonly claims?: Uint8Array;
+  /** The app id, public metadata of the entry. */
+  readonly app?: string;
 }
 
 export type TransactionState = 'open' | 'committing' | 'committed' | 'aborted' | 'failed';
@@ -57,8 +72,12 @@ export interface Transaction {
   list(ledger: string, table: string, options?: ListOptions): ListPage;
   set(ledger: string, table: string, key: Uint8Array, value: Uint8Array): void;
   remove(ledger: string, table: string, key: Uint8Array): void;
-  /** Queues the commit; resolves once its batch is written with sync (group commit). */
-  commit(): Promise<CommitResult>;
+  /**
+   * Queues the commit; resolves once its batch is written with sync (group commit). Every
+   * committed transaction is one entry with its own index, even one that wrote nothing (abort a
+   * read-only transaction instead).
+   */
+  commit(options?: CommitOptions): Promise<CommitResult>;
   /** Drops the buffered writes; nothing was or will be written. */
   abort(): void;
 }
@@ -78,6 +97,8 @@ export interface TransactionBody {
   readonly reads: ReadonlyMap<string, ReadRecord>;
   /** "ledger\0table" of every table listed. */
   readonly listed: ReadonlySet<string>;
+  readonly claims?: Uint8Array;
+  readonly app?: string;
 }
 
 export interface TransactionContext {
@@ -201,11 +222,25 @@ export function createTransaction(ctx: TransactionContext): Transaction {
     remove(ledger, table, key) {
       write(ledger, table, key, undefined);
     },
-    async commit() {
+    async commit(options) {
       if (state !== 'open') throw new TransactionClosedError(state);
+      const claims = options?.claims;
+      if (claims !== undefined && !(claims instanceof Uint8Array && claims.length === 32)) {
+        throw new InvalidInputError('claims must be a 32-byte digest');
+      }
+      const app = options?.app;
+      if (app !== undefined) ledgerIdBytes(app);
       state = 'committing';
       try {
-        const result = await ctx.submit({ snapshot: ctx.snapshot, reader, writes, reads, listed });
+        const result = await ctx.submit({
+          snapshot: ctx.snapshot,
+          reader,
+          writes,
+          reads,
+          listed,
+          ...(claims ? { claims: Uint8Array.from(claims) } : {}),
+          ...(app !== undefined ? { app } : {}),
+        });
         state = 'committed';
         return result;
       } catch (e) {
