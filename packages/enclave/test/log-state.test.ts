@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  newServiceState,
+  openServiceState,
+  sealServiceState,
+  serviceStateOwner,
+  withNewSecret,
+} from '../src/log/index.js';
+import { createNodeState } from '../src/node-state.js';
+import { SealedDataCorruptError, SecurityVersionRollbackError } from '../src/seal.js';
+import { fakePlatform, newNode } from './log-helpers.js';
+
+test('service state round-trips: key, secrets, root key, counter', async () => {
+  const p = fakePlatform();
+  const owner = serviceStateOwner(newNode().publicKey);
+  const s = withNewSecret(newServiceState()).state;
+  const blob = await sealServiceState(p, owner, 1, s);
+  const o = await openServiceState(p, owner, 1, blob);
+  assert.equal(o.resealed, undefined);
+  assert.deepEqual(o.state.servicePublicKey, s.servicePublicKey);
+  assert.deepEqual(o.state.secrets, s.secrets);
+  assert.deepEqual(o.state.rootKey, s.rootKey);
+  assert.equal(o.state.counter, s.counter);
+  assert.match(s.counter, /^cloister-ledger-epoch\.[0-9a-f]{16}$/);
+});
+
+test('corrupt, foreign or other-purpose blobs are refused', async () => {
+  const p = fakePlatform();
+  const owner = serviceStateOwner(newNode().publicKey);
+  const blob = await sealServiceState(p, owner, 1, newServiceState());
+  const bad = blob.slice();
+  bad[bad.length - 3] = (bad[bad.length - 3] as number) ^ 1;
+  await assert.rejects(openServiceState(p, owner, 1, bad), SealedDataCorruptError);
+  const otherNode = serviceStateOwner(newNode().publicKey);
+  await assert.rejects(openServiceState(p, otherNode, 1, blob), SealedDataCorruptError);
+  await assert.rejects(openServiceState(fakePlatform(), owner, 1, blob), SealedDataCorruptError);
+  const nodeBlob = (await createNodeState(p, 'n1', 1)).resealed as Uint8Array;
+  await assert.rejects(openServiceState(p, owner, 1, nodeBlob), SealedDataCorruptError);
+});
+
+test('an svn upgrade reseals; the older version cannot open the resealed state', async () => {
+  const p1 = fakePlatform({ svn: 1 });
+  const p2 = p1.withSvn(2);
+  const owner = serviceStateOwner(newNode().publicKey);
+  const blob = await sealServiceState(p1, owner, 1, newServiceState());
+  const up = await openServiceState(p2, owner, 2, blob);
+  assert.ok(up.resealed);
+  assert.equal(up.maxSvn, 2);
+  await assert.rejects(openServiceState(p1, owner, 1, up.resealed), SecurityVersionRollbackError);
+});
