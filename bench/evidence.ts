@@ -15,6 +15,7 @@ import { buildEnclave } from '../packages/host/src/build/build.js';
 import { launchEnclaveWorker } from '../packages/host/src/launcher/index.js';
 import { enclaveOcalls } from '../packages/host/src/node/node.js';
 import { openSimulationPlatform } from '../packages/host/src/platform/index.js';
+import { createMemoryStore, storeOcalls } from '../packages/host/src/store/index.js';
 import {
   type BenchOptions,
   concurrentOpsPerSecond,
@@ -36,10 +37,18 @@ export async function runEvidenceBench(opts: BenchOptions): Promise<void> {
     const identity = platform.admit(build.bundle, build.manifest);
     const worker = await launchEnclaveWorker({
       code: build.bundle,
-      ocalls: enclaveOcalls(platform, identity),
+      // The enclave opens its logchain service on start: serve it an in-memory store.
+      ocalls: enclaveOcalls(platform, identity, {
+        ...storeOcalls(createMemoryStore()),
+        'service.persist': () => ({}),
+      }),
     });
     try {
-      await worker.call('enclave.start', { nodeId: 'bench', sealedNode: new Uint8Array(0) });
+      await worker.call('enclave.start', {
+        nodeId: 'bench',
+        sealedNode: new Uint8Array(0),
+        sealedService: new Uint8Array(0),
+      });
       const nonce = new Uint8Array(32).fill(7);
       const sample = await worker.call('enclave.evidence', { nonce });
       // A client parses its constraint once and verifies many answers against it.

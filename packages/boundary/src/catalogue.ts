@@ -59,11 +59,13 @@ const E2H = 'enclave->host';
 /** The catalogue. Names are fixed: other code calls them by name. */
 export const MESSAGES = {
   // host -> enclave calls (the analogue of ECALLs)
+  // 0x0101 (enclave.start without the sealed service state, before issue 4) is retired.
+  // sealedNode/sealedService empty in = first start / genesis; empty out = unchanged.
   'enclave.start': call(
-    0x0101,
+    0x0105,
     H2E,
-    { nodeId: 'string', sealedNode: 'bytes' }, // sealedNode empty = first start
-    { identityPublicKey: 'bytes', sealedNode: 'bytes' }, // sealedNode empty = unchanged
+    { nodeId: 'string', sealedNode: 'bytes', sealedService: 'bytes' },
+    { identityPublicKey: 'bytes', sealedNode: 'bytes', sealedService: 'bytes' },
   ),
   'enclave.evidence': call(
     0x0102,
@@ -73,6 +75,35 @@ export const MESSAGES = {
   ),
   'enclave.ping': call(0x0103, H2E, { payload: 'bytes' }, { payload: 'bytes' }),
   'enclave.stop': call(0x0104, H2E, {}, {}),
+  // host -> enclave: the logchain service (docs/receipts.md). Public metadata only: hashes, keys
+  // and indexes that anyone may see. status: hashes are 32 bytes, servicePublicKey SEC1 65 bytes.
+  'service.status': call(
+    0x0106,
+    H2E,
+    {},
+    {
+      index: 'u53',
+      term: 'u53',
+      lastSigned: 'u53',
+      stateHash: 'bytes',
+      treeRoot: 'bytes',
+      serviceIdentity: 'bytes',
+      servicePublicKey: 'bytes',
+      epoch: 'u53',
+      generation: 'u32',
+    },
+  ),
+  'service.receipt': call(0x0107, H2E, { txid: 'string' }, { receipt: 'bytes' }), // txid "term.index"
+  'service.consistency': call(0x0108, H2E, { from: 'u53', to: 'u53' }, { proof: 'bytesList' }),
+  'service.tick': call(0x0109, H2E, {}, {}), // sign iff unsigned entries exist (the host's timer)
+  // The enclave has the host persist the new state (service.persist) before the rotation entry
+  // commits; the response repeats the blob (docs/boundary.md, "Service calls").
+  'service.rotateSecret': call(
+    0x010a,
+    H2E,
+    {},
+    { sealedService: 'bytes', txid: 'string', generation: 'u32' },
+  ),
   // enclave -> host calls (the analogue of OCALLs); each may be sent async or sync
   'platform.self': call(
     0x0201,
@@ -113,6 +144,9 @@ export const MESSAGES = {
     { gte: 'bytes', lt: 'bytes', limit: 'u32' },
     { keys: 'bytesList', values: 'bytesList', done: 'bool' },
   ),
+  // enclave -> host: write the sealed service state durably (atomic) before answering; the
+  // enclave awaits it during service.rotateSecret, before the rotation entry commits.
+  'service.persist': call(0x020b, E2H, { sealedService: 'bytes' }, {}),
   // enclave -> host events (no reply)
   log: event(0x0301, E2H, { level: 'u8', event: 'string' }), // level: pino 10..60; event: a fixed name
 } as const;

@@ -145,8 +145,14 @@ describe('calls', () => {
     const never = (f: () => unknown): void => assert.ok(typeof f === 'function');
     // @ts-expect-error: wrong field name
     never(() => w.host.call('enclave.ping', { data: new Uint8Array() }));
-    // @ts-expect-error: wrong field type
-    never(() => w.host.call('enclave.start', { nodeId: 1, sealedNode: new Uint8Array() }));
+    never(() =>
+      w.host.call('enclave.start', {
+        // @ts-expect-error: wrong field type
+        nodeId: 1,
+        sealedNode: new Uint8Array(),
+        sealedService: new Uint8Array(),
+      }),
+    );
     // @ts-expect-error: the host does not answer its own calls
     never(() => w.enclave.call('enclave.ping', { payload: new Uint8Array() }));
     // @ts-expect-error: the enclave makes no host -> enclave calls
@@ -193,7 +199,11 @@ describe('errors cross as code and message only', () => {
       },
     );
     await rejectsWith(
-      w.host.call('enclave.start', { nodeId: 'n', sealedNode: new Uint8Array() }),
+      w.host.call('enclave.start', {
+        nodeId: 'n',
+        sealedNode: new Uint8Array(),
+        sealedService: new Uint8Array(),
+      }),
       RemoteError,
       'BOUNDARY',
       /enclave\.start is not handled/,

@@ -5,7 +5,10 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { attest } from './commands/attest.js';
 import { build, measure } from './commands/build.js';
+import { rotateSecret } from './commands/ledger.js';
+import { logAudit } from './commands/log.js';
 import { nodeStart } from './commands/node.js';
+import { receiptGet, receiptVerify } from './commands/receipt.js';
 import { printError } from './output.js';
 
 function intOption(min: number, max: number) {
@@ -73,8 +76,65 @@ export function createProgram(setExit: (code: number) => void): Command {
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0 picks a free port)', intOption(0, 65535), 7410)
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
+    .option(
+      '--sign-interval <ms>',
+      'sign the log every <ms> milliseconds when unsigned entries exist (0 disables the timer)',
+      intOption(0, 86_400_000),
+      1000,
+    )
     .action(async (o, cmd: Command) =>
       setExit(await nodeStart({ ...o, home: cmd.optsWithGlobals().home })),
+    );
+
+  const receipt = program.command('receipt').description('transaction receipts (docs/receipts.md)');
+  receipt
+    .command('get')
+    .description(
+      "fetch a transaction's receipt from a node into a file (verify it with `receipt verify`)",
+    )
+    .argument('<url>', 'the node URL, e.g. http://127.0.0.1:7410')
+    .argument('<txid>', 'the transaction id, term.index, e.g. 1.5')
+    .option('-o, --out <file>', 'where to write the receipt (default: ./receipt-<txid>.cbor)')
+    .action(async (url: string, txid: string, o) => setExit(await receiptGet(url, txid, o)));
+  receipt
+    .command('verify')
+    .description('verify a receipt offline: evidence, endorsement, signature, inclusion')
+    .argument('<file>', 'the receipt file')
+    .requiredOption(
+      '--constraint <text>',
+      'what code you accept, e.g. "C:<measurement> SEC:INSECURE" (`cloister measure`; docs/constraints.md)',
+    )
+    .option('--service <hex>', 'the service identity you expect (SHA-256 of its public key)')
+    .action(async (file: string, o) => setExit(await receiptVerify(file, o)));
+
+  program
+    .command('log')
+    .description("audit a node's log")
+    .command('audit')
+    .description('check a copy of a log with no secrets: chain, signatures, roots, consistency')
+    .argument('<dir>', "a copy of a node's home, data directory or store folder")
+    .option('--trusted-size <n>', 'a tree size you already trust', intOption(0, 2 ** 53 - 1))
+    .option('--trusted-root <hex>', 'the root you trust at that size')
+    .option('--constraint <text>', 'also check the genesis evidence against this constraint')
+    .option('--json', 'print JSON')
+    .action(async (dir: string, o) => setExit(await logAudit(dir, o)));
+
+  program
+    .command('ledger')
+    .description('operator actions on a stopped node')
+    .command('rotate-secret')
+    .description(
+      'rotate the ledger secret of a STOPPED node (new entries use it; older stay readable)',
+    )
+    .option('--data <dir>', 'data directory (default: <home>/data)')
+    .option('--platform-dir <dir>', 'simulation platform directory (default: <home>/platform)')
+    .option(
+      '--enclave <dir>',
+      'enclave build from `cloister build` (default: <install>/build/enclave)',
+    )
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
+    .action(async (o, cmd: Command) =>
+      setExit(await rotateSecret({ ...o, home: cmd.optsWithGlobals().home })),
     );
 
   program

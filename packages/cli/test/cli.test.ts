@@ -1,14 +1,16 @@
 /**
  * The `cloister` command as a user runs it: build, measure, node start, attest (issue 2
- * "Must show: cloister attest against a running node").
+ * "Must show: cloister attest against a running node"); receipt get/verify, log audit and
+ * ledger rotate-secret (issue 4).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { openLevelStore } from '@cloister/host';
 
 const entry = fileURLToPath(new URL('./fixtures/run.ts', import.meta.url));
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -116,6 +118,85 @@ describe('cloister CLI', () => {
     assert.match(gone.err, /next step/);
   });
 
+  it('receipt get writes a receipt file that receipt verify accepts', async () => {
+    const file = join(home, 'r-1.1.cbor');
+    const g = await run(['receipt', 'get', url, '1.1', '-o', file]);
+    assert.equal(g.code, 0, g.out + g.err);
+    const summary = JSON.parse(g.out) as { txid: string; file: string; bytes: number };
+    assert.equal(summary.txid, '1.1');
+    assert.equal(summary.file, file);
+    assert.equal(summary.bytes, readFileSync(file).length);
+    const status = (await (await fetch(`${url}/v1/status`)).json()) as { serviceIdentity: string };
+    const v = await run([
+      'receipt',
+      'verify',
+      file,
+      '--constraint',
+      `C:${measurement} SEC:INSECURE`,
+      '--service',
+      status.serviceIdentity,
+    ]);
+    assert.equal(v.code, 0, v.out + v.err);
+    const verdict = JSON.parse(v.out) as { verdict: string; txid: string; service: string };
+    assert.equal(verdict.verdict, 'accepted');
+    assert.equal(verdict.txid, '1.1');
+    assert.equal(verdict.service, status.serviceIdentity);
+    const other = await run([
+      'receipt',
+      'verify',
+      file,
+      '--constraint',
+      `C:${measurement} SEC:INSECURE`,
+      '--service',
+      '00'.repeat(32),
+    ]);
+    assert.equal(other.code, 1);
+    assert.match(other.err, /REFUSED \[RECEIPT\].*service/);
+  });
+
+  it('receipt verify refuses a file with one byte changed, saying why', async () => {
+    const file = join(home, 'r-1.1.cbor');
+    const bytes = readFileSync(file);
+    const bad = join(home, 'r-bad.cbor');
+    bytes[bytes.length - 30]! ^= 0x01;
+    writeFileSync(bad, bytes);
+    const r = await run([
+      'receipt',
+      'verify',
+      bad,
+      '--constraint',
+      `C:${measurement} SEC:INSECURE`,
+    ]);
+    assert.equal(r.code, 1, r.out + r.err);
+    assert.equal((JSON.parse(r.out) as { verdict: string }).verdict, 'refused');
+    assert.match(r.err, /receipt REFUSED \[/);
+    assert.match(r.err, /next step/);
+  });
+
+  it('receipt get names a malformed txid and an unknown one', async () => {
+    const bad = await run(['receipt', 'get', url, 'one.five', '-o', join(home, 'x.cbor')]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /term\.index/);
+    assert.ok(!existsSync(join(home, 'x.cbor')));
+    const unknown = await run(['receipt', 'get', url, '1.999999', '-o', join(home, 'x.cbor')]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.err, /HTTP 404/);
+  });
+
+  it('ledger rotate-secret refuses a running node: stop it first', async () => {
+    const r = await run([
+      'ledger',
+      'rotate-secret',
+      '--enclave',
+      enclaveDir,
+      '--log-level',
+      'silent',
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /DATA_DIR_LOCKED/);
+    assert.match(r.err, /stop the node first/);
+  });
+
   it('stops cleanly on SIGTERM', async () => {
     const code = await new Promise<number | null>((resolve) => {
       node.on('exit', (c) => resolve(c));
@@ -123,5 +204,84 @@ describe('cloister CLI', () => {
     });
     assert.equal(code, 0);
     assert.match(nodeErr, /SIGTERM: stopping/);
+  });
+
+  it('log audit passes on a good copy and prints what it verified', async () => {
+    const copy = join(home, 'audit-good');
+    cpSync(join(home, 'data'), copy, { recursive: true });
+    const r = await run(['log', 'audit', copy, '--constraint', `C:${measurement} SEC:INSECURE`]);
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(r.out, /VERIFIED/);
+    assert.match(r.out, /entries +\d+/);
+    assert.match(r.out, /signatures +\d+/);
+    const j = await run(['log', 'audit', join(copy, 'store'), '--json']);
+    assert.equal(j.code, 0, j.out + j.err);
+    const report = JSON.parse(j.out) as { verdict: string; entries: number; lastSigned: number };
+    assert.equal(report.verdict, 'verified');
+    assert.ok(report.entries >= 2);
+    assert.ok(report.lastSigned >= 1);
+    // Consistency with a root the auditor already trusts: the one its receipt verified.
+    const v = await run([
+      'receipt',
+      'verify',
+      join(home, 'r-1.1.cbor'),
+      '--constraint',
+      `C:${measurement} SEC:INSECURE`,
+    ]);
+    const signed = JSON.parse(v.out) as { treeSize: number; treeRoot: string };
+    const trusted = (root: string) =>
+      run([
+        'log',
+        'audit',
+        copy,
+        '--trusted-size',
+        String(signed.treeSize),
+        '--trusted-root',
+        root,
+      ]);
+    const ok = await trusted(signed.treeRoot);
+    assert.equal(ok.code, 0, ok.out + ok.err);
+    const forked = await trusted(signed.treeRoot.replace(/^./, (c) => (c === '0' ? '1' : '0')));
+    assert.equal(forked.code, 1, forked.out + forked.err);
+    assert.match(forked.err, /log audit FAILED/);
+  });
+
+  it('log audit names the first bad entry of a tampered copy', async () => {
+    const copy = join(home, 'audit-bad');
+    cpSync(join(home, 'data'), copy, { recursive: true });
+    const store = await openLevelStore(join(copy, 'store'), { createIfMissing: false });
+    const key = new Uint8Array(9);
+    key[0] = 0x02;
+    key[8] = 2; // entry 2
+    const value = store.get(key);
+    assert.ok(value);
+    const changed = new Uint8Array(value);
+    changed[changed.length - 5]! ^= 0x01;
+    await store.write([{ type: 'put', key, value: changed }], { sync: true });
+    await store.close();
+    const r = await run(['log', 'audit', copy]);
+    assert.equal(r.code, 1, r.out + r.err);
+    assert.match(r.out, /FAILED at entry 2/);
+    assert.match(r.err, /log audit FAILED at entry 2: \[LOG_/);
+  });
+
+  it('ledger rotate-secret on the stopped node; the log still audits', async () => {
+    const r = await run([
+      'ledger',
+      'rotate-secret',
+      '--enclave',
+      enclaveDir,
+      '--log-level',
+      'silent',
+    ]);
+    assert.equal(r.code, 0, r.out + r.err);
+    const j = JSON.parse(r.out) as { txid: string; generation: number };
+    assert.equal(j.generation, 1);
+    assert.match(j.txid, /^1\.\d+$/);
+    assert.match(r.err, /ledger secret rotated/);
+    const a = await run(['log', 'audit', home, '--json']);
+    assert.equal(a.code, 0, a.out + a.err);
+    const report = JSON.parse(a.out) as { entries: number };
+    assert.ok(report.entries >= Number(j.txid.split('.')[1]));
   });
 });

@@ -1,13 +1,19 @@
 /**
  * The enclave's top level: a small state machine that answers the host's calls (the ecalls of
- * the boundary catalogue) using only what the platform port gives it. It is written against
- * injected ports, not the worker, so tests drive it directly and put a malicious platform or host
- * on the other side.
+ * the boundary catalogue) using only what the platform and store ports give it. It is written
+ * against injected ports, not the worker, so tests drive it directly and put a malicious
+ * platform or host on the other side.
  *
  * States: 'new' -> (enclave.start) -> 'running' -> (enclave.stop) -> 'stopped'.
- * Invariant: `identity` is set if and only if state === 'running'.
+ * Invariant: `identity` and `service` are set if and only if state === 'running'.
+ *
+ * `enclave.start` opens the node identity, then the logchain service (startService: genesis on
+ * an empty store, else the stored log verified from the sealed checkpoint and the platform
+ * counter). Any failure of either fails the start with its named error (it crosses the boundary
+ * with its code): the node refuses to serve rather than serve a wrong state.
  */
 import { CloisterError, computeReportData, InvalidInputError } from '@cloister/core';
+import { type Service, type ServiceStore, startService } from './log/index.js';
 import { createNodeState, type NodeIdentity, openNodeState } from './node-state.js';
 import type { SealKeySource } from './seal.js';
 
@@ -26,6 +32,9 @@ export interface EnclavePlatform extends SealKeySource {
   self(): Promise<SelfReport>;
   /** Signed evidence carrying this enclave's identity and `reportData` (64 bytes). */
   report(reportData: Uint8Array): Promise<Uint8Array>;
+  /** The platform's increment-only counters (rollback detection of the whole data directory). */
+  counterRead(name: string): Promise<number>;
+  counterIncrement(name: string): Promise<number>;
 }
 
 /** Fixed event names the enclave may log: never data, keys or identities. */
@@ -33,23 +42,56 @@ export type EnclaveEvent =
   | 'enclave.started.new-identity'
   | 'enclave.started.existing-identity'
   | 'enclave.started.upgraded'
-  | 'enclave.stopped';
+  | 'enclave.start-refused'
+  | 'enclave.stopped'
+  | 'service.secret-rotated';
 
 export interface EnclaveOptions {
   readonly platform: EnclavePlatform;
-  readonly log?: (level: number, event: EnclaveEvent) => void;
+  /** The host's record store, through the boundary (createBoundaryStore). */
+  readonly store: ServiceStore;
+  /** Fixed event names only (the enclave's own and the service's); the boundary checks them. */
+  readonly log?: (level: number, event: string) => void;
+  /** A signature entry after this many unsigned entries (startService's default when unset). */
+  readonly signEvery?: number;
+  /**
+   * Has the host write the sealed service state durably (`service.persist`); awaited during a
+   * secret rotation before the rotation entry commits.
+   */
+  readonly persist: (sealedService: Uint8Array) => Promise<void>;
+}
+
+/** The logchain service's public status (`service.status`). */
+export interface ServiceStatusReply {
+  index: number;
+  term: number;
+  lastSigned: number;
+  stateHash: Uint8Array;
+  treeRoot: Uint8Array;
+  serviceIdentity: Uint8Array;
+  servicePublicKey: Uint8Array;
+  epoch: number;
+  generation: number;
 }
 
 export interface Enclave {
-  start(req: { nodeId: string; sealedNode: Uint8Array }): Promise<{
+  start(req: { nodeId: string; sealedNode: Uint8Array; sealedService: Uint8Array }): Promise<{
     identityPublicKey: Uint8Array;
     sealedNode: Uint8Array;
+    sealedService: Uint8Array;
   }>;
   evidence(req: {
     nonce: Uint8Array;
   }): Promise<{ evidence: Uint8Array; identityPublicKey: Uint8Array }>;
   ping(req: { payload: Uint8Array }): { payload: Uint8Array };
+  status(): ServiceStatusReply;
+  receipt(req: { txid: string }): { receipt: Uint8Array };
+  consistency(req: { from: number; to: number }): { proof: Uint8Array[] };
+  tick(): Promise<Record<string, never>>;
+  rotateSecret(): Promise<{ sealedService: Uint8Array; txid: string; generation: number }>;
   stop(): Record<string, never>;
+  /** The running service (tests drive its engine directly); undefined unless running. */
+  readonly service: Service | undefined;
 }
 
 export class EnclaveStateError extends CloisterError {
@@ -61,12 +103,15 @@ export class EnclaveStateError extends CloisterError {
 const NODE_ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
 const MAX_NONCE = 64;
 const MAX_PING = 64 * 1024;
+/** `term.index`: two numbers of at most 16 digits and the dot. */
+const MAX_TXID = 33;
 
 export function createEnclave(opts: EnclaveOptions): Enclave {
-  const { platform } = opts;
+  const { platform, store } = opts;
   const log = opts.log ?? (() => {});
   let state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
   let identity: NodeIdentity | undefined;
+  let service: Service | undefined;
 
   function requireRunning(): NodeIdentity {
     if (state !== 'running' || !identity)
@@ -74,8 +119,18 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
     return identity;
   }
 
+  function requireService(): Service {
+    if (state !== 'running' || !service)
+      throw new EnclaveStateError(`enclave is ${state}, not running`);
+    return service;
+  }
+
   return {
-    async start({ nodeId, sealedNode }) {
+    get service() {
+      return state === 'running' ? service : undefined;
+    },
+
+    async start({ nodeId, sealedNode, sealedService }) {
       if (state !== 'new') throw new EnclaveStateError(`enclave.start called while ${state}`);
       if (!NODE_ID.test(nodeId)) throw new InvalidInputError('node id must match [a-z0-9-]{1,64}');
       state = 'starting';
@@ -85,7 +140,17 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
           sealedNode.length === 0
             ? await createNodeState(platform, nodeId, self.svn)
             : await openNodeState(platform, nodeId, self.svn, sealedNode);
+        const started = await startService({
+          platform,
+          store,
+          node: opened.identity,
+          svn: self.svn,
+          sealedService,
+          ...(opts.signEvery !== undefined ? { signEvery: opts.signEvery } : {}),
+          log,
+        });
         identity = opened.identity;
+        service = started.service;
         state = 'running';
         log(
           30,
@@ -98,9 +163,13 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
         return {
           identityPublicKey: identity.publicKey,
           sealedNode: opened.resealed ?? new Uint8Array(0),
+          sealedService: started.sealedService,
         };
       } catch (e) {
         state = 'new';
+        identity = undefined;
+        service = undefined;
+        log(50, 'enclave.start-refused');
         throw e;
       }
     },
@@ -119,9 +188,51 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
       return { payload };
     },
 
+    status() {
+      const svc = requireService();
+      const st = svc.status();
+      return {
+        index: st.index,
+        term: st.term,
+        lastSigned: st.lastSigned,
+        stateHash: st.stateHash,
+        treeRoot: st.treeRoot,
+        serviceIdentity: svc.serviceIdentity,
+        servicePublicKey: svc.servicePublicKey,
+        epoch: st.epoch,
+        generation: st.generation,
+      };
+    },
+
+    receipt({ txid }) {
+      const svc = requireService();
+      if (txid.length > MAX_TXID) {
+        throw new InvalidInputError('txid must be term.index, e.g. 1.5');
+      }
+      return { receipt: svc.receipt(txid) };
+    },
+
+    consistency({ from, to }) {
+      return { proof: requireService().consistency(from, to) };
+    },
+
+    async tick() {
+      await requireService().tick();
+      return {};
+    },
+
+    async rotateSecret() {
+      const r = await requireService().rotateSecret(opts.persist);
+      log(30, 'service.secret-rotated');
+      return { sealedService: r.sealedService, txid: r.txid, generation: r.generation };
+    },
+
     stop() {
       state = 'stopped';
       identity = undefined;
+      const svc = service;
+      service = undefined;
+      svc?.close();
       log(30, 'enclave.stopped');
       return {};
     },

@@ -1,42 +1,77 @@
 /**
  * The enclave's entry point, called once by the shim with the enclave's only connection to the
  * host. It adapts the boundary RPC to the ports the enclave state machine is written against:
- * the platform (self report, sealing keys, evidence) and the log (fixed event names only).
+ * the platform (self report, sealing keys, evidence, counters), the record store (the host's
+ * LevelDB through `store.*` calls) and the log (fixed event names only).
  */
 import { createEnclaveRpc, type Port } from '@cloister/boundary';
-import { createEnclave, type EnclavePlatform } from './enclave.js';
+import { createEnclave, type Enclave, type EnclavePlatform } from './enclave.js';
+import type { Service } from './log/index.js';
 import { SEAL_POLICY_CODE, SEAL_POLICY_SIGNER } from './seal.js';
+import { createBoundaryStore } from './store/index.js';
 
 export { createEnclave, type Enclave, type EnclavePlatform } from './enclave.js';
 
-export function startEnclave(port: Port): void {
-  // The RPC is created first so the platform port can call through it; handlers only run once
-  // the host sends a call, by which time `rpc` is assigned.
-  let rpc: ReturnType<typeof createEnclaveRpc> | undefined;
-  const host = () => {
-    if (!rpc) throw new Error('boundary not ready');
-    return rpc;
+/**
+ * TEST ONLY hooks (the shipped shim passes none): test enclaves that wrap the real one
+ * (host/test/fixtures) get the running service and may answer `enclave.ping` themselves.
+ */
+export interface StartEnclaveHooks {
+  /** Called once the service runs (after a successful `enclave.start`). */
+  readonly onService?: (service: Service) => void;
+  /** Answers `enclave.ping` instead of the echo. */
+  readonly ping?: (payload: Uint8Array) => Promise<Uint8Array>;
+}
+
+export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
+  // The RPC is created first so the ports can call through it; handlers only run once the host
+  // sends a call, by which time `enclave` is assigned.
+  let enclave: Enclave | undefined;
+  const e = (): Enclave => {
+    if (!enclave) throw new Error('enclave not ready');
+    return enclave;
   };
+  const rpc = createEnclaveRpc(port, {
+    'enclave.start': async (req) => {
+      const r = await e().start(req);
+      const service = e().service;
+      if (service) hooks.onService?.(service);
+      return r;
+    },
+    'enclave.evidence': (req) => e().evidence(req),
+    'enclave.ping': async (req) => {
+      const { ping } = hooks;
+      return ping ? { payload: await ping(req.payload) } : e().ping(req);
+    },
+    'enclave.stop': () => e().stop(),
+    'service.status': () => e().status(),
+    'service.receipt': (req) => e().receipt(req),
+    'service.consistency': (req) => e().consistency(req),
+    'service.tick': () => e().tick(),
+    'service.rotateSecret': () => e().rotateSecret(),
+  });
   const platform: EnclavePlatform = {
-    self: () => host().call('platform.self', {}),
-    report: async (reportData) => (await host().call('platform.report', { reportData })).evidence,
+    self: () => rpc.call('platform.self', {}),
+    report: async (reportData) => (await rpc.call('platform.report', { reportData })).evidence,
     sealKey: async (policy, svn, keyId) =>
       (
-        await host().call('platform.sealKey', {
+        await rpc.call('platform.sealKey', {
           policy: policy === 'code' ? SEAL_POLICY_CODE : SEAL_POLICY_SIGNER,
           svn,
           keyId,
         })
       ).key,
+    counterRead: async (name) => (await rpc.call('platform.counterRead', { name })).value,
+    counterIncrement: async (name) => (await rpc.call('platform.counterIncrement', { name })).value,
   };
-  const enclave = createEnclave({
+  enclave = createEnclave({
     platform,
-    log: (level, event) => host().emit('log', { level, event }),
-  });
-  rpc = createEnclaveRpc(port, {
-    'enclave.start': (req) => enclave.start(req),
-    'enclave.evidence': (req) => enclave.evidence(req),
-    'enclave.ping': (req) => enclave.ping(req),
-    'enclave.stop': () => enclave.stop(),
+    store: createBoundaryStore(rpc),
+    log: (level, event) => rpc.emit('log', { level, event }),
+    persist: async (sealedService) => {
+      await rpc.call('service.persist', { sealedService });
+    },
   });
 }
+
+export * from './log/index.js';

@@ -5,15 +5,26 @@ export {
   readBuild,
   readEnclaveConfig,
 } from './build/build.js';
-export { DEFAULT_HTTP_LIMITS, type HttpLimits, MAX_NONCE_BYTES } from './node/http.js';
+export {
+  DEFAULT_HTTP_LIMITS,
+  type HttpLimits,
+  MAX_NONCE_BYTES,
+  type ServiceStatus,
+} from './node/http.js';
 export { createLogger, type Logger, type LoggerOptions } from './node/logger.js';
 export { createNodeMetrics, type NodeMetrics } from './node/metrics.js';
 export {
+  DEFAULT_SIGN_INTERVAL_MS,
   EnclaveBuildMissingError,
+  type NodeDirs,
   type NodeOptions,
+  NodeRunningError,
   PortInUseError,
+  type RotatedSecret,
   type RunningNode,
+  rotateServiceSecret,
   startNode,
 } from './node/node.js';
 export type { EnclaveIdentity, SimulationPlatform } from './platform/index.js';
 export { defaultPlatformDir, openSimulationPlatform } from './platform/index.js';
+export { type LevelStore, openLevelStore } from './store/index.js';

@@ -11,6 +11,7 @@ export interface NodeStartOptions {
   readonly host: string;
   readonly port: number;
   readonly logLevel: string;
+  readonly signInterval: number;
 }
 
 export async function nodeStart(o: NodeStartOptions): Promise<number> {
@@ -24,6 +25,7 @@ export async function nodeStart(o: NodeStartOptions): Promise<number> {
       host: o.host,
       port: o.port,
       logger: createLogger({ level: o.logLevel }),
+      signIntervalMs: o.signInterval,
     });
   } catch (e) {
     printError(e);

@@ -1,7 +1,9 @@
 /**
- * The node's data directory: `node.json` (public: format version and the node id) and
- * `sealed/node.sealed` (the enclave's sealed node state, opaque to the host). The directory is
- * locked for the node's lifetime so two nodes can never share it.
+ * The node's data directory: `node.json` (public: format version and the node id),
+ * `sealed/node.sealed` (the enclave's sealed node state) and `sealed/service.sealed` (the sealed
+ * logchain service state: service key, ledger secrets, checkpoint epoch), both opaque to the
+ * host, and `store/` (the record store, LevelDB). The directory is locked for the node's
+ * lifetime so two nodes (or a node and `cloister ledger rotate-secret`) can never share it.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -25,6 +27,10 @@ export interface DataDir {
   /** The sealed node state, or an empty array on a node's first start. */
   readSealedNode(): Uint8Array;
   writeSealedNode(blob: Uint8Array): void;
+  /** The sealed service state, or an empty array before the service's genesis. */
+  readSealedService(): Uint8Array;
+  /** Atomic and durable (write, fsync, rename, fsync the directory) before it returns. */
+  writeSealedService(blob: Uint8Array): void;
   close(): void;
 }
 
@@ -66,11 +72,14 @@ export function openDataDir(dir: string): DataDir {
     const sealedDir = join(dir, 'sealed');
     mkdirSync(sealedDir, { recursive: true, mode: SECRET_DIR_MODE });
     const sealedPath = join(sealedDir, 'node.sealed');
+    const servicePath = join(sealedDir, 'service.sealed');
     return {
       dir,
       nodeId,
       readSealedNode: () => readFileOrUndefined(sealedPath) ?? new Uint8Array(0),
       writeSealedNode: (blob) => writeFileAtomic(sealedPath, blob, { mode: SECRET_FILE_MODE }),
+      readSealedService: () => readFileOrUndefined(servicePath) ?? new Uint8Array(0),
+      writeSealedService: (blob) => writeFileAtomic(servicePath, blob, { mode: SECRET_FILE_MODE }),
       close: release,
     };
   } catch (e) {

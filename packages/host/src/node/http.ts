@@ -1,7 +1,9 @@
 /**
- * The node's HTTP surface (issue 2): `GET /v1/health`, `GET /v1/evidence?nonce=<hex>`,
+ * The node's HTTP surface (docs/node-api.md): `GET /v1/health`, `GET /v1/evidence?nonce=<hex>`,
+ * `GET /v1/status`, `GET /v1/receipt?txid=<term.index>`, `GET /v1/log/consistency?from=&to=`,
  * `GET /metrics`. The host only relays: evidence comes from the enclave, signed by the platform,
- * and is checked by the client; nothing here is to be believed by anyone.
+ * receipts and proofs come from the enclave's logchain service and are checked by the client
+ * (core verifyReceipt, verifyConsistency); nothing here is to be believed by anyone.
  *
  * Limits (stated defaults, configurable): URL at most 2048 bytes (414), headers at most 8 KiB
  * (Node's 431), no request body on any route (413), only GET and HEAD (405). Errors are JSON
@@ -20,7 +22,7 @@ import {
   toHex,
 } from '@cloister/core';
 import type { Logger } from './logger.js';
-import type { NodeMetrics, Route } from './metrics.js';
+import { type NodeMetrics, ROUTES, type Route } from './metrics.js';
 
 export interface HttpLimits {
   readonly maxUrlBytes: number;
@@ -32,9 +34,28 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = { maxUrlBytes: 2048, maxHeaderByt
 /** Evidence responses carry at most this many nonce bytes (DESIGN.md: 64). */
 export const MAX_NONCE_BYTES = 64;
 
+/** The logchain service's public status (`service.status`), as the enclave reports it. */
+export interface ServiceStatus {
+  readonly index: number;
+  readonly term: number;
+  readonly lastSigned: number;
+  readonly stateHash: Uint8Array;
+  readonly treeRoot: Uint8Array;
+  readonly serviceIdentity: Uint8Array;
+  readonly servicePublicKey: Uint8Array;
+  readonly epoch: number;
+  readonly generation: number;
+}
+
 export interface HttpDeps {
   /** Asks the enclave for evidence answering `nonce`. */
   evidence(nonce: Uint8Array): Promise<{ evidence: Uint8Array; identityPublicKey: Uint8Array }>;
+  /** The service's public status. */
+  status(): Promise<ServiceStatus>;
+  /** The receipt (CBOR, docs/receipts.md) of transaction `txid` (already checked: `term.index`). */
+  receipt(txid: string): Promise<Uint8Array>;
+  /** RFC 9162 consistency proof between two signed tree sizes. */
+  consistency(from: number, to: number): Promise<Uint8Array[]>;
   /** Public facts for the health endpoint. */
   health(): { status: 'ok' | 'stopping'; platform: string };
   readonly metrics: NodeMetrics;
@@ -51,10 +72,15 @@ class HttpError extends CloisterError {
 }
 
 function send(res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {
-  const text = type === 'application/json' ? `${JSON.stringify(body)}\n` : String(body);
+  const text =
+    body instanceof Uint8Array
+      ? body
+      : type === 'application/json'
+        ? `${JSON.stringify(body)}\n`
+        : String(body);
   res.writeHead(status, {
     'content-type': type,
-    'content-length': Buffer.byteLength(text),
+    'content-length': typeof text === 'string' ? Buffer.byteLength(text) : text.length,
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
   });
@@ -66,7 +92,56 @@ function sendError(res: ServerResponse, status: number, e: CloisterError): void 
 }
 
 function routeOf(path: string): Route {
-  return path === '/v1/health' || path === '/v1/evidence' || path === '/metrics' ? path : 'other';
+  return (ROUTES as readonly string[]).includes(path) && path !== 'other'
+    ? (path as Route)
+    : 'other';
+}
+
+/**
+ * HTTP status of an error the enclave (or the host) raised: the code decides, never the message.
+ * 404 for an unknown transaction, 409 for one not yet covered by a signature (retry after the
+ * next signature), 400 for the caller's own input, 503 for the rest (logged by code).
+ */
+const STATUS_OF: Readonly<Record<string, number>> = {
+  INVALID_INPUT: 400,
+  ENCODING: 400,
+  LOG_FORMAT: 400,
+  NOT_FOUND: 404,
+  LEDGER_INDEX: 404, // no such transaction / tree size
+  UNKNOWN_TRANSACTION: 404,
+  RECEIPT_NOT_READY: 409, // committed, not signed yet: retry after the next signature
+  RECEIPT: 409, // the enclave's not-ready error until RECEIPT_NOT_READY exists
+};
+
+function statusOf(e: CloisterError): number {
+  return STATUS_OF[e.code] ?? 503;
+}
+
+const TXID = /^([1-9][0-9]{0,15})\.([1-9][0-9]{0,15})$/;
+
+/** `txid`: exactly one parameter `term.index`, two whole numbers from 1 (e.g. `1.5`). */
+function parseTxidParam(url: URL): string {
+  const all = url.searchParams.getAll('txid');
+  const m = all.length === 1 ? TXID.exec(all[0]!) : null;
+  if (!m || !Number.isSafeInteger(Number(m[1])) || !Number.isSafeInteger(Number(m[2]))) {
+    throw new InvalidInputError(
+      'give exactly one txid query parameter in the form term.index, two whole numbers from 1 without leading zeros: /v1/receipt?txid=1.5',
+    );
+  }
+  return all[0]!;
+}
+
+/** `name`: exactly one parameter, a whole number from 0 to 2^53-1 without leading zeros. */
+function parseSize(url: URL, name: string): number {
+  const all = url.searchParams.getAll(name);
+  const text = all.length === 1 ? all[0]! : '';
+  const n = Number(text);
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(text) || !Number.isSafeInteger(n)) {
+    throw new InvalidInputError(
+      `give exactly one ${name} query parameter, a whole number (a signed tree size): /v1/log/consistency?from=M&to=N`,
+    );
+  }
+  return n;
 }
 
 function parseNonce(url: URL): Uint8Array {
@@ -110,6 +185,34 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse,
         identityPublicKey: toHex(identityPublicKey),
       });
     }
+    case '/v1/status': {
+      const st = await deps.status();
+      return send(res, 200, {
+        index: st.index,
+        term: st.term,
+        txid: `${st.term}.${st.index}`,
+        lastSigned: st.lastSigned,
+        stateHash: toHex(st.stateHash),
+        treeRoot: toHex(st.treeRoot),
+        serviceIdentity: toHex(st.serviceIdentity),
+        servicePublicKey: toHex(st.servicePublicKey),
+        epoch: st.epoch,
+        generation: st.generation,
+      });
+    }
+    case '/v1/receipt': {
+      const receipt = await deps.receipt(parseTxidParam(url));
+      return send(res, 200, receipt, 'application/cbor');
+    }
+    case '/v1/log/consistency': {
+      const from = parseSize(url, 'from');
+      const to = parseSize(url, 'to');
+      if (from > to) {
+        throw new InvalidInputError(`from (${from}) must not exceed to (${to})`);
+      }
+      const proof = await deps.consistency(from, to);
+      return send(res, 200, { from, to, proof: proof.map(toHex) });
+    }
     case '/metrics':
       return send(
         res,
@@ -137,8 +240,9 @@ export function createHttpServer(deps: HttpDeps): Server {
       if (res.headersSent) return res.destroy();
       if (e instanceof HttpError) return sendError(res, e.status, e);
       if (e instanceof CloisterError) {
-        const status = e.code === 'INVALID_INPUT' || e.code === 'ENCODING' ? 400 : 503;
+        const status = statusOf(e);
         if (status === 503) deps.log.error({ route, code: e.code }, 'request failed');
+        if (status === 409) res.setHeader('retry-after', '1');
         return sendError(res, status, e);
       }
       deps.log.error({ route }, 'internal error');

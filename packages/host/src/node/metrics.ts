@@ -6,7 +6,15 @@
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 
 /** The fixed routes; anything else is counted as 'other'. */
-export const ROUTES = ['/v1/health', '/v1/evidence', '/metrics', 'other'] as const;
+export const ROUTES = [
+  '/v1/health',
+  '/v1/evidence',
+  '/v1/status',
+  '/v1/receipt',
+  '/v1/log/consistency',
+  '/metrics',
+  'other',
+] as const;
 export type Route = (typeof ROUTES)[number];
 
 export interface NodeMetrics {

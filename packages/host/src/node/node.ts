@@ -4,17 +4,27 @@
  * Start order: lock the data directory -> open the record store (`<data>/store`, LevelDB) ->
  * open the platform -> read the enclave build once -> the platform admits it (verifies the
  * manifest, measures these exact bytes) -> launch the worker from the same bytes, serving it the
- * platform and the store -> `enclave.start` with the sealed node state -> persist a re-sealed
- * state -> listen. On shutdown the store closes after the enclave has stopped. Any failure before listening undoes what was done and throws a named error; the
- * node never starts with a silently fresh identity over a sealed file it could not open.
+ * platform and the store -> `enclave.start` with the sealed node state and the sealed service
+ * state (the enclave opens its logchain service: genesis on an empty store, else it verifies the
+ * stored log from its sealed checkpoint and the platform counter) -> persist a re-sealed node
+ * state and a new or re-sealed service state (atomic, durable) before any other call -> start
+ * the signature timer (`service.tick` every `signIntervalMs`) -> listen. On shutdown the timer
+ * stops, then the enclave, then the store closes. Any failure before listening undoes what was
+ * done and throws a named error; the node never starts with a silently fresh identity over a
+ * sealed file it could not open, nor serves a log the enclave refused.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve, sep } from 'node:path';
-import type { HostCallHandlers } from '@cloister/boundary';
-import { CloisterError } from '@cloister/core';
+import type {
+  CallRequest,
+  CallResponse,
+  HostCallHandlers,
+  HostToEnclaveCall,
+} from '@cloister/boundary';
+import { CloisterError, InvalidInputError } from '@cloister/core';
 import { BUNDLE_FILE, MANIFEST_FILE } from '../build/build.js';
-import { DirectoryError } from '../fs/index.js';
+import { DirectoryError, DirectoryLockedError } from '../fs/index.js';
 import { type EnclaveWorker, launchEnclaveWorker } from '../launcher/index.js';
 import { openSimulationPlatform, type SimulationPlatform } from '../platform/index.js';
 import {
@@ -24,7 +34,7 @@ import {
   type StoreServiceLimits,
   storeOcalls,
 } from '../store/index.js';
-import { openDataDir } from './data-dir.js';
+import { type DataDir, openDataDir } from './data-dir.js';
 import { createHttpServer, type HttpLimits } from './http.js';
 import { createLogger, type Logger } from './logger.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics.js';
@@ -44,13 +54,26 @@ export interface NodeOptions {
   readonly httpLimits?: HttpLimits;
   /** Caps on the enclave's store calls; unset fields keep STORE_SERVICE_LIMITS. */
   readonly storeLimits?: Partial<StoreServiceLimits>;
+  /**
+   * Milliseconds between `service.tick` calls (a signature entry when unsigned entries exist);
+   * default DEFAULT_SIGN_INTERVAL_MS, 0 disables the timer.
+   */
+  readonly signIntervalMs?: number;
 }
+
+/** Default `signIntervalMs`: the longest a committed transaction waits for its receipt. */
+export const DEFAULT_SIGN_INTERVAL_MS = 1000;
 
 export interface RunningNode {
   readonly url: string;
   readonly nodeId: string;
   readonly identityPublicKey: Uint8Array;
+  /** The logchain service's public key (SEC1, 65 bytes) and identity hash (SHA-256 of it). */
+  readonly servicePublicKey: Uint8Array;
+  readonly serviceIdentity: Uint8Array;
   readonly metrics: NodeMetrics;
+  /** `enclave.ping` (an echo; test enclaves answer commands with it). */
+  ping(payload: Uint8Array): Promise<Uint8Array>;
   /**
    * Settles once the node has stopped: 'closed' after close(), 'enclave-failed' when the enclave
    * stopped on its own (the node then closes itself: it never serves without its enclave).
@@ -156,72 +179,155 @@ function listen(server: ReturnType<typeof createHttpServer>, host: string, port:
   });
 }
 
+/** Where the enclave's node runs from: the directories of NodeOptions. */
+export interface NodeDirs {
+  readonly dataDir: string;
+  readonly platformDir: string;
+  readonly enclaveDir: string;
+  readonly storeLimits?: Partial<StoreServiceLimits>;
+}
+
+type Call = <N extends HostToEnclaveCall>(name: N, req: CallRequest<N>) => Promise<CallResponse<N>>;
+
+interface Booted {
+  readonly data: DataDir;
+  readonly worker: EnclaveWorker;
+  readonly platformName: string;
+  readonly started: CallResponse<'enclave.start'>;
+  /** Calls the enclave, counting the call by catalogue name and outcome. */
+  readonly call: Call;
+}
+
+/**
+ * Locks the data directory, opens the store and the platform, launches the admitted enclave and
+ * starts it with the sealed states; persists what it returns before anything else happens.
+ * Everything opened is pushed on `cleanup` (undone in reverse order by the caller).
+ */
+async function boot(
+  opts: NodeDirs,
+  log: Logger,
+  metrics: NodeMetrics,
+  cleanup: (() => unknown)[],
+  onExit: () => void,
+): Promise<Booted> {
+  assertSeparate(opts.dataDir, opts.platformDir);
+  const data = openDataDir(opts.dataDir);
+  cleanup.push(() => data.close());
+  const store = await openLevelStore(join(opts.dataDir, 'store'));
+  cleanup.push(() => store.close());
+  const platform = openSimulationPlatform({ dir: opts.platformDir });
+  cleanup.push(() => platform.close());
+  const { bundle, manifest } = readBuild(opts.enclaveDir);
+  const identity = platform.admit(bundle, manifest);
+  const worker: EnclaveWorker = await launchEnclaveWorker({
+    code: bundle,
+    ocalls: enclaveOcalls(platform, identity, {
+      ...countStoreCalls(storeOcalls(store, opts.storeLimits), (call) =>
+        metrics.storeCalls.inc({ call }),
+      ),
+      // The enclave's rotation waits for this answer before its rotation entry commits.
+      'service.persist': (req: { sealedService: Uint8Array }) => {
+        if (req.sealedService.length === 0) {
+          throw new InvalidInputError('service.persist needs a non-empty sealed state');
+        }
+        data.writeSealedService(req.sealedService);
+        log.info({ event: 'service.persisted' }, 'sealed service state written');
+        return {};
+      },
+    }),
+    onProtocolError: () => log.warn({ event: 'boundary.malformed' }, 'dropped a malformed frame'),
+    onLog: (level: number, event: string) => log[levelName(level)]({ event }, 'enclave'),
+    onExit,
+    onOutputDropped: (bytes: number) => metrics.enclaveOutputDropped.inc(bytes),
+  });
+  cleanup.push(() => worker.terminate());
+  const call: Call = async (name, req) => {
+    try {
+      const r = await worker.call(name, req);
+      metrics.enclaveCalls.inc({ call: name, outcome: 'ok' });
+      return r;
+    } catch (e) {
+      metrics.enclaveCalls.inc({ call: name, outcome: 'error' });
+      throw e;
+    }
+  };
+  const started = await call('enclave.start', {
+    nodeId: data.nodeId,
+    sealedNode: data.readSealedNode(),
+    sealedService: data.readSealedService(),
+  });
+  // Durable before the enclave is asked anything else (docs/node-api.md, "Sealed files").
+  if (started.sealedNode.length > 0) data.writeSealedNode(started.sealedNode);
+  if (started.sealedService.length > 0) data.writeSealedService(started.sealedService);
+  return { data, worker, platformName: identity.platform, started, call };
+}
+
 /** Starts a node; resolves once it is listening. */
 export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   const log = opts.logger ?? createLogger();
   const host = opts.host ?? '127.0.0.1';
+  const signIntervalMs = opts.signIntervalMs ?? DEFAULT_SIGN_INTERVAL_MS;
+  if (!Number.isSafeInteger(signIntervalMs) || signIntervalMs < 0) {
+    throw new InvalidInputError('the sign interval must be a whole number of milliseconds >= 0');
+  }
   const metrics = createNodeMetrics();
   const cleanup: (() => unknown)[] = [];
   const undo = async () => {
     for (const f of cleanup.reverse()) await Promise.resolve(f()).catch(() => {});
   };
   try {
-    assertSeparate(opts.dataDir, opts.platformDir);
-    const data = openDataDir(opts.dataDir);
-    cleanup.push(() => data.close());
-    const store = await openLevelStore(join(opts.dataDir, 'store'));
-    cleanup.push(() => store.close());
-    const platform = openSimulationPlatform({ dir: opts.platformDir });
-    cleanup.push(() => platform.close());
-    const { bundle, manifest } = readBuild(opts.enclaveDir);
-    const identity = platform.admit(bundle, manifest);
     let stopping = false;
     let failed = false;
     let closeNode: () => Promise<void> = async () => {};
-    const worker: EnclaveWorker = await launchEnclaveWorker({
-      code: bundle,
-      ocalls: enclaveOcalls(
-        platform,
-        identity,
-        countStoreCalls(storeOcalls(store, opts.storeLimits), (call) =>
-          metrics.storeCalls.inc({ call }),
-        ),
-      ),
-      onProtocolError: () => log.warn({ event: 'boundary.malformed' }, 'dropped a malformed frame'),
-      onLog: (level: number, event: string) => log[levelName(level)]({ event }, 'enclave'),
-      onExit: () => {
-        if (stopping) return;
-        failed = true;
-        log.fatal(
-          { event: 'enclave.exited' },
-          'the enclave stopped unexpectedly; stopping the node',
-        );
-        void closeNode();
-      },
-      onOutputDropped: (bytes: number) => metrics.enclaveOutputDropped.inc(bytes),
+    const { data, started, platformName, call } = await boot(opts, log, metrics, cleanup, () => {
+      if (stopping) return;
+      failed = true;
+      log.fatal({ event: 'enclave.exited' }, 'the enclave stopped unexpectedly; stopping the node');
+      void closeNode();
     });
-    cleanup.push(() => worker.terminate());
-    const started = await worker.call('enclave.start', {
-      nodeId: data.nodeId,
-      sealedNode: data.readSealedNode(),
-    });
-    if (started.sealedNode.length > 0) data.writeSealedNode(started.sealedNode);
+    const status = await call('service.status', {});
+    log.info(
+      { event: 'node.service-ready', index: status.index, lastSigned: status.lastSigned },
+      'logchain service open',
+    );
+    // The signature timer: one tick at a time, never keeps the process alive, errors logged.
+    let ticking: Promise<void> | undefined;
+    const timer =
+      signIntervalMs > 0
+        ? setInterval(() => {
+            if (ticking || stopping) return;
+            ticking = call('service.tick', {})
+              .then(
+                () => {},
+                (e: unknown) => {
+                  log.error(
+                    { event: 'service.tick-failed', code: (e as CloisterError).code ?? 'unknown' },
+                    'signature tick failed',
+                  );
+                },
+              )
+              .finally(() => {
+                ticking = undefined;
+              });
+          }, signIntervalMs)
+        : undefined;
+    timer?.unref();
+    cleanup.push(() => clearInterval(timer));
     const server = createHttpServer({
       metrics,
       log,
       ...(opts.httpLimits ? { limits: opts.httpLimits } : {}),
-      health: () => ({ status: stopping ? 'stopping' : 'ok', platform: identity.platform }),
-      evidence: async (nonce) => {
-        const r = await worker.call('enclave.evidence', { nonce });
-        metrics.enclaveCalls.inc({ call: 'enclave.evidence', outcome: 'ok' });
-        return r;
-      },
+      health: () => ({ status: stopping ? 'stopping' : 'ok', platform: platformName }),
+      evidence: (nonce) => call('enclave.evidence', { nonce }),
+      status: () => call('service.status', {}),
+      receipt: async (txid) => (await call('service.receipt', { txid })).receipt,
+      consistency: async (from, to) => (await call('service.consistency', { from, to })).proof,
     });
     const address = await listen(server, host, opts.port);
     cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
     log.info(
-      { event: 'node.listening', url, nodeId: data.nodeId, platform: identity.platform },
+      { event: 'node.listening', url, nodeId: data.nodeId, platform: platformName },
       'node started',
     );
     let closed: Promise<void> | undefined;
@@ -232,8 +338,10 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     closeNode = () => {
       closed ??= (async () => {
         stopping = true;
+        clearInterval(timer);
         server.closeIdleConnections?.();
-        if (!failed) await worker.call('enclave.stop', {}).catch(() => {});
+        await ticking;
+        if (!failed) await call('enclave.stop', {}).catch(() => {});
         await undo();
         log.info({ event: 'node.stopped' }, 'node stopped');
         settle(failed ? 'enclave-failed' : 'closed');
@@ -244,13 +352,86 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       url,
       nodeId: data.nodeId,
       identityPublicKey: started.identityPublicKey,
+      servicePublicKey: status.servicePublicKey,
+      serviceIdentity: status.serviceIdentity,
       metrics,
+      ping: async (payload) => (await call('enclave.ping', { payload })).payload,
       stopped,
       close: closeNode,
     };
   } catch (e) {
     await undo();
     throw e;
+  }
+}
+
+/** The data directory is held by a running node: rotation needs it stopped. */
+export class NodeRunningError extends CloisterError {
+  constructor(dir: string) {
+    super(
+      'DATA_DIR_LOCKED',
+      `a running node holds the data directory ${dir}: stop the node first (rotate-secret is an operator action on a stopped node), then run it again`,
+    );
+  }
+}
+
+export interface RotatedSecret {
+  /** Transaction id of the rotation entry in the log. */
+  readonly txid: string;
+  /** The new ledger secret generation (new entries use it; older ones stay readable). */
+  readonly generation: number;
+  readonly serviceIdentity: Uint8Array;
+}
+
+/**
+ * `cloister ledger rotate-secret`: on a STOPPED node, takes the data directory lock, starts the
+ * enclave (which verifies the log as on every start), asks it to rotate the ledger secret (the
+ * enclave has the host write the new sealed service state through `service.persist`, atomic and
+ * durable, before its rotation entry commits), signs the rotation entry, logs the action
+ * (`ledger.secret-rotated`), stops. The rotation entry in the log records it too.
+ */
+export async function rotateServiceSecret(
+  opts: NodeDirs & { readonly logger?: Logger },
+): Promise<RotatedSecret> {
+  const log = opts.logger ?? createLogger();
+  if (!existsSync(join(opts.dataDir, 'sealed', 'service.sealed'))) {
+    throw new DirectoryError(
+      'data',
+      resolve(opts.dataDir),
+      `no service in ${resolve(opts.dataDir)}: start the node once (its genesis creates the ledger secret), stop it, then rotate`,
+    );
+  }
+  const metrics = createNodeMetrics();
+  const cleanup: (() => unknown)[] = [];
+  let stopping = false;
+  try {
+    let booted: Booted;
+    try {
+      booted = await boot(opts, log, metrics, cleanup, () => {
+        if (!stopping) log.fatal({ event: 'enclave.exited' }, 'the enclave stopped unexpectedly');
+      });
+    } catch (e) {
+      if (e instanceof DirectoryLockedError && e.code === 'DATA_DIR_LOCKED') {
+        throw new NodeRunningError(resolve(opts.dataDir));
+      }
+      throw e;
+    }
+    // The enclave had the host persist the new state (service.persist) before the rotation
+    // entry committed; the response repeats the same blob, written again (idempotent).
+    const r = await booted.call('service.rotateSecret', {});
+    booted.data.writeSealedService(r.sealedService);
+    await booted.call('service.tick', {}); // sign the rotation entry now: its receipt is ready
+    const status = await booted.call('service.status', {});
+    log.info(
+      { event: 'ledger.secret-rotated', txid: r.txid, generation: r.generation },
+      'ledger secret rotated (operator action)',
+    );
+    stopping = true;
+    await booted.call('enclave.stop', {});
+    return { txid: r.txid, generation: r.generation, serviceIdentity: status.serviceIdentity };
+  } finally {
+    stopping = true;
+    for (const f of cleanup.reverse()) await Promise.resolve(f()).catch(() => {});
   }
 }
 

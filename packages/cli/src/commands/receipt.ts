@@ -1,0 +1,167 @@
+/**
+ * `cloister receipt get URL TXID [-o FILE]`: fetches the receipt of a transaction from a node
+ * and writes it to a file (the node is not trusted: verify the file). `cloister receipt verify
+ * FILE`: verifies a receipt offline with core verifyReceipt (docs/receipts.md) and prints the
+ * verdict as JSON. Exit codes: 0 accepted / written, 1 refused, 2 could not ask or read.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import {
+  CloisterError,
+  decodeReceipt,
+  fromHex,
+  InvalidInputError,
+  parseConstraint,
+  ReceiptError,
+  toHex,
+  verifyReceipt,
+} from '@cloister/core';
+import { printError } from '../output.js';
+
+class NetworkError extends CloisterError {
+  constructor(message: string) {
+    super('NETWORK', message);
+  }
+}
+
+export interface ReceiptGetOptions {
+  readonly out?: string;
+  readonly timeoutMs?: number;
+}
+
+function json(v: unknown): void {
+  process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+}
+
+/** The node's URL for the receipt of `txid`. */
+function receiptUrl(base: string, txid: string): URL {
+  let url: URL;
+  try {
+    url = new URL('/v1/receipt', base);
+  } catch {
+    throw new InvalidInputError(
+      `not a URL: ${base}; give the node's URL, e.g. http://127.0.0.1:7410`,
+    );
+  }
+  url.searchParams.set('txid', txid);
+  return url;
+}
+
+export async function receiptGet(
+  base: string,
+  txid: string,
+  o: ReceiptGetOptions,
+): Promise<number> {
+  let bytes: Uint8Array;
+  try {
+    const url = receiptUrl(base, txid);
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: AbortSignal.timeout(o.timeoutMs ?? 10_000) });
+    } catch (e) {
+      throw new NetworkError(`could not reach ${url.origin}: ${(e as Error).message}`);
+    }
+    const body = new Uint8Array(await res.arrayBuffer());
+    if (!res.ok) {
+      let why = `HTTP ${res.status}`;
+      try {
+        const err = (JSON.parse(new TextDecoder().decode(body)) as { error?: { message?: string } })
+          .error;
+        if (typeof err?.message === 'string') why = `HTTP ${res.status}: ${err.message}`;
+      } catch {
+        // not JSON: keep the status
+      }
+      if (res.status === 409) why += ' (retry after the node signs its log, about a second)';
+      throw new NetworkError(`the node did not return a receipt for ${txid} (${why})`);
+    }
+    bytes = body;
+  } catch (e) {
+    printError(e);
+    return 2;
+  }
+  const file = resolve(o.out ?? `receipt-${txid}.cbor`);
+  try {
+    writeFileSync(file, bytes);
+  } catch (e) {
+    printError(e);
+    return 2;
+  }
+  // What the receipt claims, unverified: `cloister receipt verify` checks it.
+  let claimed: Record<string, unknown> = {};
+  try {
+    const r = decodeReceipt(bytes);
+    claimed = {
+      index: r.entry.index,
+      term: r.entry.term,
+      kind: r.entry.kind,
+      treeSize: r.size,
+      sigIndex: r.sigIndex,
+    };
+  } catch (e) {
+    claimed = { decodes: false, code: (e as CloisterError).code ?? 'unknown' };
+  }
+  json({ txid, file, bytes: bytes.length, verified: false, claimed });
+  return 0;
+}
+
+export interface ReceiptVerifyOptions {
+  /** Required: a receipt is only as good as the code its evidence proves (C: or S:+PROD:). */
+  readonly constraint: string;
+  readonly service?: string;
+}
+
+export async function receiptVerify(file: string, o: ReceiptVerifyOptions): Promise<number> {
+  let bytes: Uint8Array;
+  let service: Uint8Array | undefined;
+  const { constraint } = o;
+  try {
+    parseConstraint(constraint);
+    if (o.service !== undefined) {
+      service = fromHex(o.service, 'service identity');
+      if (service.length !== 32) {
+        throw new InvalidInputError(
+          'the service identity is 32 bytes (64 hex digits): the SHA-256 of the service public key',
+        );
+      }
+    }
+    bytes = new Uint8Array(readFileSync(file));
+  } catch (e) {
+    printError(e);
+    return 2;
+  }
+  try {
+    const v = await verifyReceipt(bytes, { constraint, ...(service ? { service } : {}) });
+    json({
+      verdict: 'accepted',
+      file: resolve(file),
+      txid: v.txid,
+      term: v.term,
+      index: v.index,
+      kind: v.kind,
+      treeSize: v.size,
+      treeRoot: toHex(v.treeRoot),
+      stateHash: toHex(v.stateHash),
+      service: toHex(v.service),
+      servicePublicKey: toHex(v.servicePublicKey),
+      nodePublicKey: toHex(v.nodePublicKey),
+      claims: toHex(v.claims),
+      platform: v.security.platform,
+      secure: v.security.secure,
+      measurement: toHex(v.security.measurement),
+      constraint,
+      serviceChecked: service !== undefined,
+    });
+    return 0;
+  } catch (e) {
+    if (!(e instanceof CloisterError)) throw e;
+    json({
+      verdict: 'refused',
+      file: resolve(file),
+      code: e.code,
+      ...(e instanceof ReceiptError ? { reason: e.reason } : {}),
+      message: e.message,
+    });
+    process.stderr.write(`receipt REFUSED [${e.code}] ${e.message}\n  next step: ${e.hint}\n`);
+    return 1;
+  }
+}
