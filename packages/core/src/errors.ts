@@ -91,6 +91,8 @@ export const ERROR_CODES = {
     'The log ends before the size a trusted checkpoint or root covers: its tail was cut. Restore the data directory from backup or another node.',
   LOG_SIGNATURE:
     "The signature entry at the index named in the message does not verify or signs a root or state that is not the log's. Do not trust this log.",
+  STORE_FORMAT:
+    'The data directory was written in a store format this build does not know (named in the message): run the Cloister version that wrote it, or upgrade.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

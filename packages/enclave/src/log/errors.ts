@@ -28,3 +28,17 @@ export class UnknownTransactionError extends CloisterError {
     this.txid = txid;
   }
 }
+
+/** The store's data-format record is missing or names a format this build does not read. */
+export class StoreFormatError extends CloisterError {
+  readonly found: number | undefined;
+  constructor(found: number | undefined, known: number) {
+    super(
+      'STORE_FORMAT',
+      found === undefined
+        ? `the store has no data-format record: it is not a Cloister ledger store (format ${known}) or it is damaged`
+        : `the store holds data format ${found}; this build reads format ${known} only`,
+    );
+    this.found = found;
+  }
+}

@@ -1,5 +1,5 @@
 /** The logchain service (docs/logchain.md). */
-export { ReceiptNotReadyError, UnknownTransactionError } from './errors.js';
+export { ReceiptNotReadyError, StoreFormatError, UnknownTransactionError } from './errors.js';
 export {
   CHECKPOINT_LABEL,
   createLogchain,
@@ -25,6 +25,8 @@ export {
   type ServicePlatform,
   type ServiceStatus,
   type ServiceStore,
+  STORE_FORMAT,
+  STORE_FORMAT_KEY,
   type StartServiceOptions,
   startService,
 } from './service.js';

@@ -40,6 +40,7 @@ import {
 import type { NodeIdentity } from '../node-state.js';
 import type { SealKeySource } from '../seal.js';
 import type { IterateOptions, StoreEntry } from '../store/store.js';
+import { StoreFormatError } from './errors.js';
 import { createLogchain, DEFAULT_SIGN_EVERY, type Logchain, signCose } from './logchain.js';
 import {
   newServiceState,
@@ -179,6 +180,29 @@ export async function endorseService(
   return { end, ev };
 }
 
+/**
+ * The store's data-format record (docs/logchain.md §1): public, written first at genesis,
+ * checked first at every start, so a store from another format is refused by name before
+ * anything in it is read.
+ */
+export const STORE_FORMAT_KEY: Uint8Array = concatBytes(
+  Uint8Array.of(0x00),
+  new TextEncoder().encode('cloister/store/format'),
+);
+/** The data format this build writes and reads. */
+export const STORE_FORMAT = 1;
+
+function checkStoreFormat(store: ServiceStore): void {
+  const v = store.get(STORE_FORMAT_KEY);
+  const found =
+    v === undefined
+      ? undefined
+      : v.length === 4
+        ? (v[0] ?? 0) * 2 ** 24 + ((v[1] ?? 0) << 16) + ((v[2] ?? 0) << 8) + (v[3] ?? 0)
+        : undefined;
+  if (found !== STORE_FORMAT) throw new StoreFormatError(found, STORE_FORMAT);
+}
+
 async function storeIsEmpty(store: ServiceStore): Promise<boolean> {
   for await (const _ of store.iterate({ limit: 1 })) return false;
   return true;
@@ -204,6 +228,7 @@ export async function startService(
     state = newServiceState();
     sealedOut = await sealServiceState(platform, owner, svn, state);
   } else {
+    checkStoreFormat(store);
     if (store.get(ROOT_STORE_KEY) === undefined) {
       throw new InvalidInputError(
         'a sealed service state was given but the store holds no ledger: restore the store ' +
@@ -313,6 +338,8 @@ export async function startService(
   if (genesis) {
     const v = await platform.counterRead(counter);
     log.setEpoch(v + 1);
+    const format = Uint8Array.of(0, 0, 0, STORE_FORMAT);
+    await store.write([{ type: 'put', key: STORE_FORMAT_KEY, value: format }], { sync: true });
     engine = await createLedgerEngine(engineOptions);
     await engine.append({ kind: 'genesis', writes: [] });
     await sign();
