@@ -12,6 +12,7 @@
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
+import type { CallResponse } from '@cloister/boundary';
 import {
   CloisterError,
   ERROR_CODES,
@@ -35,17 +36,7 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = { maxUrlBytes: 2048, maxHeaderByt
 export const MAX_NONCE_BYTES = 64;
 
 /** The logchain service's public status (`service.status`), as the enclave reports it. */
-export interface ServiceStatus {
-  readonly index: number;
-  readonly term: number;
-  readonly lastSigned: number;
-  readonly stateHash: Uint8Array;
-  readonly treeRoot: Uint8Array;
-  readonly serviceIdentity: Uint8Array;
-  readonly servicePublicKey: Uint8Array;
-  readonly epoch: number;
-  readonly generation: number;
-}
+export type ServiceStatus = CallResponse<'service.status'>;
 
 export interface HttpDeps {
   /** Asks the enclave for evidence answering `nonce`. */
