@@ -222,8 +222,8 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
     },
 
     async rotateSecret() {
+      // The service logs 'service.secret-rotated' itself once the rotation entry commits.
       const r = await requireService().rotateSecret(opts.persist);
-      log(30, 'service.secret-rotated');
       return { sealedService: r.sealedService, txid: r.txid, generation: r.generation };
     },
 
