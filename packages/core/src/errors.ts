@@ -79,6 +79,10 @@ export const ERROR_CODES = {
     'The Merkle inclusion or consistency proof does not verify: fetch it again from the node; if it still fails, do not trust the node.',
   RECEIPT:
     'The receipt does not verify for the reason named in the message: it was altered, forged, or is for another service. Do not rely on it.',
+  RECEIPT_NOT_READY:
+    'The transaction is committed but no signature covers it yet: ask for its receipt again after the next signature (a second or so).',
+  UNKNOWN_TRANSACTION:
+    'No entry of this log has that transaction id: check the id (term.index) and that you asked the right service.',
   ROLLBACK_DETECTED:
     'The service showed an older or forked log than one you already saw: it was rolled back or forked. Do not trust it; report it to the operator.',
   LOG_ENTRY_MISSING:
@@ -93,6 +97,23 @@ export const ERROR_CODES = {
     "The signature entry at the index named in the message does not verify or signs a root or state that is not the log's. Do not trust this log.",
   STORE_FORMAT:
     'The data directory was written in a store format this build does not know (named in the message): run the Cloister version that wrote it, or upgrade.',
+  // App sandbox (docs/sandbox.md)
+  APP_MODULE_MALFORMED:
+    'The app module is not valid WebAssembly: rebuild it; the message names the section and byte offset.',
+  APP_MODULE_FEATURE:
+    'The app module uses a WebAssembly feature the sandbox refuses (named in the message): build without it; see docs/sandbox.md.',
+  APP_IMPORT_UNKNOWN:
+    'The app module imports something the sandbox does not provide (module and field named in the message): remove the import or use the documented ABI.',
+  APP_MODULE_LIMIT:
+    'The app module exceeds a deploy-time cap named in the message (size, memory or table maximum): lower it; see docs/sandbox.md for the defaults.',
+  APP_FUEL_EXHAUSTED:
+    'The app call ran out of fuel: it does too much work for one call (or loops forever); split the work or raise the fuel limit.',
+  APP_STACK_DEPTH: 'The app call nested too deeply (recursion): make it iterative or shallower.',
+  APP_TRAP:
+    'The app trapped (kind named in the message): this is a bug in the app; its transaction left no write.',
+  APP_RESULT_TOO_LARGE: 'The app returned more bytes than the result cap: return less.',
+  APP_INSTANCE_POISONED:
+    'A sandbox instance is never reused after a failed call: instantiate the module again.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

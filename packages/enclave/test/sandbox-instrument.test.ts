@@ -1,0 +1,230 @@
+/**
+ * The instrumentation is deterministic and transparent: the same module instruments to the same
+ * bytes; terminating programs return what they returned before (property over random arithmetic
+ * kernels with loops, branches and calls), trap where they trapped before, and use the same fuel
+ * on every fresh instance.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import {
+  AppTrapError,
+  FuelExhaustedError,
+  instantiate,
+  instrumentModule,
+  validateModule,
+} from '../src/apps/sandbox/index.js';
+import { Wasm } from '../src/apps/sandbox/wasm-api.js';
+import { KERNELS } from './sandbox-kernels.js';
+import { block, brIf, call, code, get, I, i32, if_, loop, T, tee, wasm } from './sandbox-wasm.js';
+
+const BINARY = [
+  I.i32Add,
+  I.i32Sub,
+  I.i32Mul,
+  I.i32And,
+  I.i32Or,
+  I.i32Xor,
+  I.i32Shl,
+  I.i32ShrU,
+  I.i32Rotl,
+  I.i32DivU,
+  I.i32RemU,
+  I.i32LtU,
+  I.i32Eq,
+];
+
+/** An i32 expression over locals 0 and 1, as instruction bytes; may call function 0. */
+const exprArb = (calls: boolean): fc.Memo<number[]> => {
+  const self: fc.Memo<number[]> = fc.memo((depth) =>
+    depth <= 1
+      ? fc.oneof(
+          fc.constantFrom(get(0), get(1)),
+          fc.integer().map((n) => i32(n)),
+        )
+      : fc.oneof(
+          { weight: 1, arbitrary: fc.constantFrom(get(0), get(1)) },
+          {
+            weight: 3,
+            arbitrary: fc
+              .tuple(self(depth - 1), self(depth - 1), fc.constantFrom(...BINARY))
+              .map(([a, b, op]) => code(a, b, op)),
+          },
+          {
+            weight: 1,
+            arbitrary: fc
+              .tuple(self(depth - 1), self(depth - 1), self(depth - 1))
+              .map(([c, a, b]) => code(c, if_(T.i32), a, I.else, b, I.end)),
+          },
+          {
+            weight: calls ? 1 : 0,
+            arbitrary: fc.tuple(self(depth - 1)).map(([a]) => code(a, call(0))),
+          },
+        ),
+  );
+  return self;
+};
+
+/**
+ * run(x, n): i = 0; loop { x = expr(x, n); i++; br_if (i < n) } ; return x — with an early exit
+ * when `x` hits a chosen value (a forward branch out of the loop), and a helper function (index
+ * 0) that the expression may call.
+ */
+const programArb = fc
+  .record({
+    body: exprArb(true)(4),
+    helper: exprArb(false)(3),
+    stop: fc.integer(),
+    n: fc.nat(40),
+    x: fc.integer(),
+  })
+  .map(({ body, helper, stop, n, x }) => ({
+    args: [x, n],
+    bytes: wasm({
+      funcs: [
+        { params: [T.i32], results: [T.i32], locals: [T.i32], body: code(helper) },
+        {
+          params: [T.i32, T.i32],
+          results: [T.i32],
+          locals: [T.i32],
+          export: 'run',
+          body: code(
+            block(),
+            loop(),
+            body,
+            tee(0),
+            i32(stop),
+            I.i32Eq,
+            brIf(1),
+            get(2),
+            i32(1),
+            I.i32Add,
+            tee(2),
+            get(1),
+            I.i32LtU,
+            brIf(0),
+            I.end,
+            I.end,
+            get(0),
+          ),
+        },
+      ],
+    }),
+  }));
+
+type Outcome = { ok: unknown } | { trap: string };
+
+function plainRun(bytes: Uint8Array, args: number[]): Outcome {
+  const run = new Wasm.Instance(new Wasm.Module(bytes), {}).exports.run as (
+    ...a: number[]
+  ) => number;
+  try {
+    return { ok: run(...args) };
+  } catch (e) {
+    return { trap: (e as Error).message };
+  }
+}
+
+describe('sandbox instrumentation', () => {
+  test('kernels keep their results; output bytes are deterministic', () => {
+    const cases: [keyof typeof KERNELS, number][] = [
+      ['aluLoop', 10_000],
+      ['fib', 20],
+      ['loadStore', 5000],
+    ];
+    for (const [name, n] of cases) {
+      const bytes = KERNELS[name];
+      const a = instrumentModule(bytes);
+      assert.deepEqual(instrumentModule(bytes.slice()), a, `${name} instruments twice alike`);
+      const out = instantiate(a, () => ({})).call('run', [n], 1e9);
+      assert.deepEqual({ ok: out.result }, plainRun(bytes, [n]));
+      assert.equal(instantiate(a, () => ({})).call('run', [n], 1e9).fuelUsed, out.fuelUsed);
+    }
+  });
+
+  test('a host import can carry a static cost per call', () => {
+    const bytes = wasm({
+      imports: [{ module: 'env', field: 'ping' }],
+      funcs: [{ body: code(call(0), call(0)), export: 'run' }],
+    });
+    const fuelWith = (extra: number): number => {
+      const a = instrumentModule(bytes, { importCost: () => extra });
+      return instantiate(a, () => ({ env: { ping: () => {} } })).call('run', [], 1000).fuelUsed;
+    };
+    assert.equal(fuelWith(100) - fuelWith(0), 200);
+  });
+
+  test('table.grow and table.fill are charged per element; the table cap holds', () => {
+    const nullRef = [0xd0, 0x70];
+    const bytes = wasm({
+      table: [0x00, 0],
+      funcs: [
+        {
+          params: [T.i32],
+          results: [T.i32],
+          body: code(nullRef, get(0), 0xfc, 15, 0),
+          export: 'grow',
+        },
+      ],
+    });
+    validateModule(bytes, { allowedImports: [] });
+    const a = instrumentModule(bytes, { maxTableElements: 5000 });
+    const fuel = (n: number): number => instantiate(a, () => ({})).call('grow', [n], 1e6).fuelUsed;
+    assert.equal(fuel(1000) - fuel(0), 1000);
+    assert.equal(instantiate(a, () => ({})).call('grow', [5001], 1e6).result, -1);
+  });
+
+  test('a host function cannot call back into the running instance', () => {
+    const bytes = wasm({
+      imports: [{ module: 'env', field: 'again' }],
+      funcs: [{ body: code(call(0)), export: 'run' }],
+    });
+    let inst: ReturnType<typeof instantiate> | undefined;
+    inst = instantiate(instrumentModule(bytes), () => ({
+      env: { again: () => inst?.call('run', [], 100) },
+    }));
+    assert.throws(() => inst?.call('run', [], 100), /already running/);
+    assert.ok(inst.poisoned);
+  });
+
+  test('property: same result or same trap, same bytes, same fuel', () => {
+    fc.assert(
+      fc.property(programArb, ({ bytes, args }) => {
+        validateModule(bytes, { allowedImports: [] });
+        const a = instrumentModule(bytes);
+        assert.deepEqual(instrumentModule(bytes), a);
+        const plain = plainRun(bytes, args);
+        const runs = [0, 1].map((): Outcome & { fuel?: number } => {
+          try {
+            const out = instantiate(a, () => ({})).call('run', args, 1e9);
+            return { ok: out.result, fuel: out.fuelUsed };
+          } catch (e) {
+            assert.ok(e instanceof AppTrapError, String(e));
+            return { trap: e.trap };
+          }
+        });
+        assert.deepEqual(runs[0], runs[1]);
+        if ('ok' in plain) assert.equal((runs[0] as { ok: unknown }).ok, plain.ok);
+        else
+          assert.ok(
+            'trap' in (runs[0] as object),
+            `plain trapped (${plain.trap}), instrumented did not`,
+          );
+        // With half the fuel it needs, the call stops — at the same count on two fresh instances.
+        const full = runs[0]?.fuel;
+        if (full === undefined || full < 2) return;
+        const stops = [0, 1].map(() => {
+          try {
+            instantiate(a, () => ({})).call('run', args, Math.floor(full / 2));
+          } catch (e) {
+            assert.ok(e instanceof FuelExhaustedError, String(e));
+            return e.fuelUsed;
+          }
+          return assert.fail('half the fuel was enough');
+        });
+        assert.equal(stops[0], stops[1]);
+      }),
+      { numRuns: 300, seed: 0x5a4d },
+    );
+  });
+});

@@ -1,0 +1,188 @@
+/**
+ * Deploy-time refusals of the sandbox (docs/sandbox.md "Validation"): each refused module fails
+ * with its named error and a message naming the offending thing; accepted features stay accepted.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  instantiate,
+  instrumentModule,
+  MalformedModuleError,
+  ModuleLimitError,
+  UnknownImportError,
+  UnsupportedFeatureError,
+  validateModule,
+} from '../src/apps/sandbox/index.js';
+import { code, I, i32, T, uleb, wasm } from './sandbox-wasm.js';
+
+const none = { allowedImports: [] };
+const ok = (body = code(i32(7))): Uint8Array =>
+  wasm({ funcs: [{ results: [T.i32], body, export: 'run' }] });
+
+function refuses<E extends Error>(
+  bytes: Uint8Array,
+  cls: new (...a: never[]) => E,
+  text: RegExp,
+): void {
+  assert.throws(
+    () => validateModule(bytes, none),
+    (e: unknown) => {
+      assert.ok(e instanceof cls, `expected ${cls.name}, got ${String(e)}`);
+      assert.match((e as Error).message, text);
+      return true;
+    },
+  );
+}
+
+describe('sandbox validation', () => {
+  test('a plain module passes and still runs', () => {
+    validateModule(ok(), none);
+    const inst = instantiate(instrumentModule(ok()), () => ({}));
+    assert.equal(inst.call('run', [], 100).result, 7);
+  });
+
+  test('malformed bytes are refused by name', () => {
+    refuses(new Uint8Array(0), MalformedModuleError, /magic/);
+    refuses(Uint8Array.of(0, 0x61, 0x73, 0x6d, 2, 0, 0, 0), MalformedModuleError, /version/);
+    const good = ok();
+    refuses(good.subarray(0, good.length - 3), MalformedModuleError, /past the end|end/);
+    const unknownSection = Uint8Array.from([...good, 0x20, 0x00]);
+    refuses(unknownSection, MalformedModuleError, /unknown section id 32/);
+    const outOfOrder = wasm({ funcs: [{ body: [] }], raw: [{ id: 1, payload: [0] }] });
+    refuses(outOfOrder, MalformedModuleError, /out of order/);
+    refuses(ok(code(0xc5)), MalformedModuleError, /unknown opcode 0xc5/);
+    // Well-formed sections, ill-typed body: V8's validator names it.
+    refuses(ok(code(i32(1), I.i32Add)), MalformedModuleError, /malformed module/);
+  });
+
+  test('threads, shared memory and atomics are refused', () => {
+    const shared = wasm({ memory: [0x03, 1, 1], funcs: [] });
+    refuses(shared, UnsupportedFeatureError, /shared memory \(threads\)/);
+    const atomic = wasm({
+      memory: [0x00, 1],
+      funcs: [{ results: [T.i32], body: code(i32(0), 0xfe, 0x10, 0x02, 0x00) }],
+    });
+    refuses(atomic, UnsupportedFeatureError, /threads \(atomics\).*function 0/);
+  });
+
+  test('memory64, multi-memory and relaxed SIMD are refused', () => {
+    refuses(wasm({ memory: [0x04, 1], funcs: [] }), UnsupportedFeatureError, /memory64/);
+    const two = wasm({ memory: [0x00, 1], funcs: [], raw: [] });
+    // Splice a second memory into the memory section: count 2.
+    const i = two.indexOf(0x05, 8);
+    const bytes = Uint8Array.from([
+      ...two.subarray(0, i),
+      0x05,
+      5,
+      2,
+      0x00,
+      1,
+      0x00,
+      1,
+      ...two.subarray(i + 5),
+    ]);
+    refuses(bytes, UnsupportedFeatureError, /multi-memory/);
+    const relaxed = ok(
+      code(0xfd, ...uleb(12), ...new Array(16).fill(0), 0xfd, ...uleb(0x100), I.drop, i32(0)),
+    );
+    refuses(relaxed, UnsupportedFeatureError, /relaxed SIMD/);
+  });
+
+  test('fixed-width SIMD is accepted and metered', () => {
+    // v128.const 0x01 x16; i32x4.extract_lane 0
+    const simd = ok(code(0xfd, ...uleb(12), ...new Array(16).fill(1), 0xfd, ...uleb(27), 0));
+    validateModule(simd, none);
+    const out = instantiate(instrumentModule(simd), () => ({})).call('run', [], 100);
+    assert.equal(out.result, 0x01010101);
+    assert.ok(out.fuelUsed > 0);
+  });
+
+  test('exception handling and tail calls are refused', () => {
+    refuses(ok(code(0x06, 0x40, I.end, i32(1))), UnsupportedFeatureError, /exception handling/);
+    const tail = wasm({ funcs: [{ results: [T.i32], body: code(0x12, 0) }] });
+    refuses(tail, UnsupportedFeatureError, /tail calls/);
+  });
+
+  test('an unknown import is refused, naming module and field', () => {
+    const bytes = wasm({
+      imports: [
+        { module: 'cloister', field: 'log', params: [T.i32] },
+        { module: 'env', field: 'gettimeofday', results: [T.i32] },
+      ],
+      funcs: [{ body: [] }],
+    });
+    assert.throws(
+      () => validateModule(bytes, { allowedImports: [{ module: 'cloister', field: 'log' }] }),
+      (e: unknown) =>
+        e instanceof UnknownImportError &&
+        e.module === 'env' &&
+        e.field === 'gettimeofday' &&
+        /"env"\."gettimeofday"/.test(e.message),
+    );
+    const allowed = [
+      { module: 'cloister', field: 'log' },
+      { module: 'env', field: 'gettimeofday' },
+    ];
+    validateModule(bytes, { allowedImports: allowed });
+    // A memory import is refused as an import too, naming its kind.
+    const mem = Uint8Array.from([
+      ...wasm({ funcs: [] }).subarray(0, 8),
+      2,
+      12,
+      1,
+      3,
+      0x65,
+      0x6e,
+      0x76,
+      3,
+      0x6d,
+      0x65,
+      0x6d,
+      2,
+      0,
+      1,
+    ]);
+    assert.throws(() => validateModule(mem, none), /unknown import memory "env"."mem"/);
+  });
+
+  test('memory and table caps are enforced at deploy', () => {
+    refuses(
+      wasm({ memory: [0x01, 1, 0x80, 0x10], funcs: [] }),
+      ModuleLimitError,
+      /2048 pages.*1024/,
+    );
+    refuses(wasm({ memory: [0x00, 0x81, 0x08], funcs: [] }), ModuleLimitError, /1025 pages/);
+    assert.throws(
+      () =>
+        validateModule(wasm({ memory: [0x01, 1, 9], funcs: [] }), { ...none, maxMemoryPages: 8 }),
+      ModuleLimitError,
+    );
+    assert.throws(
+      () => validateModule(ok(), { ...none, maxModuleBytes: 10 }),
+      /exceeds the cap of 10/,
+    );
+  });
+
+  test('a reserved export name is refused', () => {
+    const bytes = wasm({ funcs: [{ body: [], export: 'cloister:fuel' }] });
+    refuses(bytes, ModuleLimitError, /reserved prefix/);
+  });
+
+  test('a start function runs metered at instantiation', () => {
+    const endless = wasm({ funcs: [{ body: code(0x03, 0x40, 0x0c, 0, I.end) }], start: 0 });
+    validateModule(endless, none);
+    const instrumented = instrumentModule(endless);
+    assert.throws(() => instantiate(instrumented, () => ({}), { startFuel: 1000 }), /out of fuel/);
+    // A start function that finishes: its effect (memory write) is visible to the first call.
+    const init = wasm({
+      memory: [0x00, 1],
+      funcs: [
+        { body: code(i32(0), i32(42), I.i32Store) },
+        { results: [T.i32], body: code(i32(0), I.i32Load), export: 'read' },
+      ],
+      start: 0,
+    });
+    const inst = instantiate(instrumentModule(init), () => ({}));
+    assert.equal(inst.call('read', [], 100).result, 42);
+  });
+});
