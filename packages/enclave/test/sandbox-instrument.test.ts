@@ -12,11 +12,26 @@ import {
   FuelExhaustedError,
   instantiate,
   instrumentModule,
+  MalformedModuleError,
   validateModule,
 } from '../src/apps/sandbox/index.js';
 import { Wasm } from '../src/apps/sandbox/wasm-api.js';
 import { KERNELS } from './sandbox-kernels.js';
-import { block, brIf, call, code, get, I, i32, if_, loop, T, tee, wasm } from './sandbox-wasm.js';
+import {
+  block,
+  brIf,
+  call,
+  code,
+  get,
+  I,
+  i32,
+  i64,
+  if_,
+  loop,
+  T,
+  tee,
+  wasm,
+} from './sandbox-wasm.js';
 
 const BINARY = [
   I.i32Add,
@@ -227,4 +242,15 @@ describe('sandbox instrumentation', () => {
       { numRuns: 300, seed: 0x5a4d },
     );
   });
+});
+
+test('a module that names the fuel global before it exists is refused, not made valid', () => {
+  // global.set 0 on a module with no globals: index 0 is where instrumentation puts the fuel.
+  const refuel = wasm({
+    funcs: [
+      { results: [T.i32], body: code(i64(1_000_000_000), [0x24, 0x00], i32(1)), export: 'run' },
+    ],
+  });
+  assert.throws(() => instrumentModule(refuel), MalformedModuleError);
+  assert.throws(() => validateModule(refuel, { allowedImports: [] }), MalformedModuleError);
 });

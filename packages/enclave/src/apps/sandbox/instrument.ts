@@ -50,6 +50,9 @@ export interface InstrumentOptions {
  * instantiation but exported as `cloister:start`, which `instantiate` calls with fuel.
  */
 export function instrumentModule(bytes: Uint8Array, options: InstrumentOptions = {}): Uint8Array {
+  // The original must be valid on its own: an invalid module that names global index g (the
+  // fuel global-to-be) would become valid after instrumentation and could refill its own fuel.
+  checkWithV8(bytes);
   const m = parseModule(bytes);
   checkCaps(m, options);
   const g = m.importedGlobals + m.globals;
