@@ -114,6 +114,24 @@ export const ERROR_CODES = {
   APP_RESULT_TOO_LARGE: 'The app returned more bytes than the result cap: return less.',
   APP_INSTANCE_POISONED:
     'A sandbox instance is never reused after a failed call: instantiate the module again.',
+  // App ABI and runtime (docs/app-abi.md)
+  APP_ABI_VERSION:
+    'The app module does not declare an ABI version this node supports (named in the message): rebuild it with a matching SDK; see docs/app-abi.md.',
+  APP_ABI:
+    'The app broke a rule of the app ABI named in the message (bad text, a cap, a call out of place): fix the app; see docs/app-abi.md.',
+  APP_QUERY_WRITE:
+    'A query tried to write (ledger_set, ledger_remove or key_create): queries only read; make the method a transaction.',
+  APP_ERROR:
+    'The app refused the call with its own error code and message: see the app documentation for that code.',
+  APP_ABORT:
+    'The app aborted (an AssemblyScript assertion or runtime check failed): this is a bug in the app; its transaction left no write.',
+  APP_NOT_FOUND: 'No app of that id is deployed on this node: check the app id.',
+  APP_METHOD_UNKNOWN:
+    'The app has no method of that name: check the method name against its manifest.',
+  APP_METHOD_KIND:
+    'The method is a query and was called as a transaction, or the reverse: call it as its manifest declares.',
+  APP_RESULT_INVALID:
+    'The app returned a result or notification that is not valid JSON text: this is a bug in the app.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,138 @@
+/**
+ * ABI v1 constants (docs/app-abi.md): the import module, every import with its base fuel and its
+ * per-byte rate, the statuses, the exports and the caps. The host functions live in host.ts.
+ */
+
+export const ABI_VERSION = 1;
+export const SUPPORTED_ABI_VERSIONS: readonly number[] = [ABI_VERSION];
+export const IMPORT_MODULE = 'cloister';
+
+/** Negative returns a module branches on (§1.2). */
+export const STATUS = { notFound: -1, exists: -2, wrongKind: -3, authFailed: -4 } as const;
+
+export const EXPORTS = {
+  version: 'cloister_abi_version',
+  routes: 'cloister_routes',
+  call: 'cloister_call',
+} as const;
+
+/** Route kinds as `route` and `context_kind` number them. */
+export const KIND = { query: 0, transaction: 1 } as const;
+
+const i = 0x7f;
+const I = 0x7e;
+const F = 0x7c;
+
+/** One import of ABI v1: its wasm type (value type codes) and its base fuel. */
+export interface ImportSpec {
+  readonly params: readonly number[];
+  readonly results: readonly number[];
+  /** Charged inside the module at the call site (the sandbox's `importCost`), §11. */
+  readonly cost: number;
+}
+
+const spec = (params: number[], results: number[], cost: number): ImportSpec => ({
+  params,
+  results,
+  cost,
+});
+
+/** Every import of ABI v1 by module then field; per-byte charges are made by the host (§11). */
+export const IMPORTS: Readonly<Record<string, Readonly<Record<string, ImportSpec>>>> = {
+  [IMPORT_MODULE]: {
+    buffer_read: spec([i], [], 20),
+    call_args: spec([i], [], 20),
+    route: spec([i, i, i, i], [], 20),
+    result_set: spec([i, i], [], 20),
+    notify: spec([i, i], [], 100),
+    fail: spec([i, i, i, i], [], 100),
+    context_kind: spec([], [i], 20),
+    context_caller: spec([i], [], 20),
+    context_request_id: spec([], [i], 20),
+    context_index: spec([], [I], 20),
+    context_time: spec([], [I], 20),
+    ledger_get: spec([i, i, i, i], [i], 2_000),
+    ledger_set: spec([i, i, i, i, i, i], [], 3_000),
+    ledger_remove: spec([i, i, i, i], [], 2_000),
+    ledger_history: spec([i, i, i, i, i], [i], 5_000),
+    ledger_list: spec([i, i, i, i, i], [i], 5_000),
+    ledger_prove: spec([i, i, i, i], [i], 20_000),
+    ledger_state_hash: spec([i], [], 20),
+    sha256: spec([i, i, i], [], 100),
+    random_bytes: spec([i, i], [], 100),
+    key_create: spec([i, i, i], [i], 50_000),
+    key_public: spec([i, i], [i], 2_000),
+    key_sign: spec([i, i, i, i], [i], 50_000),
+    ecdsa_verify: spec([i, i, i, i, i, i], [i], 100_000),
+    key_encrypt: spec([i, i, i, i, i, i], [i], 2_000),
+    key_decrypt: spec([i, i, i, i, i, i], [i], 2_000),
+  },
+  env: {
+    abort: spec([i, i, i, i], [], 100),
+    trace: spec([i, i, F, F, F, F, F], [], 100),
+    seed: spec([], [F], 20),
+  },
+  Date: { now: spec([], [F], 20) },
+};
+
+/** Value type names for messages. */
+export function typeText(params: readonly number[], results: readonly number[]): string {
+  const n = (t: number): string =>
+    ({ 127: 'i32', 126: 'i64', 125: 'f32', 124: 'f64', 123: 'v128' })[t] ?? `0x${t.toString(16)}`;
+  return `(${params.map(n).join(', ')}) -> (${results.map(n).join(', ')})`;
+}
+
+/** Extra fuel per entry of a history or list page. */
+export const FUEL_PER_ENTRY = 200;
+
+/** Every import a v1 module may use (the sandbox's allow-list). */
+export const ALLOWED_IMPORTS: readonly { readonly module: string; readonly field: string }[] =
+  Object.entries(IMPORTS).flatMap(([module, fields]) =>
+    Object.keys(fields).map((field) => ({ module, field })),
+  );
+
+export function importCost(module: string, field: string): number {
+  return IMPORTS[module]?.[field]?.cost ?? 0;
+}
+
+/** Caps of §12 (configurable through the runtime's options). */
+export interface AbiLimits {
+  readonly maxArgsBytes: number;
+  readonly maxNotifications: number;
+  readonly maxNotificationBytes: number;
+  readonly maxRoutes: number;
+  readonly maxRandomBytes: number;
+  readonly defaultFuel: number;
+}
+
+export const DEFAULT_ABI_LIMITS: AbiLimits = {
+  maxArgsBytes: 1024 * 1024,
+  maxNotifications: 64,
+  maxNotificationBytes: 64 * 1024,
+  maxRoutes: 256,
+  maxRandomBytes: 65_536,
+  defaultFuel: 100_000_000,
+};
+
+export const MAX_METHOD_BYTES = 128;
+export const MAX_KEY_NAME_BYTES = 64;
+export const MAX_APP_CODE_BYTES = 64;
+export const MAX_APP_MESSAGE_BYTES = 1024;
+export const MAX_REQUEST_ID_BYTES = 128;
+export const MAX_CURSOR_BYTES = 128;
+export const MAX_PAGE = 1000;
+/** Characters AssemblyScript abort messages are cut to. */
+export const MAX_ABORT_CHARS = 256;
+export const VERSION_FUEL = 10_000;
+export const ROUTES_FUEL = 10_000_000;
+
+/** Reserved tables of the app's own ledger (never reachable through ledger calls). */
+export const REQUESTS_TABLE = '$requests';
+export const KEYS_TABLE = '$keys';
+
+/** Key kinds of `key_create`. */
+export const KEY_KIND = { ecdsaP256: 1, aes256gcm: 2 } as const;
+
+export const CALLER_LABEL = 'cloister/caller/v1';
+
+export const NAME_RE = /^[A-Za-z0-9_.-]+$/;

@@ -1,0 +1,97 @@
+/**
+ * The named errors of the app runtime (docs/app-abi.md §13). The sandbox's own errors (traps, fuel,
+ * depth, deploy refusals) and the ledger's (reserved table, cursor, transaction caps) pass through
+ * unchanged; these add what only the ABI knows. Messages name the rule, the import or the method,
+ * never ledger data; an app error carries the app's own code and message, which the app chose to
+ * show its caller.
+ */
+import { CloisterError } from '@cloister/core';
+
+/** Deploy: no `cloister_abi_version`, or a version this node does not support (named). */
+export class AbiVersionError extends CloisterError {
+  readonly version: number | undefined;
+  constructor(message: string, version?: number) {
+    super('APP_ABI_VERSION', message);
+    this.version = version;
+  }
+}
+
+/** The module broke a rule of the ABI (bad UTF-8, a cap, a call out of place). */
+export class AbiError extends CloisterError {
+  readonly import: string;
+  constructor(importName: string, message: string) {
+    super('APP_ABI', `${importName}: ${message}`);
+    this.import = importName;
+  }
+}
+
+/** A write (ledger_set, ledger_remove, key_create) in a query. */
+export class QueryWriteError extends CloisterError {
+  constructor(importName: string) {
+    super(
+      'APP_QUERY_WRITE',
+      `${importName} in a query: queries read committed state and never write`,
+    );
+  }
+}
+
+/** The app refused the call: `fail(code, message)`. Distinct from a trap. */
+export class AppError extends CloisterError {
+  readonly kind = 'app-error' as const;
+  readonly appCode: string;
+  readonly appMessage: string;
+  constructor(appCode: string, appMessage: string) {
+    super('APP_ERROR', `the app refused the call: ${appCode}: ${appMessage}`);
+    this.appCode = appCode;
+    this.appMessage = appMessage;
+  }
+}
+
+/** AssemblyScript's `abort` (an assertion or runtime check failed in the app). */
+export class AppAbortError extends CloisterError {
+  readonly appMessage: string;
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  constructor(appMessage: string, file: string, line: number, column: number) {
+    super(
+      'APP_ABORT',
+      `the app aborted: ${appMessage || '(no message)'} at ${file || '?'}:${line}:${column}`,
+    );
+    this.appMessage = appMessage;
+    this.file = file;
+    this.line = line;
+    this.column = column;
+  }
+}
+
+/** No app of that id. */
+export class AppNotFoundError extends CloisterError {
+  constructor(app: string) {
+    super('APP_NOT_FOUND', `no app '${app}' is deployed`);
+  }
+}
+
+/** The app has no route of that name. */
+export class MethodUnknownError extends CloisterError {
+  constructor(app: string, method: string) {
+    super('APP_METHOD_UNKNOWN', `app '${app}' has no method '${method}'`);
+  }
+}
+
+/** A query called as a transaction, or the reverse. */
+export class MethodKindError extends CloisterError {
+  constructor(app: string, method: string, declared: string, asked: string) {
+    super(
+      'APP_METHOD_KIND',
+      `method '${method}' of app '${app}' is a ${declared}; it cannot be called as a ${asked}`,
+    );
+  }
+}
+
+/** A result or notification that is not valid JSON text. */
+export class ResultInvalidError extends CloisterError {
+  constructor(what: string) {
+    super('APP_RESULT_INVALID', `the app's ${what} is not valid JSON text`);
+  }
+}

@@ -1,0 +1,532 @@
+/**
+ * The host functions of ABI v1 (docs/app-abi.md §4–§10), built per instance around the call's
+ * state. Every function reads and writes only the module's own memory (a range outside it is the
+ * trap `out-of-bounds`), names tables of the call's own app ledger only (there is no ledger
+ * argument), refuses reserved tables before touching the ledger, refuses writes in queries, and
+ * charges the bytes it touches before it touches them.
+ */
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from 'node:crypto';
+import { concatBytes, sha256, utf8 } from '@cloister/core';
+import { aesGcmOpen, aesGcmSeal } from '../../aead.js';
+import {
+  type LedgerEngine,
+  type LedgerView,
+  ReservedTableError,
+  type Transaction,
+} from '../../ledger/ledger/index.js';
+import {
+  AppTrapError,
+  ResultTooLargeError,
+  type SandboxHost,
+  type SandboxImports,
+} from '../sandbox/index.js';
+import {
+  type AbiLimits,
+  FUEL_PER_ENTRY,
+  IMPORT_MODULE,
+  KEY_KIND,
+  KEYS_TABLE,
+  KIND,
+  MAX_ABORT_CHARS,
+  MAX_APP_CODE_BYTES,
+  MAX_APP_MESSAGE_BYTES,
+  MAX_CURSOR_BYTES,
+  MAX_KEY_NAME_BYTES,
+  MAX_METHOD_BYTES,
+  MAX_PAGE,
+  NAME_RE,
+  STATUS,
+} from './abi.js';
+import {
+  AbiError,
+  AppAbortError,
+  AppError,
+  QueryWriteError,
+  ResultInvalidError,
+} from './errors.js';
+
+export type CallKind = 'query' | 'transaction';
+
+export interface Route {
+  readonly name: string;
+  readonly kind: CallKind;
+  readonly id: number;
+}
+
+/** What one instance's host functions see and produce. */
+export interface CallState {
+  /** 'deploy': only `route` (during cloister_routes) and pure functions work. */
+  readonly phase: 'deploy' | 'call';
+  readonly app: string;
+  readonly kind: CallKind;
+  readonly engine: LedgerEngine;
+  /** The call's ledger transaction (reserved tables allowed: this code guards them). */
+  readonly tx: Transaction | undefined;
+  readonly callerId: Uint8Array;
+  readonly requestId: string | undefined;
+  /** Milliseconds, monotonic, one value per call. */
+  readonly time: number;
+  readonly args: Uint8Array;
+  readonly limits: AbiLimits;
+  readonly maxResultBytes: number;
+  readonly random: (n: number) => Uint8Array;
+  readonly trace: ((message: string, values: readonly number[]) => void) | undefined;
+  /** Outputs. */
+  result: Uint8Array | undefined;
+  readonly notifications: Uint8Array[];
+  /** Set during cloister_routes at deploy. */
+  routes: Route[] | undefined;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+const lenient = new TextDecoder('utf-8');
+const utf16 = new TextDecoder('utf-16le');
+
+/** DER prefix of a P-256 SubjectPublicKeyInfo with an uncompressed point (RFC 5480). */
+const P256_SPKI_PREFIX = Uint8Array.from([
+  0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+  0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+]);
+const NONCE = 12;
+const EMPTY = new Uint8Array(0);
+const TAG = 16;
+
+export function isJsonText(bytes: Uint8Array): boolean {
+  try {
+    JSON.parse(decoder.decode(bytes));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The imports of one instance (module `cloister` plus AssemblyScript's `env` and `Date`). */
+export function abiImports(state: CallState): SandboxImports {
+  return (host: SandboxHost) => {
+    let buffer: Uint8Array = EMPTY;
+    let view: LedgerView | undefined;
+
+    const bufferOf = (): ArrayBuffer => {
+      const m = host.memory();
+      if (!m) throw new AppTrapError('out-of-bounds');
+      return m.buffer;
+    };
+    /** A copy of `len` bytes at `ptr` (both unsigned), or the trap out-of-bounds. */
+    const read = (ptr: number, len: number): Uint8Array => {
+      const p = ptr >>> 0;
+      const l = len >>> 0;
+      const b = bufferOf();
+      if (p + l > b.byteLength) throw new AppTrapError('out-of-bounds');
+      return new Uint8Array(b, p, l).slice();
+    };
+    const write = (ptr: number, bytes: Uint8Array): void => {
+      const p = ptr >>> 0;
+      const b = bufferOf();
+      if (p + bytes.length > b.byteLength) throw new AppTrapError('out-of-bounds');
+      new Uint8Array(b, p, bytes.length).set(bytes);
+    };
+    const text = (fn: string, what: string, ptr: number, len: number, max: number): string => {
+      const l = len >>> 0;
+      if (l === 0 || l > max) throw new AbiError(fn, `${what} must be 1..${max} bytes`);
+      try {
+        return decoder.decode(read(ptr, l));
+      } catch (e) {
+        if (e instanceof AppTrapError) throw e;
+        throw new AbiError(fn, `${what} is not valid UTF-8`);
+      }
+    };
+    /** Fills the host buffer (§1.1) and returns its size. */
+    const fill = (bytes: Uint8Array): number => {
+      buffer = bytes;
+      return bytes.length;
+    };
+    const txOf = (fn: string): Transaction => {
+      if (state.phase !== 'call' || state.tx === undefined) {
+        throw new AbiError(fn, 'the ledger is reachable only during a call, not at deploy');
+      }
+      return state.tx;
+    };
+    const writable = (fn: string): Transaction => {
+      const tx = txOf(fn);
+      if (state.kind !== 'transaction') throw new QueryWriteError(fn);
+      return tx;
+    };
+    const snapshotView = (fn: string): LedgerView => {
+      const tx = txOf(fn);
+      view ??= state.engine.at(tx.snapshot);
+      return view;
+    };
+    /** An app table name: UTF-8, 1..255 bytes, never reserved ('$' first). */
+    const table = (fn: string, ptr: number, len: number, what: string): string => {
+      const name = text(fn, 'a table name', ptr, len, 255);
+      if (name.includes('\u0000')) throw new AbiError(fn, 'a table name contains no NUL');
+      if (name.startsWith('$')) throw new ReservedTableError(name, what);
+      return name;
+    };
+    const limit = (fn: string, n: number): number => {
+      if (!(n >= 1 && n <= MAX_PAGE)) throw new AbiError(fn, `limit must be 1..${MAX_PAGE}`);
+      return n;
+    };
+    const keyName = (fn: string, ptr: number, len: number): Uint8Array =>
+      utf8(text(fn, 'a key name', ptr, len, MAX_KEY_NAME_BYTES));
+    /** The named key record: kind byte ‖ material, or a status. */
+    const loadKey = (fn: string, name: Uint8Array, want: number): Uint8Array | number => {
+      const rec = txOf(fn).get(state.app, KEYS_TABLE, name);
+      if (rec === undefined) return STATUS.notFound;
+      if (rec[0] !== want) return STATUS.wrongKind;
+      return rec.subarray(1);
+    };
+    const privateKey = (material: Uint8Array): KeyObject =>
+      createPrivateKey({ key: Buffer.from(material), format: 'der', type: 'pkcs8' });
+
+    const cloister = {
+      buffer_read(ptr: number): void {
+        host.chargeBytes(buffer.length);
+        write(ptr, buffer);
+      },
+      call_args(ptr: number): void {
+        host.chargeBytes(state.args.length);
+        write(ptr, state.args);
+      },
+      route(kind: number, namePtr: number, nameLen: number, id: number): void {
+        const routes = state.routes;
+        if (routes === undefined) {
+          throw new AbiError('route', 'routes are registered only by cloister_routes at deploy');
+        }
+        host.chargeBytes(nameLen >>> 0);
+        if (kind !== KIND.query && kind !== KIND.transaction) {
+          throw new AbiError('route', `kind ${kind} is neither 0 (query) nor 1 (transaction)`);
+        }
+        const name = text('route', 'a method name', namePtr, nameLen, MAX_METHOD_BYTES);
+        if (!NAME_RE.test(name)) throw new AbiError('route', 'a method name is [A-Za-z0-9_.-]');
+        if (routes.some((r) => r.name === name)) {
+          throw new AbiError('route', `method '${name}' is registered twice`);
+        }
+        if (routes.length >= state.limits.maxRoutes) {
+          throw new AbiError('route', `more than ${state.limits.maxRoutes} routes`);
+        }
+        routes.push({ name, kind: kind === KIND.query ? 'query' : 'transaction', id });
+      },
+      result_set(ptr: number, len: number): void {
+        const l = len >>> 0;
+        host.chargeBytes(l);
+        if (l > state.maxResultBytes) throw new ResultTooLargeError(l, state.maxResultBytes);
+        state.result = read(ptr, l);
+      },
+      notify(ptr: number, len: number): void {
+        const l = len >>> 0;
+        host.chargeBytes(l);
+        if (state.notifications.length >= state.limits.maxNotifications) {
+          throw new AbiError('notify', `more than ${state.limits.maxNotifications} notifications`);
+        }
+        if (l > state.limits.maxNotificationBytes) {
+          throw new AbiError(
+            'notify',
+            `a notification above ${state.limits.maxNotificationBytes} bytes`,
+          );
+        }
+        const bytes = read(ptr, l);
+        if (!isJsonText(bytes)) throw new ResultInvalidError('notification');
+        state.notifications.push(bytes);
+      },
+      fail(codePtr: number, codeLen: number, msgPtr: number, msgLen: number): never {
+        host.chargeBytes((codeLen >>> 0) + Math.min(msgLen >>> 0, MAX_APP_MESSAGE_BYTES));
+        const code = text('fail', 'an error code', codePtr, codeLen, MAX_APP_CODE_BYTES);
+        if (!NAME_RE.test(code)) throw new AbiError('fail', 'an error code is [A-Za-z0-9_.-]');
+        const raw = read(msgPtr, Math.min(msgLen >>> 0, MAX_APP_MESSAGE_BYTES));
+        const message = lenient.decode(raw).replace(/\uFFFD+$/, '');
+        throw new AppError(code, message);
+      },
+      context_kind(): number {
+        return state.kind === 'query' ? KIND.query : KIND.transaction;
+      },
+      context_caller(out: number): void {
+        host.chargeBytes(state.callerId.length);
+        write(out, state.callerId);
+      },
+      context_request_id(): number {
+        buffer = EMPTY;
+        if (state.requestId === undefined) return STATUS.notFound;
+        return fill(utf8(state.requestId));
+      },
+      context_index(): bigint {
+        return BigInt(txOf('context_index').snapshot);
+      },
+      context_time(): bigint {
+        return BigInt(state.time);
+      },
+
+      ledger_get(tPtr: number, tLen: number, kPtr: number, kLen: number): number {
+        buffer = EMPTY;
+        host.chargeFuel((tLen >>> 0) + (kLen >>> 0));
+        const t = table('ledger_get', tPtr, tLen, 'read');
+        const value = txOf('ledger_get').get(state.app, t, read(kPtr, kLen));
+        if (value === undefined) return STATUS.notFound;
+        host.chargeFuel(value.length);
+        return fill(value);
+      },
+      ledger_set(
+        tPtr: number,
+        tLen: number,
+        kPtr: number,
+        kLen: number,
+        vPtr: number,
+        vLen: number,
+      ): void {
+        const tx = writable('ledger_set');
+        host.chargeFuel((tLen >>> 0) + (kLen >>> 0) + (vLen >>> 0));
+        const t = table('ledger_set', tPtr, tLen, 'written');
+        tx.set(state.app, t, read(kPtr, kLen), read(vPtr, vLen));
+      },
+      ledger_remove(tPtr: number, tLen: number, kPtr: number, kLen: number): void {
+        const tx = writable('ledger_remove');
+        host.chargeFuel((tLen >>> 0) + (kLen >>> 0));
+        const t = table('ledger_remove', tPtr, tLen, 'written');
+        tx.remove(state.app, t, read(kPtr, kLen));
+      },
+      ledger_history(tPtr: number, tLen: number, kPtr: number, kLen: number, n: number): number {
+        buffer = EMPTY;
+        host.chargeFuel((tLen >>> 0) + (kLen >>> 0));
+        const t = table('ledger_history', tPtr, tLen, 'read');
+        const key = read(kPtr, kLen);
+        const versions = snapshotView('ledger_history').history(state.app, t, key, {
+          limit: limit('ledger_history', n),
+        });
+        const out = encodeHistory(versions);
+        host.chargeFuel(out.length + FUEL_PER_ENTRY * versions.length);
+        return fill(out);
+      },
+      ledger_list(tPtr: number, tLen: number, cPtr: number, cLen: number, n: number): number {
+        buffer = EMPTY;
+        host.chargeFuel((tLen >>> 0) + (cLen >>> 0));
+        const t = table('ledger_list', tPtr, tLen, 'listed');
+        if (cLen >>> 0 > MAX_CURSOR_BYTES) {
+          throw new AbiError('ledger_list', `a cursor is at most ${MAX_CURSOR_BYTES} bytes`);
+        }
+        const cursor = cLen >>> 0 === 0 ? undefined : read(cPtr, cLen);
+        const page = txOf('ledger_list').list(state.app, t, {
+          limit: limit('ledger_list', n),
+          ...(cursor === undefined ? {} : { cursor }),
+        });
+        const out = encodePage(page.entries, page.cursor);
+        host.chargeFuel(out.length + FUEL_PER_ENTRY * page.entries.length);
+        return fill(out);
+      },
+      ledger_prove(tPtr: number, tLen: number, kPtr: number, kLen: number): number {
+        buffer = EMPTY;
+        host.chargeFuel((tLen >>> 0) + (kLen >>> 0));
+        const t = table('ledger_prove', tPtr, tLen, 'proved');
+        const key = read(kPtr, kLen);
+        const proof = snapshotView('ledger_prove').prove({ app: state.app }, state.app, t, key);
+        host.chargeFuel(proof.length);
+        return fill(proof);
+      },
+      ledger_state_hash(out: number): void {
+        host.chargeBytes(32);
+        write(out, snapshotView('ledger_state_hash').stateHash);
+      },
+
+      sha256(ptr: number, len: number, out: number): void {
+        host.chargeFuel(len >>> 0);
+        write(out, sha256(read(ptr, len)));
+      },
+      random_bytes(out: number, len: number): void {
+        const l = len >>> 0;
+        if (l > state.limits.maxRandomBytes) {
+          throw new AbiError(
+            'random_bytes',
+            `at most ${state.limits.maxRandomBytes} bytes per call`,
+          );
+        }
+        host.chargeFuel(l);
+        write(out, state.random(l));
+      },
+      key_create(kind: number, nPtr: number, nLen: number): number {
+        const tx = writable('key_create');
+        if (kind !== KEY_KIND.ecdsaP256 && kind !== KEY_KIND.aes256gcm) {
+          throw new AbiError(
+            'key_create',
+            `key kind ${kind} is neither 1 (ECDSA P-256) nor 2 (AES-256-GCM)`,
+          );
+        }
+        const name = keyName('key_create', nPtr, nLen);
+        if (tx.get(state.app, KEYS_TABLE, name) !== undefined) return STATUS.exists;
+        let material: Uint8Array;
+        if (kind === KEY_KIND.ecdsaP256) {
+          const { privateKey: k } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+          material = new Uint8Array(k.export({ format: 'der', type: 'pkcs8' }));
+        } else {
+          material = state.random(32);
+        }
+        tx.set(state.app, KEYS_TABLE, name, concatBytes(Uint8Array.of(kind), material));
+        return 0;
+      },
+      key_public(nPtr: number, nLen: number): number {
+        buffer = EMPTY;
+        const k = loadKey('key_public', keyName('key_public', nPtr, nLen), KEY_KIND.ecdsaP256);
+        if (typeof k === 'number') return k;
+        const spki = createPublicKey(privateKey(k)).export({ format: 'der', type: 'spki' });
+        host.chargeBytes(65);
+        return fill(new Uint8Array(spki.subarray(spki.length - 65)));
+      },
+      key_sign(nPtr: number, nLen: number, mPtr: number, mLen: number): number {
+        buffer = EMPTY;
+        host.chargeFuel(mLen >>> 0);
+        const k = loadKey('key_sign', keyName('key_sign', nPtr, nLen), KEY_KIND.ecdsaP256);
+        if (typeof k === 'number') return k;
+        const sig = sign('sha256', read(mPtr, mLen), {
+          key: privateKey(k),
+          dsaEncoding: 'ieee-p1363',
+        });
+        return fill(new Uint8Array(sig));
+      },
+      ecdsa_verify(
+        pPtr: number,
+        pLen: number,
+        mPtr: number,
+        mLen: number,
+        sPtr: number,
+        sLen: number,
+      ): number {
+        host.chargeFuel(mLen >>> 0);
+        const pub = read(pPtr, pLen);
+        const msg = read(mPtr, mLen);
+        const sig = read(sPtr, sLen);
+        if (pub.length !== 65 || pub[0] !== 0x04 || sig.length !== 64) return 0;
+        try {
+          const key = createPublicKey({
+            key: Buffer.from(concatBytes(P256_SPKI_PREFIX, pub)),
+            format: 'der',
+            type: 'spki',
+          });
+          return verify('sha256', msg, { key, dsaEncoding: 'ieee-p1363' }, sig) ? 1 : 0;
+        } catch {
+          return 0;
+        }
+      },
+      key_encrypt(
+        nPtr: number,
+        nLen: number,
+        pPtr: number,
+        pLen: number,
+        aPtr: number,
+        aLen: number,
+      ): number {
+        buffer = EMPTY;
+        host.chargeFuel((pLen >>> 0) + (aLen >>> 0));
+        const k = loadKey('key_encrypt', keyName('key_encrypt', nPtr, nLen), KEY_KIND.aes256gcm);
+        if (typeof k === 'number') return k;
+        const nonce = state.random(NONCE);
+        const sealed = aesGcmSeal(k, nonce, read(aPtr, aLen), read(pPtr, pLen));
+        return fill(concatBytes(nonce, sealed));
+      },
+      key_decrypt(
+        nPtr: number,
+        nLen: number,
+        cPtr: number,
+        cLen: number,
+        aPtr: number,
+        aLen: number,
+      ): number {
+        buffer = EMPTY;
+        host.chargeFuel((cLen >>> 0) + (aLen >>> 0));
+        const k = loadKey('key_decrypt', keyName('key_decrypt', nPtr, nLen), KEY_KIND.aes256gcm);
+        if (typeof k === 'number') return k;
+        const ct = read(cPtr, cLen);
+        const aad = read(aPtr, aLen);
+        if (ct.length < NONCE + TAG) return STATUS.authFailed;
+        const plain = aesGcmOpen(k, ct.subarray(0, NONCE), aad, ct.subarray(NONCE));
+        if (plain === undefined) return STATUS.authFailed;
+        return fill(plain);
+      },
+    };
+
+    /** An AssemblyScript string (UTF-16LE, byte length at ptr − 4); '' for 0 or unreadable. */
+    const asString = (ptr: number): string => {
+      const p = ptr >>> 0;
+      if (p < 4) return '';
+      const b = bufferOf();
+      if (p > b.byteLength) return '';
+      const len = new DataView(b).getUint32(p - 4, true);
+      const n = Math.min(len, MAX_ABORT_CHARS * 2, b.byteLength - p) & ~1;
+      return utf16.decode(new Uint8Array(b, p, n));
+    };
+
+    const env = {
+      abort(msg: number, file: number, line: number, col: number): never {
+        host.chargeBytes(MAX_ABORT_CHARS * 4);
+        throw new AppAbortError(asString(msg), asString(file), line >>> 0, col >>> 0);
+      },
+      trace(msg: number, n: number, a0: number, a1: number, a2: number, a3: number, a4: number) {
+        host.chargeBytes(MAX_ABORT_CHARS * 2);
+        if (state.trace === undefined) return;
+        const values = [a0, a1, a2, a3, a4].slice(0, Math.max(0, Math.min(5, n)));
+        state.trace(asString(msg), values);
+      },
+      seed(): number {
+        // 52 random bits plus one: never 0, exact in an f64.
+        const b = state.random(8);
+        return Number(new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0) >> 12n) + 1;
+      },
+    };
+
+    return {
+      [IMPORT_MODULE]: cloister,
+      env,
+      Date: { now: (): number => state.time },
+    };
+  };
+}
+
+/** §4.4: u32 count, then { u64 index; i32 len (−1 removed); bytes } per version. */
+export function encodeHistory(
+  versions: readonly { readonly index: number; readonly value: Uint8Array | undefined }[],
+): Uint8Array {
+  let size = 4;
+  for (const v of versions) size += 12 + (v.value?.length ?? 0);
+  const out = new Uint8Array(size);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, versions.length, true);
+  let o = 4;
+  for (const v of versions) {
+    dv.setBigUint64(o, BigInt(v.index), true);
+    dv.setInt32(o + 8, v.value === undefined ? -1 : v.value.length, true);
+    o += 12;
+    if (v.value !== undefined) {
+      out.set(v.value, o);
+      o += v.value.length;
+    }
+  }
+  return out;
+}
+
+/** §4.5: u32 count, { u32 klen; key; u32 vlen; value } per entry, u32 cursor_len; cursor. */
+export function encodePage(
+  entries: readonly { readonly key: Uint8Array; readonly value: Uint8Array }[],
+  cursor: Uint8Array | undefined,
+): Uint8Array {
+  let size = 8 + (cursor?.length ?? 0);
+  for (const e of entries) size += 8 + e.key.length + e.value.length;
+  const out = new Uint8Array(size);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, entries.length, true);
+  let o = 4;
+  for (const e of entries) {
+    dv.setUint32(o, e.key.length, true);
+    out.set(e.key, o + 4);
+    o += 4 + e.key.length;
+    dv.setUint32(o, e.value.length, true);
+    out.set(e.value, o + 4);
+    o += 4 + e.value.length;
+  }
+  dv.setUint32(o, cursor?.length ?? 0, true);
+  if (cursor !== undefined) out.set(cursor, o + 4);
+  return out;
+}

@@ -1,0 +1,42 @@
+/**
+ * The app runtime: ABI v1 (docs/app-abi.md) on top of the sandbox (docs/sandbox.md) and the
+ * ledger engine. `createAppRuntime({ engine })` deploys modules and runs queries and transactions.
+ */
+export {
+  ABI_VERSION,
+  type AbiLimits,
+  ALLOWED_IMPORTS,
+  DEFAULT_ABI_LIMITS,
+  EXPORTS,
+  IMPORT_MODULE,
+  IMPORTS,
+  type ImportSpec,
+  KEY_KIND,
+  KEYS_TABLE,
+  KIND,
+  REQUESTS_TABLE,
+  STATUS,
+  SUPPORTED_ABI_VERSIONS,
+} from './abi.js';
+export {
+  AbiError,
+  AbiVersionError,
+  AppAbortError,
+  AppError,
+  AppNotFoundError,
+  MethodKindError,
+  MethodUnknownError,
+  QueryWriteError,
+  ResultInvalidError,
+} from './errors.js';
+export { type CallKind, encodeHistory, encodePage } from './host.js';
+export {
+  type AppCall,
+  type AppCallResult,
+  type AppRuntime,
+  type AppRuntimeOptions,
+  callerIdOf,
+  createAppRuntime,
+  type DeployedApp,
+  type RouteInfo,
+} from './runtime.js';

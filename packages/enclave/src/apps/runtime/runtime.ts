@@ -1,0 +1,422 @@
+/**
+ * The app runtime (docs/app-abi.md, DESIGN.md §4): deploys modules (validate, check the import
+ * types and the ABI version, instrument, register routes) and runs calls on fresh instances.
+ *
+ * - A **transaction** runs in one ledger transaction of the app's own ledger: all or nothing. Any
+ *   failure (trap, fuel, abort, app error, a host error) aborts it, so no write survives; success
+ *   commits it and returns its transaction id. A request id makes it exactly-once per caller: the
+ *   outcome is written to the reserved table `$requests` in the same transaction, and a repeated
+ *   (caller, request id) gets that first outcome without running the module.
+ * - A **query** reads the latest committed state through a transaction that is never committed;
+ *   every write is refused (`APP_QUERY_WRITE`).
+ *
+ * Deploy records nothing durable yet (deploy as a logged transaction is issue 5 item 5): modules
+ * live in memory, keyed by app id; the code id is SHA-256 of the original module bytes.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  CloisterError,
+  concatBytes,
+  InvalidInputError,
+  isCloisterError,
+  sha256,
+  toHex,
+  utf8,
+} from '@cloister/core';
+import type { LedgerEngine, Transaction } from '../../ledger/ledger/index.js';
+import {
+  DEFAULT_MAX_RESULT_BYTES,
+  instantiate,
+  instrumentModule,
+  type SandboxLimits,
+  type SandboxPolicy,
+  validateModule,
+} from '../sandbox/index.js';
+import { Wasm, type WasmModule } from '../sandbox/wasm-api.js';
+import {
+  type AbiLimits,
+  ALLOWED_IMPORTS,
+  CALLER_LABEL,
+  DEFAULT_ABI_LIMITS,
+  EXPORTS,
+  IMPORTS,
+  importCost,
+  MAX_REQUEST_ID_BYTES,
+  REQUESTS_TABLE,
+  ROUTES_FUEL,
+  SUPPORTED_ABI_VERSIONS,
+  typeText,
+  VERSION_FUEL,
+} from './abi.js';
+import {
+  AbiError,
+  AbiVersionError,
+  AppNotFoundError,
+  MethodKindError,
+  MethodUnknownError,
+  ResultInvalidError,
+} from './errors.js';
+import { abiImports, type CallKind, type CallState, isJsonText, type Route } from './host.js';
+
+export interface AppRuntimeOptions {
+  readonly engine: LedgerEngine;
+  /** The leader's clock in ms (untrusted; forced monotonic here). Default: always 0. */
+  readonly now?: () => number;
+  /** The enclave's generator (default node:crypto randomBytes). */
+  readonly random?: (n: number) => Uint8Array;
+  readonly limits?: Partial<AbiLimits>;
+  /** Deploy caps of the sandbox (module size, memory, table). */
+  readonly policy?: Omit<SandboxPolicy, 'allowedImports'>;
+  /** Run caps of the sandbox (call depth, result size, start fuel). */
+  readonly sandbox?: SandboxLimits;
+  /** Debug sink for AssemblyScript `trace` (off by default). */
+  readonly trace?: (app: string, message: string, values: readonly number[]) => void;
+  /** Re-runs of a transaction that lost a commit conflict (default 3). */
+  readonly conflictRetries?: number;
+}
+
+export interface RouteInfo {
+  readonly name: string;
+  readonly kind: CallKind;
+}
+
+export interface DeployedApp {
+  readonly app: string;
+  /** SHA-256 of the original module bytes, hex. */
+  readonly codeId: string;
+  readonly abiVersion: number;
+  readonly routes: readonly RouteInfo[];
+}
+
+export interface AppCall {
+  readonly app: string;
+  readonly method: string;
+  readonly kind: CallKind;
+  /** Argument JSON text. */
+  readonly args: string;
+  /** The client's identity key (65-byte uncompressed P-256 point). */
+  readonly caller: Uint8Array;
+  /** Client-chosen, 1..128 bytes UTF-8: makes a transaction exactly-once per caller. */
+  readonly requestId?: string;
+  /** Fuel for the call (default `limits.defaultFuel`). */
+  readonly fuel?: number;
+}
+
+export interface AppCallResult {
+  /** Result JSON text (`null` when the app set none). */
+  readonly result: string;
+  /** Transaction id `term.index` (transactions; absent for a repeated request after a restart). */
+  readonly txid?: string;
+  /** Notification JSON texts for the caller, in order. */
+  readonly notifications: readonly string[];
+  /** True when this is the stored first outcome of a repeated request id. */
+  readonly repeated: boolean;
+  /** Fuel the call used (0 for a repeated request). */
+  readonly fuelUsed: number;
+}
+
+export interface AppRuntime {
+  /** Validates, instruments and registers `wasm` as app `name`. Throws the named deploy errors. */
+  deploy(name: string, wasm: Uint8Array): Promise<DeployedApp>;
+  /** Runs one call; throws the named error of a failed call (nothing of it written). */
+  call(request: AppCall): Promise<AppCallResult>;
+  /** A deployed app, or undefined. */
+  app(name: string): DeployedApp | undefined;
+  /** The caller id an app sees for `identityKey` (docs/app-abi.md §5.1). */
+  callerId(app: string, identityKey: Uint8Array): Uint8Array;
+}
+
+interface Deployed {
+  readonly info: DeployedApp;
+  readonly module: WasmModule;
+  readonly routes: ReadonlyMap<string, Route>;
+}
+
+const APP_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const MAX_APP_ID_BYTES = 64;
+/** Transaction ids of recent request outcomes kept in memory (the outcome itself is durable). */
+const MAX_REMEMBERED_TXIDS = 100_000;
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** docs/app-abi.md §5.1. */
+export function callerIdOf(app: string, identityKey: Uint8Array): Uint8Array {
+  const a = utf8(app);
+  return sha256(
+    utf8(CALLER_LABEL),
+    Uint8Array.of(0, a.length >> 8, a.length & 0xff),
+    a,
+    identityKey,
+  );
+}
+
+export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
+  const { engine } = options;
+  const limits: AbiLimits = { ...DEFAULT_ABI_LIMITS, ...options.limits };
+  const sandboxLimits: SandboxLimits = options.sandbox ?? {};
+  const maxResultBytes = sandboxLimits.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
+  const random = options.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
+  const now = options.now ?? (() => 0);
+  const retries = options.conflictRetries ?? 3;
+  const apps = new Map<string, Deployed>();
+  const txids = new Map<string, string>();
+  let lastTime = 0;
+
+  const clock = (): number => {
+    const t = Math.floor(now());
+    if (Number.isSafeInteger(t) && t > lastTime) lastTime = t;
+    return lastTime;
+  };
+
+  const baseState = (
+    app: string,
+    kind: CallKind,
+    phase: 'deploy' | 'call',
+    tx: Transaction | undefined,
+  ): CallState => ({
+    phase,
+    app,
+    kind,
+    engine,
+    tx,
+    callerId: new Uint8Array(32),
+    requestId: undefined,
+    time: lastTime,
+    args: new Uint8Array(0),
+    limits,
+    maxResultBytes,
+    random,
+    trace:
+      options.trace === undefined
+        ? undefined
+        : (message, values) => options.trace?.(app, message, values),
+    result: undefined,
+    notifications: [],
+    routes: undefined,
+  });
+
+  async function deploy(name: string, wasm: Uint8Array): Promise<DeployedApp> {
+    if (typeof name !== 'string' || !APP_ID_RE.test(name) || utf8(name).length > MAX_APP_ID_BYTES) {
+      throw new InvalidInputError(
+        `an app id is 1..${MAX_APP_ID_BYTES} characters of [A-Za-z0-9_.-], starting with a letter or digit`,
+      );
+    }
+    if (!(wasm instanceof Uint8Array)) throw new InvalidInputError('a module is a Uint8Array');
+    if (apps.has(name)) throw new InvalidInputError(`app '${name}' is already deployed`);
+    const parsed = validateModule(wasm, { ...options.policy, allowedImports: ALLOWED_IMPORTS });
+    // Import types: a JavaScript host function accepts any signature, so check them here.
+    for (const imp of parsed.imports) {
+      const want = IMPORTS[imp.module]?.[imp.field];
+      const type = imp.type === undefined ? undefined : parsed.types[imp.type];
+      if (want === undefined || type === undefined) continue;
+      if (!sameType(type, want)) {
+        throw new AbiError(
+          `${imp.module}.${imp.field}`,
+          `imported as ${typeText(type.params, type.results)}; ABI v1 says ${typeText(want.params, want.results)}`,
+        );
+      }
+    }
+    const funcType = (exportName: string) => {
+      const e = parsed.exports.find((x) => x.name === exportName && x.kind === 0);
+      if (e === undefined) return undefined;
+      const typeIndex =
+        e.index < parsed.importedFuncs
+          ? parsed.imports.filter((x) => x.kind === 'function')[e.index]?.type
+          : parsed.funcs[e.index - parsed.importedFuncs];
+      return typeIndex === undefined ? undefined : parsed.types[typeIndex];
+    };
+    const version = funcType(EXPORTS.version);
+    if (version === undefined || !sameType(version, { params: [], results: [0x7f] })) {
+      throw new AbiVersionError(`the module exports no function ${EXPORTS.version} () -> i32`);
+    }
+    for (const [exportName, params] of [
+      [EXPORTS.routes, []],
+      [EXPORTS.call, [0x7f, 0x7f]],
+    ] as const) {
+      const t = funcType(exportName);
+      if (t === undefined || !sameType(t, { params, results: [] })) {
+        throw new AbiError(
+          'exports',
+          `the module exports no function ${exportName} ${typeText(params, [])}`,
+        );
+      }
+    }
+    const instrumented = instrumentModule(wasm, {
+      importCost,
+      ...(options.policy?.maxMemoryPages === undefined
+        ? {}
+        : { maxMemoryPages: options.policy.maxMemoryPages }),
+      ...(options.policy?.maxTableElements === undefined
+        ? {}
+        : { maxTableElements: options.policy.maxTableElements }),
+    });
+    const module = new Wasm.Module(instrumented);
+
+    const vState = baseState(name, 'query', 'deploy', undefined);
+    const got = instantiate(module, abiImports(vState), sandboxLimits).call(
+      EXPORTS.version,
+      [],
+      VERSION_FUEL,
+    ).result;
+    if (typeof got !== 'number' || !SUPPORTED_ABI_VERSIONS.includes(got)) {
+      throw new AbiVersionError(
+        `ABI version ${String(got)} is not supported (this node supports ${SUPPORTED_ABI_VERSIONS.join(', ')})`,
+        typeof got === 'number' ? got : undefined,
+      );
+    }
+    const rState = baseState(name, 'query', 'deploy', undefined);
+    rState.routes = [];
+    instantiate(module, abiImports(rState), sandboxLimits).call(EXPORTS.routes, [], ROUTES_FUEL);
+    const routes = new Map(rState.routes.map((r) => [r.name, r]));
+    const info: DeployedApp = {
+      app: name,
+      codeId: toHex(sha256(wasm)),
+      abiVersion: got,
+      routes: rState.routes.map((r) => ({ name: r.name, kind: r.kind })),
+    };
+    apps.set(name, { info, module, routes });
+    return info;
+  }
+
+  /** Runs the module on a fresh instance; returns the fuel used. Throws the call's error. */
+  function run(d: Deployed, route: Route, state: CallState, fuel: number): number {
+    const inst = instantiate(d.module, abiImports(state), sandboxLimits);
+    return inst.call(EXPORTS.call, [route.id, state.args.length], fuel).fuelUsed;
+  }
+
+  function outcomeOf(state: CallState): { result: string; notifications: string[] } {
+    const result = state.result ?? utf8('null');
+    if (!isJsonText(result)) throw new ResultInvalidError('result');
+    return {
+      result: decoder.decode(result),
+      notifications: state.notifications.map((n) => decoder.decode(n)),
+    };
+  }
+
+  async function call(request: AppCall): Promise<AppCallResult> {
+    const d = apps.get(request.app);
+    if (d === undefined) throw new AppNotFoundError(String(request.app));
+    const route = d.routes.get(request.method);
+    if (route === undefined) throw new MethodUnknownError(request.app, String(request.method));
+    if (request.kind !== 'query' && request.kind !== 'transaction') {
+      throw new InvalidInputError("a call's kind is 'query' or 'transaction'");
+    }
+    if (route.kind !== request.kind) {
+      throw new MethodKindError(request.app, route.name, route.kind, request.kind);
+    }
+    if (!(request.caller instanceof Uint8Array) || request.caller.length !== 65) {
+      throw new InvalidInputError('the caller is a 65-byte identity public key');
+    }
+    const args = typeof request.args === 'string' ? utf8(request.args) : undefined;
+    if (args === undefined || args.length > limits.maxArgsBytes || !isJsonText(args)) {
+      throw new InvalidInputError(
+        `the arguments must be JSON text of at most ${limits.maxArgsBytes} bytes`,
+      );
+    }
+    const requestId = request.requestId;
+    if (requestId !== undefined) {
+      const n = typeof requestId === 'string' ? utf8(requestId).length : 0;
+      if (n < 1 || n > MAX_REQUEST_ID_BYTES) {
+        throw new InvalidInputError(`a request id is 1..${MAX_REQUEST_ID_BYTES} bytes of UTF-8`);
+      }
+    }
+    const fuel = request.fuel ?? limits.defaultFuel;
+    const callerId = callerIdOf(request.app, request.caller);
+    const time = clock();
+    const fresh = (tx: Transaction): CallState => ({
+      ...baseState(request.app, route.kind, 'call', tx),
+      callerId,
+      requestId,
+      time,
+      args,
+      notifications: [],
+    });
+
+    if (route.kind === 'query') {
+      const tx = engine.begin({ reserved: true });
+      try {
+        const state = fresh(tx);
+        const fuelUsed = run(d, route, state, fuel);
+        return { ...outcomeOf(state), repeated: false, fuelUsed };
+      } finally {
+        tx.abort();
+      }
+    }
+
+    const reqKey = requestId === undefined ? undefined : concatBytes(callerId, utf8(requestId));
+    const memo = reqKey === undefined ? '' : `${request.app}\u0000${toHex(reqKey)}`;
+    for (let attempt = 0; ; attempt++) {
+      const tx = engine.begin({ reserved: true });
+      try {
+        if (reqKey !== undefined) {
+          const stored = tx.get(request.app, REQUESTS_TABLE, reqKey);
+          if (stored !== undefined) {
+            tx.abort();
+            const first = decodeOutcome(stored);
+            const txid = txids.get(memo);
+            return {
+              ...first,
+              ...(txid === undefined ? {} : { txid }),
+              repeated: true,
+              fuelUsed: 0,
+            };
+          }
+        }
+        const state = fresh(tx);
+        const fuelUsed = run(d, route, state, fuel);
+        const outcome = outcomeOf(state);
+        if (reqKey !== undefined) {
+          tx.set(request.app, REQUESTS_TABLE, reqKey, encodeOutcome(outcome));
+        }
+        const committed = await tx.commit({ app: request.app });
+        if (reqKey !== undefined) {
+          txids.set(memo, committed.txid);
+          if (txids.size > MAX_REMEMBERED_TXIDS) {
+            const oldest = txids.keys().next().value;
+            if (oldest !== undefined) txids.delete(oldest);
+          }
+        }
+        return { ...outcome, txid: committed.txid, repeated: false, fuelUsed };
+      } catch (e) {
+        if (tx.state === 'open') tx.abort();
+        if (isCloisterError(e, 'TX_CONFLICT') && attempt < retries) continue;
+        throw e;
+      }
+    }
+  }
+
+  return {
+    deploy,
+    call,
+    app: (name) => apps.get(name)?.info,
+    callerId: callerIdOf,
+  };
+}
+
+function sameType(
+  a: { readonly params: readonly number[]; readonly results: readonly number[] },
+  b: { readonly params: readonly number[]; readonly results: readonly number[] },
+): boolean {
+  return (
+    a.params.length === b.params.length &&
+    a.results.length === b.results.length &&
+    a.params.every((t, i) => t === b.params[i]) &&
+    a.results.every((t, i) => t === b.results[i])
+  );
+}
+
+/** The stored first outcome of a request id (`$requests`): JSON, version 1. */
+function encodeOutcome(o: { result: string; notifications: readonly string[] }): Uint8Array {
+  return utf8(JSON.stringify({ v: 1, result: o.result, notifications: o.notifications }));
+}
+
+function decodeOutcome(bytes: Uint8Array): { result: string; notifications: string[] } {
+  const o = JSON.parse(decoder.decode(bytes)) as {
+    v?: unknown;
+    result?: unknown;
+    notifications?: unknown;
+  };
+  if (o.v !== 1 || typeof o.result !== 'string' || !Array.isArray(o.notifications)) {
+    throw new CloisterError('ENCODING', 'a stored request outcome is not in the v1 format');
+  }
+  return { result: o.result, notifications: o.notifications.map(String) };
+}

@@ -1,0 +1,587 @@
+/**
+ * The app runtime (docs/app-abi.md) on the real ledger engine over the in-memory store: deploy
+ * checks, transactions all or nothing, queries read-only, request ids exactly-once, isolation of
+ * apps and of reserved tables, app errors distinct from traps, fuel through the ABI.
+ */
+import assert from 'node:assert/strict';
+import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
+import { describe, test } from 'node:test';
+import { CloisterError, concatBytes, sha256, utf8 } from '@cloister/core';
+import {
+  AbiError,
+  AbiVersionError,
+  AppAbortError,
+  AppError,
+  type AppRuntime,
+  callerIdOf,
+  createAppRuntime,
+  MethodKindError,
+  MethodUnknownError,
+  QueryWriteError,
+} from '../src/apps/runtime/index.js';
+import { AppTrapError, FuelExhaustedError, UnknownImportError } from '../src/apps/sandbox/index.js';
+import { createLedgerEngine, type LedgerEngine } from '../src/ledger/ledger/index.js';
+import { type AbiKit, abiKit, SCRATCH, SCRATCH2 } from './app-runtime-wasm.js';
+import { hostStores, options } from './ledger-engine-helpers.js';
+import { get, I, i32, loop, T } from './sandbox-wasm.js';
+
+const te = (s: string): Uint8Array => new TextEncoder().encode(s);
+const td = (b: Uint8Array | undefined): string | undefined =>
+  b === undefined ? undefined : new TextDecoder().decode(b);
+
+const ALICE = concatBytes(Uint8Array.of(4), new Uint8Array(64).fill(0xa1));
+const BOB = concatBytes(Uint8Array.of(4), new Uint8Array(64).fill(0xb0));
+
+const kit: AbiKit = abiKit({
+  t: 't',
+  k: 'k',
+  who: 'who',
+  me: 'me',
+  out: 'out',
+  pub: 'pub',
+  sig: 'sig',
+  keyname: 'signer',
+  msg: 'hello',
+  ecode: 'E_NOPE',
+  emsg: 'not today',
+  keys: '$keys',
+  requests: '$requests',
+  other: 'B',
+  slash: 'B/t',
+  nul: 'B\u0000t',
+  one: '1',
+});
+const c = kit.call;
+
+/** args → t/k; result = args. */
+const put = [
+  ...i32(SCRATCH2),
+  ...c('call_args'),
+  ...kit.str('t'),
+  ...kit.str('k'),
+  ...i32(SCRATCH2),
+  ...get(1),
+  ...c('ledger_set'),
+  ...i32(SCRATCH2),
+  ...get(1),
+  ...c('result_set'),
+];
+/** t/k → result (null when absent). */
+const read = [
+  ...kit.str('t'),
+  ...kit.str('k'),
+  ...c('ledger_get'),
+  0x21,
+  2, // local.set 2
+  ...get(2),
+  ...i32(0),
+  I.i32GeU - 1, // i32.ge_s (0x4e)
+  0x04,
+  0x40,
+  ...i32(SCRATCH2),
+  ...c('buffer_read'),
+  ...i32(SCRATCH2),
+  ...get(2),
+  ...c('result_set'),
+  I.end,
+];
+/** Reads t/k in the named table (string name) → result. */
+const readTable = (name: string) => [
+  ...kit.str(name),
+  ...kit.str('k'),
+  ...c('ledger_get'),
+  0x21,
+  2,
+  ...get(2),
+  ...i32(0),
+  0x4e,
+  0x04,
+  0x40,
+  ...i32(SCRATCH2),
+  ...c('buffer_read'),
+  ...i32(SCRATCH2),
+  ...get(2),
+  ...c('result_set'),
+  I.end,
+];
+const hashLoop = [
+  ...loop(),
+  ...i32(SCRATCH),
+  ...i32(4096),
+  ...i32(SCRATCH),
+  ...c('sha256'),
+  0x0c,
+  0,
+  I.end,
+];
+
+const app = kit.module({
+  locals: [T.i32],
+  routes: [
+    { name: 'put', kind: 'transaction', body: put },
+    { name: 'get', kind: 'query', body: read },
+    { name: 'putThenTrap', kind: 'transaction', body: [...put, I.unreachable] },
+    {
+      name: 'putThenFail',
+      kind: 'transaction',
+      body: [...put, ...kit.str('ecode'), ...kit.str('emsg'), ...c('fail')],
+    },
+    { name: 'queryWrite', kind: 'query', body: put },
+    { name: 'hashLoop', kind: 'query', body: hashLoop },
+    { name: 'readKeys', kind: 'query', body: readTable('keys') },
+    { name: 'readRequests', kind: 'transaction', body: readTable('requests') },
+    {
+      name: 'listKeys',
+      kind: 'query',
+      body: [...kit.str('keys'), ...i32(0), ...i32(0), ...i32(10), ...c('ledger_list'), I.drop],
+    },
+    {
+      name: 'writeKeys',
+      kind: 'transaction',
+      body: [...kit.str('keys'), ...kit.str('k'), ...kit.str('k'), ...c('ledger_set')],
+    },
+    { name: 'readOther', kind: 'query', body: readTable('other') },
+    { name: 'readSlash', kind: 'query', body: readTable('slash') },
+    { name: 'readNul', kind: 'query', body: readTable('nul') },
+    {
+      name: 'oobRead',
+      kind: 'query',
+      body: [...kit.str('t'), ...i32(0xffff_ff00 | 0), ...i32(0x1000), ...c('ledger_get'), I.drop],
+    },
+    {
+      name: 'oobWrite',
+      kind: 'query',
+      body: [
+        ...kit.str('t'),
+        ...kit.str('k'),
+        ...c('ledger_get'),
+        I.drop,
+        ...i32(0x7fff_fff0),
+        ...c('buffer_read'),
+      ],
+    },
+    {
+      name: 'oobCaller',
+      kind: 'query',
+      body: [...i32(65_536 - 16), ...c('context_caller')],
+    },
+    {
+      name: 'whoami',
+      kind: 'transaction',
+      body: [
+        ...i32(SCRATCH),
+        ...c('context_caller'),
+        ...kit.str('who'),
+        ...kit.str('me'),
+        ...i32(SCRATCH),
+        ...i32(32),
+        ...c('ledger_set'),
+      ],
+    },
+    {
+      name: 'sign',
+      kind: 'transaction',
+      body: [
+        ...i32(1),
+        ...kit.str('keyname'),
+        ...c('key_create'),
+        I.drop,
+        ...kit.str('keyname'),
+        ...c('key_public'),
+        0x21,
+        2,
+        ...i32(SCRATCH),
+        ...c('buffer_read'),
+        ...kit.str('out'),
+        ...kit.str('pub'),
+        ...i32(SCRATCH),
+        ...get(2),
+        ...c('ledger_set'),
+        ...kit.str('keyname'),
+        ...kit.str('msg'),
+        ...c('key_sign'),
+        0x21,
+        2,
+        ...i32(SCRATCH),
+        ...c('buffer_read'),
+        ...kit.str('out'),
+        ...kit.str('sig'),
+        ...i32(SCRATCH),
+        ...get(2),
+        ...c('ledger_set'),
+      ],
+    },
+    { name: 'huge', kind: 'query', body: [...i32(0), ...i32(100_000_000), ...c('result_set')] },
+    {
+      name: 'manyNotes',
+      kind: 'query',
+      body: [...loop(), ...kit.str('one'), ...c('notify'), 0x0c, 0, I.end],
+    },
+    {
+      name: 'abort',
+      kind: 'transaction',
+      body: [...put, ...i32(0), ...i32(0), ...i32(7), ...i32(9), ...c('env.abort')],
+    },
+  ],
+});
+
+async function setup(): Promise<{ engine: LedgerEngine; rt: AppRuntime }> {
+  const { createMemoryStore } = await hostStores();
+  const engine = await createLedgerEngine(options(createMemoryStore()));
+  let clock = 1_000;
+  const rt = createAppRuntime({ engine, now: () => (clock += 5) });
+  await rt.deploy('A', app);
+  return { engine, rt };
+}
+
+const tx = (rt: AppRuntime, method: string, args = 'null', extra: object = {}) =>
+  rt.call({ app: 'A', method, kind: 'transaction', args, caller: ALICE, ...extra });
+const q = (rt: AppRuntime, method: string, extra: object = {}, appId = 'A') =>
+  rt.call({ app: appId, method, kind: 'query', args: 'null', caller: ALICE, ...extra });
+
+async function rejects(p: Promise<unknown>, cls: new (...a: never[]) => Error, code?: string) {
+  let err: unknown;
+  try {
+    await p;
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof cls, `expected ${cls.name}, got ${String(err)}`);
+  if (code !== undefined) assert.equal((err as CloisterError).code, code);
+  return err as Error;
+}
+
+describe('app runtime: deploy', () => {
+  test('reports app id, code id (SHA-256 of the original module) and routes', async () => {
+    const { rt } = await setup();
+    const info = rt.app('A');
+    assert.ok(info);
+    assert.equal(info.codeId, Buffer.from(sha256(app)).toString('hex'));
+    assert.equal(info.abiVersion, 1);
+    assert.deepEqual(info.routes[0], { name: 'put', kind: 'transaction' });
+    assert.deepEqual(info.routes[1], { name: 'get', kind: 'query' });
+  });
+
+  test('an unknown import is refused, naming it', async () => {
+    const { rt } = await setup();
+    const bad = kit.module({
+      routes: [],
+      extraImports: [{ module: 'cloister', field: 'ledger_drop_all' }],
+    });
+    const e = await rejects(rt.deploy('X', bad), UnknownImportError, 'APP_IMPORT_UNKNOWN');
+    assert.match(e.message, /"cloister"\."ledger_drop_all"/);
+    const wasi = kit.module({
+      routes: [],
+      extraImports: [{ module: 'wasi_snapshot_preview1', field: 'fd_write' }],
+    });
+    await rejects(rt.deploy('X', wasi), UnknownImportError, 'APP_IMPORT_UNKNOWN');
+  });
+
+  test('a wrong or missing ABI version is refused, naming it', async () => {
+    const { rt } = await setup();
+    const v2 = await rejects(
+      rt.deploy('X', kit.module({ routes: [], version: 2 })),
+      AbiVersionError,
+      'APP_ABI_VERSION',
+    );
+    assert.match(v2.message, /ABI version 2 is not supported/);
+    const none = await rejects(
+      rt.deploy('X', kit.module({ routes: [], version: 'none' })),
+      AbiVersionError,
+    );
+    assert.match(none.message, /cloister_abi_version/);
+    assert.equal(rt.app('X'), undefined);
+  });
+
+  test('an ABI import declared with another type is refused, naming it', async () => {
+    const { rt } = await setup();
+    const bad = kit.module({
+      routes: [],
+      typeOverride: { ledger_get: { params: [T.i64], results: [T.i32] } },
+    });
+    const e = await rejects(rt.deploy('X', bad), AbiError, 'APP_ABI');
+    assert.match(e.message, /ledger_get/);
+  });
+
+  test('route rules: bad kind, duplicates, route outside registration', async () => {
+    const { rt } = await setup();
+    const badKind = kit.module({
+      routes: [],
+      routesBody: [
+        ...kit.str('t'),
+        0x1a,
+        0x1a,
+        ...i32(5),
+        ...kit.str('t'),
+        ...i32(0),
+        ...c('route'),
+      ],
+    });
+    await rejects(rt.deploy('X', badKind), AbiError, 'APP_ABI');
+    const dup = kit.module({
+      routes: [
+        { name: 'a', kind: 'query', body: [] },
+        { name: 'a', kind: 'query', body: [] },
+      ],
+    });
+    await rejects(rt.deploy('X', dup), AbiError, 'APP_ABI');
+    const late = kit.module({
+      routes: [
+        { name: 'r', kind: 'query', body: [...i32(0), ...kit.str('t'), ...i32(0), ...c('route')] },
+      ],
+    });
+    await rt.deploy('L', late);
+    await rejects(q(rt, 'r', {}, 'L'), AbiError, 'APP_ABI');
+  });
+});
+
+describe('app runtime: transactions and queries', () => {
+  test('a transaction writes and a later query reads it; txid is term.index', async () => {
+    const { engine, rt } = await setup();
+    const before = engine.index;
+    const r = await tx(rt, 'put', '{"n":1}');
+    assert.equal(r.result, '{"n":1}');
+    assert.equal(r.txid, `1.${before + 1}`);
+    assert.equal(r.repeated, false);
+    assert.ok(r.fuelUsed > 0);
+    const g = await q(rt, 'get');
+    assert.equal(g.result, '{"n":1}');
+    assert.equal(g.txid, undefined);
+    assert.equal(td(engine.at().get('A', 't', te('k'))), '{"n":1}');
+  });
+
+  test('a query with nothing stored returns null', async () => {
+    const { rt } = await setup();
+    assert.equal((await q(rt, 'get')).result, 'null');
+  });
+
+  test('a trap mid-transaction leaves no write and the next call succeeds', async () => {
+    const { engine, rt } = await setup();
+    await tx(rt, 'put', '"first"');
+    const index = engine.index;
+    const e = await rejects(tx(rt, 'putThenTrap', '"second"'), AppTrapError, 'APP_TRAP');
+    assert.equal((e as AppTrapError).trap, 'unreachable');
+    assert.equal(engine.index, index, 'nothing committed');
+    assert.equal((await q(rt, 'get')).result, '"first"');
+    assert.equal((await tx(rt, 'put', '"third"')).result, '"third"');
+    assert.equal((await q(rt, 'get')).result, '"third"');
+  });
+
+  test('an AssemblyScript abort is APP_ABORT and leaves no write', async () => {
+    const { engine, rt } = await setup();
+    const index = engine.index;
+    const e = await rejects(tx(rt, 'abort', '"x"'), AppAbortError, 'APP_ABORT');
+    assert.match(e.message, /:7:9/);
+    assert.equal(engine.index, index);
+    assert.equal((await q(rt, 'get')).result, 'null');
+  });
+
+  test('an app error (code + message) is distinct from a trap and leaves no write', async () => {
+    const { engine, rt } = await setup();
+    const index = engine.index;
+    const e = (await rejects(tx(rt, 'putThenFail', '"x"'), AppError, 'APP_ERROR')) as AppError;
+    assert.equal(e.appCode, 'E_NOPE');
+    assert.equal(e.appMessage, 'not today');
+    assert.equal(e.kind, 'app-error');
+    assert.ok(!(e instanceof AppTrapError));
+    assert.equal(engine.index, index);
+    assert.equal((await q(rt, 'get')).result, 'null');
+    assert.equal((await tx(rt, 'put', '1')).result, '1');
+  });
+
+  test('a query that writes fails clearly and writes nothing', async () => {
+    const { engine, rt } = await setup();
+    const index = engine.index;
+    const e = await rejects(q(rt, 'queryWrite'), QueryWriteError, 'APP_QUERY_WRITE');
+    assert.match(e.message, /ledger_set in a query/);
+    assert.equal(engine.index, index);
+    assert.equal((await q(rt, 'get')).result, 'null');
+  });
+
+  test('method and kind are checked before any instance runs', async () => {
+    const { rt } = await setup();
+    await rejects(q(rt, 'nope'), MethodUnknownError, 'APP_METHOD_UNKNOWN');
+    await rejects(q(rt, 'put'), MethodKindError, 'APP_METHOD_KIND');
+    await rejects(tx(rt, 'get'), MethodKindError, 'APP_METHOD_KIND');
+    await rejects(tx(rt, 'put', '{not json'), CloisterError, 'INVALID_INPUT');
+    await rejects(q(rt, 'get', {}, 'Nope'), CloisterError, 'APP_NOT_FOUND');
+  });
+
+  test('caller id = SHA-256(label, app id, identity key), differs per app', async () => {
+    const { engine, rt } = await setup();
+    await tx(rt, 'whoami');
+    const seen = engine.at().get('A', 'who', te('me'));
+    const want = sha256(utf8('cloister/caller/v1'), Uint8Array.of(0, 0, 1), utf8('A'), ALICE);
+    assert.deepEqual(seen, want);
+    assert.deepEqual(callerIdOf('A', ALICE), want);
+    assert.notDeepEqual(callerIdOf('B', ALICE), want);
+    assert.notDeepEqual(callerIdOf('A', BOB), want);
+  });
+});
+
+describe('app runtime: request ids', () => {
+  test('a repeated (caller, request id) gets the first outcome and writes nothing', async () => {
+    const { engine, rt } = await setup();
+    const first = await tx(rt, 'put', '"one"', { requestId: 'r-1' });
+    const index = engine.index;
+    const again = await tx(rt, 'put', '"two"', { requestId: 'r-1' });
+    assert.equal(again.result, '"one"');
+    assert.equal(again.repeated, true);
+    assert.equal(again.txid, first.txid);
+    assert.equal(engine.index, index, 'no second commit');
+    assert.equal((await q(rt, 'get')).result, '"one"');
+    assert.equal(engine.at().history('A', 't', te('k')).length, 1, 'one version only');
+    // Another caller with the same request id is another request.
+    const bob = await rt.call({
+      app: 'A',
+      method: 'put',
+      kind: 'transaction',
+      args: '"bob"',
+      caller: BOB,
+      requestId: 'r-1',
+    });
+    assert.equal(bob.repeated, false);
+    assert.equal((await q(rt, 'get')).result, '"bob"');
+  });
+
+  test('a failed transaction stores no outcome: its retry runs', async () => {
+    const { rt } = await setup();
+    await rejects(tx(rt, 'putThenTrap', '"x"', { requestId: 'r-2' }), AppTrapError);
+    const r = await tx(rt, 'put', '"y"', { requestId: 'r-2' });
+    assert.equal(r.repeated, false);
+    assert.equal(r.result, '"y"');
+  });
+
+  test('the outcome is durable in the ledger: a new runtime on the same engine repeats it', async () => {
+    const { engine, rt } = await setup();
+    await tx(rt, 'put', '"one"', { requestId: 'r-3' });
+    const rt2 = createAppRuntime({ engine });
+    await rt2.deploy('A', app);
+    const again = await rt2.call({
+      app: 'A',
+      method: 'put',
+      kind: 'transaction',
+      args: '"two"',
+      caller: ALICE,
+      requestId: 'r-3',
+    });
+    assert.equal(again.repeated, true);
+    assert.equal(again.result, '"one"');
+  });
+
+  test('concurrent calls with one request id: one runs, the other gets its outcome', async () => {
+    const { engine, rt } = await setup();
+    const index = engine.index;
+    const [a, b] = await Promise.all([
+      tx(rt, 'put', '"a"', { requestId: 'r-4' }),
+      tx(rt, 'put', '"b"', { requestId: 'r-4' }),
+    ]);
+    assert.equal(engine.index, index + 1);
+    assert.equal([a, b].filter((x) => x.repeated).length, 1);
+    assert.equal(a.result, b.result);
+  });
+});
+
+describe('app runtime: isolation', () => {
+  test("another app's ledger is unreachable by construction", async () => {
+    const { engine, rt } = await setup();
+    await rt.deploy('B', app);
+    await tx(rt, 'put', '"secret of A"');
+    // B runs the same code: its ledger is its own, whatever table name it passes.
+    for (const m of ['get', 'readOther', 'readSlash']) {
+      assert.equal((await q(rt, m, {}, 'B')).result, 'null', m);
+    }
+    await rejects(q(rt, 'readNul', {}, 'B'), AbiError, 'APP_ABI');
+    assert.equal(engine.at().get('B', 't', te('k')), undefined);
+    assert.equal(td(engine.at().get('A', 't', te('k'))), '"secret of A"');
+  });
+
+  test('reserved tables ($keys, $requests) are refused by every ledger call', async () => {
+    const { rt } = await setup();
+    await tx(rt, 'sign');
+    await tx(rt, 'put', '1', { requestId: 'r' });
+    await rejects(q(rt, 'readKeys'), CloisterError, 'LEDGER_RESERVED');
+    await rejects(tx(rt, 'readRequests'), CloisterError, 'LEDGER_RESERVED');
+    await rejects(q(rt, 'listKeys'), CloisterError, 'LEDGER_RESERVED');
+    await rejects(tx(rt, 'writeKeys'), CloisterError, 'LEDGER_RESERVED');
+    assert.equal((await q(rt, 'get')).result, '1');
+  });
+
+  test('out-of-bounds pointers trap; the host never reads outside the module memory', async () => {
+    const { rt } = await setup();
+    for (const m of ['oobRead', 'oobWrite', 'oobCaller']) {
+      const e = (await rejects(q(rt, m), AppTrapError, 'APP_TRAP')) as AppTrapError;
+      assert.equal(e.trap, 'out-of-bounds', m);
+    }
+    assert.equal((await q(rt, 'get')).result, 'null');
+  });
+
+  test('named keys: signing works, the private key never reaches the module', async () => {
+    const { engine, rt } = await setup();
+    await tx(rt, 'sign');
+    const pub = engine.at().get('A', 'out', te('pub'));
+    const sig = engine.at().get('A', 'out', te('sig'));
+    assert.ok(pub && sig);
+    assert.equal(pub.length, 65);
+    assert.equal(sig.length, 64);
+    const spki = concatBytes(
+      Uint8Array.from(Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex')),
+      pub,
+    );
+    const key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    assert.ok(verify('sha256', te('hello'), { key, dsaEncoding: 'ieee-p1363' }, sig));
+    // Unrelated key does not verify (sanity).
+    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
+    assert.ok(!verify('sha256', te('hello'), { key: other, dsaEncoding: 'ieee-p1363' }, sig));
+  });
+});
+
+describe('app runtime: caps', () => {
+  test('a 100 MB result is refused before any byte is read; the next call works', async () => {
+    const { rt } = await setup();
+    await rejects(q(rt, 'huge'), CloisterError, 'APP_RESULT_TOO_LARGE');
+    assert.equal((await q(rt, 'get')).result, 'null');
+  });
+
+  test('notifications are capped per call', async () => {
+    const { rt } = await setup();
+    const e = await rejects(q(rt, 'manyNotes'), AbiError, 'APP_ABI');
+    assert.match(e.message, /more than 64 notifications/);
+  });
+
+  test('arguments above the cap are refused before the module runs', async () => {
+    const { engine } = await setup();
+    const rt = createAppRuntime({ engine, limits: { maxArgsBytes: 16 } });
+    await rt.deploy('A', app);
+    await rejects(tx(rt, 'put', `"${'x'.repeat(20)}"`), CloisterError, 'INVALID_INPUT');
+    assert.equal((await tx(rt, 'put', '"short"')).result, '"short"');
+  });
+});
+
+describe('app runtime: fuel', () => {
+  test('a hashing loop through the ABI runs out of fuel, deterministically; next call works', async () => {
+    const { rt } = await setup();
+    const used: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const e = (await rejects(
+        q(rt, 'hashLoop', { fuel: 2_000_000 }),
+        FuelExhaustedError,
+        'APP_FUEL_EXHAUSTED',
+      )) as FuelExhaustedError;
+      used.push(e.fuelUsed);
+    }
+    assert.ok(
+      used.every((u) => u === used[0] && u > 2_000_000),
+      String(used),
+    );
+    assert.equal((await q(rt, 'get')).result, 'null');
+  });
+
+  test('host bytes are charged: a larger value costs at least one unit per byte', async () => {
+    const { rt } = await setup();
+    const put1 = (await tx(rt, 'put', '"a"')).fuelUsed;
+    const big = `"${'x'.repeat(20_000)}"`;
+    const put2 = (await tx(rt, 'put', big)).fuelUsed;
+    assert.ok(put2 - put1 >= 20_000, `${put1} ${put2}`);
+  });
+});
