@@ -3,6 +3,8 @@
  * wrong and the next step, never a stack trace.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { appBuild } from './commands/app-build.js';
+import { appNew } from './commands/app-new.js';
 import { attest } from './commands/attest.js';
 import { build, measure } from './commands/build.js';
 import { rotateSecret } from './commands/ledger.js';
@@ -136,6 +138,20 @@ export function createProgram(setExit: (code: number) => void): Command {
     .action(async (o, cmd: Command) =>
       setExit(await rotateSecret({ ...o, home: cmd.optsWithGlobals().home })),
     );
+
+  const app = program.command('app').description('write apps in AssemblyScript (docs/app-abi.md)');
+  app
+    .command('new')
+    .description('scaffold an app project: an example query and transaction, tests, README')
+    .argument('<name>', 'the app name (lowercase letters, digits, ".", "_", "-")')
+    .option('--dir <dir>', 'where to create it (default: ./<name>)')
+    .action((name: string, o) => setExit(appNew(name, o)));
+  app
+    .command('build')
+    .description('compile an app into build/app.wasm and build/app.manifest.json (its methods)')
+    .argument('[dir]', 'the project folder', '.')
+    .option('--json', 'print the manifest as JSON')
+    .action(async (dir: string, o) => setExit(await appBuild(dir, o)));
 
   program
     .command('attest')

@@ -100,7 +100,7 @@ const ctx = [
   ...storeI32(SCRATCH + 4, c('context_request_id')),
   ...storeI64(SCRATCH + 8, c('context_index')),
   ...storeI64(SCRATCH + 16, c('context_time')),
-  ...storeF64(SCRATCH + 24, c('Date.now')),
+  ...storeF64(SCRATCH + 24, c('env.Date.now')),
   ...storeF64(SCRATCH + 32, c('env.seed')),
   ...stash('ctx', i32(SCRATCH), i32(40)),
   ...c('context_request_id'),

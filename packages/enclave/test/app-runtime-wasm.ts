@@ -41,7 +41,7 @@ export interface AbiModuleOptions {
 }
 
 export interface AbiKit {
-  /** `call` of ABI import `name` ('ledger_get', 'env.abort', 'Date.now'). */
+  /** `call` of ABI import `name` ('ledger_get', 'env.abort', 'env.Date.now'). */
   call(name: string): number[];
   /** Pushes the string's pointer and length. */
   str(name: string): number[];

@@ -107,7 +107,7 @@ export function isJsonText(bytes: Uint8Array): boolean {
   }
 }
 
-/** The imports of one instance (module `cloister` plus AssemblyScript's `env` and `Date`). */
+/** The imports of one instance (module `cloister` plus AssemblyScript's `env`, `Date.now` included). */
 export function abiImports(state: CallState): SandboxImports {
   return (host: SandboxHost) => {
     let buffer: Uint8Array = EMPTY;
@@ -479,8 +479,7 @@ export function abiImports(state: CallState): SandboxImports {
 
     return {
       [IMPORT_MODULE]: cloister,
-      env,
-      Date: { now: (): number => state.time },
+      env: { ...env, 'Date.now': (): number => state.time },
     };
   };
 }

@@ -1,0 +1,245 @@
+/**
+ * The AssemblyScript SDK on the real runtime, through its harness, with two test apps compiled by
+ * `cloister app build`: packages/sdk/test/json-app (JSON: parse → encode round trips, refusals
+ * with their reason, builders, results of methods returning Json, string, bool, a number or
+ * nothing) and packages/sdk/test/ledger-app (Table get/set/remove/history/list with cursors,
+ * proofs checked offline with @cloister/core, Context, Crypto, notify, fail).
+ */
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { fromHex, utf8, verifyStateProof } from '@cloister/core';
+import { type LocalApp, loadApp } from '@cloister/sdk/harness';
+import { buildApp } from '../src/commands/app-build.js';
+
+const fixtures = fileURLToPath(new URL('../../sdk/test/', import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'cloister-sdk-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Builds a test app in a copy (so the repository gets no build/ folder) and loads it. */
+async function load(name: string, now?: () => number): Promise<LocalApp> {
+  const dir = join(tmp, name);
+  cpSync(join(fixtures, name), dir, { recursive: true });
+  const built = await buildApp(dir);
+  return loadApp(built.wasmPath, now ? { now } : {});
+}
+
+describe('SDK JSON on the real runtime', () => {
+  let app: LocalApp;
+
+  before(async () => {
+    app = await load('json-app');
+  });
+
+  async function reencode(text: string): Promise<{ ok: boolean; json?: string; error?: string }> {
+    return (await app.query('reencode', { text })).result as {
+      ok: boolean;
+      json?: string;
+      error?: string;
+    };
+  }
+
+  it('round-trips JSON texts to the same compact text JavaScript writes', async () => {
+    const texts = [
+      'null',
+      'true',
+      '0',
+      '-17',
+      '2.5',
+      '-0.125',
+      '1e-7',
+      '""',
+      '"plain"',
+      '"quote \\" backslash \\\\ slash \\/ controls \\b\\f\\n\\r\\t \\u0001 \\u001f"',
+      '"unicode é 😀 \\u00e9 \\ud83d\\ude00"',
+      '[]',
+      '{}',
+      ' [ 1 , [ 2 , [ 3 ] ] , { "a" : { "b" : null } } ] ',
+      '{"z":1,"a":2,"m":[true,false,null]}',
+      `[${'['.repeat(63)}${']'.repeat(63)}]`,
+    ];
+    for (const text of texts) {
+      const r = await reencode(text);
+      assert.equal(r.ok, true, `${text}: ${r.error}`);
+      assert.equal(r.json, JSON.stringify(JSON.parse(text)), text);
+    }
+  });
+
+  it('keeps the last of repeated member names, as JavaScript does', async () => {
+    assert.equal((await reencode('{"a":1,"b":2,"a":3}')).json, '{"a":3,"b":2}');
+  });
+
+  it('keeps integers beyond 2^53 exactly and longer ones as numbers', async () => {
+    assert.equal((await reencode('[9007199254740993]')).json, '[9007199254740993]');
+    assert.equal((await reencode('-9223372036854775')).json, '-9223372036854775');
+    assert.equal((await reencode('1e400')).json, 'null');
+  });
+
+  it('refuses malformed text with the reason and the offset', async () => {
+    const cases: [string, RegExp][] = [
+      ['', /unexpected end of text at offset 0/],
+      ['[1,]', /unexpected character at offset 3/],
+      ['{"a" 1}', /expected ':' at offset 5/],
+      ['{"a":1,}', /expected a member name at offset 7/],
+      ['[1 2]', /expected ',' or '\]' at offset 3/],
+      ['01', /leading zero in a number at offset 0/],
+      ['1.', /invalid number/],
+      ['-', /invalid number/],
+      ['"abc', /unterminated string/],
+      ['"a\tb"', /control character in a string/],
+      ['"\\x"', /invalid escape/],
+      ['"\\u12g4"', /invalid \\u escape/],
+      ['tru', /invalid literal/],
+      ['{} x', /unexpected text after the value at offset 3/],
+      [`${'['.repeat(65)}${']'.repeat(65)}`, /nesting deeper than 64/],
+    ];
+    for (const [text, why] of cases) {
+      const r = await reencode(text);
+      assert.equal(r.ok, false, text);
+      assert.match(r.error!, why, text);
+    }
+  });
+
+  it('parses the call arguments and encodes them back', async () => {
+    const args = { a: [1, { b: null }], s: 'é\n"', n: -2.75, t: true, o: {} };
+    assert.deepEqual((await app.query('echo', args)).result, args);
+  });
+
+  it('reads kinds and values', async () => {
+    const r = await app.query('describe', { a: 7, b: 1.5, c: 'x', d: [1, 2], e: null, f: true });
+    assert.deepEqual(r.result, [
+      { name: 'a', kind: 'integer', i64: 7, f64: 7, length: 0 },
+      { name: 'b', kind: 'number', i64: 1, f64: 1.5, length: 0 },
+      { name: 'c', kind: 'string', i64: 0, f64: 0, length: 0 },
+      { name: 'd', kind: 'array', i64: 0, f64: 0, length: 2 },
+      { name: 'e', kind: 'null', i64: 0, f64: 0, length: 0 },
+      { name: 'f', kind: 'bool', i64: 0, f64: 0, length: 0 },
+    ]);
+  });
+
+  it('builds values with every builder', async () => {
+    assert.equal(
+      (await app.query('build')).resultText,
+      '{"null":null,"yes":true,"big":9007199254740993,"min":-9223372036854775808,"half":0.5,' +
+        '"nan":null,"text":"quote \\" backslash \\\\ newline \\n tab \\t nul \\u0000 é 😀",' +
+        '"list":[1,"two",[]],"replaced":2}',
+    );
+  });
+
+  it('encodes results of other types', async () => {
+    assert.equal((await app.query('text')).result, 'a "string" result');
+    assert.equal((await app.query('flag')).result, true);
+    assert.equal((await app.query('ratio')).result, 0.25);
+    const none = await app.transaction('nothing');
+    assert.equal(none.result, null);
+    assert.match(none.txid ?? '', /^\d+\.\d+$/);
+  });
+});
+
+describe('SDK ledger, context and crypto on the real runtime', () => {
+  let app: LocalApp;
+  const NOW = 1_700_000_000_000;
+
+  before(async () => {
+    app = await load('ledger-app', () => NOW);
+  });
+
+  const refusal = (p: Promise<unknown>): Promise<{ code?: string; message: string }> =>
+    p.then(
+      () => assert.fail('the call succeeded'),
+      (e: { code?: string; message: string }) => e,
+    );
+
+  it('sets, reads, removes and lists history newest first', async () => {
+    const first = await app.transaction('put', { key: 'a', value: '1' });
+    assert.deepEqual(first.notifications, [{ put: 'a' }]);
+    await app.transaction('put', { key: 'a', value: '2' });
+    const removed = await app.transaction('del', { key: 'a' });
+    assert.equal((await app.query('read', { key: 'a' })).result, null);
+    const index = (txid?: string): number => Number(txid?.split('.')[1]);
+    assert.deepEqual((await app.query('history', { key: 'a' })).result, [
+      { index: index(removed.txid), value: null },
+      { index: index(removed.txid) - 1, value: '2' },
+      { index: index(first.txid), value: '1' },
+    ]);
+  });
+
+  it('lists a table page by page with the ledger cursor', async () => {
+    for (const k of ['b', 'c', 'd', 'e']) {
+      await app.transaction('put', { key: k, value: k.toUpperCase() });
+    }
+    const r = (await app.query('listAll', { limit: 2 })).result as {
+      entries: Record<string, string>;
+      pages: number;
+    };
+    assert.deepEqual(r.entries, { b: 'B', c: 'C', d: 'D', e: 'E' });
+    assert.equal(r.pages, 3);
+  });
+
+  it("proves the app's own record, verifiable offline", async () => {
+    const r = (await app.query('prove', { key: 'b' })).result as {
+      proof: string;
+      stateHash: string;
+    };
+    const claim = { ledger: app.name, table: 'items', key: utf8('b'), value: utf8('B') };
+    const verdict = verifyStateProof(fromHex(r.stateHash), claim, fromHex(r.proof));
+    assert.deepEqual(verdict.ok, true);
+    const forged = verifyStateProof(
+      fromHex(r.stateHash),
+      { ...claim, value: utf8('X') },
+      fromHex(r.proof),
+    );
+    assert.equal(forged.ok, false);
+  });
+
+  it('reads the context of queries and transactions', async () => {
+    const q = await app.query('contextQuery', null, { requestId: 'r1' });
+    assert.deepEqual(q.result, {
+      query: true,
+      transaction: false,
+      caller: app.callerId('alice'),
+      requestId: 'r1',
+      index: (q.result as { index: number }).index,
+      time: NOW,
+    });
+    const t = await app.transaction('contextTransaction', null, { as: 'bob' });
+    const tr = t.result as { transaction: boolean; caller: string; requestId: null };
+    assert.equal(tr.transaction, true);
+    assert.equal(tr.caller, app.callerId('bob'));
+    assert.equal(tr.requestId, null);
+  });
+
+  it('creates named keys, signs, verifies, seals and hashes', async () => {
+    assert.deepEqual((await app.transaction('createKeys')).result, {
+      created: true,
+      again: false,
+    });
+    const r = (await app.query('useKeys', { message: 'hello' })).result as Record<string, unknown>;
+    assert.match(r.publicKey as string, /^04[0-9a-f]{128}$/);
+    assert.match(r.signature as string, /^[0-9a-f]{128}$/);
+    assert.equal(r.verifies, true);
+    assert.equal(r.otherMessage, false);
+    assert.equal(r.sealedLength, 12 + 5 + 16);
+    assert.equal(r.opened, 'hello');
+    assert.equal(r.wrongAad, true);
+    assert.equal(r.sha256, '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
+    assert.equal(r.random, 16);
+  });
+
+  it('turns statuses into app errors and refuses writes in queries', async () => {
+    const missing = await refusal(app.query('missingKey'));
+    assert.equal(missing.code, 'APP_ERROR');
+    assert.match(missing.message, /key_not_found: no key named nope/);
+    assert.equal((await refusal(app.query('writeInQuery'))).code, 'APP_QUERY_WRITE');
+  });
+
+  it('fail() ends a transaction as an app error and no write survives', async () => {
+    const e = await refusal(app.transaction('failAfterWrite'));
+    assert.equal(e.code, 'APP_ERROR');
+    assert.match(e.message, /refused: not today/);
+    assert.equal((await app.query('read', { key: 'ghost' })).result, null);
+  });
+});
