@@ -104,6 +104,18 @@ export const MESSAGES = {
     {},
     { sealedService: 'bytes', txid: 'string', generation: 'u32' },
   ),
+  // host -> enclave: apps (docs/node-api.md "Apps"). apps.open right after enclave.start:
+  // operatorKey 65 bytes or empty (none given); txid '' when nothing was recorded.
+  'apps.open': call(0x010b, H2E, { operatorKey: 'bytes' }, { apps: 'u32', txid: 'string' }),
+  // request: COSE_Sign1 by the operator key; module: the wasm bytes. codeId 32 bytes.
+  'apps.deploy': call(
+    0x010c,
+    H2E,
+    { request: 'bytes', module: 'bytes' },
+    { txid: 'string', app: 'string', codeId: 'bytes', index: 'u53', migrated: 'bool' },
+  ),
+  // app '' = every app; info: CBOR [[app, [[codeId, index], …newest first], loaded], …].
+  'apps.info': call(0x010d, H2E, { app: 'string' }, { info: 'bytes' }),
   // enclave -> host calls (the analogue of OCALLs); each may be sent async or sync
   'platform.self': call(
     0x0201,

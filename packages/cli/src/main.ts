@@ -4,6 +4,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { appBuild } from './commands/app-build.js';
+import { appDeploy } from './commands/app-deploy.js';
 import { appNew } from './commands/app-new.js';
 import { attest } from './commands/attest.js';
 import { build, measure } from './commands/build.js';
@@ -84,6 +85,10 @@ export function createProgram(setExit: (code: number) => void): Command {
       intOption(0, 86_400_000),
       1000,
     )
+    .option(
+      '--operator-key <file>',
+      'operator key whose public half the node records (default: <home>/operator.pem, created on first use)',
+    )
     .action(async (o, cmd: Command) =>
       setExit(await nodeStart({ ...o, home: cmd.optsWithGlobals().home })),
     );
@@ -152,6 +157,20 @@ export function createProgram(setExit: (code: number) => void): Command {
     .argument('[dir]', 'the project folder', '.')
     .option('--json', 'print the manifest as JSON')
     .action(async (dir: string, o) => setExit(await appBuild(dir, o)));
+  app
+    .command('deploy')
+    .description(
+      'deploy (or --upgrade) a module on a node: a request signed by the operator key, logged and receipted',
+    )
+    .argument('<file>', 'the module, e.g. build/app.wasm')
+    .requiredOption('--name <name>', 'the app id')
+    .option('--node <url>', 'the node URL', 'http://127.0.0.1:7410')
+    .option('--upgrade', "replace the app's code, keep its ledger, run its cloister_migrate")
+    .option('--operator-key <file>', 'operator private key (default: <home>/operator.pem)')
+    .option('--json', 'print JSON')
+    .action(async (file: string, o, cmd: Command) =>
+      setExit(await appDeploy(file, { ...o, home: cmd.optsWithGlobals().home })),
+    );
 
   program
     .command('attest')

@@ -132,6 +132,17 @@ export const ERROR_CODES = {
     'The method is a query and was called as a transaction, or the reverse: call it as its manifest declares.',
   APP_RESULT_INVALID:
     'The app returned a result or notification that is not valid JSON text: this is a bug in the app.',
+  // Deploy and upgrade (docs/node-api.md, "Apps")
+  OPERATOR_KEY_MISMATCH:
+    'The node was started with another operator key than the one its administrative ledger records: start it with the recorded key (<home>/operator.pem). Changing it is governance.',
+  OPERATOR_KEY_MISSING:
+    'No operator key is recorded on this node: start it with `cloister node start` (which passes <home>/operator.pem), then deploy again.',
+  APP_DEPLOY_SIGNATURE:
+    "The deploy request is not signed by this node's operator key: sign it with the operator key the node records (<home>/operator.pem of the node's operator).",
+  APP_DEPLOY_STALE:
+    'The deploy request does not match the app as it is now (replayed, stale, another service, or --upgrade missing/extra): build a fresh request with `cloister app deploy`.',
+  APP_DEPLOY_CODE_MISMATCH:
+    'The module bytes do not have the code id the request signs: send the module the request was made for.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

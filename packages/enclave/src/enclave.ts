@@ -13,6 +13,8 @@
  * with its code): the node refuses to serve rather than serve a wrong state.
  */
 import { CloisterError, computeReportData, InvalidInputError } from '@cloister/core';
+import { type AppAdmin, createAppAdmin, encodeAppRecords } from './apps/deploy/index.js';
+import { type AppRuntime, createAppRuntime } from './apps/runtime/index.js';
 import { type Service, type ServiceStore, startService } from './log/index.js';
 import { createNodeState, type NodeIdentity, openNodeState } from './node-state.js';
 import type { SealKeySource } from './seal.js';
@@ -44,7 +46,10 @@ export type EnclaveEvent =
   | 'enclave.started.upgraded'
   | 'enclave.start-refused'
   | 'enclave.stopped'
-  | 'service.secret-rotated';
+  | 'service.secret-rotated'
+  | 'apps.reload-failed'
+  | 'apps.deployed'
+  | 'apps.operator-recorded';
 
 export interface EnclaveOptions {
   readonly platform: EnclavePlatform;
@@ -89,9 +94,26 @@ export interface Enclave {
   consistency(req: { from: number; to: number }): { proof: Uint8Array[] };
   tick(): Promise<Record<string, never>>;
   rotateSecret(): Promise<{ sealedService: Uint8Array; txid: string; generation: number }>;
+  /**
+   * Records the operator key at its first start (65 bytes; empty = none given), refuses another
+   * one (OPERATOR_KEY_MISMATCH), reloads every recorded app into the runtime.
+   */
+  appsOpen(req: { operatorKey: Uint8Array }): Promise<{ apps: number; txid: string }>;
+  /** Deploy or upgrade (docs/node-api.md "Apps"): one logged transaction of `$admin`. */
+  appsDeploy(req: { request: Uint8Array; module: Uint8Array }): Promise<{
+    txid: string;
+    app: string;
+    codeId: Uint8Array;
+    index: number;
+    migrated: boolean;
+  }>;
+  /** Public code history, CBOR (encodeAppRecords); app '' = every app. */
+  appsInfo(req: { app: string }): { info: Uint8Array };
   stop(): Record<string, never>;
   /** The running service (tests drive its engine directly); undefined unless running. */
   readonly service: Service | undefined;
+  /** The app runtime over the service's engine (tests call apps with it); undefined unless running. */
+  readonly runtime: AppRuntime | undefined;
 }
 
 export class EnclaveStateError extends CloisterError {
@@ -112,6 +134,14 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
   let state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
   let identity: NodeIdentity | undefined;
   let service: Service | undefined;
+  let runtime: AppRuntime | undefined;
+  let admin: AppAdmin | undefined;
+
+  function requireAdmin(): AppAdmin {
+    if (state !== 'running' || !admin)
+      throw new EnclaveStateError(`enclave is ${state}, not running`);
+    return admin;
+  }
 
   function requireRunning(): NodeIdentity {
     if (state !== 'running' || !identity)
@@ -128,6 +158,10 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
   return {
     get service() {
       return state === 'running' ? service : undefined;
+    },
+
+    get runtime() {
+      return state === 'running' ? runtime : undefined;
     },
 
     async start({ nodeId, sealedNode, sealedService }) {
@@ -151,6 +185,13 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
         });
         identity = opened.identity;
         service = started.service;
+        runtime = createAppRuntime({ engine: started.service.engine });
+        admin = createAppAdmin({
+          engine: started.service.engine,
+          runtime,
+          serviceIdentity: started.service.serviceIdentity,
+          log,
+        });
         state = 'running';
         log(
           30,
@@ -169,6 +210,8 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
         state = 'new';
         identity = undefined;
         service = undefined;
+        runtime = undefined;
+        admin = undefined;
         log(50, 'enclave.start-refused');
         throw e;
       }
@@ -227,9 +270,25 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
       return { sealedService: r.sealedService, txid: r.txid, generation: r.generation };
     },
 
+    async appsOpen({ operatorKey }) {
+      const r = await requireAdmin().open(operatorKey);
+      if (r.txid !== '') log(30, 'apps.operator-recorded');
+      return r;
+    },
+
+    appsDeploy({ request, module }) {
+      return requireAdmin().deploy(request, module);
+    },
+
+    appsInfo({ app }) {
+      return { info: encodeAppRecords(requireAdmin().info(app)) };
+    },
+
     stop() {
       state = 'stopped';
       identity = undefined;
+      runtime = undefined;
+      admin = undefined;
       const svc = service;
       service = undefined;
       svc?.close();

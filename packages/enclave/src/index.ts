@@ -5,6 +5,7 @@
  * LevelDB through `store.*` calls) and the log (fixed event names only).
  */
 import { createEnclaveRpc, type Port } from '@cloister/boundary';
+import type { AppRuntime } from './apps/runtime/index.js';
 import { createEnclave, type Enclave, type EnclavePlatform } from './enclave.js';
 import type { Service } from './log/index.js';
 import { SEAL_POLICY_CODE, SEAL_POLICY_SIGNER } from './seal.js';
@@ -21,6 +22,8 @@ export interface StartEnclaveHooks {
   readonly onService?: (service: Service) => void;
   /** Answers `enclave.ping` instead of the echo. */
   readonly ping?: (payload: Uint8Array) => Promise<Uint8Array>;
+  /** Called once the app runtime exists (after a successful `enclave.start`): tests call apps. */
+  readonly onRuntime?: (runtime: AppRuntime) => void;
 }
 
 export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
@@ -36,8 +39,13 @@ export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
       const r = await e().start(req);
       const service = e().service;
       if (service) hooks.onService?.(service);
+      const runtime = e().runtime;
+      if (runtime) hooks.onRuntime?.(runtime);
       return r;
     },
+    'apps.open': (req) => e().appsOpen(req),
+    'apps.deploy': (req) => e().appsDeploy(req),
+    'apps.info': (req) => e().appsInfo(req),
     'enclave.evidence': (req) => e().evidence(req),
     'enclave.ping': async (req) => {
       const { ping } = hooks;

@@ -7,6 +7,8 @@ export {
 } from './build/build.js';
 export {
   DEFAULT_HTTP_LIMITS,
+  DEFAULT_MAX_DEPLOY_BYTES,
+  type DeployReply,
   type HttpLimits,
   MAX_NONCE_BYTES,
   type ServiceStatus,
@@ -25,6 +27,13 @@ export {
   rotateServiceSecret,
   startNode,
 } from './node/node.js';
+export {
+  type DeployRequestFields,
+  encodeDeployBody,
+  loadOrCreateOperatorKey,
+  type OperatorKey,
+  signDeployRequest,
+} from './node/operator.js';
 export type { EnclaveIdentity, SimulationPlatform } from './platform/index.js';
 export { defaultPlatformDir, openSimulationPlatform } from './platform/index.js';
 export { type LevelStore, openLevelStore } from './store/index.js';

@@ -1,7 +1,8 @@
 /** `cloister node start`: runs one node until SIGINT or SIGTERM. */
-import { createLogger, startNode } from '@cloister/host';
+import { createLogger, loadOrCreateOperatorKey, startNode } from '@cloister/host';
 import { printError } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
+import { operatorKeyPath } from './app-deploy.js';
 
 export interface NodeStartOptions {
   readonly home?: string;
@@ -12,13 +13,16 @@ export interface NodeStartOptions {
   readonly port: number;
   readonly logLevel: string;
   readonly signInterval: number;
+  readonly operatorKey?: string;
 }
 
 export async function nodeStart(o: NodeStartOptions): Promise<number> {
   const d = defaultPaths(cloisterHome(o.home));
   let node: Awaited<ReturnType<typeof startNode>>;
   try {
+    const operator = loadOrCreateOperatorKey(operatorKeyPath(o.home, o.operatorKey));
     node = await startNode({
+      operatorPublicKey: operator.publicKey,
       dataDir: o.data ?? d.dataDir,
       platformDir: o.platformDir ?? d.platformDir,
       enclaveDir: o.enclave ?? defaultEnclaveDir(),

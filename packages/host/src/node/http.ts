@@ -5,9 +5,15 @@
  * receipts and proofs come from the enclave's logchain service and are checked by the client
  * (core verifyReceipt, verifyConsistency); nothing here is to be believed by anyone.
  *
+ * Apps: `POST /v1/apps` (deploy or upgrade: CBOR `{request, module}`, the request signed by the
+ * operator key and checked by the enclave), `GET /v1/apps`, `GET /v1/apps/<name>` (the public
+ * code history).
+ *
  * Limits (stated defaults, configurable): URL at most 2048 bytes (414), headers at most 8 KiB
- * (Node's 431), no request body on any route (413), only GET and HEAD (405). Errors are JSON
- * `{ "error": { "code", "message", "hint" } }` with codes from the one registry in @cloister/core.
+ * (Node's 431), no request body except on `POST /v1/apps` (413), where it is at most
+ * `maxDeployBytes` (8 MiB + 64 KiB, 413); only GET and HEAD, plus POST on `/v1/apps` (405). Errors
+ * are JSON `{ "error": { "code", "message", "hint" } }` with codes from the one registry in
+ * @cloister/core.
  */
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -15,6 +21,8 @@ import { createServer } from 'node:http';
 import type { CallResponse } from '@cloister/boundary';
 import {
   CloisterError,
+  decodeCbor,
+  EncodingError,
   ERROR_CODES,
   type ErrorCode,
   fromHex,
@@ -28,9 +36,30 @@ import { type NodeMetrics, ROUTES, type Route } from './metrics.js';
 export interface HttpLimits {
   readonly maxUrlBytes: number;
   readonly maxHeaderBytes: number;
+  /** Body of `POST /v1/apps` (default: an 8 MiB module plus 64 KiB for the request). */
+  readonly maxDeployBytes?: number;
 }
 
-export const DEFAULT_HTTP_LIMITS: HttpLimits = { maxUrlBytes: 2048, maxHeaderBytes: 8192 };
+/** Default cap of a `POST /v1/apps` body: the sandbox's 8 MiB module cap plus 64 KiB. */
+export const DEFAULT_MAX_DEPLOY_BYTES = 8 * 1024 * 1024 + 64 * 1024;
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  maxUrlBytes: 2048,
+  maxHeaderBytes: 8192,
+  maxDeployBytes: DEFAULT_MAX_DEPLOY_BYTES,
+};
+
+/** What `POST /v1/apps` answers (from the enclave's `apps.deploy`). */
+export interface DeployReply {
+  readonly txid: string;
+  readonly app: string;
+  readonly codeId: Uint8Array;
+  readonly index: number;
+  readonly migrated: boolean;
+}
+
+/** App ids (docs/app-abi.md §14). */
+const APP_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /** Evidence responses carry at most this many nonce bytes (DESIGN.md: 64). */
 export const MAX_NONCE_BYTES = 64;
@@ -47,6 +76,10 @@ export interface HttpDeps {
   receipt(txid: string): Promise<Uint8Array>;
   /** RFC 9162 consistency proof between two signed tree sizes. */
   consistency(from: number, to: number): Promise<Uint8Array[]>;
+  /** Deploys or upgrades an app (the enclave checks everything). */
+  deploy(request: Uint8Array, module: Uint8Array): Promise<DeployReply>;
+  /** The public code history (CBOR of `apps.info`) of `app`, or of every app for ''. */
+  apps(app: string): Promise<Uint8Array>;
   /** Public facts for the health endpoint. */
   health(): { status: 'ok' | 'stopping'; platform: string };
   readonly metrics: NodeMetrics;
@@ -83,6 +116,7 @@ function sendError(res: ServerResponse, status: number, e: CloisterError): void 
 }
 
 function routeOf(path: string): Route {
+  if (path.startsWith('/v1/apps/')) return '/v1/apps/{name}';
   return (ROUTES as readonly string[]).includes(path) && path !== 'other'
     ? (path as Route)
     : 'other';
@@ -102,7 +136,34 @@ const STATUS_OF: Readonly<Record<string, number>> = {
   UNKNOWN_TRANSACTION: 404,
   RECEIPT_NOT_READY: 409, // committed, not signed yet: retry after the next signature
   RECEIPT: 409, // the enclave's not-ready error until RECEIPT_NOT_READY exists
+  REQUEST_TOO_LARGE: 413,
+  // Deploy and upgrade: the request's or the module's fault, never the node's.
+  APP_NOT_FOUND: 404,
+  APP_DEPLOY_SIGNATURE: 403,
+  APP_DEPLOY_STALE: 409,
+  OPERATOR_KEY_MISSING: 409,
+  TX_CONFLICT: 409,
+  APP_DEPLOY_CODE_MISMATCH: 400,
+  APP_MODULE_MALFORMED: 400,
+  APP_MODULE_FEATURE: 400,
+  APP_MODULE_LIMIT: 400,
+  APP_IMPORT_UNKNOWN: 400,
+  APP_ABI: 400,
+  APP_ABI_VERSION: 400,
+  APP_TRAP: 400,
+  APP_FUEL_EXHAUSTED: 400,
+  APP_STACK_DEPTH: 400,
+  APP_ABORT: 400,
+  APP_ERROR: 400,
+  APP_QUERY_WRITE: 400,
+  APP_RESULT_INVALID: 400,
+  APP_RESULT_TOO_LARGE: 400,
+  APP_INSTANCE_POISONED: 400,
+  TX_TOO_LARGE: 400,
 };
+
+/** 409s that a retry fixes (after the next signature); a stale deploy is not one. */
+const RETRY_LATER = new Set(['RECEIPT', 'RECEIPT_NOT_READY']);
 
 function statusOf(e: CloisterError): number {
   return STATUS_OF[e.code] ?? 503;
@@ -149,22 +210,139 @@ function parseNonce(url: URL): Uint8Array {
   return fromHex(hex, 'nonce');
 }
 
+/** Reads a request body of at most `max` bytes; 413 (connection closed) beyond it. */
+function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promise<Uint8Array> {
+  const declared = Number(req.headers['content-length'] ?? Number.NaN);
+  const tooLarge = () => {
+    res.setHeader('connection', 'close');
+    return new HttpError(
+      413,
+      'REQUEST_TOO_LARGE',
+      `a deploy body is at most ${max} bytes (an 8 MiB module and its request)`,
+    );
+  };
+  if (declared > max) {
+    req.resume();
+    return Promise.reject(tooLarge());
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > max) {
+        done = true;
+        req.resume();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (done) return;
+      done = true;
+      resolve(new Uint8Array(Buffer.concat(chunks)));
+    });
+    req.on('error', (e) => {
+      if (done) return;
+      done = true;
+      reject(e);
+    });
+  });
+}
+
+/** The body of `POST /v1/apps`: CBOR `{"request": bstr, "module": bstr}`, nothing else. */
+function parseDeployBody(body: Uint8Array): { request: Uint8Array; module: Uint8Array } {
+  const m = decodeCbor(body);
+  const request = m instanceof Map ? m.get('request') : undefined;
+  const module = m instanceof Map ? m.get('module') : undefined;
+  if (
+    !(m instanceof Map) ||
+    m.size !== 2 ||
+    !(request instanceof Uint8Array) ||
+    !(module instanceof Uint8Array)
+  ) {
+    throw new EncodingError(
+      'the body of POST /v1/apps is CBOR {"request": bstr, "module": bstr} (use `cloister app deploy`)',
+    );
+  }
+  return { request, module };
+}
+
+/** `apps.info`'s CBOR as the JSON clients read. */
+function appsJson(cbor: Uint8Array): unknown[] {
+  const list = decodeCbor(cbor);
+  if (!Array.isArray(list))
+    throw new EncodingError('apps.info answered something else than a list');
+  return list.map((item) => {
+    const [app, history, loaded] = item as [string, [Uint8Array, number][], boolean];
+    const versions = history.map(([codeId, index]) => ({
+      codeId: toHex(codeId),
+      index,
+      txid: `1.${index}`,
+    }));
+    return {
+      app,
+      codeId: versions[0]?.codeId ?? null,
+      index: versions[0]?.index ?? null,
+      loaded,
+      history: versions,
+    };
+  });
+}
+
 async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, route: Route) {
   const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
   if (Buffer.byteLength(req.url ?? '') > limits.maxUrlBytes) {
     throw new HttpError(414, 'REQUEST_TOO_LARGE', `URL is longer than ${limits.maxUrlBytes} bytes`);
   }
+  const upload = route === '/v1/apps' && req.method === 'POST';
   const length = req.headers['content-length'];
-  if ((length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined) {
+  if (
+    !upload &&
+    ((length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined)
+  ) {
     res.setHeader('connection', 'close');
     throw new HttpError(413, 'REQUEST_TOO_LARGE', 'requests to this node carry no body');
   }
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    res.setHeader('allow', 'GET, HEAD');
-    throw new HttpError(405, 'INVALID_INPUT', `method ${req.method} is not allowed; use GET`);
+  if (req.method !== 'GET' && req.method !== 'HEAD' && !upload) {
+    const allow = route === '/v1/apps' ? 'GET, HEAD, POST' : 'GET, HEAD';
+    res.setHeader('allow', allow);
+    throw new HttpError(405, 'INVALID_INPUT', `method ${req.method} is not allowed; use ${allow}`);
   }
   const url = new URL(req.url ?? '/', 'http://node.invalid');
   switch (route) {
+    case '/v1/apps': {
+      if (!upload) return send(res, 200, { apps: appsJson(await deps.apps('')) });
+      const type = String(req.headers['content-type'] ?? '');
+      if (type.split(';', 1)[0]?.trim() !== 'application/cbor') {
+        req.resume();
+        throw new InvalidInputError('POST /v1/apps takes Content-Type: application/cbor');
+      }
+      const body = await readBody(req, res, limits.maxDeployBytes ?? DEFAULT_MAX_DEPLOY_BYTES);
+      const { request, module } = parseDeployBody(body);
+      const r = await deps.deploy(request, module);
+      return send(res, 201, {
+        app: r.app,
+        codeId: toHex(r.codeId),
+        txid: r.txid,
+        index: r.index,
+        migrated: r.migrated,
+        receipt: `/v1/receipt?txid=${r.txid}`,
+      });
+    }
+    case '/v1/apps/{name}': {
+      const name = url.pathname.slice('/v1/apps/'.length);
+      if (!APP_ID.test(name)) {
+        throw new InvalidInputError(
+          'an app id is 1..64 characters of [A-Za-z0-9_.-], starting with a letter or digit',
+        );
+      }
+      const [app] = appsJson(await deps.apps(name));
+      return send(res, 200, app);
+    }
     case '/v1/health':
       return send(res, 200, deps.health());
     case '/v1/evidence': {
@@ -233,7 +411,7 @@ export function createHttpServer(deps: HttpDeps): Server {
       if (e instanceof CloisterError) {
         const status = statusOf(e);
         if (status === 503) deps.log.error({ route, code: e.code }, 'request failed');
-        if (status === 409) res.setHeader('retry-after', '1');
+        if (RETRY_LATER.has(e.code)) res.setHeader('retry-after', '1');
         return sendError(res, status, e);
       }
       deps.log.error({ route }, 'internal error');

@@ -12,6 +12,8 @@ export const ROUTES = [
   '/v1/status',
   '/v1/receipt',
   '/v1/log/consistency',
+  '/v1/apps',
+  '/v1/apps/{name}',
   '/metrics',
   'other',
 ] as const;

@@ -59,6 +59,13 @@ export interface NodeOptions {
    * default DEFAULT_SIGN_INTERVAL_MS, 0 disables the timer.
    */
   readonly signIntervalMs?: number;
+  /**
+   * The operator's 65-byte P-256 public key (`<home>/operator.pem`, loadOrCreateOperatorKey):
+   * recorded by the enclave at the first start that gives one; a start with another key than the
+   * recorded one is refused (OPERATOR_KEY_MISMATCH). Unset: nothing is recorded, and deploys are
+   * refused until a start gives one (OPERATOR_KEY_MISSING).
+   */
+  readonly operatorPublicKey?: Uint8Array;
 }
 
 /** Default `signIntervalMs`: the longest a committed transaction waits for its receipt. */
@@ -285,9 +292,20 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       log.fatal({ event: 'enclave.exited' }, 'the enclave stopped unexpectedly; stopping the node');
       void closeNode();
     });
+    const opened = await call('apps.open', {
+      operatorKey: opts.operatorPublicKey ?? new Uint8Array(0),
+    });
+    if (opened.txid !== '') {
+      log.info({ event: 'apps.operator-recorded', txid: opened.txid }, 'operator key recorded');
+    }
     const status = await call('service.status', {});
     log.info(
-      { event: 'node.service-ready', index: status.index, lastSigned: status.lastSigned },
+      {
+        event: 'node.service-ready',
+        index: status.index,
+        lastSigned: status.lastSigned,
+        apps: opened.apps,
+      },
       'logchain service open',
     );
     // The signature timer: one tick at a time, never keeps the process alive, errors logged.
@@ -322,6 +340,12 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       status: () => call('service.status', {}),
       receipt: async (txid) => (await call('service.receipt', { txid })).receipt,
       consistency: async (from, to) => (await call('service.consistency', { from, to })).proof,
+      deploy: async (request, module) => {
+        const r = await call('apps.deploy', { request, module });
+        log.info({ event: 'apps.deployed', txid: r.txid }, 'app deployed');
+        return r;
+      },
+      apps: async (app) => (await call('apps.info', { app })).info,
     });
     const address = await listen(server, host, opts.port);
     cleanup.push(() => new Promise<void>((r) => server.close(() => r())));

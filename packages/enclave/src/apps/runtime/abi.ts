@@ -14,6 +14,8 @@ export const EXPORTS = {
   version: 'cloister_abi_version',
   routes: 'cloister_routes',
   call: 'cloister_call',
+  /** Optional, `[] → []`: run once in the upgrade's transaction (docs/app-abi.md §3.3). */
+  migrate: 'cloister_migrate',
 } as const;
 
 /** Route kinds as `route` and `context_kind` number them. */

@@ -36,7 +36,9 @@ export {
   type AppRuntime,
   type AppRuntimeOptions,
   callerIdOf,
+  checkAppId,
   createAppRuntime,
   type DeployedApp,
+  type PreparedApp,
   type RouteInfo,
 } from './runtime.js';

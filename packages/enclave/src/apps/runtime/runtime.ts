@@ -10,8 +10,11 @@
  * - A **query** reads the latest committed state through a transaction that is never committed;
  *   every write is refused (`APP_QUERY_WRITE`).
  *
- * Deploy records nothing durable yet (deploy as a logged transaction is issue 5 item 5): modules
- * live in memory, keyed by app id; the code id is SHA-256 of the original module bytes.
+ * `deploy` keeps modules in memory, keyed by app id; the code id is SHA-256 of the original module
+ * bytes. The node's deploy and upgrade (a logged transaction of the administrative ledger,
+ * `../deploy/`) use the three steps underneath: `prepare` (validate, instrument, version, routes;
+ * registers nothing), `migrate` (the optional `cloister_migrate` export, in the upgrade's own
+ * ledger transaction) and `install` (register or replace, once that transaction committed).
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -115,9 +118,26 @@ export interface AppCallResult {
   readonly fuelUsed: number;
 }
 
+/** A module validated and instrumented for app `info.app`, not registered yet (`prepare`). */
+export interface PreparedApp {
+  readonly info: DeployedApp;
+  /** The module exports `cloister_migrate: [] → []` (run by `migrate` at an upgrade). */
+  readonly hasMigrate: boolean;
+}
+
 export interface AppRuntime {
   /** Validates, instruments and registers `wasm` as app `name`. Throws the named deploy errors. */
   deploy(name: string, wasm: Uint8Array): Promise<DeployedApp>;
+  /** Everything `deploy` checks, without registering (an app of that name may exist). */
+  prepare(name: string, wasm: Uint8Array): Promise<PreparedApp>;
+  /**
+   * Runs `cloister_migrate` of `prepared` (if it exports one) on a fresh instance, as a
+   * transaction of its app inside `tx` (the caller's ledger transaction: the upgrade's own);
+   * returns the fuel used (0 without the export). Throws the call's named error.
+   */
+  migrate(prepared: PreparedApp, tx: Transaction, fuel?: number): number;
+  /** Registers `prepared`, replacing the app's current code if any. */
+  install(prepared: PreparedApp): DeployedApp;
   /** Runs one call; throws the named error of a failed call (nothing of it written). */
   call(request: AppCall): Promise<AppCallResult>;
   /** A deployed app, or undefined. */
@@ -194,14 +214,36 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
     routes: undefined,
   });
 
+  const prepared = new WeakMap<PreparedApp, Deployed & { readonly migrate: boolean }>();
+
   async function deploy(name: string, wasm: Uint8Array): Promise<DeployedApp> {
-    if (typeof name !== 'string' || !APP_ID_RE.test(name) || utf8(name).length > MAX_APP_ID_BYTES) {
-      throw new InvalidInputError(
-        `an app id is 1..${MAX_APP_ID_BYTES} characters of [A-Za-z0-9_.-], starting with a letter or digit`,
-      );
-    }
-    if (!(wasm instanceof Uint8Array)) throw new InvalidInputError('a module is a Uint8Array');
+    checkAppId(name);
     if (apps.has(name)) throw new InvalidInputError(`app '${name}' is already deployed`);
+    return install(await prepare(name, wasm));
+  }
+
+  function install(p: PreparedApp): DeployedApp {
+    const d = prepared.get(p);
+    if (d === undefined) throw new InvalidInputError('not a module prepared by this runtime');
+    apps.set(d.info.app, { info: d.info, module: d.module, routes: d.routes });
+    return d.info;
+  }
+
+  function migrate(p: PreparedApp, tx: Transaction, fuel?: number): number {
+    const d = prepared.get(p);
+    if (d === undefined) throw new InvalidInputError('not a module prepared by this runtime');
+    if (!d.migrate) return 0;
+    const state: CallState = {
+      ...baseState(d.info.app, 'transaction', 'call', tx),
+      time: clock(),
+    };
+    const inst = instantiate(d.module, abiImports(state), sandboxLimits);
+    return inst.call(EXPORTS.migrate, [], fuel ?? limits.defaultFuel).fuelUsed;
+  }
+
+  async function prepare(name: string, wasm: Uint8Array): Promise<PreparedApp> {
+    checkAppId(name);
+    if (!(wasm instanceof Uint8Array)) throw new InvalidInputError('a module is a Uint8Array');
     const parsed = validateModule(wasm, { ...options.policy, allowedImports: ALLOWED_IMPORTS });
     // Import types: a JavaScript host function accepts any signature, so check them here.
     for (const imp of parsed.imports) {
@@ -240,6 +282,13 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
         );
       }
     }
+    const migrateType = funcType(EXPORTS.migrate);
+    if (
+      parsed.exports.some((x) => x.name === EXPORTS.migrate) &&
+      (migrateType === undefined || !sameType(migrateType, { params: [], results: [] }))
+    ) {
+      throw new AbiError('exports', `${EXPORTS.migrate}, when exported, is a function () -> ()`);
+    }
     const instrumented = instrumentModule(wasm, {
       importCost,
       ...(options.policy?.maxMemoryPages === undefined
@@ -273,8 +322,9 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
       abiVersion: got,
       routes: rState.routes.map((r) => ({ name: r.name, kind: r.kind })),
     };
-    apps.set(name, { info, module, routes });
-    return info;
+    const p: PreparedApp = { info, hasMigrate: migrateType !== undefined };
+    prepared.set(p, { info, module, routes, migrate: migrateType !== undefined });
+    return p;
   }
 
   /** Runs the module on a fresh instance; returns the fuel used. Throws the call's error. */
@@ -386,10 +436,22 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
 
   return {
     deploy,
+    prepare,
+    migrate,
+    install,
     call,
     app: (name) => apps.get(name)?.info,
     callerId: callerIdOf,
   };
+}
+
+/** Throws InvalidInputError unless `name` is a valid app id (docs/app-abi.md §14). */
+export function checkAppId(name: string): void {
+  if (typeof name !== 'string' || !APP_ID_RE.test(name) || utf8(name).length > MAX_APP_ID_BYTES) {
+    throw new InvalidInputError(
+      `an app id is 1..${MAX_APP_ID_BYTES} characters of [A-Za-z0-9_.-], starting with a letter or digit`,
+    );
+  }
 }
 
 function sameType(

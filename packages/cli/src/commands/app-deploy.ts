@@ -1,0 +1,164 @@
+/**
+ * `cloister app deploy FILE.wasm --name NAME [--node URL] [--upgrade]` (issue 5 item 5): signs a
+ * deploy request with the operator key (`<home>/operator.pem`) and uploads it with the module to
+ * `POST /v1/apps`. The request names the service (from `/v1/status`) and the app's current code
+ * id and index (from `/v1/apps/NAME`), so the node refuses it if replayed or stale. The node is
+ * not trusted: the receipt of the deploy transaction (after the next signature) is the proof.
+ * Exit codes: 0 deployed, 1 refused or failed.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  CloisterError,
+  ERROR_CODES,
+  type ErrorCode,
+  fromHex,
+  InvalidInputError,
+  toHex,
+} from '@cloister/core';
+import { encodeDeployBody, loadOrCreateOperatorKey, signDeployRequest } from '@cloister/host';
+import { line, printError } from '../output.js';
+import { cloisterHome } from '../paths.js';
+
+export const DEFAULT_NODE_URL = 'http://127.0.0.1:7410';
+
+class NetworkError extends CloisterError {
+  constructor(message: string) {
+    super('NETWORK', message);
+  }
+}
+
+export interface AppDeployOptions {
+  readonly name: string;
+  readonly node?: string;
+  readonly upgrade?: boolean;
+  readonly operatorKey?: string;
+  readonly home?: string;
+  readonly json?: boolean;
+  readonly timeoutMs?: number;
+}
+
+export interface AppDeployResult {
+  readonly app: string;
+  readonly codeId: string;
+  readonly txid: string;
+  readonly index: number;
+  readonly migrated: boolean;
+  /** The salt of the receipt's claims digest and the signed request (hex): keep them to check it. */
+  readonly salt: string;
+  readonly request: string;
+}
+
+export function operatorKeyPath(home?: string, flag?: string): string {
+  return resolve(flag ?? join(cloisterHome(home), 'operator.pem'));
+}
+
+async function ask(url: URL, init: RequestInit & { timeoutMs: number }): Promise<Response> {
+  try {
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(init.timeoutMs) });
+  } catch (e) {
+    throw new NetworkError(`cannot reach ${url.origin} (${(e as Error).message})`);
+  }
+}
+
+/** The node's JSON error as a CloisterError with its code (the node is not trusted for more). */
+async function nodeError(res: Response): Promise<CloisterError> {
+  let err: { code?: string; message?: string } = {};
+  try {
+    err = ((await res.json()) as { error?: typeof err }).error ?? {};
+  } catch {
+    // not JSON
+  }
+  const code = (
+    typeof err.code === 'string' && err.code in ERROR_CODES ? err.code : 'NETWORK'
+  ) as ErrorCode;
+  return new CloisterError(
+    code,
+    `the node answered ${res.status}: ${err.message ?? res.statusText}`,
+  );
+}
+
+/** Deploys (or upgrades) `file` as app `o.name`; throws the node's named error. */
+export async function deployApp(file: string, o: AppDeployOptions): Promise<AppDeployResult> {
+  const timeoutMs = o.timeoutMs ?? 60_000;
+  let base: URL;
+  try {
+    base = new URL(o.node ?? DEFAULT_NODE_URL);
+  } catch {
+    throw new InvalidInputError(
+      `not a URL: ${o.node}; give the node's URL, e.g. ${DEFAULT_NODE_URL}`,
+    );
+  }
+  let module: Uint8Array;
+  try {
+    module = new Uint8Array(readFileSync(file));
+  } catch (e) {
+    throw new InvalidInputError(`cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+  const key = loadOrCreateOperatorKey(operatorKeyPath(o.home, o.operatorKey));
+
+  const st = await ask(new URL('/v1/status', base), { timeoutMs });
+  if (!st.ok) throw await nodeError(st);
+  const service = fromHex(
+    String(((await st.json()) as { serviceIdentity?: unknown }).serviceIdentity),
+  );
+
+  const cur = await ask(new URL(`/v1/apps/${encodeURIComponent(o.name)}`, base), { timeoutMs });
+  let prev: Uint8Array = new Uint8Array(0);
+  let prevIndex = 0;
+  if (cur.ok) {
+    const a = (await cur.json()) as { codeId: string; index: number };
+    prev = fromHex(a.codeId);
+    prevIndex = a.index;
+  } else if (cur.status !== 404) {
+    throw await nodeError(cur);
+  }
+
+  const signed = signDeployRequest(key.privateKey, {
+    app: o.name,
+    module,
+    upgrade: o.upgrade === true,
+    prev,
+    prevIndex,
+    service,
+  });
+  const res = await ask(new URL('/v1/apps', base), {
+    method: 'POST',
+    headers: { 'content-type': 'application/cbor' },
+    body: encodeDeployBody(signed.request, module),
+    timeoutMs,
+  });
+  if (res.status !== 201) throw await nodeError(res);
+  const r = (await res.json()) as {
+    app: string;
+    codeId: string;
+    txid: string;
+    index: number;
+    migrated: boolean;
+  };
+  if (r.codeId !== toHex(signed.codeId) || r.app !== o.name) {
+    throw new CloisterError('NETWORK', 'the node answered for another app or code id');
+  }
+  return { ...r, salt: toHex(signed.salt), request: toHex(signed.request) };
+}
+
+export async function appDeploy(file: string, o: AppDeployOptions): Promise<number> {
+  try {
+    const r = await deployApp(file, o);
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    } else {
+      process.stdout.write(
+        `${o.upgrade ? 'upgraded' : 'deployed'} app ${r.app}\n` +
+          line('code id', r.codeId) +
+          line('txid', r.txid) +
+          (r.migrated ? line('migration', 'cloister_migrate ran') : '') +
+          `receipt (after the next signature):\n  npx cloister receipt get ${o.node ?? DEFAULT_NODE_URL} ${r.txid}\n`,
+      );
+    }
+    return 0;
+  } catch (e) {
+    printError(e);
+    return 1;
+  }
+}

@@ -1,0 +1,448 @@
+/**
+ * Deploy and upgrade on a real node (issue 5 item 5): a module built with `cloister app build` is
+ * deployed over HTTP with `cloister app deploy`, signed by the operator key the node recorded at
+ * its first start; the deploy is a logged transaction whose receipt verifies (claims included);
+ * the public code history shows code ids and indexes; refusals are named 4xx errors after which
+ * the node keeps serving (another key, a replay, a module that does not match the signed code id,
+ * a stale or missing --upgrade, malformed and hostile modules); an upgrade keeps the app's data
+ * and runs `cloister_migrate`; after a restart the app is still deployed; a start with another
+ * operator key is refused. Apps are called through the test-only `enclave.ping` hook
+ * (fixtures/apps-enclave.ts): there is no plaintext call endpoint.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  computeMeasurement,
+  fromHex,
+  fromUtf8,
+  sha256,
+  toHex,
+  utf8,
+  verifyReceipt,
+} from '@cloister/core';
+import {
+  createLogger,
+  encodeDeployBody,
+  loadOrCreateOperatorKey,
+  type RunningNode,
+  signDeployRequest,
+  startNode,
+} from '@cloister/host';
+import { BUNDLE_FILE, MANIFEST_FILE } from '../../host/src/build/build.js';
+import { bundleEnclave } from '../../host/src/build/bundle.js';
+import { signManifest } from '../../host/src/build/manifest.js';
+import { loadOrCreateSignerKey } from '../../host/src/build/signer.js';
+import { writeFileAtomic } from '../../host/src/fs/index.js';
+import { buildApp } from '../src/commands/app-build.js';
+import { deployApp } from '../src/commands/app-deploy.js';
+import { createApp } from '../src/commands/app-new.js';
+
+const entry = fileURLToPath(new URL('./fixtures/run.ts', import.meta.url));
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const ENCLAVE = 'packages/cli/test/fixtures/apps-enclave.ts';
+const tmp = mkdtempSync(join(tmpdir(), 'cloister-deploy-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const silent = createLogger({ level: 'silent' });
+
+function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', entry, ...args], {
+      cwd: root,
+      env: { ...process.env, NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+    });
+    p.stderr.on('data', (d) => {
+      err += d;
+    });
+    p.on('close', (code) => resolve({ code: code ?? -1, out, err }));
+  });
+}
+
+/** The hook enclave, bundled through the real shim and signed; its measurement. */
+async function hookBuild(): Promise<{ dir: string; measurement: Uint8Array }> {
+  const dir = join(tmp, 'enclave');
+  const { code } = await bundleEnclave({ enclave: ENCLAVE });
+  const key = loadOrCreateSignerKey(join(tmp, 'signer.pem'));
+  const manifest = signManifest({ bundleHash: sha256(code), product: 1, svn: 1 }, key.privateKey);
+  mkdirSync(dir, { recursive: true });
+  writeFileAtomic(join(dir, BUNDLE_FILE), code, { mode: 0o644 });
+  writeFileAtomic(join(dir, MANIFEST_FILE), manifest, { mode: 0o644 });
+  return { dir, measurement: computeMeasurement(sha256(code), 1, 1) };
+}
+
+interface AppInfo {
+  app: string;
+  codeId: string;
+  index: number;
+  loaded: boolean;
+  history: { codeId: string; index: number; txid: string }[];
+}
+
+describe('cloister app deploy on a real node', () => {
+  const home = join(tmp, 'home');
+  const dataDir = join(tmp, 'data');
+  const platformDir = join(tmp, 'platform');
+  let enclaveDir: string;
+  let constraint: string;
+  let wasm: Uint8Array;
+  let wasm2: Uint8Array;
+  let wasmPath: string;
+  let wasm2Path: string;
+  let node: RunningNode | undefined;
+  let firstBody: Uint8Array;
+  let operator: ReturnType<typeof loadOrCreateOperatorKey>;
+
+  const start = (operatorPublicKey = operator.publicKey) =>
+    startNode({
+      dataDir,
+      platformDir,
+      enclaveDir,
+      port: 0,
+      logger: silent,
+      signIntervalMs: 50,
+      operatorPublicKey,
+    });
+
+  const url = () => (node as RunningNode).url;
+
+  async function call(method: string, kind: 'query' | 'transaction', args: unknown) {
+    const n = node as RunningNode;
+    const out = await n.ping(
+      utf8(JSON.stringify({ app: 'demo', method, kind, args: JSON.stringify(args) })),
+    );
+    return JSON.parse(fromUtf8(out)) as { result: string; txid: string | null };
+  }
+
+  async function appInfo(name = 'demo'): Promise<AppInfo> {
+    const r = await fetch(`${url()}/v1/apps/${name}`);
+    assert.equal(r.status, 200, await r.clone().text());
+    return (await r.json()) as AppInfo;
+  }
+
+  async function post(body: Uint8Array) {
+    const r = await fetch(`${url()}/v1/apps`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cbor' },
+      body,
+    });
+    const text = await r.text();
+    return {
+      status: r.status,
+      body: JSON.parse(text) as { error?: { code: string; message: string } },
+    };
+  }
+
+  async function serviceId(): Promise<Uint8Array> {
+    const st = (await (await fetch(`${url()}/v1/status`)).json()) as { serviceIdentity: string };
+    return fromHex(st.serviceIdentity);
+  }
+
+  /** The node still answers and the app still runs. */
+  async function stillServing(): Promise<void> {
+    const h = await fetch(`${url()}/v1/health`);
+    assert.equal(h.status, 200);
+    const r = await call('get', 'query', { name: 'a' });
+    assert.match(r.result, /^\d+$/);
+  }
+
+  before(async () => {
+    const project = join(tmp, 'demo');
+    createApp('demo', { dir: project });
+    const built = await buildApp(project);
+    wasmPath = join(tmp, 'v1.wasm');
+    wasm = new Uint8Array(readFileSync(built.wasmPath));
+    writeFileAtomic(wasmPath, wasm, { mode: 0o644 });
+    appendFileSync(
+      join(project, 'assembly/index.ts'),
+      [
+        '',
+        "/** Runs once in the upgrade's transaction (a raw export: the SDK has no marker yet). */",
+        'export function cloister_migrate(): void {',
+        "  counters.setJson('migrated', Json.int(1));",
+        '}',
+        '',
+      ].join('\n'),
+    );
+    const built2 = await buildApp(project);
+    wasm2 = new Uint8Array(readFileSync(built2.wasmPath));
+    wasm2Path = join(tmp, 'v2.wasm');
+    writeFileAtomic(wasm2Path, wasm2, { mode: 0o644 });
+    const b = await hookBuild();
+    enclaveDir = b.dir;
+    constraint = `C:${toHex(b.measurement)} SEC:INSECURE`;
+    operator = loadOrCreateOperatorKey(join(home, 'operator.pem'));
+    node = await start();
+  });
+  after(async () => {
+    await node?.close();
+  });
+
+  it('deploys with the CLI; the code history shows the code id and the index', async () => {
+    const r = await cli([
+      '--home',
+      home,
+      'app',
+      'deploy',
+      wasmPath,
+      '--name',
+      'demo',
+      '--node',
+      url(),
+      '--json',
+    ]);
+    assert.equal(r.code, 0, r.err);
+    const out = JSON.parse(r.out) as {
+      app: string;
+      codeId: string;
+      txid: string;
+      index: number;
+      migrated: boolean;
+      salt: string;
+      request: string;
+    };
+    assert.equal(out.app, 'demo');
+    assert.equal(out.codeId, toHex(sha256(wasm)));
+    assert.equal(out.txid, `1.${out.index}`);
+    assert.equal(out.migrated, false);
+    firstBody = encodeDeployBody(fromHex(out.request), wasm);
+
+    const info = await appInfo();
+    assert.equal(info.codeId, out.codeId);
+    assert.equal(info.index, out.index);
+    assert.equal(info.loaded, true);
+    assert.deepEqual(info.history, [{ codeId: out.codeId, index: out.index, txid: out.txid }]);
+    const all = (await (await fetch(`${url()}/v1/apps`)).json()) as { apps: AppInfo[] };
+    assert.deepEqual(all.apps, [info]);
+    const missing = await fetch(`${url()}/v1/apps/nope`);
+    assert.equal(missing.status, 404);
+    assert.equal(
+      ((await missing.json()) as { error: { code: string } }).error.code,
+      'APP_NOT_FOUND',
+    );
+
+    // The receipt, after the next signature, verifies; its claims are the operator's request.
+    let receipt: Uint8Array | undefined;
+    for (let i = 0; i < 100 && receipt === undefined; i++) {
+      const rr = await fetch(`${url()}/v1/receipt?txid=${out.txid}`);
+      if (rr.status === 200) receipt = new Uint8Array(await rr.arrayBuffer());
+      else await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.ok(receipt, 'the receipt is served after a signature');
+    const v = await verifyReceipt(receipt, {
+      constraint,
+      service: await serviceId(),
+      claims: {
+        salt: fromHex(out.salt),
+        request: fromHex(out.request),
+        response: new Uint8Array(0),
+        codeId: sha256(wasm),
+      },
+    });
+    assert.equal(v.txid, out.txid);
+
+    // The app runs.
+    const inc = await call('increment', 'transaction', { name: 'a', by: 5 });
+    assert.equal(JSON.parse(inc.result).value, 5);
+    assert.equal((await call('get', 'query', { name: 'a' })).result, '5');
+  });
+
+  it('refuses a request signed by another key (403), and keeps serving', async () => {
+    const other = loadOrCreateOperatorKey(join(tmp, 'other.pem'));
+    const info = await appInfo();
+    const signed = signDeployRequest(other.privateKey, {
+      app: 'demo',
+      module: wasm2,
+      upgrade: true,
+      prev: fromHex(info.codeId),
+      prevIndex: info.index,
+      service: await serviceId(),
+    });
+    const r = await post(encodeDeployBody(signed.request, wasm2));
+    assert.equal(r.status, 403);
+    assert.equal(r.body.error?.code, 'APP_DEPLOY_SIGNATURE');
+    await stillServing();
+  });
+
+  it('refuses a replayed request, a deploy over an existing app and an upgrade of none', async () => {
+    const replay = await post(firstBody);
+    assert.equal(replay.status, 409);
+    assert.equal(replay.body.error?.code, 'APP_DEPLOY_STALE');
+    await assert.rejects(deployApp(wasm2Path, { name: 'demo', node: url(), home }), {
+      code: 'APP_DEPLOY_STALE',
+      message: /--upgrade/,
+    });
+    await assert.rejects(
+      deployApp(wasm2Path, { name: 'other', node: url(), home, upgrade: true }),
+      { code: 'APP_NOT_FOUND' },
+    );
+    await stillServing();
+  });
+
+  it('refuses a module whose bytes do not match the signed code id', async () => {
+    const info = await appInfo();
+    const signed = signDeployRequest(operator.privateKey, {
+      app: 'demo',
+      module: wasm2,
+      upgrade: true,
+      prev: fromHex(info.codeId),
+      prevIndex: info.index,
+      service: await serviceId(),
+    });
+    const r = await post(encodeDeployBody(signed.request, wasm));
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error?.code, 'APP_DEPLOY_CODE_MISMATCH');
+    await stillServing();
+  });
+
+  it('refuses malformed and hostile modules with named errors, and keeps serving', async () => {
+    const header = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+    const unknownImport = Uint8Array.from([
+      ...header,
+      ...[0x01, 0x04, 0x01, 0x60, 0x00, 0x00], // type section: () -> ()
+      ...[0x02, 0x0b, 0x01, 0x03, 0x65, 0x6e, 0x76, 0x03, 0x66, 0x6f, 0x6f, 0x00, 0x00], // env.foo
+    ]);
+    const cases: [string, Uint8Array, string][] = [
+      ['garbage', utf8('this is not a WebAssembly module'), 'APP_MODULE_MALFORMED'],
+      ['truncated', wasm.subarray(0, 100), 'APP_MODULE_MALFORMED'],
+      ['unknown import', unknownImport, 'APP_IMPORT_UNKNOWN'],
+      ['no ABI exports', Uint8Array.from(header), 'APP_ABI_VERSION'],
+    ];
+    for (const [what, module, code] of cases) {
+      const signed = signDeployRequest(operator.privateKey, {
+        app: `hostile-${what.replaceAll(' ', '-')}`,
+        module,
+        upgrade: false,
+        prev: new Uint8Array(0),
+        prevIndex: 0,
+        service: await serviceId(),
+      });
+      const r = await post(encodeDeployBody(signed.request, module));
+      assert.equal(r.status, 400, what);
+      assert.equal(r.body.error?.code, code, `${what}: ${r.body.error?.message}`);
+      await stillServing();
+    }
+    const notCbor = await post(utf8('{"request": 1}'));
+    assert.equal(notCbor.status, 400);
+    const tooBig = await fetch(`${url()}/v1/apps`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cbor' },
+      body: new Uint8Array(9 * 1024 * 1024),
+    });
+    assert.equal(tooBig.status, 413);
+    assert.equal(
+      ((await tooBig.json()) as { error: { code: string } }).error.code,
+      'REQUEST_TOO_LARGE',
+    );
+    await stillServing();
+    const apps = (await (await fetch(`${url()}/v1/apps`)).json()) as { apps: AppInfo[] };
+    assert.deepEqual(
+      apps.apps.map((a) => a.app),
+      ['demo'],
+      'no refused module is recorded',
+    );
+  });
+
+  it('an upgrade keeps the data, runs cloister_migrate and adds a code id to the history', async () => {
+    const before = await appInfo();
+    const r = await deployApp(wasm2Path, { name: 'demo', node: url(), home, upgrade: true });
+    assert.equal(r.migrated, true);
+    assert.equal(r.codeId, toHex(sha256(wasm2)));
+    assert.equal((await call('get', 'query', { name: 'a' })).result, '5');
+    assert.equal((await call('get', 'query', { name: 'migrated' })).result, '1');
+    const info = await appInfo();
+    assert.equal(info.codeId, r.codeId);
+    assert.deepEqual(
+      info.history.map((h) => [h.codeId, h.index]),
+      [
+        [r.codeId, r.index],
+        [before.codeId, before.index],
+      ],
+    );
+  });
+
+  it('after an upgrade back to older code, the earlier upgrade replayed is still refused', async () => {
+    const info = await appInfo();
+    const up = signDeployRequest(operator.privateKey, {
+      app: 'demo',
+      module: wasm,
+      upgrade: true,
+      prev: fromHex(info.codeId),
+      prevIndex: info.index,
+      service: await serviceId(),
+    });
+    const back = await post(encodeDeployBody(up.request, wasm));
+    assert.equal(back.status, 201, JSON.stringify(back.body));
+    // The v1 -> v2 upgrade named code v1 as prev, which is current again: its index is not.
+    const history = (await appInfo()).history;
+    assert.equal(history.length, 3);
+    const again = signDeployRequest(operator.privateKey, {
+      app: 'demo',
+      module: wasm2,
+      upgrade: true,
+      prev: sha256(wasm),
+      prevIndex: history[2]!.index,
+      service: await serviceId(),
+    });
+    const replay = await post(encodeDeployBody(again.request, wasm2));
+    assert.equal(replay.status, 409);
+    assert.equal(replay.body.error?.code, 'APP_DEPLOY_STALE');
+    assert.equal((await call('get', 'query', { name: 'a' })).result, '5');
+  });
+
+  it('after a restart the app is still deployed, with its data', async () => {
+    const beforeRestart = await appInfo();
+    await (node as RunningNode).close();
+    node = await start();
+    assert.deepEqual(await appInfo(), beforeRestart);
+    assert.equal((await call('get', 'query', { name: 'a' })).result, '5');
+    const inc = await call('increment', 'transaction', { name: 'a' });
+    assert.equal(JSON.parse(inc.result).value, 6);
+  });
+
+  it('a node started without an operator key refuses deploys; a later start records the key', async () => {
+    const data = join(tmp, 'data-no-key');
+    const plain = () =>
+      startNode({ dataDir: data, platformDir, enclaveDir, port: 0, logger: silent });
+    let n = await plain();
+    try {
+      await assert.rejects(deployApp(wasmPath, { name: 'demo', node: n.url, home }), {
+        code: 'OPERATOR_KEY_MISSING',
+      });
+    } finally {
+      await n.close();
+    }
+    n = await startNode({
+      dataDir: data,
+      platformDir,
+      enclaveDir,
+      port: 0,
+      logger: silent,
+      operatorPublicKey: operator.publicKey,
+    });
+    try {
+      const r = await deployApp(wasmPath, { name: 'demo', node: n.url, home });
+      assert.equal(r.codeId, toHex(sha256(wasm)));
+    } finally {
+      await n.close();
+    }
+  });
+
+  it('a start with another operator key is refused; the recorded key still starts', async () => {
+    await (node as RunningNode).close();
+    node = undefined;
+    const other = loadOrCreateOperatorKey(join(tmp, 'other.pem'));
+    await assert.rejects(start(other.publicKey), { code: 'OPERATOR_KEY_MISMATCH' });
+    node = await start();
+    assert.equal((await appInfo()).loaded, true);
+  });
+});
