@@ -9,6 +9,7 @@ import {
   createLedgerKeyring,
   hkdfSha256,
   hmacSha256,
+  keyedHmac,
   LABELS,
   RECORD_OVERHEAD,
   RecordPurpose,
@@ -57,6 +58,33 @@ describe('crypto wrappers against Wycheproof', () => {
       }
     }
     assert.ok(n > 100);
+  });
+
+  test('keyedHmac equals HMAC-SHA256 on Wycheproof and every length 0..300', () => {
+    type V = { key: string; msg: string; tag: string; result: string };
+    let n = 0;
+    for (const g of vectors<V>('hmac_sha256_test.json')) {
+      for (const t of g.tests) {
+        const key = unhex(t.key);
+        const msg = unhex(t.msg);
+        assert.equal(hex(keyedHmac(key).mac(msg)), hex(hmacSha256(key, msg)));
+        n++;
+      }
+    }
+    assert.ok(n > 100);
+    for (const keyLen of [0, 16, 32, 64, 65, 100]) {
+      const key = Uint8Array.from({ length: keyLen }, (_, i) => (i * 37 + keyLen) & 255);
+      const h = keyedHmac(key);
+      for (let len = 0; len <= 300; len++) {
+        const msg = Uint8Array.from({ length: len }, (_, i) => (i * 131 + len) & 255);
+        assert.equal(hex(h.mac(msg)), hex(hmacSha256(key, msg)), `key ${keyLen}, message ${len}`);
+      }
+      const out = new Uint8Array(40);
+      h.mac(Uint8Array.of(1, 2, 3), out, 5);
+      assert.equal(hex(out.subarray(5, 37)), hex(hmacSha256(key, Uint8Array.of(1, 2, 3))));
+      h.wipe();
+      assert.throws(() => h.mac(new Uint8Array(1)), InvalidInputError);
+    }
   });
 
   test('AES-256-GCM with 96-bit nonces and 128-bit tags (the only parameters we use)', () => {

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import {
   childHash,
   EMPTY_ROOT,
+  embeddedChild,
   RADIX_16,
   type Radix,
   type TrieNode,
@@ -95,7 +96,7 @@ export function contents(
       const h = childHash(node, s, r);
       if (!h) continue;
       count++;
-      const e = node.embedded?.[s];
+      const e = embeddedChild(node, s, r);
       if (e) walkNode(e, node.depth);
       else visit(h, node.depth);
     }

@@ -3,8 +3,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InvalidInputError } from '@cloister/core';
 import fc from 'fast-check';
-import { createNodeCache, nodeBytes } from '../src/ledger/node-cache.js';
-import { type Leaf, makeLeaf } from '../src/ledger/trie/node.js';
+import {
+  createNodeCache,
+  createNodeCachePool,
+  nodeBytes,
+  RECORD_OVERHEAD,
+} from '../src/ledger/node-cache.js';
+import { type Leaf, makeBranch, makeLeaf, RADIX_16 } from '../src/ledger/trie/node.js';
+import { branchStored, compactBranch } from '../src/ledger/trie/stored.js';
 
 function leaf(i: number, valueBytes = 10): Leaf {
   const path = new Uint8Array(32);
@@ -88,4 +94,52 @@ test('delete drops exactly the node with that hash', () => {
   other[31] = (other[31] ?? 0) ^ 1; // same map key, another hash: not dropped
   cache.delete?.(other);
   assert.equal(cache.get(b.hash), b);
+});
+
+test('caches of one pool share its bound and eviction order, each with its own hashes', () => {
+  const size = nodeBytes(leaf(0));
+  const pool = createNodeCachePool(size * 3);
+  const x = pool.cache();
+  const y = pool.cache();
+  const [a, b, c, d] = [1, 2, 3, 4].map((i) => leaf(i)) as [Leaf, Leaf, Leaf, Leaf];
+  x.set(a);
+  y.set(b);
+  x.set(c);
+  assert.equal(y.get(a.hash), undefined, 'a node of one cache is not found in another');
+  assert.equal(x.get(a.hash), a);
+  assert.equal(pool.bytes, 3 * size);
+  y.set(d); // over the bound: b (the oldest not used since) goes; a had a second chance
+  assert.equal(y.get(b.hash), undefined);
+  assert.equal(x.get(a.hash), a);
+  assert.equal(x.get(c.hash), c);
+  assert.equal(y.get(d.hash), d);
+  assert.equal(pool.bytes, 3 * size);
+  assert.equal(x.bytes + y.bytes, pool.bytes);
+  // getAt finds a hash inside a larger buffer, by offset.
+  const buf = new Uint8Array(40);
+  buf.set(c.hash, 5);
+  assert.equal(x.getAt?.(buf, 5), c);
+  assert.equal(x.getAt?.(buf, 4), undefined);
+  pool.clear();
+  assert.equal(pool.bytes, 0);
+  assert.equal(x.size + y.size, 0);
+});
+
+test('a decoded branch is charged its buffer plus the measured overhead', () => {
+  const path = (s: number): Uint8Array => {
+    const p = new Uint8Array(32);
+    p[0] = s << 4;
+    p[31] = s;
+    return p;
+  };
+  const slots = new Array(16).fill(undefined);
+  for (const s of [2, 7])
+    slots[s] = makeLeaf(path(s), new Uint8Array(32), Uint8Array.of(s), new Uint8Array(100));
+  const built = makeBranch(RADIX_16, 0, new Uint8Array(32), slots, 512);
+  const plaintext = branchStored(built, 32);
+  const compact = compactBranch(plaintext, built.hash, RADIX_16);
+  assert.equal(nodeBytes(compact), RECORD_OVERHEAD + plaintext.length + 32);
+  assert.deepEqual([...compact.hash], [...built.hash]);
+  assert.equal(compact.leafSlots, (1 << 2) | (1 << 7));
+  assert.deepEqual([...branchStored(compact)], [...plaintext]);
 });

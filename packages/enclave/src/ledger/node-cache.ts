@@ -1,23 +1,48 @@
 /**
  * The verified node cache: decoded trie nodes that were checked against their hash when they
  * entered (trie.ts decodes and verifies before it caches; nodes the trie builds itself are trusted
- * by construction). Bounded in bytes, least recently used out first.
+ * by construction). Bounded in bytes, least recently used out first (approximately: CLOCK).
  *
  * A cached node is correct for its hash forever (nodes are content-addressed and immutable), so
  * the cache never needs invalidating; it only trades memory for store reads and decryptions.
+ *
+ * Several caches can share one bound (`createNodeCachePool`): the ledger engine keeps one cache
+ * per level (the administrative level and each app ledger: their records are keyed and sealed
+ * under different keys, so a node of one level must never be taken for a record of another) and
+ * one bound and one least-recently-used order for all of them.
  */
 import { InvalidInputError } from '@cloister/core';
 import type { TrieNode } from './trie/node.js';
 
-/** Default bound of a ledger's node cache: 64 MiB of estimated heap. */
-export const DEFAULT_NODE_CACHE_BYTES = 64 * 1024 * 1024;
+/**
+ * Default bound of a ledger engine's node caches (all levels together): 1 GiB of heap, as
+ * estimated by nodeBytes (measured: within about 5% of the V8 heap and array buffers a cached
+ * record really holds). It holds every node of a 1,000,000-key table of 32-byte keys and 100-byte
+ * values (about 600 MiB by that estimate, docs/performance.md), so verified gets on such a table
+ * are served from the enclave's memory once warm. A deployment with less memory sets `cacheBytes`.
+ */
+export const DEFAULT_NODE_CACHE_BYTES = 1024 * 1024 * 1024;
 
-/** Estimated heap bytes of a node beyond its buffers: objects, arrays, map entry. */
-const NODE_OVERHEAD = 400;
+/**
+ * Heap bytes, beyond the bytes of its buffer, of one cached record (measured on Node 20 as the
+ * growth of the V8 heap and array buffers per record cached, docs/performance.md): the record's
+ * ArrayBuffer and its views, the branch object with its encoding and hash views, the cache entry
+ * and its map slot (with the hash as eight words); 690-830 bytes in three measurements, rounded up.
+ */
+export const RECORD_OVERHEAD = 850;
+/** Heap bytes of each further branch object a record holds (a packed or embedded branch). */
+export const BRANCH_OVERHEAD = 330;
+/**
+ * Heap bytes of a node built by an update rather than decoded (a branch holding its children as
+ * objects, a leaf with its own buffers), per node it holds.
+ */
+export const NODE_OVERHEAD = 400;
 
 export interface NodeCache {
   /** The node whose hash is `hash`, if cached (and marks it recently used). */
   get(hash: Uint8Array): TrieNode | undefined;
+  /** The same for the hash at `at` of `bytes` (a branch's child hash, without a view of it). */
+  getAt?(bytes: Uint8Array, at: number): TrieNode | undefined;
   /** Caches a verified node. */
   set(node: TrieNode): void;
   /**
@@ -25,47 +50,111 @@ export interface NodeCache {
    * read again through an older root, from the store). Optional for other implementations.
    */
   delete?(hash: Uint8Array): void;
-  /** Estimated bytes held. Invariant: bytes <= maxBytes after every call. */
+  /** Estimated bytes held by this cache. Invariant: the pool's bytes <= its maxBytes. */
   readonly bytes: number;
   readonly size: number;
 }
 
-/** Map key of a hash: its first 6 bytes as a number; the entry keeps the full hash to compare. */
-function shortKey(h: Uint8Array): number {
-  const low = (((h[2] ?? 0) << 24) | ((h[3] ?? 0) << 16) | ((h[4] ?? 0) << 8) | (h[5] ?? 0)) >>> 0;
-  return ((h[0] ?? 0) * 256 + (h[1] ?? 0)) * 2 ** 32 + low;
+/** Caches sharing one byte bound and one least-recently-used order. */
+export interface NodeCachePool {
+  /** A new cache drawing on this pool's bound (its own hash space). */
+  cache(): NodeCache;
+  /** Drops every node of every cache of the pool. */
+  clear(): void;
+  /** Estimated bytes held by all its caches. Invariant: bytes <= maxBytes after every call. */
+  readonly bytes: number;
+  readonly maxBytes: number;
 }
 
-function sameHash(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = a.length - 1; i >= 0; i--) if (a[i] !== b[i]) return false;
+/**
+ * Map key of the hash at `o` of `h`: its first 30 bits, a small integer (V8 hashes and compares
+ * those without allocating). The entry keeps the full hash to compare; two cached hashes with the
+ * same key only evict each other (about 1 in 3,000 at 350,000 entries).
+ */
+function shortKey(h: Uint8Array, o = 0): number {
+  return (
+    ((h[o] ?? 0) << 22) | ((h[o + 1] ?? 0) << 14) | ((h[o + 2] ?? 0) << 6) | ((h[o + 3] ?? 0) >> 2)
+  );
+}
+
+/** The 32-bit word at `o` of `h` (big endian, as a signed integer). */
+function word(h: Uint8Array, o: number): number {
+  return ((h[o] ?? 0) << 24) | ((h[o + 1] ?? 0) << 16) | ((h[o + 2] ?? 0) << 8) | (h[o + 3] ?? 0);
+}
+
+/**
+ * True when the entry's node hash equals the 32 bytes at `o` of `b`, by the words the entry
+ * keeps (not touching the node: a cold cache line fewer per level of a walk).
+ */
+function entryHolds(e: Entry, b: Uint8Array, o: number): boolean {
+  return (
+    b.length - o >= 32 &&
+    e.h0 === word(b, o) &&
+    e.h1 === word(b, o + 4) &&
+    e.h2 === word(b, o + 8) &&
+    e.h3 === word(b, o + 12) &&
+    e.h4 === word(b, o + 16) &&
+    e.h5 === word(b, o + 20) &&
+    e.h6 === word(b, o + 24) &&
+    e.h7 === word(b, o + 28)
+  );
+}
+
+/** True when the hash `a` equals the 32 bytes at `o` of `b`. */
+function sameHash(a: Uint8Array, b: Uint8Array, o = 0): boolean {
+  if (a.length !== 32 || b.length - o < 32) return false;
+  for (let i = 31; i >= 0; i--) if (a[i] !== b[o + i]) return false;
   return true;
+}
+
+/** Branch objects a decoded branch holds: itself and the branches embedded in it. */
+function branchObjects(n: TrieNode): number {
+  if (n.kind === 'leaf') return 0;
+  let k = 1;
+  if (n.embedded !== undefined) for (const c of n.embedded) if (c) k += branchObjects(c);
+  return k;
 }
 
 /** Estimated heap bytes of a node and what it keeps alive. */
 export function nodeBytes(n: TrieNode): number {
-  return n.kind === 'leaf'
-    ? NODE_OVERHEAD + n.stored.length
-    : NODE_OVERHEAD * n.storedNodes + n.storedBytes;
+  if (n.kind === 'leaf') return NODE_OVERHEAD + n.stored.length;
+  const rec = n.rec;
+  if (rec === undefined) return NODE_OVERHEAD * n.storedNodes + n.storedBytes;
+  // Decoded (compact) form: one buffer (the record, and the hash after it when the trie made
+  // room for it), leaves as bytes in it, branches as objects.
+  return RECORD_OVERHEAD + rec.buffer.byteLength + BRANCH_OVERHEAD * (branchObjects(n) - 1);
 }
 
 interface Entry {
   readonly key: number;
+  /** The node's hash as eight 32-bit words (compared without touching the node). */
+  readonly h0: number;
+  readonly h1: number;
+  readonly h2: number;
+  readonly h3: number;
+  readonly h4: number;
+  readonly h5: number;
+  readonly h6: number;
+  readonly h7: number;
   readonly node: TrieNode;
   readonly size: number;
+  /** The map of the cache it belongs to. */
+  readonly map: Map<number, Entry>;
+  /** Read since it was cached or last passed over by eviction. */
+  used: boolean;
   /** Toward the most recently used end. */
   newer: Entry | undefined;
   /** Toward the least recently used end. */
   older: Entry | undefined;
 }
 
-export function createNodeCache(maxBytes: number = DEFAULT_NODE_CACHE_BYTES): NodeCache {
+export function createNodeCachePool(maxBytes: number = DEFAULT_NODE_CACHE_BYTES): NodeCachePool {
   if (!(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) {
     throw new InvalidInputError('the node cache size must be a whole number of bytes >= 0');
   }
-  // Invariants: `entries` and the list newest..oldest hold the same entries; `bytes` is the sum
-  // of their sizes; bytes <= maxBytes between calls.
-  const entries = new Map<number, Entry>();
+  // Invariants: the entries of every cache's map and the list newest..oldest are the same
+  // entries; `bytes` is the sum of their sizes; bytes <= maxBytes between calls.
+  const maps = new Set<Map<number, Entry>>();
   let newest: Entry | undefined;
   let oldest: Entry | undefined;
   let bytes = 0;
@@ -89,41 +178,100 @@ export function createNodeCache(maxBytes: number = DEFAULT_NODE_CACHE_BYTES): No
 
   function remove(e: Entry): void {
     unlink(e);
-    entries.delete(e.key);
+    e.map.delete(e.key);
     bytes -= e.size;
+  }
+
+  /**
+   * Least recently used out first, approximately (CLOCK, second chance): the oldest entry goes
+   * unless it was used since it last reached the old end; then it moves to the recent end with
+   * its mark cleared. Ends with bytes <= maxBytes: each entry is passed over at most once.
+   */
+  function evict(): void {
+    while (bytes > maxBytes && oldest !== undefined) {
+      const e: Entry = oldest;
+      if (e.used) {
+        e.used = false;
+        unlink(e);
+        pushNewest(e);
+      } else remove(e);
+    }
   }
 
   return {
     get bytes() {
       return bytes;
     },
-    get size() {
-      return entries.size;
+    maxBytes,
+    clear(): void {
+      for (const m of maps) m.clear();
+      newest = undefined;
+      oldest = undefined;
+      bytes = 0;
     },
-    get(hash: Uint8Array): TrieNode | undefined {
-      const e = entries.get(shortKey(hash));
-      if (e === undefined || !sameHash(e.node.hash, hash)) return undefined;
-      if (e !== newest) {
-        unlink(e);
-        pushNewest(e);
-      }
-      return e.node;
-    },
-    delete(hash: Uint8Array): void {
-      const e = entries.get(shortKey(hash));
-      if (e !== undefined && sameHash(e.node.hash, hash)) remove(e);
-    },
-    set(node: TrieNode): void {
-      const size = nodeBytes(node);
-      if (size > maxBytes) return;
-      const key = shortKey(node.hash);
-      const old = entries.get(key);
-      if (old !== undefined) remove(old);
-      const e: Entry = { key, node, size, newer: undefined, older: undefined };
-      entries.set(key, e);
-      pushNewest(e);
-      bytes += size;
-      while (bytes > maxBytes && oldest !== undefined) remove(oldest);
+    cache(): NodeCache {
+      const entries = new Map<number, Entry>();
+      maps.add(entries);
+      let own = 0;
+      const getAt = (bytes: Uint8Array, at: number): TrieNode | undefined => {
+        const e = entries.get(shortKey(bytes, at));
+        if (e === undefined || !entryHolds(e, bytes, at)) return undefined;
+        // Marked, not moved: the entry moves to the recent end only if it reaches the old end
+        // marked (evict). A hit then writes one field instead of relinking three entries.
+        e.used = true;
+        return e.node;
+      };
+      return {
+        get bytes() {
+          // Estimated bytes of this cache's entries (sum over them; for tests and metrics).
+          own = 0;
+          for (const e of entries.values()) own += e.size;
+          return own;
+        },
+        get size() {
+          return entries.size;
+        },
+        get: (hash: Uint8Array): TrieNode | undefined => getAt(hash, 0),
+        getAt,
+        delete(hash: Uint8Array): void {
+          const e = entries.get(shortKey(hash));
+          if (e !== undefined && sameHash(e.node.hash, hash)) remove(e);
+        },
+        set(node: TrieNode): void {
+          const size = nodeBytes(node);
+          if (size > maxBytes) return;
+          const key = shortKey(node.hash);
+          const old = entries.get(key);
+          if (old !== undefined) remove(old);
+          const h = node.hash;
+          const e: Entry = {
+            key,
+            node,
+            size,
+            h0: word(h, 0),
+            h1: word(h, 4),
+            h2: word(h, 8),
+            h3: word(h, 12),
+            h4: word(h, 16),
+            h5: word(h, 20),
+            h6: word(h, 24),
+            h7: word(h, 28),
+            map: entries,
+            used: false,
+            newer: undefined,
+            older: undefined,
+          };
+          entries.set(key, e);
+          pushNewest(e);
+          bytes += size;
+          evict();
+        },
+      };
     },
   };
+}
+
+/** A cache with a bound of its own. */
+export function createNodeCache(maxBytes: number = DEFAULT_NODE_CACHE_BYTES): NodeCache {
+  return createNodeCachePool(maxBytes).cache();
 }

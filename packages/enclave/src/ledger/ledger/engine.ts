@@ -195,7 +195,7 @@ export interface LedgerEngineOptions {
   readonly log?: CommitLog;
   readonly rootSeal: RootSeal;
   readonly limits?: Partial<TransactionLimits>;
-  /** Bound of each level's verified node cache (default 64 MiB). */
+  /** Bound of the engine's one verified node cache, shared by every level (default 1 GiB). */
   readonly cacheBytes?: number;
   /** Most entries (transactions and log-only items) in one group (default 256). */
   readonly maxGroup?: number;

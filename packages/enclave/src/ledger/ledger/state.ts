@@ -13,7 +13,7 @@ import {
   type LedgerKeyring,
   type LedgerSecret,
 } from '../crypto.js';
-import { createNodeCache } from '../node-cache.js';
+import { createNodeCachePool } from '../node-cache.js';
 import { createConfidentialNodeStore, type RecordPut, type RecordReader } from '../node-store.js';
 import { EMPTY_ROOT } from '../trie/node.js';
 import { createTrie, type NodeRecord, type Trie } from '../trie/trie.js';
@@ -64,6 +64,7 @@ export interface LevelsOptions {
   readonly secret: LedgerSecret;
   /** Other generations (older or newer); new records use the highest known. */
   readonly secrets?: readonly LedgerSecret[];
+  /** Bound of the node caches of all levels together (one pool). */
   readonly cacheBytes: number;
   readonly random?: (out: Uint8Array) => void;
 }
@@ -78,9 +79,25 @@ function checkName(name: unknown, max: number, what: string): Uint8Array {
   return bytes;
 }
 
-export const ledgerIdBytes = (id: string): Uint8Array =>
-  checkName(id, MAX_LEDGER_ID_BYTES, 'a ledger id');
-export const tableBytes = (t: string): Uint8Array => checkName(t, MAX_TABLE_BYTES, 'a table name');
+/**
+ * Names checked recently, with their UTF-8 bytes: every get checks its ledger id and table name,
+ * and encoding them cost a tenth of a cached get. Bounded (cleared when full); callers never
+ * modify the returned bytes.
+ */
+function memoNames(max: number, what: string): (name: string) => Uint8Array {
+  const memo = new Map<string, Uint8Array>();
+  return (name) => {
+    const hit = typeof name === 'string' ? memo.get(name) : undefined;
+    if (hit !== undefined) return hit;
+    const bytes = checkName(name, max, what);
+    if (memo.size >= 256) memo.clear();
+    memo.set(name, bytes);
+    return bytes;
+  };
+}
+
+export const ledgerIdBytes = memoNames(MAX_LEDGER_ID_BYTES, 'a ledger id');
+export const tableBytes = memoNames(MAX_TABLE_BYTES, 'a table name');
 
 /** The secret of app ledger `id` for the generation of `s`: HKDF(s, label ‖ 0x00 ‖ id). */
 function appSecret(s: LedgerSecret, id: string): LedgerSecret {
@@ -90,6 +107,8 @@ function appSecret(s: LedgerSecret, id: string): LedgerSecret {
 
 export function createLevels(options: LevelsOptions): Levels {
   const { records, secret } = options;
+  // One bound for the node caches of every level (docs/ledger-format.md §11).
+  const pool = createNodeCachePool(options.cacheBytes);
   // Invariant: `others` holds every known generation but the origin's, each once.
   const others: LedgerSecret[] = [];
   const addSecret = (s: LedgerSecret): void => {
@@ -128,7 +147,7 @@ export function createLevels(options: LevelsOptions): Levels {
       get: (hash: Uint8Array): Uint8Array | undefined =>
         pending.get(hexOf(hash))?.plaintext ?? nodes.get(hash),
     };
-    const trie = createTrie({ source, cache: createNodeCache(options.cacheBytes) });
+    const trie = createTrie({ source, cache: pool.cache() });
     return {
       get keyring() {
         return keyring;
@@ -183,6 +202,7 @@ export function createLevels(options: LevelsOptions): Levels {
     },
     reset(): void {
       for (const l of [admin, ...ledgers.values()]) l.keyring.destroy();
+      pool.clear();
       admin = adminLevel();
       ledgers = new Map();
     },
@@ -222,7 +242,8 @@ export interface StateReader {
 
 export function createStateReader(levels: Levels, stateHash: Uint8Array): StateReader {
   const catalogues = new Map<string, Uint8Array>();
-  const tables = new Map<string, Uint8Array>();
+  // ledger → table → root (no string built per read).
+  const tables = new Map<string, Map<string, Uint8Array>>();
   const admin = levels.admin;
 
   function catalogueRoot(ledger: string): Uint8Array {
@@ -240,8 +261,8 @@ export function createStateReader(levels: Levels, stateHash: Uint8Array): StateR
   }
 
   function tableRoot(ledger: string, table: string): Uint8Array {
-    const memo = `${ledger}\u0000${table}`;
-    const hit = tables.get(memo);
+    let byTable = tables.get(ledger);
+    const hit = byTable?.get(table);
     if (hit) return hit;
     const name = tableBytes(table);
     const cat = catalogueRoot(ledger);
@@ -253,22 +274,51 @@ export function createStateReader(levels: Levels, stateHash: Uint8Array): StateR
     if (leaf && !bytesEqual(leaf.key, name))
       integrity('structure', what, 'a leaf of another table');
     const root = leaf ? Uint8Array.from(decodeRootValue(leaf.value, what)) : EMPTY_ROOT;
-    tables.set(memo, root);
+    if (byTable === undefined) {
+      byTable = new Map();
+      tables.set(ledger, byTable);
+    }
+    byTable.set(table, root);
     return root;
   }
 
-  function entryAt(ledger: string, table: string, path: Uint8Array): TableEntry | undefined {
+  /**
+   * The entry at `path`. With `key` (the key whose path `path` is), the leaf must hold exactly
+   * that key: a byte comparison, which implies the HMAC check below without computing it.
+   */
+  function entryAt(
+    ledger: string,
+    table: string,
+    path: Uint8Array,
+    key?: Uint8Array,
+  ): TableEntry | undefined {
     const root = tableRoot(ledger, table);
     const l = levels.ledger(ledger);
-    const what = `table '${table}' of ledger '${ledger}'`;
-    const leaf = integrityAt(what, () => l.trie.get(root, path));
+    let leaf: ReturnType<Trie['get']>;
+    try {
+      leaf = l.trie.get(root, path);
+    } catch (e) {
+      // The role's name is built only on failure (a get must not pay for it).
+      return integrityAt(`table '${table}' of ledger '${ledger}'`, () => {
+        throw e;
+      });
+    }
     if (leaf === undefined) return undefined;
-    if (!bytesEqual(l.keyring.table(table).path(leaf.key), path)) {
-      integrity('structure', what, 'the leaf holds a key of another path');
+    const held = leaf.key;
+    if (
+      key !== undefined
+        ? !bytesEqual(held, key)
+        : !bytesEqual(l.keyring.table(table).path(held), path)
+    ) {
+      integrity(
+        'structure',
+        `table '${table}' of ledger '${ledger}'`,
+        'the leaf holds a key of another path',
+      );
     }
     return {
-      key: Uint8Array.from(leaf.key),
-      version: decodeVersion(Uint8Array.from(leaf.value), what),
+      key: key ?? Uint8Array.from(held),
+      version: decodeVersion(Uint8Array.from(leaf.value), `table '${table}' of ledger '${ledger}'`),
     };
   }
 
@@ -277,7 +327,8 @@ export function createStateReader(levels: Levels, stateHash: Uint8Array): StateR
     catalogueRoot,
     tableRoot,
     read(ledger, table, key) {
-      return entryAt(ledger, table, levels.ledger(ledger).keyring.table(table).path(key))?.version;
+      const path = levels.ledger(ledger).keyring.table(table).path(key);
+      return entryAt(ledger, table, path, key)?.version;
     },
     firstPath(ledger, table, from) {
       const root = tableRoot(ledger, table);

@@ -88,16 +88,36 @@ export class Leaf {
    * deleted). A new branch may then point at it without embedding it.
    */
   hasRecord = false;
+  /**
+   * For a leaf read out of its parent's record on demand (embeddedChild): that branch and the
+   * slot, where the parent remembers that the leaf's commitments were checked.
+   */
+  readonly owner: Branch | undefined;
+  readonly ownerSlot: number;
 
   /** Bytes of its stored form (what embedding it in a parent's record costs). */
   get storedBytes(): number {
     return this.stored.length;
   }
 
-  constructor(stored: Uint8Array, hash: Uint8Array, checked: boolean) {
+  constructor(
+    stored: Uint8Array,
+    hash: Uint8Array,
+    checked: boolean,
+    owner?: Branch,
+    ownerSlot = -1,
+  ) {
     this.stored = stored;
     this.hash = hash;
     this.checked = checked;
+    this.owner = owner;
+    this.ownerSlot = ownerSlot;
+  }
+
+  /** Records that key, salt and value match the commitments (checkLeaf). */
+  markChecked(): void {
+    this.checked = true;
+    if (this.owner !== undefined) this.owner.checkedLeaves |= 1 << this.ownerSlot;
   }
 
   // Views made on demand, not kept: a cached leaf then costs two objects fewer (node-cache.ts).
@@ -139,6 +159,12 @@ export class Leaf {
 /**
  * A branch over its canonical encoding: 0x02 ‖ depth ‖ prefix (ceil(depth·bits/8) bytes) ‖
  * bitmap ‖ child hashes in ascending slot order.
+ *
+ * Two forms. A branch an update builds holds its embedded children as nodes (`embedded`). A
+ * branch decoded from a record (or re-read from the record an update just built: the compact
+ * form the node cache keeps) holds the record's bytes (`rec`): its embedded leaves stay there as
+ * bytes and are read out on demand (embeddedChild), so a cached bottom branch is one buffer and
+ * one object, not one object per leaf; only embedded branches (the packed top levels) are nodes.
  */
 export class Branch {
   readonly kind = 'branch';
@@ -146,14 +172,19 @@ export class Branch {
   readonly encoding: Uint8Array;
   /** The digit this branch splits on. Invariant: 0 <= depth < digits, deeper than its parent. */
   readonly depth: number;
-  /** Digits [0, depth) shared by every path below (a view of the encoding; later bits zero). */
-  readonly prefix: Uint8Array;
   /** Offset of the bitmap in `encoding`. Invariant: at least two bits set. */
   readonly bitmapAt: number;
-  /** The child stored inside this branch's record (a leaf, or a small branch with what it
-   * embeds), per slot; undefined when there is none.
+  /** The children stored inside this branch's record as nodes, per slot (built: every embedded
+   * child; decoded: embedded branches only); undefined when there is none.
    * Invariant: embedded[s] is defined only where slot s holds that node's hash. */
   readonly embedded: readonly (TrieNode | undefined)[] | undefined;
+  /** Decoded form: the buffer holding this branch's stored form at [recAt, recAt + storedBytes). */
+  readonly rec: Uint8Array | undefined;
+  readonly recAt: number;
+  /** Decoded form: bit s set when slot s holds a leaf embedded in `rec` (verified on decode). */
+  readonly leafSlots: number;
+  /** Decoded form: bit s set once the embedded leaf of slot s had its commitments checked. */
+  checkedLeaves = 0;
   /** Bytes of its stored form: encoding ‖ u16be(m) ‖ the embedded children's stored forms. */
   readonly storedBytes: number;
   /** Nodes in its stored form: itself and everything it embeds, recursively. */
@@ -169,13 +200,24 @@ export class Branch {
     hash: Uint8Array,
     r: Radix,
     embedded: readonly (TrieNode | undefined)[] | undefined,
+    decoded?: { rec: Uint8Array; at: number; end: number; leafSlots: number; nodes: number },
   ) {
     this.encoding = encoding;
     this.hash = hash;
     this.depth = encoding[1] ?? 0;
     this.bitmapAt = 2 + prefixBytes(this.depth, r);
-    this.prefix = encoding.subarray(2, this.bitmapAt);
     this.embedded = embedded;
+    if (decoded !== undefined) {
+      this.rec = decoded.rec;
+      this.recAt = decoded.at;
+      this.leafSlots = decoded.leafSlots;
+      this.storedBytes = decoded.end - decoded.at;
+      this.storedNodes = decoded.nodes;
+      return;
+    }
+    this.rec = undefined;
+    this.recAt = 0;
+    this.leafSlots = 0;
     let size = encoding.length + 2;
     let nodes = 1;
     if (embedded !== undefined) {
@@ -188,6 +230,65 @@ export class Branch {
     this.storedBytes = size;
     this.storedNodes = nodes;
   }
+
+  /** Digits [0, depth) shared by every path below (a view of the encoding; later bits zero). */
+  get prefix(): Uint8Array {
+    return this.encoding.subarray(2, this.bitmapAt);
+  }
+}
+
+/** Length of the stored leaf at `o` of `b` (already validated by the decoder). */
+export function storedLeafLength(b: Uint8Array, o: number): number {
+  const keyLen = readU32(b, o + KEY_LEN_AT);
+  return KEY_LEN_AT + 8 + keyLen + readU32(b, o + KEY_LEN_AT + 4 + keyLen);
+}
+
+/**
+ * The child embedded in `b`'s record for `slot`, or undefined: a node of `embedded`, or a leaf
+ * read out of `rec` (a new view each call; its hash is the child hash `b` holds for the slot,
+ * which the decoder checked the leaf against).
+ */
+export function embeddedChild(b: Branch, slot: number, r: Radix): TrieNode | undefined {
+  const e = b.embedded?.[slot];
+  const rec = b.rec;
+  if (e !== undefined || rec === undefined || !(b.leafSlots & (1 << slot))) return e;
+  let at = b.recAt + b.encoding.length + 2;
+  const n = ((rec[at - 2] ?? 0) << 8) | (rec[at - 1] ?? 0);
+  for (let i = 0; i < n; i++) {
+    if (rec[at] === LEAF_TAG) {
+      const s = digitAtOff(rec, at + 1, b.depth, r);
+      const len = storedLeafLength(rec, at);
+      if (s === slot) {
+        const hash = childHash(b, slot, r) as Uint8Array;
+        const checked = (b.checkedLeaves & (1 << slot)) !== 0;
+        return new Leaf(rec.subarray(at, at + len), hash, checked, b, slot);
+      }
+      at += len;
+    } else {
+      // An embedded branch: decoded into `embedded` (the decoder puts every one there).
+      const inner = b.embedded?.[digitAtOff(rec, at + 2, b.depth, r)];
+      if (inner === undefined) return undefined;
+      at += inner.storedBytes;
+    }
+  }
+  return undefined;
+}
+
+/** Digit `i` of the path or prefix starting at `o` of `b`. */
+export function digitAtOff(b: Uint8Array, o: number, i: number, r: Radix): number {
+  const bit = i * r.bits;
+  return ((b[o + (bit >> 3)] ?? 0) >> (8 - r.bits - (bit & 7))) & (r.arity - 1);
+}
+
+/** True when the path (or prefix) at `o` of `p` starts with the `depth` digits of `b`'s prefix. */
+export function inPrefix(p: Uint8Array, o: number, b: Branch, r: Radix): boolean {
+  const bits = b.depth * r.bits;
+  const full = bits >> 3;
+  const e = b.encoding;
+  for (let i = 0; i < full; i++) if (p[o + i] !== e[2 + i]) return false;
+  const rest = bits & 7;
+  if (rest === 0) return true;
+  return (((p[o + full] ?? 0) ^ (e[2 + full] ?? 0)) & (0xff << (8 - rest)) & 0xff) === 0;
 }
 
 export type TrieNode = Leaf | Branch;
@@ -201,14 +302,19 @@ const POPCOUNT = Uint8Array.from({ length: 256 }, (_, i) => {
 
 /** The hash of the child in `slot`, or undefined when the slot is empty. */
 export function childHash(b: Branch, slot: number, r: Radix): Uint8Array | undefined {
+  const o = childOffset(b, slot, r);
+  return o < 0 ? undefined : b.encoding.subarray(o, o + HASH_BYTES);
+}
+
+/** Offset in `b.encoding` of the hash of the child in `slot`, or -1 when the slot is empty. */
+export function childOffset(b: Branch, slot: number, r: Radix): number {
   const e = b.encoding;
   const at = b.bitmapAt + (slot >> 3);
   const byte = e[at] ?? 0;
-  if (!(byte & (0x80 >> (slot & 7)))) return undefined;
+  if (!(byte & (0x80 >> (slot & 7)))) return -1;
   let rank = POPCOUNT[byte & ~(0xff >> (slot & 7)) & 0xff] ?? 0;
   for (let i = b.bitmapAt; i < at; i++) rank += POPCOUNT[e[i] ?? 0] ?? 0;
-  const o = b.bitmapAt + r.bitmapBytes + rank * HASH_BYTES;
-  return e.subarray(o, o + HASH_BYTES);
+  return b.bitmapAt + r.bitmapBytes + rank * HASH_BYTES;
 }
 
 /** True when `slot` of `b` holds a child. */
@@ -310,6 +416,14 @@ export function makeLeaf(
  * its end, or a reason string when the bytes are not a stored leaf.
  */
 export function parseLeafStored(b: Uint8Array, o: number): [Leaf, number] | string {
+  const end = storedLeafEnd(b, o);
+  if (typeof end === 'string') return end;
+  const stored = b.subarray(o, end);
+  return [new Leaf(stored, sha256(stored.subarray(0, LEAF_BYTES)), false), end];
+}
+
+/** The end of the stored leaf at `o` of `b`, or a reason string when the bytes are not one. */
+export function storedLeafEnd(b: Uint8Array, o: number): number | string {
   if (b.length - o < KEY_LEN_AT + 8 || b[o] !== LEAF_TAG)
     return 'a stored leaf is cut short or not a leaf';
   const keyLen = readU32(b, o + KEY_LEN_AT);
@@ -317,8 +431,7 @@ export function parseLeafStored(b: Uint8Array, o: number): [Leaf, number] | stri
   const valueAt = o + KEY_LEN_AT + 8 + keyLen;
   const valueLen = readU32(b, valueAt - 4);
   if (b.length - valueAt < valueLen) return 'a stored leaf value runs past the record';
-  const stored = b.subarray(o, valueAt + valueLen);
-  return [new Leaf(stored, sha256(stored.subarray(0, LEAF_BYTES)), false), valueAt + valueLen];
+  return valueAt + valueLen;
 }
 
 /** A child of a branch under construction: a node, or the hash of an untouched stored child. */
@@ -364,9 +477,10 @@ export function makeBranch(
     let inner: TrieNode | undefined;
     if (c === KEEP) {
       const h = base === undefined ? undefined : childHash(base, s, r);
-      if (h === undefined) throw new Error('makeBranch: KEEP of an empty slot');
+      if (h === undefined || base === undefined)
+        throw new Error('makeBranch: KEEP of an empty slot');
       encoding.set(h, o);
-      inner = base?.embedded?.[s];
+      inner = embeddedChild(base, s, r);
     } else if (c instanceof Uint8Array) {
       encoding.set(c, o);
     } else {

@@ -20,19 +20,26 @@ import {
   BRANCH_TAG,
   Branch,
   childHash,
-  digitAt,
+  digitAtOff,
   HASH_BYTES,
+  LEAF_BYTES,
   LEAF_TAG,
-  type Leaf,
+  Leaf,
   parseLeafStored,
   prefixBytes,
   type Radix,
   sha256,
+  storedLeafEnd,
   type TrieNode,
 } from './node.js';
 
 /** Writes the stored form of `b` (with everything it embeds) at `o` of `out`; returns its end. */
 function writeBranchStored(b: Branch, out: Uint8Array, o: number): number {
+  if (b.rec !== undefined) {
+    // A decoded branch: its stored form is the bytes it was decoded from.
+    out.set(b.rec.subarray(b.recAt, b.recAt + b.storedBytes), o);
+    return o + b.storedBytes;
+  }
   out.set(b.encoding, o);
   o += b.encoding.length;
   const countAt = o;
@@ -57,11 +64,15 @@ function writeBranchStored(b: Branch, out: Uint8Array, o: number): number {
   return o;
 }
 
-/** The stored form of a branch with its embedded children (leaves and small branches). */
-export function branchStored(b: Branch): Uint8Array {
-  const out = new Uint8Array(b.storedBytes);
+/**
+ * The stored form of a branch with its embedded children (leaves and small branches). With
+ * `spare`, the returned array has that many bytes more after the stored form (for the hash of a
+ * cached compact branch, compactBranch).
+ */
+export function branchStored(b: Branch, spare = 0): Uint8Array {
+  const out = new Uint8Array(b.storedBytes + spare);
   writeBranchStored(b, out, 0);
-  return out;
+  return spare === 0 ? out : out.subarray(0, b.storedBytes);
 }
 
 export function storedForm(n: TrieNode): Uint8Array {
@@ -84,7 +95,7 @@ export function checkLeaf(leaf: Leaf, ctx: DecodeContext): void {
   if (!leaf.commitmentsHold()) {
     fail(ctx, 'hash-mismatch', "a leaf's key or value does not match its commitments");
   }
-  leaf.checked = true;
+  leaf.markChecked();
 }
 
 /** Checks the canonical branch encoding at the start of `b`; returns its length. */
@@ -113,9 +124,27 @@ function branchLength(b: Uint8Array, r: Radix, ctx: DecodeContext): number {
 }
 
 /**
+ * A copy of the hash of a record's top node, kept with the record's bytes: in the 32 bytes after
+ * the view `bytes` when the caller reserved them (`hashRoom`: the trie reads records into such
+ * buffers, so a cached record is one buffer), else in a small array of its own.
+ */
+function ownHash(bytes: Uint8Array, h: Uint8Array, hashRoom: boolean): Uint8Array {
+  const out = hashRoom
+    ? new Uint8Array(bytes.buffer, bytes.byteOffset + bytes.length, HASH_BYTES)
+    : new Uint8Array(HASH_BYTES);
+  out.set(h);
+  return out;
+}
+
+/**
  * Parses the stored branch at `o` of `bytes` whose hash must be `expected` (or, when `expected`
- * is undefined, whose hash fits the slot of `parent` its prefix names), with everything it
- * embeds, each embedded child checked against the child hash of its slot. Returns it and its end.
+ * is undefined, whose hash is the child hash of `parent` for the slot its prefix names), with
+ * everything it embeds, each embedded child checked against the child hash of its slot. Returns
+ * it and its end. Embedded leaves stay bytes of `bytes` (Branch, decoded form); embedded
+ * branches become nodes over the same bytes.
+ *
+ * `verify` false is for a record this enclave has just built from verified nodes (the compact
+ * form an update caches): the same parse and checks of form, without the SHA-256 of each node.
  */
 function parseBranchStored(
   bytes: Uint8Array,
@@ -124,58 +153,80 @@ function parseBranchStored(
   parent: Branch | undefined,
   r: Radix,
   ctx: DecodeContext,
+  verify: boolean,
+  hashRoom = false,
 ): [Branch, number] {
   const end = o + branchLength(bytes.subarray(o), r, ctx);
   const encoding = bytes.subarray(o, end);
-  const hash = sha256(encoding);
+  let hash: Uint8Array;
   if (expected !== undefined) {
-    if (!bytesEqual(hash, expected)) {
+    if (verify && !bytesEqual(sha256(encoding), expected)) {
       fail(ctx, 'hash-mismatch', 'the branch does not hash to the value its parent holds');
     }
-  } else if (parent !== undefined) {
-    const slot = digitAt(encoding.subarray(2), parent.depth, r);
-    const child = childHash(parent, slot, r);
-    if (child === undefined || !bytesEqual(child, hash)) {
+    hash = ownHash(bytes, expected, hashRoom);
+  } else {
+    const slot = parent === undefined ? -1 : digitAtOff(encoding, 2, parent.depth, r);
+    const child = parent === undefined ? undefined : childHash(parent, slot, r);
+    if (child === undefined || (verify && !bytesEqual(child, sha256(encoding)))) {
       fail(ctx, 'hash-mismatch', `the branch embedded for slot ${slot} does not match its parent`);
     }
+    hash = child;
   }
   if (bytes.length < end + 2) fail(ctx, 'malformed', 'embedded node count missing');
   const n = ((bytes[end] ?? 0) << 8) | (bytes[end + 1] ?? 0);
   const depth = bytes[o + 1] ?? 0;
+  // Leaves stay in the record only while their slots fit the bit mask of Branch.leafSlots.
+  const lazy = r.arity <= 16;
   let embedded: (TrieNode | undefined)[] | undefined;
+  let leafSlots = 0;
+  let nodes = 1;
   let at = end + 2;
   let last = -1;
   const shell = new Branch(encoding, hash, r, undefined);
   for (let i = 0; i < n; i++) {
     const tag = bytes[at];
-    let node: TrieNode;
     let slot: number;
     if (tag === BRANCH_TAG) {
       // Its hash is checked against this branch's slot before anything it embeds is parsed, so
       // nesting follows real (hash-linked) nodes only.
-      const inner = bytes.subarray(at);
-      if (inner.length < 2) fail(ctx, 'malformed', 'an embedded branch is cut short');
-      slot = digitAt(inner.subarray(2), depth, r);
+      if (bytes.length - at < 2) fail(ctx, 'malformed', 'an embedded branch is cut short');
+      slot = digitAtOff(bytes, at + 2, depth, r);
       if (slot <= last) fail(ctx, 'malformed', 'embedded nodes out of slot order');
-      [node, at] = parseBranchStored(bytes, at, undefined, shell, r, ctx);
+      let node: Branch;
+      [node, at] = parseBranchStored(bytes, at, undefined, shell, r, ctx, verify);
+      embedded ??= new Array(r.arity).fill(undefined);
+      embedded[slot] = node;
+      nodes += node.storedNodes;
     } else {
-      const parsed = parseLeafStored(bytes, at);
-      if (typeof parsed === 'string') fail(ctx, 'malformed', parsed);
-      const [leaf, next] = parsed;
-      slot = digitAt(leaf.path, depth, r);
+      const next = storedLeafEnd(bytes, at);
+      if (typeof next === 'string') fail(ctx, 'malformed', next);
+      slot = digitAtOff(bytes, at + 1, depth, r);
       if (slot <= last) fail(ctx, 'malformed', 'embedded nodes out of slot order');
       const child = childHash(shell, slot, r);
-      if (child === undefined || !bytesEqual(child, leaf.hash)) {
+      if (
+        child === undefined ||
+        (verify && !bytesEqual(child, sha256(bytes.subarray(at, at + LEAF_BYTES))))
+      ) {
         fail(ctx, 'hash-mismatch', `the leaf embedded for slot ${slot} does not match the branch`);
       }
-      node = leaf;
+      if (lazy) leafSlots |= 1 << slot;
+      else {
+        embedded ??= new Array(r.arity).fill(undefined);
+        embedded[slot] = new Leaf(bytes.subarray(at, next), child, false);
+      }
+      nodes++;
       at = next;
     }
-    embedded ??= new Array(r.arity).fill(undefined);
-    embedded[slot] = node;
     last = slot;
   }
-  return [embedded === undefined ? shell : new Branch(encoding, hash, r, embedded), at];
+  const branch = new Branch(encoding, hash, r, embedded, {
+    rec: bytes,
+    at: o,
+    end: at,
+    leafSlots,
+    nodes,
+  });
+  return [branch, at];
 }
 
 /**
@@ -187,6 +238,7 @@ export function decodeStored(
   expected: Uint8Array,
   r: Radix,
   ctx: DecodeContext,
+  hashRoom = false,
 ): TrieNode {
   if (bytes[0] === LEAF_TAG) {
     const parsed = parseLeafStored(bytes, 0);
@@ -200,8 +252,24 @@ export function decodeStored(
     return leaf;
   }
   if (bytes[0] !== BRANCH_TAG) fail(ctx, 'malformed', 'unknown node tag');
-  const [branch, end] = parseBranchStored(bytes, 0, expected, undefined, r, ctx);
+  const [branch, end] = parseBranchStored(bytes, 0, expected, undefined, r, ctx, true, hashRoom);
   if (end !== bytes.length) fail(ctx, 'malformed', 'bytes after the stored branch');
   branch.hasRecord = true;
+  return branch;
+}
+
+/**
+ * The compact (decoded) form of a branch this enclave built: parsed from the record `plaintext`
+ * just made from it (branchStored), without hashing again. What an update puts in the node cache,
+ * so a cached new branch costs what a cached decoded one does. `hasRecord` stays false, as on the
+ * built branch: its record is not known to be written until the caller writes the update.
+ * Precondition: the bytes after `plaintext` in its buffer, if any, belong to it (branchStored
+ * with `spare`): the hash is kept there.
+ */
+export function compactBranch(plaintext: Uint8Array, hash: Uint8Array, r: Radix): Branch {
+  const ctx = { node: 'new', position: 'new' };
+  const room = plaintext.buffer.byteLength - plaintext.byteOffset - plaintext.length >= HASH_BYTES;
+  const [branch, end] = parseBranchStored(plaintext, 0, hash, undefined, r, ctx, false, room);
+  if (end !== plaintext.length) fail(ctx, 'malformed', 'bytes after the stored branch');
   return branch;
 }

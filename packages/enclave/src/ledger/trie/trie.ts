@@ -17,20 +17,24 @@ import { bytesEqual, InvalidInputError } from '@cloister/core';
 import { LedgerIntegrityError } from '../errors.js';
 import type { NodeCache } from '../node-cache.js';
 import {
+  BRANCH_TAG,
   type Branch,
   checkPath,
-  childHash,
+  childOffset,
   commonDigits,
   digitAt,
+  digitAtOff,
   EMPTY_ROOT,
+  embeddedChild,
   HASH_BYTES,
   hasChild,
-  hasPrefix,
+  inPrefix,
   KEEP,
   type Leaf,
   MAX_FIELD_BYTES,
   makeBranch,
   makeLeaf,
+  PATH_BYTES,
   RADIX_16,
   type Radix,
   SALT_BYTES,
@@ -38,7 +42,7 @@ import {
   type TrieNode,
 } from './node.js';
 import { encodeProof } from './proof.js';
-import { branchStored, checkLeaf, decodeStored } from './stored.js';
+import { branchStored, checkLeaf, compactBranch, decodeStored } from './stored.js';
 
 export interface NodeSource {
   /**
@@ -117,6 +121,12 @@ function hex8(h: Uint8Array): string {
   let s = '';
   for (let i = 0; i < 8; i++) s += (h[i] ?? 0).toString(16).padStart(2, '0');
   return s;
+}
+
+/** True when the leaf stored form `stored` holds the path `path` (bytes 1..32). */
+function samePath(stored: Uint8Array, path: Uint8Array): boolean {
+  for (let i = 0; i < PATH_BYTES; i++) if (stored[1 + i] !== path[i]) return false;
+  return true;
 }
 
 function checkOps(ops: readonly TrieOp[]): void {
@@ -203,26 +213,46 @@ export function createTrie(options: TrieOptions): Trie {
         detail: 'the store has no record for this node',
       });
     }
-    const node = decodeStored(bytes, hash, r, where());
+    // Where the node sits, named only if decoding fails (getters: no strings built otherwise).
+    const ctx = {
+      get node() {
+        return hex8(hash);
+      },
+      get position() {
+        return position(parent?.prefix, parent?.depth ?? 0, slot);
+      },
+    };
+    let node: TrieNode;
+    if (cache !== undefined && bytes[0] === BRANCH_TAG) {
+      // The cached record is one buffer: the plaintext, then the branch's hash (decodeStored).
+      const rec = new Uint8Array(bytes.length + HASH_BYTES);
+      rec.set(bytes);
+      node = decodeStored(rec.subarray(0, bytes.length), hash, r, ctx, true);
+    } else node = decodeStored(bytes, hash, r, ctx);
     cache?.set(node);
     return node;
   }
 
   /** The verified child at `slot`, checked to fit under `b`, or undefined. */
   function child(b: Branch, slot: number): TrieNode | undefined {
-    const h = childHash(b, slot, r);
-    if (h === undefined) return undefined;
-    const node = b.embedded?.[slot] ?? load(h, b, slot);
+    const at = childOffset(b, slot, r);
+    if (at < 0) return undefined;
+    const node =
+      embeddedChild(b, slot, r) ??
+      cache?.getAt?.(b.encoding, at) ??
+      load(b.encoding.subarray(at, at + HASH_BYTES), b, slot);
+    // The path (leaf: after the tag) or prefix (branch: after tag and depth) of the child.
+    const leaf = node.kind === 'leaf';
+    const bytes = leaf ? node.stored : node.encoding;
+    const o = leaf ? 1 : 2;
     const fits =
-      node.kind === 'leaf'
-        ? hasPrefix(node.path, b.prefix, b.depth, r) && digitAt(node.path, b.depth, r) === slot
-        : node.depth > b.depth &&
-          hasPrefix(node.prefix, b.prefix, b.depth, r) &&
-          digitAt(node.prefix, b.depth, r) === slot;
+      (node.kind === 'leaf' || node.depth > b.depth) &&
+      inPrefix(bytes, o, b, r) &&
+      digitAtOff(bytes, o, b.depth, r) === slot;
     if (!fits) {
       throw new LedgerIntegrityError({
         failure: 'structure',
-        node: hex8(h),
+        node: hex8(node.hash),
         position: position(b.prefix, b.depth, slot),
         detail: 'the node does not belong under its parent (depth or prefix)',
       });
@@ -248,7 +278,7 @@ export function createTrie(options: TrieOptions): Trie {
     let node = loadRoot(root);
     while (node !== undefined) {
       out.push(node);
-      if (node.kind === 'leaf' || !hasPrefix(path, node.prefix, node.depth, r)) break;
+      if (node.kind === 'leaf' || !inPrefix(path, 0, node, r)) break;
       node = child(node, digitAt(path, node.depth, r));
     }
     return out;
@@ -257,7 +287,8 @@ export function createTrie(options: TrieOptions): Trie {
   /** The leaf at the end of `nodes` if it is the one for `path`, its commitments checked. */
   function found(nodes: readonly TrieNode[], path: Uint8Array): Leaf | undefined {
     const last = nodes[nodes.length - 1];
-    if (last?.kind !== 'leaf' || !bytesEqual(last.path, path)) return undefined;
+    if (last?.kind !== 'leaf' || !samePath(last.stored, path)) return undefined;
+    if (last.checked) return last;
     const parent = nodes[nodes.length - 2];
     checkLeaf(last, {
       node: hex8(last.hash),
@@ -328,9 +359,12 @@ export function createTrie(options: TrieOptions): Trie {
     function place(n: TrieNode): void {
       if (n.hasRecord || placed.has(n)) return;
       placed.add(n);
-      // Cached as a unit with what it embeds (embedded nodes are reached through it).
-      if (n.kind === 'branch') cache?.set(n);
-      records.push({ hash: n.hash, plaintext: n.kind === 'leaf' ? n.stored : branchStored(n) });
+      const plaintext = n.kind === 'leaf' ? n.stored : branchStored(n, HASH_BYTES);
+      // Cached as a unit with what it embeds (embedded nodes are reached through it), in the
+      // compact form a decoded record has: one buffer, leaves read out of it on demand.
+      if (n.kind === 'branch' && cache !== undefined)
+        cache.set(compactBranch(plaintext, n.hash, r));
+      records.push({ hash: n.hash, plaintext });
       expand(n);
     }
     function expand(n: TrieNode): void {
