@@ -9,14 +9,17 @@ import fc from 'fast-check';
 import { fromHex, toHex } from '../src/bytes.js';
 import { encodeCbor } from '../src/cbor.js';
 import { InvalidInputError } from '../src/errors.js';
+import { sha256 } from '../src/hash.js';
 import { LogFormatError } from '../src/log/errors.js';
 import {
   claimsDigest,
   decodeEndorsementPayload,
   decodeEntry,
+  decodeEntryHashes,
   decodeSignaturePayload,
   ENTRY_KIND,
   encodeEntry,
+  encodeEntryHashes,
   endorsementNonce,
   endorsementPayload,
   entryHash,
@@ -238,6 +241,102 @@ describe('strict entry decoding', () => {
       () => encodeEntry({ ...TX, meta: { ...TX.meta, extra: 1 } as LogEntry['meta'] }),
       InvalidInputError,
     );
+  });
+});
+
+describe('one-pass reading and writing (decodeEntryHashes, encodeEntryHashes)', () => {
+  const kinds = (): LogEntry[] => {
+    const sig: LogEntry = {
+      ...TX,
+      index: 3,
+      kind: ENTRY_KIND.signature,
+      meta: {},
+      writeSet: new Uint8Array(0),
+      claims: new Uint8Array(0),
+      sig: fill(80, 9),
+    };
+    return [
+      genesis(),
+      TX,
+      sig,
+      { ...sig, kind: ENTRY_KIND.rotation, meta: { rot: 7 }, sig: new Uint8Array(0) },
+      { ...TX, index: 2 ** 40, meta: { gen: 2 ** 33, size: 70_000, app: 'héllo, wörld' } },
+      { ...TX, term: 300, index: 65_536, claims: new Uint8Array(0), meta: { gen: 1, app: '' } },
+      { ...TX, writeSet: new Uint8Array(0), meta: {} },
+    ];
+  };
+  /** What decodeEntryHashes must give: decodeEntry, entryHash, entryLeafHash, or the same error. */
+  const reference = (b: Uint8Array): unknown => {
+    try {
+      const e = decodeEntry(b);
+      return { e: encodeEntry(e), h: toHex(entryHash(b)), l: toHex(entryLeafHash(e)) };
+    } catch (err) {
+      return { error: (err as Error).constructor.name, message: (err as Error).message };
+    }
+  };
+  const oneShot = (b: Uint8Array): unknown => {
+    try {
+      const r = decodeEntryHashes(b);
+      return { e: encodeEntry(r.entry), h: toHex(r.entryHash), l: toHex(r.leafHash) };
+    } catch (err) {
+      return { error: (err as Error).constructor.name, message: (err as Error).message };
+    }
+  };
+
+  test('the docs/receipts.md vector', () => {
+    const r = decodeEntryHashes(fromHex(TX_HEX));
+    assert.equal(toHex(r.entryHash), TX_HASH);
+    assert.equal(toHex(r.leafHash), TX_LEAF_HASH);
+    const w = encodeEntryHashes(TX);
+    assert.equal(toHex(w.bytes), TX_HEX);
+    assert.equal(toHex(w.entryHash), TX_HASH);
+    assert.equal(toHex(w.leafHash), TX_LEAF_HASH);
+  });
+
+  test('every kind: the same entry, hashes and bytes as decodeEntry / encodeEntry', () => {
+    for (const e of kinds()) {
+      const b = encodeEntry(e);
+      assert.deepEqual(oneShot(b), reference(b));
+      const w = encodeEntryHashes(e);
+      assert.deepEqual(w.bytes, b);
+      assert.equal(toHex(w.entryHash), toHex(entryHash(b)));
+      assert.equal(toHex(w.leafHash), toHex(entryLeafHash(e)));
+    }
+  });
+
+  test('changed, cut or extended bytes: accepted and refused exactly as decodeEntry', () => {
+    for (const e of kinds()) {
+      const b = encodeEntry(e);
+      fc.assert(
+        fc.property(fc.nat(b.length - 1), fc.integer({ min: 1, max: 255 }), (i, mask) => {
+          const bad = b.slice();
+          bad[i] = (bad[i] as number) ^ mask;
+          assert.deepEqual(oneShot(bad), reference(bad));
+        }),
+        { numRuns: 300 },
+      );
+      for (let n = 0; n < b.length; n += 5)
+        assert.deepEqual(oneShot(b.subarray(0, n)), reference(b.subarray(0, n)));
+      const longer = new Uint8Array([...b, 0]);
+      assert.deepEqual(oneShot(longer), reference(longer));
+    }
+  });
+
+  test('a caller-supplied SHA-256 gives the same bytes', () => {
+    const counted = { n: 0 };
+    const hash = (d: Uint8Array): Uint8Array => {
+      counted.n++;
+      return sha256(d);
+    };
+    for (const e of kinds()) {
+      const b = encodeEntry(e);
+      const r = decodeEntryHashes(b, hash);
+      assert.equal(toHex(r.leafHash), toHex(entryLeafHash(e)));
+      assert.equal(toHex(r.entryHash), toHex(entryHash(b, hash)));
+      assert.equal(toHex(encodeEntryHashes(e, hash).leafHash), toHex(entryLeafHash(e, hash)));
+    }
+    assert.ok(counted.n > 0);
+    assert.throws(() => encodeEntryHashes({ ...TX, claims: fill(5, 0) }), InvalidInputError);
   });
 });
 

@@ -482,4 +482,25 @@ describe('MerkleLog', () => {
     (p[0] as Uint8Array).fill(0);
     assert.notDeepEqual(log.inclusionProof(0, 4)[0], p[0]);
   });
+
+  test('a caller-supplied SHA-256 gives the same roots and proofs', () => {
+    let calls = 0;
+    const hash = (d: Uint8Array): Uint8Array => {
+      calls++;
+      return sha256(d);
+    };
+    const a = new MerkleLog();
+    const b = new MerkleLog({ hash });
+    for (let i = 0; i < 37; i++) {
+      const l = leafHash(Uint8Array.of(i));
+      assert.deepEqual(leafHash(Uint8Array.of(i), hash), l);
+      a.append(l);
+      b.append(l);
+      assert.deepEqual(b.root(), a.root());
+    }
+    assert.deepEqual(b.root(21), a.root(21));
+    assert.deepEqual(b.inclusionProof(5, 30), a.inclusionProof(5, 30));
+    assert.deepEqual(b.consistencyProof(13, 37), a.consistencyProof(13, 37));
+    assert.ok(calls > 0);
+  });
 });

@@ -8,9 +8,8 @@ import { CloisterError } from '@cloister/core';
 export class ReceiptNotReadyError extends CloisterError {
   readonly txid: string;
   constructor(txid: string, lastSigned: number) {
-    // TODO(issue 4): a RECEIPT_NOT_READY code in core's registry; RECEIPT is the nearest today.
     super(
-      'RECEIPT',
+      'RECEIPT_NOT_READY',
       `transaction ${txid} is committed but not signed yet (signatures cover entries up to ${lastSigned}); ask for its receipt after the next signature`,
     );
     this.txid = txid;
@@ -22,7 +21,7 @@ export class UnknownTransactionError extends CloisterError {
   readonly txid: string;
   constructor(txid: string, size: number) {
     super(
-      'LEDGER_INDEX',
+      'UNKNOWN_TRANSACTION',
       `no transaction ${txid} in this log (its entries are 1.1 to 1.${size}); check the transaction id`,
     );
     this.txid = txid;

@@ -92,6 +92,8 @@ export interface StartServiceOptions {
    */
   readonly epochEvery?: number;
   readonly log?: (level: number, event: ServiceEvent) => void;
+  /** Entries per read range when the log is verified at start (default 4096; tests). */
+  readonly logReadRange?: number;
   /** Engine tuning passed through (tests, benchmarks). */
   readonly engine?: Pick<LedgerEngineOptions, 'cacheBytes' | 'maxGroup' | 'limits'>;
 }
@@ -306,6 +308,7 @@ export async function startService(
     servicePublicKey: state.servicePublicKey,
     secrets: state.secrets,
     signEvery,
+    ...(o.logReadRange !== undefined ? { readRange: o.logReadRange } : {}),
     endorsement: () => endorsement,
     onSignatureDue: () => {
       try {

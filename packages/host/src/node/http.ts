@@ -132,10 +132,9 @@ const STATUS_OF: Readonly<Record<string, number>> = {
   ENCODING: 400,
   LOG_FORMAT: 400,
   NOT_FOUND: 404,
-  LEDGER_INDEX: 404, // no such transaction / tree size
-  UNKNOWN_TRANSACTION: 404,
+  LEDGER_INDEX: 404, // no such committed state / tree size
+  UNKNOWN_TRANSACTION: 404, // no such transaction in the log
   RECEIPT_NOT_READY: 409, // committed, not signed yet: retry after the next signature
-  RECEIPT: 409, // the enclave's not-ready error until RECEIPT_NOT_READY exists
   REQUEST_TOO_LARGE: 413,
   // Deploy and upgrade: the request's or the module's fault, never the node's.
   APP_NOT_FOUND: 404,
