@@ -159,6 +159,9 @@ export const MESSAGES = {
   // enclave -> host: write the sealed service state durably (atomic) before answering; the
   // enclave awaits it during service.rotateSecret, before the rotation entry commits.
   'service.persist': call(0x020b, E2H, { sealedService: 'bytes' }, {}),
+  // enclave -> host: the host's wall clock in ms since the epoch (untrusted: the app runtime
+  // forces it monotonic and apps never decide on time alone, DESIGN.md §11); called sync.
+  'host.time': call(0x020c, E2H, {}, { ms: 'u53' }),
   // enclave -> host events (no reply)
   log: event(0x0301, E2H, { level: 'u8', event: 'string' }), // level: pino 10..60; event: a fixed name
 } as const;

@@ -269,6 +269,14 @@ const VECTORS: Vector[] = [
     hex: '01 020b 00000019 00000002 5e5e',
   },
   { type: 'response', name: 'service.persist', id: 25, fields: {}, hex: '01 820b 00000019' },
+  { type: 'request', name: 'host.time', id: 26, fields: {}, hex: '01 020c 0000001a' },
+  {
+    type: 'response',
+    name: 'host.time',
+    id: 26,
+    fields: { ms: 1_795_419_019_566 },
+    hex: '01 820c 0000001a 000001a20750192e',
+  },
   {
     type: 'request',
     name: 'apps.open',

@@ -171,6 +171,12 @@ describe('cloister app deploy on a real node', () => {
         "  counters.setJson('migrated', Json.int(1));",
         '}',
         '',
+        "/** The node's clock as the app sees it (host.time, forced monotonic). */",
+        '@query',
+        'export function now(): i64 {',
+        '  return Context.time();',
+        '}',
+        '',
       ].join('\n'),
     );
     const built2 = await buildApp(project);
@@ -359,6 +365,10 @@ describe('cloister app deploy on a real node', () => {
     assert.equal(r.codeId, toHex(sha256(wasm2)));
     assert.equal((await call('get', 'query', { name: 'a' })).result, '5');
     assert.equal((await call('get', 'query', { name: 'migrated' })).result, '1');
+    // The app clock is the host's (untrusted, monotonic), not 0.
+    const t0 = Date.now();
+    const seen = Number((await call('now', 'query', {})).result);
+    assert.ok(seen >= t0 - 1000 && seen <= Date.now() + 1000, `app time ${seen} vs ${t0}`);
     const info = await appInfo();
     assert.equal(info.codeId, r.codeId);
     assert.deepEqual(

@@ -64,6 +64,11 @@ export interface EnclaveOptions {
    * secret rotation before the rotation entry commits.
    */
   readonly persist: (sealedService: Uint8Array) => Promise<void>;
+  /**
+   * The host's clock in ms (`host.time`, untrusted); the app runtime reads it once per call and
+   * forces it monotonic. Without it apps see time 0.
+   */
+  readonly clock?: () => number;
 }
 
 /** The logchain service's public status (`service.status`). */
@@ -185,7 +190,10 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
         });
         identity = opened.identity;
         service = started.service;
-        runtime = createAppRuntime({ engine: started.service.engine });
+        runtime = createAppRuntime({
+          engine: started.service.engine,
+          ...(opts.clock ? { now: opts.clock } : {}),
+        });
         admin = createAppAdmin({
           engine: started.service.engine,
           runtime,

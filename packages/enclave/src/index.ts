@@ -79,6 +79,7 @@ export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
     persist: async (sealedService) => {
       await rpc.call('service.persist', { sealedService });
     },
+    clock: () => rpc.callSync('host.time', {}).ms,
   });
 }
 

@@ -157,6 +157,8 @@ export function enclaveOcalls(
       value: platform.counterIncrement(req.name),
     }),
     'host.ping': (req: { payload: Uint8Array }) => ({ payload: req.payload }),
+    // Untrusted by design: the enclave forces it monotonic and apps never decide on time alone.
+    'host.time': () => ({ ms: Date.now() }),
   };
 }
 
