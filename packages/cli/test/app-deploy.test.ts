@@ -166,8 +166,9 @@ describe('cloister app deploy on a real node', () => {
       join(project, 'assembly/index.ts'),
       [
         '',
-        "/** Runs once in the upgrade's transaction (a raw export: the SDK has no marker yet). */",
-        'export function cloister_migrate(): void {',
+        "/** Runs once in the upgrade's transaction (the SDK exports it as cloister_migrate). */",
+        '@migrate',
+        'export function migrate(): void {',
         "  counters.setJson('migrated', Json.int(1));",
         '}',
         '',

@@ -192,6 +192,8 @@ describe('cloister app new and app build', () => {
         'export function wrongArgs(n: i32): void {}',
         '@query',
         'export function wrongResult(): Uint8Array { return new Uint8Array(0); }',
+        '@migrate',
+        'export function migrateWithArg(n: i32): void {}',
         '',
       ].join('\n'),
     );
@@ -212,6 +214,10 @@ describe('cloister app new and app build', () => {
     assert.match(
       text,
       /assembly\/index\.ts:7:32: error AS102: method 'wrongResult' returns Uint8Array: a method returns void, Json/,
+    );
+    assert.match(
+      text,
+      /assembly\/index\.ts:9:17: error AS102: migration 'migrateWithArg' takes no parameter and returns void/,
     );
   });
 
