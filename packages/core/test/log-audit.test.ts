@@ -14,7 +14,7 @@ import {
   LogTailCutError,
   RollbackDetectedError,
 } from '../src/log/errors.js';
-import { serviceIdentity } from '../src/log/format.js';
+import { serviceIdentity } from '../src/log/payloads.js';
 import { CONSTRAINT, KitService, makeClaims, p256Key, SECURE_CONSTRAINT } from './log-kit.js';
 
 /** genesis 1, sig 2, tx 3..7, sig 8, tx 9..10, sig 11, tx 12 (unsigned tail). */

@@ -1,6 +1,7 @@
 /**
- * Logchain formats (src/log/format.ts): hand-checked hex vectors (each byte written out from the
- * contract and hashed with Python's hashlib, not with this code) and strictness.
+ * Logchain formats (src/log/format.ts, entry-hashes.ts, payloads.ts, txid.ts): hand-checked hex
+ * vectors (each byte written out from the contract and hashed with Python's hashlib, not with this
+ * code) and strictness.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -10,27 +11,26 @@ import { fromHex, toHex } from '../src/bytes.js';
 import { encodeCbor } from '../src/cbor.js';
 import { InvalidInputError } from '../src/errors.js';
 import { sha256 } from '../src/hash.js';
+import { decodeEntryHashes, encodeEntryHashes, entryLeafHash } from '../src/log/entry-hashes.js';
 import { LogFormatError } from '../src/log/errors.js';
+import {
+  decodeEntry,
+  ENTRY_KIND,
+  encodeEntry,
+  entryHash,
+  type LogEntry,
+  leafInput,
+} from '../src/log/format.js';
 import {
   claimsDigest,
   decodeEndorsementPayload,
-  decodeEntry,
-  decodeEntryHashes,
   decodeSignaturePayload,
-  ENTRY_KIND,
-  encodeEntry,
-  encodeEntryHashes,
   endorsementNonce,
   endorsementPayload,
-  entryHash,
-  entryLeafHash,
-  formatTxid,
-  type LogEntry,
-  leafInput,
-  parseTxid,
   serviceIdentity,
   signaturePayload,
-} from '../src/log/format.js';
+} from '../src/log/payloads.js';
+import { formatTxid, parseTxid } from '../src/log/txid.js';
 import { newKey } from './helpers.js';
 
 const fill = (n: number, b: number): Uint8Array => new Uint8Array(n).fill(b);

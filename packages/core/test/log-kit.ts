@@ -9,19 +9,16 @@ import { encodeCbor } from '../src/cbor.js';
 import { ES256_PROTECTED, encodeSign1, sign1ToBeSigned } from '../src/cose.js';
 import { computeMeasurement, computeReportData, type EvidenceClaims } from '../src/evidence.js';
 import { sha256 } from '../src/hash.js';
+import { entryLeafHash } from '../src/log/entry-hashes.js';
+import { ENTRY_KIND, encodeEntry, entryHash, type LogEntry } from '../src/log/format.js';
+import { MerkleLog } from '../src/log/merkle.js';
 import {
   type Claims,
   claimsDigest,
-  ENTRY_KIND,
-  encodeEntry,
   endorsementNonce,
   endorsementPayload,
-  entryHash,
-  entryLeafHash,
-  type LogEntry,
   signaturePayload,
-} from '../src/log/format.js';
-import { MerkleLog } from '../src/log/merkle.js';
+} from '../src/log/payloads.js';
 import { encodeReceipt, type Receipt } from '../src/log/receipt.js';
 import { newKey, payloadMap, signEnvelope, type TestKey } from './helpers.js';
 

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { encodeCbor } from '../src/cbor.js';
 import { LogFormatError, ReceiptError, type ReceiptFailure } from '../src/log/errors.js';
-import { endorsementNonce, endorsementPayload, serviceIdentity } from '../src/log/format.js';
+import { endorsementNonce, endorsementPayload, serviceIdentity } from '../src/log/payloads.js';
 import { decodeReceipt, encodeReceipt, verifyReceipt } from '../src/log/receipt.js';
 import {
   CONSTRAINT,

@@ -28,6 +28,7 @@ import { CloisterError, EncodingError, InvalidInputError } from '../errors.js';
 import { decodeEvidencePayload } from '../evidence.js';
 import type { PlatformVerifier } from '../verify.js';
 import { verifyEvidence } from '../verify.js';
+import { entryLeafHash } from './entry-hashes.js';
 import {
   LogEntryAlteredError,
   LogEntryMissingError,
@@ -37,18 +38,14 @@ import {
   LogTailCutError,
   RollbackDetectedError,
 } from './errors.js';
+import { decodeEntry, ENTRY_KIND, entryHash, type LogEntry } from './format.js';
+import { MerkleLog } from './merkle.js';
 import {
   decodeEndorsementPayload,
-  decodeEntry,
   decodeSignaturePayload,
-  ENTRY_KIND,
   endorsementNonce,
-  entryHash,
-  entryLeafHash,
-  type LogEntry,
   serviceIdentity,
-} from './format.js';
-import { MerkleLog } from './merkle.js';
+} from './payloads.js';
 
 export interface AuditOptions {
   /** A root the auditor already trusts (e.g. from a receipt): the log must extend it. */

@@ -2,6 +2,12 @@
 
 export { type AuditOptions, type AuditReport, auditLog } from './audit.js';
 export {
+  decodeEntryHashes,
+  encodeEntryHashes,
+  entryLeafHash,
+  type HashedEntry,
+} from './entry-hashes.js';
+export {
   LogEntryAlteredError,
   LogEntryMissingError,
   LogEntryReorderedError,
@@ -14,38 +20,20 @@ export {
   RollbackDetectedError,
 } from './errors.js';
 export {
-  CLAIMS_LABEL,
-  type Claims,
-  claimsDigest,
-  decodeEndorsementPayload,
   decodeEntry,
-  decodeEntryHashes,
-  decodeSignaturePayload,
-  ENDORSEMENT_LABEL,
   ENTRY_KIND,
   ENTRY_VERSION,
   type EntryKind,
   type EntryMeta,
   encodeEntry,
-  encodeEntryHashes,
   encodeLeafInput,
-  endorsementNonce,
-  endorsementPayload,
   entryHash,
-  entryLeafHash,
-  formatTxid,
-  type HashedEntry,
   type LeafFields,
   type LogEntry,
   leafArray,
   leafFields,
   leafInput,
   parseLeafArray,
-  parseTxid,
-  SIGNATURE_LABEL,
-  type SignaturePayload,
-  serviceIdentity,
-  signaturePayload,
 } from './format.js';
 export {
   EMPTY_TREE_ROOT,
@@ -56,6 +44,20 @@ export {
   type Sha256,
   verifyConsistency,
 } from './merkle.js';
+export {
+  CLAIMS_LABEL,
+  type Claims,
+  claimsDigest,
+  decodeEndorsementPayload,
+  decodeSignaturePayload,
+  ENDORSEMENT_LABEL,
+  endorsementNonce,
+  endorsementPayload,
+  SIGNATURE_LABEL,
+  type SignaturePayload,
+  serviceIdentity,
+  signaturePayload,
+} from './payloads.js';
 export {
   decodeReceipt,
   encodeReceipt,
@@ -72,3 +74,4 @@ export {
   type SignedRootStore,
   signedRootOf,
 } from './rollback.js';
+export { formatTxid, parseTxid } from './txid.js';

@@ -18,20 +18,22 @@ import type { PlatformVerifier, VerifiedEvidence } from '../verify.js';
 import { verifyEvidence } from '../verify.js';
 import { LogFormatError, ReceiptError } from './errors.js';
 import {
+  type EntryKind,
+  encodeLeafInput,
+  type LeafFields,
+  leafArray,
+  parseLeafArray,
+} from './format.js';
+import { leafHash, rootFromInclusion } from './merkle.js';
+import {
   type Claims,
   claimsDigest,
   decodeEndorsementPayload,
   decodeSignaturePayload,
-  type EntryKind,
-  encodeLeafInput,
   endorsementNonce,
-  formatTxid,
-  type LeafFields,
-  leafArray,
-  parseLeafArray,
   serviceIdentity,
-} from './format.js';
-import { leafHash, rootFromInclusion } from './merkle.js';
+} from './payloads.js';
+import { formatTxid } from './txid.js';
 
 export const RECEIPT_VERSION = 1;
 const RECEIPT_KEYS: ReadonlySet<string> = new Set([

@@ -1,20 +1,19 @@
 /** The logchain service (docs/logchain.md). */
-export { ReceiptNotReadyError, StoreFormatError, UnknownTransactionError } from './errors.js';
+
 export {
   CHECKPOINT_LABEL,
-  createLogchain,
-  DEFAULT_SIGN_EVERY,
   decodeCheckpoint,
   encodeCheckpoint,
   type LogCheckpoint,
+} from './checkpoint.js';
+export { ReceiptNotReadyError, StoreFormatError, UnknownTransactionError } from './errors.js';
+export { signCose } from './log-crypto.js';
+export { type LogStore, logStoreKey, STORE_NAMESPACE_LOG } from './log-store.js';
+export {
+  createLogchain,
+  DEFAULT_SIGN_EVERY,
   type Logchain,
   type LogchainOptions,
-  type LogStore,
-  logStoreKey,
-  STORE_NAMESPACE_LOG,
-  signCose,
-  WRITE_SET_AAD_LABEL,
-  WRITE_SET_KEY_LABEL,
 } from './logchain.js';
 export {
   createRootSeal,
@@ -40,3 +39,4 @@ export {
   serviceStateOwner,
   withNewSecret,
 } from './service-state.js';
+export { WRITE_SET_AAD_LABEL, WRITE_SET_KEY_LABEL } from './write-set.js';

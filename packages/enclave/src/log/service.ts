@@ -41,7 +41,8 @@ import type { NodeIdentity } from '../node-state.js';
 import type { SealKeySource } from '../seal.js';
 import type { IterateOptions, StoreEntry } from '../store/store.js';
 import { StoreFormatError } from './errors.js';
-import { createLogchain, DEFAULT_SIGN_EVERY, type Logchain, signCose } from './logchain.js';
+import { signCose } from './log-crypto.js';
+import { createLogchain, DEFAULT_SIGN_EVERY, type Logchain } from './logchain.js';
 import {
   newServiceState,
   openServiceState,

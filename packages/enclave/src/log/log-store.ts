@@ -1,0 +1,135 @@
+/**
+ * Where the logchain lives in the store and how it is read back (docs/logchain.md): entry `index`
+ * under 0x02 ‖ u64be(index), its CBOR bytes as value (public: an auditor reads them). `logPages`
+ * reads the whole namespace in ranges for the restart check (restart.ts); `readStoredEntry` reads
+ * one committed entry back and checks it against the tree (receipts, write sets, `entry`).
+ */
+import {
+  bytesEqual,
+  decodeEntry,
+  entryLeafHash,
+  type LogEntry,
+  LogEntryAlteredError,
+  LogEntryMissingError,
+  LogEntryReorderedError,
+  type MerkleLog,
+  rootFromInclusion,
+} from '@cloister/core';
+import type { IterateOptions, StoreEntry } from '../store/store.js';
+import { sha256 } from './log-crypto.js';
+
+/** Namespace byte of log entries in the store. */
+export const STORE_NAMESPACE_LOG = 0x02;
+
+/** The term of every entry: one service, one term (receipts and txids carry it). */
+export const TERM = 1;
+
+/** A store the log reads entries from: point reads and ordered iteration. */
+export interface LogStore {
+  get(key: Uint8Array): Uint8Array | undefined;
+  iterate(options?: IterateOptions): AsyncIterable<StoreEntry>;
+}
+
+/** Store key of entry `index`: 0x02 ‖ u64be(index). */
+export function logStoreKey(index: number): Uint8Array {
+  const out = new Uint8Array(9);
+  out[0] = STORE_NAMESPACE_LOG;
+  new DataView(out.buffer).setBigUint64(1, BigInt(index), false);
+  return out;
+}
+
+/** The index of a well-formed entry key; undefined for any other key. */
+export function indexOfKey(key: Uint8Array): number | undefined {
+  if (key.length !== 9 || key[0] !== STORE_NAMESPACE_LOG) return undefined;
+  const hi =
+    (key[1] as number) * 0x1000000 +
+    (((key[2] as number) << 16) | ((key[3] as number) << 8) | (key[4] as number));
+  const lo =
+    (key[5] as number) * 0x1000000 +
+    (((key[6] as number) << 16) | ((key[7] as number) << 8) | (key[8] as number));
+  // Above 2^53 - 1 (hi >= 2^21) an index is not a safe integer.
+  return hi >= 0x200000 ? undefined : hi * 0x100000000 + lo;
+}
+
+/** Log entries per range `logPages` reads by default: a few pages of the boundary store. */
+export const READ_RANGE = 4096;
+/** Ranges `logPages` reads ahead of the one being checked. */
+const READ_AHEAD = 2;
+
+/**
+ * The whole log namespace in key order, as arrays of entries: ranges of `range` indexes up to
+ * `size` (the checkpoint's), then the rest of the namespace. The ranges tile the namespace
+ * (0x02 .. 0x03), so together they are exactly one ordered iteration of it, including keys that
+ * are not well-formed entry keys; READ_AHEAD ranges are read while the caller checks one. After an
+ * empty range (a log shorter than its checkpoint) the rest is read as one last range.
+ */
+export async function* logPages(
+  store: LogStore,
+  size: number,
+  range: number,
+): AsyncGenerator<StoreEntry[]> {
+  const end = Uint8Array.of(STORE_NAMESPACE_LOG + 1);
+  // Range j is [bound(j), bound(j + 1)); bound(0) opens the namespace, bound(ranges) closes it.
+  let ranges = Math.max(1, Math.ceil(size / range));
+  const bound = (j: number): Uint8Array =>
+    j === 0 ? Uint8Array.of(STORE_NAMESPACE_LOG) : j >= ranges ? end : logStoreKey(1 + j * range);
+  const read = async (gte: Uint8Array, lt: Uint8Array): Promise<StoreEntry[]> => {
+    const out: StoreEntry[] = [];
+    for await (const e of store.iterate({ gte, lt })) out.push(e);
+    return out;
+  };
+  const reads: Promise<StoreEntry[]>[] = [];
+  let started = 0;
+  for (let j = 0; j < ranges; j++) {
+    while (started < Math.min(ranges, j + 1 + READ_AHEAD)) {
+      const p = read(bound(started), bound(started + 1));
+      started++;
+      // A failed read-ahead is reported when its turn comes, not as an unhandled rejection.
+      p.catch(() => {});
+      reads.push(p);
+    }
+    const page = await (reads.shift() as Promise<StoreEntry[]>);
+    if (page.length === 0 && j > 0 && started < ranges) {
+      // The log ends before its checkpoint says: the ranges started so far, then the rest.
+      const rest = bound(started);
+      ranges = started + 1;
+      const p = read(rest, end);
+      p.catch(() => {});
+      reads.push(p);
+      started = ranges;
+    }
+    yield page;
+  }
+}
+
+/** Reads entry `index` back from the store and checks it is the committed leaf of `merkle`. */
+export function readStoredEntry(
+  store: LogStore,
+  merkle: MerkleLog,
+  index: number,
+  treeSize: number,
+): LogEntry {
+  const bytes = store.get(logStoreKey(index));
+  if (bytes === undefined) {
+    throw new LogEntryMissingError(index, `log entry ${index} is missing from the store`);
+  }
+  let e: LogEntry;
+  try {
+    e = decodeEntry(bytes);
+  } catch (cause) {
+    throw new LogEntryAlteredError(index, `log entry ${index} does not decode`, { cause });
+  }
+  if (e.index !== index) {
+    throw new LogEntryReorderedError(index, `the store holds entry ${e.index} at ${index}`);
+  }
+  const path = merkle.inclusionProof(index - 1, treeSize);
+  if (
+    !bytesEqual(
+      rootFromInclusion(index - 1, treeSize, entryLeafHash(e, sha256), path),
+      merkle.root(treeSize),
+    )
+  ) {
+    throw new LogEntryAlteredError(index, `log entry ${index} is not the one the tree holds`);
+  }
+  return e;
+}
