@@ -1,6 +1,7 @@
 /**
- * The host functions of ABI v1 (docs/app-abi.md §4–§10), built per instance around the call's
- * state. Every function reads and writes only the module's own memory (a range outside it is the
+ * The host functions of ABI v1 (docs/app-abi.md §4–§10), built per instance around the state of
+ * the call it runs (rebound to each call's state when the instance is reused, `abiBinding`). Every
+ * function reads and writes only the module's own memory (a range outside it is the
  * trap `out-of-bounds`), names tables of the call's own app ledger only (there is no ledger
  * argument), refuses reserved tables before touching the ledger, refuses writes in queries, and
  * charges the bytes it touches before it touches them.
@@ -109,10 +110,25 @@ export function isJsonText(bytes: Uint8Array): boolean {
 
 /** The imports of one instance (module `cloister` plus AssemblyScript's `env`, `Date.now` included). */
 export function abiImports(state: CallState): SandboxImports {
-  return (host: SandboxHost) => {
-    let buffer: Uint8Array = EMPTY;
-    let view: LedgerView | undefined;
+  return abiBinding(state).imports;
+}
 
+/**
+ * The imports of one instance, bound to one call's state at a time: a reused instance
+ * (docs/sandbox.md §5.1) is bound to each call's state before the call. `bind` also empties the
+ * host buffer (§1.1) and forgets the snapshot view, so nothing of the previous call reaches the
+ * next one through the host side either.
+ */
+export interface AbiBinding {
+  readonly imports: SandboxImports;
+  bind(state: CallState): void;
+}
+
+export function abiBinding(initial: CallState): AbiBinding {
+  let state = initial;
+  let buffer: Uint8Array = EMPTY;
+  let view: LedgerView | undefined;
+  const imports: SandboxImports = (host: SandboxHost) => {
     const bufferOf = (): ArrayBuffer => {
       const m = host.memory();
       if (!m) throw new AppTrapError('out-of-bounds');
@@ -481,6 +497,14 @@ export function abiImports(state: CallState): SandboxImports {
       [IMPORT_MODULE]: cloister,
       env: { ...env, 'Date.now': (): number => state.time },
     };
+  };
+  return {
+    imports,
+    bind(next) {
+      state = next;
+      buffer = EMPTY;
+      view = undefined;
+    },
   };
 }
 

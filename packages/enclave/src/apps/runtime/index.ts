@@ -38,6 +38,7 @@ export {
   callerIdOf,
   checkAppId,
   createAppRuntime,
+  DEFAULT_INSTANCE_POOL,
   type DeployedApp,
   type PreparedApp,
   type RouteInfo,
