@@ -12,80 +12,16 @@
 
 import type { KeyObject } from 'node:crypto';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import {
-  ES256_PROTECTED,
-  encodeCbor,
-  encodeSign1,
-  InvalidInputError,
-  sha256,
-  sign1ToBeSigned,
-  utf8,
-} from '@cloister/core';
-import {
-  errorCode,
-  readFileOrUndefined,
-  SECRET_DIR_MODE,
-  SECRET_FILE_MODE,
-  writeFileAtomic,
-} from '../fs/atomic.js';
-import {
-  generateP256,
-  privateKeyFromPem,
-  privateKeyToPem,
-  publicKeyBytes,
-  signEs256,
-} from '../platform/p256.js';
+import { ES256_PROTECTED, encodeCbor, encodeSign1, sha256, sign1ToBeSigned } from '@cloister/core';
+import { type KeyFile, loadOrCreateKeyFile } from '../fs/key-file.js';
+import { signEs256 } from '../platform/p256.js';
 
-export interface OperatorKey {
-  readonly path: string;
-  readonly privateKey: KeyObject;
-  /** 65-byte uncompressed P-256 public key (what the enclave records). */
-  readonly publicKey: Uint8Array;
-  readonly created: boolean;
-}
+/** The operator key; `publicKey` (65-byte uncompressed P-256) is what the enclave records. */
+export type OperatorKey = KeyFile;
 
 /** Loads `<path>`, creating it (mode 0600, parents 0700) on first use; never overwrites it. */
 export function loadOrCreateOperatorKey(path: string): OperatorKey {
-  const abs = resolve(path);
-  const existing = read(abs);
-  if (existing !== undefined) return load(abs, existing, false);
-  try {
-    mkdirSync(dirname(abs), { recursive: true, mode: SECRET_DIR_MODE });
-    const pem = privateKeyToPem(generateP256());
-    writeFileAtomic(abs, utf8(pem), { mode: SECRET_FILE_MODE, exclusive: true });
-    return load(abs, pem, true);
-  } catch (e) {
-    if (errorCode(e) === 'EEXIST') {
-      const raced = read(abs);
-      if (raced !== undefined) return load(abs, raced, false);
-    }
-    if (e instanceof InvalidInputError) throw e;
-    throw new InvalidInputError(
-      `Cannot create the operator key ${abs} (${errorCode(e) ?? (e as Error).message}). Check the directory is writable, or pass --operator-key with another path.`,
-    );
-  }
-}
-
-function read(abs: string): string | undefined {
-  let bytes: Uint8Array | undefined;
-  try {
-    bytes = readFileOrUndefined(abs);
-  } catch (e) {
-    throw new InvalidInputError(
-      `Cannot read the operator key ${abs} (${errorCode(e) ?? (e as Error).message}).`,
-    );
-  }
-  return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
-}
-
-function load(abs: string, pem: string, created: boolean): OperatorKey {
-  const privateKey = privateKeyFromPem(
-    pem,
-    `The operator key ${abs} (expected a P-256 PKCS#8 PEM key; restore it from backup)`,
-  );
-  return { path: abs, privateKey, publicKey: publicKeyBytes(privateKey), created };
+  return loadOrCreateKeyFile(path, 'operator key', '--operator-key');
 }
 
 export interface DeployRequestFields {

@@ -1,0 +1,78 @@
+/**
+ * A P-256 private key kept in a PEM file (PKCS#8, mode 0600, parents 0700): the signer key and the
+ * operator key. Created on first use, exclusively: when two processes race, both end up with the
+ * one key on disk; an existing file is never overwritten, and a file that is not a P-256 PKCS#8
+ * PEM key is an error naming it.
+ */
+import type { KeyObject } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { InvalidInputError, utf8 } from '@cloister/core';
+import {
+  generateP256,
+  privateKeyFromPem,
+  privateKeyToPem,
+  publicKeyBytes,
+} from '../platform/p256.js';
+import {
+  errorCode,
+  readFileOrUndefined,
+  SECRET_DIR_MODE,
+  SECRET_FILE_MODE,
+  writeFileAtomic,
+} from './atomic.js';
+
+export interface KeyFile {
+  /** Absolute path of the key file. */
+  readonly path: string;
+  readonly privateKey: KeyObject;
+  /** 65-byte uncompressed public key. */
+  readonly publicKey: Uint8Array;
+  /** True when this call created the key file. */
+  readonly created: boolean;
+}
+
+/**
+ * Loads the key at `path`, creating it on first use. `what` names the key in messages ("signer
+ * key"); `flag` is the CLI option that picks another path ("--signer-key").
+ */
+export function loadOrCreateKeyFile(path: string, what: string, flag: string): KeyFile {
+  const abs = resolve(path);
+  const existing = read(abs, what);
+  if (existing !== undefined) return load(abs, existing, false, what, flag);
+  try {
+    mkdirSync(dirname(abs), { recursive: true, mode: SECRET_DIR_MODE });
+    const pem = privateKeyToPem(generateP256());
+    writeFileAtomic(abs, utf8(pem), { mode: SECRET_FILE_MODE, exclusive: true });
+    return load(abs, pem, true, what, flag);
+  } catch (e) {
+    if (errorCode(e) === 'EEXIST') {
+      const raced = read(abs, what);
+      if (raced !== undefined) return load(abs, raced, false, what, flag);
+    }
+    if (e instanceof InvalidInputError) throw e;
+    throw new InvalidInputError(
+      `Cannot create the ${what} ${abs} (${errorCode(e) ?? (e as Error).message}). Check the directory is writable, or pass ${flag} with another path.`,
+    );
+  }
+}
+
+function read(abs: string, what: string): string | undefined {
+  let bytes: Uint8Array | undefined;
+  try {
+    bytes = readFileOrUndefined(abs);
+  } catch (e) {
+    throw new InvalidInputError(
+      `Cannot read the ${what} ${abs} (${errorCode(e) ?? (e as Error).message}).`,
+    );
+  }
+  return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
+}
+
+function load(abs: string, pem: string, created: boolean, what: string, flag: string): KeyFile {
+  const privateKey = privateKeyFromPem(
+    pem,
+    `The ${what} ${abs} (expected a P-256 PKCS#8 PEM key; restore it from backup, or pass ${flag} with another path)`,
+  );
+  return { path: abs, privateKey, publicKey: publicKeyBytes(privateKey), created };
+}
