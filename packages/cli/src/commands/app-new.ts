@@ -43,6 +43,9 @@ function projectPackageJson(name: string): string {
     scripts: {
       build: `node ${JSON.stringify(cli)} app build`,
       test: 'npm run build && node --test',
+      // `npm run deploy -- --node URL [--upgrade]`: this installation's CLI, the app's own name.
+      deploy: `npm run build && node ${JSON.stringify(cli)} app deploy build/app.wasm --name ${name}`,
+      cloister: `node ${JSON.stringify(cli)}`,
     },
     devDependencies: { '@cloister/sdk': `file:${sdkDir()}` },
   };
@@ -83,7 +86,8 @@ export function appNew(name: string, o: AppNewOptions): number {
       `created app ${name} in ${r.dir}\n` +
         r.files.map((f) => `  ${f}\n`).join('') +
         `next:\n  cd ${r.dir}\n  npm install     # offline: the SDK is a file: dependency\n` +
-        '  npm test        # builds build/app.wasm and runs the methods on the real runtime\n',
+        '  npm test        # builds build/app.wasm and runs the methods on the real runtime\n' +
+        '  npm run deploy -- --node http://127.0.0.1:7410   # to a running node (its operator key)\n',
     );
     return 0;
   } catch (e) {
