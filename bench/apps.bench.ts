@@ -29,7 +29,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fromUtf8, toHex, utf8 } from '@cloister/core';
+import { toHex } from '@cloister/core';
 import { buildApp } from '../packages/cli/src/commands/app-build.js';
 import { KERNELS } from '../packages/enclave/test/sandbox-kernels.js';
 import { bundleEnclave } from '../packages/host/src/build/bundle.js';
@@ -41,7 +41,15 @@ import {
   BENCH_APP_SOURCE,
 } from '../packages/host/test/fixtures/apps/bench-app.js';
 import { benchPairs, type Pairs } from '../packages/host/test/fixtures/ledger/ledger-enclave.js';
-import { benchOptions, concurrentOpsPerSecond, info, median3, target } from './lib.js';
+import {
+  benchOptions,
+  concurrentOpsPerSecond,
+  info,
+  median3,
+  pingJson,
+  target,
+  timed,
+} from './lib.js';
 
 const ENTRY = 'packages/host/test/fixtures/apps/apps-enclave.ts';
 const SMOKE = benchOptions().smoke;
@@ -74,17 +82,6 @@ function progress(what: string): void {
   console.error(`# ${elapsed()} s: ${what}`);
 }
 
-async function command<T>(w: EnclaveWorker, text: string): Promise<T> {
-  const r = await w.call('enclave.ping', { payload: utf8(text) });
-  return JSON.parse(fromUtf8(r.payload)) as T;
-}
-
-async function timed(f: () => unknown): Promise<number> {
-  const t = performance.now();
-  await f();
-  return performance.now() - t;
-}
-
 /** Builds the benchmark app with the CLI's build path, in a temporary project. */
 async function buildBenchApp(): Promise<Uint8Array> {
   const dir = join(root, 'app');
@@ -102,12 +99,12 @@ async function buildBenchApp(): Promise<Uint8Array> {
 async function fuelOverhead(w: EnclaveWorker): Promise<void> {
   const ratios: Record<string, number> = {};
   for (const [name, bytes] of Object.entries(KERNELS)) {
-    await command(w, `kernel:${name}:${toHex(bytes)}`);
+    await pingJson(w, `kernel:${name}:${toHex(bytes)}`);
     const n = KERNEL_N[name as keyof typeof KERNELS];
     const time = async (mode: 'plain' | 'fuel'): Promise<{ ms: number; result: number }> => {
       let got = { result: 0 };
       const ms = await timed(async () => {
-        got = await command<{ result: number }>(w, `run:${name}:${mode}:${n}:1`);
+        got = await pingJson<{ result: number }>(w, `run:${name}:${mode}:${n}:1`);
       });
       return { ms, result: got.result };
     };
@@ -162,7 +159,7 @@ async function transactions(w: EnclaveWorker): Promise<void> {
       flat.set(k, i * 132);
       flat.set(p.values[i] as Uint8Array, i * 132 + 32);
     });
-    await command(w, `prefill:${APP}:${n}:${toHex(flat)}`);
+    await pingJson(w, `prefill:${APP}:${n}:${toHex(flat)}`);
   }
   progress(`prefilled ${PREFILL} keys`);
 
@@ -181,15 +178,15 @@ async function transactions(w: EnclaveWorker): Promise<void> {
     });
   };
   const drive = (reqs: string[]): Promise<number> =>
-    concurrentOpsPerSecond(reqs.length, WRITERS, (i) => command(w, reqs[i] as string));
+    concurrentOpsPerSecond(reqs.length, WRITERS, (i) => pingJson(w, reqs[i] as string));
 
   await drive(appRequests(TX_WARMUP));
   const [sample = ''] = appRequests(1);
-  const { fuelUsed } = await command<{ fuelUsed: number }>(w, sample);
+  const { fuelUsed } = await pingJson<{ fuelUsed: number }>(w, sample);
   await drive(rawRequests(TX_WARMUP));
 
   const per = Math.ceil(TX_OPS / SLICES);
-  const before = await command<{ writes: number; commits: number }>(w, 'stats');
+  const before = await pingJson<{ writes: number; commits: number }>(w, 'stats');
   const runs: { app: number; raw: number }[] = [];
   for (let r = 0; r < 3; r++) {
     let appMs = 0;
@@ -205,7 +202,7 @@ async function transactions(w: EnclaveWorker): Promise<void> {
     }
     runs.push({ app: (SLICES * per * 1000) / appMs, raw: (SLICES * per * 1000) / rawMs });
   }
-  const after = await command<{ writes: number; commits: number }>(w, 'stats');
+  const after = await pingJson<{ writes: number; commits: number }>(w, 'stats');
   progress('transactions');
   info('apps.tx-1write.fuel-used', fuelUsed);
   info('apps.tx-1write-per-s', mid(runs.map((r) => r.app)));
@@ -221,14 +218,14 @@ async function transactions(w: EnclaveWorker): Promise<void> {
 // ---- (c) empty queries, instance start -----------------------------------------------------
 
 async function queriesAndStarts(w: EnclaveWorker): Promise<void> {
-  await command(w, `queries:${APP}:empty:${Math.min(QUERIES, 2_000)}`);
+  await pingJson(w, `queries:${APP}:empty:${Math.min(QUERIES, 2_000)}`);
   const queries = await median3(
     async () =>
-      (QUERIES * 1000) / (await timed(() => command(w, `queries:${APP}:empty:${QUERIES}`))),
+      (QUERIES * 1000) / (await timed(() => pingJson(w, `queries:${APP}:empty:${QUERIES}`))),
   );
-  await command(w, `start:${APP}:${Math.min(STARTS, 2_000)}`);
+  await pingJson(w, `start:${APP}:${Math.min(STARTS, 2_000)}`);
   const startUs = await median3(
-    async () => ((await timed(() => command(w, `start:${APP}:${STARTS}`))) * 1000) / STARTS,
+    async () => ((await timed(() => pingJson(w, `start:${APP}:${STARTS}`))) * 1000) / STARTS,
   );
   progress('queries, instance starts');
   info('apps.empty-queries-per-s', queries);
@@ -244,8 +241,8 @@ try {
   const store = await openLevelStore(join(root, 'db'));
   const w = await launchEnclaveWorker({ code, ocalls: storeOcalls(store) });
   try {
-    await command(w, 'init');
-    await command(w, `deploy:${APP}:${toHex(wasm)}`);
+    await pingJson(w, 'init');
+    await pingJson(w, `deploy:${APP}:${toHex(wasm)}`);
     await fuelOverhead(w);
     await transactions(w);
     await queriesAndStarts(w);

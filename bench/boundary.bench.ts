@@ -17,7 +17,7 @@ import { fromUtf8, utf8 } from '@cloister/core';
 import { bundleEnclave } from '../packages/host/src/build/bundle.js';
 import { type EnclaveWorker, launchEnclaveWorker } from '../packages/host/src/launcher/index.js';
 import { runEvidenceBench } from './evidence.js';
-import { benchOptions, info, median3, target } from './lib.js';
+import { benchOptions, info, median3, target, timed } from './lib.js';
 
 const PROBE = 'packages/host/test/fixtures/boundary/probe-enclave.ts';
 const opts = benchOptions();
@@ -56,12 +56,6 @@ parentPort.on('message', (n) => {
 
 function once(w: Worker): Promise<unknown> {
   return new Promise((resolve) => w.once('message', resolve));
-}
-
-async function timed(f: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await f();
-  return performance.now() - t0;
 }
 
 function rawAsync(): Runner {

@@ -15,7 +15,6 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fromUtf8, utf8 } from '@cloister/core';
 import { ClassicLevel } from 'classic-level';
 import { bundleEnclave } from '../packages/host/src/build/bundle.js';
@@ -23,7 +22,7 @@ import { type EnclaveWorker, launchEnclaveWorker } from '../packages/host/src/la
 import { openLevelStore } from '../packages/host/src/store/level.js';
 import { storeOcalls } from '../packages/host/src/store/service.js';
 import { benchKey } from '../packages/host/test/fixtures/store/store-enclave.js';
-import { benchOptions, info, median3 } from './lib.js';
+import { benchOptions, info, median3, timed } from './lib.js';
 
 const ENTRY = 'packages/host/test/fixtures/store/store-enclave.ts';
 const opts = benchOptions();
@@ -49,12 +48,6 @@ async function prefill(put: (batch: { key: Uint8Array; value: Uint8Array }[]) =>
 async function command(w: EnclaveWorker, text: string): Promise<number> {
   const r = await w.call('enclave.ping', { payload: utf8(text) });
   return JSON.parse(fromUtf8(r.payload)) as number;
-}
-
-async function timed(f: () => unknown): Promise<number> {
-  const t0 = performance.now();
-  await f();
-  return performance.now() - t0;
 }
 
 function rawGets(db: Db, n: number, perOp: number): number {

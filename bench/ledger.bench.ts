@@ -33,7 +33,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { HostCallHandlers } from '@cloister/boundary';
-import { fromHex, fromUtf8, utf8, verifyStateProof } from '@cloister/core';
+import { fromHex, verifyStateProof } from '@cloister/core';
 import { createMPT, type MerklePatriciaTrie } from '@ethereumjs/mpt';
 import { ValueEncoding } from '@ethereumjs/util';
 import { ClassicLevel } from 'classic-level';
@@ -48,7 +48,15 @@ import {
   MAX_COMMIT_KEYS,
   type Pairs,
 } from '../packages/host/test/fixtures/ledger/ledger-enclave.js';
-import { benchOptions, concurrentOpsPerSecond, info, median3, target } from './lib.js';
+import {
+  benchOptions,
+  concurrentOpsPerSecond,
+  info,
+  median3,
+  pingJson,
+  target,
+  timed,
+} from './lib.js';
 import { mptDb } from './mpt-db.js';
 
 const ENTRY = 'packages/host/test/fixtures/ledger/ledger-enclave.ts';
@@ -84,17 +92,6 @@ const elapsed = (): string => `${((performance.now() - t0) / 1000).toFixed(1)}`;
 
 type Bytes = ClassicLevel<Uint8Array, Uint8Array>;
 
-async function timed(f: () => unknown): Promise<number> {
-  const t = performance.now();
-  await f();
-  return performance.now() - t;
-}
-
-async function command<T>(w: EnclaveWorker, text: string): Promise<T> {
-  const r = await w.call('enclave.ping', { payload: utf8(text) });
-  return JSON.parse(fromUtf8(r.payload)) as T;
-}
-
 /** A ledger enclave worker over a fresh LevelDB store, created with pairs of SEED. */
 async function ledgerWorker(code: Uint8Array): Promise<{
   w: EnclaveWorker;
@@ -120,7 +117,7 @@ async function ledgerWorker(code: Uint8Array): Promise<{
       'store.getMany': counted('store.getMany'),
     } as HostCallHandlers,
   });
-  await command(w, `init:${SEED}`);
+  await pingJson(w, `init:${SEED}`);
   return {
     w,
     get reads() {
@@ -141,7 +138,7 @@ async function ledgerWorker(code: Uint8Array): Promise<{
 async function bulkPrefill(w: EnclaveWorker, n: number): Promise<void> {
   for (let at = 0; at < n; at += 100_000) {
     const per = at < 300_000 ? MAX_COMMIT_KEYS : 10_000;
-    await command(w, `prefill:${at}:${Math.min(100_000, n - at)}:${per}`);
+    await pingJson(w, `prefill:${at}:${Math.min(100_000, n - at)}:${per}`);
   }
 }
 
@@ -261,7 +258,7 @@ async function writes(code: Uint8Array): Promise<void> {
       const at = next;
       next += COMMITS * BATCH;
       runs.push({
-        ledger: await insertRate(at, (start) => command(ledger.w, `insert:${start}:${BATCH}`)),
+        ledger: await insertRate(at, (start) => pingJson(ledger.w, `insert:${start}:${BATCH}`)),
         base: await insertRate(at, (_, p) => base.commit(p, true)),
         peer: await insertRate(at, (_, p) => peer.commit(p)),
       });
@@ -278,7 +275,7 @@ async function writes(code: Uint8Array): Promise<void> {
     target('ledger.insert1000-vs-ethereumjs-mpt', vsPeer, '>=5.0');
 
     // (c) 32 writers: 32 single-write commits in flight at once (the engine groups them).
-    const before = await command<{ writes: number; commits: number }>(ledger.w, 'stats');
+    const before = await pingJson<{ writes: number; commits: number }>(ledger.w, 'stats');
     const singles: { ledger: number; base: number }[] = [];
     for (let r = 0; r < 3; r++) {
       const at = next;
@@ -286,7 +283,7 @@ async function writes(code: Uint8Array): Promise<void> {
       const pairs = benchPairs(SEED, at, SINGLES);
       singles.push({
         ledger: await concurrentOpsPerSecond(SINGLES, WRITERS, (i) =>
-          command(ledger.w, `single:${at + i}`),
+          pingJson(ledger.w, `single:${at + i}`),
         ),
         base: await concurrentOpsPerSecond(SINGLES, WRITERS, (i) =>
           base.putOne(pairs.keys[i] as Uint8Array, pairs.values[i] as Uint8Array),
@@ -294,7 +291,7 @@ async function writes(code: Uint8Array): Promise<void> {
       });
     }
     progress('single writes');
-    const after = await command<{ writes: number; commits: number }>(ledger.w, 'stats');
+    const after = await pingJson<{ writes: number; commits: number }>(ledger.w, 'stats');
     info(
       'ledger.single-write-32-writers.commits-per-store-write',
       (after.commits - before.commits) / (after.writes - before.writes),
@@ -341,7 +338,7 @@ async function reads(code: Uint8Array): Promise<void> {
         }
       })(),
     ]);
-    await command(ledger.w, `keys:${GET_KEYS}`);
+    await pingJson(ledger.w, `keys:${GET_KEYS}`);
     progress(`prefilled ${GET_KEYS} keys (ledger ${prefillMs.toFixed(0)} ms)`);
     info('ledger.verified-get-keys', GET_KEYS);
     info('ledger.prefill-inserts-per-second', (GET_KEYS * 1000) / prefillMs);
@@ -349,7 +346,7 @@ async function reads(code: Uint8Array): Promise<void> {
     const hits = async (text: string, n: number): Promise<number> => {
       let got = 0;
       const ms = await timed(async () => {
-        got = await command<number>(ledger.w, text);
+        got = await pingJson<number>(ledger.w, text);
       });
       if (got !== n) throw new Error(`${text}: ${n - got} prefilled keys missing`);
       return (n * 1000) / ms;
@@ -386,12 +383,12 @@ async function reads(code: Uint8Array): Promise<void> {
     const created = await median3(async () => {
       let got = { bytes: 0 };
       const ms = await timed(async () => {
-        got = await command<{ bytes: number }>(ledger.w, `prove:${PROOFS}`);
+        got = await pingJson<{ bytes: number }>(ledger.w, `prove:${PROOFS}`);
       });
       bytes = got.bytes;
       return (PROOFS * 1000) / ms;
     });
-    const batch = await command<{ stateHash: string; proofs: [number, string][] }>(
+    const batch = await pingJson<{ stateHash: string; proofs: [number, string][] }>(
       ledger.w,
       `proofs:${PROOFS}`,
     );

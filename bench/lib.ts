@@ -3,6 +3,8 @@
  * ratio against a baseline measured in the same process, in the same run.
  */
 import { performance } from 'node:perf_hooks';
+import { fromUtf8, utf8 } from '@cloister/core';
+import type { EnclaveWorker } from '../packages/host/src/launcher/index.js';
 
 export interface BenchOptions {
   /** Tiny sizes, for CI: proves the harness runs, not the numbers. */
@@ -74,4 +76,17 @@ export async function concurrentOpsPerSecond(
   };
   await Promise.all(Array.from({ length: concurrency }, lane));
   return (ops * 1000) / (performance.now() - t0);
+}
+
+/** Milliseconds `f` takes (awaited). */
+export async function timed(f: () => unknown): Promise<number> {
+  const t0 = performance.now();
+  await f();
+  return performance.now() - t0;
+}
+
+/** Sends a bench fixture enclave its UTF-8 `enclave.ping` command and parses its JSON answer. */
+export async function pingJson<T>(w: EnclaveWorker, text: string): Promise<T> {
+  const r = await w.call('enclave.ping', { payload: utf8(text) });
+  return JSON.parse(fromUtf8(r.payload)) as T;
 }

@@ -36,12 +36,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fromHex, fromUtf8, utf8, verifyReceipt } from '@cloister/core';
+import { fromHex, verifyReceipt } from '@cloister/core';
 import { bundleEnclave } from '../packages/host/src/build/bundle.js';
 import { type EnclaveWorker, launchEnclaveWorker } from '../packages/host/src/launcher/index.js';
 import { openLevelStore } from '../packages/host/src/store/level.js';
 import { storeOcalls } from '../packages/host/src/store/service.js';
-import { benchOptions, concurrentOpsPerSecond, info, median3, target } from './lib.js';
+import {
+  benchOptions,
+  concurrentOpsPerSecond,
+  info,
+  median3,
+  pingJson,
+  target,
+  timed,
+} from './lib.js';
 
 const ENTRY = 'packages/host/test/fixtures/ledger/logchain-enclave.ts';
 const opts = benchOptions();
@@ -68,17 +76,6 @@ const elapsed = (): string => `${((performance.now() - t0) / 1000).toFixed(1)}`;
 
 function progress(what: string): void {
   console.error(`# ${elapsed()} s: ${what}`);
-}
-
-async function timed(f: () => unknown): Promise<number> {
-  const t = performance.now();
-  await f();
-  return performance.now() - t;
-}
-
-async function command<T>(w: EnclaveWorker, text: string): Promise<T> {
-  const r = await w.call('enclave.ping', { payload: utf8(text) });
-  return JSON.parse(fromUtf8(r.payload)) as T;
 }
 
 /** A fixture worker over a fresh LevelDB store. */
@@ -111,22 +108,22 @@ async function commits(code: Uint8Array): Promise<void> {
   type Name = keyof typeof engines;
   const names = Object.keys(engines) as Name[];
   try {
-    await command(engines.none.w, 'init:none');
-    const { constraint } = await command<{ constraint: string }>(
+    await pingJson(engines.none.w, 'init:none');
+    const { constraint } = await pingJson<{ constraint: string }>(
       engines.every1000.w,
       `init:log:${SIGN_EVERY}`,
     );
-    await command(engines.every1.w, 'init:log:1');
+    await pingJson(engines.every1.w, 'init:log:1');
     let next = 0;
     const run = async (name: Name, n: number): Promise<number> => {
       const at = next;
       next += n;
       return concurrentOpsPerSecond(n, WRITERS, (i) =>
-        command(engines[name].w, `single:${at + i}`),
+        pingJson(engines[name].w, `single:${at + i}`),
       );
     };
     for (const name of names) await run(name, WARM);
-    const before = await Promise.all(names.map((n) => command<Stats>(engines[n].w, 'stats')));
+    const before = await Promise.all(names.map((n) => pingJson<Stats>(engines[n].w, 'stats')));
     const runs: Record<Name, number>[] = [];
     for (let r = 0; r < 3; r++) {
       // Each run measures all three in SLICES interleaved slices (rotated order), so that a
@@ -146,11 +143,11 @@ async function commits(code: Uint8Array): Promise<void> {
         every1: (per * SLICES * 1000) / ms.every1,
       });
     }
-    const after = await Promise.all(names.map((n) => command<Stats>(engines[n].w, 'stats')));
+    const after = await Promise.all(names.map((n) => pingJson<Stats>(engines[n].w, 'stats')));
     progress(`commits: 3 runs x ${SINGLES} single-write commits x 3 engines`);
     const i1 = names.indexOf('every1');
     const b1 = before[i1] as Stats;
-    const { signatures } = await command<{ signatures: number }>(
+    const { signatures } = await pingJson<{ signatures: number }>(
       engines.every1.w,
       `signatures:${b1.size}`,
     );
@@ -175,7 +172,7 @@ async function commits(code: Uint8Array): Promise<void> {
     target('logchain.commits-sign-every-entry-vs-no-log', ratio('every1'), '>=0.4');
 
     // Receipts of the last transactions of the signEvery-1000 engine, verified on the host.
-    const { receipts } = await command<{ receipts: string[] }>(
+    const { receipts } = await pingJson<{ receipts: string[] }>(
       engines.every1000.w,
       `receipts:${RECEIPTS}`,
     );
@@ -199,7 +196,7 @@ async function restart(code: Uint8Array): Promise<void> {
   try {
     let made = { size: 0, entryBytes: 0 };
     const genMs = await timed(async () => {
-      made = await command(g.w, `gen:${RESTART_ENTRIES}:${SIGN_EVERY}`);
+      made = await pingJson(g.w, `gen:${RESTART_ENTRIES}:${SIGN_EVERY}`);
     });
     if (made.size !== RESTART_ENTRIES) throw new Error(`generated ${made.size} entries`);
     progress(`generated ${RESTART_ENTRIES} entries in ${(genMs / 1000).toFixed(1)} s`);
@@ -211,7 +208,7 @@ async function restart(code: Uint8Array): Promise<void> {
       let index = 0;
       const c = process.cpuUsage();
       const ms = await timed(async () => {
-        ({ index } = await command<{ index: number }>(g.w, 'restart'));
+        ({ index } = await pingJson<{ index: number }>(g.w, 'restart'));
       });
       const used = process.cpuUsage(c);
       cpu.push((used.user + used.system) / RESTART_ENTRIES);
