@@ -7,8 +7,9 @@
  */
 
 import type { KeyObject } from 'node:crypto';
-import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { decodeCbor, encodeCbor, wipe } from '@cloister/core';
+import { rawPublicKey } from './p256.js';
 import {
   SealedDataCorruptError,
   type SealKeySource,
@@ -16,6 +17,8 @@ import {
   seal,
   unseal,
 } from './seal.js';
+
+export { rawPublicKey };
 
 const PURPOSE = 'node-state';
 const MAGIC = 'cloister-node-state';
@@ -33,13 +36,6 @@ export interface OpenedNodeState {
   readonly maxSvn: number;
   /** A newly sealed blob the host must persist, or undefined when the stored one is current. */
   readonly resealed: Uint8Array | undefined;
-}
-
-/** 65-byte uncompressed SEC1 encoding of a P-256 public key. */
-export function rawPublicKey(key: KeyObject): Uint8Array {
-  const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
-  // A P-256 SPKI ends with the 65-byte uncompressed point (RFC 5480 §2.2).
-  return new Uint8Array(spki.subarray(spki.length - 65));
 }
 
 function identityFromPkcs8(pkcs8: Uint8Array): NodeIdentity {

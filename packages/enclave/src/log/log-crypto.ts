@@ -4,7 +4,7 @@
  * stored signature entry against the log (`signatureProblem`). Byte formats are core's
  * (docs/receipts.md); only the implementation is the enclave's, for speed.
  */
-import { createPublicKey, type KeyObject, hash as nodeHash, sign, verify } from 'node:crypto';
+import { type KeyObject, hash as nodeHash, sign, verify } from 'node:crypto';
 import {
   bytesEqual,
   decodeSign1,
@@ -16,6 +16,7 @@ import {
   type Sha256,
   sign1ToBeSigned,
 } from '@cloister/core';
+import { publicKeyFromRaw } from '../p256.js';
 
 /**
  * SHA-256 by node:crypto (one call into OpenSSL, 10-40x faster than core's portable default on
@@ -43,11 +44,7 @@ export function rawPublicKeyObject(pub: Uint8Array): KeyObject {
   if (pub.length !== 65 || pub[0] !== 0x04) {
     throw new InvalidInputError('a service public key must be 65 bytes (uncompressed P-256)');
   }
-  const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64url');
-  return createPublicKey({
-    key: { kty: 'EC', crv: 'P-256', x: b64(pub.subarray(1, 33)), y: b64(pub.subarray(33, 65)) },
-    format: 'jwk',
-  });
+  return publicKeyFromRaw(pub);
 }
 
 function es256Sign(key: KeyObject, data: Uint8Array): Uint8Array {

@@ -24,12 +24,11 @@
  * `claimsDigest({salt, request, response: empty, codeId})` (docs/receipts.md §3), so the operator
  * can check that a receipt is of their own request.
  */
-import { createPublicKey, verify } from 'node:crypto';
+import { verify } from 'node:crypto';
 import {
   bytesEqual,
   CloisterError,
   claimsDigest,
-  concatBytes,
   decodeCbor,
   decodeSign1,
   EncodingError,
@@ -42,6 +41,7 @@ import {
   utf8,
 } from '@cloister/core';
 import type { LedgerEngine, Transaction } from '../../ledger/ledger/index.js';
+import { publicKeyFromRaw } from '../../p256.js';
 import { AppNotFoundError, type AppRuntime, checkAppId } from '../runtime/index.js';
 import { DEFAULT_MAX_MODULE_BYTES } from '../sandbox/limits.js';
 
@@ -147,28 +147,15 @@ export interface AppAdmin {
   info(app: string): AppRecord[];
 }
 
-const P256_SPKI_PREFIX = Uint8Array.from([
-  0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-  0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-]);
-
 function checkPublicKey(key: Uint8Array): void {
   if (!(key instanceof Uint8Array) || key.length !== 65 || key[0] !== 0x04) {
     throw new InvalidInputError('an operator key is a 65-byte uncompressed P-256 public key');
   }
   try {
-    publicKeyOf(key);
+    publicKeyFromRaw(key);
   } catch {
     throw new InvalidInputError('the operator key is not a point on P-256');
   }
-}
-
-function publicKeyOf(key: Uint8Array) {
-  return createPublicKey({
-    key: Buffer.from(concatBytes(P256_SPKI_PREFIX, key)),
-    format: 'der',
-    type: 'spki',
-  });
 }
 
 const REQUEST_FIELDS = ['v', 'app', 'codeId', 'upgrade', 'prev', 'prevIndex', 'service', 'salt'];
@@ -356,7 +343,7 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
     const ok = verify(
       'sha256',
       sign1ToBeSigned(cose.protectedBytes, cose.payload),
-      { key: publicKeyOf(opKey), dsaEncoding: 'ieee-p1363' },
+      { key: publicKeyFromRaw(opKey), dsaEncoding: 'ieee-p1363' },
       cose.signature,
     );
     if (!ok) {

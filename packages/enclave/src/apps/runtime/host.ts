@@ -6,14 +6,7 @@
  * argument), refuses reserved tables before touching the ledger, refuses writes in queries, and
  * charges the bytes it touches before it touches them.
  */
-import {
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  type KeyObject,
-  sign,
-  verify,
-} from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
 import { concatBytes, sha256, utf8 } from '@cloister/core';
 import { aesGcmOpen, aesGcmSeal } from '../../aead.js';
 import {
@@ -22,6 +15,7 @@ import {
   ReservedTableError,
   type Transaction,
 } from '../../ledger/ledger/index.js';
+import { publicKeyFromRaw, rawPublicKey } from '../../p256.js';
 import {
   AppTrapError,
   ResultTooLargeError,
@@ -90,11 +84,6 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 const lenient = new TextDecoder('utf-8');
 const utf16 = new TextDecoder('utf-16le');
 
-/** DER prefix of a P-256 SubjectPublicKeyInfo with an uncompressed point (RFC 5480). */
-const P256_SPKI_PREFIX = Uint8Array.from([
-  0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-  0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-]);
 const NONCE = 12;
 const EMPTY = new Uint8Array(0);
 const TAG = 16;
@@ -388,9 +377,8 @@ export function abiBinding(initial: CallState): AbiBinding {
         buffer = EMPTY;
         const k = loadKey('key_public', keyName('key_public', nPtr, nLen), KEY_KIND.ecdsaP256);
         if (typeof k === 'number') return k;
-        const spki = createPublicKey(privateKey(k)).export({ format: 'der', type: 'spki' });
         host.chargeBytes(65);
-        return fill(new Uint8Array(spki.subarray(spki.length - 65)));
+        return fill(rawPublicKey(privateKey(k)));
       },
       key_sign(nPtr: number, nLen: number, mPtr: number, mLen: number): number {
         buffer = EMPTY;
@@ -417,11 +405,7 @@ export function abiBinding(initial: CallState): AbiBinding {
         const sig = read(sPtr, sLen);
         if (pub.length !== 65 || pub[0] !== 0x04 || sig.length !== 64) return 0;
         try {
-          const key = createPublicKey({
-            key: Buffer.from(concatBytes(P256_SPKI_PREFIX, pub)),
-            format: 'der',
-            type: 'spki',
-          });
+          const key = publicKeyFromRaw(pub);
           return verify('sha256', msg, { key, dsaEncoding: 'ieee-p1363' }, sig) ? 1 : 0;
         } catch {
           return 0;
