@@ -90,3 +90,42 @@ export async function pingJson<T>(w: EnclaveWorker, text: string): Promise<T> {
   const r = await w.call('enclave.ping', { payload: utf8(text) });
   return JSON.parse(fromUtf8(r.payload)) as T;
 }
+
+/** The `p`-th percentile (0..100, nearest rank) of `xs`; NaN when empty. */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
+}
+
+/** A throughput run with the latency of every operation. */
+export interface LatencyRun {
+  readonly perSecond: number;
+  /** Milliseconds per operation, in completion order. */
+  readonly latencies: readonly number[];
+}
+
+/**
+ * `ops` operations spread over `lanes` lanes, one in flight per lane (lane `l` is, e.g., one
+ * connection, used only by its lane): throughput and each operation's latency.
+ */
+export async function laneOpsPerSecond(
+  ops: number,
+  lanes: number,
+  op: (lane: number, i: number) => Promise<unknown>,
+): Promise<LatencyRun> {
+  let next = 0;
+  const latencies: number[] = [];
+  const t0 = performance.now();
+  const lane = async (l: number): Promise<void> => {
+    while (next < ops) {
+      const i = next++;
+      const s = performance.now();
+      await op(l, i);
+      latencies.push(performance.now() - s);
+    }
+  };
+  await Promise.all(Array.from({ length: lanes }, (_, l) => lane(l)));
+  return { perSecond: (ops * 1000) / (performance.now() - t0), latencies };
+}

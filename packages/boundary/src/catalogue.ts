@@ -116,6 +116,13 @@ export const MESSAGES = {
   ),
   // app '' = every app; info: CBOR [[app, [[codeId, index], …newest first], loaded], …].
   'apps.info': call(0x010d, H2E, { app: 'string' }, { info: 'bytes' }),
+  // host -> enclave: secure connections (docs/scp.md, docs/node-api.md "/v1/scp"). The host relays
+  // opaque SCP frames of one WebSocket: scp.open when it connects (SCP_SESSIONS when the enclave's
+  // table is full), scp.frame per binary message in arrival order (the enclave processes a
+  // session's frames in that order), scp.close once the socket is gone.
+  'scp.open': call(0x010e, H2E, {}, { session: 'u53' }),
+  'scp.frame': call(0x010f, H2E, { session: 'u53', frame: 'bytes' }, {}),
+  'scp.close': call(0x0110, H2E, { session: 'u53' }, {}),
   // enclave -> host calls (the analogue of OCALLs); each may be sent async or sync
   'platform.self': call(
     0x0201,
@@ -164,6 +171,10 @@ export const MESSAGES = {
   'host.time': call(0x020c, E2H, {}, { ms: 'u53' }),
   // enclave -> host events (no reply)
   log: event(0x0301, E2H, { level: 'u8', event: 'string' }), // level: pino 10..60; event: a fixed name
+  // enclave -> host: SCP frames for a session's socket, in order; scp.end closes the socket after
+  // the frames queued before it (code: an ERROR_CODES name, or 'OK' for a normal close).
+  'scp.send': event(0x0302, E2H, { session: 'u53', frame: 'bytes' }),
+  'scp.end': event(0x0303, E2H, { session: 'u53', code: 'string' }),
 } as const;
 
 /** Fields of the generic error reply (kind ERROR_KIND), the answer to any failed call. */

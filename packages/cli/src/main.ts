@@ -8,6 +8,8 @@ import { appDeploy } from './commands/app-deploy.js';
 import { appNew } from './commands/app-new.js';
 import { attest } from './commands/attest.js';
 import { build, measure } from './commands/build.js';
+import { call, query } from './commands/call.js';
+import { keysNew } from './commands/keys.js';
 import { rotateSecret } from './commands/ledger.js';
 import { logAudit } from './commands/log.js';
 import { nodeStart } from './commands/node.js';
@@ -89,6 +91,8 @@ export function createProgram(setExit: (code: number) => void): Command {
       '--operator-key <file>',
       'operator key whose public half the node records (default: <home>/operator.pem, created on first use)',
     )
+    .option('--tls-cert <file>', 'serve HTTPS and WSS with this PEM certificate (with --tls-key)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
     .action(async (o, cmd: Command) =>
       setExit(await nodeStart({ ...o, home: cmd.optsWithGlobals().home })),
     );
@@ -182,6 +186,52 @@ export function createProgram(setExit: (code: number) => void): Command {
     )
     .option('--json', 'print JSON')
     .action(async (url: string, o) => setExit(await attest(url, o)));
+
+  const keys = program
+    .command('keys')
+    .description('client identities for `cloister call` and `query`');
+  keys
+    .command('new')
+    .description(
+      'create a client identity: a P-256 key in a PEM file of mode 0600 (never overwrites)',
+    )
+    .argument('<file>', 'the file to create, e.g. ./me.pem')
+    .option('--json', 'print JSON')
+    .action(async (file: string, o) => setExit(await keysNew(file, o)));
+
+  for (const kind of ['call', 'query'] as const) {
+    const c = program
+      .command(kind)
+      .description(
+        kind === 'call'
+          ? 'run a transaction of an app over a verified secure connection (docs/scp.md)'
+          : 'run a query of an app over a verified secure connection (nothing is written)',
+      )
+      .argument('<url>', 'the node URL, e.g. http://127.0.0.1:7410')
+      .argument('<app>', 'the app id')
+      .argument('<method>', 'the method name')
+      .argument('[json]', 'the arguments, one JSON value, e.g. \'{"amount": 5}\'', '{}')
+      .requiredOption(
+        '--constraint <text>',
+        'what you accept, e.g. "C:<measurement> SEC:INSECURE APP:<app>=<code id>" (docs/constraints.md)',
+      )
+      .option(
+        '--identity <file>',
+        'your identity key (default: <home>/identity.pem, created on first use)',
+      );
+    if (kind === 'call') {
+      c.option(
+        '--request-id <id>',
+        'idempotency key: a retry with the same id applies once',
+      ).option('--receipt <file>', 'wait for the signed receipt, verify it and write it here');
+    }
+    c.option('--json', 'print JSON').action(
+      async (url: string, app: string, method: string, json: string, o, cmd: Command) => {
+        const run = kind === 'call' ? call : query;
+        setExit(await run(url, app, method, json, { ...o, home: cmd.optsWithGlobals().home }));
+      },
+    );
+  }
 
   return program;
 }

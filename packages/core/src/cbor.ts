@@ -506,3 +506,16 @@ export function decodeCbor(bytes: Uint8Array): unknown {
   }
   return value;
 }
+
+/**
+ * Decodes the one strict CBOR data item at the start of `bytes` and says how many bytes it took;
+ * what follows it is left to the caller (SCP records: zero padding after the message). Same
+ * strictness as decodeCbor for the item itself.
+ */
+export function decodeCborPrefix(bytes: Uint8Array): { value: unknown; length: number } {
+  if (!(bytes instanceof Uint8Array)) throw new EncodingError('CBOR input must be a Uint8Array');
+  if (bytes.length === 0) throw new EncodingError('CBOR input is empty');
+  const r = new Reader(bytes);
+  const value = read(r, 0);
+  return { value, length: r.pos };
+}

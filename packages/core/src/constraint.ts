@@ -1,14 +1,16 @@
 /**
  * Constraints: the small text syntax that says which enclaves a client accepts
- * (docs/constraints.md). Parsing is table-driven: each clause kind is one row of CLAUSE_KINDS, so
- * the reserved kinds (APP:, SVC:) slot in later without touching the parser.
+ * (docs/constraints.md). Parsing is table-driven: each clause kind is one row of CLAUSE_KINDS.
+ * APP: and SVC: are not evidence facts: matchConstraint ignores them, the secure connection
+ * protocol checks them (checkAppClause, checkServiceClause).
  */
 import {
   ConstraintMismatchError,
   ConstraintSyntaxError,
   InsecurePlatformError,
 } from './attestation-errors.js';
-import { bytesEqual, fromHex, toHex } from './bytes.js';
+import { bytesEqual, constantTimeEqual, fromHex, toHex } from './bytes.js';
+import { CloisterError } from './errors.js';
 import { sha256 } from './hash.js';
 
 /** Longest constraint text accepted, in characters. */
@@ -35,6 +37,11 @@ export interface Constraint {
   readonly allowInsecure: boolean;
   /** SIM: clauses: SHA-256 of admitted insecure platform keys; any one matching suffices. */
   readonly simulationKeys: readonly Uint8Array[];
+  /** APP: clauses: app name → admitted code ids (any one suffices); apps not named are unchecked.
+   * Absent in hand-built constraints means none. */
+  readonly apps?: ReadonlyMap<string, readonly Uint8Array[]>;
+  /** SVC: the service identity (SHA-256 of the service key) the client accepts. */
+  readonly service?: Uint8Array;
 }
 
 /** What the evidence showed, after verification, that a constraint is matched against. */
@@ -55,11 +62,17 @@ interface ClauseKind {
   readonly expected: string;
   /** Whether the kind may appear several times (with distinct values). */
   readonly multi: boolean;
-  /** Set for kinds that are reserved but not yet checked: the reason they are refused. */
-  readonly reserved?: string;
   /** The parsed value, or undefined when the value is malformed. */
-  parse(value: string): Uint8Array | number | true | undefined;
+  parse(value: string): ClauseValue | undefined;
 }
+
+/** An APP: clause's value. */
+interface AppCode {
+  readonly app: string;
+  readonly codeId: Uint8Array;
+}
+
+type ClauseValue = Uint8Array | number | true | AppCode;
 
 const HEX32 = /^[0-9a-fA-F]{64}$/;
 const DECIMAL = /^(0|[1-9][0-9]{0,9})$/;
@@ -74,7 +87,16 @@ function u32(value: string): number | undefined {
   return n < 2 ** 32 ? n : undefined;
 }
 
-const NOT_YET = 'is checked by the secure connection protocol, which is not yet available';
+/** App names as the node accepts them (1..64 of [A-Za-z0-9_.-], starting with a letter or digit). */
+const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+function appCode(value: string): AppCode | undefined {
+  const eq = value.indexOf('=');
+  if (eq < 0) return undefined;
+  const app = value.slice(0, eq);
+  const codeId = hex32(value.slice(eq + 1));
+  return APP_NAME.test(app) && codeId !== undefined ? { app, codeId } : undefined;
+}
 
 const CLAUSE_KINDS: Readonly<Record<Kind, ClauseKind>> = {
   C: { expected: 'C:<64 hex digits> (an accepted measurement)', multi: true, parse: hex32 },
@@ -87,18 +109,22 @@ const CLAUSE_KINDS: Readonly<Record<Kind, ClauseKind>> = {
     parse: (v) => (v === 'INSECURE' ? true : undefined),
   },
   SIM: { expected: 'SIM:<64 hex digits> (platform key hash)', multi: true, parse: hex32 },
-  APP: { expected: 'APP:<name>=<hash>', multi: true, reserved: NOT_YET, parse: () => undefined },
-  SVC: { expected: 'SVC:<hash>', multi: false, reserved: NOT_YET, parse: () => undefined },
+  APP: {
+    expected: 'APP:<app name>=<64 hex digits> (an accepted code id of that app)',
+    multi: true,
+    parse: appCode,
+  },
+  SVC: { expected: 'SVC:<64 hex digits> (the service identity)', multi: false, parse: hex32 },
 };
 
-const KNOWN = 'C:, S:, PROD:, SVN:, SEC:, SIM: (APP:, SVC: reserved)';
+const KNOWN = 'C:, S:, PROD:, SVN:, SEC:, SIM:, APP:, SVC:';
 
 function shown(clause: string): string {
   return JSON.stringify(clause.length > 80 ? `${clause.slice(0, 77)}...` : clause);
 }
 
 interface SeenClause {
-  readonly value: Uint8Array | number | true;
+  readonly value: ClauseValue;
   readonly clause: string;
   readonly position: number;
 }
@@ -114,7 +140,11 @@ function syntax(clause: string, position: number, what: string): ConstraintSynta
 }
 
 function sameValue(a: SeenClause['value'], b: SeenClause['value']): boolean {
-  return a instanceof Uint8Array && b instanceof Uint8Array ? bytesEqual(a, b) : a === b;
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return bytesEqual(a, b);
+  if (typeof a === 'object' && typeof b === 'object' && 'app' in a && 'app' in b) {
+    return a.app === b.app && bytesEqual(a.codeId, b.codeId);
+  }
+  return a === b;
 }
 
 function parseClause(clause: string, position: number, seen: Seen): void {
@@ -124,7 +154,6 @@ function parseClause(clause: string, position: number, seen: Seen): void {
     throw syntax(clause, position, `unknown clause; expected one of ${KNOWN}`);
   }
   const kind = CLAUSE_KINDS[name as Kind];
-  if (kind.reserved !== undefined) throw syntax(clause, position, `${name}: ${kind.reserved}`);
   const value = kind.parse(clause.slice(colon + 1));
   if (value === undefined) throw syntax(clause, position, `expected ${kind.expected}`);
   const list = seen.get(name as Kind) ?? [];
@@ -188,22 +217,35 @@ export function parseConstraint(text: string): Constraint {
   checkCombination(seen);
   // Multi-valued clauses are kept sorted (by hex), so equal constraints are equal objects.
   const bytes = (k: Kind): Uint8Array[] =>
-    (seen.get(k) ?? [])
-      .map((s) => s.value as Uint8Array)
-      .sort((a, b) => (toHex(a) < toHex(b) ? -1 : 1));
+    sortBytes((seen.get(k) ?? []).map((s) => s.value as Uint8Array));
   const signer = first(seen, 'S')?.value;
   const product = first(seen, 'PROD')?.value;
   const minSvn = first(seen, 'SVN')?.value;
+  const service = first(seen, 'SVC')?.value;
+  const apps = new Map<string, Uint8Array[]>();
+  for (const { value } of seen.get('APP') ?? []) {
+    const { app, codeId } = value as AppCode;
+    apps.set(app, [...(apps.get(app) ?? []), codeId]);
+  }
+  const sortedApps = new Map(
+    [...apps.keys()].sort().map((a) => [a, Object.freeze(sortBytes(apps.get(a) ?? []))] as const),
+  );
   const c: Constraint = {
     measurements: Object.freeze(bytes('C')),
     allowInsecure: seen.has('SEC'),
     simulationKeys: Object.freeze(bytes('SIM')),
     ...(signer instanceof Uint8Array && typeof product === 'number' ? { signer, product } : {}),
     ...(typeof minSvn === 'number' ? { minSvn } : {}),
+    apps: sortedApps,
+    ...(service instanceof Uint8Array ? { service } : {}),
   };
   Object.freeze(c);
   PARSED.add(c);
   return c;
+}
+
+function sortBytes(list: Uint8Array[]): Uint8Array[] {
+  return list.sort((a, b) => (toHex(a) < toHex(b) ? -1 : 1));
 }
 
 /** Constraints made by parseConstraint (frozen, so still valid): verifiers need not re-check them. */
@@ -220,7 +262,7 @@ function sortedHex(list: readonly Uint8Array[]): string[] {
 
 /**
  * The canonical text of a constraint: C: (sorted), S:, PROD:, SVN:, SEC:INSECURE, SIM: (sorted),
- * lowercase hex, single spaces. parseConstraint(formatConstraint(c)) equals c. Throws
+ * APP: (sorted by name, then code id), SVC:, lowercase hex, single spaces. parseConstraint(formatConstraint(c)) equals c. Throws
  * ConstraintSyntaxError when `c` is not a valid constraint.
  */
 export function formatConstraint(c: Constraint): string {
@@ -232,6 +274,13 @@ export function formatConstraint(c: Constraint): string {
   if (c.minSvn !== undefined) parts.push(`SVN:${c.minSvn}`);
   if (c.allowInsecure === true) parts.push('SEC:INSECURE');
   for (const k of sortedHex(c.simulationKeys ?? [])) parts.push(`SIM:${k}`);
+  if (c.apps !== undefined && !(c.apps instanceof Map)) {
+    throw new ConstraintSyntaxError('constraint apps must be a Map of app name to code ids');
+  }
+  for (const app of [...(c.apps?.keys() ?? [])].sort()) {
+    for (const id of sortedHex(c.apps?.get(app) ?? [])) parts.push(`APP:${app}=${id}`);
+  }
+  if (c.service !== undefined) parts.push(`SVC:${hex(c.service)}`);
   const text = parts.join(' ');
   parseConstraint(text); // validates: same rules as parsing
   return text;
@@ -290,5 +339,60 @@ export function matchConstraint(constraint: Constraint, facts: ConstraintFacts):
         `insecure platform key hash ${seen} does not match ${clause}`,
       );
     }
+  }
+}
+
+/** The service identity is not the one the SVC: clause names. */
+export class ServiceMismatchError extends ConstraintMismatchError {}
+
+/** The app's code id is not one the APP: clauses for that app admit. */
+export class AppCodeMismatchError extends CloisterError {
+  /** The APP: clauses of that app, canonical, space-separated. */
+  readonly clause: string;
+  /** The code id seen, lowercase hex. */
+  readonly seen: string;
+  constructor(clause: string, seen: string, message: string) {
+    super('APP_CODE_MISMATCH', message);
+    this.clause = clause;
+    this.seen = seen;
+  }
+}
+
+/**
+ * Checks the SVC: clause: when the constraint has one, `serviceIdentity` (SHA-256 of the service
+ * key, 32 bytes) must equal it (constant time), else ConstraintMismatchError naming the clause.
+ * No SVC: clause admits any service.
+ */
+export function checkServiceClause(c: Constraint, serviceIdentity: Uint8Array): void {
+  if (c.service === undefined) return;
+  if (!constantTimeEqual(c.service, serviceIdentity)) {
+    const clause = `SVC:${toHex(c.service)}`;
+    const seen = toHex(serviceIdentity);
+    throw new ServiceMismatchError(
+      clause,
+      seen,
+      `service identity ${seen} does not match ${clause}`,
+    );
+  }
+}
+
+/**
+ * Checks the APP: clauses of `app`: when the constraint names the app, `codeId` must be one of
+ * its code ids, else AppCodeMismatchError (APP_CODE_MISMATCH) naming the clauses. Apps the
+ * constraint does not name are not restricted.
+ */
+export function checkAppClause(c: Constraint, app: string, codeId: Uint8Array): void {
+  const ids = c.apps?.get(app);
+  if (ids === undefined) return;
+  if (!includes(ids, codeId)) {
+    const clause = sortedHex(ids)
+      .map((h) => `APP:${app}=${h}`)
+      .join(' ');
+    const seen = toHex(codeId);
+    throw new AppCodeMismatchError(
+      clause,
+      seen,
+      `app ${JSON.stringify(app)} code id ${seen} does not match ${clause}`,
+    );
   }
 }

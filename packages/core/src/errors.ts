@@ -47,6 +47,8 @@ export const ERROR_CODES = {
   DATA_DIR_LOCKED:
     'Another node is already running on this data directory; stop it or use another --data.',
   PORT_IN_USE: 'Choose another port with --port, or stop the process that uses it.',
+  TLS_CONFIG:
+    'Give --tls-cert and --tls-key together, as readable PEM files whose key matches the certificate (the message names the file).',
   REQUEST_TOO_LARGE: 'Send a smaller request; the limit is stated in the message.',
   NOT_FOUND: 'Check the URL; see the README for the endpoints.',
   NETWORK: 'Check the node URL and that the node is running.',
@@ -143,6 +145,28 @@ export const ERROR_CODES = {
     'The deploy request does not match the app as it is now (replayed, stale, another service, or --upgrade missing/extra): build a fresh request with `cloister app deploy`.',
   APP_DEPLOY_CODE_MISMATCH:
     'The module bytes do not have the code id the request signs: send the module the request was made for.',
+  // Secure connection protocol (docs/scp.md)
+  SCP_HANDSHAKE:
+    'The secure connection handshake failed (the message says which check): the connection was altered, or the peer is not who it claims. Reconnect; if it persists, do not trust this node or network path.',
+  SCP_VERSION:
+    'Client and node share no secure connection protocol version: upgrade the older side (versions are named in the message).',
+  SCP_RECORD:
+    'A secure connection record failed authentication (altered, dropped, reordered, replayed, reflected or truncated): the session is closed. Reconnect; if it persists, the network path is hostile.',
+  SCP_SEQUENCE:
+    'A secure connection exceeded its record sequence limit without rekeying: the session is closed; reconnect.',
+  SCP_PROTOCOL:
+    'The peer sent a well-authenticated but malformed or unexpected secure connection message: this is a bug in the peer; the session is closed. Reconnect, and report it if it persists.',
+  SCP_CLOSED: 'The secure connection session is closed: open a new connection.',
+  SCP_SESSIONS:
+    'The node has too many open secure connection sessions: retry later, or ask the operator to raise the cap.',
+  FRAME_TOO_LARGE:
+    'A secure connection frame exceeds the size limit stated in the message: send smaller requests.',
+  SERVICE_CHANGED:
+    'The service identity differs from the one pinned for this URL: the service was replaced or this is an attack. Do not proceed; check with the operator, then re-pin deliberately.',
+  APP_CODE_MISMATCH:
+    'The app code id is not one the constraint admits (APP: clause named in the message): check the app version, then update the constraint only if you trust the new code.',
+  APP_CODE_CHANGED:
+    'The app code changed since you checked it: read app.info again, check the new code id against your constraint, then retry.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

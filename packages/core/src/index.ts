@@ -25,13 +25,17 @@ export {
   utf8,
   wipe,
 } from './bytes.js';
-export { CBOR_MAX_DEPTH, CborTag, decodeCbor, encodeCbor } from './cbor.js';
+export { CBOR_MAX_DEPTH, CborTag, decodeCbor, decodeCborPrefix, encodeCbor } from './cbor.js';
 export type { Constraint, ConstraintFacts } from './constraint.js';
 export {
+  AppCodeMismatchError,
+  checkAppClause,
+  checkServiceClause,
   formatConstraint,
   MAX_CONSTRAINT_LENGTH,
   matchConstraint,
   parseConstraint,
+  ServiceMismatchError,
 } from './constraint.js';
 export type { DecodedSign1 } from './cose.js';
 export {
@@ -148,6 +152,39 @@ export {
   verifyConsistency,
   verifyReceipt,
 } from './log/index.js';
+export {
+  type AeadKey,
+  appInfoPayload,
+  type ClientHandshake,
+  type ClientHandshakeOptions,
+  claimsRequest,
+  clientHandshake,
+  decodeAlert,
+  encodeAlert,
+  FRAME,
+  MAX_FRAME,
+  MSG,
+  paddedLength,
+  REKEY_AFTER,
+  SCP_NAME,
+  SCP_VERSION,
+  type ScpCrypto,
+  ScpError,
+  type ScpErrorCode,
+  type ScpLimits,
+  type ScpMessage,
+  type ScpSession,
+  type ScpSigner,
+  SEQ_LIMIT,
+  type ServerAuth,
+  type ServerHandshake,
+  type ServerHandshakeOptions,
+  serverHandshake,
+  type VerifyServerAuthOptions,
+  verifyServerAuth,
+  webCryptoScp,
+  webCryptoSigner,
+} from './scp/index.js';
 export type {
   PlatformVerdict,
   PlatformVerifier,

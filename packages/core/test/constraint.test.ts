@@ -7,7 +7,14 @@ import {
   InsecurePlatformError,
 } from '../src/attestation-errors.js';
 import type { ConstraintFacts } from '../src/constraint.js';
-import { formatConstraint, matchConstraint, parseConstraint } from '../src/constraint.js';
+import {
+  AppCodeMismatchError,
+  checkAppClause,
+  checkServiceClause,
+  formatConstraint,
+  matchConstraint,
+  parseConstraint,
+} from '../src/constraint.js';
 import { sha256 } from '../src/hash.js';
 
 const hx = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -53,8 +60,21 @@ describe('parseConstraint: syntax errors name the clause, its position and what 
     [`C:${M} SEC:INSECURE SEC:INSECURE`, 3, 'SEC:INSECURE', /only one SEC:/],
     [`C:${M} SIM:${KEY_HASH}`, 2, `SIM:${KEY_HASH}`, /needs SEC:INSECURE/],
     [`C:${M} SEC:INSECURE SIM:12`, 3, 'SIM:12', /expected SIM:<64 hex digits>/],
-    [`C:${M} APP:mail=${M}`, 2, `APP:mail=${M}`, /secure connection protocol, which is not yet/],
-    [`C:${M} SVC:${M}`, 2, `SVC:${M}`, /checked by the secure connection protocol/],
+    [`C:${M} APP:mail`, 2, 'APP:mail', /expected APP:<app name>=<64 hex digits>/],
+    [`C:${M} APP:=${M}`, 2, `APP:=${M}`, /expected APP:<app name>=/],
+    [`C:${M} APP:-x=${M}`, 2, `APP:-x=${M}`, /expected APP:<app name>=/],
+    [`C:${M} APP:${'a'.repeat(65)}=${M}`, 2, `APP:${'a'.repeat(65)}=${M}`, /expected APP:/],
+    [`C:${M} APP:mail=${M}0`, 2, `APP:mail=${M}0`, /expected APP:/],
+    [
+      `C:${M} APP:mail=${M} APP:mail=${M.toUpperCase()}`,
+      3,
+      `APP:mail=${M.toUpperCase()}`,
+      /given twice/,
+    ],
+    [`APP:mail=${M}`, 0, '', /must name a code identity/],
+    [`C:${M} SVC:${M}0`, 2, `SVC:${M}0`, /expected SVC:<64 hex digits>/],
+    [`C:${M} SVC:${M} SVC:${M2}`, 3, `SVC:${M2}`, /only one SVC:/],
+    [`SVC:${M}`, 0, '', /must name a code identity/],
   ];
   for (const [text, position, clause, message] of errors) {
     test(JSON.stringify(text.length > 50 ? `${text.slice(0, 47)}...` : text), () => {
@@ -180,5 +200,73 @@ describe('matchConstraint: match and mismatch for every clause', () => {
 
   test('SEC: an insecure platform without SEC:INSECURE is InsecurePlatformError', () => {
     assert.throws(() => matchConstraint(parseConstraint(code), FACTS), InsecurePlatformError);
+  });
+});
+
+describe('APP: and SVC: clauses (checked by SCP, not by matchConstraint)', () => {
+  const H = (h: string): Uint8Array => Buffer.from(h, 'hex');
+  const C3 = 'cc'.repeat(32);
+
+  test('parse: apps grouped by name with sorted code ids, service, canonical text', () => {
+    const c = parseConstraint(
+      `SVC:${C3.toUpperCase()} APP:zeta=${M2} APP:mail.v2=${M2} C:${M} APP:mail.v2=${M}`,
+    );
+    assert.deepEqual([...(c.apps?.keys() ?? [])], ['mail.v2', 'zeta']);
+    assert.deepEqual(c.apps?.get('mail.v2')?.map(hx), [M, M2]);
+    assert.deepEqual(c.apps?.get('zeta')?.map(hx), [M2]);
+    assert.equal(hx(c.service as Uint8Array), C3);
+    const canonical = `C:${M} APP:mail.v2=${M} APP:mail.v2=${M2} APP:zeta=${M2} SVC:${C3}`;
+    assert.equal(formatConstraint(c), canonical);
+    assert.deepEqual(parseConstraint(canonical), c);
+    const plain = parseConstraint(`C:${M}`);
+    assert.equal(plain.apps?.size, 0);
+    assert.equal(plain.service, undefined);
+  });
+
+  test('matchConstraint ignores APP: and SVC: (they are not evidence facts)', () => {
+    matchConstraint(parseConstraint(`C:${M} SEC:INSECURE APP:mail=${M2} SVC:${M2}`), FACTS);
+  });
+
+  test('checkServiceClause: match, mismatch names the clause, no clause admits any', () => {
+    const c = parseConstraint(`C:${M} SVC:${C3}`);
+    checkServiceClause(c, H(C3));
+    assert.throws(
+      () => checkServiceClause(c, H(M2)),
+      (e: unknown) =>
+        e instanceof ConstraintMismatchError &&
+        e.code === 'CONSTRAINT_MISMATCH' &&
+        e.clause === `SVC:${C3}` &&
+        e.seen === M2,
+    );
+    checkServiceClause(parseConstraint(`C:${M}`), H(M2));
+  });
+
+  test('checkAppClause: any listed code id; another is APP_CODE_MISMATCH; unnamed apps free', () => {
+    const c = parseConstraint(`C:${M} APP:mail=${M} APP:mail=${M2}`);
+    checkAppClause(c, 'mail', H(M));
+    checkAppClause(c, 'mail', H(M2));
+    checkAppClause(c, 'other', H(C3));
+    assert.throws(
+      () => checkAppClause(c, 'mail', H(C3)),
+      (e: unknown) =>
+        e instanceof AppCodeMismatchError &&
+        e.code === 'APP_CODE_MISMATCH' &&
+        e.clause === `APP:mail=${M} APP:mail=${M2}` &&
+        e.seen === C3 &&
+        e.message.includes('"mail"'),
+    );
+  });
+
+  test('formatConstraint validates hand-built apps and service', () => {
+    const base = { measurements: [H(M)], allowInsecure: false, simulationKeys: [] };
+    assert.equal(
+      formatConstraint({ ...base, apps: new Map([['a', [H(M2)]]]), service: H(C3) }),
+      `C:${M} APP:a=${M2} SVC:${C3}`,
+    );
+    assert.throws(() => formatConstraint({ ...base, service: new Uint8Array(3) }), /SVC:/);
+    assert.throws(
+      () => formatConstraint({ ...base, apps: new Map([['bad name', [H(M2)]]]) }),
+      /APP:/,
+    );
   });
 });

@@ -17,6 +17,7 @@ import { type AppAdmin, createAppAdmin, encodeAppRecords } from './apps/deploy/i
 import { type AppRuntime, createAppRuntime } from './apps/runtime/index.js';
 import { type Service, type ServiceStore, startService } from './log/index.js';
 import { createNodeState, type NodeIdentity, openNodeState } from './node-state.js';
+import { createScpServer, nodeScpCrypto, nodeScpSigner, type ScpServer } from './scp/index.js';
 import type { SealKeySource } from './seal.js';
 
 /** What the enclave knows about itself, as the platform measured it at launch. */
@@ -49,7 +50,10 @@ export type EnclaveEvent =
   | 'service.secret-rotated'
   | 'apps.reload-failed'
   | 'apps.deployed'
-  | 'apps.operator-recorded';
+  | 'apps.operator-recorded'
+  | 'scp.session-failed'
+  | 'scp.handshake-failed'
+  | 'scp.sessions-full';
 
 export interface EnclaveOptions {
   readonly platform: EnclavePlatform;
@@ -69,6 +73,12 @@ export interface EnclaveOptions {
    * forces it monotonic. Without it apps see time 0.
    */
   readonly clock?: () => number;
+  /** `scp.send`: a frame for a secure session's socket, in order. Without it sessions are refused. */
+  readonly scpSend?: (session: number, frame: Uint8Array) => void;
+  /** `scp.end`: the session ended; the host closes its socket after the frames sent before. */
+  readonly scpEnd?: (session: number, code: string) => void;
+  /** Secure sessions at most (default DEFAULT_MAX_SESSIONS). */
+  readonly maxScpSessions?: number;
 }
 
 /** The logchain service's public status (`service.status`). */
@@ -114,6 +124,12 @@ export interface Enclave {
   }>;
   /** Public code history, CBOR (encodeAppRecords); app '' = every app. */
   appsInfo(req: { app: string }): { info: Uint8Array };
+  /** A new secure session (docs/scp.md); SCP_SESSIONS when the table is full. */
+  scpOpen(): { session: number };
+  /** One frame of a session, processed after its earlier frames (resolves once processed). */
+  scpFrame(req: { session: number; frame: Uint8Array }): Promise<Record<string, never>>;
+  /** The session's socket is gone: forget it. */
+  scpClose(req: { session: number }): Record<string, never>;
   stop(): Record<string, never>;
   /** The running service (tests drive its engine directly); undefined unless running. */
   readonly service: Service | undefined;
@@ -141,6 +157,13 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
   let service: Service | undefined;
   let runtime: AppRuntime | undefined;
   let admin: AppAdmin | undefined;
+  let scp: ScpServer | undefined;
+
+  function requireScp(): ScpServer {
+    if (state !== 'running' || !scp)
+      throw new EnclaveStateError(`enclave is ${state}, not running`);
+    return scp;
+  }
 
   function requireAdmin(): AppAdmin {
     if (state !== 'running' || !admin)
@@ -200,6 +223,20 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
           serviceIdentity: started.service.serviceIdentity,
           log,
         });
+        const { scpSend, scpEnd } = opts;
+        if (scpSend && scpEnd) {
+          scp = createScpServer({
+            crypto: nodeScpCrypto,
+            signer: nodeScpSigner(opened.identity.privateKey, opened.identity.publicKey),
+            service: started.service,
+            runtime,
+            admin,
+            send: scpSend,
+            end: scpEnd,
+            log,
+            ...(opts.maxScpSessions !== undefined ? { maxSessions: opts.maxScpSessions } : {}),
+          });
+        }
         state = 'running';
         log(
           30,
@@ -220,6 +257,7 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
         service = undefined;
         runtime = undefined;
         admin = undefined;
+        scp = undefined;
         log(50, 'enclave.start-refused');
         throw e;
       }
@@ -292,11 +330,26 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
       return { info: encodeAppRecords(requireAdmin().info(app)) };
     },
 
+    scpOpen() {
+      return { session: requireScp().open() };
+    },
+
+    async scpFrame({ session, frame }) {
+      await requireScp().frame(session, frame);
+      return {};
+    },
+
+    scpClose({ session }) {
+      requireScp().close(session);
+      return {};
+    },
+
     stop() {
       state = 'stopped';
       identity = undefined;
       runtime = undefined;
       admin = undefined;
+      scp = undefined;
       const svc = service;
       service = undefined;
       svc?.close();

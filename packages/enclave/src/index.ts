@@ -46,6 +46,9 @@ export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
     'apps.open': (req) => e().appsOpen(req),
     'apps.deploy': (req) => e().appsDeploy(req),
     'apps.info': (req) => e().appsInfo(req),
+    'scp.open': () => e().scpOpen(),
+    'scp.frame': (req) => e().scpFrame(req),
+    'scp.close': (req) => e().scpClose(req),
     'enclave.evidence': (req) => e().evidence(req),
     'enclave.ping': async (req) => {
       const { ping } = hooks;
@@ -80,6 +83,8 @@ export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
       await rpc.call('service.persist', { sealedService });
     },
     clock: () => rpc.callSync('host.time', {}).ms,
+    scpSend: (session, frame) => rpc.emit('scp.send', { session, frame }),
+    scpEnd: (session, code) => rpc.emit('scp.end', { session, code }),
   });
 }
 

@@ -6,12 +6,13 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { CloisterError, concatBytes, sha256, utf8 } from '@cloister/core';
+import { CloisterError, claimsDigest, concatBytes, fromHex, sha256, utf8 } from '@cloister/core';
 import {
   AbiError,
   AbiVersionError,
   AppAbortError,
   AppError,
+  AppNotFoundError,
   type AppRuntime,
   callerIdOf,
   createAppRuntime,
@@ -583,5 +584,63 @@ describe('app runtime: fuel', () => {
     const big = `"${'x'.repeat(20_000)}"`;
     const put2 = (await tx(rt, 'put', big)).fuelUsed;
     assert.ok(put2 - put1 >= 20_000, `${put1} ${put2}`);
+  });
+});
+
+describe('app runtime: claims and request status (secure connections)', () => {
+  /** The runtime over an engine whose log captures each transaction's claims digest. */
+  async function withClaims() {
+    const { createMemoryStore } = await hostStores();
+    const claims: (Uint8Array | undefined)[] = [];
+    const log = {
+      checkpoint: () => new Uint8Array(0),
+      open: async () => {},
+      stage: (items: readonly { kind: string; claims?: Uint8Array }[]) => {
+        for (const i of items) if (i.kind === 'transaction') claims.push(i.claims);
+        return [];
+      },
+      settle: () => {},
+    };
+    const engine = await createLedgerEngine(options(createMemoryStore(), { log }));
+    const rt = createAppRuntime({ engine });
+    await rt.deploy('A', app);
+    return { rt, claims };
+  }
+
+  test('a transaction commits claimsDigest(salt, request, response = result, codeId)', async () => {
+    const { rt, claims } = await withClaims();
+    const salt = new Uint8Array(32).fill(3);
+    const request = te('the request');
+    const r = await tx(rt, 'put', '"v"', { requestId: 'c-1', claims: { salt, request } });
+    const codeId = fromHex(r.codeId);
+    assert.deepEqual(codeId, sha256(app));
+    assert.deepEqual(claims, [claimsDigest({ salt, request, response: te('"v"'), codeId })]);
+    // A repeat commits nothing and answers the first outcome with its code id.
+    const again = await tx(rt, 'put', '"w"', { requestId: 'c-1', claims: { salt, request } });
+    assert.equal(again.repeated, true);
+    assert.equal(again.codeId, r.codeId);
+    assert.equal(claims.length, 1);
+    // Without claims, none is committed.
+    await tx(rt, 'put', '"x"');
+    assert.deepEqual(claims[1], undefined);
+  });
+
+  test('claims are refused on queries and with a salt that is not 32 bytes', async () => {
+    const { rt } = await withClaims();
+    const bad = { salt: new Uint8Array(31), request: te('r') };
+    await rejects(tx(rt, 'put', '"v"', { claims: bad }), CloisterError, 'INVALID_INPUT');
+    const ok = { salt: new Uint8Array(32), request: te('r') };
+    await rejects(q(rt, 'get', { claims: ok }), CloisterError, 'INVALID_INPUT');
+  });
+
+  test('requestStatus: unknown, then committed with the txid; per caller; named errors', async () => {
+    const { rt } = await withClaims();
+    assert.deepEqual(rt.requestStatus('A', ALICE, 's-1'), { state: 'unknown' });
+    const r = await tx(rt, 'put', '"v"', { requestId: 's-1' });
+    assert.deepEqual(rt.requestStatus('A', ALICE, 's-1'), { state: 'committed', txid: r.txid });
+    assert.deepEqual(rt.requestStatus('A', BOB, 's-1'), { state: 'unknown' });
+    assert.throws(() => rt.requestStatus('Z', ALICE, 's-1'), AppNotFoundError);
+    assert.throws(() => rt.requestStatus('A', ALICE, ''), /request id/);
+    assert.throws(() => rt.requestStatus('A', new Uint8Array(64), 's-1'), /65-byte/);
   });
 });

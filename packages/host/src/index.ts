@@ -34,6 +34,12 @@ export {
   type OperatorKey,
   signDeployRequest,
 } from './node/operator.js';
+export {
+  DEFAULT_SCP_RELAY_LIMITS,
+  SCP_PATH,
+  type ScpRelayLimits,
+} from './node/scp-relay.js';
+export { loadTlsFiles, TlsConfigError, type TlsFiles } from './node/tls.js';
 export type { EnclaveIdentity, SimulationPlatform } from './platform/index.js';
 export { defaultPlatformDir, openSimulationPlatform } from './platform/index.js';
 export { type LevelStore, openLevelStore } from './store/index.js';

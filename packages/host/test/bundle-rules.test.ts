@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { bundleClientCore, bundleEnclave } from '../src/build/bundle.js';
 import {
+  type BundleRules,
   CLIENT_CORE_BUNDLE_RULES,
   checkBundleRules,
   ENCLAVE_BUNDLE_RULES,
@@ -48,6 +49,42 @@ describe('the real bundles', () => {
     assert.ok(Object.keys(metafile.inputs).includes('packages/core/src/index.ts'));
     const v = checkBundleRules(metafile, CLIENT_CORE_BUNDLE_RULES);
     assert.deepEqual(v, [], formatViolations(v));
+  });
+});
+
+describe('the client SDK bundled for browsers', () => {
+  // "." and "./browser" must reach no Node built-in and nothing of the node's side; "./node" may
+  // (ws, files), which also proves the rule fires on the client's own folder.
+  const CLIENT_RULES: BundleRules = {
+    ...CLIENT_CORE_BUNDLE_RULES,
+    name: 'client bundle',
+    folders: [
+      {
+        files: 'packages/client/',
+        mayImport: ['packages/core/', 'packages/client/', 'node_modules/'],
+        builtins: [],
+      },
+      ...CLIENT_CORE_BUNDLE_RULES.folders,
+    ],
+  };
+  const client = async (entry: string): Promise<Violation[]> =>
+    checkBundleRules((await bundleClientCore({ entry })).metafile, CLIENT_RULES);
+
+  for (const entry of ['packages/client/src/index.ts', 'packages/client/src/browser.ts']) {
+    test(`${entry} passes the client rules`, async () => {
+      const { metafile } = await bundleClientCore({ entry });
+      const inputs = Object.keys(metafile.inputs);
+      assert.ok(inputs.includes(entry));
+      assert.ok(inputs.includes('packages/core/src/index.ts'));
+      const v = checkBundleRules(metafile, CLIENT_RULES);
+      assert.deepEqual(v, [], formatViolations(v));
+    });
+  }
+
+  test('the "./node" entry reaches Node built-ins, and the rules say so', async () => {
+    const found = pairs(await client('packages/client/src/node.ts'));
+    assert.ok(found.includes('packages/client/src/node.ts -> node:fs'), found.join('\n'));
+    assert.ok(found.includes('packages/client/src/node.ts -> node:crypto'), found.join('\n'));
   });
 });
 

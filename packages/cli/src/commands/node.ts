@@ -1,4 +1,5 @@
 /** `cloister node start`: runs one node until SIGINT or SIGTERM. */
+import { InvalidInputError } from '@cloister/core';
 import { createLogger, loadOrCreateOperatorKey, startNode } from '@cloister/host';
 import { printError } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
@@ -14,11 +15,21 @@ export interface NodeStartOptions {
   readonly logLevel: string;
   readonly signInterval: number;
   readonly operatorKey?: string;
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
 }
 
 export async function nodeStart(o: NodeStartOptions): Promise<number> {
   const d = defaultPaths(cloisterHome(o.home));
   let node: Awaited<ReturnType<typeof startNode>>;
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
+    printError(
+      new InvalidInputError(
+        'give both --tls-cert and --tls-key (a certificate and its key), or neither',
+      ),
+    );
+    return 1;
+  }
   try {
     const operator = loadOrCreateOperatorKey(operatorKeyPath(o.home, o.operatorKey));
     node = await startNode({
@@ -30,6 +41,9 @@ export async function nodeStart(o: NodeStartOptions): Promise<number> {
       port: o.port,
       logger: createLogger({ level: o.logLevel }),
       signIntervalMs: o.signInterval,
+      ...(o.tlsCert !== undefined && o.tlsKey !== undefined
+        ? { tls: { certFile: o.tlsCert, keyFile: o.tlsKey } }
+        : {}),
     });
   } catch (e) {
     printError(e);

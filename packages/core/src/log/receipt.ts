@@ -12,10 +12,10 @@ import { bytesEqual, constantTimeEqual } from '../bytes.js';
 import { decodeCbor, encodeCbor } from '../cbor.js';
 import type { Constraint } from '../constraint.js';
 import type { DecodedSign1 } from '../cose.js';
-import { decodeSign1, sign1ToBeSigned, verifyEs256 } from '../cose.js';
+import { decodeSign1 } from '../cose.js';
 import { CloisterError, EncodingError, InvalidInputError } from '../errors.js';
 import type { PlatformVerifier, VerifiedEvidence } from '../verify.js';
-import { verifyEvidence } from '../verify.js';
+import { verifyEndorsementChain, verifySign1 } from './endorsement.js';
 import { LogFormatError, ReceiptError } from './errors.js';
 import {
   type EntryKind,
@@ -25,14 +25,7 @@ import {
   parseLeafArray,
 } from './format.js';
 import { leafHash, rootFromInclusion } from './merkle.js';
-import {
-  type Claims,
-  claimsDigest,
-  decodeEndorsementPayload,
-  decodeSignaturePayload,
-  endorsementNonce,
-  serviceIdentity,
-} from './payloads.js';
+import { type Claims, claimsDigest, decodeSignaturePayload, serviceIdentity } from './payloads.js';
 import { formatTxid } from './txid.js';
 
 export const RECEIPT_VERSION = 1;
@@ -189,19 +182,6 @@ export function decodeReceipt(b: Uint8Array): Receipt {
   };
 }
 
-async function verifySign1(sign1: DecodedSign1, publicKey: Uint8Array): Promise<boolean> {
-  try {
-    return await verifyEs256(
-      publicKey,
-      sign1ToBeSigned(sign1.protectedBytes, sign1.payload),
-      sign1.signature,
-    );
-  } catch (e) {
-    if (e instanceof EncodingError) return false; // not a P-256 point
-    throw e;
-  }
-}
-
 function decodeCose(bytes: Uint8Array, reason: 'endorsement' | 'signature'): DecodedSign1 {
   try {
     return decodeSign1(bytes);
@@ -244,43 +224,18 @@ export async function verifyReceipt(
   const expectedClaims = options.claims === undefined ? undefined : claimsDigest(options.claims);
   // 1. format
   const r = decodeReceipt(bytes);
-  const end = decodeCose(r.end, 'endorsement');
-  let endorsed: { servicePublicKey: Uint8Array; nodePublicKey: Uint8Array };
-  try {
-    endorsed = decodeEndorsementPayload(end.payload);
-  } catch (e) {
-    if (e instanceof LogFormatError) throw new ReceiptError('endorsement', e.message, { cause: e });
-    throw e;
-  }
-  const { servicePublicKey, nodePublicKey } = endorsed;
-  // 2. evidence
-  let security: VerifiedEvidence;
-  try {
-    security = await verifyEvidence(r.ev, {
-      nonce: endorsementNonce(servicePublicKey),
-      identityPublicKey: nodePublicKey,
-      constraint: options.constraint,
-      ...(options.verifiers === undefined ? {} : { verifiers: options.verifiers }),
-    });
-  } catch (e) {
-    if (
-      e instanceof CloisterError &&
-      e.code !== 'INVALID_INPUT' &&
-      e.code !== 'CONSTRAINT_SYNTAX'
-    ) {
-      throw new ReceiptError('evidence', `the node evidence does not verify: ${e.message}`, {
-        cause: e,
-      });
-    }
-    throw e;
-  }
-  // 3. endorsement
-  if (!(await verifySign1(end, nodePublicKey))) {
-    throw new ReceiptError(
-      'endorsement',
-      'the service endorsement is not signed by the node key the evidence binds',
-    );
-  }
+  // 1 (endorsement parse), 2. evidence, 3. endorsement: the chain SCP checks too
+  const {
+    servicePublicKey,
+    nodePublicKey: endorsedNode,
+    security,
+  } = await verifyEndorsementChain(
+    r.ev,
+    r.end,
+    options,
+    (step, message, cause) =>
+      new ReceiptError(step, message, cause === undefined ? undefined : { cause }),
+  );
   // 4. signature
   const sig = decodeCose(r.sig, 'signature');
   if (!(await verifySign1(sig, servicePublicKey))) {
@@ -357,7 +312,7 @@ export async function verifyReceipt(
     sigIndex: r.sigIndex,
     service,
     servicePublicKey: servicePublicKey.slice(),
-    nodePublicKey: nodePublicKey.slice(),
+    nodePublicKey: endorsedNode.slice(),
     security,
   };
 }

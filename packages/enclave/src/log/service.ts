@@ -128,6 +128,8 @@ export interface Service {
   readonly servicePublicKey: Uint8Array;
   /** SHA-256 of the service public key. */
   readonly serviceIdentity: Uint8Array;
+  /** The current endorsement (COSE_Sign1 by the node key) and the evidence binding it. */
+  endorsement(): { readonly end: Uint8Array; readonly ev: Uint8Array };
   status(): ServiceStatus;
   /** encodeReceipt(…); ReceiptNotReadyError (not yet signed) / UnknownTransactionError. */
   receipt(txid: string): Uint8Array;
@@ -384,6 +386,7 @@ export async function startService(
     log,
     servicePublicKey: state.servicePublicKey,
     serviceIdentity: serviceIdentity(state.servicePublicKey),
+    endorsement: () => endorsement,
     status() {
       return {
         index: eng.index,

@@ -12,6 +12,7 @@ import {
   createHostRpc,
   type EnclaveWorkerData,
   type HostCallHandlers,
+  type HostEventHandlers,
   type HostToEnclaveCall,
   SYNC_SIGNAL_BYTES,
 } from '@cloister/boundary';
@@ -39,6 +40,11 @@ export interface LaunchOptions {
   readonly resourceLimits?: ResourceLimits;
   /** Each `log` event: a pino level and a fixed event name (checked on receipt). */
   readonly onLog?: (level: number, event: string) => void;
+  /**
+   * The enclave's other events (`scp.send`, `scp.end`: frames for the secure connection relay),
+   * delivered in the order the enclave emitted them, interleaved in order with call replies.
+   */
+  readonly events?: Omit<HostEventHandlers, 'log'>;
   /** Fires once when the worker is gone, whatever the cause (`requested`: by terminate()). */
   readonly onExit?: (info: { readonly exitCode: number; readonly requested: boolean }) => void;
   /** Bytes of enclave stdout/stderr dropped. */
@@ -101,7 +107,11 @@ export function launchEnclaveWorker(opts: LaunchOptions): Promise<EnclaveWorker>
   const onLog = opts.onLog;
   const rpc = createHostRpc(
     port,
-    { ...opts.ocalls, log: onLog ? (ev) => onLog(ev.level, ev.event) : undefined },
+    {
+      ...opts.ocalls,
+      ...opts.events,
+      log: onLog ? (ev) => onLog(ev.level, ev.event) : undefined,
+    },
     {
       ...(opts.maxMessageBytes !== undefined ? { maxLength: opts.maxMessageBytes } : {}),
       ...(opts.onProtocolError ? { onProtocolError: opts.onProtocolError } : {}),

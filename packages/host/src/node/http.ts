@@ -9,6 +9,9 @@
  * operator key and checked by the enclave), `GET /v1/apps`, `GET /v1/apps/<name>` (the public
  * code history).
  *
+ * Secure connections: `/v1/scp` is a WebSocket endpoint (scp-relay.ts, attached to this server);
+ * a plain GET of it is answered 426. With `tls` the server is HTTPS (and the WebSocket WSS).
+ *
  * Limits (stated defaults, configurable): URL at most 2048 bytes (414), headers at most 8 KiB
  * (Node's 431), no request body except on `POST /v1/apps` (413), where it is at most
  * `maxDeployBytes` (8 MiB + 64 KiB, 413); only GET and HEAD, plus POST on `/v1/apps` (405). Errors
@@ -18,6 +21,7 @@
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { CallResponse } from '@cloister/boundary';
 import {
   CloisterError,
@@ -32,6 +36,7 @@ import {
 } from '@cloister/core';
 import type { Logger } from './logger.js';
 import { type NodeMetrics, ROUTES, type Route } from './metrics.js';
+import type { TlsFiles } from './tls.js';
 
 export interface HttpLimits {
   readonly maxUrlBytes: number;
@@ -85,6 +90,8 @@ export interface HttpDeps {
   readonly metrics: NodeMetrics;
   readonly log: Logger;
   readonly limits?: HttpLimits;
+  /** Serve HTTPS (and WSS on /v1/scp) with this certificate and key (loadTlsFiles). */
+  readonly tls?: TlsFiles;
 }
 
 class HttpError extends CloisterError {
@@ -381,6 +388,13 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse,
       const proof = await deps.consistency(from, to);
       return send(res, 200, { from, to, proof: proof.map(toHex) });
     }
+    case '/v1/scp':
+      res.setHeader('upgrade', 'websocket');
+      throw new HttpError(
+        426,
+        'INVALID_INPUT',
+        '/v1/scp is a WebSocket endpoint: connect with a WebSocket client (the Cloister client SDK)',
+      );
     case '/metrics':
       return send(
         res,
@@ -396,7 +410,8 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse,
 /** Creates (does not start) the node's HTTP server. */
 export function createHttpServer(deps: HttpDeps): Server {
   const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
-  const server = createServer({ maxHeaderSize: limits.maxHeaderBytes }, (req, res) => {
+  const options = { maxHeaderSize: limits.maxHeaderBytes };
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     const route = routeOf(path);
     const stop = deps.metrics.httpDuration.startTimer({ route });
@@ -416,7 +431,11 @@ export function createHttpServer(deps: HttpDeps): Server {
       deps.log.error({ route }, 'internal error');
       return sendError(res, 500, new CloisterError('ENCLAVE_FAILED', 'internal error'));
     });
-  });
+  };
+  // An https.Server is an http.Server to everything that listens, upgrades and closes.
+  const server: Server = deps.tls
+    ? (createHttpsServer({ ...options, cert: deps.tls.cert, key: deps.tls.key }, handler) as Server)
+    : createServer(options, handler);
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   return server;

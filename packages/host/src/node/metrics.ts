@@ -3,7 +3,7 @@
  * per-app labels (DESIGN.md §2 "What the host still learns"). Every label value comes from a fixed
  * set written in this file or in the boundary catalogue, never from a request.
  */
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The fixed routes; anything else is counted as 'other'. */
 export const ROUTES = [
@@ -14,6 +14,7 @@ export const ROUTES = [
   '/v1/log/consistency',
   '/v1/apps',
   '/v1/apps/{name}',
+  '/v1/scp',
   '/metrics',
   'other',
 ] as const;
@@ -27,6 +28,14 @@ export interface NodeMetrics {
   /** The enclave's record store calls, by catalogue name only (no keys, sizes or outcomes). */
   readonly storeCalls: Counter<'call'>;
   readonly enclaveOutputDropped: Counter;
+  /** Open secure connection sockets (`/v1/scp`). */
+  readonly scpConnections: Gauge;
+  /** SCP frames relayed, by direction ('in' from clients, 'out' to them): no sizes, no sessions. */
+  readonly scpFrames: Counter<'direction'>;
+  /** Secure connections refused at connect, by fixed reason ('cap', 'sessions', 'enclave'). */
+  readonly scpRefused: Counter<'reason'>;
+  /** Secure connections closed by the relay, by fixed reason (ScpCloseReason). */
+  readonly scpClosed: Counter<'reason'>;
 }
 
 export function createNodeMetrics(): NodeMetrics {
@@ -62,6 +71,29 @@ export function createNodeMetrics(): NodeMetrics {
     enclaveOutputDropped: new Counter({
       name: 'cloister_enclave_output_dropped_bytes_total',
       help: 'Bytes the enclave wrote to stdout/stderr, dropped (enclave output is not a log channel)',
+      registers: [registry],
+    }),
+    scpConnections: new Gauge({
+      name: 'cloister_scp_connections',
+      help: 'Open secure connection sockets',
+      registers: [registry],
+    }),
+    scpFrames: new Counter({
+      name: 'cloister_scp_frames_total',
+      help: 'Secure connection frames relayed, by direction (in, out)',
+      labelNames: ['direction'],
+      registers: [registry],
+    }),
+    scpRefused: new Counter({
+      name: 'cloister_scp_refused_total',
+      help: 'Secure connections refused at connect, by reason (cap, sessions, enclave)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    scpClosed: new Counter({
+      name: 'cloister_scp_closed_total',
+      help: 'Secure connections closed by the relay, by reason (text, idle, backpressure, protocol, enclave, sessions, cap)',
+      labelNames: ['reason'],
       registers: [registry],
     }),
   };

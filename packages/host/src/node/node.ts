@@ -38,6 +38,8 @@ import { type DataDir, openDataDir } from './data-dir.js';
 import { createHttpServer, type HttpLimits } from './http.js';
 import { createLogger, type Logger } from './logger.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics.js';
+import { attachScpRelay, type ScpRelay, type ScpRelayLimits } from './scp-relay.js';
+import { loadTlsFiles } from './tls.js';
 
 export interface NodeOptions {
   /** Data directory (created on first use). */
@@ -66,6 +68,14 @@ export interface NodeOptions {
    * refused until a start gives one (OPERATOR_KEY_MISSING).
    */
   readonly operatorPublicKey?: Uint8Array;
+  /**
+   * Serve HTTPS and WSS with this PEM certificate chain and private key (`--tls-cert`,
+   * `--tls-key`); the URL is then https://. An unreadable or mismatched pair fails the start
+   * (TlsConfigError) before anything is opened.
+   */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  /** Limits of the `/v1/scp` relay; unset fields keep DEFAULT_SCP_RELAY_LIMITS. */
+  readonly scpLimits?: Partial<ScpRelayLimits>;
 }
 
 /** Default `signIntervalMs`: the longest a committed transaction waits for its receipt. */
@@ -218,6 +228,7 @@ async function boot(
   metrics: NodeMetrics,
   cleanup: (() => unknown)[],
   onExit: () => void,
+  relay: () => ScpRelay | undefined = () => undefined,
 ): Promise<Booted> {
   assertSeparate(opts.dataDir, opts.platformDir);
   const data = openDataDir(opts.dataDir);
@@ -246,6 +257,11 @@ async function boot(
     }),
     onProtocolError: () => log.warn({ event: 'boundary.malformed' }, 'dropped a malformed frame'),
     onLog: (level: number, event: string) => log[levelName(level)]({ event }, 'enclave'),
+    // Frames of secure connections, for the relay (none before it exists: no socket yet).
+    events: {
+      'scp.send': (f) => relay()?.send(f.session, f.frame),
+      'scp.end': (f) => relay()?.end(f.session, f.code),
+    },
     onExit,
     onOutputDropped: (bytes: number) => metrics.enclaveOutputDropped.inc(bytes),
   });
@@ -279,6 +295,8 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   if (!Number.isSafeInteger(signIntervalMs) || signIntervalMs < 0) {
     throw new InvalidInputError('the sign interval must be a whole number of milliseconds >= 0');
   }
+  // Before anything is opened: a wrong certificate or key fails the start by name.
+  const tls = opts.tls ? loadTlsFiles(opts.tls.certFile, opts.tls.keyFile) : undefined;
   const metrics = createNodeMetrics();
   const cleanup: (() => unknown)[] = [];
   const undo = async () => {
@@ -288,12 +306,23 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     let stopping = false;
     let failed = false;
     let closeNode: () => Promise<void> = async () => {};
-    const { data, started, platformName, call } = await boot(opts, log, metrics, cleanup, () => {
-      if (stopping) return;
-      failed = true;
-      log.fatal({ event: 'enclave.exited' }, 'the enclave stopped unexpectedly; stopping the node');
-      void closeNode();
-    });
+    let relay: ScpRelay | undefined;
+    const { data, started, platformName, call } = await boot(
+      opts,
+      log,
+      metrics,
+      cleanup,
+      () => {
+        if (stopping) return;
+        failed = true;
+        log.fatal(
+          { event: 'enclave.exited' },
+          'the enclave stopped unexpectedly; stopping the node',
+        );
+        void closeNode();
+      },
+      () => relay,
+    );
     const opened = await call('apps.open', {
       operatorKey: opts.operatorPublicKey ?? new Uint8Array(0),
     });
@@ -348,10 +377,27 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
         return r;
       },
       apps: async (app) => (await call('apps.info', { app })).info,
+      ...(tls ? { tls } : {}),
+    });
+    relay = attachScpRelay(server, {
+      metrics,
+      log,
+      ...(opts.scpLimits ? { limits: opts.scpLimits } : {}),
+      enclave: {
+        open: async () => (await call('scp.open', {})).session,
+        frame: async (session, frame) => {
+          await call('scp.frame', { session, frame });
+        },
+        close: async (session) => {
+          await call('scp.close', { session });
+        },
+      },
     });
     const address = await listen(server, host, opts.port);
     cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+    cleanup.push(() => relay?.close());
+    const scheme = tls ? 'https' : 'http';
+    const url = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
     log.info(
       { event: 'node.listening', url, nodeId: data.nodeId, platform: platformName },
       'node started',
@@ -365,6 +411,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       closed ??= (async () => {
         stopping = true;
         clearInterval(timer);
+        relay?.close();
         server.closeIdleConnections?.();
         await ticking;
         if (!failed) await call('enclave.stop', {}).catch(() => {});

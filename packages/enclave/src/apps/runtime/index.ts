@@ -41,5 +41,6 @@ export {
   DEFAULT_INSTANCE_POOL,
   type DeployedApp,
   type PreparedApp,
+  type RequestStatus,
   type RouteInfo,
 } from './runtime.js';

@@ -24,7 +24,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import {
   CloisterError,
+  claimsDigest,
   concatBytes,
+  fromHex,
   InvalidInputError,
   isCloisterError,
   sha256,
@@ -123,6 +125,21 @@ export interface AppCall {
   readonly requestId?: string;
   /** Fuel for the call (default `limits.defaultFuel`). */
   readonly fuel?: number;
+  /**
+   * Transactions: the entry commits to `claimsDigest({salt, request, response: utf8(result),
+   * codeId})` (docs/receipts.md §3), so the client can check its receipt is of this call. A
+   * repeated request id returns the first outcome (and so the first claims: the client reuses its
+   * salt and request). salt: 32 bytes.
+   */
+  readonly claims?: { readonly salt: Uint8Array; readonly request: Uint8Array };
+}
+
+/** What is known of a (caller, request id) of an app (`requestStatus`). */
+export interface RequestStatus {
+  /** 'committed': its outcome is in the app's `$requests`; 'unknown': nothing is. */
+  readonly state: 'committed' | 'unknown';
+  /** Its transaction id, when this enclave run remembers it (not after a restart). */
+  readonly txid?: string;
 }
 
 export interface AppCallResult {
@@ -136,6 +153,11 @@ export interface AppCallResult {
   readonly repeated: boolean;
   /** Fuel the call used (0 for a repeated request). */
   readonly fuelUsed: number;
+  /**
+   * The code id (hex) that produced the result: the app's current code, or for a repeated
+   * request the code of its first run when it was recorded (the claims were made with it).
+   */
+  readonly codeId: string;
 }
 
 /** A module validated and instrumented for app `info.app`, not registered yet (`prepare`). */
@@ -164,6 +186,12 @@ export interface AppRuntime {
   app(name: string): DeployedApp | undefined;
   /** The caller id an app sees for `identityKey` (docs/app-abi.md §5.1). */
   callerId(app: string, identityKey: Uint8Array): Uint8Array;
+  /**
+   * Whether the transaction with request id `requestId` of `caller` (65-byte identity key) on
+   * `app` committed, read from the app's `$requests` at the latest committed state. Throws
+   * AppNotFoundError for an app not deployed, InvalidInputError for a malformed id or key.
+   */
+  requestStatus(app: string, caller: Uint8Array, requestId: string): RequestStatus;
 }
 
 interface Deployed {
@@ -431,11 +459,18 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
       );
     }
     const requestId = request.requestId;
-    if (requestId !== undefined) {
-      const n = typeof requestId === 'string' ? utf8(requestId).length : 0;
-      if (n < 1 || n > MAX_REQUEST_ID_BYTES) {
-        throw new InvalidInputError(`a request id is 1..${MAX_REQUEST_ID_BYTES} bytes of UTF-8`);
-      }
+    if (requestId !== undefined) checkRequestId(requestId);
+    const claims = request.claims;
+    if (
+      claims !== undefined &&
+      (route.kind !== 'transaction' ||
+        !(claims.salt instanceof Uint8Array) ||
+        claims.salt.length !== 32 ||
+        !(claims.request instanceof Uint8Array))
+    ) {
+      throw new InvalidInputError(
+        'claims are for transactions: a 32-byte salt and the request bytes',
+      );
     }
     const fuel = request.fuel ?? limits.defaultFuel;
     const callerId = callerIdOf(request.app, request.caller);
@@ -454,7 +489,7 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
       try {
         const state = fresh(tx);
         const fuelUsed = run(d, route, state, fuel);
-        return { ...outcomeOf(state), repeated: false, fuelUsed };
+        return { ...outcomeOf(state), repeated: false, fuelUsed, codeId: d.info.codeId };
       } finally {
         tx.abort();
       }
@@ -469,13 +504,14 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
           const stored = tx.get(request.app, REQUESTS_TABLE, reqKey);
           if (stored !== undefined) {
             tx.abort();
-            const first = decodeOutcome(stored);
+            const { codeId, ...first } = decodeOutcome(stored);
             const txid = txids.get(memo);
             return {
               ...first,
               ...(txid === undefined ? {} : { txid }),
               repeated: true,
               fuelUsed: 0,
+              codeId: codeId ?? d.info.codeId,
             };
           }
         }
@@ -483,9 +519,26 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
         const fuelUsed = run(d, route, state, fuel);
         const outcome = outcomeOf(state);
         if (reqKey !== undefined) {
-          tx.set(request.app, REQUESTS_TABLE, reqKey, encodeOutcome(outcome));
+          tx.set(
+            request.app,
+            REQUESTS_TABLE,
+            reqKey,
+            encodeOutcome({ ...outcome, codeId: d.info.codeId }),
+          );
         }
-        const committed = await tx.commit({ app: request.app });
+        const digest =
+          claims === undefined
+            ? undefined
+            : claimsDigest({
+                salt: claims.salt,
+                request: claims.request,
+                response: utf8(outcome.result),
+                codeId: fromHex(d.info.codeId),
+              });
+        const committed = await tx.commit({
+          app: request.app,
+          ...(digest === undefined ? {} : { claims: digest }),
+        });
         if (reqKey !== undefined) {
           txids.set(memo, committed.txid);
           if (txids.size > MAX_REMEMBERED_TXIDS) {
@@ -493,13 +546,38 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
             if (oldest !== undefined) txids.delete(oldest);
           }
         }
-        return { ...outcome, txid: committed.txid, repeated: false, fuelUsed };
+        return {
+          ...outcome,
+          txid: committed.txid,
+          repeated: false,
+          fuelUsed,
+          codeId: d.info.codeId,
+        };
       } catch (e) {
         if (tx.state === 'open') tx.abort();
         if (isCloisterError(e, 'TX_CONFLICT') && attempt < retries) continue;
         throw e;
       }
     }
+  }
+
+  function requestStatus(app: string, caller: Uint8Array, requestId: string): RequestStatus {
+    if (!apps.has(app)) throw new AppNotFoundError(String(app));
+    if (!(caller instanceof Uint8Array) || caller.length !== 65) {
+      throw new InvalidInputError('the caller is a 65-byte identity public key');
+    }
+    checkRequestId(requestId);
+    const reqKey = concatBytes(callerIdOf(app, caller), utf8(requestId));
+    const tx = engine.begin({ reserved: true });
+    let stored: Uint8Array | undefined;
+    try {
+      stored = tx.get(app, REQUESTS_TABLE, reqKey);
+    } finally {
+      tx.abort();
+    }
+    if (stored === undefined) return { state: 'unknown' };
+    const txid = txids.get(`${app}\u0000${toHex(reqKey)}`);
+    return txid === undefined ? { state: 'committed' } : { state: 'committed', txid };
   }
 
   return {
@@ -510,7 +588,15 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
     call,
     app: (name) => apps.get(name)?.info,
     callerId: callerIdOf,
+    requestStatus,
   };
+}
+
+function checkRequestId(requestId: unknown): void {
+  const n = typeof requestId === 'string' ? utf8(requestId).length : 0;
+  if (n < 1 || n > MAX_REQUEST_ID_BYTES) {
+    throw new InvalidInputError(`a request id is 1..${MAX_REQUEST_ID_BYTES} bytes of UTF-8`);
+  }
 }
 
 /** Throws InvalidInputError unless `name` is a valid app id (docs/app-abi.md §14). */
@@ -534,19 +620,36 @@ function sameType(
   );
 }
 
-/** The stored first outcome of a request id (`$requests`): JSON, version 1. */
-function encodeOutcome(o: { result: string; notifications: readonly string[] }): Uint8Array {
-  return utf8(JSON.stringify({ v: 1, result: o.result, notifications: o.notifications }));
+/**
+ * The stored first outcome of a request id (`$requests`): JSON, version 1, with the code id (hex)
+ * that produced it (absent in outcomes written before claims existed).
+ */
+function encodeOutcome(o: {
+  result: string;
+  notifications: readonly string[];
+  codeId: string;
+}): Uint8Array {
+  return utf8(
+    JSON.stringify({ v: 1, result: o.result, notifications: o.notifications, codeId: o.codeId }),
+  );
 }
 
-function decodeOutcome(bytes: Uint8Array): { result: string; notifications: string[] } {
+function decodeOutcome(bytes: Uint8Array): {
+  result: string;
+  notifications: string[];
+  codeId?: string;
+} {
   const o = JSON.parse(decoder.decode(bytes)) as {
     v?: unknown;
     result?: unknown;
     notifications?: unknown;
+    codeId?: unknown;
   };
   if (o.v !== 1 || typeof o.result !== 'string' || !Array.isArray(o.notifications)) {
     throw new CloisterError('ENCODING', 'a stored request outcome is not in the v1 format');
   }
-  return { result: o.result, notifications: o.notifications.map(String) };
+  const out = { result: o.result, notifications: o.notifications.map(String) };
+  return typeof o.codeId === 'string' && /^[0-9a-f]{64}$/.test(o.codeId)
+    ? { ...out, codeId: o.codeId }
+    : out;
 }

@@ -1,0 +1,259 @@
+/**
+ * `cloister call URL APP METHOD 'JSON'` (a transaction) and `cloister query URL APP METHOD 'JSON'`:
+ * connect over the secure connection protocol with @cloister/client — the node's evidence, the
+ * service (`SVC:`, and the pin kept in `<home>/client-state.json`) and the app's code id (`APP:`)
+ * are checked against `--constraint` before the arguments leave this process —, run the method
+ * and print its result. `--receipt FILE` waits for the signed receipt, verifies it (claims and
+ * the rollback check included) and writes it. Exit codes: 0 done, 1 refused or failed, 2 could not
+ * run (bad input, unreachable node).
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import {
+  type Client,
+  connect,
+  createIdentityFile,
+  fileState,
+  type Identity,
+  loadIdentity,
+  type QueryResult,
+  type TransactResult,
+} from '@cloister/client/node';
+import { CloisterError, InvalidInputError, parseConstraint, toHex } from '@cloister/core';
+import { line, printError } from '../output.js';
+import { cloisterHome } from '../paths.js';
+
+export interface CallOptions {
+  readonly constraint: string;
+  /** Identity PEM file (default `<home>/identity.pem`, created on first use). */
+  readonly identity?: string;
+  readonly requestId?: string;
+  /** Write the verified receipt here (transactions only). */
+  readonly receipt?: string;
+  readonly json?: boolean;
+  readonly home?: string;
+}
+
+/** Codes that mean "could not run" (exit 2) rather than "refused or failed" (exit 1). */
+const CANNOT_RUN: ReadonlySet<string> = new Set(['INVALID_INPUT', 'CONSTRAINT_SYNTAX', 'NETWORK']);
+
+/**
+ * Offset of the first character that makes `s` invalid JSON (RFC 8259), or -1 when it is valid:
+ * V8's messages name the position only for some errors, and a user fixing a shell-quoted
+ * argument needs it every time. Only used to word the error.
+ */
+export function jsonErrorPosition(s: string): number {
+  let i = 0;
+  const fail = (): never => {
+    throw i;
+  };
+  const ws = (): void => {
+    while (i < s.length && ' \t\n\r'.includes(s[i] as string)) i++;
+  };
+  const str = (): void => {
+    i++;
+    while (i < s.length) {
+      const c = s[i] as string;
+      if (c === '"') {
+        i++;
+        return;
+      }
+      if (c < ' ') fail();
+      if (c === '\\') {
+        i++;
+        if (s[i] === 'u' && /^[0-9a-fA-F]{4}$/.test(s.slice(i + 1, i + 5))) i += 4;
+        else if (!'"\\/bfnrt'.includes(s[i] ?? 'x')) fail();
+      }
+      i++;
+    }
+    fail();
+  };
+  const items = (close: string, item: () => void): void => {
+    i++;
+    ws();
+    if (s[i] === close) {
+      i++;
+      return;
+    }
+    for (;;) {
+      item();
+      ws();
+      if (s[i] === close) {
+        i++;
+        return;
+      }
+      if (s[i] !== ',') fail();
+      i++;
+    }
+  };
+  const value = (): void => {
+    ws();
+    const c = s[i];
+    if (c === '{') {
+      items('}', () => {
+        ws();
+        if (s[i] !== '"') fail();
+        str();
+        ws();
+        if (s[i] !== ':') fail();
+        i++;
+        value();
+      });
+    } else if (c === '[') items(']', value);
+    else if (c === '"') str();
+    else {
+      const m = /^(true|false|null|-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?)/.exec(s.slice(i));
+      if (m === null) fail();
+      else i += (m[0] as string).length;
+    }
+  };
+  try {
+    value();
+    ws();
+    if (i < s.length) fail();
+    return -1;
+  } catch (at) {
+    return at as number;
+  }
+}
+
+function parseArgs(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const at = jsonErrorPosition(text);
+    const where =
+      at < 0
+        ? ''
+        : ` at position ${at} (${at < text.length ? JSON.stringify(text[at]) : 'the end'})`;
+    throw new InvalidInputError(
+      `the arguments are not valid JSON${where}: ${(e as Error).message}; give one JSON value, quoted for the shell, e.g. '{"amount": 5}'`,
+    );
+  }
+}
+
+function isTransact(r: QueryResult): r is TransactResult {
+  return 'txid' in r;
+}
+
+async function identityFor(o: CallOptions): Promise<Identity> {
+  if (o.identity !== undefined) return loadIdentity(resolve(o.identity));
+  const path = join(cloisterHome(o.home), 'identity.pem');
+  if (existsSync(path)) return loadIdentity(path);
+  const id = await createIdentityFile(path);
+  process.stderr.write(
+    `note: created your client identity ${path} (mode 0600); apps know you by an id derived from it\n`,
+  );
+  return id;
+}
+
+async function run(
+  kind: 'transact' | 'query',
+  url: string,
+  app: string,
+  method: string,
+  argsText: string,
+  o: CallOptions,
+): Promise<number> {
+  let client: Client | undefined;
+  try {
+    const constraint = parseConstraint(o.constraint);
+    const args = parseArgs(argsText);
+    if (kind === 'query' && (o.requestId !== undefined || o.receipt !== undefined)) {
+      throw new InvalidInputError('--request-id and --receipt apply to `cloister call` only');
+    }
+    const identity = await identityFor(o);
+    client = await connect(url, {
+      constraint,
+      identity,
+      state: fileState(cloisterHome(o.home)),
+      reconnect: { attempts: 3 },
+    });
+    const handle = client.app(app);
+    const r =
+      kind === 'query'
+        ? await handle.query(method, args)
+        : await handle.transact(
+            method,
+            args,
+            o.requestId === undefined ? {} : { requestId: o.requestId },
+          );
+    let receipt: { file: string; treeSize: number; claims: boolean } | undefined;
+    if (o.receipt !== undefined && isTransact(r)) {
+      // A repeat answers a request made earlier, with another salt: its claims cannot be ours.
+      const claims = r.repeated ? undefined : r.claims;
+      const got = await client.receipt(r.txid, { wait: true, ...(claims ? { claims } : {}) });
+      const file = resolve(o.receipt);
+      writeFileSync(file, got.receipt);
+      receipt = { file, treeSize: got.verified.size, claims: claims !== undefined };
+    }
+    print(client, app, method, r, receipt, o.json === true);
+    return 0;
+  } catch (e) {
+    printError(e);
+    return e instanceof CloisterError && CANNOT_RUN.has(e.code) ? 2 : 1;
+  } finally {
+    await client?.close();
+  }
+}
+
+function print(
+  client: Client,
+  app: string,
+  method: string,
+  r: QueryResult,
+  receipt: { file: string; treeSize: number; claims: boolean } | undefined,
+  json: boolean,
+): void {
+  const t = isTransact(r) ? r : undefined;
+  if (json) {
+    process.stdout.write(
+      `${JSON.stringify({
+        app,
+        method,
+        result: r.result,
+        notifications: r.notifications,
+        codeId: toHex(r.codeId),
+        service: toHex(client.service.identity),
+        ...(t ? { txid: t.txid, requestId: t.requestId, repeated: t.repeated } : {}),
+        ...(receipt ? { receipt } : {}),
+      })}\n`,
+    );
+    return;
+  }
+  let out = line('result', r.json);
+  for (const n of r.notifications) out += line('notification', JSON.stringify(n));
+  if (t) {
+    out += line('txid', t.txid) + line('request id', t.requestId);
+    if (t.repeated) out += '  (this request id was already applied: the stored result is shown)\n';
+  }
+  out += line('app code id', toHex(r.codeId));
+  out += line('service', toHex(client.service.identity));
+  if (receipt) {
+    out += line('receipt', `${receipt.file} (verified; signed tree size ${receipt.treeSize})`);
+    if (!receipt.claims) out += '  (claims not checked: this is a repeat of an earlier request)\n';
+  }
+  process.stdout.write(out);
+}
+
+/** `cloister call`: runs a transaction. */
+export function call(
+  url: string,
+  app: string,
+  method: string,
+  args: string,
+  o: CallOptions,
+): Promise<number> {
+  return run('transact', url, app, method, args, o);
+}
+
+/** `cloister query`: runs a query (nothing is written, no receipt). */
+export function query(
+  url: string,
+  app: string,
+  method: string,
+  args: string,
+  o: CallOptions,
+): Promise<number> {
+  return run('query', url, app, method, args, o);
+}

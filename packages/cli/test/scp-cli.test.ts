@@ -1,0 +1,242 @@
+/**
+ * `cloister keys new`, `cloister call` and `cloister query` against a real node (the enclave
+ * built from source, its SCP server behind the host's /v1/scp relay) with the `cloister app new`
+ * counter app deployed: results, notifications, a verified receipt written to a file, a request
+ * id that applies once, the default identity created on first use, and clear refusals — a
+ * missing app named, bad JSON with its position, an enclave or app code the constraint refuses,
+ * a service that differs from the pinned one, an unreachable node.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { sha256, toHex, utf8, verifyReceipt } from '@cloister/core';
+import { createLogger, loadOrCreateOperatorKey, type RunningNode, startNode } from '@cloister/host';
+import fc from 'fast-check';
+import { testBuild } from '../../host/test/helpers.js';
+import { buildApp } from '../src/commands/app-build.js';
+import { deployApp } from '../src/commands/app-deploy.js';
+import { createApp } from '../src/commands/app-new.js';
+import { jsonErrorPosition } from '../src/commands/call.js';
+
+const entry = fileURLToPath(new URL('./fixtures/run.ts', import.meta.url));
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'cloister-scp-cli-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', entry, ...args], {
+      cwd: root,
+      env: { ...process.env, NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+    });
+    p.stderr.on('data', (d) => {
+      err += d;
+    });
+    p.on('close', (code) => resolve({ code: code ?? -1, out, err }));
+  });
+}
+
+describe('the position named for bad JSON arguments', () => {
+  it('is -1 exactly when JSON.parse accepts, else a position within the text', () => {
+    fc.assert(fc.property(fc.jsonValue(), (v) => jsonErrorPosition(JSON.stringify(v)) === -1));
+    fc.assert(
+      fc.property(fc.string(), (s) => {
+        let valid = true;
+        try {
+          JSON.parse(s);
+        } catch {
+          valid = false;
+        }
+        const at = jsonErrorPosition(s);
+        return valid ? at === -1 : at >= 0 && at <= s.length;
+      }),
+    );
+    assert.equal(jsonErrorPosition('{"name": a}'), 9);
+    assert.equal(jsonErrorPosition('[1,2,]'), 5);
+  });
+});
+
+describe('cloister keys, call and query against a real node', () => {
+  const home = join(tmp, 'home');
+  const me = join(tmp, 'me.pem');
+  let node: RunningNode | undefined;
+  let url: string;
+  let constraint: string;
+  let codeId: string;
+
+  const call = (kind: 'call' | 'query', args: string[], h = home) =>
+    cli(['--home', h, kind, url, '--constraint', constraint, ...args]);
+
+  before(async () => {
+    const project = join(tmp, 'counter');
+    createApp('counter', { dir: project });
+    const built = await buildApp(project);
+    const build = await testBuild();
+    constraint = `C:${toHex(build.measurement)} SEC:INSECURE`;
+    node = await startNode({
+      dataDir: join(tmp, 'data'),
+      platformDir: join(tmp, 'platform'),
+      enclaveDir: build.outDir,
+      port: 0,
+      logger: createLogger({ level: 'silent' }),
+      signIntervalMs: 50,
+      operatorPublicKey: loadOrCreateOperatorKey(join(home, 'operator.pem')).publicKey,
+    });
+    url = node.url;
+    codeId = (await deployApp(built.wasmPath, { name: 'counter', node: url, home })).codeId;
+  });
+  after(async () => {
+    await node?.close();
+  });
+
+  it('keys new: a 0600 PEM file, its public key printed; never overwritten', async () => {
+    const r = await cli(['keys', 'new', me]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /public key\s+04[0-9a-f]{128}/);
+    assert.equal(statSync(me).mode & 0o777, 0o600);
+    const before = readFileSync(me);
+    const again = await cli(['keys', 'new', me]);
+    assert.equal(again.code, 2);
+    assert.match(again.err, /already exists/);
+    assert.deepEqual(readFileSync(me), before);
+  });
+
+  it('call: a transaction with notifications; --receipt writes a receipt that verifies', async () => {
+    const file = join(tmp, 'receipt.cbor');
+    const r = await call('call', [
+      'counter',
+      'increment',
+      '{"name":"a","by":2}',
+      '--identity',
+      me,
+      '--receipt',
+      file,
+      '--json',
+      '--constraint',
+      `${constraint} APP:counter=${codeId}`,
+    ]);
+    assert.equal(r.code, 0, r.err);
+    const out = JSON.parse(r.out) as {
+      result: { value: number };
+      notifications: unknown[];
+      txid: string;
+      codeId: string;
+      service: string;
+      repeated: boolean;
+      receipt: { file: string };
+    };
+    assert.equal(out.result.value, 2);
+    assert.deepEqual(out.notifications, [{ counter: 'a', value: 2 }]);
+    assert.equal(out.codeId, codeId);
+    assert.equal(out.repeated, false);
+    assert.equal(out.receipt.file, file);
+    const v = await verifyReceipt(new Uint8Array(readFileSync(file)), { constraint });
+    assert.equal(v.txid, out.txid);
+    assert.equal(toHex(v.service), out.service);
+  });
+
+  it('a request id applies once; query reads the result', async () => {
+    const args = ['counter', 'increment', '{"name":"b"}', '--identity', me, '--json'];
+    // A second receipt in this home: its root is checked against the first test's, with a
+    // consistency proof fetched from the node.
+    const r2 = join(tmp, 'receipt2.cbor');
+    const first = await call('call', [...args, '--request-id', 'order-7', '--receipt', r2]);
+    assert.equal(first.code, 0, first.err);
+    assert.ok(existsSync(r2));
+    const second = await call('call', [...args, '--request-id', 'order-7']);
+    assert.equal(second.code, 0, second.err);
+    const [a, b] = [JSON.parse(first.out), JSON.parse(second.out)];
+    assert.equal(b.repeated, true);
+    assert.equal(b.txid, a.txid);
+    const q = await call('query', ['counter', 'get', '{"name":"b"}', '--identity', me]);
+    assert.equal(q.code, 0, q.err);
+    assert.match(q.out, /result\s+1\n/);
+  });
+
+  it('without --identity: <home>/identity.pem is created on first use, with a note', async () => {
+    const h = join(tmp, 'home2');
+    const r = await call('query', ['counter', 'get', '{"name":"a"}'], h);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /created your client identity .*identity\.pem/);
+    assert.equal(statSync(join(h, 'identity.pem')).mode & 0o777, 0o600);
+    const again = await call('query', ['counter', 'get', '{"name":"a"}'], h);
+    assert.equal(again.code, 0, again.err);
+    assert.doesNotMatch(again.err, /created/);
+    assert.ok(existsSync(join(h, 'client-state.json')), 'the service is pinned');
+  });
+
+  it('refusals are named: missing app, bad JSON, refused enclave or app code', async () => {
+    const id = ['--identity', me];
+    const missing = await call('query', ['nope', 'get', '{}', ...id]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /APP_NOT_FOUND.*nope/);
+    const bad = await call('call', ['counter', 'increment', '{"name": a}', ...id]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /not valid JSON.*position 9/);
+    const other = `C:${toHex(sha256(utf8('other')))} SEC:INSECURE`;
+    const enclave = await cli([
+      '--home',
+      home,
+      'query',
+      url,
+      'counter',
+      'get',
+      '{}',
+      ...id,
+      '--constraint',
+      other,
+    ]);
+    assert.equal(enclave.code, 1);
+    assert.match(enclave.err, /CONSTRAINT_MISMATCH/);
+    const app = await call('call', [
+      'counter',
+      'increment',
+      '{"name":"c"}',
+      ...id,
+      '--constraint',
+      `${constraint} APP:counter=${toHex(sha256(utf8('v2')))}`,
+    ]);
+    assert.equal(app.code, 1);
+    assert.match(app.err, /APP_CODE_MISMATCH/);
+    const q = await call('query', ['counter', 'get', '{"name":"c"}', ...id]);
+    assert.match(q.out, /result\s+0\n/, 'the refused call was never sent');
+  });
+
+  it('another service at a pinned URL: SERVICE_CHANGED; an unreachable node: NETWORK', async () => {
+    const h = join(tmp, 'home3');
+    const first = await call('query', ['counter', 'get', '{}', '--identity', me], h);
+    assert.equal(first.code, 0, first.err);
+    const file = join(h, 'client-state.json');
+    const state = JSON.parse(readFileSync(file, 'utf8')) as { pins: Record<string, string> };
+    for (const k of Object.keys(state.pins)) state.pins[k] = toHex(sha256(utf8('impostor')));
+    writeFileSync(file, JSON.stringify(state));
+    const changed = await call('query', ['counter', 'get', '{}', '--identity', me], h);
+    assert.equal(changed.code, 1);
+    assert.match(changed.err, /SERVICE_CHANGED/);
+    const down = await cli([
+      '--home',
+      h,
+      'query',
+      'http://127.0.0.1:1',
+      'counter',
+      'get',
+      '{}',
+      '--identity',
+      me,
+      '--constraint',
+      constraint,
+    ]);
+    assert.equal(down.code, 2);
+    assert.match(down.err, /NETWORK.*127\.0\.0\.1:1/);
+  });
+});

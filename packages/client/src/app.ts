@@ -1,0 +1,220 @@
+/**
+ * Calls to one app over a verified connection. The first use reads `app.info`: the code id the
+ * node runs for the app, signed by the node key over this session's hash, and checks it against
+ * the constraint's `APP:` clauses. Only then is any argument sealed; a refusal rejects before
+ * a single byte of app data leaves the client. Every call names the code id it checked, so a
+ * node that has since upgraded the app answers APP_CODE_CHANGED instead of running other code;
+ * the client then re-reads and re-checks app.info and retries once.
+ */
+import {
+  appInfoPayload,
+  bytesEqual,
+  type Claims,
+  checkAppClause,
+  claimsRequest,
+  InvalidInputError,
+  isCloisterError,
+  parseTxid,
+  ScpError,
+  utf8,
+} from '@cloister/core';
+import type { Client } from './client.js';
+import type { Answer } from './connection.js';
+
+/** What the node signed about an app, checked against the constraint. */
+export interface AppInfo {
+  readonly app: string;
+  /** SHA-256 of the app's module: what `APP:<name>=<code id>` clauses name. */
+  readonly codeId: Uint8Array;
+  /** Index of the deploy entry in the log (its receipt proves when this code was deployed). */
+  readonly index: number;
+}
+
+export interface CallOptions {
+  /** Called with each notification the app emits during the call (a throwing listener is ignored). */
+  readonly onNotification?: (value: unknown) => void;
+}
+
+export interface TransactOptions extends CallOptions {
+  /** Idempotency key, 1..128 UTF-8 bytes (default: a random UUID). Retry with the same one. */
+  readonly requestId?: string;
+  /** 32-byte claims salt (default: random). Pass the first attempt's when retrying by hand. */
+  readonly salt?: Uint8Array;
+}
+
+export interface QueryResult {
+  /** The app's result, parsed from `json`. */
+  readonly result: unknown;
+  readonly json: string;
+  readonly codeId: Uint8Array;
+  readonly notifications: readonly unknown[];
+}
+
+export interface TransactResult extends QueryResult {
+  /** "term.index" of the transaction's log entry (its receipt: client.receipt(txid)). */
+  readonly txid: string;
+  readonly requestId: string;
+  /** True when the node had already applied this request id: this is the stored answer. */
+  readonly repeated: boolean;
+  /** What the entry commits to (claimsDigest); give it to client.receipt to check the receipt. */
+  readonly claims: Claims;
+}
+
+function protocol(message: string): ScpError {
+  return new ScpError('SCP_PROTOCOL', message);
+}
+
+function parseJson(text: unknown, what: string): unknown {
+  if (typeof text !== 'string') throw protocol(`the node's ${what} is not JSON text`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw protocol(`the node's ${what} is not valid JSON`);
+  }
+}
+
+function argsJson(args: unknown): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(args === undefined ? {} : args);
+  } catch (e) {
+    throw new InvalidInputError(
+      `the call's arguments cannot be written as JSON: ${(e as Error).message}`,
+    );
+  }
+  if (json === undefined) throw new InvalidInputError('the call arguments must be a JSON value');
+  return json;
+}
+
+function codeIdOf(v: unknown, what: string): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.length !== 32) throw protocol(`${what} must be 32 bytes`);
+  return v;
+}
+
+export class AppClient {
+  readonly name: string;
+  private readonly client: Client;
+  // Invariant: when set, codeId passed checkAppClause and its signature verified.
+  private checked: AppInfo | undefined;
+  private checking: Promise<AppInfo> | undefined;
+
+  constructor(client: Client, name: string) {
+    this.client = client;
+    this.name = name;
+  }
+
+  /** The app's signed code id, checked against the constraint (read once, then on APP_CODE_CHANGED). */
+  info(): Promise<AppInfo> {
+    if (this.checked !== undefined) return Promise.resolve(this.checked);
+    if (this.checking === undefined) {
+      this.checking = this.readInfo().finally(() => {
+        this.checking = undefined;
+      });
+    }
+    return this.checking;
+  }
+
+  /** Runs query `method` with `args` (any JSON value); nothing is written. */
+  async query(method: string, args?: unknown, o: CallOptions = {}): Promise<QueryResult> {
+    const json = argsJson(args);
+    return this.withCode(async (codeId) => {
+      const a = await this.call('query', { method, args: json, codeId }, o);
+      return this.result(a, codeId);
+    });
+  }
+
+  /**
+   * Runs transaction `method`; resolves once it is committed. Retried (on reconnect or by hand)
+   * with the same request id, it applies once: a repeat answers the stored result.
+   */
+  async transact(method: string, args?: unknown, o: TransactOptions = {}): Promise<TransactResult> {
+    const json = argsJson(args);
+    const requestId = o.requestId ?? globalThis.crypto.randomUUID();
+    if (
+      typeof requestId !== 'string' ||
+      utf8(requestId).length < 1 ||
+      utf8(requestId).length > 128
+    ) {
+      throw new InvalidInputError('a request id is 1 to 128 bytes of UTF-8 text');
+    }
+    if (o.salt !== undefined && (!(o.salt instanceof Uint8Array) || o.salt.length !== 32)) {
+      throw new InvalidInputError('a claims salt is 32 bytes');
+    }
+    const salt = o.salt?.slice() ?? this.client.crypto.random(32);
+    return this.withCode(async (codeId) => {
+      const a = await this.call('transact', { method, args: json, codeId, requestId, salt }, o);
+      const r = this.result(a, codeId);
+      const { txid, repeated } = a.result;
+      if (typeof txid !== 'string') throw protocol('the node answered transact without a txid');
+      parseTxid(txid);
+      if (typeof repeated !== 'boolean')
+        throw protocol('the node answered transact without repeated');
+      const claims: Claims = {
+        salt,
+        request: claimsRequest(this.name, method, json, requestId),
+        response: utf8(r.json),
+        codeId,
+      };
+      return { ...r, txid, requestId, repeated, claims };
+    });
+  }
+
+  private async readInfo(): Promise<AppInfo> {
+    const { result, session } = await this.client.request('app.info', { app: this.name });
+    if (result.app !== this.name) throw protocol(`the node answered app.info for another app`);
+    const codeId = codeIdOf(result.codeId, 'app.info codeId');
+    const { index, sig } = result;
+    if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 1) {
+      throw protocol('app.info index must be a positive integer');
+    }
+    if (!(sig instanceof Uint8Array) || sig.length !== 64)
+      throw protocol('app.info sig must be 64 bytes');
+    const payload = appInfoPayload(session.sessionHash, this.name, codeId);
+    if (!(await this.client.crypto.verify(session.peerKey, payload, sig))) {
+      throw protocol(`the node's signature on the code id of app ${this.name} does not verify`);
+    }
+    checkAppClause(this.client.constraint, this.name, codeId);
+    this.checked = { app: this.name, codeId: codeId.slice(), index };
+    return this.checked;
+  }
+
+  private async withCode<T>(f: (codeId: Uint8Array) => Promise<T>): Promise<T> {
+    const info = await this.info();
+    try {
+      return await f(info.codeId);
+    } catch (e) {
+      if (!isCloisterError(e, 'APP_CODE_CHANGED')) throw e;
+      if (this.checked === info) this.checked = undefined;
+      return f((await this.info()).codeId);
+    }
+  }
+
+  private call(
+    op: 'query' | 'transact',
+    args: Record<string, unknown>,
+    o: CallOptions,
+  ): Promise<Answer> {
+    const listener = o.onNotification;
+    const onNotify =
+      listener === undefined
+        ? undefined
+        : (json: string): void => {
+            try {
+              listener(JSON.parse(json));
+            } catch {
+              // a bad notification fails the call below; a listener's own error is its own
+            }
+          };
+    return this.client.request(op, { app: this.name, ...args }, onNotify);
+  }
+
+  private result(a: Answer, codeId: Uint8Array): QueryResult {
+    const ran = codeIdOf(a.result.codeId, 'the answer codeId');
+    if (!bytesEqual(ran, codeId))
+      throw protocol('the node ran another code id than the one checked');
+    const json = a.result.result;
+    const result = parseJson(json, 'result');
+    const notifications = a.notifications.map((n) => parseJson(n, 'notification'));
+    return { result, json: json as string, codeId: ran, notifications };
+  }
+}

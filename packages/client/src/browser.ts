@@ -1,0 +1,143 @@
+/**
+ * @cloister/client/browser: the client for browsers — the global WebSocket as transport, an
+ * identity whose private key is a non-extractable CryptoKey kept in IndexedDB (script on the page
+ * can use it but never read it), and pins and signed roots in IndexedDB. No Node built-in.
+ */
+import { CloisterError, fromHex, MAX_FRAME, type SignedRoot, toHex } from '@cloister/core';
+import { type Client, type ConnectOptions, connect as connectWith } from './client.js';
+import { NetworkError } from './errors.js';
+import { identityOf } from './identity.js';
+import type { ClientState, Identity, Socket, Transport } from './ports.js';
+
+export * from './index.js';
+
+/** A Transport over the global WebSocket (binary frames only; frames above MAX_FRAME refused). */
+export function webSocketTransport(): Transport {
+  return (url) =>
+    new Promise<Socket>((resolve, reject) => {
+      const ws = new WebSocket(url);
+      ws.binaryType = 'arraybuffer';
+      let open = false;
+      const socket: Socket = {
+        send(frame) {
+          if (ws.readyState === WebSocket.OPEN) ws.send(new Uint8Array(frame));
+        },
+        close() {
+          ws.close();
+        },
+        onmessage: undefined,
+        onclose: undefined,
+      };
+      ws.onopen = () => {
+        open = true;
+        resolve(socket);
+      };
+      ws.onerror = () => {
+        if (!open) reject(new NetworkError(`could not open a WebSocket to ${url}`));
+      };
+      ws.onmessage = (ev: MessageEvent) => {
+        if (!(ev.data instanceof ArrayBuffer) || ev.data.byteLength > MAX_FRAME) {
+          ws.close(1003, 'SCP frames are binary and at most MAX_FRAME bytes');
+          return;
+        }
+        socket.onmessage?.(new Uint8Array(ev.data));
+      };
+      ws.onclose = (ev: CloseEvent) => {
+        if (!open) reject(new NetworkError(`could not open a WebSocket to ${url} (${ev.code})`));
+        socket.onclose?.(`${ev.code}${ev.reason ? ` ${ev.reason}` : ''}`);
+      };
+    });
+}
+
+/** connect() with the global WebSocket unless another transport is given. */
+export function connect(
+  url: string,
+  options: Omit<ConnectOptions, 'transport'> & { readonly transport?: Transport },
+): Promise<Client> {
+  return connectWith(url, { ...options, transport: options.transport ?? webSocketTransport() });
+}
+
+const STORES = ['identities', 'pins', 'roots'] as const;
+
+function done<T>(r: IDBRequest<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+
+function openDb(name: string): Promise<IDBDatabase> {
+  const r = indexedDB.open(name, 1);
+  r.onupgradeneeded = () => {
+    for (const s of STORES)
+      if (!r.result.objectStoreNames.contains(s)) r.result.createObjectStore(s);
+  };
+  return done(r);
+}
+
+async function get<T>(db: string, store: string, key: string): Promise<T | undefined> {
+  const d = await openDb(db);
+  try {
+    return (await done(d.transaction(store).objectStore(store).get(key))) as T | undefined;
+  } finally {
+    d.close();
+  }
+}
+
+async function put(db: string, store: string, key: string, value: unknown): Promise<void> {
+  const d = await openDb(db);
+  try {
+    await done(d.transaction(store, 'readwrite').objectStore(store).put(value, key));
+  } finally {
+    d.close();
+  }
+}
+
+/**
+ * The identity named `name` in IndexedDB database `db`, created on first use: a P-256 key pair
+ * generated non-extractable, stored as CryptoKeys (structured clone keeps them non-extractable).
+ */
+export async function browserIdentity(name = 'default', db = 'cloister'): Promise<Identity> {
+  const found = await get<CryptoKeyPair>(db, 'identities', name);
+  if (found !== undefined) return identityOf(found);
+  const pair = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, [
+    'sign',
+    'verify',
+  ]);
+  // Another tab may have created it meanwhile: add() fails then, and its key is used instead.
+  const d = await openDb(db);
+  try {
+    await done(d.transaction('identities', 'readwrite').objectStore('identities').add(pair, name));
+  } catch {
+    const other = await get<CryptoKeyPair>(db, 'identities', name);
+    if (other !== undefined) return identityOf(other);
+    throw new CloisterError(
+      'STORE',
+      `cannot store the identity in IndexedDB database ${db}: allow this site to use storage`,
+    );
+  } finally {
+    d.close();
+  }
+  return identityOf(pair);
+}
+
+/** ClientState in IndexedDB database `db`: pins by URL, signed roots by service identity. */
+export function indexedDbState(db = 'cloister'): ClientState {
+  return {
+    pins: {
+      async get(url) {
+        const hex = await get<string>(db, 'pins', url);
+        return hex === undefined ? undefined : fromHex(hex, 'a stored pin');
+      },
+      put: (url, serviceIdentity) => put(db, 'pins', url, toHex(serviceIdentity)),
+    },
+    roots: {
+      async get(service): Promise<SignedRoot | undefined> {
+        const r = await get<{ size: number; root: string }>(db, 'roots', toHex(service));
+        if (r === undefined) return undefined;
+        return { service: service.slice(), size: r.size, root: fromHex(r.root, 'a stored root') };
+      },
+      put: (r) => put(db, 'roots', toHex(r.service), { size: r.size, root: toHex(r.root) }),
+    },
+  };
+}

@@ -1,0 +1,326 @@
+/**
+ * `connect(url, options)`: a verified secure connection to a node (docs/scp.md). Before the client
+ * proves who it is — and long before any app data leaves it — the handshake checks the node's
+ * evidence against the constraint, the service endorsement, the `SVC:` clause and the service
+ * identity pinned for this URL on first use. Receipts are verified here too, with the rollback
+ * and fork check of docs/receipts.md ("Consistency") against the roots this client has seen.
+ */
+import {
+  bytesEqual,
+  type Claims,
+  type Constraint,
+  checkSignedRoot,
+  InvalidInputError,
+  isCloisterError,
+  type PlatformVerifier,
+  parseConstraint,
+  parseTxid,
+  ReceiptError,
+  type ScpCrypto,
+  ScpError,
+  type ScpSigner,
+  type ServerAuth,
+  signedRootOf,
+  toHex,
+  type VerifiedEvidence,
+  type VerifiedReceipt,
+  verifyReceipt,
+  verifyServerAuth,
+  webCryptoScp,
+} from '@cloister/core';
+import { AppClient } from './app.js';
+import { type Answer, Connection, type ReconnectOptions } from './connection.js';
+import { ServiceChangedError } from './errors.js';
+import { type ClientState, memoryState, type Transport } from './ports.js';
+
+export interface ConnectOptions {
+  /** What you accept: `C:`/`SEC:`… for the node, `APP:name=<code id>` for apps, `SVC:<hash>`. */
+  readonly constraint: Constraint | string;
+  /** The client's key (its public key is sent only encrypted; apps see a caller id derived from it). */
+  readonly identity: ScpSigner;
+  /** How to open a WebSocket; the "./node" and "./browser" entries pass theirs. */
+  readonly transport: Transport;
+  /** Pins and signed roots kept between runs (default: in memory, forgotten at exit). */
+  readonly state?: ClientState;
+  /** Pad every record to the next size bucket (hides exact sizes from the host). */
+  readonly padding?: boolean;
+  /** Reconnect when the socket drops (default on, 6 attempts); false: a drop closes the client. */
+  readonly reconnect?: ReconnectOptions | false;
+  /** Platform verifiers for the evidence (default: core's simulation verifier). */
+  readonly verifiers?: readonly PlatformVerifier[];
+  /** Replace this URL's pinned service identity with the one shown now (deliberate re-pin). */
+  readonly acceptServiceChange?: boolean;
+  /** SCP primitives (default: WebCrypto). */
+  readonly crypto?: ScpCrypto;
+  /** Handshake time limit in ms (default 10000). */
+  readonly handshakeTimeoutMs?: number;
+}
+
+/** What the handshake verified about the service and the node serving it. */
+export interface ServiceInfo {
+  /** SHA-256 of the service key: what is pinned, and what receipts must name. */
+  readonly identity: Uint8Array;
+  readonly key: Uint8Array;
+  /** The node identity key the evidence binds (may change across reconnects, within the service). */
+  readonly nodeKey: Uint8Array;
+  readonly evidence: VerifiedEvidence;
+}
+
+export type StatusQuery =
+  | { readonly txid: string }
+  | { readonly app: string; readonly requestId: string };
+
+export interface Status {
+  /** For {app, requestId}: committed | unknown; for {txid}: signed | committed | unknown. */
+  readonly state: 'signed' | 'committed' | 'unknown';
+  readonly txid?: string;
+}
+
+export interface ReceiptOptions {
+  /** Poll until the transaction is signed (RECEIPT_NOT_READY is retried with backoff). */
+  readonly wait?: boolean;
+  /** The transaction's claims (a transact result's `claims`): the receipt must commit to them. */
+  readonly claims?: Claims;
+  /** Give up waiting after about this many ms of polling (default 60000). */
+  readonly waitMs?: number;
+}
+
+export interface ReceiptResult {
+  /** The receipt bytes (docs/receipts.md): verifiable offline, later, by anyone. */
+  readonly receipt: Uint8Array;
+  readonly verified: VerifiedReceipt;
+}
+
+/** The ws:/wss: SCP endpoint for a node URL (http:→ws:, https:→wss:, path /v1/scp by default). */
+export function scpUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new InvalidInputError(
+      `not a URL: ${url}; give the node's URL, e.g. http://127.0.0.1:7410`,
+    );
+  }
+  const scheme = { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' }[u.protocol];
+  if (scheme === undefined) {
+    throw new InvalidInputError(`${url} is not an http(s) or ws(s) URL; give the node's URL`);
+  }
+  u.protocol = scheme;
+  if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/scp';
+  u.hash = '';
+  return u.toString();
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A client connected to one node; its calls survive reconnects. */
+export class Client {
+  /** The SCP endpoint (the key of this URL's pin). */
+  readonly url: string;
+  readonly constraint: Constraint;
+  private readonly o: ConnectOptions;
+  private readonly state: ClientState;
+  private readonly connection: Connection;
+  private readonly apps = new Map<string, AppClient>();
+  // Invariant: once set, every later handshake must show this service identity.
+  private current: ServiceInfo | undefined;
+
+  private constructor(url: string, o: ConnectOptions) {
+    this.url = scpUrl(url);
+    this.o = o;
+    this.constraint =
+      typeof o.constraint === 'string' ? parseConstraint(o.constraint) : o.constraint;
+    this.state = o.state ?? memoryState();
+    const crypto = o.crypto ?? webCryptoScp;
+    this.connection = new Connection({
+      url: this.url,
+      transport: o.transport,
+      crypto,
+      identity: o.identity,
+      authorize: (a) => this.authorize(a),
+      padding: o.padding === true,
+      reconnect: o.reconnect ?? {},
+      ...(o.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: o.handshakeTimeoutMs }),
+    });
+  }
+
+  /** Connects and verifies (see connect). */
+  static async connect(url: string, o: ConnectOptions): Promise<Client> {
+    if (
+      typeof o !== 'object' ||
+      o === null ||
+      o.identity === undefined ||
+      o.transport === undefined
+    ) {
+      throw new InvalidInputError('connect needs options { constraint, identity, transport }');
+    }
+    const c = new Client(url, o);
+    await c.connection.open();
+    return c;
+  }
+
+  /** The verified service (set once connected). */
+  get service(): ServiceInfo {
+    if (this.current === undefined) throw new ScpError('SCP_CLOSED', 'the client is not connected');
+    return this.current;
+  }
+
+  /** The ScpCrypto this client verifies signatures with. */
+  get crypto(): ScpCrypto {
+    return this.o.crypto ?? webCryptoScp;
+  }
+
+  /** A handle on app `name`; its code is checked against the `APP:` clauses on first use. */
+  app(name: string): AppClient {
+    if (typeof name !== 'string' || name.length === 0) {
+      throw new InvalidInputError('an app name must be a non-empty string');
+    }
+    let a = this.apps.get(name);
+    if (a === undefined) {
+      a = new AppClient(this, name);
+      this.apps.set(name, a);
+    }
+    return a;
+  }
+
+  /** A request over the session (used by AppClient; ops are in docs/scp.md). */
+  request(
+    op: string,
+    args: Record<string, unknown>,
+    onNotify?: (json: string) => void,
+  ): Promise<Answer> {
+    return this.connection.request(op, args, onNotify);
+  }
+
+  /** Where a transaction stands, by its txid or by its app's request id. */
+  async status(q: StatusQuery): Promise<Status> {
+    let args: Record<string, unknown>;
+    if (typeof q === 'object' && q !== null && 'txid' in q) {
+      parseTxid(q.txid);
+      args = { txid: q.txid };
+    } else if (typeof q === 'object' && q !== null && 'app' in q) {
+      args = { app: q.app, requestId: q.requestId };
+    } else {
+      throw new InvalidInputError('status takes { txid } or { app, requestId }');
+    }
+    const { result } = await this.request('status', args);
+    const state = result.state;
+    if (state !== 'signed' && state !== 'committed' && state !== 'unknown') {
+      throw new ScpError('SCP_PROTOCOL', 'the node answered status with an unknown state');
+    }
+    if (result.txid !== undefined && typeof result.txid !== 'string') {
+      throw new ScpError('SCP_PROTOCOL', 'the node answered status with a txid that is not text');
+    }
+    return result.txid === undefined ? { state } : { state, txid: result.txid as string };
+  }
+
+  /**
+   * The receipt of `txid`, verified: evidence against the constraint, the pinned service, the
+   * claims when given; then its signed root is checked against the last one this client saw for
+   * the service (a consistency proof is fetched over the session): RollbackDetectedError when
+   * the service went back or forked.
+   */
+  async receipt(txid: string, o: ReceiptOptions = {}): Promise<ReceiptResult> {
+    parseTxid(txid);
+    const bytes = await this.fetchReceipt(txid, o);
+    const verified = await verifyReceipt(bytes, {
+      constraint: this.constraint,
+      service: this.service.identity,
+      ...(o.claims === undefined ? {} : { claims: o.claims }),
+      ...(this.o.verifiers === undefined ? {} : { verifiers: this.o.verifiers }),
+    });
+    if (verified.txid !== txid) {
+      throw new ReceiptError(
+        'format',
+        `the node sent the receipt of ${verified.txid}, not ${txid}`,
+      );
+    }
+    const seen = signedRootOf(verified);
+    const last = await this.state.roots.get(seen.service);
+    let proof: Uint8Array[] | undefined;
+    if (last !== undefined && last.size < seen.size) {
+      const { result } = await this.request('consistency', { from: last.size, to: seen.size });
+      const p = result.proof;
+      if (!Array.isArray(p) || !p.every((h) => h instanceof Uint8Array)) {
+        throw new ScpError('SCP_PROTOCOL', 'the node answered consistency without a proof');
+      }
+      proof = p as Uint8Array[];
+    }
+    await checkSignedRoot(this.state.roots, seen, proof);
+    return { receipt: bytes, verified };
+  }
+
+  /** Closes the connection; unanswered calls reject SCP_CLOSED. */
+  close(): Promise<void> {
+    return this.connection.close();
+  }
+
+  private async fetchReceipt(txid: string, o: ReceiptOptions): Promise<Uint8Array> {
+    const limit = o.waitMs ?? 60_000;
+    let waited = 0;
+    let delay = 50;
+    for (;;) {
+      try {
+        const { result } = await this.request('receipt', { txid });
+        if (!(result.receipt instanceof Uint8Array)) {
+          throw new ScpError('SCP_PROTOCOL', 'the node answered receipt without receipt bytes');
+        }
+        return result.receipt;
+      } catch (e) {
+        if (!o.wait || !isCloisterError(e, 'RECEIPT_NOT_READY') || waited >= limit) throw e;
+      }
+      await sleep(delay);
+      waited += delay;
+      delay = Math.min(delay * 2, 1000);
+    }
+  }
+
+  /** The handshake's check, before the client key is sent: evidence and SVC: (core), then the pin. */
+  private async authorize(a: ServerAuth): Promise<void> {
+    const evidence = await verifyServerAuth(a, {
+      constraint: this.constraint,
+      ...(this.o.verifiers === undefined ? {} : { verifiers: this.o.verifiers }),
+    });
+    const shown = a.serviceIdentity;
+    if (this.current !== undefined) {
+      // A reconnect must reach the same service: in-flight calls are re-sent to it.
+      if (!bytesEqual(this.current.identity, shown)) {
+        throw new ServiceChangedError(
+          `${this.url} now shows service ${toHex(shown)}, not ${toHex(this.current.identity)} it showed when this client connected`,
+          this.current.identity,
+          shown,
+        );
+      }
+    } else {
+      const pinned = await this.state.pins.get(this.url);
+      if (
+        pinned !== undefined &&
+        !bytesEqual(pinned, shown) &&
+        this.o.acceptServiceChange !== true
+      ) {
+        throw new ServiceChangedError(
+          `${this.url} shows service ${toHex(shown)}, but ${toHex(pinned)} was pinned for it on first use`,
+          pinned,
+          shown,
+        );
+      }
+      if (pinned === undefined || !bytesEqual(pinned, shown))
+        await this.state.pins.put(this.url, shown);
+    }
+    this.current = {
+      identity: shown.slice(),
+      key: a.serviceKey.slice(),
+      nodeKey: a.nodeKey.slice(),
+      evidence,
+    };
+  }
+}
+
+/**
+ * Opens a secure connection to the node at `url` (http(s) or ws(s)) and verifies it: resolves once
+ * the handshake passed every check; rejects by name (CONSTRAINT_MISMATCH, SERVICE_CHANGED,
+ * NETWORK, SCP_*) with nothing sent but the handshake.
+ */
+export function connect(url: string, options: ConnectOptions): Promise<Client> {
+  return Client.connect(url, options);
+}

@@ -1,0 +1,366 @@
+/**
+ * One logical connection to a node over SCP (docs/scp.md): opens a socket through the Transport
+ * port, runs core's clientHandshake (whose `authorize` the caller supplies), routes responses and
+ * notifications to the calls waiting for them, and re-opens with capped exponential backoff and
+ * jitter when the socket drops, re-sending every unanswered request as it was (a transaction keeps
+ * its request id and salt, so the node applies it once).
+ */
+import {
+  CloisterError,
+  clientHandshake,
+  isCloisterError,
+  type ScpCrypto,
+  ScpError,
+  type ScpMessage,
+  type ScpSession,
+  type ScpSigner,
+  type ServerAuth,
+} from '@cloister/core';
+import { ClientClosedError, NetworkError, nodeError } from './errors.js';
+import type { Socket, Transport } from './ports.js';
+
+export interface ReconnectOptions {
+  /** Attempts after a drop before the unanswered calls fail (default 6). */
+  readonly attempts?: number;
+  /** Delay before the first attempt, in ms (default 100); doubles per attempt, ±50% jitter. */
+  readonly initialMs?: number;
+  /** Cap on one delay, in ms (default 5000). */
+  readonly maxMs?: number;
+}
+
+export interface ConnectionOptions {
+  /** The WebSocket URL (ws: or wss:). */
+  readonly url: string;
+  readonly transport: Transport;
+  readonly crypto: ScpCrypto;
+  readonly identity: ScpSigner;
+  /** Runs before the client proves who it is; throws to refuse the server (see clientHandshake). */
+  authorize(auth: ServerAuth): Promise<void>;
+  readonly padding: boolean;
+  /** false: a drop fails the unanswered calls and closes the connection for good. */
+  readonly reconnect: ReconnectOptions | false;
+  /** How long a handshake may take, in ms (default 10000). */
+  readonly handshakeTimeoutMs?: number;
+}
+
+/** A response, with the session that carried it (app.info signatures bind its sessionHash). */
+export interface Answer {
+  readonly result: Record<string, unknown>;
+  readonly session: ScpSession;
+  /** The call's notifications (JSON text), in arrival order. */
+  readonly notifications: readonly string[];
+}
+
+interface Live {
+  readonly socket: Socket;
+  readonly session: ScpSession;
+  /** Set once, when the socket or session is gone; a dead Live is never used again. */
+  dead: boolean;
+  /** Seals and sends in call order, so frames leave in sequence-number order. */
+  sending: Promise<void>;
+}
+
+interface Pending {
+  readonly id: number;
+  readonly op: string;
+  readonly args: Record<string, unknown>;
+  readonly resolve: (a: Answer) => void;
+  readonly reject: (e: unknown) => void;
+  readonly onNotify: ((json: string) => void) | undefined;
+  readonly notifications: string[];
+  /** The Live this request was last sent on (a re-open sends it again on the new one). */
+  sentOn: Live | undefined;
+}
+
+/** Failures a fresh connection may cure; any other (a trust failure, a bug) is final. */
+const TRANSIENT: ReadonlySet<string> = new Set([
+  'NETWORK',
+  'SCP_HANDSHAKE',
+  'SCP_RECORD',
+  'SCP_SEQUENCE',
+  'SCP_PROTOCOL',
+  'SCP_CLOSED',
+  'SCP_SESSIONS',
+]);
+
+function transient(e: unknown): boolean {
+  return isCloisterError(e) && TRANSIENT.has(e.code);
+}
+
+function why(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** A uniform number in [0, 1) from crypto.getRandomValues (not Math.random). */
+function jitter(): number {
+  return (globalThis.crypto.getRandomValues(new Uint32Array(1))[0] as number) / 2 ** 32;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class Connection {
+  private readonly o: ConnectionOptions;
+  // Invariant: live is undefined or an established, not dead Live.
+  private live: Live | undefined;
+  // Invariant: at most one open (or re-open loop) at a time; every caller waits on it.
+  private opening: Promise<Live> | undefined;
+  // Invariant: a request is here from its call until its answer, its failure or close().
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  // Set once: every later call rejects with it.
+  private final: unknown;
+  private connected = false;
+
+  constructor(o: ConnectionOptions) {
+    this.o = o;
+  }
+
+  /** Opens the first session (one attempt: an unreachable node fails fast, by name). */
+  async open(): Promise<void> {
+    await this.ready();
+  }
+
+  /** Sends `op` and resolves its answer; rejects with the node's error or a connection failure. */
+  request(
+    op: string,
+    args: Record<string, unknown>,
+    onNotify?: (json: string) => void,
+  ): Promise<Answer> {
+    return new Promise<Answer>((resolve, reject) => {
+      const p: Pending = {
+        id: this.nextId++,
+        op,
+        args,
+        resolve,
+        reject,
+        onNotify,
+        notifications: [],
+        sentOn: undefined,
+      };
+      this.pending.set(p.id, p);
+      this.ready().then(
+        (live) => this.send(live, p),
+        (e: unknown) => {
+          this.pending.delete(p.id);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  /** Sends a close message, closes the socket and fails every unanswered call (SCP_CLOSED). */
+  async close(): Promise<void> {
+    if (this.final !== undefined) return;
+    this.final = new ClientClosedError('the client is closed: connect again');
+    this.failPending(new ClientClosedError('the client was closed before the node answered'));
+    const live = this.live;
+    this.live = undefined;
+    if (live === undefined || live.dead) return;
+    live.dead = true;
+    try {
+      const frames = await live.session.seal({
+        type: 'close',
+        code: 'SCP_CLOSED',
+        message: 'the client closed the connection',
+      });
+      for (const f of frames) live.socket.send(f);
+    } catch {
+      // the session is already unusable: closing the socket is all that is left
+    }
+    live.socket.close();
+  }
+
+  private ready(): Promise<Live> {
+    if (this.final !== undefined) return Promise.reject(this.final);
+    if (this.live !== undefined) return Promise.resolve(this.live);
+    if (this.opening === undefined) {
+      const p = this.connected && this.o.reconnect !== false ? this.reopen() : this.openOnce();
+      this.opening = p.finally(() => {
+        this.opening = undefined;
+      });
+    }
+    return this.opening;
+  }
+
+  /** Re-opens after a drop: capped exponential backoff with jitter, then re-sends. */
+  private async reopen(): Promise<Live> {
+    const r = this.o.reconnect === false ? {} : this.o.reconnect;
+    const attempts = r.attempts ?? 6;
+    const initial = r.initialMs ?? 100;
+    const cap = r.maxMs ?? 5000;
+    let last: unknown;
+    for (let i = 0; i < attempts; i++) {
+      await sleep(Math.min(cap, initial * 2 ** i) * (0.5 + jitter()));
+      if (this.final !== undefined) throw this.final;
+      try {
+        return await this.openOnce();
+      } catch (e) {
+        if (!transient(e)) {
+          this.fail(e);
+          throw e;
+        }
+        last = e;
+      }
+    }
+    const e = new NetworkError(
+      `could not reconnect to ${this.o.url} after ${attempts} attempts (${why(last)})`,
+      { cause: last },
+    );
+    this.failPending(e);
+    throw e;
+  }
+
+  /** One socket and one handshake; resolves the established Live and re-sends what waits. */
+  private async openOnce(): Promise<Live> {
+    let socket: Socket;
+    try {
+      socket = await this.o.transport(this.o.url);
+    } catch (e) {
+      throw new NetworkError(`could not reach ${this.o.url}: ${why(e)}`, { cause: e });
+    }
+    const live = await this.handshake(socket);
+    if (this.final !== undefined) {
+      live.dead = true; // closed (or failed) while the handshake ran
+      socket.close();
+      throw this.final;
+    }
+    this.connected = true;
+    this.live = live;
+    for (const p of this.pending.values()) this.send(live, p);
+    return live;
+  }
+
+  private handshake(socket: Socket): Promise<Live> {
+    const { url, crypto, identity, authorize } = this.o;
+    const ms = this.o.handshakeTimeoutMs ?? 10_000;
+    return new Promise<Live>((resolve, reject) => {
+      const hs = clientHandshake({ crypto, identity, authorize });
+      let live: Live | undefined;
+      let settled = false;
+      // Frames and the close are handled strictly in arrival order, one at a time.
+      let chain = Promise.resolve();
+      const fail = (e: unknown): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.close();
+        reject(e);
+      };
+      const timer = setTimeout(
+        () => fail(new NetworkError(`${url} did not complete the handshake within ${ms} ms`)),
+        ms,
+      );
+      const onFrame = async (frame: Uint8Array): Promise<void> => {
+        if (live !== undefined) return this.onFrame(live, frame);
+        if (settled) return;
+        const r = await hs.receive(frame);
+        for (const f of r.send) socket.send(f);
+        if (r.session === undefined) return;
+        live = { socket, session: r.session, dead: false, sending: Promise.resolve() };
+        settled = true;
+        clearTimeout(timer);
+        resolve(live);
+      };
+      socket.onmessage = (frame) => {
+        chain = chain.then(() => onFrame(frame)).catch(fail);
+      };
+      socket.onclose = (reason) => {
+        chain = chain.then(() => {
+          const e = new NetworkError(
+            `the connection to ${url} closed${live === undefined ? ' during the handshake' : ''}${reason ? ` (${reason})` : ''}`,
+          );
+          if (live === undefined) fail(e);
+          else this.dropped(live, e);
+        });
+      };
+      hs.start().then((ch) => {
+        if (!settled) socket.send(ch);
+      }, fail);
+    });
+  }
+
+  private send(live: Live, p: Pending): void {
+    if (p.sentOn === live || live.dead || !this.pending.has(p.id)) return;
+    p.sentOn = live;
+    const message: ScpMessage = { type: 'request', id: p.id, op: p.op, args: p.args };
+    live.sending = live.sending.then(async () => {
+      if (live.dead) return; // the re-open sends it again
+      try {
+        const frames = await live.session.seal(message, { pad: this.o.padding });
+        if (!live.dead) for (const f of frames) live.socket.send(f);
+      } catch (e) {
+        this.dropped(live, e);
+      }
+    });
+  }
+
+  private async onFrame(live: Live, frame: Uint8Array): Promise<void> {
+    if (live.dead) return;
+    let messages: ScpMessage[];
+    try {
+      messages = await live.session.open(frame);
+    } catch (e) {
+      this.dropped(live, e);
+      return;
+    }
+    for (const m of messages) this.onMessage(live, m);
+  }
+
+  private onMessage(live: Live, m: ScpMessage): void {
+    if (m.type === 'close') {
+      this.dropped(live, nodeError(m.code, `the node closed the session: ${m.message}`));
+      return;
+    }
+    if (m.type === 'request') {
+      this.dropped(live, new ScpError('SCP_PROTOCOL', 'the node sent a request; only clients do'));
+      return;
+    }
+    const p = this.pending.get(m.id);
+    if (p === undefined || p.sentOn !== live) {
+      this.dropped(
+        live,
+        new ScpError('SCP_PROTOCOL', `the node answered request ${m.id}, never sent`),
+      );
+      return;
+    }
+    if (m.type === 'notify') {
+      p.notifications.push(m.json);
+      p.onNotify?.(m.json);
+      return;
+    }
+    this.pending.delete(m.id);
+    if (m.ok) {
+      const result = m.result instanceof Map ? Object.fromEntries(m.result) : m.result;
+      p.resolve({ result, session: live.session, notifications: p.notifications });
+    } else {
+      p.reject(nodeError(m.code, m.message));
+    }
+  }
+
+  /** The Live is gone: close it; re-open now when calls wait, else on the next call. */
+  private dropped(live: Live, e: unknown): void {
+    if (live.dead) return;
+    live.dead = true;
+    if (this.live === live) this.live = undefined;
+    live.socket.close();
+    if (this.final !== undefined) return;
+    if (this.o.reconnect === false || !transient(e)) {
+      this.fail(
+        e instanceof CloisterError ? e : new NetworkError(`the connection failed: ${why(e)}`),
+      );
+      return;
+    }
+    if (this.pending.size > 0) this.ready().catch(() => undefined); // the calls carry the error
+  }
+
+  private fail(e: unknown): void {
+    if (this.final === undefined) this.final = e;
+    this.failPending(e);
+  }
+
+  private failPending(e: unknown): void {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) p.reject(e);
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * @cloister/client/node: the client for Node — a `ws` transport, identities in PKCS#8 PEM files
+ * (mode 0600; a file group or others can read is refused), and pins and signed roots in a JSON
+ * file written atomically. Signing goes through WebCrypto with a non-extractable key.
+ */
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import {
+  closeSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import {
+  CloisterError,
+  fromHex,
+  InvalidInputError,
+  MAX_FRAME,
+  type SignedRoot,
+  toHex,
+  webCryptoSigner,
+  wipe,
+} from '@cloister/core';
+import WebSocket from 'ws';
+import { type Client, type ConnectOptions, connect as connectWith } from './client.js';
+import type { ClientState, Identity, Socket, Transport } from './ports.js';
+
+export * from './index.js';
+
+/** A Transport over `ws` (binary frames only, frames above MAX_FRAME refused, no compression). */
+export function wsTransport(): Transport {
+  return (url) =>
+    new Promise<Socket>((resolve, reject) => {
+      const ws = new WebSocket(url, { maxPayload: MAX_FRAME, perMessageDeflate: false });
+      let open = false;
+      const socket: Socket = {
+        send(frame) {
+          if (ws.readyState === WebSocket.OPEN) ws.send(frame);
+        },
+        close() {
+          if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+          else ws.close();
+        },
+        onmessage: undefined,
+        onclose: undefined,
+      };
+      ws.on('open', () => {
+        open = true;
+        resolve(socket);
+      });
+      ws.on('error', (e) => {
+        if (!open) reject(e); // after open, 'close' follows and reports the drop
+      });
+      ws.on('message', (data, isBinary) => {
+        if (!isBinary) {
+          ws.close(1003, 'SCP frames are binary');
+          return;
+        }
+        let bytes: Uint8Array;
+        if (Array.isArray(data)) bytes = new Uint8Array(Buffer.concat(data));
+        else if (data instanceof ArrayBuffer) bytes = new Uint8Array(data.slice(0));
+        else bytes = new Uint8Array(data); // a copy: ws may reuse the Buffer's memory
+        socket.onmessage?.(bytes);
+      });
+      ws.on('close', (code, reason) => {
+        socket.onclose?.(`${code}${reason.length > 0 ? ` ${reason.toString()}` : ''}`);
+      });
+    });
+}
+
+/** connect() with the ws transport unless another is given. */
+export function connect(
+  url: string,
+  options: Omit<ConnectOptions, 'transport'> & { readonly transport?: Transport },
+): Promise<Client> {
+  return connectWith(url, { ...options, transport: options.transport ?? wsTransport() });
+}
+
+/** An identity file is missing, unreadable, not a P-256 key, or readable by others. */
+export class IdentityFileError extends CloisterError {
+  constructor(message: string) {
+    super('INVALID_INPUT', message);
+  }
+}
+
+/** Writes `bytes` to a new file `path` (mode 0600), never replacing one: EEXIST if it exists. */
+function writeNewFile(path: string, bytes: Uint8Array): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${toHex(globalThis.crypto.getRandomValues(new Uint8Array(6)))}.tmp`;
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeSync(fd, bytes);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    linkSync(tmp, path); // atomic, and fails when `path` exists: a key is never overwritten
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+/**
+ * Creates a new P-256 identity in a PKCS#8 PEM file of mode 0600 and returns it. Refuses to
+ * overwrite an existing file (IdentityFileError): losing a key loses the caller id apps know.
+ */
+export async function createIdentityFile(path: string): Promise<Identity> {
+  const subtle = globalThis.crypto.subtle;
+  const pair = await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign']);
+  const der = new Uint8Array(await subtle.exportKey('pkcs8', pair.privateKey));
+  const b64 = Buffer.from(der).toString('base64');
+  const pem = `-----BEGIN PRIVATE KEY-----\n${b64.match(/.{1,64}/g)?.join('\n')}\n-----END PRIVATE KEY-----\n`;
+  wipe(der);
+  try {
+    writeNewFile(path, new TextEncoder().encode(pem));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new IdentityFileError(
+        `${path} already exists: it is refused to overwrite a key; choose another file or use this one`,
+      );
+    }
+    throw new IdentityFileError(`cannot write ${path}: ${(e as Error).message}`);
+  }
+  return loadIdentity(path);
+}
+
+/**
+ * Loads a P-256 identity from a PEM file (PKCS#8 "PRIVATE KEY" or SEC1 "EC PRIVATE KEY").
+ * IdentityFileError when the file is missing, readable by group or others (fix: chmod 600), or
+ * not a P-256 private key. The key is imported non-extractable into WebCrypto.
+ */
+export async function loadIdentity(path: string): Promise<Identity> {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch {
+    throw new IdentityFileError(
+      `no identity file at ${path}: create one with \`cloister keys new ${path}\``,
+    );
+  }
+  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+    throw new IdentityFileError(
+      `${path} can be read by group or others (mode ${(mode & 0o777).toString(8)}): a private key must be private; run \`chmod 600 ${path}\``,
+    );
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: readFileSync(path), format: 'pem' });
+  } catch (e) {
+    throw new IdentityFileError(`${path} is not a PEM private key (${(e as Error).message})`);
+  }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new IdentityFileError(`${path} is not a P-256 (prime256v1) EC private key`);
+  }
+  const jwk = createPublicKey(key).export({ format: 'jwk' });
+  const raw = new Uint8Array(65);
+  raw[0] = 4;
+  raw.set(Buffer.from(jwk.x as string, 'base64url'), 1);
+  raw.set(Buffer.from(jwk.y as string, 'base64url'), 33);
+  const der = new Uint8Array(key.export({ type: 'pkcs8', format: 'der' }));
+  const subtle = globalThis.crypto.subtle;
+  const alg = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+  const privateKey = await subtle.importKey('pkcs8', der, alg, false, ['sign']);
+  wipe(der);
+  const publicKey = await subtle.importKey('raw', raw, alg, true, ['verify']);
+  return webCryptoSigner({ privateKey, publicKey }, raw);
+}
+
+interface StateFile {
+  v: 1;
+  /** SCP URL → pinned service identity (hex). */
+  pins: Record<string, string>;
+  /** Service identity (hex) → last signed root seen. */
+  roots: Record<string, { size: number; root: string }>;
+}
+
+/**
+ * ClientState in `<dir>/client-state.json` (mode 0600, replaced atomically on each change).
+ * A damaged file is refused by name, never silently reset: it holds the pins.
+ */
+export function fileState(dir: string): ClientState {
+  const file = join(dir, 'client-state.json');
+  const read = (): StateFile => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { v: 1, pins: {}, roots: {} };
+      throw new InvalidInputError(`cannot read ${file}: ${(e as Error).message}`);
+    }
+    try {
+      const s = JSON.parse(text) as StateFile;
+      if (s.v !== 1 || typeof s.pins !== 'object' || typeof s.roots !== 'object') throw new Error();
+      return s;
+    } catch {
+      throw new InvalidInputError(
+        `${file} is damaged: restore it, or delete it to forget every pin and root (then check the services again)`,
+      );
+    }
+  };
+  const write = (s: StateFile): void => {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${toHex(globalThis.crypto.getRandomValues(new Uint8Array(6)))}.tmp`;
+    const fd = openSync(tmp, 'wx', 0o600);
+    try {
+      writeSync(fd, JSON.stringify(s, null, 2));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  };
+  return {
+    pins: {
+      async get(url) {
+        const hex = read().pins[url];
+        return hex === undefined ? undefined : fromHex(hex, `the pin of ${url} in ${file}`);
+      },
+      async put(url, serviceIdentity) {
+        const s = read();
+        s.pins[url] = toHex(serviceIdentity);
+        write(s);
+      },
+    },
+    roots: {
+      async get(service): Promise<SignedRoot | undefined> {
+        const r = read().roots[toHex(service)];
+        if (r === undefined) return undefined;
+        return {
+          service: service.slice(),
+          size: r.size,
+          root: fromHex(r.root, `a root in ${file}`),
+        };
+      },
+      async put(r) {
+        const s = read();
+        s.roots[toHex(r.service)] = { size: r.size, root: toHex(r.root) };
+        write(s);
+      },
+    },
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * The client's ports: how it reaches a node (Transport), who it is (ScpSigner, from core) and
+ * what it remembers between runs (ClientState). Node and browser adapters live in the "./node"
+ * and "./browser" entries; this file and everything "." reaches import no Node built-in.
+ */
+import type { ScpSigner, SignedRootStore } from '@cloister/core';
+import { fromHex, memorySignedRootStore, toHex } from '@cloister/core';
+
+/**
+ * One open connection carrying SCP frames (one frame = one binary WebSocket message).
+ * The client sets `onmessage` and `onclose` right after the transport resolves and before it sends
+ * anything; the server never speaks first, so an adapter need not buffer earlier messages.
+ */
+export interface Socket {
+  /** Queues one frame; the socket owns nothing of `frame` after the call (it may copy). */
+  send(frame: Uint8Array): void;
+  /** Closes the connection; `onclose` then fires once (if it has not already). */
+  close(): void;
+  /** Each binary message, in arrival order. A text message must close the socket instead. */
+  onmessage: ((frame: Uint8Array) => void) | undefined;
+  /** Fires once when the connection is gone, whoever closed it. */
+  onclose: ((why: string) => void) | undefined;
+}
+
+/** Opens a connection to a WebSocket URL (ws: or wss:); rejects when it cannot. */
+export type Transport = (url: string) => Promise<Socket>;
+
+/**
+ * Which service identity (SHA-256 of the service key, 32 bytes) a URL showed first.
+ * get resolves undefined for a URL never pinned; put replaces the pin. Values are copied.
+ */
+export interface PinStore {
+  get(url: string): Promise<Uint8Array | undefined>;
+  put(url: string, serviceIdentity: Uint8Array): Promise<void>;
+}
+
+/** What a client remembers between runs: its pins, and the last signed root per service. */
+export interface ClientState {
+  readonly pins: PinStore;
+  readonly roots: SignedRootStore;
+}
+
+/** The client's own key: core's ScpSigner (P-256, ECDSA-SHA256, raw r‖s). */
+export type Identity = ScpSigner;
+
+/** A PinStore in memory (tests, short-lived clients). */
+export function memoryPinStore(): PinStore {
+  const pins = new Map<string, string>();
+  return {
+    async get(url) {
+      const hex = pins.get(url);
+      return hex === undefined ? undefined : fromHex(hex);
+    },
+    async put(url, serviceIdentity) {
+      pins.set(url, toHex(serviceIdentity));
+    },
+  };
+}
+
+/** ClientState in memory: forgotten when the process ends (so every run pins afresh). */
+export function memoryState(): ClientState {
+  return { pins: memoryPinStore(), roots: memorySignedRootStore() };
+}

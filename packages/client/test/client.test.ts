@@ -1,0 +1,332 @@
+/**
+ * The client SDK against an in-process node (fake-node.ts: core's serverHandshake and records, a
+ * real log kit): what is verified before anything is sent (evidence, SVC:, the pinned service,
+ * APP: clauses — asserted on the frames the node saw), calls and notifications, receipts with the
+ * rollback check, and reconnects: a transaction whose response was lost is re-sent with the same
+ * request id and salt and applies once.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isCloisterError, memorySignedRootStore, sha256, toHex, utf8 } from '@cloister/core';
+import { type ConnectOptions, connect } from '../src/client.js';
+import { generateIdentity } from '../src/identity.js';
+import { type ClientState, memoryPinStore, memoryState, type Transport } from '../src/ports.js';
+import { CONSTRAINT, FakeNode, FRAME, frameTypes, SECURE_CONSTRAINT } from './fake-node.js';
+
+const URL = 'http://node.test:7410';
+const CODE = sha256(utf8('shop module v1'));
+const CODE2 = sha256(utf8('shop module v2'));
+const FAST = { attempts: 4, initialMs: 1, maxMs: 5 };
+
+function node(): FakeNode {
+  const n = new FakeNode();
+  n.apps.set('shop', { codeId: CODE });
+  return n;
+}
+
+async function open(n: FakeNode, o: Partial<ConnectOptions> = {}) {
+  return connect(URL, {
+    constraint: CONSTRAINT,
+    identity: await generateIdentity(),
+    transport: n.transport,
+    reconnect: FAST,
+    ...o,
+  });
+}
+
+const code = (c: string) => (e: unknown) => {
+  assert.ok(isCloisterError(e), `expected a CloisterError, got ${String(e)}`);
+  assert.equal(e.code, c, e.message);
+  return true;
+};
+
+const ops = (n: FakeNode) => n.requests.map((r) => r.op);
+
+describe('the handshake verifies before the client says who it is', () => {
+  it('connects, exposes the verified service and pins it on first use', async () => {
+    const n = node();
+    const state = memoryState();
+    const c = await open(n, { state });
+    assert.deepEqual(c.service.identity, n.serviceIdentity);
+    assert.deepEqual(c.service.nodeKey, n.kit.node.publicKey);
+    assert.equal(c.service.evidence.platform, 'simulation');
+    assert.equal(c.url, 'ws://node.test:7410/v1/scp');
+    assert.deepEqual(await state.pins.get(c.url), n.serviceIdentity);
+    assert.deepEqual(frameTypes(n.frames), [FRAME.CH, FRAME.CA]);
+    await c.close();
+  });
+
+  it('a different service at a pinned URL raises SERVICE_CHANGED; no CA is sent', async () => {
+    const n = node();
+    const state: ClientState = { pins: memoryPinStore(), roots: memorySignedRootStore() };
+    const other = sha256(utf8('another service'));
+    await state.pins.put('ws://node.test:7410/v1/scp', other);
+    await assert.rejects(open(n, { state }), (e) => {
+      code('SERVICE_CHANGED')(e);
+      assert.match((e as Error).message, new RegExp(toHex(other)));
+      return true;
+    });
+    assert.deepEqual(frameTypes(n.frames), [FRAME.CH], 'the client never authenticated');
+    // A deliberate re-pin.
+    const c = await open(n, { state, acceptServiceChange: true });
+    assert.deepEqual(await state.pins.get(c.url), n.serviceIdentity);
+    await c.close();
+  });
+
+  it('an enclave the constraint refuses: refused, no CA sent, no retry', async () => {
+    const n = node();
+    await assert.rejects(open(n, { constraint: SECURE_CONSTRAINT }), code('INSECURE_PLATFORM'));
+    await assert.rejects(
+      open(n, { constraint: `${CONSTRAINT.replace(/C:[0-9a-f]{6}/, 'C:000000')}` }),
+      code('CONSTRAINT_MISMATCH'),
+    );
+    assert.deepEqual(frameTypes(n.frames), [FRAME.CH, FRAME.CH]);
+    assert.equal(n.connections, 2);
+  });
+
+  it('an SVC: clause naming another service is refused', async () => {
+    const n = node();
+    const svc = toHex(sha256(utf8('not this one')));
+    await assert.rejects(
+      open(n, { constraint: `${CONSTRAINT} SVC:${svc}` }),
+      code('CONSTRAINT_MISMATCH'),
+    );
+    const ok = await open(n, { constraint: `${CONSTRAINT} SVC:${toHex(n.serviceIdentity)}` });
+    await ok.close();
+  });
+
+  it('an unreachable node is a NETWORK error naming the URL', async () => {
+    const n = node();
+    n.down = true;
+    await assert.rejects(open(n), (e) => {
+      code('NETWORK')(e);
+      assert.match((e as Error).message, /ws:\/\/node\.test:7410\/v1\/scp/);
+      return true;
+    });
+  });
+});
+
+describe('apps: the code id is checked before any app data leaves', () => {
+  it('an APP: clause refusing the code: rejected after app.info, nothing else sent', async () => {
+    const n = node();
+    const c = await open(n, { constraint: `${CONSTRAINT} APP:shop=${toHex(CODE2)}` });
+    const secret = { card: '4111 1111 1111 1111' };
+    await assert.rejects(c.app('shop').transact('pay', secret), code('APP_CODE_MISMATCH'));
+    await assert.rejects(c.app('shop').query('balance', secret), code('APP_CODE_MISMATCH'));
+    assert.deepEqual(ops(n), ['app.info', 'app.info']);
+    assert.deepEqual(frameTypes(n.frames), [FRAME.CH, FRAME.CA, FRAME.RECORD, FRAME.RECORD]);
+    await c.close();
+  });
+
+  it('query and transact under an admitting APP: clause; notifications reach the listener', async () => {
+    const n = node();
+    n.apps.set('shop', { codeId: CODE, notify: ['{"step":1}', '{"step":2}'] });
+    const c = await open(n, {
+      constraint: `${CONSTRAINT} APP:shop=${toHex(CODE2)} APP:shop=${toHex(CODE)}`,
+    });
+    const heard: unknown[] = [];
+    const q = await c
+      .app('shop')
+      .query('balance', { who: 'ann' }, { onNotification: (v) => heard.push(v) });
+    assert.deepEqual(q.result, { method: 'balance', args: '{"who":"ann"}' });
+    assert.deepEqual(q.notifications, [{ step: 1 }, { step: 2 }]);
+    assert.deepEqual(heard, [{ step: 1 }, { step: 2 }]);
+    assert.deepEqual(q.codeId, CODE);
+    const t = await c.app('shop').transact('pay', { amount: 5 }, { requestId: 'order-1' });
+    assert.equal(t.requestId, 'order-1');
+    assert.equal(t.repeated, false);
+    assert.match(t.txid, /^1\.\d+$/);
+    assert.deepEqual(ops(n), ['app.info', 'query', 'transact'], 'app.info is read once');
+    const sent = n.requests[2]?.args;
+    assert.equal(sent?.get('requestId'), 'order-1');
+    assert.deepEqual(sent?.get('codeId'), CODE);
+    assert.deepEqual(sent?.get('salt'), t.claims.salt);
+    await c.close();
+  });
+
+  it('an app.info signature that does not verify: refused, no app data sent', async () => {
+    const n = node();
+    n.badInfoSignature = true;
+    const c = await open(n);
+    await assert.rejects(c.app('shop').transact('pay', { amount: 1 }), (e) => {
+      code('SCP_PROTOCOL')(e);
+      assert.match((e as Error).message, /signature on the code id of app shop/);
+      return true;
+    });
+    assert.deepEqual(ops(n), ['app.info']);
+    await c.close();
+  });
+
+  it('padding: every record the node receives has a bucket size', async () => {
+    const n = node();
+    const c = await open(n, { padding: true });
+    await c.app('shop').query('balance', { who: 'x'.repeat(300) });
+    const records = n.frames.filter((f) => f[0] === FRAME.RECORD);
+    assert.equal(records.length, 2);
+    // type byte + padded plaintext + 16-byte tag
+    assert.deepEqual(
+      records.map((f) => f.length - 17),
+      [256, 1024],
+    );
+    await c.close();
+  });
+
+  it('a missing app is named', async () => {
+    const n = node();
+    const c = await open(n);
+    await assert.rejects(c.app('nope').query('x', {}), code('APP_NOT_FOUND'));
+    await c.close();
+  });
+
+  it('APP_CODE_CHANGED: the client re-reads and re-checks app.info, then retries once', async () => {
+    const n = node();
+    const c = await open(n);
+    await c.app('shop').query('a', {});
+    n.apps.set('shop', { codeId: CODE2 });
+    const r = await c.app('shop').query('b', {});
+    assert.deepEqual(r.codeId, CODE2);
+    assert.deepEqual(ops(n), ['app.info', 'query', 'query', 'app.info', 'query']);
+    await c.close();
+  });
+
+  it('APP_CODE_CHANGED to code the constraint refuses: no second call is sent', async () => {
+    const n = node();
+    const c = await open(n, { constraint: `${CONSTRAINT} APP:shop=${toHex(CODE)}` });
+    await c.app('shop').transact('a', {});
+    n.apps.set('shop', { codeId: CODE2 });
+    await assert.rejects(c.app('shop').transact('b', { secret: 1 }), code('APP_CODE_MISMATCH'));
+    assert.deepEqual(ops(n), ['app.info', 'transact', 'transact', 'app.info']);
+    assert.equal(n.effects, 1);
+    await c.close();
+  });
+});
+
+describe('receipts', () => {
+  it('waits for the signature, verifies claims and pinned service, then checks consistency', async () => {
+    const n = node();
+    const state = memoryState();
+    const c = await open(n, { state });
+    const t1 = await c.app('shop').transact('pay', { amount: 1 });
+    n.signAfterPolls = 2;
+    await assert.rejects(c.receipt(t1.txid), code('RECEIPT_NOT_READY'));
+    const r1 = await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+    assert.equal(r1.verified.txid, t1.txid);
+    assert.deepEqual(r1.verified.service, n.serviceIdentity);
+    assert.equal((await state.roots.get(n.serviceIdentity))?.size, r1.verified.size);
+    assert.equal(
+      ops(n).filter((o) => o === 'consistency').length,
+      0,
+      'first root: nothing to prove',
+    );
+    const t2 = await c.app('shop').transact('pay', { amount: 2 });
+    const r2 = await c.receipt(t2.txid, { wait: true, claims: t2.claims });
+    assert.ok(r2.verified.size > r1.verified.size);
+    assert.deepEqual(
+      ops(n).filter((o) => o === 'consistency'),
+      ['consistency'],
+    );
+    assert.equal((await state.roots.get(n.serviceIdentity))?.size, r2.verified.size);
+    const st = await c.status({ app: 'shop', requestId: t2.requestId });
+    assert.deepEqual(st, { state: 'committed', txid: t2.txid });
+    assert.deepEqual(await c.status({ txid: t2.txid }), { state: 'signed' });
+    await c.close();
+  });
+
+  it('claims of another transaction, or a root older than one seen, are refused', async () => {
+    const n = node();
+    const state = memoryState();
+    const c = await open(n, { state });
+    const t1 = await c.app('shop').transact('pay', { amount: 1 });
+    const t2 = await c.app('shop').transact('pay', { amount: 2 });
+    await assert.rejects(c.receipt(t1.txid, { wait: true, claims: t2.claims }), code('RECEIPT'));
+    await state.roots.put({ service: n.serviceIdentity, size: 1000, root: new Uint8Array(32) });
+    await assert.rejects(c.receipt(t1.txid, { claims: t1.claims }), code('ROLLBACK_DETECTED'));
+    await c.close();
+  });
+});
+
+describe('reconnect', () => {
+  it('a transaction whose response was lost is re-sent (same request id and salt) and applies once', async () => {
+    const n = node();
+    const c = await open(n);
+    await c.app('shop').info();
+    n.loseResponses = 1;
+    const t = await c.app('shop').transact('pay', { amount: 7 });
+    assert.equal(n.connections, 2, 'the client reconnected');
+    assert.equal(n.effects, 1, 'applied once');
+    assert.equal(t.repeated, true);
+    const sent = n.requests.filter((r) => r.op === 'transact');
+    assert.equal(sent.length, 2);
+    assert.equal(sent[0]?.args.get('requestId'), sent[1]?.args.get('requestId'));
+    assert.deepEqual(sent[0]?.args.get('salt'), sent[1]?.args.get('salt'));
+    // The claims still match what was committed: the first attempt's salt was kept.
+    const r = await c.receipt(t.txid, { wait: true, claims: t.claims });
+    assert.equal(r.verified.txid, t.txid);
+    await c.close();
+  });
+
+  it('calls made while the socket is down wait for the new session', async () => {
+    const n = node();
+    const c = await open(n);
+    n.dropAll();
+    const [a, b] = await Promise.all([c.app('shop').query('a', 1), c.app('shop').query('b', 2)]);
+    assert.deepEqual(
+      [a.result, b.result],
+      [
+        { method: 'a', args: '1' },
+        { method: 'b', args: '2' },
+      ],
+    );
+    assert.equal(n.connections, 2);
+    await c.close();
+  });
+
+  it('a reconnect that reaches another service fails the waiting calls with SERVICE_CHANGED', async () => {
+    const first = node();
+    const second = node();
+    let current = first;
+    const transport: Transport = (url) => current.transport(url);
+    const c = await open(first, { transport });
+    await c.app('shop').info();
+    current = second;
+    first.dropAll();
+    await assert.rejects(c.app('shop').transact('pay', { amount: 1 }), code('SERVICE_CHANGED'));
+    assert.deepEqual(frameTypes(second.frames), [FRAME.CH], 'nothing but CH reached the impostor');
+    await assert.rejects(c.app('shop').query('x', {}), code('SERVICE_CHANGED'));
+  });
+
+  it('gives up after the configured attempts with NETWORK, and recovers on a later call', async () => {
+    const n = node();
+    const c = await open(n);
+    n.down = true;
+    n.dropAll();
+    await assert.rejects(c.app('shop').query('a', {}), (e) => {
+      code('NETWORK')(e);
+      assert.match((e as Error).message, /after 4 attempts/);
+      return true;
+    });
+    n.down = false;
+    const r = await c.app('shop').query('b', {});
+    assert.deepEqual(r.result, { method: 'b', args: '{}' });
+    await c.close();
+  });
+
+  it('reconnect: false fails the waiting calls and closes', async () => {
+    const n = node();
+    const c = await open(n, { reconnect: false });
+    await c.app('shop').info();
+    n.loseResponses = 1;
+    await assert.rejects(c.app('shop').transact('pay', {}), code('NETWORK'));
+    await assert.rejects(c.app('shop').query('a', {}), code('NETWORK'));
+    assert.equal(n.connections, 1);
+  });
+
+  it('close() fails pending and later calls with SCP_CLOSED', async () => {
+    const n = node();
+    const c = await open(n);
+    const pending = assert.rejects(c.app('shop').query('a', {}), code('SCP_CLOSED'));
+    await c.close();
+    await pending;
+    await assert.rejects(c.app('shop').query('b', {}), code('SCP_CLOSED'));
+  });
+});

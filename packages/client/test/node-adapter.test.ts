@@ -1,0 +1,151 @@
+/**
+ * The "./node" adapters: identity PEM files (mode 0600, never overwritten, group/world-readable
+ * refused, imported non-extractable), the JSON state file (atomic, 0600, a damaged file refused
+ * by name) and the ws transport (binary frames in order; a text frame closes the socket).
+ */
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { isCloisterError, sha256, utf8, webCryptoScp } from '@cloister/core';
+import { WebSocketServer } from 'ws';
+import { createIdentityFile, fileState, loadIdentity, wsTransport } from '../src/node.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cloister-client-node-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const refused = (pattern: RegExp) => (e: unknown) => {
+  assert.ok(isCloisterError(e, 'INVALID_INPUT'), String(e));
+  assert.match(e.message, pattern);
+  return true;
+};
+
+describe('identity files', () => {
+  it('creates a 0600 PKCS#8 file, loads the same key, and signs verifiably', async () => {
+    const file = join(tmp, 'keys', 'me.pem');
+    const made = await createIdentityFile(file);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const loaded = await loadIdentity(file);
+    assert.deepEqual(loaded.publicKey, made.publicKey);
+    assert.equal(loaded.publicKey.length, 65);
+    const data = utf8('hello');
+    assert.ok(await webCryptoScp.verify(made.publicKey, data, await loaded.sign(data)));
+    assert.deepEqual(
+      readdirSync(join(tmp, 'keys')),
+      ['me.pem'],
+      'no temporary file is left behind',
+    );
+  });
+
+  it('refuses to overwrite an existing file', async () => {
+    const file = join(tmp, 'exists.pem');
+    writeFileSync(file, 'precious', { mode: 0o600 });
+    await assert.rejects(createIdentityFile(file), refused(/already exists/));
+  });
+
+  it('refuses a group- or world-readable file, naming the fix', async () => {
+    const file = join(tmp, 'open.pem');
+    await createIdentityFile(file);
+    chmodSync(file, 0o644);
+    await assert.rejects(loadIdentity(file), refused(/chmod 600/));
+    chmodSync(file, 0o640);
+    await assert.rejects(loadIdentity(file), refused(/mode 640/));
+  });
+
+  it('a missing file names `cloister keys new`; a non-key or another curve is refused', async () => {
+    await assert.rejects(loadIdentity(join(tmp, 'none.pem')), refused(/cloister keys new/));
+    const junk = join(tmp, 'junk.pem');
+    writeFileSync(junk, 'not a key', { mode: 0o600 });
+    await assert.rejects(loadIdentity(junk), refused(/not a PEM private key/));
+    const p384 = join(tmp, 'p384.pem');
+    const k = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    writeFileSync(p384, k.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    await assert.rejects(loadIdentity(p384), refused(/not a P-256/));
+  });
+
+  it('accepts a SEC1 "EC PRIVATE KEY" file and imports the key non-extractable', async () => {
+    const file = join(tmp, 'sec1.pem');
+    const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    writeFileSync(file, k.privateKey.export({ type: 'sec1', format: 'pem' }), { mode: 0o600 });
+    const subtle = globalThis.crypto.subtle;
+    const original = subtle.importKey.bind(subtle);
+    const imports: { format: string; extractable: boolean }[] = [];
+    subtle.importKey = ((format: string, ...rest: unknown[]) => {
+      imports.push({ format, extractable: rest[2] as boolean });
+      return (original as (...a: unknown[]) => Promise<CryptoKey>)(format, ...rest);
+    }) as typeof subtle.importKey;
+    try {
+      await loadIdentity(file);
+    } finally {
+      subtle.importKey = original;
+    }
+    assert.deepEqual(
+      imports.find((i) => i.format === 'pkcs8'),
+      { format: 'pkcs8', extractable: false },
+    );
+  });
+});
+
+describe('the state file', () => {
+  it('keeps pins and roots across instances, mode 0600', async () => {
+    const dir = join(tmp, 'state');
+    const a = fileState(dir);
+    const svc = sha256(utf8('service'));
+    assert.equal(await a.pins.get('ws://x/v1/scp'), undefined);
+    await a.pins.put('ws://x/v1/scp', svc);
+    await a.roots.put({ service: svc, size: 9, root: sha256(utf8('root')) });
+    const b = fileState(dir);
+    assert.deepEqual(await b.pins.get('ws://x/v1/scp'), svc);
+    assert.deepEqual(await b.roots.get(svc), { service: svc, size: 9, root: sha256(utf8('root')) });
+    assert.equal(statSync(join(dir, 'client-state.json')).mode & 0o777, 0o600);
+    assert.deepEqual(readdirSync(dir), ['client-state.json']);
+  });
+
+  it('a damaged file is refused by name, never reset', async () => {
+    const dir = join(tmp, 'damaged');
+    await fileState(dir).pins.put('u', sha256(utf8('s')));
+    writeFileSync(join(dir, 'client-state.json'), '{"v":1,"pins":');
+    await assert.rejects(fileState(dir).pins.get('u'), refused(/client-state\.json is damaged/));
+  });
+});
+
+describe('the ws transport', () => {
+  it('carries binary frames both ways in order; a text frame closes the socket', async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((r) => wss.once('listening', r));
+    wss.on('connection', (ws) => {
+      ws.on('message', (data, isBinary) => {
+        if ((data as Buffer)[0] === 0xff) ws.send('text is not a frame');
+        else ws.send(data, { binary: isBinary });
+      });
+    });
+    try {
+      const port = (wss.address() as AddressInfo).port;
+      const s = await wsTransport()(`ws://127.0.0.1:${port}/v1/scp`);
+      const got: number[][] = [];
+      const closed = new Promise<string>((r) => {
+        s.onclose = r;
+      });
+      const two = new Promise<void>((r) => {
+        s.onmessage = (f) => {
+          got.push([...f]);
+          if (got.length === 2) r();
+        };
+      });
+      s.send(Uint8Array.of(1, 2));
+      s.send(Uint8Array.of(3));
+      await two;
+      assert.deepEqual(got, [[1, 2], [3]]);
+      s.send(Uint8Array.of(0xff));
+      assert.match(await closed, /^1003/);
+      assert.equal(got.length, 2, 'the text frame was not delivered');
+      await assert.rejects(wsTransport()('ws://127.0.0.1:1/v1/scp'));
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+});

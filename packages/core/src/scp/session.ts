@@ -1,0 +1,224 @@
+/**
+ * The SCP record layer (docs/scp.md §Records): one AEAD key per direction, implicit sequence
+ * numbers, key updates, padding, close. Reflection fails because the two directions have
+ * different keys; drops, reorders and replays fail because the sequence number is in the nonce;
+ * truncation of a record fails the tag; truncation of the stream is visible as a missing close.
+ */
+import { wipe } from '../bytes.js';
+import { InvalidInputError } from '../errors.js';
+import { decodePlaintext, encodePlaintext, frame, frameType, messageArray } from './codec.js';
+import { nextTrafficSecret, recordNonce, trafficKey } from './keys.js';
+import {
+  type AeadKey,
+  FRAME,
+  MAX_FRAME,
+  MSG,
+  REKEY_AFTER,
+  type ScpCrypto,
+  ScpError,
+  type ScpLimits,
+  type ScpMessage,
+  type ScpSession,
+  SEQ_LIMIT,
+} from './types.js';
+
+const AAD_RECORD = Uint8Array.of(FRAME.RECORD);
+const TAG_LENGTH = 16;
+
+/** One direction's current key. Invariant: `seq` records were sealed/opened under `key`. */
+interface Direction {
+  /** The traffic secret `key` and `iv` derive from (kept for the next key update). */
+  ap: Uint8Array;
+  key: AeadKey;
+  iv: Uint8Array;
+  seq: number;
+}
+
+async function direction(crypto: ScpCrypto, ap: Uint8Array): Promise<Direction> {
+  const { key, iv } = trafficKey(ap);
+  const aead = await crypto.aeadKey(key);
+  wipe(key);
+  return { ap, key: aead, iv, seq: 0 };
+}
+
+/** Validated limits: never above the defaults, rekeyAfter within [2, seqLimit]. */
+export function resolveLimits(l: ScpLimits | undefined): { rekeyAfter: number; seqLimit: number } {
+  const seqLimit = l?.seqLimit ?? SEQ_LIMIT;
+  const rekeyAfter = l?.rekeyAfter ?? Math.min(REKEY_AFTER, seqLimit);
+  if (!Number.isSafeInteger(seqLimit) || seqLimit < 2 || seqLimit > SEQ_LIMIT) {
+    throw new InvalidInputError(`limits.seqLimit must be an integer in [2, ${SEQ_LIMIT}]`);
+  }
+  if (
+    !Number.isSafeInteger(rekeyAfter) ||
+    rekeyAfter < 2 ||
+    rekeyAfter > Math.min(REKEY_AFTER, seqLimit)
+  ) {
+    throw new InvalidInputError(
+      `limits.rekeyAfter must be an integer in [2, min(${REKEY_AFTER}, seqLimit)]`,
+    );
+  }
+  return { rekeyAfter, seqLimit };
+}
+
+export interface SessionInit {
+  readonly crypto: ScpCrypto;
+  readonly sendSecret: Uint8Array;
+  readonly recvSecret: Uint8Array;
+  readonly sessionHash: Uint8Array;
+  readonly peerKey: Uint8Array;
+  readonly limits: { rekeyAfter: number; seqLimit: number };
+}
+
+export async function createSession(o: SessionInit): Promise<ScpSession> {
+  const send = await direction(o.crypto, o.sendSecret);
+  const recv = await direction(o.crypto, o.recvSecret);
+  return new RecordSession(o, send, recv);
+}
+
+class RecordSession implements ScpSession {
+  readonly sessionHash: Uint8Array;
+  readonly peerKey: Uint8Array;
+  readonly #crypto: ScpCrypto;
+  readonly #limits: { rekeyAfter: number; seqLimit: number };
+  readonly #send: Direction;
+  readonly #recv: Direction;
+  /** Tail of the seal queue: each seal starts after the previous one settled. */
+  #sendQueue: Promise<unknown> = Promise.resolve();
+  #recvQueue: Promise<unknown> = Promise.resolve();
+  /** Set once a close was sealed or a seal failed: every later seal rejects with it. */
+  #sendError: ScpError | undefined;
+  /** Set once a close was opened or an open failed: every later open rejects with it. */
+  #recvError: ScpError | undefined;
+
+  constructor(o: SessionInit, send: Direction, recv: Direction) {
+    this.sessionHash = o.sessionHash.slice();
+    this.peerKey = o.peerKey.slice();
+    this.#crypto = o.crypto;
+    this.#limits = o.limits;
+    this.#send = send;
+    this.#recv = recv;
+  }
+
+  get closed(): boolean {
+    return this.#sendError !== undefined || this.#recvError !== undefined;
+  }
+
+  seal(message: ScpMessage, opts?: { pad?: boolean }): Promise<Uint8Array[]> {
+    let pt: Uint8Array;
+    try {
+      pt = encodePlaintext(messageArray(message), opts?.pad === true);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (1 + pt.length + TAG_LENGTH > MAX_FRAME) {
+      return Promise.reject(
+        new ScpError(
+          'FRAME_TOO_LARGE',
+          `the message makes a frame over ${MAX_FRAME} bytes: send less`,
+        ),
+      );
+    }
+    const run = (): Promise<Uint8Array[]> => this.#seal(pt, message.type === 'close');
+    const result = this.#sendQueue.then(run, run);
+    this.#sendQueue = result.catch(() => undefined);
+    return result;
+  }
+
+  async #seal(pt: Uint8Array, isClose: boolean): Promise<Uint8Array[]> {
+    if (this.#sendError !== undefined) throw this.#sendError;
+    try {
+      const frames: Uint8Array[] = [];
+      const d = this.#send;
+      if (d.seq === this.#limits.rekeyAfter - 1) {
+        frames.push(await this.#sealOne(encodePlaintext([MSG.KEY_UPDATE], false)));
+        await this.#rotate(d);
+      }
+      frames.push(await this.#sealOne(pt));
+      if (isClose) this.#sendError = new ScpError('SCP_CLOSED', 'this session sent its close');
+      return frames;
+    } catch (e) {
+      this.#sendError = new ScpError('SCP_CLOSED', 'a seal failed earlier; the session is closed', {
+        cause: e,
+      });
+      throw e;
+    }
+  }
+
+  async #sealOne(pt: Uint8Array): Promise<Uint8Array> {
+    const d = this.#send;
+    const nonce = recordNonce(d.iv, d.seq);
+    d.seq += 1; // consumed even if sealing fails: a nonce is never reused
+    return frame(FRAME.RECORD, await d.key.seal(nonce, AAD_RECORD, pt));
+  }
+
+  async #rotate(d: Direction): Promise<void> {
+    const next = await direction(this.#crypto, nextTrafficSecret(d.ap));
+    wipe(d.ap);
+    d.ap = next.ap;
+    d.key = next.key;
+    d.iv = next.iv;
+    d.seq = 0;
+  }
+
+  open(f: Uint8Array): Promise<ScpMessage[]> {
+    const run = (): Promise<ScpMessage[]> => this.#open(f);
+    const result = this.#recvQueue.then(run, run);
+    this.#recvQueue = result.catch(() => undefined);
+    return result;
+  }
+
+  async #open(f: Uint8Array): Promise<ScpMessage[]> {
+    if (this.#recvError !== undefined) throw this.#recvError;
+    try {
+      return await this.#openOne(f);
+    } catch (e) {
+      this.#recvError =
+        e instanceof ScpError
+          ? e
+          : new ScpError('SCP_PROTOCOL', 'opening a record failed; the session is closed', {
+              cause: e,
+            });
+      throw this.#recvError;
+    }
+  }
+
+  async #openOne(f: Uint8Array): Promise<ScpMessage[]> {
+    const t = frameType(f);
+    if (t !== FRAME.RECORD) {
+      throw new ScpError('SCP_RECORD', `expected a record (frame type 5), got frame type ${t}`);
+    }
+    if (f.length < 1 + TAG_LENGTH) {
+      throw new ScpError(
+        'SCP_RECORD',
+        'the record is shorter than its authentication tag (truncated)',
+      );
+    }
+    const d = this.#recv;
+    if (d.seq >= this.#limits.seqLimit) {
+      throw new ScpError(
+        'SCP_SEQUENCE',
+        `the peer sent ${d.seq} records under one key without a key update (limit ${this.#limits.seqLimit})`,
+      );
+    }
+    let pt: Uint8Array;
+    try {
+      pt = await d.key.open(recordNonce(d.iv, d.seq), AAD_RECORD, f.subarray(1));
+    } catch (e) {
+      throw new ScpError(
+        'SCP_RECORD',
+        `record ${d.seq} failed authentication: it was altered, dropped, reordered, replayed, reflected or truncated`,
+        { cause: e },
+      );
+    }
+    d.seq += 1;
+    const m = decodePlaintext(pt);
+    if (m === 'key-update') {
+      await this.#rotate(d);
+      return [];
+    }
+    if (m.type === 'close') {
+      this.#recvError = new ScpError('SCP_CLOSED', `the peer closed the session (${m.code})`);
+    }
+    return [m];
+  }
+}

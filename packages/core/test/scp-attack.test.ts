@@ -1,0 +1,286 @@
+/**
+ * SCP against a hostile relay (DESIGN.md §2: the host carries every byte): altered handshake
+ * frames, downgrade, altered/dropped/reordered/replayed/reflected/truncated records, and a whole
+ * recorded session replayed against a new server handshake. Each must fail with a named error
+ * and leave no usable session; the server must never yield a client key from an altered run.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { decodeCbor, encodeCbor } from '../src/cbor.js';
+import { isCloisterError } from '../src/errors.js';
+import { FRAME, type ScpMessage, serverHandshake, webCryptoScp } from '../src/scp/index.js';
+import {
+  connected,
+  makeWorld,
+  nobleSigner,
+  randomKey,
+  runHandshake,
+  type Which,
+} from './scp-kit.js';
+
+const code = (c: string) => (e: unknown) => isCloisterError(e) && e.code === c;
+const HANDSHAKE_CODES = new Set(['SCP_HANDSHAKE', 'SCP_VERSION', 'SCP_PROTOCOL']);
+const req = (id: number): ScpMessage => ({ type: 'request', id, op: 'node.status', args: {} });
+
+function altered(f: Uint8Array, i: number, mask: number): Uint8Array {
+  const g = f.slice();
+  g[i] = (g[i] as number) ^ mask;
+  return g;
+}
+
+/** The run failed with a named error and left the relay nothing to use. */
+function assertFailedRun(
+  r: Awaited<ReturnType<typeof runHandshake>>,
+  which: Which,
+  at: string,
+): void {
+  const err = r.serverError ?? r.clientError;
+  assert.ok(
+    isCloisterError(err) && HANDSHAKE_CODES.has(err.code),
+    `${at}: expected a named handshake error, got ${String(err)}`,
+  );
+  assert.equal(r.serverSession, undefined, `${at}: server session`);
+  assert.equal(r.clientKey, undefined, `${at}: server yielded a client key`);
+  // Only an altered CA leaves the client with a session, and the server never accepts it.
+  if (which !== 'CA') assert.equal(r.clientSession, undefined, `${at}: client session`);
+}
+
+describe('hostile relay: every byte of every handshake frame', () => {
+  const world = makeWorld();
+  for (const which of ['CH', 'SH', 'SA', 'CA'] as const) {
+    test(`${which}: each byte altered in turn fails the handshake`, async () => {
+      const honest = await runHandshake({ world });
+      const n = (honest.frames[which] as Uint8Array).length;
+      for (let i = 0; i < n; i++) {
+        const r = await runHandshake({
+          world,
+          tamper: (w, f) => (w === which ? altered(f, i, 0x01 << (i % 8)) : f),
+        });
+        assertFailedRun(r, which, `${which}[${i}]`);
+      }
+    });
+  }
+
+  test('property: any single-byte change to any handshake frame fails it', async () => {
+    const sizes = (await runHandshake({ world })).frames;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom<Which>('CH', 'SH', 'SA', 'CA'),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        async (which, pos, mask) => {
+          const i = pos % (sizes[which] as Uint8Array).length;
+          const r = await runHandshake({
+            world,
+            tamper: (w, f) => (w === which ? altered(f, i, mask) : f),
+          });
+          assertFailedRun(r, which, `${which}[${i}]^${mask}`);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  test('truncated or extended frames fail the handshake', async () => {
+    for (const which of ['CH', 'SH', 'SA', 'CA'] as const) {
+      for (const tamper of [
+        (f: Uint8Array) => f.subarray(0, f.length - 1),
+        (f: Uint8Array) => Uint8Array.of(...f, 0),
+        (f: Uint8Array) => f.subarray(0, 1),
+      ]) {
+        const r = await runHandshake({ world, tamper: (w, f) => (w === which ? tamper(f) : f) });
+        assertFailedRun(r, which, which);
+      }
+    }
+  });
+
+  test('swapped or reflected frames fail the handshake', async () => {
+    let sh: Uint8Array | undefined;
+    const r = await runHandshake({
+      world,
+      tamper: (w, f) => {
+        if (w === 'SH') sh = f;
+        return w === 'SA' ? (sh as Uint8Array) : f;
+      },
+    });
+    assertFailedRun(r, 'SA', 'SH instead of SA');
+    let ch: Uint8Array | undefined;
+    const r2 = await runHandshake({
+      world,
+      tamper: (w, f) => {
+        if (w === 'CH') ch = f;
+        return w === 'SH' ? (ch as Uint8Array) : f;
+      },
+    });
+    assertFailedRun(r2, 'SH', 'CH reflected');
+  });
+});
+
+describe('hostile relay: version downgrade', () => {
+  test('a relay that strips the higher version from CH is caught by the client', async () => {
+    const r = await runHandshake({
+      versions: [1, 2],
+      tamper: (w, f) => {
+        if (w !== 'CH') return f;
+        const ch = decodeCbor(f.subarray(1)) as unknown[];
+        assert.deepEqual(ch[1], [1, 2]);
+        ch[1] = [1];
+        return Uint8Array.of(FRAME.CH, ...encodeCbor(ch));
+      },
+    });
+    assert.equal(r.serverError, undefined); // the server happily speaks 1 …
+    assert.ok(code('SCP_HANDSHAKE')(r.clientError), String(r.clientError)); // … the client refuses
+    assert.equal(r.clientSession, undefined);
+    assert.equal(r.frames.CA, undefined);
+  });
+
+  test('a relay that rewrites the versions to one the server lacks gets SCP_VERSION', async () => {
+    const r = await runHandshake({
+      tamper: (w, f) => {
+        if (w !== 'CH') return f;
+        const ch = decodeCbor(f.subarray(1)) as unknown[];
+        ch[1] = [7];
+        return Uint8Array.of(FRAME.CH, ...encodeCbor(ch));
+      },
+    });
+    assert.ok(code('SCP_VERSION')(r.serverError));
+    assert.ok(code('SCP_VERSION')(r.clientError));
+  });
+
+  test('an SH choosing a version the client did not offer is SCP_VERSION', async () => {
+    const r = await runHandshake({
+      tamper: (w, f) => {
+        if (w !== 'SH') return f;
+        const sh = decodeCbor(f.subarray(1)) as unknown[];
+        sh[0] = 2;
+        return Uint8Array.of(FRAME.SH, ...encodeCbor(sh));
+      },
+    });
+    assert.ok(code('SCP_VERSION')(r.clientError));
+  });
+});
+
+describe('hostile relay: records', () => {
+  test('altered: every byte of a record', async () => {
+    const { client, server } = await connected();
+    const [f] = (await client.seal(req(1))) as [Uint8Array];
+    for (let i = 0; i < f.length; i++) {
+      const { client: c2, server: s2 } = i === 0 ? { client, server } : await connected();
+      const [g] = (await c2.seal(req(1))) as [Uint8Array];
+      await assert.rejects(s2.open(altered(g, i, 0x80)), code('SCP_RECORD'), `byte ${i}`);
+      assert.equal(s2.closed, true);
+    }
+  });
+
+  test('property: any single-byte change of a record is SCP_RECORD', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        fc.boolean(),
+        async (pos, mask, pad) => {
+          const { client, server } = await connected();
+          const [f] = (await client.seal(req(7), { pad })) as [Uint8Array];
+          await assert.rejects(server.open(altered(f, pos % f.length, mask)), code('SCP_RECORD'));
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  test('dropped, reordered, replayed: SCP_RECORD, and the session stays poisoned', async () => {
+    for (const order of [
+      [1], // record 0 dropped
+      [1, 0], // reordered
+      [0, 0], // replayed
+      [0, 2], // record 1 dropped in the middle
+    ]) {
+      const { client, server } = await connected();
+      const frames = [];
+      for (let i = 1; i <= 3; i++) frames.push(...(await client.seal(req(i))));
+      let failed = false;
+      for (const k of order) {
+        try {
+          await server.open(frames[k] as Uint8Array);
+        } catch (e) {
+          assert.ok(code('SCP_RECORD')(e), String(e));
+          failed = true;
+          break;
+        }
+      }
+      assert.ok(failed, `order ${order.join(',')}`);
+      // Even the right next record is refused after a failure.
+      await assert.rejects(server.open(frames[0] as Uint8Array), code('SCP_RECORD'));
+    }
+  });
+
+  test('truncated: a cut record, or a bare frame type, is SCP_RECORD', async () => {
+    for (const cut of [1, 16, 17]) {
+      const { client, server } = await connected();
+      const [f] = (await client.seal(req(1))) as [Uint8Array];
+      await assert.rejects(server.open(f.subarray(0, f.length - cut)), code('SCP_RECORD'));
+    }
+    const { server } = await connected();
+    await assert.rejects(server.open(Uint8Array.of(FRAME.RECORD)), code('SCP_RECORD'));
+  });
+
+  test('reflected: a record sent back to its sender is SCP_RECORD (both directions)', async () => {
+    const { client, server } = await connected();
+    const [c] = (await client.seal(req(1))) as [Uint8Array];
+    await assert.rejects(client.open(c), code('SCP_RECORD'));
+    const [s] = (await server.seal({ type: 'notify', id: 1, json: '1' })) as [Uint8Array];
+    await assert.rejects(server.open(s), code('SCP_RECORD'));
+  });
+
+  test('a record of another session (same keys world, new handshake) is SCP_RECORD', async () => {
+    const world = makeWorld();
+    const a = await connected({ world });
+    const b = await connected({ world });
+    const [f] = (await a.client.seal(req(1))) as [Uint8Array];
+    await assert.rejects(b.server.open(f), code('SCP_RECORD'));
+  });
+
+  test('handshake frames or unknown frame types inside a session are SCP_RECORD', async () => {
+    for (const t of [FRAME.CH, FRAME.ALERT, 0, 7, 255]) {
+      const { server } = await connected();
+      await assert.rejects(
+        server.open(Uint8Array.of(t, ...new Uint8Array(40))),
+        code('SCP_RECORD'),
+      );
+    }
+    const { server } = await connected();
+    await assert.rejects(server.open(new Uint8Array(0)), code('SCP_PROTOCOL'));
+  });
+
+  test('a whole recorded session replayed against a new server handshake is SCP_HANDSHAKE', async () => {
+    const world = makeWorld();
+    const identity = nobleSigner(randomKey());
+    const first = await runHandshake({ world, identity });
+    const { CH: ch, CA: ca } = first.frames as Record<Which, Uint8Array>;
+    const records = await (first.clientSession as NonNullable<typeof first.clientSession>).seal(
+      req(1),
+    );
+    // The relay replays the client's side of the conversation to a fresh server handshake.
+    const server = serverHandshake({
+      crypto: webCryptoScp,
+      nodeSigner: nobleSigner(world.node),
+      serviceKey: world.service.publicKey,
+      evidence: world.evidence,
+      endorsement: world.endorsement,
+    });
+    const out = await server.receive(ch);
+    assert.equal(out.send.length, 2); // fresh SH, SA: new server ephemeral key and nonce
+    await assert.rejects(server.receive(ca), code('SCP_HANDSHAKE'));
+    await assert.rejects(server.receive(records[0] as Uint8Array), code('SCP_HANDSHAKE'));
+  });
+
+  test('a relay without the node key cannot complete the handshake', async () => {
+    // The relay answers CH with a server of its own: another node key, the real evidence.
+    const world = makeWorld();
+    const impostor = { ...world, node: randomKey() };
+    const r = await runHandshake({ world: impostor });
+    assert.ok(isCloisterError(r.clientError), String(r.clientError));
+    assert.equal(r.frames.CA, undefined);
+  });
+});

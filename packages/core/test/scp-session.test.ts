@@ -1,0 +1,361 @@
+/**
+ * SCP: honest handshakes and the record layer (messages both ways, ordering under concurrency,
+ * key updates, sequence limit, padding, close), and the strict codecs.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { bytesEqual } from '../src/bytes.js';
+import { encodeCbor } from '../src/cbor.js';
+import { isCloisterError } from '../src/errors.js';
+import { sha256 } from '../src/hash.js';
+import { decodePlaintext, encodePlaintext } from '../src/scp/codec.js';
+import {
+  clientHandshake,
+  decodeAlert,
+  encodeAlert,
+  FRAME,
+  MAX_FRAME,
+  paddedLength,
+  REKEY_AFTER,
+  type ScpMessage,
+  type ScpSession,
+  SEQ_LIMIT,
+  serverHandshake,
+  webCryptoScp,
+  webCryptoSigner,
+} from '../src/scp/index.js';
+import { connected, makeWorld, nobleSigner, randomKey, runHandshake } from './scp-kit.js';
+
+const code = (c: string) => (e: unknown) => isCloisterError(e) && e.code === c;
+
+async function deliver(
+  from: ScpSession,
+  to: ScpSession,
+  m: ScpMessage,
+  pad = false,
+): Promise<ScpMessage[]> {
+  const out: ScpMessage[] = [];
+  for (const f of await from.seal(m, { pad })) out.push(...(await to.open(f)));
+  return out;
+}
+
+const req = (id: number, args: Record<string, unknown> = { app: 'mail' }): ScpMessage => ({
+  type: 'request',
+  id,
+  op: 'app.info',
+  args,
+});
+
+describe('SCP handshake: honest runs', () => {
+  test('both sides agree on the session hash; each knows the other key; server auth verified', async () => {
+    const world = makeWorld();
+    const identity = nobleSigner(randomKey());
+    const r = await runHandshake({ world, identity });
+    assert.equal(r.clientError, undefined);
+    assert.equal(r.serverError, undefined);
+    const c = r.clientSession as ScpSession;
+    const s = r.serverSession as ScpSession;
+    assert.ok(bytesEqual(c.sessionHash, s.sessionHash));
+    assert.equal(c.sessionHash.length, 32);
+    assert.ok(bytesEqual(c.peerKey, world.node.publicKey));
+    assert.ok(bytesEqual(s.peerKey, identity.publicKey));
+    assert.ok(bytesEqual(r.clientKey as Uint8Array, identity.publicKey));
+    assert.ok(bytesEqual(r.auth?.serviceIdentity as Uint8Array, sha256(world.service.publicKey)));
+    assert.equal(c.closed, false);
+  });
+
+  test('the client identity never appears in clear on the wire', async () => {
+    const identity = nobleSigner(randomKey());
+    const r = await runHandshake({ identity });
+    const hex = Buffer.from(identity.publicKey).toString('hex');
+    for (const f of Object.values(r.frames)) {
+      assert.ok(!Buffer.from(f).toString('hex').includes(hex.slice(2, 40)));
+    }
+  });
+
+  test('a WebCrypto identity (non-extractable key) works as the client signer', async () => {
+    const pair = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, [
+      'sign',
+      'verify',
+    ])) as CryptoKeyPair;
+    const pub = new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey));
+    const { server } = await connected({ identity: webCryptoSigner(pair, pub) });
+    assert.ok(bytesEqual(server.peerKey, pub));
+  });
+
+  test('authorize refusing stops the client before CA; its error is the one rethrown', async () => {
+    const r = await runHandshake({
+      authorize: async () => {
+        throw new Error('pinned service changed');
+      },
+    });
+    assert.match(String(r.clientError), /pinned service changed/);
+    assert.equal(r.frames.CA, undefined);
+    assert.equal(r.clientSession, undefined);
+  });
+
+  test('a constraint the evidence does not meet is refused by verifyServerAuth', async () => {
+    const world = makeWorld();
+    const strict = world.constraint.replace(' SEC:INSECURE', '');
+    const r = await runHandshake({ world: { ...world, constraint: strict } });
+    assert.ok(code('INSECURE_PLATFORM')(r.clientError), String(r.clientError));
+    assert.equal(r.frames.CA, undefined);
+    const svc = `${world.constraint} SVC:${'00'.repeat(32)}`;
+    const r2 = await runHandshake({ world: { ...world, constraint: svc } });
+    assert.ok(code('CONSTRAINT_MISMATCH')(r2.clientError), String(r2.clientError));
+    const ok = `${world.constraint} SVC:${Buffer.from(sha256(world.service.publicKey)).toString('hex')}`;
+    assert.equal(
+      (await runHandshake({ world: { ...world, constraint: ok } })).clientError,
+      undefined,
+    );
+  });
+
+  test('an endorsement of another service, or evidence for another key, is refused', async () => {
+    const world = makeWorld();
+    const other = makeWorld({ node: world.node });
+    const r = await runHandshake({ world: { ...world, endorsement: other.endorsement } });
+    assert.ok(
+      code('SCP_HANDSHAKE')(r.clientError) || code('NONCE_MISMATCH')(r.clientError),
+      String(r.clientError),
+    );
+    assert.equal(r.frames.CA, undefined);
+    const r2 = await runHandshake({ world: { ...world, evidence: makeWorld().evidence } });
+    assert.ok(isCloisterError(r2.clientError), String(r2.clientError));
+    assert.equal(r2.frames.CA, undefined);
+  });
+
+  test('state machines refuse out-of-order calls and stay poisoned after a failure', async () => {
+    const world = makeWorld();
+    const client = clientHandshake({
+      crypto: webCryptoScp,
+      identity: nobleSigner(randomKey()),
+      authorize: async () => {},
+    });
+    await assert.rejects(client.receive(Uint8Array.of(2)), code('SCP_PROTOCOL'));
+    await assert.rejects(client.start(), code('SCP_HANDSHAKE')); // poisoned by the failure
+    const server = serverHandshake({
+      crypto: webCryptoScp,
+      nodeSigner: nobleSigner(world.node),
+      serviceKey: world.service.publicKey,
+      evidence: world.evidence,
+      endorsement: world.endorsement,
+    });
+    const c2 = clientHandshake({
+      crypto: webCryptoScp,
+      identity: nobleSigner(randomKey()),
+      authorize: async () => {},
+    });
+    const ch = await c2.start();
+    await assert.rejects(server.receive(Uint8Array.of(FRAME.CA, 1, 2)), code('SCP_HANDSHAKE'));
+    await assert.rejects(server.receive(ch), code('SCP_HANDSHAKE'));
+  });
+
+  test('an ALERT ends the client handshake with the alert code', async () => {
+    const client = clientHandshake({
+      crypto: webCryptoScp,
+      identity: nobleSigner(randomKey()),
+      authorize: async () => {},
+    });
+    await client.start();
+    await assert.rejects(
+      client.receive(encodeAlert('SCP_VERSION', 'no common version')),
+      code('SCP_VERSION'),
+    );
+    assert.deepEqual(decodeAlert(encodeAlert('X', 'y')), { code: 'X', message: 'y' });
+    assert.throws(() => decodeAlert(Uint8Array.of(FRAME.ALERT, 0x80)), code('SCP_PROTOCOL'));
+  });
+
+  test('versions: no common version is SCP_VERSION at the server and the client', async () => {
+    const r = await runHandshake({ versions: [2, 3] });
+    assert.ok(code('SCP_VERSION')(r.serverError), String(r.serverError));
+    assert.ok(code('SCP_VERSION')(r.clientError), String(r.clientError));
+    const ok = await runHandshake({ versions: [1, 2] });
+    assert.equal(ok.clientError, undefined);
+  });
+});
+
+describe('SCP records', () => {
+  test('messages both ways, every type, in order', async () => {
+    const { client, server } = await connected();
+    const args = { app: 'mail', n: 5 };
+    const [got] = await deliver(client, server, req(1, args));
+    assert.deepEqual(got, { ...req(1), args: new Map(Object.entries(args)) });
+    const notes: ScpMessage[] = [
+      { type: 'notify', id: 1, json: '{"progress":1}' },
+      { type: 'response', id: 1, ok: true, result: { codeId: new Uint8Array(32), index: 3 } },
+      { type: 'response', id: 2, ok: false, code: 'APP_NOT_FOUND', message: 'no app "x"' },
+    ];
+    for (const n of notes) {
+      const [m] = await deliver(server, client, n);
+      if (n.type === 'response' && n.ok) {
+        assert.deepEqual(m, { ...n, result: new Map(Object.entries(n.result)) });
+      } else assert.deepEqual(m, n);
+    }
+  });
+
+  test('concurrent seals and opens keep call order', async () => {
+    const { client, server } = await connected();
+    const sealed = await Promise.all(Array.from({ length: 50 }, (_, i) => client.seal(req(i + 1))));
+    const opened = await Promise.all(sealed.flat().map((f) => server.open(f)));
+    assert.deepEqual(
+      opened.flat().map((m) => (m as { id: number }).id),
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
+  });
+
+  test('key update: the sender rekeys after rekeyAfter records; the receiver follows', async () => {
+    const { client, server } = await connected({ clientLimits: { rekeyAfter: 4 } });
+    let frames = 0;
+    const ids: number[] = [];
+    for (let i = 1; i <= 20; i++) {
+      const fs = await client.seal(req(i));
+      frames += fs.length;
+      assert.equal(fs.length, i % 3 === 1 && i > 1 ? 2 : 1, `message ${i}`);
+      for (const f of fs) ids.push(...(await server.open(f)).map((m) => (m as { id: number }).id));
+    }
+    assert.equal(frames, 20 + 6);
+    assert.deepEqual(
+      ids,
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    // The other direction still works on its own keys.
+    assert.equal((await deliver(server, client, { type: 'notify', id: 1, json: '1' })).length, 1);
+  });
+
+  test('a dropped key update makes the next record fail', async () => {
+    const { client, server } = await connected({ clientLimits: { rekeyAfter: 2 } });
+    await server.open((await client.seal(req(1)))[0] as Uint8Array);
+    const [ku, m] = (await client.seal(req(2))) as [Uint8Array, Uint8Array];
+    assert.ok(ku && m);
+    await assert.rejects(server.open(m), code('SCP_RECORD'));
+  });
+
+  test('SEQ_LIMIT: a peer that never rekeys is cut off with SCP_SEQUENCE', async () => {
+    const { client, server } = await connected({ serverLimits: { seqLimit: 4, rekeyAfter: 4 } });
+    for (let i = 1; i <= 4; i++) await server.open((await client.seal(req(i)))[0] as Uint8Array);
+    await assert.rejects(
+      server.open((await client.seal(req(5)))[0] as Uint8Array),
+      code('SCP_SEQUENCE'),
+    );
+    await assert.rejects(
+      server.open((await client.seal(req(6)))[0] as Uint8Array),
+      code('SCP_SEQUENCE'),
+    );
+    assert.equal(server.closed, true);
+  });
+
+  test('limits are never above the defaults', async () => {
+    const world = makeWorld();
+    const base = {
+      crypto: webCryptoScp,
+      nodeSigner: nobleSigner(world.node),
+      serviceKey: world.service.publicKey,
+      evidence: world.evidence,
+      endorsement: world.endorsement,
+    };
+    assert.throws(
+      () => serverHandshake({ ...base, limits: { seqLimit: SEQ_LIMIT + 1 } }),
+      code('INVALID_INPUT'),
+    );
+    assert.throws(
+      () => serverHandshake({ ...base, limits: { rekeyAfter: REKEY_AFTER + 1 } }),
+      code('INVALID_INPUT'),
+    );
+    assert.throws(
+      () => serverHandshake({ ...base, limits: { rekeyAfter: 8, seqLimit: 4 } }),
+      code('INVALID_INPUT'),
+    );
+    assert.throws(
+      () => serverHandshake({ ...base, limits: { rekeyAfter: 1 } }),
+      code('INVALID_INPUT'),
+    );
+  });
+
+  test('padding: bucket sizes, round trip, and only zero bytes accepted', async () => {
+    assert.deepEqual(
+      [0, 256, 257, 1024, 1025, 4097, 16384, 16385, 65536, 65537].map(paddedLength),
+      [256, 256, 1024, 1024, 4096, 16384, 16384, 65536, 65536, 131072],
+    );
+    const { client, server } = await connected();
+    for (const n of [0, 300, 5000, 70_000]) {
+      const m: ScpMessage = { type: 'notify', id: 1, json: 'x'.repeat(n) };
+      const [f] = (await client.seal(m, { pad: true })) as [Uint8Array];
+      const pt = encodeCbor([3, 1, 'x'.repeat(n)]).length;
+      assert.equal(f.length, 1 + paddedLength(pt) + 16);
+      assert.deepEqual(await server.open(f), [m]);
+    }
+    const pt = encodePlaintext([3, 1, 'x'], true);
+    assert.deepEqual(decodePlaintext(pt), { type: 'notify', id: 1, json: 'x' });
+    const bad = pt.slice();
+    bad[bad.length - 1] = 1;
+    assert.throws(() => decodePlaintext(bad), code('SCP_PROTOCOL'));
+  });
+
+  test('close: sealing or opening a close ends that session', async () => {
+    const { client, server } = await connected();
+    const close: ScpMessage = { type: 'close', code: 'SCP_CLOSED', message: 'bye' };
+    assert.deepEqual(await deliver(client, server, close), [close]);
+    assert.equal(client.closed, true);
+    assert.equal(server.closed, true);
+    await assert.rejects(client.seal(req(1)), code('SCP_CLOSED'));
+    await assert.rejects(server.open(Uint8Array.of(5, ...new Uint8Array(20))), code('SCP_CLOSED'));
+  });
+
+  test('oversized messages are refused before sealing; oversized frames are refused on open', async () => {
+    const { client, server } = await connected();
+    await assert.rejects(
+      client.seal({ type: 'notify', id: 1, json: 'x'.repeat(MAX_FRAME) }),
+      code('FRAME_TOO_LARGE'),
+    );
+    // The refused seal consumed nothing: the next record still opens.
+    assert.equal((await deliver(client, server, req(1))).length, 1);
+    await assert.rejects(
+      server.open(new Uint8Array(MAX_FRAME + 1).fill(5)),
+      code('FRAME_TOO_LARGE'),
+    );
+  });
+
+  test('malformed messages to seal are InvalidInputError and do not poison', async () => {
+    const { client, server } = await connected();
+    await assert.rejects(
+      client.seal({ type: 'request', id: 0, op: 'x', args: {} }),
+      code('INVALID_INPUT'),
+    );
+    await assert.rejects(
+      client.seal({ type: 'bogus' } as unknown as ScpMessage),
+      code('INVALID_INPUT'),
+    );
+    assert.equal((await deliver(client, server, req(1))).length, 1);
+  });
+});
+
+describe('SCP message codec (strict)', () => {
+  const bad: [string, unknown[]][] = [
+    ['unknown type', [9]],
+    ['request arity', [1, 1, 'op']],
+    ['request id 0', [1, 0, 'op', new Map()]],
+    ['request args not a map', [1, 1, 'op', []]],
+    ['response ok not bool', [2, 1, 1, new Map()]],
+    ['response error shape', [2, 1, false, ['A']]],
+    ['notify json not text', [3, 1, new Uint8Array(1)]],
+    ['key update with payload', [4, 1]],
+    ['close arity', [5, 'X']],
+  ];
+  for (const [name, array] of bad) {
+    test(name, () => {
+      assert.throws(() => decodePlaintext(encodeCbor(array)), code('SCP_PROTOCOL'));
+    });
+  }
+  test('not CBOR, empty, or a non-array', () => {
+    assert.throws(() => decodePlaintext(new Uint8Array(0)), code('SCP_PROTOCOL'));
+    assert.throws(() => decodePlaintext(Uint8Array.of(0xff)), code('SCP_PROTOCOL'));
+    assert.throws(() => decodePlaintext(encodeCbor(new Map())), code('SCP_PROTOCOL'));
+    assert.throws(() => decodePlaintext(encodeCbor([])), code('SCP_PROTOCOL'));
+  });
+  test('a request map with a non-text key is refused', () => {
+    assert.throws(
+      () => decodePlaintext(encodeCbor([1, 1, 'op', new Map([[1, 2]])])),
+      code('SCP_PROTOCOL'),
+    );
+  });
+});

@@ -1,0 +1,13 @@
+/**
+ * The enclave's side of the secure connection protocol (docs/scp.md): node:crypto primitives, the
+ * node key as signer, the session server and its operations.
+ */
+export { nodeScpCrypto, nodeScpSigner } from './crypto.js';
+export { AppCodeChangedError, createScpOps, type OpContext, type ScpOpsDeps } from './ops.js';
+export {
+  createScpServer,
+  DEFAULT_MAX_SESSIONS,
+  MAX_CONCURRENT,
+  type ScpServer,
+  type ScpServerOptions,
+} from './server.js';

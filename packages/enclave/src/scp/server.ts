@@ -1,0 +1,311 @@
+/**
+ * The enclave's SCP server (docs/scp.md): a table of sessions fed with the frames the host
+ * relays (`scp.open`, `scp.frame`, `scp.close`), answering with frames for the socket
+ * (`send` → `scp.send`) and the end of a session (`end` → `scp.end`).
+ *
+ * Order: the boundary delivers a session's frames in arrival order, and each session processes
+ * them strictly in that order through a promise chain, across the asynchronous handshake steps
+ * and record opening. Requests opened from records then run concurrently (at most
+ * MAX_CONCURRENT per session; beyond, the session stops opening frames until one finishes, so
+ * `scp.frame` answers later and the host stops reading the socket). Everything a session sends
+ * goes through one output chain, so records leave in the order they were sealed.
+ *
+ * Failures: a handshake failure sends ALERT and ends the session; a record-layer failure
+ * (SCP_RECORD, SCP_SEQUENCE, SCP_PROTOCOL, …) sends a close record [5] when the send side still
+ * works, then ends it. An op's failure is only an error response [2, id, false, [code, message]]:
+ * the session stays up. Error responses carry a code from the registry and a message; errors that
+ * are not the caller's concern carry a fixed message. Log lines are fixed event names only.
+ */
+import {
+  CloisterError,
+  encodeAlert,
+  paddedLength,
+  type ScpCrypto,
+  ScpError,
+  type ScpLimits,
+  type ScpMessage,
+  type ScpSession,
+  type ScpSigner,
+  type ServerHandshake,
+  serverHandshake,
+} from '@cloister/core';
+import type { AppAdmin } from '../apps/deploy/index.js';
+import type { AppRuntime } from '../apps/runtime/index.js';
+import type { Service } from '../log/index.js';
+import { createScpOps, type OpResult } from './ops.js';
+
+/** Sessions at most (open or in their handshake); beyond, `open` throws SCP_SESSIONS. */
+export const DEFAULT_MAX_SESSIONS = 10_000;
+/** Requests of one session running at once. */
+export const MAX_CONCURRENT = 32;
+/** Record overhead: the frame type byte and the 16-byte tag. */
+const RECORD_OVERHEAD = 17;
+
+export interface ScpServerOptions {
+  readonly crypto: ScpCrypto;
+  /** The node identity key: signs the handshake and app.info. */
+  readonly signer: ScpSigner;
+  readonly service: Pick<
+    Service,
+    'servicePublicKey' | 'serviceIdentity' | 'endorsement' | 'status' | 'receipt' | 'consistency'
+  >;
+  readonly runtime: Pick<AppRuntime, 'app' | 'call' | 'requestStatus'>;
+  readonly admin: Pick<AppAdmin, 'info'>;
+  /** One frame for the session's socket (`scp.send`); called in the order frames must leave. */
+  readonly send: (session: number, frame: Uint8Array) => void;
+  /** The session is over: the host closes its socket after the frames sent before (`scp.end`). */
+  readonly end: (session: number, code: string) => void;
+  /** Fixed event names only. */
+  readonly log?: (level: number, event: string) => void;
+  readonly maxSessions?: number;
+  /** Record-layer limits (tests lower them). */
+  readonly limits?: ScpLimits;
+}
+
+export interface ScpServer {
+  /** A new session (in its handshake); throws ScpError SCP_SESSIONS when the table is full. */
+  open(): number;
+  /**
+   * Processes one frame of `session` after its earlier frames; settles once it is processed
+   * (a failure is the session's: it ends, and this still resolves). A frame of a session that
+   * ended is ignored; of a session never opened, InvalidInputError.
+   */
+  frame(session: number, frame: Uint8Array): Promise<void>;
+  /** The socket is gone: forgets the session (idempotent). Running calls finish unanswered. */
+  close(session: number): void;
+  /** Sessions in the table. */
+  readonly size: number;
+}
+
+interface Slot {
+  readonly id: number;
+  /** Invariant: exactly one of handshake and session is set while the slot is in the table. */
+  handshake: ServerHandshake | undefined;
+  session: ScpSession | undefined;
+  clientKey: Uint8Array | undefined;
+  /** Tail of the frame chain: each frame is processed after the previous one. */
+  inbox: Promise<void>;
+  /** Tail of the output chain: seals and sends in call order. */
+  outbox: Promise<void>;
+  /** Requests running. Invariant: size <= MAX_CONCURRENT. */
+  readonly running: Set<Promise<void>>;
+  /** Set once the session ended (by either side or a failure); nothing is sent after. */
+  ended: boolean;
+}
+
+/** Codes whose messages are about the caller's own request, so they go to the client as is. */
+const CLIENT_CODES: ReadonlySet<string> = new Set([
+  'INVALID_INPUT',
+  'ENCODING',
+  'NOT_FOUND',
+  'LEDGER_INDEX',
+  'UNKNOWN_TRANSACTION',
+  'RECEIPT_NOT_READY',
+  'LOG_PROOF',
+  'TX_CONFLICT',
+  'TX_TOO_LARGE',
+  'FRAME_TOO_LARGE',
+  'APP_CODE_CHANGED',
+  'APP_NOT_FOUND',
+  'APP_METHOD_UNKNOWN',
+  'APP_METHOD_KIND',
+  'APP_TRAP',
+  'APP_FUEL_EXHAUSTED',
+  'APP_STACK_DEPTH',
+  'APP_ABORT',
+  'APP_ERROR',
+  'APP_QUERY_WRITE',
+  'APP_RESULT_INVALID',
+  'APP_RESULT_TOO_LARGE',
+  'APP_INSTANCE_POISONED',
+  'APP_ABI',
+]);
+
+function errorReply(e: unknown): { code: string; message: string } {
+  if (e instanceof CloisterError) {
+    return CLIENT_CODES.has(e.code)
+      ? { code: e.code, message: e.message }
+      : { code: e.code, message: `the node could not answer this call (${e.code})` };
+  }
+  return { code: 'ENCLAVE_FAILED', message: 'the node could not answer this call' };
+}
+
+export function createScpServer(o: ScpServerOptions): ScpServer {
+  const maxSessions = o.maxSessions ?? DEFAULT_MAX_SESSIONS;
+  const log = o.log ?? (() => {});
+  const ops = createScpOps(o);
+  const sessions = new Map<number, Slot>();
+  /** Invariant: every id below nextId was handed out once; ids are never reused. */
+  let nextId = 1;
+
+  function finish(s: Slot, code: string): void {
+    if (s.ended) return;
+    s.ended = true;
+    sessions.delete(s.id);
+    o.end(s.id, code);
+  }
+
+  /** Seals `m` after everything sealed before and sends its frame(s); rejects if sealing fails. */
+  function output(s: Slot, m: ScpMessage, pad: boolean): Promise<void> {
+    const session = s.session;
+    const p = s.outbox.then(async () => {
+      if (s.ended || session === undefined) return;
+      const frames = await session.seal(m, { pad });
+      if (s.ended) return;
+      for (const f of frames) o.send(s.id, f);
+    });
+    s.outbox = p.catch(() => {});
+    return p;
+  }
+
+  /** Ends a session after a record-layer failure: a close record when possible, then the end. */
+  async function fail(s: Slot, e: unknown): Promise<void> {
+    if (s.ended) return;
+    const code = e instanceof ScpError ? e.code : 'SCP_PROTOCOL';
+    const message = e instanceof ScpError ? e.message : 'the session failed; open a new connection';
+    log(40, 'scp.session-failed');
+    await output(s, { type: 'close', code, message }, false).catch(() => {});
+    finish(s, code);
+  }
+
+  async function request(
+    s: Slot,
+    m: Extract<ScpMessage, { type: 'request' }>,
+    pad: boolean,
+  ): Promise<void> {
+    const clientKey = s.clientKey;
+    const session = s.session;
+    if (clientKey === undefined || session === undefined) return;
+    let reply: ScpMessage;
+    try {
+      const result: OpResult = await ops.run(
+        {
+          sessionHash: session.sessionHash,
+          clientKey,
+          notify: (json) => output(s, { type: 'notify', id: m.id, json }, pad),
+        },
+        m.op,
+        m.args,
+      );
+      reply = { type: 'response', id: m.id, ok: true, result };
+    } catch (e) {
+      if (s.ended) return;
+      if (e instanceof ScpError && e.code !== 'FRAME_TOO_LARGE') return fail(s, e);
+      reply = { type: 'response', id: m.id, ok: false, ...errorReply(e) };
+    }
+    try {
+      await output(s, reply, pad);
+    } catch (e) {
+      // A result too large for one frame: the session is intact, the client gets the error.
+      if (e instanceof ScpError && e.code === 'FRAME_TOO_LARGE') {
+        const err = { type: 'response', id: m.id, ok: false, ...errorReply(e) } as const;
+        return output(s, err, pad).catch((e2: unknown) => fail(s, e2));
+      }
+      return fail(s, e);
+    }
+  }
+
+  async function handshake(s: Slot, hs: ServerHandshake, frame: Uint8Array): Promise<void> {
+    let r: Awaited<ReturnType<ServerHandshake['receive']>>;
+    try {
+      r = await hs.receive(frame);
+    } catch (e) {
+      const code = e instanceof ScpError ? e.code : 'SCP_HANDSHAKE';
+      const message = e instanceof ScpError ? e.message : 'the handshake failed';
+      log(40, 'scp.handshake-failed');
+      if (!s.ended) o.send(s.id, encodeAlert(code, message));
+      finish(s, code);
+      return;
+    }
+    if (s.ended) return;
+    for (const f of r.send) o.send(s.id, f);
+    if (r.session !== undefined && r.clientKey !== undefined) {
+      s.session = r.session;
+      s.clientKey = r.clientKey;
+      s.handshake = undefined;
+    }
+  }
+
+  async function process(s: Slot, frame: Uint8Array): Promise<void> {
+    if (s.ended) return;
+    if (s.handshake !== undefined) return handshake(s, s.handshake, frame);
+    const session = s.session;
+    if (session === undefined) return;
+    let messages: ScpMessage[];
+    try {
+      messages = await session.open(frame);
+    } catch (e) {
+      return fail(s, e);
+    }
+    // Mirror the client's padding: a record whose plaintext fills a bucket gets padded answers.
+    const pt = frame.length - RECORD_OVERHEAD;
+    const pad = pt > 0 && paddedLength(pt) === pt;
+    for (const m of messages) {
+      if (s.ended) return;
+      if (m.type === 'close') {
+        finish(s, 'OK');
+        return;
+      }
+      if (m.type !== 'request') {
+        return fail(s, new ScpError('SCP_PROTOCOL', `a client sends requests, not a ${m.type}`));
+      }
+      while (s.running.size >= MAX_CONCURRENT) await Promise.race(s.running);
+      const p: Promise<void> = request(s, m, pad).finally(() => s.running.delete(p));
+      s.running.add(p);
+    }
+  }
+
+  return {
+    open() {
+      if (sessions.size >= maxSessions) {
+        log(40, 'scp.sessions-full');
+        throw new ScpError(
+          'SCP_SESSIONS',
+          `this node has ${maxSessions} secure sessions open; retry later`,
+        );
+      }
+      const endorsement = o.service.endorsement();
+      const s: Slot = {
+        id: nextId++,
+        handshake: serverHandshake({
+          crypto: o.crypto,
+          nodeSigner: o.signer,
+          serviceKey: o.service.servicePublicKey,
+          evidence: endorsement.ev,
+          endorsement: endorsement.end,
+          ...(o.limits ? { limits: o.limits } : {}),
+        }),
+        session: undefined,
+        clientKey: undefined,
+        inbox: Promise.resolve(),
+        outbox: Promise.resolve(),
+        running: new Set(),
+        ended: false,
+      };
+      sessions.set(s.id, s);
+      return s.id;
+    },
+    frame(id, frame) {
+      const s = sessions.get(id);
+      if (s === undefined) {
+        if (Number.isSafeInteger(id) && id >= 1 && id < nextId) return Promise.resolve();
+        return Promise.reject(new CloisterError('INVALID_INPUT', 'no such secure session'));
+      }
+      if (!(frame instanceof Uint8Array)) {
+        return Promise.reject(new CloisterError('INVALID_INPUT', 'a frame is bytes'));
+      }
+      const p = s.inbox.then(() => process(s, frame));
+      s.inbox = p.catch((e: unknown) => fail(s, e));
+      return s.inbox;
+    },
+    close(id) {
+      const s = sessions.get(id);
+      if (s === undefined) return;
+      s.ended = true;
+      sessions.delete(id);
+    },
+    get size() {
+      return sessions.size;
+    },
+  };
+}

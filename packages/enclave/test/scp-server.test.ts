@@ -1,0 +1,495 @@
+/**
+ * The enclave's SCP server (docs/scp.md), driven directly with core's clientHandshake over the
+ * real logchain service, ledger engine and app runtime: the handshake and app.info signed by the
+ * node key, query and transact with the checked code id, a request id applied once with the
+ * same txid, notifications before the response, status by request id and by txid, receipts
+ * whose claims verify, named error responses that keep the session up, and record-layer
+ * attacks (altered, replayed, reflected records; a garbage handshake) that end only the
+ * session they hit, with a close record or an alert. Plus the session cap and frame order.
+ */
+import assert from 'node:assert/strict';
+import { verify } from 'node:crypto';
+import { describe, test } from 'node:test';
+import {
+  appInfoPayload,
+  claimsRequest,
+  clientHandshake,
+  decodeAlert,
+  FRAME,
+  fromHex,
+  type ScpMessage,
+  type ScpSession,
+  utf8,
+  verifyReceipt,
+  verifyServerAuth,
+  webCryptoScp,
+  webCryptoSigner,
+} from '@cloister/core';
+import { AppNotFoundError, createAppRuntime } from '../src/apps/runtime/index.js';
+import { publicKeyFromRaw } from '../src/p256.js';
+import { createScpServer, nodeScpCrypto, nodeScpSigner } from '../src/scp/index.js';
+import { abiKit, SCRATCH2 } from './app-runtime-wasm.js';
+import { CONSTRAINT, genesis } from './log-helpers.js';
+import { get, i32 } from './sandbox-wasm.js';
+
+const kit = abiKit({ t: 't', k: 'k' });
+const c = kit.call;
+/** args → t/k, notification = args, result = args. */
+const put = [
+  ...i32(SCRATCH2),
+  ...c('call_args'),
+  ...kit.str('t'),
+  ...kit.str('k'),
+  ...i32(SCRATCH2),
+  ...get(1),
+  ...c('ledger_set'),
+  ...i32(SCRATCH2),
+  ...get(1),
+  ...c('notify'),
+  ...i32(SCRATCH2),
+  ...get(1),
+  ...c('result_set'),
+];
+/** result = args (a query). */
+const echo = [...i32(SCRATCH2), ...c('call_args'), ...i32(SCRATCH2), ...get(1), ...c('result_set')];
+const APP = kit.module({
+  routes: [
+    { name: 'put', kind: 'transaction', body: put },
+    { name: 'echo', kind: 'query', body: echo },
+  ],
+});
+const DEPLOY_INDEX = 3;
+
+interface Sink {
+  frames: Map<number, Uint8Array[]>;
+  ends: Map<number, string>;
+}
+
+async function world(opts: { maxSessions?: number } = {}) {
+  const w = await genesis();
+  const runtime = createAppRuntime({ engine: w.service.engine });
+  const deployed = await runtime.deploy('demo', APP);
+  const codeId = fromHex(deployed.codeId);
+  const sink: Sink = { frames: new Map(), ends: new Map() };
+  const server = createScpServer({
+    crypto: nodeScpCrypto,
+    signer: nodeScpSigner(w.node.privateKey, w.node.publicKey),
+    service: w.service,
+    runtime,
+    admin: {
+      info: (app) => {
+        if (app !== 'demo') throw new AppNotFoundError(app);
+        return [{ app, history: [{ codeId, index: DEPLOY_INDEX }], loaded: true }];
+      },
+    },
+    send: (s, f) => {
+      const list = sink.frames.get(s) ?? [];
+      list.push(f);
+      sink.frames.set(s, list);
+    },
+    end: (s, code) => sink.ends.set(s, code),
+    ...(opts.maxSessions !== undefined ? { maxSessions: opts.maxSessions } : {}),
+  });
+  return { ...w, runtime, codeId, sink, server };
+}
+
+type World = Awaited<ReturnType<typeof world>>;
+
+/** Takes the frames the server sent to session `id` so far. */
+function take(sink: Sink, id: number): Uint8Array[] {
+  const f = sink.frames.get(id) ?? [];
+  sink.frames.set(id, []);
+  return f;
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+async function identity() {
+  const pair = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+    'sign',
+    'verify',
+  ])) as Parameters<typeof webCryptoSigner>[0];
+  const pub = new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey));
+  return webCryptoSigner(pair, pub);
+}
+
+interface Client {
+  readonly id: number;
+  readonly session: ScpSession;
+  readonly clientKey: Uint8Array;
+  /** All messages the client opened so far (notifications and responses). */
+  readonly inbox: ScpMessage[];
+  /** Sends a request and waits for its response; returns it and the messages before it. */
+  call(op: string, args: Record<string, unknown>): Promise<ScpMessage & { type: 'response' }>;
+  /** Opens every frame the server sent since the last pump. */
+  pump(): Promise<void>;
+}
+
+async function connect(w: World, signer?: Awaited<ReturnType<typeof identity>>): Promise<Client> {
+  const id = w.server.open();
+  const me = signer ?? (await identity());
+  const hs = clientHandshake({
+    crypto: webCryptoScp,
+    identity: me,
+    authorize: async (a) => {
+      await verifyServerAuth(a, { constraint: CONSTRAINT });
+    },
+  });
+  await w.server.frame(id, await hs.start());
+  const [sh, sa] = take(w.sink, id);
+  assert.equal(sh?.[0], FRAME.SH);
+  assert.equal(sa?.[0], FRAME.SA);
+  await hs.receive(sh!);
+  const done = await hs.receive(sa!);
+  assert.ok(done.session);
+  for (const f of done.send) await w.server.frame(id, f);
+  const session = done.session;
+  const inbox: ScpMessage[] = [];
+  let next = 1;
+  const client: Client = {
+    id,
+    session,
+    clientKey: me.publicKey,
+    inbox,
+    async pump() {
+      for (const f of take(w.sink, id)) inbox.push(...(await session.open(f)));
+    },
+    async call(op, args) {
+      const rid = next++;
+      for (const f of await session.seal({ type: 'request', id: rid, op, args })) {
+        await w.server.frame(id, f);
+      }
+      for (let i = 0; i < 1000; i++) {
+        await client.pump();
+        const r = inbox.find((m) => m.type === 'response' && m.id === rid);
+        if (r) return r as ScpMessage & { type: 'response' };
+        await tick();
+      }
+      throw new Error(`no response to request ${rid}`);
+    },
+  };
+  return client;
+}
+
+function ok(r: ScpMessage & { type: 'response' }): Map<string, unknown> {
+  if (!r.ok) assert.fail(`expected ok, got ${r.code}: ${r.message}`);
+  return r.result instanceof Map ? r.result : new Map(Object.entries(r.result));
+}
+
+function err(r: ScpMessage & { type: 'response' }): string {
+  assert.equal(r.ok, false);
+  return r.ok ? '' : r.code;
+}
+
+describe('scp server: operations', () => {
+  test('app.info is signed by the node key over the session hash, app and code id', async () => {
+    const w = await world();
+    const cl = await connect(w);
+    const info = ok(await cl.call('app.info', { app: 'demo' }));
+    assert.equal(info.get('app'), 'demo');
+    assert.deepEqual(info.get('codeId'), w.codeId);
+    assert.equal(info.get('index'), DEPLOY_INDEX);
+    const sig = info.get('sig') as Uint8Array;
+    const payload = appInfoPayload(cl.session.sessionHash, 'demo', w.codeId);
+    const key = { key: publicKeyFromRaw(w.node.publicKey), dsaEncoding: 'ieee-p1363' } as const;
+    assert.ok(verify('sha256', payload, key, sig));
+    // Bound to this session: another session's hash does not verify.
+    const other = await connect(w);
+    const p2 = appInfoPayload(other.session.sessionHash, 'demo', w.codeId);
+    assert.equal(verify('sha256', p2, key, sig), false);
+    assert.equal(err(await cl.call('app.info', { app: 'nope' })), 'APP_NOT_FOUND');
+  });
+
+  test('query and transact run only the code id the client checked', async () => {
+    const w = await world();
+    const cl = await connect(w);
+    const q = ok(
+      await cl.call('query', { app: 'demo', method: 'echo', args: '[1]', codeId: w.codeId }),
+    );
+    assert.equal(q.get('result'), '[1]');
+    assert.deepEqual(q.get('codeId'), w.codeId);
+    const before = w.service.status().index;
+    const wrong = new Uint8Array(32).fill(7);
+    const args = { app: 'demo', method: 'put', args: '"x"', codeId: wrong };
+    const r = await cl.call('transact', { ...args, requestId: 'r0', salt: new Uint8Array(32) });
+    assert.equal(err(r), 'APP_CODE_CHANGED');
+    assert.equal(w.service.status().index, before, 'nothing ran');
+    assert.equal(err(await cl.call('query', { ...args, method: 'echo' })), 'APP_CODE_CHANGED');
+  });
+
+  test('a request id is applied once: same txid, repeated, notifications first', async () => {
+    const w = await world();
+    const cl = await connect(w);
+    const salt = new Uint8Array(32).fill(9);
+    const args = { app: 'demo', method: 'put', args: '{"v":1}', codeId: w.codeId };
+    const first = await cl.call('transact', { ...args, requestId: 'once', salt });
+    const r1 = ok(first);
+    const at = cl.inbox.indexOf(first);
+    const note = cl.inbox[at - 1];
+    assert.deepEqual(note, { type: 'notify', id: first.id, json: '{"v":1}' });
+    assert.equal(r1.get('repeated'), false);
+    const index = w.service.status().index;
+    const r2 = ok(await cl.call('transact', { ...args, requestId: 'once', salt }));
+    assert.equal(r2.get('repeated'), true);
+    assert.equal(r2.get('txid'), r1.get('txid'));
+    assert.equal(r2.get('result'), '{"v":1}');
+    assert.equal(w.service.status().index, index, 'applied once');
+
+    // status by request id and by txid, then the receipt with its claims.
+    const txid = r1.get('txid') as string;
+    const byId = ok(await cl.call('status', { app: 'demo', requestId: 'once' }));
+    assert.equal(byId.get('state'), 'committed');
+    assert.equal(byId.get('txid'), txid);
+    const unknown = ok(await cl.call('status', { app: 'demo', requestId: 'never' }));
+    assert.equal(unknown.get('state'), 'unknown');
+    assert.equal(ok(await cl.call('status', { txid })).get('state'), 'committed');
+    assert.equal(err(await cl.call('receipt', { txid })), 'RECEIPT_NOT_READY');
+    await w.service.tick();
+    assert.equal(ok(await cl.call('status', { txid })).get('state'), 'signed');
+    assert.equal(ok(await cl.call('status', { txid: '1.99999' })).get('state'), 'unknown');
+    const receipt = ok(await cl.call('receipt', { txid })).get('receipt') as Uint8Array;
+    const claims = {
+      salt,
+      request: claimsRequest('demo', 'put', '{"v":1}', 'once'),
+      response: utf8('{"v":1}'),
+      codeId: w.codeId,
+    };
+    const v = await verifyReceipt(receipt, {
+      constraint: CONSTRAINT,
+      service: w.service.serviceIdentity,
+      claims,
+    });
+    assert.equal(v.txid, txid);
+    await assert.rejects(
+      verifyReceipt(receipt, {
+        constraint: CONSTRAINT,
+        claims: { ...claims, response: utf8('2') },
+      }),
+      (e: Error & { code?: string }) => e.code === 'RECEIPT',
+    );
+    // Another client's request id of the same text is another request.
+    const other = await connect(w);
+    const o = ok(await other.call('status', { app: 'demo', requestId: 'once' }));
+    assert.equal(o.get('state'), 'unknown');
+  });
+
+  test('node.status and consistency answer the service', async () => {
+    const w = await world();
+    const cl = await connect(w);
+    const st = ok(await cl.call('node.status', {}));
+    assert.equal(st.get('index'), w.service.status().index);
+    assert.deepEqual(st.get('serviceIdentity'), w.service.serviceIdentity);
+    const signed = st.get('lastSigned') as number;
+    const proof = ok(await cl.call('consistency', { from: signed, to: signed }));
+    assert.ok(Array.isArray(proof.get('proof')));
+  });
+
+  test('malformed fields and unknown ops are named errors; the session stays up', async () => {
+    const w = await world();
+    const cl = await connect(w);
+    const bad: [string, Record<string, unknown>][] = [
+      ['nope', {}],
+      ['app.info', {}],
+      ['app.info', { app: 5 }],
+      ['app.info', { app: 'demo', extra: 1 }],
+      ['app.info', { app: '../x' }],
+      ['query', { app: 'demo', method: 'echo', args: '1', codeId: new Uint8Array(31) }],
+      [
+        'transact',
+        { app: 'demo', method: 'put', args: '1', codeId: w.codeId, salt: new Uint8Array(32) },
+      ],
+      ['transact', { app: 'demo', method: 'put', args: '1', codeId: w.codeId, requestId: 'a' }],
+      [
+        'transact',
+        {
+          app: 'demo',
+          method: 'put',
+          args: '1',
+          codeId: w.codeId,
+          requestId: 'x'.repeat(129),
+          salt: new Uint8Array(32),
+        },
+      ],
+      ['query', { app: 'demo', method: 'echo', args: 'not json', codeId: w.codeId }],
+      ['status', { txid: '1.x' }],
+      ['status', { txid: '1.2', app: 'demo' }],
+      ['receipt', { txid: 7 }],
+      ['consistency', { from: 3, to: 1 }],
+      ['consistency', { from: -1, to: 1 }],
+      ['node.status', { x: 1 }],
+    ];
+    for (const [op, args] of bad) {
+      assert.equal(
+        err(await cl.call(op, args)),
+        'INVALID_INPUT',
+        `${op} ${JSON.stringify(args, (_, v) => (v instanceof Uint8Array ? `bytes${v.length}` : v))}`,
+      );
+    }
+    assert.equal(
+      err(await cl.call('query', { app: 'demo', method: 'put', args: '1', codeId: w.codeId })),
+      'APP_METHOD_KIND',
+    );
+    assert.equal(
+      err(await cl.call('query', { app: 'demo', method: 'zzz', args: '1', codeId: w.codeId })),
+      'APP_METHOD_UNKNOWN',
+    );
+    assert.equal(w.sink.ends.size, 0);
+    ok(await cl.call('query', { app: 'demo', method: 'echo', args: '2', codeId: w.codeId }));
+  });
+
+  test('a padded request gets a padded answer; an unpadded one does not', async () => {
+    const w = await world();
+    const cl = await connect(w);
+    const sizes: number[] = [];
+    for (const pad of [true, false]) {
+      const args = { app: 'demo', method: 'echo', args: '"p"', codeId: w.codeId };
+      const [f] = await cl.session.seal(
+        { type: 'request', id: 100 + Number(pad), op: 'query', args },
+        { pad },
+      );
+      await w.server.frame(cl.id, f!);
+      await tick();
+      const out = take(w.sink, cl.id);
+      assert.equal(out.length, 1);
+      sizes.push(out[0]!.length - 17);
+      await cl.session.open(out[0]!);
+    }
+    assert.equal(sizes[0], 256, 'padded to the first bucket');
+    assert.ok(sizes[1]! < 256);
+  });
+
+  test('pipelined requests are all answered, in a valid record order', async () => {
+    const w = await world();
+    const cl = await connect(w);
+    const frames: Uint8Array[] = [];
+    for (let i = 1; i <= 40; i++) {
+      const op = i % 2 ? 'query' : 'transact';
+      const args = {
+        app: 'demo',
+        method: i % 2 ? 'echo' : 'put',
+        args: String(i),
+        codeId: w.codeId,
+      };
+      const extra = op === 'transact' ? { requestId: `p${i}`, salt: new Uint8Array(32) } : {};
+      frames.push(
+        ...(await cl.session.seal({ type: 'request', id: i, op, args: { ...args, ...extra } })),
+      );
+    }
+    // All frames at once, without waiting: the server keeps their order.
+    await Promise.all(frames.map((f) => w.server.frame(cl.id, f)));
+    for (let i = 0; i < 500 && cl.inbox.filter((m) => m.type === 'response').length < 40; i++) {
+      await cl.pump();
+      await tick();
+    }
+    const responses = cl.inbox.filter((m) => m.type === 'response');
+    assert.equal(responses.length, 40);
+    for (const r of responses) assert.equal(r.type === 'response' && r.ok, true);
+  });
+});
+
+describe('scp server: attacks end only the session they hit', () => {
+  async function expectClosed(w: World, cl: Client, code: string) {
+    await tick();
+    assert.equal(w.sink.ends.get(cl.id), code);
+    const frames = take(w.sink, cl.id);
+    assert.equal(frames.length, 1, 'one close record');
+    const [m] = await cl.session.open(frames[0]!);
+    assert.deepEqual(m && { type: m.type, code: m.type === 'close' ? m.code : '' }, {
+      type: 'close',
+      code,
+    });
+  }
+
+  test('an altered record: close record SCP_RECORD, then the end; others keep working', async () => {
+    const w = await world();
+    const victim = await connect(w);
+    const bystander = await connect(w);
+    const [f] = await victim.session.seal({ type: 'request', id: 1, op: 'node.status', args: {} });
+    const altered = f!.slice();
+    altered[altered.length - 1]! ^= 1;
+    await w.server.frame(victim.id, altered);
+    await expectClosed(w, victim, 'SCP_RECORD');
+    // The genuine record after that is ignored: the session is gone.
+    await w.server.frame(victim.id, f!);
+    assert.equal(take(w.sink, victim.id).length, 0);
+    ok(await bystander.call('node.status', {}));
+    assert.equal(w.sink.ends.has(bystander.id), false);
+  });
+
+  test('a replayed record and a reflected server record are refused', async () => {
+    const w = await world();
+    const a = await connect(w);
+    const [f] = await a.session.seal({ type: 'request', id: 1, op: 'node.status', args: {} });
+    await w.server.frame(a.id, f!);
+    for (let i = 0; i < 50 && !a.inbox.length; i++) {
+      await a.pump();
+      await tick();
+    }
+    const before = w.service.status().index;
+    await w.server.frame(a.id, f!); // replay
+    await expectClosed(w, a, 'SCP_RECORD');
+    assert.equal(w.service.status().index, before);
+
+    const b = await connect(w);
+    const [q] = await b.session.seal({ type: 'request', id: 1, op: 'node.status', args: {} });
+    await w.server.frame(b.id, q!);
+    await tick();
+    const out = take(w.sink, b.id);
+    assert.ok(out.length >= 1);
+    await w.server.frame(b.id, out[0]!); // the server's own record, reflected
+    assert.equal(w.sink.ends.get(b.id), 'SCP_RECORD');
+  });
+
+  test('a client message that is not a request is a protocol error; a close ends it OK', async () => {
+    const w = await world();
+    const a = await connect(w);
+    for (const f of await a.session.seal({ type: 'notify', id: 1, json: '1' })) {
+      await w.server.frame(a.id, f);
+    }
+    await expectClosed(w, a, 'SCP_PROTOCOL');
+    const b = await connect(w);
+    for (const f of await b.session.seal({ type: 'close', code: 'OK', message: 'bye' })) {
+      await w.server.frame(b.id, f);
+    }
+    assert.equal(w.sink.ends.get(b.id), 'OK');
+    assert.equal(w.server.size, 0);
+  });
+
+  test('a garbage handshake gets an alert and ends; a record before the handshake too', async () => {
+    const w = await world();
+    const id = w.server.open();
+    await w.server.frame(id, Uint8Array.of(FRAME.CH, 0xff, 0x00));
+    const [alert] = take(w.sink, id);
+    assert.equal(alert?.[0], FRAME.ALERT);
+    const { code } = decodeAlert(alert!);
+    assert.match(code, /^SCP_/);
+    assert.equal(w.sink.ends.get(id), code);
+    const id2 = w.server.open();
+    await w.server.frame(id2, Uint8Array.of(FRAME.RECORD, 1, 2, 3));
+    assert.equal(take(w.sink, id2)[0]?.[0], FRAME.ALERT);
+    assert.ok(w.sink.ends.has(id2));
+  });
+
+  test('frames of ended sessions are ignored; of sessions never opened, refused', async () => {
+    const w = await world();
+    const a = await connect(w);
+    w.server.close(a.id);
+    w.server.close(a.id);
+    await w.server.frame(a.id, Uint8Array.of(5, 0));
+    assert.equal(take(w.sink, a.id).length, 0);
+    await assert.rejects(w.server.frame(999, Uint8Array.of(1)), /no such secure session/);
+  });
+
+  test('the session cap refuses by name, and frees a slot when a session ends', async () => {
+    const w = await world({ maxSessions: 2 });
+    const a = w.server.open();
+    w.server.open();
+    assert.throws(
+      () => w.server.open(),
+      (e: Error & { code?: string }) => e.code === 'SCP_SESSIONS',
+    );
+    w.server.close(a);
+    const cl = await connect(w);
+    ok(await cl.call('node.status', {}));
+  });
+});

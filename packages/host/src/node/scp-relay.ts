@@ -1,0 +1,301 @@
+/**
+ * The host's relay of secure connections (docs/node-api.md "Secure connections", docs/scp.md):
+ * WebSocket `/v1/scp` on the node's HTTP(S) server. The host sees only opaque SCP frames; the
+ * enclave runs the protocol. One socket = one enclave session:
+ *
+ * - connect → `scp.open` (the enclave numbers the session, or refuses with SCP_SESSIONS when its
+ *   table is full: the socket is closed with 1013 and that code as the reason);
+ * - each binary message → `scp.frame`, issued in arrival order (the enclave keeps that order);
+ * - socket gone → `scp.close` (after the frames before it);
+ * - the enclave's `scp.send` events → `ws.send`, in order; `scp.end` → close after them.
+ *
+ * Limits, each refused by name and counted (fixed reasons, never a client's address): at most
+ * `maxConnections` sockets (an upgrade beyond is answered 503 SCP_SESSIONS and closed); a message
+ * at most MAX_FRAME bytes (ws closes with 1009); text messages are a protocol error (1003); a
+ * socket with no message either way for `idleMs` is closed (1001); a client that does not read
+ * (more than `maxBufferedBytes` waiting in the socket) is closed (1008); at most `maxInFlight`
+ * frames per socket wait for the enclave, beyond which the socket stops reading (TCP pushes back).
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { ERROR_CODES, MAX_FRAME } from '@cloister/core';
+import { type RawData, WebSocket, WebSocketServer } from 'ws';
+import type { Logger } from './logger.js';
+import type { NodeMetrics } from './metrics.js';
+
+export const SCP_PATH = '/v1/scp';
+
+export interface ScpRelayLimits {
+  /** Open sockets at most (default 10,000: the enclave's session cap). */
+  readonly maxConnections: number;
+  /** Milliseconds without a message either way before a socket is closed (default 120 s). */
+  readonly idleMs: number;
+  /** Bytes queued to a client that does not read before it is closed (default 8 MiB). */
+  readonly maxBufferedBytes: number;
+  /** Frames of one socket waiting for the enclave before the socket stops reading (default 32). */
+  readonly maxInFlight: number;
+}
+
+export const DEFAULT_SCP_RELAY_LIMITS: ScpRelayLimits = {
+  maxConnections: 10_000,
+  idleMs: 120_000,
+  maxBufferedBytes: 8 * 1024 * 1024,
+  maxInFlight: 32,
+};
+
+/** The enclave's side of the relay: the three `scp.*` calls. */
+export interface ScpEnclave {
+  /** `scp.open`: a new session number; rejects SCP_SESSIONS when the enclave is full. */
+  open(): Promise<number>;
+  /** `scp.frame`: settles once the enclave processed the frame; rejects only if the call failed. */
+  frame(session: number, frame: Uint8Array): Promise<void>;
+  /** `scp.close`: the socket is gone; the enclave forgets the session. */
+  close(session: number): Promise<void>;
+}
+
+export interface ScpRelayDeps {
+  readonly enclave: ScpEnclave;
+  readonly metrics: NodeMetrics;
+  readonly log: Logger;
+  readonly limits?: Partial<ScpRelayLimits>;
+}
+
+/** The relay attached to a server; the node feeds it the enclave's events. */
+export interface ScpRelay {
+  /** `scp.send`: one frame for the session's socket (dropped if the socket is gone). */
+  send(session: number, frame: Uint8Array): void;
+  /** `scp.end`: closes the session's socket after the frames sent before (`code` 'OK' = normal). */
+  end(session: number, code: string): void;
+  /** Open sockets. */
+  readonly connections: number;
+  /** Closes every socket (1001) and stops accepting new ones. */
+  close(): void;
+}
+
+/** WebSocket close codes (RFC 6455 §7.4.1) the relay uses. */
+const CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  protocol: 1002,
+  unsupported: 1003,
+  policy: 1008,
+  tryAgain: 1013,
+  internal: 1011,
+} as const;
+
+/** How long a stopping node waits for a client to answer its close before dropping the socket. */
+const CLOSE_GRACE_MS = 1000;
+
+/** Fixed reasons for refused or closed sockets (metrics label values). */
+export type ScpCloseReason =
+  | 'cap'
+  | 'sessions'
+  | 'text'
+  | 'idle'
+  | 'backpressure'
+  | 'enclave'
+  | 'ended'
+  | 'protocol'
+  | 'client';
+
+interface Conn {
+  readonly ws: WebSocket;
+  /** Set once `scp.open` answered; undefined before (frames wait on `opened`). */
+  session: number | undefined;
+  readonly opened: Promise<number | undefined>;
+  /** Frames sent to the enclave whose `scp.frame` has not settled. Invariant: >= 0. */
+  inFlight: number;
+  idle: NodeJS.Timeout | undefined;
+  closed: boolean;
+}
+
+/**
+ * Attaches the relay to `server`: upgrades on SCP_PATH become sessions, other upgrades are
+ * answered 404. The server keeps serving HTTP as before.
+ */
+export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
+  const limits = { ...DEFAULT_SCP_RELAY_LIMITS, ...deps.limits };
+  const { enclave, metrics, log } = deps;
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_FRAME,
+    perMessageDeflate: false, // compression would leak plaintext sizes less, but costs CPU and
+    // invites decompression bombs; SCP frames are ciphertext and do not compress anyway
+    clientTracking: false,
+  });
+  const conns = new Set<Conn>();
+  const bySession = new Map<number, Conn>();
+  let stopped = false;
+
+  const refuseUpgrade = (socket: Duplex, status: number, code: string, message: string) => {
+    const body = `${JSON.stringify({ error: { code, message, hint: hintOf(code) } })}\n`;
+    socket.end(
+      `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Service Unavailable'}\r\n` +
+        'content-type: application/json\r\n' +
+        `content-length: ${Buffer.byteLength(body)}\r\n` +
+        'connection: close\r\n\r\n' +
+        body,
+    );
+  };
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => {}); // a reset peer is not the node's problem
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (path !== SCP_PATH) {
+      refuseUpgrade(socket, 404, 'NOT_FOUND', `no WebSocket endpoint here; use ${SCP_PATH}`);
+      return;
+    }
+    if (stopped || conns.size >= limits.maxConnections) {
+      metrics.scpRefused.inc({ reason: 'cap' });
+      log.warn({ event: 'scp.refused-cap' }, 'secure connection refused: connection cap');
+      refuseUpgrade(
+        socket,
+        503,
+        'SCP_SESSIONS',
+        `this node serves at most ${limits.maxConnections} secure connections; retry later`,
+      );
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => accept(ws));
+  };
+  server.on('upgrade', onUpgrade);
+
+  function finish(c: Conn, reason: ScpCloseReason, code: number, text: string): void {
+    if (c.closed) return;
+    c.closed = true;
+    if (reason !== 'client' && reason !== 'ended') metrics.scpClosed.inc({ reason });
+    if (c.ws.readyState === WebSocket.OPEN || c.ws.readyState === WebSocket.CONNECTING) {
+      c.ws.close(code, text);
+    }
+  }
+
+  function touch(c: Conn): void {
+    if (c.idle) c.idle.refresh();
+  }
+
+  function accept(ws: WebSocket): void {
+    const opened = enclave.open().then(
+      (session) => {
+        if (c.closed) {
+          // The socket went away while the enclave opened its session: forget it at once.
+          void enclave.close(session).catch(() => {});
+          return undefined;
+        }
+        c.session = session;
+        bySession.set(session, c);
+        return session;
+      },
+      (e: unknown) => {
+        const code = codeOf(e);
+        const full = code === 'SCP_SESSIONS';
+        metrics.scpRefused.inc({ reason: full ? 'sessions' : 'enclave' });
+        log.warn({ event: full ? 'scp.refused-sessions' : 'scp.open-failed', code }, 'scp');
+        finish(c, full ? 'sessions' : 'enclave', full ? CLOSE.tryAgain : CLOSE.internal, code);
+        return undefined;
+      },
+    );
+    const c: Conn = { ws, session: undefined, opened, inFlight: 0, idle: undefined, closed: false };
+    conns.add(c);
+    metrics.scpConnections.inc();
+    c.idle = setTimeout(() => finish(c, 'idle', CLOSE.goingAway, 'idle'), limits.idleMs);
+    c.idle.unref();
+
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (c.closed) return;
+      touch(c);
+      if (!isBinary) {
+        finish(c, 'text', CLOSE.unsupported, 'SCP frames are binary messages');
+        return;
+      }
+      const frame = toBytes(data);
+      metrics.scpFrames.inc({ direction: 'in' });
+      c.inFlight++;
+      if (c.inFlight >= limits.maxInFlight) ws.pause();
+      // Issued in arrival order: callbacks on one promise run in the order they were added.
+      void c.opened
+        .then((session) => (session === undefined ? undefined : enclave.frame(session, frame)))
+        .then(
+          () => {},
+          (e: unknown) => {
+            log.error({ event: 'scp.frame-failed', code: codeOf(e) }, 'scp relay');
+            finish(c, 'enclave', CLOSE.internal, 'ENCLAVE_FAILED');
+          },
+        )
+        .finally(() => {
+          c.inFlight--;
+          if (ws.isPaused && c.inFlight < limits.maxInFlight && !c.closed) ws.resume();
+        });
+    });
+    ws.on('error', () => {
+      // ws reports protocol violations (oversize 1009, bad framing 1002) here and closes itself.
+      if (!c.closed) metrics.scpClosed.inc({ reason: 'protocol' });
+      c.closed = true;
+    });
+    ws.on('close', () => {
+      c.closed = true;
+      if (c.idle) clearTimeout(c.idle);
+      conns.delete(c);
+      metrics.scpConnections.dec();
+      // After the frames issued before: the enclave forgets the session.
+      void c.opened.then((session) => {
+        if (session === undefined) return;
+        bySession.delete(session);
+        return enclave.close(session).catch(() => {});
+      });
+    });
+  }
+
+  return {
+    send(session, frame) {
+      const c = bySession.get(session);
+      if (c === undefined || c.closed || c.ws.readyState !== WebSocket.OPEN) return;
+      if (c.ws.bufferedAmount + frame.length > limits.maxBufferedBytes) {
+        log.warn({ event: 'scp.closed-backpressure' }, 'client does not read; closing');
+        finish(c, 'backpressure', CLOSE.policy, 'the client does not read its frames');
+        return;
+      }
+      touch(c);
+      metrics.scpFrames.inc({ direction: 'out' });
+      c.ws.send(frame, { binary: true });
+    },
+    end(session, code) {
+      const c = bySession.get(session);
+      if (c === undefined) return;
+      const ok = code === 'OK';
+      // The reason is a code name from the registry (or OK), never data; anything else is dropped.
+      const reason = ok || Object.hasOwn(ERROR_CODES, code) ? code : 'SCP_CLOSED';
+      finish(c, 'ended', ok ? CLOSE.normal : CLOSE.policy, reason);
+    },
+    get connections() {
+      return conns.size;
+    },
+    close() {
+      stopped = true;
+      server.off('upgrade', onUpgrade);
+      for (const c of conns) {
+        finish(c, 'client', CLOSE.goingAway, 'node stopping');
+        // A client that does not answer the close must not hold the node's shutdown.
+        setTimeout(() => c.ws.terminate(), CLOSE_GRACE_MS).unref();
+      }
+      wss.close();
+    },
+  };
+}
+
+function toBytes(data: RawData): Uint8Array {
+  const buf = Array.isArray(data)
+    ? Buffer.concat(data)
+    : Buffer.isBuffer(data)
+      ? data
+      : Buffer.from(data);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+}
+
+function codeOf(e: unknown): string {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code) ? code : 'ENCLAVE_FAILED';
+}
+
+function hintOf(code: string): string {
+  return Object.hasOwn(ERROR_CODES, code) ? ERROR_CODES[code as keyof typeof ERROR_CODES] : '';
+}

@@ -1,0 +1,157 @@
+/**
+ * The `/v1/scp` relay alone (packages/host/src/node/scp-relay.ts) over a fake enclave: frames go
+ * to the enclave in arrival order with one `scp.open` first and `scp.close` last; `scp.send` and
+ * `scp.end` reach the right socket; the limits close only the socket concerned, by name: idle
+ * (1001), a client that does not read (1008), an enclave refusing a session (1013 SCP_SESSIONS),
+ * a failed enclave call (1011); and a stopping relay closes its sockets.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { CloisterError } from '@cloister/core';
+import { WebSocket } from 'ws';
+import { createLogger } from '../src/node/logger.js';
+import { createNodeMetrics } from '../src/node/metrics.js';
+import {
+  attachScpRelay,
+  type ScpEnclave,
+  type ScpRelay,
+  type ScpRelayLimits,
+} from '../src/node/scp-relay.js';
+
+const silent = createLogger({ level: 'silent' });
+
+interface Fake extends ScpEnclave {
+  readonly calls: string[];
+}
+
+function fakeEnclave(over: Partial<ScpEnclave> = {}): Fake {
+  const calls: string[] = [];
+  let next = 1;
+  return {
+    calls,
+    open: async () => {
+      calls.push('open');
+      return next++;
+    },
+    frame: async (s, f) => {
+      // Recorded when issued (the boundary call goes out then); the enclave keeps that order.
+      calls.push(`frame ${s} ${f[0]}`);
+      await new Promise((r) => setTimeout(r, f[0] === 1 ? 20 : 0));
+    },
+    close: async (s) => {
+      calls.push(`close ${s}`);
+    },
+    ...over,
+  };
+}
+
+async function serve(enclave: ScpEnclave, limits: Partial<ScpRelayLimits> = {}) {
+  const server: Server = createServer((_req, res) => res.end());
+  const relay: ScpRelay = attachScpRelay(server, {
+    enclave,
+    metrics: createNodeMetrics(),
+    log: silent,
+    limits,
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/v1/scp`;
+  return {
+    relay,
+    url,
+    async stop() {
+      relay.close();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+function dial(url: string) {
+  const ws = new WebSocket(url);
+  const got: Uint8Array[] = [];
+  ws.on('message', (d: Buffer) => got.push(new Uint8Array(d)));
+  const closed = new Promise<{ code: number; reason: string }>((r) =>
+    ws.on('close', (code, reason) => r({ code, reason: reason.toString() })),
+  );
+  ws.on('error', () => {});
+  const open = new Promise<void>((r) => ws.once('open', () => r()));
+  return { ws, got, closed, open };
+}
+
+const until = async (f: () => boolean) => {
+  for (let i = 0; i < 200 && !f(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(f());
+};
+
+describe('scp relay', () => {
+  const stops: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const s of stops) await s();
+  });
+
+  it('relays frames in order, both ways, and closes the session after the socket', async () => {
+    const enclave = fakeEnclave();
+    const s = await serve(enclave);
+    stops.push(s.stop);
+    const c = dial(s.url);
+    await c.open;
+    for (const b of [1, 2, 3]) c.ws.send(Uint8Array.of(b));
+    await until(() => enclave.calls.length === 4);
+    assert.deepEqual(enclave.calls, ['open', 'frame 1 1', 'frame 1 2', 'frame 1 3']);
+    s.relay.send(1, Uint8Array.of(9, 9));
+    s.relay.send(2, Uint8Array.of(7)); // another session: not this socket
+    await until(() => c.got.length === 1);
+    assert.deepEqual(c.got, [Uint8Array.of(9, 9)]);
+    s.relay.end(1, 'SCP_RECORD');
+    assert.deepEqual(await c.closed, { code: 1008, reason: 'SCP_RECORD' });
+    await until(() => enclave.calls.includes('close 1'));
+    s.relay.end(1, 'OK'); // a late event for a gone session is dropped
+    assert.equal(s.relay.connections, 0);
+  });
+
+  it('closes an idle socket (1001) and one whose client does not read (1008)', async () => {
+    const s = await serve(fakeEnclave(), { idleMs: 100, maxBufferedBytes: 1024 });
+    stops.push(s.stop);
+    const idle = dial(s.url);
+    assert.equal((await idle.closed).code, 1001);
+    const slow = dial(s.url);
+    await slow.open;
+    await until(() => s.relay.connections === 1);
+    s.relay.send(2, new Uint8Array(2048));
+    assert.equal((await slow.closed).code, 1008);
+  });
+
+  it('closes with 1013 SCP_SESSIONS when the enclave is full, 1011 when its call fails', async () => {
+    const full = await serve(
+      fakeEnclave({
+        open: async () => {
+          throw new CloisterError('SCP_SESSIONS', 'full');
+        },
+      }),
+    );
+    stops.push(full.stop);
+    assert.deepEqual(await dial(full.url).closed, { code: 1013, reason: 'SCP_SESSIONS' });
+    const broken = await serve(
+      fakeEnclave({
+        frame: async () => {
+          throw new CloisterError('ENCLAVE_FAILED', 'gone');
+        },
+      }),
+    );
+    stops.push(broken.stop);
+    const c = dial(broken.url);
+    await c.open;
+    c.ws.send(Uint8Array.of(1));
+    assert.equal((await c.closed).code, 1011);
+  });
+
+  it('a stopping relay closes its sockets and refuses new ones', async () => {
+    const s = await serve(fakeEnclave());
+    const c = dial(s.url);
+    await c.open;
+    const stopped = s.stop();
+    assert.equal((await c.closed).code, 1001);
+    await stopped;
+  });
+});

@@ -1,0 +1,464 @@
+/**
+ * Secure connections on a real node (docs/node-api.md "Secure connections"): the built enclave
+ * behind its boundary, an app deployed with the operator key, and a `ws` client running core's
+ * clientHandshake against `/v1/scp`: app.info signed for the session, query, a transaction with a
+ * request id sent twice (applied once: the second reply repeated, same txid), its notification
+ * before its response, status, the signed receipt verified with the claims. The relay's limits:
+ * an oversize frame (1009) and a text frame (1003) close only their socket, a misbehaving session
+ * ends while the others keep serving, the connection cap refuses with 503 SCP_SESSIONS. TLS:
+ * HTTPS and WSS with a test certificate made by openssl, and named errors for a key that does not
+ * match or a file that cannot be read.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  appInfoPayload,
+  claimsRequest,
+  clientHandshake,
+  FRAME,
+  fromHex,
+  MAX_FRAME,
+  type ScpMessage,
+  type ScpSession,
+  toHex,
+  utf8,
+  verifyReceipt,
+  verifyServerAuth,
+  webCryptoScp,
+  webCryptoSigner,
+} from '@cloister/core';
+import { WebSocket } from 'ws';
+import { abiKit, SCRATCH2 } from '../../enclave/test/app-runtime-wasm.js';
+import { get, i32 } from '../../enclave/test/sandbox-wasm.js';
+import { createLogger } from '../src/node/logger.js';
+import { type NodeOptions, type RunningNode, startNode } from '../src/node/node.js';
+import {
+  encodeDeployBody,
+  loadOrCreateOperatorKey,
+  signDeployRequest,
+} from '../src/node/operator.js';
+import { tempDir, testBuild } from './helpers.js';
+
+const silent = createLogger({ level: 'silent' });
+const APP = 'notes';
+
+/** put: args → t/k, notify(args), result = args (a transaction); echo: result = args (a query). */
+function appModule(): Uint8Array {
+  const kit = abiKit({ t: 't', k: 'k' });
+  const c = kit.call;
+  const args = [...i32(SCRATCH2), ...c('call_args')];
+  const result = [...i32(SCRATCH2), ...get(1), ...c('result_set')];
+  return kit.module({
+    routes: [
+      {
+        name: 'put',
+        kind: 'transaction',
+        body: [
+          ...args,
+          ...kit.str('t'),
+          ...kit.str('k'),
+          ...i32(SCRATCH2),
+          ...get(1),
+          ...c('ledger_set'),
+          ...i32(SCRATCH2),
+          ...get(1),
+          ...c('notify'),
+          ...result,
+        ],
+      },
+      { name: 'echo', kind: 'query', body: [...args, ...result] },
+    ],
+  });
+}
+
+interface Socket {
+  readonly ws: WebSocket;
+  next(): Promise<Uint8Array>;
+  readonly closed: Promise<{ code: number; reason: string }>;
+}
+
+function openSocket(url: string, opts: { ca?: Buffer } = {}): Promise<Socket> {
+  const ws = new WebSocket(url, { ...(opts.ca ? { ca: opts.ca } : {}), maxPayload: 4 << 20 });
+  const queue: Uint8Array[] = [];
+  const waiters: ((f: Uint8Array) => void)[] = [];
+  ws.on('message', (d: Buffer) => {
+    const f = new Uint8Array(d);
+    const w = waiters.shift();
+    if (w) w(f);
+    else queue.push(f);
+  });
+  const closed = new Promise<{ code: number; reason: string }>((r) =>
+    ws.on('close', (code, reason) => r({ code, reason: reason.toString() })),
+  );
+  return new Promise((resolve, reject) => {
+    ws.once('open', () =>
+      resolve({
+        ws,
+        closed,
+        next: () => {
+          const f = queue.shift();
+          return f ? Promise.resolve(f) : new Promise((r) => waiters.push(r));
+        },
+      }),
+    );
+    ws.once('error', reject);
+  });
+}
+
+interface Conn {
+  readonly socket: Socket;
+  readonly session: ScpSession;
+  readonly clientKey: Uint8Array;
+  /** Sends a request; resolves its response and the notifications that came before it. */
+  call(
+    op: string,
+    args: Record<string, unknown>,
+  ): Promise<{ result: Map<string, unknown>; notes: string[] }>;
+  callError(op: string, args: Record<string, unknown>): Promise<string>;
+}
+
+async function identity() {
+  const pair = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+    'sign',
+    'verify',
+  ])) as Parameters<typeof webCryptoSigner>[0];
+  return webCryptoSigner(
+    pair,
+    new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey)),
+  );
+}
+
+async function connectScp(url: string, constraint: string, ca?: Buffer): Promise<Conn> {
+  const socket = await openSocket(url, ca ? { ca } : {});
+  const me = await identity();
+  const hs = clientHandshake({
+    crypto: webCryptoScp,
+    identity: me,
+    authorize: async (a) => {
+      await verifyServerAuth(a, { constraint });
+    },
+  });
+  socket.ws.send(await hs.start());
+  await hs.receive(await socket.next());
+  const done = await hs.receive(await socket.next());
+  for (const f of done.send) socket.ws.send(f);
+  const session = done.session;
+  assert.ok(session);
+  let id = 0;
+  const exchange = async (op: string, args: Record<string, unknown>) => {
+    const rid = ++id;
+    for (const f of await session.seal({ type: 'request', id: rid, op, args })) socket.ws.send(f);
+    const notes: string[] = [];
+    for (;;) {
+      for (const m of await session.open(await socket.next())) {
+        if (m.type === 'notify' && m.id === rid) notes.push(m.json);
+        if (m.type === 'response' && m.id === rid) return { m, notes };
+        if (m.type === 'close') throw new Error(`closed: ${m.code}`);
+      }
+    }
+  };
+  const asMap = (m: ScpMessage & { type: 'response' }) => {
+    if (!m.ok) throw new Error(`${m.code}: ${m.message}`);
+    return m.result instanceof Map ? m.result : new Map(Object.entries(m.result));
+  };
+  return {
+    socket,
+    session,
+    clientKey: me.publicKey,
+    async call(op, args) {
+      const { m, notes } = await exchange(op, args);
+      return { result: asMap(m as ScpMessage & { type: 'response' }), notes };
+    },
+    async callError(op, args) {
+      const { m } = await exchange(op, args);
+      assert.equal(m.type === 'response' && m.ok, false);
+      return m.type === 'response' && !m.ok ? m.code : '';
+    },
+  };
+}
+
+/** The HTTP status and body of a refused WebSocket upgrade. */
+function refusedUpgrade(url: string, ca?: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, ca ? { ca } : {});
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    ws.on('open', () => reject(new Error('the upgrade was accepted')));
+    ws.on('error', () => {});
+  });
+}
+
+async function deploy(node: RunningNode, operatorPem: string): Promise<Uint8Array> {
+  const module = appModule();
+  const signed = signDeployRequest(loadOrCreateOperatorKey(operatorPem).privateKey, {
+    app: APP,
+    module,
+    upgrade: false,
+    prev: new Uint8Array(0),
+    prevIndex: 0,
+    service: node.serviceIdentity,
+  });
+  const res = await fetch(`${node.url}/v1/apps`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/cbor' },
+    body: encodeDeployBody(signed.request, module),
+  });
+  assert.equal(res.status, 201, await res.clone().text());
+  return signed.codeId;
+}
+
+async function nodeWith(extra: Partial<NodeOptions> = {}) {
+  const build = await testBuild();
+  const operatorPem = join(tempDir(), 'operator.pem');
+  const node = await startNode({
+    dataDir: join(tempDir(), 'data'),
+    platformDir: join(tempDir(), 'platform'),
+    enclaveDir: build.outDir,
+    port: 0,
+    logger: silent,
+    signIntervalMs: 50,
+    operatorPublicKey: loadOrCreateOperatorKey(operatorPem).publicKey,
+    ...extra,
+  });
+  return { node, operatorPem, constraint: `C:${toHex(build.measurement)} SEC:INSECURE` };
+}
+
+describe('node: secure connections over /v1/scp', () => {
+  let node: RunningNode;
+  let constraint: string;
+  let codeId: Uint8Array;
+  let scpUrl: string;
+
+  before(async () => {
+    const n = await nodeWith();
+    node = n.node;
+    constraint = n.constraint;
+    codeId = await deploy(node, n.operatorPem);
+    scpUrl = `${node.url.replace('http', 'ws')}/v1/scp`;
+  });
+  after(() => node?.close());
+
+  it('app.info, query, a transaction applied once, status and its receipt with claims', async () => {
+    const c = await connectScp(scpUrl, constraint);
+    const info = (await c.call('app.info', { app: APP })).result;
+    assert.deepEqual(info.get('codeId'), codeId);
+    const { verify } = await import('node:crypto');
+    const spki = Buffer.concat([
+      Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex'),
+      node.identityPublicKey,
+    ]);
+    assert.ok(
+      verify(
+        'sha256',
+        appInfoPayload(c.session.sessionHash, APP, codeId),
+        { key: spki, format: 'der', type: 'spki', dsaEncoding: 'ieee-p1363' },
+        info.get('sig') as Uint8Array,
+      ),
+      'app.info is signed by the node key for this session',
+    );
+    const q = (await c.call('query', { app: APP, method: 'echo', args: '{"q":1}', codeId })).result;
+    assert.equal(q.get('result'), '{"q":1}');
+
+    const salt = crypto.getRandomValues(new Uint8Array(32));
+    const tx = { app: APP, method: 'put', args: '"hello"', codeId, requestId: 'r-1', salt };
+    const first = await c.call('transact', tx);
+    assert.deepEqual(first.notes, ['"hello"'], 'the notification comes before the response');
+    assert.equal(first.result.get('repeated'), false);
+    const txid = first.result.get('txid') as string;
+    const again = await c.call('transact', tx);
+    assert.equal(again.result.get('repeated'), true);
+    assert.equal(again.result.get('txid'), txid);
+
+    const st = (await c.call('status', { app: APP, requestId: 'r-1' })).result;
+    assert.equal(st.get('state'), 'committed');
+    assert.equal(st.get('txid'), txid);
+
+    let receipt: Uint8Array | undefined;
+    for (let i = 0; i < 100 && receipt === undefined; i++) {
+      const r = await c.callError('receipt', { txid }).catch(() => 'ok');
+      if (r === 'ok')
+        receipt = (await c.call('receipt', { txid })).result.get('receipt') as Uint8Array;
+      else {
+        assert.equal(r, 'RECEIPT_NOT_READY');
+        await new Promise((res) => setTimeout(res, 50));
+      }
+    }
+    assert.ok(receipt, 'the signature timer signed the transaction');
+    const v = await verifyReceipt(receipt, {
+      constraint,
+      service: node.serviceIdentity,
+      claims: {
+        salt,
+        request: claimsRequest(APP, 'put', '"hello"', 'r-1'),
+        response: utf8('"hello"'),
+        codeId,
+      },
+    });
+    assert.equal(v.txid, txid);
+    assert.equal((await c.call('status', { txid })).result.get('state'), 'signed');
+    const ns = (await c.call('node.status', {})).result;
+    assert.deepEqual(ns.get('serviceIdentity'), node.serviceIdentity);
+    assert.equal(
+      await c.callError('query', {
+        app: APP,
+        method: 'echo',
+        args: '1',
+        codeId: fromHex('00'.repeat(32)),
+      }),
+      'APP_CODE_CHANGED',
+    );
+    c.socket.ws.close();
+  });
+
+  it('refuses oversize and text frames by closing that socket only', async () => {
+    const keep = await connectScp(scpUrl, constraint);
+    const big = await openSocket(scpUrl);
+    big.ws.send(new Uint8Array(MAX_FRAME + 1));
+    assert.equal((await big.closed).code, 1009);
+    const text = await openSocket(scpUrl);
+    text.ws.send('hello');
+    assert.equal((await text.closed).code, 1003);
+    const ok = (await keep.call('node.status', {})).result;
+    assert.equal(typeof ok.get('index'), 'number');
+    keep.socket.ws.close();
+  });
+
+  it('ends a misbehaving session and keeps serving the others', async () => {
+    const good = await connectScp(scpUrl, constraint);
+    const bad = await connectScp(scpUrl, constraint);
+    const [f] = await bad.session.seal({ type: 'request', id: 1, op: 'node.status', args: {} });
+    const altered = f!.slice();
+    altered[5]! ^= 0x40;
+    bad.socket.ws.send(altered);
+    const [close] = await bad.session.open(await bad.socket.next());
+    assert.equal(close?.type === 'close' && close.code, 'SCP_RECORD');
+    const ended = await bad.socket.closed;
+    assert.equal(ended.reason, 'SCP_RECORD');
+    // A garbage handshake: an alert, then the socket closes.
+    const junk = await openSocket(scpUrl);
+    junk.ws.send(Uint8Array.of(FRAME.CH, 0xde, 0xad));
+    assert.equal((await junk.next())[0], FRAME.ALERT);
+    await junk.closed;
+    assert.equal(typeof (await good.call('node.status', {})).result.get('index'), 'number');
+    good.socket.ws.close();
+  });
+
+  it('answers a plain GET of /v1/scp with 426 and counts connections in metrics', async () => {
+    const r = await fetch(`${node.url}/v1/scp`);
+    assert.equal(r.status, 426);
+    assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'INVALID_INPUT');
+    const m = await (await fetch(`${node.url}/metrics`)).text();
+    assert.match(m, /cloister_scp_frames_total\{direction="in"\} \d+/);
+    assert.match(m, /cloister_scp_closed_total\{reason="text"\} 1/);
+    assert.doesNotMatch(m, /r-1|notes|hello/);
+    const other = await refusedUpgrade(`${node.url.replace('http', 'ws')}/v1/other`);
+    assert.equal(other.status, 404);
+  });
+});
+
+describe('node: TLS and the connection cap', () => {
+  const dir = tempDir('cloister-tls-');
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  const otherKey = join(dir, 'other.pem');
+  const haveOpenssl = existsSync('/usr/bin/openssl');
+
+  before(() => {
+    if (!haveOpenssl) return;
+    const ossl = (args: string[]) => execFileSync('/usr/bin/openssl', args, { stdio: 'ignore' });
+    ossl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key]);
+    ossl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', otherKey]);
+    ossl([
+      'req',
+      '-new',
+      '-x509',
+      '-key',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]);
+  });
+
+  it('serves HTTPS and WSS with the certificate; caps connections with 503 SCP_SESSIONS', {
+    skip: !haveOpenssl && 'no /usr/bin/openssl',
+  }, async () => {
+    const { node, constraint } = await nodeWith({
+      tls: { certFile: cert, keyFile: key },
+      scpLimits: { maxConnections: 2 },
+    });
+    try {
+      assert.match(node.url, /^https:\/\//);
+      const ca = readFileSync(cert);
+      const health = await new Promise<number>((resolve, reject) => {
+        httpsRequest(`${node.url}/v1/health`, { ca }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+          .on('error', reject)
+          .end();
+      });
+      assert.equal(health, 200);
+      const wss = `${node.url.replace('https', 'wss')}/v1/scp`;
+      const a = await connectScp(wss, constraint, ca);
+      const b = await connectScp(wss, constraint, ca);
+      const refused = await refusedUpgrade(wss, ca);
+      assert.equal(refused.status, 503);
+      assert.equal(
+        (JSON.parse(refused.body) as { error: { code: string } }).error.code,
+        'SCP_SESSIONS',
+      );
+      assert.equal(typeof (await a.call('node.status', {})).result.get('index'), 'number');
+      b.socket.ws.close();
+      await b.socket.closed;
+      // The slot is free again once the socket is gone.
+      let c: Conn | undefined;
+      for (let i = 0; i < 50 && c === undefined; i++) {
+        c = await connectScp(wss, constraint, ca).catch(async () => {
+          await new Promise((r) => setTimeout(r, 20));
+          return undefined;
+        });
+      }
+      assert.ok(c);
+      a.socket.ws.close();
+      c.socket.ws.close();
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('refuses a key that does not match the certificate, or a file it cannot read, by name', {
+    skip: !haveOpenssl && 'no /usr/bin/openssl',
+  }, async () => {
+    await assert.rejects(
+      nodeWith({ tls: { certFile: cert, keyFile: otherKey } }),
+      (e: Error & { code?: string }) =>
+        e.code === 'TLS_CONFIG' && /does not match the certificate/.test(e.message),
+    );
+    const missing = join(dir, 'missing.pem');
+    await assert.rejects(
+      nodeWith({ tls: { certFile: missing, keyFile: key } }),
+      (e: Error & { code?: string }) =>
+        e.code === 'TLS_CONFIG' && e.message.includes(missing) && /--tls-cert/.test(e.message),
+    );
+    const notPem = join(dir, 'not.pem');
+    writeFileSync(notPem, 'hello');
+    await assert.rejects(nodeWith({ tls: { certFile: cert, keyFile: notPem } }), (e: Error) =>
+      /not PEM/.test(e.message),
+    );
+  });
+});
