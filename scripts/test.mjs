@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Runs the test suite. Node 20's test runner expands no globs, so every package lists its test
-// files explicitly in `packages/<name>/tests.json` ({ "fast": [...], "slow": [...] }). A file named
-// *.test.ts that no list names is an error, so a test can never be silently left out.
+// files explicitly in `packages/<name>/tests.json` ({ "fast": [...], "slow": [...] }), and the
+// example apps in `examples/tests.json` (paths relative to examples/). A file named *.test.ts
+// under packages/ or examples/ that no list names is an error, so a test can never be silently
+// left out.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -31,11 +33,23 @@ for (const name of readdirSync(pkgs)) {
     for (const t of list[kind] ?? []) listed[kind].push(join('packages', name, t));
   }
 }
+const examples = join(root, 'examples');
+const examplesList = join(examples, 'tests.json');
+if (existsSync(examplesList)) {
+  const list = JSON.parse(readFileSync(examplesList, 'utf8'));
+  for (const kind of ['fast', 'slow']) {
+    for (const t of list[kind] ?? []) listed[kind].push(join('examples', t));
+  }
+}
 const all = new Set([...listed.fast, ...listed.slow]);
-const unlisted = walk(pkgs).filter((f) => !all.has(f));
+const tree = [...walk(pkgs), ...(existsSync(examples) ? walk(examples) : [])];
+const unlisted = tree.filter((f) => !all.has(f));
 const missing = [...all].filter((f) => !existsSync(join(root, f)));
 if (unlisted.length || missing.length) {
-  for (const f of unlisted) console.error(`test file not listed in its package's tests.json: ${f}`);
+  for (const f of unlisted)
+    console.error(
+      `test file not listed in its package's tests.json (or examples/tests.json): ${f}`,
+    );
   for (const f of missing) console.error(`tests.json names a file that does not exist: ${f}`);
   process.exit(1);
 }

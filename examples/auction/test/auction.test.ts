@@ -1,0 +1,153 @@
+/**
+ * examples/auction on the real runtime (SDK harness): bids are sealed until the seller's close;
+ * only the winner and the first price come out; nobody else can close, early or at all; no
+ * query, listing, history or proof method exposes a losing bid. Each test names the attack.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import type { LocalApp } from '@cloister/sdk/harness';
+import { loadExample, refusal } from '../../lib/load.js';
+
+describe('examples/auction', () => {
+  let app: LocalApp;
+
+  before(async () => {
+    app = await loadExample('auction');
+  });
+
+  it('opens an auction whose record shows no bid information while open', async () => {
+    const r = await app.transaction(
+      'open',
+      { auction: 'lot-1', item: 'a painting' },
+      { as: 'seller' },
+    );
+    assert.deepEqual(r.result, {
+      item: 'a painting',
+      seller: app.callerId('seller'),
+      open: true,
+      winner: null,
+      price: null,
+    });
+    const before = (await app.query('auction', { auction: 'lot-1' }, { as: 'anyone' })).resultText;
+    for (const [who, amount] of [
+      ['alice', 300],
+      ['bob', 500],
+      ['carol', 450],
+    ] as const) {
+      const b = await app.transaction('bid', { auction: 'lot-1', amount }, { as: who });
+      assert.deepEqual(b.result, { placed: true });
+    }
+    // A query sequence around the bids: the public record did not change at all.
+    const after = (await app.query('auction', { auction: 'lot-1' }, { as: 'anyone' })).resultText;
+    assert.equal(after, before);
+  });
+
+  it('lets each bidder read only their own bid', async () => {
+    assert.deepEqual((await app.query('myBid', { auction: 'lot-1' }, { as: 'alice' })).result, {
+      amount: 300,
+    });
+    // The seller, the operator or a second identity asking about someone else get their own (none).
+    for (const who of ['seller', 'operator', 'mallory']) {
+      const r = await app.query(
+        'myBid',
+        { auction: 'lot-1', bidder: app.callerId('bob') },
+        { as: who },
+      );
+      assert.deepEqual(r.result, { amount: null });
+    }
+  });
+
+  it('refuses a close by anyone but the seller: the operator cannot end it early', async () => {
+    for (const who of ['operator', 'alice', 'bob']) {
+      assert.equal(
+        await refusal(app.transaction('close', { auction: 'lot-1' }, { as: who })),
+        'app:not_seller',
+      );
+    }
+    assert.equal(
+      await refusal(app.transaction('bid', { auction: 'lot-1', amount: 1 }, { as: 'seller' })),
+      'app:seller_bid',
+    );
+    // No clock closes it: it is still open, whatever the time.
+    assert.equal(
+      ((await app.query('auction', { auction: 'lot-1' })).result as { open: boolean }).open,
+      true,
+    );
+  });
+
+  it('the seller closes it: the winner and the first price, and nothing else', async () => {
+    // Bob raises his bid; only the latest counts. Dave ties with it later and loses the tie.
+    await app.transaction('bid', { auction: 'lot-1', amount: 520 }, { as: 'bob' });
+    await app.transaction('bid', { auction: 'lot-1', amount: 520 }, { as: 'dave' });
+    const closed = await app.transaction('close', { auction: 'lot-1' }, { as: 'seller' });
+    const expected = {
+      item: 'a painting',
+      seller: app.callerId('seller'),
+      open: false,
+      winner: app.callerId('bob'),
+      price: 520,
+    };
+    assert.deepEqual(closed.result, expected);
+    assert.deepEqual(
+      (await app.query('auction', { auction: 'lot-1' }, { as: 'anyone' })).result,
+      expected,
+    );
+    // Losing bids are gone from the current state, even for their own bidders.
+    for (const who of ['alice', 'bob', 'carol', 'dave']) {
+      const r = await app.query('myBid', { auction: 'lot-1' }, { as: who });
+      assert.deepEqual(r.result, { amount: null });
+    }
+    const text = JSON.stringify(closed);
+    for (const losing of ['300', '450', '500']) assert.ok(!text.includes(losing), losing);
+  });
+
+  it('no history, listing or proof request reaches a bid', async () => {
+    assert.deepEqual(
+      app.routes.map((r) => `${r.kind}:${r.name}`),
+      ['transaction:open', 'transaction:bid', 'query:myBid', 'transaction:close', 'query:auction'],
+    );
+    for (const m of ['history', 'bids', 'list', 'prove', 'proof']) {
+      assert.equal(await refusal(app.query(m, { auction: 'lot-1' })), 'APP_METHOD_UNKNOWN');
+    }
+    assert.equal(
+      await refusal(app.transaction('close', { auction: 'lot-1' }, { as: 'seller' })),
+      'app:auction_closed',
+    );
+    assert.equal(
+      await refusal(app.transaction('bid', { auction: 'lot-1', amount: 900 }, { as: 'eve' })),
+      'app:auction_closed',
+    );
+  });
+
+  it('an auction without bids closes with no winner', async () => {
+    await app.transaction('open', { auction: 'lot-2', item: 'a chair' }, { as: 'seller' });
+    assert.equal(
+      await refusal(app.transaction('open', { auction: 'lot-2', item: 'x' }, { as: 'mallory' })),
+      'app:auction_exists',
+    );
+    const r = await app.transaction('close', { auction: 'lot-2' }, { as: 'seller' });
+    assert.deepEqual(r.result, {
+      item: 'a chair',
+      seller: app.callerId('seller'),
+      open: false,
+      winner: null,
+      price: null,
+    });
+  });
+
+  it('bids in one auction never mix with another', async () => {
+    await app.transaction('open', { auction: 'lot-3', item: 'a lamp' }, { as: 'seller2' });
+    await app.transaction('open', { auction: 'lot-4', item: 'a rug' }, { as: 'seller2' });
+    await app.transaction('bid', { auction: 'lot-3', amount: 10 }, { as: 'alice' });
+    await app.transaction('bid', { auction: 'lot-4', amount: 99 }, { as: 'bob' });
+    const r = (await app.transaction('close', { auction: 'lot-3' }, { as: 'seller2' })).result as {
+      winner: string;
+      price: number;
+    };
+    assert.equal(r.winner, app.callerId('alice'));
+    assert.equal(r.price, 10);
+    assert.deepEqual((await app.query('myBid', { auction: 'lot-4' }, { as: 'bob' })).result, {
+      amount: 99,
+    });
+  });
+});

@@ -1,0 +1,88 @@
+/**
+ * A confidential token (examples/token/README.md). Balances are kept per caller id, as 16 hex
+ * digits (a fixed width: a write's size says nothing about an amount); only the owner of a
+ * balance can read it. Only the issuer whose public key is compiled in (config.ts) can mint: a
+ * mint carries the issuer's signature over (recipient, amount, nonce), and each nonce works once.
+ * Exactly-once under retries is the platform's request id (docs/app-abi.md §5.3).
+ */
+import { Context, fail, Json, Table } from '@cloister/sdk';
+import {
+  amountArg,
+  callerIdArg,
+  fixedHex,
+  fromHex,
+  idField,
+  nullifier,
+  parseFixedHex,
+  verifiedCredential,
+} from '../../common/assembly/signed';
+import { ISSUER_PUBLIC_KEY_HEX } from './config';
+
+/** caller id (hex) → balance (fixedHex). Read only by its owner, through `balance`. */
+const balances = new Table('balances');
+/** nullifier('mint', nonce) → "1": the mint authorizations already used. */
+const usedMints = new Table('mints');
+
+const MAX: u64 = 9007199254740991;
+const MINT_KIND = 'cloister-example/token-mint/v1';
+
+function ok(): Json {
+  return Json.obj().setBool('ok', true);
+}
+
+/** The caller's own caller id: what a payer needs from a recipient, and the issuer for a mint. */
+@query
+export function whoami(): Json {
+  return Json.obj().setString('callerId', Context.callerHex());
+}
+
+/**
+ * Mints per an issuer authorization `{ credential, signature }` (examples/tools/credentials.ts
+ * `mint`): credits its `amount` to its `to`. Anyone may submit it; it credits only `to`, once.
+ */
+@transaction
+export function mint(args: Json): Json {
+  const issuer = fromHex(ISSUER_PUBLIC_KEY_HEX)!;
+  const fields = ['kind', 'to', 'amount', 'nonce'];
+  const auth = verifiedCredential(args, issuer, MINT_KIND, fields);
+  const to = callerIdArg(auth.getString('to'), 'the authorization\'s "to"');
+  const amount = amountArg(auth, 'amount');
+  const used = nullifier('mint', idField(auth, 'nonce'));
+  if (usedMints.has(used)) {
+    return fail<Json>(
+      'mint_used',
+      'this mint authorization was used already: ask the issuer for a new one',
+    );
+  }
+  usedMints.set(used, '1');
+  const balance = parseFixedHex(balances.get(to));
+  if (balance > MAX - amount) return fail<Json>('too_large', 'the balance would exceed 2^53 − 1');
+  balances.set(to, fixedHex(balance + amount));
+  return ok();
+}
+
+/** Moves `amount` of the caller's balance to the caller id `to`. */
+@transaction
+export function transfer(args: Json): Json {
+  const from = Context.callerHex();
+  const to = callerIdArg(args.getString('to'), '"to"');
+  const amount = amountArg(args, 'amount');
+  if (to == from) return fail<Json>('self_transfer', 'a transfer needs another recipient');
+  const have = parseFixedHex(balances.get(from));
+  if (have < amount) {
+    return fail<Json>('insufficient_funds', 'the balance is lower than the amount: transfer less');
+  }
+  const theirs = parseFixedHex(balances.get(to));
+  if (theirs > MAX - amount) {
+    return fail<Json>('too_large', 'the recipient balance would exceed 2^53 − 1');
+  }
+  balances.set(from, fixedHex(have - amount));
+  balances.set(to, fixedHex(theirs + amount));
+  return ok();
+}
+
+/** The caller's own balance; there is no way to name another caller's. */
+@query
+export function balance(): Json {
+  return Json.obj().setI64('balance', <i64>parseFixedHex(balances.get(Context.callerHex())));
+}
