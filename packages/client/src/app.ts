@@ -4,7 +4,9 @@
  * the constraint's `APP:` clauses. Only then is any argument sealed; a refusal rejects before
  * a single byte of app data leaves the client. Every call names the code id it checked, so a
  * node that has since upgraded the app answers APP_CODE_CHANGED instead of running other code;
- * the client then re-reads and re-checks app.info and retries once.
+ * the client then re-reads and re-checks app.info and retries once. A refused check (the `APP:`
+ * clause, or the node's signature) is remembered for the session it was read on: later calls
+ * fail with the same error without sending anything; a new session (a reconnect) checks again.
  */
 import {
   appInfoPayload,
@@ -16,6 +18,7 @@ import {
   isCloisterError,
   parseTxid,
   ScpError,
+  type ScpSession,
   utf8,
 } from '@cloister/core';
 import type { Client } from './client.js';
@@ -97,6 +100,9 @@ export class AppClient {
   // Invariant: when set, codeId passed checkAppClause and its signature verified.
   private checked: AppInfo | undefined;
   private checking: Promise<AppInfo> | undefined;
+  // Invariant: when set, the app.info read on `session` was refused with `error` (APP: clause or
+  // signature); while `session` is the client's current one, info() rejects with it, sends nothing.
+  private refusal: { readonly session: ScpSession; readonly error: unknown } | undefined;
 
   constructor(client: Client, name: string) {
     this.client = client;
@@ -106,6 +112,8 @@ export class AppClient {
   /** The app's signed code id, checked against the constraint (read once, then on APP_CODE_CHANGED). */
   info(): Promise<AppInfo> {
     if (this.checked !== undefined) return Promise.resolve(this.checked);
+    const r = this.refusal;
+    if (r !== undefined && r.session === this.client.session) return Promise.reject(r.error);
     if (this.checking === undefined) {
       this.checking = this.readInfo().finally(() => {
         this.checking = undefined;
@@ -170,10 +178,17 @@ export class AppClient {
     if (!(sig instanceof Uint8Array) || sig.length !== 64)
       throw protocol('app.info sig must be 64 bytes');
     const payload = appInfoPayload(session.sessionHash, this.name, codeId);
-    if (!(await this.client.crypto.verify(session.peerKey, payload, sig))) {
-      throw protocol(`the node's signature on the code id of app ${this.name} does not verify`);
+    try {
+      if (!(await this.client.crypto.verify(session.peerKey, payload, sig))) {
+        throw protocol(`the node's signature on the code id of app ${this.name} does not verify`);
+      }
+      checkAppClause(this.client.constraint, this.name, codeId);
+    } catch (e) {
+      // The node signed (or failed to sign) this for the session: asking again on it is pointless.
+      this.refusal = { session, error: e };
+      throw e;
     }
-    checkAppClause(this.client.constraint, this.name, codeId);
+    this.refusal = undefined;
     this.checked = { app: this.name, codeId: codeId.slice(), index };
     return this.checked;
   }

@@ -18,6 +18,7 @@ import {
   ReceiptError,
   type ScpCrypto,
   ScpError,
+  type ScpSession,
   type ScpSigner,
   type ServerAuth,
   signedRootOf,
@@ -183,6 +184,14 @@ export class Client {
     return a;
   }
 
+  /**
+   * The session calls go out on now, undefined between sessions (used by AppClient: an app check
+   * refused on a session stays refused for that session, and a new session checks again).
+   */
+  get session(): ScpSession | undefined {
+    return this.connection.session;
+  }
+
   /** A request over the session (used by AppClient; ops are in docs/scp.md). */
   request(
     op: string,
@@ -319,7 +328,10 @@ export class Client {
 /**
  * Opens a secure connection to the node at `url` (http(s) or ws(s)) and verifies it: resolves once
  * the handshake passed every check; rejects by name (CONSTRAINT_MISMATCH, SERVICE_CHANGED,
- * NETWORK, SCP_*) with nothing sent but the handshake.
+ * NETWORK, SCP_*) with nothing sent but the handshake. The node's verdict on the client's own
+ * proof (CA) has no frame of its own in SCP: a refusal (the node's unauthenticated ALERT,
+ * HandshakeRefusedError with the alert's code) rejects connect when it arrives in time, else the
+ * calls sent in that session (and every later call while the node never accepted this client).
  */
 export function connect(url: string, options: ConnectOptions): Promise<Client> {
   return Client.connect(url, options);

@@ -3,11 +3,14 @@
  * port, runs core's clientHandshake (whose `authorize` the caller supplies), routes responses and
  * notifications to the calls waiting for them, and re-opens with capped exponential backoff and
  * jitter when the socket drops, re-sending every unanswered request as it was (a transaction keeps
- * its request id and salt, so the node applies it once).
+ * its request id and salt, so the node applies it once). SCP has no frame saying the node accepted
+ * CA: until a session's first server record opens, an ALERT is the node refusing the handshake
+ * (HandshakeRefusedError, the alert's code); after it, an ALERT is out of protocol (SCP_PROTOCOL).
  */
 import {
   CloisterError,
   clientHandshake,
+  FRAME,
   isCloisterError,
   type ScpCrypto,
   ScpError,
@@ -16,7 +19,7 @@ import {
   type ScpSigner,
   type ServerAuth,
 } from '@cloister/core';
-import { ClientClosedError, NetworkError, nodeError } from './errors.js';
+import { ClientClosedError, HandshakeRefusedError, NetworkError, nodeError } from './errors.js';
 import type { Socket, Transport } from './ports.js';
 
 export interface ReconnectOptions {
@@ -56,6 +59,14 @@ interface Live {
   readonly session: ScpSession;
   /** Set once, when the socket or session is gone; a dead Live is never used again. */
   dead: boolean;
+  /** Why it died (set with dead): an open that finds its Live already dead throws this. */
+  reason: unknown;
+  /**
+   * Set once, when the first server record opens: only then does the client know the node
+   * accepted its CA (docs/scp.md §3). Before, an ALERT is the node refusing the handshake;
+   * after, an ALERT is out of protocol (the host may have injected it).
+   */
+  accepted: boolean;
   /** Seals and sends in call order, so frames leave in sequence-number order. */
   sending: Promise<void>;
 }
@@ -110,6 +121,9 @@ export class Connection {
   // Set once: every later call rejects with it.
   private final: unknown;
   private connected = false;
+  // Set once, when a session of this connection had a record opened: the node accepted this
+  // client at least once. Until then a refused CA is final, as a failed connect would be.
+  private everAccepted = false;
 
   constructor(o: ConnectionOptions) {
     this.o = o;
@@ -118,6 +132,11 @@ export class Connection {
   /** Opens the first session (one attempt: an unreachable node fails fast, by name). */
   async open(): Promise<void> {
     await this.ready();
+  }
+
+  /** The session calls go out on now; undefined between sessions (the next call opens one). */
+  get session(): ScpSession | undefined {
+    return this.live?.session;
   }
 
   /** Sends `op` and resolves its answer; rejects with the node's error or a connection failure. */
@@ -219,6 +238,8 @@ export class Connection {
       throw new NetworkError(`could not reach ${this.o.url}: ${why(e)}`, { cause: e });
     }
     const live = await this.handshake(socket);
+    // Refused (an ALERT) or dropped between the handshake's end and here: never make it current.
+    if (live.dead && this.final === undefined) throw live.reason;
     if (this.final !== undefined) {
       live.dead = true; // closed (or failed) while the handshake ran
       socket.close();
@@ -256,7 +277,14 @@ export class Connection {
         const r = await hs.receive(frame);
         for (const f of r.send) socket.send(f);
         if (r.session === undefined) return;
-        live = { socket, session: r.session, dead: false, sending: Promise.resolve() };
+        live = {
+          socket,
+          session: r.session,
+          dead: false,
+          reason: undefined,
+          accepted: false,
+          sending: Promise.resolve(),
+        };
         settled = true;
         clearTimeout(timer);
         resolve(live);
@@ -296,6 +324,20 @@ export class Connection {
 
   private async onFrame(live: Live, frame: Uint8Array): Promise<void> {
     if (live.dead) return;
+    if (frame[0] === FRAME.ALERT) {
+      if (live.accepted) {
+        this.dropped(
+          live,
+          new ScpError(
+            'SCP_PROTOCOL',
+            "an ALERT arrived after the node's first authenticated record: alerts only end handshakes, so the host may have injected it; the session is closed (connect again)",
+          ),
+        );
+      } else {
+        this.refused(live, HandshakeRefusedError.of(frame));
+      }
+      return;
+    }
     let messages: ScpMessage[];
     try {
       messages = await live.session.open(frame);
@@ -303,6 +345,8 @@ export class Connection {
       this.dropped(live, e);
       return;
     }
+    live.accepted = true;
+    this.everAccepted = true;
     for (const m of messages) this.onMessage(live, m);
   }
 
@@ -337,10 +381,27 @@ export class Connection {
     }
   }
 
+  /**
+   * The node refused this Live's CA (its ALERT came before any record): the calls sent on it fail
+   * with the alert's error, not re-sent (the refusal is the answer). Before the node ever accepted
+   * this client the refusal is final, as a failed connect is; after, the next call re-opens.
+   */
+  private refused(live: Live, e: HandshakeRefusedError): void {
+    if (live.dead) return;
+    live.dead = true;
+    live.reason = e;
+    if (this.live === live) this.live = undefined;
+    live.socket.close();
+    if (this.final !== undefined) return;
+    if (this.everAccepted) this.failPending(e);
+    else this.fail(e);
+  }
+
   /** The Live is gone: close it; re-open now when calls wait, else on the next call. */
   private dropped(live: Live, e: unknown): void {
     if (live.dead) return;
     live.dead = true;
+    live.reason = e;
     if (this.live === live) this.live = undefined;
     live.socket.close();
     if (this.final !== undefined) return;

@@ -2,7 +2,14 @@
  * The SDK's errors: CloisterError subclasses with codes from core's one registry (ERROR_CODES),
  * so the CLI, the docs and a browser app all see the same code and hint.
  */
-import { CloisterError, ERROR_CODES, type ErrorCode } from '@cloister/core';
+import {
+  CloisterError,
+  decodeAlert,
+  ERROR_CODES,
+  type ErrorCode,
+  ScpError,
+  type ScpErrorCode,
+} from '@cloister/core';
 
 /** The node could not be reached, or the connection dropped and could not be re-opened. */
 export class NetworkError extends CloisterError {
@@ -23,6 +30,49 @@ export class ServiceChangedError extends CloisterError {
     super('SERVICE_CHANGED', message);
     this.pinned = pinned;
     this.shown = shown;
+  }
+}
+
+/** Codes a node may put in a handshake ALERT (docs/scp.md §7); any other becomes SCP_HANDSHAKE. */
+const ALERT_CODES: ReadonlySet<string> = new Set([
+  'SCP_HANDSHAKE',
+  'SCP_VERSION',
+  'SCP_PROTOCOL',
+  'SCP_SESSIONS',
+  'FRAME_TOO_LARGE',
+]);
+
+/**
+ * The node refused the handshake after the client sent CA: it answered with an ALERT (docs/scp.md
+ * §2) before any record of the session. The code and message are the alert's, as the peer
+ * reported them: an ALERT is not authenticated (the host may have forged it), so it explains a
+ * failure and never changes what the client trusts.
+ */
+export class HandshakeRefusedError extends ScpError {
+  /** Always true: the code and message come from the (unauthenticated) peer, not from a check. */
+  readonly reportedByPeer = true;
+  /** The alert's own code, as sent (`code` is this when a node may send it, else SCP_HANDSHAKE). */
+  readonly alertCode: string;
+
+  constructor(alertCode: string, alertMessage: string) {
+    const code: ScpErrorCode = ALERT_CODES.has(alertCode)
+      ? (alertCode as ScpErrorCode)
+      : 'SCP_HANDSHAKE';
+    super(
+      code,
+      `the node refused the handshake (${alertCode.slice(0, 64)}: ${alertMessage}); this alert is not authenticated: connect again, and if it persists check the client identity and the node's logs`,
+    );
+    this.alertCode = alertCode;
+  }
+
+  /** The error an ALERT frame stands for; a malformed one is still a refusal (SCP_HANDSHAKE). */
+  static of(frame: Uint8Array): HandshakeRefusedError {
+    try {
+      const { code, message } = decodeAlert(frame);
+      return new HandshakeRefusedError(code, message);
+    } catch {
+      return new HandshakeRefusedError('SCP_HANDSHAKE', 'a malformed alert');
+    }
   }
 }
 

@@ -38,7 +38,13 @@ export {
   scpUrl,
 } from './client.js';
 export type { ReconnectOptions } from './connection.js';
-export { ClientClosedError, NetworkError, NodeError, ServiceChangedError } from './errors.js';
+export {
+  ClientClosedError,
+  HandshakeRefusedError,
+  NetworkError,
+  NodeError,
+  ServiceChangedError,
+} from './errors.js';
 export { generateIdentity, identityOf } from './identity.js';
 export {
   type ClientState,

@@ -7,10 +7,24 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isCloisterError, memorySignedRootStore, sha256, toHex, utf8 } from '@cloister/core';
-import { type ConnectOptions, connect } from '../src/client.js';
+import {
+  encodeAlert,
+  isCloisterError,
+  memorySignedRootStore,
+  sha256,
+  toHex,
+  utf8,
+} from '@cloister/core';
+import { type Client, type ConnectOptions, connect } from '../src/client.js';
+import { HandshakeRefusedError } from '../src/errors.js';
 import { generateIdentity } from '../src/identity.js';
-import { type ClientState, memoryPinStore, memoryState, type Transport } from '../src/ports.js';
+import {
+  type ClientState,
+  memoryPinStore,
+  memoryState,
+  type Socket,
+  type Transport,
+} from '../src/ports.js';
 import { CONSTRAINT, FakeNode, FRAME, frameTypes, SECURE_CONSTRAINT } from './fake-node.js';
 
 const URL = 'http://node.test:7410';
@@ -41,6 +55,42 @@ const code = (c: string) => (e: unknown) => {
 };
 
 const ops = (n: FakeNode) => n.requests.map((r) => r.op);
+
+type Pass = (frame: Uint8Array) => void;
+
+/** A host between client and node: `up`/`down` see each frame and decide what passes. */
+function relay(
+  t: Transport,
+  hooks: { up?: (f: Uint8Array, pass: Pass) => void; down?: (f: Uint8Array, pass: Pass) => void },
+): Transport {
+  return async (url) => {
+    const inner = await t(url);
+    const outer: Socket = {
+      send: (f) => (hooks.up ?? ((g, pass) => pass(g)))(f, (g) => inner.send(g)),
+      close: () => inner.close(),
+      onmessage: undefined,
+      onclose: undefined,
+    };
+    inner.onmessage = (f) => (hooks.down ?? ((g, pass) => pass(g)))(f, (g) => outer.onmessage?.(g));
+    inner.onclose = (why) => outer.onclose?.(why);
+    return outer;
+  };
+}
+
+/** connect, then one query: whichever rejects first (the refusal may come after connect resolved). */
+async function connectAndQuery(n: FakeNode, o: Partial<ConnectOptions>): Promise<Client> {
+  const c = await open(n, o);
+  await c.app('shop').query('balance', { who: 'ann' });
+  return c;
+}
+
+/** Waits (a turn at a time) until the client has no current session. */
+async function sessionGone(c: Client): Promise<void> {
+  for (let i = 0; i < 1000 && c.session !== undefined; i++) {
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(c.session, undefined, 'the session ended');
+}
 
 describe('the handshake verifies before the client says who it is', () => {
   it('connects, exposes the verified service and pins it on first use', async () => {
@@ -95,6 +145,98 @@ describe('the handshake verifies before the client says who it is', () => {
     await ok.close();
   });
 
+  it("the node refuses the client's CA: connect or the first call rejects with the alert's code", async () => {
+    const n = node();
+    // The host flips a bit of CA: the node cannot open it, sends ALERT SCP_HANDSHAKE and closes.
+    const transport = relay(n.transport, {
+      up: (f, pass) => pass(f[0] === FRAME.CA ? f.map((b, i) => (i === 9 ? b ^ 1 : b)) : f),
+    });
+    const refusal = (e: unknown): boolean => {
+      code('SCP_HANDSHAKE')(e);
+      assert.ok(e instanceof HandshakeRefusedError, String(e));
+      assert.equal(e.reportedByPeer, true);
+      assert.equal(e.alertCode, 'SCP_HANDSHAKE');
+      assert.match(e.message, /refused the handshake .*not authenticated/);
+      return true;
+    };
+    let client: Client | undefined;
+    await assert.rejects(
+      (async () => {
+        client = await open(n, { transport });
+        await client.app('shop').query('balance', { who: 'ann' });
+      })(),
+      refusal,
+    );
+    // Refused before the node ever accepted this client: final, like a failed connect.
+    if (client !== undefined) await assert.rejects(client.app('shop').query('b', {}), refusal);
+    assert.deepEqual(ops(n), [], 'the node decrypted nothing');
+    assert.equal(n.connections, 1, 'not retried');
+  });
+
+  it('an ALERT with a code a node never sends is still a refusal, named SCP_HANDSHAKE', async () => {
+    const n = node();
+    let inject: Pass | undefined;
+    // The host answers CA itself with a made-up alert (it is unauthenticated: anyone can).
+    const transport = relay(n.transport, {
+      up: (f, pass) => {
+        if (f[0] !== FRAME.CA) return pass(f);
+        // CA never reaches the node: the host's alert is the only answer
+        void Promise.resolve().then(() => inject?.(encodeAlert('NO_SUCH_CODE', 'go away')));
+      },
+      down: (f, pass) => {
+        inject = pass;
+        pass(f);
+      },
+    });
+    await assert.rejects(connectAndQuery(n, { transport }), (e) => {
+      code('SCP_HANDSHAKE')(e);
+      assert.ok(e instanceof HandshakeRefusedError);
+      assert.equal(e.alertCode, 'NO_SUCH_CODE');
+      assert.match(e.message, /NO_SUCH_CODE: go away\); this alert is not authenticated/);
+      return true;
+    });
+    assert.deepEqual(ops(n), []);
+  });
+
+  it('an ALERT after an authenticated record is SCP_PROTOCOL and closes the session', async () => {
+    const n = node();
+    let records = 0;
+    // The host replaces the node's second record (the query's answer) with a forged alert.
+    const transport = relay(n.transport, {
+      down: (f, pass) => {
+        if (f[0] === FRAME.RECORD && ++records === 2) pass(encodeAlert('SCP_HANDSHAKE', 'forged'));
+        else pass(f);
+      },
+    });
+    const c = await open(n, { transport, reconnect: false });
+    const injected = (e: unknown): boolean => {
+      code('SCP_PROTOCOL')(e);
+      assert.ok(!(e instanceof HandshakeRefusedError), 'not taken for a refusal');
+      assert.match((e as Error).message, /ALERT arrived after .* injected/);
+      return true;
+    };
+    await assert.rejects(c.app('shop').query('a', {}), injected);
+    assert.equal(c.session, undefined, 'the session is closed');
+    await assert.rejects(c.app('shop').query('b', {}), injected);
+    assert.deepEqual(ops(n), ['app.info', 'query']);
+  });
+
+  it('an ALERT after a record, with reconnect on: the call is re-sent on a new session', async () => {
+    const n = node();
+    let records = 0;
+    const transport = relay(n.transport, {
+      down: (f, pass) => {
+        if (f[0] === FRAME.RECORD && ++records === 2) pass(encodeAlert('SCP_HANDSHAKE', 'forged'));
+        else pass(f);
+      },
+    });
+    const c = await open(n, { transport });
+    const r = await c.app('shop').query('a', {});
+    assert.deepEqual(r.result, { method: 'a', args: '{}' });
+    assert.equal(n.connections, 2);
+    await c.close();
+  });
+
   it('an unreachable node is a NETWORK error naming the URL', async () => {
     const n = node();
     n.down = true;
@@ -113,8 +255,20 @@ describe('apps: the code id is checked before any app data leaves', () => {
     const secret = { card: '4111 1111 1111 1111' };
     await assert.rejects(c.app('shop').transact('pay', secret), code('APP_CODE_MISMATCH'));
     await assert.rejects(c.app('shop').query('balance', secret), code('APP_CODE_MISMATCH'));
+    // The refusal is remembered for the session: the second call sent no frame at all.
+    assert.deepEqual(ops(n), ['app.info']);
+    assert.deepEqual(frameTypes(n.frames), [FRAME.CH, FRAME.CA, FRAME.RECORD]);
+    // A new session checks again (the node may have deployed other code meanwhile).
+    n.dropAll();
+    await sessionGone(c);
+    await assert.rejects(c.app('shop').query('balance', secret), code('APP_CODE_MISMATCH'));
     assert.deepEqual(ops(n), ['app.info', 'app.info']);
-    assert.deepEqual(frameTypes(n.frames), [FRAME.CH, FRAME.CA, FRAME.RECORD, FRAME.RECORD]);
+    n.apps.set('shop', { codeId: CODE2 });
+    n.dropAll();
+    await sessionGone(c);
+    const r = await c.app('shop').query('balance', { who: 'ann' });
+    assert.deepEqual(r.codeId, CODE2);
+    assert.deepEqual(ops(n), ['app.info', 'app.info', 'app.info', 'query']);
     await c.close();
   });
 
@@ -153,7 +307,8 @@ describe('apps: the code id is checked before any app data leaves', () => {
       assert.match((e as Error).message, /signature on the code id of app shop/);
       return true;
     });
-    assert.deepEqual(ops(n), ['app.info']);
+    await assert.rejects(c.app('shop').query('balance', {}), code('SCP_PROTOCOL'));
+    assert.deepEqual(ops(n), ['app.info'], 'app.info is not asked again on the same session');
     await c.close();
   });
 

@@ -163,7 +163,8 @@ export function decodeSign1(bytes: Uint8Array): DecodedSign1 {
 const KEY_CACHE_LIMIT = 64;
 const keyCache = new Map<string, Promise<CryptoKey>>();
 
-function subtle(): SubtleCrypto {
+/** WebCrypto's SubtleCrypto, or InvalidInputError naming why it is missing. */
+export function subtle(): SubtleCrypto {
   const s = globalThis.crypto?.subtle;
   if (s === undefined) {
     throw new InvalidInputError(
@@ -174,7 +175,7 @@ function subtle(): SubtleCrypto {
 }
 
 /** WebCrypto takes ArrayBuffer-backed views; copy only when the view is backed otherwise. */
-function bufferSource(u: Uint8Array): Uint8Array<ArrayBuffer> {
+export function bufferSource(u: Uint8Array): Uint8Array<ArrayBuffer> {
   return u.buffer instanceof ArrayBuffer ? (u as Uint8Array<ArrayBuffer>) : new Uint8Array(u);
 }
 

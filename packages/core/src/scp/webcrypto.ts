@@ -2,24 +2,9 @@
  * ScpCrypto and ScpSigner over WebCrypto (globalThis.crypto.subtle: Node 20+ and browsers in
  * secure contexts). Ephemeral private keys are non-extractable; AES keys are imported once per key.
  */
-import { verifyEs256 } from '../cose.js';
+import { bufferSource as buf, subtle, verifyEs256 } from '../cose.js';
 import { InvalidInputError } from '../errors.js';
 import type { AeadKey, ScpCrypto, ScpSigner } from './types.js';
-
-function subtle(): SubtleCrypto {
-  const s = globalThis.crypto?.subtle;
-  if (s === undefined) {
-    throw new InvalidInputError(
-      'WebCrypto (crypto.subtle) is unavailable; browsers provide it only in secure contexts',
-    );
-  }
-  return s;
-}
-
-/** A view WebCrypto accepts (not backed by a SharedArrayBuffer). */
-function buf(u: Uint8Array): Uint8Array<ArrayBuffer> {
-  return u.buffer instanceof ArrayBuffer ? (u as Uint8Array<ArrayBuffer>) : new Uint8Array(u);
-}
 
 const ECDH = { name: 'ECDH', namedCurve: 'P-256' } as const;
 
