@@ -3,7 +3,8 @@
  * that ships — a real node in its own process (`cloister build` then `cloister node start`, from
  * source: the host, its `/v1/scp` WebSocket relay, the real enclave behind its boundary in a worker
  * thread, LevelDB underneath) with the `cloister app new` counter app built and deployed by the
- * CLI's code paths, and clients using the client SDK (`@cloister/client/node`'s `connect`, WebCrypto)
+ * CLI's code paths, and clients using the client SDK (`@cloister/client/node`'s `connect`: its
+ * record layer on node:crypto, `nodeScpCrypto`)
  * in this process's main thread. Every figure is the median of three runs (bench/lib.ts); each
  * ratio's two sides run interleaved (which side goes first alternates).
  *
@@ -14,8 +15,7 @@
  *       `maxCachedSessions: 0`, no keep-alive; every handshake is checked not to be resumed),
  *       each handshake completing one tiny GET, HS_CONCURRENCY in flight;
  *   (b) a WebSocket echo (`ws`) over 32 connections where both ends do AES-256-GCM with SCP's
- *       nonces and frame type byte (node:crypto on the server, WebCrypto on the client, as the
- *       SDK does), on plaintexts of the exact size of the SCP query request and response (taken
+ *       nonces and frame type byte (node:crypto on both ends, as the SDK's "./node" entry), on plaintexts of the exact size of the SCP query request and response (taken
  *       from a logged SCP session): calls per second, p50 and p99.
  * SCP: handshakes per second with `connect` (a new WebSocket, the handshake with the node's
  * evidence and endorsement verified against the constraint, then a close), HS_CONCURRENCY in
@@ -248,13 +248,15 @@ interface EchoClient {
   close(): void;
 }
 
+/**
+ * One echo connection. Its AES-256-GCM is node:crypto, the same implementation the SDK's
+ * "./node" entry ships (`nodeScpCrypto`), so the baseline is no slower than what it is compared
+ * with. (A WebCrypto echo client is about 2x slower: docs/performance.md "The SCP benchmark".)
+ */
 async function echoClient(port: number, secrets: Uint8Array, request: Uint8Array<ArrayBuffer>) {
   const s = split(secrets);
-  const subtle = globalThis.crypto.subtle;
-  const [c2s, s2c] = await Promise.all([
-    subtle.importKey('raw', s.c2sKey, 'AES-GCM', false, ['encrypt']),
-    subtle.importKey('raw', s.s2cKey, 'AES-GCM', false, ['decrypt']),
-  ]);
+  const c2s: KeyObject = createSecretKey(s.c2sKey);
+  const s2c: KeyObject = createSecretKey(s.s2cKey);
   const ws = new WebSocket(`ws://127.0.0.1:${port}/echo`);
   ws.binaryType = 'nodebuffer';
   await new Promise<void>((resolve, reject) => {
@@ -267,26 +269,21 @@ async function echoClient(port: number, secrets: Uint8Array, request: Uint8Array
   ws.on('message', (data: Buffer) => waiting?.(data));
   return {
     async call() {
-      const ct = new Uint8Array(
-        await subtle.encrypt(
-          { name: 'AES-GCM', iv: nonce(s.c2sIv, outSeq++), additionalData: AAD },
-          c2s,
-          request,
-        ),
-      );
-      const frame = new Uint8Array(1 + ct.length);
-      frame[0] = 0x05;
-      frame.set(ct, 1);
+      const e = createCipheriv('aes-256-gcm', c2s, nonce(s.c2sIv, outSeq++));
+      e.setAAD(AAD);
+      const body = e.update(request);
+      e.final();
+      const frame = Buffer.concat([AAD, body, e.getAuthTag()]);
       const reply = new Promise<Buffer>((resolve) => {
         waiting = resolve;
       });
       ws.send(frame);
       const data = await reply;
-      await subtle.decrypt(
-        { name: 'AES-GCM', iv: nonce(s.s2cIv, inSeq++), additionalData: AAD },
-        s2c,
-        new Uint8Array(data.subarray(1)), // a copy, as the SDK's transport makes one
-      );
+      const d = createDecipheriv('aes-256-gcm', s2c, nonce(s.s2cIv, inSeq++));
+      d.setAAD(AAD);
+      d.setAuthTag(data.subarray(data.length - 16));
+      d.update(data.subarray(1, data.length - 16));
+      d.final();
     },
     close() {
       ws.close();

@@ -1,7 +1,8 @@
 /**
  * @cloister/client/node: the client for Node — a `ws` transport, identities in PKCS#8 PEM files
  * (mode 0600; a file group or others can read is refused), and pins and signed roots in a JSON
- * file written atomically. Signing goes through WebCrypto with a non-extractable key.
+ * file written atomically. Signing goes through WebCrypto with a non-extractable key; the SCP
+ * record layer and handshake run on node:crypto (node-crypto.ts).
  */
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import {
@@ -29,9 +30,11 @@ import {
 } from '@cloister/core';
 import WebSocket from 'ws';
 import { type Client, type ConnectOptions, connect as connectWith } from './client.js';
+import { nodeScpCrypto } from './node-crypto.js';
 import type { ClientState, Identity, Socket, Transport } from './ports.js';
 
 export * from './index.js';
+export { nodeScpCrypto } from './node-crypto.js';
 
 /** A Transport over `ws` (binary frames only, frames above MAX_FRAME refused, no compression). */
 export function wsTransport(): Transport {
@@ -74,12 +77,19 @@ export function wsTransport(): Transport {
     });
 }
 
-/** connect() with the ws transport unless another is given. */
+/**
+ * connect() with the ws transport and node:crypto's SCP primitives (nodeScpCrypto: cheaper per
+ * record than WebCrypto's thread-pool jobs) unless others are given.
+ */
 export function connect(
   url: string,
   options: Omit<ConnectOptions, 'transport'> & { readonly transport?: Transport },
 ): Promise<Client> {
-  return connectWith(url, { ...options, transport: options.transport ?? wsTransport() });
+  return connectWith(url, {
+    ...options,
+    transport: options.transport ?? wsTransport(),
+    crypto: options.crypto ?? nodeScpCrypto,
+  });
 }
 
 /** An identity file is missing, unreadable, not a P-256 key, or readable by others. */

@@ -34,7 +34,21 @@ export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
     if (!enclave) throw new Error('enclave not ready');
     return enclave;
   };
-  const rpc = createEnclaveRpc(port, {
+  // The host's clock is read at most once per message from the host (a sync call blocks this
+  // thread until the host thread answers: one per app call cost ~15 % of a query). Every
+  // enclave computation starts from a host message, so the cached value is at most as old as
+  // the work it stamps; the time is untrusted anyway and the runtime forces it monotonic.
+  let hostTime: number | undefined;
+  const clockedPort: Port = {
+    post: (bytes) => port.post(bytes),
+    callSync: (bytes) => port.callSync(bytes),
+    onMessage: (handler) =>
+      port.onMessage((bytes) => {
+        hostTime = undefined;
+        handler(bytes);
+      }),
+  };
+  const rpc = createEnclaveRpc(clockedPort, {
     'enclave.start': async (req) => {
       const r = await e().start(req);
       const service = e().service;
@@ -82,7 +96,10 @@ export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
     persist: async (sealedService) => {
       await rpc.call('service.persist', { sealedService });
     },
-    clock: () => rpc.callSync('host.time', {}).ms,
+    clock: () => {
+      hostTime ??= rpc.callSync('host.time', {}).ms;
+      return hostTime;
+    },
     scpSend: (session, frame) => rpc.emit('scp.send', { session, frame }),
     scpEnd: (session, code) => rpc.emit('scp.end', { session, code }),
   });

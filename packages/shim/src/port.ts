@@ -25,18 +25,74 @@ export interface WorkerChannel {
   readonly atomics: Pick<typeof Atomics, 'wait' | 'load' | 'compareExchange'>;
 }
 
-/** Builds the enclave's Port. `onMessage` may be set once. */
+/** Queued host messages taken at once after one arrives (createWorkerPort's `onMessage`). */
+const DRAIN_MAX = 64;
+
+/**
+ * Builds the enclave's Port. `onMessage` may be set once.
+ *
+ * Batching (docs/boundary.md, "Batches"): posted frames leave together, as one message holding
+ * an array of frames in post order (a single frame as itself), once a full round of the microtask
+ * queue passed with no new post: the enclave has no timers, and the work one host message starts
+ * (a batch of `scp.frame` calls, their records opened and sealed) runs as chains of settled
+ * promises, so that is when it is done. The flush check always sits in the microtask queue while
+ * frames wait, so they leave before the thread goes idle. A sync call does not flush: its channel
+ * was never ordered with the asynchronous one. Received messages may be batches too; their frames
+ * are handed on one by one, in order, each normalised like a single message; host messages that
+ * queued while the thread was busy are taken together (at most DRAIN_MAX more per arrival).
+ */
 export function createWorkerPort(ch: WorkerChannel): Port {
   const { parentPort, syncPort, signal, receiveMessageOnPort, atomics } = ch;
   let handler: ((bytes: Uint8Array) => void) | undefined;
+  /** Frames posted and not yet sent, in post order. */
+  let pending: Uint8Array[] = [];
+  /** pending.length when the flush check last ran (a larger length: posts since). */
+  let seen = 0;
+  let scheduled = false;
+  const check = (): void => {
+    if (pending.length !== seen) {
+      seen = pending.length;
+      void Promise.resolve().then(check); // posts in this round: wait one more round
+      return;
+    }
+    const batch = pending;
+    pending = [];
+    seen = 0;
+    scheduled = false;
+    if (batch.length === 1) {
+      const only = batch[0] as Uint8Array;
+      parentPort.postMessage(only, transferList(only));
+    } else {
+      parentPort.postMessage(batch, [...new Set(batch.flatMap(transferList))]);
+    }
+  };
   return {
     post(bytes) {
-      parentPort.postMessage(bytes, transferList(bytes));
+      pending.push(bytes);
+      if (!scheduled) {
+        scheduled = true;
+        seen = 0;
+        void Promise.resolve().then(check);
+      }
     },
     onMessage(h) {
       if (handler !== undefined) throw new BoundaryError('the port already has a message handler');
       handler = h;
-      parentPort.on('message', (m: unknown) => h(frameBytes(m)));
+      const deliver = (m: unknown): void => {
+        if (Array.isArray(m)) for (const one of m) h(frameBytes(one));
+        else h(frameBytes(m));
+      };
+      parentPort.on('message', (m: unknown) => {
+        deliver(m);
+        // Messages that queued while this thread was busy are taken now, in order, before the
+        // work they start runs: that work then ends in one flush, one batch back to the host.
+        // Bounded, so a host that never stops posting cannot keep this loop going forever.
+        for (let i = 0; i < DRAIN_MAX; i++) {
+          const next = receiveMessageOnPort(parentPort);
+          if (next === undefined) break;
+          deliver(next.message);
+        }
+      });
       parentPort.on('messageerror', () => h(new Uint8Array(0)));
     },
     callSync(bytes) {

@@ -17,6 +17,7 @@ function fake(host: Host) {
   const inbox: unknown[] = []; // sync channel, host -> enclave
   const posted: { bytes: Uint8Array; transfer: unknown[] }[] = []; // parent port, enclave -> host
   const requests: Uint8Array[] = []; // sync channel, enclave -> host
+  const queued: unknown[] = []; // parent port, host -> enclave, not yet delivered as events
   const listeners = new Map<string, (m: unknown) => void>();
   let waits = 0;
   const parentPort = {
@@ -28,7 +29,10 @@ function fake(host: Host) {
     parentPort: parentPort as unknown as MessagePort,
     syncPort: syncPort as unknown as MessagePort,
     signal,
-    receiveMessageOnPort: () => (inbox.length > 0 ? { message: inbox.shift() } : undefined),
+    receiveMessageOnPort: (p: MessagePort) => {
+      const q = p === (syncPort as unknown) ? inbox : queued;
+      return q.length > 0 ? { message: q.shift() } : undefined;
+    },
     atomics: {
       load: Atomics.load,
       compareExchange: Atomics.compareExchange,
@@ -40,7 +44,7 @@ function fake(host: Host) {
       },
     },
   });
-  return { port, signal, inbox, posted, requests, listeners, waits: () => waits };
+  return { port, signal, inbox, posted, requests, queued, listeners, waits: () => waits };
 }
 
 const reply =
@@ -102,16 +106,36 @@ test('a reply that is not plain bytes is handed on as zero bytes or a private co
   assert.ok(got.buffer instanceof ArrayBuffer, 'copied out of shared memory');
 });
 
-test('post transfers only large whole buffers; onMessage normalises what arrives, once', () => {
+const turn = () => new Promise((r) => setImmediate(r));
+
+test('posts of one turn leave as one batch in order; only large whole buffers transfer', async () => {
   const f = fake(() => {});
   f.port.post(new Uint8Array(10));
   const big = new Uint8Array(TRANSFER_MIN_BYTES);
   f.port.post(big);
   f.port.post(new Uint8Array(TRANSFER_MIN_BYTES * 2).subarray(1));
+  assert.equal(f.posted.length, 0, 'nothing leaves before the microtasks ran');
+  // A post from a later microtask of the same work joins the batch.
+  await Promise.resolve();
+  f.port.post(Uint8Array.of(7));
+  await turn();
+  assert.equal(f.posted.length, 1);
+  const batch = f.posted[0]?.bytes as unknown as Uint8Array[];
+  assert.ok(Array.isArray(batch));
   assert.deepEqual(
-    f.posted.map((p) => p.transfer.length),
-    [0, 1, 0],
+    batch.map((b) => b.length),
+    [10, TRANSFER_MIN_BYTES, TRANSFER_MIN_BYTES * 2 - 1, 1],
   );
+  assert.deepEqual(f.posted[0]?.transfer, [big.buffer]);
+  // A lone frame leaves as itself.
+  f.port.post(Uint8Array.of(9));
+  await turn();
+  assert.deepEqual(f.posted[1]?.bytes, Uint8Array.of(9));
+  assert.deepEqual(f.posted[1]?.transfer, []);
+});
+
+test('onMessage normalises what arrives, batches frame by frame in order, once', () => {
+  const f = fake(() => {});
   const got: Uint8Array[] = [];
   f.port.onMessage((b) => got.push(b));
   assert.throws(() => f.port.onMessage(() => {}), /already has a message handler/);
@@ -120,9 +144,26 @@ test('post transfers only large whole buffers; onMessage normalises what arrives
   onMessage?.('text');
   onMessage?.(new Uint8Array(new SharedArrayBuffer(1)));
   f.listeners.get('messageerror')?.(undefined);
+  // A batch from the host: each element is one frame, normalised like a single message.
+  onMessage?.([Uint8Array.of(2), 'junk', new Uint8Array(new SharedArrayBuffer(2)), [3]]);
   assert.deepEqual(
     got.map((b) => [...b]),
-    [[1], [], [0], []],
+    [[1], [], [0], [], [2], [], [0, 0], []],
   );
   assert.ok(got.every((b) => b.buffer instanceof ArrayBuffer));
+});
+
+test('host messages queued behind one are taken with it, in order, at most 64 more', () => {
+  const f = fake(() => {});
+  const got: number[] = [];
+  f.port.onMessage((b) => got.push(b[0] as number));
+  f.queued.push([Uint8Array.of(2), Uint8Array.of(3)]); // a batch: two frames
+  for (let i = 4; i <= 120; i++) f.queued.push(Uint8Array.of(i));
+  f.listeners.get('message')?.(Uint8Array.of(1));
+  // The event's message, then 64 queued messages (the batch and 4..66), in order.
+  assert.deepEqual(
+    got,
+    Array.from({ length: 66 }, (_, i) => i + 1),
+  );
+  assert.equal(f.queued.length, 118 - 64, 'the rest waits for its own event');
 });

@@ -59,6 +59,8 @@ export class AppCodeChangedError extends CloisterError {
 
 const TXID = /^([1-9][0-9]{0,15})\.([1-9][0-9]{0,15})$/;
 const MAX_REQUEST_ID_BYTES = 128;
+/** Code ids kept converted (ops.ts `codeIdBytes`). */
+const CODE_IDS = 256;
 
 type Args = ReadonlyMap<string, unknown>;
 
@@ -79,6 +81,8 @@ function argsOf(op: string, raw: unknown, allowed: readonly string[]): Args {
 
 function text(a: Args, op: string, name: string, maxBytes = 1024 * 1024 + 1024): string {
   const v = a.get(name);
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: short text needs no encoding to be checked.
+  if (typeof v === 'string' && v.length * 3 <= maxBytes) return v;
   if (typeof v !== 'string' || utf8(v).length > maxBytes) {
     throw new InvalidInputError(`${op}: '${name}' must be text of at most ${maxBytes} bytes`);
   }
@@ -132,12 +136,26 @@ export function createScpOps(deps: ScpOpsDeps): {
   run(ctx: OpContext, op: string, args: unknown): Promise<OpResult>;
 } {
   const { service, runtime, admin, signer } = deps;
+  /**
+   * Code id hex → bytes, read-only: every call converts the runtime's code id twice. Bounded:
+   * cleared when it holds more than CODE_IDS entries (code ids change only with deployments).
+   */
+  const codeIds = new Map<string, Uint8Array>();
+  function codeIdBytes(hex: string): Uint8Array {
+    let b = codeIds.get(hex);
+    if (b === undefined) {
+      if (codeIds.size >= CODE_IDS) codeIds.clear();
+      b = fromHex(hex);
+      codeIds.set(hex, b);
+    }
+    return b;
+  }
 
   /** The app's current code id, or AppNotFoundError (also for an app that failed to load). */
   function currentCode(app: string): Uint8Array {
     const info = runtime.app(app);
     if (info === undefined) throw new AppNotFoundError(app);
-    return fromHex(info.codeId);
+    return codeIdBytes(info.codeId);
   }
 
   function checkCode(app: string, expected: Uint8Array): Uint8Array {
@@ -166,7 +184,7 @@ export function createScpOps(deps: ScpOpsDeps): {
         : {}),
     });
     for (const n of r.notifications) await ctx.notify(n);
-    const out: OpResult = { result: r.result, codeId: fromHex(r.codeId) };
+    const out: OpResult = { result: r.result, codeId: codeIdBytes(r.codeId) };
     if (op === 'transact') {
       out.repeated = r.repeated;
       if (r.txid !== undefined) out.txid = r.txid;

@@ -2,6 +2,13 @@
  * The host's end of the boundary over a worker: asynchronous frames through the worker's message
  * port, synchronous calls on a dedicated MessageChannel with a SharedArrayBuffer signal
  * (docs/boundary.md, "Synchronous calls").
+ *
+ * Batching (docs/boundary.md, "Batches"): frames posted during one turn of the event loop leave
+ * together, as one message holding an array of frames, in the order they were posted; a single
+ * frame leaves as itself. Each postMessage costs both threads far more than the bytes it carries
+ * (serialization, the wake-up, the event dispatch), and under load many sockets' `scp.frame`
+ * calls are made in the same turn. Received messages may be batches too; their frames are handed
+ * on one by one, in order, each normalised like a single message.
  */
 import type { MessagePort, Worker } from 'node:worker_threads';
 import { frameBytes, type HostPort, SYNC_SIGNAL, transferList } from '@cloister/boundary';
@@ -22,12 +29,31 @@ export function createWorkerHostPort(
   signal: Int32Array,
 ): WorkerHostPort {
   let closed = false;
+  /** Frames posted since the last flush, in post order. Invariant: empty once closed. */
+  let pending: Uint8Array[] = [];
+  const flush = (): void => {
+    const batch = pending;
+    pending = [];
+    if (closed || batch.length === 0) return;
+    if (batch.length === 1) {
+      const only = batch[0] as Uint8Array;
+      worker.postMessage(only, transferList(only));
+    } else {
+      worker.postMessage(batch, [...new Set(batch.flatMap(transferList))]);
+    }
+  };
   return {
     post(bytes) {
-      if (!closed) worker.postMessage(bytes, transferList(bytes));
+      if (closed) return;
+      pending.push(bytes);
+      // After the I/O callbacks of this turn: every frame they post leaves in one message.
+      if (pending.length === 1) setImmediate(flush);
     },
     onMessage(handler) {
-      worker.on('message', (m: unknown) => handler(frameBytes(m)));
+      worker.on('message', (m: unknown) => {
+        if (Array.isArray(m)) for (const one of m) handler(frameBytes(one));
+        else handler(frameBytes(m));
+      });
       worker.on('messageerror', () => handler(new Uint8Array(0)));
     },
     onSyncCall(handler) {
@@ -47,6 +73,7 @@ export function createWorkerHostPort(
     },
     close() {
       if (closed) return;
+      flush(); // frames posted before the close still leave, as they did unbatched
       closed = true;
       Atomics.store(signal, 0, SYNC_SIGNAL.CLOSED);
       Atomics.notify(signal, 0);

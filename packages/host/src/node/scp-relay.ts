@@ -126,6 +126,9 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   const conns = new Set<Conn>();
   const bySession = new Map<number, Conn>();
   let stopped = false;
+  // Bound once: a labelled inc() hashes its labels on every call, twice per relayed call.
+  const framesIn = metrics.scpFrames.labels({ direction: 'in' });
+  const framesOut = metrics.scpFrames.labels({ direction: 'out' });
 
   const refuseUpgrade = (socket: Duplex, status: number, code: string, message: string) => {
     const body = `${JSON.stringify({ error: { code, message, hint: hintOf(code) } })}\n`;
@@ -208,24 +211,30 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
         return;
       }
       const frame = toBytes(data);
-      metrics.scpFrames.inc({ direction: 'in' });
+      framesIn.inc();
       c.inFlight++;
       if (c.inFlight >= limits.maxInFlight) ws.pause();
-      // Issued in arrival order: callbacks on one promise run in the order they were added.
-      void c.opened
-        .then((session) => (session === undefined ? undefined : enclave.frame(session, frame)))
-        .then(
-          () => {},
-          (e: unknown) => {
-            log.error({ event: 'scp.frame-failed', code: codeOf(e) }, 'scp relay');
-            finish(c, 'enclave', CLOSE.internal, 'ENCLAVE_FAILED');
-          },
-        )
-        .finally(() => {
-          c.inFlight--;
-          if (ws.isPaused && c.inFlight < limits.maxInFlight && !c.closed) ws.resume();
-        });
+      // Issued in arrival order: once the session is known, every frame goes straight to the
+      // enclave (whose boundary keeps the order); before, frames wait on `opened`, whose
+      // callbacks run in the order they were added, and no frame can skip them (session is set
+      // in the first of those callbacks).
+      const sent =
+        c.session !== undefined
+          ? enclave.frame(c.session, frame)
+          : c.opened.then((session) =>
+              session === undefined ? undefined : enclave.frame(session, frame),
+            );
+      sent.then(settled, failed);
     });
+    const settled = (): void => {
+      c.inFlight--;
+      if (ws.isPaused && c.inFlight < limits.maxInFlight && !c.closed) ws.resume();
+    };
+    const failed = (e: unknown): void => {
+      log.error({ event: 'scp.frame-failed', code: codeOf(e) }, 'scp relay');
+      finish(c, 'enclave', CLOSE.internal, 'ENCLAVE_FAILED');
+      settled();
+    };
     ws.on('error', () => {
       // ws reports protocol violations (oversize 1009, bad framing 1002) here and closes itself.
       if (!c.closed) metrics.scpClosed.inc({ reason: 'protocol' });
@@ -255,7 +264,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
         return;
       }
       touch(c);
-      metrics.scpFrames.inc({ direction: 'out' });
+      framesOut.inc();
       c.ws.send(frame, { binary: true });
     },
     end(session, code) {

@@ -1,0 +1,81 @@
+/**
+ * The "./node" entry's node:crypto ScpCrypto against core's WebCrypto one: the same AES-256-GCM
+ * bytes both ways, the same ECDH secret, ECDSA verification; tampered records, bad points, bad
+ * signatures and reused ephemeral keys fail by name (or as false), never silently.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ScpError, webCryptoScp } from '@cloister/core';
+import { nodeScpCrypto } from '../src/node-crypto.js';
+
+const key = Uint8Array.from({ length: 32 }, (_, i) => i);
+const iv = Uint8Array.from({ length: 12 }, (_, i) => 100 + i);
+const aad = Uint8Array.of(5);
+
+test('AES-256-GCM: node:crypto and WebCrypto produce and open the same records', async () => {
+  const n = await nodeScpCrypto.aeadKey(key);
+  const w = await webCryptoScp.aeadKey(key);
+  for (const size of [0, 1, 55, 96, 4096]) {
+    const pt = Uint8Array.from({ length: size }, (_, i) => (i * 7) & 0xff);
+    const a = await n.seal(iv, aad, pt);
+    assert.deepEqual(a, await w.seal(iv, aad, pt));
+    assert.deepEqual(await n.open(iv, aad, a), pt);
+    assert.deepEqual(await w.open(iv, aad, a), pt);
+  }
+});
+
+test('a tampered, truncated or misbound record is refused with SCP_RECORD', async () => {
+  const n = await nodeScpCrypto.aeadKey(key);
+  const ct = await n.seal(iv, aad, Uint8Array.of(1, 2, 3));
+  const flipped = ct.slice();
+  flipped[0] = (flipped[0] as number) ^ 1;
+  const refused = (e: unknown) => e instanceof ScpError && e.code === 'SCP_RECORD';
+  await assert.rejects(n.open(iv, aad, flipped), refused);
+  await assert.rejects(n.open(iv, aad, ct.subarray(0, ct.length - 1)), refused);
+  await assert.rejects(n.open(iv, aad, ct.subarray(0, 15)), refused);
+  await assert.rejects(n.open(iv, Uint8Array.of(4), ct), refused);
+  const otherIv = iv.slice();
+  otherIv[11] = (otherIv[11] as number) ^ 1;
+  await assert.rejects(n.open(otherIv, aad, ct), refused);
+  await assert.rejects(nodeScpCrypto.aeadKey(new Uint8Array(16)), /32 bytes/);
+});
+
+test('ECDH: both implementations derive the same secret; keys are used once; bad points fail', async () => {
+  const a = await nodeScpCrypto.ephemeral();
+  const b = await webCryptoScp.ephemeral();
+  assert.equal(a.publicKey.length, 65);
+  const s1 = await a.deriveShared(b.publicKey);
+  assert.deepEqual(s1, await b.deriveShared(a.publicKey));
+  assert.equal(s1.length, 32);
+  await assert.rejects(a.deriveShared(b.publicKey), /used once/);
+  const c = await nodeScpCrypto.ephemeral();
+  const off = b.publicKey.slice();
+  off[64] = (off[64] as number) ^ 1; // no longer on the curve
+  await assert.rejects(c.deriveShared(off), (e: unknown) => e instanceof ScpError);
+  const d = await nodeScpCrypto.ephemeral();
+  await assert.rejects(d.deriveShared(new Uint8Array(33)), /65-byte P-256 point/);
+});
+
+test('ECDSA verification: a good signature verifies, anything else is false', async () => {
+  const subtle = globalThis.crypto.subtle;
+  const pair = (await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+    'sign',
+    'verify',
+  ])) as CryptoKeyPair;
+  const pub = new Uint8Array(await subtle.exportKey('raw', pair.publicKey));
+  const data = new TextEncoder().encode('cloister/scp/v1 server');
+  const sig = new Uint8Array(
+    await subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, data),
+  );
+  assert.equal(await nodeScpCrypto.verify(pub, data, sig), true);
+  const bad = sig.slice();
+  bad[10] = (bad[10] as number) ^ 1;
+  assert.equal(await nodeScpCrypto.verify(pub, data, bad), false);
+  assert.equal(await nodeScpCrypto.verify(pub, Uint8Array.of(1), sig), false);
+  assert.equal(await nodeScpCrypto.verify(pub, data, sig.subarray(0, 63)), false);
+  const offCurve = pub.slice();
+  offCurve[64] = (offCurve[64] as number) ^ 1;
+  assert.equal(await nodeScpCrypto.verify(offCurve, data, sig), false);
+  assert.equal(await nodeScpCrypto.verify(pub.subarray(0, 33), data, sig), false);
+  assert.equal(nodeScpCrypto.random(12).length, 12);
+});

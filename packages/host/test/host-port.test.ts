@@ -1,0 +1,81 @@
+/**
+ * The host end of the boundary (launcher/host-port.ts) with a fake worker: frames posted in one
+ * turn of the event loop leave as one batch in post order (a lone frame as itself, only large
+ * whole buffers transferred), a close still sends what was posted before it and nothing after,
+ * and batches arriving from the enclave are handed on frame by frame, each normalised.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { MessagePort, Worker } from 'node:worker_threads';
+import { SYNC_SIGNAL, TRANSFER_MIN_BYTES } from '@cloister/boundary';
+import { createWorkerHostPort } from '../src/launcher/host-port.js';
+
+function fake() {
+  const posted: { message: unknown; transfer: unknown[] }[] = [];
+  const listeners = new Map<string, (m: unknown) => void>();
+  const worker = {
+    postMessage: (message: unknown, transfer: unknown[]) => posted.push({ message, transfer }),
+    on: (event: string, f: (m: unknown) => void) => listeners.set(event, f),
+  };
+  const syncPort = { on: () => {}, postMessage: () => {}, close: () => {} };
+  const signal = new Int32Array(new SharedArrayBuffer(4));
+  const port = createWorkerHostPort(
+    worker as unknown as Worker,
+    syncPort as unknown as MessagePort,
+    signal,
+  );
+  return { port, posted, listeners, signal };
+}
+
+const turn = () => new Promise((r) => setImmediate(r));
+
+test('frames posted in one turn leave as one batch, in order; a lone frame as itself', async () => {
+  const f = fake();
+  const big = new Uint8Array(TRANSFER_MIN_BYTES);
+  f.port.post(Uint8Array.of(1));
+  f.port.post(big);
+  f.port.post(Uint8Array.of(3, 3));
+  assert.equal(f.posted.length, 0, 'nothing leaves before the turn ends');
+  await turn();
+  assert.equal(f.posted.length, 1);
+  const batch = f.posted[0]?.message as Uint8Array[];
+  assert.ok(Array.isArray(batch));
+  assert.deepEqual(
+    batch.map((b) => b.length),
+    [1, TRANSFER_MIN_BYTES, 2],
+  );
+  assert.deepEqual(f.posted[0]?.transfer, [big.buffer]);
+  f.port.post(Uint8Array.of(4));
+  await turn();
+  assert.deepEqual(f.posted[1]?.message, Uint8Array.of(4));
+  assert.deepEqual(f.posted[1]?.transfer, []);
+});
+
+test('close sends what was posted before it, then nothing; the signal says CLOSED', async () => {
+  const f = fake();
+  f.port.post(Uint8Array.of(1));
+  f.port.close();
+  f.port.post(Uint8Array.of(2));
+  await turn();
+  assert.deepEqual(
+    f.posted.map((p) => p.message),
+    [Uint8Array.of(1)],
+  );
+  assert.equal(Atomics.load(f.signal, 0), SYNC_SIGNAL.CLOSED);
+});
+
+test('a batch from the enclave is handed on frame by frame, in order, each normalised', () => {
+  const f = fake();
+  const got: Uint8Array[] = [];
+  f.port.onMessage((b) => got.push(b));
+  const on = f.listeners.get('message');
+  on?.(Uint8Array.of(9));
+  on?.([Uint8Array.of(1), 'text', new Uint8Array(new SharedArrayBuffer(2)), Uint8Array.of(4)]);
+  on?.({ not: 'bytes' });
+  f.listeners.get('messageerror')?.(undefined);
+  assert.deepEqual(
+    got.map((b) => [...b]),
+    [[9], [1], [], [0, 0], [4], [], []],
+  );
+  assert.ok(got.every((b) => b.buffer instanceof ArrayBuffer));
+});
