@@ -123,6 +123,10 @@ export const MESSAGES = {
   'scp.open': call(0x010e, H2E, {}, { session: 'u53' }),
   'scp.frame': call(0x010f, H2E, { session: 'u53', frame: 'bytes' }, {}),
   'scp.close': call(0x0110, H2E, { session: 'u53' }, {}),
+  // host -> enclave: send the apps' debug output (AssemblyScript `trace`) as app.trace events.
+  // Simulation only: it leaks app data by design (docs/node-api.md "App trace"); the enclave
+  // refuses it (INVALID_INPUT) when its platform's self report names any other platform.
+  'apps.trace': call(0x0111, H2E, { enable: 'bool' }, { enabled: 'bool' }),
   // enclave -> host calls (the analogue of OCALLs); each may be sent async or sync
   'platform.self': call(
     0x0201,
@@ -175,6 +179,9 @@ export const MESSAGES = {
   // the frames queued before it (code: an ERROR_CODES name, or 'OK' for a normal close).
   'scp.send': event(0x0302, E2H, { session: 'u53', frame: 'bytes' }),
   'scp.end': event(0x0303, E2H, { session: 'u53', code: 'string' }),
+  // enclave -> host: one line of an app's `trace` output, only after apps.trace enabled it (app
+  // DATA, simulation only).
+  'app.trace': event(0x0304, E2H, { app: 'string', message: 'string' }),
 } as const;
 
 /** Fields of the generic error reply (kind ERROR_KIND), the answer to any failed call. */

@@ -344,6 +344,20 @@ const VECTORS: Vector[] = [
   },
   { type: 'response', name: 'scp.close', id: 35, fields: {}, hex: '01 8110 00000023' },
   {
+    type: 'request',
+    name: 'apps.trace',
+    id: 36,
+    fields: { enable: true },
+    hex: '01 0111 00000024 01',
+  },
+  {
+    type: 'response',
+    name: 'apps.trace',
+    id: 36,
+    fields: { enabled: true },
+    hex: '01 8111 00000024 01',
+  },
+  {
     type: 'event',
     name: 'scp.send',
     id: 0,
@@ -356,6 +370,13 @@ const VECTORS: Vector[] = [
     id: 0,
     fields: { session: 7, code: 'OK' },
     hex: '01 0303 00000000 0000000000000007 00000002 4f4b',
+  },
+  {
+    type: 'event',
+    name: 'app.trace',
+    id: 0,
+    fields: { app: 'a', message: 'hi 1' },
+    hex: '01 0304 00000000 00000001 61 00000004 68692031',
   },
   {
     type: 'event',

@@ -6,13 +6,17 @@ import { Command, InvalidArgumentError } from 'commander';
 import { appBuild } from './commands/app-build.js';
 import { appDeploy } from './commands/app-deploy.js';
 import { appNew } from './commands/app-new.js';
+import { appTypes } from './commands/app-types.js';
 import { attest } from './commands/attest.js';
 import { build, measure } from './commands/build.js';
 import { call, query } from './commands/call.js';
+import { consoleCommand } from './commands/console.js';
+import { dev } from './commands/dev.js';
 import { keysNew } from './commands/keys.js';
 import { rotateSecret } from './commands/ledger.js';
 import { logAudit } from './commands/log.js';
 import { nodeStart } from './commands/node.js';
+import { quickstart } from './commands/quickstart.js';
 import { receiptGet, receiptVerify } from './commands/receipt.js';
 import { printError } from './output.js';
 
@@ -93,8 +97,39 @@ export function createProgram(setExit: (code: number) => void): Command {
     )
     .option('--tls-cert <file>', 'serve HTTPS and WSS with this PEM certificate (with --tls-key)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option(
+      '--app-trace',
+      "log the apps' trace output: app data, so simulation only (docs/node-api.md)",
+    )
     .action(async (o, cmd: Command) =>
       setExit(await nodeStart({ ...o, home: cmd.optsWithGlobals().home })),
+    );
+
+  // `npm start`: a local node with the examples deployed and the console (issue 8).
+  program
+    .command('quickstart')
+    .description(
+      'start a local simulation node with the example apps deployed (unchanged ones skipped, changed ones upgraded) and the console',
+    )
+    .option(
+      '--data <dir>',
+      'data directory (default: <home>/quickstart/<measurement prefix>: one per enclave build)',
+    )
+    .option('--platform-dir <dir>', 'simulation platform directory (default: <home>/platform)')
+    .option(
+      '--enclave <dir>',
+      'enclave build from `cloister build` (default: <install>/build/enclave)',
+    )
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--port <n>', 'port to listen on (0 picks a free port)', intOption(0, 65535), 7410)
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'warn')
+    .option(
+      '--operator-key <file>',
+      'operator key (default: <home>/operator.pem, created on first use)',
+    )
+    .option('--no-console', 'do not serve the console; print the command that does')
+    .action(async (o, cmd: Command) =>
+      setExit(await quickstart({ ...o, home: cmd.optsWithGlobals().home })),
     );
 
   const receipt = program.command('receipt').description('transaction receipts (docs/receipts.md)');
@@ -176,6 +211,39 @@ export function createProgram(setExit: (code: number) => void): Command {
       setExit(await appDeploy(file, { ...o, home: cmd.optsWithGlobals().home })),
     );
 
+  // Typed client stubs from an app's manifest (issue 8).
+  app
+    .command('types')
+    .description(
+      'write TypeScript client stubs (a typed wrapper over client.app(name)) from build/app.manifest.json',
+    )
+    .argument('[dir]', 'the project folder, built with `cloister app build`', '.')
+    .option('--name <name>', 'the app id it is deployed under (default: the folder name)')
+    .option('--out <file>', 'write the stubs here (default: print them)')
+    .option('--import-from <spec>', 'the module the client types come from', '@cloister/client')
+    .action(async (dir: string, o) => setExit(await appTypes(dir, o)));
+
+  // The app developer's loop (issue 8).
+  program
+    .command('dev')
+    .description(
+      'watch an app: rebuild and upgrade it on a local simulation node on every save, and print its trace output',
+    )
+    .argument('[dir]', 'the app project folder', '.')
+    .option('--node <url>', 'deploy on this running node (simulation only) instead of starting one')
+    .option('--name <name>', 'the app id (default: the folder name)')
+    .option('--platform-dir <dir>', 'simulation platform directory (default: <home>/platform)')
+    .option(
+      '--enclave <dir>',
+      'enclave build from `cloister build` (default: <install>/build/enclave)',
+    )
+    .option('--port <n>', "the started node's port (0 picks a free port)", intOption(0, 65535), 0)
+    .option('--log-level <level>', "the started node's log level", 'warn')
+    .option('--operator-key <file>', 'operator key (default: <home>/operator.pem)')
+    .action(async (dir: string, o, cmd: Command) =>
+      setExit(await dev(dir, { ...o, home: cmd.optsWithGlobals().home })),
+    );
+
   program
     .command('attest')
     .description("fetch a node's evidence for a fresh nonce and verify it against a constraint")
@@ -186,6 +254,20 @@ export function createProgram(setExit: (code: number) => void): Command {
     )
     .option('--json', 'print JSON')
     .action(async (url: string, o) => setExit(await attest(url, o)));
+
+  program
+    .command('console')
+    .description(
+      'serve the console page on 127.0.0.1: verify a node in your browser and call its apps',
+    )
+    .argument('[url]', 'the node URL (default http://127.0.0.1:7410)')
+    .option('--port <n>', 'port on 127.0.0.1 (default: a free port)', intOption(0, 65535))
+    .option(
+      '--constraint <text>',
+      'what you accept, e.g. "C:<measurement> SEC:INSECURE" (without it the page asks)',
+    )
+    .option('--open', 'open the console in your browser')
+    .action(async (url: string | undefined, o) => setExit(await consoleCommand(url, o)));
 
   const keys = program
     .command('keys')

@@ -4,11 +4,24 @@ import { CloisterError } from '@cloister/core';
 export function printError(e: unknown): void {
   if (e instanceof CloisterError) {
     process.stderr.write(`error [${e.code}]: ${e.message}\n  next step: ${e.hint}\n`);
-  } else if (e instanceof Error) {
-    process.stderr.write(`error: ${e.message}\n`);
   } else {
-    process.stderr.write(`error: ${String(e)}\n`);
+    // Not one of ours: still say what to do rather than leave the user at a bare message.
+    process.stderr.write(
+      `error: ${e instanceof Error ? e.message : String(e)}\n  next step: ${UNEXPECTED_HINT}\n`,
+    );
   }
+}
+
+/** The next step for a failure no named error describes. */
+export const UNEXPECTED_HINT =
+  'this was not expected: run the command again with --log-level debug where it has one, and report the message if it repeats';
+
+/** A duration for people: "340 ms", "1.2 s", "2 min 5 s". */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${s % 60} s`;
 }
 
 export function line(label: string, value: string | number): string {
@@ -18,13 +31,13 @@ export function line(label: string, value: string | number): string {
 /** Times a step and prints its duration, for long work (build, start). */
 export async function step<T>(what: string, quiet: boolean, f: () => Promise<T>): Promise<T> {
   const t0 = performance.now();
-  if (!quiet) process.stderr.write(`${what}...`);
+  if (!quiet) process.stderr.write(`${what}…`);
   try {
     const r = await f();
-    if (!quiet) process.stderr.write(` done in ${Math.round(performance.now() - t0)} ms\n`);
+    if (!quiet) process.stderr.write(` ${formatDuration(performance.now() - t0)}\n`);
     return r;
   } catch (e) {
-    if (!quiet) process.stderr.write(' failed\n');
+    if (!quiet) process.stderr.write(` failed after ${formatDuration(performance.now() - t0)}\n`);
     throw e;
   }
 }

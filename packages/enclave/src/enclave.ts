@@ -79,6 +79,11 @@ export interface EnclaveOptions {
   readonly scpEnd?: (session: number, code: string) => void;
   /** Secure sessions at most (default DEFAULT_MAX_SESSIONS). */
   readonly maxScpSessions?: number;
+  /**
+   * `app.trace`: one line of an app's debug output (AssemblyScript `trace`). App DATA: called only
+   * after `appsTrace({ enable: true })`, which only the simulation platform accepts.
+   */
+  readonly appTrace?: (app: string, message: string) => void;
 }
 
 /** The logchain service's public status (`service.status`). */
@@ -124,6 +129,11 @@ export interface Enclave {
   }>;
   /** Public code history, CBOR (encodeAppRecords); app '' = every app. */
   appsInfo(req: { app: string }): { info: Uint8Array };
+  /**
+   * Turns the apps' debug output on or off (`apps.trace`). Refused with INVALID_INPUT unless this
+   * enclave's platform is the simulation: trace text is app data, sent to the host in the clear.
+   */
+  appsTrace(req: { enable: boolean }): { enabled: boolean };
   /** A new secure session (docs/scp.md); SCP_SESSIONS when the table is full. */
   scpOpen(): { session: number };
   /** One frame of a session, processed after its earlier frames (resolves once processed). */
@@ -149,6 +159,14 @@ const MAX_PING = 64 * 1024;
 /** `term.index`: two numbers of at most 16 digits and the dot. */
 const MAX_TXID = 33;
 
+/** The one platform on which apps' debug output may leave the enclave (it protects nothing). */
+const SIMULATION_PLATFORM = 'simulation';
+
+/** `trace("msg", n, a0, ...)` as one line: the message, then the values AssemblyScript passed. */
+function formatTrace(message: string, values: readonly number[]): string {
+  return values.length === 0 ? message : `${message} ${values.join(', ')}`;
+}
+
 export function createEnclave(opts: EnclaveOptions): Enclave {
   const { platform, store } = opts;
   const log = opts.log ?? (() => {});
@@ -158,6 +176,10 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
   let runtime: AppRuntime | undefined;
   let admin: AppAdmin | undefined;
   let scp: ScpServer | undefined;
+  // Invariant: true only while running on a platform whose self report (read at start) says
+  // 'simulation', and only after the host asked for it (appsTrace).
+  let tracing = false;
+  let selfPlatform: string | undefined;
 
   function requireScp(): ScpServer {
     if (state !== 'running' || !scp)
@@ -198,6 +220,7 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
       state = 'starting';
       try {
         const self = await platform.self();
+        selfPlatform = self.platform;
         const opened =
           sealedNode.length === 0
             ? await createNodeState(platform, nodeId, self.svn)
@@ -213,9 +236,17 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
         });
         identity = opened.identity;
         service = started.service;
+        const { appTrace } = opts;
         runtime = createAppRuntime({
           engine: started.service.engine,
           ...(opts.clock ? { now: opts.clock } : {}),
+          ...(appTrace
+            ? {
+                trace: (app: string, message: string, values: readonly number[]) => {
+                  if (tracing) appTrace(app, formatTrace(message, values));
+                },
+              }
+            : {}),
         });
         admin = createAppAdmin({
           engine: started.service.engine,
@@ -330,6 +361,17 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
       return { info: encodeAppRecords(requireAdmin().info(app)) };
     },
 
+    appsTrace({ enable }) {
+      requireRunning();
+      if (enable && selfPlatform !== SIMULATION_PLATFORM) {
+        throw new InvalidInputError(
+          `app trace output is refused on the ${selfPlatform} platform: it would send app data to the host in the clear (simulation only)`,
+        );
+      }
+      tracing = enable && opts.appTrace !== undefined;
+      return { enabled: tracing };
+    },
+
     scpOpen() {
       return { session: requireScp().open() };
     },
@@ -346,6 +388,7 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
 
     stop() {
       state = 'stopped';
+      tracing = false;
       identity = undefined;
       runtime = undefined;
       admin = undefined;

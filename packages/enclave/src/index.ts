@@ -60,6 +60,7 @@ export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
     'apps.open': (req) => e().appsOpen(req),
     'apps.deploy': (req) => e().appsDeploy(req),
     'apps.info': (req) => e().appsInfo(req),
+    'apps.trace': (req) => e().appsTrace(req),
     'scp.open': () => e().scpOpen(),
     'scp.frame': (req) => e().scpFrame(req),
     'scp.close': (req) => e().scpClose(req),
@@ -102,6 +103,8 @@ export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
     },
     scpSend: (session, frame) => rpc.emit('scp.send', { session, frame }),
     scpEnd: (session, code) => rpc.emit('scp.end', { session, code }),
+    // Sent only once apps.trace enabled it, which the enclave allows on the simulation only.
+    appTrace: (app, message) => rpc.emit('app.trace', { app, message }),
   });
 }
 

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join, relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { InvalidInputError } from '@cloister/core';
-import { line, printError } from '../output.js';
+import { line, printError, step } from '../output.js';
 import { installRoot } from '../paths.js';
 
 /** The entry file when asconfig.json names none. */
@@ -231,7 +231,9 @@ export interface AppBuildOptions {
 export async function appBuild(dirArg: string | undefined, o: AppBuildOptions): Promise<number> {
   const dir = resolve(dirArg ?? '.');
   try {
-    const r = await buildApp(dir, (d) => process.stderr.write(`${formatDiagnostic(d)}\n`));
+    const r = await step(`compiling ${relative(process.cwd(), dir) || '.'}`, false, () =>
+      buildApp(dir, (d) => process.stderr.write(`${formatDiagnostic(d)}\n`)),
+    );
     if (o.json) {
       process.stdout.write(`${JSON.stringify({ ...r.manifest, path: r.wasmPath })}\n`);
       return 0;
@@ -250,7 +252,9 @@ export async function appBuild(dirArg: string | undefined, o: AppBuildOptions): 
       for (const d of e.diagnostics) {
         if (d.severity === 'error') process.stderr.write(`${formatDiagnostic(d)}\n`);
       }
-      process.stderr.write(`error: ${e.message}\n`);
+      process.stderr.write(
+        `error: ${e.message}\n  next step: fix the error${e.diagnostics.length === 1 ? '' : 's'} above and run \`cloister app build\` again (\`cloister dev\` rebuilds on every save)\n`,
+      );
       return 1;
     }
     printError(e);

@@ -17,7 +17,7 @@ import {
   toHex,
 } from '@cloister/core';
 import { encodeDeployBody, loadOrCreateOperatorKey, signDeployRequest } from '@cloister/host';
-import { line, printError } from '../output.js';
+import { line, printError, step } from '../output.js';
 import { cloisterHome } from '../paths.js';
 
 export const DEFAULT_NODE_URL = 'http://127.0.0.1:7410';
@@ -144,7 +144,11 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
 
 export async function appDeploy(file: string, o: AppDeployOptions): Promise<number> {
   try {
-    const r = await deployApp(file, o);
+    const r = await step(
+      `${o.upgrade ? 'upgrading' : 'deploying'} ${o.name} on ${o.node ?? DEFAULT_NODE_URL}`,
+      false,
+      () => deployApp(file, o),
+    );
     if (o.json) {
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     } else {

@@ -1,7 +1,7 @@
 /** `cloister node start`: runs one node until SIGINT or SIGTERM. */
 import { InvalidInputError } from '@cloister/core';
 import { createLogger, loadOrCreateOperatorKey, startNode } from '@cloister/host';
-import { printError } from '../output.js';
+import { printError, step } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
 import { operatorKeyPath } from './app-deploy.js';
 
@@ -17,6 +17,8 @@ export interface NodeStartOptions {
   readonly operatorKey?: string;
   readonly tlsCert?: string;
   readonly tlsKey?: string;
+  /** Log the apps' `trace` output (app data: simulation only; docs/node-api.md "App trace"). */
+  readonly appTrace?: boolean;
 }
 
 export async function nodeStart(o: NodeStartOptions): Promise<number> {
@@ -32,19 +34,22 @@ export async function nodeStart(o: NodeStartOptions): Promise<number> {
   }
   try {
     const operator = loadOrCreateOperatorKey(operatorKeyPath(o.home, o.operatorKey));
-    node = await startNode({
-      operatorPublicKey: operator.publicKey,
-      dataDir: o.data ?? d.dataDir,
-      platformDir: o.platformDir ?? d.platformDir,
-      enclaveDir: o.enclave ?? defaultEnclaveDir(),
-      host: o.host,
-      port: o.port,
-      logger: createLogger({ level: o.logLevel }),
-      signIntervalMs: o.signInterval,
-      ...(o.tlsCert !== undefined && o.tlsKey !== undefined
-        ? { tls: { certFile: o.tlsCert, keyFile: o.tlsKey } }
-        : {}),
-    });
+    node = await step('starting the node', false, () =>
+      startNode({
+        operatorPublicKey: operator.publicKey,
+        dataDir: o.data ?? d.dataDir,
+        platformDir: o.platformDir ?? d.platformDir,
+        enclaveDir: o.enclave ?? defaultEnclaveDir(),
+        host: o.host,
+        port: o.port,
+        logger: createLogger({ level: o.logLevel }),
+        signIntervalMs: o.signInterval,
+        ...(o.appTrace === true ? { appTrace: true } : {}),
+        ...(o.tlsCert !== undefined && o.tlsKey !== undefined
+          ? { tls: { certFile: o.tlsCert, keyFile: o.tlsKey } }
+          : {}),
+      }),
+    );
   } catch (e) {
     printError(e);
     return 1;

@@ -76,6 +76,13 @@ export interface NodeOptions {
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   /** Limits of the `/v1/scp` relay; unset fields keep DEFAULT_SCP_RELAY_LIMITS. */
   readonly scpLimits?: Partial<ScpRelayLimits>;
+  /**
+   * The apps' debug output (AssemblyScript `trace`), for development on the SIMULATION platform
+   * only: it carries app data out of the enclave by design (docs/node-api.md "App trace"). A
+   * function receives each line; `true` logs them (event `app.trace`, level info). On any other
+   * platform the start fails (INVALID_INPUT) — the host refuses, and so does the enclave.
+   */
+  readonly appTrace?: boolean | ((app: string, message: string) => void);
 }
 
 /** Default `signIntervalMs`: the longest a committed transaction waits for its receipt. */
@@ -229,6 +236,7 @@ async function boot(
   cleanup: (() => unknown)[],
   onExit: () => void,
   relay: () => ScpRelay | undefined = () => undefined,
+  onAppTrace?: (app: string, message: string) => void,
 ): Promise<Booted> {
   assertSeparate(opts.dataDir, opts.platformDir);
   const data = openDataDir(opts.dataDir);
@@ -261,6 +269,8 @@ async function boot(
     events: {
       'scp.send': (f) => relay()?.send(f.session, f.frame),
       'scp.end': (f) => relay()?.end(f.session, f.code),
+      // Only after apps.trace, which the node sends on the simulation platform only.
+      'app.trace': (f) => onAppTrace?.(f.app, f.message),
     },
     onExit,
     onOutputDropped: (bytes: number) => metrics.enclaveOutputDropped.inc(bytes),
@@ -322,7 +332,20 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
         void closeNode();
       },
       () => relay,
+      appTraceSink(opts.appTrace, log),
     );
+    if (opts.appTrace !== undefined && opts.appTrace !== false) {
+      if (platformName !== 'simulation') {
+        throw new InvalidInputError(
+          `app trace output is refused on the ${platformName} platform: it would send app data to the host in the clear; turn it off (simulation only)`,
+        );
+      }
+      await call('apps.trace', { enable: true });
+      log.warn(
+        { event: 'node.app-trace-on' },
+        "apps' trace output is on: app data leaves the enclave (simulation platform, development only)",
+      );
+    }
     const opened = await call('apps.open', {
       operatorKey: opts.operatorPublicKey ?? new Uint8Array(0),
     });
@@ -506,6 +529,16 @@ export async function rotateServiceSecret(
     stopping = true;
     for (const f of cleanup.reverse()) await Promise.resolve(f()).catch(() => {});
   }
+}
+
+/** Where app.trace lines go: the caller's function, the log (`true`), or nowhere. */
+function appTraceSink(
+  appTrace: NodeOptions['appTrace'],
+  log: Logger,
+): ((app: string, message: string) => void) | undefined {
+  if (typeof appTrace === 'function') return appTrace;
+  if (appTrace !== true) return undefined;
+  return (app, message) => log.info({ event: 'app.trace', app }, message);
 }
 
 function levelName(level: number): 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' {

@@ -1,0 +1,339 @@
+/**
+ * `cloister quickstart` (what `npm start` runs after `cloister build`): starts a local node on the
+ * simulation platform, builds the example apps (examples/) with the pinned compiler and deploys
+ * them with the operator key as `cloister app deploy` does — an app already deployed with the
+ * same code id is left alone, a changed one is upgraded —, serves the console from this
+ * installation on localhost, and prints the node URL, the constraint a client should use and the
+ * console URL. It opens no browser. Ctrl-C (or SIGTERM) stops the console and the node.
+ *
+ * The constraint is derived, not taken from the node: the measurement comes from the signed
+ * enclave build in this installation, the node's evidence is checked against it in this process
+ * (a fresh nonce) before its platform key is pinned with `SIM:`, and the `APP:` clauses are the
+ * code ids this process compiled.
+ */
+import { createHash } from 'node:crypto';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { startConsole } from '@cloister/console';
+import {
+  CloisterError,
+  fromBase64,
+  fromHex,
+  parseConstraint,
+  sha256,
+  toHex,
+  verifyEvidence,
+} from '@cloister/core';
+import {
+  createLogger,
+  loadOrCreateOperatorKey,
+  type RunningNode,
+  readBuild,
+  startNode,
+} from '@cloister/host';
+import { line, printError, step } from '../output.js';
+import { cloisterHome, defaultEnclaveDir, defaultPaths, installRoot } from '../paths.js';
+import { AppCompileError, buildApp, formatDiagnostic, sdkDir } from './app-build.js';
+import { deployApp, operatorKeyPath } from './app-deploy.js';
+
+/** The example apps `npm start` deploys, in the order examples/README.md presents them. */
+export const QUICKSTART_EXAMPLES = [
+  'token',
+  'auction',
+  'poll',
+  'salary-benchmark',
+  'age-check',
+] as const;
+
+export interface QuickstartOptions {
+  readonly home?: string;
+  readonly data?: string;
+  readonly platformDir?: string;
+  readonly enclave?: string;
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: string;
+  readonly operatorKey?: string;
+  /** False with --no-console: print the `cloister console` command instead of serving it. */
+  readonly console?: boolean;
+}
+
+/** What happened to one example on this start. */
+export type DeployOutcome = 'deployed' | 'upgraded' | 'unchanged';
+
+function files(dir: string, out: string[] = []): string[] {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (['build', 'test', 'node_modules'].includes(e.name)) continue;
+    const p = join(dir, e.name);
+    if (e.isDirectory()) files(p, out);
+    else out.push(p);
+  }
+  return out.sort();
+}
+
+/** SHA-256 over everything the build of examples/`name` reads: a changed input is a new key. */
+function buildKey(root: string, name: string): string {
+  const h = createHash('sha256');
+  const asc = JSON.parse(
+    readFileSync(join(root, 'node_modules', 'assemblyscript', 'package.json'), 'utf8'),
+  ) as { version: string };
+  h.update(`assemblyscript ${asc.version}\0`);
+  const sdk = sdkDir();
+  const inputs = [
+    ...files(join(root, 'examples', name)),
+    ...files(join(root, 'examples', 'common')),
+    ...files(join(sdk, 'assembly')),
+    ...files(join(sdk, 'transform')),
+    join(sdk, 'compiler', 'worker.js'),
+  ];
+  for (const f of inputs) {
+    h.update(`${relative(root, f)}\0`);
+    h.update(readFileSync(f));
+    h.update('\0');
+  }
+  return h.digest('hex');
+}
+
+/**
+ * Compiles examples/`name` in a temporary copy (the checkout gets no build/ folder) and keeps the
+ * module in `<home>/examples-cache`, a folder of this user's, under the key of its inputs: the
+ * next start with unchanged sources reuses it instead of compiling again.
+ */
+function cachedModule(home: string, name: string): string {
+  return join(home, 'examples-cache', `${name}-${buildKey(installRoot(), name)}.wasm`);
+}
+
+async function buildExampleModule(home: string, name: string): Promise<string> {
+  const root = installRoot();
+  const cache = join(home, 'examples-cache');
+  mkdirSync(cache, { recursive: true, mode: 0o700 });
+  const cached = cachedModule(home, name);
+  if (existsSync(cached)) return cached;
+  const tmp = mkdtempSync(join(tmpdir(), `cloister-quickstart-${name}-`));
+  try {
+    const skip = (src: string): boolean => !/[/\\](build|test|node_modules)$/.test(src);
+    cpSync(join(root, 'examples', 'common'), join(tmp, 'common'), {
+      recursive: true,
+      filter: skip,
+    });
+    cpSync(join(root, 'examples', name), join(tmp, name), { recursive: true, filter: skip });
+    const built = await buildApp(join(tmp, name));
+    // Written beside, then renamed: a concurrent start never reads half a module.
+    const part = `${cached}.${process.pid}.part`;
+    writeFileSync(part, readFileSync(built.wasmPath));
+    renameSync(part, cached);
+    return cached;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** The code id the node reports for `app`, or undefined when it has no such app. */
+async function currentCodeId(nodeUrl: string, app: string): Promise<string | undefined> {
+  const res = await fetch(new URL(`/v1/apps/${encodeURIComponent(app)}`, nodeUrl), {
+    signal: AbortSignal.timeout(30_000),
+  });
+  if (res.status === 404) return undefined;
+  if (!res.ok) {
+    throw new CloisterError('NETWORK', `the node answered ${res.status} for app ${app}`);
+  }
+  return String(((await res.json()) as { codeId?: unknown }).codeId);
+}
+
+/**
+ * Deploys `wasmPath` as `app` unless the node already runs that code id; upgrades it when the node
+ * runs another. The node's word on the current code id only decides what to send: a wrong answer
+ * makes the deploy request stale, and the enclave refuses it.
+ */
+export async function deployIfChanged(
+  nodeUrl: string,
+  app: string,
+  wasmPath: string,
+  o: { readonly home?: string; readonly operatorKey?: string },
+): Promise<{ outcome: DeployOutcome; codeId: string }> {
+  const codeId = createHash('sha256').update(readFileSync(wasmPath)).digest('hex');
+  const current = await currentCodeId(nodeUrl, app);
+  if (current === codeId) return { outcome: 'unchanged', codeId };
+  await deployApp(wasmPath, {
+    name: app,
+    node: nodeUrl,
+    upgrade: current !== undefined,
+    ...(o.home === undefined ? {} : { home: o.home }),
+    ...(o.operatorKey === undefined ? {} : { operatorKey: o.operatorKey }),
+  });
+  return { outcome: current === undefined ? 'deployed' : 'upgraded', codeId };
+}
+
+/**
+ * `C:<measurement> SEC:INSECURE SIM:<platform key hash>`: the measurement of the build in
+ * `enclaveDir`; the node's evidence for a fresh nonce must satisfy it before its platform key is
+ * taken (a node on another platform or running other code fails here, not later in a client).
+ */
+export async function localConstraint(nodeUrl: string, measurement: Uint8Array): Promise<string> {
+  const base = `C:${toHex(measurement)} SEC:INSECURE`;
+  const nonce = crypto.getRandomValues(new Uint8Array(32));
+  const url = new URL('/v1/evidence', nodeUrl);
+  url.searchParams.set('nonce', toHex(nonce));
+  const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+  const body = (await res.json()) as { evidence?: unknown; identityPublicKey?: unknown };
+  if (!res.ok || typeof body.evidence !== 'string' || typeof body.identityPublicKey !== 'string') {
+    throw new CloisterError('NETWORK', `the node did not return evidence (HTTP ${res.status})`);
+  }
+  const v = await verifyEvidence(fromBase64(body.evidence, 'evidence'), {
+    nonce,
+    identityPublicKey: fromHex(body.identityPublicKey, 'identity public key'),
+    constraint: parseConstraint(base),
+  });
+  return `${base} SIM:${toHex(sha256(v.platformKey))}`;
+}
+
+/** `<home>/quickstart/<measurement, 16 hex digits>`: the default data directory of quickstart. */
+export function quickstartDataDir(home: string, measurement: Uint8Array): string {
+  return join(home, 'quickstart', toHex(measurement).slice(0, 16));
+}
+
+/**
+ * SIGINT and SIGTERM from the moment the command starts: a Ctrl-C while the examples compile
+ * stops what was started (the node releases its data directory) instead of killing the process.
+ */
+function signals(): { readonly received: () => boolean; wait(): Promise<void>; off(): void } {
+  let received = false;
+  let wake: (() => void) | undefined;
+  const on = (signal: NodeJS.Signals) => {
+    if (received) return;
+    received = true;
+    process.stderr.write(`${signal}: stopping...\n`);
+    wake?.();
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  return {
+    received: () => received,
+    wait: () =>
+      new Promise<void>((resolve) => {
+        wake = resolve;
+        if (received) resolve();
+      }),
+    off: () => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+    },
+  };
+}
+
+export async function quickstart(o: QuickstartOptions): Promise<number> {
+  const home = cloisterHome(o.home);
+  const d = defaultPaths(home);
+  const enclaveDir = o.enclave ?? defaultEnclaveDir();
+  let node: RunningNode | undefined;
+  let consoleServer: { url: string; close(): Promise<void> } | undefined;
+  const stop = signals();
+  const stopAll = async (): Promise<void> => {
+    stop.off();
+    await consoleServer?.close();
+    await node?.close();
+  };
+  try {
+    const build = readBuild(enclaveDir);
+    const operator = loadOrCreateOperatorKey(operatorKeyPath(o.home, o.operatorKey));
+    // One data directory per enclave measurement: a node's sealed state opens only under the code
+    // that sealed it, so a rebuilt enclave (after an update) starts afresh instead of failing.
+    const dataDir = o.data ?? quickstartDataDir(home, build.measurement);
+    const started = await step('starting the node', false, () =>
+      startNode({
+        operatorPublicKey: operator.publicKey,
+        dataDir,
+        platformDir: o.platformDir ?? d.platformDir,
+        enclaveDir,
+        host: o.host,
+        port: o.port,
+        logger: createLogger({ level: o.logLevel }),
+      }),
+    );
+    node = started;
+    if (stop.received()) return await stopAll().then(() => 0);
+    const base = await step('checking the node against this build', false, () =>
+      localConstraint(started.url, build.measurement),
+    );
+    const apps: string[] = [];
+    for (const name of QUICKSTART_EXAMPLES) {
+      const fresh = !existsSync(cachedModule(home, name));
+      const wasm = await step(
+        fresh
+          ? `building example ${name}`
+          : `example ${name}: sources unchanged, using the module built before`,
+        false,
+        () => buildExampleModule(home, name),
+      );
+      const r = await step(`deploying ${name}`, false, () =>
+        deployIfChanged(started.url, name, wasm, {
+          home,
+          ...(o.operatorKey === undefined ? {} : { operatorKey: o.operatorKey }),
+        }),
+      );
+      process.stderr.write(
+        `  ${name}: ${r.outcome === 'unchanged' ? 'unchanged (same code id), skipped' : r.outcome} ${r.codeId}\n`,
+      );
+      apps.push(`APP:${name}=${r.codeId}`);
+      if (stop.received()) return await stopAll().then(() => 0);
+    }
+    const constraint = `${base} ${apps.join(' ')}`;
+    let consoleLine = `console: run \`npx cloister console ${started.url} --constraint "${constraint}"\``;
+    if (o.console !== false) {
+      consoleServer = await step('starting the console', false, () =>
+        startConsole({ nodeUrl: started.url, constraint }),
+      );
+      consoleLine = `console: ${consoleServer.url} (served by this installation on localhost)`;
+    }
+    process.stdout.write(
+      `node: ${started.url} (simulation platform: NOT secure, for development only)\n` +
+        `data: ${dataDir}\n` +
+        `constraint: ${constraint}\n` +
+        `${consoleLine}\n` +
+        'try it:\n' +
+        line(
+          'query',
+          `npx cloister query ${started.url} token whoami --constraint "${constraint}"`,
+        ) +
+        'press Ctrl-C to stop\n',
+    );
+    const why = await Promise.race([
+      stop.wait().then(() => 'signal' as const),
+      started.stopped.then((s) => (s === 'enclave-failed' ? s : 'signal')),
+    ]);
+    await stopAll();
+    if (why === 'enclave-failed') {
+      process.stderr.write(
+        'error [ENCLAVE_FAILED]: the enclave stopped; the node has stopped.\n' +
+          '  next step: see the log line before this one and run `npm start` again\n',
+      );
+      return 1;
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof AppCompileError) {
+      for (const diag of e.diagnostics) {
+        if (diag.severity === 'error') process.stderr.write(`${formatDiagnostic(diag)}\n`);
+      }
+      process.stderr.write(
+        `error: an example app did not compile: ${e.message}\n` +
+          '  next step: fix the file named above (examples/), or restore it from the repository\n',
+      );
+    } else {
+      printError(e);
+    }
+    await stopAll().catch(printError);
+    return 1;
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * `cloister dev` on a copy of the template app: the first build deploys it; a saved change is
+ * rebuilt and upgraded (a new code id, the ledger kept); the app's `trace` output reaches the
+ * developer as `[trace APP] ...` lines; a compile error prints the compiler's message and keeps
+ * watching, and the fix is picked up. The switch is simulation only: an enclave whose platform
+ * reports another name refuses apps.trace (and emits nothing), and `--node` refuses a node
+ * claiming another platform.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { connect, generateIdentity } from '@cloister/client/node';
+import { openSimulationPlatform, readBuild } from '@cloister/host';
+import { launchEnclaveWorker } from '../../host/src/launcher/index.js';
+import { enclaveOcalls } from '../../host/src/node/node.js';
+import { createMemoryStore, storeOcalls } from '../../host/src/store/index.js';
+import { testBuild } from '../../host/test/helpers.js';
+import { createApp } from '../src/commands/app-new.js';
+import { assertSimulation } from '../src/commands/dev.js';
+
+const entry = fileURLToPath(new URL('./fixtures/run.ts', import.meta.url));
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'cloister-dev-test-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Output of a running child, with a wait for a pattern to appear after a given offset. */
+class Watched {
+  out = '';
+  err = '';
+  readonly exit: Promise<number>;
+  private waiters: (() => void)[] = [];
+  readonly child: ChildProcessWithoutNullStreams;
+  constructor(child: ChildProcessWithoutNullStreams) {
+    this.child = child;
+    const poke = () => {
+      for (const w of this.waiters) w();
+    };
+    child.stdout.on('data', (d) => {
+      this.out += d;
+      poke();
+    });
+    child.stderr.on('data', (d) => {
+      this.err += d;
+      poke();
+    });
+    this.exit = new Promise((resolve) => child.on('close', (c) => resolve(c ?? -1)));
+  }
+  /** Resolves with the match of `re` in stdout+stderr after `from` characters of stdout. */
+  wait(stream: 'out' | 'err', re: RegExp, from = 0): Promise<RegExpMatchArray> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const m = this[stream].slice(from).match(re);
+        if (m) {
+          this.waiters = this.waiters.filter((w) => w !== check);
+          resolve(m);
+        }
+      };
+      this.waiters.push(check);
+      void this.exit.then((c) => reject(new Error(`dev exited (${c}):\n${this.out}\n${this.err}`)));
+      check();
+    });
+  }
+}
+
+describe('cloister dev', () => {
+  let enclave: string;
+  const project = join(tmp, 'counter');
+  const source = join(project, 'assembly', 'index.ts');
+  before(async () => {
+    enclave = (await testBuild()).outDir;
+    createApp('counter', { dir: project });
+  });
+
+  it('deploys, upgrades on a change with a new code id, streams trace output, survives a compile error', async () => {
+    const w = new Watched(
+      spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--conditions=source',
+          entry,
+          '--home',
+          join(tmp, 'home'),
+          'dev',
+          project,
+          '--enclave',
+          enclave,
+        ],
+        {
+          cwd: root,
+          env: { ...process.env, CI: 'true', NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        },
+      ),
+    );
+    try {
+      const url = (await w.wait('out', /^node: (http:\/\/\S+)/m))[1] as string;
+      const first = await w.wait('out', /deployed counter\n {2}code id {6}([0-9a-f]{64})/);
+      const firstId = first[1] as string;
+      await w.wait('err', /watching .*assembly/);
+
+      // A change: trace the argument, then call the upgraded app with the printed constraint.
+      let mark = w.out.length;
+      const original = readFileSync(source, 'utf8');
+      writeFileSync(
+        source,
+        original.replace(
+          "const name = args.getString('name');",
+          "const name = args.getString('name');\n  trace('incrementing ' + name, 1, <f64>name.length);",
+        ),
+      );
+      const up = await w.wait(
+        'out',
+        /built in .*: upgraded counter\n {2}code id {6}([0-9a-f]{64})\n {2}constraint {3}(.*)\n/,
+        mark,
+      );
+      assert.notEqual(up[1], firstId);
+      const client = await connect(url, {
+        constraint: up[2] as string,
+        identity: await generateIdentity(),
+      });
+      try {
+        const r = await client.app('counter').transact('increment', { name: 'abc' });
+        assert.deepEqual((r.result as { value: number }).value, 1);
+        await w.wait('err', /\[trace counter\] incrementing abc 3\n/);
+      } finally {
+        await client.close();
+      }
+
+      // A compile error: the message with its place, still watching; the fix is picked up.
+      mark = w.err.length;
+      writeFileSync(source, `${original}\nexport function broken(: i32 {}\n`);
+      await w.wait('err', /index\.ts:\d+:\d+: error .*\n[\s\S]*next step: fix it and save/, mark);
+      await w.wait('err', /watching/, mark);
+      const outMark = w.out.length;
+      writeFileSync(source, original);
+      const back = await w.wait('out', /upgraded counter\n {2}code id {6}([0-9a-f]{64})/, outMark);
+      assert.equal(back[1], firstId);
+    } finally {
+      w.child.kill('SIGINT');
+    }
+    assert.equal(await w.exit, 0, w.err);
+  });
+
+  it('the enclave refuses apps.trace unless its platform says simulation, and sends no trace before', async () => {
+    const { bundle, manifest } = readBuild(enclave);
+    for (const name of ['sev-snp', 'simulation']) {
+      const platform = openSimulationPlatform({ dir: join(tmp, `platform-${name}`) });
+      const identity = platform.admit(bundle, manifest);
+      const base = enclaveOcalls(platform, identity, storeOcalls(createMemoryStore()));
+      const traced: string[] = [];
+      const worker = await launchEnclaveWorker({
+        code: bundle,
+        // The host lies about nothing but the platform's name (on hardware it could not).
+        ocalls: {
+          ...base,
+          'platform.self': () => ({
+            platform: name,
+            measurement: identity.measurement,
+            signer: identity.signer,
+            product: identity.product,
+            svn: identity.svn,
+          }),
+        },
+        events: { 'app.trace': (f) => traced.push(f.message) },
+      });
+      try {
+        await worker.call('enclave.start', {
+          nodeId: 'n1',
+          sealedNode: new Uint8Array(0),
+          sealedService: new Uint8Array(0),
+        });
+        if (name === 'simulation') {
+          assert.deepEqual(await worker.call('apps.trace', { enable: true }), { enabled: true });
+          assert.deepEqual(await worker.call('apps.trace', { enable: false }), { enabled: false });
+        } else {
+          await assert.rejects(worker.call('apps.trace', { enable: true }), {
+            code: 'INVALID_INPUT',
+            message: /refused on the sev-snp platform/,
+          });
+        }
+        assert.deepEqual(traced, []);
+      } finally {
+        await worker.terminate();
+        platform.close();
+      }
+    }
+  });
+
+  it('--node: refuses a node that says it is not a simulation', async () => {
+    const server = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify(
+          req.url?.startsWith('/v1/health') ? { status: 'ok', platform: 'sev-snp' } : {},
+        ),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      await assert.rejects(
+        assertSimulation(url),
+        /sev-snp platform: `cloister dev` upgrades apps on the simulation platform only/,
+      );
+    } finally {
+      server.close();
+    }
+  });
+});

@@ -1,0 +1,124 @@
+/**
+ * The console page's HTML and CSS (inline: one request for the page, one for its script). Every
+ * element the script fills has an id; messages about a field sit beside it (`*-error`).
+ */
+export const pageHtml = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Cloister console</title>
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 0 auto; max-width: 980px; padding: 1em; color: #222; }
+  h1 { font-size: 1.4em; margin: 0 0 .5em; }
+  h2 { font-size: 1.1em; margin: 0 0 .5em; }
+  section { border: 1px solid #ccc; border-radius: 6px; padding: .8em 1em; margin: .8em 0; }
+  code, .mono { font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; }
+  .banner { border: 3px solid #c00; background: #fee; color: #900; font-weight: bold; padding: .6em 1em; border-radius: 6px; margin: .8em 0; }
+  .alarm { border: 3px solid #c00; background: #c00; color: #fff; font-weight: bold; padding: .8em 1em; border-radius: 6px; margin: .8em 0; }
+  .verdict { padding: .5em .8em; border-radius: 6px; font-weight: bold; }
+  .ok { border: 2px solid #080; background: #efe; color: #060; }
+  .bad { border: 2px solid #c00; background: #fee; color: #900; }
+  .pending { border: 2px solid #888; background: #f4f4f4; color: #444; }
+  .error { color: #b00; margin-left: .5em; }
+  .note { color: #666; font-size: 12px; }
+  [hidden] { display: none !important; }
+  table { border-collapse: collapse; width: 100%; }
+  td, th { text-align: left; padding: .2em .4em; border-bottom: 1px solid #eee; vertical-align: top; }
+  input[type=text], textarea, select { font: inherit; }
+  input[type=text] { width: 26em; }
+  textarea { width: 100%; height: 4em; font-family: ui-monospace, monospace; }
+  .row { margin: .4em 0; }
+  footer { color: #555; font-size: 12px; border-top: 1px solid #ccc; margin-top: 1.5em; padding-top: .6em; }
+</style>
+</head>
+<body>
+<h1>Cloister console</h1>
+<div id="alarm" class="alarm" hidden></div>
+<div id="sim-banner" class="banner" hidden>simulation — not secure: this node runs on a platform
+  with no hardware protection; its operator can read and change everything. Use it to try Cloister,
+  never for real data.</div>
+
+<section id="constraint-section">
+  <h2>Constraint</h2>
+  <div class="row">In use: <code id="constraint-value">none</code>
+    <span id="constraint-source" class="note"></span></div>
+  <div id="constraint-missing" class="bad verdict" hidden>No constraint was given: nothing is
+    accepted until you give one (what code you accept, e.g. <code>C:&lt;measurement&gt; SEC:INSECURE</code>;
+    <code>cloister measure</code> prints the measurement).</div>
+  <div class="row"><input type="text" id="constraint-input" placeholder="C:<measurement> SEC:INSECURE APP:name=<code id>">
+    <button id="constraint-apply">Use this constraint</button><span id="constraint-error" class="error"></span></div>
+</section>
+
+<section id="evidence-section">
+  <h2>Node evidence <span class="note">(checked in this page, with a fresh nonce)</span></h2>
+  <div class="row">Node: <code id="node-url"></code></div>
+  <div id="verdict" class="verdict pending">not checked yet</div>
+  <table id="evidence-table"></table>
+  <div class="row"><button id="evidence-check">Check again</button></div>
+</section>
+
+<section id="status-section">
+  <h2>Status <span class="note">(the node's claim; receipts are the proof)</span></h2>
+  <table>
+    <tr><th>commit index</th><td id="status-index" class="mono"></td></tr>
+    <tr><th>last signed index</th><td id="status-signed" class="mono"></td></tr>
+    <tr><th>state hash</th><td id="status-state" class="mono"></td></tr>
+    <tr><th>service identity</th><td id="status-service" class="mono"></td></tr>
+  </table>
+  <div class="row"><button id="status-refresh">Refresh</button> <span class="note">(also every 3 s)</span>
+    <span id="status-error" class="error"></span></div>
+</section>
+
+<section id="apps-section">
+  <h2>Apps <span class="note">(public code history, as the node reports it)</span></h2>
+  <table id="apps-table"><tr><td class="note">loading…</td></tr></table>
+  <span id="apps-error" class="error"></span>
+</section>
+
+<section id="identity-section">
+  <h2>Identity</h2>
+  <div class="row"><input type="text" id="identity-name" value="default">
+    <button id="identity-create">Create</button> <button id="identity-load">Load</button>
+    <span id="identity-error" class="error"></span></div>
+  <div class="row">Public key: <code id="identity-key">none</code></div>
+  <div class="note">The private key is generated non-extractable and kept in this browser's IndexedDB:
+    scripts can use it, nobody can read it.</div>
+</section>
+
+<section id="connection-section">
+  <h2>Secure connection</h2>
+  <div class="row"><button id="connect">Connect</button> <span id="connection-state" class="note">not connected</span>
+    <span id="connect-error" class="error"></span></div>
+</section>
+
+<section id="call-section">
+  <h2>Call an app</h2>
+  <div class="row">App <input type="text" id="call-app" value="counter"><span id="call-app-error" class="error"></span></div>
+  <div class="row">Method <input type="text" id="call-method" value="get"><span id="call-method-error" class="error"></span></div>
+  <div class="row"><select id="call-kind"><option value="query">query</option><option value="transaction">transaction</option></select></div>
+  <div class="row">Arguments (JSON) <span id="call-args-error" class="error"></span><textarea id="call-args">{}</textarea></div>
+  <div class="row"><button id="call-run">Run</button><span id="call-error" class="error"></span></div>
+  <div class="row">Result: <code id="call-result"></code></div>
+  <div class="row">Notifications: <code id="call-notifications"></code></div>
+  <div id="receipt-box" hidden>
+    <div class="row">Transaction <code id="receipt-txid"></code>
+      <button id="receipt-download">Download receipt (CBOR)</button>
+      <button id="receipt-verify">Verify receipt in this page</button></div>
+    <div id="receipt-verdict" class="verdict pending" hidden></div>
+  </div>
+</section>
+
+<section id="mine-section">
+  <h2>Your transactions <span class="note">(kept in this browser, shown to this identity only)</span></h2>
+  <table id="mine-table"></table>
+</section>
+
+<footer id="footer">This page is served by your own Cloister installation (<code>cloister console</code>), not
+  by the node: a page served by the host would let the adversary ship the verifier. It runs on
+  localhost, a secure context, so WebCrypto is available and the evidence and receipts are checked
+  here, in your browser. Only public metadata and your own transactions are shown.</footer>
+<script type="module" src="/console.js"></script>
+</body>
+</html>
+`;

@@ -1,0 +1,443 @@
+/**
+ * The console page (bundled for the browser; no Node built-in). Everything it calls verified is
+ * checked here, in the user's browser: the node's evidence for a fresh nonce (verifyEvidence),
+ * the handshake (connect: evidence, service, pin), and receipts (verifyReceipt with the claims).
+ * What the local server proxies (status, apps) is shown as the node's claim. Nothing connects
+ * before a constraint is given and the evidence passed it: a refused check turns the verdict red
+ * and the page refuses to connect.
+ */
+import {
+  browserIdentity,
+  type Claims,
+  type Client,
+  connect,
+  type Identity,
+  indexedDbState,
+  scpUrl,
+  verifyReceipt,
+} from '@cloister/client/browser';
+import {
+  decodeEvidencePayload,
+  decodeSign1,
+  fromBase64,
+  fromHex,
+  isCloisterError,
+  parseConstraint,
+  toHex,
+  type VerifiedEvidence,
+  verifyEvidence,
+} from '@cloister/core';
+import { identityExists, saveTransaction, transactionsOf } from './store.js';
+
+function el<T extends HTMLElement = HTMLElement>(id: string): T {
+  const e = document.getElementById(id);
+  if (e === null) throw new Error(`the console page has no #${id}`);
+  return e as T;
+}
+
+function text(id: string, value: string): void {
+  el(id).textContent = value;
+}
+
+function describe(e: unknown): string {
+  if (isCloisterError(e)) return `${e.code}: ${e.message}`;
+  return e instanceof Error ? e.message : String(e);
+}
+
+function row(cells: readonly string[], header = false): HTMLTableRowElement {
+  const tr = document.createElement('tr');
+  for (const c of cells) {
+    const td = document.createElement(header ? 'th' : 'td');
+    td.textContent = c;
+    if (!header) td.className = 'mono';
+    tr.append(td);
+  }
+  return tr;
+}
+
+function setVerdict(id: string, kind: 'ok' | 'bad' | 'pending', message: string): void {
+  const v = el(id);
+  v.hidden = false;
+  v.className = `verdict ${kind}`;
+  v.textContent = message;
+}
+
+interface Config {
+  readonly nodeUrl: string;
+  readonly constraint?: string;
+}
+
+// Invariant: `constraint` is parsed (parseConstraint accepted it) whenever it is set.
+const page = {
+  config: { nodeUrl: '' } as Config,
+  constraint: undefined as string | undefined,
+  // Invariant: true only after verifyEvidence accepted fresh evidence under `constraint`.
+  evidenceOk: false,
+  identity: undefined as Identity | undefined,
+  client: undefined as Client | undefined,
+  last: undefined as { txid: string; claims: Claims; receipt: Uint8Array } | undefined,
+};
+
+function setConstraint(c: string | undefined, source: string): void {
+  page.constraint = c;
+  page.evidenceOk = false;
+  text('constraint-value', c ?? 'none');
+  text('constraint-source', c === undefined ? '' : `(from ${source})`);
+  el('constraint-missing').hidden = c !== undefined;
+}
+
+async function checkEvidence(): Promise<void> {
+  page.evidenceOk = false;
+  el('sim-banner').hidden = true;
+  const table = el<HTMLTableElement>('evidence-table');
+  table.replaceChildren();
+  if (page.constraint === undefined) {
+    setVerdict('verdict', 'bad', 'not checked: no constraint given; nothing is accepted');
+    return;
+  }
+  setVerdict('verdict', 'pending', 'checking…');
+  const nonce = crypto.getRandomValues(new Uint8Array(32));
+  let evidence: Uint8Array;
+  let identityPublicKey: Uint8Array;
+  try {
+    const r = await fetch(`/v1/evidence?nonce=${toHex(nonce)}`);
+    const body = (await r.json()) as { evidence?: string; identityPublicKey?: string };
+    if (!r.ok || typeof body.evidence !== 'string' || typeof body.identityPublicKey !== 'string')
+      throw new Error(`the node did not return evidence (HTTP ${r.status})`);
+    evidence = fromBase64(body.evidence, 'evidence');
+    identityPublicKey = fromHex(body.identityPublicKey, 'identity public key');
+  } catch (e) {
+    setVerdict('verdict', 'bad', `REFUSED: ${describe(e)}`);
+    return;
+  }
+  let v: VerifiedEvidence;
+  try {
+    v = await verifyEvidence(evidence, { nonce, identityPublicKey, constraint: page.constraint });
+  } catch (e) {
+    setVerdict('verdict', 'bad', `REFUSED — ${describe(e)}. The page will not connect.`);
+    try {
+      const c = decodeEvidencePayload(decodeSign1(evidence).payload);
+      table.append(row(['as claimed, NOT verified', '']));
+      table.append(row(['platform', c.platform]), row(['measurement', toHex(c.measurement)]));
+    } catch {
+      table.append(row(['the evidence could not even be parsed', '']));
+    }
+    return;
+  }
+  page.evidenceOk = true;
+  el('sim-banner').hidden = v.secure;
+  setVerdict(
+    'verdict',
+    'ok',
+    `ACCEPTED under the constraint${v.secure ? '' : ' (insecure platform admitted by SEC:INSECURE)'}`,
+  );
+  table.append(
+    row(['platform', v.secure ? v.platform : `${v.platform} (INSECURE)`]),
+    row(['root of trust', v.rootOfTrust]),
+    row(['measurement', toHex(v.measurement)]),
+    row(['signer', toHex(v.signer)]),
+    row(['product / svn', `${v.product} / ${v.svn}`]),
+    row(['node identity key', toHex(identityPublicKey)]),
+  );
+}
+
+function raiseAlarm(message: string): void {
+  const alarm = el('alarm');
+  alarm.hidden = false;
+  alarm.textContent = message;
+}
+
+/**
+ * The status is only the node's claim, but a service other than the one pinned for this node's
+ * URL is worth an alarm before anyone connects (connect() then refuses it, SERVICE_CHANGED).
+ */
+async function comparePin(shown: string): Promise<void> {
+  const pinned = await indexedDbState().pins.get(scpUrl(page.config.nodeUrl));
+  if (pinned === undefined || toHex(pinned) === shown) return;
+  raiseAlarm(
+    `ALARM — SERVICE_CHANGED: the node now reports service ${shown}, but ${toHex(pinned)} was pinned for ${page.config.nodeUrl} on first use. This may be a different service (its data, history and keys are not the ones you knew); connecting will be refused.`,
+  );
+}
+
+async function refreshStatus(): Promise<void> {
+  try {
+    const r = await fetch('/v1/status');
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    const s = (await r.json()) as Record<string, unknown>;
+    text('status-index', String(s.index));
+    text('status-signed', String(s.lastSigned));
+    text('status-state', String(s.stateHash));
+    text('status-service', String(s.serviceIdentity));
+    text('status-error', '');
+    await comparePin(String(s.serviceIdentity));
+  } catch (e) {
+    text('status-error', `could not read the status: ${describe(e)}`);
+  }
+}
+
+interface AppRecord {
+  app: string;
+  codeId: string;
+  loaded: boolean;
+  history: { codeId: string; txid: string }[];
+}
+
+async function refreshApps(): Promise<void> {
+  const table = el<HTMLTableElement>('apps-table');
+  try {
+    const r = await fetch('/v1/apps');
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    const { apps } = (await r.json()) as { apps: AppRecord[] };
+    const rows = [row(['app', 'current code id', 'upgrade history (code id @ txid)'], true)];
+    for (const a of apps) {
+      rows.push(
+        row([
+          `${a.app}${a.loaded ? '' : ' (not loaded)'}`,
+          a.codeId,
+          a.history.map((h) => `${h.codeId} @ ${h.txid}`).join('\n'),
+        ]),
+      );
+    }
+    if (apps.length === 0) rows.push(row(['no app deployed', '', '']));
+    table.replaceChildren(...rows);
+    text('apps-error', '');
+  } catch (e) {
+    text('apps-error', `could not read the apps: ${describe(e)}`);
+  }
+}
+
+async function showMine(): Promise<void> {
+  const table = el<HTMLTableElement>('mine-table');
+  if (page.identity === undefined) {
+    table.replaceChildren(row(['create or load an identity to see your transactions']));
+    return;
+  }
+  const mine = await transactionsOf(toHex(page.identity.publicKey));
+  table.replaceChildren(
+    row(['txid', 'app', 'method', 'result'], true),
+    ...mine.map((t) => row([t.txid, t.app, t.method, t.result])),
+  );
+}
+
+async function useIdentity(create: boolean): Promise<void> {
+  text('identity-error', '');
+  const name = el<HTMLInputElement>('identity-name').value.trim();
+  if (!/^[\w.-]{1,64}$/.test(name)) {
+    text('identity-error', 'a name is 1 to 64 letters, digits, "_", "." or "-"');
+    return;
+  }
+  try {
+    const exists = await identityExists(name);
+    if (create && exists) {
+      text('identity-error', `an identity named "${name}" exists already: load it`);
+      return;
+    }
+    if (!create && !exists) {
+      text('identity-error', `no identity named "${name}" in this browser: create it`);
+      return;
+    }
+    page.identity = await browserIdentity(name);
+  } catch (e) {
+    text('identity-error', describe(e));
+    return;
+  }
+  await page.client?.close();
+  page.client = undefined;
+  text('connection-state', 'not connected');
+  text('identity-key', toHex(page.identity.publicKey));
+  await showMine();
+}
+
+async function doConnect(): Promise<Client | undefined> {
+  text('connect-error', '');
+  if (page.client !== undefined) return page.client;
+  if (page.constraint === undefined) {
+    text('connect-error', 'give a constraint first: nothing is accepted without one');
+    return undefined;
+  }
+  if (!page.evidenceOk) {
+    text('connect-error', 'refused: the evidence did not pass the constraint');
+    return undefined;
+  }
+  if (page.identity === undefined) {
+    text('connect-error', 'create or load an identity first');
+    return undefined;
+  }
+  try {
+    page.client = await connect(page.config.nodeUrl, {
+      constraint: page.constraint,
+      identity: page.identity,
+      state: indexedDbState(),
+      reconnect: false,
+    });
+  } catch (e) {
+    if (isCloisterError(e, 'SERVICE_CHANGED')) {
+      raiseAlarm(
+        `ALARM — SERVICE_CHANGED: ${e.message}. This may be a different service (its data, history and keys are not the ones you knew). Not connected.`,
+      );
+    }
+    text('connect-error', describe(e));
+    return undefined;
+  }
+  const service = toHex(page.client.service.identity);
+  text('connection-state', `connected; service ${service} (pinned for this node URL)`);
+  return page.client;
+}
+
+function fieldFor(code: string): string {
+  if (code === 'APP_NOT_FOUND' || code === 'APP_CODE_MISMATCH') return 'call-app-error';
+  if (code === 'APP_METHOD_UNKNOWN' || code === 'APP_METHOD_KIND') return 'call-method-error';
+  return 'call-error';
+}
+
+async function runCall(): Promise<void> {
+  for (const id of ['call-app-error', 'call-method-error', 'call-args-error', 'call-error'])
+    text(id, '');
+  text('call-result', '');
+  text('call-notifications', '');
+  const app = el<HTMLInputElement>('call-app').value.trim();
+  const method = el<HTMLInputElement>('call-method').value.trim();
+  const kind = el<HTMLSelectElement>('call-kind').value;
+  let bad = false;
+  if (app === '') {
+    text('call-app-error', 'give the app name');
+    bad = true;
+  }
+  if (method === '') {
+    text('call-method-error', 'give the method name');
+    bad = true;
+  }
+  let args: unknown;
+  try {
+    args = JSON.parse(el<HTMLTextAreaElement>('call-args').value);
+  } catch (e) {
+    text('call-args-error', `not valid JSON: ${(e as Error).message}`);
+    bad = true;
+  }
+  if (bad) return;
+  const client = await doConnect();
+  if (client === undefined) {
+    text('call-error', 'not connected (see above)');
+    return;
+  }
+  const notes: unknown[] = [];
+  const onNotification = (n: unknown) => {
+    notes.push(n);
+    text('call-notifications', JSON.stringify(notes));
+  };
+  try {
+    if (kind === 'query') {
+      const r = await client.app(app).query(method, args, { onNotification });
+      text('call-result', r.json);
+      return;
+    }
+    const r = await client.app(app).transact(method, args, { onNotification });
+    text('call-result', `${r.json}  (txid ${r.txid}${r.repeated ? ', repeated' : ''})`);
+    el('receipt-box').hidden = false;
+    el('receipt-verdict').hidden = true;
+    text('receipt-txid', `${r.txid} (waiting for its receipt…)`);
+    const identity = page.identity as Identity;
+    await saveTransaction({
+      owner: toHex(identity.publicKey),
+      txid: r.txid,
+      app,
+      method,
+      result: r.json,
+    });
+    await showMine();
+    const { receipt } = await client.receipt(r.txid, { wait: true, claims: r.claims });
+    page.last = { txid: r.txid, claims: r.claims, receipt };
+    text('receipt-txid', r.txid);
+  } catch (e) {
+    text(isCloisterError(e) ? fieldFor(e.code) : 'call-error', describe(e));
+  }
+}
+
+function downloadReceipt(): void {
+  if (page.last === undefined) return;
+  const blob = new Blob([page.last.receipt.slice()], { type: 'application/cbor' });
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = `receipt-${page.last.txid}.cbor`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
+async function checkReceipt(): Promise<void> {
+  const last = page.last;
+  const client = page.client;
+  if (last === undefined || client === undefined || page.constraint === undefined) {
+    setVerdict('receipt-verdict', 'bad', 'no receipt yet: run a transaction first');
+    return;
+  }
+  try {
+    const v = await verifyReceipt(last.receipt, {
+      constraint: page.constraint,
+      service: client.service.identity,
+      claims: last.claims,
+    });
+    setVerdict(
+      'receipt-verdict',
+      'ok',
+      `receipt VERIFIED in this page: transaction ${v.txid} is in the log of service ${toHex(v.service)}, signed at tree size ${v.size}, with the claims of your call`,
+    );
+  } catch (e) {
+    setVerdict('receipt-verdict', 'bad', `receipt REFUSED — ${describe(e)}`);
+  }
+}
+
+async function start(): Promise<void> {
+  page.config = (await (await fetch('/config.json')).json()) as Config;
+  text('node-url', page.config.nodeUrl);
+  const fromUrl = new URLSearchParams(location.search).get('constraint') ?? undefined;
+  const given =
+    page.config.constraint !== undefined
+      ? { c: page.config.constraint, source: 'the --constraint flag' }
+      : fromUrl !== undefined
+        ? { c: fromUrl, source: 'the URL parameter' }
+        : undefined;
+  if (given !== undefined) {
+    try {
+      parseConstraint(given.c);
+      setConstraint(given.c, given.source);
+    } catch (e) {
+      setConstraint(undefined, '');
+      text('constraint-error', `the constraint from ${given.source} is refused: ${describe(e)}`);
+    }
+  } else setConstraint(undefined, '');
+
+  el('constraint-apply').onclick = async () => {
+    text('constraint-error', '');
+    const c = el<HTMLInputElement>('constraint-input').value.trim();
+    try {
+      parseConstraint(c);
+    } catch (e) {
+      text('constraint-error', describe(e));
+      return;
+    }
+    await page.client?.close();
+    page.client = undefined;
+    text('connection-state', 'not connected');
+    setConstraint(c, 'typed in');
+    await checkEvidence();
+  };
+  el('evidence-check').onclick = () => void checkEvidence();
+  el('status-refresh').onclick = () => void refreshStatus();
+  el('identity-create').onclick = () => void useIdentity(true);
+  el('identity-load').onclick = () => void useIdentity(false);
+  el('connect').onclick = () => void doConnect();
+  el('call-run').onclick = () => void runCall();
+  el('receipt-download').onclick = downloadReceipt;
+  el('receipt-verify').onclick = () => void checkReceipt();
+
+  await Promise.all([checkEvidence(), refreshStatus(), refreshApps(), showMine()]);
+  setInterval(() => {
+    void refreshStatus();
+    void refreshApps();
+  }, 3000);
+  document.body.dataset.ready = 'true';
+}
+
+void start();

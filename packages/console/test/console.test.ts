@@ -1,0 +1,268 @@
+/**
+ * The console in a real browser (issue 8, "Must show"): a real node (the CLI's `cloister build` and
+ * `node start`) with the template counter app deployed, the console server, and Debian's Chromium
+ * driven by playwright-core through each flow: the verdict checked in the page and the simulation
+ * banner; the constraint's source (flag, URL parameter, typed in, none); creating and loading an
+ * identity; a query and a transaction with results; bad JSON, unknown app and unknown method beside
+ * their fields; the receipt downloaded and verified in the page; evidence with one byte altered
+ * (red verdict, no connection); another service at the pinned URL (SERVICE_CHANGED alarm).
+ * Screenshots go to test-artifacts/console/. Skipped, by name, without /usr/bin/chromium (failed
+ * when CI=true).
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { verifyReceipt } from '@cloister/core';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { type ConsoleServer, startConsole } from '../src/index.js';
+import { cli, ROOT, type RunningNode, startNode } from './node-helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SKIP = 'Chromium not installed: apt-get install chromium';
+const APP = 'counter';
+const ARTIFACTS = join(ROOT, 'test-artifacts', 'console');
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+async function open(browser: Browser, url: string, errors: string[]): Promise<Page> {
+  const context = await browser.newContext({ acceptDownloads: true });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(url);
+  await page.waitForSelector('body[data-ready="true"]');
+  return page;
+}
+
+const textOf = async (page: Page, id: string) =>
+  ((await page.locator(`#${id}`).textContent()) ?? '').trim();
+
+/** Waits until element `id` shows text matching `re` (the page updates after awaits). */
+async function see(page: Page, id: string, re: RegExp): Promise<void> {
+  await page.locator(`#${id}`, { hasText: re }).waitFor({ timeout: 30_000 });
+}
+
+async function createIdentity(page: Page, name: string): Promise<string> {
+  const before = await textOf(page, 'identity-key');
+  await page.fill('#identity-name', name);
+  await page.click('#identity-create');
+  await page.waitForFunction((b) => {
+    const k = document.getElementById('identity-key')?.textContent ?? '';
+    return k !== b && /^[0-9a-f]{130}$/.test(k);
+  }, before);
+  return textOf(page, 'identity-key');
+}
+
+async function call(page: Page, kind: string, app: string, method: string, args: string) {
+  await page.fill('#call-app', app);
+  await page.fill('#call-method', method);
+  await page.selectOption('#call-kind', kind);
+  await page.fill('#call-args', args);
+  await page.click('#call-run');
+}
+
+test('the console in Chromium: verdict, identity, calls, receipts, tampering, service change', {
+  timeout: 300_000,
+}, async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    if (process.env.CI === 'true') assert.fail(`${SKIP} (required when CI=true)`);
+    t.skip(SKIP);
+    return;
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const tmp = mkdtempSync(join(tmpdir(), 'cloister-console-'));
+  const enclave = join(tmp, 'enclave');
+  const nodes: RunningNode[] = [];
+  const consoles: ConsoleServer[] = [];
+  const errors: string[] = [];
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+  });
+  try {
+    const measurement = (
+      await cli(['--home', join(tmp, 'home1'), 'build', '--out', enclave, '--quiet'])
+    ).trim();
+    const node1 = await startNode(join(tmp, 'home1'), enclave);
+    nodes.push(node1);
+    const project = join(tmp, APP);
+    await cli(['app', 'new', APP, '--dir', project]);
+    await cli(['app', 'build', project]);
+    const wasm = join(project, 'build', 'app.wasm');
+    const deploy = ['app', 'deploy', wasm, '--name', APP, '--node', node1.url, '--json'];
+    const { codeId } = JSON.parse(await cli(['--home', join(tmp, 'home1'), ...deploy])) as {
+      codeId: string;
+    };
+    const constraint = `C:${measurement} SEC:INSECURE APP:${APP}=${codeId}`;
+
+    const main = await startConsole({ nodeUrl: node1.url, constraint });
+    consoles.push(main);
+
+    // The verdict, checked in the page, and the simulation banner.
+    const page = await open(browser, main.url, errors);
+    assert.equal(await page.evaluate(() => globalThis.isSecureContext), true);
+    assert.match((await page.locator('#verdict').getAttribute('class')) ?? '', /\bok\b/);
+    assert.match(await textOf(page, 'verdict'), /^ACCEPTED/);
+    assert.equal(await page.locator('#sim-banner').isVisible(), true);
+    assert.match(await textOf(page, 'sim-banner'), /simulation — not secure/);
+    assert.equal(await textOf(page, 'constraint-value'), constraint);
+    assert.equal(await textOf(page, 'constraint-source'), '(from the --constraint flag)');
+    assert.match(await textOf(page, 'evidence-table'), new RegExp(measurement));
+    assert.match(await textOf(page, 'footer'), /secure context/);
+    await page.waitForFunction(() =>
+      /^\d+$/.test(document.getElementById('status-index')?.textContent ?? ''),
+    );
+    assert.match(await textOf(page, 'status-state'), /^[0-9a-f]{64}$/);
+    assert.match(await textOf(page, 'status-signed'), /^\d+$/);
+    await page.waitForFunction(
+      (id) => document.getElementById('apps-table')?.textContent?.includes(id),
+      codeId,
+    );
+    assert.match(
+      await textOf(page, 'apps-table'),
+      new RegExp(`${APP}[\\s\\S]*${codeId} @ \\d+\\.\\d+`),
+    );
+    await shot(page, '01-verdict');
+
+    // Identity: create, refuse to create it twice, refuse to load one that does not exist.
+    const key = await createIdentity(page, 'alice');
+    await page.click('#identity-create');
+    await see(page, 'identity-error', /exists already: load it/);
+    await page.fill('#identity-name', 'nobody');
+    await page.click('#identity-load');
+    await see(page, 'identity-error', /no identity named "nobody"/);
+    await shot(page, '02-identity');
+
+    // Bad input beside its field; unknown app and method: the node's named error beside them.
+    await call(page, 'query', APP, 'get', '{"name": ');
+    assert.match(await textOf(page, 'call-args-error'), /not valid JSON/);
+    await call(page, 'query', '', 'get', '{}');
+    assert.match(await textOf(page, 'call-app-error'), /give the app name/);
+    await call(page, 'query', 'nope', 'get', '{}');
+    await page.waitForFunction(() => document.getElementById('call-app-error')?.textContent !== '');
+    assert.match(await textOf(page, 'call-app-error'), /APP_NOT_FOUND/);
+    await call(page, 'query', APP, 'nosuch', '{}');
+    await page.waitForFunction(
+      () => document.getElementById('call-method-error')?.textContent !== '',
+    );
+    assert.match(await textOf(page, 'call-method-error'), /APP_METHOD_UNKNOWN/);
+    await shot(page, '03-bad-input');
+
+    // A transaction, its receipt downloaded and verified in the page, then a query.
+    await call(page, 'transaction', APP, 'increment', '{"name": "web"}');
+    await page.waitForFunction(() =>
+      /^\d+\.\d+$/.test(document.getElementById('receipt-txid')?.textContent ?? ''),
+    );
+    const txid = await textOf(page, 'receipt-txid');
+    assert.match(await textOf(page, 'call-result'), /"value":1/);
+    assert.match(await textOf(page, 'connection-state'), /connected; service [0-9a-f]{64}/);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.click('#receipt-download'),
+    ]);
+    assert.equal(download.suggestedFilename(), `receipt-${txid}.cbor`);
+    const file = join(ARTIFACTS, `receipt-${txid}.cbor`);
+    await download.saveAs(file);
+    const verified = await verifyReceipt(new Uint8Array(readFileSync(file)), { constraint });
+    assert.equal(verified.txid, txid, 'the downloaded file is the receipt, verified in Node too');
+    await page.click('#receipt-verify');
+    await page.waitForFunction(() => !document.getElementById('receipt-verdict')?.hidden);
+    assert.match((await page.locator('#receipt-verdict').getAttribute('class')) ?? '', /\bok\b/);
+    assert.match(
+      await textOf(page, 'receipt-verdict'),
+      new RegExp(`VERIFIED.*${txid.replace('.', '\\.')}`),
+    );
+    assert.match(await textOf(page, 'mine-table'), new RegExp(txid.replace('.', '\\.')));
+    await shot(page, '04-transaction-receipt');
+    await call(page, 'query', APP, 'get', '{"name": "web"}');
+    await page.waitForFunction(() => document.getElementById('call-result')?.textContent !== '');
+    assert.equal(await textOf(page, 'call-result'), '1');
+
+    // Another identity in the same browser sees none of alice's transactions.
+    const bob = await createIdentity(page, 'bob');
+    assert.notEqual(bob, key);
+    assert.doesNotMatch(await textOf(page, 'mine-table'), new RegExp(txid.replace('.', '\\.')));
+    await page.fill('#identity-name', 'alice');
+    await page.click('#identity-load');
+    await page.waitForFunction(
+      (k) => document.getElementById('identity-key')?.textContent === k,
+      key,
+    );
+    await page.waitForFunction(
+      (x) => document.getElementById('mine-table')?.textContent?.includes(x),
+      txid,
+    );
+
+    // No constraint: the page says so, accepts nothing, and refuses to connect; then the URL
+    // parameter and a typed-in constraint, each named as the source.
+    const bare = await startConsole({ nodeUrl: node1.url });
+    consoles.push(bare);
+    const p2 = await open(browser, bare.url, errors);
+    assert.equal(await p2.locator('#constraint-missing').isVisible(), true);
+    assert.match((await p2.locator('#verdict').getAttribute('class')) ?? '', /\bbad\b/);
+    await createIdentity(p2, 'carol');
+    await p2.click('#connect');
+    assert.match(await textOf(p2, 'connect-error'), /give a constraint first/);
+    await shot(p2, '05-no-constraint');
+    await p2.fill('#constraint-input', 'C:nothex');
+    await p2.click('#constraint-apply');
+    assert.match(await textOf(p2, 'constraint-error'), /CONSTRAINT_SYNTAX/);
+    await p2.fill('#constraint-input', constraint);
+    await p2.click('#constraint-apply');
+    await p2.waitForFunction(() =>
+      document.getElementById('verdict')?.textContent?.startsWith('ACCEPTED'),
+    );
+    assert.equal(await textOf(p2, 'constraint-source'), '(from typed in)');
+    await p2.goto(`${bare.url}?constraint=${encodeURIComponent(constraint)}`);
+    await p2.waitForSelector('body[data-ready="true"]');
+    assert.equal(await textOf(p2, 'constraint-source'), '(from the URL parameter)');
+    assert.match(await textOf(p2, 'verdict'), /^ACCEPTED/);
+
+    // Evidence with one byte altered on its way to the page: red verdict, no connection.
+    const tampering = await startConsole({ nodeUrl: node1.url, constraint, alterEvidence: true });
+    consoles.push(tampering);
+    const p3 = await open(browser, tampering.url, errors);
+    assert.match((await p3.locator('#verdict').getAttribute('class')) ?? '', /\bbad\b/);
+    assert.match(await textOf(p3, 'verdict'), /^REFUSED — EVIDENCE_SIGNATURE/);
+    assert.match(await textOf(p3, 'verdict'), /will not connect/);
+    await createIdentity(p3, 'dave');
+    await p3.click('#connect');
+    assert.match(await textOf(p3, 'connect-error'), /refused: the evidence did not pass/);
+    assert.equal(await textOf(p3, 'connection-state'), 'not connected');
+    await shot(p3, '06-tampered-evidence');
+
+    // Another service at the pinned URL: a second node (new home, new service) on node1's port.
+    await node1.stop();
+    const node2 = await startNode(join(tmp, 'home2'), enclave, node1.port);
+    nodes.push(node2);
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]');
+    // The public status already shows another service than the pin: the alarm, before connecting.
+    await see(page, 'alarm', /SERVICE_CHANGED: the node now reports service/);
+    await shot(page, '07-service-changed-status');
+    assert.match(await textOf(page, 'verdict'), /^ACCEPTED/, 'same enclave code: evidence passes');
+    await page.fill('#identity-name', 'alice');
+    await page.click('#identity-load');
+    await page.waitForFunction(
+      (k) => document.getElementById('identity-key')?.textContent === k,
+      key,
+    );
+    await page.click('#connect');
+    await page.waitForFunction(() => !document.getElementById('alarm')?.hidden);
+    await see(page, 'alarm', /SERVICE_CHANGED: ws:/);
+    assert.match(await textOf(page, 'connect-error'), /SERVICE_CHANGED/);
+    assert.equal(await textOf(page, 'connection-state'), 'not connected');
+    await shot(page, '08-service-changed-connect');
+
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    for (const c of consoles) await c.close();
+    for (const n of nodes) await n.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});

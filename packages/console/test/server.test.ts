@@ -1,0 +1,168 @@
+/**
+ * The console's local server without a browser: the page bundle reaches no Node built-in, the
+ * server answers only at its own 127.0.0.1 origin and only GET, proxies exactly the node's public
+ * endpoints the page reads, and its test hook alters exactly one byte of the evidence.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { bundlePage, startConsole } from '../src/index.js';
+import { ROOT } from './node-helpers.js';
+
+test('the page bundle reaches no Node built-in and includes the browser SDK', async () => {
+  const { script, inputs } = await bundlePage();
+  assert.ok(
+    inputs.some((i) => i.endsWith('client/src/browser.ts')),
+    'the SDK is bundled',
+  );
+  assert.ok(inputs.some((i) => i.endsWith('console/src/page/main.ts') || i === 'src/page/main.ts'));
+  assert.deepEqual(
+    inputs.filter((i) => i.startsWith('node:') || /(^|\/)node_modules\/(@types|ws)\//.test(i)),
+    [],
+  );
+  assert.doesNotMatch(script, /from\s*["']node:/);
+});
+
+/** A fake node answering its public endpoints with fixed bodies, recording what was asked. */
+async function fakeNode() {
+  const asked: string[] = [];
+  const evidence = Buffer.from([1, 2, 3, 4, 5]).toString('base64');
+  const s = createServer((req, res) => {
+    asked.push(req.url ?? '');
+    if (req.url?.startsWith('/v1/evidence'))
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ format: 'cloister-evidence-v1', evidence, identityPublicKey: 'aa' }));
+    else if (req.url === '/v1/receipt?txid=1.3')
+      res.writeHead(200, { 'content-type': 'application/cbor' }).end(Buffer.from([0xa0]));
+    else res.writeHead(200, { 'content-type': 'application/json' }).end('{"index":7}');
+  });
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, asked, s };
+}
+
+function get(url: string, headers: Record<string, string> = {}, method = 'GET') {
+  return new Promise<{ status: number; type: string; csp: string; body: Buffer }>(
+    (resolve, reject) => {
+      const r = request(url, { method, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            type: String(res.headers['content-type']),
+            csp: String(res.headers['content-security-policy']),
+            body: Buffer.concat(chunks),
+          }),
+        );
+      });
+      r.on('error', reject);
+      r.end();
+    },
+  );
+}
+
+test('the server: page, config, proxy of public endpoints only, origin and method checks', async () => {
+  const node = await fakeNode();
+  const c = await startConsole({ nodeUrl: `${node.url}/ignored/path`, constraint: 'SEC:INSECURE' });
+  try {
+    assert.match(c.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const page = await get(c.url);
+    assert.equal(page.status, 200);
+    assert.match(page.body.toString(), /secure context/);
+    assert.match(page.body.toString(), /adversary ship the verifier/);
+    assert.match(page.csp, /script-src 'self'/);
+    const config = JSON.parse((await get(`${c.url}config.json`)).body.toString());
+    assert.deepEqual(config, { nodeUrl: node.url, constraint: 'SEC:INSECURE' });
+    assert.equal((await get(`${c.url}console.js`)).body.toString(), c.script);
+
+    assert.equal((await get(`${c.url}v1/status`)).body.toString(), '{"index":7}');
+    const r = await get(`${c.url}v1/receipt?txid=1.3`);
+    assert.equal(r.type, 'application/cbor');
+    assert.deepEqual([...r.body], [0xa0]);
+    await get(`${c.url}v1/apps/counter`);
+    await get(`${c.url}v1/log/consistency?from=1&to=2`);
+    const ev = JSON.parse((await get(`${c.url}v1/evidence?nonce=00`)).body.toString());
+    assert.equal(ev.evidence, Buffer.from([1, 2, 3, 4, 5]).toString('base64'), 'unaltered');
+
+    // Not a public endpoint the page needs: not proxied.
+    assert.equal((await get(`${c.url}metrics`)).status, 404);
+    assert.equal((await get(`${c.url}v1/scp`)).status, 404);
+    assert.equal((await get(c.url, {}, 'POST')).status, 405);
+    // DNS rebinding: another Host is refused.
+    assert.equal((await get(c.url, { host: 'evil.example:80' })).status, 421);
+    assert.deepEqual(node.asked, [
+      '/v1/status',
+      '/v1/receipt?txid=1.3',
+      '/v1/apps/counter',
+      '/v1/log/consistency?from=1&to=2',
+      '/v1/evidence?nonce=00',
+    ]);
+  } finally {
+    await c.close();
+  }
+
+  const tampering = await startConsole({ nodeUrl: node.url, alterEvidence: true });
+  try {
+    assert.equal(
+      JSON.parse((await get(`${tampering.url}config.json`)).body.toString()).constraint,
+      undefined,
+    );
+    const ev = JSON.parse((await get(`${tampering.url}v1/evidence?nonce=00`)).body.toString());
+    assert.deepEqual([...Buffer.from(ev.evidence, 'base64')], [1, 2, 3, 4, 4], 'one byte altered');
+  } finally {
+    await tampering.close();
+    node.s.close();
+  }
+});
+
+test('a node URL that is not http(s) is refused by name', async () => {
+  await assert.rejects(startConsole({ nodeUrl: 'ftp://x' }), { code: 'INVALID_INPUT' });
+  await assert.rejects(startConsole({ nodeUrl: 'not a url' }), { code: 'INVALID_INPUT' });
+});
+
+test('`cloister console` prints the console URL, says when no constraint was given, stops on SIGTERM', async () => {
+  const p = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--conditions=source',
+      join(ROOT, 'packages/cli/test/fixtures/run.ts'),
+      'console',
+      'http://127.0.0.1:9',
+      '--port',
+      '0',
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    p.stdout?.on('data', (d) => {
+      out += d;
+      const m = /console for http:\/\/127\.0\.0\.1:9: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+      if (m && /Ctrl-C/.test(out)) resolve(m[1] as string);
+    });
+    p.on('close', (code) => reject(new Error(`cloister console exited ${code}: ${out}`)));
+  });
+  assert.match(out, /no --constraint given: the page will ask for one/);
+  const config = JSON.parse((await get(`${url}config.json`)).body.toString());
+  assert.deepEqual(config, { nodeUrl: 'http://127.0.0.1:9' });
+  // The node is down: the proxy says so by name.
+  const down = await get(`${url}v1/status`);
+  assert.equal(down.status, 502);
+  assert.match(down.body.toString(), /NETWORK/);
+  const code = await new Promise((resolve) => {
+    p.removeAllListeners('close');
+    p.once('close', resolve);
+    p.kill('SIGTERM');
+  });
+  assert.equal(code, 0);
+});
