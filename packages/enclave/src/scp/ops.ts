@@ -18,11 +18,13 @@ import {
   claimsRequest,
   fromHex,
   InvalidInputError,
+  parseTxid,
   type ScpSigner,
   toHex,
   utf8,
 } from '@cloister/core';
 import type { AppAdmin } from '../apps/deploy/index.js';
+import { MAX_REQUEST_ID_BYTES } from '../apps/runtime/abi.js';
 import { AppNotFoundError, type AppRuntime, checkAppId } from '../apps/runtime/index.js';
 import type { Service } from '../log/index.js';
 
@@ -57,8 +59,6 @@ export class AppCodeChangedError extends CloisterError {
   }
 }
 
-const TXID = /^([1-9][0-9]{0,15})\.([1-9][0-9]{0,15})$/;
-const MAX_REQUEST_ID_BYTES = 128;
 /** Code ids kept converted (ops.ts `codeIdBytes`). */
 const CODE_IDS = 256;
 
@@ -124,11 +124,10 @@ function requestId(a: Args, op: string): string {
 
 function txidOf(a: Args, op: string): { txid: string; term: number; index: number } {
   const v = a.get('txid');
-  const m = typeof v === 'string' ? TXID.exec(v) : null;
-  if (m === null || typeof v !== 'string') {
+  if (typeof v !== 'string') {
     throw new InvalidInputError(`${op}: 'txid' must be term.index, two whole numbers from 1 (1.5)`);
   }
-  return { txid: v, term: Number(m[1]), index: Number(m[2]) };
+  return { txid: v, ...parseTxid(v) };
 }
 
 /** The ops of docs/scp.md over `deps`; `run` throws the named error of a failed call. */

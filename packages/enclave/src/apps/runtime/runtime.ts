@@ -495,8 +495,8 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
       }
     }
 
-    const reqKey = requestId === undefined ? undefined : concatBytes(callerId, utf8(requestId));
-    const memo = reqKey === undefined ? '' : `${request.app}\u0000${toHex(reqKey)}`;
+    const reqKey = requestId === undefined ? undefined : requestKey(callerId, requestId);
+    const memo = reqKey === undefined ? '' : txidMemoKey(request.app, reqKey);
     for (let attempt = 0; ; attempt++) {
       const tx = engine.begin({ reserved: true });
       try {
@@ -567,7 +567,7 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
       throw new InvalidInputError('the caller is a 65-byte identity public key');
     }
     checkRequestId(requestId);
-    const reqKey = concatBytes(callerIdOf(app, caller), utf8(requestId));
+    const reqKey = requestKey(callerIdOf(app, caller), requestId);
     const tx = engine.begin({ reserved: true });
     let stored: Uint8Array | undefined;
     try {
@@ -576,7 +576,7 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
       tx.abort();
     }
     if (stored === undefined) return { state: 'unknown' };
-    const txid = txids.get(`${app}\u0000${toHex(reqKey)}`);
+    const txid = txids.get(txidMemoKey(app, reqKey));
     return txid === undefined ? { state: 'committed' } : { state: 'committed', txid };
   }
 
@@ -590,6 +590,16 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
     callerId: callerIdOf,
     requestStatus,
   };
+}
+
+/** The `$requests` key of a request id: caller id ‖ UTF-8 request id. */
+function requestKey(callerId: Uint8Array, requestId: string): Uint8Array {
+  return concatBytes(callerId, utf8(requestId));
+}
+
+/** The in-memory key of a request's remembered transaction id (`txids`). */
+function txidMemoKey(app: string, reqKey: Uint8Array): string {
+  return `${app}\u0000${toHex(reqKey)}`;
 }
 
 function checkRequestId(requestId: unknown): void {
