@@ -18,7 +18,11 @@ import { join } from 'node:path';
 import { fromUtf8, utf8 } from '@cloister/core';
 import { ClassicLevel } from 'classic-level';
 import { bundleEnclave } from '../packages/host/src/build/bundle.js';
-import { type EnclaveWorker, launchEnclaveWorker } from '../packages/host/src/launcher/index.js';
+import {
+  ENCLAVE_CPU_PROF_ENV,
+  type EnclaveWorker,
+  launchEnclaveWorker,
+} from '../packages/host/src/launcher/index.js';
 import { openLevelStore } from '../packages/host/src/store/level.js';
 import { storeOcalls } from '../packages/host/src/store/service.js';
 import { benchKey } from '../packages/host/test/fixtures/store/store-enclave.js';
@@ -116,7 +120,12 @@ try {
     ),
   );
   const { code } = await bundleEnclave({ enclave: ENTRY });
-  const w = await launchEnclaveWorker({ code, ocalls: storeOcalls(store) });
+  const w = await launchEnclaveWorker({
+    code,
+    ocalls: storeOcalls(store),
+    // `CLOISTER_ENCLAVE_CPU_PROF=DIR`: a CPU profile of the enclave worker (docs/performance.md).
+    cpuProfileDir: process.env[ENCLAVE_CPU_PROF_ENV] || undefined,
+  });
   try {
     // Warm-up: the enclave derives its key list once; both sides warm their caches and JIT.
     await command(w, `get:${Math.min(GETS, 2_000)}:${ENTRIES}`);

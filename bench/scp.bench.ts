@@ -25,7 +25,8 @@
  * the host sees), and where the CPU goes: per query and per echo call, the CPU time of each
  * thread (Linux /proc: the node's host thread, its enclave worker, this process's main thread).
  * `--smoke`: tiny sizes (CI). `--node-cpu-prof DIR`: the node process writes a CPU profile of
- * its host thread (the enclave worker runs without flags: it cannot be profiled this way).
+ * its host thread; with `CLOISTER_ENCLAVE_CPU_PROF=DIR` in the environment (inherited by the
+ * node), the node also profiles its enclave worker (simulation only: LaunchOptions.cpuProfileDir).
  * Progress lines go to stderr.
  */
 import { execFileSync, spawn } from 'node:child_process';

@@ -123,12 +123,35 @@ export class AppClient {
   }
 
   /** Runs query `method` with `args` (any JSON value); nothing is written. */
-  async query(method: string, args?: unknown, o: CallOptions = {}): Promise<QueryResult> {
-    const json = argsJson(args);
-    return this.withCode(async (codeId) => {
-      const a = await this.call('query', { method, args: json, codeId }, o);
-      return this.result(a, codeId);
+  query(method: string, args?: unknown, o: CallOptions = {}): Promise<QueryResult> {
+    let json: string;
+    try {
+      json = argsJson(args);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const info = this.checked;
+    if (info === undefined) {
+      return this.withCode((codeId) => this.queryOnce(method, json, codeId, o));
+    }
+    // The code id is checked already: withCode's steps without its promise hops (queries are the
+    // hot path). APP_CODE_CHANGED: read and check app.info again, then retry once, as withCode.
+    return this.queryOnce(method, json, info.codeId, o).catch((e: unknown) => {
+      if (!isCloisterError(e, 'APP_CODE_CHANGED')) throw e;
+      if (this.checked === info) this.checked = undefined;
+      return this.info().then((i) => this.queryOnce(method, json, i.codeId, o));
     });
+  }
+
+  private queryOnce(
+    method: string,
+    json: string,
+    codeId: Uint8Array,
+    o: CallOptions,
+  ): Promise<QueryResult> {
+    return this.call('query', { method, args: json, codeId }, o).then((a) =>
+      this.result(a, codeId),
+    );
   }
 
   /**

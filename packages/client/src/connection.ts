@@ -157,6 +157,11 @@ export class Connection {
         sentOn: undefined,
       };
       this.pending.set(p.id, p);
+      // An established session: send now (one promise hop less per call).
+      if (this.final === undefined && this.live !== undefined) {
+        this.send(this.live, p);
+        return;
+      }
       this.ready().then(
         (live) => this.send(live, p),
         (e: unknown) => {
@@ -258,8 +263,14 @@ export class Connection {
       const hs = clientHandshake({ crypto, identity, authorize });
       let live: Live | undefined;
       let settled = false;
-      // Frames and the close are handled strictly in arrival order, one at a time.
+      // Frames and the close are handled strictly in arrival order, one at a time: through a
+      // promise chain while anything is asynchronous (the handshake, a session on asynchronous
+      // crypto), directly once the session opens records synchronously and the chain is empty.
       let chain = Promise.resolve();
+      let queued = 0;
+      const dequeue = (): void => {
+        queued -= 1;
+      };
       const fail = (e: unknown): void => {
         if (settled) return;
         settled = true;
@@ -290,7 +301,15 @@ export class Connection {
         resolve(live);
       };
       socket.onmessage = (frame) => {
-        chain = chain.then(() => onFrame(frame)).catch(fail);
+        if (live !== undefined && queued === 0 && live.session.openSync !== undefined) {
+          this.onFrame(live, frame);
+          return;
+        }
+        queued += 1;
+        chain = chain
+          .then(() => onFrame(frame))
+          .catch(fail)
+          .finally(dequeue);
       };
       socket.onclose = (reason) => {
         chain = chain.then(() => {
@@ -311,6 +330,18 @@ export class Connection {
     if (p.sentOn === live || live.dead || !this.pending.has(p.id)) return;
     p.sentOn = live;
     const message: ScpMessage = { type: 'request', id: p.id, op: p.op, args: p.args };
+    if (live.session.sealSync !== undefined) {
+      // Synchronous crypto: sealed and sent now, so frames leave in call order without a chain.
+      let frames: Uint8Array[];
+      try {
+        frames = live.session.sealSync(message, { pad: this.o.padding });
+      } catch (e) {
+        this.dropped(live, e);
+        return;
+      }
+      for (const f of frames) live.socket.send(f);
+      return;
+    }
     live.sending = live.sending.then(async () => {
       if (live.dead) return; // the re-open sends it again
       try {
@@ -322,7 +353,7 @@ export class Connection {
     });
   }
 
-  private async onFrame(live: Live, frame: Uint8Array): Promise<void> {
+  private onFrame(live: Live, frame: Uint8Array): Promise<void> | undefined {
     if (live.dead) return;
     if (frame[0] === FRAME.ALERT) {
       if (live.accepted) {
@@ -338,13 +369,24 @@ export class Connection {
       }
       return;
     }
-    let messages: ScpMessage[];
-    try {
-      messages = await live.session.open(frame);
-    } catch (e) {
-      this.dropped(live, e);
+    if (live.session.openSync !== undefined) {
+      let messages: ScpMessage[];
+      try {
+        messages = live.session.openSync(frame);
+      } catch (e) {
+        this.dropped(live, e);
+        return;
+      }
+      this.onOpened(live, messages);
       return;
     }
+    return live.session.open(frame).then(
+      (messages) => this.onOpened(live, messages),
+      (e: unknown) => this.dropped(live, e),
+    );
+  }
+
+  private onOpened(live: Live, messages: ScpMessage[]): void {
     live.accepted = true;
     this.everAccepted = true;
     for (const m of messages) this.onMessage(live, m);

@@ -16,7 +16,13 @@ import {
   randomBytes,
   verify,
 } from 'node:crypto';
-import { type AeadKey, InvalidInputError, type ScpCrypto, ScpError } from '@cloister/core';
+import {
+  type AeadKey,
+  InvalidInputError,
+  type ScpCrypto,
+  ScpError,
+  type SyncAeadKey,
+} from '@cloister/core';
 
 const TAG_BYTES = 16;
 const P256_POINT = 65;
@@ -45,37 +51,43 @@ function join(head: Buffer, tail: Buffer, tag: Buffer): Uint8Array {
 }
 
 /** An AES-256-GCM key: 32 raw bytes copied into a KeyObject once, used for every record. */
-function aeadKey(raw32: Uint8Array): AeadKey {
+function syncAeadKey(raw32: Uint8Array): SyncAeadKey {
   if (!(raw32 instanceof Uint8Array) || raw32.length !== 32) {
     throw new InvalidInputError('an AES-256-GCM key is 32 bytes');
   }
   const key: KeyObject = createSecretKey(Buffer.from(raw32));
   return {
-    seal: (iv, aad, pt) =>
-      settle(() => {
-        const c = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-        c.setAAD(aad);
-        const head = c.update(pt);
-        return join(head, c.final(), c.getAuthTag());
-      }),
-    open: (iv, aad, ct) =>
-      settle(() => {
-        if (ct.length < TAG_BYTES) {
-          throw new ScpError('SCP_RECORD', 'the ciphertext is shorter than its tag');
-        }
-        const d = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-        d.setAAD(aad);
-        d.setAuthTag(ct.subarray(ct.length - TAG_BYTES));
-        const head = d.update(ct.subarray(0, ct.length - TAG_BYTES));
-        let tail: Buffer;
-        try {
-          tail = d.final();
-        } catch {
-          throw new ScpError('SCP_RECORD', 'the ciphertext does not authenticate');
-        }
-        // `head` is a fresh buffer of its own; a copy only when final() returned bytes.
-        return tail.length === 0 ? bytes(head) : join(head, tail, Buffer.alloc(0));
-      }),
+    seal: (iv, aad, pt) => {
+      const c = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
+      c.setAAD(aad);
+      const head = c.update(pt);
+      return join(head, c.final(), c.getAuthTag());
+    },
+    open: (iv, aad, ct) => {
+      if (ct.length < TAG_BYTES) {
+        throw new ScpError('SCP_RECORD', 'the ciphertext is shorter than its tag');
+      }
+      const d = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
+      d.setAAD(aad);
+      d.setAuthTag(ct.subarray(ct.length - TAG_BYTES));
+      const head = d.update(ct.subarray(0, ct.length - TAG_BYTES));
+      let tail: Buffer;
+      try {
+        tail = d.final();
+      } catch {
+        throw new ScpError('SCP_RECORD', 'the ciphertext does not authenticate');
+      }
+      // `head` is a fresh buffer of its own; a copy only when final() returned bytes.
+      return tail.length === 0 ? bytes(head) : join(head, tail, Buffer.alloc(0));
+    },
+  };
+}
+
+function aeadKey(raw32: Uint8Array): AeadKey {
+  const k = syncAeadKey(raw32);
+  return {
+    seal: (iv, aad, pt) => settle(() => k.seal(iv, aad, pt)),
+    open: (iv, aad, ct) => settle(() => k.open(iv, aad, ct)),
   };
 }
 
@@ -105,6 +117,8 @@ export const nodeScpCrypto: ScpCrypto = Object.freeze({
       };
     }),
   aeadKey: (raw32: Uint8Array) => settle(() => aeadKey(raw32)),
+  // Sessions then seal and open records synchronously: no promise per record.
+  aeadKeySync: syncAeadKey,
   verify: (publicKey65: Uint8Array, data: Uint8Array, sig64: Uint8Array) =>
     settle(() => {
       if (!(sig64 instanceof Uint8Array) || sig64.length !== 64) return false;

@@ -18,6 +18,7 @@ import {
 import { type Client, type ConnectOptions, connect } from '../src/client.js';
 import { HandshakeRefusedError } from '../src/errors.js';
 import { generateIdentity } from '../src/identity.js';
+import { nodeScpCrypto } from '../src/node-crypto.js';
 import {
   type ClientState,
   memoryPinStore,
@@ -38,7 +39,7 @@ function node(): FakeNode {
   return n;
 }
 
-async function open(n: FakeNode, o: Partial<ConnectOptions> = {}) {
+async function openWith(n: FakeNode, o: Partial<ConnectOptions> = {}) {
   return connect(URL, {
     constraint: CONSTRAINT,
     identity: await generateIdentity(),
@@ -77,13 +78,6 @@ function relay(
   };
 }
 
-/** connect, then one query: whichever rejects first (the refusal may come after connect resolved). */
-async function connectAndQuery(n: FakeNode, o: Partial<ConnectOptions>): Promise<Client> {
-  const c = await open(n, o);
-  await c.app('shop').query('balance', { who: 'ann' });
-  return c;
-}
-
 /** Waits (a turn at a time) until the client has no current session. */
 async function sessionGone(c: Client): Promise<void> {
   for (let i = 0; i < 1000 && c.session !== undefined; i++) {
@@ -92,396 +86,428 @@ async function sessionGone(c: Client): Promise<void> {
   assert.equal(c.session, undefined, 'the session ended');
 }
 
-describe('the handshake verifies before the client says who it is', () => {
-  it('connects, exposes the verified service and pins it on first use', async () => {
-    const n = node();
-    const state = memoryState();
-    const c = await open(n, { state });
-    assert.deepEqual(c.service.identity, n.serviceIdentity);
-    assert.deepEqual(c.service.nodeKey, n.kit.node.publicKey);
-    assert.equal(c.service.evidence.platform, 'simulation');
-    assert.equal(c.url, 'ws://node.test:7410/v1/scp');
-    assert.deepEqual(await state.pins.get(c.url), n.serviceIdentity);
-    assert.deepEqual(frameTypes(n.frames), [FRAME.CH, FRAME.CA]);
-    await c.close();
-  });
+// Every test runs twice: on "."'s WebCrypto (asynchronous records) and on the "./node" entry's
+// node:crypto, whose sessions seal and open synchronously (sealSync/openSync, another code path
+// in connection.ts).
+for (const [label, crypto] of [
+  ['WebCrypto', undefined],
+  ['node:crypto, synchronous records', nodeScpCrypto],
+] as const) {
+  const open = (n: FakeNode, o: Partial<ConnectOptions> = {}) =>
+    openWith(n, { ...(crypto === undefined ? {} : { crypto }), ...o });
 
-  it('a different service at a pinned URL raises SERVICE_CHANGED; no CA is sent', async () => {
-    const n = node();
-    const state: ClientState = { pins: memoryPinStore(), roots: memorySignedRootStore() };
-    const other = sha256(utf8('another service'));
-    await state.pins.put('ws://node.test:7410/v1/scp', other);
-    await assert.rejects(open(n, { state }), (e) => {
-      code('SERVICE_CHANGED')(e);
-      assert.match((e as Error).message, new RegExp(toHex(other)));
-      return true;
+  /** connect, then one query: whichever rejects first (the refusal may come after connect resolved). */
+  const connectAndQuery = async (n: FakeNode, o: Partial<ConnectOptions>): Promise<Client> => {
+    const c = await open(n, o);
+    await c.app('shop').query('balance', { who: 'ann' });
+    return c;
+  };
+
+  describe(`client SDK (${label})`, () => {
+    describe('the handshake verifies before the client says who it is', () => {
+      it('connects, exposes the verified service and pins it on first use', async () => {
+        const n = node();
+        const state = memoryState();
+        const c = await open(n, { state });
+        assert.deepEqual(c.service.identity, n.serviceIdentity);
+        assert.deepEqual(c.service.nodeKey, n.kit.node.publicKey);
+        assert.equal(c.service.evidence.platform, 'simulation');
+        assert.equal(c.url, 'ws://node.test:7410/v1/scp');
+        assert.deepEqual(await state.pins.get(c.url), n.serviceIdentity);
+        assert.deepEqual(frameTypes(n.frames), [FRAME.CH, FRAME.CA]);
+        await c.close();
+      });
+
+      it('a different service at a pinned URL raises SERVICE_CHANGED; no CA is sent', async () => {
+        const n = node();
+        const state: ClientState = { pins: memoryPinStore(), roots: memorySignedRootStore() };
+        const other = sha256(utf8('another service'));
+        await state.pins.put('ws://node.test:7410/v1/scp', other);
+        await assert.rejects(open(n, { state }), (e) => {
+          code('SERVICE_CHANGED')(e);
+          assert.match((e as Error).message, new RegExp(toHex(other)));
+          return true;
+        });
+        assert.deepEqual(frameTypes(n.frames), [FRAME.CH], 'the client never authenticated');
+        // A deliberate re-pin.
+        const c = await open(n, { state, acceptServiceChange: true });
+        assert.deepEqual(await state.pins.get(c.url), n.serviceIdentity);
+        await c.close();
+      });
+
+      it('an enclave the constraint refuses: refused, no CA sent, no retry', async () => {
+        const n = node();
+        await assert.rejects(open(n, { constraint: SECURE_CONSTRAINT }), code('INSECURE_PLATFORM'));
+        await assert.rejects(
+          open(n, { constraint: `${CONSTRAINT.replace(/C:[0-9a-f]{6}/, 'C:000000')}` }),
+          code('CONSTRAINT_MISMATCH'),
+        );
+        assert.deepEqual(frameTypes(n.frames), [FRAME.CH, FRAME.CH]);
+        assert.equal(n.connections, 2);
+      });
+
+      it('an SVC: clause naming another service is refused', async () => {
+        const n = node();
+        const svc = toHex(sha256(utf8('not this one')));
+        await assert.rejects(
+          open(n, { constraint: `${CONSTRAINT} SVC:${svc}` }),
+          code('CONSTRAINT_MISMATCH'),
+        );
+        const ok = await open(n, { constraint: `${CONSTRAINT} SVC:${toHex(n.serviceIdentity)}` });
+        await ok.close();
+      });
+
+      it("the node refuses the client's CA: connect or the first call rejects with the alert's code", async () => {
+        const n = node();
+        // The host flips a bit of CA: the node cannot open it, sends ALERT SCP_HANDSHAKE and closes.
+        const transport = relay(n.transport, {
+          up: (f, pass) => pass(f[0] === FRAME.CA ? f.map((b, i) => (i === 9 ? b ^ 1 : b)) : f),
+        });
+        const refusal = (e: unknown): boolean => {
+          code('SCP_HANDSHAKE')(e);
+          assert.ok(e instanceof HandshakeRefusedError, String(e));
+          assert.equal(e.reportedByPeer, true);
+          assert.equal(e.alertCode, 'SCP_HANDSHAKE');
+          assert.match(e.message, /refused the handshake .*not authenticated/);
+          return true;
+        };
+        let client: Client | undefined;
+        await assert.rejects(
+          (async () => {
+            client = await open(n, { transport });
+            await client.app('shop').query('balance', { who: 'ann' });
+          })(),
+          refusal,
+        );
+        // Refused before the node ever accepted this client: final, like a failed connect.
+        if (client !== undefined) await assert.rejects(client.app('shop').query('b', {}), refusal);
+        assert.deepEqual(ops(n), [], 'the node decrypted nothing');
+        assert.equal(n.connections, 1, 'not retried');
+      });
+
+      it('an ALERT with a code a node never sends is still a refusal, named SCP_HANDSHAKE', async () => {
+        const n = node();
+        let inject: Pass | undefined;
+        // The host answers CA itself with a made-up alert (it is unauthenticated: anyone can).
+        const transport = relay(n.transport, {
+          up: (f, pass) => {
+            if (f[0] !== FRAME.CA) return pass(f);
+            // CA never reaches the node: the host's alert is the only answer
+            void Promise.resolve().then(() => inject?.(encodeAlert('NO_SUCH_CODE', 'go away')));
+          },
+          down: (f, pass) => {
+            inject = pass;
+            pass(f);
+          },
+        });
+        await assert.rejects(connectAndQuery(n, { transport }), (e) => {
+          code('SCP_HANDSHAKE')(e);
+          assert.ok(e instanceof HandshakeRefusedError);
+          assert.equal(e.alertCode, 'NO_SUCH_CODE');
+          assert.match(e.message, /NO_SUCH_CODE: go away\); this alert is not authenticated/);
+          return true;
+        });
+        assert.deepEqual(ops(n), []);
+      });
+
+      it('an ALERT after an authenticated record is SCP_PROTOCOL and closes the session', async () => {
+        const n = node();
+        let records = 0;
+        // The host replaces the node's second record (the query's answer) with a forged alert.
+        const transport = relay(n.transport, {
+          down: (f, pass) => {
+            if (f[0] === FRAME.RECORD && ++records === 2)
+              pass(encodeAlert('SCP_HANDSHAKE', 'forged'));
+            else pass(f);
+          },
+        });
+        const c = await open(n, { transport, reconnect: false });
+        const injected = (e: unknown): boolean => {
+          code('SCP_PROTOCOL')(e);
+          assert.ok(!(e instanceof HandshakeRefusedError), 'not taken for a refusal');
+          assert.match((e as Error).message, /ALERT arrived after .* injected/);
+          return true;
+        };
+        await assert.rejects(c.app('shop').query('a', {}), injected);
+        assert.equal(c.session, undefined, 'the session is closed');
+        await assert.rejects(c.app('shop').query('b', {}), injected);
+        assert.deepEqual(ops(n), ['app.info', 'query']);
+      });
+
+      it('an ALERT after a record, with reconnect on: the call is re-sent on a new session', async () => {
+        const n = node();
+        let records = 0;
+        const transport = relay(n.transport, {
+          down: (f, pass) => {
+            if (f[0] === FRAME.RECORD && ++records === 2)
+              pass(encodeAlert('SCP_HANDSHAKE', 'forged'));
+            else pass(f);
+          },
+        });
+        const c = await open(n, { transport });
+        const r = await c.app('shop').query('a', {});
+        assert.deepEqual(r.result, { method: 'a', args: '{}' });
+        assert.equal(n.connections, 2);
+        await c.close();
+      });
+
+      it('an unreachable node is a NETWORK error naming the URL', async () => {
+        const n = node();
+        n.down = true;
+        await assert.rejects(open(n), (e) => {
+          code('NETWORK')(e);
+          assert.match((e as Error).message, /ws:\/\/node\.test:7410\/v1\/scp/);
+          return true;
+        });
+      });
     });
-    assert.deepEqual(frameTypes(n.frames), [FRAME.CH], 'the client never authenticated');
-    // A deliberate re-pin.
-    const c = await open(n, { state, acceptServiceChange: true });
-    assert.deepEqual(await state.pins.get(c.url), n.serviceIdentity);
-    await c.close();
-  });
 
-  it('an enclave the constraint refuses: refused, no CA sent, no retry', async () => {
-    const n = node();
-    await assert.rejects(open(n, { constraint: SECURE_CONSTRAINT }), code('INSECURE_PLATFORM'));
-    await assert.rejects(
-      open(n, { constraint: `${CONSTRAINT.replace(/C:[0-9a-f]{6}/, 'C:000000')}` }),
-      code('CONSTRAINT_MISMATCH'),
-    );
-    assert.deepEqual(frameTypes(n.frames), [FRAME.CH, FRAME.CH]);
-    assert.equal(n.connections, 2);
-  });
+    describe('apps: the code id is checked before any app data leaves', () => {
+      it('an APP: clause refusing the code: rejected after app.info, nothing else sent', async () => {
+        const n = node();
+        const c = await open(n, { constraint: `${CONSTRAINT} APP:shop=${toHex(CODE2)}` });
+        const secret = { card: '4111 1111 1111 1111' };
+        await assert.rejects(c.app('shop').transact('pay', secret), code('APP_CODE_MISMATCH'));
+        await assert.rejects(c.app('shop').query('balance', secret), code('APP_CODE_MISMATCH'));
+        // The refusal is remembered for the session: the second call sent no frame at all.
+        assert.deepEqual(ops(n), ['app.info']);
+        assert.deepEqual(frameTypes(n.frames), [FRAME.CH, FRAME.CA, FRAME.RECORD]);
+        // A new session checks again (the node may have deployed other code meanwhile).
+        n.dropAll();
+        await sessionGone(c);
+        await assert.rejects(c.app('shop').query('balance', secret), code('APP_CODE_MISMATCH'));
+        assert.deepEqual(ops(n), ['app.info', 'app.info']);
+        n.apps.set('shop', { codeId: CODE2 });
+        n.dropAll();
+        await sessionGone(c);
+        const r = await c.app('shop').query('balance', { who: 'ann' });
+        assert.deepEqual(r.codeId, CODE2);
+        assert.deepEqual(ops(n), ['app.info', 'app.info', 'app.info', 'query']);
+        await c.close();
+      });
 
-  it('an SVC: clause naming another service is refused', async () => {
-    const n = node();
-    const svc = toHex(sha256(utf8('not this one')));
-    await assert.rejects(
-      open(n, { constraint: `${CONSTRAINT} SVC:${svc}` }),
-      code('CONSTRAINT_MISMATCH'),
-    );
-    const ok = await open(n, { constraint: `${CONSTRAINT} SVC:${toHex(n.serviceIdentity)}` });
-    await ok.close();
-  });
+      it('query and transact under an admitting APP: clause; notifications reach the listener', async () => {
+        const n = node();
+        n.apps.set('shop', { codeId: CODE, notify: ['{"step":1}', '{"step":2}'] });
+        const c = await open(n, {
+          constraint: `${CONSTRAINT} APP:shop=${toHex(CODE2)} APP:shop=${toHex(CODE)}`,
+        });
+        const heard: unknown[] = [];
+        const q = await c
+          .app('shop')
+          .query('balance', { who: 'ann' }, { onNotification: (v) => heard.push(v) });
+        assert.deepEqual(q.result, { method: 'balance', args: '{"who":"ann"}' });
+        assert.deepEqual(q.notifications, [{ step: 1 }, { step: 2 }]);
+        assert.deepEqual(heard, [{ step: 1 }, { step: 2 }]);
+        assert.deepEqual(q.codeId, CODE);
+        const t = await c.app('shop').transact('pay', { amount: 5 }, { requestId: 'order-1' });
+        assert.equal(t.requestId, 'order-1');
+        assert.equal(t.repeated, false);
+        assert.match(t.txid, /^1\.\d+$/);
+        assert.deepEqual(ops(n), ['app.info', 'query', 'transact'], 'app.info is read once');
+        const sent = n.requests[2]?.args;
+        assert.equal(sent?.get('requestId'), 'order-1');
+        assert.deepEqual(sent?.get('codeId'), CODE);
+        assert.deepEqual(sent?.get('salt'), t.claims.salt);
+        await c.close();
+      });
 
-  it("the node refuses the client's CA: connect or the first call rejects with the alert's code", async () => {
-    const n = node();
-    // The host flips a bit of CA: the node cannot open it, sends ALERT SCP_HANDSHAKE and closes.
-    const transport = relay(n.transport, {
-      up: (f, pass) => pass(f[0] === FRAME.CA ? f.map((b, i) => (i === 9 ? b ^ 1 : b)) : f),
+      it('an app.info signature that does not verify: refused, no app data sent', async () => {
+        const n = node();
+        n.badInfoSignature = true;
+        const c = await open(n);
+        await assert.rejects(c.app('shop').transact('pay', { amount: 1 }), (e) => {
+          code('SCP_PROTOCOL')(e);
+          assert.match((e as Error).message, /signature on the code id of app shop/);
+          return true;
+        });
+        await assert.rejects(c.app('shop').query('balance', {}), code('SCP_PROTOCOL'));
+        assert.deepEqual(ops(n), ['app.info'], 'app.info is not asked again on the same session');
+        await c.close();
+      });
+
+      it('padding: every record the node receives has a bucket size', async () => {
+        const n = node();
+        const c = await open(n, { padding: true });
+        await c.app('shop').query('balance', { who: 'x'.repeat(300) });
+        const records = n.frames.filter((f) => f[0] === FRAME.RECORD);
+        assert.equal(records.length, 2);
+        // type byte + padded plaintext + 16-byte tag
+        assert.deepEqual(
+          records.map((f) => f.length - 17),
+          [256, 1024],
+        );
+        await c.close();
+      });
+
+      it('a missing app is named', async () => {
+        const n = node();
+        const c = await open(n);
+        await assert.rejects(c.app('nope').query('x', {}), code('APP_NOT_FOUND'));
+        await c.close();
+      });
+
+      it('APP_CODE_CHANGED: the client re-reads and re-checks app.info, then retries once', async () => {
+        const n = node();
+        const c = await open(n);
+        await c.app('shop').query('a', {});
+        n.apps.set('shop', { codeId: CODE2 });
+        const r = await c.app('shop').query('b', {});
+        assert.deepEqual(r.codeId, CODE2);
+        assert.deepEqual(ops(n), ['app.info', 'query', 'query', 'app.info', 'query']);
+        await c.close();
+      });
+
+      it('APP_CODE_CHANGED to code the constraint refuses: no second call is sent', async () => {
+        const n = node();
+        const c = await open(n, { constraint: `${CONSTRAINT} APP:shop=${toHex(CODE)}` });
+        await c.app('shop').transact('a', {});
+        n.apps.set('shop', { codeId: CODE2 });
+        await assert.rejects(c.app('shop').transact('b', { secret: 1 }), code('APP_CODE_MISMATCH'));
+        assert.deepEqual(ops(n), ['app.info', 'transact', 'transact', 'app.info']);
+        assert.equal(n.effects, 1);
+        await c.close();
+      });
     });
-    const refusal = (e: unknown): boolean => {
-      code('SCP_HANDSHAKE')(e);
-      assert.ok(e instanceof HandshakeRefusedError, String(e));
-      assert.equal(e.reportedByPeer, true);
-      assert.equal(e.alertCode, 'SCP_HANDSHAKE');
-      assert.match(e.message, /refused the handshake .*not authenticated/);
-      return true;
-    };
-    let client: Client | undefined;
-    await assert.rejects(
-      (async () => {
-        client = await open(n, { transport });
-        await client.app('shop').query('balance', { who: 'ann' });
-      })(),
-      refusal,
-    );
-    // Refused before the node ever accepted this client: final, like a failed connect.
-    if (client !== undefined) await assert.rejects(client.app('shop').query('b', {}), refusal);
-    assert.deepEqual(ops(n), [], 'the node decrypted nothing');
-    assert.equal(n.connections, 1, 'not retried');
-  });
 
-  it('an ALERT with a code a node never sends is still a refusal, named SCP_HANDSHAKE', async () => {
-    const n = node();
-    let inject: Pass | undefined;
-    // The host answers CA itself with a made-up alert (it is unauthenticated: anyone can).
-    const transport = relay(n.transport, {
-      up: (f, pass) => {
-        if (f[0] !== FRAME.CA) return pass(f);
-        // CA never reaches the node: the host's alert is the only answer
-        void Promise.resolve().then(() => inject?.(encodeAlert('NO_SUCH_CODE', 'go away')));
-      },
-      down: (f, pass) => {
-        inject = pass;
-        pass(f);
-      },
+    describe('receipts', () => {
+      it('waits for the signature, verifies claims and pinned service, then checks consistency', async () => {
+        const n = node();
+        const state = memoryState();
+        const c = await open(n, { state });
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        n.signAfterPolls = 2;
+        await assert.rejects(c.receipt(t1.txid), code('RECEIPT_NOT_READY'));
+        const r1 = await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        assert.equal(r1.verified.txid, t1.txid);
+        assert.deepEqual(r1.verified.service, n.serviceIdentity);
+        assert.equal((await state.roots.get(n.serviceIdentity))?.size, r1.verified.size);
+        assert.equal(
+          ops(n).filter((o) => o === 'consistency').length,
+          0,
+          'first root: nothing to prove',
+        );
+        const t2 = await c.app('shop').transact('pay', { amount: 2 });
+        const r2 = await c.receipt(t2.txid, { wait: true, claims: t2.claims });
+        assert.ok(r2.verified.size > r1.verified.size);
+        assert.deepEqual(
+          ops(n).filter((o) => o === 'consistency'),
+          ['consistency'],
+        );
+        assert.equal((await state.roots.get(n.serviceIdentity))?.size, r2.verified.size);
+        const st = await c.status({ app: 'shop', requestId: t2.requestId });
+        assert.deepEqual(st, { state: 'committed', txid: t2.txid });
+        assert.deepEqual(await c.status({ txid: t2.txid }), { state: 'signed' });
+        await c.close();
+      });
+
+      it('claims of another transaction, or a root older than one seen, are refused', async () => {
+        const n = node();
+        const state = memoryState();
+        const c = await open(n, { state });
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        const t2 = await c.app('shop').transact('pay', { amount: 2 });
+        await assert.rejects(
+          c.receipt(t1.txid, { wait: true, claims: t2.claims }),
+          code('RECEIPT'),
+        );
+        await state.roots.put({ service: n.serviceIdentity, size: 1000, root: new Uint8Array(32) });
+        await assert.rejects(c.receipt(t1.txid, { claims: t1.claims }), code('ROLLBACK_DETECTED'));
+        await c.close();
+      });
     });
-    await assert.rejects(connectAndQuery(n, { transport }), (e) => {
-      code('SCP_HANDSHAKE')(e);
-      assert.ok(e instanceof HandshakeRefusedError);
-      assert.equal(e.alertCode, 'NO_SUCH_CODE');
-      assert.match(e.message, /NO_SUCH_CODE: go away\); this alert is not authenticated/);
-      return true;
+
+    describe('reconnect', () => {
+      it('a transaction whose response was lost is re-sent (same request id and salt) and applies once', async () => {
+        const n = node();
+        const c = await open(n);
+        await c.app('shop').info();
+        n.loseResponses = 1;
+        const t = await c.app('shop').transact('pay', { amount: 7 });
+        assert.equal(n.connections, 2, 'the client reconnected');
+        assert.equal(n.effects, 1, 'applied once');
+        assert.equal(t.repeated, true);
+        const sent = n.requests.filter((r) => r.op === 'transact');
+        assert.equal(sent.length, 2);
+        assert.equal(sent[0]?.args.get('requestId'), sent[1]?.args.get('requestId'));
+        assert.deepEqual(sent[0]?.args.get('salt'), sent[1]?.args.get('salt'));
+        // The claims still match what was committed: the first attempt's salt was kept.
+        const r = await c.receipt(t.txid, { wait: true, claims: t.claims });
+        assert.equal(r.verified.txid, t.txid);
+        await c.close();
+      });
+
+      it('calls made while the socket is down wait for the new session', async () => {
+        const n = node();
+        const c = await open(n);
+        n.dropAll();
+        const [a, b] = await Promise.all([
+          c.app('shop').query('a', 1),
+          c.app('shop').query('b', 2),
+        ]);
+        assert.deepEqual(
+          [a.result, b.result],
+          [
+            { method: 'a', args: '1' },
+            { method: 'b', args: '2' },
+          ],
+        );
+        assert.equal(n.connections, 2);
+        await c.close();
+      });
+
+      it('a reconnect that reaches another service fails the waiting calls with SERVICE_CHANGED', async () => {
+        const first = node();
+        const second = node();
+        let current = first;
+        const transport: Transport = (url) => current.transport(url);
+        const c = await open(first, { transport });
+        await c.app('shop').info();
+        current = second;
+        first.dropAll();
+        await assert.rejects(c.app('shop').transact('pay', { amount: 1 }), code('SERVICE_CHANGED'));
+        assert.deepEqual(
+          frameTypes(second.frames),
+          [FRAME.CH],
+          'nothing but CH reached the impostor',
+        );
+        await assert.rejects(c.app('shop').query('x', {}), code('SERVICE_CHANGED'));
+      });
+
+      it('gives up after the configured attempts with NETWORK, and recovers on a later call', async () => {
+        const n = node();
+        const c = await open(n);
+        n.down = true;
+        n.dropAll();
+        await assert.rejects(c.app('shop').query('a', {}), (e) => {
+          code('NETWORK')(e);
+          assert.match((e as Error).message, /after 4 attempts/);
+          return true;
+        });
+        n.down = false;
+        const r = await c.app('shop').query('b', {});
+        assert.deepEqual(r.result, { method: 'b', args: '{}' });
+        await c.close();
+      });
+
+      it('reconnect: false fails the waiting calls and closes', async () => {
+        const n = node();
+        const c = await open(n, { reconnect: false });
+        await c.app('shop').info();
+        n.loseResponses = 1;
+        await assert.rejects(c.app('shop').transact('pay', {}), code('NETWORK'));
+        await assert.rejects(c.app('shop').query('a', {}), code('NETWORK'));
+        assert.equal(n.connections, 1);
+      });
+
+      it('close() fails pending and later calls with SCP_CLOSED', async () => {
+        const n = node();
+        const c = await open(n);
+        const pending = assert.rejects(c.app('shop').query('a', {}), code('SCP_CLOSED'));
+        await c.close();
+        await pending;
+        await assert.rejects(c.app('shop').query('b', {}), code('SCP_CLOSED'));
+      });
     });
-    assert.deepEqual(ops(n), []);
   });
-
-  it('an ALERT after an authenticated record is SCP_PROTOCOL and closes the session', async () => {
-    const n = node();
-    let records = 0;
-    // The host replaces the node's second record (the query's answer) with a forged alert.
-    const transport = relay(n.transport, {
-      down: (f, pass) => {
-        if (f[0] === FRAME.RECORD && ++records === 2) pass(encodeAlert('SCP_HANDSHAKE', 'forged'));
-        else pass(f);
-      },
-    });
-    const c = await open(n, { transport, reconnect: false });
-    const injected = (e: unknown): boolean => {
-      code('SCP_PROTOCOL')(e);
-      assert.ok(!(e instanceof HandshakeRefusedError), 'not taken for a refusal');
-      assert.match((e as Error).message, /ALERT arrived after .* injected/);
-      return true;
-    };
-    await assert.rejects(c.app('shop').query('a', {}), injected);
-    assert.equal(c.session, undefined, 'the session is closed');
-    await assert.rejects(c.app('shop').query('b', {}), injected);
-    assert.deepEqual(ops(n), ['app.info', 'query']);
-  });
-
-  it('an ALERT after a record, with reconnect on: the call is re-sent on a new session', async () => {
-    const n = node();
-    let records = 0;
-    const transport = relay(n.transport, {
-      down: (f, pass) => {
-        if (f[0] === FRAME.RECORD && ++records === 2) pass(encodeAlert('SCP_HANDSHAKE', 'forged'));
-        else pass(f);
-      },
-    });
-    const c = await open(n, { transport });
-    const r = await c.app('shop').query('a', {});
-    assert.deepEqual(r.result, { method: 'a', args: '{}' });
-    assert.equal(n.connections, 2);
-    await c.close();
-  });
-
-  it('an unreachable node is a NETWORK error naming the URL', async () => {
-    const n = node();
-    n.down = true;
-    await assert.rejects(open(n), (e) => {
-      code('NETWORK')(e);
-      assert.match((e as Error).message, /ws:\/\/node\.test:7410\/v1\/scp/);
-      return true;
-    });
-  });
-});
-
-describe('apps: the code id is checked before any app data leaves', () => {
-  it('an APP: clause refusing the code: rejected after app.info, nothing else sent', async () => {
-    const n = node();
-    const c = await open(n, { constraint: `${CONSTRAINT} APP:shop=${toHex(CODE2)}` });
-    const secret = { card: '4111 1111 1111 1111' };
-    await assert.rejects(c.app('shop').transact('pay', secret), code('APP_CODE_MISMATCH'));
-    await assert.rejects(c.app('shop').query('balance', secret), code('APP_CODE_MISMATCH'));
-    // The refusal is remembered for the session: the second call sent no frame at all.
-    assert.deepEqual(ops(n), ['app.info']);
-    assert.deepEqual(frameTypes(n.frames), [FRAME.CH, FRAME.CA, FRAME.RECORD]);
-    // A new session checks again (the node may have deployed other code meanwhile).
-    n.dropAll();
-    await sessionGone(c);
-    await assert.rejects(c.app('shop').query('balance', secret), code('APP_CODE_MISMATCH'));
-    assert.deepEqual(ops(n), ['app.info', 'app.info']);
-    n.apps.set('shop', { codeId: CODE2 });
-    n.dropAll();
-    await sessionGone(c);
-    const r = await c.app('shop').query('balance', { who: 'ann' });
-    assert.deepEqual(r.codeId, CODE2);
-    assert.deepEqual(ops(n), ['app.info', 'app.info', 'app.info', 'query']);
-    await c.close();
-  });
-
-  it('query and transact under an admitting APP: clause; notifications reach the listener', async () => {
-    const n = node();
-    n.apps.set('shop', { codeId: CODE, notify: ['{"step":1}', '{"step":2}'] });
-    const c = await open(n, {
-      constraint: `${CONSTRAINT} APP:shop=${toHex(CODE2)} APP:shop=${toHex(CODE)}`,
-    });
-    const heard: unknown[] = [];
-    const q = await c
-      .app('shop')
-      .query('balance', { who: 'ann' }, { onNotification: (v) => heard.push(v) });
-    assert.deepEqual(q.result, { method: 'balance', args: '{"who":"ann"}' });
-    assert.deepEqual(q.notifications, [{ step: 1 }, { step: 2 }]);
-    assert.deepEqual(heard, [{ step: 1 }, { step: 2 }]);
-    assert.deepEqual(q.codeId, CODE);
-    const t = await c.app('shop').transact('pay', { amount: 5 }, { requestId: 'order-1' });
-    assert.equal(t.requestId, 'order-1');
-    assert.equal(t.repeated, false);
-    assert.match(t.txid, /^1\.\d+$/);
-    assert.deepEqual(ops(n), ['app.info', 'query', 'transact'], 'app.info is read once');
-    const sent = n.requests[2]?.args;
-    assert.equal(sent?.get('requestId'), 'order-1');
-    assert.deepEqual(sent?.get('codeId'), CODE);
-    assert.deepEqual(sent?.get('salt'), t.claims.salt);
-    await c.close();
-  });
-
-  it('an app.info signature that does not verify: refused, no app data sent', async () => {
-    const n = node();
-    n.badInfoSignature = true;
-    const c = await open(n);
-    await assert.rejects(c.app('shop').transact('pay', { amount: 1 }), (e) => {
-      code('SCP_PROTOCOL')(e);
-      assert.match((e as Error).message, /signature on the code id of app shop/);
-      return true;
-    });
-    await assert.rejects(c.app('shop').query('balance', {}), code('SCP_PROTOCOL'));
-    assert.deepEqual(ops(n), ['app.info'], 'app.info is not asked again on the same session');
-    await c.close();
-  });
-
-  it('padding: every record the node receives has a bucket size', async () => {
-    const n = node();
-    const c = await open(n, { padding: true });
-    await c.app('shop').query('balance', { who: 'x'.repeat(300) });
-    const records = n.frames.filter((f) => f[0] === FRAME.RECORD);
-    assert.equal(records.length, 2);
-    // type byte + padded plaintext + 16-byte tag
-    assert.deepEqual(
-      records.map((f) => f.length - 17),
-      [256, 1024],
-    );
-    await c.close();
-  });
-
-  it('a missing app is named', async () => {
-    const n = node();
-    const c = await open(n);
-    await assert.rejects(c.app('nope').query('x', {}), code('APP_NOT_FOUND'));
-    await c.close();
-  });
-
-  it('APP_CODE_CHANGED: the client re-reads and re-checks app.info, then retries once', async () => {
-    const n = node();
-    const c = await open(n);
-    await c.app('shop').query('a', {});
-    n.apps.set('shop', { codeId: CODE2 });
-    const r = await c.app('shop').query('b', {});
-    assert.deepEqual(r.codeId, CODE2);
-    assert.deepEqual(ops(n), ['app.info', 'query', 'query', 'app.info', 'query']);
-    await c.close();
-  });
-
-  it('APP_CODE_CHANGED to code the constraint refuses: no second call is sent', async () => {
-    const n = node();
-    const c = await open(n, { constraint: `${CONSTRAINT} APP:shop=${toHex(CODE)}` });
-    await c.app('shop').transact('a', {});
-    n.apps.set('shop', { codeId: CODE2 });
-    await assert.rejects(c.app('shop').transact('b', { secret: 1 }), code('APP_CODE_MISMATCH'));
-    assert.deepEqual(ops(n), ['app.info', 'transact', 'transact', 'app.info']);
-    assert.equal(n.effects, 1);
-    await c.close();
-  });
-});
-
-describe('receipts', () => {
-  it('waits for the signature, verifies claims and pinned service, then checks consistency', async () => {
-    const n = node();
-    const state = memoryState();
-    const c = await open(n, { state });
-    const t1 = await c.app('shop').transact('pay', { amount: 1 });
-    n.signAfterPolls = 2;
-    await assert.rejects(c.receipt(t1.txid), code('RECEIPT_NOT_READY'));
-    const r1 = await c.receipt(t1.txid, { wait: true, claims: t1.claims });
-    assert.equal(r1.verified.txid, t1.txid);
-    assert.deepEqual(r1.verified.service, n.serviceIdentity);
-    assert.equal((await state.roots.get(n.serviceIdentity))?.size, r1.verified.size);
-    assert.equal(
-      ops(n).filter((o) => o === 'consistency').length,
-      0,
-      'first root: nothing to prove',
-    );
-    const t2 = await c.app('shop').transact('pay', { amount: 2 });
-    const r2 = await c.receipt(t2.txid, { wait: true, claims: t2.claims });
-    assert.ok(r2.verified.size > r1.verified.size);
-    assert.deepEqual(
-      ops(n).filter((o) => o === 'consistency'),
-      ['consistency'],
-    );
-    assert.equal((await state.roots.get(n.serviceIdentity))?.size, r2.verified.size);
-    const st = await c.status({ app: 'shop', requestId: t2.requestId });
-    assert.deepEqual(st, { state: 'committed', txid: t2.txid });
-    assert.deepEqual(await c.status({ txid: t2.txid }), { state: 'signed' });
-    await c.close();
-  });
-
-  it('claims of another transaction, or a root older than one seen, are refused', async () => {
-    const n = node();
-    const state = memoryState();
-    const c = await open(n, { state });
-    const t1 = await c.app('shop').transact('pay', { amount: 1 });
-    const t2 = await c.app('shop').transact('pay', { amount: 2 });
-    await assert.rejects(c.receipt(t1.txid, { wait: true, claims: t2.claims }), code('RECEIPT'));
-    await state.roots.put({ service: n.serviceIdentity, size: 1000, root: new Uint8Array(32) });
-    await assert.rejects(c.receipt(t1.txid, { claims: t1.claims }), code('ROLLBACK_DETECTED'));
-    await c.close();
-  });
-});
-
-describe('reconnect', () => {
-  it('a transaction whose response was lost is re-sent (same request id and salt) and applies once', async () => {
-    const n = node();
-    const c = await open(n);
-    await c.app('shop').info();
-    n.loseResponses = 1;
-    const t = await c.app('shop').transact('pay', { amount: 7 });
-    assert.equal(n.connections, 2, 'the client reconnected');
-    assert.equal(n.effects, 1, 'applied once');
-    assert.equal(t.repeated, true);
-    const sent = n.requests.filter((r) => r.op === 'transact');
-    assert.equal(sent.length, 2);
-    assert.equal(sent[0]?.args.get('requestId'), sent[1]?.args.get('requestId'));
-    assert.deepEqual(sent[0]?.args.get('salt'), sent[1]?.args.get('salt'));
-    // The claims still match what was committed: the first attempt's salt was kept.
-    const r = await c.receipt(t.txid, { wait: true, claims: t.claims });
-    assert.equal(r.verified.txid, t.txid);
-    await c.close();
-  });
-
-  it('calls made while the socket is down wait for the new session', async () => {
-    const n = node();
-    const c = await open(n);
-    n.dropAll();
-    const [a, b] = await Promise.all([c.app('shop').query('a', 1), c.app('shop').query('b', 2)]);
-    assert.deepEqual(
-      [a.result, b.result],
-      [
-        { method: 'a', args: '1' },
-        { method: 'b', args: '2' },
-      ],
-    );
-    assert.equal(n.connections, 2);
-    await c.close();
-  });
-
-  it('a reconnect that reaches another service fails the waiting calls with SERVICE_CHANGED', async () => {
-    const first = node();
-    const second = node();
-    let current = first;
-    const transport: Transport = (url) => current.transport(url);
-    const c = await open(first, { transport });
-    await c.app('shop').info();
-    current = second;
-    first.dropAll();
-    await assert.rejects(c.app('shop').transact('pay', { amount: 1 }), code('SERVICE_CHANGED'));
-    assert.deepEqual(frameTypes(second.frames), [FRAME.CH], 'nothing but CH reached the impostor');
-    await assert.rejects(c.app('shop').query('x', {}), code('SERVICE_CHANGED'));
-  });
-
-  it('gives up after the configured attempts with NETWORK, and recovers on a later call', async () => {
-    const n = node();
-    const c = await open(n);
-    n.down = true;
-    n.dropAll();
-    await assert.rejects(c.app('shop').query('a', {}), (e) => {
-      code('NETWORK')(e);
-      assert.match((e as Error).message, /after 4 attempts/);
-      return true;
-    });
-    n.down = false;
-    const r = await c.app('shop').query('b', {});
-    assert.deepEqual(r.result, { method: 'b', args: '{}' });
-    await c.close();
-  });
-
-  it('reconnect: false fails the waiting calls and closes', async () => {
-    const n = node();
-    const c = await open(n, { reconnect: false });
-    await c.app('shop').info();
-    n.loseResponses = 1;
-    await assert.rejects(c.app('shop').transact('pay', {}), code('NETWORK'));
-    await assert.rejects(c.app('shop').query('a', {}), code('NETWORK'));
-    assert.equal(n.connections, 1);
-  });
-
-  it('close() fails pending and later calls with SCP_CLOSED', async () => {
-    const n = node();
-    const c = await open(n);
-    const pending = assert.rejects(c.app('shop').query('a', {}), code('SCP_CLOSED'));
-    await c.close();
-    await pending;
-    await assert.rejects(c.app('shop').query('b', {}), code('SCP_CLOSED'));
-  });
-});
+}

@@ -179,6 +179,7 @@ export {
   type ServerAuth,
   type ServerHandshake,
   type ServerHandshakeOptions,
+  type SyncAeadKey,
   serverHandshake,
   type VerifyServerAuthOptions,
   verifyServerAuth,

@@ -4,6 +4,7 @@
  * WebCrypto; fixed randomness; RFC 6979 signatures from @noble/curves), and an in-memory relay
  * that runs a handshake and lets a test alter any frame on the way.
  */
+import { createCipheriv, createDecipheriv, createSecretKey } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import { toHex, utf8 } from '../src/bytes.js';
 import { encodeCbor } from '../src/cbor.js';
@@ -27,6 +28,36 @@ import {
 } from '../src/scp/index.js';
 import { payloadMap } from './helpers.js';
 import { type P256Key, sign1 } from './log-kit.js';
+
+/**
+ * `c` with aeadKeySync over node:crypto: sessions made with it run the synchronous record layer
+ * (ScpSession.sealSync / openSync), which must be byte-for-byte the asynchronous one.
+ */
+export function withSyncAead(c: ScpCrypto): ScpCrypto {
+  return {
+    ...c,
+    aeadKeySync: (raw32) => {
+      if (raw32.length !== 32) throw new Error('an AES-256-GCM key is 32 bytes');
+      const key = createSecretKey(Buffer.from(raw32));
+      return {
+        seal: (iv, aad, pt) => {
+          const x = createCipheriv('aes-256-gcm', key, iv);
+          x.setAAD(aad);
+          return new Uint8Array(Buffer.concat([x.update(pt), x.final(), x.getAuthTag()]));
+        },
+        open: (iv, aad, ct) => {
+          if (ct.length < 16) throw new Error('shorter than the tag');
+          const d = createDecipheriv('aes-256-gcm', key, iv);
+          d.setAAD(aad);
+          d.setAuthTag(ct.subarray(ct.length - 16));
+          return new Uint8Array(
+            Buffer.concat([d.update(ct.subarray(0, ct.length - 16)), d.final()]),
+          );
+        },
+      };
+    },
+  };
+}
 
 /** A fixed P-256 secret: SHA-256("scp test scalar <n>") (below the group order for these n). */
 export function fixedKey(n: number): P256Key {

@@ -24,7 +24,15 @@ import {
   webCryptoScp,
   webCryptoSigner,
 } from '../src/scp/index.js';
-import { connected, makeWorld, nobleSigner, randomKey, runHandshake } from './scp-kit.js';
+import {
+  connected,
+  makeWorld,
+  nobleSigner,
+  type RunOptions,
+  randomKey,
+  runHandshake,
+  withSyncAead,
+} from './scp-kit.js';
 
 const code = (c: string) => (e: unknown) => isCloisterError(e) && e.code === c;
 
@@ -174,158 +182,223 @@ describe('SCP handshake: honest runs', () => {
   });
 });
 
-describe('SCP records', () => {
-  test('messages both ways, every type, in order', async () => {
-    const { client, server } = await connected();
-    const args = { app: 'mail', n: 5 };
-    const [got] = await deliver(client, server, req(1, args));
-    assert.deepEqual(got, { ...req(1), args: new Map(Object.entries(args)) });
-    const notes: ScpMessage[] = [
-      { type: 'notify', id: 1, json: '{"progress":1}' },
-      { type: 'response', id: 1, ok: true, result: { codeId: new Uint8Array(32), index: 3 } },
-      { type: 'response', id: 2, ok: false, code: 'APP_NOT_FOUND', message: 'no app "x"' },
-    ];
-    for (const n of notes) {
-      const [m] = await deliver(server, client, n);
-      if (n.type === 'response' && n.ok) {
-        assert.deepEqual(m, { ...n, result: new Map(Object.entries(n.result)) });
-      } else assert.deepEqual(m, n);
+for (const [label, crypto] of [
+  ['WebCrypto AEAD', webCryptoScp],
+  ['synchronous AEAD', withSyncAead(webCryptoScp)],
+] as const) {
+  describe(`SCP records (${label})`, () => {
+    const conn = (o: RunOptions = {}) =>
+      connected({ clientCrypto: crypto, serverCrypto: crypto, ...o });
+
+    test('messages both ways, every type, in order', async () => {
+      const { client, server } = await conn();
+      const args = { app: 'mail', n: 5 };
+      const [got] = await deliver(client, server, req(1, args));
+      assert.deepEqual(got, { ...req(1), args: new Map(Object.entries(args)) });
+      const notes: ScpMessage[] = [
+        { type: 'notify', id: 1, json: '{"progress":1}' },
+        { type: 'response', id: 1, ok: true, result: { codeId: new Uint8Array(32), index: 3 } },
+        { type: 'response', id: 2, ok: false, code: 'APP_NOT_FOUND', message: 'no app "x"' },
+      ];
+      for (const n of notes) {
+        const [m] = await deliver(server, client, n);
+        if (n.type === 'response' && n.ok) {
+          assert.deepEqual(m, { ...n, result: new Map(Object.entries(n.result)) });
+        } else assert.deepEqual(m, n);
+      }
+    });
+
+    test('concurrent seals and opens keep call order', async () => {
+      const { client, server } = await conn();
+      const sealed = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => client.seal(req(i + 1))),
+      );
+      const opened = await Promise.all(sealed.flat().map((f) => server.open(f)));
+      assert.deepEqual(
+        opened.flat().map((m) => (m as { id: number }).id),
+        Array.from({ length: 50 }, (_, i) => i + 1),
+      );
+    });
+
+    test('key update: the sender rekeys after rekeyAfter records; the receiver follows', async () => {
+      const { client, server } = await conn({ clientLimits: { rekeyAfter: 4 } });
+      let frames = 0;
+      const ids: number[] = [];
+      for (let i = 1; i <= 20; i++) {
+        const fs = await client.seal(req(i));
+        frames += fs.length;
+        assert.equal(fs.length, i % 3 === 1 && i > 1 ? 2 : 1, `message ${i}`);
+        for (const f of fs)
+          ids.push(...(await server.open(f)).map((m) => (m as { id: number }).id));
+      }
+      assert.equal(frames, 20 + 6);
+      assert.deepEqual(
+        ids,
+        Array.from({ length: 20 }, (_, i) => i + 1),
+      );
+      // The other direction still works on its own keys.
+      assert.equal((await deliver(server, client, { type: 'notify', id: 1, json: '1' })).length, 1);
+    });
+
+    test('a dropped key update makes the next record fail', async () => {
+      const { client, server } = await conn({ clientLimits: { rekeyAfter: 2 } });
+      await server.open((await client.seal(req(1)))[0] as Uint8Array);
+      const [ku, m] = (await client.seal(req(2))) as [Uint8Array, Uint8Array];
+      assert.ok(ku && m);
+      await assert.rejects(server.open(m), code('SCP_RECORD'));
+    });
+
+    test('SEQ_LIMIT: a peer that never rekeys is cut off with SCP_SEQUENCE', async () => {
+      const { client, server } = await conn({ serverLimits: { seqLimit: 4, rekeyAfter: 4 } });
+      for (let i = 1; i <= 4; i++) await server.open((await client.seal(req(i)))[0] as Uint8Array);
+      await assert.rejects(
+        server.open((await client.seal(req(5)))[0] as Uint8Array),
+        code('SCP_SEQUENCE'),
+      );
+      await assert.rejects(
+        server.open((await client.seal(req(6)))[0] as Uint8Array),
+        code('SCP_SEQUENCE'),
+      );
+      assert.equal(server.closed, true);
+    });
+
+    test('limits are never above the defaults', async () => {
+      const world = makeWorld();
+      const base = {
+        crypto: webCryptoScp,
+        nodeSigner: nobleSigner(world.node),
+        serviceKey: world.service.publicKey,
+        evidence: world.evidence,
+        endorsement: world.endorsement,
+      };
+      assert.throws(
+        () => serverHandshake({ ...base, limits: { seqLimit: SEQ_LIMIT + 1 } }),
+        code('INVALID_INPUT'),
+      );
+      assert.throws(
+        () => serverHandshake({ ...base, limits: { rekeyAfter: REKEY_AFTER + 1 } }),
+        code('INVALID_INPUT'),
+      );
+      assert.throws(
+        () => serverHandshake({ ...base, limits: { rekeyAfter: 8, seqLimit: 4 } }),
+        code('INVALID_INPUT'),
+      );
+      assert.throws(
+        () => serverHandshake({ ...base, limits: { rekeyAfter: 1 } }),
+        code('INVALID_INPUT'),
+      );
+    });
+
+    test('padding: bucket sizes, round trip, and only zero bytes accepted', async () => {
+      assert.deepEqual(
+        [0, 256, 257, 1024, 1025, 4097, 16384, 16385, 65536, 65537].map(paddedLength),
+        [256, 256, 1024, 1024, 4096, 16384, 16384, 65536, 65536, 131072],
+      );
+      const { client, server } = await conn();
+      for (const n of [0, 300, 5000, 70_000]) {
+        const m: ScpMessage = { type: 'notify', id: 1, json: 'x'.repeat(n) };
+        const [f] = (await client.seal(m, { pad: true })) as [Uint8Array];
+        const pt = encodeCbor([3, 1, 'x'.repeat(n)]).length;
+        assert.equal(f.length, 1 + paddedLength(pt) + 16);
+        assert.deepEqual(await server.open(f), [m]);
+      }
+      const pt = encodePlaintext([3, 1, 'x'], true);
+      assert.deepEqual(decodePlaintext(pt), { type: 'notify', id: 1, json: 'x' });
+      const bad = pt.slice();
+      bad[bad.length - 1] = 1;
+      assert.throws(() => decodePlaintext(bad), code('SCP_PROTOCOL'));
+    });
+
+    test('close: sealing or opening a close ends that session', async () => {
+      const { client, server } = await conn();
+      const close: ScpMessage = { type: 'close', code: 'SCP_CLOSED', message: 'bye' };
+      assert.deepEqual(await deliver(client, server, close), [close]);
+      assert.equal(client.closed, true);
+      assert.equal(server.closed, true);
+      await assert.rejects(client.seal(req(1)), code('SCP_CLOSED'));
+      await assert.rejects(
+        server.open(Uint8Array.of(5, ...new Uint8Array(20))),
+        code('SCP_CLOSED'),
+      );
+    });
+
+    test('oversized messages are refused before sealing; oversized frames are refused on open', async () => {
+      const { client, server } = await conn();
+      await assert.rejects(
+        client.seal({ type: 'notify', id: 1, json: 'x'.repeat(MAX_FRAME) }),
+        code('FRAME_TOO_LARGE'),
+      );
+      // The refused seal consumed nothing: the next record still opens.
+      assert.equal((await deliver(client, server, req(1))).length, 1);
+      await assert.rejects(
+        server.open(new Uint8Array(MAX_FRAME + 1).fill(5)),
+        code('FRAME_TOO_LARGE'),
+      );
+    });
+
+    test('malformed messages to seal are InvalidInputError and do not poison', async () => {
+      const { client, server } = await conn();
+      await assert.rejects(
+        client.seal({ type: 'request', id: 0, op: 'x', args: {} }),
+        code('INVALID_INPUT'),
+      );
+      await assert.rejects(
+        client.seal({ type: 'bogus' } as unknown as ScpMessage),
+        code('INVALID_INPUT'),
+      );
+      assert.equal((await deliver(client, server, req(1))).length, 1);
+    });
+  });
+}
+
+describe('SCP records: the synchronous record layer', () => {
+  test('sealSync/openSync exist exactly when the crypto has aeadKeySync', async () => {
+    const sync = await connected({
+      clientCrypto: withSyncAead(webCryptoScp),
+      serverCrypto: withSyncAead(webCryptoScp),
+    });
+    assert.equal(typeof sync.client.sealSync, 'function');
+    assert.equal(typeof sync.server.openSync, 'function');
+    const plain = await connected();
+    assert.equal(plain.client.sealSync, undefined);
+    assert.equal(plain.server.openSync, undefined);
+  });
+
+  test('a synchronous and an asynchronous session interoperate, key updates included', async () => {
+    const { client, server } = await connected({
+      clientCrypto: withSyncAead(webCryptoScp),
+      clientLimits: { rekeyAfter: 3 },
+      serverLimits: { rekeyAfter: 3 },
+    });
+    const seal = (client.sealSync as NonNullable<ScpSession['sealSync']>).bind(client);
+    const open = (client.openSync as NonNullable<ScpSession['openSync']>).bind(client);
+    for (let i = 1; i <= 10; i++) {
+      const ids: number[] = [];
+      for (const f of seal(req(i)))
+        ids.push(...(await server.open(f)).map((m) => (m as { id: number }).id));
+      assert.deepEqual(ids, [i]);
+      const back: ScpMessage[] = [];
+      for (const f of await server.seal({ type: 'notify', id: i, json: String(i) })) {
+        back.push(...open(f));
+      }
+      assert.deepEqual(back, [{ type: 'notify', id: i, json: String(i) }]);
     }
   });
 
-  test('concurrent seals and opens keep call order', async () => {
-    const { client, server } = await connected();
-    const sealed = await Promise.all(Array.from({ length: 50 }, (_, i) => client.seal(req(i + 1))));
-    const opened = await Promise.all(sealed.flat().map((f) => server.open(f)));
-    assert.deepEqual(
-      opened.flat().map((m) => (m as { id: number }).id),
-      Array.from({ length: 50 }, (_, i) => i + 1),
-    );
-  });
-
-  test('key update: the sender rekeys after rekeyAfter records; the receiver follows', async () => {
-    const { client, server } = await connected({ clientLimits: { rekeyAfter: 4 } });
-    let frames = 0;
-    const ids: number[] = [];
-    for (let i = 1; i <= 20; i++) {
-      const fs = await client.seal(req(i));
-      frames += fs.length;
-      assert.equal(fs.length, i % 3 === 1 && i > 1 ? 2 : 1, `message ${i}`);
-      for (const f of fs) ids.push(...(await server.open(f)).map((m) => (m as { id: number }).id));
-    }
-    assert.equal(frames, 20 + 6);
-    assert.deepEqual(
-      ids,
-      Array.from({ length: 20 }, (_, i) => i + 1),
-    );
-    // The other direction still works on its own keys.
-    assert.equal((await deliver(server, client, { type: 'notify', id: 1, json: '1' })).length, 1);
-  });
-
-  test('a dropped key update makes the next record fail', async () => {
-    const { client, server } = await connected({ clientLimits: { rekeyAfter: 2 } });
-    await server.open((await client.seal(req(1)))[0] as Uint8Array);
-    const [ku, m] = (await client.seal(req(2))) as [Uint8Array, Uint8Array];
-    assert.ok(ku && m);
-    await assert.rejects(server.open(m), code('SCP_RECORD'));
-  });
-
-  test('SEQ_LIMIT: a peer that never rekeys is cut off with SCP_SEQUENCE', async () => {
-    const { client, server } = await connected({ serverLimits: { seqLimit: 4, rekeyAfter: 4 } });
-    for (let i = 1; i <= 4; i++) await server.open((await client.seal(req(i)))[0] as Uint8Array);
-    await assert.rejects(
-      server.open((await client.seal(req(5)))[0] as Uint8Array),
-      code('SCP_SEQUENCE'),
-    );
-    await assert.rejects(
-      server.open((await client.seal(req(6)))[0] as Uint8Array),
-      code('SCP_SEQUENCE'),
-    );
+  test('sync failures: an altered record throws SCP_RECORD and poisons; later opens throw the same', async () => {
+    const { client, server } = await connected({
+      clientCrypto: withSyncAead(webCryptoScp),
+      serverCrypto: withSyncAead(webCryptoScp),
+    });
+    const seal = (client.sealSync as NonNullable<ScpSession['sealSync']>).bind(client);
+    const open = (server.openSync as NonNullable<ScpSession['openSync']>).bind(server);
+    const [f] = seal(req(1)) as [Uint8Array];
+    const bad = f.slice();
+    bad[bad.length - 1] = (bad[bad.length - 1] as number) ^ 1;
+    assert.throws(() => open(bad), code('SCP_RECORD'));
+    assert.throws(() => open(f), code('SCP_RECORD'));
     assert.equal(server.closed, true);
-  });
-
-  test('limits are never above the defaults', async () => {
-    const world = makeWorld();
-    const base = {
-      crypto: webCryptoScp,
-      nodeSigner: nobleSigner(world.node),
-      serviceKey: world.service.publicKey,
-      evidence: world.evidence,
-      endorsement: world.endorsement,
-    };
-    assert.throws(
-      () => serverHandshake({ ...base, limits: { seqLimit: SEQ_LIMIT + 1 } }),
-      code('INVALID_INPUT'),
-    );
-    assert.throws(
-      () => serverHandshake({ ...base, limits: { rekeyAfter: REKEY_AFTER + 1 } }),
-      code('INVALID_INPUT'),
-    );
-    assert.throws(
-      () => serverHandshake({ ...base, limits: { rekeyAfter: 8, seqLimit: 4 } }),
-      code('INVALID_INPUT'),
-    );
-    assert.throws(
-      () => serverHandshake({ ...base, limits: { rekeyAfter: 1 } }),
-      code('INVALID_INPUT'),
-    );
-  });
-
-  test('padding: bucket sizes, round trip, and only zero bytes accepted', async () => {
-    assert.deepEqual(
-      [0, 256, 257, 1024, 1025, 4097, 16384, 16385, 65536, 65537].map(paddedLength),
-      [256, 256, 1024, 1024, 4096, 16384, 16384, 65536, 65536, 131072],
-    );
-    const { client, server } = await connected();
-    for (const n of [0, 300, 5000, 70_000]) {
-      const m: ScpMessage = { type: 'notify', id: 1, json: 'x'.repeat(n) };
-      const [f] = (await client.seal(m, { pad: true })) as [Uint8Array];
-      const pt = encodeCbor([3, 1, 'x'.repeat(n)]).length;
-      assert.equal(f.length, 1 + paddedLength(pt) + 16);
-      assert.deepEqual(await server.open(f), [m]);
-    }
-    const pt = encodePlaintext([3, 1, 'x'], true);
-    assert.deepEqual(decodePlaintext(pt), { type: 'notify', id: 1, json: 'x' });
-    const bad = pt.slice();
-    bad[bad.length - 1] = 1;
-    assert.throws(() => decodePlaintext(bad), code('SCP_PROTOCOL'));
-  });
-
-  test('close: sealing or opening a close ends that session', async () => {
-    const { client, server } = await connected();
-    const close: ScpMessage = { type: 'close', code: 'SCP_CLOSED', message: 'bye' };
-    assert.deepEqual(await deliver(client, server, close), [close]);
-    assert.equal(client.closed, true);
-    assert.equal(server.closed, true);
-    await assert.rejects(client.seal(req(1)), code('SCP_CLOSED'));
-    await assert.rejects(server.open(Uint8Array.of(5, ...new Uint8Array(20))), code('SCP_CLOSED'));
-  });
-
-  test('oversized messages are refused before sealing; oversized frames are refused on open', async () => {
-    const { client, server } = await connected();
-    await assert.rejects(
-      client.seal({ type: 'notify', id: 1, json: 'x'.repeat(MAX_FRAME) }),
-      code('FRAME_TOO_LARGE'),
-    );
-    // The refused seal consumed nothing: the next record still opens.
-    assert.equal((await deliver(client, server, req(1))).length, 1);
-    await assert.rejects(
-      server.open(new Uint8Array(MAX_FRAME + 1).fill(5)),
-      code('FRAME_TOO_LARGE'),
-    );
-  });
-
-  test('malformed messages to seal are InvalidInputError and do not poison', async () => {
-    const { client, server } = await connected();
-    await assert.rejects(
-      client.seal({ type: 'request', id: 0, op: 'x', args: {} }),
-      code('INVALID_INPUT'),
-    );
-    await assert.rejects(
-      client.seal({ type: 'bogus' } as unknown as ScpMessage),
-      code('INVALID_INPUT'),
-    );
-    assert.equal((await deliver(client, server, req(1))).length, 1);
+    await assert.rejects(server.open(f), code('SCP_RECORD'));
   });
 });
 

@@ -28,7 +28,14 @@ import {
   trafficKey,
   trafficSecrets,
 } from '../src/scp/keys.js';
-import { fixedCrypto, fixedKey, makeWorld, nobleSigner, runHandshake } from './scp-kit.js';
+import {
+  fixedCrypto,
+  fixedKey,
+  makeWorld,
+  nobleSigner,
+  runHandshake,
+  withSyncAead,
+} from './scp-kit.js';
 
 const FIXTURE = new URL('./fixtures/scp-v1-vectors.json', import.meta.url);
 const DOC = new URL('../../../docs/scp.md', import.meta.url);
@@ -89,7 +96,7 @@ const NS = Uint8Array.from({ length: 32 }, (_, i) => 0x20 + i);
 const REQUEST: ScpMessage = { type: 'request', id: 1, op: 'node.status', args: {} };
 const RESPONSE: ScpMessage = { type: 'response', id: 1, ok: true, result: { index: 1 } };
 
-async function fixedRun() {
+async function fixedRun(sync = false) {
   const [ce, se, id, node, service, platform] = [1, 2, 3, 4, 5, 6].map(fixedKey) as [
     ReturnType<typeof fixedKey>,
     ReturnType<typeof fixedKey>,
@@ -102,8 +109,8 @@ async function fixedRun() {
   const r = await runHandshake({
     world,
     identity: nobleSigner(id),
-    clientCrypto: fixedCrypto([ce], [NC]),
-    serverCrypto: fixedCrypto([se], [NS]),
+    clientCrypto: sync ? withSyncAead(fixedCrypto([ce], [NC])) : fixedCrypto([ce], [NC]),
+    serverCrypto: sync ? withSyncAead(fixedCrypto([se], [NS])) : fixedCrypto([se], [NS]),
   });
   const client = r.clientSession as ScpSession;
   const server = r.serverSession as ScpSession;
@@ -298,4 +305,12 @@ test('SCP v1 vectors: the implementation, an independent recomputation, the fixt
     assert.ok(doc.includes(`${name} = ${value}\n`), `docs/scp.md lacks the vector ${name}`);
   }
   assert.ok(buf(fixture.CH as string).length > 0);
+});
+
+test('SCP v1 vectors: the synchronous record layer (aeadKeySync) makes the same records', async () => {
+  const fixture = JSON.parse(readFileSync(FIXTURE, 'utf8')) as Vectors;
+  const run = await fixedRun(true);
+  assert.equal(typeof run.client.sealSync, 'function');
+  assert.equal(hex(run.r1), fixture.record_c0);
+  assert.equal(hex(run.r2), fixture.record_s0);
 });

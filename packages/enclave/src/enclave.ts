@@ -136,8 +136,14 @@ export interface Enclave {
   appsTrace(req: { enable: boolean }): { enabled: boolean };
   /** A new secure session (docs/scp.md); SCP_SESSIONS when the table is full. */
   scpOpen(): { session: number };
-  /** One frame of a session, processed after its earlier frames (resolves once processed). */
-  scpFrame(req: { session: number; frame: Uint8Array }): Promise<Record<string, never>>;
+  /**
+   * One frame of a session, processed after its earlier frames: `{}` when it was processed in
+   * the call, else a promise resolving once it is processed.
+   */
+  scpFrame(req: {
+    session: number;
+    frame: Uint8Array;
+  }): Record<string, never> | Promise<Record<string, never>>;
   /** The session's socket is gone: forget it. */
   scpClose(req: { session: number }): Record<string, never>;
   stop(): Record<string, never>;
@@ -376,9 +382,10 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
       return { session: requireScp().open() };
     },
 
-    async scpFrame({ session, frame }) {
-      await requireScp().frame(session, frame);
-      return {};
+    scpFrame({ session, frame }) {
+      // Processed in the call (the usual case): answered at once, without a promise per frame.
+      const done = requireScp().frame(session, frame);
+      return done === undefined ? {} : done.then(() => ({}));
     },
 
     scpClose({ session }) {

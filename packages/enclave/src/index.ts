@@ -26,6 +26,64 @@ export interface StartEnclaveHooks {
   readonly onRuntime?: (runtime: AppRuntime) => void;
 }
 
+/** The host's clock as the enclave reads it (createHostClock). */
+export interface HostClock {
+  /** A host message arrived (each frame of a batch counts); call before it is handled. */
+  arrived(): void;
+  /** The host's time in ms: the cached value, or a synchronous read when there is none. */
+  read(): number;
+}
+
+/**
+ * The host's clock (`host.time`: untrusted; the app runtime forces it monotonic). A synchronous
+ * read blocks this thread until the host thread answers, which under load cost more of this
+ * thread than the queries themselves (docs/performance.md, "The SCP benchmark"), so the value is
+ * kept fresh by asynchronous reads (`ask`) instead. Rule: a value is used only while a read asked
+ * for after it arrived is on its way, or until the next host message, so it is at most about one
+ * boundary round trip old; a host message that arrives with no read on its way (the node may have
+ * been idle for any time) drops it, and the next read is synchronous (`askSync`), as before. An
+ * answer asks again at once only when the clock was read and other host messages arrived
+ * meanwhile (the node is busy; the ask then leaves with the answers to that work); an idle node
+ * stops asking.
+ */
+export function createHostClock(ask: () => Promise<number>, askSync: () => number): HostClock {
+  let value: number | undefined;
+  let asking = false;
+  let readSince = false;
+  /** Host messages arrived, and that count when the last ask left. */
+  let arrivals = 0;
+  let arrivalsAtAsk = 0;
+  const refresh = (): void => {
+    asking = true;
+    readSince = false;
+    arrivalsAtAsk = arrivals;
+    ask().then(
+      (ms) => {
+        value = ms;
+        asking = false;
+        // More than the answer itself arrived: busy, so keep one read on its way.
+        if (readSince && arrivals - arrivalsAtAsk > 1) refresh();
+      },
+      () => {
+        value = undefined; // the next read asks synchronously
+        asking = false;
+      },
+    );
+  };
+  return {
+    arrived() {
+      arrivals += 1;
+      if (!asking) value = undefined;
+    },
+    read() {
+      value ??= askSync();
+      readSince = true;
+      if (!asking) refresh();
+      return value;
+    },
+  };
+}
+
 export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
   // The RPC is created first so the ports can call through it; handlers only run once the host
   // sends a call, by which time `enclave` is assigned.
@@ -34,17 +92,18 @@ export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
     if (!enclave) throw new Error('enclave not ready');
     return enclave;
   };
-  // The host's clock is read at most once per message from the host (a sync call blocks this
-  // thread until the host thread answers: one per app call cost ~15 % of a query). Every
-  // enclave computation starts from a host message, so the cached value is at most as old as
-  // the work it stamps; the time is untrusted anyway and the runtime forces it monotonic.
-  let hostTime: number | undefined;
+  // The host's clock, kept fresh asynchronously (createHostClock); every host message is counted
+  // before it is handled. `rpc` is assigned before any message or read can arrive.
+  const clock = createHostClock(
+    () => rpc.call('host.time', {}).then((r) => r.ms),
+    () => rpc.callSync('host.time', {}).ms,
+  );
   const clockedPort: Port = {
     post: (bytes) => port.post(bytes),
     callSync: (bytes) => port.callSync(bytes),
     onMessage: (handler) =>
       port.onMessage((bytes) => {
-        hostTime = undefined;
+        clock.arrived();
         handler(bytes);
       }),
   };
@@ -97,10 +156,7 @@ export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
     persist: async (sealedService) => {
       await rpc.call('service.persist', { sealedService });
     },
-    clock: () => {
-      hostTime ??= rpc.callSync('host.time', {}).ms;
-      return hostTime;
-    },
+    clock: () => clock.read(),
     scpSend: (session, frame) => rpc.emit('scp.send', { session, frame }),
     scpEnd: (session, code) => rpc.emit('scp.end', { session, code }),
     // Sent only once apps.trace enabled it, which the enclave allows on the simulation only.

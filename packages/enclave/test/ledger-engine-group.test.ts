@@ -521,3 +521,107 @@ describe('ledger engine: secret rotation', () => {
       if (k.startsWith('01') && !after.has(k)) assert.equal(generationOf(v), 1);
   });
 });
+
+describe('version index paths (docs/ledger-format.md §11.2)', () => {
+  test('16 consecutive indexes share a block path; digit 63 is the index mod 16', async () => {
+    const { createLevels, versionPath } = await import('../src/ledger/ledger/state.js');
+    const { u64, VERSIONS_TRIE } = await import('../src/ledger/ledger/format.js');
+    const { createMemoryStore } = await hostStores();
+    const levels = createLevels({
+      records: createMemoryStore(),
+      secret: { generation: 0, secret: new Uint8Array(32).fill(7) },
+      cacheBytes: 1 << 20,
+    });
+    const ring = levels.admin.keyring;
+    const seen = new Set<string>();
+    for (let i = 0; i < 64; i++) {
+      const path = versionPath(ring, i);
+      const block = ring.table(VERSIONS_TRIE).path(u64(Math.floor(i / 16)));
+      assert.deepEqual(path.subarray(0, 31), block.subarray(0, 31));
+      assert.equal((path[31] as number) >> 4, (block[31] as number) >> 4);
+      assert.equal((path[31] as number) & 15, i % 16);
+      seen.add(hex(path));
+    }
+    assert.equal(seen.size, 64, 'distinct indexes, distinct paths');
+    assert.notDeepEqual(
+      versionPath(ring, 15).subarray(0, 31),
+      versionPath(ring, 16).subarray(0, 31),
+    );
+  });
+
+  test('a group of 40 entries spanning blocks: every index reads back, also after reopening', async () => {
+    const { createMemoryStore } = await hostStores();
+    const store = createMemoryStore();
+    const engine = await createLedgerEngine(options(store));
+    const commits = Array.from({ length: 40 }, (_, i) => {
+      const tx = engine.begin();
+      tx.set('a', 't', te(`k${i}`), te(`v${i}`));
+      return tx.commit();
+    });
+    const results = await Promise.all(commits);
+    assert.deepEqual(
+      results.map((r) => r.index),
+      Array.from({ length: 40 }, (_, i) => i + 1),
+    );
+    for (let i = 1; i <= 40; i++) {
+      assert.deepEqual(engine.at(i).stateHash, engine.stateHash);
+      assert.deepEqual(engine.at(i).get('a', 't', te(`k${i - 1}`)), te(`v${i - 1}`));
+    }
+    const reopened = await openLedgerEngine(options(store));
+    assert.equal(reopened.index, 40);
+    for (const i of [1, 15, 16, 31, 32, 40]) {
+      assert.deepEqual(reopened.at(i).stateHash, engine.stateHash);
+    }
+  });
+});
+
+describe('what an update caches (docs/ledger-format.md §9.2)', () => {
+  test('the compact branches an update caches keep their built leaves checked', async () => {
+    const { createNodeCache } = await import('../src/ledger/node-cache.js');
+    const { createTrie } = await import('../src/ledger/trie/trie.js');
+    const { createHash } = await import('node:crypto');
+    const cache = createNodeCache(1 << 24);
+    const trie = createTrie({ source: { get: () => undefined }, cache });
+    const h = (s: string): Uint8Array => new Uint8Array(createHash('sha256').update(s).digest());
+    const ops = Array.from({ length: 40 }, (_, i) => ({
+      type: 'put' as const,
+      path: h(`p${i}`),
+      salt: h(`s${i}`),
+      key: te(`k${i}`),
+      value: te(`v${i}`),
+    }));
+    const up = trie.update(EMPTY_ROOT, ops);
+    let branches = 0;
+    for (const r of up.records) {
+      const n = cache.get(r.hash);
+      if (n?.kind !== 'branch') continue;
+      branches++;
+      assert.ok(n.leafSlots !== 0 || n.embedded !== undefined);
+      assert.equal(n.checkedLeaves & n.leafSlots, n.leafSlots, 'every embedded leaf checked');
+    }
+    assert.ok(branches > 0);
+    for (const op of ops) assert.deepEqual(trie.get(up.root, op.path)?.value, op.value);
+  });
+
+  test('commits to one table read nothing back from the store (root leaves are cached)', async () => {
+    const { createMemoryStore } = await hostStores();
+    const inner = createMemoryStore();
+    let reads = 0;
+    const store: LedgerStore = {
+      get(k) {
+        reads++;
+        return inner.get(k);
+      },
+      write: (b, o) => inner.write(b, o),
+    };
+    const engine = await createLedgerEngine(options(store));
+    reads = 0;
+    for (let i = 0; i < 20; i++) {
+      const tx = engine.begin();
+      tx.set('a', 't', te(`k${i}`), te(`v${i}`));
+      await tx.commit();
+    }
+    assert.equal(reads, 0);
+    assert.deepEqual(engine.at().get('a', 't', te('k7')), te('v7'));
+  });
+});

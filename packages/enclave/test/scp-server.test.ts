@@ -477,7 +477,10 @@ describe('scp server: attacks end only the session they hit', () => {
     w.server.close(a.id);
     await w.server.frame(a.id, Uint8Array.of(5, 0));
     assert.equal(take(w.sink, a.id).length, 0);
-    await assert.rejects(w.server.frame(999, Uint8Array.of(1)), /no such secure session/);
+    await assert.rejects(
+      w.server.frame(999, Uint8Array.of(1)) as Promise<void>,
+      /no such secure session/,
+    );
   });
 
   test('the session cap refuses by name, and frees a slot when a session ends', async () => {

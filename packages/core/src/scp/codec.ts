@@ -193,15 +193,19 @@ export function alertError(f: Uint8Array): ScpError {
 
 /** Plaintext length after padding to the next bucket: 256, 1024, 4096, 16384, then 64 KiB steps. */
 export function paddedLength(n: number): number {
-  for (const b of [256, 1024, 4096, 16384]) if (n <= b) return b;
+  for (const b of BUCKETS) if (n <= b) return b;
   return Math.ceil(n / 65536) * 65536;
 }
+const BUCKETS = [256, 1024, 4096, 16384] as const;
 
 function args(v: unknown, what: string): Map<string, unknown> {
-  if (!(v instanceof Map) || [...v.keys()].some((k) => typeof k !== 'string')) {
-    throw new ScpError('SCP_PROTOCOL', `${what} must be a CBOR map with text keys`);
-  }
+  if (!(v instanceof Map)) throw notTextMap(what);
+  for (const k of v.keys()) if (typeof k !== 'string') throw notTextMap(what);
   return v as Map<string, unknown>;
+}
+
+function notTextMap(what: string): ScpError {
+  return new ScpError('SCP_PROTOCOL', `${what} must be a CBOR map with text keys`);
 }
 
 function id(v: unknown): number {
@@ -219,23 +223,25 @@ function isMapLike(v: unknown): v is Map<string, unknown> | Record<string, unkno
 }
 
 /** The CBOR array of a message; InvalidInputError for a malformed message (a caller bug). */
+function bad(what: string): never {
+  throw new InvalidInputError(`SCP message: ${what}`);
+}
+
+function checkId(id: number): void {
+  if (!Number.isSafeInteger(id) || id < 1) bad('id must be an integer >= 1');
+}
+
 export function messageArray(m: ScpMessage): unknown[] {
-  const bad = (what: string): never => {
-    throw new InvalidInputError(`SCP message: ${what}`);
-  };
+  // Module-level helpers, not closures: this runs for every record sealed.
   if (typeof m !== 'object' || m === null) bad('must be an object');
-  const checkId = (): void => {
-    if (!Number.isSafeInteger(m.type === 'close' ? 1 : m.id) || (m.type !== 'close' && m.id < 1))
-      bad('id must be an integer >= 1');
-  };
   switch (m.type) {
     case 'request':
-      checkId();
+      checkId(m.id);
       if (typeof m.op !== 'string') bad('op must be text');
       if (!isMapLike(m.args)) bad('args must be a map');
       return [MSG.REQUEST, m.id, m.op, m.args];
     case 'response':
-      checkId();
+      checkId(m.id);
       if (m.ok === true) {
         if (!isMapLike(m.result)) bad('result must be a map');
         return [MSG.RESPONSE, m.id, true, m.result];
@@ -244,7 +250,7 @@ export function messageArray(m: ScpMessage): unknown[] {
         bad('an error has text code and message');
       return [MSG.RESPONSE, m.id, false, [m.code, m.message]];
     case 'notify':
-      checkId();
+      checkId(m.id);
       if (typeof m.json !== 'string') bad('json must be text');
       return [MSG.NOTIFY, m.id, m.json];
     case 'close':

@@ -43,5 +43,6 @@ export {
   type ServerAuth,
   type ServerHandshake,
   type ServerHandshakeOptions,
+  type SyncAeadKey,
 } from './types.js';
 export { webCryptoScp, webCryptoSigner } from './webcrypto.js';

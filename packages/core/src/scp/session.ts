@@ -20,6 +20,7 @@ import {
   type ScpMessage,
   type ScpSession,
   SEQ_LIMIT,
+  type SyncAeadKey,
 } from './types.js';
 
 const AAD_RECORD = Uint8Array.of(FRAME.RECORD);
@@ -70,6 +71,15 @@ export interface SessionInit {
 }
 
 export async function createSession(o: SessionInit): Promise<ScpSession> {
+  const importSync = o.crypto.aeadKeySync?.bind(o.crypto);
+  if (importSync !== undefined) {
+    return new SyncRecordSession(
+      o,
+      syncDirection(importSync, o.sendSecret),
+      syncDirection(importSync, o.recvSecret),
+      importSync,
+    );
+  }
   const send = await direction(o.crypto, o.sendSecret);
   const recv = await direction(o.crypto, o.recvSecret);
   return new RecordSession(o, send, recv);
@@ -214,6 +224,178 @@ class RecordSession implements ScpSession {
     const m = decodePlaintext(pt);
     if (m === 'key-update') {
       await this.#rotate(d);
+      return [];
+    }
+    if (m.type === 'close') {
+      this.#recvError = new ScpError('SCP_CLOSED', `the peer closed the session (${m.code})`);
+    }
+    return [m];
+  }
+}
+
+/** One direction's current key, for a synchronous session. Same invariant as Direction. */
+interface SyncDirection {
+  ap: Uint8Array;
+  key: SyncAeadKey;
+  iv: Uint8Array;
+  seq: number;
+}
+
+function syncDirection(
+  importSync: (raw32: Uint8Array) => SyncAeadKey,
+  ap: Uint8Array,
+): SyncDirection {
+  const { key, iv } = trafficKey(ap);
+  const aead = importSync(key);
+  wipe(key);
+  return { ap, key: aead, iv, seq: 0 };
+}
+
+function settled<T>(f: () => T): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * RecordSession over a synchronous AEAD (node:crypto): the same record layer, checks and failure
+ * rules, each seal and open done in the call. Every call completes before it returns, so records
+ * are sealed and opened in call order without queues, and no promise is made per record unless
+ * the caller uses seal()/open().
+ */
+class SyncRecordSession implements ScpSession {
+  readonly sessionHash: Uint8Array;
+  readonly peerKey: Uint8Array;
+  readonly #importSync: (raw32: Uint8Array) => SyncAeadKey;
+  readonly #limits: { rekeyAfter: number; seqLimit: number };
+  readonly #send: SyncDirection;
+  readonly #recv: SyncDirection;
+  /** Set once a close was sealed or a seal failed: every later seal throws it. */
+  #sendError: ScpError | undefined;
+  /** Set once a close was opened or an open failed: every later open throws it. */
+  #recvError: ScpError | undefined;
+
+  constructor(
+    o: SessionInit,
+    send: SyncDirection,
+    recv: SyncDirection,
+    importSync: (raw32: Uint8Array) => SyncAeadKey,
+  ) {
+    this.sessionHash = o.sessionHash.slice();
+    this.peerKey = o.peerKey.slice();
+    this.#importSync = importSync;
+    this.#limits = o.limits;
+    this.#send = send;
+    this.#recv = recv;
+  }
+
+  get closed(): boolean {
+    return this.#sendError !== undefined || this.#recvError !== undefined;
+  }
+
+  seal(message: ScpMessage, opts?: { pad?: boolean }): Promise<Uint8Array[]> {
+    return settled(() => this.sealSync(message, opts));
+  }
+
+  open(f: Uint8Array): Promise<ScpMessage[]> {
+    return settled(() => this.openSync(f));
+  }
+
+  sealSync(message: ScpMessage, opts?: { pad?: boolean }): Uint8Array[] {
+    // As seal(): a message that does not encode, or is too large, fails alone (nothing sealed).
+    const pt = encodePlaintext(messageArray(message), opts?.pad === true);
+    if (1 + pt.length + TAG_LENGTH > MAX_FRAME) {
+      throw new ScpError(
+        'FRAME_TOO_LARGE',
+        `the message makes a frame over ${MAX_FRAME} bytes: send less`,
+      );
+    }
+    if (this.#sendError !== undefined) throw this.#sendError;
+    try {
+      const d = this.#send;
+      let update: Uint8Array | undefined;
+      if (d.seq === this.#limits.rekeyAfter - 1) {
+        update = this.#sealOne(encodePlaintext([MSG.KEY_UPDATE], false));
+        this.#rotate(d);
+      }
+      const f = this.#sealOne(pt);
+      if (message.type === 'close') {
+        this.#sendError = new ScpError('SCP_CLOSED', 'this session sent its close');
+      }
+      return update === undefined ? [f] : [update, f];
+    } catch (e) {
+      this.#sendError = new ScpError('SCP_CLOSED', 'a seal failed earlier; the session is closed', {
+        cause: e,
+      });
+      throw e;
+    }
+  }
+
+  #sealOne(pt: Uint8Array): Uint8Array {
+    const d = this.#send;
+    const nonce = recordNonce(d.iv, d.seq);
+    d.seq += 1; // consumed even if sealing fails: a nonce is never reused
+    return frame(FRAME.RECORD, d.key.seal(nonce, AAD_RECORD, pt));
+  }
+
+  #rotate(d: SyncDirection): void {
+    const next = syncDirection(this.#importSync, nextTrafficSecret(d.ap));
+    wipe(d.ap);
+    d.ap = next.ap;
+    d.key = next.key;
+    d.iv = next.iv;
+    d.seq = 0;
+  }
+
+  openSync(f: Uint8Array): ScpMessage[] {
+    if (this.#recvError !== undefined) throw this.#recvError;
+    try {
+      return this.#openOne(f);
+    } catch (e) {
+      this.#recvError =
+        e instanceof ScpError
+          ? e
+          : new ScpError('SCP_PROTOCOL', 'opening a record failed; the session is closed', {
+              cause: e,
+            });
+      throw this.#recvError;
+    }
+  }
+
+  #openOne(f: Uint8Array): ScpMessage[] {
+    const t = frameType(f);
+    if (t !== FRAME.RECORD) {
+      throw new ScpError('SCP_RECORD', `expected a record (frame type 5), got frame type ${t}`);
+    }
+    if (f.length < 1 + TAG_LENGTH) {
+      throw new ScpError(
+        'SCP_RECORD',
+        'the record is shorter than its authentication tag (truncated)',
+      );
+    }
+    const d = this.#recv;
+    if (d.seq >= this.#limits.seqLimit) {
+      throw new ScpError(
+        'SCP_SEQUENCE',
+        `the peer sent ${d.seq} records under one key without a key update (limit ${this.#limits.seqLimit})`,
+      );
+    }
+    let pt: Uint8Array;
+    try {
+      pt = d.key.open(recordNonce(d.iv, d.seq), AAD_RECORD, f.subarray(1));
+    } catch (e) {
+      throw new ScpError(
+        'SCP_RECORD',
+        `record ${d.seq} failed authentication: it was altered, dropped, reordered, replayed, reflected or truncated`,
+        { cause: e },
+      );
+    }
+    d.seq += 1;
+    const m = decodePlaintext(pt);
+    if (m === 'key-update') {
+      this.#rotate(d);
       return [];
     }
     if (m.type === 'close') {

@@ -55,6 +55,15 @@ export interface AeadKey {
   open(iv: Uint8Array, aad: Uint8Array, ct: Uint8Array): Promise<Uint8Array>;
 }
 
+/**
+ * An AES-256-GCM key whose implementation runs synchronously (node:crypto): the same operations
+ * as AeadKey without a promise per record. `open` throws (any error) when authentication fails.
+ */
+export interface SyncAeadKey {
+  seal(iv: Uint8Array, aad: Uint8Array, pt: Uint8Array): Uint8Array;
+  open(iv: Uint8Array, aad: Uint8Array, ct: Uint8Array): Uint8Array;
+}
+
 /** The primitives SCP needs; webCryptoScp is the browser/Node one, the enclave has its own. */
 export interface ScpCrypto {
   /** A fresh P-256 key pair; publicKey is 65-byte SEC1; deriveShared returns the 32-byte x of ECDH
@@ -65,6 +74,11 @@ export interface ScpCrypto {
   }>;
   /** Imports a 32-byte AES-256-GCM key. */
   aeadKey(raw32: Uint8Array): Promise<AeadKey>;
+  /**
+   * Optional, for implementations that run synchronously: imports a key as a SyncAeadKey. When
+   * present, sessions run their record layer synchronously (ScpSession.sealSync / openSync).
+   */
+  aeadKeySync?(raw32: Uint8Array): SyncAeadKey;
   /** ECDSA-P256-SHA256 over `data`, raw r‖s; false (never a rejection) for a bad signature or key. */
   verify(publicKey65: Uint8Array, data: Uint8Array, sig64: Uint8Array): Promise<boolean>;
   /** `n` cryptographically random bytes. */
@@ -137,6 +151,14 @@ export interface ScpSession {
   /** Opens one frame; rejects ScpError SCP_RECORD / SCP_SEQUENCE / SCP_PROTOCOL / SCP_CLOSED /
    * FRAME_TOO_LARGE. A key update is handled inside and yields []. */
   open(frame: Uint8Array): Promise<ScpMessage[]>;
+  /**
+   * Present when the session's crypto is synchronous (ScpCrypto.aeadKeySync): seal() as a plain
+   * call, with the same checks, sequence numbers and failure rules; it throws where seal()
+   * rejects. seal() and sealSync() may be mixed: every call completes before it returns.
+   */
+  sealSync?(message: ScpMessage, opts?: { pad?: boolean }): Uint8Array[];
+  /** Present with sealSync: open() as a plain call (throws where open() rejects). */
+  openSync?(frame: Uint8Array): ScpMessage[];
 }
 
 export interface ClientHandshakeOptions {

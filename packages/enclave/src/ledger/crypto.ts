@@ -79,9 +79,11 @@ export interface KeyedHmac {
 export function keyedHmac(key: Uint8Array): KeyedHmac {
   let k: KeyObject | undefined = createSecretKey(key);
   return {
-    mac(m: Uint8Array, out: Uint8Array = new Uint8Array(32), at = 0): Uint8Array {
+    mac(m: Uint8Array, out?: Uint8Array, at = 0): Uint8Array {
       if (k === undefined) throw new InvalidInputError('the ledger keyring was destroyed');
-      out.set(createHmac('sha256', k).update(m).digest(), at);
+      const d = createHmac('sha256', k).update(m).digest();
+      if (out === undefined) return new Uint8Array(d.buffer, d.byteOffset, d.length);
+      out.set(d, at);
       return out;
     },
     wipe(): void {

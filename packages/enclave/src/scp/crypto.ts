@@ -12,7 +12,13 @@ import {
   sign,
   verify,
 } from 'node:crypto';
-import { type AeadKey, type ScpCrypto, ScpError, type ScpSigner } from '@cloister/core';
+import {
+  type AeadKey,
+  type ScpCrypto,
+  ScpError,
+  type ScpSigner,
+  type SyncAeadKey,
+} from '@cloister/core';
 import { aesGcmOpen, aesGcmSeal } from '../aead.js';
 import { publicKeyFromRaw } from '../p256.js';
 
@@ -31,20 +37,27 @@ function bytes(b: Buffer): Uint8Array {
 }
 
 /** An AES-256-GCM key (32 raw bytes, copied into a KeyObject). */
-function aeadKey(raw32: Uint8Array): AeadKey {
+function syncAeadKey(raw32: Uint8Array): SyncAeadKey {
   if (!(raw32 instanceof Uint8Array) || raw32.length !== 32) {
     throw new ScpError('SCP_HANDSHAKE', 'an AEAD key is 32 bytes');
   }
   const key: KeyObject = createSecretKey(Buffer.from(raw32));
   return {
-    seal: (iv, aad, pt) => settle(() => aesGcmSeal(key, iv, aad, pt)),
-    open: (iv, aad, ct) =>
-      settle(() => {
-        const pt = aesGcmOpen(key, iv, aad, ct);
-        if (pt === undefined)
-          throw new ScpError('SCP_RECORD', 'the ciphertext does not authenticate');
-        return pt;
-      }),
+    seal: (iv, aad, pt) => aesGcmSeal(key, iv, aad, pt),
+    open: (iv, aad, ct) => {
+      const pt = aesGcmOpen(key, iv, aad, ct);
+      if (pt === undefined)
+        throw new ScpError('SCP_RECORD', 'the ciphertext does not authenticate');
+      return pt;
+    },
+  };
+}
+
+function aeadKey(raw32: Uint8Array): AeadKey {
+  const k = syncAeadKey(raw32);
+  return {
+    seal: (iv, aad, pt) => settle(() => k.seal(iv, aad, pt)),
+    open: (iv, aad, ct) => settle(() => k.open(iv, aad, ct)),
   };
 }
 
@@ -74,6 +87,8 @@ export const nodeScpCrypto: ScpCrypto = Object.freeze({
       };
     }),
   aeadKey: (raw32: Uint8Array) => settle(() => aeadKey(raw32)),
+  // Sessions then seal and open records synchronously: no promise per record.
+  aeadKeySync: syncAeadKey,
   verify: (publicKey65: Uint8Array, data: Uint8Array, sig64: Uint8Array) =>
     settle(() => {
       if (!(sig64 instanceof Uint8Array) || sig64.length !== 64) return false;

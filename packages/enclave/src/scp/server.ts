@@ -8,7 +8,11 @@
  * and record opening. Requests opened from records then run concurrently (at most
  * MAX_CONCURRENT per session; beyond, the session stops opening frames until one finishes, so
  * `scp.frame` answers later and the host stops reading the socket). Everything a session sends
- * goes through one output chain, so records leave in the order they were sealed.
+ * goes through one output chain, so records leave in the order they were sealed. On a session
+ * whose crypto is synchronous (ScpSession.openSync/sealSync, the enclave's node:crypto), a frame
+ * with nothing of its session waiting before it is opened and its request started in the call,
+ * and records are sealed and sent in the call: the same order without a promise per frame; the
+ * chains then hold only what must wait (the handshake, requests beyond MAX_CONCURRENT).
  *
  * Failures: a handshake failure sends ALERT and ends the session; a record-layer failure
  * (SCP_RECORD, SCP_SEQUENCE, SCP_PROTOCOL, …) sends a close record [5] when the send side still
@@ -40,6 +44,7 @@ export const DEFAULT_MAX_SESSIONS = 10_000;
 export const MAX_CONCURRENT = 32;
 /** Record overhead: the frame type byte and the 16-byte tag. */
 const RECORD_OVERHEAD = 17;
+const RESOLVED: Promise<void> = Promise.resolve();
 
 export interface ScpServerOptions {
   readonly crypto: ScpCrypto;
@@ -67,10 +72,12 @@ export interface ScpServer {
   open(): number;
   /**
    * Processes one frame of `session` after its earlier frames; settles once it is processed
-   * (a failure is the session's: it ends, and this still resolves). A frame of a session that
-   * ended is ignored; of a session never opened, InvalidInputError.
+   * (a failure is the session's: it ends, and this still resolves). undefined: the frame was
+   * processed in the call (nothing waited before it and nothing of it waits; the usual case on a
+   * synchronous session). A frame of a session that ended is ignored; of a session never
+   * opened, InvalidInputError.
    */
-  frame(session: number, frame: Uint8Array): Promise<void>;
+  frame(session: number, frame: Uint8Array): Promise<void> | undefined;
   /** The socket is gone: forgets the session (idempotent). Running calls finish unanswered. */
   close(session: number): void;
   /** Sessions in the table. */
@@ -85,6 +92,8 @@ interface Slot {
   clientKey: Uint8Array | undefined;
   /** Tail of the frame chain: each frame is processed after the previous one. */
   inbox: Promise<void>;
+  /** Frames in the chain, not yet processed. 0: a frame may be processed in the call. */
+  queued: number;
   /** Tail of the output chain: seals and sends in call order. */
   outbox: Promise<void>;
   /** Requests running. Invariant: size <= MAX_CONCURRENT. */
@@ -148,6 +157,16 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
   /** Seals `m` after everything sealed before and sends its frame(s); rejects if sealing fails. */
   function output(s: Slot, m: ScpMessage, pad: boolean): Promise<void> {
     const session = s.session;
+    if (session?.sealSync !== undefined) {
+      // Synchronous crypto: sealed and sent in the call, so in call order, without the chain.
+      if (s.ended) return RESOLVED;
+      try {
+        for (const f of session.sealSync(m, { pad })) o.send(s.id, f);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return RESOLVED;
+    }
     const p = s.outbox.then(async () => {
       if (s.ended || session === undefined) return;
       const frames = await session.seal(m, { pad });
@@ -226,20 +245,53 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
     }
   }
 
-  async function process(s: Slot, frame: Uint8Array): Promise<void> {
-    if (s.ended) return;
+  /**
+   * Processes one frame; undefined when it was done in the call (a synchronous session with room
+   * for its requests), else a promise settling once it is processed.
+   */
+  function process(s: Slot, frame: Uint8Array): Promise<void> | undefined {
+    if (s.ended) return undefined;
     if (s.handshake !== undefined) return handshake(s, s.handshake, frame);
     const session = s.session;
-    if (session === undefined) return;
-    let messages: ScpMessage[];
-    try {
-      messages = await session.open(frame);
-    } catch (e) {
-      return fail(s, e);
+    if (session === undefined) return undefined;
+    if (session.openSync !== undefined) {
+      let messages: ScpMessage[];
+      try {
+        messages = session.openSync(frame);
+      } catch (e) {
+        return fail(s, e);
+      }
+      return dispatch(s, frame, messages);
     }
+    return session.open(frame).then(
+      (messages) => dispatch(s, frame, messages),
+      (e: unknown) => fail(s, e),
+    );
+  }
+
+  /** Starts the requests of one opened record (waiting for room beyond MAX_CONCURRENT). */
+  function dispatch(s: Slot, frame: Uint8Array, messages: ScpMessage[]): Promise<void> | undefined {
     // Mirror the client's padding: a record whose plaintext fills a bucket gets padded answers.
     const pt = frame.length - RECORD_OVERHEAD;
     const pad = pt > 0 && paddedLength(pt) === pt;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i] as ScpMessage;
+      if (s.ended) return undefined;
+      if (m.type === 'close') {
+        finish(s, 'OK');
+        return undefined;
+      }
+      if (m.type !== 'request') {
+        return fail(s, new ScpError('SCP_PROTOCOL', `a client sends requests, not a ${m.type}`));
+      }
+      if (s.running.size >= MAX_CONCURRENT) return dispatchLater(s, pad, messages.slice(i));
+      start(s, m, pad);
+    }
+    return undefined;
+  }
+
+  /** dispatch() once requests finished: this session opens no frame until its requests fit. */
+  async function dispatchLater(s: Slot, pad: boolean, messages: ScpMessage[]): Promise<void> {
     for (const m of messages) {
       if (s.ended) return;
       if (m.type === 'close') {
@@ -250,9 +302,14 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
         return fail(s, new ScpError('SCP_PROTOCOL', `a client sends requests, not a ${m.type}`));
       }
       while (s.running.size >= MAX_CONCURRENT) await Promise.race(s.running);
-      const p: Promise<void> = request(s, m, pad).finally(() => s.running.delete(p));
-      s.running.add(p);
+      if (s.ended) return;
+      start(s, m, pad);
     }
+  }
+
+  function start(s: Slot, m: Extract<ScpMessage, { type: 'request' }>, pad: boolean): void {
+    const p: Promise<void> = request(s, m, pad).finally(() => s.running.delete(p));
+    s.running.add(p);
   }
 
   return {
@@ -277,7 +334,8 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
         }),
         session: undefined,
         clientKey: undefined,
-        inbox: Promise.resolve(),
+        inbox: RESOLVED,
+        queued: 0,
         outbox: Promise.resolve(),
         running: new Set(),
         ended: false,
@@ -294,8 +352,26 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
       if (!(frame instanceof Uint8Array)) {
         return Promise.reject(new CloisterError('INVALID_INPUT', 'a frame is bytes'));
       }
-      const p = s.inbox.then(() => process(s, frame));
-      s.inbox = p.catch((e: unknown) => fail(s, e));
+      let p: Promise<void>;
+      if (s.queued === 0) {
+        // Nothing waits before this frame: process it now; chain only what is left to do.
+        let r: Promise<void> | undefined;
+        try {
+          r = process(s, frame);
+        } catch (e) {
+          r = Promise.reject(e);
+        }
+        if (r === undefined) return undefined;
+        p = r;
+      } else {
+        p = s.inbox.then(() => process(s, frame));
+      }
+      s.queued += 1;
+      s.inbox = p
+        .catch((e: unknown) => fail(s, e))
+        .then(() => {
+          s.queued -= 1;
+        });
       return s.inbox;
     },
     close(id) {

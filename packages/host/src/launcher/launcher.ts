@@ -1,8 +1,9 @@
 /**
  * Launches the enclave: a worker thread evaluating the exact bundle bytes the platform measured
  * (docs/boundary.md, "Isolation"). The bytes are decoded once, strictly, and never re-read from a
- * path. The worker gets an empty environment, no inherited Node flags, and captured stdout and
- * stderr: enclave output is not a log channel, so it is counted and dropped, never forwarded.
+ * path. The worker gets an empty environment, no inherited Node flags (only `cpuProfileDir`, an
+ * explicit simulation-only option, adds any), and captured stdout and stderr: enclave output is
+ * not a log channel, so it is counted and dropped, never forwarded.
  */
 import { MessageChannel, type ResourceLimits, Worker } from 'node:worker_threads';
 import {
@@ -53,6 +54,15 @@ export interface LaunchOptions {
   readonly onProtocolError?: (error: BoundaryError) => void;
   /** Largest frame either way (default 64 MiB). */
   readonly maxMessageBytes?: number;
+  /**
+   * Benchmarks only: the worker runs with `--cpu-prof --cpu-prof-dir=DIR` and writes a V8 CPU
+   * profile of the enclave thread there when it stops. A profile shows where the enclave's time
+   * goes, which the host must not learn on a real TEE; it exists because the simulation platform
+   * runs the enclave as a worker of the host's own process, where the host can read it anyway.
+   * The caller passes it on the simulation platform only; a real platform's launcher has no such
+   * option.
+   */
+  readonly cpuProfileDir?: string;
 }
 
 /** A running enclave worker. */
@@ -79,6 +89,12 @@ function source(code: Uint8Array): string {
   }
 }
 
+/**
+ * The environment variable naming a directory for enclave CPU profiles (`LaunchOptions.cpuProfileDir`),
+ * read by the node on the simulation platform only; unset by default.
+ */
+export const ENCLAVE_CPU_PROF_ENV = 'CLOISTER_ENCLAVE_CPU_PROF';
+
 /** Starts the enclave worker; resolves once its thread runs (calls made earlier are queued). */
 export function launchEnclaveWorker(opts: LaunchOptions): Promise<EnclaveWorker> {
   let text: string;
@@ -95,7 +111,7 @@ export function launchEnclaveWorker(opts: LaunchOptions): Promise<EnclaveWorker>
     name: 'cloister-enclave',
     env: {},
     argv: [],
-    execArgv: [],
+    execArgv: opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : [],
     stdin: false,
     stdout: true,
     stderr: true,

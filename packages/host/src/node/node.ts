@@ -25,7 +25,11 @@ import type {
 import { CloisterError, InvalidInputError } from '@cloister/core';
 import { BUNDLE_FILE, MANIFEST_FILE } from '../build/build.js';
 import { DirectoryError, DirectoryLockedError } from '../fs/index.js';
-import { type EnclaveWorker, launchEnclaveWorker } from '../launcher/index.js';
+import {
+  ENCLAVE_CPU_PROF_ENV,
+  type EnclaveWorker,
+  launchEnclaveWorker,
+} from '../launcher/index.js';
 import { openSimulationPlatform, type SimulationPlatform } from '../platform/index.js';
 import {
   openLevelStore,
@@ -273,6 +277,8 @@ async function boot(
       'app.trace': (f) => onAppTrace?.(f.app, f.message),
     },
     onExit,
+    // Benchmarks: the simulation platform (the only one this node opens) may profile its worker.
+    cpuProfileDir: process.env[ENCLAVE_CPU_PROF_ENV] || undefined,
     onOutputDropped: (bytes: number) => metrics.enclaveOutputDropped.inc(bytes),
   });
   cleanup.push(() => worker.terminate());

@@ -76,21 +76,28 @@ export function encodeVersion(v: VersionRecord): Uint8Array {
   return out;
 }
 
-export function decodeVersion(b: Uint8Array, what: string): VersionRecord {
+/**
+ * The version record `b`, or why it is not one. With `copy`, the value is a copy (else a view of
+ * `b`): a reader of a cached leaf copies only the value, not the whole record. No closure and no
+ * string is made unless it fails (the get path calls it once per get).
+ */
+export function readVersion(b: Uint8Array, copy: boolean): VersionRecord | string {
   const kind = b[1];
   if (
     b.length < VERSION_HEADER ||
     b[0] !== FORMAT ||
     (kind !== VERSION_SET && kind !== VERSION_REMOVED)
   ) {
-    integrity('malformed', what, 'the leaf does not hold a version record');
+    return 'the leaf does not hold a version record';
   }
   const index = readU64(b, 2);
   const prev = readU64(b, 10);
   if (index < 1 || prev >= index || (kind === VERSION_REMOVED && b.length !== VERSION_HEADER)) {
-    integrity('malformed', what, 'the version record is not canonical');
+    return 'the version record is not canonical';
   }
-  return { index, prev, value: kind === VERSION_SET ? b.subarray(VERSION_HEADER) : undefined };
+  if (kind !== VERSION_SET) return { index, prev, value: undefined };
+  const value = b.subarray(VERSION_HEADER);
+  return { index, prev, value: copy ? new Uint8Array(value) : value };
 }
 
 /** Catalogue, admin and version-index leaf values: 0x01 ‖ hash(32). */

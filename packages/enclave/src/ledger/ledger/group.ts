@@ -9,7 +9,7 @@
  * touched table, one per touched catalogue, one of the administrative trie and one of the version
  * index (k puts: every index of the group maps to the group-end state hash).
  */
-import { bytesEqual, toHex } from '@cloister/core';
+import { bytesEqual } from '@cloister/core';
 import type { NodeRecord, TrieOp } from '../trie/trie.js';
 import { integrityAt, TransactionConflictError } from './errors.js';
 import {
@@ -21,8 +21,15 @@ import {
   u64,
   VERSIONS_TRIE,
 } from './format.js';
-import { createStateReader, type Level, type Levels, ledgerIdBytes, tableBytes } from './state.js';
-import type { TransactionBody } from './transaction.js';
+import {
+  createStateReader,
+  type Level,
+  type Levels,
+  ledgerIdBytes,
+  tableBytes,
+  versionPath,
+} from './state.js';
+import { keyId, type TransactionBody } from './transaction.js';
 
 /** One write of a log entry's write set: `value` undefined removes the key. */
 export interface WriteItem {
@@ -64,7 +71,7 @@ export interface GroupApply {
 
 export function createGroupApply(levels: Levels, base: RootState): GroupApply {
   const reader = createStateReader(levels, base.stateHash);
-  // ledger → table → key hex → write. A key or table present here was written by a transaction
+  // ledger → table → keyId(key) → write. A key or table present here was written by a transaction
   // accepted earlier in the group (so after any snapshot in the group).
   const merged = new Map<string, Map<string, Map<string, GroupWrite>>>();
   // Invariant: the last index given in the group (base.index: none yet).
@@ -73,7 +80,7 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
   function check(body: TransactionBody): void {
     const stale = body.snapshot !== base.index;
     for (const r of body.reads.values()) {
-      const hex = toHex(r.key);
+      const hex = keyId(r.key);
       if (merged.get(r.ledger)?.get(r.table)?.has(hex)) {
         throw new TransactionConflictError(
           `a key this transaction read in table '${r.table}' changed`,
@@ -117,7 +124,8 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
       for (const [ledger, tables] of body.writes) {
         for (const [table, keys] of tables) {
           for (const [hex, wr] of keys) {
-            const cur = reader.read(ledger, table, wr.key);
+            // wr.path is the table's path of wr.key (the transaction computed it): no second HMAC.
+            const cur = reader.readAt(ledger, table, wr.key, wr.path);
             // A remove of a key with no live value adds nothing (§11.4).
             if (wr.value === undefined && cur?.value === undefined) continue;
             const gw = {
@@ -206,19 +214,14 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
       const vops: TrieOp[] = [];
       for (let i = base.index + 1; i <= last; i++) {
         const key = u64(i);
-        vops.push({ type: 'put', path: vk.path(key), salt: vk.salt(key), key, value: rootValue });
+        const path = versionPath(a.keyring, i);
+        vops.push({ type: 'put', path, salt: vk.salt(key), key, value: rootValue });
       }
       const ver = integrityAt('version index', () => a.trie.update(base.versionsRoot, vops));
       made.push([a, ver.records]);
-      for (const [l, records] of made) for (const r of records) l.pending.set(hexKey(r.hash), r);
+      for (const [l, records] of made) l.stage(records);
       // Plain Uint8Array copies (the trie's hashes may be Buffers).
       return { index: last, stateHash, versionsRoot: Uint8Array.from(ver.root) };
     },
   };
-}
-
-function hexKey(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
 }

@@ -6,7 +6,7 @@
  * derived from the engine secret, its own verified node cache and its own overlay of records
  * built by commits whose batch is not yet written.
  */
-import { bytesEqual, InvalidInputError, toHex, utf8 } from '@cloister/core';
+import { bytesEqual, InvalidInputError, utf8 } from '@cloister/core';
 import {
   createLedgerKeyring,
   hkdfSha256,
@@ -22,8 +22,8 @@ import {
   ADMIN_TRIE,
   CATALOGUE_TRIE,
   decodeRootValue,
-  decodeVersion,
   encodeStateProof,
+  readVersion,
   u64,
   VERSIONS_TRIE,
   type VersionRecord,
@@ -38,8 +38,39 @@ export interface Level {
   /** The level's keyring; replaced (same path, salt and store keys) when a generation is added. */
   readonly keyring: LedgerKeyring;
   readonly trie: Trie;
-  /** Records built by commits whose batch is not written yet, by node hash (hex). */
+  /** Records built by commits whose batch is not written yet, by node hash (pendingKey). */
   readonly pending: Map<string, NodeRecord>;
+  /** Adds records of an update to `pending` (written by the next `takePending`). */
+  stage(records: readonly NodeRecord[]): void;
+}
+
+/**
+ * The key of node `hash` in a level's pending overlay: its 32 bytes as 16 UTF-16 code units (one
+ * call, no per-byte string building: a commit stages about two records per key it writes).
+ */
+export function pendingKey(h: Uint8Array): string {
+  return String.fromCharCode(
+    u16(h, 0),
+    u16(h, 2),
+    u16(h, 4),
+    u16(h, 6),
+    u16(h, 8),
+    u16(h, 10),
+    u16(h, 12),
+    u16(h, 14),
+    u16(h, 16),
+    u16(h, 18),
+    u16(h, 20),
+    u16(h, 22),
+    u16(h, 24),
+    u16(h, 26),
+    u16(h, 28),
+    u16(h, 30),
+  );
+}
+
+function u16(h: Uint8Array, i: number): number {
+  return ((h[i] ?? 0) << 8) | (h[i + 1] ?? 0);
 }
 
 export interface Levels {
@@ -69,8 +100,6 @@ export interface LevelsOptions {
   readonly random?: (out: Uint8Array) => void;
 }
 
-const hexOf = toHex;
-
 function checkName(name: unknown, max: number, what: string): Uint8Array {
   const bytes = typeof name === 'string' ? utf8(name) : new Uint8Array(0);
   if (bytes.length === 0 || bytes.length > max || bytes.includes(0)) {
@@ -98,6 +127,11 @@ function memoNames(max: number, what: string): (name: string) => Uint8Array {
 
 export const ledgerIdBytes = memoNames(MAX_LEDGER_ID_BYTES, 'a ledger id');
 export const tableBytes = memoNames(MAX_TABLE_BYTES, 'a table name');
+
+/** The role of a table's records in integrity errors (built only on failure). */
+function tableRole(ledger: string, table: string): string {
+  return `table '${table}' of ledger '${ledger}'`;
+}
 
 /** The secret of app ledger `id` for the generation of `s`: HKDF(s, label ‖ 0x00 ‖ id). */
 function appSecret(s: LedgerSecret, id: string): LedgerSecret {
@@ -145,7 +179,9 @@ export function createLevels(options: LevelsOptions): Levels {
     const pending = new Map<string, NodeRecord>();
     const source = {
       get: (hash: Uint8Array): Uint8Array | undefined =>
-        pending.get(hexOf(hash))?.plaintext ?? nodes.get(hash),
+        pending.size === 0
+          ? nodes.get(hash)
+          : (pending.get(pendingKey(hash))?.plaintext ?? nodes.get(hash)),
     };
     const trie = createTrie({ source, cache: pool.cache() });
     return {
@@ -154,6 +190,9 @@ export function createLevels(options: LevelsOptions): Levels {
       },
       trie,
       pending,
+      stage(list: readonly NodeRecord[]): void {
+        for (const r of list) pending.set(pendingKey(r.hash), r);
+      },
       rekey() {
         const old = keyring;
         keyring = make();
@@ -232,6 +271,13 @@ export interface StateReader {
   tableRoot(ledger: string, table: string): Uint8Array;
   /** The version of `key`, or undefined when the table never held it. */
   read(ledger: string, table: string, key: Uint8Array): VersionRecord | undefined;
+  /** The same, given `path`, which the caller computed as the table's path of `key`. */
+  readAt(
+    ledger: string,
+    table: string,
+    key: Uint8Array,
+    path: Uint8Array,
+  ): VersionRecord | undefined;
   /** The smallest path >= `from` holding a leaf (tombstones too), or undefined. */
   firstPath(ledger: string, table: string, from: Uint8Array): Uint8Array | undefined;
   /** The entry at `path` (a path firstPath returned). */
@@ -299,7 +345,7 @@ export function createStateReader(levels: Levels, stateHash: Uint8Array): StateR
       leaf = l.trie.get(root, path);
     } catch (e) {
       // The role's name is built only on failure (a get must not pay for it).
-      return integrityAt(`table '${table}' of ledger '${ledger}'`, () => {
+      return integrityAt(tableRole(ledger, table), () => {
         throw e;
       });
     }
@@ -310,16 +356,12 @@ export function createStateReader(levels: Levels, stateHash: Uint8Array): StateR
         ? !bytesEqual(held, key)
         : !bytesEqual(l.keyring.table(table).path(held), path)
     ) {
-      integrity(
-        'structure',
-        `table '${table}' of ledger '${ledger}'`,
-        'the leaf holds a key of another path',
-      );
+      integrity('structure', tableRole(ledger, table), 'the leaf holds a key of another path');
     }
-    return {
-      key: key ?? Uint8Array.from(held),
-      version: decodeVersion(Uint8Array.from(leaf.value), `table '${table}' of ledger '${ledger}'`),
-    };
+    // The leaf's bytes belong to the node cache: only copies leave it (the value, the key).
+    const version = readVersion(leaf.value, true);
+    if (typeof version === 'string') integrity('malformed', tableRole(ledger, table), version);
+    return { key: key ?? Uint8Array.from(held), version };
   }
 
   return {
@@ -328,6 +370,9 @@ export function createStateReader(levels: Levels, stateHash: Uint8Array): StateR
     tableRoot,
     read(ledger, table, key) {
       const path = levels.ledger(ledger).keyring.table(table).path(key);
+      return entryAt(ledger, table, path, key)?.version;
+    },
+    readAt(ledger, table, key, path) {
       return entryAt(ledger, table, path, key)?.version;
     },
     firstPath(ledger, table, from) {
@@ -368,13 +413,29 @@ export function createStateReader(levels: Levels, stateHash: Uint8Array): StateR
   };
 }
 
+/** Commit indexes per block of the version index: the 16 slots of one branch at depth 63. */
+export const VERSION_BLOCK = 16;
+
+/**
+ * The path of commit `index` in the version index (docs/ledger-format.md §11.2): the path of its
+ * block, HMAC(pathKey, u64be(floor(index / 16))), with its last digit replaced by index mod 16.
+ * Consecutive indexes share a bottom branch, so a group of k entries rewrites one or two bottom
+ * records of the version index instead of k scattered ones; the host, which sees the group's log
+ * entries (consecutive indexes), learns nothing new from it.
+ */
+export function versionPath(admin: LedgerKeyring, index: number): Uint8Array {
+  const path = admin.table(VERSIONS_TRIE).path(u64(Math.floor(index / VERSION_BLOCK)));
+  path[31] = ((path[31] ?? 0) & 0xf0) | (index % VERSION_BLOCK);
+  return path;
+}
+
 /** The state hash of commit `index` from the version index at `versionsRoot` (index >= 1). */
 export function stateHashAt(levels: Levels, versionsRoot: Uint8Array, index: number): Uint8Array {
   const admin = levels.admin;
   const key = u64(index);
   const what = 'version index';
   const leaf = integrityAt(what, () =>
-    admin.trie.get(versionsRoot, admin.keyring.table(VERSIONS_TRIE).path(key)),
+    admin.trie.get(versionsRoot, versionPath(admin.keyring, index)),
   );
   if (leaf === undefined) integrity('missing', what, `no entry for commit ${index}`);
   if (!bytesEqual(leaf.key, key)) integrity('structure', what, 'an entry of another commit');

@@ -274,6 +274,34 @@ export function embeddedChild(b: Branch, slot: number, r: Radix): TrieNode | und
   return undefined;
 }
 
+/**
+ * The leaves embedded as bytes in the record of the decoded branch `b` whose slots are KEEP in
+ * `slots`, as leaf views (what embeddedChild gives for each), by slot; one pass over the record.
+ */
+function keptLeaves(b: Branch, slots: readonly Slot[], r: Radix): (Leaf | undefined)[] {
+  const out: (Leaf | undefined)[] = new Array(r.arity);
+  const rec = b.rec as Uint8Array;
+  let at = b.recAt + b.encoding.length + 2;
+  const n = ((rec[at - 2] ?? 0) << 8) | (rec[at - 1] ?? 0);
+  for (let i = 0; i < n; i++) {
+    if (rec[at] === LEAF_TAG) {
+      const s = digitAtOff(rec, at + 1, b.depth, r);
+      const len = storedLeafLength(rec, at);
+      if (slots[s] === KEEP) {
+        const hash = childHash(b, s, r) as Uint8Array;
+        const checked = (b.checkedLeaves & (1 << s)) !== 0;
+        out[s] = new Leaf(rec.subarray(at, at + len), hash, checked, b, s);
+      }
+      at += len;
+    } else {
+      const inner = b.embedded?.[digitAtOff(rec, at + 2, b.depth, r)];
+      if (inner === undefined) break;
+      at += inner.storedBytes;
+    }
+  }
+  return out;
+}
+
 /** Digit `i` of the path or prefix starting at `o` of `b`. */
 export function digitAtOff(b: Uint8Array, o: number, i: number, r: Radix): number {
   const bit = i * r.bits;
@@ -469,6 +497,10 @@ export function makeBranch(
   const spare = pb * 8 - depth * r.bits;
   if (spare > 0) encoding[1 + pb] = (encoding[1 + pb] ?? 0) & (0xff << spare);
   let embedded: (TrieNode | undefined)[] | undefined;
+  // The leaves a decoded base embeds as bytes, for its KEEP slots: read out in one pass over its
+  // record (embeddedChild per slot would rescan the record from its start each time).
+  const kept =
+    base?.rec !== undefined && base.leafSlots !== 0 ? keptLeaves(base, slots, r) : undefined;
   let o = bitmapAt + r.bitmapBytes;
   for (let s = 0; s < r.arity; s++) {
     const c = slots[s];
@@ -476,11 +508,12 @@ export function makeBranch(
     encoding[bitmapAt + (s >> 3)] = (encoding[bitmapAt + (s >> 3)] ?? 0) | (0x80 >> (s & 7));
     let inner: TrieNode | undefined;
     if (c === KEEP) {
-      const h = base === undefined ? undefined : childHash(base, s, r);
-      if (h === undefined || base === undefined)
-        throw new Error('makeBranch: KEEP of an empty slot');
-      encoding.set(h, o);
-      inner = embeddedChild(base, s, r);
+      const at = base === undefined ? -1 : childOffset(base, s, r);
+      if (at < 0 || base === undefined) throw new Error('makeBranch: KEEP of an empty slot');
+      // Copied in place: no view per kept child hash.
+      const from = base.encoding;
+      for (let i = 0; i < HASH_BYTES; i++) encoding[o + i] = from[at + i] as number;
+      inner = kept?.[s] ?? base.embedded?.[s];
     } else if (c instanceof Uint8Array) {
       encoding.set(c, o);
     } else {

@@ -266,10 +266,42 @@ export function decodeStored(
  * Precondition: the bytes after `plaintext` in its buffer, if any, belong to it (branchStored
  * with `spare`): the hash is kept there.
  */
-export function compactBranch(plaintext: Uint8Array, hash: Uint8Array, r: Radix): Branch {
+export function compactBranch(
+  plaintext: Uint8Array,
+  hash: Uint8Array,
+  r: Radix,
+  built?: Branch,
+): Branch {
   const ctx = { node: 'new', position: 'new' };
   const room = plaintext.buffer.byteLength - plaintext.byteOffset - plaintext.length >= HASH_BYTES;
   const [branch, end] = parseBranchStored(plaintext, 0, hash, undefined, r, ctx, false, room);
   if (end !== plaintext.length) fail(ctx, 'malformed', 'bytes after the stored branch');
+  if (built !== undefined) inheritChecked(branch, built);
   return branch;
+}
+
+/**
+ * Marks the embedded leaves of the compact branch `dst` whose commitments are known to hold: those
+ * whose node in `src` (the branch `dst` was built from, byte for byte by branchStored) was checked
+ * (a leaf this enclave built from its key and value, or one a read had checked). Without it a
+ * table this engine wrote would pay two SHA-256 per leaf on its first read.
+ */
+function inheritChecked(dst: Branch, src: Branch): void {
+  // A decoded source keeps its leaves as bytes, with their checked bits.
+  let mask = src.rec !== undefined ? src.checkedLeaves : 0;
+  const se = src.embedded;
+  const de = dst.embedded;
+  if (se !== undefined) {
+    for (let s = 0; s < se.length; s++) {
+      const c = se[s];
+      if (c === undefined) continue;
+      if (c.kind === 'leaf') {
+        if (c.checked) mask |= 1 << s;
+      } else {
+        const d = de?.[s];
+        if (d?.kind === 'branch') inheritChecked(d, c);
+      }
+    }
+  }
+  dst.checkedLeaves = mask & dst.leafSlots;
 }

@@ -300,9 +300,25 @@ export function createTrie(options: TrieOptions): Trie {
     return last;
   }
 
+  /** `walk` + `found` without the array of nodes: the get path allocates nothing of its own. */
   function get(root: Uint8Array, path: Uint8Array): Leaf | undefined {
     checkPath(path);
-    return found(walk(root, path), path);
+    let node = loadRoot(root);
+    let parent: Branch | undefined;
+    while (node !== undefined && node.kind === 'branch') {
+      if (!inPrefix(path, 0, node, r)) return undefined;
+      parent = node;
+      node = child(node, digitAt(path, node.depth, r));
+    }
+    if (node === undefined || !samePath(node.stored, path)) return undefined;
+    if (!node.checked) {
+      const p = parent;
+      checkLeaf(node, {
+        node: hex8(node.hash),
+        position: p === undefined ? 'root' : position(p.prefix, p.depth, digitAt(path, p.depth, r)),
+      });
+    }
+    return node;
   }
 
   function prove(root: Uint8Array, path: Uint8Array): Uint8Array {
@@ -363,7 +379,11 @@ export function createTrie(options: TrieOptions): Trie {
       // Cached as a unit with what it embeds (embedded nodes are reached through it), in the
       // compact form a decoded record has: one buffer, leaves read out of it on demand.
       if (n.kind === 'branch' && cache !== undefined)
-        cache.set(compactBranch(plaintext, n.hash, r));
+        cache.set(compactBranch(plaintext, n.hash, r, n));
+      // A leaf with a record of its own (the root of a one-entry trie, such as the admin trie
+      // and catalogue of a single ledger and table, or a leaf too large to embed): cached too,
+      // else every later commit reads it back from the store (a boundary crossing each).
+      else if (cache !== undefined) cache.set(n);
       records.push({ hash: n.hash, plaintext });
       expand(n);
     }
