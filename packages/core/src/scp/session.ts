@@ -85,6 +85,57 @@ export async function createSession(o: SessionInit): Promise<ScpSession> {
   return new RecordSession(o, send, recv);
 }
 
+/** The plaintext of `message`; throws for a message that does not encode or is too large. */
+function recordPlaintext(message: ScpMessage, opts: { pad?: boolean } | undefined): Uint8Array {
+  const pt = encodePlaintext(messageArray(message), opts?.pad === true);
+  if (1 + pt.length + TAG_LENGTH > MAX_FRAME) {
+    throw new ScpError(
+      'FRAME_TOO_LARGE',
+      `the message makes a frame over ${MAX_FRAME} bytes: send less`,
+    );
+  }
+  return pt;
+}
+
+/** Checks frame `f` before opening it as record `seq` of its direction (throws ScpError). */
+function checkRecord(f: Uint8Array, seq: number, seqLimit: number): void {
+  const t = frameType(f);
+  if (t !== FRAME.RECORD) {
+    throw new ScpError('SCP_RECORD', `expected a record (frame type 5), got frame type ${t}`);
+  }
+  if (f.length < 1 + TAG_LENGTH) {
+    throw new ScpError(
+      'SCP_RECORD',
+      'the record is shorter than its authentication tag (truncated)',
+    );
+  }
+  if (seq >= seqLimit) {
+    throw new ScpError(
+      'SCP_SEQUENCE',
+      `the peer sent ${seq} records under one key without a key update (limit ${seqLimit})`,
+    );
+  }
+}
+
+function authenticationFailed(seq: number, cause: unknown): ScpError {
+  return new ScpError(
+    'SCP_RECORD',
+    `record ${seq} failed authentication: it was altered, dropped, reordered, replayed, reflected or truncated`,
+    { cause },
+  );
+}
+
+/** The error an open failure leaves on the receive side (every later open throws it). */
+function openFailure(e: unknown): ScpError {
+  return e instanceof ScpError
+    ? e
+    : new ScpError('SCP_PROTOCOL', 'opening a record failed; the session is closed', { cause: e });
+}
+
+function sealFailure(e: unknown): ScpError {
+  return new ScpError('SCP_CLOSED', 'a seal failed earlier; the session is closed', { cause: e });
+}
+
 class RecordSession implements ScpSession {
   readonly sessionHash: Uint8Array;
   readonly peerKey: Uint8Array;
@@ -116,17 +167,9 @@ class RecordSession implements ScpSession {
   seal(message: ScpMessage, opts?: { pad?: boolean }): Promise<Uint8Array[]> {
     let pt: Uint8Array;
     try {
-      pt = encodePlaintext(messageArray(message), opts?.pad === true);
+      pt = recordPlaintext(message, opts);
     } catch (e) {
       return Promise.reject(e);
-    }
-    if (1 + pt.length + TAG_LENGTH > MAX_FRAME) {
-      return Promise.reject(
-        new ScpError(
-          'FRAME_TOO_LARGE',
-          `the message makes a frame over ${MAX_FRAME} bytes: send less`,
-        ),
-      );
     }
     const run = (): Promise<Uint8Array[]> => this.#seal(pt, message.type === 'close');
     const result = this.#sendQueue.then(run, run);
@@ -147,9 +190,7 @@ class RecordSession implements ScpSession {
       if (isClose) this.#sendError = new ScpError('SCP_CLOSED', 'this session sent its close');
       return frames;
     } catch (e) {
-      this.#sendError = new ScpError('SCP_CLOSED', 'a seal failed earlier; the session is closed', {
-        cause: e,
-      });
+      this.#sendError = sealFailure(e);
       throw e;
     }
   }
@@ -182,43 +223,19 @@ class RecordSession implements ScpSession {
     try {
       return await this.#openOne(f);
     } catch (e) {
-      this.#recvError =
-        e instanceof ScpError
-          ? e
-          : new ScpError('SCP_PROTOCOL', 'opening a record failed; the session is closed', {
-              cause: e,
-            });
+      this.#recvError = openFailure(e);
       throw this.#recvError;
     }
   }
 
   async #openOne(f: Uint8Array): Promise<ScpMessage[]> {
-    const t = frameType(f);
-    if (t !== FRAME.RECORD) {
-      throw new ScpError('SCP_RECORD', `expected a record (frame type 5), got frame type ${t}`);
-    }
-    if (f.length < 1 + TAG_LENGTH) {
-      throw new ScpError(
-        'SCP_RECORD',
-        'the record is shorter than its authentication tag (truncated)',
-      );
-    }
     const d = this.#recv;
-    if (d.seq >= this.#limits.seqLimit) {
-      throw new ScpError(
-        'SCP_SEQUENCE',
-        `the peer sent ${d.seq} records under one key without a key update (limit ${this.#limits.seqLimit})`,
-      );
-    }
+    checkRecord(f, d.seq, this.#limits.seqLimit);
     let pt: Uint8Array;
     try {
       pt = await d.key.open(recordNonce(d.iv, d.seq), AAD_RECORD, f.subarray(1));
     } catch (e) {
-      throw new ScpError(
-        'SCP_RECORD',
-        `record ${d.seq} failed authentication: it was altered, dropped, reordered, replayed, reflected or truncated`,
-        { cause: e },
-      );
+      throw authenticationFailed(d.seq, e);
     }
     d.seq += 1;
     const m = decodePlaintext(pt);
@@ -305,13 +322,7 @@ class SyncRecordSession implements ScpSession {
 
   sealSync(message: ScpMessage, opts?: { pad?: boolean }): Uint8Array[] {
     // As seal(): a message that does not encode, or is too large, fails alone (nothing sealed).
-    const pt = encodePlaintext(messageArray(message), opts?.pad === true);
-    if (1 + pt.length + TAG_LENGTH > MAX_FRAME) {
-      throw new ScpError(
-        'FRAME_TOO_LARGE',
-        `the message makes a frame over ${MAX_FRAME} bytes: send less`,
-      );
-    }
+    const pt = recordPlaintext(message, opts);
     if (this.#sendError !== undefined) throw this.#sendError;
     try {
       const d = this.#send;
@@ -326,9 +337,7 @@ class SyncRecordSession implements ScpSession {
       }
       return update === undefined ? [f] : [update, f];
     } catch (e) {
-      this.#sendError = new ScpError('SCP_CLOSED', 'a seal failed earlier; the session is closed', {
-        cause: e,
-      });
+      this.#sendError = sealFailure(e);
       throw e;
     }
   }
@@ -354,43 +363,19 @@ class SyncRecordSession implements ScpSession {
     try {
       return this.#openOne(f);
     } catch (e) {
-      this.#recvError =
-        e instanceof ScpError
-          ? e
-          : new ScpError('SCP_PROTOCOL', 'opening a record failed; the session is closed', {
-              cause: e,
-            });
+      this.#recvError = openFailure(e);
       throw this.#recvError;
     }
   }
 
   #openOne(f: Uint8Array): ScpMessage[] {
-    const t = frameType(f);
-    if (t !== FRAME.RECORD) {
-      throw new ScpError('SCP_RECORD', `expected a record (frame type 5), got frame type ${t}`);
-    }
-    if (f.length < 1 + TAG_LENGTH) {
-      throw new ScpError(
-        'SCP_RECORD',
-        'the record is shorter than its authentication tag (truncated)',
-      );
-    }
     const d = this.#recv;
-    if (d.seq >= this.#limits.seqLimit) {
-      throw new ScpError(
-        'SCP_SEQUENCE',
-        `the peer sent ${d.seq} records under one key without a key update (limit ${this.#limits.seqLimit})`,
-      );
-    }
+    checkRecord(f, d.seq, this.#limits.seqLimit);
     let pt: Uint8Array;
     try {
       pt = d.key.open(recordNonce(d.iv, d.seq), AAD_RECORD, f.subarray(1));
     } catch (e) {
-      throw new ScpError(
-        'SCP_RECORD',
-        `record ${d.seq} failed authentication: it was altered, dropped, reordered, replayed, reflected or truncated`,
-        { cause: e },
-      );
+      throw authenticationFailed(d.seq, e);
     }
     d.seq += 1;
     const m = decodePlaintext(pt);

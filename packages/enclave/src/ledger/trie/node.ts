@@ -243,6 +243,20 @@ export function storedLeafLength(b: Uint8Array, o: number): number {
   return KEY_LEN_AT + 8 + keyLen + readU32(b, o + KEY_LEN_AT + 4 + keyLen);
 }
 
+/** The leaf stored at `at` (`len` bytes) of `b`'s record `rec`, in `slot`, as a view. */
+function leafView(
+  b: Branch,
+  rec: Uint8Array,
+  at: number,
+  len: number,
+  slot: number,
+  r: Radix,
+): Leaf {
+  const hash = childHash(b, slot, r) as Uint8Array;
+  const checked = (b.checkedLeaves & (1 << slot)) !== 0;
+  return new Leaf(rec.subarray(at, at + len), hash, checked, b, slot);
+}
+
 /**
  * The child embedded in `b`'s record for `slot`, or undefined: a node of `embedded`, or a leaf
  * read out of `rec` (a new view each call; its hash is the child hash `b` holds for the slot,
@@ -258,11 +272,7 @@ export function embeddedChild(b: Branch, slot: number, r: Radix): TrieNode | und
     if (rec[at] === LEAF_TAG) {
       const s = digitAtOff(rec, at + 1, b.depth, r);
       const len = storedLeafLength(rec, at);
-      if (s === slot) {
-        const hash = childHash(b, slot, r) as Uint8Array;
-        const checked = (b.checkedLeaves & (1 << slot)) !== 0;
-        return new Leaf(rec.subarray(at, at + len), hash, checked, b, slot);
-      }
+      if (s === slot) return leafView(b, rec, at, len, slot, r);
       at += len;
     } else {
       // An embedded branch: decoded into `embedded` (the decoder puts every one there).
@@ -287,11 +297,7 @@ function keptLeaves(b: Branch, slots: readonly Slot[], r: Radix): (Leaf | undefi
     if (rec[at] === LEAF_TAG) {
       const s = digitAtOff(rec, at + 1, b.depth, r);
       const len = storedLeafLength(rec, at);
-      if (slots[s] === KEEP) {
-        const hash = childHash(b, s, r) as Uint8Array;
-        const checked = (b.checkedLeaves & (1 << s)) !== 0;
-        out[s] = new Leaf(rec.subarray(at, at + len), hash, checked, b, s);
-      }
+      if (slots[s] === KEEP) out[s] = leafView(b, rec, at, len, s, r);
       at += len;
     } else {
       const inner = b.embedded?.[digitAtOff(rec, at + 2, b.depth, r)];
