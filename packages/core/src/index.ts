@@ -163,6 +163,7 @@ export {
   encodeAlert,
   FRAME,
   MAX_FRAME,
+  MAX_RESULT_BYTES,
   MSG,
   paddedLength,
   REKEY_AFTER,

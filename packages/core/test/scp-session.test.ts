@@ -15,6 +15,7 @@ import {
   encodeAlert,
   FRAME,
   MAX_FRAME,
+  MAX_RESULT_BYTES,
   paddedLength,
   REKEY_AFTER,
   type ScpMessage,
@@ -334,6 +335,31 @@ for (const [label, crypto] of [
         server.open(new Uint8Array(MAX_FRAME + 1).fill(5)),
         code('FRAME_TOO_LARGE'),
       );
+    });
+
+    test('a response with the largest app result and every field at its largest fits one frame, padded or not', async () => {
+      const { client, server } = await conn();
+      const largest = (result: string): ScpMessage => ({
+        type: 'response',
+        id: Number.MAX_SAFE_INTEGER,
+        ok: true,
+        result: {
+          result,
+          codeId: new Uint8Array(32).fill(0xff),
+          repeated: true,
+          txid: `${Number.MAX_SAFE_INTEGER}.${Number.MAX_SAFE_INTEGER}`,
+        },
+      });
+      for (const pad of [false, true]) {
+        const frames = await server.seal(largest('x'.repeat(MAX_RESULT_BYTES)), { pad });
+        assert.equal(frames.length, 1);
+        assert.ok((frames[0] as Uint8Array).length <= MAX_FRAME);
+        const [m] = await client.open(frames[0] as Uint8Array);
+        assert.ok(m?.type === 'response' && m.ok && m.result instanceof Map);
+        assert.equal((m.result.get('result') as string).length, MAX_RESULT_BYTES);
+      }
+      // The bound is not slack by an order of magnitude: a result of a whole frame does not fit.
+      await assert.rejects(server.seal(largest('x'.repeat(MAX_FRAME))), code('FRAME_TOO_LARGE'));
     });
 
     test('malformed messages to seal are InvalidInputError and do not poison', async () => {

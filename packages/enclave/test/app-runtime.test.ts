@@ -6,7 +6,15 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { CloisterError, claimsDigest, concatBytes, fromHex, sha256, utf8 } from '@cloister/core';
+import {
+  CloisterError,
+  claimsDigest,
+  concatBytes,
+  fromHex,
+  MAX_RESULT_BYTES,
+  sha256,
+  utf8,
+} from '@cloister/core';
 import {
   AbiError,
   AbiVersionError,
@@ -217,6 +225,13 @@ const app = kit.module({
       name: 'manyNotes',
       kind: 'query',
       body: [...loop(), ...kit.str('one'), ...c('notify'), 0x0c, 0, I.end],
+    },
+    {
+      // Writes, then returns one byte more than SCP's largest result (1 page of memory: the cap
+      // is checked before any byte is read, so only the cap can refuse it).
+      name: 'putHuge',
+      kind: 'transaction',
+      body: [...put, ...i32(0), ...i32(MAX_RESULT_BYTES + 1), ...c('result_set')],
     },
     {
       name: 'abort',
@@ -541,6 +556,15 @@ describe('app runtime: caps', () => {
   test('a 100 MB result is refused before any byte is read; the next call works', async () => {
     const { rt } = await setup();
     await rejects(q(rt, 'huge'), CloisterError, 'APP_RESULT_TOO_LARGE');
+    assert.equal((await q(rt, 'get')).result, 'null');
+  });
+
+  test('a transaction whose result could not reach the client in one SCP frame fails before it commits', async () => {
+    const { engine, rt } = await setup();
+    const index = engine.index;
+    const e = await rejects(tx(rt, 'putHuge', '"x"'), CloisterError, 'APP_RESULT_TOO_LARGE');
+    assert.match(e.message, new RegExp(`${MAX_RESULT_BYTES}`));
+    assert.equal(engine.index, index, 'nothing committed');
     assert.equal((await q(rt, 'get')).result, 'null');
   });
 

@@ -28,6 +28,7 @@ export {
   type ClientHandshakeOptions,
   FRAME,
   MAX_FRAME,
+  MAX_RESULT_BYTES,
   MSG,
   REKEY_AFTER,
   SCP_NAME,

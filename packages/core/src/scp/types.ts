@@ -12,6 +12,13 @@ export const SCP_VERSION = 1;
 export const SCP_NAME = 'cloister/scp';
 /** Largest frame either side accepts, in bytes: 1 MiB + 4 KiB. */
 export const MAX_FRAME = 1_052_672;
+/**
+ * Largest app result, in bytes, a response carries: 1 MiB - 1 KiB, so that a response with the
+ * largest result and every other field at its largest fits one frame, padded or not (1 MiB of
+ * padded plaintext, the 17 bytes of record overhead, 4 KiB spare). The enclave's app runtime caps
+ * results at this size, so a transaction whose result could not be sent fails before it commits.
+ */
+export const MAX_RESULT_BYTES = 1_047_552;
 /** A sender switches keys (sends [4]) after this many records under one key, [4] included. */
 export const REKEY_AFTER = 2 ** 20;
 /** A receiver refuses a record whose sequence number under one key is >= this. */

@@ -2,6 +2,7 @@
  * The sandbox's caps and their defaults (docs/sandbox.md "Limits"). Every cap is configurable;
  * these are what a node uses when its settings name none.
  */
+import { MAX_RESULT_BYTES } from '@cloister/core';
 
 /** 64 KiB, the WebAssembly page. */
 export const PAGE_BYTES = 65_536;
@@ -38,7 +39,11 @@ export const DEFAULT_MAX_TABLE_ELEMENTS = 65_536;
  * frames can still hit V8's overflow first, which is caught as a `stack-overflow` trap.
  */
 export const DEFAULT_MAX_CALL_DEPTH = 4096;
-export const DEFAULT_MAX_RESULT_BYTES = 4 * 1024 * 1024;
+/**
+ * SCP's MAX_RESULT_BYTES (1 MiB - 1 KiB): a larger result could not reach the client in one
+ * response frame, so a transaction returning it must fail before it commits, not after.
+ */
+export const DEFAULT_MAX_RESULT_BYTES = MAX_RESULT_BYTES;
 export const DEFAULT_START_FUEL = 10_000_000;
 /** Fuel is an i64 in the module, but JavaScript numbers must stay exact. */
 export const MAX_FUEL = Number.MAX_SAFE_INTEGER;
