@@ -29,7 +29,11 @@ import {
   QueryWriteError,
 } from '../src/apps/runtime/index.js';
 import { AppTrapError, FuelExhaustedError, UnknownImportError } from '../src/apps/sandbox/index.js';
-import { createLedgerEngine, type LedgerEngine } from '../src/ledger/ledger/index.js';
+import {
+  createLedgerEngine,
+  type LedgerEngine,
+  openLedgerEngine,
+} from '../src/ledger/ledger/index.js';
 import { type AbiKit, abiKit, SCRATCH, SCRATCH2 } from './app-runtime-wasm.js';
 import { hostStores, options } from './ledger-engine-helpers.js';
 import { get, I, i32, loop, T } from './sandbox-wasm.js';
@@ -655,6 +659,30 @@ describe('app runtime: claims and request status (secure connections)', () => {
     await rejects(tx(rt, 'put', '"v"', { claims: bad }), CloisterError, 'INVALID_INPUT');
     const ok = { salt: new Uint8Array(32), request: te('r') };
     await rejects(q(rt, 'get', { claims: ok }), CloisterError, 'INVALID_INPUT');
+  });
+
+  test('after a restart a repeat and requestStatus still give the first transaction id', async () => {
+    const { createMemoryStore } = await hostStores();
+    const store = createMemoryStore();
+    const engine = await createLedgerEngine(options(store));
+    const before = createAppRuntime({ engine });
+    await before.deploy('A', app);
+    const first = await tx(before, 'put', '"one"', { requestId: 'r-restart' });
+    await tx(before, 'put', '"later"'); // the txid is not simply the latest commit's
+    // A new enclave run: the engine reopened from the store, a new runtime, nothing in memory.
+    const reopened = await openLedgerEngine(options(store));
+    const rt = createAppRuntime({ engine: reopened });
+    await rt.deploy('A', app);
+    const index = reopened.index;
+    const again = await tx(rt, 'put', '"two"', { requestId: 'r-restart' });
+    assert.equal(again.repeated, true);
+    assert.equal(again.result, '"one"');
+    assert.equal(again.txid, first.txid);
+    assert.equal(reopened.index, index, 'no second commit');
+    assert.deepEqual(rt.requestStatus('A', ALICE, 'r-restart'), {
+      state: 'committed',
+      txid: first.txid,
+    });
   });
 
   test('requestStatus: unknown, then committed with the txid; per caller; named errors', async () => {

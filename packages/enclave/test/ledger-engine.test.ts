@@ -262,6 +262,32 @@ describe('ledger engine: hierarchy and versions', () => {
     assert.deepEqual(engine.at(4).get('a', 't', te('k')), te('y'));
   });
 
+  test('tx.version: the committed version at the snapshot (its commit index), own writes ignored, a read for conflicts', async () => {
+    const { engine } = await fresh();
+    for (const v of ['x', undefined]) {
+      const tx = engine.begin();
+      if (v === undefined) tx.remove('a', 't', te('k'));
+      else tx.set('a', 't', te('k'), te(v));
+      await tx.commit();
+    }
+    const tx = engine.begin();
+    assert.deepEqual(tx.version('a', 't', te('k')), { index: 2, value: undefined });
+    assert.equal(tx.version('a', 't', te('never')), undefined);
+    tx.set('a', 't', te('k'), te('mine'));
+    assert.deepEqual(
+      tx.version('a', 't', te('k')),
+      { index: 2, value: undefined },
+      'own write ignored',
+    );
+    const other = engine.begin();
+    other.set('a', 't', te('k'), te('theirs'));
+    await other.commit();
+    await assert.rejects(tx.commit(), TransactionConflictError, 'the key it read changed');
+    const reader = engine.begin();
+    assert.deepEqual(reader.version('a', 't', te('k')), { index: 3, value: te('theirs') });
+    reader.abort();
+  });
+
   test('reopening from the root record gives the same state; a missing root record is refused', async () => {
     const { store, engine } = await fresh();
     const tx = engine.begin();

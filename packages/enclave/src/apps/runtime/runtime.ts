@@ -33,7 +33,7 @@ import {
   toHex,
   utf8,
 } from '@cloister/core';
-import type { LedgerEngine, Transaction } from '../../ledger/ledger/index.js';
+import { type LedgerEngine, type Transaction, txidAt } from '../../ledger/ledger/index.js';
 import {
   DEFAULT_MAX_RESULT_BYTES,
   instantiate,
@@ -138,7 +138,7 @@ export interface AppCall {
 export interface RequestStatus {
   /** 'committed': its outcome is in the app's `$requests`; 'unknown': nothing is. */
   readonly state: 'committed' | 'unknown';
-  /** Its transaction id, when this enclave run remembers it (not after a restart). */
+  /** Its transaction id (with 'committed'): the commit that stored the outcome. */
   readonly txid?: string;
 }
 
@@ -221,8 +221,6 @@ export const DEFAULT_INSTANCE_POOL = 4;
 
 const APP_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const MAX_APP_ID_BYTES = 64;
-/** Transaction ids of recent request outcomes kept in memory (the outcome itself is durable). */
-const MAX_REMEMBERED_TXIDS = 100_000;
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 const CALLER_LABEL_BYTES = utf8(CALLER_LABEL);
@@ -255,7 +253,6 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
     throw new InvalidInputError('instancePool is a non-negative integer');
   }
   const apps = new Map<string, Installed>();
-  const txids = new Map<string, string>();
   let lastTime = 0;
 
   const clock = (): number => {
@@ -496,19 +493,19 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
     }
 
     const reqKey = requestId === undefined ? undefined : requestKey(callerId, requestId);
-    const memo = reqKey === undefined ? '' : txidMemoKey(request.app, reqKey);
     for (let attempt = 0; ; attempt++) {
       const tx = engine.begin({ reserved: true });
       try {
         if (reqKey !== undefined) {
-          const stored = tx.get(request.app, REQUESTS_TABLE, reqKey);
-          if (stored !== undefined) {
+          // The first outcome, and the commit that stored it: the request's transaction (a
+          // $requests entry is written once, by that transaction, and never rewritten).
+          const stored = tx.version(request.app, REQUESTS_TABLE, reqKey);
+          if (stored?.value !== undefined) {
             tx.abort();
-            const { codeId, ...first } = decodeOutcome(stored);
-            const txid = txids.get(memo);
+            const { codeId, ...first } = decodeOutcome(stored.value);
             return {
               ...first,
-              ...(txid === undefined ? {} : { txid }),
+              txid: txidAt(stored.index),
               repeated: true,
               fuelUsed: 0,
               codeId: codeId ?? d.info.codeId,
@@ -539,13 +536,6 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
           app: request.app,
           ...(digest === undefined ? {} : { claims: digest }),
         });
-        if (reqKey !== undefined) {
-          txids.set(memo, committed.txid);
-          if (txids.size > MAX_REMEMBERED_TXIDS) {
-            const oldest = txids.keys().next().value;
-            if (oldest !== undefined) txids.delete(oldest);
-          }
-        }
         return {
           ...outcome,
           txid: committed.txid,
@@ -569,15 +559,14 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
     checkRequestId(requestId);
     const reqKey = requestKey(callerIdOf(app, caller), requestId);
     const tx = engine.begin({ reserved: true });
-    let stored: Uint8Array | undefined;
+    let stored: { readonly index: number; readonly value: Uint8Array | undefined } | undefined;
     try {
-      stored = tx.get(app, REQUESTS_TABLE, reqKey);
+      stored = tx.version(app, REQUESTS_TABLE, reqKey);
     } finally {
       tx.abort();
     }
-    if (stored === undefined) return { state: 'unknown' };
-    const txid = txids.get(txidMemoKey(app, reqKey));
-    return txid === undefined ? { state: 'committed' } : { state: 'committed', txid };
+    if (stored?.value === undefined) return { state: 'unknown' };
+    return { state: 'committed', txid: txidAt(stored.index) };
   }
 
   return {
@@ -595,11 +584,6 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
 /** The `$requests` key of a request id: caller id ‖ UTF-8 request id. */
 function requestKey(callerId: Uint8Array, requestId: string): Uint8Array {
   return concatBytes(callerId, utf8(requestId));
-}
-
-/** The in-memory key of a request's remembered transaction id (`txids`). */
-function txidMemoKey(app: string, reqKey: Uint8Array): string {
-  return `${app}\u0000${toHex(reqKey)}`;
 }
 
 function checkRequestId(requestId: unknown): void {

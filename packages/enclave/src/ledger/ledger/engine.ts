@@ -60,6 +60,7 @@ import {
   type Transaction,
   type TransactionBody,
   type TransactionLimits,
+  txidAt,
 } from './transaction.js';
 
 /** The host's record store as the engine uses it (structurally the host Store). */
@@ -497,7 +498,7 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
     for (const { q, index } of done) {
       if (q.kind === 'checkpoint') continue;
       commits++;
-      q.resolve({ term: TERM, index, txid: `${TERM}.${index}`, stateHash: w.stateHash });
+      q.resolve({ term: TERM, index, txid: txidAt(index), stateHash: w.stateHash });
     }
     for (const { q, e } of conflicts) q.reject(e);
   }

@@ -36,4 +36,5 @@ export {
   type Transaction,
   type TransactionLimits,
   type TransactionState,
+  txidAt,
 } from './transaction.js';

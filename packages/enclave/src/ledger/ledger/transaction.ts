@@ -40,6 +40,11 @@ export const DEFAULT_TX_LIMITS: TransactionLimits = {
 /** The term of every entry until consensus lands (DESIGN.md §11). */
 export const TERM = 1;
 
+/** The transaction id of the entry at `index`: `term.index` (DESIGN.md §11). */
+export function txidAt(index: number): string {
+  return `${TERM}.${index}`;
+}
+
 export interface CommitResult {
   /** The term of the entry (1 until consensus). */
   readonly term: 1;
@@ -69,6 +74,16 @@ export interface Transaction {
   readonly snapshot: number;
   readonly state: TransactionState;
   get(ledger: string, table: string, key: Uint8Array): Uint8Array | undefined;
+  /**
+   * The committed version of `key` at the snapshot, ignoring this transaction's own writes: the
+   * index of the commit that wrote it and its value (undefined: that commit removed the key);
+   * undefined when the table never held the key. A read, as get (conflict checks included).
+   */
+  version(
+    ledger: string,
+    table: string,
+    key: Uint8Array,
+  ): { readonly index: number; readonly value: Uint8Array | undefined } | undefined;
   list(ledger: string, table: string, options?: ListOptions): ListPage;
   set(ledger: string, table: string, key: Uint8Array, value: Uint8Array): void;
   remove(ledger: string, table: string, key: Uint8Array): void;
@@ -217,6 +232,14 @@ export function createTransaction(ctx: TransactionContext): Transaction {
       if (mine) return mine.value && Uint8Array.from(mine.value);
       reads.set(`${ledger}\u0000${table}\u0000${id}`, { ledger, table, key: Uint8Array.from(key) });
       return reader.read(ledger, table, key)?.value;
+    },
+    version(ledger, table, key) {
+      open(ledger, table, 'read');
+      checkBytes(key, 'a key');
+      const id = keyId(key);
+      reads.set(`${ledger}\u0000${table}\u0000${id}`, { ledger, table, key: Uint8Array.from(key) });
+      const v = reader.read(ledger, table, key);
+      return v === undefined ? undefined : { index: v.index, value: v.value };
     },
     list(ledger, table, options) {
       open(ledger, table, 'listed');
