@@ -455,6 +455,48 @@ describe('scp server: attacks end only the session they hit', () => {
     assert.equal(w.server.size, 0);
   });
 
+  test('a request reusing the id of one in flight is a protocol error; after its answer the id is free', async () => {
+    const w = await world();
+    const a = await connect(w);
+    // Sequential reuse: the first answer is out before the second request arrives.
+    const echo = (id: number) =>
+      a.session.seal({
+        type: 'request',
+        id,
+        op: 'query',
+        args: { app: 'demo', method: 'echo', args: '1', codeId: w.codeId },
+      });
+    for (let round = 0; round < 2; round++) {
+      for (const f of await echo(7)) await w.server.frame(a.id, f);
+      for (let i = 0; i < 50 && a.inbox.length <= round; i++) {
+        await a.pump();
+        await tick();
+      }
+    }
+    assert.equal(a.inbox.filter((m) => m.type === 'response' && m.id === 7 && m.ok).length, 2);
+    // Two transactions under one id at once: the second is refused and ends the session.
+    const before = w.service.status().index;
+    const put = (requestId: string) =>
+      a.session.seal({
+        type: 'request',
+        id: 9,
+        op: 'transact',
+        args: {
+          app: 'demo',
+          method: 'put',
+          args: '2',
+          codeId: w.codeId,
+          requestId,
+          salt: new Uint8Array(32),
+        },
+      });
+    const frames = [...(await put('x-1')), ...(await put('x-2'))];
+    await Promise.all(frames.map((f) => w.server.frame(a.id, f)));
+    await expectClosed(w, a, 'SCP_PROTOCOL');
+    for (let i = 0; i < 20; i++) await tick();
+    assert.ok(w.service.status().index <= before + 1, 'the refused request never ran');
+  });
+
   test('a garbage handshake gets an alert and ends; a record before the handshake too', async () => {
     const w = await world();
     const id = w.server.open();

@@ -98,6 +98,8 @@ interface Slot {
   outbox: Promise<void>;
   /** Requests running. Invariant: size <= MAX_CONCURRENT. */
   readonly running: Set<Promise<void>>;
+  /** The message ids of `running` (each answer names its id, so no two may share one). */
+  readonly ids: Set<number>;
   /** Set once the session ended (by either side or a failure); nothing is sent after. */
   ended: boolean;
 }
@@ -285,6 +287,7 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
         return fail(s, new ScpError('SCP_PROTOCOL', `a client sends requests, not a ${m.type}`));
       }
       if (s.running.size >= MAX_CONCURRENT) return dispatchLater(s, pad, messages.slice(i));
+      if (s.ids.has(m.id)) return fail(s, idInUse(m.id));
       start(s, m, pad);
     }
     return undefined;
@@ -303,13 +306,25 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
       }
       while (s.running.size >= MAX_CONCURRENT) await Promise.race(s.running);
       if (s.ended) return;
+      if (s.ids.has(m.id)) return fail(s, idInUse(m.id));
       start(s, m, pad);
     }
   }
 
   function start(s: Slot, m: Extract<ScpMessage, { type: 'request' }>, pad: boolean): void {
-    const p: Promise<void> = request(s, m, pad).finally(() => s.running.delete(p));
+    s.ids.add(m.id);
+    const p: Promise<void> = request(s, m, pad).finally(() => {
+      s.running.delete(p);
+      s.ids.delete(m.id);
+    });
     s.running.add(p);
+  }
+
+  function idInUse(id: number): ScpError {
+    return new ScpError(
+      'SCP_PROTOCOL',
+      `request id ${id} is already in flight on this session (each answer names its request's id)`,
+    );
   }
 
   return {
@@ -338,6 +353,7 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
         queued: 0,
         outbox: Promise.resolve(),
         running: new Set(),
+        ids: new Set(),
         ended: false,
       };
       sessions.set(s.id, s);
