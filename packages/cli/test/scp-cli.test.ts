@@ -153,11 +153,22 @@ describe('cloister keys, call and query against a real node', () => {
     const first = await call('call', [...args, '--request-id', 'order-7', '--receipt', r2]);
     assert.equal(first.code, 0, first.err);
     assert.ok(existsSync(r2));
-    const second = await call('call', [...args, '--request-id', 'order-7']);
+    // Another run repeating the request id: the stored answer, and its receipt's claims check
+    // (the CLI derives the claims salt from the identity, the service, the app and the id).
+    const r3 = join(tmp, 'receipt3.cbor');
+    const second = await call('call', [...args, '--request-id', 'order-7', '--receipt', r3]);
     assert.equal(second.code, 0, second.err);
     const [a, b] = [JSON.parse(first.out), JSON.parse(second.out)];
     assert.equal(b.repeated, true);
     assert.equal(b.txid, a.txid);
+    assert.equal(b.receipt.claims, true);
+    const v = await verifyReceipt(new Uint8Array(readFileSync(r3)), { constraint });
+    assert.equal(v.txid, a.txid);
+    // The same request id with other arguments: the first answer is not this call's; said so.
+    const other = ['counter', 'increment', '{"name":"b","by":5}', '--identity', me];
+    const third = await call('call', [...other, '--request-id', 'order-7', '--receipt', r3]);
+    assert.equal(third.code, 2);
+    assert.match(third.err, /request id 'order-7' was first applied with other arguments/);
     const q = await call('query', ['counter', 'get', '{"name":"b"}', '--identity', me]);
     assert.equal(q.code, 0, q.err);
     assert.match(q.out, /result\s+1\n/);

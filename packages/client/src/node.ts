@@ -4,7 +4,13 @@
  * file written atomically. Signing goes through WebCrypto with a non-extractable key; the SCP
  * record layer and handshake run on node:crypto (node-crypto.ts).
  */
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import {
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  hkdfSync,
+  type KeyObject,
+} from 'node:crypto';
 import {
   closeSync,
   fsyncSync,
@@ -147,6 +153,58 @@ export async function createIdentityFile(path: string): Promise<Identity> {
  * not a P-256 private key. The key is imported non-extractable into WebCrypto.
  */
 export async function loadIdentity(path: string): Promise<Identity> {
+  const key = readIdentityKey(path);
+  const jwk = createPublicKey(key).export({ format: 'jwk' });
+  const raw = new Uint8Array(65);
+  raw[0] = 4;
+  raw.set(Buffer.from(jwk.x as string, 'base64url'), 1);
+  raw.set(Buffer.from(jwk.y as string, 'base64url'), 33);
+  const der = new Uint8Array(key.export({ type: 'pkcs8', format: 'der' }));
+  const subtle = globalThis.crypto.subtle;
+  const alg = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+  const privateKey = await subtle.importKey('pkcs8', der, alg, false, ['sign']);
+  wipe(der);
+  const publicKey = await subtle.importKey('raw', raw, alg, true, ['verify']);
+  return webCryptoSigner({ privateKey, publicKey }, raw);
+}
+
+/** The HKDF info of the claims-salt key (claimsSaltFor). */
+const CLAIMS_SALT_INFO = new TextEncoder().encode('cloister/client/claims-salt-key/v1');
+
+/**
+ * The claims salt of request `requestId` to `app` of service `serviceIdentity`, derived from the
+ * identity file at `path`: HMAC-SHA256(HKDF-SHA256(d, info "cloister/client/claims-salt-key/v1"),
+ * u16be(|service|) ‖ service ‖ u16be(|app|) ‖ app ‖ requestId), d the 32-byte private scalar.
+ * So a retry of the same request from another process (the CLI run again with the same
+ * `--request-id`) uses the salt of the first attempt and can check the receipt's claims, while
+ * the salt stays secret (only the key's holder can compute it) and differs per service and app.
+ * IdentityFileError as loadIdentity.
+ */
+export function claimsSaltFor(
+  path: string,
+  serviceIdentity: Uint8Array,
+  app: string,
+  requestId: string,
+): Uint8Array {
+  const jwk = readIdentityKey(path).export({ format: 'jwk' });
+  const d = Buffer.from(jwk.d as string, 'base64url');
+  const key = Buffer.from(hkdfSync('sha256', d, new Uint8Array(0), CLAIMS_SALT_INFO, 32));
+  wipe(d);
+  const appBytes = Buffer.from(app, 'utf8');
+  const len = (n: number): Uint8Array => Uint8Array.of(n >> 8, n & 0xff);
+  const mac = createHmac('sha256', key)
+    .update(len(serviceIdentity.length))
+    .update(serviceIdentity)
+    .update(len(appBytes.length))
+    .update(appBytes)
+    .update(Buffer.from(requestId, 'utf8'))
+    .digest();
+  wipe(key);
+  return new Uint8Array(mac);
+}
+
+/** The P-256 private key in the PEM file at `path`, after the checks loadIdentity documents. */
+function readIdentityKey(path: string): KeyObject {
   let mode: number;
   try {
     mode = statSync(path).mode;
@@ -169,18 +227,7 @@ export async function loadIdentity(path: string): Promise<Identity> {
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     throw new IdentityFileError(`${path} is not a P-256 (prime256v1) EC private key`);
   }
-  const jwk = createPublicKey(key).export({ format: 'jwk' });
-  const raw = new Uint8Array(65);
-  raw[0] = 4;
-  raw.set(Buffer.from(jwk.x as string, 'base64url'), 1);
-  raw.set(Buffer.from(jwk.y as string, 'base64url'), 33);
-  const der = new Uint8Array(key.export({ type: 'pkcs8', format: 'der' }));
-  const subtle = globalThis.crypto.subtle;
-  const alg = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-  const privateKey = await subtle.importKey('pkcs8', der, alg, false, ['sign']);
-  wipe(der);
-  const publicKey = await subtle.importKey('raw', raw, alg, true, ['verify']);
-  return webCryptoSigner({ privateKey, publicKey }, raw);
+  return key;
 }
 
 interface StateFile {

@@ -10,9 +10,15 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { isCloisterError, sha256, utf8, webCryptoScp } from '@cloister/core';
+import { isCloisterError, sha256, toHex, utf8, webCryptoScp } from '@cloister/core';
 import { WebSocketServer } from 'ws';
-import { createIdentityFile, fileState, loadIdentity, wsTransport } from '../src/node.js';
+import {
+  claimsSaltFor,
+  createIdentityFile,
+  fileState,
+  loadIdentity,
+  wsTransport,
+} from '../src/node.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cloister-client-node-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -38,6 +44,31 @@ describe('identity files', () => {
       ['me.pem'],
       'no temporary file is left behind',
     );
+  });
+
+  it('claimsSaltFor: 32 bytes, the same for the same inputs, another for any other input', async () => {
+    const a = join(tmp, 'salt-a.pem');
+    const b = join(tmp, 'salt-b.pem');
+    await createIdentityFile(a);
+    await createIdentityFile(b);
+    const svc = new Uint8Array(65).fill(4);
+    const other = new Uint8Array(65).fill(5);
+    const s = claimsSaltFor(a, svc, 'shop', 'order-1');
+    assert.equal(s.length, 32);
+    assert.deepEqual(claimsSaltFor(a, svc, 'shop', 'order-1'), s, 'deterministic');
+    const variants = [
+      claimsSaltFor(b, svc, 'shop', 'order-1'),
+      claimsSaltFor(a, other, 'shop', 'order-1'),
+      claimsSaltFor(a, svc, 'shop2', 'order-1'),
+      claimsSaltFor(a, svc, 'shop', 'order-2'),
+      // The app/request boundary is length-prefixed: "shop"+"x1" is not "shopx"+"1".
+      claimsSaltFor(a, svc, 'shopx', '1'),
+    ];
+    const seen = new Set([toHex(s), ...variants.map(toHex)]);
+    assert.equal(seen.size, variants.length + 1);
+    assert.notDeepEqual(claimsSaltFor(a, svc, 'shop', 'x1'), claimsSaltFor(a, svc, 'shopx', '1'));
+    chmodSync(a, 0o644);
+    assert.throws(() => claimsSaltFor(a, svc, 'shop', 'order-1'), refused(/chmod 600/));
   });
 
   it('refuses to overwrite an existing file', async () => {

@@ -11,6 +11,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   type Client,
+  claimsSaltFor,
   connect,
   createIdentityFile,
   fileState,
@@ -19,7 +20,13 @@ import {
   type QueryResult,
   type TransactResult,
 } from '@cloister/client/node';
-import { CloisterError, InvalidInputError, parseConstraint, toHex } from '@cloister/core';
+import {
+  CloisterError,
+  InvalidInputError,
+  parseConstraint,
+  ReceiptError,
+  toHex,
+} from '@cloister/core';
 import { line, printError } from '../output.js';
 import { cloisterHome } from '../paths.js';
 
@@ -136,15 +143,19 @@ function isTransact(r: QueryResult): r is TransactResult {
   return 'txid' in r;
 }
 
-async function identityFor(o: CallOptions): Promise<Identity> {
-  if (o.identity !== undefined) return loadIdentity(resolve(o.identity));
+/** The identity file and its identity: --identity, else <home>/identity.pem (made on first use). */
+async function identityFor(o: CallOptions): Promise<{ path: string; identity: Identity }> {
+  if (o.identity !== undefined) {
+    const path = resolve(o.identity);
+    return { path, identity: await loadIdentity(path) };
+  }
   const path = join(cloisterHome(o.home), 'identity.pem');
-  if (existsSync(path)) return loadIdentity(path);
-  const id = await createIdentityFile(path);
+  if (existsSync(path)) return { path, identity: await loadIdentity(path) };
+  const identity = await createIdentityFile(path);
   process.stderr.write(
     `note: created your client identity ${path} (mode 0600); apps know you by an id derived from it\n`,
   );
-  return id;
+  return { path, identity };
 }
 
 async function run(
@@ -162,7 +173,7 @@ async function run(
     if (kind === 'query' && (o.requestId !== undefined || o.receipt !== undefined)) {
       throw new InvalidInputError('--request-id and --receipt apply to `cloister call` only');
     }
-    const identity = await identityFor(o);
+    const { path: identityPath, identity } = await identityFor(o);
     client = await connect(url, {
       constraint,
       identity,
@@ -176,16 +187,31 @@ async function run(
         : await handle.transact(
             method,
             args,
-            o.requestId === undefined ? {} : { requestId: o.requestId },
+            o.requestId === undefined
+              ? {}
+              : {
+                  requestId: o.requestId,
+                  // Derived, not random: a run repeating this request id uses the first run's
+                  // salt, so its receipt's claims can be checked too (claimsSaltFor).
+                  salt: claimsSaltFor(identityPath, client.service.identity, app, o.requestId),
+                },
           );
     let receipt: { file: string; treeSize: number; claims: boolean } | undefined;
     if (o.receipt !== undefined && isTransact(r)) {
-      // A repeat answers a request made earlier, with another salt: its claims cannot be ours.
-      const claims = r.repeated ? undefined : r.claims;
-      const got = await client.receipt(r.txid, { wait: true, ...(claims ? { claims } : {}) });
+      let got: Awaited<ReturnType<Client['receipt']>>;
+      try {
+        got = await client.receipt(r.txid, { wait: true, claims: r.claims });
+      } catch (e) {
+        if (r.repeated && e instanceof ReceiptError && e.reason === 'claims') {
+          throw new InvalidInputError(
+            `request id '${r.requestId}' was first applied with other arguments (or by another tool with its own salt): the result shown is that first request's, and its receipt (${r.txid}) does not commit to this call's method and arguments; use a new request id for a new request`,
+          );
+        }
+        throw e;
+      }
       const file = resolve(o.receipt);
       writeFileSync(file, got.receipt);
-      receipt = { file, treeSize: got.verified.size, claims: claims !== undefined };
+      receipt = { file, treeSize: got.verified.size, claims: true };
     }
     print(client, app, method, r, receipt, o.json === true);
     return 0;
@@ -230,8 +256,10 @@ function print(
   out += line('app code id', toHex(r.codeId));
   out += line('service', toHex(client.service.identity));
   if (receipt) {
-    out += line('receipt', `${receipt.file} (verified; signed tree size ${receipt.treeSize})`);
-    if (!receipt.claims) out += '  (claims not checked: this is a repeat of an earlier request)\n';
+    out += line(
+      'receipt',
+      `${receipt.file} (verified, claims included; signed tree size ${receipt.treeSize})`,
+    );
   }
   process.stdout.write(out);
 }
