@@ -227,7 +227,7 @@ export function parseConstraint(text: string): Constraint {
     const { app, codeId } = value as AppCode;
     apps.set(app, [...(apps.get(app) ?? []), codeId]);
   }
-  const sortedApps = new Map(
+  const sortedApps = new FrozenMap(
     [...apps.keys()].sort().map((a) => [a, Object.freeze(sortBytes(apps.get(a) ?? []))] as const),
   );
   const c: Constraint = {
@@ -242,6 +242,34 @@ export function parseConstraint(text: string): Constraint {
   Object.freeze(c);
   PARSED.add(c);
   return c;
+}
+
+/**
+ * A Map that refuses changes once built: a parsed constraint is frozen, and Object.freeze does
+ * not stop Map.set, which would let code holding the constraint admit another app code id.
+ */
+class FrozenMap<K, V> extends Map<K, V> {
+  #built = false;
+
+  constructor(entries: Iterable<readonly [K, V]>) {
+    // Not super(entries): Map's constructor calls this.set before this class's fields exist.
+    super();
+    for (const [k, v] of entries) super.set(k, v);
+    this.#built = true;
+  }
+
+  override set(key: K, value: V): this {
+    if (this.#built) throw new TypeError('a parsed constraint is read-only: parse another');
+    return super.set(key, value);
+  }
+
+  override delete(): boolean {
+    throw new TypeError('a parsed constraint is read-only: parse another');
+  }
+
+  override clear(): void {
+    throw new TypeError('a parsed constraint is read-only: parse another');
+  }
 }
 
 function sortBytes(list: Uint8Array[]): Uint8Array[] {

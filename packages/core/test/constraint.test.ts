@@ -223,6 +223,18 @@ describe('APP: and SVC: clauses (checked by SCP, not by matchConstraint)', () =>
     assert.equal(plain.service, undefined);
   });
 
+  test('a parsed constraint cannot be changed: its apps map refuses set, delete and clear', () => {
+    const c = parseConstraint(`C:${M} APP:mail=${M}`);
+    const apps = c.apps as Map<string, readonly Uint8Array[]>;
+    assert.ok(apps instanceof Map);
+    assert.throws(() => apps.set('evil', [H(M2)]), /read-only/);
+    assert.throws(() => apps.delete('mail'), /read-only/);
+    assert.throws(() => apps.clear(), /read-only/);
+    assert.throws(() => (c.apps?.get('mail') as Uint8Array[]).push(H(M2)), TypeError);
+    assert.equal(formatConstraint(c), `C:${M} APP:mail=${M}`);
+    assert.throws(() => checkAppClause(c, 'mail', H(M2)), /APP_CODE_MISMATCH|mail/);
+  });
+
   test('matchConstraint ignores APP: and SVC: (they are not evidence facts)', () => {
     matchConstraint(parseConstraint(`C:${M} SEC:INSECURE APP:mail=${M2} SVC:${M2}`), FACTS);
   });
