@@ -230,7 +230,7 @@ describe('APP: and SVC: clauses (checked by SCP, not by matchConstraint)', () =>
     assert.throws(() => apps.set('evil', [H(M2)]), /read-only/);
     assert.throws(() => apps.delete('mail'), /read-only/);
     assert.throws(() => apps.clear(), /read-only/);
-    assert.throws(() => (c.apps?.get('mail') as Uint8Array[]).push(H(M2)), TypeError);
+    assert.throws(() => (apps.get('mail') as Uint8Array[]).push(H(M2)), TypeError);
     assert.equal(formatConstraint(c), `C:${M} APP:mail=${M}`);
     assert.throws(() => checkAppClause(c, 'mail', H(M2)), /APP_CODE_MISMATCH|mail/);
   });
