@@ -79,21 +79,26 @@ test('a node larger than the whole cache is not kept; bad sizes are refused', ()
   assert.throws(() => createNodeCache(1.5), InvalidInputError);
 });
 
-test('delete drops exactly the node with that hash', () => {
-  const cache = createNodeCache();
-  const [a, b] = [leaf(1), leaf(2)];
+test('demote keeps the node findable but first to go; another hash with its map key is untouched', () => {
+  const size = nodeBytes(leaf(0));
+  const cache = createNodeCache(size * 3);
+  const [a, b, c, d] = [1, 2, 3, 4].map((i) => leaf(i)) as [Leaf, Leaf, Leaf, Leaf];
   cache.set(a);
   cache.set(b);
-  const bytes = cache.bytes;
-  cache.delete?.(a.hash);
-  assert.equal(cache.get(a.hash), undefined);
-  assert.equal(cache.get(b.hash), b);
-  assert.equal(cache.size, 1);
-  assert.equal(cache.bytes, bytes - nodeBytes(a));
+  cache.set(c);
   const other = Uint8Array.from(b.hash);
-  other[31] = (other[31] ?? 0) ^ 1; // same map key, another hash: not dropped
-  cache.delete?.(other);
+  other[31] = (other[31] ?? 0) ^ 1; // same map key, another hash: not demoted
+  cache.demote?.(other);
+  cache.demote?.(c.hash); // the newest, demoted: still found (a read at the older state)
+  assert.equal(cache.get(c.hash), c);
+  assert.equal(cache.size, 3);
+  cache.demote?.(c.hash); // demoted again, unmarked: the next node in pushes it out, not a
+  cache.set(d);
+  assert.equal(cache.get(c.hash), undefined);
+  assert.equal(cache.get(a.hash), a);
   assert.equal(cache.get(b.hash), b);
+  assert.equal(cache.get(d.hash), d);
+  assert.equal(cache.bytes, 3 * size);
 });
 
 test('caches of one pool share its bound and eviction order, each with its own hashes', () => {

@@ -46,10 +46,13 @@ export interface NodeCache {
   /** Caches a verified node. */
   set(node: TrieNode): void;
   /**
-   * Drops the node `hash` if cached (the trie drops the nodes an update replaces: they are only
-   * read again through an older root, from the store). Optional for other implementations.
+   * Moves the node `hash`, if cached, to the old end of the eviction order, unmarked: the first
+   * to go when room is needed, but still found until then. The trie demotes the nodes an update
+   * replaces: they serve reads at the state before it (transactions whose snapshot that is,
+   * which keep starting while the update's batch is written, and reads at older indexes) without
+   * pushing out nodes of the current state. Optional for other implementations.
    */
-  delete?(hash: Uint8Array): void;
+  demote?(hash: Uint8Array): void;
   /** Estimated bytes held by this cache. Invariant: the pool's bytes <= its maxBytes. */
   readonly bytes: number;
   readonly size: number;
@@ -176,6 +179,14 @@ export function createNodeCachePool(maxBytes: number = DEFAULT_NODE_CACHE_BYTES)
     if (!oldest) oldest = e;
   }
 
+  function pushOldest(e: Entry): void {
+    e.newer = oldest;
+    e.older = undefined;
+    if (oldest) oldest.older = e;
+    oldest = e;
+    if (!newest) newest = e;
+  }
+
   function remove(e: Entry): void {
     unlink(e);
     e.map.delete(e.key);
@@ -233,9 +244,12 @@ export function createNodeCachePool(maxBytes: number = DEFAULT_NODE_CACHE_BYTES)
         },
         get: (hash: Uint8Array): TrieNode | undefined => getAt(hash, 0),
         getAt,
-        delete(hash: Uint8Array): void {
+        demote(hash: Uint8Array): void {
           const e = entries.get(shortKey(hash));
-          if (e !== undefined && sameHash(e.node.hash, hash)) remove(e);
+          if (e === undefined || !sameHash(e.node.hash, hash)) return;
+          unlink(e);
+          e.used = false;
+          pushOldest(e);
         },
         set(node: TrieNode): void {
           const size = nodeBytes(node);

@@ -473,7 +473,7 @@ export function createTrie(options: TrieOptions): Trie {
         i = j;
       }
       if (!changed) return b;
-      cache?.delete?.(b.hash);
+      cache?.demote?.(b.hash);
       let left = 0;
       let only = -1;
       for (let s = 0; s < r.arity; s++) {
