@@ -89,11 +89,18 @@ function fail(ctx: DecodeContext, failure: IntegrityFailure, detail: string): ne
   throw new LedgerIntegrityError({ failure, node: ctx.node, position: ctx.position, detail });
 }
 
-/** Checks a leaf's salt, key and value against its commitments (once). */
-export function checkLeaf(leaf: Leaf, ctx: DecodeContext): void {
+/**
+ * Checks a leaf's salt, key and value against its commitments (once). `ctx` names where the leaf
+ * sits; a function is called only if the check fails (a read must not build strings).
+ */
+export function checkLeaf(leaf: Leaf, ctx: DecodeContext | (() => DecodeContext)): void {
   if (leaf.checked) return;
   if (!leaf.commitmentsHold()) {
-    fail(ctx, 'hash-mismatch', "a leaf's key or value does not match its commitments");
+    fail(
+      typeof ctx === 'function' ? ctx() : ctx,
+      'hash-mismatch',
+      "a leaf's key or value does not match its commitments",
+    );
   }
   leaf.markChecked();
 }

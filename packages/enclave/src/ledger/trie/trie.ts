@@ -290,13 +290,13 @@ export function createTrie(options: TrieOptions): Trie {
     if (last?.kind !== 'leaf' || !samePath(last.stored, path)) return undefined;
     if (last.checked) return last;
     const parent = nodes[nodes.length - 2];
-    checkLeaf(last, {
+    checkLeaf(last, () => ({
       node: hex8(last.hash),
       position:
         parent?.kind === 'branch'
           ? position(parent.prefix, parent.depth, digitAt(path, parent.depth, r))
           : 'root',
-    });
+    }));
     return last;
   }
 
@@ -312,11 +312,11 @@ export function createTrie(options: TrieOptions): Trie {
     }
     if (node === undefined || !samePath(node.stored, path)) return undefined;
     if (!node.checked) {
-      const p = parent;
-      checkLeaf(node, {
-        node: hex8(node.hash),
+      const [leaf, p] = [node, parent];
+      checkLeaf(leaf, () => ({
+        node: hex8(leaf.hash),
         position: p === undefined ? 'root' : position(p.prefix, p.depth, digitAt(path, p.depth, r)),
-      });
+      }));
     }
     return node;
   }
