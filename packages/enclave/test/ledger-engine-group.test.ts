@@ -522,6 +522,47 @@ describe('ledger engine: secret rotation', () => {
   });
 });
 
+describe('table roots shared by the readers of one state (Levels.rootsAt)', () => {
+  test('readers of one state share its roots; another state gets its own; reads stay right across states', async () => {
+    const { createMemoryStore } = await hostStores();
+    const engine = await createLedgerEngine(options(createMemoryStore()));
+    const states: { index: number; value: string }[] = [];
+    for (let i = 0; i < 6; i++) {
+      const tx = engine.begin();
+      tx.set('a', i % 2 ? 't' : 'u', te('k'), te(`v${i}`));
+      tx.set('b', 't', te('k'), te(`w${i}`));
+      states.push({ index: (await tx.commit()).index, value: `v${i}` });
+    }
+    // Interleave readers of old and current states: each must see its own state's roots.
+    for (let round = 0; round < 3; round++) {
+      for (const [i, st] of states.entries()) {
+        const view = engine.at(st.index);
+        assert.equal(new TextDecoder().decode(view.get('a', i % 2 ? 't' : 'u', te('k'))), st.value);
+        assert.equal(new TextDecoder().decode(view.get('b', 't', te('k'))), `w${i}`);
+        const cur = engine.begin();
+        assert.equal(new TextDecoder().decode(cur.get('b', 't', te('k'))), 'w5');
+        assert.equal(cur.get('a', 'never', te('k')), undefined);
+        cur.abort();
+      }
+    }
+    const { createLevels } = await import('../src/ledger/ledger/state.js');
+    const levels = createLevels({
+      records: createMemoryStore(),
+      secret: { generation: 0, secret: new Uint8Array(32).fill(7) },
+      cacheBytes: 1 << 20,
+    });
+    const h1 = new Uint8Array(32).fill(1);
+    const h2 = new Uint8Array(32).fill(2);
+    const m1 = levels.rootsAt(h1);
+    assert.equal(levels.rootsAt(Uint8Array.from(h1)), m1, 'same state: the same roots');
+    const m2 = levels.rootsAt(h2);
+    assert.notEqual(m2, m1);
+    assert.equal(m2.tables.size, 0);
+    levels.reset();
+    assert.notEqual(levels.rootsAt(h2), m2, 'reset drops them');
+  });
+});
+
 describe('version index paths (docs/ledger-format.md §11.2)', () => {
   test('16 consecutive indexes share a block path; digit 63 is the index mod 16', async () => {
     const { createLevels, versionPath } = await import('../src/ledger/ledger/state.js');

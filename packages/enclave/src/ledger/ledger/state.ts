@@ -83,10 +83,24 @@ export interface Levels {
   /** Drops caches and overlays (after a failed write nothing cached may be trusted as stored). */
   reset(): void;
   /**
+   * The catalogue and table roots found so far at state `stateHash`, shared by every reader of
+   * that state (the last state asked for only): a root is a function of the state hash, so a
+   * transaction need not walk the admin trie and its catalogue again (two path HMACs and two
+   * trie reads per table) when the one before it read the same state.
+   */
+  rootsAt(stateHash: Uint8Array): StateRoots;
+  /**
    * Adds secret generation `secret` (above every known one): records sealed from now on use it,
    * records of every known generation stay readable. Path, salt and store keys stay the origin's.
    */
   rotate(secret: LedgerSecret): void;
+}
+
+/** Roots found at one state: ledger → catalogue root; ledger → table → table root. */
+export interface StateRoots {
+  readonly stateHash: Uint8Array;
+  readonly catalogues: Map<string, Uint8Array>;
+  readonly tables: Map<string, Map<string, Uint8Array>>;
 }
 
 export interface LevelsOptions {
@@ -215,6 +229,8 @@ export function createLevels(options: LevelsOptions): Levels {
 
   let admin = adminLevel();
   let ledgers = new Map<string, Level & { rekey(): void }>();
+  // Invariant: every root in `roots` is the one the state `roots.stateHash` holds (verified).
+  let roots: StateRoots | undefined;
   const self: Levels = {
     get admin() {
       return admin;
@@ -239,7 +255,14 @@ export function createLevels(options: LevelsOptions): Levels {
       }
       return puts;
     },
+    rootsAt(stateHash: Uint8Array): StateRoots {
+      if (roots === undefined || !bytesEqual(roots.stateHash, stateHash)) {
+        roots = { stateHash: Uint8Array.from(stateHash), catalogues: new Map(), tables: new Map() };
+      }
+      return roots;
+    },
     reset(): void {
+      roots = undefined;
       for (const l of [admin, ...ledgers.values()]) l.keyring.destroy();
       pool.clear();
       admin = adminLevel();
@@ -287,9 +310,9 @@ export interface StateReader {
 }
 
 export function createStateReader(levels: Levels, stateHash: Uint8Array): StateReader {
-  const catalogues = new Map<string, Uint8Array>();
-  // ledger → table → root (no string built per read).
-  const tables = new Map<string, Map<string, Uint8Array>>();
+  // ledger → root, ledger → table → root (no string built per read), shared with the other
+  // readers of this state.
+  const { catalogues, tables } = levels.rootsAt(stateHash);
   const admin = levels.admin;
 
   function catalogueRoot(ledger: string): Uint8Array {
