@@ -292,10 +292,24 @@ export function encodeCbor(value: unknown): Uint8Array {
   return encodeAt(value, 0);
 }
 
+/**
+ * A writer kept for the next encoding (its buffer and view are two allocations an encoding would
+ * otherwise make). Taken while in use, so a nested encoding (a map key) gets a fresh one; kept
+ * only while its buffer is small. Only [0, pos) of the buffer is ever read out (result copies it).
+ */
+let spare: Writer | undefined;
+const SPARE_MAX_BYTES = 64 * 1024;
+
 function encodeAt(value: unknown, depth: number): Uint8Array {
-  const w = new Writer();
-  write(w, value, depth);
-  return w.result();
+  const w = spare ?? new Writer();
+  spare = undefined;
+  w.pos = 0;
+  try {
+    write(w, value, depth);
+    return w.result();
+  } finally {
+    if (w.buf.length <= SPARE_MAX_BYTES) spare = w;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -134,6 +134,40 @@ describe('encodeCbor: RFC 8949 §4.2.1 deterministic encoding', () => {
   });
 });
 
+describe('encodeCbor reuses one writer between encodings', () => {
+  test('an encoding that failed half-way, or a large one, leaves nothing in the next', () => {
+    const small = encodeCbor({ a: 1 });
+    const big = new Uint8Array(100_000).fill(7);
+    assert.throws(
+      () =>
+        encodeCbor(
+          new Map<unknown, unknown>([
+            ['x', big],
+            ['y', undefined],
+          ]),
+        ),
+      EncodingError,
+    );
+    assert.deepEqual(encodeCbor({ a: 1 }), small);
+    assert.equal(encodeCbor(big).length, 100_000 + 5);
+    assert.deepEqual(encodeCbor({ a: 1 }), small);
+    // Map keys that are not cached text are encoded inside the outer encoding (a nested writer).
+    const nested = encodeCbor(
+      new Map<unknown, unknown>([
+        [[1, 2], 'v'],
+        [3, { k: [4] }],
+      ]),
+    );
+    assert.deepEqual(
+      decodeCbor(nested),
+      new Map<unknown, unknown>([
+        [3, new Map([['k', [4]]])],
+        [[1, 2], 'v'],
+      ]),
+    );
+  });
+});
+
 describe('decodeCbor is strict', () => {
   const refused: [string, string][] = [
     ['', 'empty input'],
