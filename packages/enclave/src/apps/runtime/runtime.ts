@@ -145,7 +145,7 @@ export interface RequestStatus {
 export interface AppCallResult {
   /** Result JSON text (`null` when the app set none). */
   readonly result: string;
-  /** Transaction id `term.index` (transactions; absent for a repeated request after a restart). */
+  /** Transaction id `term.index` (transactions, repeated ones included: the first run's). */
   readonly txid?: string;
   /** Notification JSON texts for the caller, in order. */
   readonly notifications: readonly string[];
