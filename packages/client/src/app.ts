@@ -174,17 +174,20 @@ export class AppClient {
     const salt = o.salt?.slice() ?? this.client.crypto.random(32);
     return this.withCode(async (codeId) => {
       const a = await this.call('transact', { method, args: json, codeId, requestId, salt }, o);
-      const r = this.result(a, codeId);
       const { txid, repeated } = a.result;
       if (typeof txid !== 'string') throw protocol('the node answered transact without a txid');
       parseTxid(txid);
       if (typeof repeated !== 'boolean')
         throw protocol('the node answered transact without repeated');
+      // A repeat answers the stored first outcome with the code id that produced it, which is
+      // another one when the app was upgraded since: accepted only if the constraint admits it
+      // (the receipt's claims then prove it was committed with that code id).
+      const r = this.result(a, codeId, repeated);
       const claims: Claims = {
         salt,
         request: claimsRequest(this.name, method, json, requestId),
         response: utf8(r.json),
-        codeId,
+        codeId: r.codeId,
       };
       return { ...r, txid, requestId, repeated, claims };
     });
@@ -246,10 +249,13 @@ export class AppClient {
     return this.client.request(op, { app: this.name, ...args }, onNotify);
   }
 
-  private result(a: Answer, codeId: Uint8Array): QueryResult {
+  /** The answer's result; its code id must be `codeId`, or for a repeat one the constraint admits. */
+  private result(a: Answer, codeId: Uint8Array, repeated = false): QueryResult {
     const ran = codeIdOf(a.result.codeId, 'the answer codeId');
-    if (!bytesEqual(ran, codeId))
-      throw protocol('the node ran another code id than the one checked');
+    if (!bytesEqual(ran, codeId)) {
+      if (!repeated) throw protocol('the node ran another code id than the one checked');
+      checkAppClause(this.client.constraint, this.name, ran);
+    }
     const json = a.result.result;
     const result = parseJson(json, 'result');
     const notifications = a.notifications.map((n) => parseJson(n, 'notification'));

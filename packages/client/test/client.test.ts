@@ -417,6 +417,34 @@ for (const [label, crypto] of [
       });
     });
 
+    describe('a repeat across an app upgrade', () => {
+      it('answers the first outcome with its code id; its claims check; refused if the constraint does not admit it', async () => {
+        const n = node();
+        const c = await open(n);
+        const first = await c.app('shop').transact('pay', { amount: 3 }, { requestId: 'up-1' });
+        n.apps.set('shop', { codeId: CODE2 }); // upgraded
+        n.dropAll();
+        await sessionGone(c);
+        const again = await c
+          .app('shop')
+          .transact('pay', { amount: 3 }, { requestId: 'up-1', salt: first.claims.salt });
+        assert.equal(again.repeated, true);
+        assert.equal(again.txid, first.txid);
+        assert.deepEqual(again.codeId, CODE, 'the code that produced the stored outcome');
+        assert.deepEqual(again.claims.codeId, CODE);
+        const r = await c.receipt(again.txid, { wait: true, claims: again.claims });
+        assert.equal(r.verified.txid, first.txid);
+        await c.close();
+        // A client whose constraint admits only the new code refuses the old code's answer.
+        const strict = await open(n, { constraint: `${CONSTRAINT} APP:shop=${toHex(CODE2)}` });
+        await assert.rejects(
+          strict.app('shop').transact('pay', { amount: 3 }, { requestId: 'up-1' }),
+          code('APP_CODE_MISMATCH'),
+        );
+        await strict.close();
+      });
+    });
+
     describe('reconnect', () => {
       it('a transaction whose response was lost is re-sent (same request id and salt) and applies once', async () => {
         const n = node();

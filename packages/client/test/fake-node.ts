@@ -46,8 +46,8 @@ export class FakeNode {
   readonly frames: Uint8Array[] = [];
   /** Every request the node decrypted, in order. */
   readonly requests: { op: string; args: Args }[] = [];
-  /** requestId → the stored answer: a transaction applies once. */
-  readonly applied = new Map<string, { result: string; txid: string }>();
+  /** requestId → the stored answer and the code id that made it: a transaction applies once. */
+  readonly applied = new Map<string, { result: string; txid: string; codeId: Uint8Array }>();
   /** How many times a transaction's effect ran (the counter a replay must not advance). */
   effects = 0;
   connections = 0;
@@ -226,7 +226,10 @@ export class FakeNode {
   ): Promise<void> {
     const requestId = a.get('requestId') as string;
     const done = this.applied.get(requestId);
-    if (done) return ok({ result: done.result, codeId, txid: done.txid, repeated: true });
+    // As the node: a repeat answers the first outcome with the code id that produced it.
+    if (done) {
+      return ok({ result: done.result, codeId: done.codeId, txid: done.txid, repeated: true });
+    }
     this.effects++;
     const result = JSON.stringify({ method, args, n: this.effects });
     const app = a.get('app') as string;
@@ -237,7 +240,7 @@ export class FakeNode {
       codeId,
     });
     const txid = `1.${index}`;
-    this.applied.set(requestId, { result, txid });
+    this.applied.set(requestId, { result, txid, codeId });
     if (this.loseResponses > 0) {
       this.loseResponses--;
       this.close(c, 'lost the response');
