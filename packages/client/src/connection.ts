@@ -302,7 +302,12 @@ export class Connection {
       };
       socket.onmessage = (frame) => {
         if (live !== undefined && queued === 0 && live.session.openSync !== undefined) {
-          this.onFrame(live, frame);
+          // As the chain's catch below: nothing thrown here may reach the socket's event emitter.
+          try {
+            this.onFrame(live, frame);
+          } catch (e) {
+            fail(e);
+          }
           return;
         }
         queued += 1;
