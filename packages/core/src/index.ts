@@ -14,6 +14,7 @@ export {
   UnknownPlatformError,
 } from './attestation-errors.js';
 export {
+  byteKey,
   bytesEqual,
   concatBytes,
   constantTimeEqual,

@@ -7,7 +7,7 @@
  * bytes and hashes are exactly those of encodeEntry, entryHash and leafHash(leafInput(e))
  * (format.ts), and anything the fast reader does not recognise goes through decodeEntry.
  */
-import { bytesEqual } from '../bytes.js';
+import { byteKey, bytesEqual } from '../bytes.js';
 import { InvalidInputError } from '../errors.js';
 import {
   checkEntry,
@@ -76,7 +76,7 @@ function metaDigestOf(meta: Uint8Array, hash: Sha256): Uint8Array {
     META_MEMOS.set(hash, memo);
   }
   if (bytesEqual(meta, memo.last)) return memo.lastDigest;
-  const key = latin1(meta);
+  const key = byteKey(meta);
   let d = memo.byBytes.get(key);
   if (d === undefined) {
     d = hash(meta);
@@ -86,13 +86,6 @@ function metaDigestOf(meta: Uint8Array, hash: Sha256): Uint8Array {
   memo.last = meta.slice();
   memo.lastDigest = d;
   return d;
-}
-
-/** The bytes as a latin1 string (a map key). */
-function latin1(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += String.fromCharCode(b[i] as number);
-  return s;
 }
 
 /** Writes the canonical CBOR head of major type `major` with argument `n` at `at`; new offset. */

@@ -9,7 +9,7 @@
  * touched table, one per touched catalogue, one of the administrative trie and one of the version
  * index (k puts: every index of the group maps to the group-end state hash).
  */
-import { bytesEqual } from '@cloister/core';
+import { byteKey, bytesEqual } from '@cloister/core';
 import type { NodeRecord, TrieOp } from '../trie/trie.js';
 import { integrityAt, TransactionConflictError } from './errors.js';
 import {
@@ -29,7 +29,7 @@ import {
   tableBytes,
   versionPath,
 } from './state.js';
-import { keyId, type TransactionBody } from './transaction.js';
+import type { TransactionBody } from './transaction.js';
 
 /** One write of a log entry's write set: `value` undefined removes the key. */
 export interface WriteItem {
@@ -71,7 +71,7 @@ export interface GroupApply {
 
 export function createGroupApply(levels: Levels, base: RootState): GroupApply {
   const reader = createStateReader(levels, base.stateHash);
-  // ledger → table → keyId(key) → write. A key or table present here was written by a transaction
+  // ledger → table → byteKey(key) → write. A key or table present here was written by a transaction
   // accepted earlier in the group (so after any snapshot in the group).
   const merged = new Map<string, Map<string, Map<string, GroupWrite>>>();
   // Invariant: the last index given in the group (base.index: none yet).
@@ -80,7 +80,7 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
   function check(body: TransactionBody): void {
     const stale = body.snapshot !== base.index;
     for (const r of body.reads.values()) {
-      const hex = keyId(r.key);
+      const hex = byteKey(r.key);
       if (merged.get(r.ledger)?.get(r.table)?.has(hex)) {
         throw new TransactionConflictError(
           `a key this transaction read in table '${r.table}' changed`,

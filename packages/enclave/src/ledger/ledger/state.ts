@@ -6,7 +6,7 @@
  * derived from the engine secret, its own verified node cache and its own overlay of records
  * built by commits whose batch is not yet written.
  */
-import { bytesEqual, InvalidInputError, utf8 } from '@cloister/core';
+import { byteKey, bytesEqual, InvalidInputError, utf8 } from '@cloister/core';
 import {
   createLedgerKeyring,
   hkdfSha256,
@@ -38,39 +38,10 @@ export interface Level {
   /** The level's keyring; replaced (same path, salt and store keys) when a generation is added. */
   readonly keyring: LedgerKeyring;
   readonly trie: Trie;
-  /** Records built by commits whose batch is not written yet, by node hash (pendingKey). */
+  /** Records built by commits whose batch is not written yet, by node hash (byteKey). */
   readonly pending: Map<string, NodeRecord>;
   /** Adds records of an update to `pending` (written by the next `takePending`). */
   stage(records: readonly NodeRecord[]): void;
-}
-
-/**
- * The key of node `hash` in a level's pending overlay: its 32 bytes as 16 UTF-16 code units (one
- * call, no per-byte string building: a commit stages about two records per key it writes).
- */
-export function pendingKey(h: Uint8Array): string {
-  return String.fromCharCode(
-    u16(h, 0),
-    u16(h, 2),
-    u16(h, 4),
-    u16(h, 6),
-    u16(h, 8),
-    u16(h, 10),
-    u16(h, 12),
-    u16(h, 14),
-    u16(h, 16),
-    u16(h, 18),
-    u16(h, 20),
-    u16(h, 22),
-    u16(h, 24),
-    u16(h, 26),
-    u16(h, 28),
-    u16(h, 30),
-  );
-}
-
-function u16(h: Uint8Array, i: number): number {
-  return ((h[i] ?? 0) << 8) | (h[i + 1] ?? 0);
 }
 
 export interface Levels {
@@ -195,7 +166,7 @@ export function createLevels(options: LevelsOptions): Levels {
       get: (hash: Uint8Array): Uint8Array | undefined =>
         pending.size === 0
           ? nodes.get(hash)
-          : (pending.get(pendingKey(hash))?.plaintext ?? nodes.get(hash)),
+          : (pending.get(byteKey(hash))?.plaintext ?? nodes.get(hash)),
     };
     const trie = createTrie({ source, cache: pool.cache() });
     return {
@@ -205,7 +176,7 @@ export function createLevels(options: LevelsOptions): Levels {
       trie,
       pending,
       stage(list: readonly NodeRecord[]): void {
-        for (const r of list) pending.set(pendingKey(r.hash), r);
+        for (const r of list) pending.set(byteKey(r.hash), r);
       },
       rekey() {
         const old = keyring;

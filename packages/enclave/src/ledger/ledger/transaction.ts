@@ -6,7 +6,7 @@
  * State machine: open → committing → committed | failed; open → aborted. Only `open` accepts
  * reads and writes. Nothing reaches the store before commit, so abort leaves nothing.
  */
-import { InvalidInputError } from '@cloister/core';
+import { byteKey, InvalidInputError } from '@cloister/core';
 import { ReservedTableError, TransactionClosedError, TransactionTooLargeError } from './errors.js';
 import {
   type BufferedWrite,
@@ -103,24 +103,11 @@ export interface ReadRecord {
   readonly key: Uint8Array;
 }
 
-/**
- * A key as a map key: one UTF-16 code unit per byte (injective; no per-byte string building, which
- * as hex cost a microsecond and a few hundred bytes of garbage per write).
- */
-export function keyId(key: Uint8Array): string {
-  if (key.length <= 1024) return String.fromCharCode.apply(null, key as unknown as number[]);
-  let s = '';
-  for (let i = 0; i < key.length; i += 1024) {
-    s += String.fromCharCode.apply(null, key.subarray(i, i + 1024) as unknown as number[]);
-  }
-  return s;
-}
-
 /** What the engine sees of a transaction at commit. */
 export interface TransactionBody {
   readonly snapshot: number;
   readonly reader: StateReader;
-  /** ledger → table → keyId(key) → write. */
+  /** ledger → table → byteKey(key) → write. */
   readonly writes: ReadonlyMap<string, ReadonlyMap<string, ReadonlyMap<string, BufferedWrite>>>;
   readonly reads: ReadonlyMap<string, ReadRecord>;
   /** "ledger\0table" of every table listed. */
@@ -183,7 +170,7 @@ export function createTransaction(ctx: TransactionContext): Transaction {
         `a value is at most ${limits.maxValueBytes} bytes; this one is ${value.length}`,
       );
     }
-    const id = keyId(key);
+    const id = byteKey(key);
     const old = tableWrites(ledger, table)?.get(id);
     const nextKeys = keys + (old ? 0 : 1);
     const nextBytes =
@@ -219,6 +206,12 @@ export function createTransaction(ctx: TransactionContext): Transaction {
     bytes = nextBytes;
   }
 
+  /** The committed version of `key` (`id` = byteKey(key)) at the snapshot, recorded as read. */
+  function readCommitted(ledger: string, table: string, key: Uint8Array, id: string) {
+    reads.set(`${ledger}\u0000${table}\u0000${id}`, { ledger, table, key: Uint8Array.from(key) });
+    return reader.read(ledger, table, key);
+  }
+
   return {
     snapshot: ctx.snapshot,
     get state() {
@@ -227,18 +220,15 @@ export function createTransaction(ctx: TransactionContext): Transaction {
     get(ledger, table, key) {
       open(ledger, table, 'read');
       checkBytes(key, 'a key');
-      const id = keyId(key);
+      const id = byteKey(key);
       const mine = tableWrites(ledger, table)?.get(id);
       if (mine) return mine.value && Uint8Array.from(mine.value);
-      reads.set(`${ledger}\u0000${table}\u0000${id}`, { ledger, table, key: Uint8Array.from(key) });
-      return reader.read(ledger, table, key)?.value;
+      return readCommitted(ledger, table, key, id)?.value;
     },
     version(ledger, table, key) {
       open(ledger, table, 'read');
       checkBytes(key, 'a key');
-      const id = keyId(key);
-      reads.set(`${ledger}\u0000${table}\u0000${id}`, { ledger, table, key: Uint8Array.from(key) });
-      const v = reader.read(ledger, table, key);
+      const v = readCommitted(ledger, table, key, byteKey(key));
       return v === undefined ? undefined : { index: v.index, value: v.value };
     },
     list(ledger, table, options) {
