@@ -86,6 +86,17 @@ async function sessionGone(c: Client): Promise<void> {
   assert.equal(c.session, undefined, 'the session ended');
 }
 
+/** The host replaces the node's second record (the first query's answer) with a forged alert. */
+function forgedAlertAfterRecord(n: FakeNode): Transport {
+  let records = 0;
+  return relay(n.transport, {
+    down: (f, pass) => {
+      if (f[0] === FRAME.RECORD && ++records === 2) pass(encodeAlert('SCP_HANDSHAKE', 'forged'));
+      else pass(f);
+    },
+  });
+}
+
 // Every test runs twice: on "."'s WebCrypto (asynchronous records) and on the "./node" entry's
 // node:crypto, whose sessions seal and open synchronously (sealSync/openSync, another code path
 // in connection.ts).
@@ -212,15 +223,7 @@ for (const [label, crypto] of [
 
       it('an ALERT after an authenticated record is SCP_PROTOCOL and closes the session', async () => {
         const n = node();
-        let records = 0;
-        // The host replaces the node's second record (the query's answer) with a forged alert.
-        const transport = relay(n.transport, {
-          down: (f, pass) => {
-            if (f[0] === FRAME.RECORD && ++records === 2)
-              pass(encodeAlert('SCP_HANDSHAKE', 'forged'));
-            else pass(f);
-          },
-        });
+        const transport = forgedAlertAfterRecord(n);
         const c = await open(n, { transport, reconnect: false });
         const injected = (e: unknown): boolean => {
           code('SCP_PROTOCOL')(e);
@@ -236,14 +239,7 @@ for (const [label, crypto] of [
 
       it('an ALERT after a record, with reconnect on: the call is re-sent on a new session', async () => {
         const n = node();
-        let records = 0;
-        const transport = relay(n.transport, {
-          down: (f, pass) => {
-            if (f[0] === FRAME.RECORD && ++records === 2)
-              pass(encodeAlert('SCP_HANDSHAKE', 'forged'));
-            else pass(f);
-          },
-        });
+        const transport = forgedAlertAfterRecord(n);
         const c = await open(n, { transport });
         const r = await c.app('shop').query('a', {});
         assert.deepEqual(r.result, { method: 'a', args: '{}' });
