@@ -27,12 +27,26 @@ const AAD_RECORD = Uint8Array.of(FRAME.RECORD);
 const TAG_LENGTH = 16;
 
 /** One direction's current key. Invariant: `seq` records were sealed/opened under `key`. */
-interface Direction {
+interface Direction<K = AeadKey> {
   /** The traffic secret `key` and `iv` derive from (kept for the next key update). */
   ap: Uint8Array;
-  key: AeadKey;
+  key: K;
   iv: Uint8Array;
   seq: number;
+}
+
+/** Moves `d` to the keys of `next` (a key update), wiping the secret it replaces. */
+function replaceKeys<K>(d: Direction<K>, next: Direction<K>): void {
+  wipe(d.ap);
+  d.ap = next.ap;
+  d.key = next.key;
+  d.iv = next.iv;
+  d.seq = 0;
+}
+
+/** The error every open after the peer's close throws. */
+function peerClosed(code: string): ScpError {
+  return new ScpError('SCP_CLOSED', `the peer closed the session (${code})`);
 }
 
 async function direction(crypto: ScpCrypto, ap: Uint8Array): Promise<Direction> {
@@ -203,12 +217,7 @@ class RecordSession implements ScpSession {
   }
 
   async #rotate(d: Direction): Promise<void> {
-    const next = await direction(this.#crypto, nextTrafficSecret(d.ap));
-    wipe(d.ap);
-    d.ap = next.ap;
-    d.key = next.key;
-    d.iv = next.iv;
-    d.seq = 0;
+    replaceKeys(d, await direction(this.#crypto, nextTrafficSecret(d.ap)));
   }
 
   open(f: Uint8Array): Promise<ScpMessage[]> {
@@ -243,20 +252,13 @@ class RecordSession implements ScpSession {
       await this.#rotate(d);
       return [];
     }
-    if (m.type === 'close') {
-      this.#recvError = new ScpError('SCP_CLOSED', `the peer closed the session (${m.code})`);
-    }
+    if (m.type === 'close') this.#recvError = peerClosed(m.code);
     return [m];
   }
 }
 
-/** One direction's current key, for a synchronous session. Same invariant as Direction. */
-interface SyncDirection {
-  ap: Uint8Array;
-  key: SyncAeadKey;
-  iv: Uint8Array;
-  seq: number;
-}
+/** One direction's current key, for a synchronous session. */
+type SyncDirection = Direction<SyncAeadKey>;
 
 function syncDirection(
   importSync: (raw32: Uint8Array) => SyncAeadKey,
@@ -350,12 +352,7 @@ class SyncRecordSession implements ScpSession {
   }
 
   #rotate(d: SyncDirection): void {
-    const next = syncDirection(this.#importSync, nextTrafficSecret(d.ap));
-    wipe(d.ap);
-    d.ap = next.ap;
-    d.key = next.key;
-    d.iv = next.iv;
-    d.seq = 0;
+    replaceKeys(d, syncDirection(this.#importSync, nextTrafficSecret(d.ap)));
   }
 
   openSync(f: Uint8Array): ScpMessage[] {
@@ -383,9 +380,7 @@ class SyncRecordSession implements ScpSession {
       this.#rotate(d);
       return [];
     }
-    if (m.type === 'close') {
-      this.#recvError = new ScpError('SCP_CLOSED', `the peer closed the session (${m.code})`);
-    }
+    if (m.type === 'close') this.#recvError = peerClosed(m.code);
     return [m];
   }
 }
