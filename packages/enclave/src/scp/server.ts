@@ -96,10 +96,11 @@ interface Slot {
   queued: number;
   /** Tail of the output chain: seals and sends in call order. */
   outbox: Promise<void>;
-  /** Requests running. Invariant: size <= MAX_CONCURRENT. */
-  readonly running: Set<Promise<void>>;
-  /** The message ids of `running` (each answer names its id, so no two may share one). */
-  readonly ids: Set<number>;
+  /**
+   * Requests running, by message id (each answer names its id, so no two in flight share one).
+   * Invariant: size <= MAX_CONCURRENT.
+   */
+  readonly running: Map<number, Promise<void>>;
   /** Set once the session ended (by either side or a failure); nothing is sent after. */
   ended: boolean;
 }
@@ -287,7 +288,7 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
         return fail(s, new ScpError('SCP_PROTOCOL', `a client sends requests, not a ${m.type}`));
       }
       if (s.running.size >= MAX_CONCURRENT) return dispatchLater(s, pad, messages.slice(i));
-      if (s.ids.has(m.id)) return fail(s, idInUse(m.id));
+      if (s.running.has(m.id)) return fail(s, idInUse(m.id));
       start(s, m, pad);
     }
     return undefined;
@@ -304,20 +305,18 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
       if (m.type !== 'request') {
         return fail(s, new ScpError('SCP_PROTOCOL', `a client sends requests, not a ${m.type}`));
       }
-      while (s.running.size >= MAX_CONCURRENT) await Promise.race(s.running);
+      while (s.running.size >= MAX_CONCURRENT) await Promise.race(s.running.values());
       if (s.ended) return;
-      if (s.ids.has(m.id)) return fail(s, idInUse(m.id));
+      if (s.running.has(m.id)) return fail(s, idInUse(m.id));
       start(s, m, pad);
     }
   }
 
   function start(s: Slot, m: Extract<ScpMessage, { type: 'request' }>, pad: boolean): void {
-    s.ids.add(m.id);
-    const p: Promise<void> = request(s, m, pad).finally(() => {
-      s.running.delete(p);
-      s.ids.delete(m.id);
-    });
-    s.running.add(p);
+    s.running.set(
+      m.id,
+      request(s, m, pad).finally(() => s.running.delete(m.id)),
+    );
   }
 
   function idInUse(id: number): ScpError {
@@ -352,8 +351,7 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
         inbox: RESOLVED,
         queued: 0,
         outbox: Promise.resolve(),
-        running: new Set(),
-        ids: new Set(),
+        running: new Map(),
         ended: false,
       };
       sessions.set(s.id, s);
