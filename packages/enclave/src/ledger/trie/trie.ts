@@ -288,16 +288,22 @@ export function createTrie(options: TrieOptions): Trie {
   function found(nodes: readonly TrieNode[], path: Uint8Array): Leaf | undefined {
     const last = nodes[nodes.length - 1];
     if (last?.kind !== 'leaf' || !samePath(last.stored, path)) return undefined;
-    if (last.checked) return last;
     const parent = nodes[nodes.length - 2];
-    checkLeaf(last, () => ({
-      node: hex8(last.hash),
-      position:
-        parent?.kind === 'branch'
-          ? position(parent.prefix, parent.depth, digitAt(path, parent.depth, r))
-          : 'root',
-    }));
+    checkFound(last, parent?.kind === 'branch' ? parent : undefined, path);
     return last;
+  }
+
+  /** Checks the commitments of `leaf`, found for `path` under `parent` (none: the root). */
+  function checkFound(leaf: Leaf, parent: Branch | undefined, path: Uint8Array): void {
+    if (leaf.checked) return;
+    // The error's context is built only if the check fails (a read must not build strings).
+    checkLeaf(leaf, () => ({
+      node: hex8(leaf.hash),
+      position:
+        parent === undefined
+          ? 'root'
+          : position(parent.prefix, parent.depth, digitAt(path, parent.depth, r)),
+    }));
   }
 
   /** `walk` + `found` without the array of nodes: the get path allocates nothing of its own. */
@@ -311,13 +317,7 @@ export function createTrie(options: TrieOptions): Trie {
       node = child(node, digitAt(path, node.depth, r));
     }
     if (node === undefined || !samePath(node.stored, path)) return undefined;
-    if (!node.checked) {
-      const [leaf, p] = [node, parent];
-      checkLeaf(leaf, () => ({
-        node: hex8(leaf.hash),
-        position: p === undefined ? 'root' : position(p.prefix, p.depth, digitAt(path, p.depth, r)),
-      }));
-    }
+    checkFound(node, parent, path);
     return node;
   }
 
