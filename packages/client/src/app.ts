@@ -130,17 +130,7 @@ export class AppClient {
     } catch (e) {
       return Promise.reject(e);
     }
-    const info = this.checked;
-    if (info === undefined) {
-      return this.withCode((codeId) => this.queryOnce(method, json, codeId, o));
-    }
-    // The code id is checked already: withCode's steps without its promise hops (queries are the
-    // hot path). APP_CODE_CHANGED: read and check app.info again, then retry once, as withCode.
-    return this.queryOnce(method, json, info.codeId, o).catch((e: unknown) => {
-      if (!isCloisterError(e, 'APP_CODE_CHANGED')) throw e;
-      if (this.checked === info) this.checked = undefined;
-      return this.info().then((i) => this.queryOnce(method, json, i.codeId, o));
-    });
+    return this.withCode((codeId) => this.queryOnce(method, json, codeId, o));
   }
 
   private queryOnce(
@@ -219,15 +209,20 @@ export class AppClient {
     return this.checked;
   }
 
-  private async withCode<T>(f: (codeId: Uint8Array) => Promise<T>): Promise<T> {
-    const info = await this.info();
-    try {
-      return await f(info.codeId);
-    } catch (e) {
-      if (!isCloisterError(e, 'APP_CODE_CHANGED')) throw e;
-      if (this.checked === info) this.checked = undefined;
-      return f((await this.info()).codeId);
-    }
+  /**
+   * Runs `f` with the checked code id; on APP_CODE_CHANGED reads and checks app.info again and
+   * runs it once more. Without a promise hop when the code id is checked already (queries are the
+   * hot path).
+   */
+  private withCode<T>(f: (codeId: Uint8Array) => Promise<T>): Promise<T> {
+    const attempt = (info: AppInfo): Promise<T> =>
+      f(info.codeId).catch((e: unknown) => {
+        if (!isCloisterError(e, 'APP_CODE_CHANGED')) throw e;
+        if (this.checked === info) this.checked = undefined;
+        return this.info().then((i) => f(i.codeId));
+      });
+    const info = this.checked;
+    return info !== undefined ? attempt(info) : this.info().then(attempt);
   }
 
   private call(
