@@ -130,17 +130,8 @@ export class AppClient {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.withCode((codeId) => this.queryOnce(method, json, codeId, o));
-  }
-
-  private queryOnce(
-    method: string,
-    json: string,
-    codeId: Uint8Array,
-    o: CallOptions,
-  ): Promise<QueryResult> {
-    return this.call('query', { method, args: json, codeId }, o).then((a) =>
-      this.result(a, codeId),
+    return this.withCode((codeId) =>
+      this.call('query', { method, args: json, codeId }, o).then((a) => this.result(a, codeId)),
     );
   }
 
