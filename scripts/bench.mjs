@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // Runs the benchmarks: `npm run bench` runs all, `npm run bench -- NAME` one (bench/NAME.bench.ts).
 // Options pass through to each benchmark: --smoke (tiny sizes, used by CI so the harness cannot
-// rot) and --size N. Each benchmark prints `target <name> <measured> <goal> met|missed` and
+// rot), --size N and --node-cpu-prof DIR (scp). Each benchmark prints `target <name> <measured> <goal> met|missed` and
 // `info <name> <value>` lines (DESIGN.md §10).
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 
 const root = new URL('..', import.meta.url).pathname;
 const args = process.argv.slice(2);
-const names = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--size');
+/** Options that take a value: the word after them is that value, not a benchmark's name. */
+const VALUED = new Set(['--size', '--node-cpu-prof']);
+const names = args.filter((a, i) => !a.startsWith('--') && !VALUED.has(args[i - 1] ?? ''));
 const opts = args.filter((a) => !names.includes(a));
 const all = readdirSync(`${root}bench`)
   .filter((f) => f.endsWith('.bench.ts'))
