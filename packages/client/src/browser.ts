@@ -3,7 +3,14 @@
  * identity whose private key is a non-extractable CryptoKey kept in IndexedDB (script on the page
  * can use it but never read it), and pins and signed roots in IndexedDB. No Node built-in.
  */
-import { CloisterError, fromHex, MAX_FRAME, type SignedRoot, toHex } from '@cloister/core';
+import {
+  CloisterError,
+  fromHex,
+  InvalidInputError,
+  MAX_FRAME,
+  type SignedRoot,
+  toHex,
+} from '@cloister/core';
 import { type Client, type ConnectOptions, connect as connectWith } from './client.js';
 import { NetworkError } from './errors.js';
 import { identityOf } from './identity.js';
@@ -57,7 +64,12 @@ export function connect(
   return connectWith(url, { ...options, transport: options.transport ?? webSocketTransport() });
 }
 
-const STORES = ['identities', 'pins', 'roots'] as const;
+/**
+ * Object stores of the database. Version 2 added `claimKeys`; the upgrade creates whatever store
+ * is missing, so a version-1 database keeps its identities, pins and roots.
+ */
+const STORES = ['identities', 'pins', 'roots', 'claimKeys'] as const;
+const DB_VERSION = 2;
 
 function done<T>(r: IDBRequest<T>): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -67,7 +79,7 @@ function done<T>(r: IDBRequest<T>): Promise<T> {
 }
 
 function openDb(name: string): Promise<IDBDatabase> {
-  const r = indexedDB.open(name, 1);
+  const r = indexedDB.open(name, DB_VERSION);
   r.onupgradeneeded = () => {
     for (const s of STORES)
       if (!r.result.objectStoreNames.contains(s)) r.result.createObjectStore(s);
@@ -140,4 +152,70 @@ export function indexedDbState(db = 'cloister'): ClientState {
       put: (r) => put(db, 'roots', toHex(r.service), { size: r.size, root: toHex(r.root) }),
     },
   };
+}
+
+/**
+ * The claims salt of request `requestId` to `app` of service `serviceIdentity`, for the identity
+ * named `name` in IndexedDB database `db`: HMAC-SHA256(k, u16be(|service|) ‖ service ‖
+ * u16be(|app|) ‖ app ‖ requestId), the input of the Node entry's claimsSaltFor. The key `k` is
+ * not derived from the identity's private key (a non-extractable CryptoKey cannot be) but is an
+ * HMAC key of its own, generated non-extractable on first use and kept beside the identity
+ * (store `claimKeys`, same name). So a retry of the same request after a reload, or from another
+ * tab of the same origin, uses the salt of the first attempt and can check the receipt's claims
+ * (pass it as `transact(…, { requestId, salt })`), while the salt stays secret to this origin
+ * and differs per service and app. Clearing the site's storage loses the key with the identity.
+ */
+export async function claimsSaltFor(
+  name: string,
+  serviceIdentity: Uint8Array,
+  app: string,
+  requestId: string,
+  db = 'cloister',
+): Promise<Uint8Array> {
+  const appBytes = new TextEncoder().encode(app);
+  const idBytes = new TextEncoder().encode(requestId);
+  if (!(serviceIdentity instanceof Uint8Array) || serviceIdentity.length > 0xffff) {
+    throw new InvalidInputError('a service identity is the bytes of client.service.identity');
+  }
+  if (appBytes.length === 0 || appBytes.length > 0xffff) {
+    throw new InvalidInputError('an app name is 1 to 65,535 bytes of UTF-8 text');
+  }
+  if (idBytes.length === 0 || idBytes.length > 128) {
+    throw new InvalidInputError('a request id is 1 to 128 bytes of UTF-8 text');
+  }
+  const key = await claimKey(name, db);
+  const input = new Uint8Array(4 + serviceIdentity.length + appBytes.length + idBytes.length);
+  const view = new DataView(input.buffer);
+  view.setUint16(0, serviceIdentity.length);
+  input.set(serviceIdentity, 2);
+  view.setUint16(2 + serviceIdentity.length, appBytes.length);
+  input.set(appBytes, 4 + serviceIdentity.length);
+  input.set(idBytes, 4 + serviceIdentity.length + appBytes.length);
+  return new Uint8Array(await crypto.subtle.sign('HMAC', key, input));
+}
+
+/** The claims-salt key of identity `name`, created non-extractable on first use. */
+async function claimKey(name: string, db: string): Promise<CryptoKey> {
+  const found = await get<CryptoKey>(db, 'claimKeys', name);
+  if (found !== undefined) return found;
+  const key = await crypto.subtle.generateKey(
+    { name: 'HMAC', hash: 'SHA-256', length: 256 },
+    false,
+    ['sign'],
+  );
+  // Another tab may have created it meanwhile: add() fails then, and its key is used instead.
+  const d = await openDb(db);
+  try {
+    await done(d.transaction('claimKeys', 'readwrite').objectStore('claimKeys').add(key, name));
+  } catch {
+    const other = await get<CryptoKey>(db, 'claimKeys', name);
+    if (other !== undefined) return other;
+    throw new CloisterError(
+      'STORE',
+      `cannot store the claims-salt key in IndexedDB database ${db}: allow this site to use storage`,
+    );
+  } finally {
+    d.close();
+  }
+  return key;
 }

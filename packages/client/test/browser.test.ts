@@ -6,7 +6,8 @@
  * from 127.0.0.1 and run in Debian's Chromium. In the page: the node's evidence is verified in
  * the handshake, the client connects with an identity kept non-extractable in IndexedDB, runs a
  * transaction, waits for its receipt and verifies it; a constraint with another measurement is
- * refused with only the client hello sent. Skipped, by name, without /usr/bin/chromium (failed
+ * refused with only the client hello sent; a transaction retried after a page reload with the salt
+ * `claimsSaltFor` keeps for it applies once and its receipt checks. Skipped, by name, without /usr/bin/chromium (failed
  * when CI=true).
  */
 import assert from 'node:assert/strict';
@@ -206,6 +207,55 @@ test('the client SDK in Chromium: evidence, connect, transaction, receipt', {
     assert.equal(bad.ok, false);
     assert.equal(bad.code, 'CONSTRAINT_MISMATCH', bad.message);
     assert.deepEqual(bad.sent, [1], 'only the client hello left the page');
+
+    // A retry after a reload: the salt comes back from the key kept in IndexedDB, so the
+    // repeated answer's receipt checks against the first attempt's claims.
+    type Retry = {
+      salt: string;
+      txid: string;
+      repeated: boolean;
+      value: number;
+      receiptTxid: string;
+      otherRequest: string;
+      otherApp: string;
+      otherIdentity: string;
+      keyExtractable: boolean;
+      keyAlgorithm: string;
+      refused?: string;
+    };
+    const retry = () =>
+      page.evaluate(
+        // biome-ignore lint/suspicious/noExplicitAny: the page's API, set by browser-entry.ts
+        ([url, c, app]) => (globalThis as any).scpTest.retry(url, c, app, 'order-1'),
+        [started.url, constraint, APP],
+      ) as Promise<Retry>;
+    const first = await retry();
+    assert.equal(first.repeated, false);
+    assert.equal(first.value, 1);
+    assert.equal(first.receiptTxid, first.txid);
+    assert.match(first.salt, /^[0-9a-f]{64}$/);
+    assert.equal(
+      new Set([first.salt, first.otherRequest, first.otherApp, first.otherIdentity]).size,
+      4,
+    );
+    assert.equal(first.keyExtractable, false, 'the claims-salt key is not extractable');
+    assert.equal(first.keyAlgorithm, 'HMAC');
+    assert.equal(first.refused, 'INVALID_INPUT', 'an empty request id is refused by name');
+    await page.reload();
+    await page.waitForFunction(() => 'scpTest' in globalThis);
+    const again = await retry();
+    assert.equal(again.salt, first.salt, 'the same salt after a reload');
+    assert.equal(again.repeated, true, 'applied once');
+    assert.equal(again.value, 1, 'the stored result');
+    assert.equal(again.txid, first.txid);
+    assert.equal(again.receiptTxid, first.txid, "the repeat's receipt verified with its claims");
+
+    const upgraded = (await page.evaluate(
+      // biome-ignore lint/suspicious/noExplicitAny: the page's API, set by browser-entry.ts
+      () => (globalThis as any).scpTest.upgradeV1(),
+    )) as { pin?: string; salt: string };
+    assert.equal(upgraded.pin, 'ab'.repeat(32), 'a version-1 database keeps its pins');
+    assert.match(upgraded.salt, /^[0-9a-f]{64}$/);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
