@@ -66,7 +66,7 @@ export {
   MAX_NONCE_LENGTH,
   PLATFORM_NAME,
 } from './evidence.js';
-export { sha256 } from './hash.js';
+export { type KeyedHmacSha256, keyedHmacSha256, sha256 } from './hash.js';
 export {
   type Absence,
   type DecodedProof,
