@@ -128,6 +128,30 @@ class Writer {
     }
   }
 
+  /**
+   * Writes `text` as a CBOR text string if it is all ASCII (its UTF-8 bytes are its code units)
+   * and says whether it did; otherwise writes nothing. Protocol strings (names, ids, JSON text)
+   * are nearly always ASCII, and this skips TextEncoder's array per string.
+   */
+  ascii(text: string): boolean {
+    const n = text.length;
+    this.ensure(9 + n);
+    const start = this.pos;
+    this.head(3, n);
+    const buf = this.buf;
+    let at = this.pos;
+    for (let i = 0; i < n; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 0x80) {
+        this.pos = start; // not ASCII: undone, the caller encodes it as UTF-8
+        return false;
+      }
+      buf[at++] = c;
+    }
+    this.pos = at;
+    return true;
+  }
+
   bytes(b: Uint8Array): void {
     this.ensure(b.length);
     this.buf.set(b, this.pos);
@@ -161,6 +185,16 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return a.length - b.length;
+}
+
+/** compareBytes of b[as, ae) and b[bs, be). */
+function compareRanges(b: Uint8Array, as: number, ae: number, bs: number, be: number): number {
+  const n = Math.min(ae - as, be - bs);
+  for (let i = 0; i < n; i++) {
+    const d = b[as + i]! - b[bs + i]!;
+    if (d !== 0) return d;
+  }
+  return ae - as - (be - bs);
 }
 
 function isPlainObject(v: object): boolean {
@@ -227,6 +261,7 @@ function write(w: Writer, value: unknown, depth: number): void {
       w.head(7, value ? 21 : 20);
       return;
     case 'string': {
+      if (w.ascii(value)) return;
       if (LONE_SURROGATE.test(value)) {
         throw new EncodingError('CBOR text must be well-formed Unicode (lone surrogate found)');
       }
@@ -435,18 +470,20 @@ function readSimple(r: Reader, ai: number): unknown {
 function readMap(r: Reader, ai: number, depth: number): Map<unknown, unknown> {
   const n = r.length(ai);
   const out = new Map<unknown, unknown>();
-  let previous: Uint8Array | undefined;
+  // The previous key's encoding is buf[prevStart, prevEnd): compared in place, no view per key.
+  let prevStart = -1;
+  let prevEnd = -1;
   for (let i = 0; i < n; i++) {
     const start = r.pos;
     const key = read(r, depth);
-    const keyBytes = r.buf.subarray(start, r.pos);
     // RFC 8949 §4.2.1: keys sorted bytewise; equal encodings are duplicates (§5.6).
-    if (previous !== undefined) {
-      const c = compareBytes(previous, keyBytes);
+    if (prevStart >= 0) {
+      const c = compareRanges(r.buf, prevStart, prevEnd, start, r.pos);
       if (c === 0) throw new EncodingError('CBOR map has a duplicate key (RFC 8949 §5.6)');
       if (c > 0) throw notDeterministic('map keys not sorted');
     }
-    previous = keyBytes;
+    prevStart = start;
+    prevEnd = r.pos;
     out.set(key, read(r, depth));
   }
   return out;
@@ -476,7 +513,8 @@ function read(r: Reader, depth: number): unknown {
       const n = r.length(ai);
       const b = r.buf.subarray(r.pos, r.pos + n);
       r.pos += n;
-      if (n <= 64 && isAscii(b)) return String.fromCharCode(...b);
+      // apply, not spread: spreading a typed array runs its iterator (about 5 times slower).
+      if (n <= 64 && isAscii(b)) return String.fromCharCode.apply(null, b as unknown as number[]);
       try {
         return utf8Decoder.decode(b);
       } catch {

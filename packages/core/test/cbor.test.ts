@@ -259,6 +259,32 @@ describe('properties', () => {
     );
   });
 
+  test('text strings: the ASCII fast path and UTF-8 give RFC 8949 text, decoded back exactly', () => {
+    const head = (n: number): number[] =>
+      n < 24 ? [0x60 | n] : n < 256 ? [0x78, n] : [0x79, n >> 8, n & 255];
+    const text = fc.oneof(
+      fc.string({ unit: 'binary-ascii', maxLength: 300 }),
+      fc.string({ unit: 'grapheme', maxLength: 80 }),
+      fc.string({ unit: 'binary', maxLength: 80 }), // lone surrogates too
+      fc
+        .tuple(fc.string({ unit: 'binary-ascii', maxLength: 70 }), fc.constantFrom('é', '€', '😀'))
+        .map(([a, u]) => a + u + a), // non-ASCII after an ASCII run: the fast path backs out
+    );
+    fc.assert(
+      fc.property(text, (t) => {
+        if (/\p{Cs}/u.test(t)) {
+          assert.throws(() => encodeCbor(t), EncodingError);
+          return;
+        }
+        const utf8 = new TextEncoder().encode(t);
+        const bytes = encodeCbor([t, 1]);
+        assert.deepEqual([...bytes], [0x82, ...head(utf8.length), ...utf8, 0x01]);
+        assert.deepEqual(decodeCbor(bytes), [t, 1]);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   test('random bytes either decode to their own deterministic encoding or are EncodingError', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 1, maxLength: 24 }), (bytes) => {
