@@ -217,20 +217,37 @@ function encodeKey(k: unknown, depth: number): Uint8Array {
   return b;
 }
 
-function writeMap(w: Writer, entries: Iterable<[unknown, unknown]>, depth: number): void {
-  const encoded: [Uint8Array, unknown][] = [];
-  for (const [k, v] of entries) encoded.push([encodeKey(k, depth), v]);
-  encoded.sort((x, y) => compareBytes(x[0], y[0]));
-  for (let i = 1; i < encoded.length; i++) {
+/**
+ * Writes a map: keys encoded, sorted bytewise (RFC 8949 §4.2.1), unique (§5.6). `keys` and
+ * `values` are parallel arrays this function may reorder. Protocol maps have a handful of keys:
+ * an insertion sort of the two arrays costs less than sorting pairs with a comparator.
+ */
+function writeMap(w: Writer, keys: unknown[], values: unknown[], depth: number): void {
+  const n = keys.length;
+  const encoded: Uint8Array[] = new Array(n);
+  for (let i = 0; i < n; i++) encoded[i] = encodeKey(keys[i], depth);
+  for (let i = 1; i < n; i++) {
+    const k = encoded[i] as Uint8Array;
+    const v = values[i];
+    let j = i - 1;
+    while (j >= 0 && compareBytes(encoded[j] as Uint8Array, k) > 0) {
+      encoded[j + 1] = encoded[j] as Uint8Array;
+      values[j + 1] = values[j];
+      j--;
+    }
+    encoded[j + 1] = k;
+    values[j + 1] = v;
+  }
+  for (let i = 1; i < n; i++) {
     // RFC 8949 §5.6: keys must be unique; 1 and 1n, or equal byte strings, are the same key.
-    if (compareBytes(encoded[i - 1]![0], encoded[i]![0]) === 0) {
+    if (compareBytes(encoded[i - 1] as Uint8Array, encoded[i] as Uint8Array) === 0) {
       throw new EncodingError('CBOR map has two keys with the same encoding');
     }
   }
-  w.head(5, encoded.length);
-  for (const [k, v] of encoded) {
-    w.bytes(k);
-    write(w, v, depth);
+  w.head(5, n);
+  for (let i = 0; i < n; i++) {
+    w.bytes(encoded[i] as Uint8Array);
+    write(w, values[i], depth);
   }
 }
 
@@ -300,7 +317,7 @@ function writeObject(w: Writer, value: object | null, depth: number): void {
     return;
   }
   if (value instanceof Map) {
-    writeMap(w, value, depth + 1);
+    writeMap(w, [...value.keys()], [...value.values()], depth + 1);
     return;
   }
   if (value instanceof CborTag) {
@@ -309,10 +326,19 @@ function writeObject(w: Writer, value: object | null, depth: number): void {
     return;
   }
   if (isPlainObject(value)) {
-    for (const k of Reflect.ownKeys(value)) {
+    const keys = Reflect.ownKeys(value);
+    const values: unknown[] = new Array(keys.length);
+    let n = 0;
+    for (const k of keys) {
       if (typeof k !== 'string') throw new EncodingError('object keys must be strings');
+      // Own enumerable string keys, as Object.entries gives them (non-enumerable ones are left out).
+      if (!Object.prototype.propertyIsEnumerable.call(value, k)) continue;
+      keys[n] = k;
+      values[n++] = (value as Record<string, unknown>)[k];
     }
-    writeMap(w, Object.entries(value), depth + 1);
+    keys.length = n;
+    values.length = n;
+    writeMap(w, keys, values, depth + 1);
     return;
   }
   throw new EncodingError(`a ${value.constructor?.name ?? 'object'} cannot be encoded as CBOR`);
