@@ -3,17 +3,10 @@
  * identity whose private key is a non-extractable CryptoKey kept in IndexedDB (script on the page
  * can use it but never read it), and pins and signed roots in IndexedDB. No Node built-in.
  */
-import {
-  CloisterError,
-  fromHex,
-  InvalidInputError,
-  MAX_FRAME,
-  type SignedRoot,
-  toHex,
-} from '@cloister/core';
+import { CloisterError, fromHex, MAX_FRAME, type SignedRoot, toHex } from '@cloister/core';
 import { type Client, type ConnectOptions, connect as connectWith } from './client.js';
 import { NetworkError } from './errors.js';
-import { identityOf } from './identity.js';
+import { claimsSaltMessage, identityOf } from './identity.js';
 import type { ClientState, Identity, Socket, Transport } from './ports.js';
 
 export * from './index.js';
@@ -172,25 +165,8 @@ export async function claimsSaltFor(
   requestId: string,
   db = 'cloister',
 ): Promise<Uint8Array> {
-  const appBytes = new TextEncoder().encode(app);
-  const idBytes = new TextEncoder().encode(requestId);
-  if (!(serviceIdentity instanceof Uint8Array) || serviceIdentity.length > 0xffff) {
-    throw new InvalidInputError('a service identity is the bytes of client.service.identity');
-  }
-  if (appBytes.length === 0 || appBytes.length > 0xffff) {
-    throw new InvalidInputError('an app name is 1 to 65,535 bytes of UTF-8 text');
-  }
-  if (idBytes.length === 0 || idBytes.length > 128) {
-    throw new InvalidInputError('a request id is 1 to 128 bytes of UTF-8 text');
-  }
+  const input = claimsSaltMessage(serviceIdentity, app, requestId);
   const key = await claimKey(name, db);
-  const input = new Uint8Array(4 + serviceIdentity.length + appBytes.length + idBytes.length);
-  const view = new DataView(input.buffer);
-  view.setUint16(0, serviceIdentity.length);
-  input.set(serviceIdentity, 2);
-  view.setUint16(2 + serviceIdentity.length, appBytes.length);
-  input.set(appBytes, 4 + serviceIdentity.length);
-  input.set(idBytes, 4 + serviceIdentity.length + appBytes.length);
   return new Uint8Array(await crypto.subtle.sign('HMAC', key, input));
 }
 

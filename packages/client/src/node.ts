@@ -36,6 +36,7 @@ import {
 } from '@cloister/core';
 import WebSocket from 'ws';
 import { type Client, type ConnectOptions, connect as connectWith } from './client.js';
+import { claimsSaltMessage } from './identity.js';
 import { nodeScpCrypto } from './node-crypto.js';
 import type { ClientState, Identity, Socket, Transport } from './ports.js';
 
@@ -186,19 +187,12 @@ export function claimsSaltFor(
   app: string,
   requestId: string,
 ): Uint8Array {
+  const message = claimsSaltMessage(serviceIdentity, app, requestId);
   const jwk = readIdentityKey(path).export({ format: 'jwk' });
   const d = Buffer.from(jwk.d as string, 'base64url');
   const key = Buffer.from(hkdfSync('sha256', d, new Uint8Array(0), CLAIMS_SALT_INFO, 32));
   wipe(d);
-  const appBytes = Buffer.from(app, 'utf8');
-  const len = (n: number): Uint8Array => Uint8Array.of(n >> 8, n & 0xff);
-  const mac = createHmac('sha256', key)
-    .update(len(serviceIdentity.length))
-    .update(serviceIdentity)
-    .update(len(appBytes.length))
-    .update(appBytes)
-    .update(Buffer.from(requestId, 'utf8'))
-    .digest();
+  const mac = createHmac('sha256', key).update(message).digest();
   wipe(key);
   return new Uint8Array(mac);
 }

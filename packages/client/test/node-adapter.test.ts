@@ -4,8 +4,16 @@
  * by name) and the ws transport (binary frames in order; a text frame closes the socket).
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHmac, createPrivateKey, generateKeyPairSync, hkdfSync } from 'node:crypto';
+import {
+  chmodSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,8 +75,30 @@ describe('identity files', () => {
     const seen = new Set([toHex(s), ...variants.map(toHex)]);
     assert.equal(seen.size, variants.length + 1);
     assert.notDeepEqual(claimsSaltFor(a, svc, 'shop', 'x1'), claimsSaltFor(a, svc, 'shopx', '1'));
+    assert.throws(() => claimsSaltFor(a, svc, 'shop', ''), refused(/request id/));
+    assert.throws(() => claimsSaltFor(a, svc, '', 'order-1'), refused(/app name/));
     chmodSync(a, 0o644);
     assert.throws(() => claimsSaltFor(a, svc, 'shop', 'order-1'), refused(/chmod 600/));
+  });
+
+  it('claimsSaltFor is the documented construction (docs/scp.md §6), byte for byte', async () => {
+    const file = join(tmp, 'salt-kat.pem');
+    await createIdentityFile(file);
+    const svc = Uint8Array.from({ length: 65 }, (_, i) => i);
+    // Built here from the specification, independently of the code under test.
+    const jwk = createPrivateKey(readFileSync(file)).export({ format: 'jwk' });
+    const d = Buffer.from(jwk.d as string, 'base64url');
+    const info = utf8('cloister/client/claims-salt-key/v1');
+    const key = Buffer.from(hkdfSync('sha256', d, new Uint8Array(0), info, 32));
+    const message = Buffer.concat([
+      Buffer.from([0, 65]),
+      svc,
+      Buffer.from([0, 4]),
+      Buffer.from('shop'),
+      Buffer.from('order-1'),
+    ]);
+    const expected = createHmac('sha256', key).update(message).digest('hex');
+    assert.equal(toHex(claimsSaltFor(file, svc, 'shop', 'order-1')), expected);
   });
 
   it('refuses to overwrite an existing file', async () => {
