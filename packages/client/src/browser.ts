@@ -126,6 +126,21 @@ export async function browserIdentity(name = 'default', db = 'cloister'): Promis
   return identityOf(pair);
 }
 
+/**
+ * True when IndexedDB database `db` holds an identity named `name`; creates none. (Pages ask this
+ * instead of opening the database themselves: its layout and version are this adapter's.)
+ */
+export async function browserIdentityExists(name = 'default', db = 'cloister'): Promise<boolean> {
+  const d = await openDb(db);
+  try {
+    return (
+      (await done(d.transaction('identities').objectStore('identities').getKey(name))) !== undefined
+    );
+  } finally {
+    d.close();
+  }
+}
+
 /** ClientState in IndexedDB database `db`: pins by URL, signed roots by service identity. */
 export function indexedDbState(db = 'cloister'): ClientState {
   return {

@@ -8,6 +8,7 @@
  */
 import {
   browserIdentity,
+  browserIdentityExists,
   type Claims,
   type Client,
   connect,
@@ -27,7 +28,7 @@ import {
   type VerifiedEvidence,
   verifyEvidence,
 } from '@cloister/core';
-import { identityExists, saveTransaction, transactionsOf } from './store.js';
+import { saveTransaction, transactionsOf } from './store.js';
 
 function el<T extends HTMLElement = HTMLElement>(id: string): T {
   const e = document.getElementById(id);
@@ -227,7 +228,7 @@ async function useIdentity(create: boolean): Promise<void> {
     return;
   }
   try {
-    const exists = await identityExists(name);
+    const exists = await browserIdentityExists(name);
     if (create && exists) {
       text('identity-error', `an identity named "${name}" exists already: load it`);
       return;

@@ -1,7 +1,7 @@
 /**
- * The page's own IndexedDB records: whether an identity exists (the client SDK's "cloister"
- * database, same layout), and the user's transactions (database "cloister-console"), each kept
- * under the public key of the identity that made it so the page shows a user only their own.
+ * The page's own IndexedDB records: the user's transactions (database "cloister-console"), each
+ * kept under the public key of the identity that made it so the page shows a user only their own.
+ * (Identities live in the client SDK's database, which only the SDK opens: browserIdentityExists.)
  */
 
 /** One of the user's transactions as the page keeps it (no app data beyond what they sent). */
@@ -21,7 +21,7 @@ function done<T>(r: IDBRequest<T>): Promise<T> {
   });
 }
 
-/** Opens `name` at version 1 creating `stores` (the SDK's "cloister" db uses the same three). */
+/** Opens `name` at version 1 creating `stores`. */
 function open(name: string, stores: readonly string[]): Promise<IDBDatabase> {
   const r = indexedDB.open(name, 1);
   r.onupgradeneeded = () => {
@@ -29,17 +29,6 @@ function open(name: string, stores: readonly string[]): Promise<IDBDatabase> {
       if (!r.result.objectStoreNames.contains(s)) r.result.createObjectStore(s);
   };
   return done(r);
-}
-
-/** True when the SDK's IndexedDB holds an identity named `name`. */
-export async function identityExists(name: string): Promise<boolean> {
-  const db = await open('cloister', ['identities', 'pins', 'roots']);
-  try {
-    const k = await done(db.transaction('identities').objectStore('identities').getKey(name));
-    return k !== undefined;
-  } finally {
-    db.close();
-  }
 }
 
 const TXS = 'cloister-console';
