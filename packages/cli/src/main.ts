@@ -300,6 +300,10 @@ export function createProgram(setExit: (code: number) => void): Command {
       .option(
         '--identity <file>',
         'your identity key (default: <home>/identity.pem, created on first use)',
+      )
+      .option(
+        '--accept-service <hex>',
+        'replace the service pinned for this URL with this one (only after checking it with the operator)',
       );
     if (kind === 'call') {
       c.option(

@@ -4,7 +4,7 @@
  * counter app deployed: results, notifications, a verified receipt written to a file, a request
  * id that applies once, the default identity created on first use, and clear refusals — a
  * missing app named, bad JSON with its position, an enclave or app code the constraint refuses,
- * a service that differs from the pinned one, an unreachable node.
+ * a service that differs from the pinned one (and its deliberate re-pin), an unreachable node.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -234,6 +234,33 @@ describe('cloister keys, call and query against a real node', () => {
     const changed = await call('query', ['counter', 'get', '{}', '--identity', me], h);
     assert.equal(changed.code, 1);
     assert.match(changed.err, /SERVICE_CHANGED/);
+    // Re-pinning takes the exact service the message names; another one is still refused.
+    const shown = /shows service ([0-9a-f]+)/.exec(changed.err)?.[1] as string;
+    assert.match(shown, /^[0-9a-f]{64,}$/);
+    const wrong = await call(
+      'query',
+      ['counter', 'get', '{}', '--identity', me, '--accept-service', toHex(sha256(utf8('x')))],
+      h,
+    );
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.err, /SERVICE_CHANGED/);
+    const bad = await call(
+      'query',
+      ['counter', 'get', '{}', '--identity', me, '--accept-service', 'nope'],
+      h,
+    );
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--accept-service takes the hex of a service identity/);
+    const repinned = await call(
+      'query',
+      ['counter', 'get', '{}', '--identity', me, '--accept-service', shown],
+      h,
+    );
+    assert.equal(repinned.code, 0, repinned.err);
+    const pins = (JSON.parse(readFileSync(file, 'utf8')) as { pins: Record<string, string> }).pins;
+    assert.deepEqual(Object.values(pins), [shown], 'the pin is the accepted service');
+    const after = await call('query', ['counter', 'get', '{}', '--identity', me], h);
+    assert.equal(after.code, 0, 'the new pin holds without the option');
     const down = await cli([
       '--home',
       h,

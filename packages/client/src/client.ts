@@ -49,8 +49,13 @@ export interface ConnectOptions {
   readonly reconnect?: ReconnectOptions | false;
   /** Platform verifiers for the evidence (default: core's simulation verifier). */
   readonly verifiers?: readonly PlatformVerifier[];
-  /** Replace this URL's pinned service identity with the one shown now (deliberate re-pin). */
-  readonly acceptServiceChange?: boolean;
+  /**
+   * Replace this URL's pinned service identity (a deliberate re-pin, after checking with the
+   * operator). With the new identity's bytes (ServiceChangedError.shown, as the operator
+   * confirmed it), only a change to exactly that service is accepted: any other is still
+   * SERVICE_CHANGED. `true` accepts whatever service the URL shows now.
+   */
+  readonly acceptServiceChange?: boolean | Uint8Array;
   /** SCP primitives (default: WebCrypto). */
   readonly crypto?: ScpCrypto;
   /** Handshake time limit in ms (default 10000). */
@@ -302,10 +307,12 @@ export class Client {
       }
     } else {
       const pinned = await this.state.pins.get(this.url);
+      const accept = this.o.acceptServiceChange;
       if (
         pinned !== undefined &&
         !bytesEqual(pinned, shown) &&
-        this.o.acceptServiceChange !== true
+        accept !== true &&
+        !(accept instanceof Uint8Array && bytesEqual(accept, shown))
       ) {
         throw new ServiceChangedError(
           `${this.url} shows service ${toHex(shown)}, but ${toHex(pinned)} was pinned for it on first use`,

@@ -140,10 +140,22 @@ for (const [label, crypto] of [
           return true;
         });
         assert.deepEqual(frameTypes(n.frames), [FRAME.CH], 'the client never authenticated');
-        // A deliberate re-pin.
-        const c = await open(n, { state, acceptServiceChange: true });
+        // Accepting one named service does not accept another.
+        const third = sha256(utf8('a third service'));
+        await assert.rejects(
+          open(n, { state, acceptServiceChange: third }),
+          code('SERVICE_CHANGED'),
+        );
+        assert.deepEqual(await state.pins.get('ws://node.test:7410/v1/scp'), other, 'pin kept');
+        // A deliberate re-pin of exactly the service shown, as the operator confirmed it.
+        const c = await open(n, { state, acceptServiceChange: n.serviceIdentity });
         assert.deepEqual(await state.pins.get(c.url), n.serviceIdentity);
         await c.close();
+        // And the blanket form.
+        await state.pins.put(c.url, other);
+        const c2 = await open(n, { state, acceptServiceChange: true });
+        assert.deepEqual(await state.pins.get(c2.url), n.serviceIdentity);
+        await c2.close();
       });
 
       it('an enclave the constraint refuses: refused, no CA sent, no retry', async () => {

@@ -35,6 +35,9 @@ export const pageHtml = `<!doctype html>
 <body>
 <h1>Cloister console</h1>
 <div id="alarm" class="alarm" hidden></div>
+<div id="service-accept-row" class="row" hidden><button id="service-accept"></button>
+  <span class="note">Only if the operator confirmed this exact service identity (a new service
+  means new keys, data and history): the pin for this node is replaced and the connection made.</span></div>
 <div id="sim-banner" class="banner" hidden>simulation — not secure: this node runs on a platform
   with no hardware protection; its operator can read and change everything. Use it to try Cloister,
   never for real data.</div>

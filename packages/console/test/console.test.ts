@@ -5,7 +5,8 @@
  * banner; the constraint's source (flag, URL parameter, typed in, none); creating and loading an
  * identity; a query and a transaction with results; bad JSON, unknown app and unknown method beside
  * their fields; the receipt downloaded and verified in the page; evidence with one byte altered
- * (red verdict, no connection); another service at the pinned URL (SERVICE_CHANGED alarm).
+ * (red verdict, no connection); another service at the pinned URL (SERVICE_CHANGED alarm), then
+ * accepted by the user by name (re-pinned).
  * Screenshots go to test-artifacts/console/. Skipped, by name, without /usr/bin/chromium (failed
  * when CI=true).
  */
@@ -257,6 +258,20 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
     assert.match(await textOf(page, 'connect-error'), /SERVICE_CHANGED/);
     assert.equal(await textOf(page, 'connection-state'), 'not connected');
     await shot(page, '08-service-changed-connect');
+    // The user checked the new service with the operator and accepts exactly it: re-pinned.
+    const shown = await textOf(page, 'status-service');
+    assert.match(await textOf(page, 'service-accept'), new RegExp(`service ${shown} with`));
+    await page.click('#service-accept');
+    await see(page, 'connection-state', /now pinned for this node URL, replacing [0-9a-f]{64}/);
+    assert.match(await textOf(page, 'connection-state'), new RegExp(`service ${shown}`));
+    assert.equal(await page.locator('#alarm').isHidden(), true);
+    assert.equal(await page.locator('#service-accept-row').isHidden(), true);
+    await shot(page, '09-service-change-accepted');
+    // The new pin holds: a reload shows no alarm for this service.
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]');
+    await see(page, 'status-service', new RegExp(shown));
+    assert.equal(await page.locator('#alarm').isHidden(), true);
 
     assert.deepEqual(errors, []);
   } finally {

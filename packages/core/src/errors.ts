@@ -162,7 +162,7 @@ export const ERROR_CODES = {
   FRAME_TOO_LARGE:
     'A secure connection frame exceeds the size limit stated in the message: send smaller requests.',
   SERVICE_CHANGED:
-    'The service identity differs from the one pinned for this URL: the service was replaced or this is an attack. Do not proceed; check with the operator, then re-pin deliberately.',
+    'The service identity differs from the one pinned for this URL: the service was replaced or this is an attack. Do not proceed; check the identity in the message with the operator, then re-pin that one deliberately (`--accept-service <hex>`, `acceptServiceChange`, or the accept button in the console).',
   APP_CODE_MISMATCH:
     'The app code id is not one the constraint admits (APP: clause named in the message): check the app version, then update the constraint only if you trust the new code.',
   APP_CODE_CHANGED:

@@ -22,6 +22,7 @@ import {
 } from '@cloister/client/node';
 import {
   CloisterError,
+  fromHex,
   InvalidInputError,
   parseConstraint,
   ReceiptError,
@@ -39,6 +40,11 @@ export interface CallOptions {
   readonly receipt?: string;
   readonly json?: boolean;
   readonly home?: string;
+  /**
+   * Hex of a service identity to accept in place of the one pinned for this URL (a deliberate
+   * re-pin after checking it with the operator); any other service is still SERVICE_CHANGED.
+   */
+  readonly acceptService?: string;
 }
 
 /** Codes that mean "could not run" (exit 2) rather than "refused or failed" (exit 1). */
@@ -139,6 +145,17 @@ function parseArgs(text: string): unknown {
   }
 }
 
+/** The bytes of `--accept-service`: hex of a service identity, as SERVICE_CHANGED prints it. */
+function serviceIdentityArg(text: string): Uint8Array {
+  const hex = text.trim().toLowerCase();
+  if (!/^([0-9a-f]{2}){16,}$/.test(hex) || hex.length > 1024) {
+    throw new InvalidInputError(
+      `--accept-service takes the hex of a service identity (the one the SERVICE_CHANGED message names, after you checked it with the operator), not ${JSON.stringify(text.slice(0, 40))}`,
+    );
+  }
+  return fromHex(hex, '--accept-service');
+}
+
 function isTransact(r: QueryResult): r is TransactResult {
   return 'txid' in r;
 }
@@ -173,10 +190,12 @@ async function run(
     if (kind === 'query' && (o.requestId !== undefined || o.receipt !== undefined)) {
       throw new InvalidInputError('--request-id and --receipt apply to `cloister call` only');
     }
+    const accept = o.acceptService === undefined ? undefined : serviceIdentityArg(o.acceptService);
     const { path: identityPath, identity } = await identityFor(o);
     client = await connect(url, {
       constraint,
       identity,
+      ...(accept === undefined ? {} : { acceptServiceChange: accept }),
       state: fileState(cloisterHome(o.home)),
       reconnect: { attempts: 3 },
     });

@@ -14,6 +14,7 @@ import {
   connect,
   type Identity,
   indexedDbState,
+  ServiceChangedError,
   scpUrl,
   verifyReceipt,
 } from '@cloister/client/browser';
@@ -77,6 +78,11 @@ const page = {
   identity: undefined as Identity | undefined,
   client: undefined as Client | undefined,
   last: undefined as { txid: string; claims: Claims; receipt: Uint8Array } | undefined,
+  /**
+   * The service a refused connect showed instead of the pinned one (ServiceChangedError.shown),
+   * offered for acceptance; set only by that refusal, cleared by any connect.
+   */
+  changedService: undefined as Uint8Array | undefined,
 };
 
 function setConstraint(c: string | undefined, source: string): void {
@@ -264,25 +270,57 @@ async function doConnect(): Promise<Client | undefined> {
     text('connect-error', 'create or load an identity first');
     return undefined;
   }
+  // Only the service the user accepted by name (the accept button) may replace the pin, and only
+  // on this attempt: a node that shows yet another service now is refused again.
+  const accept = accepting;
+  accepting = undefined;
+  const before =
+    accept === undefined ? undefined : await indexedDbState().pins.get(scpUrl(page.config.nodeUrl));
+  page.changedService = undefined;
+  el('service-accept-row').hidden = true;
   try {
     page.client = await connect(page.config.nodeUrl, {
       constraint: page.constraint,
       identity: page.identity,
       state: indexedDbState(),
       reconnect: false,
+      ...(accept === undefined ? {} : { acceptServiceChange: accept }),
     });
   } catch (e) {
-    if (isCloisterError(e, 'SERVICE_CHANGED')) {
+    if (e instanceof ServiceChangedError) {
       raiseAlarm(
         `ALARM — SERVICE_CHANGED: ${e.message}. This may be a different service (its data, history and keys are not the ones you knew). Not connected.`,
       );
+      page.changedService = e.shown.slice();
+      text(
+        'service-accept',
+        `I checked service ${toHex(e.shown)} with this node's operator: accept it for ${page.config.nodeUrl}`,
+      );
+      el('service-accept-row').hidden = false;
     }
     text('connect-error', describe(e));
     return undefined;
   }
   const service = toHex(page.client.service.identity);
-  text('connection-state', `connected; service ${service} (pinned for this node URL)`);
+  if (before !== undefined && toHex(before) !== service) {
+    el('alarm').hidden = true;
+    text(
+      'connection-state',
+      `connected; service ${service} (now pinned for this node URL, replacing ${toHex(before)} at your request)`,
+    );
+  } else {
+    text('connection-state', `connected; service ${service} (pinned for this node URL)`);
+  }
   return page.client;
+}
+
+/** The service the accept button names, for the next doConnect only. */
+let accepting: Uint8Array | undefined;
+
+function acceptChangedService(): void {
+  if (page.changedService === undefined) return;
+  accepting = page.changedService;
+  void doConnect();
 }
 
 function fieldFor(code: string): string {
@@ -429,6 +467,7 @@ async function start(): Promise<void> {
   el('identity-create').onclick = () => void useIdentity(true);
   el('identity-load').onclick = () => void useIdentity(false);
   el('connect').onclick = () => void doConnect();
+  el('service-accept').onclick = acceptChangedService;
   el('call-run').onclick = () => void runCall();
   el('receipt-download').onclick = downloadReceipt;
   el('receipt-verify').onclick = () => void checkReceipt();
