@@ -42,6 +42,7 @@ export function keyedHmacSha256(key: Uint8Array): KeyedHmacSha256 {
         throw new InvalidInputError(
           'this HMAC key was wiped (the keyring that held it was destroyed)',
         );
+      if (!(message instanceof Uint8Array)) throw new InvalidInputError('an HMAC message is bytes');
       keyed._cloneInto(scratch);
       scratch.update(message);
       if (out === undefined) {

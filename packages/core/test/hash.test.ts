@@ -73,6 +73,8 @@ test('keyedHmacSha256 writes into a buffer at an offset, refuses a short one, an
   assert.throws(() => h.mac(msg, new Uint8Array(40), 9), InvalidInputError);
   assert.throws(() => h.mac(msg, new Uint8Array(40), -1), InvalidInputError);
   assert.throws(() => keyedHmacSha256('key' as unknown as Uint8Array), InvalidInputError);
+  assert.throws(() => h.mac('abc' as unknown as Uint8Array), InvalidInputError);
+  assert.equal(toHex(h.mac(msg)), nodeHmac(key, msg), 'still usable after a refused call');
   h.wipe();
   assert.throws(() => h.mac(msg), /wiped/);
   h.wipe(); // idempotent
