@@ -83,6 +83,8 @@ const page = {
    * offered for acceptance; set only by that refusal, cleared by any connect.
    */
   changedService: undefined as Uint8Array | undefined,
+  /** The service the user accepted with the button, for the next connect only. */
+  accepting: undefined as Uint8Array | undefined,
 };
 
 function setConstraint(c: string | undefined, source: string): void {
@@ -272,8 +274,8 @@ async function doConnect(): Promise<Client | undefined> {
   }
   // Only the service the user accepted by name (the accept button) may replace the pin, and only
   // on this attempt: a node that shows yet another service now is refused again.
-  const accept = accepting;
-  accepting = undefined;
+  const accept = page.accepting;
+  page.accepting = undefined;
   const before =
     accept === undefined ? undefined : await indexedDbState().pins.get(scpUrl(page.config.nodeUrl));
   page.changedService = undefined;
@@ -314,12 +316,9 @@ async function doConnect(): Promise<Client | undefined> {
   return page.client;
 }
 
-/** The service the accept button names, for the next doConnect only. */
-let accepting: Uint8Array | undefined;
-
 function acceptChangedService(): void {
   if (page.changedService === undefined) return;
-  accepting = page.changedService;
+  page.accepting = page.changedService;
   void doConnect();
 }
 
