@@ -121,7 +121,9 @@ export const MESSAGES = {
   // table is full), scp.frame per binary message in arrival order (the enclave processes a
   // session's frames in that order), scp.close once the socket is gone.
   'scp.open': call(0x010e, H2E, {}, { session: 'u53' }),
-  'scp.frame': call(0x010f, H2E, { session: 'u53', frame: 'bytes' }, {}),
+  // `ms`: the host's clock when it relayed the frame (untrusted, like host.time; the enclave's
+  // clock takes it as a read that came with the message, so handling the frame needs no sync read).
+  'scp.frame': call(0x010f, H2E, { session: 'u53', frame: 'bytes', ms: 'u53' }, {}),
   'scp.close': call(0x0110, H2E, { session: 'u53' }, {}),
   // host -> enclave: send the apps' debug output (AssemblyScript `trace`) as app.trace events.
   // Simulation only: it leaks app data by design (docs/node-api.md "App trace"); the enclave

@@ -331,8 +331,8 @@ const VECTORS: Vector[] = [
     type: 'request',
     name: 'scp.frame',
     id: 34,
-    fields: { session: 7, frame: b('0501') },
-    hex: '01 010f 00000022 0000000000000007 00000002 0501',
+    fields: { session: 7, frame: b('0501'), ms: 1_764_000_000_000 },
+    hex: '01 010f 00000022 0000000000000007 00000002 0501 0000019ab697e800',
   },
   { type: 'response', name: 'scp.frame', id: 34, fields: {}, hex: '01 810f 00000022' },
   {

@@ -30,6 +30,11 @@ export interface StartEnclaveHooks {
 export interface HostClock {
   /** A host message arrived (each frame of a batch counts); call before it is handled. */
   arrived(): void;
+  /**
+   * The message being handled carried the host's time (`scp.frame`'s `ms`): the value until the
+   * next message, as fresh as a read asked for now, so handling it needs no synchronous read.
+   */
+  told(ms: number): void;
   /** The host's time in ms: the cached value, or a synchronous read when there is none. */
   read(): number;
 }
@@ -44,7 +49,8 @@ export interface HostClock {
  * been idle for any time) drops it, and the next read is synchronous (`askSync`), as before. An
  * answer asks again at once only when the clock was read and other host messages arrived
  * meanwhile (the node is busy; the ask then leaves with the answers to that work); an idle node
- * stops asking.
+ * stops asking. A message that carries the host's time (`told`) sets the value itself: it is as
+ * fresh as the message.
  */
 export function createHostClock(ask: () => Promise<number>, askSync: () => number): HostClock {
   let value: number | undefined;
@@ -74,6 +80,9 @@ export function createHostClock(ask: () => Promise<number>, askSync: () => numbe
     arrived() {
       arrivals += 1;
       if (!asking) value = undefined;
+    },
+    told(ms) {
+      value = ms;
     },
     read() {
       value ??= askSync();
@@ -121,7 +130,10 @@ export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
     'apps.info': (req) => e().appsInfo(req),
     'apps.trace': (req) => e().appsTrace(req),
     'scp.open': () => e().scpOpen(),
-    'scp.frame': (req) => e().scpFrame(req),
+    'scp.frame': (req) => {
+      clock.told(req.ms);
+      return e().scpFrame(req);
+    },
     'scp.close': (req) => e().scpClose(req),
     'enclave.evidence': (req) => e().evidence(req),
     'enclave.ping': async (req) => {

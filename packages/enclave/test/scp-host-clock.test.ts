@@ -100,3 +100,31 @@ test('a failed asynchronous read: the next read is synchronous', async () => {
   assert.equal(h.clock.read(), 300);
   assert.equal(h.syncReads, 2);
 });
+
+test('a message that carries the host time (scp.frame) needs no synchronous read', () => {
+  const h = fakeHost();
+  h.clock.arrived();
+  h.clock.told(500);
+  assert.equal(h.clock.read(), 500, 'the time the message carried');
+  assert.equal(h.syncReads, 0);
+  // The next message carries a later time: that one is used.
+  h.clock.arrived();
+  h.clock.told(520);
+  assert.equal(h.clock.read(), 520);
+  assert.equal(h.syncReads, 0);
+});
+
+test('a time a message carried is not used for a later message that carries none', () => {
+  const h = fakeHost();
+  h.clock.arrived();
+  h.clock.told(500);
+  h.clock.read(); // starts an asynchronous read
+  const w = h.waiting.shift();
+  w?.reject(new Error('lost')); // it fails: no read on its way any more
+  return new Promise<void>((done) => setImmediate(done)).then(() => {
+    h.now = 900;
+    h.clock.arrived(); // another message, without a time, after an idle spell
+    assert.equal(h.clock.read(), 900, 'a synchronous read, not the old carried time');
+    assert.equal(h.syncReads, 1);
+  });
+});

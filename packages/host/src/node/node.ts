@@ -415,7 +415,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       enclave: {
         open: async () => (await call('scp.open', {})).session,
         frame: async (session, frame) => {
-          await call('scp.frame', { session, frame });
+          await call('scp.frame', { session, frame, ms: Date.now() });
         },
         close: async (session) => {
           await call('scp.close', { session });
