@@ -21,16 +21,17 @@ import { EnclaveFailedError } from './errors.js';
 import { createWorkerHostPort } from './host-port.js';
 
 /**
- * Worker heap limits unless overridden: 1 GiB old generation, 16 MiB young generation, 64 MiB
+ * Worker heap limits unless overridden: 1 GiB old generation, 32 MiB young generation, 64 MiB
  * code range, 4 MiB stack. (WebAssembly memories are outside these limits.) A worker that
  * exceeds them stops with ENCLAVE_FAILED. The young generation was 64 MiB until 2026-11-23:
- * 16 MiB measured shorter scavenge pauses (SCP query p99 6.2–7.7 ms against 8.0–9.7 ms, p99/p50
- * 3.7–4.5 against 4.7–5.3, four alternating runs) and no loss in the ledger's inserts, single
- * writes or gets (docs/performance.md).
+ * smaller ones measured shorter scavenge pauses under SCP load (query p99/p50 4.3–4.4 at 32 MiB,
+ * 3.7–4.5 at 16, 4.7–5.3 at 64) and no loss in the ledger's phases, but 16 MiB cost the logchain's
+ * commits (0.71–0.92 of the no-log rate over eleven runs, against 0.83–0.88 at 64 and 0.84–0.88 at
+ * 32; goal 0.8). docs/performance.md, "Latest runs".
  */
 export const DEFAULT_RESOURCE_LIMITS: Readonly<ResourceLimits> = {
   maxOldGenerationSizeMb: 1024,
-  maxYoungGenerationSizeMb: 16,
+  maxYoungGenerationSizeMb: 32,
   codeRangeSizeMb: 64,
   stackSizeMb: 4,
 };
