@@ -264,20 +264,26 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
       } catch (e) {
         return fail(s, e);
       }
-      return dispatch(s, frame, messages);
+      return dispatch(s, padsAnswers(frame), messages);
     }
     return session.open(frame).then(
-      (messages) => dispatch(s, frame, messages),
+      (messages) => dispatch(s, padsAnswers(frame), messages),
       (e: unknown) => fail(s, e),
     );
   }
 
-  /** Starts the requests of one opened record (waiting for room beyond MAX_CONCURRENT). */
-  function dispatch(s: Slot, frame: Uint8Array, messages: ScpMessage[]): Promise<void> | undefined {
-    // Mirror the client's padding: a record whose plaintext fills a bucket gets padded answers.
-    const pt = frame.length - RECORD_OVERHEAD;
-    const pad = pt > 0 && paddedLength(pt) === pt;
-    for (let i = 0; i < messages.length; i++) {
+  /**
+   * Starts the requests of one opened record, from `messages[from]` on. Beyond MAX_CONCURRENT it
+   * waits for a request to finish and goes on from the same message (this session opens no frame
+   * meanwhile): undefined when everything started in the call.
+   */
+  function dispatch(
+    s: Slot,
+    pad: boolean,
+    messages: ScpMessage[],
+    from = 0,
+  ): Promise<void> | undefined {
+    for (let i = from; i < messages.length; i++) {
       const m = messages[i] as ScpMessage;
       if (s.ended) return undefined;
       if (m.type === 'close') {
@@ -287,29 +293,19 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
       if (m.type !== 'request') {
         return fail(s, new ScpError('SCP_PROTOCOL', `a client sends requests, not a ${m.type}`));
       }
-      if (s.running.size >= MAX_CONCURRENT) return dispatchLater(s, pad, messages.slice(i));
+      if (s.running.size >= MAX_CONCURRENT) {
+        return Promise.race(s.running.values()).then(() => dispatch(s, pad, messages, i));
+      }
       if (s.running.has(m.id)) return fail(s, idInUse(m.id));
       start(s, m, pad);
     }
     return undefined;
   }
 
-  /** dispatch() once requests finished: this session opens no frame until its requests fit. */
-  async function dispatchLater(s: Slot, pad: boolean, messages: ScpMessage[]): Promise<void> {
-    for (const m of messages) {
-      if (s.ended) return;
-      if (m.type === 'close') {
-        finish(s, 'OK');
-        return;
-      }
-      if (m.type !== 'request') {
-        return fail(s, new ScpError('SCP_PROTOCOL', `a client sends requests, not a ${m.type}`));
-      }
-      while (s.running.size >= MAX_CONCURRENT) await Promise.race(s.running.values());
-      if (s.ended) return;
-      if (s.running.has(m.id)) return fail(s, idInUse(m.id));
-      start(s, m, pad);
-    }
+  /** Mirrors the client's padding: a record whose plaintext fills a bucket gets padded answers. */
+  function padsAnswers(frame: Uint8Array): boolean {
+    const pt = frame.length - RECORD_OVERHEAD;
+    return pt > 0 && paddedLength(pt) === pt;
   }
 
   function start(s: Slot, m: Extract<ScpMessage, { type: 'request' }>, pad: boolean): void {
