@@ -181,20 +181,25 @@ class Writer {
   }
 }
 
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
-}
-
-/** compareBytes of b[as, ae) and b[bs, be). */
-function compareRanges(b: Uint8Array, as: number, ae: number, bs: number, be: number): number {
+/** Bytewise order (shorter first on a common prefix) of a[as, ae) and b[bs, be). */
+function compareRanges(
+  a: Uint8Array,
+  as: number,
+  ae: number,
+  b: Uint8Array,
+  bs: number,
+  be: number,
+): number {
   const n = Math.min(ae - as, be - bs);
   for (let i = 0; i < n; i++) {
-    const d = b[as + i]! - b[bs + i]!;
+    const d = a[as + i]! - b[bs + i]!;
     if (d !== 0) return d;
   }
   return ae - as - (be - bs);
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return compareRanges(a, 0, a.length, b, 0, b.length);
 }
 
 function isPlainObject(v: object): boolean {
@@ -504,7 +509,7 @@ function readMap(r: Reader, ai: number, depth: number): Map<unknown, unknown> {
     const key = read(r, depth);
     // RFC 8949 §4.2.1: keys sorted bytewise; equal encodings are duplicates (§5.6).
     if (prevStart >= 0) {
-      const c = compareRanges(r.buf, prevStart, prevEnd, start, r.pos);
+      const c = compareRanges(r.buf, prevStart, prevEnd, r.buf, start, r.pos);
       if (c === 0) throw new EncodingError('CBOR map has a duplicate key (RFC 8949 §5.6)');
       if (c > 0) throw notDeterministic('map keys not sorted');
     }
