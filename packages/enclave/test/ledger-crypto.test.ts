@@ -2,14 +2,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { InvalidInputError } from '@cloister/core';
+import { InvalidInputError, keyedHmacSha256 as keyedHmac } from '@cloister/core';
 import {
   aesGcmOpen,
   aesGcmSeal,
   createLedgerKeyring,
   hkdfSha256,
   hmacSha256,
-  keyedHmac,
   LABELS,
   RECORD_OVERHEAD,
   RecordPurpose,

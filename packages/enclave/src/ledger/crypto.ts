@@ -75,12 +75,6 @@ export function hmacSha256(key: KeyObject | Uint8Array, message: Uint8Array): Ui
 // blocks hashed once), about 1 µs per short message against 1.7–2.2 µs for a node:crypto Hmac
 // object per call, which was a third of a verified get (docs/performance.md).
 
-/** HMAC-SHA256 under one fixed key (core's keyedHmacSha256). */
-export type KeyedHmac = KeyedHmacSha256;
-
-/** HMAC-SHA256 under `key`; `wipe` makes every later `mac` an InvalidInputError. */
-export const keyedHmac: (key: Uint8Array) => KeyedHmac = keyedHmacSha256;
-
 import { aesGcmOpen } from '../aead.js';
 
 export { aesGcmOpen, aesGcmSeal } from '../aead.js';
@@ -151,9 +145,9 @@ function deriveKey(ikm: Uint8Array, info: Uint8Array): KeyObject {
 }
 
 /** HKDF-SHA256 with an empty salt into a keyed HMAC; the raw key bytes are wiped. */
-function deriveHmac(ikm: Uint8Array, info: Uint8Array): KeyedHmac {
+function deriveHmac(ikm: Uint8Array, info: Uint8Array): KeyedHmacSha256 {
   const raw = hkdfSha256(ikm, NO_SALT, info, 32);
-  const h = keyedHmac(raw);
+  const h = keyedHmacSha256(raw);
   wipe(raw);
   return h;
 }
@@ -188,9 +182,9 @@ export function createLedgerKeyring(options: LedgerKeyringOptions): LedgerKeyrin
   if (current === undefined)
     throw new InvalidInputError(`no ledger secret for generation ${generation}`);
   let origin: Uint8Array | undefined = Uint8Array.from(options.origin.secret);
-  let storeKey: KeyedHmac | undefined = deriveHmac(origin, label(LABELS.storeKey));
+  let storeKey: KeyedHmacSha256 | undefined = deriveHmac(origin, label(LABELS.storeKey));
   const tables = new Map<string, TableKeys>();
-  const tableMacs: KeyedHmac[] = [];
+  const tableMacs: KeyedHmacSha256[] = [];
   const random = options.random ?? ((out: Uint8Array) => randomFillSync(out));
   const pool = new Uint8Array(NONCE_BYTES * 1024);
   let poolAt = pool.length;
