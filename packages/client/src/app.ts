@@ -142,13 +142,7 @@ export class AppClient {
   async transact(method: string, args?: unknown, o: TransactOptions = {}): Promise<TransactResult> {
     const json = argsJson(args);
     const requestId = o.requestId ?? globalThis.crypto.randomUUID();
-    if (
-      typeof requestId !== 'string' ||
-      utf8(requestId).length < 1 ||
-      utf8(requestId).length > 128
-    ) {
-      throw new InvalidInputError('a request id is 1 to 128 bytes of UTF-8 text');
-    }
+    requestIdBytes(requestId);
     if (o.salt !== undefined && (!(o.salt instanceof Uint8Array) || o.salt.length !== 32)) {
       throw new InvalidInputError('a claims salt is 32 bytes');
     }
@@ -247,4 +241,43 @@ export class AppClient {
     const notifications = a.notifications.map((n) => parseJson(n, 'notification'));
     return { result, json: json as string, codeId: ran, notifications };
   }
+}
+
+/** The UTF-8 bytes of a request id; InvalidInputError unless it is text of 1 to 128 bytes. */
+function requestIdBytes(requestId: unknown): Uint8Array {
+  const b = typeof requestId === 'string' ? utf8(requestId) : undefined;
+  if (b === undefined || b.length < 1 || b.length > 128) {
+    throw new InvalidInputError('a request id is 1 to 128 bytes of UTF-8 text');
+  }
+  return b;
+}
+
+/**
+ * The message both entries' `claimsSaltFor` MAC (docs/scp.md §6): u16be(|service|) ‖ service ‖
+ * u16be(|app|) ‖ utf8(app) ‖ utf8(requestId). InvalidInputError for a service identity or app
+ * name longer than 65,535 bytes, an empty app name, or a request id outside 1..128 bytes.
+ */
+export function claimsSaltMessage(
+  serviceIdentity: Uint8Array,
+  app: string,
+  requestId: string,
+): Uint8Array<ArrayBuffer> {
+  const appBytes = utf8(app);
+  if (!(serviceIdentity instanceof Uint8Array) || serviceIdentity.length > 0xffff) {
+    throw new InvalidInputError('a service identity is the bytes of client.service.identity');
+  }
+  if (appBytes.length === 0 || appBytes.length > 0xffff) {
+    throw new InvalidInputError('an app name is 1 to 65,535 bytes of UTF-8 text');
+  }
+  const idBytes = requestIdBytes(requestId);
+  const s = serviceIdentity.length;
+  const out = new Uint8Array(4 + s + appBytes.length + idBytes.length);
+  out[0] = s >> 8;
+  out[1] = s & 0xff;
+  out.set(serviceIdentity, 2);
+  out[2 + s] = appBytes.length >> 8;
+  out[3 + s] = appBytes.length & 0xff;
+  out.set(appBytes, 4 + s);
+  out.set(idBytes, 4 + s + appBytes.length);
+  return out;
 }

@@ -4,9 +4,10 @@
  * can use it but never read it), and pins and signed roots in IndexedDB. No Node built-in.
  */
 import { CloisterError, fromHex, MAX_FRAME, type SignedRoot, toHex } from '@cloister/core';
+import { claimsSaltMessage } from './app.js';
 import { type Client, type ConnectOptions, connect as connectWith } from './client.js';
 import { NetworkError } from './errors.js';
-import { claimsSaltMessage, identityOf } from './identity.js';
+import { identityOf } from './identity.js';
 import type { ClientState, Identity, Socket, Transport } from './ports.js';
 
 export * from './index.js';

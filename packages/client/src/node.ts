@@ -35,8 +35,8 @@ import {
   wipe,
 } from '@cloister/core';
 import WebSocket from 'ws';
+import { claimsSaltMessage } from './app.js';
 import { type Client, type ConnectOptions, connect as connectWith } from './client.js';
-import { claimsSaltMessage } from './identity.js';
 import { nodeScpCrypto } from './node-crypto.js';
 import type { ClientState, Identity, Socket, Transport } from './ports.js';
 
