@@ -266,20 +266,15 @@ export function embeddedChild(b: Branch, slot: number, r: Radix): TrieNode | und
   const e = b.embedded?.[slot];
   const rec = b.rec;
   if (e !== undefined || rec === undefined || !(b.leafSlots & (1 << slot))) return e;
-  let at = b.recAt + b.encoding.length + 2;
-  const n = ((rec[at - 2] ?? 0) << 8) | (rec[at - 1] ?? 0);
+  let at = firstEmbedded(b);
+  const n = embeddedCount(b);
   for (let i = 0; i < n; i++) {
-    if (rec[at] === LEAF_TAG) {
-      const s = digitAtOff(rec, at + 1, b.depth, r);
-      const len = storedLeafLength(rec, at);
-      if (s === slot) return leafView(b, rec, at, len, slot, r);
-      at += len;
-    } else {
-      // An embedded branch: decoded into `embedded` (the decoder puts every one there).
-      const inner = b.embedded?.[digitAtOff(rec, at + 2, b.depth, r)];
-      if (inner === undefined) return undefined;
-      at += inner.storedBytes;
+    const len = embeddedLength(b, rec, at, r);
+    if (len < 0) return undefined;
+    if (rec[at] === LEAF_TAG && digitAtOff(rec, at + 1, b.depth, r) === slot) {
+      return leafView(b, rec, at, len, slot, r);
     }
+    at += len;
   }
   return undefined;
 }
@@ -291,21 +286,43 @@ export function embeddedChild(b: Branch, slot: number, r: Radix): TrieNode | und
 function keptLeaves(b: Branch, slots: readonly Slot[], r: Radix): (Leaf | undefined)[] {
   const out: (Leaf | undefined)[] = new Array(r.arity);
   const rec = b.rec as Uint8Array;
-  let at = b.recAt + b.encoding.length + 2;
-  const n = ((rec[at - 2] ?? 0) << 8) | (rec[at - 1] ?? 0);
+  let at = firstEmbedded(b);
+  const n = embeddedCount(b);
   for (let i = 0; i < n; i++) {
+    const len = embeddedLength(b, rec, at, r);
+    if (len < 0) break;
     if (rec[at] === LEAF_TAG) {
       const s = digitAtOff(rec, at + 1, b.depth, r);
-      const len = storedLeafLength(rec, at);
       if (slots[s] === KEEP) out[s] = leafView(b, rec, at, len, s, r);
-      at += len;
-    } else {
-      const inner = b.embedded?.[digitAtOff(rec, at + 2, b.depth, r)];
-      if (inner === undefined) break;
-      at += inner.storedBytes;
     }
+    at += len;
   }
   return out;
+}
+
+// The walk over a decoded branch's record shared by embeddedChild and keptLeaves (section 3 of
+// docs/ledger-format.md: branchStored = branch ‖ u16be(m) ‖ m stored children).
+
+/** Offset in `b.rec` of the first child `b`'s record embeds. */
+function firstEmbedded(b: Branch): number {
+  return b.recAt + b.encoding.length + 2;
+}
+
+/** How many children `b`'s record embeds. */
+function embeddedCount(b: Branch): number {
+  const rec = b.rec as Uint8Array;
+  const at = b.recAt + b.encoding.length;
+  return ((rec[at] ?? 0) << 8) | (rec[at + 1] ?? 0);
+}
+
+/**
+ * Bytes of the embedded child at `at` of `rec`: a leaf's stored length, or an embedded branch's
+ * (the decoder put every one in `b.embedded`); -1 for a branch it did not decode.
+ */
+function embeddedLength(b: Branch, rec: Uint8Array, at: number, r: Radix): number {
+  if (rec[at] === LEAF_TAG) return storedLeafLength(rec, at);
+  const inner = b.embedded?.[digitAtOff(rec, at + 2, b.depth, r)];
+  return inner === undefined ? -1 : inner.storedBytes;
 }
 
 /** Digit `i` of the path or prefix starting at `o` of `b`. */
