@@ -14,6 +14,7 @@ import {
   type LedgerEngine,
   type LedgerStore,
   type LedgerView,
+  LOOK_AHEAD,
   openLedgerEngine,
   ProofAccessError,
   ReservedTableError,
@@ -41,13 +42,17 @@ async function fresh(extra = {}): Promise<{ store: TestStore; engine: LedgerEngi
   return { store, engine: await createLedgerEngine(options(store, extra)) };
 }
 
-/** Every page of a table at a view, with the page size `limit`. */
+/**
+ * Every page of a table at a view, with the page size `limit`. A page reached with a cursor is
+ * never empty: these tables hold fewer removed keys than the look-ahead steps over (LOOK_AHEAD).
+ */
 function listAll(view: LedgerView, ledger: string, table: string, limit = 3): Map<string, string> {
   const out = new Map<string, string>();
   let cursor: Uint8Array | undefined;
   do {
     const page = view.list(ledger, table, { limit, ...(cursor ? { cursor } : {}) });
     assert.ok(page.entries.length <= limit);
+    if (cursor) assert.ok(page.entries.length > 0, 'a cursor led to an empty page');
     for (const e of page.entries) {
       assert.ok(!out.has(hex(e.key)), 'a key listed twice');
       out.set(hex(e.key), hex(e.value));
@@ -532,6 +537,60 @@ describe('ledger engine: reserved tables, cursors, proofs', () => {
     assert.throws(() => view.list('a', 't', { cursor: flipped }), CursorError);
     assert.throws(() => view.list('a', 't', { cursor: cursor.subarray(1) }), CursorError);
     assert.throws(() => view.list('a', 't', { limit: 1001 }), { code: 'INVALID_INPUT' });
+  });
+
+  test('a listing that ends with a full page says so on it: no cursor, no empty last page', async () => {
+    const { engine } = await fresh();
+    const tx = engine.begin();
+    for (let i = 0; i < 20; i++) tx.set('a', 't', te(`k${i}`), te(`${i}`));
+    await tx.commit();
+    // Exactly two pages of 10: the second has no cursor.
+    const first = engine.at().list('a', 't', { limit: 10 });
+    assert.equal(first.entries.length, 10);
+    assert.ok(first.cursor);
+    const second = engine.at().list('a', 't', { limit: 10, cursor: first.cursor });
+    assert.equal(second.entries.length, 10);
+    assert.equal(second.cursor, undefined);
+    // Keep the first key in path order and remove the 19 after it: the page of one steps over them.
+    const order = engine.at().list('a', 't', { limit: 20 });
+    assert.equal(order.cursor, undefined);
+    const rm = engine.begin();
+    for (const e of order.entries.slice(1)) rm.remove('a', 't', e.key);
+    await rm.commit();
+    const only = engine.at().list('a', 't', { limit: 1 });
+    assert.deepEqual(
+      only.entries.map((e) => hex(e.key)),
+      [hex((order.entries[0] as { key: Uint8Array }).key)],
+    );
+    assert.equal(only.cursor, undefined);
+    // A transaction's own writes count: its buffered removes are stepped over, its sets are not.
+    const t2 = engine.begin();
+    t2.set('a', 't', (order.entries[5] as { key: Uint8Array }).key, te('back'));
+    const two = t2.list('a', 't', { limit: 1 });
+    assert.equal(two.entries.length, 1);
+    assert.ok(two.cursor, 'a buffered set after the page is one more entry');
+    assert.deepEqual(
+      t2.list('a', 't', { limit: 1, cursor: two.cursor }).entries.map((e) => hex(e.value)),
+      [hex(te('back'))],
+    );
+    t2.abort();
+  });
+
+  test('past LOOK_AHEAD removed keys a full page returns a cursor, and the next page is empty', async () => {
+    const { engine } = await fresh();
+    const tx = engine.begin();
+    for (let i = 0; i < LOOK_AHEAD + 10; i++) tx.set('a', 't', te(`k${i}`), te(`${i}`));
+    await tx.commit();
+    const order = engine.at().list('a', 't', { limit: 1000 });
+    const rm = engine.begin();
+    for (const e of order.entries.slice(1)) rm.remove('a', 't', e.key);
+    await rm.commit();
+    const page = engine.at().list('a', 't', { limit: 1 });
+    assert.equal(page.entries.length, 1);
+    assert.ok(page.cursor, 'more than LOOK_AHEAD dead entries follow: the page cannot tell');
+    const last = engine.at().list('a', 't', { limit: 1, cursor: page.cursor });
+    assert.deepEqual(last.entries, []);
+    assert.equal(last.cursor, undefined);
   });
 
   test('proofs go to the owning app or the admin role, and verify offline', async () => {

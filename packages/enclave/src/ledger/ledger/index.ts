@@ -26,7 +26,14 @@ export {
   UnknownIndexError,
 } from './errors.js';
 export { MAX_CHECKPOINT_BYTES, ROOT_STORE_KEY } from './format.js';
-export { DEFAULT_PAGE, type ListEntry, type ListOptions, type ListPage, MAX_PAGE } from './list.js';
+export {
+  DEFAULT_PAGE,
+  type ListEntry,
+  type ListOptions,
+  type ListPage,
+  LOOK_AHEAD,
+  MAX_PAGE,
+} from './list.js';
 export { MAX_LEDGER_ID_BYTES, MAX_TABLE_BYTES } from './state.js';
 export {
   type CommitOptions,

@@ -17,6 +17,11 @@ import { comparePaths, nextPath } from './walk.js';
 export const CURSOR_BYTES = 73;
 export const DEFAULT_PAGE = 100;
 export const MAX_PAGE = 1000;
+/**
+ * Dead entries (removed keys) a full page steps over looking for one more live entry before it
+ * returns a cursor anyway: a page costs at most this many extra reads to say the listing ended.
+ */
+export const LOOK_AHEAD = 64;
 
 export interface ListOptions {
   /** The cursor of the previous page (absent: from the start). */
@@ -118,8 +123,11 @@ export function listPage(
   const entries: ListEntry[] = [];
   let b = 0;
   let stored: Uint8Array | undefined;
+  // The last path put on the page; undefined when the page ends with the table.
   let last: Uint8Array | undefined;
-  while (from !== undefined && entries.length < limit) {
+  // Dead entries (removes, tombstones) stepped over after the page filled up (LOOK_AHEAD bound).
+  let ahead = 0;
+  while (from !== undefined) {
     const start: Uint8Array = from;
     while (b < buffered.length && comparePaths((buffered[b] as BufferedWrite).path, start) < 0) b++;
     if (stored === undefined || comparePaths(stored, start) < 0) {
@@ -127,19 +135,28 @@ export function listPage(
     }
     const mine = buffered[b];
     if (stored === undefined && mine === undefined) {
+      // Nothing at or after `start`: the listing is complete (no cursor, no empty last page).
       last = undefined;
       break;
     }
     const useMine =
       mine !== undefined && (stored === undefined || comparePaths(mine.path, stored) <= 0);
     const path = useMine ? mine.path : (stored as Uint8Array);
+    let entry: ListEntry | undefined;
     if (useMine) {
-      if (mine.value !== undefined) entries.push({ key: mine.key, value: mine.value });
+      if (mine.value !== undefined) entry = { key: mine.key, value: mine.value };
     } else {
       const e = reader.readPath(ledger, table, path);
-      if (e.version.value !== undefined) entries.push({ key: e.key, value: e.version.value });
+      if (e.version.value !== undefined) entry = { key: e.key, value: e.version.value };
     }
-    last = path;
+    if (entries.length === limit) {
+      // The page is full: look ahead for one more live entry, so a listing that ends here says
+      // so now. The cursor stays at the page's last entry; past LOOK_AHEAD dead ones, assume more.
+      if (entry !== undefined || ++ahead > LOOK_AHEAD) break;
+    } else {
+      if (entry !== undefined) entries.push(entry);
+      last = path;
+    }
     from = nextPath(path);
   }
   const more = from !== undefined && last !== undefined;
