@@ -117,6 +117,43 @@ describe('packed records', () => {
     assert.equal(node.kind, 'branch');
   });
 
+  test('an update of 16 to 255 ops packs the root with its level-1 branches only', () => {
+    const source = memorySource();
+    const flat = createTrie({ source, packedDepth: 0, branchInlineLimit: 0 });
+    const base = flat.update(
+      EMPTY_ROOT,
+      Array.from({ length: 3000 }, (_, i) => put(i)),
+    );
+    source.write(base);
+    const medium = Array.from({ length: 40 }, (_, i) => put(3000 + i));
+    const packed = createTrie({ source, packedDepth: 2, branchInlineLimit: 0 });
+    const a = flat.update(base.root, medium);
+    const b = packed.update(base.root, medium);
+    assert.equal(hex(a.root), hex(b.root));
+    // Each level-1 branch the update rewrote lives in the root's record, not in one of its own;
+    // the level-2 branches below keep records of their own (40 ops < 256: no second level).
+    const level1 = new Set(medium.map((op) => (op.path[0] ?? 0) >> 4)).size;
+    assert.equal(a.records.length - b.records.length, level1);
+    const rootRecord = b.records.find((r) => hex(r.hash) === hex(b.root));
+    assert.ok(rootRecord);
+    const node = decodeStored(rootRecord.plaintext, b.root, RADIX_16, {
+      node: 'root',
+      position: 'root',
+    });
+    assert.equal(node.kind, 'branch');
+    const embedded = node.kind === 'branch' ? (node.embedded ?? []) : [];
+    assert.equal(embedded.filter((c) => c?.kind === 'branch').length, level1);
+    for (const c of embedded) {
+      if (c?.kind === 'branch') assert.ok(!(c.embedded ?? []).some((e) => e?.kind === 'branch'));
+    }
+    // Fewer than 16 ops: nothing packed, every rewritten branch has its own record.
+    const small = Array.from({ length: 15 }, (_, i) => put(4000 + i));
+    assert.equal(
+      flat.update(base.root, small).records.length,
+      packed.update(base.root, small).records.length,
+    );
+  });
+
   test('small updates after a packed one unpack what they keep, then stay small', () => {
     const source = memorySource();
     const flatSource = memorySource();

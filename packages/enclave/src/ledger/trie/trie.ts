@@ -94,11 +94,11 @@ export interface TrieOptions {
    * leaves; measured in docs/ledger-format.md §9).
    * Storage layout only, like `inlineLimit`. */
   readonly branchInlineLimit?: number;
-  /** In an update of at least arity^packedDepth ops, the new branches shallower than this depth
-   * embed their new branch children: the top levels, which such an update rewrites, form one
-   * record (default 2: the root, the 16 branches below it and their children). A smaller update
-   * gives what it keeps of them records of their own instead. Storage layout only, like
-   * `inlineLimit`. */
+  /** The packed levels: a new branch at depth d < packedDepth embeds its new branch children when
+   * the update has at least arity^(d+1) ops (default 2: at 256 ops and more, the root, the 16
+   * branches below it and their children form one record; at 16 to 255, the root and the level-1
+   * branches). What a branch that does not pack keeps of them gets records of its own instead.
+   * Storage layout only, like `inlineLimit`. */
   readonly packedDepth?: number;
 }
 
@@ -332,9 +332,10 @@ export function createTrie(options: TrieOptions): Trie {
     checkRoot(root);
     checkOps(ops);
     const sorted = normalize(ops);
-    // Packing pays when the update rewrites (nearly) all of the packed levels: at least as many
-    // ops as they have branches at their lowest level.
-    const packing = packedDepth > 0 && sorted.length >= r.arity ** packedDepth;
+    // Packing a level pays when the update rewrites (nearly) all of its branches: at least as
+    // many ops as the level below it has. Invariant: a new branch at depth < packTo packs.
+    let packTo = 0;
+    while (packTo < packedDepth && sorted.length >= r.arity ** (packTo + 1)) packTo++;
     // The children each new branch was given as nodes (not KEEP): after the new root is known,
     // `place` walks the new nodes from it and emits the records that keep every node reachable.
     const given = new Map<Branch, TrieNode[]>();
@@ -345,7 +346,7 @@ export function createTrie(options: TrieOptions): Trie {
       slots: Slot[],
       base?: Branch,
     ): Branch => {
-      const pack = packing && depth < packedDepth;
+      const pack = depth < packTo;
       if (!pack && base?.embedded !== undefined) {
         // A small update unpacks what it keeps: an untouched branch child the base packed gets
         // a record of its own (once), so small commits do not rewrite the packed levels.
