@@ -12,9 +12,14 @@ import { createLedgerKeyring } from '../src/ledger/crypto.js';
 import { LedgerIntegrityError } from '../src/ledger/errors.js';
 import { createNodeCache } from '../src/ledger/node-cache.js';
 import { createConfidentialNodeStore } from '../src/ledger/node-store.js';
-import { EMPTY_ROOT, RADIX_16 } from '../src/ledger/trie/node.js';
+import { EMPTY_ROOT, RADIX_16, type TrieNode } from '../src/ledger/trie/node.js';
 import { decodeStored } from '../src/ledger/trie/stored.js';
-import { createTrie, type TrieOp, type TrieOptions } from '../src/ledger/trie/trie.js';
+import {
+  createTrie,
+  type NodeRecord,
+  type TrieOp,
+  type TrieOptions,
+} from '../src/ledger/trie/trie.js';
 import {
   contents,
   hex,
@@ -60,6 +65,13 @@ const put = (i: number, v = 0): TrieOp => {
     value: enc.encode(`v${i}.${v}`),
   };
 };
+
+/** The root node of an update, decoded from the root's own record among the update's records. */
+function rootNode(u: { root: Uint8Array; records: readonly NodeRecord[] }): TrieNode {
+  const rec = u.records.find((r) => hex(r.hash) === hex(u.root));
+  assert.ok(rec, 'the root has a record of its own');
+  return decodeStored(rec.plaintext, u.root, RADIX_16, { node: 'root', position: 'root' });
+}
 
 describe('packed records', () => {
   test('every layout, changing between commits, gives the same roots, contents and proofs', () => {
@@ -108,12 +120,7 @@ describe('packed records', () => {
     assert.equal(hex(a.root), hex(b.root));
     // 3000 keys: a full root and 16 full branches below it, all inside the root's record.
     assert.equal(a.records.length - b.records.length, 16 + 16 * 16);
-    const rootRecord = b.records.find((r) => hex(r.hash) === hex(b.root));
-    assert.ok(rootRecord);
-    const node = decodeStored(rootRecord.plaintext, b.root, RADIX_16, {
-      node: 'root',
-      position: 'root',
-    });
+    const node = rootNode(b);
     assert.equal(node.kind, 'branch');
   });
 
@@ -134,12 +141,7 @@ describe('packed records', () => {
     // the level-2 branches below keep records of their own (40 ops < 256: no second level).
     const level1 = new Set(medium.map((op) => (op.path[0] ?? 0) >> 4)).size;
     assert.equal(a.records.length - b.records.length, level1);
-    const rootRecord = b.records.find((r) => hex(r.hash) === hex(b.root));
-    assert.ok(rootRecord);
-    const node = decodeStored(rootRecord.plaintext, b.root, RADIX_16, {
-      node: 'root',
-      position: 'root',
-    });
+    const node = rootNode(b);
     assert.equal(node.kind, 'branch');
     const embedded = node.kind === 'branch' ? (node.embedded ?? []) : [];
     assert.equal(embedded.filter((c) => c?.kind === 'branch').length, level1);
