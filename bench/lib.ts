@@ -30,6 +30,29 @@ export async function median3(fn: () => Promise<number> | number): Promise<numbe
   return xs[1]!;
 }
 
+/**
+ * Runs `a` and `b` three times each, alternating which goes first, so load that drifts over a run
+ * hits both sides of a ratio alike: their runs, in order.
+ */
+export async function interleaved<T>(
+  a: () => Promise<T>,
+  b: () => Promise<T>,
+): Promise<{ a: T[]; b: T[] }> {
+  const out = { a: [] as T[], b: [] as T[] };
+  for (let r = 0; r < 3; r++) {
+    if (r % 2 === 0) out.a.push(await a());
+    out.b.push(await b());
+    if (r % 2 !== 0) out.a.push(await a());
+  }
+  return out;
+}
+
+/** The median of the per-run ratios a[i] / b[i] of two interleaved sides. */
+export function medianRatio(a: readonly number[], b: readonly number[]): number {
+  const rs = a.map((x, i) => x / (b[i] as number)).sort((x, y) => x - y);
+  return rs[Math.floor(rs.length / 2)] as number;
+}
+
 /** Operations per second of `ops` calls of an async or sync operation, run sequentially. */
 export async function opsPerSecond(ops: number, op: (i: number) => unknown): Promise<number> {
   const t0 = performance.now();

@@ -54,6 +54,7 @@ import { createApp } from '../packages/cli/src/commands/app-new.js';
 import {
   benchOptions,
   info,
+  interleaved,
   type LatencyRun,
   laneOpsPerSecond,
   percentile,
@@ -524,20 +525,6 @@ function latencyInfo(name: string, runs: LatencyRun[]): void {
   info(`${name}-per-s`, mid(runs.map((r) => r.perSecond)));
   info(`${name}.p50-ms`, mid(runs.map((r) => percentile(r.latencies, 50))));
   info(`${name}.p99-ms`, mid(runs.map((r) => percentile(r.latencies, 99))));
-}
-
-/** Runs `a` and `b` three times each, alternating which goes first: their runs. */
-async function interleaved(
-  a: () => Promise<LatencyRun>,
-  b: () => Promise<LatencyRun>,
-): Promise<{ a: LatencyRun[]; b: LatencyRun[] }> {
-  const out = { a: [] as LatencyRun[], b: [] as LatencyRun[] };
-  for (let r = 0; r < 3; r++) {
-    if (r % 2 === 0) out.a.push(await a());
-    out.b.push(await b());
-    if (r % 2 !== 0) out.a.push(await a());
-  }
-  return out;
 }
 
 async function main(): Promise<void> {
