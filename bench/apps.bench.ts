@@ -45,6 +45,7 @@ import {
   benchOptions,
   concurrentOpsPerSecond,
   info,
+  median,
   median3,
   pingJson,
   target,
@@ -76,8 +77,6 @@ const STARTS = SMOKE ? 300 : 10_000;
 const root = mkdtempSync(join(tmpdir(), 'cloister-bench-apps-'));
 const t0 = performance.now();
 const elapsed = (): string => `${((performance.now() - t0) / 1000).toFixed(1)}`;
-const mid = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
 function progress(what: string): void {
   console.error(`# ${elapsed()} s: ${what}`);
 }
@@ -129,10 +128,10 @@ async function fuelOverhead(w: EnclaveWorker): Promise<void> {
       }
       runs.push({ plain, fuel });
     }
-    ratios[name] = mid(runs.map((r) => r.fuel / r.plain));
+    ratios[name] = median(runs.map((r) => r.fuel / r.plain));
     progress(
-      `kernel ${name}: plain ${mid(runs.map((r) => r.plain)).toFixed(1)} ms, ` +
-        `instrumented ${mid(runs.map((r) => r.fuel)).toFixed(1)} ms per call`,
+      `kernel ${name}: plain ${median(runs.map((r) => r.plain)).toFixed(1)} ms, ` +
+        `instrumented ${median(runs.map((r) => r.fuel)).toFixed(1)} ms per call`,
     );
   }
   info('apps.fuel-overhead-alu-loop', ratios.aluLoop!);
@@ -205,14 +204,14 @@ async function transactions(w: EnclaveWorker): Promise<void> {
   const after = await pingJson<{ writes: number; commits: number }>(w, 'stats');
   progress('transactions');
   info('apps.tx-1write.fuel-used', fuelUsed);
-  info('apps.tx-1write-per-s', mid(runs.map((r) => r.app)));
-  info('apps.ledger-raw-1write-per-s', mid(runs.map((r) => r.raw)));
+  info('apps.tx-1write-per-s', median(runs.map((r) => r.app)));
+  info('apps.ledger-raw-1write-per-s', median(runs.map((r) => r.raw)));
   info(
     'apps.tx-1write.commits-per-store-write',
     (after.commits - before.commits) / (after.writes - before.writes),
   );
   info('apps.tx-1write-vs-ledger-raw.runs', runs.map((r) => (r.app / r.raw).toFixed(2)).join(','));
-  target('apps.tx-1write-vs-ledger-raw', mid(runs.map((r) => r.app / r.raw)), '>=0.7');
+  target('apps.tx-1write-vs-ledger-raw', median(runs.map((r) => r.app / r.raw)), '>=0.7');
 }
 
 // ---- (c) empty queries, instance start -----------------------------------------------------

@@ -17,7 +17,7 @@ import { fromUtf8, utf8 } from '@cloister/core';
 import { bundleEnclave } from '../packages/host/src/build/bundle.js';
 import { type EnclaveWorker, launchEnclaveWorker } from '../packages/host/src/launcher/index.js';
 import { runEvidenceBench } from './evidence.js';
-import { benchOptions, info, median3, target, timed } from './lib.js';
+import { benchOptions, info, median, median3, target, timed } from './lib.js';
 
 const PROBE = 'packages/host/test/fixtures/boundary/probe-enclave.ts';
 const opts = benchOptions();
@@ -169,8 +169,11 @@ async function median3Compare(
     runs.push(r);
     return r.boundary / r.raw;
   });
-  const mid = (xs: number[]): number => xs.sort((a, b) => a - b)[1] ?? Number.NaN;
-  return { ratio, raw: mid(runs.map((r) => r.raw)), boundary: mid(runs.map((r) => r.boundary)) };
+  return {
+    ratio,
+    raw: median(runs.map((r) => r.raw)),
+    boundary: median(runs.map((r) => r.boundary)),
+  };
 }
 
 async function startTime(code: Uint8Array): Promise<number> {

@@ -23,14 +23,12 @@ import {
   concurrentOpsPerSecond,
   info,
   interleaved,
+  median,
   median3,
   medianRatio,
   opsPerSecond,
   target,
 } from './lib.js';
-
-const median = (xs: readonly number[]): number =>
-  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 export async function runEvidenceBench(opts: BenchOptions): Promise<void> {
   const n = opts.size ?? (opts.smoke ? 50 : 4000);

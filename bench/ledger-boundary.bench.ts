@@ -26,7 +26,7 @@ import {
 import { openLevelStore } from '../packages/host/src/store/level.js';
 import { storeOcalls } from '../packages/host/src/store/service.js';
 import { benchKey } from '../packages/host/test/fixtures/store/store-enclave.js';
-import { benchOptions, info, median3, timed } from './lib.js';
+import { benchOptions, info, median, median3, timed } from './lib.js';
 
 const ENTRY = 'packages/host/test/fixtures/store/store-enclave.ts';
 const opts = benchOptions();
@@ -100,8 +100,11 @@ async function median3Compare(
     runs.push(r);
     return r.boundary / r.raw;
   });
-  const mid = (xs: number[]): number => xs.sort((a, b) => a - b)[1] ?? Number.NaN;
-  return { ratio, raw: mid(runs.map((r) => r.raw)), boundary: mid(runs.map((r) => r.boundary)) };
+  return {
+    ratio,
+    raw: median(runs.map((r) => r.raw)),
+    boundary: median(runs.map((r) => r.boundary)),
+  };
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'cloister-bench-ledger-boundary-'));

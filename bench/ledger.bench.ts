@@ -56,6 +56,7 @@ import {
   benchOptions,
   concurrentOpsPerSecond,
   info,
+  median,
   median3,
   pingJson,
   target,
@@ -233,8 +234,6 @@ async function insertRate(at: number, commit: (start: number, p: Pairs) => Promi
   return (COMMITS * BATCH * 1000) / ms;
 }
 
-const mid = (xs: number[]): number => [...xs].sort((a, b) => a - b)[1] ?? Number.NaN;
-
 async function writes(code: Uint8Array): Promise<void> {
   const ledger = await ledgerWorker(code);
   const base = await confidentialLevel();
@@ -270,12 +269,12 @@ async function writes(code: Uint8Array): Promise<void> {
     }
     progress('inserts');
     info('ledger.insert1000.store-reads-per-commit', (ledger.reads - insertReads) / (3 * COMMITS));
-    const vsBase = mid(runs.map((r) => r.ledger / r.base));
-    const vsPeer = mid(runs.map((r) => r.ledger / r.peer));
+    const vsBase = median(runs.map((r) => r.ledger / r.base));
+    const vsPeer = median(runs.map((r) => r.ledger / r.peer));
     info('ledger.insert1000.prefill', PREFILL);
-    info('ledger.insert1000.per-second', mid(runs.map((r) => r.ledger)));
-    info('confidential-leveldb.insert1000.per-second', mid(runs.map((r) => r.base)));
-    info('ethereumjs-mpt.insert1000.per-second', mid(runs.map((r) => r.peer)));
+    info('ledger.insert1000.per-second', median(runs.map((r) => r.ledger)));
+    info('confidential-leveldb.insert1000.per-second', median(runs.map((r) => r.base)));
+    info('ethereumjs-mpt.insert1000.per-second', median(runs.map((r) => r.peer)));
     target('ledger.insert1000-vs-confidential-leveldb', vsBase, '>=0.50');
     target('ledger.insert1000-vs-ethereumjs-mpt', vsPeer, '>=5.0');
 
@@ -301,11 +300,14 @@ async function writes(code: Uint8Array): Promise<void> {
       'ledger.single-write-32-writers.commits-per-store-write',
       (after.commits - before.commits) / (after.writes - before.writes),
     );
-    info('ledger.single-write-32-writers.commits-per-second', mid(singles.map((r) => r.ledger)));
-    info('confidential-leveldb.single-put-32-writers.per-second', mid(singles.map((r) => r.base)));
+    info('ledger.single-write-32-writers.commits-per-second', median(singles.map((r) => r.ledger)));
+    info(
+      'confidential-leveldb.single-put-32-writers.per-second',
+      median(singles.map((r) => r.base)),
+    );
     target(
       'ledger.single-write-32-writers-vs-confidential-leveldb',
-      mid(singles.map((r) => r.ledger / r.base)),
+      median(singles.map((r) => r.ledger / r.base)),
       '>=0.50',
     );
   } finally {
@@ -379,9 +381,9 @@ async function reads(code: Uint8Array): Promise<void> {
     const warmReads = (ledger.reads - readsBefore) / (3 * GETS);
     progress('gets');
     info('ledger.verified-get.store-reads-per-get', warmReads);
-    info('ledger.verified-get.per-second', mid(runs.map((r) => r.ledger)));
-    info('leveldb.getsync.per-second', mid(runs.map((r) => r.raw)));
-    target('ledger.verified-get-vs-getsync', mid(runs.map((r) => r.ledger / r.raw)), '>=0.30');
+    info('ledger.verified-get.per-second', median(runs.map((r) => r.ledger)));
+    info('leveldb.getsync.per-second', median(runs.map((r) => r.raw)));
+    target('ledger.verified-get-vs-getsync', median(runs.map((r) => r.ledger / r.raw)), '>=0.30');
 
     // Proofs: created in the enclave (timed around the call), verified offline on the host.
     let bytes = 0;

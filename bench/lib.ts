@@ -47,10 +47,14 @@ export async function interleaved<T>(
   return out;
 }
 
+/** The median of `xs` (the upper middle of an even count); NaN when empty. Does not reorder `xs`. */
+export function median(xs: readonly number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+}
+
 /** The median of the per-run ratios a[i] / b[i] of two interleaved sides. */
 export function medianRatio(a: readonly number[], b: readonly number[]): number {
-  const rs = a.map((x, i) => x / (b[i] as number)).sort((x, y) => x - y);
-  return rs[Math.floor(rs.length / 2)] as number;
+  return median(a.map((x, i) => x / (b[i] as number)));
 }
 
 /** Operations per second of `ops` calls of an async or sync operation, run sequentially. */

@@ -45,6 +45,7 @@ import {
   benchOptions,
   concurrentOpsPerSecond,
   info,
+  median,
   median3,
   pingJson,
   target,
@@ -90,8 +91,6 @@ async function worker(code: Uint8Array): Promise<{ w: EnclaveWorker; close(): Pr
     },
   };
 }
-
-const mid = (xs: number[]): number => [...xs].sort((a, b) => a - b)[1] ?? Number.NaN;
 
 interface Stats {
   writes: number;
@@ -151,14 +150,14 @@ async function commits(code: Uint8Array): Promise<void> {
       engines.every1.w,
       `signatures:${b1.size}`,
     );
-    const ratio = (name: Name): number => mid(runs.map((r) => r[name] / r.none));
+    const ratio = (name: Name): number => median(runs.map((r) => r[name] / r.none));
     names.forEach((name, i) => {
       const b = before[i] as Stats;
       const a = after[i] as Stats;
       const label = { none: 'no-log', every1000: 'sign-every-1000', every1: 'sign-every-entry' }[
         name
       ];
-      info(`logchain.${label}.commits-per-s`, mid(runs.map((r) => r[name])));
+      info(`logchain.${label}.commits-per-s`, median(runs.map((r) => r[name])));
       info(
         `logchain.${label}.commits-per-store-write`,
         (a.commits - b.commits) / (a.writes - b.writes),
@@ -219,7 +218,7 @@ async function restart(code: Uint8Array): Promise<void> {
     });
     // CPU time of the whole process (host thread, enclave worker, LevelDB threads) per entry:
     // what the rate would be on one free core, whatever else the machine was doing.
-    info('logchain.restart-cpu-us-per-entry', mid(cpu));
+    info('logchain.restart-cpu-us-per-entry', median(cpu));
     target('logchain.restart-verify-entries-per-s', rate, '>=100000');
   } finally {
     await g.close();

@@ -57,6 +57,7 @@ import {
   interleaved,
   type LatencyRun,
   laneOpsPerSecond,
+  median,
   percentile,
   target,
 } from './lib.js';
@@ -74,8 +75,6 @@ const CONNECTIONS = 32;
 const CALLS = SMOKE ? 200 : 6_000;
 const WARM_CALLS = SMOKE ? 64 : 1_000;
 const TX_CALLS = SMOKE ? 64 : 1_500;
-
-const mid = (xs: number[]): number => [...xs].sort((a, b) => a - b)[1] ?? Number.NaN;
 
 // ---- the baseline servers (worker thread) ------------------------------------------------
 
@@ -522,9 +521,9 @@ function progress(what: string): void {
 }
 
 function latencyInfo(name: string, runs: LatencyRun[]): void {
-  info(`${name}-per-s`, mid(runs.map((r) => r.perSecond)));
-  info(`${name}.p50-ms`, mid(runs.map((r) => percentile(r.latencies, 50))));
-  info(`${name}.p99-ms`, mid(runs.map((r) => percentile(r.latencies, 99))));
+  info(`${name}-per-s`, median(runs.map((r) => r.perSecond)));
+  info(`${name}.p50-ms`, median(runs.map((r) => percentile(r.latencies, 50))));
+  info(`${name}.p99-ms`, median(runs.map((r) => percentile(r.latencies, 99))));
 }
 
 async function main(): Promise<void> {
@@ -631,17 +630,17 @@ async function main(): Promise<void> {
 
     target(
       'scp.handshakes-vs-tls13',
-      mid(hs.b.map((s) => s.perSecond)) / mid(hs.a.map((t) => t.perSecond)),
+      median(hs.b.map((s) => s.perSecond)) / median(hs.a.map((t) => t.perSecond)),
       '>=0.5',
     );
     target(
       'scp.calls-32-connections-vs-aes-ws-echo',
-      mid(calls.b.map((s) => s.perSecond)) / mid(calls.a.map((e) => e.perSecond)),
+      median(calls.b.map((s) => s.perSecond)) / median(calls.a.map((e) => e.perSecond)),
       '>=0.5',
     );
     target(
       'scp.calls-p99-over-p50',
-      mid(calls.b.map((r) => percentile(r.latencies, 99) / percentile(r.latencies, 50))),
+      median(calls.b.map((r) => percentile(r.latencies, 99) / percentile(r.latencies, 50))),
       '<=5',
     );
     info('scp.load-average-end', loadavg()[0] as number);
