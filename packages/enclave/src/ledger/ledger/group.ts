@@ -80,8 +80,8 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
   function check(body: TransactionBody): void {
     const stale = body.snapshot !== base.index;
     for (const r of body.reads.values()) {
-      const hex = byteKey(r.key);
-      if (merged.get(r.ledger)?.get(r.table)?.has(hex)) {
+      const id = byteKey(r.key);
+      if (merged.get(r.ledger)?.get(r.table)?.has(id)) {
         throw new TransactionConflictError(
           `a key this transaction read in table '${r.table}' changed`,
         );
@@ -115,7 +115,7 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
         for (const [table, keys] of tables) {
           const group = merged.get(ledger)?.get(table);
           if (group === undefined) continue;
-          for (const hex of keys.keys()) if (group.has(hex)) return { ok: false, deferred: true };
+          for (const id of keys.keys()) if (group.has(id)) return { ok: false, deferred: true };
         }
       }
       const index = last + 1;
@@ -123,7 +123,7 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
       const accepted: [string, string, string, GroupWrite][] = [];
       for (const [ledger, tables] of body.writes) {
         for (const [table, keys] of tables) {
-          for (const [hex, wr] of keys) {
+          for (const [id, wr] of keys) {
             // wr.path is the table's path of wr.key (the transaction computed it): no second HMAC.
             const cur = reader.readAt(ledger, table, wr.key, wr.path);
             // A remove of a key with no live value adds nothing (§11.4).
@@ -135,12 +135,12 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
               index,
               prev: cur?.index ?? 0,
             };
-            accepted.push([ledger, table, hex, gw]);
+            accepted.push([ledger, table, id, gw]);
           }
         }
       }
       const writes: WriteItem[] = [];
-      for (const [ledger, table, hex, gw] of accepted) {
+      for (const [ledger, table, id, gw] of accepted) {
         let byLedger = merged.get(ledger);
         if (!byLedger) {
           byLedger = new Map();
@@ -151,7 +151,7 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
           byTable = new Map();
           byLedger.set(table, byTable);
         }
-        byTable.set(hex, gw);
+        byTable.set(id, gw);
         writes.push({ ledger, table, key: gw.key, value: gw.value });
       }
       last = index;
