@@ -2,7 +2,7 @@
  * @cloister/client/node: the client for Node — a `ws` transport, identities in PKCS#8 PEM files
  * (mode 0600; a file group or others can read is refused), and pins and signed roots in a JSON
  * file written atomically. Signing goes through WebCrypto with a non-extractable key; the SCP
- * record layer and handshake run on node:crypto (node-crypto.ts).
+ * record layer and handshake run on node:crypto (`@cloister/node-crypto`, shared with the enclave).
  */
 import {
   createHmac,
@@ -34,14 +34,14 @@ import {
   webCryptoSigner,
   wipe,
 } from '@cloister/core';
+import { nodeScpCrypto } from '@cloister/node-crypto';
 import WebSocket from 'ws';
 import { claimsSaltMessage } from './app.js';
 import { type Client, type ConnectOptions, connect as connectWith } from './client.js';
-import { nodeScpCrypto } from './node-crypto.js';
 import type { ClientState, Identity, Socket, Transport } from './ports.js';
 
+export { nodeScpCrypto } from '@cloister/node-crypto';
 export * from './index.js';
-export { nodeScpCrypto } from './node-crypto.js';
 
 /** A Transport over `ws` (binary frames only, frames above MAX_FRAME refused, no compression). */
 export function wsTransport(): Transport {

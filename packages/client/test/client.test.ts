@@ -15,10 +15,10 @@ import {
   toHex,
   utf8,
 } from '@cloister/core';
+import { nodeScpCrypto } from '@cloister/node-crypto';
 import { type Client, type ConnectOptions, connect } from '../src/client.js';
 import { HandshakeRefusedError } from '../src/errors.js';
 import { generateIdentity } from '../src/identity.js';
-import { nodeScpCrypto } from '../src/node-crypto.js';
 import {
   type ClientState,
   memoryPinStore,

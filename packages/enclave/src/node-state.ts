@@ -9,7 +9,7 @@
 import type { KeyObject } from 'node:crypto';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { decodeCbor, encodeCbor, wipe } from '@cloister/core';
-import { rawPublicKey } from './p256.js';
+import { rawPublicKey } from '@cloister/node-crypto';
 import {
   SealedDataCorruptError,
   type SealKeySource,

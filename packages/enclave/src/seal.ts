@@ -13,7 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CloisterError, decodeCbor, encodeCbor, wipe } from '@cloister/core';
-import { AEAD_TAG_BYTES, aesGcmOpen, aesGcmSeal } from './aead.js';
+import { AEAD_TAG_BYTES, aesGcmOpen, aesGcmSeal } from '@cloister/node-crypto';
 
 /** Which enclave identity a sealing key is bound to. */
 export type SealPolicy = 'code' | 'signer';

@@ -3,9 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { InvalidInputError, keyedHmacSha256 as keyedHmac } from '@cloister/core';
+import { aesGcmOpen, aesGcmSeal } from '@cloister/node-crypto';
 import {
-  aesGcmOpen,
-  aesGcmSeal,
   createLedgerKeyring,
   hkdfSha256,
   hmacSha256,

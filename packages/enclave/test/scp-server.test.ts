@@ -25,8 +25,8 @@ import {
   webCryptoScp,
   webCryptoSigner,
 } from '@cloister/core';
+import { publicKeyFromRaw } from '@cloister/node-crypto';
 import { AppNotFoundError, createAppRuntime } from '../src/apps/runtime/index.js';
-import { publicKeyFromRaw } from '../src/p256.js';
 import { createScpServer, nodeScpCrypto, nodeScpSigner } from '../src/scp/index.js';
 import { abiKit, SCRATCH2 } from './app-runtime-wasm.js';
 import { CONSTRAINT, genesis } from './log-helpers.js';

@@ -39,6 +39,7 @@ describe('the real bundles', () => {
     assert.ok(inputs.includes('packages/shim/src/entry.ts'));
     assert.ok(inputs.includes('packages/enclave/src/index.ts'));
     assert.ok(inputs.some((i) => i.startsWith('packages/core/')));
+    assert.ok(inputs.includes('packages/node-crypto/src/scp.ts'));
     const v = checkBundleRules(metafile, ENCLAVE_BUNDLE_RULES);
     assert.deepEqual(v, [], formatViolations(v));
     assert.deepEqual((await bundleEnclave()).code, code, 'the enclave bundle is deterministic');
@@ -104,6 +105,18 @@ describe('fixtures that break a rule are caught', () => {
       'packages/enclave/src/imports-host.js -> packages/host/src/secret.js',
     ]);
     assert.match(v[0]?.rule ?? '', /no file may come from this folder/);
+  });
+
+  test('node-crypto (shared with Node clients) importing enclave code', async () => {
+    const v = await enclave('packages/enclave/src/uses-node-crypto.js');
+    assert.deepEqual(pairs(v), [
+      'packages/enclave/src/imports-host.js -> packages/host/src/secret.js',
+      'packages/node-crypto/src/imports-enclave.js -> packages/enclave/src/imports-host.js',
+    ]);
+    assert.match(
+      v[1]?.rule ?? '',
+      /files under packages\/node-crypto\/ may import only packages\/core\/, packages\/node-crypto\//,
+    );
   });
 
   test('an enclave file importing node:fs', async () => {

@@ -75,9 +75,7 @@ export function hmacSha256(key: KeyObject | Uint8Array, message: Uint8Array): Ui
 // blocks hashed once), about 1 µs per short message against 1.7–2.2 µs for a node:crypto Hmac
 // object per call, which was a third of a verified get (docs/performance.md).
 
-import { aesGcmOpen } from '../aead.js';
-
-export { aesGcmOpen, aesGcmSeal } from '../aead.js';
+import { aesGcmOpen } from '@cloister/node-crypto';
 
 /** A ledger secret and its generation number. */
 export interface LedgerSecret {

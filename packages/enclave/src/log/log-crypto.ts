@@ -16,7 +16,7 @@ import {
   type Sha256,
   sign1ToBeSigned,
 } from '@cloister/core';
-import { publicKeyFromRaw } from '../p256.js';
+import { publicKeyFromRaw } from '@cloister/node-crypto';
 
 /**
  * SHA-256 by node:crypto (one call into OpenSSL, 10-40x faster than core's portable default on

@@ -26,7 +26,7 @@ import {
   serviceIdentity,
   utf8,
 } from '@cloister/core';
-import { AEAD_TAG_BYTES, aesGcmOpen, aesGcmSeal } from '../aead.js';
+import { AEAD_TAG_BYTES, aesGcmOpen, aesGcmSeal } from '@cloister/node-crypto';
 import type { LedgerSecret } from '../ledger/crypto.js';
 import {
   createLedgerEngine,

@@ -18,7 +18,7 @@ import {
   utf8,
   wipe,
 } from '@cloister/core';
-import { AEAD_TAG_BYTES, aesGcmOpen } from '../aead.js';
+import { AEAD_TAG_BYTES, aesGcmOpen } from '@cloister/node-crypto';
 import { hkdfSha256, type LedgerSecret } from '../ledger/crypto.js';
 import type { WriteItem } from '../ledger/ledger/index.js';
 import { TERM } from './log-store.js';

@@ -2,7 +2,7 @@
  * The enclave's side of the secure connection protocol (docs/scp.md): node:crypto primitives, the
  * node key as signer, the session server and its operations.
  */
-export { nodeScpCrypto, nodeScpSigner } from './crypto.js';
+export { nodeScpCrypto, nodeScpSigner } from '@cloister/node-crypto';
 export { AppCodeChangedError, createScpOps, type OpContext, type ScpOpsDeps } from './ops.js';
 export {
   createScpServer,

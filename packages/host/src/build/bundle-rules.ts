@@ -41,23 +41,30 @@ export interface Violation {
 
 const CORE = 'packages/core/';
 const BOUNDARY = 'packages/boundary/';
+const NODE_CRYPTO = 'packages/node-crypto/';
 const ENCLAVE = 'packages/enclave/';
 const SHIM = 'packages/shim/';
 const DEPENDENCIES = 'node_modules/';
 
-/** The measured enclave bundle: shim + enclave (+ core, boundary and their dependencies). */
+/** The measured enclave bundle: shim + enclave (+ core, boundary, node-crypto and their
+ * dependencies). */
 export const ENCLAVE_BUNDLE_RULES: BundleRules = {
   name: 'enclave bundle',
   forbidden: ['packages/host/', 'packages/cli/'],
   builtins: ['node:crypto'],
   folders: [
-    { files: ENCLAVE, mayImport: [CORE, BOUNDARY, ENCLAVE], builtins: ['node:crypto'] },
+    {
+      files: ENCLAVE,
+      mayImport: [CORE, BOUNDARY, NODE_CRYPTO, ENCLAVE],
+      builtins: ['node:crypto'],
+    },
     {
       files: SHIM,
       mayImport: [CORE, BOUNDARY, ENCLAVE, SHIM],
       builtins: ['node:crypto', 'node:worker_threads'],
     },
     { files: BOUNDARY, mayImport: [CORE, BOUNDARY], builtins: [] },
+    { files: NODE_CRYPTO, mayImport: [CORE, NODE_CRYPTO], builtins: ['node:crypto'] },
     { files: CORE, mayImport: [CORE, DEPENDENCIES], builtins: [] },
   ],
 };
@@ -65,7 +72,13 @@ export const ENCLAVE_BUNDLE_RULES: BundleRules = {
 /** The client core bundle (browsers): no Node built-in at all, nothing from the node's side. */
 export const CLIENT_CORE_BUNDLE_RULES: BundleRules = {
   name: 'client core bundle',
-  forbidden: ['packages/host/', 'packages/enclave/', 'packages/shim/', 'packages/cli/'],
+  forbidden: [
+    'packages/host/',
+    'packages/enclave/',
+    'packages/shim/',
+    'packages/cli/',
+    NODE_CRYPTO,
+  ],
   builtins: [],
   folders: [{ files: CORE, mayImport: [CORE, DEPENDENCIES], builtins: [] }],
 };

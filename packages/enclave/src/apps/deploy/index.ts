@@ -40,8 +40,8 @@ import {
   toHex,
   utf8,
 } from '@cloister/core';
+import { publicKeyFromRaw } from '@cloister/node-crypto';
 import type { LedgerEngine, Transaction } from '../../ledger/ledger/index.js';
-import { publicKeyFromRaw } from '../../p256.js';
 import { AppNotFoundError, type AppRuntime, checkAppId } from '../runtime/index.js';
 import { DEFAULT_MAX_MODULE_BYTES } from '../sandbox/limits.js';
 

@@ -8,14 +8,13 @@
  */
 import { createPrivateKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
 import { concatBytes, sha256, utf8 } from '@cloister/core';
-import { aesGcmOpen, aesGcmSeal } from '../../aead.js';
+import { aesGcmOpen, aesGcmSeal, publicKeyFromRaw, rawPublicKey } from '@cloister/node-crypto';
 import {
   type LedgerEngine,
   type LedgerView,
   ReservedTableError,
   type Transaction,
 } from '../../ledger/ledger/index.js';
-import { publicKeyFromRaw, rawPublicKey } from '../../p256.js';
 import {
   AppTrapError,
   ResultTooLargeError,

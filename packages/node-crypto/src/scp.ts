@@ -1,8 +1,13 @@
 /**
- * SCP's primitives for the enclave, on node:crypto (docs/scp.md): ephemeral ECDH P-256, AES-256-GCM,
- * ECDSA-P256-SHA256 verification, and the node identity key as the server's signer. Every method
- * does its work synchronously and returns a settled promise: node:crypto's one-shot calls are
- * cheaper than a round trip through the event loop, which matters at one AEAD call per record.
+ * SCP's primitives on node:crypto (docs/scp.md): ephemeral ECDH P-256, AES-256-GCM, ECDSA-P256-SHA256
+ * verification, and a node:crypto private key as the server's signer. One implementation for the
+ * enclave's server and the client SDK's "./node" entry (the "." and "./browser" entries keep
+ * WebCrypto: no Node built-in there).
+ *
+ * Every method does its work synchronously and returns a settled promise: each `crypto.subtle`
+ * call is a thread-pool job with its own promise and WebIDL conversions, which cost more than the
+ * AES-GCM itself at one seal and one open per record (docs/performance.md "The SCP benchmark").
+ * `aeadKeySync` lets sessions seal and open records with no promise at all.
  */
 import {
   createECDH,
@@ -14,13 +19,14 @@ import {
 } from 'node:crypto';
 import {
   type AeadKey,
+  InvalidInputError,
   type ScpCrypto,
   ScpError,
   type ScpSigner,
   type SyncAeadKey,
 } from '@cloister/core';
-import { aesGcmOpen, aesGcmSeal } from '../aead.js';
-import { publicKeyFromRaw } from '../p256.js';
+import { AEAD_TAG_BYTES, aesGcmOpen, aesGcmSeal } from './aead.js';
+import { publicKeyFromRaw } from './p256.js';
 
 const P256_POINT = 65;
 
@@ -36,18 +42,24 @@ function bytes(b: Buffer): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
 
-/** An AES-256-GCM key (32 raw bytes, copied into a KeyObject). */
+/** An AES-256-GCM key: 32 raw bytes copied into a KeyObject once, used for every record. */
 function syncAeadKey(raw32: Uint8Array): SyncAeadKey {
   if (!(raw32 instanceof Uint8Array) || raw32.length !== 32) {
-    throw new ScpError('SCP_HANDSHAKE', 'an AEAD key is 32 bytes');
+    throw new InvalidInputError('an AES-256-GCM key is 32 bytes');
   }
   const key: KeyObject = createSecretKey(Buffer.from(raw32));
   return {
     seal: (iv, aad, pt) => aesGcmSeal(key, iv, aad, pt),
     open: (iv, aad, ct) => {
       const pt = aesGcmOpen(key, iv, aad, ct);
-      if (pt === undefined)
-        throw new ScpError('SCP_RECORD', 'the ciphertext does not authenticate');
+      if (pt === undefined) {
+        throw new ScpError(
+          'SCP_RECORD',
+          ct.length < AEAD_TAG_BYTES
+            ? 'the ciphertext is shorter than its tag'
+            : 'the ciphertext does not authenticate',
+        );
+      }
       return pt;
     },
   };
@@ -61,7 +73,7 @@ function aeadKey(raw32: Uint8Array): AeadKey {
   };
 }
 
-/** ScpCrypto over node:crypto, for the enclave's server side. */
+/** ScpCrypto over node:crypto: the enclave's server side and the client's "./node" entry. */
 export const nodeScpCrypto: ScpCrypto = Object.freeze({
   ephemeral: () =>
     settle(() => {
@@ -87,7 +99,6 @@ export const nodeScpCrypto: ScpCrypto = Object.freeze({
       };
     }),
   aeadKey: (raw32: Uint8Array) => settle(() => aeadKey(raw32)),
-  // Sessions then seal and open records synchronously: no promise per record.
   aeadKeySync: syncAeadKey,
   verify: (publicKey65: Uint8Array, data: Uint8Array, sig64: Uint8Array) =>
     settle(() => {
@@ -96,13 +107,13 @@ export const nodeScpCrypto: ScpCrypto = Object.freeze({
         const key = publicKeyFromRaw(publicKey65);
         return verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, sig64);
       } catch {
-        return false;
+        return false; // not a 65-byte P-256 point: a bad key never verifies
       }
     }),
   random: (n: number) => new Uint8Array(randomBytes(n)),
 });
 
-/** The node identity key as SCP's server signer: ECDSA-P256-SHA256, raw r‖s. */
+/** A P-256 private key as SCP's server signer (the enclave's node identity key): raw r‖s. */
 export function nodeScpSigner(privateKey: KeyObject, publicKey: Uint8Array): ScpSigner {
   return {
     publicKey,

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ScpError, webCryptoScp } from '@cloister/core';
-import { nodeScpCrypto } from '../src/node-crypto.js';
+import { nodeScpCrypto } from '@cloister/node-crypto';
 
 const key = Uint8Array.from({ length: 32 }, (_, i) => i);
 const iv = Uint8Array.from({ length: 12 }, (_, i) => 100 + i);

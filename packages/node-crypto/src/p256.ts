@@ -1,6 +1,7 @@
 /**
  * P-256 public keys in their 65-byte uncompressed SEC1 form (what the formats carry) and as
- * node:crypto KeyObjects (what `sign`/`verify` take): one conversion each way for the enclave.
+ * node:crypto KeyObjects (what `sign`/`verify` take): one conversion each way, for the enclave
+ * and Node clients.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { concatBytes, InvalidInputError } from '@cloister/core';

@@ -1,14 +1,23 @@
 /**
- * AES-256-GCM (NIST SP 800-38D) through node:crypto, for everything the enclave encrypts: sealed
- * blobs (seal.ts) and ledger records (ledger/crypto.ts). Callers choose the 96-bit nonce (random
- * per message) and the additional data that binds the ciphertext to its context.
+ * AES-256-GCM (NIST SP 800-38D) through node:crypto, for everything the enclave encrypts (sealed
+ * blobs, ledger records, log write sets, SCP records) and for SCP records on Node clients.
+ * Callers choose the 96-bit nonce (random per message, or SCP's per-direction sequence) and the
+ * additional data that binds the ciphertext to its context.
  */
 import { createCipheriv, createDecipheriv, type KeyObject } from 'node:crypto';
-import { concatBytes } from '@cloister/core';
 
 /** Length of the authentication tag appended to every ciphertext. */
 export const AEAD_TAG_BYTES = 16;
 const TAG_BYTES = AEAD_TAG_BYTES;
+
+/** `head` ‖ `tail` ‖ `tag` in one fresh buffer (GCM's update output is usually the whole body). */
+function join(head: Uint8Array, tail: Uint8Array, tag: Uint8Array): Uint8Array {
+  const out = new Uint8Array(head.length + tail.length + tag.length);
+  out.set(head, 0);
+  out.set(tail, head.length);
+  out.set(tag, head.length + tail.length);
+  return out;
+}
 
 /** AES-256-GCM encryption: ciphertext ‖ 16-byte tag. */
 export function aesGcmSeal(
@@ -20,8 +29,7 @@ export function aesGcmSeal(
   const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
   c.setAAD(aad);
   const head = c.update(plaintext);
-  const tail = c.final();
-  return concatBytes(head, tail, c.getAuthTag());
+  return join(head, c.final(), c.getAuthTag());
 }
 
 /** AES-256-GCM decryption of ciphertext ‖ tag; undefined when it does not authenticate. */
@@ -36,9 +44,14 @@ export function aesGcmOpen(
   d.setAAD(aad);
   d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
   const head = d.update(sealed.subarray(0, sealed.length - TAG_BYTES));
+  let tail: Buffer;
   try {
-    return concatBytes(head, d.final());
+    tail = d.final();
   } catch {
     return undefined;
   }
+  // `head` is a fresh buffer of its own (not pooled: update allocates it); copy only when final()
+  // returned bytes, which GCM does not.
+  if (tail.length === 0) return new Uint8Array(head.buffer, head.byteOffset, head.length);
+  return join(head, tail, new Uint8Array(0));
 }
