@@ -353,6 +353,15 @@ export async function startService(
     emit(30, 'service.genesis');
   } else {
     engine = await openLedgerEngine(engineOptions);
+    // The host receives service.sealed only after genesis returned, so a started service's log
+    // holds at least the genesis entry and the signature after it. A store with fewer is a copy
+    // taken during genesis: starting on it would write entry 1 as a transaction, a log that no
+    // later start and no auditor accepts.
+    if (log.size < 2) {
+      throw new RollbackDetectedError(
+        `the store holds ${log.size} log entries, fewer than every started service has (its genesis entry and the signature after it): it is a copy taken before genesis finished; restore the newest copy of the data directory`,
+      );
+    }
     const e = log.epoch;
     const v = await platform.counterRead(counter);
     if (e === v + 1) {
