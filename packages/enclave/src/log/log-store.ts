@@ -102,7 +102,12 @@ export async function* logPages(
   }
 }
 
-/** Reads entry `index` back from the store and checks it is the committed leaf of `merkle`. */
+/**
+ * Reads entry `index` back from the store and checks it is the committed leaf of `merkle`: every
+ * field the leaf commits to (docs/logchain.md §1). Two fields are outside the leaf and are NOT
+ * checked here: `prev` (the chain is checked at restart, against the sealed checkpoint) and a
+ * signature entry's `sig` (callers compare it with the signature bytes they keep, as receipts do).
+ */
 export function readStoredEntry(
   store: LogStore,
   merkle: MerkleLog,

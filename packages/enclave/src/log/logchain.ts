@@ -18,12 +18,14 @@
  */
 import type { KeyObject } from 'node:crypto';
 import {
+  bytesEqual,
   ENTRY_KIND,
   type EntryMeta,
   encodeEntryHashes,
   formatTxid,
   InvalidInputError,
   type LogEntry,
+  LogEntryAlteredError,
   MerkleLog,
   signaturePayload,
 } from '@cloister/core';
@@ -98,7 +100,11 @@ export interface Logchain extends CommitLog {
   consistency(oldSize: number, newSize: number): Uint8Array[];
   /** The decrypted write set of entry `index` (read back and verified against the tree). */
   writeSet(index: number): WriteItem[];
-  /** The committed entry `index`, read back and verified against the tree. */
+  /**
+   * The committed entry `index`, read back and verified against the tree, and for a signature
+   * entry its `sig` against the signature this log made (LogEntryAlteredError otherwise). `prev`
+   * is as stored: the leaf does not cover it and this read does not walk the chain (restart does).
+   */
   entry(index: number): LogEntry;
 }
 
@@ -420,7 +426,17 @@ export function createLogchain(opts: LogchainOptions): Logchain {
       if (!isIndex(index) || index < 1 || index > size) {
         throw new UnknownTransactionError(formatTxid(TERM, Math.max(1, index | 0)), size);
       }
-      return readStoredEntry(store, merkle, index, size);
+      const e = readStoredEntry(store, merkle, index, size);
+      if (e.kind === ENTRY_KIND.signature) {
+        const signed = signatureBytes.get(index);
+        if (signed === undefined || !bytesEqual(e.sig, signed)) {
+          throw new LogEntryAlteredError(
+            index,
+            `signature entry ${index} was altered in the store`,
+          );
+        }
+      }
+      return e;
     },
   };
 
