@@ -621,6 +621,7 @@ describe('app runtime: claims and request status (secure connections)', () => {
     const { createMemoryStore } = await hostStores();
     const claims: (Uint8Array | undefined)[] = [];
     const log = {
+      generation: 0,
       checkpoint: () => new Uint8Array(0),
       open: async () => {},
       stage: (items: readonly { kind: string; claims?: Uint8Array }[]) => {

@@ -60,6 +60,7 @@ function fakeLog(entries = 0) {
   const log = {
     entries,
     epoch: 0,
+    generation: 0,
     stages: [] as StageCall[],
     settles: [] as boolean[],
     opens: [] as { checkpoint: string; index: number; at: (i: number) => Uint8Array }[],

@@ -173,6 +173,49 @@ test('secret rotation: new entries use the new generation, old ones still decryp
   assert.equal(storedEntry(w.store, later.index).meta.gen, 1);
 });
 
+test('a kill between persisting the rotated state and the rotation entry leaves the generation unused', async () => {
+  const w = await genesis();
+  await put(w.service.engine, 'a', '1');
+  let blob: Uint8Array | undefined;
+  await assert.rejects(
+    w.service.rotateSecret(async (b) => {
+      blob = b;
+      throw new Error('killed after the host wrote service.sealed');
+    }),
+    /killed/,
+  );
+  w.service.close();
+  assert.ok(blob !== undefined);
+  // The node restarts with the new sealed state (it holds generations 0 and 1); no rotation entry
+  // announced 1, so the log and the engine both stay on 0 (docs/logchain.md §8).
+  const again = await restart({ ...w, sealed: blob });
+  assert.equal(again.service.status().generation, 0);
+  assert.equal(again.service.engine.generation, 0);
+  const records = new Set<string>();
+  for await (const e of w.store.iterate()) records.add(Buffer.from(e.key).toString('hex'));
+  const b = await put(again.service.engine, 'b', '2');
+  assert.equal(storedEntry(w.store, b.index).meta.gen, 0);
+  let fresh = 0;
+  for await (const e of w.store.iterate()) {
+    if (e.key[0] !== 0x01 || records.has(Buffer.from(e.key).toString('hex'))) continue;
+    fresh++;
+    assert.equal(Buffer.from(e.value).readUInt32BE(1), 0, 'a new ledger record uses generation 0');
+  }
+  assert.ok(fresh > 0);
+  again.service.close();
+  // So the older sealed state, which lacks generation 1, still opens everything (nothing used 1).
+  const older = await restart(w);
+  assert.deepEqual(older.service.engine.at().get('app', 't', te('b')), te('2'));
+  older.service.close();
+  // And the next rotation from the newer state takes generation 2 and uses it.
+  const third = await restart({ ...w, sealed: blob });
+  const rot = await third.service.rotateSecret();
+  assert.equal(rot.generation, 2);
+  const c = await put(third.service.engine, 'c', '3');
+  assert.equal(storedEntry(w.store, c.index).meta.gen, 2);
+  assert.equal(third.service.engine.generation, 2);
+});
+
 test("the stored log passes core's offline auditor", async () => {
   const w = await genesis({ signEvery: 4 });
   for (let i = 0; i < 9; i++) await put(w.service.engine, `k${i}`, 'v');

@@ -83,8 +83,6 @@ export interface Logchain extends CommitLog {
   readonly unsigned: number;
   /** Epoch written into the next checkpoints. */
   readonly epoch: number;
-  /** Secret generation of new write sets (the last rotation entry's, or the newest at genesis). */
-  readonly generation: number;
   /** Every generation known. */
   readonly generations: readonly number[];
   /** The epoch stored in the checkpoint `open` verified (undefined before open). */

@@ -128,6 +128,12 @@ export type LogOnlyItem = Extract<LogItem, { kind: 'genesis' | 'signature' | 'ro
  * `settle(true)` once it resolved or `settle(false)` if it failed.
  */
 export interface CommitLog {
+  /**
+   * The secret generation the log's entries announced last (its last rotation entry's, else the
+   * origin's), read after `open`: the engine seals new records under it, so a generation the
+   * sealed service state holds but no rotation entry announced (a kill mid-rotation) stays unused.
+   */
+  readonly generation: number;
   /** Bytes kept inside the sealed root record; opaque to the engine. */
   checkpoint(): Uint8Array;
   /**
@@ -159,7 +165,7 @@ export interface LedgerEngine {
   readonly term: number;
   /** Latest committed (acknowledged) index; 0 before the first commit. */
   readonly index: number;
-  /** The secret generation new records are sealed under (the highest known). */
+  /** The secret generation new records are sealed under (the log's, else the highest known). */
   readonly generation: number;
   readonly stateHash: Uint8Array;
   /** Store writes made (each one batch with sync) and commits acknowledged: for tests, metrics. */
@@ -190,7 +196,7 @@ export interface LedgerEngineOptions {
   readonly store: LedgerStore;
   /** The origin secret (32 bytes): every key derives from it; fixes path, salt and store keys. */
   readonly secret: LedgerSecret;
-  /** Other secret generations (rotation); new records use the highest known generation. */
+  /** Other secret generations (rotation); new records use the highest known generation, or with a log the one its last rotation entry announced (CommitLog.generation). */
   readonly secrets?: readonly LedgerSecret[];
   /** The logchain: one entry per index, staged into each group's batch (issue 4). */
   readonly log?: CommitLog;
@@ -240,6 +246,7 @@ export async function openLedgerEngine(options: LedgerEngineOptions): Promise<Le
       return stateHashAt(levels, root.versionsRoot, i);
     };
     await options.log.open(root.checkpoint, root.index, at);
+    levels.useGeneration(options.log.generation);
   }
   return engine(options, levels, root);
 }

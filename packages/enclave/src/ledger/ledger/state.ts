@@ -65,6 +65,11 @@ export interface Levels {
    * records of every known generation stay readable. Path, salt and store keys stay the origin's.
    */
   rotate(secret: LedgerSecret): void;
+  /**
+   * Seals new records under known generation `generation` from now on (the log's current one
+   * after a restart); every known generation stays readable.
+   */
+  useGeneration(generation: number): void;
 }
 
 /** Roots found at one state: ledger → catalogue root; ledger → table → table root. */
@@ -78,7 +83,7 @@ export interface LevelsOptions {
   readonly records: RecordReader;
   /** The origin secret (fixes path, salt and store keys for the ledger's life). */
   readonly secret: LedgerSecret;
-  /** Other generations (older or newer); new records use the highest known. */
+  /** Other generations (older or newer); new records use the highest known until `useGeneration` or `rotate` says otherwise. */
   readonly secrets?: readonly LedgerSecret[];
   /** Bound of the node caches of all levels together (one pool). */
   readonly cacheBytes: number;
@@ -148,11 +153,14 @@ export function createLevels(options: LevelsOptions): Levels {
   for (const s of options.secrets ?? []) addSecret(s);
   const maxGeneration = (): number =>
     Math.max(secret.generation, ...others.map((s) => s.generation));
+  // Invariant: a known generation; every level's keyring seals under it.
+  let current = maxGeneration();
 
   function keyringFor(origin: LedgerSecret, later: readonly LedgerSecret[]): LedgerKeyring {
     return createLedgerKeyring({
       origin,
       secrets: later,
+      current,
       ...(options.random ? { random: options.random } : {}),
     });
   }
@@ -246,6 +254,15 @@ export function createLevels(options: LevelsOptions): Levels {
         );
       }
       addSecret(s);
+      current = s.generation;
+      for (const l of [admin, ...ledgers.values()]) l.rekey();
+    },
+    useGeneration(g: number): void {
+      if (g === current) return;
+      if (g !== secret.generation && !others.some((s) => s.generation === g)) {
+        throw new InvalidInputError(`no ledger secret for generation ${g}`);
+      }
+      current = g;
       for (const l of [admin, ...ledgers.values()]) l.rekey();
     },
   };
