@@ -23,7 +23,11 @@ import { ClientClosedError, HandshakeRefusedError, NetworkError, nodeError } fro
 import type { Socket, Transport } from './ports.js';
 
 export interface ReconnectOptions {
-  /** Attempts after a drop before the unanswered calls fail (default 6). */
+  /**
+   * Attempts after a drop before the unanswered calls fail (default 6). Also the re-send budget of
+   * one call: it goes out on at most 1 + attempts sessions, so a call whose every session ends
+   * before its answer fails with NETWORK instead of being sent again for ever.
+   */
   readonly attempts?: number;
   /** Delay before the first attempt, in ms (default 100); doubles per attempt, ±50% jitter. */
   readonly initialMs?: number;
@@ -81,7 +85,19 @@ interface Pending {
   readonly notifications: string[];
   /** The Live this request was last sent on (a re-open sends it again on the new one). */
   sentOn: Live | undefined;
+  /** Sessions it was sent on. Invariant: at most the connection's maxSends. */
+  sends: number;
 }
+
+/**
+ * Failures of one message before anything is sealed (the session says so: docs/scp.md §11): that
+ * call fails alone and the session goes on.
+ */
+const MESSAGE_FAILURES: ReadonlySet<string> = new Set([
+  'FRAME_TOO_LARGE',
+  'INVALID_INPUT',
+  'ENCODING',
+]);
 
 /** Failures a fresh connection may cure; any other (a trust failure, a bug) is final. */
 const TRANSIENT: ReadonlySet<string> = new Set([
@@ -155,6 +171,7 @@ export class Connection {
         onNotify,
         notifications: [],
         sentOn: undefined,
+        sends: 0,
       };
       this.pending.set(p.id, p);
       // An established session: send now (one promise hop less per call).
@@ -333,6 +350,21 @@ export class Connection {
 
   private send(live: Live, p: Pending): void {
     if (p.sentOn === live || live.dead || !this.pending.has(p.id)) return;
+    if (p.sends >= this.maxSends()) {
+      // Every session it went out on ended before its answer (a node that keeps closing on it,
+      // or an answer this client cannot read): stop here. A transaction keeps its request id:
+      // its status tells whether it applied.
+      const last = p.sentOn?.reason;
+      this.pending.delete(p.id);
+      p.reject(
+        new NetworkError(
+          `the call was sent on ${p.sends} connections and each ended before its answer (the last: ${why(last)}); it is not sent again`,
+          { cause: last },
+        ),
+      );
+      return;
+    }
+    p.sends += 1;
     p.sentOn = live;
     const message: ScpMessage = { type: 'request', id: p.id, op: p.op, args: p.args };
     if (live.session.sealSync !== undefined) {
@@ -341,7 +373,7 @@ export class Connection {
       try {
         frames = live.session.sealSync(message, { pad: this.o.padding });
       } catch (e) {
-        this.dropped(live, e);
+        if (!this.messageFailed(p, e)) this.dropped(live, e);
         return;
       }
       for (const f of frames) live.socket.send(f);
@@ -353,9 +385,23 @@ export class Connection {
         const frames = await live.session.seal(message, { pad: this.o.padding });
         if (!live.dead) for (const f of frames) live.socket.send(f);
       } catch (e) {
-        this.dropped(live, e);
+        if (!this.messageFailed(p, e)) this.dropped(live, e);
       }
     });
+  }
+
+  /** 1 + the reconnect attempts (1 without reconnects): the sessions one call may go out on. */
+  private maxSends(): number {
+    const r = this.o.reconnect;
+    return r === false ? 1 : 1 + (r?.attempts ?? 6);
+  }
+
+  /** True (and `p` rejected alone) when `e` is its message's own failure, not the session's. */
+  private messageFailed(p: Pending, e: unknown): boolean {
+    if (!isCloisterError(e) || !MESSAGE_FAILURES.has(e.code)) return false;
+    this.pending.delete(p.id);
+    p.reject(e);
+    return true;
   }
 
   private onFrame(live: Live, frame: Uint8Array): Promise<void> | undefined {

@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import {
   encodeAlert,
   isCloisterError,
+  MAX_FRAME,
   memorySignedRootStore,
   sha256,
   toHex,
@@ -523,6 +524,50 @@ for (const [label, crypto] of [
         n.down = false;
         const r = await c.app('shop').query('b', {});
         assert.deepEqual(r.result, { method: 'b', args: '{}' });
+        await c.close();
+      });
+
+      it('a call whose every session ends before its answer fails with NETWORK after its re-send budget', async () => {
+        const n = node();
+        // A host (or a node) that ends the connection whenever this one call's record passes:
+        // without a budget the client re-sent it on a new session for ever.
+        const transport = relay(n.transport, {
+          up: (f, pass) => (f[0] === FRAME.RECORD && f.length > 3000 ? n.dropAll() : pass(f)),
+        });
+        const c = await open(n, { transport });
+        await c.app('shop').info();
+        const before = n.connections;
+        await assert.rejects(c.app('shop').query('big', { pad: 'x'.repeat(4000) }), (e) => {
+          code('NETWORK')(e);
+          assert.match(
+            (e as Error).message,
+            /sent on 5 connections and each ended before its answer/,
+          );
+          return true;
+        });
+        // Sent on 1 + attempts (4) sessions; the last re-open found the budget spent.
+        assert.equal(n.connections - before, 5);
+        // The client itself goes on.
+        const r = await c.app('shop').query('small', { a: 1 });
+        assert.deepEqual(r.result, { method: 'small', args: '{"a":1}' });
+        await c.close();
+      });
+
+      it('a call too large for a frame fails alone; the session and the other calls go on', async () => {
+        const n = node();
+        const c = await open(n);
+        await c.app('shop').info();
+        const session = c.session;
+        const other = c.app('shop').query('other', { b: 2 });
+        await assert.rejects(
+          c.app('shop').query('huge', { pad: 'x'.repeat(MAX_FRAME) }),
+          code('FRAME_TOO_LARGE'),
+        );
+        assert.deepEqual((await other).result, { method: 'other', args: '{"b":2}' });
+        const after = await c.app('shop').transact('pay', { amount: 1 });
+        assert.equal(after.repeated, false);
+        assert.equal(c.session, session, 'the same session');
+        assert.equal(n.connections, 1);
         await c.close();
       });
 

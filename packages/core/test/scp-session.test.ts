@@ -8,7 +8,7 @@ import { bytesEqual } from '../src/bytes.js';
 import { encodeCbor } from '../src/cbor.js';
 import { isCloisterError } from '../src/errors.js';
 import { sha256 } from '../src/hash.js';
-import { decodePlaintext, encodePlaintext } from '../src/scp/codec.js';
+import { decodePlaintext, encodePlaintext, messageArray } from '../src/scp/codec.js';
 import {
   clientHandshake,
   decodeAlert,
@@ -456,5 +456,58 @@ describe('SCP message codec (strict)', () => {
       () => decodePlaintext(encodeCbor([1, 1, 'op', new Map([[1, 2]])])),
       code('SCP_PROTOCOL'),
     );
+  });
+
+  // What one side encodes, the other decodes: an error message longer than the 1024-byte text
+  // limit (an app's own message under its code prefix can be) is clipped by the sender, never
+  // refused by the receiver (which made clients reconnect and re-send the call without end).
+  const utf8Length = (t: string): number => new TextEncoder().encode(t).length;
+  const roundTrip = (m: ScpMessage): ScpMessage | 'key-update' =>
+    decodePlaintext(encodePlaintext(messageArray(m), false));
+  for (const [name, unit] of [
+    ['ASCII', 'm'],
+    ['two-byte', 'é'],
+    ['three-byte', '€'],
+    ['astral (surrogate pairs)', '😀'],
+  ] as const) {
+    test(`an over-long error or close message (${name}) is clipped to 1024 bytes on encode`, () => {
+      for (const n of [1000, 1024, 1025, 5000]) {
+        const message = unit.repeat(Math.ceil(n / utf8Length(unit)));
+        const r = roundTrip({ type: 'response', id: 1, ok: false, code: 'APP_ERROR', message });
+        assert.ok(r !== 'key-update' && r.type === 'response' && !r.ok);
+        assert.ok(utf8Length(r.message) <= 1024, `${utf8Length(r.message)} bytes`);
+        if (utf8Length(message) <= 1024) assert.equal(r.message, message);
+        else {
+          assert.ok(r.message.endsWith('…'));
+          assert.ok(message.startsWith(r.message.slice(0, -1)), 'a prefix of whole characters');
+          assert.ok(utf8Length(r.message) > 1024 - 3 - utf8Length(unit));
+        }
+        const c = roundTrip({ type: 'close', code: 'SCP_CLOSED', message });
+        assert.ok(c !== 'key-update' && c.type === 'close' && utf8Length(c.message) <= 1024);
+      }
+      const alert = decodeAlert(encodeAlert('SCP_HANDSHAKE', unit.repeat(2000)));
+      assert.ok(utf8Length(alert.message) <= 1024 && alert.message.endsWith('…'));
+    });
+  }
+
+  test('names and codes the decoder would refuse are refused on encode (not clipped)', () => {
+    const long = 'x'.repeat(1025);
+    assert.throws(
+      () => messageArray({ type: 'request', id: 1, op: long, args: new Map() }),
+      code('INVALID_INPUT'),
+    );
+    assert.throws(
+      () => messageArray({ type: 'response', id: 1, ok: false, code: long, message: 'm' }),
+      code('INVALID_INPUT'),
+    );
+    assert.throws(
+      () => messageArray({ type: 'close', code: long, message: '' }),
+      code('INVALID_INPUT'),
+    );
+    assert.throws(() => encodeAlert(long, 'm'), code('INVALID_INPUT'));
+    // 1024 bytes exactly is allowed, and decodes.
+    const op = 'é'.repeat(512);
+    const r = roundTrip({ type: 'request', id: 1, op, args: new Map() });
+    assert.ok(r !== 'key-update' && r.type === 'request' && r.op === op);
   });
 });

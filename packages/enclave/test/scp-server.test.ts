@@ -32,7 +32,10 @@ import { abiKit, SCRATCH2 } from './app-runtime-wasm.js';
 import { CONSTRAINT, genesis } from './log-helpers.js';
 import { get, i32 } from './sandbox-wasm.js';
 
-const kit = abiKit({ t: 't', k: 'k' });
+// `long`: an app's own error message that fits the runtime's 1024 bytes but not, under the
+// "the app refused the call: CODE: " prefix, SCP's 1024-byte text field.
+const LONG_MESSAGE = 'm'.repeat(1020);
+const kit = abiKit({ t: 't', k: 'k', E: 'E', long: LONG_MESSAGE });
 const c = kit.call;
 /** args → t/k, notification = args, result = args. */
 const put = [
@@ -56,6 +59,7 @@ const APP = kit.module({
   routes: [
     { name: 'put', kind: 'transaction', body: put },
     { name: 'echo', kind: 'query', body: echo },
+    { name: 'boom', kind: 'query', body: [...kit.str('E'), ...kit.str('long'), ...c('fail')] },
   ],
 });
 const DEPLOY_INDEX = 3;
@@ -333,6 +337,19 @@ describe('scp server: operations', () => {
       err(await cl.call('query', { app: 'demo', method: 'zzz', args: '1', codeId: w.codeId })),
       'APP_METHOD_UNKNOWN',
     );
+    assert.equal(w.sink.ends.size, 0);
+    ok(await cl.call('query', { app: 'demo', method: 'echo', args: '2', codeId: w.codeId }));
+  });
+
+  test("an app error message over SCP's text limit arrives clipped, and the session goes on", async () => {
+    const w = await world();
+    const cl = await connect(w);
+    const r = await cl.call('query', { app: 'demo', method: 'boom', args: '1', codeId: w.codeId });
+    assert.equal(err(r), 'APP_ERROR');
+    assert.ok(!r.ok);
+    const bytes = new TextEncoder().encode(r.message).length;
+    assert.ok(bytes <= 1024 && bytes > 1000, `${bytes} bytes`);
+    assert.match(r.message, /^the app refused the call: E: m+…$/);
     assert.equal(w.sink.ends.size, 0);
     ok(await cl.call('query', { app: 'demo', method: 'echo', args: '2', codeId: w.codeId }));
   });

@@ -157,13 +157,37 @@ function text(v: unknown, what: string, code: ScpErrorCode): string {
   return v;
 }
 
+/** UTF-8 bytes of code point `c`. */
+function utf8Bytes(c: number): number {
+  return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+}
+
+/**
+ * `s` if its UTF-8 form fits in `max` bytes (default: the 1024 of every SCP text field), else its
+ * longest prefix of whole code points that fits with "…" (3 bytes) after it. Messages are for
+ * people: a sender clips them so the receiver, which refuses longer text, never sees one.
+ */
+export function clipText(s: string, max = MAX_TEXT): string {
+  // A UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair, 2 units, is 4).
+  if (s.length * 3 <= max || utf8(s).length <= max) return s;
+  let bytes = 0;
+  let end = 0;
+  for (const ch of s) {
+    const n = utf8Bytes(ch.codePointAt(0) as number);
+    if (bytes + n > max - 3) break;
+    bytes += n;
+    end += ch.length;
+  }
+  return `${s.slice(0, end)}…`;
+}
+
 /** ALERT = 0x06 ‖ cbor([code, message]): plaintext, sent on handshake failure before closing. */
 export function encodeAlert(code: string, message: string): Uint8Array {
   if (typeof code !== 'string' || typeof message !== 'string') {
     throw new InvalidInputError('an alert has a text code and a text message');
   }
-  const m = utf8(message).length > MAX_TEXT ? `${message.slice(0, 256)}…` : message;
-  return frame(FRAME.ALERT, encodeCbor([code, m]));
+  shortText(code, 'an alert code');
+  return frame(FRAME.ALERT, encodeCbor([code, clipText(message)]));
 }
 
 /** Decodes an ALERT strictly (ScpError SCP_PROTOCOL when malformed). Its content is unauthenticated. */
@@ -231,6 +255,13 @@ function checkId(id: number): void {
   if (!Number.isSafeInteger(id) || id < 1) bad('id must be an integer >= 1');
 }
 
+/** Refuses text the decoder would refuse (names and codes are not clipped: they must be exact). */
+function shortText(v: string, what: string): void {
+  if (v.length * 3 > MAX_TEXT && utf8(v).length > MAX_TEXT) {
+    bad(`${what} must be at most ${MAX_TEXT} bytes of UTF-8`);
+  }
+}
+
 export function messageArray(m: ScpMessage): unknown[] {
   // Module-level helpers, not closures: this runs for every record sealed.
   if (typeof m !== 'object' || m === null) bad('must be an object');
@@ -238,6 +269,7 @@ export function messageArray(m: ScpMessage): unknown[] {
     case 'request':
       checkId(m.id);
       if (typeof m.op !== 'string') bad('op must be text');
+      shortText(m.op, 'op');
       if (!isMapLike(m.args)) bad('args must be a map');
       return [MSG.REQUEST, m.id, m.op, m.args];
     case 'response':
@@ -248,7 +280,8 @@ export function messageArray(m: ScpMessage): unknown[] {
       }
       if (typeof m.code !== 'string' || typeof m.message !== 'string')
         bad('an error has text code and message');
-      return [MSG.RESPONSE, m.id, false, [m.code, m.message]];
+      shortText(m.code, 'an error code');
+      return [MSG.RESPONSE, m.id, false, [m.code, clipText(m.message)]];
     case 'notify':
       checkId(m.id);
       if (typeof m.json !== 'string') bad('json must be text');
@@ -256,7 +289,8 @@ export function messageArray(m: ScpMessage): unknown[] {
     case 'close':
       if (typeof m.code !== 'string' || typeof m.message !== 'string')
         bad('close has text code and message');
-      return [MSG.CLOSE, m.code, m.message];
+      shortText(m.code, 'a close code');
+      return [MSG.CLOSE, m.code, clipText(m.message)];
     default:
       return bad(`unknown type ${JSON.stringify((m as { type: unknown }).type)}`);
   }
