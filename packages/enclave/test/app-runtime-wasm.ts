@@ -38,6 +38,8 @@ export interface AbiModuleOptions {
   >;
   /** Raw cloister_routes body (default: one `route` call per route). */
   readonly routesBody?: readonly number[];
+  /** ABI imports placed in a funcref table (index = position), for `call_indirect`. */
+  readonly tabled?: readonly string[];
 }
 
 export interface AbiKit {
@@ -48,6 +50,8 @@ export interface AbiKit {
   ptr(name: string): number;
   len(name: string): number;
   readonly importCount: number;
+  /** `call_indirect` through table slot `slot`, typed as ABI import `name`. */
+  callIndirect(name: string, slot: number): number[];
   module(options: AbiModuleOptions): Uint8Array;
 }
 
@@ -82,6 +86,15 @@ export function abiKit(strings: Readonly<Record<string, string | Uint8Array>> = 
     ptr: (name) => s(name).ptr,
     len: (name) => s(name).bytes.length,
     importCount: ALL.length,
+    callIndirect(name, slot) {
+      // The module's type section lists the imports' signatures first, each once, in import
+      // order (sandbox-wasm.ts `wasm`): the type index of `name` is its signature's rank there.
+      const key = (x: (typeof ALL)[number]): string =>
+        JSON.stringify([x.spec.params, x.spec.results]);
+      const keys = [...new Set(ALL.map(key))];
+      const type = keys.indexOf(key(ALL[index(name)] as (typeof ALL)[number]));
+      return [...i32(slot), 0x11, ...uleb(type), 0x00];
+    },
     module(o) {
       const imports = [
         ...ALL.map(({ module, field, spec }) => {
@@ -130,7 +143,16 @@ export function abiKit(strings: Readonly<Record<string, string | Uint8Array>> = 
         ...bytes,
       ]);
       const data = [...uleb(segments.length), ...segments.flat()];
-      return wasm({ imports, funcs, memory: [0x00, 1], raw: [{ id: 11, payload: data }] });
+      const tabled = o.tabled ?? [];
+      return wasm({
+        imports,
+        funcs,
+        memory: [0x00, 1],
+        ...(tabled.length > 0
+          ? { table: [0x00, tabled.length], elements: tabled.map((t) => index(t)) }
+          : {}),
+        raw: [{ id: 11, payload: data }],
+      });
     },
   };
   return kit;

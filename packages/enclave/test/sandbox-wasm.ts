@@ -113,6 +113,8 @@ export interface ModuleDef {
   readonly memory?: readonly number[];
   /** Raw limits bytes for one funcref table. */
   readonly table?: readonly number[];
+  /** Function indices of one active element segment at table 0, offset 0. */
+  readonly elements?: readonly number[];
   /** Index (in the function index space) of the start function. */
   readonly start?: number;
   /** Extra raw sections appended as given ([id, ...payload] without size), for hostile tests. */
@@ -156,6 +158,10 @@ export function wasm(def: ModuleDef): Uint8Array {
   if (def.memory) sections.push([5, vec([[...def.memory]])]);
   sections.push([7, vec(exports)]);
   if (def.start !== undefined) sections.push([8, uleb(def.start)]);
+  if (def.elements) {
+    // Flags 0: active, table 0, offset (i32.const 0), a vector of function indices.
+    sections.push([9, vec([[0x00, 0x41, 0x00, 0x0b, ...vec(def.elements.map((f) => uleb(f)))]])]);
+  }
   sections.push([10, vec(bodies)]);
   for (const r of def.raw ?? []) sections.push([r.id, [...r.payload]]);
   const out = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];

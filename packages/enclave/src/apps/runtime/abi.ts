@@ -85,8 +85,20 @@ export function typeText(params: readonly number[], results: readonly number[]):
   return `(${params.map(n).join(', ')}) -> (${results.map(n).join(', ')})`;
 }
 
-/** Extra fuel per entry of a history or list page. */
-export const FUEL_PER_ENTRY = 200;
+/**
+ * Fuel per entry `ledger_list` or `ledger_history` reads, charged as it is read (before the next):
+ * each is a verified read like `ledger_get`'s, and a listing also steps over removed keys, which
+ * it returns nothing for (so a page's work is bounded by fuel, not by what it returns).
+ */
+export const FUEL_PER_ENTRY = 2_000;
+
+/**
+ * Bases from this size up are charged by the host function itself, not at the call site: a call
+ * through `call_indirect` (an import placed in a table) skips call-site charges, and for these
+ * imports that would be 10 units for up to 100,000 of work. Below it, the call site charges (no
+ * JavaScript-side charge on the fast path); `call_indirect` then costs at most 10x too little.
+ */
+export const HOST_CHARGED_BASE = 1_000;
 
 /** Every import a v1 module may use (the sandbox's allow-list). */
 export const ALLOWED_IMPORTS: readonly { readonly module: string; readonly field: string }[] =
@@ -94,8 +106,16 @@ export const ALLOWED_IMPORTS: readonly { readonly module: string; readonly field
     Object.keys(fields).map((field) => ({ module, field })),
   );
 
+/** The base the sandbox charges at the call site (the sandbox's `importCost`). */
 export function importCost(module: string, field: string): number {
-  return IMPORTS[module]?.[field]?.cost ?? 0;
+  const cost = IMPORTS[module]?.[field]?.cost ?? 0;
+  return cost < HOST_CHARGED_BASE ? cost : 0;
+}
+
+/** The base the host function charges when it runs (0 when the call site does). */
+export function hostBase(module: string, field: string): number {
+  const cost = IMPORTS[module]?.[field]?.cost ?? 0;
+  return cost < HOST_CHARGED_BASE ? 0 : cost;
 }
 
 /** Caps of §12 (configurable through the runtime's options). */

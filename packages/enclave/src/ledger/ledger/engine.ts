@@ -95,7 +95,16 @@ export interface LedgerView {
   get(ledger: string, table: string, key: Uint8Array): Uint8Array | undefined;
   list(ledger: string, table: string, options?: ListOptions): ListPage;
   /** Versions of `key`, newest first, at most `limit` (default 100, at most 1000). */
-  history(ledger: string, table: string, key: Uint8Array, options?: { limit?: number }): Version[];
+  history(
+    ledger: string,
+    table: string,
+    key: Uint8Array,
+    options?: {
+      limit?: number;
+      /** Called with each version's value bytes as it is read (as ListOptions.onRead). */
+      onRead?: (bytes: number) => void;
+    },
+  ): Version[];
   /** State proof of `key` against `stateHash` (core verifyStateProof). Owner or admin only. */
   prove(principal: Principal, ledger: string, table: string, key: Uint8Array): Uint8Array;
 }
@@ -372,6 +381,7 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
         const out: Version[] = [];
         let v = reader.read(ledger, table, key);
         while (v !== undefined && out.length < limit) {
+          opts?.onRead?.(v.value?.length ?? 0);
           out.push({ index: v.index, value: v.value });
           if (v.prev === 0) break;
           const older = createStateReader(levels, stateHashAt(levels, versionsRoot, v.prev));

@@ -28,6 +28,13 @@ export interface ListOptions {
   readonly cursor?: Uint8Array;
   /** Entries per page, 1 .. MAX_PAGE (default DEFAULT_PAGE). */
   readonly limit?: number;
+  /**
+   * Called for each entry the page reads, live or removed (the removed keys it steps over too),
+   * with its key and value bytes, right after the read and before the next; what it throws ends
+   * the page. The app runtime charges fuel this way, so a page's work is bounded by the call's
+   * fuel however many removed keys lie between live ones.
+   */
+  readonly onRead?: (bytes: number) => void;
 }
 
 export interface ListEntry {
@@ -145,9 +152,11 @@ export function listPage(
     let entry: ListEntry | undefined;
     if (useMine) {
       if (mine.value !== undefined) entry = { key: mine.key, value: mine.value };
+      options.onRead?.(mine.key.length + (mine.value?.length ?? 0));
     } else {
       const e = reader.readPath(ledger, table, path);
       if (e.version.value !== undefined) entry = { key: e.key, value: e.version.value };
+      options.onRead?.(e.key.length + (e.version.value?.length ?? 0));
     }
     if (entries.length === limit) {
       // The page is full: look ahead for one more live entry, so a listing that ends here says

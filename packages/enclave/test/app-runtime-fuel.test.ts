@@ -1,0 +1,168 @@
+/**
+ * Fuel that cannot be dodged (docs/app-abi.md §11): an import reached through `call_indirect`
+ * pays its base, `ecdsa_verify` copies nothing for lengths that cannot verify, and `ledger_list`
+ * and `ledger_history` pay for every entry they read as they read it — the removed keys a listing
+ * steps over included — so one call's work is bounded by its fuel, whatever the table holds.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  type AppRuntime,
+  createAppRuntime,
+  FUEL_PER_ENTRY,
+  IMPORTS,
+} from '../src/apps/runtime/index.js';
+import { FuelExhaustedError } from '../src/apps/sandbox/index.js';
+import { createLedgerEngine, type LedgerEngine } from '../src/ledger/ledger/index.js';
+import { abiKit } from './app-runtime-wasm.js';
+import { hostStores, options } from './ledger-engine-helpers.js';
+import { I, i32 } from './sandbox-wasm.js';
+
+const CALLER = Uint8Array.from({ length: 65 }, (_, i) => (i === 0 ? 4 : i));
+const te = (s: string): Uint8Array => new TextEncoder().encode(s);
+const kit = abiKit({ t: 't', k: 'k' });
+const c = kit.call;
+const VERIFY_BASE = IMPORTS.cloister?.ecdsa_verify?.cost as number;
+
+/** ecdsa_verify(pub, 65, msg, 0, sig, 64) with pointers into page 0: verifies nothing, returns 0. */
+const verifyArgs = [...i32(0), ...i32(65), ...i32(0), ...i32(0), ...i32(0), ...i32(64)];
+
+const app = kit.module({
+  tabled: ['ecdsa_verify'],
+  routes: [
+    { name: 'direct', kind: 'query', body: [...verifyArgs, ...c('ecdsa_verify'), I.drop] },
+    {
+      name: 'indirect',
+      kind: 'query',
+      body: [...verifyArgs, ...kit.callIndirect('ecdsa_verify', 0), I.drop],
+    },
+    {
+      // Lengths that cannot verify, with ranges far outside the 64 KiB memory: nothing is read.
+      name: 'hugeLengths',
+      kind: 'query',
+      body: [
+        ...[...i32(0), ...i32(0x7fff_0000), ...i32(0), ...i32(0)],
+        ...[...i32(0), ...i32(0x7fff_0000)],
+        ...c('ecdsa_verify'),
+        I.drop,
+      ],
+    },
+    {
+      name: 'list1',
+      kind: 'query',
+      body: [...kit.str('t'), ...i32(0), ...i32(0), ...i32(1), ...c('ledger_list'), I.drop],
+    },
+    {
+      name: 'listAll',
+      kind: 'query',
+      body: [...kit.str('t'), ...i32(0), ...i32(0), ...i32(1000), ...c('ledger_list'), I.drop],
+    },
+    {
+      name: 'history',
+      kind: 'query',
+      body: [...kit.str('t'), ...kit.str('k'), ...i32(1000), ...c('ledger_history'), I.drop],
+    },
+  ],
+});
+
+async function world(): Promise<{ engine: LedgerEngine; rt: AppRuntime }> {
+  const { createMemoryStore } = await hostStores();
+  const engine = await createLedgerEngine(options(createMemoryStore()));
+  const rt = createAppRuntime({ engine });
+  await rt.deploy('F', app);
+  return { engine, rt };
+}
+
+const query = (rt: AppRuntime, method: string, fuel?: number) =>
+  rt.call({
+    app: 'F',
+    method,
+    kind: 'query',
+    args: '{}',
+    caller: CALLER,
+    ...(fuel === undefined ? {} : { fuel }),
+  });
+
+/** The fuel a call used, whether it finished or ran out. */
+async function fuelOf(rt: AppRuntime, method: string, fuel?: number): Promise<number> {
+  try {
+    return (await query(rt, method, fuel)).fuelUsed;
+  } catch (e) {
+    assert.ok(e instanceof FuelExhaustedError, `expected fuel exhaustion, got ${String(e)}`);
+    return e.fuelUsed;
+  }
+}
+
+/** Writes `values` into table 't' of app ledger 'F' (one commit), then removes `remove` keys. */
+async function fill(engine: LedgerEngine, values: [string, Uint8Array][], remove: string[] = []) {
+  const tx = engine.begin();
+  for (const [k, v] of values) tx.set('F', 't', te(k), v);
+  await tx.commit();
+  if (remove.length === 0) return;
+  const rm = engine.begin();
+  for (const k of remove) rm.remove('F', 't', te(k));
+  await rm.commit();
+}
+
+describe('fuel: host functions pay their base however they are called', () => {
+  test('ecdsa_verify through call_indirect pays its 100,000 base, as a direct call does', async () => {
+    const { rt } = await world();
+    const direct = await fuelOf(rt, 'direct');
+    const indirect = await fuelOf(rt, 'indirect');
+    assert.ok(direct >= VERIFY_BASE, `direct ${direct}`);
+    assert.ok(indirect >= VERIFY_BASE, `indirect ${indirect} (was about 10 + the loop)`);
+    assert.ok(Math.abs(indirect - direct) < 100, `${indirect} vs ${direct}`);
+    // And it stops where the base cannot be paid.
+    await assert.rejects(query(rt, 'indirect', VERIFY_BASE / 2), FuelExhaustedError);
+  });
+
+  test('ecdsa_verify with lengths that cannot verify reads nothing (no 2 GiB copies)', async () => {
+    const { rt } = await world();
+    const r = await query(rt, 'hugeLengths');
+    assert.ok(r.fuelUsed < VERIFY_BASE + 1000, `${r.fuelUsed}`);
+  });
+});
+
+describe('fuel: list and history pay per entry read, as they read it', () => {
+  test('a listing that steps over removed keys pays for each; a small budget stops it', async () => {
+    const { engine, rt } = await world();
+    const keys = Array.from({ length: 300 }, (_, i) => `gone${i}`);
+    await fill(
+      engine,
+      keys.map((k) => [k, te('v')]),
+      keys,
+    );
+    // 300 removed keys and nothing live: the page is empty, but the walk read 300 entries.
+    const all = await fuelOf(rt, 'list1');
+    assert.ok(all >= 300 * FUEL_PER_ENTRY, `${all} for 300 removed keys`);
+    const limit = 20 * FUEL_PER_ENTRY;
+    const stopped = await fuelOf(rt, 'list1', limit);
+    assert.ok(stopped > limit && stopped <= limit + FUEL_PER_ENTRY + 64, `${stopped}`);
+  });
+
+  test('a page of 1 MB values stops at the first entry the fuel cannot pay for', async () => {
+    const { engine, rt } = await world();
+    const big = new Uint8Array(1_000_000).fill(7);
+    await fill(engine, [
+      ['a', big],
+      ['b', big],
+      ['c', big],
+    ]);
+    const whole = await fuelOf(rt, 'listAll');
+    assert.ok(whole >= 3_000_000 + 3 * FUEL_PER_ENTRY, `${whole}`);
+    const limit = 10_000;
+    const used = await fuelOf(rt, 'listAll', limit);
+    // One entry read past the budget at most (it was 3 MB and more before: the page was built first).
+    assert.ok(used <= limit + FUEL_PER_ENTRY + 1_000_064, `${used}`);
+  });
+
+  test('history pays per version read; a small budget stops it after one', async () => {
+    const { engine, rt } = await world();
+    const big = new Uint8Array(1_000_000);
+    for (let i = 0; i < 3; i++) await fill(engine, [['k', big.fill(i)]]);
+    const whole = await fuelOf(rt, 'history');
+    assert.ok(whole >= 3_000_000 + 3 * FUEL_PER_ENTRY, `${whole}`);
+    const used = await fuelOf(rt, 'history', 10_000);
+    assert.ok(used <= 10_000 + FUEL_PER_ENTRY + 1_000_000, `${used}`);
+  });
+});
