@@ -516,6 +516,10 @@ function readMap(r: Reader, ai: number, depth: number): Map<unknown, unknown> {
     }
     prevStart = start;
     prevEnd = r.pos;
+    // A Map compares keys by SameValueZero: -0.0 would become 0 and merge with an integer 0 key,
+    // so what was accepted would not re-encode to the same bytes.
+    if (Object.is(key, -0)) throw new EncodingError('CBOR map key -0.0 is not supported');
+    if (out.has(key)) throw new EncodingError('CBOR map has two keys with the same value');
     out.set(key, read(r, depth));
   }
   return out;

@@ -288,6 +288,14 @@ function sortedHex(list: readonly Uint8Array[]): string[] {
   return list.map((b) => toHex(b)).sort();
 }
 
+/** sortedHex of a hand-built field, refused (ConstraintSyntaxError) when it has another shape. */
+function checkedHex(list: unknown, what: string): string[] {
+  if (!Array.isArray(list) || !list.every((b) => b instanceof Uint8Array)) {
+    throw new ConstraintSyntaxError(`constraint ${what} must be an array of byte strings`);
+  }
+  return sortedHex(list);
+}
+
 /**
  * The canonical text of a constraint: C: (sorted), S:, PROD:, SVN:, SEC:INSECURE, SIM: (sorted),
  * APP: (sorted by name, then code id), SVC:, lowercase hex, single spaces. parseConstraint(formatConstraint(c)) equals c. Throws
@@ -296,17 +304,19 @@ function sortedHex(list: readonly Uint8Array[]): string[] {
 export function formatConstraint(c: Constraint): string {
   const parts: string[] = [];
   const hex = (b: unknown): string => (b instanceof Uint8Array ? toHex(b) : String(b));
-  for (const m of sortedHex(c.measurements ?? [])) parts.push(`C:${m}`);
+  for (const m of checkedHex(c.measurements ?? [], 'measurements')) parts.push(`C:${m}`);
   if (c.signer !== undefined) parts.push(`S:${hex(c.signer)}`);
   if (c.product !== undefined) parts.push(`PROD:${c.product}`);
   if (c.minSvn !== undefined) parts.push(`SVN:${c.minSvn}`);
   if (c.allowInsecure === true) parts.push('SEC:INSECURE');
-  for (const k of sortedHex(c.simulationKeys ?? [])) parts.push(`SIM:${k}`);
+  for (const k of checkedHex(c.simulationKeys ?? [], 'simulationKeys')) parts.push(`SIM:${k}`);
   if (c.apps !== undefined && !(c.apps instanceof Map)) {
     throw new ConstraintSyntaxError('constraint apps must be a Map of app name to code ids');
   }
   for (const app of [...(c.apps?.keys() ?? [])].sort()) {
-    for (const id of sortedHex(c.apps?.get(app) ?? [])) parts.push(`APP:${app}=${id}`);
+    for (const id of checkedHex(c.apps?.get(app), `apps '${String(app)}'`)) {
+      parts.push(`APP:${app}=${id}`);
+    }
   }
   if (c.service !== undefined) parts.push(`SVC:${hex(c.service)}`);
   const text = parts.join(' ');

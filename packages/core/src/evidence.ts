@@ -54,7 +54,10 @@ const KEYS: ReadonlySet<string> = new Set([
 ]);
 
 function isU32(n: unknown): n is number {
-  return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n < U32_LIMIT;
+  // -0 is a float (CBOR f98000), never an integer of the format.
+  return (
+    typeof n === 'number' && Number.isInteger(n) && n >= 0 && n < U32_LIMIT && !Object.is(n, -0)
+  );
 }
 
 function u32be(n: number): Uint8Array {

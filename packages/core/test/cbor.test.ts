@@ -180,6 +180,8 @@ describe('decodeCbor is strict', () => {
     ['a2616201616102', 'unsorted keys {"b":1,"a":2}'],
     ['a2616101616102', 'duplicate keys'],
     ['a201020103', 'duplicate integer keys'],
+    ['a1f9800001', 'a map key -0.0 (a Map would store it as 0)'],
+    ['a2006178f980006179', 'keys 0 and -0.0 (one key to a Map)'],
     ['a1', 'truncated map'],
     ['62c328', 'invalid UTF-8'],
     ['f93c00', 'integral float'],

@@ -119,6 +119,23 @@ describe('parseConstraint and formatConstraint', () => {
     assert.throws(() => formatConstraint(bad), ConstraintSyntaxError);
     const noProd = { ...bad, signer: new Uint8Array(32) };
     assert.throws(() => formatConstraint(noProd), /PROD/);
+    // Fields of the wrong shape are a named error, not a TypeError (verifyEvidence re-validates
+    // hand-built objects through formatConstraint).
+    const m = [new Uint8Array(32)];
+    const shapes: Record<string, unknown>[] = [
+      { measurements: 'ab' },
+      { measurements: [1] },
+      { measurements: m, allowInsecure: true, simulationKeys: 5 },
+      { measurements: m, apps: new Map([['a', 'zz']]) },
+      { measurements: m, apps: new Map([['a', undefined]]) },
+    ];
+    for (const c of shapes) {
+      assert.throws(
+        () => formatConstraint(c as never),
+        (e: unknown) =>
+          e instanceof ConstraintSyntaxError && /array of byte strings/.test(e.message),
+      );
+    }
   });
 
   test('property: parse(format(parse(x))) is stable', () => {

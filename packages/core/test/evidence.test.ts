@@ -101,6 +101,9 @@ describe('payload format', () => {
     ['product 2^32', { product: 2 ** 32 }, EvidenceFormatError],
     ['svn negative', { svn: -1 }, EvidenceFormatError],
     ['svn float', { svn: 1.5 }, EvidenceFormatError],
+    // -0 passes Number.isInteger, but it is the float f98000: two encodings of "svn 0".
+    ['svn -0.0', { svn: -0 }, EvidenceFormatError],
+    ['product -0.0', { product: -0 }, EvidenceFormatError],
     ['svn as bytes', { svn: new Uint8Array(1) }, EvidenceFormatError],
     ['platform empty', { platform: '' }, EvidenceFormatError],
     ['platform uppercase', { platform: 'SIMULATION' }, EvidenceFormatError],

@@ -183,6 +183,19 @@ describe('strict entry decoding', () => {
     refused(raw(TX, 4, 5), /kind must be 1, 2, 3 or 4/);
     refused(raw(TX, 2, 0), /index must be at least 1/);
     refused(raw(TX, 1, -1), /term must be an unsigned integer/);
+    // -0.0 (CBOR f98000) passes Number.isSafeInteger but is a float: a second encoding of 0.
+    refused(raw(TX, 1, -0), /term must be an unsigned integer/);
+    refused(
+      raw(
+        TX,
+        5,
+        new Map([
+          ['gen', -0],
+          ['size', 3],
+        ]),
+      ),
+      /gen must be an unsigned integer/,
+    );
     refused(
       raw(
         TX,

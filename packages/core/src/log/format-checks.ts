@@ -13,7 +13,7 @@ export const formatFail: Fail = (m) => new LogFormatError(m);
 export const inputFail: Fail = (m) => new InvalidInputError(m);
 
 export function uint(v: unknown, what: string, fail: Fail): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || Object.is(v, -0)) {
     throw fail(`${what} must be an unsigned integer`);
   }
   return v;
