@@ -93,12 +93,14 @@ export interface World {
   sealed: Uint8Array;
 }
 
+/** A genesis on a fresh platform and node; on `given` (a store a test watches) or a new one. */
 export async function genesis(
   extra: Partial<StartServiceOptions> = {},
+  given?: TestStore,
 ): Promise<World & Awaited<ReturnType<typeof startService>>> {
   const platform = fakePlatform();
   const node = newNode();
-  const store = await memoryStore();
+  const store = given ?? (await memoryStore());
   const started = await startService({
     platform,
     store: store as unknown as ServiceStore,

@@ -20,18 +20,8 @@ import {
   RollbackDetectedError,
 } from '@cloister/core';
 import { ROOT_STORE_KEY } from '../src/ledger/ledger/index.js';
-import { logStoreKey, type ServiceStore, signCose, startService } from '../src/log/index.js';
-import {
-  dump,
-  fakePlatform,
-  genesis,
-  memoryStore,
-  newNode,
-  put,
-  restart,
-  storeOf,
-  type World,
-} from './log-helpers.js';
+import { logStoreKey, signCose } from '../src/log/index.js';
+import { dump, genesis, memoryStore, put, restart, storeOf, type World } from './log-helpers.js';
 
 /**
  * A service with entries 1 genesis, 2 sig, 3..6 tx, 7 sig, 8..9 tx, 10 sig, 11..12 tx (unsigned),
@@ -207,8 +197,6 @@ test('a kill between sealing the checkpoint and bumping the counter: the node re
 test('a store copied during genesis (root record of index 0, no entries) is a rollback', async () => {
   // The host copies the store right after genesis wrote its first root record (index 0, before
   // entry 1), lets genesis finish, then restores the copy beside the now-sealed service state.
-  const platform = fakePlatform();
-  const node = newNode();
   const store = await memoryStore();
   let copy: Awaited<ReturnType<typeof dump>> | undefined;
   const write = store.write.bind(store);
@@ -216,18 +204,11 @@ test('a store copied during genesis (root record of index 0, no entries) is a ro
     await write(ops, o);
     if (copy === undefined && store.get(ROOT_STORE_KEY) !== undefined) copy = await dump(store);
   };
-  const g = await startService({
-    platform,
-    store: store as unknown as ServiceStore,
-    node,
-    svn: 1,
-    sealedService: new Uint8Array(0),
-    engine: { cacheBytes: 1 << 20 },
-  });
+  const g = await genesis({}, store);
   assert.equal(g.service.status().index, 2);
   g.service.close();
   assert.ok(copy !== undefined);
-  const w = { platform, node, sealed: g.sealedService, store: await storeOf(copy) };
+  const w = { ...g, store: await storeOf(copy) };
   await assert.rejects(restart(w), (e: unknown) => {
     assert.ok(e instanceof RollbackDetectedError);
     assert.match(e.message, /0 log entries.*before genesis finished/);
