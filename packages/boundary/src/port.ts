@@ -42,6 +42,23 @@ export const SYNC_SIGNAL = { IDLE: 0, REPLIED: 1, CLOSED: 2 } as const;
 export const SYNC_SIGNAL_BYTES = 4;
 
 /**
+ * Most frames in one batch message (docs/boundary.md, "Batches"): a sender splits larger ones. A
+ * receiver takes a longer array as one malformed message: a sparse array of length 2^32 - 1
+ * clones in 15 bytes, and walking its holes would keep the receiver busy and allocating.
+ */
+export const MAX_BATCH_FRAMES = 4096;
+
+/**
+ * The frames of a received message: a batch's, a single frame as itself, or, for an array above
+ * MAX_BATCH_FRAMES, one zero-byte frame (which the codec rejects, as any malformed message).
+ */
+export function receivedFrames(message: unknown): Uint8Array[] {
+  if (!Array.isArray(message)) return [frameBytes(message)];
+  if (message.length > MAX_BATCH_FRAMES) return [new Uint8Array(0)];
+  return Array.from(message, frameBytes);
+}
+
+/**
  * What the launcher hands the shim as `workerData`: the sync channel's enclave end (a
  * MessagePort) and the signal buffer. Typed loosely here: this package uses no Node API.
  */

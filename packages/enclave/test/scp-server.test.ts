@@ -10,8 +10,10 @@
 import assert from 'node:assert/strict';
 import { verify } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { RemoteError } from '@cloister/boundary';
 import {
   appInfoPayload,
+  CloisterError,
   claimsRequest,
   clientHandshake,
   decodeAlert,
@@ -352,6 +354,52 @@ describe('scp server: operations', () => {
     assert.match(r.message, /^the app refused the call: E: m+…$/);
     assert.equal(w.sink.ends.size, 0);
     ok(await cl.call('query', { app: 'demo', method: 'echo', args: '2', codeId: w.codeId }));
+  });
+
+  test("a host's error answer never reaches a client as the enclave's own (code and text)", async () => {
+    const w = await world();
+    // The host answers a store read inside the call with a client-facing code and its own text.
+    const lie = new RemoteError(
+      'store.get',
+      'INVALID_INPUT',
+      'your key was revoked: see evil.example',
+    );
+    const calls: (() => never)[] = [
+      () => {
+        throw lie;
+      },
+      () => {
+        throw new CloisterError('NOT_FOUND', 'wrapped', { cause: lie });
+      },
+    ];
+    for (const fail of calls) {
+      const server = createScpServer({
+        crypto: nodeScpCrypto,
+        signer: nodeScpSigner(w.node.privateKey, w.node.publicKey),
+        service: w.service,
+        runtime: { ...w.runtime, call: async () => fail() },
+        admin: {
+          info: (app) => [
+            { app, history: [{ codeId: w.codeId, index: DEPLOY_INDEX }], loaded: true },
+          ],
+        },
+        send: (id, f) => {
+          const list = w.sink.frames.get(id) ?? [];
+          list.push(f);
+          w.sink.frames.set(id, list);
+        },
+        end: (id, code) => w.sink.ends.set(id, code),
+      });
+      const cl = await connect({ ...w, server });
+      const r = await cl.call('query', {
+        app: 'demo',
+        method: 'echo',
+        args: '1',
+        codeId: w.codeId,
+      });
+      assert.equal(err(r), 'ENCLAVE_FAILED');
+      assert.ok(!r.ok && !/evil|revoked|wrapped/.test(r.message), !r.ok ? r.message : '');
+    }
   });
 
   test('a padded request gets a padded answer; an unpadded one does not', async () => {

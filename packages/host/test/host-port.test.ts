@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MessagePort, Worker } from 'node:worker_threads';
-import { SYNC_SIGNAL, TRANSFER_MIN_BYTES } from '@cloister/boundary';
+import { MAX_BATCH_FRAMES, SYNC_SIGNAL, TRANSFER_MIN_BYTES } from '@cloister/boundary';
 import { createWorkerHostPort } from '../src/launcher/host-port.js';
 
 function fake() {
@@ -78,4 +78,30 @@ test('a batch from the enclave is handed on frame by frame, in order, each norma
     [[9], [1], [], [0, 0], [4], [], []],
   );
   assert.ok(got.every((b) => b.buffer instanceof ArrayBuffer));
+});
+
+test('more frames in one turn than MAX_BATCH_FRAMES leave as several batches, in order', async () => {
+  const f = fake();
+  const n = MAX_BATCH_FRAMES + 5;
+  for (let i = 0; i < n; i++) f.port.post(Uint8Array.of(i & 0xff, i >> 8));
+  await turn();
+  assert.deepEqual(
+    f.posted.map((p) => (p.message as Uint8Array[]).length),
+    [MAX_BATCH_FRAMES, 5],
+  );
+  const all = f.posted.flatMap((p) => p.message as Uint8Array[]);
+  assert.ok(all.every((b, i) => b[0] === (i & 0xff) && b[1] === i >> 8));
+});
+
+test('an array from the enclave over MAX_BATCH_FRAMES is one malformed message', () => {
+  const f = fake();
+  const got: Uint8Array[] = [];
+  f.port.onMessage((b) => got.push(b));
+  const sparse: unknown[] = [];
+  sparse.length = 2 ** 32 - 1;
+  f.listeners.get('message')?.(sparse);
+  assert.deepEqual(
+    got.map((b) => b.length),
+    [0],
+  );
 });

@@ -29,6 +29,7 @@ const EXPECTED: [probe: string, ambient: string][] = [
   ['XMLHttpRequest', 'XMLHttpRequest'],
   ['EventSource', 'EventSource'],
   ['BroadcastChannel', 'BroadcastChannel'],
+  ['File', 'File'],
   ['Performance', 'Performance'],
   ['PerformanceEntry', 'PerformanceEntry'],
   ['PerformanceMark', 'PerformanceMark'],

@@ -42,6 +42,8 @@ export const STUBBED_FUNCTIONS = [
   'XMLHttpRequest',
   'EventSource',
   'BroadcastChannel',
+  // `new File([], name).lastModified` is Date.now() read through Node's own copy of it.
+  'File',
   'Performance',
   'PerformanceEntry',
   'PerformanceMark',

@@ -8,7 +8,9 @@ import type { MessagePort } from 'node:worker_threads';
 import {
   BoundaryError,
   frameBytes,
+  MAX_BATCH_FRAMES,
   type Port,
+  receivedFrames,
   SYNC_SIGNAL,
   transferList,
 } from '@cloister/boundary';
@@ -55,15 +57,18 @@ export function createWorkerPort(ch: WorkerChannel): Port {
       void Promise.resolve().then(check); // posts in this round: wait one more round
       return;
     }
-    const batch = pending;
+    const all = pending;
     pending = [];
     seen = 0;
     scheduled = false;
-    if (batch.length === 1) {
-      const only = batch[0] as Uint8Array;
-      parentPort.postMessage(only, transferList(only));
-    } else {
-      parentPort.postMessage(batch, [...new Set(batch.flatMap(transferList))]);
+    for (let at = 0; at < all.length; at += MAX_BATCH_FRAMES) {
+      const batch = all.length <= MAX_BATCH_FRAMES ? all : all.slice(at, at + MAX_BATCH_FRAMES);
+      if (batch.length === 1) {
+        const only = batch[0] as Uint8Array;
+        parentPort.postMessage(only, transferList(only));
+      } else {
+        parentPort.postMessage(batch, [...new Set(batch.flatMap(transferList))]);
+      }
     }
   };
   return {
@@ -79,8 +84,7 @@ export function createWorkerPort(ch: WorkerChannel): Port {
       if (handler !== undefined) throw new BoundaryError('the port already has a message handler');
       handler = h;
       const deliver = (m: unknown): void => {
-        if (Array.isArray(m)) for (const one of m) h(frameBytes(one));
-        else h(frameBytes(m));
+        for (const f of receivedFrames(m)) h(f);
       };
       parentPort.on('message', (m: unknown) => {
         deliver(m);

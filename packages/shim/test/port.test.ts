@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MessagePort } from 'node:worker_threads';
-import { BoundaryError, SYNC_SIGNAL, TRANSFER_MIN_BYTES } from '@cloister/boundary';
+import {
+  BoundaryError,
+  MAX_BATCH_FRAMES,
+  SYNC_SIGNAL,
+  TRANSFER_MIN_BYTES,
+} from '@cloister/boundary';
 import { createWorkerPort } from '../src/port.js';
 
 type Host = (signal: Int32Array, inbox: unknown[], request: Uint8Array | undefined) => void;
@@ -151,6 +156,35 @@ test('onMessage normalises what arrives, batches frame by frame in order, once',
     [[1], [], [0], [], [2], [], [0, 0], []],
   );
   assert.ok(got.every((b) => b.buffer instanceof ArrayBuffer));
+});
+
+test('an array over MAX_BATCH_FRAMES is one malformed message (a 15-byte sparse array of 2^32-1)', () => {
+  const f = fake(() => {});
+  const got: Uint8Array[] = [];
+  f.port.onMessage((b) => got.push(b));
+  const on = f.listeners.get('message');
+  const sparse: unknown[] = [];
+  sparse.length = 2 ** 32 - 1;
+  on?.(sparse);
+  on?.(Array.from({ length: MAX_BATCH_FRAMES + 1 }, () => Uint8Array.of(1)));
+  assert.deepEqual(
+    got.map((b) => b.length),
+    [0, 0],
+  );
+  // At the cap, every frame is handed on.
+  on?.(Array.from({ length: MAX_BATCH_FRAMES }, () => Uint8Array.of(1)));
+  assert.equal(got.length, 2 + MAX_BATCH_FRAMES);
+});
+
+test('more frames than MAX_BATCH_FRAMES leave in several batches, in order', async () => {
+  const f = fake(() => {});
+  const n = MAX_BATCH_FRAMES * 2 + 3;
+  for (let i = 0; i < n; i++) f.port.post(Uint8Array.of(i & 0xff, i >> 8));
+  await turn();
+  const sizes = f.posted.map((p) => (p.bytes as unknown as Uint8Array[]).length);
+  assert.deepEqual(sizes, [MAX_BATCH_FRAMES, MAX_BATCH_FRAMES, 3]);
+  const all = f.posted.flatMap((p) => p.bytes as unknown as Uint8Array[]);
+  assert.ok(all.every((b, i) => b[0] === (i & 0xff) && b[1] === i >> 8));
 });
 
 test('host messages queued behind one are taken with it, in order, at most 64 more', () => {

@@ -20,6 +20,8 @@
  * the session stays up. Error responses carry a code from the registry and a message; errors that
  * are not the caller's concern carry a fixed message. Log lines are fixed event names only.
  */
+
+import { RemoteError } from '@cloister/boundary';
 import {
   CloisterError,
   encodeAlert,
@@ -133,7 +135,25 @@ const CLIENT_CODES: ReadonlySet<string> = new Set([
   'APP_ABI',
 ]);
 
+/**
+ * True when `e`, or an error it wraps, is the host's answer to a boundary call (a store read, the
+ * clock): its code and text are the host's choice, so they never reach a client as the enclave's.
+ */
+function fromHost(e: unknown): boolean {
+  let x: unknown = e;
+  for (let depth = 0; x instanceof Error && depth < 8; depth++, x = x.cause) {
+    if (x instanceof RemoteError) return true;
+  }
+  return false;
+}
+
 function errorReply(e: unknown): { code: string; message: string } {
+  if (fromHost(e)) {
+    return {
+      code: 'ENCLAVE_FAILED',
+      message: 'the node could not answer this call (its host failed a request)',
+    };
+  }
   if (e instanceof CloisterError) {
     return CLIENT_CODES.has(e.code)
       ? { code: e.code, message: e.message }

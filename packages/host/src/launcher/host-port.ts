@@ -11,7 +11,14 @@
  * on one by one, in order, each normalised like a single message.
  */
 import type { MessagePort, Worker } from 'node:worker_threads';
-import { frameBytes, type HostPort, SYNC_SIGNAL, transferList } from '@cloister/boundary';
+import {
+  frameBytes,
+  type HostPort,
+  MAX_BATCH_FRAMES,
+  receivedFrames,
+  SYNC_SIGNAL,
+  transferList,
+} from '@cloister/boundary';
 
 export interface WorkerHostPort extends HostPort {
   /**
@@ -32,14 +39,17 @@ export function createWorkerHostPort(
   /** Frames posted since the last flush, in post order. Invariant: empty once closed. */
   let pending: Uint8Array[] = [];
   const flush = (): void => {
-    const batch = pending;
+    const all = pending;
     pending = [];
-    if (closed || batch.length === 0) return;
-    if (batch.length === 1) {
-      const only = batch[0] as Uint8Array;
-      worker.postMessage(only, transferList(only));
-    } else {
-      worker.postMessage(batch, [...new Set(batch.flatMap(transferList))]);
+    if (closed || all.length === 0) return;
+    for (let at = 0; at < all.length; at += MAX_BATCH_FRAMES) {
+      const batch = all.length <= MAX_BATCH_FRAMES ? all : all.slice(at, at + MAX_BATCH_FRAMES);
+      if (batch.length === 1) {
+        const only = batch[0] as Uint8Array;
+        worker.postMessage(only, transferList(only));
+      } else {
+        worker.postMessage(batch, [...new Set(batch.flatMap(transferList))]);
+      }
     }
   };
   return {
@@ -51,8 +61,7 @@ export function createWorkerHostPort(
     },
     onMessage(handler) {
       worker.on('message', (m: unknown) => {
-        if (Array.isArray(m)) for (const one of m) handler(frameBytes(one));
-        else handler(frameBytes(m));
+        for (const f of receivedFrames(m)) handler(f);
       });
       worker.on('messageerror', () => handler(new Uint8Array(0)));
     },
