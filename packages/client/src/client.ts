@@ -10,6 +10,7 @@ import {
   type Claims,
   type Constraint,
   checkSignedRoot,
+  exclusive,
   InvalidInputError,
   isCloisterError,
   type PlatformVerifier,
@@ -31,7 +32,7 @@ import {
 } from '@cloister/core';
 import { AppClient } from './app.js';
 import { type Answer, Connection, type ReconnectOptions } from './connection.js';
-import { ServiceChangedError } from './errors.js';
+import { NodeError, ServiceChangedError } from './errors.js';
 import { type ClientState, memoryState, type Transport } from './ports.js';
 
 export interface ConnectOptions {
@@ -249,18 +250,25 @@ export class Client {
         `the node sent the receipt of ${verified.txid}, not ${txid}`,
       );
     }
-    const seen = signedRootOf(verified);
-    const last = await this.state.roots.get(seen.service);
-    let proof: Uint8Array[] | undefined;
-    if (last !== undefined && last.size < seen.size) {
-      const { result } = await this.request('consistency', { from: last.size, to: seen.size });
+    // The proof between the receipt's root and the one stored, either way round (an earlier
+    // transaction's receipt is signed at an earlier size), fetched inside the check: checks on
+    // one store run one at a time, so the stored root cannot change under it.
+    await checkSignedRoot(this.state.roots, signedRootOf(verified), async (from, to) => {
+      let result: Record<string, unknown>;
+      try {
+        ({ result } = await this.request('consistency', { from, to }));
+      } catch (e) {
+        // The node answered that it cannot prove it (a log shorter than a root already seen,
+        // for one): no proof, which the check reports as a rollback. A lost connection is not.
+        if (e instanceof NodeError) return undefined;
+        throw e;
+      }
       const p = result.proof;
       if (!Array.isArray(p) || !p.every((h) => h instanceof Uint8Array)) {
         throw new ScpError('SCP_PROTOCOL', 'the node answered consistency without a proof');
       }
-      proof = p as Uint8Array[];
-    }
-    await checkSignedRoot(this.state.roots, seen, proof);
+      return p as Uint8Array[];
+    });
     return { receipt: bytes, verified };
   }
 
@@ -306,22 +314,26 @@ export class Client {
         );
       }
     } else {
-      const pinned = await this.state.pins.get(this.url);
-      const accept = this.o.acceptServiceChange;
-      if (
-        pinned !== undefined &&
-        !bytesEqual(pinned, shown) &&
-        accept !== true &&
-        !(accept instanceof Uint8Array && bytesEqual(accept, shown))
-      ) {
-        throw new ServiceChangedError(
-          `${this.url} shows service ${toHex(shown)}, but ${toHex(pinned)} was pinned for it on first use`,
-          pinned,
-          shown,
-        );
-      }
-      if (pinned === undefined || !bytesEqual(pinned, shown))
-        await this.state.pins.put(this.url, shown);
+      // Read, compare and pin as one step per pin store: two connects to a URL never pinned
+      // cannot both take "first use" and leave each client on another service.
+      await exclusive(this.state.pins, async () => {
+        const pinned = await this.state.pins.get(this.url);
+        const accept = this.o.acceptServiceChange;
+        if (
+          pinned !== undefined &&
+          !bytesEqual(pinned, shown) &&
+          accept !== true &&
+          !(accept instanceof Uint8Array && bytesEqual(accept, shown))
+        ) {
+          throw new ServiceChangedError(
+            `${this.url} shows service ${toHex(shown)}, but ${toHex(pinned)} was pinned for it on first use`,
+            pinned,
+            shown,
+          );
+        }
+        if (pinned === undefined || !bytesEqual(pinned, shown))
+          await this.state.pins.put(this.url, shown);
+      });
     }
     this.current = {
       identity: shown.slice(),

@@ -122,6 +122,7 @@ function writeNewFile(path: string, bytes: Uint8Array): void {
   } finally {
     rmSync(tmp, { force: true });
   }
+  syncDirectory(dirname(path));
 }
 
 /**
@@ -232,6 +233,48 @@ interface StateFile {
   roots: Record<string, { size: number; root: string }>;
 }
 
+const HEX32 = /^[0-9a-f]{64}$/;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * True when `s` is a state file of version 1 in every part: pins of 32-byte hex identities, roots
+ * keyed by 32-byte hex identities with a size and a 32-byte hex root. Anything else is damaged
+ * (an array for `pins` read as "no pins" and dropped every later pin).
+ */
+function wellFormed(s: unknown): s is StateFile {
+  if (!isRecord(s) || s.v !== 1 || !isRecord(s.pins) || !isRecord(s.roots)) return false;
+  if (!Object.values(s.pins).every((p) => typeof p === 'string' && HEX32.test(p))) return false;
+  return Object.entries(s.roots).every(
+    ([k, r]) =>
+      HEX32.test(k) &&
+      isRecord(r) &&
+      Number.isSafeInteger(r.size) &&
+      (r.size as number) >= 0 &&
+      typeof r.root === 'string' &&
+      HEX32.test(r.root),
+  );
+}
+
+/** fsync of directory `dir`, so a rename or link in it survives a power cut (POSIX only). */
+function syncDirectory(dir: string): void {
+  let fd: number;
+  try {
+    fd = openSync(dir, 'r');
+  } catch {
+    return; // platforms that cannot open a directory (Windows) make renames durable themselves
+  }
+  try {
+    fsyncSync(fd);
+  } catch {
+    // some file systems refuse fsync on a directory: nothing more to do there
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * ClientState in `<dir>/client-state.json` (mode 0600, replaced atomically on each change).
  * A damaged file is refused by name, never silently reset: it holds the pins.
@@ -248,7 +291,7 @@ export function fileState(dir: string): ClientState {
     }
     try {
       const s = JSON.parse(text) as StateFile;
-      if (s.v !== 1 || typeof s.pins !== 'object' || typeof s.roots !== 'object') throw new Error();
+      if (!wellFormed(s)) throw new Error();
       return s;
     } catch {
       throw new InvalidInputError(
@@ -267,6 +310,7 @@ export function fileState(dir: string): ClientState {
       closeSync(fd);
     }
     renameSync(tmp, file);
+    syncDirectory(dir);
   };
   return {
     pins: {

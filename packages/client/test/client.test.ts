@@ -410,6 +410,27 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it("an earlier transaction's receipt after a later one's verifies (its root proven a prefix)", async () => {
+        const n = node();
+        const state = memoryState();
+        const c = await open(n, { state });
+        // t1 signed, then t2 signed at a later size: t1's receipt stays at its own signature.
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        const t2 = await c.app('shop').transact('pay', { amount: 2 });
+        const r2 = await c.receipt(t2.txid, { wait: true, claims: t2.claims });
+        // Then t1's again, as `cloister call --request-id` re-run with the same id does.
+        const r1 = await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        assert.ok(r1.verified.size < r2.verified.size, 'signed at an earlier size');
+        assert.equal((await state.roots.get(n.serviceIdentity))?.size, r2.verified.size);
+        const asked = n.requests.filter((r) => r.op === 'consistency').at(-1)?.args;
+        assert.deepEqual(
+          [asked?.get('from'), asked?.get('to')],
+          [r1.verified.size, r2.verified.size],
+        );
+        await c.close();
+      });
+
       it('claims of another transaction, or a root older than one seen, are refused', async () => {
         const n = node();
         const state = memoryState();
@@ -491,6 +512,40 @@ for (const [label, crypto] of [
         );
         assert.equal(n.connections, 2);
         await c.close();
+      });
+
+      it('two first connects to one URL sharing a state: one pins, the other service is refused', async () => {
+        // A pin store whose calls finish on a later task, as IndexedDB's do, and whose reads
+        // wait for each other (up to 50 ms): unserialised, both connects read "no pin" before
+        // either wrote, and each client stayed on its own service.
+        const inner = memoryState();
+        const later = () => new Promise((r) => setImmediate(r));
+        let reading = 0;
+        let release: () => void = () => {};
+        const both = new Promise<void>((r) => {
+          release = r;
+        });
+        const state = {
+          roots: inner.roots,
+          pins: {
+            get: async (u: string) => {
+              if (++reading === 2) release();
+              await Promise.race([both, new Promise((r) => setTimeout(r, 50))]);
+              return inner.pins.get(u);
+            },
+            put: async (u: string, v: Uint8Array) => (await later(), inner.pins.put(u, v)),
+          },
+        };
+        const x = node();
+        const y = node();
+        const settled = await Promise.allSettled([open(x, { state }), open(y, { state })]);
+        const won = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+        const lost = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+        assert.equal(won.length, 1, 'exactly one connects');
+        code('SERVICE_CHANGED')(lost[0]);
+        // The pin is the service the connected client talks to.
+        assert.deepEqual(await inner.pins.get(won[0]?.url ?? ''), won[0]?.service.identity);
+        await won[0]?.close();
       });
 
       it('a reconnect that reaches another service fails the waiting calls with SERVICE_CHANGED', async () => {

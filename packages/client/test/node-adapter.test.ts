@@ -170,6 +170,31 @@ describe('the state file', () => {
     await fileState(dir).pins.put('u', sha256(utf8('s')));
     writeFileSync(join(dir, 'client-state.json'), '{"v":1,"pins":');
     await assert.rejects(fileState(dir).pins.get('u'), refused(/client-state\.json is damaged/));
+    // Valid JSON of another shape is damaged too: an array of pins read as "never pinned", and
+    // every pin written to it was dropped.
+    const hex = 'ab'.repeat(32);
+    for (const text of [
+      '{"v":1,"pins":[],"roots":[]}',
+      '{"v":1,"pins":null,"roots":{}}',
+      '{"v":1,"pins":{"u":"not hex"},"roots":{}}',
+      `{"v":1,"pins":{},"roots":{"${hex}":{"size":-1,"root":"${hex}"}}}`,
+      `{"v":1,"pins":{},"roots":{"${hex}":{"size":1,"root":"short"}}}`,
+      `{"v":1,"pins":{},"roots":{"short":{"size":1,"root":"${hex}"}}}`,
+      '[]',
+      'null',
+    ]) {
+      writeFileSync(join(dir, 'client-state.json'), text);
+      await assert.rejects(
+        fileState(dir).pins.get('u'),
+        refused(/client-state\.json is damaged/),
+        text,
+      );
+      await assert.rejects(
+        fileState(dir).pins.put('u', sha256(utf8('s'))),
+        refused(/damaged/),
+        text,
+      );
+    }
   });
 });
 

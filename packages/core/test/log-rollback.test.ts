@@ -27,7 +27,7 @@ describe('checkSignedRoot', () => {
     assert.deepEqual((await store.get(service))?.size, 6);
   });
 
-  test('an older size: rollback', async () => {
+  test('an older size without a proof: rollback', async () => {
     const store = memorySignedRootStore();
     const t = tree(10);
     await checkSignedRoot(store, { service, size: 8, root: t.root(8) });
@@ -36,6 +36,65 @@ describe('checkSignedRoot', () => {
       RollbackDetectedError,
     );
     assert.equal((await store.get(service))?.size, 8);
+  });
+
+  test('an older root proven a prefix of the stored one is accepted (an earlier receipt)', async () => {
+    const store = memorySignedRootStore();
+    const t = tree(20);
+    const fork = tree(20, 9);
+    await checkSignedRoot(store, { service, size: 15, root: t.root(15) });
+    // As a client fetches it: the proof between the two sizes, asked inside the check.
+    const asked: [number, number][] = [];
+    await checkSignedRoot(store, { service, size: 8, root: t.root(8) }, async (from, to) => {
+      asked.push([from, to]);
+      return t.consistencyProof(from, to);
+    });
+    assert.deepEqual(asked, [[8, 15]]);
+    assert.deepEqual(await store.get(service), { service, size: 15, root: t.root(15) });
+    // A forked older root does not verify as a prefix; no proof at all is refused too.
+    await assert.rejects(
+      checkSignedRoot(
+        store,
+        { service, size: 8, root: fork.root(8) },
+        fork.consistencyProof(8, 15),
+      ),
+      (e: unknown) => e instanceof RollbackDetectedError && /not a prefix/.test(e.message),
+    );
+    await assert.rejects(
+      checkSignedRoot(store, { service, size: 8, root: t.root(8) }, async () => undefined),
+      (e: unknown) =>
+        e instanceof RollbackDetectedError && /without a consistency proof/.test(e.message),
+    );
+    assert.equal((await store.get(service))?.size, 15);
+  });
+
+  test('checks on one store run one at a time: two in flight cannot roll it back', async () => {
+    // A store whose calls finish on a later task, as IndexedDB's do.
+    const inner = memorySignedRootStore();
+    const later = () => new Promise((r) => setImmediate(r));
+    const store = {
+      get: async (s: Uint8Array) => (await later(), inner.get(s)),
+      put: async (r: Parameters<typeof inner.put>[0]) => (await later(), inner.put(r)),
+    };
+    const t = tree(20);
+    const fork = tree(20, 9);
+    await checkSignedRoot(store, { service, size: 5, root: t.root(5) });
+    const proof = (m: MerkleLog) => async (from: number, to: number) => (
+      await later(), m.consistencyProof(from, to)
+    );
+    // Both read size 5 before either wrote, when unserialised: the later write (size 10) won,
+    // and the fork of size 15 then passed against it.
+    const [a, b] = await Promise.allSettled([
+      checkSignedRoot(store, { service, size: 20, root: t.root(20) }, proof(t)),
+      checkSignedRoot(store, { service, size: 10, root: t.root(10) }, proof(t)),
+    ]);
+    assert.equal(a.status, 'fulfilled');
+    assert.equal(b.status, 'fulfilled');
+    assert.equal((await store.get(service))?.size, 20, 'the newest root stays');
+    await assert.rejects(
+      checkSignedRoot(store, { service, size: 15, root: fork.root(15) }, proof(fork)),
+      RollbackDetectedError,
+    );
   });
 
   test('the same size with another root: a fork', async () => {

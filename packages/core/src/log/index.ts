@@ -68,7 +68,9 @@ export {
   verifyReceipt,
 } from './receipt.js';
 export {
+  type ConsistencySource,
   checkSignedRoot,
+  exclusive,
   memorySignedRootStore,
   type SignedRoot,
   type SignedRootStore,

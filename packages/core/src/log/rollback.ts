@@ -46,54 +46,105 @@ function check(seen: SignedRoot): void {
 }
 
 /**
+ * The RFC 9162 consistency proof between two signed sizes of the service (`from` < `to`): the
+ * proof itself, or a function that fetches it for the sizes it is asked (the stored root is only
+ * known inside the check, so a caller that cannot know it passes a function).
+ */
+export type ConsistencySource =
+  | readonly Uint8Array[]
+  | ((from: number, to: number) => Promise<readonly Uint8Array[] | undefined>);
+
+const running = new WeakMap<object, Promise<unknown>>();
+
+/**
+ * Runs `f` once every earlier `exclusive` call on the same `lock` object settled: a
+ * read-check-write on a store (signed roots, pins) then cannot interleave with another on it.
+ * Within this JavaScript realm only: a store shared with other processes or tabs needs its own
+ * compare-and-set.
+ */
+export function exclusive<T>(lock: object, f: () => Promise<T>): Promise<T> {
+  const before = running.get(lock) ?? Promise.resolve();
+  const mine = before.then(f, f);
+  running.set(
+    lock,
+    mine.catch(() => undefined),
+  );
+  return mine;
+}
+
+async function proofOf(
+  consistency: ConsistencySource | undefined,
+  from: number,
+  to: number,
+): Promise<readonly Uint8Array[] | undefined> {
+  return typeof consistency === 'function' ? consistency(from, to) : consistency;
+}
+
+/**
  * Checks `seen` — a root whose signature the caller has verified (e.g. with verifyReceipt) —
  * against the last root stored for its service, then stores it if it is newer:
  * - none stored: stores `seen`;
- * - an older size: RollbackDetectedError (the service went back);
- * - the same size, another root: RollbackDetectedError (a fork);
- * - the same size and root: nothing to do;
- * - a newer size: `consistency` must be the RFC 9162 consistency proof from the stored root to
- *   `seen`; missing or not verifying: RollbackDetectedError; verifying: stores `seen`.
+ * - the same size and root: nothing to do; the same size, another root: RollbackDetectedError
+ *   (a fork);
+ * - a newer size: `consistency` must give the RFC 9162 proof from the stored root to `seen`;
+ *   missing or not verifying: RollbackDetectedError; verifying: stores `seen`;
+ * - an older size (a receipt of an earlier transaction is signed at an earlier size): `consistency`
+ *   must give the proof from `seen` to the stored root, which shows `seen` is a prefix of what was
+ *   already accepted; missing or not verifying: RollbackDetectedError (rolled back or forked).
+ *   The stored root stays.
+ * Checks on one store run one at a time.
  */
-export async function checkSignedRoot(
+export function checkSignedRoot(
   store: SignedRootStore,
   seen: SignedRoot,
-  consistency?: readonly Uint8Array[],
+  consistency?: ConsistencySource,
 ): Promise<void> {
   check(seen);
-  const last = await store.get(seen.service);
   const fresh = { service: seen.service.slice(), size: seen.size, root: seen.root.slice() };
+  // One at a time per store (read, verify, write): two checks in flight cannot both pass against
+  // the same stored root and the older one win the write.
+  return exclusive(store, () => checkNow(store, fresh, consistency));
+}
+
+async function checkNow(
+  store: SignedRootStore,
+  seen: SignedRoot,
+  consistency: ConsistencySource | undefined,
+): Promise<void> {
+  const last = await store.get(seen.service);
   if (last === undefined) {
-    await store.put(fresh);
+    await store.put(seen);
     return;
   }
   const was = `size ${last.size} root ${toHex(last.root)}`;
-  if (seen.size < last.size) {
-    throw new RollbackDetectedError(
-      `the service shows tree size ${seen.size}, older than the ${was} already seen: it was rolled back`,
-    );
-  }
   if (seen.size === last.size) {
     if (bytesEqual(seen.root, last.root)) return;
     throw new RollbackDetectedError(
       `the service shows another root ${toHex(seen.root)} at the same size as the ${was} already seen: a fork`,
     );
   }
-  if (consistency === undefined) {
+  const older = seen.size < last.size;
+  const [a, b] = older ? [seen, last] : [last, seen];
+  const proof = await proofOf(consistency, a.size, b.size);
+  if (proof === undefined) {
     throw new RollbackDetectedError(
-      `the service shows tree size ${seen.size} without a consistency proof from the ${was} already seen`,
+      older
+        ? `the service shows tree size ${seen.size}, older than the ${was} already seen, without a consistency proof that it is a prefix of it: it may have been rolled back`
+        : `the service shows tree size ${seen.size} without a consistency proof from the ${was} already seen`,
     );
   }
   try {
-    verifyConsistency(last.size, seen.size, last.root, seen.root, consistency);
+    verifyConsistency(a.size, b.size, a.root, b.root, proof);
   } catch (e) {
     if (!(e instanceof CloisterError)) throw e;
     throw new RollbackDetectedError(
-      `the root of size ${seen.size} does not extend the ${was} already seen (${e.message}): a fork`,
+      older
+        ? `the root of size ${seen.size} is not a prefix of the ${was} already seen (${e.message}): rolled back or forked`
+        : `the root of size ${seen.size} does not extend the ${was} already seen (${e.message}): a fork`,
       { cause: e },
     );
   }
-  await store.put(fresh);
+  if (!older) await store.put(seen);
 }
 
 /** A SignedRootStore in memory (tests, short-lived clients). */
