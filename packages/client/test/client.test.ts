@@ -533,7 +533,10 @@ for (const [label, crypto] of [
               await Promise.race([both, new Promise((r) => setTimeout(r, 50))]);
               return inner.pins.get(u);
             },
-            put: async (u: string, v: Uint8Array) => (await later(), inner.pins.put(u, v)),
+            put: async (u: string, v: Uint8Array) => {
+              await later();
+              return inner.pins.put(u, v);
+            },
           },
         };
         const x = node();

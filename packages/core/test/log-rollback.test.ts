@@ -73,15 +73,22 @@ describe('checkSignedRoot', () => {
     const inner = memorySignedRootStore();
     const later = () => new Promise((r) => setImmediate(r));
     const store = {
-      get: async (s: Uint8Array) => (await later(), inner.get(s)),
-      put: async (r: Parameters<typeof inner.put>[0]) => (await later(), inner.put(r)),
+      get: async (s: Uint8Array) => {
+        await later();
+        return inner.get(s);
+      },
+      put: async (r: Parameters<typeof inner.put>[0]) => {
+        await later();
+        return inner.put(r);
+      },
     };
     const t = tree(20);
     const fork = tree(20, 9);
     await checkSignedRoot(store, { service, size: 5, root: t.root(5) });
-    const proof = (m: MerkleLog) => async (from: number, to: number) => (
-      await later(), m.consistencyProof(from, to)
-    );
+    const proof = (m: MerkleLog) => async (from: number, to: number) => {
+      await later();
+      return m.consistencyProof(from, to);
+    };
     // Both read size 5 before either wrote, when unserialised: the later write (size 10) won,
     // and the fork of size 15 then passed against it.
     const [a, b] = await Promise.allSettled([
