@@ -154,6 +154,22 @@ describe('cloister CLI', () => {
     assert.match(other.err, /REFUSED \[RECEIPT\].*service/);
   });
 
+  it('receipt get replaces a receipt but never another file, and names a missing folder', async () => {
+    const file = join(home, 'r-again.cbor');
+    assert.equal((await run(['receipt', 'get', url, '1.1', '-o', file])).code, 0);
+    const again = await run(['receipt', 'get', url, '1.1', '-o', file]);
+    assert.equal(again.code, 0, again.err);
+    const notes = join(home, 'notes.txt');
+    writeFileSync(notes, 'my notes');
+    const over = await run(['receipt', 'get', url, '1.1', '-o', notes]);
+    assert.equal(over.code, 2);
+    assert.match(over.err, /INVALID_INPUT.*exists and does not hold a receipt/);
+    assert.equal(readFileSync(notes, 'utf8'), 'my notes');
+    const missing = await run(['receipt', 'get', url, '1.1', '-o', join(home, 'nope', 'r.cbor')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.err, /INVALID_INPUT.*folder .*nope does not exist/);
+  });
+
   it('receipt verify refuses a file with one byte changed, saying why', async () => {
     const file = join(home, 'r-1.1.cbor');
     const bytes = readFileSync(file);

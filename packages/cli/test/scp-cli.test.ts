@@ -174,6 +174,30 @@ describe('cloister keys, call and query against a real node', () => {
     assert.match(q.out, /result\s+1\n/);
   });
 
+  it('--receipt never overwrites a file that is not a receipt, and is checked before the call', async () => {
+    const key = readFileSync(me);
+    const before = await call('query', ['counter', 'get', '{"name":"r"}', '--identity', me]);
+    const args = ['counter', 'increment', '{"name":"r"}', '--identity', me];
+    // The identity file given by mistake as the receipt's path: refused before anything is sent.
+    const onKey = await call('call', [...args, '--receipt', me]);
+    assert.equal(onKey.code, 2);
+    assert.match(onKey.err, /exists and does not hold a receipt: it is not overwritten/);
+    assert.deepEqual(readFileSync(me), key, 'the key is untouched');
+    // A folder that does not exist: refused before the call too.
+    const noDir = await call('call', [...args, '--receipt', join(tmp, 'no-such-dir', 'r.cbor')]);
+    assert.equal(noDir.code, 2);
+    assert.match(noDir.err, /does not exist; create it/);
+    const after = await call('query', ['counter', 'get', '{"name":"r"}', '--identity', me]);
+    assert.equal(after.out, before.out, 'neither call applied the transaction');
+    // An existing receipt is replaced (a retried request writes its receipt again).
+    const file = join(tmp, 'replaced.cbor');
+    assert.equal((await call('call', [...args, '--receipt', file])).code, 0);
+    const again = await call('call', [...args, '--receipt', file, '--json']);
+    assert.equal(again.code, 0, again.err);
+    const v = await verifyReceipt(new Uint8Array(readFileSync(file)), { constraint });
+    assert.equal(v.txid, JSON.parse(again.out).txid);
+  });
+
   it('without --identity: <home>/identity.pem is created on first use, with a note', async () => {
     const h = join(tmp, 'home2');
     const r = await call('query', ['counter', 'get', '{"name":"a"}'], h);

@@ -7,7 +7,7 @@
  * the rollback check included) and writes it. Exit codes: 0 done, 1 refused or failed, 2 could not
  * run (bad input, unreachable node).
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   type Client,
@@ -29,6 +29,7 @@ import {
   toHex,
 } from '@cloister/core';
 import { line, printError } from '../output.js';
+import { checkOutputFile, RECEIPT_FILE, writeOutputFile } from '../output-file.js';
 import { cloisterHome } from '../paths.js';
 
 export interface CallOptions {
@@ -191,6 +192,9 @@ async function run(
       throw new InvalidInputError('--request-id and --receipt apply to `cloister call` only');
     }
     const accept = o.acceptService === undefined ? undefined : serviceIdentityArg(o.acceptService);
+    // Before anything is sent: a transaction cannot be taken back if its receipt has nowhere to go.
+    const receiptFile =
+      o.receipt === undefined ? undefined : checkOutputFile(o.receipt, RECEIPT_FILE, '--receipt');
     const { path: identityPath, identity } = await identityFor(o);
     client = await connect(url, {
       constraint,
@@ -216,21 +220,21 @@ async function run(
                 },
           );
     let receipt: { file: string; treeSize: number; claims: boolean } | undefined;
-    if (o.receipt !== undefined && isTransact(r)) {
-      let got: Awaited<ReturnType<Client['receipt']>>;
+    if (receiptFile !== undefined && isTransact(r)) {
       try {
-        got = await client.receipt(r.txid, { wait: true, claims: r.claims });
+        const got = await receiptOf(client, r);
+        const file = writeOutputFile(receiptFile, got.receipt, RECEIPT_FILE, '--receipt');
+        receipt = { file, treeSize: got.verified.size, claims: true };
       } catch (e) {
-        if (r.repeated && e instanceof ReceiptError && e.reason === 'claims') {
-          throw new InvalidInputError(
-            `request id '${r.requestId}' was first applied with other arguments (or by another tool with its own salt): the result shown is that first request's, and its receipt (${r.txid}) does not commit to this call's method and arguments; use a new request id for a new request`,
-          );
-        }
-        throw e;
+        // The transaction is committed: show it (txid, request id) before what failed after it,
+        // so nobody runs it again to find out.
+        print(client, app, method, r, undefined, o.json === true);
+        printError(e);
+        process.stderr.write(
+          `  the transaction above is committed (${r.txid}); its receipt was not written: \`cloister receipt get ${url} ${r.txid}\` fetches it\n`,
+        );
+        return e instanceof CloisterError && CANNOT_RUN.has(e.code) ? 2 : 1;
       }
-      const file = resolve(o.receipt);
-      writeFileSync(file, got.receipt);
-      receipt = { file, treeSize: got.verified.size, claims: true };
     }
     print(client, app, method, r, receipt, o.json === true);
     return 0;
@@ -239,6 +243,23 @@ async function run(
     return e instanceof CloisterError && CANNOT_RUN.has(e.code) ? 2 : 1;
   } finally {
     await client?.close();
+  }
+}
+
+/** The receipt of committed `r`, waited for, with its claims checked. */
+async function receiptOf(
+  client: Client,
+  r: TransactResult,
+): Promise<Awaited<ReturnType<Client['receipt']>>> {
+  try {
+    return await client.receipt(r.txid, { wait: true, claims: r.claims });
+  } catch (e) {
+    if (r.repeated && e instanceof ReceiptError && e.reason === 'claims') {
+      throw new InvalidInputError(
+        `request id '${r.requestId}' was first applied with other arguments (or by another tool with its own salt): the result shown is that first request's, and its receipt (${r.txid}) does not commit to this call's method and arguments; use a new request id for a new request`,
+      );
+    }
+    throw e;
   }
 }
 

@@ -4,7 +4,7 @@
  * FILE`: verifies a receipt offline with core verifyReceipt (docs/receipts.md) and prints the
  * verdict as JSON. Exit codes: 0 accepted / written, 1 refused, 2 could not ask or read.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
   CloisterError,
@@ -17,6 +17,7 @@ import {
   verifyReceipt,
 } from '@cloister/core';
 import { printError } from '../output.js';
+import { RECEIPT_FILE, writeOutputFile } from '../output-file.js';
 
 class NetworkError extends CloisterError {
   constructor(message: string) {
@@ -79,9 +80,9 @@ export async function receiptGet(
     printError(e);
     return 2;
   }
-  const file = resolve(o.out ?? `receipt-${txid}.cbor`);
+  let file: string;
   try {
-    writeFileSync(file, bytes);
+    file = writeOutputFile(o.out ?? `receipt-${txid}.cbor`, bytes, RECEIPT_FILE, '--out');
   } catch (e) {
     printError(e);
     return 2;

@@ -1,0 +1,107 @@
+/**
+ * Files the CLI writes for the user (receipts, generated types): never over a file that is not
+ * one of its own kind (an identity key given by mistake as `--receipt` was overwritten), checked
+ * before any work when the work cannot be undone (a transaction), and written atomically.
+ */
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { decodeReceipt, InvalidInputError, toHex } from '@cloister/core';
+
+/** What may be replaced: a test of the existing file's bytes, and its kind for messages. */
+export interface OutputKind {
+  /** "a receipt", "generated types": what the file is meant to hold. */
+  readonly what: string;
+  /** True when the existing content is of this kind, so replacing it loses nothing. */
+  readonly replaces: (existing: Uint8Array) => boolean;
+}
+
+/** Largest existing file read to decide whether it may be replaced. */
+const MAX_EXISTING_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Checks that `path` can take the output: its folder exists, and it is absent or holds `kind`
+ * already. Returns the absolute path. InvalidInputError naming the path and what to do otherwise.
+ */
+export function checkOutputFile(path: string, kind: OutputKind, option: string): string {
+  const file = resolve(path);
+  let dir: ReturnType<typeof statSync> | undefined;
+  try {
+    dir = statSync(dirname(file));
+  } catch {
+    dir = undefined;
+  }
+  if (!dir?.isDirectory()) {
+    throw new InvalidInputError(
+      `${option} ${file}: the folder ${dirname(file)} does not exist; create it, or give another path`,
+    );
+  }
+  let existing: ReturnType<typeof statSync> | undefined;
+  try {
+    existing = statSync(file);
+  } catch {
+    return file; // absent: fine
+  }
+  if (!existing.isFile()) {
+    throw new InvalidInputError(`${option} ${file} is not a file; give a file path`);
+  }
+  let ours = false;
+  if (existing.size <= MAX_EXISTING_BYTES) {
+    try {
+      ours = kind.replaces(new Uint8Array(readFileSync(file)));
+    } catch {
+      ours = false;
+    }
+  }
+  if (!ours) {
+    throw new InvalidInputError(
+      `${option} ${file} exists and does not hold ${kind.what}: it is not overwritten; give another file name, or move that file away first`,
+    );
+  }
+  return file;
+}
+
+/** Writes `bytes` to `path` after checkOutputFile, atomically (a temporary file renamed). */
+export function writeOutputFile(
+  path: string,
+  bytes: Uint8Array | string,
+  kind: OutputKind,
+  option: string,
+): string {
+  const file = checkOutputFile(path, kind, option);
+  const tmp = join(
+    dirname(file),
+    `.${basename(file)}.${toHex(globalThis.crypto.getRandomValues(new Uint8Array(6)))}.tmp`,
+  );
+  try {
+    const fd = openSync(tmp, 'wx', 0o644);
+    try {
+      writeSync(fd, typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new InvalidInputError(`${option} ${file} could not be written: ${(e as Error).message}`);
+  }
+  return file;
+}
+
+/** A receipt file: may replace one holding a receipt (a retried request), nothing else. */
+export const RECEIPT_FILE: OutputKind = {
+  what: 'a receipt',
+  replaces: (b) => {
+    decodeReceipt(b);
+    return true;
+  },
+};
