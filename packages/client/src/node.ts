@@ -43,11 +43,22 @@ import type { ClientState, Identity, Socket, Transport } from './ports.js';
 export { nodeScpCrypto } from '@cloister/node-crypto';
 export * from './index.js';
 
-/** A Transport over `ws` (binary frames only, frames above MAX_FRAME refused, no compression). */
-export function wsTransport(): Transport {
+/** How long the TCP connect and HTTP upgrade may take before the transport gives up (ms). */
+export const WS_OPEN_TIMEOUT_MS = 10_000;
+
+/**
+ * A Transport over `ws` (binary frames only, frames above MAX_FRAME refused, no compression). A
+ * server that accepts the TCP connection but never answers the upgrade fails the open after
+ * `openTimeoutMs` (the SCP handshake's own timer starts only once the socket is open).
+ */
+export function wsTransport(openTimeoutMs = WS_OPEN_TIMEOUT_MS): Transport {
   return (url) =>
     new Promise<Socket>((resolve, reject) => {
-      const ws = new WebSocket(url, { maxPayload: MAX_FRAME, perMessageDeflate: false });
+      const ws = new WebSocket(url, {
+        maxPayload: MAX_FRAME,
+        perMessageDeflate: false,
+        handshakeTimeout: openTimeoutMs,
+      });
       let open = false;
       const socket: Socket = {
         send(frame) {

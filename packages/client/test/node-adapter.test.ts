@@ -14,7 +14,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -199,6 +199,20 @@ describe('the state file', () => {
 });
 
 describe('the ws transport', () => {
+  it('gives up on a server that accepts the connection but never answers the upgrade', async () => {
+    const sockets: import('node:net').Socket[] = [];
+    const server = createServer((s) => sockets.push(s)); // accepts, reads nothing, answers nothing
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      // Without the open timeout this waited for ever (the test runner's own timeout then).
+      await assert.rejects(wsTransport(200)(`ws://127.0.0.1:${port}/v1/scp`), /timed out/i);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('carries binary frames both ways in order; a text frame closes the socket', async () => {
     const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
     await new Promise((r) => wss.once('listening', r));
