@@ -155,6 +155,24 @@ describe('lockDirectory', () => {
     assert.ok(!existsSync(join(dir, LOCK_NAME)));
   });
 
+  test('a lock lost while held calls onCompromised (a node stops cleanly instead of crashing)', async () => {
+    const dir = fresh();
+    let lost: Error | undefined;
+    const release = lockDirectory(dir, {
+      what: 'data',
+      staleMs: 2000,
+      onCompromised: (e) => {
+        lost = e;
+      },
+    });
+    // Another start took the lock over as stale, failed, and removed it on its way out.
+    rmSync(join(dir, LOCK_NAME), { recursive: true });
+    // The holder notices at its next refresh (every staleMs / 2).
+    for (let i = 0; i < 60 && lost === undefined; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(lost instanceof Error, 'onCompromised ran');
+    release(); // already lost: nothing to release, no throw
+  });
+
   test('a directory where no lock can be created is a DirectoryError', () => {
     const dir = join(fresh(), 'missing');
     assert.throws(

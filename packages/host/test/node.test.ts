@@ -3,7 +3,7 @@
  * isomorphic verifier, metrics free of identities, and the actionable start-up errors.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -174,6 +174,19 @@ describe('node', () => {
       }),
       /run `cloister build`/,
     );
+  });
+
+  it('stops cleanly when its data directory lock is taken from it (no crash)', async () => {
+    const dataDir = join(tempDir(), 'lost');
+    const n = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });
+    // As after a pause: another start took the lock over as stale, failed, and removed it.
+    rmSync(join(dataDir, 'lock'), { recursive: true });
+    // The node notices at its next lock refresh (every 5 s), logs and closes itself.
+    assert.equal(await n.stopped, 'data-dir-lock-lost');
+    await assert.rejects(fetch(`${n.url}/v1/health`));
+    // Its store was closed properly: the next start opens it.
+    const again = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });
+    await again.close();
   });
 
   it('frees its port and directories on close', async () => {

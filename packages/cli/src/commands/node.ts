@@ -78,6 +78,11 @@ export async function nodeStart(o: NodeStartOptions): Promise<number> {
           'error [ENCLAVE_FAILED]: the enclave stopped; the node has stopped.\n',
         );
         resolve(1);
+      } else if (why === 'data-dir-lock-lost') {
+        process.stderr.write(
+          'error [DATA_DIR_LOCKED]: the data directory lock was taken over while this node was paused (another start on the same --data); the node has stopped cleanly. Start it again once no other node uses that directory.\n',
+        );
+        resolve(1);
       }
     });
   });

@@ -57,10 +57,17 @@ function readNodeJson(path: string): string | undefined {
   return p.nodeId;
 }
 
-/** Opens (creating on first use) and locks a data directory. */
-export function openDataDir(dir: string): DataDir {
+/**
+ * Opens (creating on first use) and locks a data directory. `onLockLost` runs if the lock is
+ * lost while held (another process took it over while this one was paused, then removed it):
+ * the node should stop; without it, the lock's timer throws (lock.ts), killing the process.
+ */
+export function openDataDir(dir: string, onLockLost?: (error: Error) => void): DataDir {
   ensureWritableDir(dir, 'data');
-  const release = lockDirectory(dir, { what: 'data' });
+  const release = lockDirectory(dir, {
+    what: 'data',
+    ...(onLockLost === undefined ? {} : { onCompromised: onLockLost }),
+  });
   try {
     const nodeJson = join(dir, 'node.json');
     let nodeId = readNodeJson(nodeJson);

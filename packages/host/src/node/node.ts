@@ -104,12 +104,16 @@ export interface RunningNode {
   ping(payload: Uint8Array): Promise<Uint8Array>;
   /**
    * Settles once the node has stopped: 'closed' after close(), 'enclave-failed' when the enclave
-   * stopped on its own (the node then closes itself: it never serves without its enclave).
+   * stopped on its own (the node then closes itself: it never serves without its enclave),
+   * 'data-dir-lock-lost' when its data directory's lock was taken from it (it closes itself too).
    */
-  readonly stopped: Promise<'closed' | 'enclave-failed'>;
+  readonly stopped: Promise<NodeStopReason>;
   /** Stops serving, stops the enclave and releases the directories. Idempotent. */
   close(): Promise<void>;
 }
+
+/** Why a node stopped (`Node.stopped`). */
+export type NodeStopReason = 'closed' | 'enclave-failed' | 'data-dir-lock-lost';
 
 export class PortInUseError extends CloisterError {
   constructor(host: string, port: number) {
@@ -241,9 +245,10 @@ async function boot(
   onExit: () => void,
   relay: () => ScpRelay | undefined = () => undefined,
   onAppTrace?: (app: string, message: string) => void,
+  onLockLost?: (error: Error) => void,
 ): Promise<Booted> {
   assertSeparate(opts.dataDir, opts.platformDir);
-  const data = openDataDir(opts.dataDir);
+  const data = openDataDir(opts.dataDir, onLockLost);
   cleanup.push(() => data.close());
   const store = await openLevelStore(join(opts.dataDir, 'store'));
   cleanup.push(() => store.close());
@@ -321,6 +326,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   try {
     let stopping = false;
     let failed = false;
+    let lockLost = false;
     let closeNode: () => Promise<void> = async () => {};
     let relay: ScpRelay | undefined;
     const { data, started, platformName, call } = await boot(
@@ -339,6 +345,15 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       },
       () => relay,
       appTraceSink(opts.appTrace, log),
+      () => {
+        if (stopping) return;
+        lockLost = true;
+        log.fatal(
+          { event: 'node.data-dir-lock-lost' },
+          'the lock on the data directory was lost while held (another process took it over while this one was paused); stopping the node',
+        );
+        void closeNode();
+      },
     );
     if (opts.appTrace !== undefined && opts.appTrace !== false) {
       if (platformName !== 'simulation') {
@@ -432,8 +447,8 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       'node started',
     );
     let closed: Promise<void> | undefined;
-    let settle: (why: 'closed' | 'enclave-failed') => void = () => {};
-    const stopped = new Promise<'closed' | 'enclave-failed'>((r) => {
+    let settle: (why: NodeStopReason) => void = () => {};
+    const stopped = new Promise<NodeStopReason>((r) => {
       settle = r;
     });
     closeNode = () => {
@@ -446,7 +461,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
         if (!failed) await call('enclave.stop', {}).catch(() => {});
         await undo();
         log.info({ event: 'node.stopped' }, 'node stopped');
-        settle(failed ? 'enclave-failed' : 'closed');
+        settle(failed ? 'enclave-failed' : lockLost ? 'data-dir-lock-lost' : 'closed');
       })();
       return closed;
     };
