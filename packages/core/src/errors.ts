@@ -159,6 +159,8 @@ export const ERROR_CODES = {
   SCP_CLOSED: 'The secure connection session is closed: open a new connection.',
   SCP_SESSIONS:
     'The node has too many open secure connection sessions: retry later, or ask the operator to raise the cap.',
+  NODE_BUSY:
+    'The node is already taking as many such requests as it takes at once: retry in a moment.',
   FRAME_TOO_LARGE:
     'A secure connection frame exceeds the size limit stated in the message: send smaller requests.',
   SERVICE_CHANGED:

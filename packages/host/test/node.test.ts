@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fromBase64, fromHex, toHex, verifyEvidence } from '@cloister/core';
@@ -30,6 +30,32 @@ function get(url: string, opts: { method?: string; body?: string } = {}) {
     });
     req.on('error', reject);
     req.end(opts.body);
+  });
+}
+
+function openSocket(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Sends `text` on a new connection and returns all the server wrote before closing (or 2 s). */
+async function raw(port: number, text: string): Promise<string> {
+  const s = await openSocket(port);
+  return new Promise((resolve) => {
+    let got = '';
+    const done = () => {
+      s.destroy();
+      resolve(got);
+    };
+    s.on('data', (d) => {
+      got += d.toString('latin1');
+      if (/\r\n\r\n[\s\S]*\}\s*$/.test(got)) done();
+    });
+    s.on('close', done);
+    setTimeout(done, 2000);
+    s.write(text);
   });
 }
 
@@ -103,6 +129,34 @@ describe('node', () => {
       assert.ok(err.hint.length > 10, 'every error carries a next step');
     }
     assert.equal((await get(`${node.url}/v1/health`)).status, 200);
+  });
+
+  it('answers an absolute-form request target it cannot parse with 400, not 500', async () => {
+    const port = Number(new URL(node.url).port);
+    const reply = await raw(port, 'GET http://[::1/v1/health HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.match(reply, /^HTTP\/1\.1 400/);
+    assert.match(reply, /"code":"INVALID_INPUT"/);
+    assert.equal((await get(`${node.url}/v1/health`)).status, 200);
+  });
+
+  it('reads at most two deploy bodies at once; a third is 503 NODE_BUSY before its body', async () => {
+    const port = Number(new URL(node.url).port);
+    const head = (n: number) =>
+      `POST /v1/apps HTTP/1.1\r\nHost: x\r\nContent-Type: application/cbor\r\nContent-Length: ${n}\r\n\r\n`;
+    // Two uploads that stall after a few bytes of a 1 MB body: each holds a reading slot.
+    const stalled = await Promise.all([0, 1].map(() => openSocket(port)));
+    for (const s of stalled) s.write(`${head(1_000_000)}abc`);
+    // Once a request on a newer connection is answered, the server has parsed the older ones.
+    assert.equal((await get(`${node.url}/v1/health`)).status, 200);
+    const third = await raw(port, `${head(1_000_000)}abc`);
+    assert.match(third, /^HTTP\/1\.1 503/);
+    assert.match(third, /retry-after: 1/i);
+    assert.match(third, /"code":"NODE_BUSY"/);
+    for (const s of stalled) s.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    // The slots are free again: a (bad) upload is read and refused for what it is.
+    const next = await raw(port, `${head(3)}abc`);
+    assert.match(next, /^HTTP\/1\.1 400/);
   });
 
   it('exposes metrics without keys, nonces or identities', async () => {

@@ -43,7 +43,15 @@ export interface HttpLimits {
   readonly maxHeaderBytes: number;
   /** Body of `POST /v1/apps` (default: an 8 MiB module plus 64 KiB for the request). */
   readonly maxDeployBytes?: number;
+  /**
+   * `POST /v1/apps` bodies read at once (default 2): each may hold 8 MiB for up to 30 s before
+   * any check, and deploys run one at a time anyway; beyond, 503 NODE_BUSY before reading.
+   */
+  readonly maxConcurrentUploads?: number;
 }
+
+/** Default number of deploy bodies read at once. */
+export const DEFAULT_MAX_CONCURRENT_UPLOADS = 2;
 
 /** Default cap of a `POST /v1/apps` body: the sandbox's 8 MiB module cap plus 64 KiB. */
 export const DEFAULT_MAX_DEPLOY_BYTES = 8 * 1024 * 1024 + 64 * 1024;
@@ -299,7 +307,13 @@ function appsJson(cbor: Uint8Array): unknown[] {
   });
 }
 
-async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse, route: Route) {
+async function handle(
+  deps: HttpDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  route: Route,
+  uploads: { n: number },
+) {
   const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
   if (Buffer.byteLength(req.url ?? '') > limits.maxUrlBytes) {
     throw new HttpError(414, 'REQUEST_TOO_LARGE', `URL is longer than ${limits.maxUrlBytes} bytes`);
@@ -318,7 +332,17 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse,
     res.setHeader('allow', allow);
     throw new HttpError(405, 'INVALID_INPUT', `method ${req.method} is not allowed; use ${allow}`);
   }
-  const url = new URL(req.url ?? '/', 'http://node.invalid');
+  let url: URL;
+  try {
+    url = new URL(req.url ?? '/', 'http://node.invalid');
+  } catch {
+    // An absolute-form target with a bad authority, say: the client's mistake, not the node's.
+    throw new HttpError(
+      400,
+      'INVALID_INPUT',
+      'the request target must be a path, such as /v1/health',
+    );
+  }
   switch (route) {
     case '/v1/apps': {
       if (!upload) return send(res, 200, { apps: appsJson(await deps.apps('')) });
@@ -327,7 +351,23 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse,
         req.resume();
         throw new InvalidInputError('POST /v1/apps takes Content-Type: application/cbor');
       }
-      const body = await readBody(req, res, limits.maxDeployBytes ?? DEFAULT_MAX_DEPLOY_BYTES);
+      if (uploads.n >= (limits.maxConcurrentUploads ?? DEFAULT_MAX_CONCURRENT_UPLOADS)) {
+        // Refused before reading: the body is not buffered, and the connection ends with it.
+        res.setHeader('connection', 'close');
+        res.setHeader('retry-after', '1');
+        throw new HttpError(
+          503,
+          'NODE_BUSY',
+          'other app uploads are being received; retry in a moment',
+        );
+      }
+      let body: Uint8Array;
+      uploads.n++;
+      try {
+        body = await readBody(req, res, limits.maxDeployBytes ?? DEFAULT_MAX_DEPLOY_BYTES);
+      } finally {
+        uploads.n--;
+      }
       const { request, module } = parseDeployBody(body);
       const r = await deps.deploy(request, module);
       return send(res, 201, {
@@ -411,6 +451,8 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse,
 export function createHttpServer(deps: HttpDeps): Server {
   const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
   const options = { maxHeaderSize: limits.maxHeaderBytes };
+  // Invariant: the number of deploy bodies being read now.
+  const uploads = { n: 0 };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     const route = routeOf(path);
@@ -419,7 +461,7 @@ export function createHttpServer(deps: HttpDeps): Server {
       stop();
       deps.metrics.httpRequests.inc({ route, status: String(res.statusCode) });
     });
-    handle(deps, req, res, route).catch((e: unknown) => {
+    handle(deps, req, res, route, uploads).catch((e: unknown) => {
       if (res.headersSent) return res.destroy();
       if (e instanceof HttpError) return sendError(res, e.status, e);
       if (e instanceof CloisterError) {
