@@ -31,7 +31,10 @@ function intOption(min: number, max: number) {
 }
 
 export function createProgram(setExit: (code: number) => void): Command {
+  // Set before any subcommand is added: commander copies it to each one when it is created, so a
+  // usage error in any of them throws to `main` (exit 2), not process.exit(1).
   const program = new Command('cloister')
+    .exitOverride()
     .description(
       'Cloister: trustless apps whose operator can neither read their data nor change what they do',
     )
@@ -328,7 +331,6 @@ export async function main(argv: readonly string[]): Promise<number> {
   const program = createProgram((c) => {
     code = c;
   });
-  program.exitOverride();
   try {
     await program.parseAsync(argv as string[]);
     return code;

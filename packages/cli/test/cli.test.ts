@@ -118,6 +118,16 @@ describe('cloister CLI', () => {
     assert.match(gone.err, /next step/);
   });
 
+  it('a usage error in any subcommand exits 2 (1 means the node was refused)', async () => {
+    const missing = await run(['attest', url]);
+    assert.equal(missing.code, 2, missing.err);
+    assert.match(missing.err, /required option '--constraint/);
+    const unknown = await run(['node', 'start', '--bogus']);
+    assert.equal(unknown.code, 2, unknown.err);
+    assert.match(unknown.err, /unknown option '--bogus'/);
+    assert.equal((await run(['receipt', 'get', '--help'])).code, 0);
+  });
+
   it('receipt get writes a receipt file that receipt verify accepts', async () => {
     const file = join(home, 'r-1.1.cbor');
     const g = await run(['receipt', 'get', url, '1.1', '-o', file]);
