@@ -12,6 +12,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -261,6 +263,32 @@ describe('cloister app deploy on a real node', () => {
     const inc = await call('increment', 'transaction', { name: 'a', by: 5 });
     assert.equal(JSON.parse(inc.result).value, 5);
     assert.equal((await call('get', 'query', { name: 'a' })).result, '5');
+  });
+
+  it('a --node that answers HTML is named: not a Cloister node (no JSON parse error)', async () => {
+    const html = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<html>a web page</html>');
+    });
+    await new Promise<void>((r) => html.listen(0, '127.0.0.1', r));
+    try {
+      const port = (html.address() as AddressInfo).port;
+      const r = await cli([
+        '--home',
+        home,
+        'app',
+        'deploy',
+        wasmPath,
+        '--name',
+        'demo',
+        '--node',
+        `http://127.0.0.1:${port}`,
+      ]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.err, /\[NETWORK\].*did not answer with JSON: is it a Cloister node\?/);
+    } finally {
+      await new Promise((r) => html.close(r));
+    }
   });
 
   it('refuses a request signed by another key (403), and keeps serving', async () => {

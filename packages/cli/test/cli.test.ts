@@ -118,6 +118,26 @@ describe('cloister CLI', () => {
     assert.match(gone.err, /next step/);
   });
 
+  it('names a missing receipt file, and a bad log level before creating anything', async () => {
+    const gone = await run([
+      'receipt',
+      'verify',
+      join(home, 'no-such.cbor'),
+      '--constraint',
+      `C:${measurement} SEC:INSECURE`,
+    ]);
+    assert.equal(gone.code, 2);
+    assert.match(
+      gone.err,
+      /INVALID_INPUT.*cannot read the receipt file .*no-such\.cbor \(ENOENT\)/,
+    );
+    const fresh = join(home, 'fresh-home');
+    const level = await run(['--home', fresh, 'node', 'start', '--log-level', 'bogus']);
+    assert.notEqual(level.code, 0);
+    assert.match(level.err, /INVALID_INPUT.*log level "bogus" is not one of/);
+    assert.equal(existsSync(join(fresh, 'operator.pem')), false, 'no operator key was created');
+  });
+
   it('a usage error in any subcommand exits 2 (1 means the node was refused)', async () => {
     const missing = await run(['attest', url]);
     assert.equal(missing.code, 2, missing.err);

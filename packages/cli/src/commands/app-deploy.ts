@@ -61,6 +61,17 @@ async function ask(url: URL, init: RequestInit & { timeoutMs: number }): Promise
   }
 }
 
+/** The JSON body of a node's answer; NETWORK naming the URL when it is not JSON (not a node). */
+async function jsonOf<T>(res: Response): Promise<T> {
+  try {
+    return (await res.json()) as T;
+  } catch {
+    throw new NetworkError(
+      `${res.url} did not answer with JSON: is it a Cloister node? Give --node the node's URL`,
+    );
+  }
+}
+
 /** The node's JSON error as a CloisterError with its code (the node is not trusted for more). */
 async function nodeError(res: Response): Promise<CloisterError> {
   let err: { code?: string; message?: string } = {};
@@ -100,14 +111,14 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
   const st = await ask(new URL('/v1/status', base), { timeoutMs });
   if (!st.ok) throw await nodeError(st);
   const service = fromHex(
-    String(((await st.json()) as { serviceIdentity?: unknown }).serviceIdentity),
+    String((await jsonOf<{ serviceIdentity?: unknown }>(st)).serviceIdentity),
   );
 
   const cur = await ask(new URL(`/v1/apps/${encodeURIComponent(o.name)}`, base), { timeoutMs });
   let prev: Uint8Array = new Uint8Array(0);
   let prevIndex = 0;
   if (cur.ok) {
-    const a = (await cur.json()) as { codeId: string; index: number };
+    const a = await jsonOf<{ codeId: string; index: number }>(cur);
     prev = fromHex(a.codeId);
     prevIndex = a.index;
   } else if (cur.status !== 404) {
@@ -129,13 +140,13 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
     timeoutMs,
   });
   if (res.status !== 201) throw await nodeError(res);
-  const r = (await res.json()) as {
+  const r = await jsonOf<{
     app: string;
     codeId: string;
     txid: string;
     index: number;
     migrated: boolean;
-  };
+  }>(res);
   if (r.codeId !== toHex(signed.codeId) || r.app !== o.name) {
     throw new CloisterError('NETWORK', 'the node answered for another app or code id');
   }

@@ -33,6 +33,8 @@ export async function nodeStart(o: NodeStartOptions): Promise<number> {
     return 1;
   }
   try {
+    // Checked before anything is created (the operator key, the data directory).
+    const logger = createLogger({ level: o.logLevel });
     const operator = loadOrCreateOperatorKey(operatorKeyPath(o.home, o.operatorKey));
     node = await step('starting the node', false, () =>
       startNode({
@@ -42,7 +44,7 @@ export async function nodeStart(o: NodeStartOptions): Promise<number> {
         enclaveDir: o.enclave ?? defaultEnclaveDir(),
         host: o.host,
         port: o.port,
-        logger: createLogger({ level: o.logLevel }),
+        logger,
         signIntervalMs: o.signInterval,
         ...(o.appTrace === true ? { appTrace: true } : {}),
         ...(o.tlsCert !== undefined && o.tlsKey !== undefined

@@ -125,7 +125,13 @@ export async function receiptVerify(file: string, o: ReceiptVerifyOptions): Prom
         );
       }
     }
-    bytes = new Uint8Array(readFileSync(file));
+    try {
+      bytes = new Uint8Array(readFileSync(file));
+    } catch (e) {
+      throw new InvalidInputError(
+        `cannot read the receipt file ${resolve(file)} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): give the path of a receipt (\`cloister receipt get\` writes one)`,
+      );
+    }
   } catch (e) {
     printError(e);
     return 2;

@@ -4,6 +4,7 @@
  * line of defence for fields that must never appear.
  */
 
+import { InvalidInputError } from '@cloister/core';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 
@@ -20,7 +21,9 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const level = opts.level ?? 'info';
   if (!LEVELS.includes(level)) {
-    throw new Error(`log level must be one of ${LEVELS.join(', ')}`);
+    throw new InvalidInputError(
+      `log level ${JSON.stringify(level)} is not one of ${LEVELS.join(', ')}: give one of those`,
+    );
   }
   const options = {
     level,

@@ -207,7 +207,14 @@ export function countStoreCalls(
 function listen(server: ReturnType<typeof createHttpServer>, host: string, port: number) {
   return new Promise<AddressInfo>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
-      reject(e.code === 'EADDRINUSE' ? new PortInUseError(host, port) : e);
+      if (e.code === 'EADDRINUSE') reject(new PortInUseError(host, port));
+      else if (e.code === 'ENOTFOUND' || e.code === 'EADDRNOTAVAIL' || e.code === 'EAI_AGAIN') {
+        reject(
+          new InvalidInputError(
+            `cannot listen on ${host}: no such address on this machine (${e.code}); give --host an address of one of its interfaces, such as 127.0.0.1 or 0.0.0.0`,
+          ),
+        );
+      } else reject(e);
     });
     server.listen(port, host, () => resolve(server.address() as AddressInfo));
   });
