@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { scpUrl } from '@cloister/client';
 import { InvalidInputError } from '@cloister/core';
 import { build } from 'esbuild';
 import { pageHtml } from './html.js';
@@ -96,21 +97,61 @@ function alter(body: string): string {
   return JSON.stringify({ ...j, evidence: bytes.toString('base64') });
 }
 
-function send(res: ServerResponse, status: number, type: string, body: string | Uint8Array) {
+/** App ids as the node accepts them (host/src/node/http.ts): the only `/v1/apps/<name>` proxied. */
+const APP_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** True for the node endpoints the page reads: PROXIED, and `/v1/apps/<app id>`. */
+function proxied(path: string): boolean {
+  if ((PROXIED as readonly string[]).includes(path)) return true;
+  return path.startsWith('/v1/apps/') && APP_ID.test(path.slice('/v1/apps/'.length));
+}
+
+/**
+ * The content types the console passes on for `path`, by their essence: JSON everywhere, CBOR for
+ * a receipt. The answer goes out with the console's own type string, never the node's.
+ */
+function allowedType(path: string, nodeType: string): string | undefined {
+  const essence = nodeType.split(';', 1)[0]?.trim().toLowerCase();
+  if (essence === 'application/json') return 'application/json';
+  if (essence === 'application/cbor' && path === '/v1/receipt') return 'application/cbor';
+  return undefined;
+}
+
+/**
+ * The page's policy: it runs only its own bundled script and talks only to itself and to the
+ * node's SCP origin (`connect`, the ws: or wss: origin of the node URL).
+ */
+function pagePolicy(connect: string): string {
+  return `default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self' ${connect}; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
+}
+
+/**
+ * What the node's answers carry: data, never a document. A browser that opens one (a link a
+ * hostile node or page sent the user to) neither renders nor runs it on the console's origin.
+ */
+const DATA_POLICY = "default-src 'none'; sandbox; frame-ancestors 'none'";
+
+function send(
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: string | Uint8Array,
+  policy: string,
+  extra: Record<string, string> = {},
+) {
   res.writeHead(status, {
     'content-type': type,
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
-    // The page runs only its own bundled script and talks only to itself and the node's /v1/scp.
-    'content-security-policy':
-      "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    'content-security-policy': policy,
     'referrer-policy': 'no-referrer',
+    ...extra,
   });
   res.end(body);
 }
 
 function sendError(res: ServerResponse, status: number, code: string, message: string) {
-  send(res, status, 'application/json', JSON.stringify({ error: { code, message } }));
+  send(res, status, 'application/json', JSON.stringify({ error: { code, message } }), DATA_POLICY);
 }
 
 /** Starts the console on 127.0.0.1; resolves once it listens. */
@@ -122,11 +163,18 @@ export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
     ...(o.constraint === undefined ? {} : { constraint: o.constraint }),
   });
   let origin = '';
+  const page = pagePolicy(new URL(scpUrl(nodeUrl)).origin);
+  // Answers of the node are data for the page's fetch(), never a page of their own.
+  const asData = { 'content-disposition': 'attachment' };
 
   async function proxy(res: ServerResponse, path: string, search: string) {
     let r: Response;
     try {
-      r = await fetch(`${nodeUrl}${path}${search}`, { signal: AbortSignal.timeout(15_000) });
+      // A redirect is not followed: the node would choose what this machine fetches, from where.
+      r = await fetch(`${nodeUrl}${path}${search}`, {
+        signal: AbortSignal.timeout(15_000),
+        redirect: 'manual',
+      });
     } catch (e) {
       sendError(
         res,
@@ -136,12 +184,30 @@ export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
       );
       return;
     }
-    const type = r.headers.get('content-type') ?? 'application/octet-stream';
-    if (path === '/v1/evidence' && o.alterEvidence === true && r.ok) {
-      send(res, r.status, type, alter(await r.text()));
+    if (r.status >= 300 && r.status < 400) {
+      sendError(
+        res,
+        502,
+        'NETWORK',
+        `the node answered ${path} with a redirect, which is not followed`,
+      );
       return;
     }
-    send(res, r.status, type, new Uint8Array(await r.arrayBuffer()));
+    const type = allowedType(path, r.headers.get('content-type') ?? '');
+    if (type === undefined) {
+      sendError(
+        res,
+        502,
+        'NETWORK',
+        `the node answered ${path} with content of type ${JSON.stringify(r.headers.get('content-type'))}, not the JSON (or CBOR receipt) its API gives`,
+      );
+      return;
+    }
+    if (path === '/v1/evidence' && o.alterEvidence === true && r.ok) {
+      send(res, r.status, type, alter(await r.text()), DATA_POLICY, asData);
+      return;
+    }
+    send(res, r.status, type, new Uint8Array(await r.arrayBuffer()), DATA_POLICY, asData);
   }
 
   const server: Server = createServer((req, res) => {
@@ -155,10 +221,10 @@ export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
       return;
     }
     const u = new URL(req.url ?? '/', origin);
-    if (u.pathname === '/') send(res, 200, 'text/html; charset=utf-8', pageHtml);
-    else if (u.pathname === '/console.js') send(res, 200, 'text/javascript', script);
-    else if (u.pathname === '/config.json') send(res, 200, 'application/json', config);
-    else if (PROXIED.some((p) => u.pathname === p || u.pathname.startsWith('/v1/apps/')))
+    if (u.pathname === '/') send(res, 200, 'text/html; charset=utf-8', pageHtml, page);
+    else if (u.pathname === '/console.js') send(res, 200, 'text/javascript', script, page);
+    else if (u.pathname === '/config.json') send(res, 200, 'application/json', config, DATA_POLICY);
+    else if (proxied(u.pathname))
       proxy(res, u.pathname, u.search).catch((e: unknown) => {
         // The node failed mid-answer: say so when nothing was sent yet, else cut the answer.
         if (!res.headersSent)

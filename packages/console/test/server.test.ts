@@ -119,6 +119,52 @@ test('the server: page, config, proxy of public endpoints only, origin and metho
   }
 });
 
+test('a hostile node cannot serve a page, a script or a redirect through the console', async () => {
+  // What the node sends back is data for the page's fetch(): it answers /v1/apps/pwn with HTML
+  // that loads its own script, /v1/status with a redirect to another local service.
+  const other = createServer((_req, res) => res.end('PRIVATE local service'));
+  await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+  const otherUrl = `http://127.0.0.1:${(other.address() as AddressInfo).port}/admin`;
+  const node = createServer((req, res) => {
+    if (req.url === '/v1/apps/pwn')
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<script src="/v1/apps/x.js">');
+    else if (req.url === '/v1/apps/x.js')
+      res.writeHead(200, { 'content-type': 'text/javascript' }).end('alert(1)');
+    else if (req.url === '/v1/status') res.writeHead(302, { location: otherUrl }).end();
+    else res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+  });
+  await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+  const nodeUrl = `http://127.0.0.1:${(node.address() as AddressInfo).port}`;
+  const c = await startConsole({ nodeUrl });
+  try {
+    const html = await get(`${c.url}v1/apps/pwn`);
+    assert.equal(html.status, 502);
+    assert.match(html.body.toString(), /content of type .*text\/html/);
+    assert.equal(html.type, 'application/json');
+    // Its script is refused the same way; a path that is no app id is not even asked for.
+    assert.equal((await get(`${c.url}v1/apps/x.js`)).status, 502);
+    assert.equal((await get(`${c.url}v1/apps/a/b`)).status, 404);
+    const redirect = await get(`${c.url}v1/status`);
+    assert.equal(redirect.status, 502);
+    assert.doesNotMatch(redirect.body.toString(), /PRIVATE/);
+    // A proper answer is passed on as data, with the console's own type and a sandbox policy.
+    const ok = await get(`${c.url}v1/apps/counter`);
+    assert.equal(ok.status, 200);
+    assert.equal(ok.type, 'application/json');
+    assert.match(ok.csp, /sandbox/);
+    // The page may open WebSockets to the node's origin only.
+    const page = await get(c.url);
+    assert.match(
+      page.csp,
+      new RegExp(`connect-src 'self' ws://127\\.0\\.0\\.1:${new URL(nodeUrl).port};`),
+    );
+  } finally {
+    await c.close();
+    node.close();
+    other.close();
+  }
+});
+
 test('a node URL that is not http(s) is refused by name', async () => {
   await assert.rejects(startConsole({ nodeUrl: 'ftp://x' }), { code: 'INVALID_INPUT' });
   await assert.rejects(startConsole({ nodeUrl: 'not a url' }), { code: 'INVALID_INPUT' });
