@@ -39,7 +39,12 @@ export interface OpenedNodeState {
 }
 
 function identityFromPkcs8(pkcs8: Uint8Array): NodeIdentity {
-  const privateKey = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
+  } catch {
+    throw new SealedDataCorruptError('sealed node state holds an unreadable identity key');
+  }
   if (
     privateKey.asymmetricKeyType !== 'ec' ||
     privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1'
@@ -112,13 +117,16 @@ export async function openNodeState(
   if (typeof maxSvn !== 'number' || !Number.isInteger(maxSvn) || !(pkcs8 instanceof Uint8Array)) {
     throw new SealedDataCorruptError('sealed node state fields are malformed');
   }
-  const identity = identityFromPkcs8(pkcs8);
-  // The header check in unseal already refused blobs sealed above ownSvn; maxSvn is checked too
-  // because it is what the state asserts about history.
-  if (maxSvn > ownSvn) {
-    throw new SecurityVersionRollbackError(maxSvn, ownSvn);
+  try {
+    const identity = identityFromPkcs8(pkcs8);
+    // The header check in unseal already refused blobs sealed above ownSvn; maxSvn is checked too
+    // because it is what the state asserts about history.
+    if (maxSvn > ownSvn) {
+      throw new SecurityVersionRollbackError(maxSvn, ownSvn);
+    }
+    const resealed = ownSvn > maxSvn ? await sealState(keys, nodeId, ownSvn, pkcs8) : undefined;
+    return { identity, maxSvn: Math.max(maxSvn, ownSvn), resealed };
+  } finally {
+    wipe(pkcs8); // on every path, refusals included
   }
-  const resealed = ownSvn > maxSvn ? await sealState(keys, nodeId, ownSvn, pkcs8) : undefined;
-  wipe(pkcs8);
-  return { identity, maxSvn: Math.max(maxSvn, ownSvn), resealed };
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { encodeCbor } from '@cloister/core';
 import {
   newServiceState,
   openServiceState,
@@ -7,8 +8,8 @@ import {
   serviceStateOwner,
   withNewSecret,
 } from '../src/log/index.js';
-import { createNodeState } from '../src/node-state.js';
-import { SealedDataCorruptError, SecurityVersionRollbackError } from '../src/seal.js';
+import { createNodeState, openNodeState } from '../src/node-state.js';
+import { SealedDataCorruptError, SecurityVersionRollbackError, seal } from '../src/seal.js';
 import { fakePlatform, newNode } from './log-helpers.js';
 
 test('service state round-trips: key, secrets, root key, counter', async () => {
@@ -37,6 +38,21 @@ test('corrupt, foreign or other-purpose blobs are refused', async () => {
   await assert.rejects(openServiceState(fakePlatform(), owner, 1, blob), SealedDataCorruptError);
   const nodeBlob = (await createNodeState(p, 'n1', 1)).resealed as Uint8Array;
   await assert.rejects(openServiceState(p, owner, 1, nodeBlob), SealedDataCorruptError);
+});
+
+test('a node state that authenticates but holds no readable key is SealedDataCorruptError', async () => {
+  // Only a holder of the sealing key can make one (the host, on simulation): still a named error.
+  const p = fakePlatform();
+  const blob = await seal(
+    p,
+    { policy: 'signer', svn: 1, purpose: 'node-state', owner: 'n1' },
+    encodeCbor(['cloister-node-state', 1, 1, Uint8Array.of(1, 2, 3)]),
+  );
+  await assert.rejects(
+    openNodeState(p, 'n1', 1, blob),
+    (e: unknown) =>
+      e instanceof SealedDataCorruptError && /unreadable identity key/.test(e.message),
+  );
 });
 
 test('an svn upgrade reseals; the older version cannot open the resealed state', async () => {

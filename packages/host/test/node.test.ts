@@ -3,7 +3,7 @@
  * isomorphic verifier, metrics free of identities, and the actionable start-up errors.
  */
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -215,6 +215,32 @@ describe('node', () => {
       }),
       { code: 'PLATFORM_DIR' },
     );
+  });
+
+  it('refuses a platform directory that is a symlink into the data directory', async () => {
+    const dataDir = join(tempDir(), 'data-link');
+    mkdirSync(join(dataDir, 'platform'), { recursive: true });
+    const link = join(tempDir(), 'platform-link');
+    symlinkSync(join(dataDir, 'platform'), link);
+    await assert.rejects(
+      startNode({ dataDir, platformDir: link, enclaveDir, port: 0, logger: silent }),
+      { code: 'PLATFORM_DIR' },
+    );
+  });
+
+  it('names a node.json that is not a JSON object (null, an array)', async () => {
+    for (const text of ['null', '[]', '"x"']) {
+      const dataDir = join(tempDir(), 'bad-node-json');
+      mkdirSync(dataDir, { recursive: true });
+      writeFileSync(join(dataDir, 'node.json'), text);
+      await assert.rejects(
+        startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent }),
+        (e: unknown) =>
+          (e as { code?: string }).code === 'DATA_DIR' &&
+          /not a JSON object|format/.test((e as Error).message),
+        text,
+      );
+    }
   });
 
   it('names a missing enclave build', async () => {

@@ -43,6 +43,9 @@ function readNodeJson(path: string): string | undefined {
   } catch {
     throw new DirectoryError('data', path, `${path} is not valid JSON; restore it from backup`);
   }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new DirectoryError('data', path, `${path} is not a JSON object; restore it from backup`);
+  }
   const p = parsed as { format?: unknown; nodeId?: unknown };
   if (p.format !== FORMAT) {
     throw new DirectoryError(

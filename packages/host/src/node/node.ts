@@ -13,9 +13,9 @@
  * done and throws a named error; the node never starts with a silently fresh identity over a
  * sealed file it could not open, nor serves a log the enclave refused.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { join, resolve, sep } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import type {
   CallRequest,
   CallResponse,
@@ -127,10 +127,27 @@ export class EnclaveBuildMissingError extends CloisterError {
   }
 }
 
+/** `path` with every symlink of its nearest existing ancestor resolved (the rest as given). */
+function realPath(path: string): string {
+  let existing = path;
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      return join(realpathSync(existing), ...rest.reverse());
+    } catch {
+      const up = dirname(existing);
+      if (up === existing) return path;
+      rest.push(basename(existing));
+      existing = up;
+    }
+  }
+}
+
 /** The platform directory must sit outside every data directory (DESIGN.md §2, issue 2). */
 function assertSeparate(dataDir: string, platformDir: string): void {
-  const data = resolve(dataDir);
-  const platform = resolve(platformDir);
+  // Compared where they really are: a symlink must not put the platform inside a data directory.
+  const data = realPath(resolve(dataDir));
+  const platform = realPath(resolve(platformDir));
   const inside = (a: string, b: string) => a === b || a.startsWith(b + sep);
   if (inside(platform, data) || inside(data, platform)) {
     throw new DirectoryError(
