@@ -11,7 +11,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Client, connect, generateIdentity } from '@cloister/client/node';
+import {
+  type Client,
+  connect,
+  generateIdentity,
+  type Socket,
+  type Transport,
+  wsTransport,
+} from '@cloister/client/node';
 import { toHex } from '@cloister/core';
 import { createLogger, loadOrCreateOperatorKey, type RunningNode, startNode } from '@cloister/host';
 import { deployApp } from '../../packages/cli/src/commands/app-deploy.js';
@@ -210,5 +217,51 @@ describe('the example apps over the secure connection protocol', () => {
     );
     assert.equal(ok, true);
     assert.ok(!r.claim.includes('1990'));
+  });
+
+  it('age-check: the host cannot tell a claim from a refusal by size (padding on)', async () => {
+    // What the relay sees: the sizes of the frames the node sends this client.
+    const sizes: number[] = [];
+    const seen: Transport = async (url) => {
+      const s = await wsTransport()(url);
+      let deliver = s.onmessage;
+      Object.defineProperty(s, 'onmessage', {
+        get: () => deliver,
+        set: (f: Socket['onmessage']) => {
+          deliver =
+            f === undefined
+              ? undefined
+              : (frame) => {
+                  sizes.push(frame.length);
+                  f(frame);
+                };
+        },
+      });
+      return s;
+    };
+    const c = await connect(node!.url, {
+      constraint,
+      identity: await generateIdentity(),
+      padding: true,
+      transport: seen,
+    });
+    clients.push(c);
+    await c.app('age-check').transact('init', {}); // the claim key (idempotent)
+    const answer = async (birthDate: string, challenge: string): Promise<number> => {
+      sizes.length = 0;
+      const call = c.app('age-check').query('check', {
+        ...birthDateCredential(testIssuer(), birthDate),
+        asOf: '2020-01-01',
+        challenge,
+      });
+      if (birthDate < '2002-01-01') assert.ok(((await call).result as { claim: string }).claim);
+      else await assert.rejects(call, appError('not_over_18'));
+      return sizes.at(-1) as number;
+    };
+    for (const challenge of ['', 'ab'.repeat(32)]) {
+      const adult = await answer('1990-01-01', challenge);
+      const minor = await answer('2010-01-01', challenge);
+      assert.equal(minor, adult, `challenge of ${challenge.length} digits`);
+    }
   });
 });

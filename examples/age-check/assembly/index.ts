@@ -108,7 +108,17 @@ export function check(args: Json): Json {
   const over = turns18[0] < asOf[0] || (turns18[0] == asOf[0] &&
     (turns18[1] < asOf[1] || (turns18[1] == asOf[1] && turns18[2] <= asOf[2])));
   if (!over) {
-    return fail<Json>('not_over_18', 'the credential does not show 18 years of age on ' + asOfText);
+    // As long as a claim's answer once padded (docs/scp.md §4: buckets of 256, 1024, … bytes): a
+    // host relaying the call sees only sizes, and a short refusal fell in a smaller bucket than a
+    // claim, which told it whether the person is over 18 (examples/test/e2e.test.ts checks it).
+    return fail<Json>(
+      'not_over_18',
+      'the credential does not show 18 years of age on ' +
+        asOfText +
+        '. No claim is made and nothing is stored. This answer is as long as a claim, so that the' +
+        ' host relaying it, which sees only the sizes of the encrypted messages, cannot tell a' +
+        ' refusal from a claim.',
+    );
   }
   const claim = Json.obj()
     .setString('kind', CLAIM_KIND)

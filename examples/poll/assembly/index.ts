@@ -81,14 +81,16 @@ export function vote(args: Json): Json {
   if (!p.getBool('open')) return fail<Json>('poll_closed', 'poll ' + id + ' is closed');
   const issuer = publicKeyArg(p.getString('issuer'));
   const credential = verifiedCredential(args, issuer, VOTER_KIND, ['kind', 'id']);
-  const used = nullifier(id, idField(credential, 'id'));
-  if (voted.has(used)) {
-    return fail<Json>('already_voted', 'this credential has voted in poll ' + id);
-  }
   const count = p.get('options')!.length;
   const o = args.get('option');
   if (o === null || !o.isInteger || o.asI64() < 0 || o.asI64() >= count) {
     return fail<Json>('bad_option', 'option is the index of one of the poll\'s options');
+  }
+  // Last of the refusals: a call that could still be refused for anything else would tell
+  // whether this credential voted without casting a vote (a probe of who voted).
+  const used = nullifier(id, idField(credential, 'id'));
+  if (voted.has(used)) {
+    return fail<Json>('already_voted', 'this credential has voted in poll ' + id);
   }
   const at = <i32>o.asI64() * 16;
   const totals = tallies.get(id)!;

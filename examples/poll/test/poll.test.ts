@@ -129,6 +129,16 @@ describe('examples/poll', () => {
     );
   });
 
+  it('cannot be probed for who voted: a refused vote answers the same for a used and an unused credential', async () => {
+    // creds[0] voted above, creds[4] never did: a vote that fails for another reason (a bad
+    // option) must not say which (it answered already_voted for one and bad_option for the other,
+    // and being refused, consumed nothing).
+    const used = await refusal(app.transaction('vote', { poll: 'p1', option: 99, ...creds[0]! }));
+    const fresh = await refusal(app.transaction('vote', { poll: 'p1', option: 99, ...creds[4]! }));
+    assert.equal(used, 'app:bad_option');
+    assert.equal(fresh, used);
+  });
+
   it('reveals nothing while open: results refused, the record unchanged by votes', async () => {
     const before = (await app.query('poll', { poll: 'p1' }, { as: 'anyone' })).resultText;
     for (const who of ['creator', 'operator', 'voter1']) {

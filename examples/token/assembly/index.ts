@@ -22,6 +22,13 @@ import { ISSUER_PUBLIC_KEY_HEX } from './config';
 const balances = new Table('balances');
 /** nullifier('mint', nonce) → "1": the mint authorizations already used. */
 const usedMints = new Table('mints');
+/**
+ * "total" → the total minted (fixedHex). Invariant: it is the sum of all balances and at most
+ * 2^53 − 1, so no balance can overflow and a refused transfer never depends on the recipient's
+ * balance (with a balance near 2^53, "too large" used to answer "is X's balance above t?").
+ */
+const supply = new Table('supply');
+const TOTAL = 'total';
 
 const MAX: u64 = 9007199254740991;
 const MINT_KIND = 'cloister-example/token-mint/v1';
@@ -55,10 +62,33 @@ export function mint(args: Json): Json {
     );
   }
   usedMints.set(used, '1');
-  const balance = parseFixedHex(balances.get(to));
-  if (balance > MAX - amount) return fail<Json>('too_large', 'the balance would exceed 2^53 − 1');
-  balances.set(to, fixedHex(balance + amount));
+  const total = parseFixedHex(supply.get(TOTAL));
+  if (total > MAX - amount) {
+    return fail<Json>('supply_exhausted', 'the total supply would exceed 2^53 − 1');
+  }
+  supply.set(TOTAL, fixedHex(total + amount));
+  // At most the total supply: cannot exceed 2^53 − 1.
+  balances.set(to, fixedHex(parseFixedHex(balances.get(to)) + amount));
   return ok();
+}
+
+/**
+ * At an upgrade from a version without a supply record: it is the sum of the balances. Listed
+ * here, in the upgrade's transaction, once.
+ */
+@migrate
+export function migrate(): void {
+  if (supply.has(TOTAL)) return;
+  let total: u64 = 0;
+  let cursor: Uint8Array | null = null;
+  do {
+    const page = balances.list(cursor, 1000);
+    for (let i = 0; i < page.entries.length; i++) {
+      total += parseFixedHex(page.entries[i].valueText());
+    }
+    cursor = page.cursor;
+  } while (cursor !== null);
+  supply.set(TOTAL, fixedHex(total));
 }
 
 /** Moves `amount` of the caller's balance to the caller id `to`. */
@@ -72,10 +102,9 @@ export function transfer(args: Json): Json {
   if (have < amount) {
     return fail<Json>('insufficient_funds', 'the balance is lower than the amount: transfer less');
   }
+  // theirs + amount ≤ the total supply ≤ 2^53 − 1 (the supply invariant): no overflow check, and
+  // so no refusal that depends on the recipient's balance.
   const theirs = parseFixedHex(balances.get(to));
-  if (theirs > MAX - amount) {
-    return fail<Json>('too_large', 'the recipient balance would exceed 2^53 − 1');
-  }
   balances.set(from, fixedHex(have - amount));
   balances.set(to, fixedHex(theirs + amount));
   return ok();

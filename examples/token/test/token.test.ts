@@ -145,4 +145,31 @@ describe('examples/token', () => {
     const r = await app.transaction('transfer', { to: app.callerId('mallory'), amount: 1 });
     assert.deepEqual(r.result, { ok: true });
   });
+
+  it('a balance near 2^53 cannot probe another: the supply is capped, so no transfer overflows', async () => {
+    // A fresh app: the issuer mints almost everything to itself, a little to the victim.
+    const t = await loadExample('token');
+    const MAX = 2 ** 53 - 1;
+    const id = (as: string) => t.callerId(as);
+    await t.transaction('mint', mintAuthorization(issuer, id('victim'), 123_456));
+    await t.transaction('mint', mintAuthorization(issuer, id('issuer'), MAX - 200_000));
+    // "Is the victim's balance above 1000?" was a transfer of MAX − 1000 refused too_large when
+    // it was, and free. Now the supply bounds every balance: the transfer is a real one.
+    const probe = await t.transaction(
+      'transfer',
+      { to: id('victim'), amount: MAX - 200_000 },
+      { as: 'issuer' },
+    );
+    assert.deepEqual(probe.result, { ok: true });
+    assert.equal(
+      ((await t.query('balance', null, { as: 'victim' })).result as { balance: number }).balance,
+      MAX - 200_000 + 123_456,
+    );
+    // What cannot be minted is refused by the supply, whoever it would go to.
+    assert.equal(
+      await refusal(t.transaction('mint', mintAuthorization(issuer, id('other'), 200_000))),
+      'app:supply_exhausted',
+    );
+    await t.transaction('mint', mintAuthorization(issuer, id('other'), 200_000 - 123_456));
+  });
 });
