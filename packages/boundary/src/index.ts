@@ -37,6 +37,7 @@ export {
   type HostPort,
   MAX_BATCH_FRAMES,
   type Port,
+  postFrames,
   receivedFrames,
   SYNC_SIGNAL,
   SYNC_SIGNAL_BYTES,

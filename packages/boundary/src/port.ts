@@ -49,6 +49,26 @@ export const SYNC_SIGNAL_BYTES = 4;
 export const MAX_BATCH_FRAMES = 4096;
 
 /**
+ * Sends `frames` (in order) through `post` (a port's postMessage): one frame as itself, more as
+ * arrays of at most MAX_BATCH_FRAMES, transferring what `transferList` says of each.
+ */
+export function postFrames(
+  post: (message: unknown, transfer: ArrayBuffer[]) => void,
+  frames: readonly Uint8Array[],
+): void {
+  for (let at = 0; at < frames.length; at += MAX_BATCH_FRAMES) {
+    const batch =
+      frames.length <= MAX_BATCH_FRAMES ? frames : frames.slice(at, at + MAX_BATCH_FRAMES);
+    if (batch.length === 1) {
+      const only = batch[0] as Uint8Array;
+      post(only, transferList(only));
+    } else {
+      post(batch, [...new Set(batch.flatMap(transferList))]);
+    }
+  }
+}
+
+/**
  * The frames of a received message: a batch's, a single frame as itself, or, for an array above
  * MAX_BATCH_FRAMES, one zero-byte frame (which the codec rejects, as any malformed message).
  */

@@ -8,8 +8,8 @@ import type { MessagePort } from 'node:worker_threads';
 import {
   BoundaryError,
   frameBytes,
-  MAX_BATCH_FRAMES,
   type Port,
+  postFrames,
   receivedFrames,
   SYNC_SIGNAL,
   transferList,
@@ -61,15 +61,7 @@ export function createWorkerPort(ch: WorkerChannel): Port {
     pending = [];
     seen = 0;
     scheduled = false;
-    for (let at = 0; at < all.length; at += MAX_BATCH_FRAMES) {
-      const batch = all.length <= MAX_BATCH_FRAMES ? all : all.slice(at, at + MAX_BATCH_FRAMES);
-      if (batch.length === 1) {
-        const only = batch[0] as Uint8Array;
-        parentPort.postMessage(only, transferList(only));
-      } else {
-        parentPort.postMessage(batch, [...new Set(batch.flatMap(transferList))]);
-      }
-    }
+    postFrames((m, t) => parentPort.postMessage(m, t), all);
   };
   return {
     post(bytes) {

@@ -14,7 +14,7 @@ import type { MessagePort, Worker } from 'node:worker_threads';
 import {
   frameBytes,
   type HostPort,
-  MAX_BATCH_FRAMES,
+  postFrames,
   receivedFrames,
   SYNC_SIGNAL,
   transferList,
@@ -42,15 +42,7 @@ export function createWorkerHostPort(
     const all = pending;
     pending = [];
     if (closed || all.length === 0) return;
-    for (let at = 0; at < all.length; at += MAX_BATCH_FRAMES) {
-      const batch = all.length <= MAX_BATCH_FRAMES ? all : all.slice(at, at + MAX_BATCH_FRAMES);
-      if (batch.length === 1) {
-        const only = batch[0] as Uint8Array;
-        worker.postMessage(only, transferList(only));
-      } else {
-        worker.postMessage(batch, [...new Set(batch.flatMap(transferList))]);
-      }
-    }
+    postFrames((m, t) => worker.postMessage(m, t), all);
   };
   return {
     post(bytes) {
