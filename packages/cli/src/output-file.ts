@@ -3,18 +3,10 @@
  * one of its own kind (an identity key given by mistake as `--receipt` was overwritten), checked
  * before any work when the work cannot be undone (a transaction), and written atomically.
  */
-import {
-  closeSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { decodeReceipt, InvalidInputError, toHex } from '@cloister/core';
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { decodeReceipt, InvalidInputError } from '@cloister/core';
+import { PUBLIC_FILE_MODE, writeFileAtomic } from '@cloister/host';
 
 /** What may be replaced: a test of the existing file's bytes, and its kind for messages. */
 export interface OutputKind {
@@ -77,21 +69,11 @@ export function writeOutputFile(
   option: string,
 ): string {
   const file = checkOutputFile(path, kind, option);
-  const tmp = join(
-    dirname(file),
-    `.${basename(file)}.${toHex(globalThis.crypto.getRandomValues(new Uint8Array(6)))}.tmp`,
-  );
   try {
-    const fd = openSync(tmp, 'wx', 0o644);
-    try {
-      writeSync(fd, typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
+    writeFileAtomic(file, typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes, {
+      mode: PUBLIC_FILE_MODE,
+    });
   } catch (e) {
-    rmSync(tmp, { force: true });
     throw new InvalidInputError(`${option} ${file} could not be written: ${(e as Error).message}`);
   }
   return file;

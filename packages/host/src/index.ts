@@ -5,6 +5,7 @@ export {
   readBuild,
   readEnclaveConfig,
 } from './build/build.js';
+export { PUBLIC_FILE_MODE, writeFileAtomic } from './fs/index.js';
 export {
   DEFAULT_HTTP_LIMITS,
   DEFAULT_MAX_DEPLOY_BYTES,
