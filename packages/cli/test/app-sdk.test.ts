@@ -68,6 +68,18 @@ describe('SDK JSON on the real runtime', () => {
     }
   });
 
+  it('writes a lone surrogate escaped, as JSON.stringify does (raw it is no UTF-8)', async () => {
+    // "\ud800" is valid JSON; written back raw, the result was refused (APP_RESULT_INVALID), and
+    // text one user stored failed every later reader's call.
+    for (const text of ['"x\\ud800"', '"\\udfff"', '["\\udbff\\udbff"]', '"\\ud83d\\ude00"']) {
+      const r = await reencode(text);
+      assert.equal(r.ok, true, text);
+      assert.equal(r.json, JSON.stringify(JSON.parse(text)), text);
+    }
+    const args = { s: 'a\ud800b', pair: '😀' };
+    assert.deepEqual((await app.query('echo', args)).result, args);
+  });
+
   it('keeps the last of repeated member names, as JavaScript does', async () => {
     assert.equal((await reencode('{"a":1,"b":2,"a":3}')).json, '{"a":3,"b":2}');
   });
@@ -76,6 +88,12 @@ describe('SDK JSON on the real runtime', () => {
     assert.equal((await reencode('[9007199254740993]')).json, '[9007199254740993]');
     assert.equal((await reencode('-9223372036854775')).json, '-9223372036854775');
     assert.equal((await reencode('1e400')).json, 'null');
+    // 19 digits: exact while they fit in i64 (the SDK's own Json.int output reads back the same).
+    for (const n of ['1234567890123456789', '9223372036854775807', '-9223372036854775808']) {
+      assert.equal((await reencode(n)).json, n, n);
+    }
+    // One more is a number (f64), as before.
+    assert.notEqual((await reencode('9223372036854775808')).json, '9223372036854775808');
   });
 
   it('refuses malformed text with the reason and the offset', async () => {

@@ -300,7 +300,14 @@ export function quoteJson(s: string): string {
   const n = s.length;
   for (let k = 0; k < n; k++) {
     const c = s.charCodeAt(k);
-    if (c >= 0x20 && c != 0x22 && c != 0x5c) continue;
+    if (c >= 0x20 && c != 0x22 && c != 0x5c && (c < 0xd800 || c > 0xdfff)) continue;
+    if (c >= 0xd800 && c <= 0xdbff && k + 1 < n) {
+      const d = s.charCodeAt(k + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        k++; // a surrogate pair: one character, written as it is
+        continue;
+      }
+    }
     if (k > run) out.push(s.substring(run, k));
     run = k + 1;
     if (c == 0x22) out.push('\\"');
@@ -310,7 +317,17 @@ export function quoteJson(s: string): string {
     else if (c == 0x09) out.push('\\t');
     else if (c == 0x08) out.push('\\b');
     else if (c == 0x0c) out.push('\\f');
-    else out.push('\\u00' + HEX.charAt(c >> 4) + HEX.charAt(c & 15));
+    else if (c >= 0xd800) {
+      // A lone surrogate (what "\ud800" parses to): escaped, as ES2019 JSON.stringify does.
+      // Written raw it is no UTF-8, and the host refuses the whole result or stored text.
+      out.push(
+        '\\u' +
+          HEX.charAt(c >> 12) +
+          HEX.charAt((c >> 8) & 15) +
+          HEX.charAt((c >> 4) & 15) +
+          HEX.charAt(c & 15),
+      );
+    } else out.push('\\u00' + HEX.charAt(c >> 4) + HEX.charAt(c & 15));
   }
   if (n > run) out.push(s.substring(run, n));
   out.push('"');
@@ -523,8 +540,16 @@ class JsonParser {
       if (this.digits() == 0) return this.fail('invalid number');
     }
     const lit = t.substring(start, this.pos);
-    // 18 digits always fit in i64; longer integers are kept as f64.
+    // 18 digits always fit in i64; 19 do when at most 2^63 − 1 (or 2^63 negated): compared as
+    // text, the same length. Longer integers are kept as f64.
     if (integer && intDigits <= 18) return Json.int(I64.parseInt(lit, 10));
+    if (integer && intDigits == 19) {
+      const negative = t.charCodeAt(start) == 0x2d;
+      const digits = t.substring(intStart, intStart + 19);
+      if (digits <= (negative ? '9223372036854775808' : '9223372036854775807')) {
+        return Json.int(I64.parseInt(lit, 10));
+      }
+    }
     return Json.num(F64.parseFloat(lit));
   }
 }
