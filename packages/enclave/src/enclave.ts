@@ -13,7 +13,12 @@
  * with its code): the node refuses to serve rather than serve a wrong state.
  */
 import { CloisterError, computeReportData, InvalidInputError } from '@cloister/core';
-import { type AppAdmin, createAppAdmin, encodeAppRecords } from './apps/deploy/index.js';
+import {
+  type AppAdmin,
+  createAppAdmin,
+  encodeAppRecords,
+  recordedCode,
+} from './apps/deploy/index.js';
 import { type AppRuntime, createAppRuntime } from './apps/runtime/index.js';
 import { type Service, type ServiceStore, startService } from './log/index.js';
 import { createNodeState, type NodeIdentity, openNodeState } from './node-state.js';
@@ -245,6 +250,7 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
         const { appTrace } = opts;
         runtime = createAppRuntime({
           engine: started.service.engine,
+          currentCode: recordedCode,
           ...(opts.clock ? { now: opts.clock } : {}),
           ...(appTrace
             ? {

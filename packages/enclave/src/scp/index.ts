@@ -3,7 +3,8 @@
  * node key as signer, the session server and its operations.
  */
 export { nodeScpCrypto, nodeScpSigner } from '@cloister/node-crypto';
-export { AppCodeChangedError, createScpOps, type OpContext, type ScpOpsDeps } from './ops.js';
+export { AppCodeChangedError } from '../apps/runtime/index.js';
+export { createScpOps, type OpContext, type ScpOpsDeps } from './ops.js';
 export {
   createScpServer,
   DEFAULT_MAX_SESSIONS,

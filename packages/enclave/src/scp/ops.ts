@@ -25,7 +25,12 @@ import {
 } from '@cloister/core';
 import type { AppAdmin } from '../apps/deploy/index.js';
 import { MAX_REQUEST_ID_BYTES } from '../apps/runtime/abi.js';
-import { AppNotFoundError, type AppRuntime, checkAppId } from '../apps/runtime/index.js';
+import {
+  AppCodeChangedError,
+  AppNotFoundError,
+  type AppRuntime,
+  checkAppId,
+} from '../apps/runtime/index.js';
 import type { Service } from '../log/index.js';
 
 /** What the ops need of the enclave: the running service, the app runtime and admin. */
@@ -48,16 +53,6 @@ export interface OpContext {
 }
 
 export type OpResult = Record<string, unknown>;
-
-/** The app's code changed since the client checked it: nothing ran. */
-export class AppCodeChangedError extends CloisterError {
-  constructor(app: string, current: string) {
-    super(
-      'APP_CODE_CHANGED',
-      `app '${app}' now runs code ${current}: read app.info again and check it before retrying`,
-    );
-  }
-}
 
 /** Code ids kept converted (ops.ts `codeIdBytes`). */
 const CODE_IDS = 256;

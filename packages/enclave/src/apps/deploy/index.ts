@@ -229,6 +229,16 @@ function decodeRecord(bytes: Uint8Array): { codeId: Uint8Array; size: number } {
   return { codeId, size };
 }
 
+/**
+ * The code id app `app` runs as recorded in the administrative ledger, read inside `tx` (so that
+ * a deploy or upgrade of it conflicts with `tx`), or undefined when none is recorded. The app
+ * runtime's `currentCode`.
+ */
+export function recordedCode(tx: Transaction, app: string): Uint8Array | undefined {
+  const rec = tx.get(ADMIN_LEDGER, APPS_TABLE, utf8(app));
+  return rec === undefined ? undefined : decodeRecord(rec).codeId;
+}
+
 function chunkKey(codeId: Uint8Array, i: number): Uint8Array {
   const k = new Uint8Array(36);
   k.set(codeId);

@@ -95,3 +95,13 @@ export class ResultInvalidError extends CloisterError {
     super('APP_RESULT_INVALID', `the app's ${what} is not valid JSON text`);
   }
 }
+
+/** The app's code changed since the call was checked or started: nothing of it ran or stays. */
+export class AppCodeChangedError extends CloisterError {
+  constructor(app: string, current: string) {
+    super(
+      'APP_CODE_CHANGED',
+      `app '${app}' now runs code ${current}: read app.info again and check it before retrying`,
+    );
+  }
+}

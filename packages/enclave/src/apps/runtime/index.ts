@@ -24,6 +24,7 @@ export {
   AbiError,
   AbiVersionError,
   AppAbortError,
+  AppCodeChangedError,
   AppError,
   AppNotFoundError,
   MethodKindError,

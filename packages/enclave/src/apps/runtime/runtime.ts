@@ -63,6 +63,7 @@ import {
 import {
   AbiError,
   AbiVersionError,
+  AppCodeChangedError,
   AppNotFoundError,
   MethodKindError,
   MethodUnknownError,
@@ -98,6 +99,14 @@ export interface AppRuntimeOptions {
    * on a fresh instance.
    */
   readonly instancePool?: number;
+  /**
+   * The app's current code id as the administrative ledger records it, read inside `tx` (the
+   * deploy admin's record; undefined for an app it does not record). Every transaction call reads
+   * it, so an upgrade that commits after the call's snapshot makes the call conflict, and a call
+   * whose code is no longer current stops with APP_CODE_CHANGED instead of running (or re-running
+   * after a conflict) old code on the upgraded state.
+   */
+  readonly currentCode?: (tx: Transaction, app: string) => Uint8Array | undefined;
 }
 
 export interface RouteInfo {
@@ -511,6 +520,10 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
               codeId: codeId ?? d.info.codeId,
             };
           }
+        }
+        const code = options.currentCode?.(tx, request.app);
+        if (code !== undefined && toHex(code) !== d.info.codeId) {
+          throw new AppCodeChangedError(request.app, toHex(code));
         }
         const state = fresh(tx);
         const fuelUsed = run(d, route, state, fuel);

@@ -1,0 +1,108 @@
+/**
+ * An upgrade racing a transaction (docs/app-abi.md §3.3): a call that started on the old code
+ * never commits on the upgraded state. Every transaction call reads the app's record in the
+ * administrative ledger, so an upgrade that commits after the call's snapshot makes the call
+ * conflict, and its re-run finds the code changed: APP_CODE_CHANGED, nothing of it stays.
+ * Before, the runtime re-ran the call on the old module it had looked up at the start.
+ */
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { test } from 'node:test';
+import { toHex } from '@cloister/core';
+import { createAppAdmin, recordedCode } from '../../enclave/src/apps/deploy/index.js';
+import { AppCodeChangedError, createAppRuntime } from '../../enclave/src/apps/runtime/index.js';
+import { createLedgerEngine } from '../../enclave/src/ledger/ledger/index.js';
+import { abiKit } from '../../enclave/test/app-runtime-wasm.js';
+import { options } from '../../enclave/test/ledger-engine-helpers.js';
+import { signDeployRequest } from '../src/node/operator.js';
+import { createMemoryStore } from '../src/store/index.js';
+
+const CALLER = Uint8Array.from({ length: 65 }, (_, i) => (i === 0 ? 4 : i));
+const te = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+/** `w` (transaction): t/k := the module's tag, answered as the result; `r` (query): t/k. */
+function moduleTagged(tag: string): Uint8Array {
+  const kit = abiKit({ t: 't', k: 'k', v: JSON.stringify(tag) });
+  const c = kit.call;
+  return kit.module({
+    routes: [
+      {
+        name: 'w',
+        kind: 'transaction',
+        body: [
+          ...[...kit.str('t'), ...kit.str('k'), ...kit.str('v'), ...c('ledger_set')],
+          ...[...kit.str('v'), ...c('result_set')],
+        ],
+      },
+    ],
+  });
+}
+
+test('a transaction racing an upgrade stops with APP_CODE_CHANGED instead of running old code after it', async () => {
+  const inner = createMemoryStore();
+  // The store tells the test when a batch starts being written (the upgrade's commit).
+  let onWrite: (() => void) | undefined;
+  const store = Object.assign(Object.create(inner) as typeof inner, {
+    write: async (...a: Parameters<typeof inner.write>) => {
+      const cb = onWrite;
+      onWrite = undefined;
+      cb?.();
+      return inner.write(...a);
+    },
+  });
+  const engine = await createLedgerEngine(options(store));
+  const runtime = createAppRuntime({ engine, currentCode: recordedCode });
+  const service = new Uint8Array(32).fill(0x55);
+  const admin = createAppAdmin({ engine, runtime, serviceIdentity: service });
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  await admin.open(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(-65)));
+  const v1 = moduleTagged('v1');
+  const v2 = moduleTagged('v2');
+  const first = await admin.deploy(
+    signDeployRequest(privateKey, {
+      app: 'demo',
+      module: v1,
+      upgrade: false,
+      prev: new Uint8Array(0),
+      prevIndex: 0,
+      service,
+    }).request,
+    v1,
+  );
+  const w = () =>
+    runtime.call({ app: 'demo', method: 'w', kind: 'transaction', args: 'null', caller: CALLER });
+  assert.equal((await w()).result, '"v1"');
+
+  // The call starts while the upgrade's batch is being written: it sees the old snapshot.
+  const writing = new Promise<void>((r) => {
+    onWrite = r;
+  });
+  const upgrade = admin.deploy(
+    signDeployRequest(privateKey, {
+      app: 'demo',
+      module: v2,
+      upgrade: true,
+      prev: first.codeId,
+      prevIndex: first.index,
+      service,
+    }).request,
+    v2,
+  );
+  await writing;
+  const racing = w();
+  const [up, call] = await Promise.allSettled([upgrade, racing]);
+  assert.equal(up.status, 'fulfilled');
+  if (call.status === 'fulfilled') {
+    // Had it committed, it must have been the new code's.
+    assert.equal(call.value.codeId, toHex(up.status === 'fulfilled' ? up.value.codeId : v2));
+  } else {
+    assert.ok(call.reason instanceof AppCodeChangedError, String(call.reason));
+  }
+  // Whatever the interleaving, nothing the old code wrote came after the upgrade.
+  const upIndex = up.status === 'fulfilled' ? up.value.index : 0;
+  for (const v of engine.at().history('demo', 't', te('k'), { limit: 10 })) {
+    if (v.index > upIndex) assert.equal(new TextDecoder().decode(v.value), '"v2"');
+  }
+  // And the next call runs the new code.
+  assert.equal((await w()).result, '"v2"');
+});
