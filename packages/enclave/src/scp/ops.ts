@@ -14,7 +14,6 @@
 import {
   appInfoPayload,
   bytesEqual,
-  CloisterError,
   claimsRequest,
   fromHex,
   InvalidInputError,
