@@ -261,7 +261,6 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
   const { engine, runtime } = o;
   const maxModule = o.maxModuleBytes ?? DEFAULT_MAX_MODULE_BYTES;
   const log = o.log ?? (() => {});
-  const failed = new Set<string>();
   // Deploys run one at a time (each reads and writes the app's record).
   let queue: Promise<unknown> = Promise.resolve();
 
@@ -296,7 +295,8 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
     return out;
   }
 
-  function appNames(): string[] {
+  /** Recorded app names, sorted: at most `max` (a listing), or every one (the reload at start). */
+  function appNames(max = Number.POSITIVE_INFINITY): string[] {
     const names: string[] = [];
     const view = engine.at();
     let cursor: Uint8Array | undefined;
@@ -307,7 +307,7 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
       });
       for (const e of page.entries) names.push(fromUtf8(e.key));
       cursor = page.cursor;
-    } while (cursor !== undefined && names.length < MAX_LISTED_APPS);
+    } while (cursor !== undefined && names.length < max);
     return names.sort();
   }
 
@@ -333,7 +333,6 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
         runtime.install(await runtime.prepare(name, readModule(rec.codeId, rec.size)));
         apps++;
       } catch {
-        failed.add(name);
         log(50, 'apps.reload-failed');
       }
     }
@@ -414,7 +413,6 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
       });
       const r = await tx.commit({ app: req.app, claims });
       runtime.install(prepared);
-      failed.delete(req.app);
       log(30, 'apps.deployed');
       return { app: req.app, codeId: req.codeId, txid: r.txid, index: r.index, migrated };
     } catch (e) {
@@ -435,12 +433,13 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
         checkAppId(app);
         const h = history(app);
         if (h.length === 0) throw new AppNotFoundError(app);
-        return [{ app, history: h, loaded: !failed.has(app) }];
+        return [{ app, history: h, loaded: runtime.app(app) !== undefined }];
       }
-      return appNames().map((name) => ({
+      return appNames(MAX_LISTED_APPS).map((name) => ({
         app: name,
         history: history(name),
-        loaded: !failed.has(name),
+        // What the runtime holds, not what was attempted: a reload that never ran shows too.
+        loaded: runtime.app(name) !== undefined,
       }));
     },
   };

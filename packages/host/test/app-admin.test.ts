@@ -1,4 +1,6 @@
 /**
+ * The app admin and runtime together (the enclave's deploy path, with the host's request signing).
+ *
  * An upgrade racing a transaction (docs/app-abi.md §3.3): a call that started on the old code
  * never commits on the upgraded state. Every transaction call reads the app's record in the
  * administrative ledger, so an upgrade that commits after the call's snapshot makes the call
@@ -105,4 +107,46 @@ test('a transaction racing an upgrade stops with APP_CODE_CHANGED instead of run
   }
   // And the next call runs the new code.
   assert.equal((await w()).result, '"v2"');
+});
+
+test('a restart reloads every recorded app, past the 1,000 a listing shows', async () => {
+  const engine = await createLedgerEngine(options(createMemoryStore()));
+  const service = new Uint8Array(32).fill(0x55);
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const operator = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(-65));
+  const first = createAppAdmin({
+    engine,
+    runtime: createAppRuntime({ engine }),
+    serviceIdentity: service,
+  });
+  await first.open(operator);
+  const module = moduleTagged('v1');
+  const names = Array.from({ length: 1001 }, (_, i) => `a${String(i).padStart(4, '0')}`);
+  for (const app of names) {
+    const request = signDeployRequest(privateKey, {
+      app,
+      module,
+      upgrade: false,
+      prev: new Uint8Array(0),
+      prevIndex: 0,
+      service,
+    }).request;
+    await first.deploy(request, module);
+  }
+  // The node's next start: a fresh runtime and admin over the same ledger.
+  const runtime = createAppRuntime({ engine, currentCode: recordedCode });
+  const again = createAppAdmin({ engine, runtime, serviceIdentity: service });
+  assert.equal((await again.open(operator)).apps, 1001);
+  const last = names.at(-1) as string;
+  assert.equal(again.info(last)[0]?.loaded, true);
+  const r = await runtime.call({
+    app: last,
+    method: 'w',
+    kind: 'transaction',
+    args: 'null',
+    caller: CALLER,
+  });
+  assert.equal(r.result, '"v1"');
+  // The listing stays capped.
+  assert.equal(again.info('').length, 1000);
 });
