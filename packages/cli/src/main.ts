@@ -209,6 +209,10 @@ export function createProgram(setExit: (code: number) => void): Command {
     .option('--node <url>', 'the node URL', 'http://127.0.0.1:7410')
     .option('--upgrade', "replace the app's code, keep its ledger, run its cloister_migrate")
     .option('--operator-key <file>', 'operator private key (default: <home>/operator.pem)')
+    .option(
+      '--service <hex>',
+      'the service identity the request is for: a node reporting another is refused before signing',
+    )
     .option('--json', 'print JSON')
     .action(async (file: string, o, cmd: Command) =>
       setExit(await appDeploy(file, { ...o, home: cmd.optsWithGlobals().home })),

@@ -210,6 +210,10 @@ describe('cloister app deploy on a real node', () => {
       '--json',
     ]);
     assert.equal(r.code, 0, r.err);
+    assert.match(
+      r.err,
+      /signing for service [0-9a-f]{64}, as http:\/\/127\.0\.0\.1:\d+ reports it/,
+    );
     const out = JSON.parse(r.out) as {
       app: string;
       codeId: string;
@@ -483,5 +487,48 @@ describe('cloister app deploy on a real node', () => {
     await assert.rejects(start(other.publicKey), { code: 'OPERATOR_KEY_MISMATCH' });
     node = await start();
     assert.equal((await appInfo()).loaded, true);
+  });
+
+  it('signs only for the service it was told: --service refuses a node reporting another', async () => {
+    const before = (await (await fetch(`${url()}/v1/apps/svc-check`)).json()) as unknown;
+    const r = await cli([
+      '--home',
+      home,
+      'app',
+      'deploy',
+      wasmPath,
+      '--name',
+      'svc-check',
+      '--node',
+      url(),
+      '--service',
+      'ab'.repeat(32),
+    ]);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.err,
+      /SERVICE_CHANGED.*reports service [0-9a-f]{64}, not (ab){32}: nothing was signed/,
+    );
+    // Nothing was deployed.
+    assert.deepEqual((await (await fetch(`${url()}/v1/apps/svc-check`)).json()) as unknown, before);
+    // Without --service, the identity it signs for is printed.
+    const status = (await (await fetch(`${url()}/v1/status`)).json()) as {
+      serviceIdentity: string;
+    };
+    const ok = await cli([
+      '--home',
+      home,
+      'app',
+      'deploy',
+      wasmPath,
+      '--name',
+      'svc-check',
+      '--node',
+      url(),
+      '--service',
+      status.serviceIdentity,
+    ]);
+    assert.equal(ok.code, 0, ok.err);
+    assert.doesNotMatch(ok.err, /signing for service/);
   });
 });

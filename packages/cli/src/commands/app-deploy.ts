@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
+  bytesEqual,
   CloisterError,
   ERROR_CODES,
   type ErrorCode,
@@ -36,6 +37,15 @@ export interface AppDeployOptions {
   readonly home?: string;
   readonly json?: boolean;
   readonly timeoutMs?: number;
+  /**
+   * The service identity (hex, or bytes) the request must be for. The node's `/v1/status` is its
+   * own word: a node claiming another service would get a request signed for that one, valid
+   * there. When given, a node reporting another identity is refused before anything is signed;
+   * when not (the `app deploy` command without --service), the identity signed for is printed.
+   */
+  readonly service?: string | Uint8Array;
+  /** Where the "signing for service" note goes (default stderr; quiet: nowhere). */
+  readonly note?: (text: string) => void;
 }
 
 export interface AppDeployResult {
@@ -113,6 +123,22 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
   const service = fromHex(
     String((await jsonOf<{ serviceIdentity?: unknown }>(st)).serviceIdentity),
   );
+  if (o.service !== undefined) {
+    const expected =
+      typeof o.service === 'string'
+        ? fromHex(o.service.trim().toLowerCase(), '--service')
+        : o.service;
+    if (!bytesEqual(expected, service)) {
+      throw new CloisterError(
+        'SERVICE_CHANGED',
+        `${base.origin} reports service ${toHex(service)}, not ${toHex(expected)}: nothing was signed; check the node's URL (\`cloister attest\`) or the --service you gave`,
+      );
+    }
+  } else {
+    (o.note ?? ((t: string) => process.stderr.write(t)))(
+      `signing for service ${toHex(service)}, as ${base.origin} reports it (check it: \`cloister attest\`, then pass --service to require it)\n`,
+    );
+  }
 
   const cur = await ask(new URL(`/v1/apps/${encodeURIComponent(o.name)}`, base), { timeoutMs });
   let prev: Uint8Array = new Uint8Array(0);

@@ -181,7 +181,11 @@ export async function dev(dirArg: string | undefined, o: DevOptions): Promise<nu
     try {
       const built = await buildApp(dir, (d) => process.stderr.write(`${formatDiagnostic(d)}\n`));
       const t1 = performance.now();
-      const r = await deployIfChanged(url, name, built.wasmPath, keyOptions);
+      const r = await deployIfChanged(url, name, built.wasmPath, {
+        ...keyOptions,
+        // The node this process started: its identity is known, not the node's word.
+        ...(node === undefined ? {} : { service: node.serviceIdentity }),
+      });
       const t2 = performance.now();
       const what =
         r.outcome === 'unchanged'

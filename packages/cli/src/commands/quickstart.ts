@@ -160,7 +160,12 @@ export async function deployIfChanged(
   nodeUrl: string,
   app: string,
   wasmPath: string,
-  o: { readonly home?: string; readonly operatorKey?: string },
+  o: {
+    readonly home?: string;
+    readonly operatorKey?: string;
+    /** The service the node must be (the one this process started); unchecked when absent. */
+    readonly service?: Uint8Array;
+  },
 ): Promise<{ outcome: DeployOutcome; codeId: string }> {
   const codeId = createHash('sha256').update(readFileSync(wasmPath)).digest('hex');
   const current = await currentCodeId(nodeUrl, app);
@@ -171,6 +176,7 @@ export async function deployIfChanged(
     upgrade: current !== undefined,
     ...(o.home === undefined ? {} : { home: o.home }),
     ...(o.operatorKey === undefined ? {} : { operatorKey: o.operatorKey }),
+    ...(o.service === undefined ? { note: () => {} } : { service: o.service }),
   });
   return { outcome: current === undefined ? 'deployed' : 'upgraded', codeId };
 }
@@ -279,6 +285,7 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
       const r = await step(`deploying ${name}`, false, () =>
         deployIfChanged(started.url, name, wasm, {
           home,
+          service: started.serviceIdentity,
           ...(o.operatorKey === undefined ? {} : { operatorKey: o.operatorKey }),
         }),
       );
