@@ -1,9 +1,12 @@
 /**
  * A sealed-bid auction (examples/auction/README.md). A seller opens an auction; bids stay inside
  * the app until the seller closes it with a transaction (never by the clock); the close reveals
- * the winner's caller id and the price and deletes every bid. Price rule: first price — the
- * winner pays their own bid. (A second-price rule would publish the runner-up's bid, a losing
- * bid.) Ties go to the earlier bid.
+ * the winner's caller id and the price. Price rule: first price — the winner pays their own bid.
+ * (A second-price rule would publish the runner-up's bid, a losing bid.) Ties go to the earlier
+ * bid. A bidder may raise their bid, never lower it, so the best bid is kept as bids arrive and
+ * the close costs the same however many bids there are (a close that walked every bid could be
+ * made to run out of fuel by a flood of bids from throwaway identities). After the close, `purge`
+ * removes the bids from the current state, a batch per call.
  */
 import { Context, fail, Json, Table } from '@cloister/sdk';
 import { amountArg, fixedHex, nameArg, parseFixedHex } from '../../common/assembly/signed';
@@ -15,10 +18,24 @@ import { amountArg, fixedHex, nameArg, parseFixedHex } from '../../common/assemb
 const auctions = new Table('auctions');
 /** auction id → fixedHex(number of bids placed so far): the tie-break order. */
 const sequence = new Table('sequence');
+/**
+ * auction id → fixedHex(amount) ‖ fixedHex(sequence) ‖ bidder: the best bid so far (the highest,
+ * the earliest among equal ones). Rewritten by every bid, changed or not: a write says nothing.
+ */
+const best = new Table('best');
+/** auction id → fixedHex(sequence numbers purged so far), once closed. */
+const purged = new Table('purged');
+/** Bids `purge` removes per call: a bounded amount of work whatever the number of bids. */
+const PURGE_BATCH: u64 = 256;
 
 /** The bids of one auction: bidder caller id → fixedHex(amount) ‖ fixedHex(sequence). */
 function bidsOf(id: string): Table {
   return new Table('bids/' + id);
+}
+
+/** The bids of one auction in the order placed: fixedHex(sequence) → bidder caller id. */
+function orderOf(id: string): Table {
+  return new Table('order/' + id);
 }
 
 function load(id: string): Json {
@@ -49,7 +66,10 @@ export function open(args: Json): Json {
   return record;
 }
 
-/** Places (or replaces) the caller's sealed bid of `amount`; the answer says only that it is. */
+/**
+ * Places the caller's sealed bid of `amount`, or raises it (a lower or equal new bid is refused:
+ * the caller learns only about their own bid); the answer says only that it is placed.
+ */
 @transaction
 export function bid(args: Json): Json {
   const id = nameArg(args, 'auction');
@@ -58,25 +78,36 @@ export function bid(args: Json): Json {
   if (!a.getBool('open')) return fail<Json>('auction_closed', 'auction ' + id + ' is closed');
   const me = Context.callerHex();
   if (a.getString('seller') == me) return fail<Json>('seller_bid', 'the seller cannot bid');
+  const bids = bidsOf(id);
+  const mine = bids.get(me);
+  if (mine !== null && amount <= parseFixedHex(mine.substring(0, 16))) {
+    return fail<Json>('bid_not_higher', 'a new bid replaces yours only when it is higher');
+  }
   const seq = parseFixedHex(sequence.get(id));
   sequence.set(id, fixedHex(seq + 1));
-  bidsOf(id).set(me, fixedHex(amount) + fixedHex(seq));
+  bids.set(me, fixedHex(amount) + fixedHex(seq));
+  orderOf(id).set(fixedHex(seq), me);
+  // The best so far: kept when at least as high (it is earlier), else this one.
+  const b = best.get(id);
+  const keep = b !== null && parseFixedHex(b.substring(0, 16)) >= amount;
+  best.set(id, keep ? (b as string) : fixedHex(amount) + fixedHex(seq) + me);
   return Json.obj().setBool('placed', true);
 }
 
-/** The caller's own bid in an open auction (null when none); nobody can ask for another's. */
+/** The caller's own bid in an open auction (null when none, or closed); nobody can ask another's. */
 @query
 export function myBid(args: Json): Json {
   const id = nameArg(args, 'auction');
-  load(id);
-  const v = bidsOf(id).get(Context.callerHex());
+  const a = load(id);
+  const v = a.getBool('open') ? bidsOf(id).get(Context.callerHex()) : null;
   if (v === null) return Json.obj().set('amount', Json.null());
   return Json.obj().setI64('amount', <i64>parseFixedHex(v.substring(0, 16)));
 }
 
 /**
- * Closes the auction: only its seller, by this transaction. Picks the highest bid (the earliest
- * among equal ones), records winner and price, and removes every bid from the current state.
+ * Closes the auction: only its seller, by this transaction. Records the best bid kept as bids
+ * arrived as winner and price: the same work however many bids there are. The bids stay in the
+ * current state, read by no method (`myBid` answers null once closed), until `purge` removes them.
  */
 @transaction
 export function close(args: Json): Json {
@@ -88,38 +119,42 @@ export function close(args: Json): Json {
   if (!a.getBool('open')) {
     return fail<Json>('auction_closed', 'auction ' + id + ' is closed already');
   }
-  const bids = bidsOf(id);
-  let winner = '';
-  let price: u64 = 0;
-  let firstSeq: u64 = U64.MAX_VALUE;
-  const bidders: string[] = [];
-  let cursor: Uint8Array | null = null;
-  for (;;) {
-    const page = bids.list(cursor, 1000);
-    for (let i = 0; i < page.entries.length; i++) {
-      const e = page.entries[i];
-      const v = e.valueText();
-      const amount = parseFixedHex(v.substring(0, 16));
-      const seq = parseFixedHex(v.substring(16, 32));
-      bidders.push(e.keyText());
-      if (amount > price || (amount == price && seq < firstSeq)) {
-        winner = e.keyText();
-        price = amount;
-        firstSeq = seq;
-      }
-    }
-    if (page.done) break;
-    cursor = page.cursor;
-  }
-  for (let i = 0; i < bidders.length; i++) bids.remove(bidders[i]);
   a.setBool('open', false);
-  if (winner.length > 0) {
-    a.setString('winner', winner);
-    a.setI64('price', <i64>price);
+  const b = best.get(id);
+  if (b !== null) {
+    a.setString('winner', b.substring(32));
+    a.setI64('price', <i64>parseFixedHex(b.substring(0, 16)));
+    best.remove(id);
   }
   auctions.setJson(id, a);
-  sequence.remove(id);
+  purged.set(id, fixedHex(0));
   return a;
+}
+
+/**
+ * Removes up to PURGE_BATCH bids of closed auction `auction` from the current state (anyone may
+ * call it; it changes nothing but removes what no method reads). `{ done }` says whether bids
+ * remain; the number of calls a purge takes says how many bids there were, to within 256.
+ */
+@transaction
+export function purge(args: Json): Json {
+  const id = nameArg(args, 'auction');
+  const a = load(id);
+  if (a.getBool('open')) return fail<Json>('auction_open', 'auction ' + id + ' is still open');
+  const count = parseFixedHex(sequence.get(id));
+  const from = parseFixedHex(purged.get(id));
+  if (from >= count) return Json.obj().setBool('done', true);
+  const to = from + PURGE_BATCH < count ? from + PURGE_BATCH : count;
+  const bids = bidsOf(id);
+  const order = orderOf(id);
+  for (let s = from; s < to; s++) {
+    const key = fixedHex(s);
+    const bidder = order.get(key);
+    if (bidder !== null) bids.remove(bidder); // a raised bid is listed twice: removed once
+    order.remove(key);
+  }
+  purged.set(id, fixedHex(to));
+  return Json.obj().setBool('done', to >= count);
 }
 
 /** The auction's public record: item, seller, open; after the close, the winner and the price. */

@@ -104,7 +104,14 @@ describe('examples/auction', () => {
   it('no history, listing or proof request reaches a bid', async () => {
     assert.deepEqual(
       app.routes.map((r) => `${r.kind}:${r.name}`),
-      ['transaction:open', 'transaction:bid', 'query:myBid', 'transaction:close', 'query:auction'],
+      [
+        'transaction:open',
+        'transaction:bid',
+        'query:myBid',
+        'transaction:close',
+        'transaction:purge',
+        'query:auction',
+      ],
     );
     for (const m of ['history', 'bids', 'list', 'prove', 'proof']) {
       assert.equal(await refusal(app.query(m, { auction: 'lot-1' })), 'APP_METHOD_UNKNOWN');
@@ -133,6 +140,58 @@ describe('examples/auction', () => {
       winner: null,
       price: null,
     });
+  });
+
+  it('a bid can be raised, never lowered (the best bid is kept as bids arrive)', async () => {
+    await app.transaction('open', { auction: 'lot-5', item: 'a clock' }, { as: 'seller' });
+    await app.transaction('bid', { auction: 'lot-5', amount: 40 }, { as: 'alice' });
+    for (const amount of [40, 39]) {
+      assert.equal(
+        await refusal(app.transaction('bid', { auction: 'lot-5', amount }, { as: 'alice' })),
+        'app:bid_not_higher',
+      );
+    }
+    await app.transaction('bid', { auction: 'lot-5', amount: 41 }, { as: 'alice' });
+    assert.deepEqual((await app.query('myBid', { auction: 'lot-5' }, { as: 'alice' })).result, {
+      amount: 41,
+    });
+  });
+
+  it('a flood of bids cannot stop the close: its cost does not grow; purge clears them in batches', async () => {
+    const a = await loadExample('auction');
+    await a.transaction('open', { auction: 'big', item: 'a boat' }, { as: 'seller' });
+    const small = await a.transaction('bid', { auction: 'big', amount: 5 }, { as: 'early' });
+    assert.deepEqual(small.result, { placed: true });
+    for (let i = 0; i < 600; i++) {
+      await a.transaction('bid', { auction: 'big', amount: 1 }, { as: `sybil${i}` });
+    }
+    await a.transaction('bid', { auction: 'big', amount: 5 }, { as: 'late' }); // a tie: later
+    // The close reads the kept best bid: a fuel budget far below a walk over 602 bids is enough.
+    const closed = await a.transaction(
+      'close',
+      { auction: 'big' },
+      { as: 'seller', fuel: 2_000_000 },
+    );
+    const r = closed.result as { winner: string; price: number };
+    assert.equal(r.winner, a.callerId('early'));
+    assert.equal(r.price, 5);
+    // Purge: anyone, 256 bids a call, then done; bids are gone for their bidders too.
+    const calls: boolean[] = [];
+    for (let i = 0; i < 5; i++) {
+      const p = await a.transaction(
+        'purge',
+        { auction: 'big' },
+        { as: 'anyone', fuel: 20_000_000 },
+      );
+      calls.push((p.result as { done: boolean }).done);
+    }
+    assert.deepEqual(calls, [false, false, true, true, true]);
+    assert.deepEqual((await a.query('myBid', { auction: 'big' }, { as: 'early' })).result, {
+      amount: null,
+    });
+    // Before a close there is nothing to purge.
+    await a.transaction('open', { auction: 'later', item: 'x' }, { as: 'seller' });
+    assert.equal(await refusal(a.transaction('purge', { auction: 'later' })), 'app:auction_open');
   });
 
   it('bids in one auction never mix with another', async () => {

@@ -37,6 +37,13 @@ function salariesOf(id: string): Table {
 }
 
 const SALARY_KIND = 'cloister-example/salary/v1';
+/** round id → fixedHex(contributions so far). */
+const counts = new Table('counts');
+/**
+ * Contributions per round at most: the close reads and sorts every salary in one transaction
+ * (the median needs them all), and that must fit the call's fuel (about 40,000 a contribution).
+ */
+const MAX_CONTRIBUTIONS: u64 = 1000;
 const MIN_K: i64 = 5;
 const MAX_SALARY: i64 = 1099511627776;
 
@@ -76,6 +83,13 @@ export function contribute(args: Json): Json {
   const id = nameArg(args, 'round');
   const r = load(id);
   if (!r.getBool('open')) return fail<Json>('round_closed', 'round ' + id + ' is closed');
+  const count = parseFixedHex(counts.get(id));
+  if (count >= MAX_CONTRIBUTIONS) {
+    return fail<Json>(
+      'round_full',
+      'round ' + id + ' has the most contributions a close can take (1000): ask for a new round',
+    );
+  }
   const issuer = fromHex(ISSUER_PUBLIC_KEY_HEX)!;
   const credential = verifiedCredential(args, issuer, SALARY_KIND, ['kind', 'id', 'salary']);
   const salary = credential.get('salary')!;
@@ -93,6 +107,7 @@ export function contribute(args: Json): Json {
     );
   }
   used.set(key, '1');
+  counts.set(id, fixedHex(count + 1));
   salariesOf(id).set(key, fixedHex(<u64>salary.asI64()));
   return Json.obj().setBool('contributed', true);
 }

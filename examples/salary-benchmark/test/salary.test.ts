@@ -136,4 +136,19 @@ describe('examples/salary-benchmark', () => {
     const edited = { ...c, credential: c.credential.replace('50000', '950000') };
     assert.equal(await refusal(contribute('C', edited, 'member')), 'app:bad_signature');
   });
+
+  it('a round takes at most 1,000 contributions, so its close always fits the fuel', async () => {
+    await open('full', 5);
+    for (let i = 0; i < 1000; i++) {
+      await contribute('full', salaryCredential(issuer, 40_000 + i), `m${i}`);
+    }
+    assert.equal(
+      await refusal(contribute('full', salaryCredential(issuer, 1), 'late')),
+      'app:round_full',
+    );
+    const closed = (await app.transaction('close', { round: 'full' }, { as: 'owner' })).result as {
+      result: { released: boolean; count: number };
+    };
+    assert.deepEqual([closed.result.released, closed.result.count], [true, 1000]);
+  });
 });
