@@ -157,6 +157,42 @@ export function purge(args: Json): Json {
   return Json.obj().setBool('done', to >= count);
 }
 
+/**
+ * At an upgrade from the version that kept no best bid: for every open auction, the best bid and
+ * the order of bids are built from the bids themselves (closed ones kept none). Once, in the
+ * upgrade's transaction.
+ */
+@migrate
+export function migrate(): void {
+  let cursor: Uint8Array | null = null;
+  do {
+    const page = auctions.list(cursor, 1000);
+    for (let i = 0; i < page.entries.length; i++) {
+      const id = page.entries[i].keyText();
+      const a = Json.parse(page.entries[i].valueText());
+      if (a === null || !a.getBool('open') || best.has(id)) continue;
+      let top = '';
+      let bids: Uint8Array | null = null;
+      do {
+        const p = bidsOf(id).list(bids, 1000);
+        for (let j = 0; j < p.entries.length; j++) {
+          const bidder = p.entries[j].keyText();
+          const v = p.entries[j].valueText(); // fixedHex(amount) ‖ fixedHex(sequence)
+          orderOf(id).set(v.substring(16, 32), bidder);
+          const better =
+            top.length == 0 ||
+            v.substring(0, 16) > top.substring(0, 16) ||
+            (v.substring(0, 16) == top.substring(0, 16) && v.substring(16, 32) < top.substring(16, 32));
+          if (better) top = v + bidder;
+        }
+        bids = p.cursor;
+      } while (bids !== null);
+      if (top.length > 0) best.set(id, top);
+    }
+    cursor = page.cursor;
+  } while (cursor !== null);
+}
+
 /** The auction's public record: item, seller, open; after the close, the winner and the price. */
 @query
 export function auction(args: Json): Json {

@@ -84,7 +84,13 @@ export function migrate(): void {
   do {
     const page = balances.list(cursor, 1000);
     for (let i = 0; i < page.entries.length; i++) {
-      total += parseFixedHex(page.entries[i].valueText());
+      const balance = parseFixedHex(page.entries[i].valueText());
+      if (total > MAX - balance) {
+        // The supply invariant would not hold (transfers rely on it): refuse the upgrade.
+        fail<Json>('supply_exhausted', 'the balances add up to more than 2^53 − 1');
+        return;
+      }
+      total += balance;
     }
     cursor = page.cursor;
   } while (cursor !== null);

@@ -341,7 +341,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (e) {
     const ce = e as { code?: string; exitCode?: number };
     if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
-      return ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' ? 0 : 2;
+      if (ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version') return 0;
+      // `cloister help <command>` ends in commander.help, exit code 0 when help was asked for.
+      if (ce.code === 'commander.help') return ce.exitCode === 0 ? 0 : 2;
+      return 2;
     }
     printError(e);
     return 1;

@@ -146,6 +146,8 @@ describe('cloister CLI', () => {
     assert.equal(unknown.code, 2, unknown.err);
     assert.match(unknown.err, /unknown option '--bogus'/);
     assert.equal((await run(['receipt', 'get', '--help'])).code, 0);
+    assert.equal((await run(['help', 'call'])).code, 0);
+    assert.equal((await run(['help'])).code, 0);
   });
 
   it('receipt get writes a receipt file that receipt verify accepts', async () => {

@@ -258,9 +258,11 @@ export class Client {
       try {
         ({ result } = await this.request('consistency', { from, to }));
       } catch (e) {
-        // The node answered that it cannot prove it (a log shorter than a root already seen,
-        // for one): no proof, which the check reports as a rollback. A lost connection is not.
-        if (e instanceof NodeError) return undefined;
+        // The node answered that it cannot prove between those sizes (INVALID_INPUT: a size
+        // beyond its signed log, which a root already seen must not be): no proof, which the
+        // check reports as a rollback. Any other failure (a lost connection, a node error) is
+        // passed on as it is: it says nothing about the log.
+        if (e instanceof NodeError && e.code === 'INVALID_INPUT') return undefined;
         throw e;
       }
       const p = result.proof;

@@ -431,6 +431,23 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it("a node's passing failure to answer consistency is that failure, not a rollback", async () => {
+        const n = node();
+        const c = await open(n, { state: memoryState() });
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        const t2 = await c.app('shop').transact('pay', { amount: 2 });
+        n.failConsistency = 1;
+        await assert.rejects(
+          c.receipt(t2.txid, { wait: true, claims: t2.claims }),
+          code('ENCLAVE_FAILED'),
+        );
+        // The same node, the same log: it verifies once the node answers.
+        const r = await c.receipt(t2.txid, { wait: true, claims: t2.claims });
+        assert.equal(r.verified.txid, t2.txid);
+        await c.close();
+      });
+
       it('claims of another transaction, or a root older than one seen, are refused', async () => {
         const n = node();
         const state = memoryState();

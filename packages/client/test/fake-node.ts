@@ -53,6 +53,8 @@ export class FakeNode {
   connections = 0;
   /** The next N transactions are applied but the connection drops before the answer. */
   loseResponses = 0;
+  /** Answer the next N consistency requests with ENCLAVE_FAILED (a node's passing trouble). */
+  failConsistency = 0;
   /** Answer RECEIPT_NOT_READY this many times before signing the log. */
   signAfterPolls = 0;
   /** Sign app.info with a flipped bit (a node lying about the code it runs). */
@@ -208,6 +210,10 @@ export class FakeNode {
         return ok({ receipt: this.kit.receipt(index) });
       }
       case 'consistency': {
+        if (this.failConsistency > 0) {
+          this.failConsistency--;
+          return err('ENCLAVE_FAILED', 'the node could not answer this call');
+        }
         // As the node does: sizes it cannot prove between are an error answer, not a crash.
         let proof: Uint8Array[];
         try {

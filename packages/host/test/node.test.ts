@@ -269,6 +269,33 @@ describe('node', () => {
     await again.close();
   });
 
+  it('does not start serving when its lock is lost while it starts', async () => {
+    const dataDir = join(tempDir(), 'lost-at-start');
+    // A pause during the start (here: in the log line of the genesis) while another start took
+    // the lock over as stale and removed it: the lock's refresh finds it gone meanwhile.
+    const hooked = createLogger({
+      level: 'info',
+      destination: {
+        write(line: string) {
+          if (line.includes('"service.genesis"')) {
+            rmSync(join(dataDir, 'lock'), { recursive: true });
+            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 6000);
+          }
+          return true;
+        },
+      } as unknown as NodeJS.WritableStream,
+    });
+    await assert.rejects(
+      startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: hooked }),
+      (e: unknown) =>
+        (e as { code?: string }).code === 'DATA_DIR_LOCKED' &&
+        /lost while the node started/.test((e as Error).message),
+    );
+    // Everything it opened was closed: the next start works.
+    const again = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });
+    await again.close();
+  });
+
   it('frees its port and directories on close', async () => {
     const dataDir = join(tempDir(), 'closing');
     const n = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });

@@ -112,6 +112,14 @@ export interface RunningNode {
   close(): Promise<void>;
 }
 
+function lockLostError(dataDir: string): DirectoryLockedError {
+  return new DirectoryLockedError(
+    'data',
+    resolve(dataDir),
+    `the lock on the data directory ${resolve(dataDir)} was lost while the node started (another start on it while this one was paused); it did not start. Start it again once no other node uses that directory.`,
+  );
+}
+
 /** Why a node stopped (`Node.stopped`). */
 export type NodeStopReason = 'closed' | 'enclave-failed' | 'data-dir-lock-lost';
 
@@ -461,8 +469,12 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
         },
       },
     });
+    // The lock was lost while starting (its callback could not close a node not yet made): do
+    // not start serving a data directory another process may own now.
+    if (lockLost) throw lockLostError(opts.dataDir);
     const address = await listen(server, host, opts.port);
     cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
+    if (lockLost) throw lockLostError(opts.dataDir);
     cleanup.push(() => relay?.close());
     const scheme = tls ? 'https' : 'http';
     const url = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
