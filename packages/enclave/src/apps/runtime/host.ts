@@ -308,6 +308,10 @@ export function abiBinding(initial: CallState): AbiBinding {
         host.chargeFuel((tLen >>> 0) + (kLen >>> 0));
         const t = table('ledger_history', tPtr, tLen, 'read');
         const key = read(kPtr, kLen);
+        // Read through the transaction too: the key joins its read set, so a version committed
+        // after the snapshot makes the commit conflict (the snapshot view alone records nothing,
+        // and a decision taken from it committed as if no one else wrote).
+        txOf('ledger_history').version(state.app, t, key);
         const versions = snapshotView('ledger_history').history(state.app, t, key, {
           limit: limit('ledger_history', n),
           onRead: (bytes) => host.chargeFuel(FUEL_PER_ENTRY + bytes),
@@ -339,6 +343,7 @@ export function abiBinding(initial: CallState): AbiBinding {
         host.chargeFuel((tLen >>> 0) + (kLen >>> 0));
         const t = table('ledger_prove', tPtr, tLen, 'proved');
         const key = read(kPtr, kLen);
+        txOf('ledger_prove').version(state.app, t, key); // into the read set, as ledger_history
         const proof = snapshotView('ledger_prove').prove({ app: state.app }, state.app, t, key);
         host.chargeFuel(proof.length);
         return fill(proof);
