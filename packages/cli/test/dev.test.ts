@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,7 @@ import { enclaveOcalls } from '../../host/src/node/node.js';
 import { createMemoryStore, storeOcalls } from '../../host/src/store/index.js';
 import { testBuild } from '../../host/test/helpers.js';
 import { createApp } from '../src/commands/app-new.js';
-import { assertSimulation } from '../src/commands/dev.js';
+import { assertSimulation, watchTree } from '../src/commands/dev.js';
 
 const entry = fileURLToPath(new URL('./fixtures/run.ts', import.meta.url));
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -212,6 +212,48 @@ describe('cloister dev', () => {
       );
     } finally {
       server.close();
+    }
+  });
+});
+
+describe('the source watcher of cloister dev', () => {
+  it('sees every save, also those made by renaming a temporary file over the source (vim, safe write)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'cloister-watch-'));
+    mkdirSync(join(root, 'lib'));
+    const file = join(root, 'lib', 'index.ts');
+    writeFileSync(file, 'v0');
+    let events = 0;
+    const w = watchTree(root, () => {
+      events++;
+    });
+    /** Waits (a turn at a time, up to about 2 s) until the watcher reported something new. */
+    const seen = async (): Promise<void> => {
+      const before = events;
+      for (let i = 0; i < 200 && events === before; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      assert.ok(events > before, 'the change was reported');
+    };
+    try {
+      for (let i = 1; i <= 3; i++) {
+        // As an editor saving safely: a new file, renamed over the source.
+        const p = seen();
+        writeFileSync(`${file}.tmp`, `v${i}`);
+        renameSync(`${file}.tmp`, file);
+        await p;
+      }
+      // In place, after the renames (Node 20's recursive watch had stopped reporting by now).
+      const p = seen();
+      writeFileSync(file, 'v4');
+      await p;
+      // A folder made later is watched too.
+      mkdirSync(join(root, 'lib', 'more'));
+      await new Promise((r) => setTimeout(r, 50));
+      const q = seen();
+      writeFileSync(join(root, 'lib', 'more', 'x.ts'), 'x');
+      await q;
+    } finally {
+      w.close();
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });

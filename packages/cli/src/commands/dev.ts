@@ -11,7 +11,15 @@
  * --node it refuses a node whose evidence or health names any platform but the simulation, and
  * the trace lines (if that node was started with them) stay in that node's own log.
  */
-import { existsSync, type FSWatcher, mkdtempSync, rmSync, watch } from 'node:fs';
+import {
+  type Dirent,
+  existsSync,
+  type FSWatcher,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  watch,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import {
@@ -107,6 +115,61 @@ function debounce(ms: number, f: () => void): { poke(): void; cancel(): void } {
   };
 }
 
+/**
+ * Watches folder `root` and every folder below it, calling `onChange` on any change. One
+ * non-recursive watch per folder: Node 20's recursive mode on Linux stops reporting a file once an
+ * editor saved it by renaming a temporary file over it (vim, JetBrains' safe write), so every
+ * later save went unnoticed. A folder's watch is on the folder and survives such saves; folders
+ * made or removed later are picked up at the next change. Throws when `root` cannot be watched.
+ */
+export function watchTree(root: string, onChange: () => void): { close(): void } {
+  const watchers = new Map<string, FSWatcher>();
+  const rescan = (): void => {
+    const seen = new Set<string>();
+    const walk = (d: string): void => {
+      seen.add(d);
+      if (!watchers.has(d)) {
+        try {
+          const w = watch(d, changed);
+          w.on('error', () => {
+            w.close();
+            watchers.delete(d);
+          });
+          watchers.set(d, w);
+        } catch {
+          return; // gone meanwhile
+        }
+      }
+      let entries: Dirent[];
+      try {
+        entries = readdirSync(d, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) if (e.isDirectory()) walk(join(d, e.name));
+    };
+    walk(root);
+    for (const [d, w] of watchers) {
+      if (!seen.has(d)) {
+        w.close();
+        watchers.delete(d);
+      }
+    }
+  };
+  const changed = (): void => {
+    rescan();
+    onChange();
+  };
+  watchers.set(root, watch(root, changed)); // throws for a missing root: the caller reports it
+  rescan();
+  return {
+    close() {
+      for (const w of watchers.values()) w.close();
+      watchers.clear();
+    },
+  };
+}
+
 export async function dev(dirArg: string | undefined, o: DevOptions): Promise<number> {
   const dir = resolve(dirArg ?? '.');
   const name = o.name ?? basename(dir);
@@ -117,7 +180,7 @@ export async function dev(dirArg: string | undefined, o: DevOptions): Promise<nu
   };
   let node: RunningNode | undefined;
   let tmpData: string | undefined;
-  let watcher: FSWatcher | undefined;
+  let watcher: { close(): void } | undefined;
   const cleanup = async () => {
     watcher?.close();
     await node?.close();
@@ -228,7 +291,7 @@ export async function dev(dirArg: string | undefined, o: DevOptions): Promise<nu
 
   const changed = debounce(o.debounceMs ?? 150, schedule);
   try {
-    watcher = watch(join(dir, 'assembly'), { recursive: true }, () => changed.poke());
+    watcher = watchTree(join(dir, 'assembly'), () => changed.poke());
   } catch (e) {
     printError(e);
     await cleanup().catch(printError);
