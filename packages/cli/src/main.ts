@@ -225,7 +225,10 @@ export function createProgram(setExit: (code: number) => void): Command {
       'write TypeScript client stubs (a typed wrapper over client.app(name)) from build/app.manifest.json',
     )
     .argument('[dir]', 'the project folder, built with `cloister app build`', '.')
-    .option('--name <name>', 'the app id it is deployed under (default: the folder name)')
+    .option(
+      '--name <name>',
+      'the app id it is deployed under (default: the name in the project package.json, else the folder name)',
+    )
     .option('--out <file>', 'write the stubs here (default: print them)')
     .option('--import-from <spec>', 'the module the client types come from', '@cloister/client')
     .action(async (dir: string, o) => setExit(await appTypes(dir, o)));
@@ -238,7 +241,10 @@ export function createProgram(setExit: (code: number) => void): Command {
     )
     .argument('[dir]', 'the app project folder', '.')
     .option('--node <url>', 'deploy on this running node (simulation only) instead of starting one')
-    .option('--name <name>', 'the app id (default: the folder name)')
+    .option(
+      '--name <name>',
+      'the app id (default: the name in the project package.json, else the folder name)',
+    )
     .option('--platform-dir <dir>', 'simulation platform directory (default: <home>/platform)')
     .option(
       '--enclave <dir>',

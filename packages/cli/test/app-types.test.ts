@@ -57,6 +57,16 @@ describe('cloister app types', () => {
     await buildApp(project);
   });
 
+  it("names the app as the project's package.json does, not after its folder", async () => {
+    const renamed = join(tmp, 'some-folder');
+    cpSync(project, renamed, { recursive: true });
+    writeFileSync(join(renamed, 'package.json'), JSON.stringify({ name: 'wallet' }));
+    const r = await cli(['app', 'types', renamed]);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /"wallet"/);
+    assert.doesNotMatch(r.out, /some-folder/);
+  });
+
   it('writes stubs with every method of the manifest, by kind, and its code id', async () => {
     const r = await cli(['app', 'types', project, '--out', stubs]);
     assert.equal(r.code, 0, r.err);

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { InvalidInputError } from '@cloister/core';
 import { line, printError, step } from '../output.js';
@@ -260,4 +260,20 @@ export async function appBuild(dirArg: string | undefined, o: AppBuildOptions): 
     printError(e);
     return 2;
   }
+}
+
+/**
+ * The app name of project `dir`: its package.json `name` (what `cloister app new` wrote and its
+ * `npm run deploy` uses), else the folder's name. So `cloister dev` and `app types` name the app
+ * as the project does, wherever the project folder is.
+ */
+export function projectAppName(dir: string): string {
+  try {
+    const name = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown })
+      .name;
+    if (typeof name === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) return name;
+  } catch {
+    // no package.json, or not one of ours: the folder's name
+  }
+  return basename(resolve(dir));
 }

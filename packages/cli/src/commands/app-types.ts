@@ -10,11 +10,17 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { InvalidInputError } from '@cloister/core';
 import { printError } from '../output.js';
 import { type OutputKind, writeOutputFile } from '../output-file.js';
-import { type AppManifest, type AppMethod, MANIFEST_FILE, MODULE_FILE } from './app-build.js';
+import {
+  type AppManifest,
+  type AppMethod,
+  MANIFEST_FILE,
+  MODULE_FILE,
+  projectAppName,
+} from './app-build.js';
 
 export interface AppTypesOptions {
   /** The app id it is deployed under (default: the project folder's name). */
@@ -161,7 +167,7 @@ export async function appTypes(dirArg: string | undefined, o: AppTypesOptions): 
   const dir = resolve(dirArg ?? '.');
   try {
     const m = readManifest(dirArg ?? '.');
-    const source = generateTypes(o.name ?? basename(dir), m, o.importFrom);
+    const source = generateTypes(o.name ?? projectAppName(dir), m, o.importFrom);
     if (o.out === undefined) {
       process.stdout.write(source);
     } else {

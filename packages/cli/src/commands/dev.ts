@@ -21,7 +21,7 @@ import {
   watch,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   CloisterError,
   decodeEvidencePayload,
@@ -39,7 +39,7 @@ import {
 } from '@cloister/host';
 import { formatDuration, printError, step } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
-import { AppCompileError, buildApp, formatDiagnostic } from './app-build.js';
+import { AppCompileError, buildApp, formatDiagnostic, projectAppName } from './app-build.js';
 import { operatorKeyPath } from './app-deploy.js';
 import { deployIfChanged, localConstraint } from './quickstart.js';
 
@@ -172,7 +172,7 @@ export function watchTree(root: string, onChange: () => void): { close(): void }
 
 export async function dev(dirArg: string | undefined, o: DevOptions): Promise<number> {
   const dir = resolve(dirArg ?? '.');
-  const name = o.name ?? basename(dir);
+  const name = o.name ?? projectAppName(dir);
   const home = cloisterHome(o.home);
   const keyOptions = {
     home,

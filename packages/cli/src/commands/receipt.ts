@@ -72,7 +72,13 @@ export async function receiptGet(
       } catch {
         // not JSON: keep the status
       }
-      if (res.status === 409) why += ' (retry after the node signs its log, about a second)';
+      if (res.status === 409) {
+        // Not a network problem: the node's own answer, with its own next step (retry).
+        throw new CloisterError(
+          'RECEIPT_NOT_READY',
+          `${txid} is committed but not signed yet (${why}): run the same command again in a second or so`,
+        );
+      }
       throw new NetworkError(`the node did not return a receipt for ${txid} (${why})`);
     }
     bytes = body;
