@@ -256,6 +256,17 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
     // One data directory per enclave measurement: a node's sealed state opens only under the code
     // that sealed it, so a rebuilt enclave (after an update) starts afresh instead of failing.
     const dataDir = o.data ?? quickstartDataDir(home, build.measurement);
+    // A new build with earlier quickstart data beside: a new node and service on the same URL.
+    const earlier =
+      o.data === undefined && !existsSync(dataDir)
+        ? (() => {
+            try {
+              return readdirSync(join(home, 'quickstart'));
+            } catch {
+              return [];
+            }
+          })()
+        : [];
     const started = await step('starting the node', false, () =>
       startNode({
         operatorPublicKey: operator.publicKey,
@@ -315,6 +326,11 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
         ) +
         'press Ctrl-C to stop\n',
     );
+    if (earlier.length > 0) {
+      process.stderr.write(
+        `note: this enclave build is new, so this is a new node and service (${toHex(started.serviceIdentity)}) with an empty ledger; the data of the earlier build stays in ${join(home, 'quickstart')}. Clients that pinned the earlier service for ${started.url} will report SERVICE_CHANGED: check it, then accept it once with --accept-service ${toHex(started.serviceIdentity)}\n`,
+      );
+    }
     const why = await Promise.race([
       stop.wait().then(() => 'signal' as const),
       started.stopped.then((s) => (s === 'enclave-failed' ? s : 'signal')),
