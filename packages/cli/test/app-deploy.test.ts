@@ -530,5 +530,20 @@ describe('cloister app deploy on a real node', () => {
     ]);
     assert.equal(ok.code, 0, ok.err);
     assert.doesNotMatch(ok.err, /signing for service/);
+    // The same module again, as an upgrade: said so plainly (nothing signed, nothing sent).
+    const same = await cli([
+      '--home',
+      home,
+      'app',
+      'deploy',
+      wasmPath,
+      '--name',
+      'svc-check',
+      '--node',
+      url(),
+      '--upgrade',
+    ]);
+    assert.equal(same.code, 1);
+    assert.match(same.err, /already runs this module \(code id [0-9a-f]{64}\): nothing to upgrade/);
   });
 });

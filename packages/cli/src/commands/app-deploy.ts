@@ -6,6 +6,7 @@
  * not trusted: the receipt of the deploy transaction (after the next signature) is the proof.
  * Exit codes: 0 deployed, 1 refused or failed.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
@@ -19,7 +20,7 @@ import {
 } from '@cloister/core';
 import { encodeDeployBody, loadOrCreateOperatorKey, signDeployRequest } from '@cloister/host';
 import { line, printError, step } from '../output.js';
-import { cloisterHome } from '../paths.js';
+import { cloisterHome, installRoot } from '../paths.js';
 
 export const DEFAULT_NODE_URL = 'http://127.0.0.1:7410';
 
@@ -150,6 +151,13 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
   } else if (cur.status !== 404) {
     throw await nodeError(cur);
   }
+  const codeId = createHash('sha256').update(module).digest('hex');
+  if (cur.ok && toHex(prev) === codeId) {
+    // The node's word, which only spares a request the enclave would refuse as stale.
+    throw new InvalidInputError(
+      `app '${o.name}' already runs this module (code id ${codeId}): nothing to ${o.upgrade ? 'upgrade' : 'deploy'}; change the code and build again`,
+    );
+  }
 
   const signed = signDeployRequest(key.privateKey, {
     app: o.name,
@@ -179,6 +187,15 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
   return { ...r, salt: toHex(signed.salt), request: toHex(signed.request) };
 }
 
+/**
+ * How to run this CLI from where the user is: `npx cloister` in this installation, else the full
+ * path (an app project's `npx cloister` would look the name up on the npm registry).
+ */
+function cloisterCommand(): string {
+  const bin = join(installRoot(), 'packages', 'cli', 'bin', 'cloister.js');
+  return resolve(process.cwd()) === installRoot() ? 'npx cloister' : `node ${bin}`;
+}
+
 export async function appDeploy(file: string, o: AppDeployOptions): Promise<number> {
   try {
     const r = await step(
@@ -194,7 +211,7 @@ export async function appDeploy(file: string, o: AppDeployOptions): Promise<numb
           line('code id', r.codeId) +
           line('txid', r.txid) +
           (r.migrated ? line('migration', 'cloister_migrate ran') : '') +
-          `receipt (after the next signature):\n  npx cloister receipt get ${o.node ?? DEFAULT_NODE_URL} ${r.txid}\n`,
+          `receipt (after the next signature):\n  ${cloisterCommand()} receipt get ${o.node ?? DEFAULT_NODE_URL} ${r.txid}\n`,
       );
     }
     return 0;
