@@ -357,35 +357,34 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   };
   try {
     let stopping = false;
-    let failed = false;
-    let lockLost = false;
+    // Why the node stops on its own, once it must (undefined: it runs, or close() was called).
+    let fault: Exclude<NodeStopReason, 'closed'> | undefined;
     let closeNode: () => Promise<void> = async () => {};
     let relay: ScpRelay | undefined;
+    /** A failure the node stops for: logged once, by fixed event name, then the node closes. */
+    const fatal = (why: typeof fault, event: string, message: string) => (): void => {
+      if (stopping) return;
+      fault = why;
+      log.fatal({ event }, message);
+      void closeNode();
+    };
     const { data, started, platformName, call } = await boot(
       opts,
       log,
       metrics,
       cleanup,
-      () => {
-        if (stopping) return;
-        failed = true;
-        log.fatal(
-          { event: 'enclave.exited' },
-          'the enclave stopped unexpectedly; stopping the node',
-        );
-        void closeNode();
-      },
+      fatal(
+        'enclave-failed',
+        'enclave.exited',
+        'the enclave stopped unexpectedly; stopping the node',
+      ),
       () => relay,
       appTraceSink(opts.appTrace, log),
-      () => {
-        if (stopping) return;
-        lockLost = true;
-        log.fatal(
-          { event: 'node.data-dir-lock-lost' },
-          'the lock on the data directory was lost while held (another process took it over while this one was paused); stopping the node',
-        );
-        void closeNode();
-      },
+      fatal(
+        'data-dir-lock-lost',
+        'node.data-dir-lock-lost',
+        'the lock on the data directory was lost while held (another process took it over while this one was paused); stopping the node',
+      ),
     );
     if (opts.appTrace !== undefined && opts.appTrace !== false) {
       if (platformName !== 'simulation') {
@@ -471,10 +470,12 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     });
     // The lock was lost while starting (its callback could not close a node not yet made): do
     // not start serving a data directory another process may own now.
-    if (lockLost) throw lockLostError(opts.dataDir);
+    // (A call, not a test of `fault`: the callbacks set it, which narrowing cannot see.)
+    const lockLost = (): boolean => fault === 'data-dir-lock-lost';
+    if (lockLost()) throw lockLostError(opts.dataDir);
     const address = await listen(server, host, opts.port);
     cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
-    if (lockLost) throw lockLostError(opts.dataDir);
+    if (lockLost()) throw lockLostError(opts.dataDir);
     cleanup.push(() => relay?.close());
     const scheme = tls ? 'https' : 'http';
     const url = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
@@ -494,10 +495,10 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
         relay?.close();
         server.closeIdleConnections?.();
         await ticking;
-        if (!failed) await call('enclave.stop', {}).catch(() => {});
+        if (fault !== 'enclave-failed') await call('enclave.stop', {}).catch(() => {});
         await undo();
         log.info({ event: 'node.stopped' }, 'node stopped');
-        settle(failed ? 'enclave-failed' : lockLost ? 'data-dir-lock-lost' : 'closed');
+        settle(fault ?? 'closed');
       })();
       return closed;
     };
