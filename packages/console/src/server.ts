@@ -15,7 +15,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { scpUrl } from '@cloister/client';
-import { InvalidInputError } from '@cloister/core';
+import { InvalidInputError, isAppId } from '@cloister/core';
 import { build } from 'esbuild';
 import { pageHtml } from './html.js';
 
@@ -97,13 +97,10 @@ function alter(body: string): string {
   return JSON.stringify({ ...j, evidence: bytes.toString('base64') });
 }
 
-/** App ids as the node accepts them (host/src/node/http.ts): the only `/v1/apps/<name>` proxied. */
-const APP_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-
 /** True for the node endpoints the page reads: PROXIED, and `/v1/apps/<app id>`. */
 function proxied(path: string): boolean {
   if ((PROXIED as readonly string[]).includes(path)) return true;
-  return path.startsWith('/v1/apps/') && APP_ID.test(path.slice('/v1/apps/'.length));
+  return path.startsWith('/v1/apps/') && isAppId(path.slice('/v1/apps/'.length));
 }
 
 /**

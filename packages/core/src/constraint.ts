@@ -90,6 +90,11 @@ function u32(value: string): number | undefined {
 /** App names as the node accepts them (1..64 of [A-Za-z0-9_.-], starting with a letter or digit). */
 const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
+/** True for an app id the node accepts (what `APP:` clauses, deploys and `/v1/apps/<id>` name). */
+export function isAppId(name: unknown): name is string {
+  return typeof name === 'string' && APP_NAME.test(name);
+}
+
 function appCode(value: string): AppCode | undefined {
   const eq = value.indexOf('=');
   if (eq < 0) return undefined;

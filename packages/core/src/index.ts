@@ -33,6 +33,7 @@ export {
   checkAppClause,
   checkServiceClause,
   formatConstraint,
+  isAppId,
   MAX_CONSTRAINT_LENGTH,
   matchConstraint,
   parseConstraint,

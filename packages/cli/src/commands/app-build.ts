@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { InvalidInputError } from '@cloister/core';
+import { InvalidInputError, isAppId } from '@cloister/core';
 import { line, printError, step } from '../output.js';
 import { installRoot } from '../paths.js';
 
@@ -271,7 +271,7 @@ export function projectAppName(dir: string): string {
   try {
     const name = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown })
       .name;
-    if (typeof name === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(name)) return name;
+    if (isAppId(name)) return name;
   } catch {
     // no package.json, or not one of ours: the folder's name
   }

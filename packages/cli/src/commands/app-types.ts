@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { InvalidInputError } from '@cloister/core';
+import { InvalidInputError, isAppId } from '@cloister/core';
 import { printError } from '../output.js';
 import { type OutputKind, writeOutputFile } from '../output-file.js';
 import {
@@ -31,8 +31,7 @@ export interface AppTypesOptions {
   readonly importFrom?: string;
 }
 
-/** App ids as the node accepts them (core/src/constraint.ts). */
-const APP_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** A TypeScript identifier (the stubs' method names). */
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 /** Reads and checks build/app.manifest.json against build/app.wasm; throws with the next step. */
@@ -98,7 +97,7 @@ export function generateTypes(
   m: AppManifest,
   importFrom = '@cloister/client',
 ): string {
-  if (!APP_NAME.test(app)) {
+  if (!isAppId(app)) {
     throw new InvalidInputError(
       `"${app}" is not an app id (1 to 64 letters, digits, ".", "_", "-"): give --name`,
     );

@@ -31,6 +31,7 @@ import {
   type ErrorCode,
   fromHex,
   InvalidInputError,
+  isAppId,
   toBase64,
   toHex,
 } from '@cloister/core';
@@ -70,9 +71,6 @@ export interface DeployReply {
   readonly index: number;
   readonly migrated: boolean;
 }
-
-/** App ids (docs/app-abi.md §14). */
-const APP_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /** Evidence responses carry at most this many nonce bytes (DESIGN.md: 64). */
 export const MAX_NONCE_BYTES = 64;
@@ -381,7 +379,7 @@ async function handle(
     }
     case '/v1/apps/{name}': {
       const name = url.pathname.slice('/v1/apps/'.length);
-      if (!APP_ID.test(name)) {
+      if (!isAppId(name)) {
         throw new InvalidInputError(
           'an app id is 1..64 characters of [A-Za-z0-9_.-], starting with a letter or digit',
         );
