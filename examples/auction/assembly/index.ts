@@ -38,6 +38,17 @@ function orderOf(id: string): Table {
   return new Table('order/' + id);
 }
 
+/**
+ * True when bid `v` (fixedHex(amount) ‖ fixedHex(sequence) …) beats `best` (the same form, or
+ * null for none): higher, or as high and earlier. Fixed-width lowercase hex compares as numbers.
+ */
+function beats(v: string, best: string | null): bool {
+  if (best === null) return true;
+  const a = v.substring(0, 16);
+  const b = best.substring(0, 16);
+  return a > b || (a == b && v.substring(16, 32) < best.substring(16, 32));
+}
+
 function load(id: string): Json {
   const a = auctions.getJson(id);
   if (a === null) return fail<Json>('no_auction', 'no auction ' + id + ': check the id');
@@ -89,8 +100,8 @@ export function bid(args: Json): Json {
   orderOf(id).set(fixedHex(seq), me);
   // The best so far: kept when at least as high (it is earlier), else this one.
   const b = best.get(id);
-  const keep = b !== null && parseFixedHex(b.substring(0, 16)) >= amount;
-  best.set(id, keep ? (b as string) : fixedHex(amount) + fixedHex(seq) + me);
+  const placed = fixedHex(amount) + fixedHex(seq);
+  best.set(id, beats(placed, b) ? placed + me : (b as string));
   return Json.obj().setBool('placed', true);
 }
 
@@ -179,11 +190,7 @@ export function migrate(): void {
           const bidder = p.entries[j].keyText();
           const v = p.entries[j].valueText(); // fixedHex(amount) ‖ fixedHex(sequence)
           orderOf(id).set(v.substring(16, 32), bidder);
-          const better =
-            top.length == 0 ||
-            v.substring(0, 16) > top.substring(0, 16) ||
-            (v.substring(0, 16) == top.substring(0, 16) && v.substring(16, 32) < top.substring(16, 32));
-          if (better) top = v + bidder;
+          if (beats(v, top.length == 0 ? null : top)) top = v + bidder;
         }
         bids = p.cursor;
       } while (bids !== null);
