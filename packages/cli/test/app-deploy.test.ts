@@ -104,6 +104,10 @@ describe('cloister app deploy on a real node', () => {
   let firstBody: Uint8Array;
   let operator: ReturnType<typeof loadOrCreateOperatorKey>;
 
+  /** `cloister --home <home> app deploy <wasmPath> --name <name> …more`. */
+  const deployCli = (name: string, ...more: string[]) =>
+    cli(['--home', home, 'app', 'deploy', wasmPath, '--name', name, ...more]);
+
   const start = (operatorPublicKey = operator.publicKey) =>
     startNode({
       dataDir,
@@ -197,18 +201,7 @@ describe('cloister app deploy on a real node', () => {
   });
 
   it('deploys with the CLI; the code history shows the code id and the index', async () => {
-    const r = await cli([
-      '--home',
-      home,
-      'app',
-      'deploy',
-      wasmPath,
-      '--name',
-      'demo',
-      '--node',
-      url(),
-      '--json',
-    ]);
+    const r = await deployCli('demo', '--node', url(), '--json');
     assert.equal(r.code, 0, r.err);
     assert.match(
       r.err,
@@ -277,17 +270,7 @@ describe('cloister app deploy on a real node', () => {
     await new Promise<void>((r) => html.listen(0, '127.0.0.1', r));
     try {
       const port = (html.address() as AddressInfo).port;
-      const r = await cli([
-        '--home',
-        home,
-        'app',
-        'deploy',
-        wasmPath,
-        '--name',
-        'demo',
-        '--node',
-        `http://127.0.0.1:${port}`,
-      ]);
+      const r = await deployCli('demo', '--node', `http://127.0.0.1:${port}`);
       assert.notEqual(r.code, 0);
       assert.match(r.err, /\[NETWORK\].*did not answer with JSON: is it a Cloister node\?/);
     } finally {
@@ -491,19 +474,7 @@ describe('cloister app deploy on a real node', () => {
 
   it('signs only for the service it was told: --service refuses a node reporting another', async () => {
     const before = (await (await fetch(`${url()}/v1/apps/svc-check`)).json()) as unknown;
-    const r = await cli([
-      '--home',
-      home,
-      'app',
-      'deploy',
-      wasmPath,
-      '--name',
-      'svc-check',
-      '--node',
-      url(),
-      '--service',
-      'ab'.repeat(32),
-    ]);
+    const r = await deployCli('svc-check', '--node', url(), '--service', 'ab'.repeat(32));
     assert.notEqual(r.code, 0);
     assert.match(
       r.err,
@@ -511,38 +482,15 @@ describe('cloister app deploy on a real node', () => {
     );
     // Nothing was deployed.
     assert.deepEqual((await (await fetch(`${url()}/v1/apps/svc-check`)).json()) as unknown, before);
-    // Without --service, the identity it signs for is printed.
+    // With the node's own identity as --service: signed, and no note printed.
     const status = (await (await fetch(`${url()}/v1/status`)).json()) as {
       serviceIdentity: string;
     };
-    const ok = await cli([
-      '--home',
-      home,
-      'app',
-      'deploy',
-      wasmPath,
-      '--name',
-      'svc-check',
-      '--node',
-      url(),
-      '--service',
-      status.serviceIdentity,
-    ]);
+    const ok = await deployCli('svc-check', '--node', url(), '--service', status.serviceIdentity);
     assert.equal(ok.code, 0, ok.err);
     assert.doesNotMatch(ok.err, /signing for service/);
     // The same module again, as an upgrade: said so plainly (nothing signed, nothing sent).
-    const same = await cli([
-      '--home',
-      home,
-      'app',
-      'deploy',
-      wasmPath,
-      '--name',
-      'svc-check',
-      '--node',
-      url(),
-      '--upgrade',
-    ]);
+    const same = await deployCli('svc-check', '--node', url(), '--upgrade');
     assert.equal(same.code, 1);
     assert.match(same.err, /already runs this module \(code id [0-9a-f]{64}\): nothing to upgrade/);
   });
