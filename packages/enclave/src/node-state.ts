@@ -7,9 +7,9 @@
  */
 
 import type { KeyObject } from 'node:crypto';
-import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { decodeCbor, encodeCbor, wipe } from '@cloister/core';
-import { rawPublicKey } from '@cloister/node-crypto';
+import { privateKeyFromPkcs8, rawPublicKey } from '@cloister/node-crypto';
 import {
   SealedDataCorruptError,
   type SealKeySource,
@@ -41,7 +41,7 @@ export interface OpenedNodeState {
 function identityFromPkcs8(pkcs8: Uint8Array): NodeIdentity {
   let privateKey: KeyObject;
   try {
-    privateKey = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
+    privateKey = privateKeyFromPkcs8(pkcs8);
   } catch {
     throw new SealedDataCorruptError('sealed node state holds an unreadable identity key');
   }

@@ -4,5 +4,5 @@
  * the browser bundles never reach it).
  */
 export { AEAD_TAG_BYTES, aesGcmOpen, aesGcmSeal } from './aead.js';
-export { publicKeyFromRaw, rawPublicKey } from './p256.js';
+export { privateKeyFromPkcs8, publicKeyFromRaw, rawPublicKey } from './p256.js';
 export { nodeScpCrypto, nodeScpSigner } from './scp.js';

@@ -3,7 +3,7 @@
  * node:crypto KeyObjects (what `sign`/`verify` take): one conversion each way, for the enclave
  * and Node clients.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { concatBytes, InvalidInputError } from '@cloister/core';
 
 /** DER prefix of a P-256 SubjectPublicKeyInfo holding an uncompressed point (RFC 5480 §2.2). */
@@ -31,5 +31,18 @@ export function publicKeyFromRaw(raw: Uint8Array): KeyObject {
     key: Buffer.from(concatBytes(P256_SPKI_PREFIX, raw)),
     format: 'der',
     type: 'spki',
+  });
+}
+
+/**
+ * The private KeyObject of PKCS#8 DER bytes, read in place: no copy of the key is left behind
+ * (`Buffer.from(bytes)` copies small inputs into Node's shared pool, where the caller's wipe of
+ * `der` never reaches). Throws node:crypto's error when the bytes are not a private key.
+ */
+export function privateKeyFromPkcs8(der: Uint8Array): KeyObject {
+  return createPrivateKey({
+    key: Buffer.from(der.buffer, der.byteOffset, der.byteLength),
+    format: 'der',
+    type: 'pkcs8',
   });
 }

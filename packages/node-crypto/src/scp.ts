@@ -47,7 +47,7 @@ function syncAeadKey(raw32: Uint8Array): SyncAeadKey {
   if (!(raw32 instanceof Uint8Array) || raw32.length !== 32) {
     throw new InvalidInputError('an AES-256-GCM key is 32 bytes');
   }
-  const key: KeyObject = createSecretKey(Buffer.from(raw32));
+  const key: KeyObject = createSecretKey(raw32);
   return {
     seal: (iv, aad, pt) => aesGcmSeal(key, iv, aad, pt),
     open: (iv, aad, ct) => {

@@ -4,9 +4,10 @@
  * signatures and reused ephemeral keys fail by name (or as false), never silently.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import { ScpError, webCryptoScp } from '@cloister/core';
-import { nodeScpCrypto } from '@cloister/node-crypto';
+import { nodeScpCrypto, privateKeyFromPkcs8, rawPublicKey } from '@cloister/node-crypto';
 
 const key = Uint8Array.from({ length: 32 }, (_, i) => i);
 const iv = Uint8Array.from({ length: 12 }, (_, i) => 100 + i);
@@ -78,4 +79,16 @@ test('ECDSA verification: a good signature verifies, anything else is false', as
   assert.equal(await nodeScpCrypto.verify(offCurve, data, sig), false);
   assert.equal(await nodeScpCrypto.verify(pub.subarray(0, 33), data, sig), false);
   assert.equal(nodeScpCrypto.random(12).length, 12);
+});
+
+test('privateKeyFromPkcs8 reads a key from a view inside a larger buffer; other bytes throw', () => {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const der = new Uint8Array(privateKey.export({ type: 'pkcs8', format: 'der' }));
+  // Placed at an offset in a bigger buffer: the key is read from the view's bytes only.
+  const host = new Uint8Array(der.length + 10).fill(0xee);
+  host.set(der, 5);
+  const read = privateKeyFromPkcs8(host.subarray(5, 5 + der.length));
+  assert.deepEqual(rawPublicKey(read), rawPublicKey(privateKey));
+  assert.throws(() => privateKeyFromPkcs8(host));
+  assert.throws(() => privateKeyFromPkcs8(new Uint8Array(0)));
 });

@@ -9,10 +9,10 @@
  *   ["cloister-service-state", 1, maxSvn, servicePkcs8, rootKey(32), counterName,
  *    [[generation, secret(32)], …]]   (generations ascending, distinct)
  */
-import { createPrivateKey, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
 import { decodeCbor, encodeCbor, sha256, toHex, wipe } from '@cloister/core';
+import { privateKeyFromPkcs8, rawPublicKey } from '@cloister/node-crypto';
 import { type LedgerSecret, SECRET_BYTES } from '../ledger/crypto.js';
-import { rawPublicKey } from '../node-state.js';
 import {
   SealedDataCorruptError,
   type SealKeySource,
@@ -160,7 +160,7 @@ export async function openServiceState(
   }
   let serviceKey: KeyObject;
   try {
-    serviceKey = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
+    serviceKey = privateKeyFromPkcs8(pkcs8);
   } catch {
     corrupt('holds an unreadable service key');
   }

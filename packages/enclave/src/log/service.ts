@@ -152,7 +152,7 @@ const NONCE_BYTES = 12;
 
 /** The root record seal: AES-256-GCM under the sealed service state's root key. */
 export function createRootSeal(rootKey: Uint8Array): RootSeal {
-  const key: KeyObject = createSecretKey(Buffer.from(rootKey));
+  const key: KeyObject = createSecretKey(rootKey);
   return {
     seal(plaintext) {
       const nonce = new Uint8Array(randomBytes(NONCE_BYTES));

@@ -6,9 +6,15 @@
  * argument), refuses reserved tables before touching the ledger, refuses writes in queries, and
  * charges the bytes it touches before it touches them.
  */
-import { createPrivateKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
 import { concatBytes, sha256, utf8 } from '@cloister/core';
-import { aesGcmOpen, aesGcmSeal, publicKeyFromRaw, rawPublicKey } from '@cloister/node-crypto';
+import {
+  aesGcmOpen,
+  aesGcmSeal,
+  privateKeyFromPkcs8,
+  publicKeyFromRaw,
+  rawPublicKey,
+} from '@cloister/node-crypto';
 import {
   type LedgerEngine,
   type LedgerView,
@@ -97,7 +103,6 @@ export function isJsonText(bytes: Uint8Array): boolean {
   }
 }
 
-/** The imports of one instance (module `cloister` plus AssemblyScript's `env`, `Date.now` included). */
 /** Key and value bytes of page entries or versions (what `onRead` charged for). */
 function sizeOf(list: readonly { key?: Uint8Array; value?: Uint8Array | undefined }[]): number {
   let n = 0;
@@ -105,6 +110,7 @@ function sizeOf(list: readonly { key?: Uint8Array; value?: Uint8Array | undefine
   return n;
 }
 
+/** The imports of one instance (module `cloister` plus AssemblyScript's `env`, `Date.now` included). */
 export function abiImports(state: CallState): SandboxImports {
   return abiBinding(state).imports;
 }
@@ -195,8 +201,7 @@ export function abiBinding(initial: CallState): AbiBinding {
       if (rec[0] !== want) return STATUS.wrongKind;
       return rec.subarray(1);
     };
-    const privateKey = (material: Uint8Array): KeyObject =>
-      createPrivateKey({ key: Buffer.from(material), format: 'der', type: 'pkcs8' });
+    const privateKey = (material: Uint8Array): KeyObject => privateKeyFromPkcs8(material);
 
     const cloister = {
       buffer_read(ptr: number): void {
