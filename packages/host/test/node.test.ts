@@ -166,6 +166,10 @@ describe('node', () => {
     assert.equal(r.status, 200);
     assert.match(r.body, /cloister_http_requests_total\{route="\/v1\/evidence",status="200"\}/);
     assert.match(r.body, /cloister_enclave_calls_total/);
+    // The process defaults carry the project's prefix once (not cloister_process_process_*).
+    assert.match(r.body, /^cloister_process_cpu_user_seconds_total /m);
+    assert.match(r.body, /^cloister_nodejs_eventloop_lag_seconds /m);
+    assert.ok(!r.body.includes('process_process_'));
     assert.ok(!r.body.includes(nonce));
     assert.ok(!r.body.includes(toHex(node.identityPublicKey)));
     assert.ok(!r.body.includes(node.nodeId));

@@ -40,7 +40,8 @@ export interface NodeMetrics {
 
 export function createNodeMetrics(): NodeMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'cloister_process_' });
+  // prom-client's defaults are already named process_* and nodejs_*: the prefix is the project's.
+  collectDefaultMetrics({ register: registry, prefix: 'cloister_' });
   return {
     registry,
     httpRequests: new Counter({
