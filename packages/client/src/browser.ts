@@ -142,9 +142,26 @@ export async function browserIdentityExists(name = 'default', db = 'cloister'): 
   }
 }
 
-/** ClientState in IndexedDB database `db`: pins by URL, signed roots by service identity. */
-export function indexedDbState(db = 'cloister'): ClientState {
+/** The part of the Web Locks API (`navigator.locks`) the state uses. */
+export interface WebLocks {
+  request<T>(name: string, callback: () => Promise<T>): Promise<T>;
+}
+
+/**
+ * ClientState in IndexedDB database `db`: pins by URL, signed roots by service identity. Each
+ * put writes one record (no read-modify-write of the others). Its `lock` is the Web Locks API
+ * lock `cloister-client-state:<db>`, shared by every tab and worker of the origin, so two tabs
+ * cannot both take first use of a pin or put an older signed root back; where the API is missing
+ * (an insecure context), the state has no `lock` and only this page's calls are ordered.
+ */
+export function indexedDbState(
+  db = 'cloister',
+  locks: WebLocks | undefined = (globalThis as { navigator?: { locks?: WebLocks } }).navigator
+    ?.locks,
+): ClientState {
+  const name = `cloister-client-state:${db}`;
   return {
+    ...(locks ? { lock: <T>(f: () => Promise<T>) => locks.request(name, f) } : {}),
     pins: {
       async get(url) {
         const hex = await get<string>(db, 'pins', url);

@@ -253,25 +253,35 @@ export class Client {
     // The proof between the receipt's root and the one stored, either way round (an earlier
     // transaction's receipt is signed at an earlier size), fetched inside the check: checks on
     // one store run one at a time, so the stored root cannot change under it.
-    await checkSignedRoot(this.state.roots, signedRootOf(verified), async (from, to) => {
-      let result: Record<string, unknown>;
-      try {
-        ({ result } = await this.request('consistency', { from, to }));
-      } catch (e) {
-        // The node answered that it cannot prove between those sizes (INVALID_INPUT: a size
-        // beyond its signed log, which a root already seen must not be): no proof, which the
-        // check reports as a rollback. Any other failure (a lost connection, a node error) is
-        // passed on as it is: it says nothing about the log.
-        if (e instanceof NodeError && e.code === 'INVALID_INPUT') return undefined;
-        throw e;
-      }
-      const p = result.proof;
-      if (!Array.isArray(p) || !p.every((h) => h instanceof Uint8Array)) {
-        throw new ScpError('SCP_PROTOCOL', 'the node answered consistency without a proof');
-      }
-      return p as Uint8Array[];
-    });
+    await checkSignedRoot(
+      this.state.roots,
+      signedRootOf(verified),
+      async (from, to) => {
+        let result: Record<string, unknown>;
+        try {
+          ({ result } = await this.request('consistency', { from, to }));
+        } catch (e) {
+          // The node answered that it cannot prove between those sizes (INVALID_INPUT: a size
+          // beyond its signed log, which a root already seen must not be): no proof, which the
+          // check reports as a rollback. Any other failure (a lost connection, a node error) is
+          // passed on as it is: it says nothing about the log.
+          if (e instanceof NodeError && e.code === 'INVALID_INPUT') return undefined;
+          throw e;
+        }
+        const p = result.proof;
+        if (!Array.isArray(p) || !p.every((h) => h instanceof Uint8Array)) {
+          throw new ScpError('SCP_PROTOCOL', 'the node answered consistency without a proof');
+        }
+        return p as Uint8Array[];
+      },
+      (f) => this.locked(f),
+    );
     return { receipt: bytes, verified };
+  }
+
+  /** Runs `f` under the state's cross-process lock, when the state has one (ClientState.lock). */
+  private locked<T>(f: () => Promise<T>): Promise<T> {
+    return this.state.lock ? this.state.lock(f) : f();
   }
 
   /** Closes the connection; unanswered calls reject SCP_CLOSED. */
@@ -318,24 +328,26 @@ export class Client {
     } else {
       // Read, compare and pin as one step per pin store: two connects to a URL never pinned
       // cannot both take "first use" and leave each client on another service.
-      await exclusive(this.state.pins, async () => {
-        const pinned = await this.state.pins.get(this.url);
-        const accept = this.o.acceptServiceChange;
-        if (
-          pinned !== undefined &&
-          !bytesEqual(pinned, shown) &&
-          accept !== true &&
-          !(accept instanceof Uint8Array && bytesEqual(accept, shown))
-        ) {
-          throw new ServiceChangedError(
-            `${this.url} shows service ${toHex(shown)}, but ${toHex(pinned)} was pinned for it on first use`,
-            pinned,
-            shown,
-          );
-        }
-        if (pinned === undefined || !bytesEqual(pinned, shown))
-          await this.state.pins.put(this.url, shown);
-      });
+      await exclusive(this.state.pins, () =>
+        this.locked(async () => {
+          const pinned = await this.state.pins.get(this.url);
+          const accept = this.o.acceptServiceChange;
+          if (
+            pinned !== undefined &&
+            !bytesEqual(pinned, shown) &&
+            accept !== true &&
+            !(accept instanceof Uint8Array && bytesEqual(accept, shown))
+          ) {
+            throw new ServiceChangedError(
+              `${this.url} shows service ${toHex(shown)}, but ${toHex(pinned)} was pinned for it on first use`,
+              pinned,
+              shown,
+            );
+          }
+          if (pinned === undefined || !bytesEqual(pinned, shown))
+            await this.state.pins.put(this.url, shown);
+        }),
+      );
     }
     this.current = {
       identity: shown.slice(),

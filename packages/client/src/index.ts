@@ -44,6 +44,7 @@ export {
   NetworkError,
   NodeError,
   ServiceChangedError,
+  StateLockedError,
 } from './errors.js';
 export { generateIdentity, identityOf } from './identity.js';
 export {

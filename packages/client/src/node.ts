@@ -23,7 +23,7 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import {
   CloisterError,
   fromHex,
@@ -39,6 +39,7 @@ import WebSocket from 'ws';
 import { claimsSaltMessage } from './app.js';
 import { type Client, type ConnectOptions, connect as connectWith } from './client.js';
 import type { ClientState, Identity, Socket, Transport } from './ports.js';
+import { withStateLock } from './state-lock.js';
 
 export { nodeScpCrypto } from '@cloister/node-crypto';
 export * from './index.js';
@@ -286,12 +287,29 @@ function syncDirectory(dir: string): void {
   }
 }
 
+// One ClientState per state file in this process: the client orders its checks per store object
+// (core's exclusive), so two objects for one file must not exist side by side.
+const fileStates = new Map<string, ClientState>();
+
 /**
- * ClientState in `<dir>/client-state.json` (mode 0600, replaced atomically on each change).
- * A damaged file is refused by name, never silently reset: it holds the pins.
+ * ClientState in `<dir>/client-state.json` (mode 0600, replaced atomically on each change), the
+ * same object for the same directory within a process. Every change, and each read-check-write
+ * the client makes (`lock`), holds `<dir>/client-state.json.lock` against other processes
+ * (state-lock.ts; StateLockedError after 15 s). A damaged file is refused by name, never silently
+ * reset: it holds the pins.
  */
 export function fileState(dir: string): ClientState {
-  const file = join(dir, 'client-state.json');
+  const file = resolve(dir, 'client-state.json');
+  const known = fileStates.get(file);
+  if (known !== undefined) return known;
+  const state = openFileState(dirname(file), file);
+  fileStates.set(file, state);
+  return state;
+}
+
+function openFileState(dir: string, file: string): ClientState {
+  const lockfile = `${file}.lock`;
+  const locked = <T>(f: () => Promise<T>): Promise<T> => withStateLock(dir, lockfile, f);
   const read = (): StateFile => {
     let text: string;
     try {
@@ -324,16 +342,20 @@ export function fileState(dir: string): ClientState {
     syncDirectory(dir);
   };
   return {
+    lock: locked,
     pins: {
       async get(url) {
         const hex = read().pins[url];
         return hex === undefined ? undefined : fromHex(hex, `the pin of ${url} in ${file}`);
       },
-      async put(url, serviceIdentity) {
-        const s = read();
-        s.pins[url] = toHex(serviceIdentity);
-        write(s);
-      },
+      // Read, change and write back synchronously, holding the lock: no process or other code in
+      // this one can write between the read and the write.
+      put: (url, serviceIdentity) =>
+        locked(async () => {
+          const s = read();
+          s.pins[url] = toHex(serviceIdentity);
+          write(s);
+        }),
     },
     roots: {
       async get(service): Promise<SignedRoot | undefined> {
@@ -345,11 +367,12 @@ export function fileState(dir: string): ClientState {
           root: fromHex(r.root, `a root in ${file}`),
         };
       },
-      async put(r) {
-        const s = read();
-        s.roots[toHex(r.service)] = { size: r.size, root: toHex(r.root) };
-        write(s);
-      },
+      put: (r) =>
+        locked(async () => {
+          const s = read();
+          s.roots[toHex(r.service)] = { size: r.size, root: toHex(r.root) };
+          write(s);
+        }),
     },
   };
 }

@@ -38,6 +38,13 @@ export interface PinStore {
 export interface ClientState {
   readonly pins: PinStore;
   readonly roots: SignedRootStore;
+  /**
+   * Runs `f` while no other process or tab sharing this state runs a section of its own. The
+   * client runs each read-check-write of a pin or a signed root inside it (and, for this realm,
+   * inside core's `exclusive`), so a concurrent one elsewhere cannot drop a pin or put an older
+   * root back. Absent: only this realm's calls are ordered (fine for state no one else uses).
+   */
+  lock?<T>(f: () => Promise<T>): Promise<T>;
 }
 
 /** The client's own key: core's ScpSigner (P-256, ECDSA-SHA256, raw r‖s). */

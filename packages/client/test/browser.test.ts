@@ -173,7 +173,9 @@ test('the client SDK in Chromium: evidence, connect, transaction, receipt', {
       else res.writeHead(404).end();
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const page = await browser.newPage();
+    // One context (one profile: its IndexedDB and Web Locks), so a second tab shares them.
+    const context = await browser.newContext();
+    const page = await context.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
@@ -256,6 +258,21 @@ test('the client SDK in Chromium: evidence, connect, transaction, receipt', {
     )) as { pin?: string; salt: string };
     assert.equal(upgraded.pin, 'ab'.repeat(32), 'a version-1 database keeps its pins');
     assert.match(upgraded.salt, /^[0-9a-f]{64}$/);
+
+    // Two tabs of the origin: their state lock sections (pin and root checks) never overlap.
+    const tab = await context.newPage();
+    await tab.goto(page.url());
+    await tab.waitForFunction(() => 'scpTest' in globalThis);
+    const hold = (p: typeof page) =>
+      p.evaluate(
+        // biome-ignore lint/suspicious/noExplicitAny: the page's API, set by browser-entry.ts
+        () => (globalThis as any).scpTest.holdStateLock('cloister-locks', 150),
+      ) as Promise<{ enter: number; exit: number } | undefined>;
+    const [s1, s2] = await Promise.all([hold(page), hold(tab)]);
+    assert.ok(s1 !== undefined && s2 !== undefined, 'the state has a lock (navigator.locks)');
+    const [early, late] = s1.enter <= s2.enter ? [s1, s2] : [s2, s1];
+    assert.ok(late.enter >= early.exit, `sections overlap: ${JSON.stringify([s1, s2])}`);
+    await tab.close();
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

@@ -531,6 +531,59 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it('two processes (two state objects over one store) first-connecting: the state lock orders them', async () => {
+        // Each "process" has its own state object over one shared store (a file, IndexedDB), so
+        // core's exclusive does not order them; ClientState.lock (a lock file, a Web Lock) does.
+        const inner = memoryState();
+        const later = () => new Promise((r) => setImmediate(r));
+        let tail: Promise<unknown> = Promise.resolve();
+        const inLock: boolean[] = [];
+        let held = false;
+        const lock = <T>(f: () => Promise<T>): Promise<T> => {
+          const run = tail.then(async () => {
+            held = true;
+            try {
+              return await f();
+            } finally {
+              held = false;
+            }
+          });
+          tail = run.catch(() => undefined);
+          return run;
+        };
+        const view = (): ClientState => ({
+          lock,
+          roots: inner.roots,
+          pins: {
+            get: async (u) => {
+              inLock.push(held);
+              await later();
+              return inner.pins.get(u);
+            },
+            put: async (u, v) => {
+              inLock.push(held);
+              await later();
+              return inner.pins.put(u, v);
+            },
+          },
+        });
+        const x = node();
+        const y = node();
+        const settled = await Promise.allSettled([
+          open(x, { state: view() }),
+          open(y, { state: view() }),
+        ]);
+        const won = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+        const lost = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+        assert.equal(won.length, 1, 'exactly one connects');
+        code('SERVICE_CHANGED')(lost[0]);
+        assert.ok(
+          inLock.length >= 3 && inLock.every(Boolean),
+          'every pin read and write held the lock',
+        );
+        await won[0]?.close();
+      });
+
       it('two first connects to one URL sharing a state: one pins, the other service is refused', async () => {
         // A pin store whose calls finish on a later task, as IndexedDB's do, and whose reads
         // wait for each other (up to 50 ms): unserialised, both connects read "no pin" before

@@ -4,20 +4,24 @@
  * by name) and the ws transport (binary frames in order; a text frame closes the socket).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHmac, createPrivateKey, generateKeyPairSync, hkdfSync } from 'node:crypto';
 import {
   chmodSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { isCloisterError, sha256, toHex, utf8, webCryptoScp } from '@cloister/core';
 import { WebSocketServer } from 'ws';
 import {
@@ -27,6 +31,7 @@ import {
   loadIdentity,
   wsTransport,
 } from '../src/node.js';
+import { STATE_LOCK_STALE_MS, withStateLock } from '../src/state-lock.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cloister-client-node-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -195,6 +200,72 @@ describe('the state file', () => {
         text,
       );
     }
+  });
+});
+
+describe('the state file shared by processes', () => {
+  const writer = fileURLToPath(new URL('./fixtures/state-writer.ts', import.meta.url));
+  const run = (dir: string, name: string, n: number) =>
+    new Promise<number | null>((resolve, reject) => {
+      const p = spawn(process.execPath, ['--import', 'tsx', writer, dir, name, String(n)], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      p.on('error', reject);
+      p.on('exit', resolve);
+    });
+
+  it('four processes writing pins at once lose none; their lock sections never overlap', async () => {
+    const dir = join(tmp, 'shared');
+    const names = ['a', 'b', 'c', 'd'];
+    const codes = await Promise.all(names.map((name) => run(dir, name, 12)));
+    assert.deepEqual(codes, [0, 0, 0, 0]);
+    const pins = JSON.parse(readFileSync(join(dir, 'client-state.json'), 'utf8')).pins;
+    for (const name of names) {
+      for (let i = 0; i < 12; i++) {
+        assert.equal(pins[`ws://${name}-${i}/v1/scp`], toHex(sha256(utf8(`${name}-${i}`))), name);
+      }
+    }
+    // Sections: enter X, exit X, enter Y, exit Y, ... never two entered at once.
+    const lines = readFileSync(join(dir, 'sections.log'), 'utf8').trim().split('\n');
+    assert.equal(lines.length, 4 * 12 * 2);
+    for (let i = 0; i < lines.length; i += 2) {
+      assert.equal(lines[i + 1], lines[i]?.replace('enter', 'exit'), `line ${i}`);
+    }
+    assert.ok(!readdirSync(dir).includes('client-state.json.lock'), 'the lock is released');
+  });
+
+  it('a section inside the lock may write (the hold is shared within the process)', async () => {
+    const dir = join(tmp, 'reentrant');
+    const state = fileState(dir);
+    assert.equal(fileState(dir), state, 'one state object per file in a process');
+    const svc = sha256(utf8('s'));
+    await state.lock?.(async () => {
+      await state.pins.put('u', svc);
+      await state.roots.put({ service: svc, size: 1, root: svc });
+    });
+    assert.deepEqual(await state.pins.get('u'), svc);
+  });
+
+  it('a lock left by a dead process is taken over; a live one is waited for, then named', async () => {
+    const dir = join(tmp, 'stale');
+    mkdirSync(dir, { recursive: true });
+    const lock = join(dir, 'client-state.json.lock');
+    mkdirSync(lock);
+    const old = (Date.now() - STATE_LOCK_STALE_MS - 5000) / 1000;
+    utimesSync(lock, old, old);
+    await fileState(dir).pins.put('u', sha256(utf8('s')));
+    assert.ok(!readdirSync(dir).includes('client-state.json.lock'));
+    // A fresh lock another process holds (its directory, mtime now): CLIENT_STATE_LOCKED.
+    const other = join(tmp, 'held');
+    mkdirSync(join(other, 'x.lock'), { recursive: true });
+    await assert.rejects(
+      withStateLock(other, join(other, 'x.lock'), async () => 1, 300),
+      (e: unknown) => {
+        assert.ok(isCloisterError(e, 'CLIENT_STATE_LOCKED'), String(e));
+        assert.match(e.message, /x\.lock/);
+        return true;
+      },
+    );
   });
 });
 

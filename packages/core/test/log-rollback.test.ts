@@ -104,6 +104,46 @@ describe('checkSignedRoot', () => {
     );
   });
 
+  test('two store objects over one state (two processes) are ordered by the lock given', async () => {
+    // Each "process" has its own store object (so `exclusive` does not order them) over one
+    // shared state, and one lock they share (ClientState.lock: a lock file, a Web Lock).
+    const inner = memorySignedRootStore();
+    const later = () => new Promise((r) => setImmediate(r));
+    const view = () => ({
+      get: async (s: Uint8Array) => {
+        await later();
+        return inner.get(s);
+      },
+      put: async (r: Parameters<typeof inner.put>[0]) => {
+        await later();
+        return inner.put(r);
+      },
+    });
+    let tail: Promise<unknown> = Promise.resolve();
+    const lock = <T>(f: () => Promise<T>): Promise<T> => {
+      const run = tail.then(f, f);
+      tail = run.catch(() => undefined);
+      return run;
+    };
+    const t = tree(20);
+    const proof = async (from: number, to: number) => {
+      await later();
+      return t.consistencyProof(from, to);
+    };
+    const race = async (withLock: boolean) => {
+      await inner.put({ service, size: 5, root: t.root(5) });
+      const l = withLock ? lock : undefined;
+      await Promise.all([
+        checkSignedRoot(view(), { service, size: 20, root: t.root(20) }, proof, l),
+        checkSignedRoot(view(), { service, size: 10, root: t.root(10) }, proof, l),
+      ]);
+      return (await inner.get(service))?.size;
+    };
+    // Unlocked, both read size 5 and the later write (size 10) puts an older root back.
+    assert.equal(await race(false), 10);
+    assert.equal(await race(true), 20, 'with the lock the newest root stays');
+  });
+
   test('the same size with another root: a fork', async () => {
     const store = memorySignedRootStore();
     await checkSignedRoot(store, { service, size: 8, root: tree(8).root() });

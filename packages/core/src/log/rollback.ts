@@ -92,18 +92,21 @@ async function proofOf(
  *   must give the proof from `seen` to the stored root, which shows `seen` is a prefix of what was
  *   already accepted; missing or not verifying: RollbackDetectedError (rolled back or forked).
  *   The stored root stays.
- * Checks on one store run one at a time.
+ * Checks on one store run one at a time; `lock`, when given, wraps each check's read-verify-write
+ * (a lock the store shares with other processes or tabs: the client's ClientState.lock).
  */
 export function checkSignedRoot(
   store: SignedRootStore,
   seen: SignedRoot,
   consistency?: ConsistencySource,
+  lock?: <T>(f: () => Promise<T>) => Promise<T>,
 ): Promise<void> {
   check(seen);
   const fresh = { service: seen.service.slice(), size: seen.size, root: seen.root.slice() };
   // One at a time per store (read, verify, write): two checks in flight cannot both pass against
   // the same stored root and the older one win the write.
-  return exclusive(store, () => checkNow(store, fresh, consistency));
+  const run = () => checkNow(store, fresh, consistency);
+  return exclusive(store, lock ? () => lock(run) : run);
 }
 
 async function checkNow(
