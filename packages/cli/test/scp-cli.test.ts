@@ -164,11 +164,12 @@ describe('cloister keys, call and query against a real node', () => {
     assert.equal(b.receipt.claims, true);
     const v = await verifyReceipt(new Uint8Array(readFileSync(r3)), { constraint });
     assert.equal(v.txid, a.txid);
-    // The same request id with other arguments: the first answer is not this call's; said so.
+    // The same request id with other arguments: refused by the node, naming the first call.
     const other = ['counter', 'increment', '{"name":"b","by":5}', '--identity', me];
     const third = await call('call', [...other, '--request-id', 'order-7', '--receipt', r3]);
     assert.equal(third.code, 2);
-    assert.match(third.err, /request id 'order-7' was first applied with other arguments/);
+    assert.match(third.err, /REQUEST_ID_REUSED/);
+    assert.ok(third.err.includes(`transaction ${a.txid}`), third.err);
     const q = await call('query', ['counter', 'get', '{"name":"b"}', '--identity', me]);
     assert.equal(q.code, 0, q.err);
     assert.match(q.out, /result\s+1\n/);

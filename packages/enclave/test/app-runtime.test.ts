@@ -13,6 +13,7 @@ import {
   fromHex,
   MAX_RESULT_BYTES,
   sha256,
+  toHex,
   utf8,
 } from '@cloister/core';
 import {
@@ -27,6 +28,8 @@ import {
   MethodKindError,
   MethodUnknownError,
   QueryWriteError,
+  REQUESTS_TABLE,
+  RequestIdReusedError,
 } from '../src/apps/runtime/index.js';
 import { AppTrapError, FuelExhaustedError, UnknownImportError } from '../src/apps/sandbox/index.js';
 import {
@@ -444,7 +447,7 @@ describe('app runtime: request ids', () => {
     const { engine, rt } = await setup();
     const first = await tx(rt, 'put', '"one"', { requestId: 'r-1' });
     const index = engine.index;
-    const again = await tx(rt, 'put', '"two"', { requestId: 'r-1' });
+    const again = await tx(rt, 'put', '"one"', { requestId: 'r-1' });
     assert.equal(again.result, '"one"');
     assert.equal(again.repeated, true);
     assert.equal(again.txid, first.txid);
@@ -464,6 +467,38 @@ describe('app runtime: request ids', () => {
     assert.equal((await q(rt, 'get')).result, '"bob"');
   });
 
+  test('a request id reused for another call is refused, naming the first; nothing runs', async () => {
+    const { engine, rt } = await setup();
+    const first = await tx(rt, 'put', '"one"', { requestId: 'r-5' });
+    const index = engine.index;
+    const reused = (e: unknown) => {
+      assert.ok(e instanceof RequestIdReusedError, String(e));
+      assert.equal(e.code, 'REQUEST_ID_REUSED');
+      assert.ok(e.message.includes(`transaction ${first.txid}:`), e.message);
+      return true;
+    };
+    // Other argument bytes (even JSON of the same value, spaced), or another method.
+    await assert.rejects(tx(rt, 'put', '"two"', { requestId: 'r-5' }), reused);
+    await assert.rejects(tx(rt, 'put', ' "one"', { requestId: 'r-5' }), reused);
+    await assert.rejects(tx(rt, 'whoami', '"one"', { requestId: 'r-5' }), reused);
+    assert.equal(engine.index, index, 'nothing committed');
+    assert.equal((await q(rt, 'get')).result, '"one"');
+    // The very same call is still answered with its first outcome.
+    const again = await tx(rt, 'put', '"one"', { requestId: 'r-5' });
+    assert.deepEqual([again.repeated, again.txid], [true, first.txid]);
+  });
+
+  test('an outcome stored without a call digest (before it was kept) is answered as before', async () => {
+    const { engine, rt } = await setup();
+    const t = engine.begin({ reserved: true });
+    const key = new Uint8Array([...callerIdOf('A', ALICE), ...te('r-old')]);
+    const old = { v: 1, result: '"stored"', notifications: [], codeId: toHex(sha256(app)) };
+    t.set('A', REQUESTS_TABLE, key, te(JSON.stringify(old)));
+    const { txid } = await t.commit();
+    const again = await tx(rt, 'put', '"anything"', { requestId: 'r-old' });
+    assert.deepEqual([again.repeated, again.result, again.txid], [true, '"stored"', txid]);
+  });
+
   test('a failed transaction stores no outcome: its retry runs', async () => {
     const { rt } = await setup();
     await rejects(tx(rt, 'putThenTrap', '"x"', { requestId: 'r-2' }), AppTrapError);
@@ -481,7 +516,7 @@ describe('app runtime: request ids', () => {
       app: 'A',
       method: 'put',
       kind: 'transaction',
-      args: '"two"',
+      args: '"one"',
       caller: ALICE,
       requestId: 'r-3',
     });
@@ -494,11 +529,20 @@ describe('app runtime: request ids', () => {
     const index = engine.index;
     const [a, b] = await Promise.all([
       tx(rt, 'put', '"a"', { requestId: 'r-4' }),
-      tx(rt, 'put', '"b"', { requestId: 'r-4' }),
+      tx(rt, 'put', '"a"', { requestId: 'r-4' }),
     ]);
     assert.equal(engine.index, index + 1);
     assert.equal([a, b].filter((x) => x.repeated).length, 1);
     assert.equal(a.result, b.result);
+    // Two different calls racing for one request id: one commits, the other is refused.
+    const [c, d] = await Promise.allSettled([
+      tx(rt, 'put', '"c"', { requestId: 'r-6' }),
+      tx(rt, 'put', '"d"', { requestId: 'r-6' }),
+    ]);
+    assert.deepEqual([c.status, d.status].sort(), ['fulfilled', 'rejected']);
+    const lost = c.status === 'rejected' ? c.reason : d.status === 'rejected' ? d.reason : null;
+    assert.ok(lost instanceof RequestIdReusedError);
+    assert.equal(engine.index, index + 2);
   });
 });
 
@@ -645,7 +689,7 @@ describe('app runtime: claims and request status (secure connections)', () => {
     assert.deepEqual(codeId, sha256(app));
     assert.deepEqual(claims, [claimsDigest({ salt, request, response: te('"v"'), codeId })]);
     // A repeat commits nothing and answers the first outcome with its code id.
-    const again = await tx(rt, 'put', '"w"', { requestId: 'c-1', claims: { salt, request } });
+    const again = await tx(rt, 'put', '"v"', { requestId: 'c-1', claims: { salt, request } });
     assert.equal(again.repeated, true);
     assert.equal(again.codeId, r.codeId);
     assert.equal(claims.length, 1);
@@ -675,7 +719,7 @@ describe('app runtime: claims and request status (secure connections)', () => {
     const rt = createAppRuntime({ engine: reopened });
     await rt.deploy('A', app);
     const index = reopened.index;
-    const again = await tx(rt, 'put', '"two"', { requestId: 'r-restart' });
+    const again = await tx(rt, 'put', '"one"', { requestId: 'r-restart' });
     assert.equal(again.repeated, true);
     assert.equal(again.result, '"one"');
     assert.equal(again.txid, first.txid);

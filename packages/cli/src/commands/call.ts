@@ -49,7 +49,12 @@ export interface CallOptions {
 }
 
 /** Codes that mean "could not run" (exit 2) rather than "refused or failed" (exit 1). */
-const CANNOT_RUN: ReadonlySet<string> = new Set(['INVALID_INPUT', 'CONSTRAINT_SYNTAX', 'NETWORK']);
+const CANNOT_RUN: ReadonlySet<string> = new Set([
+  'INVALID_INPUT',
+  'CONSTRAINT_SYNTAX',
+  'NETWORK',
+  'REQUEST_ID_REUSED',
+]);
 
 /**
  * Offset of the first character that makes `s` invalid JSON (RFC 8259), or -1 when it is valid:

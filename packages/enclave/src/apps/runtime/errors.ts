@@ -96,6 +96,19 @@ export class ResultInvalidError extends CloisterError {
   }
 }
 
+/**
+ * A transaction's request id was used by the same caller for another call (another method or
+ * other argument bytes): nothing ran; the first call's outcome stays its own.
+ */
+export class RequestIdReusedError extends CloisterError {
+  constructor(app: string, txid: string) {
+    super(
+      'REQUEST_ID_REUSED',
+      `this request id was already used with app '${app}' for another call (another method or other arguments), applied in transaction ${txid}: use a new request id for a new call`,
+    );
+  }
+}
+
 /** The app's code changed since the call was checked or started: nothing of it ran or stays. */
 export class AppCodeChangedError extends CloisterError {
   constructor(app: string, current: string) {

@@ -30,6 +30,7 @@ export {
   MethodKindError,
   MethodUnknownError,
   QueryWriteError,
+  RequestIdReusedError,
   ResultInvalidError,
 } from './errors.js';
 export { type CallKind, encodeHistory, encodePage } from './host.js';

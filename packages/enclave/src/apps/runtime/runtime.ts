@@ -67,6 +67,7 @@ import {
   AppNotFoundError,
   MethodKindError,
   MethodUnknownError,
+  RequestIdReusedError,
   ResultInvalidError,
 } from './errors.js';
 import {
@@ -231,6 +232,7 @@ export const DEFAULT_INSTANCE_POOL = 4;
 const APP_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const MAX_APP_ID_BYTES = 64;
 const decoder = new TextDecoder('utf-8', { fatal: true });
+const ZERO_BYTE = Uint8Array.of(0);
 
 const CALLER_LABEL_BYTES = utf8(CALLER_LABEL);
 
@@ -511,7 +513,11 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
           const stored = tx.version(request.app, REQUESTS_TABLE, reqKey);
           if (stored?.value !== undefined) {
             tx.abort();
-            const { codeId, ...first } = decodeOutcome(stored.value);
+            const { codeId, call, ...first } = decodeOutcome(stored.value);
+            // Outcomes stored before the call digest was kept have none: answered as before.
+            if (call !== undefined && call !== callDigest(route.name, args)) {
+              throw new RequestIdReusedError(request.app, txidAt(stored.index));
+            }
             return {
               ...first,
               txid: txidAt(stored.index),
@@ -533,7 +539,11 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
             request.app,
             REQUESTS_TABLE,
             reqKey,
-            encodeOutcome({ ...outcome, codeId: d.info.codeId }),
+            encodeOutcome({
+              ...outcome,
+              codeId: d.info.codeId,
+              call: callDigest(route.name, args),
+            }),
           );
         }
         const digest =
@@ -631,13 +641,28 @@ function sameType(
  * The stored first outcome of a request id (`$requests`): JSON, version 1, with the code id (hex)
  * that produced it (absent in outcomes written before claims existed).
  */
+/**
+ * What a request id commits its caller to: hex SHA-256 of the method name, a 0x00 byte and the
+ * argument bytes as sent. A repeat must match it byte for byte (§5.3 of docs/app-abi.md).
+ */
+function callDigest(method: string, args: Uint8Array): string {
+  return toHex(sha256(concatBytes(utf8(method), ZERO_BYTE, args)));
+}
+
 function encodeOutcome(o: {
   result: string;
   notifications: readonly string[];
   codeId: string;
+  call: string;
 }): Uint8Array {
   return utf8(
-    JSON.stringify({ v: 1, result: o.result, notifications: o.notifications, codeId: o.codeId }),
+    JSON.stringify({
+      v: 1,
+      result: o.result,
+      notifications: o.notifications,
+      codeId: o.codeId,
+      call: o.call,
+    }),
   );
 }
 
@@ -645,18 +670,23 @@ function decodeOutcome(bytes: Uint8Array): {
   result: string;
   notifications: string[];
   codeId?: string;
+  call?: string;
 } {
   const o = JSON.parse(decoder.decode(bytes)) as {
     v?: unknown;
     result?: unknown;
     notifications?: unknown;
     codeId?: unknown;
+    call?: unknown;
   };
   if (o.v !== 1 || typeof o.result !== 'string' || !Array.isArray(o.notifications)) {
     throw new CloisterError('ENCODING', 'a stored request outcome is not in the v1 format');
   }
-  const out = { result: o.result, notifications: o.notifications.map(String) };
-  return typeof o.codeId === 'string' && /^[0-9a-f]{64}$/.test(o.codeId)
-    ? { ...out, codeId: o.codeId }
-    : out;
+  const hex64 = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
+  return {
+    result: o.result,
+    notifications: o.notifications.map(String),
+    ...(hex64(o.codeId) ? { codeId: o.codeId } : {}),
+    ...(hex64(o.call) ? { call: o.call } : {}),
+  };
 }
