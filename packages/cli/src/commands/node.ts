@@ -36,7 +36,10 @@ export async function nodeStart(o: NodeStartOptions): Promise<number> {
     // Checked before anything is created (the operator key, the data directory).
     const logger = createLogger({ level: o.logLevel });
     const operator = loadOrCreateOperatorKey(operatorKeyPath(o.home, o.operatorKey));
-    node = await step('starting the node', false, () =>
+    // At info and below the node's own log lines say what starting does, and would break a
+    // progress line in two: the line is shown only when the log is quieter.
+    const quiet = logger.isLevelEnabled('info');
+    node = await step('starting the node', quiet, () =>
       startNode({
         operatorPublicKey: operator.publicKey,
         dataDir: o.data ?? d.dataDir,
