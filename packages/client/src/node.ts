@@ -295,8 +295,9 @@ const fileStates = new Map<string, ClientState>();
  * ClientState in `<dir>/client-state.json` (mode 0600, replaced atomically on each change), the
  * same object for the same directory within a process. Every change, and each read-check-write
  * the client makes (`lock`), holds `<dir>/client-state.json.lock` against other processes
- * (state-lock.ts; StateLockedError after 15 s). A damaged file is refused by name, never silently
- * reset: it holds the pins.
+ * (state-lock.ts; StateLockedError after 8 s). A damaged file is refused by name, never silently
+ * reset: it holds the pins. A directory this process may not write is read without the lock (a
+ * change then fails with INVALID_INPUT naming the file).
  */
 export function fileState(dir: string): ClientState {
   const file = resolve(dir, 'client-state.json');
@@ -309,7 +310,15 @@ export function fileState(dir: string): ClientState {
 
 function openFileState(dir: string, file: string): ClientState {
   const lockfile = `${file}.lock`;
-  const locked = <T>(f: () => Promise<T>): Promise<T> => withStateLock(dir, lockfile, f);
+  const locked = <T>(f: () => Promise<T>): Promise<T> => withStateLock(file, lockfile, () => f());
+  /** Read, change and write back synchronously under the lock, unless it was taken over. */
+  const change = (f: (s: StateFile) => void): Promise<void> =>
+    withStateLock(file, lockfile, async (assertHeld) => {
+      const s = read();
+      f(s);
+      assertHeld();
+      write(s);
+    });
   const read = (): StateFile => {
     let text: string;
     try {
@@ -329,16 +338,23 @@ function openFileState(dir: string, file: string): ClientState {
     }
   };
   const write = (s: StateFile): void => {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const tmp = `${file}.${toHex(globalThis.crypto.getRandomValues(new Uint8Array(6)))}.tmp`;
-    const fd = openSync(tmp, 'wx', 0o600);
     try {
-      writeSync(fd, JSON.stringify(s, null, 2));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const fd = openSync(tmp, 'wx', 0o600);
+      try {
+        writeSync(fd, JSON.stringify(s, null, 2));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, file);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw new InvalidInputError(
+        `cannot save the client state (pins and signed roots) in ${file}: ${(e as Error).message}; make ${dir} writable by this user, or use another home`,
+      );
     }
-    renameSync(tmp, file);
     syncDirectory(dir);
   };
   return {
@@ -351,10 +367,8 @@ function openFileState(dir: string, file: string): ClientState {
       // Read, change and write back synchronously, holding the lock: no process or other code in
       // this one can write between the read and the write.
       put: (url, serviceIdentity) =>
-        locked(async () => {
-          const s = read();
+        change((s) => {
           s.pins[url] = toHex(serviceIdentity);
-          write(s);
         }),
     },
     roots: {
@@ -368,10 +382,8 @@ function openFileState(dir: string, file: string): ClientState {
         };
       },
       put: (r) =>
-        locked(async () => {
-          const s = read();
+        change((s) => {
           s.roots[toHex(r.service)] = { size: r.size, root: toHex(r.root) };
-          write(s);
         }),
     },
   };

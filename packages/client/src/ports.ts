@@ -43,6 +43,8 @@ export interface ClientState {
    * client runs each read-check-write of a pin or a signed root inside it (and, for this realm,
    * inside core's `exclusive`), so a concurrent one elsewhere cannot drop a pin or put an older
    * root back. Absent: only this realm's calls are ordered (fine for state no one else uses).
+   * The client calls `pins.put` and `roots.put` inside it: a state whose puts take this same lock
+   * must make it re-entrant (the Node adapter's is; the browser adapter's puts take none).
    */
   lock?<T>(f: () => Promise<T>): Promise<T>;
 }

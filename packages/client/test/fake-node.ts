@@ -55,6 +55,8 @@ export class FakeNode {
   loseResponses = 0;
   /** Answer the next N consistency requests with ENCLAVE_FAILED (a node's passing trouble). */
   failConsistency = 0;
+  /** Never answer consistency requests while true (a node stalling the root check). */
+  stallConsistency = false;
   /** Answer RECEIPT_NOT_READY this many times before signing the log. */
   signAfterPolls = 0;
   /** Sign app.info with a flipped bit (a node lying about the code it runs). */
@@ -167,6 +169,7 @@ export class FakeNode {
   }
 
   private async answer(c: Conn, id: number, op: string, a: Args): Promise<void> {
+    if (op === 'consistency' && this.stallConsistency) return;
     const ok = (result: Record<string, unknown>) =>
       this.reply(c, { type: 'response', id, ok: true, result });
     const err = (code: string, message: string) =>

@@ -24,6 +24,8 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { isCloisterError, sha256, toHex, utf8, webCryptoScp } from '@cloister/core';
 import { WebSocketServer } from 'ws';
+import { connect as connectWith } from '../src/client.js';
+import { generateIdentity } from '../src/identity.js';
 import {
   claimsSaltFor,
   createIdentityFile,
@@ -32,6 +34,7 @@ import {
   wsTransport,
 } from '../src/node.js';
 import { STATE_LOCK_STALE_MS, withStateLock } from '../src/state-lock.js';
+import { CONSTRAINT, FakeNode } from './fake-node.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cloister-client-node-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -246,6 +249,88 @@ describe('the state file shared by processes', () => {
     assert.deepEqual(await state.pins.get('u'), svc);
   });
 
+  it('a directory this process may not write: reads work under the lock, a change fails by name', async () => {
+    const script = fileURLToPath(new URL('./fixtures/state-readonly.ts', import.meta.url));
+    // Root writes anywhere: the check runs as another user then (nobody).
+    const asOther = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const out = await new Promise<string>((resolve, reject) => {
+      const p = spawn(process.execPath, ['--import', 'tsx', script], {
+        ...asOther,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let text = '';
+      p.stdout.on('data', (d) => {
+        text += d;
+      });
+      p.on('error', reject);
+      p.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`exit ${code}`))));
+    });
+    const r = JSON.parse(out);
+    assert.equal(r.readUnderLock, true);
+    assert.equal(r.put.code, 'INVALID_INPUT');
+    assert.match(r.put.message, /cannot save the client state .* make .* writable/);
+  });
+
+  it('a node stalling its consistency proof holds up no other process', async () => {
+    // The root check fetches the proof before it takes the lock: the other process takes first
+    // use of another node's pin at once (before, it waited on the lock until its handshake
+    // timed out, and reported NETWORK).
+    const dir = join(tmp, 'stall');
+    const n = new FakeNode();
+    n.apps.set('shop', { codeId: sha256(utf8('shop')) });
+    const c = await connectWith('http://node.test:7410', {
+      constraint: CONSTRAINT,
+      identity: await generateIdentity(),
+      transport: n.transport,
+      state: fileState(dir),
+    });
+    const t1 = await c.app('shop').transact('pay', { a: 1 });
+    await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+    const t2 = await c.app('shop').transact('pay', { a: 2 });
+    n.stallConsistency = true;
+    const stalled = c.receipt(t2.txid, { wait: true, claims: t2.claims });
+    stalled.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    const script = fileURLToPath(new URL('./fixtures/state-connect.ts', import.meta.url));
+    const out = await new Promise<string>((resolve, reject) => {
+      const p = spawn(process.execPath, ['--import', 'tsx', script, dir], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let text = '';
+      p.stdout.on('data', (d) => {
+        text += d;
+      });
+      p.on('error', reject);
+      p.on('exit', () => resolve(text));
+    });
+    const r = JSON.parse(out) as { code: string; ms: number };
+    assert.equal(r.code, 'ok', JSON.stringify(r));
+    await c.close();
+  });
+
+  it('a hold lost while held (its lock removed or taken over) writes nothing', async () => {
+    const dir = join(tmp, 'lost');
+    const state = fileState(dir);
+    const svc = sha256(utf8('s'));
+    await assert.rejects(
+      state.lock?.(async () => {
+        // What another process's takeover looks like to this one: the lock is no longer ours.
+        rmSync(join(dir, 'client-state.json.lock'), { recursive: true });
+        await new Promise((r) => setTimeout(r, STATE_LOCK_STALE_MS / 2 + 1500));
+        await state.pins.put('u', svc);
+      }) ?? Promise.resolve(),
+      (e: unknown) => {
+        assert.ok(isCloisterError(e, 'CLIENT_STATE_LOCKED'), String(e));
+        assert.match(e.message, /taken over .* nothing was written/);
+        return true;
+      },
+    );
+    assert.equal(await state.pins.get('u'), undefined);
+    // The next section takes the lock afresh and writes.
+    await state.pins.put('u', svc);
+    assert.deepEqual(await state.pins.get('u'), svc);
+  });
+
   it('a lock left by a dead process is taken over; a live one is waited for, then named', async () => {
     const dir = join(tmp, 'stale');
     mkdirSync(dir, { recursive: true });
@@ -259,7 +344,7 @@ describe('the state file shared by processes', () => {
     const other = join(tmp, 'held');
     mkdirSync(join(other, 'x.lock'), { recursive: true });
     await assert.rejects(
-      withStateLock(other, join(other, 'x.lock'), async () => 1, 300),
+      withStateLock(join(other, 'x'), join(other, 'x.lock'), async () => 1, 300),
       (e: unknown) => {
         assert.ok(isCloisterError(e, 'CLIENT_STATE_LOCKED'), String(e));
         assert.match(e.message, /x\.lock/);

@@ -144,6 +144,44 @@ describe('checkSignedRoot', () => {
     assert.equal(await race(true), 20, 'with the lock the newest root stays');
   });
 
+  test('the proof is fetched outside the lock; a root changed meanwhile is checked again', async () => {
+    const store = memorySignedRootStore();
+    const t = tree(30);
+    await store.put({ service, size: 5, root: t.root(5) });
+    let held = false;
+    const lock = async <T>(f: () => Promise<T>): Promise<T> => {
+      held = true;
+      try {
+        return await f();
+      } finally {
+        held = false;
+      }
+    };
+    const asked: [number, number, boolean][] = [];
+    let first = true;
+    await checkSignedRoot(
+      store,
+      { service, size: 20, root: t.root(20) },
+      async (from, to) => {
+        asked.push([from, to, held]);
+        if (first) {
+          // Another process stores a newer root while this one fetches its proof.
+          first = false;
+          await store.put({ service, size: 25, root: t.root(25) });
+        }
+        return t.consistencyProof(from, to);
+      },
+      lock,
+    );
+    // The first proof (5 → 20) went stale; the check started over against size 25, where 20 is
+    // an earlier root proven a prefix; no proof was fetched while the lock was held.
+    assert.deepEqual(asked, [
+      [5, 20, false],
+      [20, 25, false],
+    ]);
+    assert.equal((await store.get(service))?.size, 25);
+  });
+
   test('the same size with another root: a fork', async () => {
     const store = memorySignedRootStore();
     await checkSignedRoot(store, { service, size: 8, root: tree(8).root() });

@@ -92,8 +92,10 @@ async function proofOf(
  *   must give the proof from `seen` to the stored root, which shows `seen` is a prefix of what was
  *   already accepted; missing or not verifying: RollbackDetectedError (rolled back or forked).
  *   The stored root stays.
- * Checks on one store run one at a time; `lock`, when given, wraps each check's read-verify-write
- * (a lock the store shares with other processes or tabs: the client's ClientState.lock).
+ * Checks on one store run one at a time. `lock`, when given, is a lock the store shares with
+ * other processes or tabs (the client's ClientState.lock): the proof is fetched outside it (a
+ * slow node must not hold up every other process), then, holding it, the stored root is read
+ * again and, if another process changed it meanwhile, the check starts over from the new one.
  */
 export function checkSignedRoot(
   store: SignedRootStore,
@@ -105,16 +107,59 @@ export function checkSignedRoot(
   const fresh = { service: seen.service.slice(), size: seen.size, root: seen.root.slice() };
   // One at a time per store (read, verify, write): two checks in flight cannot both pass against
   // the same stored root and the older one win the write.
-  const run = () => checkNow(store, fresh, consistency);
-  return exclusive(store, lock ? () => lock(run) : run);
+  return exclusive(store, () => checkNow(store, fresh, consistency, lock));
 }
+
+/** Checks against a stored root another process changed this many times in a row, then gives up. */
+const MAX_RECHECKS = 8;
+
+const sameRoot = (x: SignedRoot | undefined, y: SignedRoot | undefined): boolean =>
+  x === undefined || y === undefined ? x === y : x.size === y.size && bytesEqual(x.root, y.root);
 
 async function checkNow(
   store: SignedRootStore,
   seen: SignedRoot,
   consistency: ConsistencySource | undefined,
+  lock: (<T>(f: () => Promise<T>) => Promise<T>) | undefined,
 ): Promise<void> {
-  const last = await store.get(seen.service);
+  const locked = lock ?? (<T>(f: () => Promise<T>) => f());
+  for (let round = 0; ; round++) {
+    // Read, and fetch the proof the stored root calls for, without the lock; then decide and
+    // write under it, if the stored root is still the one the proof was fetched for.
+    const last = await store.get(seen.service);
+    const proof = await proofFor(last, seen, consistency);
+    const done = await locked(async () => {
+      if (lock !== undefined && !sameRoot(await store.get(seen.service), last)) return false;
+      await decide(store, seen, last, proof);
+      return true;
+    });
+    if (done) return;
+    if (round + 1 >= MAX_RECHECKS) {
+      throw new RollbackDetectedError(
+        `the stored root of this service changed under each of ${MAX_RECHECKS} checks (other processes sharing the client state): retry`,
+      );
+    }
+  }
+}
+
+/** The consistency proof `seen` needs against `last` (undefined when none is needed or given). */
+async function proofFor(
+  last: SignedRoot | undefined,
+  seen: SignedRoot,
+  consistency: ConsistencySource | undefined,
+): Promise<readonly Uint8Array[] | undefined> {
+  if (last === undefined || seen.size === last.size) return undefined;
+  const older = seen.size < last.size;
+  return proofOf(consistency, older ? seen.size : last.size, older ? last.size : seen.size);
+}
+
+/** Checks `seen` against `last` (the stored root) with `proof`, and stores it if newer. */
+async function decide(
+  store: SignedRootStore,
+  seen: SignedRoot,
+  last: SignedRoot | undefined,
+  proof: readonly Uint8Array[] | undefined,
+): Promise<void> {
   if (last === undefined) {
     await store.put(seen);
     return;
@@ -128,7 +173,6 @@ async function checkNow(
   }
   const older = seen.size < last.size;
   const [a, b] = older ? [seen, last] : [last, seen];
-  const proof = await proofOf(consistency, a.size, b.size);
   if (proof === undefined) {
     throw new RollbackDetectedError(
       older
