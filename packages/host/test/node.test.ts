@@ -159,6 +159,25 @@ describe('node', () => {
     assert.match(next, /^HTTP\/1\.1 400/);
   });
 
+  it('serves a GET asking to upgrade to another protocol (h2c) as plain HTTP/1.1', async () => {
+    const port = Number(new URL(node.url).port);
+    const req = (method: string, path: string) =>
+      `${method} ${path} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`;
+    // What `curl --http2 http://…/v1/evidence` sends: answered as if it had no Upgrade header.
+    const got = await raw(port, req('GET', '/v1/evidence?nonce=00'));
+    assert.match(got, /^HTTP\/1\.1 200 /);
+    assert.match(got, /"evidence"/);
+    const missing = await raw(port, req('GET', '/v1/nothing'));
+    assert.match(missing, /^HTTP\/1\.1 404 /);
+    assert.match(missing, /NOT_FOUND/);
+    // A body would not reach the handler after an upgrade: refused by name.
+    const post = await raw(port, req('POST', '/v1/apps'));
+    assert.match(post, /^HTTP\/1\.1 400 /);
+    assert.match(post, /upgrades only to WebSocket/);
+    // The node still serves.
+    assert.equal((await get(`${node.url}/v1/evidence?nonce=00`)).status, 200);
+  });
+
   it('exposes metrics without keys, nonces or identities', async () => {
     const nonce = 'c0ffee'.repeat(10);
     await get(`${node.url}/v1/evidence?nonce=${nonce}`);

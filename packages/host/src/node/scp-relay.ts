@@ -16,7 +16,8 @@
  * (more than `maxBufferedBytes` waiting in the socket) is closed (1008); at most `maxInFlight`
  * frames per socket wait for the enclave, beyond which the socket stops reading (TCP pushes back).
  */
-import type { IncomingMessage, Server } from 'node:http';
+import { type IncomingMessage, type Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ERROR_CODES, MAX_FRAME } from '@cloister/core';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
@@ -24,6 +25,12 @@ import type { Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
 
 export const SCP_PATH = '/v1/scp';
+
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  503: 'Service Unavailable',
+};
 
 export interface ScpRelayLimits {
   /** Open sockets at most (default 10,000: the enclave's session cap). */
@@ -110,8 +117,11 @@ interface Conn {
 }
 
 /**
- * Attaches the relay to `server`: upgrades on SCP_PATH become sessions, other upgrades are
- * answered 404. The server keeps serving HTTP as before.
+ * Attaches the relay to `server`: WebSocket upgrades on SCP_PATH become sessions, on other paths
+ * they are answered 404. A request asking for another protocol (`Upgrade: h2c`, as `curl --http2`
+ * sends) is served as plain HTTP/1.1, which RFC 9110 §7.8 lets a server do, when it has no body
+ * (GET, HEAD): Node stops parsing a request at an upgrade, so a body would never reach the
+ * handler; other methods are answered 400. The server keeps serving HTTP as before.
  */
 export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   const limits = { ...DEFAULT_SCP_RELAY_LIMITS, ...deps.limits };
@@ -133,7 +143,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   const refuseUpgrade = (socket: Duplex, status: number, code: string, message: string) => {
     const body = `${JSON.stringify({ error: { code, message, hint: hintOf(code) } })}\n`;
     socket.end(
-      `HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Service Unavailable'}\r\n` +
+      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
         'content-type: application/json\r\n' +
         `content-length: ${Buffer.byteLength(body)}\r\n` +
         'connection: close\r\n\r\n' +
@@ -141,8 +151,33 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     );
   };
 
+  const withoutUpgrade = (req: IncomingMessage, socket: Duplex): void => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      refuseUpgrade(
+        socket,
+        400,
+        'INVALID_INPUT',
+        `this node upgrades only to WebSocket (at ${SCP_PATH}): send the ${req.method} request without an Upgrade header`,
+      );
+      return;
+    }
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    res.on('finish', () => {
+      res.detachSocket(socket as Socket);
+      socket.end();
+    });
+    server.emit('request', req, res);
+  };
+
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {}); // a reset peer is not the node's problem
+    const asked = String(req.headers.upgrade ?? '').toLowerCase();
+    if (!asked.split(',').some((p) => p.trim() === 'websocket')) {
+      withoutUpgrade(req, socket);
+      return;
+    }
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path !== SCP_PATH) {
       refuseUpgrade(socket, 404, 'NOT_FOUND', `no WebSocket endpoint here; use ${SCP_PATH}`);
