@@ -3,12 +3,27 @@
  * identity whose private key is a non-extractable CryptoKey kept in IndexedDB (script on the page
  * can use it but never read it), and pins and signed roots in IndexedDB. No Node built-in.
  */
-import { CloisterError, fromHex, MAX_FRAME, type SignedRoot, toHex } from '@cloister/core';
+import {
+  CloisterError,
+  fromHex,
+  MAX_FRAME,
+  type SignedRoot,
+  sameSignedRoot,
+  storedRootChanged,
+  toHex,
+} from '@cloister/core';
 import { claimsSaltMessage } from './app.js';
 import { type Client, type ConnectOptions, connect as connectWith } from './client.js';
 import { NetworkError } from './errors.js';
 import { identityOf } from './identity.js';
-import type { ClientState, Identity, Socket, Transport } from './ports.js';
+import {
+  type ClientState,
+  type Identity,
+  pinChanged,
+  pinIs,
+  type Socket,
+  type Transport,
+} from './ports.js';
 
 export * from './index.js';
 
@@ -90,10 +105,34 @@ async function get<T>(db: string, store: string, key: string): Promise<T | undef
   }
 }
 
-async function put(db: string, store: string, key: string, value: unknown): Promise<void> {
+/**
+ * Puts `value` under `key` only if `keep(current)` holds for the value stored there, read in the
+ * same readwrite transaction (IndexedDB runs them one at a time per store: a compare-and-set).
+ * False when it did not hold (nothing written).
+ */
+async function putIf(
+  db: string,
+  store: string,
+  key: string,
+  value: unknown,
+  keep: (current: unknown) => boolean,
+): Promise<boolean> {
   const d = await openDb(db);
   try {
-    await done(d.transaction(store, 'readwrite').objectStore(store).put(value, key));
+    return await new Promise<boolean>((resolve, reject) => {
+      const tx = d.transaction(store, 'readwrite');
+      const os = tx.objectStore(store);
+      let wrote = false;
+      const read = os.get(key);
+      read.onsuccess = () => {
+        if (!keep(read.result)) return;
+        wrote = true;
+        os.put(value, key);
+      };
+      tx.oncomplete = () => resolve(wrote);
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error);
+    });
   } finally {
     d.close();
   }
@@ -167,7 +206,10 @@ export function indexedDbState(
         const hex = await get<string>(db, 'pins', url);
         return hex === undefined ? undefined : fromHex(hex, 'a stored pin');
       },
-      put: (url, serviceIdentity) => put(db, 'pins', url, toHex(serviceIdentity)),
+      async put(url, serviceIdentity, previous) {
+        const keep = (cur: unknown) => pinIs(typeof cur === 'string' ? cur : undefined, previous);
+        if (!(await putIf(db, 'pins', url, toHex(serviceIdentity), keep))) throw pinChanged(url);
+      },
     },
     roots: {
       async get(service): Promise<SignedRoot | undefined> {
@@ -175,7 +217,16 @@ export function indexedDbState(
         if (r === undefined) return undefined;
         return { service: service.slice(), size: r.size, root: fromHex(r.root, 'a stored root') };
       },
-      put: (r) => put(db, 'roots', toHex(r.service), { size: r.size, root: toHex(r.root) }),
+      async put(r, previous) {
+        const keep = (cur: unknown) => {
+          if (previous === undefined) return true;
+          const c = cur as { size: number; root: string } | undefined;
+          const stored = c && { service: r.service, size: c.size, root: fromHex(c.root) };
+          return sameSignedRoot(stored, previous);
+        };
+        const value = { size: r.size, root: toHex(r.root) };
+        if (!(await putIf(db, 'roots', toHex(r.service), value, keep))) throw storedRootChanged();
+      },
     },
   };
 }

@@ -32,7 +32,7 @@ import {
 } from '@cloister/core';
 import { AppClient } from './app.js';
 import { type Answer, Connection, type ReconnectOptions } from './connection.js';
-import { NodeError, ServiceChangedError } from './errors.js';
+import { NetworkError, NodeError, ServiceChangedError, StateLockedError } from './errors.js';
 import { type ClientState, memoryState, type Transport } from './ports.js';
 
 export interface ConnectOptions {
@@ -119,6 +119,24 @@ export function scpUrl(url: string): string {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** How long the root check waits for the node's consistency proof. */
+export const CONSISTENCY_TIMEOUT_MS = 10_000;
+
+/** `p`, or `onTimeout()` thrown after `ms` (the timer cleared either way). */
+async function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(onTimeout()), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** A client connected to one node; its calls survive reconnects. */
 export class Client {
@@ -251,15 +269,24 @@ export class Client {
       );
     }
     // The proof between the receipt's root and the one stored, either way round (an earlier
-    // transaction's receipt is signed at an earlier size), fetched inside the check: checks on
-    // one store run one at a time, so the stored root cannot change under it.
+    // transaction's receipt is signed at an earlier size), fetched inside the check, which starts
+    // over if another process or tab sharing the state stored another root meanwhile (core's
+    // checkSignedRoot: compare-and-set writes, the state's lock). A node that does not send the
+    // proof within CONSISTENCY_TIMEOUT_MS fails the check with NETWORK.
     await checkSignedRoot(
       this.state.roots,
       signedRootOf(verified),
       async (from, to) => {
         let result: Record<string, unknown>;
         try {
-          ({ result } = await this.request('consistency', { from, to }));
+          ({ result } = await withTimeout(
+            this.request('consistency', { from, to }),
+            CONSISTENCY_TIMEOUT_MS,
+            () =>
+              new NetworkError(
+                `${this.url} did not send the consistency proof between tree sizes ${from} and ${to} within ${CONSISTENCY_TIMEOUT_MS / 1000} s`,
+              ),
+          ));
         } catch (e) {
           // The node answered that it cannot prove between those sizes (INVALID_INPUT: a size
           // beyond its signed log, which a root already seen must not be): no proof, which the
@@ -326,26 +353,35 @@ export class Client {
         );
       }
     } else {
-      // Read, compare and pin as one step per pin store: two connects to a URL never pinned
-      // cannot both take "first use" and leave each client on another service.
+      // Read, compare and pin as one step per pin store (and, across processes and tabs, under
+      // the state's lock with a compare-and-set write): two connects to a URL never pinned cannot
+      // both take "first use" and leave each client on another service.
       await exclusive(this.state.pins, () =>
         this.locked(async () => {
-          const pinned = await this.state.pins.get(this.url);
-          const accept = this.o.acceptServiceChange;
-          if (
-            pinned !== undefined &&
-            !bytesEqual(pinned, shown) &&
-            accept !== true &&
-            !(accept instanceof Uint8Array && bytesEqual(accept, shown))
-          ) {
-            throw new ServiceChangedError(
-              `${this.url} shows service ${toHex(shown)}, but ${toHex(pinned)} was pinned for it on first use`,
-              pinned,
-              shown,
-            );
+          for (let attempt = 1; ; attempt++) {
+            const pinned = await this.state.pins.get(this.url);
+            const accept = this.o.acceptServiceChange;
+            if (
+              pinned !== undefined &&
+              !bytesEqual(pinned, shown) &&
+              accept !== true &&
+              !(accept instanceof Uint8Array && bytesEqual(accept, shown))
+            ) {
+              throw new ServiceChangedError(
+                `${this.url} shows service ${toHex(shown)}, but ${toHex(pinned)} was pinned for it on first use`,
+                pinned,
+                shown,
+              );
+            }
+            if (pinned !== undefined && bytesEqual(pinned, shown)) return;
+            try {
+              await this.state.pins.put(this.url, shown, pinned ?? null);
+              return;
+            } catch (e) {
+              // Pinned by another process or tab meanwhile: read it again (at most twice more).
+              if (!(e instanceof StateLockedError) || attempt >= 3) throw e;
+            }
           }
-          if (pinned === undefined || !bytesEqual(pinned, shown))
-            await this.state.pins.put(this.url, shown);
         }),
       );
     }

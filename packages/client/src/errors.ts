@@ -79,12 +79,8 @@ export class HandshakeRefusedError extends ScpError {
 /** The node answered a request with an error (its code is from the registry). */
 export class NodeError extends CloisterError {}
 
-/** Another process held the client state's lock (Node `fileState`) for too long. */
-export class StateLockedError extends CloisterError {
-  constructor(message: string) {
-    super('CLIENT_STATE_LOCKED', message);
-  }
-}
+/** Another process held or changed the client state (pins, signed roots): core's class. */
+export { StateLockedError } from '@cloister/core';
 
 /** The client was closed (by `close()`, or after an error it cannot recover from). */
 export class ClientClosedError extends CloisterError {

@@ -30,6 +30,8 @@ import {
   InvalidInputError,
   MAX_FRAME,
   type SignedRoot,
+  sameSignedRoot,
+  storedRootChanged,
   toHex,
   webCryptoSigner,
   wipe,
@@ -38,7 +40,14 @@ import { nodeScpCrypto } from '@cloister/node-crypto';
 import WebSocket from 'ws';
 import { claimsSaltMessage } from './app.js';
 import { type Client, type ConnectOptions, connect as connectWith } from './client.js';
-import type { ClientState, Identity, Socket, Transport } from './ports.js';
+import {
+  type ClientState,
+  type Identity,
+  pinChanged,
+  pinIs,
+  type Socket,
+  type Transport,
+} from './ports.js';
 import { withStateLock } from './state-lock.js';
 
 export { nodeScpCrypto } from '@cloister/node-crypto';
@@ -366,8 +375,9 @@ function openFileState(dir: string, file: string): ClientState {
       },
       // Read, change and write back synchronously, holding the lock: no process or other code in
       // this one can write between the read and the write.
-      put: (url, serviceIdentity) =>
+      put: (url, serviceIdentity, previous) =>
         change((s) => {
+          if (!pinIs(s.pins[url], previous)) throw pinChanged(url);
           s.pins[url] = toHex(serviceIdentity);
         }),
     },
@@ -381,9 +391,15 @@ function openFileState(dir: string, file: string): ClientState {
           root: fromHex(r.root, `a root in ${file}`),
         };
       },
-      put: (r) =>
+      put: (r, previous) =>
         change((s) => {
-          s.roots[toHex(r.service)] = { size: r.size, root: toHex(r.root) };
+          const id = toHex(r.service);
+          const cur = s.roots[id];
+          const stored = cur && { service: r.service, size: cur.size, root: fromHex(cur.root) };
+          if (previous !== undefined && !sameSignedRoot(stored, previous)) {
+            throw storedRootChanged();
+          }
+          s.roots[id] = { size: r.size, root: toHex(r.root) };
         }),
     },
   };

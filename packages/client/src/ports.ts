@@ -4,7 +4,7 @@
  * and "./browser" entries; this file and everything "." reaches import no Node built-in.
  */
 import type { ScpSigner, SignedRootStore } from '@cloister/core';
-import { fromHex, memorySignedRootStore, toHex } from '@cloister/core';
+import { fromHex, memorySignedRootStore, StateLockedError, toHex } from '@cloister/core';
 
 /**
  * One open connection carrying SCP frames (one frame = one binary WebSocket message).
@@ -28,10 +28,30 @@ export type Transport = (url: string) => Promise<Socket>;
 /**
  * Which service identity (SHA-256 of the service key, 32 bytes) a URL showed first.
  * get resolves undefined for a URL never pinned; put replaces the pin. Values are copied.
+ * `put(url, id, previous)` is a compare-and-set: with `previous` given (the pin read before,
+ * `null` for none) it writes only if the URL's pin is still that, in one atomic step, and
+ * otherwise rejects with StateLockedError, writing nothing (a store other processes or tabs share
+ * must honour it: two of them cannot both take "first use").
  */
 export interface PinStore {
   get(url: string): Promise<Uint8Array | undefined>;
-  put(url: string, serviceIdentity: Uint8Array): Promise<void>;
+  put(url: string, serviceIdentity: Uint8Array, previous?: Uint8Array | null): Promise<void>;
+}
+
+/** Whether pin `current` (hex, or undefined for none) is still `previous` (undefined: any). */
+export function pinIs(
+  current: string | undefined,
+  previous: Uint8Array | null | undefined,
+): boolean {
+  if (previous === undefined) return true;
+  return previous === null ? current === undefined : current === toHex(previous);
+}
+
+/** The error a pin store's put rejects with when the pin is not `previous` any more. */
+export function pinChanged(url: string): StateLockedError {
+  return new StateLockedError(
+    `the pin of ${url} changed during the check (another process or tab sharing the client state pinned it): nothing was written`,
+  );
 }
 
 /** What a client remembers between runs: its pins, and the last signed root per service. */
@@ -60,7 +80,8 @@ export function memoryPinStore(): PinStore {
       const hex = pins.get(url);
       return hex === undefined ? undefined : fromHex(hex);
     },
-    async put(url, serviceIdentity) {
+    async put(url, serviceIdentity, previous) {
+      if (!pinIs(pins.get(url), previous)) throw pinChanged(url);
       pins.set(url, toHex(serviceIdentity));
     },
   };

@@ -14,7 +14,7 @@
  * hold (each write is a synchronous read-modify-write, so they cannot interleave inside it); the
  * first takes the lock directory, the last releases it.
  */
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { lock as lockFile } from 'proper-lockfile';
 import { StateLockedError } from './errors.js';
@@ -69,8 +69,11 @@ async function take(
       });
     } catch (e) {
       const code = (e as { code?: unknown }).code;
-      if (typeof code === 'string' && READ_ONLY.has(code)) return async () => undefined;
-      if (code !== 'ELOCKED') throw e;
+      const denied = typeof code === 'string' && READ_ONLY.has(code);
+      // Denied in a directory this process may write (Windows refuses to make a directory that
+      // another process is still removing): the lock is busy, not missing.
+      if (denied && !writable(dirname(file))) return async () => undefined;
+      if (code !== 'ELOCKED' && !denied) throw e;
       if (Date.now() >= deadline) {
         throw new StateLockedError(
           `another process held the client state lock ${lockfilePath} for ${waitMs / 1000} s: wait for it to finish, or stop it (a lock left by a dead process is taken over after ${STATE_LOCK_STALE_MS / 1000} s)`,
@@ -129,6 +132,15 @@ export async function withStateLock<T>(
       const release = await mine.taken.catch(() => undefined);
       await release?.().catch(() => undefined);
     }
+  }
+}
+
+function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
   }
 }
 

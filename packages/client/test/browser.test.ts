@@ -259,6 +259,21 @@ test('the client SDK in Chromium: evidence, connect, transaction, receipt', {
     assert.equal(upgraded.pin, 'ab'.repeat(32), 'a version-1 database keeps its pins');
     assert.match(upgraded.salt, /^[0-9a-f]{64}$/);
 
+    const cas = await page.evaluate(
+      // biome-ignore lint/suspicious/noExplicitAny: the page's API, set by browser-entry.ts
+      () => (globalThis as any).scpTest.compareAndSet(),
+    );
+    assert.deepEqual(cas, [
+      'ok',
+      'CLIENT_STATE_LOCKED',
+      'ok',
+      'ok',
+      'CLIENT_STATE_LOCKED',
+      'ok',
+      '02'.repeat(32),
+      '7',
+    ]);
+
     // Two tabs of the origin: their state lock sections (pin and root checks) never overlap.
     const tab = await context.newPage();
     await tab.goto(page.url());

@@ -173,6 +173,27 @@ describe('the state file', () => {
     assert.deepEqual(readdirSync(dir), ['client-state.json']);
   });
 
+  it('puts with `previous` are compare-and-sets (another process may have written meanwhile)', async () => {
+    const dir = join(tmp, 'cas');
+    const state = fileState(dir);
+    const a = sha256(utf8('a'));
+    const b = sha256(utf8('b'));
+    const changed = (e: unknown) => isCloisterError(e, 'CLIENT_STATE_LOCKED');
+    await state.pins.put('u', a, null);
+    await assert.rejects(state.pins.put('u', b, null), changed);
+    await assert.rejects(state.pins.put('u', b, b), changed);
+    assert.deepEqual(await state.pins.get('u'), a, 'nothing written');
+    await state.pins.put('u', b, a);
+    assert.deepEqual(await state.pins.get('u'), b);
+    const root = (n: number) => ({ service: a, size: n, root: sha256(utf8(`r${n}`)) });
+    await state.roots.put(root(5), null);
+    await assert.rejects(state.roots.put(root(7), root(4)), changed);
+    await assert.rejects(state.roots.put(root(7), null), changed);
+    assert.equal((await state.roots.get(a))?.size, 5, 'nothing written');
+    await state.roots.put(root(7), root(5));
+    assert.equal((await state.roots.get(a))?.size, 7);
+  });
+
   it('a damaged file is refused by name, never reset', async () => {
     const dir = join(tmp, 'damaged');
     await fileState(dir).pins.put('u', sha256(utf8('s')));

@@ -4,10 +4,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { sha256 } from '../src/hash.js';
-import { RollbackDetectedError } from '../src/log/errors.js';
+import { RollbackDetectedError, StateLockedError } from '../src/log/errors.js';
 import { leafHash, MerkleLog } from '../src/log/merkle.js';
 import { verifyReceipt } from '../src/log/receipt.js';
-import { checkSignedRoot, memorySignedRootStore, signedRootOf } from '../src/log/rollback.js';
+import {
+  checkSignedRoot,
+  memorySignedRootStore,
+  type SignedRoot,
+  signedRootOf,
+} from '../src/log/rollback.js';
 import { CONSTRAINT, KitService, makeClaims } from './log-kit.js';
 
 const service = sha256(new TextEncoder().encode('service key'));
@@ -109,14 +114,16 @@ describe('checkSignedRoot', () => {
     // shared state, and one lock they share (ClientState.lock: a lock file, a Web Lock).
     const inner = memorySignedRootStore();
     const later = () => new Promise((r) => setImmediate(r));
+    // `cas`: the view passes the check's compare-and-set on (SignedRootStore.put's `previous`).
+    let cas = false;
     const view = () => ({
       get: async (s: Uint8Array) => {
         await later();
         return inner.get(s);
       },
-      put: async (r: Parameters<typeof inner.put>[0]) => {
+      put: async (r: SignedRoot, previous?: SignedRoot | null) => {
         await later();
-        return inner.put(r);
+        return cas ? inner.put(r, previous) : inner.put(r);
       },
     });
     let tail: Promise<unknown> = Promise.resolve();
@@ -139,9 +146,12 @@ describe('checkSignedRoot', () => {
       ]);
       return (await inner.get(service))?.size;
     };
-    // Unlocked, both read size 5 and the later write (size 10) puts an older root back.
+    // Unlocked and without compare-and-set, both read size 5 and the later write (size 10) puts
+    // an older root back.
     assert.equal(await race(false), 10);
     assert.equal(await race(true), 20, 'with the lock the newest root stays');
+    cas = true;
+    assert.equal(await race(false), 20, 'with compare-and-set writes too');
   });
 
   test('the proof is fetched outside the lock; a root changed meanwhile is checked again', async () => {
@@ -180,6 +190,70 @@ describe('checkSignedRoot', () => {
       [20, 25, false],
     ]);
     assert.equal((await store.get(service))?.size, 25);
+  });
+
+  test('contention is never a rollback: after three changed rounds the check fetches holding the lock', async () => {
+    const store = memorySignedRootStore();
+    const t = tree(60);
+    await store.put({ service, size: 5, root: t.root(5) });
+    let held = false;
+    const lock = async <T>(f: () => Promise<T>): Promise<T> => {
+      held = true;
+      try {
+        return await f();
+      } finally {
+        held = false;
+      }
+    };
+    // Another process stores a newer root during each fetch made outside the lock.
+    let next = 30;
+    const asked: [number, number, boolean][] = [];
+    await checkSignedRoot(
+      store,
+      { service, size: 20, root: t.root(20) },
+      async (from, to) => {
+        asked.push([from, to, held]);
+        if (!held) {
+          next += 5;
+          await store.put({ service, size: next, root: t.root(next) });
+        }
+        return t.consistencyProof(from, to);
+      },
+      lock,
+    );
+    assert.deepEqual(
+      asked.map(([, , h]) => h),
+      [false, false, false, true],
+    );
+    assert.equal((await store.get(service))?.size, 45, 'the newest root stays');
+    // A store changed even under the lock (a lock taken over): CLIENT_STATE_LOCKED, not a rollback.
+    const noLock = async <T>(f: () => Promise<T>): Promise<T> => f();
+    await assert.rejects(
+      checkSignedRoot(
+        store,
+        { service, size: 50, root: t.root(50) },
+        async (from, to) => {
+          next += 1;
+          await store.put({ service, size: next, root: t.root(next) });
+          return t.consistencyProof(from, to);
+        },
+        noLock,
+      ),
+      (e: unknown) => e instanceof StateLockedError && e.code === 'CLIENT_STATE_LOCKED',
+    );
+  });
+
+  test('a store put with `previous` is a compare-and-set', async () => {
+    const store = memorySignedRootStore();
+    const t = tree(10);
+    const r = (n: number) => ({ service, size: n, root: t.root(n) });
+    await store.put(r(3), null);
+    await assert.rejects(store.put(r(4), null), StateLockedError);
+    await assert.rejects(store.put(r(4), r(2)), StateLockedError);
+    assert.equal((await store.get(service))?.size, 3, 'nothing written');
+    await store.put(r(4), r(3));
+    await store.put(r(2));
+    assert.equal((await store.get(service))?.size, 2, 'without previous: unconditional');
   });
 
   test('the same size with another root: a fork', async () => {

@@ -100,3 +100,13 @@ export class LogSignatureError extends StoredLogError {
     super('LOG_SIGNATURE', index, message, options);
   }
 }
+
+/**
+ * The client state (pins, signed roots) was changed by another process or tab while this one
+ * was checking, or its lock was held or taken over: nothing was written; retry.
+ */
+export class StateLockedError extends CloisterError {
+  constructor(message: string) {
+    super('CLIENT_STATE_LOCKED', message);
+  }
+}

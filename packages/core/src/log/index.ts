@@ -18,6 +18,7 @@ export {
   ReceiptError,
   type ReceiptFailure,
   RollbackDetectedError,
+  StateLockedError,
 } from './errors.js';
 export {
   decodeEntry,
@@ -74,6 +75,8 @@ export {
   memorySignedRootStore,
   type SignedRoot,
   type SignedRootStore,
+  sameSignedRoot,
   signedRootOf,
+  storedRootChanged,
 } from './rollback.js';
 export { formatTxid, parseTxid } from './txid.js';

@@ -5,7 +5,7 @@
  */
 import { bytesEqual, toHex } from '../bytes.js';
 import { CloisterError, InvalidInputError } from '../errors.js';
-import { RollbackDetectedError } from './errors.js';
+import { RollbackDetectedError, StateLockedError } from './errors.js';
 import { verifyConsistency } from './merkle.js';
 import type { VerifiedReceipt } from './receipt.js';
 
@@ -20,10 +20,34 @@ export interface SignedRoot {
  * Where a client keeps the last signed root per service (memory, localStorage, a file …).
  * get resolves undefined for a service never seen; put replaces the service's root. Both are
  * called with values the caller owns; implementations store copies.
+ *
+ * `put(r, previous)` is a compare-and-set: with `previous` given (the root read before the check,
+ * `null` for none), it stores `r` only if the service's stored root is still that one (same size
+ * and root), in one atomic step, and otherwise rejects with StateLockedError, writing nothing. A
+ * store that other processes or tabs share must honour it: the check then never puts an older
+ * root back over one another process stored meanwhile, whatever the timing.
  */
 export interface SignedRootStore {
   get(service: Uint8Array): Promise<SignedRoot | undefined>;
-  put(r: SignedRoot): Promise<void>;
+  put(r: SignedRoot, previous?: SignedRoot | null): Promise<void>;
+}
+
+/** Same size and root, or both none (`null` and undefined alike). */
+export function sameSignedRoot(
+  x: SignedRoot | null | undefined,
+  y: SignedRoot | null | undefined,
+): boolean {
+  if (x === undefined || x === null || y === undefined || y === null) {
+    return (x === undefined || x === null) && (y === undefined || y === null);
+  }
+  return x.size === y.size && bytesEqual(x.root, y.root);
+}
+
+/** The error a store's put rejects with when the stored root is not `previous` any more. */
+export function storedRootChanged(): StateLockedError {
+  return new StateLockedError(
+    'the stored signed root of this service changed during the check (another process or tab sharing the client state stored one): nothing was written',
+  );
 }
 
 /** The signed root a verified receipt carries. */
@@ -92,10 +116,13 @@ async function proofOf(
  *   must give the proof from `seen` to the stored root, which shows `seen` is a prefix of what was
  *   already accepted; missing or not verifying: RollbackDetectedError (rolled back or forked).
  *   The stored root stays.
- * Checks on one store run one at a time. `lock`, when given, is a lock the store shares with
- * other processes or tabs (the client's ClientState.lock): the proof is fetched outside it (a
- * slow node must not hold up every other process), then, holding it, the stored root is read
- * again and, if another process changed it meanwhile, the check starts over from the new one.
+ * Checks on one store run one at a time. Across processes (a store shared with other processes
+ * or tabs), each write is a compare-and-set against the root the check read (SignedRootStore),
+ * and `lock` (the client's ClientState.lock) orders the checks: the proof is fetched outside it
+ * at first (a slow node must not hold up every other process), and a check whose stored root
+ * another process changed meanwhile starts over from the new one; after OPTIMISTIC_ROUNDS such
+ * rounds it fetches while holding the lock, so it always ends (the source's own timeout bounds
+ * the fetch). Contention is never reported as a rollback: only a proof that fails is.
  */
 export function checkSignedRoot(
   store: SignedRootStore,
@@ -110,11 +137,8 @@ export function checkSignedRoot(
   return exclusive(store, () => checkNow(store, fresh, consistency, lock));
 }
 
-/** Checks against a stored root another process changed this many times in a row, then gives up. */
-const MAX_RECHECKS = 8;
-
-const sameRoot = (x: SignedRoot | undefined, y: SignedRoot | undefined): boolean =>
-  x === undefined || y === undefined ? x === y : x.size === y.size && bytesEqual(x.root, y.root);
+/** Rounds with the proof fetched outside the lock before one that fetches holding it. */
+const OPTIMISTIC_ROUNDS = 3;
 
 async function checkNow(
   store: SignedRootStore,
@@ -123,23 +147,24 @@ async function checkNow(
   lock: (<T>(f: () => Promise<T>) => Promise<T>) | undefined,
 ): Promise<void> {
   const locked = lock ?? (<T>(f: () => Promise<T>) => f());
-  for (let round = 0; ; round++) {
+  for (let round = 0; round < OPTIMISTIC_ROUNDS; round++) {
     // Read, and fetch the proof the stored root calls for, without the lock; then decide and
     // write under it, if the stored root is still the one the proof was fetched for.
     const last = await store.get(seen.service);
     const proof = await proofFor(last, seen, consistency);
     const done = await locked(async () => {
-      if (lock !== undefined && !sameRoot(await store.get(seen.service), last)) return false;
-      await decide(store, seen, last, proof);
-      return true;
+      if (!sameSignedRoot(await store.get(seen.service), last)) return false;
+      return decide(store, seen, last, proof);
     });
     if (done) return;
-    if (round + 1 >= MAX_RECHECKS) {
-      throw new RollbackDetectedError(
-        `the stored root of this service changed under each of ${MAX_RECHECKS} checks (other processes sharing the client state): retry`,
-      );
-    }
   }
+  // Others kept changing it: read, fetch and decide holding the lock. A compare-and-set that
+  // still fails here means the lock was taken over: reported as such (CLIENT_STATE_LOCKED).
+  await locked(async () => {
+    const last = await store.get(seen.service);
+    const proof = await proofFor(last, seen, consistency);
+    if (!(await decide(store, seen, last, proof))) throw storedRootChanged();
+  });
 }
 
 /** The consistency proof `seen` needs against `last` (undefined when none is needed or given). */
@@ -153,20 +178,29 @@ async function proofFor(
   return proofOf(consistency, older ? seen.size : last.size, older ? last.size : seen.size);
 }
 
-/** Checks `seen` against `last` (the stored root) with `proof`, and stores it if newer. */
+/**
+ * Checks `seen` against `last` (the stored root) with `proof`, and stores it if newer, with a
+ * compare-and-set against `last`. False when that found another root stored (nothing written).
+ */
 async function decide(
   store: SignedRootStore,
   seen: SignedRoot,
   last: SignedRoot | undefined,
   proof: readonly Uint8Array[] | undefined,
-): Promise<void> {
-  if (last === undefined) {
-    await store.put(seen);
-    return;
-  }
+): Promise<boolean> {
+  const put = async (): Promise<boolean> => {
+    try {
+      await store.put(seen, last ?? null);
+      return true;
+    } catch (e) {
+      if (e instanceof StateLockedError) return false;
+      throw e;
+    }
+  };
+  if (last === undefined) return put();
   const was = `size ${last.size} root ${toHex(last.root)}`;
   if (seen.size === last.size) {
-    if (bytesEqual(seen.root, last.root)) return;
+    if (bytesEqual(seen.root, last.root)) return true;
     throw new RollbackDetectedError(
       `the service shows another root ${toHex(seen.root)} at the same size as the ${was} already seen: a fork`,
     );
@@ -191,7 +225,7 @@ async function decide(
       { cause: e },
     );
   }
-  if (!older) await store.put(seen);
+  return older ? true : put();
 }
 
 /** A SignedRootStore in memory (tests, short-lived clients). */
@@ -204,8 +238,12 @@ export function memorySignedRootStore(): SignedRootStore {
         ? undefined
         : { service: r.service.slice(), size: r.size, root: r.root.slice() };
     },
-    async put(r) {
-      roots.set(toHex(r.service), {
+    async put(r, previous) {
+      const id = toHex(r.service);
+      if (previous !== undefined && !sameSignedRoot(roots.get(id), previous)) {
+        throw storedRootChanged();
+      }
+      roots.set(id, {
         service: r.service.slice(),
         size: r.size,
         root: r.root.slice(),
