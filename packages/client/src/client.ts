@@ -120,8 +120,12 @@ export function scpUrl(url: string): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** How long the root check waits for the node's consistency proof. */
-export const CONSISTENCY_TIMEOUT_MS = 10_000;
+/**
+ * How long the root check waits for the node's consistency proof. Below the state lock's wait
+ * (8 s, Node): a check that fetches holding the lock (after contention) cannot make another
+ * process's wait run out.
+ */
+export const CONSISTENCY_TIMEOUT_MS = 5_000;
 
 /** `p`, or `onTimeout()` thrown after `ms` (the timer cleared either way). */
 async function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {

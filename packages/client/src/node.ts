@@ -30,6 +30,7 @@ import {
   InvalidInputError,
   MAX_FRAME,
   type SignedRoot,
+  StateLockedError,
   sameSignedRoot,
   storedRootChanged,
   toHex,
@@ -320,22 +321,31 @@ export function fileState(dir: string): ClientState {
 function openFileState(dir: string, file: string): ClientState {
   const lockfile = `${file}.lock`;
   const locked = <T>(f: () => Promise<T>): Promise<T> => withStateLock(file, lockfile, () => f());
-  /** Read, change and write back synchronously under the lock, unless it was taken over. */
+  /**
+   * Read, change and write back synchronously under the lock, unless it was taken over; the
+   * write also checks, right before its rename, that the file is still the one read (a process
+   * stalled past the lock's takeover must not replace what another wrote meanwhile).
+   */
   const change = (f: (s: StateFile) => void): Promise<void> =>
     withStateLock(file, lockfile, async (assertHeld) => {
-      const s = read();
+      const text = readText();
+      const s = parse(text);
       f(s);
       assertHeld();
-      write(s);
+      write(s, text);
     });
-  const read = (): StateFile => {
-    let text: string;
+  /** The file's text, undefined when there is none yet. */
+  const readText = (): string | undefined => {
     try {
-      text = readFileSync(file, 'utf8');
+      return readFileSync(file, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { v: 1, pins: {}, roots: {} };
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new InvalidInputError(`cannot read ${file}: ${(e as Error).message}`);
     }
+  };
+  const read = (): StateFile => parse(readText());
+  const parse = (text: string | undefined): StateFile => {
+    if (text === undefined) return { v: 1, pins: {}, roots: {} };
     try {
       const s = JSON.parse(text) as StateFile;
       if (!wellFormed(s)) throw new Error();
@@ -346,7 +356,7 @@ function openFileState(dir: string, file: string): ClientState {
       );
     }
   };
-  const write = (s: StateFile): void => {
+  const write = (s: StateFile, before: string | undefined): void => {
     const tmp = `${file}.${toHex(globalThis.crypto.getRandomValues(new Uint8Array(6)))}.tmp`;
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -357,9 +367,15 @@ function openFileState(dir: string, file: string): ClientState {
       } finally {
         closeSync(fd);
       }
+      if (readText() !== before) {
+        throw new StateLockedError(
+          `${file} changed while this process was writing it (another process took the lock over): nothing was written; retry`,
+        );
+      }
       renameSync(tmp, file);
     } catch (e) {
       rmSync(tmp, { force: true });
+      if (e instanceof CloisterError) throw e;
       throw new InvalidInputError(
         `cannot save the client state (pins and signed roots) in ${file}: ${(e as Error).message}; make ${dir} writable by this user, or use another home`,
       );

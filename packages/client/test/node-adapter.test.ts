@@ -22,7 +22,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { isCloisterError, sha256, toHex, utf8, webCryptoScp } from '@cloister/core';
+import {
+  isCloisterError,
+  leafHash,
+  MerkleLog,
+  sha256,
+  toHex,
+  utf8,
+  webCryptoScp,
+} from '@cloister/core';
 import { WebSocketServer } from 'ws';
 import { connect as connectWith } from '../src/client.js';
 import { generateIdentity } from '../src/identity.js';
@@ -327,6 +335,34 @@ describe('the state file shared by processes', () => {
     const r = JSON.parse(out) as { code: string; ms: number };
     assert.equal(r.code, 'ok', JSON.stringify(r));
     await c.close();
+  });
+
+  it('a process stalled inside its write past a takeover does not put an older root back', async () => {
+    const dir = join(tmp, 'stalled');
+    const script = fileURLToPath(new URL('./fixtures/state-stalled-writer.ts', import.meta.url));
+    const p = spawn(process.execPath, ['--import', 'tsx', script, dir], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let text = '';
+    const stalled = new Promise<void>((resolve) => {
+      p.stdout.on('data', (d) => {
+        text += d;
+        if (text.includes('stalling')) resolve();
+      });
+    });
+    const exited = new Promise<void>((resolve) => p.on('exit', () => resolve()));
+    await stalled;
+    // This process takes the lock over once the stalled one stops refreshing it (5 s), and
+    // stores a newer root (30) while the other still holds its older one (20) to write.
+    const log = new MerkleLog();
+    for (let i = 0; i < 40; i++) log.append(leafHash(Uint8Array.of(i)));
+    const service = sha256(utf8('service'));
+    const stored = await fileState(dir).roots.get(service);
+    await fileState(dir).roots.put({ service, size: 30, root: log.root(30) }, stored ?? null);
+    await exited;
+    const r = JSON.parse(text.split('\n').find((l) => l.startsWith('{')) ?? '{}');
+    assert.equal(r.size, 30, `the newest root stays: ${text}`);
+    assert.ok(r.check === 'ok' || r.check === 'CLIENT_STATE_LOCKED', text);
   });
 
   it('a hold lost while held (its lock removed or taken over) writes nothing', async () => {

@@ -168,7 +168,7 @@ export const ERROR_CODES = {
   SERVICE_CHANGED:
     'The service identity differs from the one pinned for this URL: the service was replaced or this is an attack. Do not proceed; check the identity in the message with the operator, then re-pin that one deliberately (`--accept-service <hex>`, `acceptServiceChange`, or the accept button in the console).',
   CLIENT_STATE_LOCKED:
-    'Another process is using the client state (pins and signed roots) and held its lock for longer than the wait stated in the message, or took it over while this one was blocked: let it finish, or stop it, then retry. A lock left by a process that died is taken over after 5 s.',
+    'Another process or tab is using the client state (pins and signed roots): it held the lock for longer than the wait stated in the message, took it over while this one was blocked, or wrote what this one was about to change (nothing was written). Retry; if it persists, find that process. A lock left by a process that died is taken over after 5 s.',
   APP_CODE_MISMATCH:
     'The app code id is not one the constraint admits (APP: clause named in the message): check the app version, then update the constraint only if you trust the new code.',
   APP_CODE_CHANGED:
