@@ -3,7 +3,7 @@
  * isomorphic verifier, metrics free of identities, and the actionable start-up errors.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -176,6 +176,51 @@ describe('node', () => {
     assert.match(post, /upgrades only to WebSocket/);
     // The node still serves.
     assert.equal((await get(`${node.url}/v1/evidence?nonce=00`)).status, 200);
+  });
+
+  it('closes the sockets it answered outside WebSocket, whatever the peer does', async () => {
+    // Nothing reads an upgraded socket, so a peer's FIN or reset goes unseen: the node must
+    // close each such socket itself once its answer is out, or they pile up (file descriptors).
+    const port = Number(new URL(node.url).port);
+    // Open socket descriptors of this process (Linux), where the node runs.
+    const sockets = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
+        } catch {
+          return false;
+        }
+      });
+    const before = sockets().length;
+    const upgrade = (method: string, path: string, to: string) =>
+      `${method} ${path} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: ${to}\r\n\r\n`;
+    // Peers that read their answer and keep their own side open (half-open), as a client
+    // exhausting the node's descriptors would.
+    const peers: Socket[] = [];
+    for (const text of [
+      upgrade('GET', '/v1/health', 'h2c'), // served as HTTP/1.1
+      upgrade('POST', '/v1/apps', 'h2c'), // 400
+      `${upgrade('GET', '/v1/other', 'websocket').replace('\r\n\r\n', '')}\r\nsec-websocket-version: 13\r\nsec-websocket-key: ${'a'.repeat(22)}==\r\n\r\n`, // 404
+    ]) {
+      for (let i = 0; i < 5; i++) {
+        const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+        peers.push(s);
+        await new Promise<void>((resolve) => {
+          s.on('data', () => {});
+          s.once('end', () => resolve()); // the node's FIN, after its answer
+          s.write(text);
+        });
+      }
+    }
+    // Only the peers' sides stay open: every node side is closed (polled, not timed).
+    const want = before + peers.length;
+    for (let i = 0; i < 200 && sockets().length > want; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const left = sockets().length;
+    for (const s of peers) s.destroy();
+    // At most: a socket of an earlier test (keep-alive) may have closed meanwhile too.
+    assert.ok(left <= want, `${left - before - peers.length} node sides still open`);
   });
 
   it('exposes metrics without keys, nonces or identities', async () => {

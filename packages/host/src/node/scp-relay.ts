@@ -140,8 +140,12 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   const framesIn = metrics.scpFrames.labels({ direction: 'in' });
   const framesOut = metrics.scpFrames.labels({ direction: 'out' });
 
+  // An upgraded socket is read by no one, so the peer's FIN is never seen: after an answer the
+  // socket is destroyed once flushed, or it (and its file descriptor) would stay open for as
+  // long as the peer likes, and hold up the server's close.
   const refuseUpgrade = (socket: Duplex, status: number, code: string, message: string) => {
     const body = `${JSON.stringify({ error: { code, message, hint: hintOf(code) } })}\n`;
+    socket.once('finish', () => socket.destroy());
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
         'content-type: application/json\r\n' +
@@ -166,7 +170,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     res.assignSocket(socket as Socket);
     res.on('finish', () => {
       res.detachSocket(socket as Socket);
-      socket.end();
+      (socket as Socket).destroySoon();
     });
     server.emit('request', req, res);
   };
