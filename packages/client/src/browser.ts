@@ -8,7 +8,6 @@ import {
   fromHex,
   MAX_FRAME,
   type SignedRoot,
-  sameSignedRoot,
   storedRootChanged,
   toHex,
 } from '@cloister/core';
@@ -21,6 +20,7 @@ import {
   type Identity,
   pinChanged,
   pinIs,
+  rootIs,
   type Socket,
   type Transport,
 } from './ports.js';
@@ -218,12 +218,8 @@ export function indexedDbState(
         return { service: service.slice(), size: r.size, root: fromHex(r.root, 'a stored root') };
       },
       async put(r, previous) {
-        const keep = (cur: unknown) => {
-          if (previous === undefined) return true;
-          const c = cur as { size: number; root: string } | undefined;
-          const stored = c && { service: r.service, size: c.size, root: fromHex(c.root) };
-          return sameSignedRoot(stored, previous);
-        };
+        const keep = (cur: unknown) =>
+          rootIs(r.service, cur as { size: number; root: string } | undefined, previous);
         const value = { size: r.size, root: toHex(r.root) };
         if (!(await putIf(db, 'roots', toHex(r.service), value, keep))) throw storedRootChanged();
       },

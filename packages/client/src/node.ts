@@ -31,7 +31,6 @@ import {
   MAX_FRAME,
   type SignedRoot,
   StateLockedError,
-  sameSignedRoot,
   storedRootChanged,
   toHex,
   webCryptoSigner,
@@ -46,6 +45,7 @@ import {
   type Identity,
   pinChanged,
   pinIs,
+  rootIs,
   type Socket,
   type Transport,
 } from './ports.js';
@@ -410,11 +410,7 @@ function openFileState(dir: string, file: string): ClientState {
       put: (r, previous) =>
         change((s) => {
           const id = toHex(r.service);
-          const cur = s.roots[id];
-          const stored = cur && { service: r.service, size: cur.size, root: fromHex(cur.root) };
-          if (previous !== undefined && !sameSignedRoot(stored, previous)) {
-            throw storedRootChanged();
-          }
+          if (!rootIs(r.service, s.roots[id], previous)) throw storedRootChanged();
           s.roots[id] = { size: r.size, root: toHex(r.root) };
         }),
     },

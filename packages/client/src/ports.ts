@@ -3,8 +3,14 @@
  * what it remembers between runs (ClientState). Node and browser adapters live in the "./node"
  * and "./browser" entries; this file and everything "." reaches import no Node built-in.
  */
-import type { ScpSigner, SignedRootStore } from '@cloister/core';
-import { fromHex, memorySignedRootStore, StateLockedError, toHex } from '@cloister/core';
+import type { ScpSigner, SignedRoot, SignedRootStore } from '@cloister/core';
+import {
+  fromHex,
+  memorySignedRootStore,
+  StateLockedError,
+  sameSignedRoot,
+  toHex,
+} from '@cloister/core';
 
 /**
  * One open connection carrying SCP frames (one frame = one binary WebSocket message).
@@ -45,6 +51,20 @@ export function pinIs(
 ): boolean {
   if (previous === undefined) return true;
   return previous === null ? current === undefined : current === toHex(previous);
+}
+
+/**
+ * Whether the root an adapter keeps for `service` (`current`: size and hex root, undefined for
+ * none) is still `previous` (undefined: any) — SignedRootStore.put's compare-and-set.
+ */
+export function rootIs(
+  service: Uint8Array,
+  current: { readonly size: number; readonly root: string } | undefined,
+  previous: SignedRoot | null | undefined,
+): boolean {
+  if (previous === undefined) return true;
+  const stored = current && { service, size: current.size, root: fromHex(current.root) };
+  return sameSignedRoot(stored, previous);
 }
 
 /** The error a pin store's put rejects with when the pin is not `previous` any more. */

@@ -23,6 +23,22 @@ function tree(n: number, salt = 0): MerkleLog {
   return m;
 }
 
+/** A lock for one process that tells whether it is held (`held()`), for where a fetch ran. */
+function trackedLock() {
+  let inside = false;
+  return {
+    held: () => inside,
+    async lock<T>(f: () => Promise<T>): Promise<T> {
+      inside = true;
+      try {
+        return await f();
+      } finally {
+        inside = false;
+      }
+    },
+  };
+}
+
 describe('checkSignedRoot', () => {
   test('the first root is stored; the same root again is accepted', async () => {
     const store = memorySignedRootStore();
@@ -158,22 +174,14 @@ describe('checkSignedRoot', () => {
     const store = memorySignedRootStore();
     const t = tree(30);
     await store.put({ service, size: 5, root: t.root(5) });
-    let held = false;
-    const lock = async <T>(f: () => Promise<T>): Promise<T> => {
-      held = true;
-      try {
-        return await f();
-      } finally {
-        held = false;
-      }
-    };
+    const { lock, held } = trackedLock();
     const asked: [number, number, boolean][] = [];
     let first = true;
     await checkSignedRoot(
       store,
       { service, size: 20, root: t.root(20) },
       async (from, to) => {
-        asked.push([from, to, held]);
+        asked.push([from, to, held()]);
         if (first) {
           // Another process stores a newer root while this one fetches its proof.
           first = false;
@@ -196,15 +204,7 @@ describe('checkSignedRoot', () => {
     const store = memorySignedRootStore();
     const t = tree(60);
     await store.put({ service, size: 5, root: t.root(5) });
-    let held = false;
-    const lock = async <T>(f: () => Promise<T>): Promise<T> => {
-      held = true;
-      try {
-        return await f();
-      } finally {
-        held = false;
-      }
-    };
+    const { lock, held } = trackedLock();
     // Another process stores a newer root during each fetch made outside the lock.
     let next = 30;
     const asked: [number, number, boolean][] = [];
@@ -212,8 +212,8 @@ describe('checkSignedRoot', () => {
       store,
       { service, size: 20, root: t.root(20) },
       async (from, to) => {
-        asked.push([from, to, held]);
-        if (!held) {
+        asked.push([from, to, held()]);
+        if (!held()) {
           next += 5;
           await store.put({ service, size: next, root: t.root(next) });
         }
