@@ -239,12 +239,37 @@ describe('node', () => {
     assert.ok(!r.body.includes(node.nodeId));
   });
 
-  it('names a port in use', async () => {
+  it('names a port in use, before it creates a service or starts an enclave', async () => {
     const port = Number(new URL(node.url).port);
+    const dataDir = join(tempDir(), 'd');
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'trace',
+      destination: {
+        write: (line: string) => lines.push(line) > 0,
+      } as unknown as NodeJS.WritableStream,
+    });
+    await assert.rejects(startNode({ dataDir, platformDir, enclaveDir, port, logger }), {
+      code: 'PORT_IN_USE',
+    });
+    // A start that created its service and then failed to listen left a service no one was told
+    // about (the next start opened it silently): nothing is written, nothing started.
+    assert.throws(() => readdirSync(dataDir), { code: 'ENOENT' });
+    assert.deepEqual(lines, []);
+    // The address is free again for a node that can have it.
+    const again = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });
+    await again.close();
+  });
+
+  it('names a host that is not an address of this machine, before it creates anything', async () => {
+    const dataDir = join(tempDir(), 'bad-host');
     await assert.rejects(
-      startNode({ dataDir: join(tempDir(), 'd'), platformDir, enclaveDir, port, logger: silent }),
-      { code: 'PORT_IN_USE' },
+      startNode({ dataDir, platformDir, enclaveDir, port: 0, host: '192.0.2.1', logger: silent }),
+      (e: unknown) =>
+        (e as { code?: string }).code === 'INVALID_INPUT' &&
+        /no such address on this machine/.test((e as Error).message),
     );
+    assert.throws(() => readdirSync(dataDir), { code: 'ENOENT' });
   });
 
   it('refuses a second node on the same data directory', async () => {

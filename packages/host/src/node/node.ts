@@ -14,7 +14,7 @@
  * sealed file it could not open, nor serves a log the enclave refused.
  */
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Server } from 'node:net';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import type {
   CallRequest,
@@ -229,7 +229,7 @@ export function countStoreCalls(
   return out as HostCallHandlers;
 }
 
-function listen(server: ReturnType<typeof createHttpServer>, host: string, port: number) {
+function listen(server: Server, host: string, port: number) {
   return new Promise<AddressInfo>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'EADDRINUSE') reject(new PortInUseError(host, port));
@@ -355,8 +355,17 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
   const undo = async () => {
     for (const f of cleanup.reverse()) await Promise.resolve(f()).catch(() => {});
   };
+  let stopping = false;
   try {
-    let stopping = false;
+    // The address is held before anything is created: a port in use or a --host that is not
+    // this machine's fails the start here, before boot writes a new service into an empty data
+    // directory (a start that then failed to listen left a service no one had been told about).
+    // Released just before the node's own server binds the same port (libuv binds with
+    // SO_REUSEADDR), so only that instant is open to another process.
+    const reservation = createNetServer();
+    const reserved = await listen(reservation, host, opts.port);
+    const release = () => new Promise<void>((r) => reservation.close(() => r()));
+    cleanup.push(release);
     // Why the node stops on its own, once it must (undefined: it runs, or close() was called).
     let fault: Exclude<NodeStopReason, 'closed'> | undefined;
     let closeNode: () => Promise<void> = async () => {};
@@ -473,7 +482,8 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     // (A call, not a test of `fault`: the callbacks set it, which narrowing cannot see.)
     const lockLost = (): boolean => fault === 'data-dir-lock-lost';
     if (lockLost()) throw lockLostError(opts.dataDir);
-    const address = await listen(server, host, opts.port);
+    await release();
+    const address = await listen(server, host, reserved.port);
     cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
     if (lockLost()) throw lockLostError(opts.dataDir);
     cleanup.push(() => relay?.close());
@@ -514,6 +524,8 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       close: closeNode,
     };
   } catch (e) {
+    // A start that failed stops what it started: the enclave's exit is not a fault to report.
+    stopping = true;
     await undo();
     throw e;
   }
