@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -260,6 +260,24 @@ describe('cloister app deploy on a real node', () => {
     const inc = await call('increment', 'transaction', { name: 'a', by: 5 });
     assert.equal(JSON.parse(inc.result).value, 5);
     assert.equal((await call('get', 'query', { name: 'a' })).result, '5');
+  });
+
+  it('never creates an operator key: a missing one is named, with where the right one is', async () => {
+    // A typo in --operator-key made a new key, signed with it, and met a 403 from the node.
+    const typo = join(tmp, 'no-such', 'operator.pem');
+    const r = await deployCli('demo2', '--node', url(), '--operator-key', typo);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /INVALID_INPUT.*no operator key at .*no-such.*the node was started with/);
+    assert.ok(!existsSync(join(tmp, 'no-such')));
+    // Nor at the default path of another home.
+    const other = join(tmp, 'other-home');
+    await assert.rejects(
+      deployApp(wasmPath, { name: 'demo2', node: url(), home: other }),
+      (e: unknown) =>
+        (e as { code?: string }).code === 'INVALID_INPUT' &&
+        /a node takes its operator key when it first starts/.test((e as Error).message),
+    );
+    assert.ok(!existsSync(other));
   });
 
   it('a --node that answers HTML is named: not a Cloister node (no JSON parse error)', async () => {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -97,6 +98,19 @@ describe('cloister CLI', () => {
     assert.match(r.out, /SEC:INSECURE/);
   });
 
+  it('names the APP: and SVC: clauses the evidence cannot show, rather than accepting them', async () => {
+    const app = `APP:token=${'00'.repeat(32)}`;
+    const svc = `SVC:${'11'.repeat(32)}`;
+    const constraint = `C:${measurement} SEC:INSECURE ${app} ${svc}`;
+    const r = await run(['attest', url, '--constraint', constraint]);
+    assert.equal(r.code, 0, r.out + r.err);
+    // It said "ACCEPTED under" the whole constraint, clauses it never looked at included.
+    assert.match(r.out, new RegExp(`verdict: ACCEPTED under "C:${measurement} SEC:INSECURE"\n`));
+    assert.match(r.out, new RegExp(`not checked here: ${app} ${svc} \\(`));
+    const j = await run(['attest', url, '--json', '--constraint', constraint]);
+    assert.deepEqual((JSON.parse(j.out) as { unchecked: string[] }).unchecked, [app, svc]);
+  });
+
   it('prints JSON verdicts', async () => {
     const r = await run(['attest', url, '--json', '--constraint', `C:${measurement} SEC:INSECURE`]);
     assert.equal(r.code, 0);
@@ -116,6 +130,28 @@ describe('cloister CLI', () => {
     assert.equal(gone.code, 2);
     assert.match(gone.err, /NETWORK/);
     assert.match(gone.err, /next step/);
+    // A port nothing listens on (fetch refuses port 1 outright) is named by its cause.
+    const free = createServer();
+    await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
+    const port = (free.address() as AddressInfo).port;
+    await new Promise((r) => free.close(r));
+    const refused = await run([
+      'attest',
+      `http://127.0.0.1:${port}`,
+      '--constraint',
+      `C:${measurement} SEC:INSECURE`,
+    ]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.err, /nothing listens there \(ECONNREFUSED\)/);
+    // A plain-HTTP node asked over https:// is named as such (it was "fetch failed").
+    const tls = await run([
+      'attest',
+      url.replace('http:', 'https:'),
+      '--constraint',
+      `C:${measurement} SEC:INSECURE`,
+    ]);
+    assert.equal(tls.code, 2);
+    assert.match(tls.err, /does not speak TLS: .*starts with http:\/\//);
   });
 
   it('names a missing receipt file, and a bad log level before creating anything', async () => {
@@ -184,6 +220,29 @@ describe('cloister CLI', () => {
     ]);
     assert.equal(other.code, 1);
     assert.match(other.err, /REFUSED \[RECEIPT\].*service/);
+    // The constraint's SVC: clause is held to the receipt too; APP: clauses are named unchecked.
+    const svc = await run([
+      'receipt',
+      'verify',
+      file,
+      '--constraint',
+      `C:${measurement} SEC:INSECURE SVC:${'00'.repeat(32)}`,
+    ]);
+    assert.equal(svc.code, 1, svc.out);
+    assert.match(svc.err, /REFUSED \[RECEIPT\].*constraint's SVC:/);
+    const app = `APP:token=${'00'.repeat(32)}`;
+    const named = await run([
+      'receipt',
+      'verify',
+      file,
+      '--constraint',
+      `C:${measurement} SEC:INSECURE SVC:${status.serviceIdentity} ${app}`,
+    ]);
+    assert.equal(named.code, 0, named.out + named.err);
+    const nv = JSON.parse(named.out) as { unchecked: string[]; serviceChecked: boolean };
+    assert.deepEqual(nv.unchecked, [app]);
+    assert.equal(nv.serviceChecked, true);
+    assert.match(named.err, /not checked by a receipt: APP:token=/);
   });
 
   it('receipt get replaces a receipt but never another file, and names a missing folder', async () => {
@@ -228,7 +287,23 @@ describe('cloister CLI', () => {
     assert.ok(!existsSync(join(home, 'x.cbor')));
     const unknown = await run(['receipt', 'get', url, '1.999999', '-o', join(home, 'x.cbor')]);
     assert.equal(unknown.code, 2);
-    assert.match(unknown.err, /HTTP 404/);
+    // The node's own code and words, not NETWORK with "check the node is running".
+    assert.match(unknown.err, /UNKNOWN_TRANSACTION\]: no receipt for 1\.999999: .*HTTP 404/);
+    assert.doesNotMatch(unknown.err, /NETWORK/);
+  });
+
+  it('a --signer-key or --out that does not exist or is a file is named, and nothing is created', async () => {
+    const missing = join(home, 'no-such-dir', 'signer.pem');
+    const r = await run(['build', '--out', join(home, 'enc-x'), '--signer-key', missing]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /INVALID_INPUT.*no signer key at .*no-such-dir.*leave --signer-key out/);
+    assert.ok(!existsSync(join(home, 'no-such-dir')));
+    assert.ok(!existsSync(join(home, 'enc-x')));
+    const file = join(home, 'a-file.txt');
+    writeFileSync(file, 'x');
+    const out = await run(['build', '--out', file]);
+    assert.equal(out.code, 1);
+    assert.match(out.err, /INVALID_INPUT.*--out .*a-file\.txt is a file, not a directory/);
   });
 
   it('ledger rotate-secret refuses a running node: stop it first', async () => {

@@ -269,6 +269,11 @@ describe('cloister keys, call and query against a real node', () => {
     );
     assert.equal(wrong.code, 1);
     assert.match(wrong.err, /SERVICE_CHANGED/);
+    // The refusal says the accepted value was not this service (it repeated the first message).
+    assert.match(
+      wrong.err,
+      new RegExp(`change accepted .* was to ${toHex(sha256(utf8('x')))}, not to this service`),
+    );
     const bad = await call(
       'query',
       ['counter', 'get', '{}', '--identity', me, '--accept-service', 'nope'],

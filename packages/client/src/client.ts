@@ -372,7 +372,7 @@ export class Client {
               !(accept instanceof Uint8Array && bytesEqual(accept, shown))
             ) {
               throw new ServiceChangedError(
-                `${this.url} shows service ${toHex(shown)}, but ${toHex(pinned)} was pinned for it on first use`,
+                `${this.url} shows service ${toHex(shown)}, but ${toHex(pinned)} was pinned for it on first use${accept instanceof Uint8Array ? `; the change accepted (--accept-service, acceptServiceChange) was to ${toHex(accept)}, not to this service` : ''}`,
                 pinned,
                 shown,
               );

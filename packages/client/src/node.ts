@@ -224,8 +224,15 @@ export function claimsSaltFor(
 function readIdentityKey(path: string): KeyObject {
   let mode: number;
   try {
-    mode = statSync(path).mode;
-  } catch {
+    const st = statSync(path);
+    if (!st.isFile()) {
+      throw new IdentityFileError(
+        `${path} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}: give the identity's PEM file (\`cloister keys new FILE\` creates one)`,
+      );
+    }
+    mode = st.mode;
+  } catch (e) {
+    if (e instanceof IdentityFileError) throw e;
     throw new IdentityFileError(
       `no identity file at ${path}: create one with \`cloister keys new ${path}\``,
     );
@@ -235,9 +242,17 @@ function readIdentityKey(path: string): KeyObject {
       `${path} can be read by group or others (mode ${(mode & 0o777).toString(8)}): a private key must be private; run \`chmod 600 ${path}\``,
     );
   }
+  let pem: Buffer;
+  try {
+    pem = readFileSync(path);
+  } catch (e) {
+    throw new IdentityFileError(
+      `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): run as the user who owns it, or give another identity file`,
+    );
+  }
   let key: KeyObject;
   try {
-    key = createPrivateKey({ key: readFileSync(path), format: 'pem' });
+    key = createPrivateKey({ key: pem, format: 'pem' });
   } catch (e) {
     throw new IdentityFileError(`${path} is not a PEM private key (${(e as Error).message})`);
   }

@@ -141,6 +141,13 @@ describe('identity files', () => {
     const k = generateKeyPairSync('ec', { namedCurve: 'P-384' });
     writeFileSync(p384, k.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     await assert.rejects(loadIdentity(p384), refused(/not a P-256/));
+    // A directory was told to `chmod 600` (its mode is 755): it is named as a directory.
+    const dir = join(tmp, 'a-dir');
+    mkdirSync(dir);
+    await assert.rejects(
+      loadIdentity(dir),
+      refused(/is a directory: give the identity's PEM file/),
+    );
   });
 
   it('accepts a SEC1 "EC PRIVATE KEY" file and imports the key non-extractable', async () => {

@@ -15,7 +15,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { scpUrl } from '@cloister/client';
-import { InvalidInputError, isAppId } from '@cloister/core';
+import { CloisterError, InvalidInputError, isAppId, parseConstraint } from '@cloister/core';
 import { build } from 'esbuild';
 import { pageHtml } from './html.js';
 
@@ -154,6 +154,8 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
 /** Starts the console on 127.0.0.1; resolves once it listens. */
 export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
   const nodeUrl = normalizeNodeUrl(o.nodeUrl);
+  // The page would refuse a malformed constraint too, but only once someone opened it.
+  if (o.constraint !== undefined) parseConstraint(o.constraint);
   const { script, inputs } = await bundlePage();
   const config = JSON.stringify({
     nodeUrl,
@@ -231,7 +233,13 @@ export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
     else sendError(res, 404, 'INVALID_INPUT', `no such console page: ${u.pathname}`);
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      reject(
+        e.code === 'EADDRINUSE'
+          ? new CloisterError('PORT_IN_USE', `port ${o.port} on 127.0.0.1 is in use`)
+          : e,
+      );
+    });
     server.listen(o.port ?? 0, '127.0.0.1', () => resolve());
   });
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -67,7 +67,8 @@ function get(url: string, headers: Record<string, string> = {}, method = 'GET') 
 
 test('the server: page, config, proxy of public endpoints only, origin and method checks', async () => {
   const node = await fakeNode();
-  const c = await startConsole({ nodeUrl: `${node.url}/ignored/path`, constraint: 'SEC:INSECURE' });
+  const constraint = `C:${'ab'.repeat(32)} SEC:INSECURE`;
+  const c = await startConsole({ nodeUrl: `${node.url}/ignored/path`, constraint });
   try {
     assert.match(c.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
     const page = await get(c.url);
@@ -76,7 +77,7 @@ test('the server: page, config, proxy of public endpoints only, origin and metho
     assert.match(page.body.toString(), /adversary ship the verifier/);
     assert.match(page.csp, /script-src 'self'/);
     const config = JSON.parse((await get(`${c.url}config.json`)).body.toString());
-    assert.deepEqual(config, { nodeUrl: node.url, constraint: 'SEC:INSECURE' });
+    assert.deepEqual(config, { nodeUrl: node.url, constraint });
     assert.equal((await get(`${c.url}console.js`)).body.toString(), c.script);
 
     assert.equal((await get(`${c.url}v1/status`)).body.toString(), '{"index":7}');
@@ -168,6 +169,24 @@ test('a hostile node cannot serve a page, a script or a redirect through the con
 test('a node URL that is not http(s) is refused by name', async () => {
   await assert.rejects(startConsole({ nodeUrl: 'ftp://x' }), { code: 'INVALID_INPUT' });
   await assert.rejects(startConsole({ nodeUrl: 'not a url' }), { code: 'INVALID_INPUT' });
+});
+
+test('a malformed constraint or a port in use is refused by name before the console serves', async () => {
+  const node = await fakeNode();
+  await assert.rejects(startConsole({ nodeUrl: node.url, constraint: 'FOO' }), {
+    code: 'CONSTRAINT_SYNTAX',
+  });
+  const first = await startConsole({ nodeUrl: node.url });
+  try {
+    const port = Number(new URL(first.url).port);
+    await assert.rejects(startConsole({ nodeUrl: node.url, port }), {
+      code: 'PORT_IN_USE',
+      message: `port ${port} on 127.0.0.1 is in use`,
+    });
+  } finally {
+    await first.close();
+    node.s.close();
+  }
 });
 
 test('`cloister console` prints the console URL, says when no constraint was given, stops on SIGTERM', async () => {

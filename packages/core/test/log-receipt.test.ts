@@ -5,7 +5,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { toHex } from '../src/bytes.js';
 import { encodeCbor } from '../src/cbor.js';
+import { parseConstraint } from '../src/constraint.js';
 import { LogFormatError, ReceiptError, type ReceiptFailure } from '../src/log/errors.js';
 import { endorsementNonce, endorsementPayload, serviceIdentity } from '../src/log/payloads.js';
 import { decodeReceipt, encodeReceipt, verifyReceipt } from '../src/log/receipt.js';
@@ -231,6 +233,30 @@ describe('verifyReceipt', () => {
         constraint: CONSTRAINT,
         service: serviceIdentity(honest.service.publicKey),
       }),
+      'service',
+    );
+  });
+
+  test("the constraint's SVC: clause is the same pin: the attacker's service refused, the honest one accepted", async () => {
+    const honest = new KitService();
+    const hi = honest.tx(makeClaims(1));
+    honest.sign();
+    const forged = new KitService();
+    const fi = forged.tx(makeClaims(1));
+    forged.sign();
+    const svc = (k: KitService) => `SVC:${toHex(serviceIdentity(k.service.publicKey))}`;
+    const pinned = `${CONSTRAINT} ${svc(honest)}`;
+    // A clause the receipt could check and did not was a constraint "accepted" in full.
+    await refusedWith(
+      verifyReceipt(forged.receipt(fi), { constraint: pinned }),
+      'service',
+      /constraint's SVC:/,
+    );
+    const v = await verifyReceipt(honest.receipt(hi), { constraint: pinned });
+    assert.deepEqual(v.service, serviceIdentity(honest.service.publicKey));
+    // The parsed form is held to it too.
+    await refusedWith(
+      verifyReceipt(forged.receipt(fi), { constraint: parseConstraint(pinned) }),
       'service',
     );
   });

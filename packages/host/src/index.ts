@@ -31,6 +31,7 @@ export {
 export {
   type DeployRequestFields,
   encodeDeployBody,
+  loadOperatorKey,
   loadOrCreateOperatorKey,
   type OperatorKey,
   signDeployRequest,

@@ -9,26 +9,19 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { bytesEqual, CloisterError, fromHex, InvalidInputError, toHex } from '@cloister/core';
 import {
-  bytesEqual,
-  CloisterError,
-  ERROR_CODES,
-  type ErrorCode,
-  fromHex,
-  InvalidInputError,
-  toHex,
-} from '@cloister/core';
-import { encodeDeployBody, loadOrCreateOperatorKey, signDeployRequest } from '@cloister/host';
+  encodeDeployBody,
+  loadOperatorKey,
+  loadOrCreateOperatorKey,
+  type OperatorKey,
+  signDeployRequest,
+} from '@cloister/host';
+import { fetchNode, NetworkError, nodeAnswerError } from '../node-http.js';
 import { line, printError, step } from '../output.js';
 import { cloisterHome, installRoot } from '../paths.js';
 
 export const DEFAULT_NODE_URL = 'http://127.0.0.1:7410';
-
-class NetworkError extends CloisterError {
-  constructor(message: string) {
-    super('NETWORK', message);
-  }
-}
 
 export interface AppDeployOptions {
   readonly name: string;
@@ -64,12 +57,21 @@ export function operatorKeyPath(home?: string, flag?: string): string {
   return resolve(flag ?? join(cloisterHome(home), 'operator.pem'));
 }
 
-async function ask(url: URL, init: RequestInit & { timeoutMs: number }): Promise<Response> {
-  try {
-    return await fetch(url, { ...init, signal: AbortSignal.timeout(init.timeoutMs) });
-  } catch (e) {
-    throw new NetworkError(`cannot reach ${url.origin} (${(e as Error).message})`);
-  }
+/**
+ * The operator key a node starts with: created on first use at the default path only; a file
+ * named with --operator-key must exist (a typo must not make the node's operator someone new).
+ */
+export function operatorKeyForStart(home?: string, flag?: string): OperatorKey {
+  if (flag === undefined) return loadOrCreateOperatorKey(operatorKeyPath(home));
+  return loadOperatorKey(
+    operatorKeyPath(home, flag),
+    `give the path of an existing operator key (\`cloister keys new FILE\` makes a new one), or leave --operator-key out to use ${operatorKeyPath(home)} (created on first use)`,
+  );
+}
+
+function ask(url: URL, init: RequestInit & { timeoutMs: number }): Promise<Response> {
+  const { timeoutMs, ...rest } = init;
+  return fetchNode(url, timeoutMs, rest);
 }
 
 /** The JSON body of a node's answer; NETWORK naming the URL when it is not JSON (not a node). */
@@ -85,19 +87,7 @@ async function jsonOf<T>(res: Response): Promise<T> {
 
 /** The node's JSON error as a CloisterError with its code (the node is not trusted for more). */
 async function nodeError(res: Response): Promise<CloisterError> {
-  let err: { code?: string; message?: string } = {};
-  try {
-    err = ((await res.json()) as { error?: typeof err }).error ?? {};
-  } catch {
-    // not JSON
-  }
-  const code = (
-    typeof err.code === 'string' && err.code in ERROR_CODES ? err.code : 'NETWORK'
-  ) as ErrorCode;
-  return new CloisterError(
-    code,
-    `the node answered ${res.status}: ${err.message ?? res.statusText}`,
-  );
+  return nodeAnswerError(res.status, await res.text().catch(() => ''), res.url);
 }
 
 /** Deploys (or upgrades) `file` as app `o.name`; throws the node's named error. */
@@ -117,7 +107,13 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
   } catch (e) {
     throw new InvalidInputError(`cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? e})`);
   }
-  const key = loadOrCreateOperatorKey(operatorKeyPath(o.home, o.operatorKey));
+  // Never created here: a new key could not deploy (the node knows the one it started with).
+  const key = loadOperatorKey(
+    operatorKeyPath(o.home, o.operatorKey),
+    o.operatorKey === undefined
+      ? 'a node takes its operator key when it first starts (`npm start` and `cloister node start` create this file then): deploy from the home the node was started with (--home), or give --operator-key the key it was started with'
+      : `give the operator key the node was started with, or leave --operator-key out to use ${operatorKeyPath(o.home)}`,
+  );
 
   const st = await ask(new URL('/v1/status', base), { timeoutMs });
   if (!st.ok) throw await nodeError(st);

@@ -5,8 +5,10 @@
  */
 import {
   CloisterError,
+  type Constraint,
   decodeEvidencePayload,
   decodeSign1,
+  formatConstraint,
   fromBase64,
   fromHex,
   parseConstraint,
@@ -14,18 +16,13 @@ import {
   toHex,
   verifyEvidence,
 } from '@cloister/core';
+import { fetchNode, NetworkError, nodeAnswerError } from '../node-http.js';
 import { line, printError } from '../output.js';
 
 export interface AttestOptions {
   readonly constraint: string;
   readonly json?: boolean;
   readonly timeoutMs?: number;
-}
-
-class NetworkError extends CloisterError {
-  constructor(message: string) {
-    super('NETWORK', message);
-  }
 }
 
 async function fetchEvidence(
@@ -43,28 +40,41 @@ async function fetchEvidence(
     );
   }
   url.searchParams.set('nonce', toHex(nonce));
-  let res: Response;
+  const res = await fetchNode(url, timeoutMs);
+  const text = await res.text().catch(() => '');
+  if (!res.ok) throw nodeAnswerError(res.status, text, 'the node did not return evidence');
+  let body: { evidence?: unknown; identityPublicKey?: unknown } | undefined;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  } catch (e) {
-    throw new NetworkError(`could not reach ${url.origin}: ${(e as Error).message}`);
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    // not JSON: refused below
   }
-  const body = (await res.json().catch(() => undefined)) as
-    | { evidence?: unknown; identityPublicKey?: unknown; error?: { message?: string } }
-    | undefined;
-  if (
-    !res.ok ||
-    !body ||
-    typeof body.evidence !== 'string' ||
-    typeof body.identityPublicKey !== 'string'
-  ) {
-    const why = body?.error?.message ?? `HTTP ${res.status}`;
-    throw new NetworkError(`the node did not return evidence (${why})`);
+  if (typeof body?.evidence !== 'string' || typeof body.identityPublicKey !== 'string') {
+    throw new NetworkError(
+      `${url.origin} did not answer with evidence (HTTP ${res.status}, not a node's JSON): is it a Cloister node?`,
+    );
   }
   return {
     evidence: fromBase64(body.evidence, 'evidence'),
     identityPublicKey: fromHex(body.identityPublicKey, 'identity public key'),
   };
+}
+
+/** `c` without its APP: and SVC: clauses: what evidence alone is matched against. */
+function evidenceClauses(c: Constraint): Constraint {
+  const { apps: _apps, service: _service, ...rest } = c;
+  return rest;
+}
+
+/**
+ * The clauses of `c` that evidence cannot show, canonical: every APP: (a code id comes from the
+ * node's signed app.info over SCP), and SVC: unless `service` says the caller checked it.
+ */
+export function clausesBeyondEvidence(c: Constraint, o: { service: boolean }): string[] {
+  const out: string[] = [];
+  for (const [app, ids] of c.apps ?? []) for (const id of ids) out.push(`APP:${app}=${toHex(id)}`);
+  if (!o.service && c.service !== undefined) out.push(`SVC:${toHex(c.service)}`);
+  return out;
 }
 
 function describeUnverified(evidence: Uint8Array): string {
@@ -105,10 +115,12 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
       identityPublicKey: fetched.identityPublicKey,
       constraint,
     });
+    const unchecked = clausesBeyondEvidence(constraint, { service: false });
     if (opts.json) {
       process.stdout.write(
         `${JSON.stringify({
           verdict: 'accepted',
+          unchecked,
           platform: v.platform,
           secure: v.secure,
           rootOfTrust: v.rootOfTrust,
@@ -134,7 +146,10 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
         line('svn', v.svn) +
         line('platform key', `sha256 ${toHex(sha256(v.platformKey))}`) +
         line('identity key', toHex(fetched.identityPublicKey)) +
-        `verdict: ACCEPTED under "${opts.constraint}"\n`,
+        `verdict: ACCEPTED under "${formatConstraint(evidenceClauses(constraint))}"\n` +
+        (unchecked.length === 0
+          ? ''
+          : `  not checked here: ${unchecked.join(' ')} (the evidence does not show them: a client checks them when it connects, as \`cloister query\` and \`cloister call\` do)\n`),
     );
     return 0;
   } catch (e) {

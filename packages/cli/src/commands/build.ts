@@ -2,7 +2,9 @@
  * `cloister build` (bundle + signed manifest, written to a directory) and `cloister measure`
  * (bundle in memory, print the measurement: the value a user puts in a `C:` clause).
  */
-import { sha256, toHex } from '@cloister/core';
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { InvalidInputError, sha256, toHex } from '@cloister/core';
 import { buildEnclave, measureBuild } from '@cloister/host';
 import { line, printError, step } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
@@ -17,10 +19,26 @@ export interface BuildOptions {
 
 export async function build(o: BuildOptions): Promise<number> {
   const outDir = o.out ?? defaultEnclaveDir();
-  const signerKeyPath = o.signerKey ?? defaultPaths(cloisterHome(o.home)).signerKey;
+  const defaultKey = defaultPaths(cloisterHome(o.home)).signerKey;
+  const signerKeyPath = o.signerKey ?? defaultKey;
   try {
+    if (existsSync(outDir) && !statSync(outDir).isDirectory()) {
+      throw new InvalidInputError(
+        `--out ${resolve(outDir)} is a file, not a directory: give a directory for the enclave build (it is created if missing)`,
+      );
+    }
     const r = await step('building the enclave', o.quiet ?? false, () =>
-      buildEnclave({ outDir, signerKeyPath, ...(o.svn !== undefined ? { svn: o.svn } : {}) }),
+      buildEnclave({
+        outDir,
+        signerKeyPath,
+        // A key named with --signer-key must exist: a typo must not sign with a new key.
+        ...(o.signerKey === undefined
+          ? {}
+          : {
+              signerKeyMissing: `give the path of your signer key (it decides the enclave's signer, S:), or leave --signer-key out to use ${defaultKey} (created on first use)`,
+            }),
+        ...(o.svn !== undefined ? { svn: o.svn } : {}),
+      }),
     );
     if (o.quiet) {
       process.stdout.write(`${toHex(r.measurement)}\n`);

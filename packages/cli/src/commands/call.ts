@@ -226,8 +226,15 @@ async function run(
           );
     let receipt: { file: string; treeSize: number; claims: boolean } | undefined;
     if (receiptFile !== undefined && isTransact(r)) {
+      // A node signs its log on a timer (--sign-interval, 1 s by default): said once the wait is
+      // longer than that, so a long one (a slow or never-signing node) is not a silent hang.
+      const waiting = setTimeout(() => {
+        process.stderr.write(
+          `committed as ${r.txid}; waiting up to ${RECEIPT_WAIT_MS / 1000} s for the node to sign it (a node started with --sign-interval 0 signs only every 1000 entries); Ctrl-C stops waiting, and \`cloister receipt get ${url} ${r.txid}\` fetches the receipt later\n`,
+        );
+      }, 3000);
       try {
-        const got = await receiptOf(client, r);
+        const got = await receiptOf(client, r).finally(() => clearTimeout(waiting));
         const file = writeOutputFile(receiptFile, got.receipt, RECEIPT_FILE, '--receipt');
         receipt = { file, treeSize: got.verified.size, claims: true };
       } catch (e) {
@@ -251,13 +258,20 @@ async function run(
   }
 }
 
+/** How long `--receipt` waits for the node's next signature. */
+const RECEIPT_WAIT_MS = 60_000;
+
 /** The receipt of committed `r`, waited for, with its claims checked. */
 async function receiptOf(
   client: Client,
   r: TransactResult,
 ): Promise<Awaited<ReturnType<Client['receipt']>>> {
   try {
-    return await client.receipt(r.txid, { wait: true, claims: r.claims });
+    return await client.receipt(r.txid, {
+      wait: true,
+      waitMs: RECEIPT_WAIT_MS,
+      claims: r.claims,
+    });
   } catch (e) {
     if (r.repeated && e instanceof ReceiptError && e.reason === 'claims') {
       throw new InvalidInputError(

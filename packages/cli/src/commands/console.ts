@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { startConsole } from '@cloister/console';
+import { fetchNode } from '../node-http.js';
 import { printError } from '../output.js';
 import { DEFAULT_NODE_URL } from './app-deploy.js';
 
@@ -49,6 +50,12 @@ export async function consoleCommand(
         : '') +
       '  served by this installation on localhost only; press Ctrl-C to stop\n',
   );
+  // Not a reason to stop (the node may start later), but a reason to say so now.
+  try {
+    await fetchNode(new URL('/v1/health', url), 3000);
+  } catch (e) {
+    process.stderr.write(`  note: ${(e as Error).message}; the page connects when you ask it to\n`);
+  }
   if (o.open === true) openBrowser(server.url);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

@@ -30,17 +30,11 @@ import {
   InvalidInputError,
   toHex,
 } from '@cloister/core';
-import {
-  createLogger,
-  loadOrCreateOperatorKey,
-  type RunningNode,
-  readBuild,
-  startNode,
-} from '@cloister/host';
+import { createLogger, type RunningNode, readBuild, startNode } from '@cloister/host';
 import { formatDuration, printError, step } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
 import { AppCompileError, buildApp, formatDiagnostic, projectAppName } from './app-build.js';
-import { operatorKeyPath } from './app-deploy.js';
+import { operatorKeyForStart } from './app-deploy.js';
 import { deployIfChanged, localConstraint } from './quickstart.js';
 
 export interface DevOptions {
@@ -203,7 +197,7 @@ export async function dev(dirArg: string | undefined, o: DevOptions): Promise<nu
       const build = readBuild(enclaveDir);
       tmpData = mkdtempSync(join(tmpdir(), 'cloister-dev-'));
       const dataDir = tmpData;
-      const operator = loadOrCreateOperatorKey(operatorKeyPath(o.home, o.operatorKey));
+      const operator = operatorKeyForStart(o.home, o.operatorKey);
       const started = await step('starting a node with app trace output on', false, () =>
         startNode({
           operatorPublicKey: operator.publicKey,
@@ -211,7 +205,7 @@ export async function dev(dirArg: string | undefined, o: DevOptions): Promise<nu
           platformDir: o.platformDir ?? defaultPaths(home).platformDir,
           enclaveDir,
           port: o.port,
-          logger: createLogger({ level: o.logLevel }),
+          logger: createLogger({ level: o.logLevel, destination: process.stderr }),
           appTrace: (app, message) => process.stderr.write(`[trace ${app}] ${message}\n`),
         }),
       ).catch((e: unknown) => {

@@ -1,9 +1,9 @@
 /** `cloister node start`: runs one node until SIGINT or SIGTERM. */
 import { InvalidInputError } from '@cloister/core';
-import { createLogger, loadOrCreateOperatorKey, startNode } from '@cloister/host';
+import { createLogger, startNode } from '@cloister/host';
 import { printError, step } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
-import { operatorKeyPath } from './app-deploy.js';
+import { operatorKeyForStart } from './app-deploy.js';
 
 export interface NodeStartOptions {
   readonly home?: string;
@@ -35,7 +35,7 @@ export async function nodeStart(o: NodeStartOptions): Promise<number> {
   try {
     // Checked before anything is created (the operator key, the data directory).
     const logger = createLogger({ level: o.logLevel });
-    const operator = loadOrCreateOperatorKey(operatorKeyPath(o.home, o.operatorKey));
+    const operator = operatorKeyForStart(o.home, o.operatorKey);
     // At info and below the node's own log lines say what starting does, and would break a
     // progress line in two: the line is shown only when the log is quieter.
     const quiet = logger.isLevelEnabled('info');

@@ -35,17 +35,11 @@ import {
   toHex,
   verifyEvidence,
 } from '@cloister/core';
-import {
-  createLogger,
-  loadOrCreateOperatorKey,
-  type RunningNode,
-  readBuild,
-  startNode,
-} from '@cloister/host';
+import { createLogger, type RunningNode, readBuild, startNode } from '@cloister/host';
 import { line, printError, step } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths, installRoot } from '../paths.js';
 import { AppCompileError, buildApp, formatDiagnostic, sdkDir } from './app-build.js';
-import { deployApp, operatorKeyPath } from './app-deploy.js';
+import { deployApp, operatorKeyForStart } from './app-deploy.js';
 
 /** The example apps `npm start` deploys, in the order examples/README.md presents them. */
 export const QUICKSTART_EXAMPLES = [
@@ -252,7 +246,7 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
   };
   try {
     const build = readBuild(enclaveDir);
-    const operator = loadOrCreateOperatorKey(operatorKeyPath(o.home, o.operatorKey));
+    const operator = operatorKeyForStart(o.home, o.operatorKey);
     // One data directory per enclave measurement: a node's sealed state opens only under the code
     // that sealed it, so a rebuilt enclave (after an update) starts afresh instead of failing.
     const dataDir = o.data ?? quickstartDataDir(home, build.measurement);
@@ -275,7 +269,7 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
         enclaveDir,
         host: o.host,
         port: o.port,
-        logger: createLogger({ level: o.logLevel }),
+        logger: createLogger({ level: o.logLevel, destination: process.stderr }),
       }),
     );
     node = started;

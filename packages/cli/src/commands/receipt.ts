@@ -8,22 +8,20 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
   CloisterError,
+  type Constraint,
   decodeReceipt,
   fromHex,
   InvalidInputError,
   parseConstraint,
+  parseTxid,
   ReceiptError,
   toHex,
   verifyReceipt,
 } from '@cloister/core';
+import { fetchNode, nodeAnswerError } from '../node-http.js';
 import { printError } from '../output.js';
 import { RECEIPT_FILE, writeOutputFile } from '../output-file.js';
-
-class NetworkError extends CloisterError {
-  constructor(message: string) {
-    super('NETWORK', message);
-  }
-}
+import { clausesBeyondEvidence } from './attest.js';
 
 export interface ReceiptGetOptions {
   readonly out?: string;
@@ -55,31 +53,20 @@ export async function receiptGet(
 ): Promise<number> {
   let bytes: Uint8Array;
   try {
+    // Checked here first: a malformed txid is the user's to fix, not the node's to refuse.
+    parseTxid(txid);
     const url = receiptUrl(base, txid);
-    let res: Response;
-    try {
-      res = await fetch(url, { signal: AbortSignal.timeout(o.timeoutMs ?? 10_000) });
-    } catch (e) {
-      throw new NetworkError(`could not reach ${url.origin}: ${(e as Error).message}`);
-    }
+    const res = await fetchNode(url, o.timeoutMs ?? 10_000);
     const body = new Uint8Array(await res.arrayBuffer());
     if (!res.ok) {
-      let why = `HTTP ${res.status}`;
-      try {
-        const err = (JSON.parse(new TextDecoder().decode(body)) as { error?: { message?: string } })
-          .error;
-        if (typeof err?.message === 'string') why = `HTTP ${res.status}: ${err.message}`;
-      } catch {
-        // not JSON: keep the status
-      }
       if (res.status === 409) {
         // Not a network problem: the node's own answer, with its own next step (retry).
         throw new CloisterError(
           'RECEIPT_NOT_READY',
-          `${txid} is committed but not signed yet (${why}): run the same command again in a second or so`,
+          `${txid} is committed but not signed yet (HTTP 409): run the same command again in a second or so`,
         );
       }
-      throw new NetworkError(`the node did not return a receipt for ${txid} (${why})`);
+      throw nodeAnswerError(res.status, body, `no receipt for ${txid}`);
     }
     bytes = body;
   } catch (e) {
@@ -120,9 +107,10 @@ export interface ReceiptVerifyOptions {
 export async function receiptVerify(file: string, o: ReceiptVerifyOptions): Promise<number> {
   let bytes: Uint8Array;
   let service: Uint8Array | undefined;
+  let parsed: Constraint;
   const { constraint } = o;
   try {
-    parseConstraint(constraint);
+    parsed = parseConstraint(constraint);
     if (o.service !== undefined) {
       service = fromHex(o.service, 'service identity');
       if (service.length !== 32) {
@@ -143,7 +131,8 @@ export async function receiptVerify(file: string, o: ReceiptVerifyOptions): Prom
     return 2;
   }
   try {
-    const v = await verifyReceipt(bytes, { constraint, ...(service ? { service } : {}) });
+    const v = await verifyReceipt(bytes, { constraint: parsed, ...(service ? { service } : {}) });
+    const unchecked = clausesBeyondEvidence(parsed, { service: true });
     json({
       verdict: 'accepted',
       file: resolve(file),
@@ -162,8 +151,14 @@ export async function receiptVerify(file: string, o: ReceiptVerifyOptions): Prom
       secure: v.security.secure,
       measurement: toHex(v.security.measurement),
       constraint,
-      serviceChecked: service !== undefined,
+      serviceChecked: service !== undefined || parsed.service !== undefined,
+      unchecked,
     });
+    if (unchecked.length > 0) {
+      process.stderr.write(
+        `note: not checked by a receipt: ${unchecked.join(' ')} (it carries the digest of the entry's metadata, not the app's code id; a client checks APP: clauses when it calls, and \`cloister call --receipt\` checks the receipt's claims, which name the code id)\n`,
+      );
+    }
     return 0;
   } catch (e) {
     if (!(e instanceof CloisterError)) throw e;

@@ -8,9 +8,9 @@
  *   sig: the signature entry's COSE_Sign1, sigIndex: its index (= size + 1),
  *   end: the service endorsement COSE_Sign1, ev: the node's evidence.
  */
-import { bytesEqual, constantTimeEqual } from '../bytes.js';
+import { bytesEqual, constantTimeEqual, toHex } from '../bytes.js';
 import { decodeCbor, encodeCbor } from '../cbor.js';
-import type { Constraint } from '../constraint.js';
+import { type Constraint, parseConstraint } from '../constraint.js';
 import type { DecodedSign1 } from '../cose.js';
 import { decodeSign1 } from '../cose.js';
 import { CloisterError, EncodingError, InvalidInputError } from '../errors.js';
@@ -57,7 +57,12 @@ export interface Receipt {
 }
 
 export interface VerifyReceiptOptions {
-  /** What the verifier accepts of the node, as verifyEvidence takes it ('SEC:INSECURE …' for simulation). */
+  /**
+   * What the verifier accepts of the node, as verifyEvidence takes it ('SEC:INSECURE …' for
+   * simulation); its SVC: clause, when it has one, is checked against the receipt's service key
+   * (ReceiptError('service')). APP: clauses cannot be: a receipt carries the digest of its
+   * entry's metadata, not the app's code id.
+   */
   readonly constraint: Constraint | string;
   /** Expected service identity hash (SHA-256 of the service key); mismatch → ReceiptError('service'). */
   readonly service?: Uint8Array;
@@ -202,7 +207,8 @@ function decodeCose(bytes: Uint8Array, reason: 'endorsement' | 'signature'): Dec
  *     size is sigIndex - 1 and its term the entry's term;
  *  5. inclusion: path size = signed size, and rootFromInclusion(index - 1, size,
  *     leafHash(leaf input), path) = the signed treeRoot;
- *  6. service: options.service (when given) = SHA-256(servicePublicKey), compared in constant time;
+ *  6. service: options.service (when given) and the constraint's SVC: clause (when it has one)
+ *     each = SHA-256(servicePublicKey), compared in constant time;
  *  7. claims: options.claims (when given) digest to the entry's claims.
  * Resolves only when every step passed.
  */
@@ -221,6 +227,10 @@ export async function verifyReceipt(
   ) {
     throw new InvalidInputError('options.service must be a 32-byte service identity hash');
   }
+  const constraint =
+    typeof options.constraint === 'string'
+      ? parseConstraint(options.constraint)
+      : options.constraint;
   const expectedClaims = options.claims === undefined ? undefined : claimsDigest(options.claims);
   // 1. format
   const r = decodeReceipt(bytes);
@@ -232,7 +242,7 @@ export async function verifyReceipt(
   } = await verifyEndorsementChain(
     r.ev,
     r.end,
-    options,
+    { ...options, constraint },
     (step, message, cause) =>
       new ReceiptError(step, message, cause === undefined ? undefined : { cause }),
   );
@@ -289,6 +299,12 @@ export async function verifyReceipt(
     throw new ReceiptError(
       'service',
       'the receipt is signed by another service than the one expected',
+    );
+  }
+  if (constraint.service !== undefined && !constantTimeEqual(service, constraint.service)) {
+    throw new ReceiptError(
+      'service',
+      `the receipt is signed by service ${toHex(service)}, not the one the constraint's SVC:${toHex(constraint.service)} names`,
     );
   }
   // 7. claims

@@ -19,7 +19,7 @@ import { isU32 } from '../platform/sealing.js';
 import { BundleError, bundleEnclave, type Metafile, repoRoot } from './bundle.js';
 import { checkBundleRules, ENCLAVE_BUNDLE_RULES, formatViolations } from './bundle-rules.js';
 import { type ManifestClaims, signManifest, verifyManifest } from './manifest.js';
-import { loadOrCreateSignerKey } from './signer.js';
+import { loadOrCreateSignerKey, loadSignerKey } from './signer.js';
 
 export const BUNDLE_FILE = 'enclave.js';
 export const MANIFEST_FILE = 'enclave.manifest';
@@ -75,8 +75,13 @@ export interface MeasureOptions {
 export interface BuildOptions extends MeasureOptions {
   /** Directory receiving enclave.js and enclave.manifest; created if missing. */
   readonly outDir: string;
-  /** Signer key file (P-256 PKCS#8 PEM), created on first use. */
+  /** Signer key file (P-256 PKCS#8 PEM), created on first use unless `signerKeyMissing` is given. */
   readonly signerKeyPath: string;
+  /**
+   * When given, the signer key must exist: a missing one is InvalidInputError ending with this
+   * text (how to get it) instead of a new key (for a path the user named; see loadKeyFile).
+   */
+  readonly signerKeyMissing?: string;
 }
 
 /**
@@ -132,7 +137,10 @@ export async function measureBuild(options: MeasureOptions = {}): Promise<Measur
  * the old manifest, which the platform refuses (MANIFEST_INVALID), never a wrong launch.
  */
 export async function buildEnclave(options: BuildOptions): Promise<BuildResult> {
-  const signerKey = loadOrCreateSignerKey(options.signerKeyPath);
+  const signerKey =
+    options.signerKeyMissing === undefined
+      ? loadOrCreateSignerKey(options.signerKeyPath)
+      : loadSignerKey(options.signerKeyPath, options.signerKeyMissing);
   const m = await measureBuild(options);
   const manifest = signManifest(
     { bundleHash: m.bundleHash, product: m.product, svn: m.svn },

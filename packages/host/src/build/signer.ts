@@ -5,7 +5,7 @@
  * Stored as PKCS#8 PEM, mode 0600; the CLI defaults the path to ~/.cloister/signer.pem.
  */
 import { sha256 } from '@cloister/core';
-import { type KeyFile, loadOrCreateKeyFile } from '../fs/key-file.js';
+import { type KeyFile, loadKeyFile, loadOrCreateKeyFile } from '../fs/key-file.js';
 
 /** A loaded signer key; `publicKey` is the manifest's signerKey. */
 export interface SignerKey extends KeyFile {
@@ -21,5 +21,11 @@ export interface SignerKey extends KeyFile {
  */
 export function loadOrCreateSignerKey(path: string): SignerKey {
   const k = loadOrCreateKeyFile(path, 'signer key', '--signer-key');
+  return { ...k, signer: sha256(k.publicKey) };
+}
+
+/** The signer key at `path`, which must exist (loadKeyFile; `missing` says how to get it). */
+export function loadSignerKey(path: string, missing: string): SignerKey {
+  const k = loadKeyFile(path, 'signer key', '--signer-key', missing);
   return { ...k, signer: sha256(k.publicKey) };
 }

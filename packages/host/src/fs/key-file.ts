@@ -57,6 +57,19 @@ export function loadOrCreateKeyFile(path: string, what: string, flag: string): K
   }
 }
 
+/**
+ * Loads the key at `path`, which must exist: InvalidInputError naming the path and `missing` (how
+ * to get the right one) when it does not. A key path the user typed that is absent is a typo or a
+ * wrong folder more often than a wish for a new key, and a key silently made there signs as
+ * someone else (another operator, another enclave signer).
+ */
+export function loadKeyFile(path: string, what: string, flag: string, missing: string): KeyFile {
+  const abs = resolve(path);
+  const existing = read(abs, what);
+  if (existing === undefined) throw new InvalidInputError(`no ${what} at ${abs}: ${missing}`);
+  return load(abs, existing, false, what, flag);
+}
+
 function read(abs: string, what: string): string | undefined {
   let bytes: Uint8Array | undefined;
   try {

@@ -13,7 +13,7 @@
 import type { KeyObject } from 'node:crypto';
 import { randomBytes } from 'node:crypto';
 import { ES256_PROTECTED, encodeCbor, encodeSign1, sha256, sign1ToBeSigned } from '@cloister/core';
-import { type KeyFile, loadOrCreateKeyFile } from '../fs/key-file.js';
+import { type KeyFile, loadKeyFile, loadOrCreateKeyFile } from '../fs/key-file.js';
 import { signEs256 } from '../platform/p256.js';
 
 /** The operator key; `publicKey` (65-byte uncompressed P-256) is what the enclave records. */
@@ -22,6 +22,11 @@ export type OperatorKey = KeyFile;
 /** Loads `<path>`, creating it (mode 0600, parents 0700) on first use; never overwrites it. */
 export function loadOrCreateOperatorKey(path: string): OperatorKey {
   return loadOrCreateKeyFile(path, 'operator key', '--operator-key');
+}
+
+/** The operator key at `path`, which must exist (loadKeyFile; `missing` says how to get it). */
+export function loadOperatorKey(path: string, missing: string): OperatorKey {
+  return loadKeyFile(path, 'operator key', '--operator-key', missing);
 }
 
 export interface DeployRequestFields {

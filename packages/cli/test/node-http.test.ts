@@ -1,0 +1,85 @@
+/**
+ * The CLI's requests to a node (src/node-http.ts): a failed fetch names its cause and what to do;
+ * a node's error code is taken only when the registry has it as its own key.
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, it } from 'node:test';
+import { fetchFailure, fetchNode, nodeAnswerError } from '../src/node-http.js';
+
+/** What Node's fetch rejects with: "fetch failed", the reason in `cause`. */
+function fetchFailed(code: string, message: string): TypeError {
+  return new TypeError('fetch failed', { cause: Object.assign(new Error(message), { code }) });
+}
+
+describe('fetchFailure', () => {
+  it('names an untrusted certificate and how to trust it', () => {
+    for (const code of ['DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE']) {
+      const e = fetchFailure(fetchFailed(code, 'self-signed certificate'), 'https://n:7410');
+      assert.equal(e.code, 'NETWORK');
+      assert.match(e.message, new RegExp(`not one this machine trusts \\(${code}\\)`));
+      assert.match(e.message, /NODE_EXTRA_CA_CERTS=/);
+    }
+  });
+
+  it('names a closed connection (an https node asked over http://) and a timeout', () => {
+    const closed = fetchFailure(fetchFailed('UND_ERR_SOCKET', 'other side closed'), 'http://n');
+    assert.match(closed.message, /closed before an answer \(other side closed\).*https:\/\//);
+    const slow = fetchFailure(new DOMException('aborted', 'TimeoutError'), 'http://n');
+    assert.equal(slow.message, 'http://n did not answer in time');
+  });
+
+  it('keeps the cause of anything else, and never fails on odd values', () => {
+    assert.match(
+      fetchFailure(fetchFailed('EHOSTUNREACH', 'no route'), 'http://n').message,
+      /no route \(EHOSTUNREACH\)/,
+    );
+    assert.match(
+      fetchFailure('just text', 'http://n').message,
+      /could not reach http:\/\/n: just text/,
+    );
+    assert.match(fetchFailure(undefined, 'http://n').message, /could not reach http:\/\/n/);
+  });
+
+  it('fetchNode gives a timeout its own words', async () => {
+    const server = createServer(() => {}); // never answers
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/health`);
+      await assert.rejects(fetchNode(url, 100), {
+        code: 'NETWORK',
+        message: `${url.origin} did not answer in time`,
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
+
+describe('nodeAnswerError', () => {
+  it("takes the node's registry code and message", () => {
+    const body = JSON.stringify({ error: { code: 'UNKNOWN_TRANSACTION', message: 'no 1.9' } });
+    const e = nodeAnswerError(404, body, 'no receipt for 1.9');
+    assert.equal(e.code, 'UNKNOWN_TRANSACTION');
+    assert.equal(e.message, 'no receipt for 1.9: the node answered HTTP 404: no 1.9');
+    assert.equal(typeof e.hint, 'string');
+  });
+
+  it('a code outside the registry (an inherited name included) or no JSON is NETWORK', () => {
+    for (const code of ['constructor', 'toString', '__proto__', 'NO_SUCH_CODE', 7]) {
+      const e = nodeAnswerError(500, JSON.stringify({ error: { code, message: 'x' } }), 'w');
+      assert.equal(e.code, 'NETWORK', String(code));
+      assert.equal(typeof e.hint, 'string');
+    }
+    const html = nodeAnswerError(502, new TextEncoder().encode('<html>'), 'deploy');
+    assert.equal(html.code, 'NETWORK');
+    assert.equal(html.message, 'deploy: the node answered HTTP 502');
+  });
+
+  it('clips a long message from the node', () => {
+    const body = JSON.stringify({ error: { code: 'INVALID_INPUT', message: 'x'.repeat(10_000) } });
+    assert.ok(nodeAnswerError(400, body, 'w').message.length < 600);
+  });
+});
