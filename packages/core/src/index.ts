@@ -125,6 +125,7 @@ export {
   LogEntryMissingError,
   LogEntryReorderedError,
   LogFormatError,
+  LogGenesisConstraintError,
   LogProofError,
   LogSignatureError,
   LogTailCutError,

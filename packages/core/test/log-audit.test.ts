@@ -10,6 +10,7 @@ import {
   LogEntryAlteredError,
   LogEntryMissingError,
   LogEntryReorderedError,
+  LogGenesisConstraintError,
   LogSignatureError,
   LogTailCutError,
   RollbackDetectedError,
@@ -145,10 +146,20 @@ describe('auditLog', () => {
     await fails(t.entries, LogSignatureError, 4);
   });
 
-  test('the genesis evidence is checked against the constraint', async () => {
+  test('the genesis evidence is checked against the constraint: a mismatch is named as one', async () => {
     const s = build();
-    await fails(s.entries, LogSignatureError, 1, /genesis evidence does not verify/, {
+    // Not LOG_SIGNATURE ("the signature entry does not verify"): the log is genuine, the code or
+    // platform is not one the auditor accepts; the constraint check's own code says so.
+    await fails(s.entries, LogGenesisConstraintError, 1, /verifies .* but does not satisfy/, {
       constraint: SECURE_CONSTRAINT,
+    });
+    await assert.rejects(auditLog(s.entries, { constraint: SECURE_CONSTRAINT }), {
+      code: 'INSECURE_PLATFORM',
+    });
+    const other = `C:${'00'.repeat(32)} SEC:INSECURE`;
+    await assert.rejects(auditLog(s.entries, { constraint: other }), {
+      code: 'CONSTRAINT_MISMATCH',
+      index: 1,
     });
   });
 

@@ -15,6 +15,8 @@
  * - LogEntryReorderedError: position k holds an entry carrying index j != k, and entry k exists
  *   later in the input (a swap or move), or j < k (a duplicate or an entry moved back).
  * - LogEntryMissingError: position k holds index j > k and no entry k follows (a gap).
+ * - LogGenesisConstraintError (CONSTRAINT_MISMATCH, INSECURE_PLATFORM; index 1): the genesis
+ *   evidence verifies but does not satisfy the given constraint (code the auditor does not accept).
  * - LogSignatureError: the genesis endorsement or evidence does not verify (index 1), or a
  *   signature entry does not verify with the service key or signs another tree (term, size, root).
  * - LogTailCutError: `trusted.size` is beyond the end of the log.
@@ -34,6 +36,7 @@ import {
   LogEntryMissingError,
   LogEntryReorderedError,
   LogFormatError,
+  LogGenesisConstraintError,
   LogSignatureError,
   LogTailCutError,
   RollbackDetectedError,
@@ -157,6 +160,17 @@ async function checkGenesis(
         : `entry 1: genesis evidence binds the node key (signature, nonce, key binding): ${what}; NOT checked against a constraint (none given)`,
     );
   } catch (err) {
+    if (
+      constrained &&
+      err instanceof CloisterError &&
+      (err.code === 'CONSTRAINT_MISMATCH' || err.code === 'INSECURE_PLATFORM')
+    ) {
+      throw new LogGenesisConstraintError(
+        err.code,
+        `the genesis evidence verifies (signature, nonce, key binding) but does not satisfy the constraint: ${err.message}`,
+        { cause: err },
+      );
+    }
     if (
       err instanceof CloisterError &&
       err.code !== 'INVALID_INPUT' &&

@@ -56,7 +56,9 @@ abstract class StoredLogError extends CloisterError {
       | 'LOG_ENTRY_ALTERED'
       | 'LOG_ENTRY_REORDERED'
       | 'LOG_TAIL_CUT'
-      | 'LOG_SIGNATURE',
+      | 'LOG_SIGNATURE'
+      | 'CONSTRAINT_MISMATCH'
+      | 'INSECURE_PLATFORM',
     index: number,
     message: string,
     options?: { cause?: unknown },
@@ -98,6 +100,21 @@ export class LogTailCutError extends StoredLogError {
 export class LogSignatureError extends StoredLogError {
   constructor(index: number, message: string, options?: { cause?: unknown }) {
     super('LOG_SIGNATURE', index, message, options);
+  }
+}
+
+/**
+ * The genesis evidence verifies (signature, nonce, key binding) but does not satisfy the
+ * auditor's constraint: the log is genuine output of code, or of a platform, the auditor does not
+ * accept. Not tampering, so not LOG_SIGNATURE: the code is the constraint check's own.
+ */
+export class LogGenesisConstraintError extends StoredLogError {
+  constructor(
+    code: 'CONSTRAINT_MISMATCH' | 'INSECURE_PLATFORM',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, 1, message, options);
   }
 }
 

@@ -12,6 +12,7 @@ export {
   LogEntryMissingError,
   LogEntryReorderedError,
   LogFormatError,
+  LogGenesisConstraintError,
   LogProofError,
   LogSignatureError,
   LogTailCutError,
