@@ -2,6 +2,7 @@
  * The `cloister` command line (commander). Each action returns an exit code; errors print what went
  * wrong and the next step, never a stack trace.
  */
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { appBuild } from './commands/app-build.js';
 import { appDeploy } from './commands/app-deploy.js';
@@ -30,6 +31,22 @@ function intOption(min: number, max: number) {
   };
 }
 
+/** This package's version: its package.json is above src/ (tsx) or dist/src/ (compiled). */
+function packageVersion(): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const p = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (p.name === 'cloister' && typeof p.version === 'string') return p.version;
+    } catch {
+      // not at this level
+    }
+  }
+  return 'unknown';
+}
+
 export function createProgram(setExit: (code: number) => void): Command {
   // Set before any subcommand is added: commander copies it to each one when it is created, so a
   // usage error in any of them throws to `main` (exit 2), not process.exit(1).
@@ -42,6 +59,7 @@ export function createProgram(setExit: (code: number) => void): Command {
       '--home <dir>',
       'Cloister home: platform dir, signer key, default data (env CLOISTER_HOME; default ~/.cloister)',
     )
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)');
 
   program

@@ -118,6 +118,10 @@ describe('cloister app new and app build', () => {
 
   it('app new refuses a bad name and a folder that is not empty', () => {
     assert.throws(() => createApp('Bad Name', { dir: join(tmp, 'x') }), /app name 'Bad Name'/);
+    assert.throws(
+      () => createApp('Hello', { dir: join(tmp, 'x') }),
+      /app name 'Hello': .*npm package name; try 'hello'/,
+    );
     assert.throws(() => createApp('demo', { dir: project }), /already exists/);
   });
 

@@ -184,6 +184,12 @@ describe('cloister CLI', () => {
     assert.equal((await run(['receipt', 'get', '--help'])).code, 0);
     assert.equal((await run(['help', 'call'])).code, 0);
     assert.equal((await run(['help'])).code, 0);
+    const v = await run(['--version']);
+    assert.equal(v.code, 0, v.err);
+    const pkg = JSON.parse(readFileSync(join(root, 'packages/cli/package.json'), 'utf8')) as {
+      version: string;
+    };
+    assert.equal(v.out.trim(), pkg.version);
   });
 
   it('receipt get writes a receipt file that receipt verify accepts', async () => {

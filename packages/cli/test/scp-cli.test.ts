@@ -216,6 +216,14 @@ describe('cloister keys, call and query against a real node', () => {
     const missing = await call('query', ['nope', 'get', '{}', ...id]);
     assert.equal(missing.code, 1);
     assert.match(missing.err, /APP_NOT_FOUND.*nope/);
+    // With --json, stdout carries the error as JSON too (it was empty: nothing to parse).
+    const asJson = await call('query', ['nope', 'get', '{}', ...id, '--json']);
+    assert.equal(asJson.code, 1);
+    const e = (JSON.parse(asJson.out) as { error: { code: string; message: string; hint: string } })
+      .error;
+    assert.equal(e.code, 'APP_NOT_FOUND');
+    assert.match(e.message, /nope/);
+    assert.equal(typeof e.hint, 'string');
     const bad = await call('call', ['counter', 'increment', '{"name": a}', ...id]);
     assert.equal(bad.code, 2);
     assert.match(bad.err, /not valid JSON.*position 9/);

@@ -423,7 +423,19 @@ describe('app runtime: transactions and queries', () => {
 
   test('method and kind are checked before any instance runs', async () => {
     const { rt } = await setup();
-    await rejects(q(rt, 'nope'), MethodUnknownError, 'APP_METHOD_UNKNOWN');
+    const unknown = await rejects(q(rt, 'nope'), MethodUnknownError, 'APP_METHOD_UNKNOWN');
+    // The app's own methods, sorted, with their kinds: a typo is fixed from the message alone.
+    assert.match(
+      unknown.message,
+      /has no method 'nope'; its methods: .*get \(query\).*put \(transaction\)/,
+    );
+    const many = Array.from({ length: 30 }, (_, i) => ({
+      name: `m${String(i).padStart(2, '0')}`,
+      kind: 'query',
+    }));
+    const listed = new MethodUnknownError('a', 'x', many).message;
+    assert.match(listed, /m00 \(query\), .*m23 \(query\), and 6 more$/);
+    assert.doesNotMatch(listed, /m24/);
     await rejects(q(rt, 'put'), MethodKindError, 'APP_METHOD_KIND');
     await rejects(tx(rt, 'get'), MethodKindError, 'APP_METHOD_KIND');
     await rejects(tx(rt, 'put', '{not json'), CloisterError, 'INVALID_INPUT');

@@ -62,7 +62,7 @@ function listFiles(dir: string, prefix = ''): string[] {
 export function createApp(name: string, o: AppNewOptions = {}): AppNewResult {
   if (!NAME_RE.test(name)) {
     throw new InvalidInputError(
-      `app name '${name}': use 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit`,
+      `app name '${name}': use 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit (lowercase: the name is also the project's npm package name${/[A-Z]/.test(name) && NAME_RE.test(name.toLowerCase()) ? `; try '${name.toLowerCase()}'` : ''})`,
     );
   }
   const dir = resolve(o.dir ?? name);

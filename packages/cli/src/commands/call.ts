@@ -252,6 +252,19 @@ async function run(
     return 0;
   } catch (e) {
     printError(e);
+    if (o.json === true) {
+      // A script reading stdout gets an answer it can parse either way (the words stay on stderr).
+      const c = e instanceof CloisterError ? e : undefined;
+      process.stdout.write(
+        `${JSON.stringify({
+          error: {
+            code: c?.code ?? 'UNEXPECTED',
+            message: e instanceof Error ? e.message : String(e),
+            ...(c ? { hint: c.hint } : {}),
+          },
+        })}\n`,
+      );
+    }
     return e instanceof CloisterError && CANNOT_RUN.has(e.code) ? 2 : 1;
   } finally {
     await client?.close();

@@ -192,6 +192,10 @@ export async function dev(dirArg: string | undefined, o: DevOptions): Promise<nu
     if (o.node !== undefined) {
       url = o.node;
       await step(`checking that ${url} is a simulation node`, false, () => assertSimulation(url));
+      // That node is not this process's: its trace lines and its measurement are not known here.
+      process.stderr.write(
+        `note: ${url} is not started by dev: \`trace\` output appears in that node's own log, and only if it runs with --app-trace; for its constraint, attest it (\`cloister measure\`, then \`cloister attest ${url} --constraint "C:<measurement> SEC:INSECURE"\`) and add APP:${name}=<code id> below\n`,
+      );
     } else {
       const enclaveDir = o.enclave ?? defaultEnclaveDir();
       const build = readBuild(enclaveDir);

@@ -94,7 +94,15 @@ export async function receiptGet(
   } catch (e) {
     claimed = { decodes: false, code: (e as CloisterError).code ?? 'unknown' };
   }
-  json({ txid, file, bytes: bytes.length, verified: false, claimed });
+  // Written, not yet checked: what the node sent is only its claim until `receipt verify`.
+  json({
+    txid,
+    file,
+    bytes: bytes.length,
+    verified: false,
+    claimed,
+    next: `cloister receipt verify ${file} --constraint "<the constraint you accept>"`,
+  });
   return 0;
 }
 

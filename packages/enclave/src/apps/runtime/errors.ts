@@ -72,10 +72,30 @@ export class AppNotFoundError extends CloisterError {
   }
 }
 
-/** The app has no route of that name. */
+/** Methods listed in a MethodUnknownError at most (an app may register many). */
+const LISTED_METHODS = 24;
+
+/**
+ * The app has no route of that name. The message lists the app's methods and kinds (the names
+ * its module registers: public to whoever holds the module, as the host does), so a typo is
+ * fixed from the error alone.
+ */
 export class MethodUnknownError extends CloisterError {
-  constructor(app: string, method: string) {
-    super('APP_METHOD_UNKNOWN', `app '${app}' has no method '${method}'`);
+  constructor(
+    app: string,
+    method: string,
+    methods: readonly { readonly name: string; readonly kind: string }[] = [],
+  ) {
+    const sorted = [...methods].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const shown = sorted.slice(0, LISTED_METHODS).map((m) => `${m.name} (${m.kind})`);
+    const more =
+      sorted.length > LISTED_METHODS ? `, and ${sorted.length - LISTED_METHODS} more` : '';
+    super(
+      'APP_METHOD_UNKNOWN',
+      `app '${app}' has no method '${method}'${
+        shown.length === 0 ? '' : `; its methods: ${shown.join(', ')}${more}`
+      }`,
+    );
   }
 }
 

@@ -450,7 +450,9 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
     const d = apps.get(request.app);
     if (d === undefined) throw new AppNotFoundError(String(request.app));
     const route = d.routes.get(request.method);
-    if (route === undefined) throw new MethodUnknownError(request.app, String(request.method));
+    if (route === undefined) {
+      throw new MethodUnknownError(request.app, String(request.method), [...d.routes.values()]);
+    }
     if (request.kind !== 'query' && request.kind !== 'transaction') {
       throw new InvalidInputError("a call's kind is 'query' or 'transaction'");
     }
