@@ -63,13 +63,27 @@ export async function fetchNode(
 }
 
 /**
- * A node's error answer as a CloisterError with the node's code when the registry has it (its
- * own hint then tells the user what to do), else NETWORK. `body` is the answer's bytes or text.
+ * Characters a node's text may not bring to a terminal: C0 and C1 controls (newlines that forge
+ * a "verdict:" line, escape sequences that rewrite the screen) and bidirectional overrides.
+ */
+const UNSAFE = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu;
+
+/** `text` as one printable line: each unsafe character shown as its \u escape. */
+export function printable(text: string): string {
+  return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * A node's error answer as a CloisterError with the node's code when the registry has it as its
+ * own key and, when `codes` is given, it is one of those (what that endpoint can answer: a node
+ * must not make a receipt lookup show ROLLBACK_DETECTED and its hint); else NETWORK. The node's
+ * message is clipped and made printable. `body` is the answer's bytes or text.
  */
 export function nodeAnswerError(
   status: number,
   body: Uint8Array | string,
   what: string,
+  codes?: readonly ErrorCode[],
 ): CloisterError {
   let err: { code?: unknown; message?: unknown } = {};
   try {
@@ -78,13 +92,14 @@ export function nodeAnswerError(
   } catch {
     // not JSON: not a node's error, or not a node
   }
-  const message = typeof err.message === 'string' ? err.message.slice(0, 500) : undefined;
-  const code =
-    typeof err.code === 'string' && Object.hasOwn(ERROR_CODES, err.code)
-      ? (err.code as ErrorCode)
-      : 'NETWORK';
+  const message =
+    typeof err.message === 'string' ? printable(err.message.slice(0, 500)) : undefined;
+  const known =
+    typeof err.code === 'string' &&
+    Object.hasOwn(ERROR_CODES, err.code) &&
+    (codes === undefined || codes.includes(err.code as ErrorCode));
   return new CloisterError(
-    code,
+    known ? (err.code as ErrorCode) : 'NETWORK',
     `${what}: the node answered HTTP ${status}${message === undefined ? '' : `: ${message}`}`,
   );
 }

@@ -1,5 +1,5 @@
 /** How the CLI reports: results on stdout, errors with their next step on stderr. */
-import { CloisterError } from '@cloister/core';
+import { CloisterError, ERROR_CODES } from '@cloister/core';
 
 export function printError(e: unknown): void {
   if (e instanceof CloisterError) {
@@ -12,9 +12,8 @@ export function printError(e: unknown): void {
   }
 }
 
-/** The next step for a failure no named error describes. */
-export const UNEXPECTED_HINT =
-  'this was not expected: run the command again with --log-level debug where it has one, and report the message if it repeats';
+/** The next step for a failure no named error describes (the registry's UNEXPECTED). */
+export const UNEXPECTED_HINT = ERROR_CODES.UNEXPECTED;
 
 /** A duration for people: "340 ms", "1.2 s", "2 min 5 s". */
 export function formatDuration(ms: number): string {

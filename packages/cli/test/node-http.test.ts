@@ -78,6 +78,26 @@ describe('nodeAnswerError', () => {
     assert.equal(html.message, 'deploy: the node answered HTTP 502');
   });
 
+  it("a node's message cannot forge a line or steer the terminal", () => {
+    const body = JSON.stringify({
+      error: { code: 'INVALID_INPUT', message: 'x\n\u001b[2Kverdict: ACCEPTED\u202e\u0085' },
+    });
+    const m = nodeAnswerError(400, body, 'w').message;
+    assert.equal(
+      m,
+      'w: the node answered HTTP 400: x\\u000a\\u001b[2Kverdict: ACCEPTED\\u202e\\u0085',
+    );
+    assert.doesNotMatch(m, /[\n\u001b\u202e\u0085]/);
+  });
+
+  it("a code the endpoint cannot answer is NETWORK: a node cannot borrow another code's alarm", () => {
+    const body = JSON.stringify({ error: { code: 'ROLLBACK_DETECTED', message: 'fork!' } });
+    const receipt = ['UNKNOWN_TRANSACTION', 'INVALID_INPUT'] as const;
+    assert.equal(nodeAnswerError(404, body, 'w', receipt).code, 'NETWORK');
+    const known = JSON.stringify({ error: { code: 'UNKNOWN_TRANSACTION', message: 'no' } });
+    assert.equal(nodeAnswerError(404, known, 'w', receipt).code, 'UNKNOWN_TRANSACTION');
+  });
+
   it('clips a long message from the node', () => {
     const body = JSON.stringify({ error: { code: 'INVALID_INPUT', message: 'x'.repeat(10_000) } });
     assert.ok(nodeAnswerError(400, body, 'w').message.length < 600);

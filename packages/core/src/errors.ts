@@ -173,6 +173,10 @@ export const ERROR_CODES = {
     'The app code id is not one the constraint admits (APP: clause named in the message): check the app version, then update the constraint only if you trust the new code.',
   APP_CODE_CHANGED:
     'The app code changed since you checked it: read app.info again, check the new code id against your constraint, then retry.',
+  // Not thrown as such: the code a tool reports, in machine-readable output, for a failure that
+  // is not a CloisterError (a bug, or an error from below it), so every error has a registry code.
+  UNEXPECTED:
+    'This was not expected: run the command again with --log-level debug where it has one, and report the message if it repeats.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

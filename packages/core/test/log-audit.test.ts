@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { toHex } from '../src/bytes.js';
 import type { CloisterError } from '../src/errors.js';
 import { auditLog } from '../src/log/audit.js';
 import {
@@ -161,6 +162,36 @@ describe('auditLog', () => {
       code: 'CONSTRAINT_MISMATCH',
       index: 1,
     });
+  });
+
+  test("a genesis carrying another node's evidence is tampering even under a secure-only constraint", async () => {
+    // INSECURE_PLATFORM is raised before the nonce and key binding are checked: the evidence is
+    // checked again, admitting insecure platforms, before the log is called genuine.
+    const other = new KitService();
+    const s = new KitService({ ev: other.ev });
+    await fails(s.entries, LogSignatureError, 1, /genesis evidence does not verify/, {
+      constraint: SECURE_CONSTRAINT,
+    });
+  });
+
+  test("the constraint's SVC: clause is the log's service; APP: clauses are named unchecked", async () => {
+    const s = build();
+    const mine = toHex(serviceIdentity(s.service.publicKey));
+    await fails(
+      s.entries,
+      LogGenesisConstraintError,
+      1,
+      /service identity .* does not match SVC:/,
+      {
+        constraint: `${CONSTRAINT} SVC:${'00'.repeat(32)}`,
+      },
+    );
+    const app = `APP:shop=${'11'.repeat(32)}`;
+    const report = await auditLog(s.entries, { constraint: `${CONSTRAINT} SVC:${mine} ${app}` });
+    assert.ok(
+      report.checked.some((c) => /satisfies the constraint, its SVC: clause included/.test(c)),
+    );
+    assert.ok(report.checked.some((c) => c.startsWith(`NOT checked: ${app} (`)));
   });
 
   test('genesis endorsed by another node key than the evidence binds', async () => {

@@ -3,6 +3,7 @@
  * isomorphic verifier, metrics free of identities, and the actionable start-up errors.
  */
 import assert from 'node:assert/strict';
+import type { KeyObject } from 'node:crypto';
 import { mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
@@ -11,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { fromBase64, fromHex, toHex, verifyEvidence } from '@cloister/core';
 import { createLogger } from '../src/node/logger.js';
 import { type RunningNode, startNode } from '../src/node/node.js';
+import { generateP256, publicKeyBytes } from '../src/platform/p256.js';
 import { tempDir, testBuild } from './helpers.js';
 
 const silent = createLogger({ level: 'silent' });
@@ -259,6 +261,85 @@ describe('node', () => {
     // The address is free again for a node that can have it.
     const again = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });
     await again.close();
+  });
+
+  it('a connection held open while it starts does not hold up the start', async () => {
+    // The reservation accepted connections and kept them; its close() waited for each, so any
+    // peer (a health probe with no timeout) could stop a start after boot had written a service.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const dataDir = join(tempDir(), 'held');
+    const starting = startNode({ dataDir, platformDir, enclaveDir, port, logger: silent });
+    const held: Socket[] = [];
+    let up = false;
+    const connector = (async () => {
+      while (!up && held.length < 50) {
+        const s = connect(port, '127.0.0.1');
+        s.on('error', () => {});
+        held.push(s);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const n = await Promise.race([
+        starting,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error('the start hung on a held connection')),
+            30_000,
+          );
+        }),
+      ]);
+      up = true;
+      await n.close();
+    } finally {
+      up = true;
+      clearTimeout(timer);
+      await connector;
+      for (const s of held) s.destroy();
+    }
+    assert.ok(held.length > 0);
+  });
+
+  it('a start that fails after its enclave started logs no fatal line for its exit', async () => {
+    const dataDir = join(tempDir(), 'key-mismatch');
+    const key = (k: KeyObject) => publicKeyBytes(k);
+    const first = await startNode({
+      dataDir,
+      platformDir,
+      enclaveDir,
+      port: 0,
+      logger: silent,
+      operatorPublicKey: key(generateP256()),
+    });
+    await first.close();
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'info',
+      destination: {
+        write: (line: string) => lines.push(line) > 0,
+      } as unknown as NodeJS.WritableStream,
+    });
+    await assert.rejects(
+      startNode({
+        dataDir,
+        platformDir,
+        enclaveDir,
+        port: 0,
+        logger,
+        operatorPublicKey: key(generateP256()),
+      }),
+      { code: 'OPERATOR_KEY_MISMATCH' },
+    );
+    assert.ok(lines.length > 0, 'the start logged its progress');
+    assert.deepEqual(
+      lines.filter((l) => /"level":60/.test(l)),
+      [],
+      'the stop of the failed start is not reported as the enclave failing',
+    );
   });
 
   it('names a host that is not an address of this machine, before it creates anything', async () => {

@@ -42,7 +42,12 @@ async function fetchEvidence(
   url.searchParams.set('nonce', toHex(nonce));
   const res = await fetchNode(url, timeoutMs);
   const text = await res.text().catch(() => '');
-  if (!res.ok) throw nodeAnswerError(res.status, text, 'the node did not return evidence');
+  if (!res.ok) {
+    throw nodeAnswerError(res.status, text, 'the node did not return evidence', [
+      'INVALID_INPUT',
+      'NODE_BUSY',
+    ]);
+  }
   let body: { evidence?: unknown; identityPublicKey?: unknown } | undefined;
   try {
     body = JSON.parse(text) as typeof body;

@@ -22,6 +22,7 @@ import {
 } from '@cloister/client/node';
 import {
   CloisterError,
+  ERROR_CODES,
   fromHex,
   InvalidInputError,
   parseConstraint,
@@ -260,7 +261,7 @@ async function run(
           error: {
             code: c?.code ?? 'UNEXPECTED',
             message: e instanceof Error ? e.message : String(e),
-            ...(c ? { hint: c.hint } : {}),
+            hint: c?.hint ?? ERROR_CODES.UNEXPECTED,
           },
         })}\n`,
       );

@@ -66,7 +66,11 @@ export async function receiptGet(
           `${txid} is committed but not signed yet (HTTP 409): run the same command again in a second or so`,
         );
       }
-      throw nodeAnswerError(res.status, body, `no receipt for ${txid}`);
+      throw nodeAnswerError(res.status, body, `no receipt for ${txid}`, [
+        'UNKNOWN_TRANSACTION',
+        'INVALID_INPUT',
+        'NODE_BUSY',
+      ]);
     }
     bytes = body;
   } catch (e) {

@@ -16,15 +16,17 @@
  *   later in the input (a swap or move), or j < k (a duplicate or an entry moved back).
  * - LogEntryMissingError: position k holds index j > k and no entry k follows (a gap).
  * - LogGenesisConstraintError (CONSTRAINT_MISMATCH, INSECURE_PLATFORM; index 1): the genesis
- *   evidence verifies but does not satisfy the given constraint (code the auditor does not accept).
+ *   evidence verifies (signature, nonce, key binding) but does not satisfy the given constraint
+ *   (code or a platform the auditor does not accept), or the log's service is not its SVC:.
+ *   APP: clauses cannot be checked from a log; `checked` names them.
  * - LogSignatureError: the genesis endorsement or evidence does not verify (index 1), or a
  *   signature entry does not verify with the service key or signs another tree (term, size, root).
  * - LogTailCutError: `trusted.size` is beyond the end of the log.
  * - RollbackDetectedError: the log's root at `trusted.size` is not `trusted.root`: the log is a
  *   fork of the one the trusted root came from (a root does not tell which entry differs).
  */
-import { bytesEqual, toHex } from '../bytes.js';
-import type { Constraint } from '../constraint.js';
+import { bytesEqual, constantTimeEqual, toHex } from '../bytes.js';
+import { type Constraint, parseConstraint } from '../constraint.js';
 import { decodeSign1, sign1ToBeSigned, verifyEs256 } from '../cose.js';
 import { CloisterError, EncodingError, InvalidInputError } from '../errors.js';
 import { decodeEvidencePayload } from '../evidence.js';
@@ -130,15 +132,19 @@ async function checkGenesis(
   checked.push(
     `entry 1: genesis endorsement of service key ${toHex(serviceIdentity(svc))} signed by node key`,
   );
-  let constraint = options.constraint;
-  let constrained = true;
-  if (constraint === undefined) {
+  let constraint: Constraint;
+  const constrained = options.constraint !== undefined;
+  if (options.constraint !== undefined) {
+    constraint =
+      typeof options.constraint === 'string'
+        ? parseConstraint(options.constraint)
+        : options.constraint;
+  } else {
     // Verify signature, nonce and key binding, but accept whatever code it measures: pin the
     // evidence's own (unverified until verifyEvidence passes) measurement, admit insecure.
-    constrained = false;
     try {
       const claims = decodeEvidencePayload(decodeSign1(ev).payload);
-      constraint = `C:${toHex(claims.measurement)} SEC:INSECURE`;
+      constraint = parseConstraint(`C:${toHex(claims.measurement)} SEC:INSECURE`);
     } catch (err) {
       if (!(err instanceof CloisterError)) throw err;
       throw new LogSignatureError(1, `the genesis evidence is malformed: ${err.message}`, {
@@ -146,41 +152,73 @@ async function checkGenesis(
       });
     }
   }
-  try {
-    const v = await verifyEvidence(ev, {
+  const verify = (c: Constraint) =>
+    verifyEvidence(ev, {
       nonce: endorsementNonce(svc),
       identityPublicKey: node,
-      constraint,
+      constraint: c,
       ...(options.verifiers === undefined ? {} : { verifiers: options.verifiers }),
     });
-    const what = `platform ${v.platform} (${v.secure ? 'secure' : 'INSECURE'}, root of trust ${v.rootOfTrust}), measurement ${toHex(v.measurement)}, svn ${v.svn}`;
-    checked.push(
-      constrained
-        ? `entry 1: genesis evidence binds the node key and satisfies the constraint: ${what}`
-        : `entry 1: genesis evidence binds the node key (signature, nonce, key binding): ${what}; NOT checked against a constraint (none given)`,
+  /** The evidence's own failure (not the auditor's policy): tampering, LOG_SIGNATURE. */
+  const notGenuine = (err: unknown): unknown =>
+    err instanceof CloisterError && err.code !== 'INVALID_INPUT' && err.code !== 'CONSTRAINT_SYNTAX'
+      ? new LogSignatureError(1, `the genesis evidence does not verify: ${err.message}`, {
+          cause: err,
+        })
+      : err;
+  const policy = (code: 'CONSTRAINT_MISMATCH' | 'INSECURE_PLATFORM', why: string, cause: unknown) =>
+    new LogGenesisConstraintError(
+      code,
+      `the genesis evidence verifies (signature, nonce, key binding) but does not satisfy the constraint: ${why}`,
+      { cause },
     );
+  let v: Awaited<ReturnType<typeof verifyEvidence>>;
+  try {
+    v = await verify(constraint);
   } catch (err) {
-    if (
-      constrained &&
-      err instanceof CloisterError &&
-      (err.code === 'CONSTRAINT_MISMATCH' || err.code === 'INSECURE_PLATFORM')
-    ) {
-      throw new LogGenesisConstraintError(
-        err.code,
-        `the genesis evidence verifies (signature, nonce, key binding) but does not satisfy the constraint: ${err.message}`,
-        { cause: err },
+    // CONSTRAINT_MISMATCH comes after the nonce and key binding passed; INSECURE_PLATFORM before
+    // them, so the evidence is checked again admitting insecure platforms before the log is
+    // called genuine: a genesis entry carrying someone else's evidence is tampering.
+    if (constrained && err instanceof CloisterError && err.code === 'CONSTRAINT_MISMATCH') {
+      throw policy('CONSTRAINT_MISMATCH', err.message, err);
+    }
+    if (constrained && err instanceof CloisterError && err.code === 'INSECURE_PLATFORM') {
+      try {
+        await verify({ ...constraint, allowInsecure: true });
+      } catch (again) {
+        if (!(again instanceof CloisterError && again.code === 'CONSTRAINT_MISMATCH')) {
+          throw notGenuine(again);
+        }
+      }
+      throw policy('INSECURE_PLATFORM', err.message, err);
+    }
+    throw notGenuine(err);
+  }
+  // The clauses evidence cannot show: SVC: is the genesis's own service key, checked here; the
+  // code id of an app is not in the log's public part, so APP: clauses are named as unchecked.
+  if (constrained && constraint.service !== undefined) {
+    const shown = serviceIdentity(svc);
+    if (!constantTimeEqual(shown, constraint.service)) {
+      throw policy(
+        'CONSTRAINT_MISMATCH',
+        `the log's service identity ${toHex(shown)} does not match SVC:${toHex(constraint.service)}`,
+        undefined,
       );
     }
-    if (
-      err instanceof CloisterError &&
-      err.code !== 'INVALID_INPUT' &&
-      err.code !== 'CONSTRAINT_SYNTAX'
-    ) {
-      throw new LogSignatureError(1, `the genesis evidence does not verify: ${err.message}`, {
-        cause: err,
-      });
-    }
-    throw err;
+  }
+  const what = `platform ${v.platform} (${v.secure ? 'secure' : 'INSECURE'}, root of trust ${v.rootOfTrust}), measurement ${toHex(v.measurement)}, svn ${v.svn}`;
+  checked.push(
+    constrained
+      ? `entry 1: genesis evidence binds the node key and satisfies the constraint${constraint.service === undefined ? '' : ', its SVC: clause included'}: ${what}`
+      : `entry 1: genesis evidence binds the node key (signature, nonce, key binding): ${what}; NOT checked against a constraint (none given)`,
+  );
+  const apps = [...(constraint.apps ?? [])].flatMap(([app, ids]) =>
+    ids.map((id) => `APP:${app}=${toHex(id)}`),
+  );
+  if (constrained && apps.length > 0) {
+    checked.push(
+      `NOT checked: ${apps.join(' ')} (a log shows no app's code id in the clear; a client checks APP: clauses when it calls)`,
+    );
   }
   return svc;
 }

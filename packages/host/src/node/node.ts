@@ -360,9 +360,11 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     // The address is held before anything is created: a port in use or a --host that is not
     // this machine's fails the start here, before boot writes a new service into an empty data
     // directory (a start that then failed to listen left a service no one had been told about).
-    // Released just before the node's own server binds the same port (libuv binds with
-    // SO_REUSEADDR), so only that instant is open to another process.
-    const reservation = createNetServer();
+    // Released just before the node's own server binds the same address and port (libuv binds
+    // with SO_REUSEADDR), so only that instant is open to another process. A connection made
+    // meanwhile is closed at once: close() waits for every accepted connection, so one held
+    // open by a peer would hold the start (or its failure) for as long as the peer liked.
+    const reservation = createNetServer({ pauseOnConnect: true }, (socket) => socket.destroy());
     const reserved = await listen(reservation, host, opts.port);
     const release = () => new Promise<void>((r) => reservation.close(() => r()));
     cleanup.push(release);
@@ -483,7 +485,8 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     const lockLost = (): boolean => fault === 'data-dir-lock-lost';
     if (lockLost()) throw lockLostError(opts.dataDir);
     await release();
-    const address = await listen(server, host, reserved.port);
+    // The address the reservation resolved to, not `host` again: a name could resolve anew.
+    const address = await listen(server, reserved.address, reserved.port);
     cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
     if (lockLost()) throw lockLostError(opts.dataDir);
     cleanup.push(() => relay?.close());
