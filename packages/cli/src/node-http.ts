@@ -5,6 +5,7 @@
  * has it as an own key, and nothing it says is more than a message.
  */
 import { CloisterError, ERROR_CODES, type ErrorCode } from '@cloister/core';
+import { printable } from './output.js';
 
 export class NetworkError extends CloisterError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -60,17 +61,6 @@ export async function fetchNode(
   } catch (e) {
     throw fetchFailure(e, url.origin);
   }
-}
-
-/**
- * Characters a node's text may not bring to a terminal: C0 and C1 controls (newlines that forge
- * a "verdict:" line, escape sequences that rewrite the screen) and bidirectional overrides.
- */
-const UNSAFE = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu;
-
-/** `text` as one printable line: each unsafe character shown as its \u escape. */
-export function printable(text: string): string {
-  return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /**

@@ -1,13 +1,34 @@
 /** How the CLI reports: results on stdout, errors with their next step on stderr. */
 import { CloisterError, ERROR_CODES } from '@cloister/core';
 
+/**
+ * Characters text from elsewhere (a node's answer, an app's error) may not bring to a terminal:
+ * C0 and C1 controls (a newline that forges a "verdict:" or "next step:" line, escape sequences
+ * that rewrite the screen) and bidirectional overrides.
+ */
+const UNSAFE = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu;
+
+/**
+ * `text` made printable: each unsafe character shown as its \u escape. With `lines`, newlines
+ * stay and every line after the first is indented, so none can pass for a line of the CLI's own.
+ */
+export function printable(text: string, o: { readonly lines?: boolean } = {}): string {
+  const out = text.replace(UNSAFE, (c) =>
+    c === '\n' && o.lines === true ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return o.lines === true ? out.replaceAll('\n', '\n    ') : out;
+}
+
 export function printError(e: unknown): void {
   if (e instanceof CloisterError) {
-    process.stderr.write(`error [${e.code}]: ${e.message}\n  next step: ${e.hint}\n`);
+    process.stderr.write(
+      `error [${e.code}]: ${printable(e.message, { lines: true })}\n  next step: ${e.hint}\n`,
+    );
   } else {
     // Not one of ours: still say what to do rather than leave the user at a bare message.
+    const message = e instanceof Error ? e.message : String(e);
     process.stderr.write(
-      `error: ${e instanceof Error ? e.message : String(e)}\n  next step: ${UNEXPECTED_HINT}\n`,
+      `error: ${printable(message, { lines: true })}\n  next step: ${UNEXPECTED_HINT}\n`,
     );
   }
 }

@@ -7,6 +7,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { fetchFailure, fetchNode, nodeAnswerError } from '../src/node-http.js';
+import { printable } from '../src/output.js';
 
 /** What Node's fetch rejects with: "fetch failed", the reason in `cause`. */
 function fetchFailed(code: string, message: string): TypeError {
@@ -101,5 +102,14 @@ describe('nodeAnswerError', () => {
   it('clips a long message from the node', () => {
     const body = JSON.stringify({ error: { code: 'INVALID_INPUT', message: 'x'.repeat(10_000) } });
     assert.ok(nodeAnswerError(400, body, 'w').message.length < 600);
+  });
+});
+
+describe('printable', () => {
+  it('keeps newlines only when asked, indenting every later line', () => {
+    const text = 'bad\nverdict: ACCEPTED\u001b[2K\r';
+    assert.equal(printable(text), 'bad\\u000averdict: ACCEPTED\\u001b[2K\\u000d');
+    assert.equal(printable(text, { lines: true }), 'bad\n    verdict: ACCEPTED\\u001b[2K\\u000d');
+    assert.equal(printable('plain text, é, 日本'), 'plain text, é, 日本');
   });
 });
