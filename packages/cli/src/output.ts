@@ -33,6 +33,22 @@ export function printError(e: unknown): void {
   }
 }
 
+/** Codes that mean "could not run" (exit 2) rather than "refused or failed" (exit 1). */
+const CANNOT_RUN: ReadonlySet<string> = new Set([
+  'INVALID_INPUT',
+  'CONSTRAINT_SYNTAX',
+  'NETWORK',
+  'REQUEST_ID_REUSED',
+]);
+
+/**
+ * The exit code of a command that failed with `e`, the same in every command: 2 when it could
+ * not run (bad input, the node unreachable), 1 when it ran and was refused or failed.
+ */
+export function exitCodeOf(e: unknown): 1 | 2 {
+  return e instanceof CloisterError && CANNOT_RUN.has(e.code) ? 2 : 1;
+}
+
 /** The next step for a failure no named error describes (the registry's UNEXPECTED). */
 export const UNEXPECTED_HINT = ERROR_CODES.UNEXPECTED;
 

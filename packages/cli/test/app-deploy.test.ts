@@ -266,7 +266,7 @@ describe('cloister app deploy on a real node', () => {
     // A typo in --operator-key made a new key, signed with it, and met a 403 from the node.
     const typo = join(tmp, 'no-such', 'operator.pem');
     const r = await deployCli('demo2', '--node', url(), '--operator-key', typo);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2); // could not run: the same exit code as every command's bad input
     assert.match(r.err, /INVALID_INPUT.*no operator key at .*no-such.*the node was started with/);
     assert.ok(!existsSync(join(tmp, 'no-such')));
     // Nor at the default path of another home.
@@ -509,7 +509,7 @@ describe('cloister app deploy on a real node', () => {
     assert.doesNotMatch(ok.err, /signing for service/);
     // The same module again, as an upgrade: said so plainly (nothing signed, nothing sent).
     const same = await deployCli('svc-check', '--node', url(), '--upgrade');
-    assert.equal(same.code, 1);
+    assert.equal(same.code, 2);
     assert.match(same.err, /already runs this module \(code id [0-9a-f]{64}\): nothing to upgrade/);
   });
 });

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { basename, join, relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { InvalidInputError, isAppId } from '@cloister/core';
-import { line, printError, step } from '../output.js';
+import { exitCodeOf, line, printError, step } from '../output.js';
 import { installRoot } from '../paths.js';
 
 /** The entry file when asconfig.json names none. */
@@ -258,7 +258,7 @@ export async function appBuild(dirArg: string | undefined, o: AppBuildOptions): 
       return 1;
     }
     printError(e);
-    return 2;
+    return exitCodeOf(e);
   }
 }
 

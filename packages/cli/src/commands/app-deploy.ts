@@ -18,7 +18,7 @@ import {
   signDeployRequest,
 } from '@cloister/host';
 import { fetchNode, NetworkError, nodeAnswerError } from '../node-http.js';
-import { line, printError, step } from '../output.js';
+import { exitCodeOf, line, printError, step } from '../output.js';
 import { cloisterHome, installRoot } from '../paths.js';
 
 export const DEFAULT_NODE_URL = 'http://127.0.0.1:7410';
@@ -213,6 +213,6 @@ export async function appDeploy(file: string, o: AppDeployOptions): Promise<numb
     return 0;
   } catch (e) {
     printError(e);
-    return 1;
+    return exitCodeOf(e);
   }
 }

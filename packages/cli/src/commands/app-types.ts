@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InvalidInputError, isAppId } from '@cloister/core';
-import { printError } from '../output.js';
+import { exitCodeOf, printError } from '../output.js';
 import { type OutputKind, writeOutputFile } from '../output-file.js';
 import {
   type AppManifest,
@@ -178,6 +178,6 @@ export async function appTypes(dirArg: string | undefined, o: AppTypesOptions): 
     return 0;
   } catch (e) {
     printError(e);
-    return e instanceof InvalidInputError ? 2 : 1;
+    return exitCodeOf(e);
   }
 }

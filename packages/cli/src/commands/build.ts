@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InvalidInputError, sha256, toHex } from '@cloister/core';
 import { buildEnclave, measureBuild } from '@cloister/host';
-import { line, printError, step } from '../output.js';
+import { exitCodeOf, line, printError, step } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
 
 export interface BuildOptions {
@@ -56,7 +56,7 @@ export async function build(o: BuildOptions): Promise<number> {
     return 0;
   } catch (e) {
     printError(e);
-    return 1;
+    return exitCodeOf(e);
   }
 }
 
@@ -85,6 +85,6 @@ export async function measure(o: MeasureOptions): Promise<number> {
     return 0;
   } catch (e) {
     printError(e);
-    return 1;
+    return exitCodeOf(e);
   }
 }

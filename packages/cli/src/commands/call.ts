@@ -29,7 +29,7 @@ import {
   ReceiptError,
   toHex,
 } from '@cloister/core';
-import { line, printError } from '../output.js';
+import { exitCodeOf, line, printError } from '../output.js';
 import { checkOutputFile, RECEIPT_FILE, writeOutputFile } from '../output-file.js';
 import { cloisterHome } from '../paths.js';
 
@@ -48,14 +48,6 @@ export interface CallOptions {
    */
   readonly acceptService?: string;
 }
-
-/** Codes that mean "could not run" (exit 2) rather than "refused or failed" (exit 1). */
-const CANNOT_RUN: ReadonlySet<string> = new Set([
-  'INVALID_INPUT',
-  'CONSTRAINT_SYNTAX',
-  'NETWORK',
-  'REQUEST_ID_REUSED',
-]);
 
 /**
  * Offset of the first character that makes `s` invalid JSON (RFC 8259), or -1 when it is valid:
@@ -246,7 +238,7 @@ async function run(
         process.stderr.write(
           `  the transaction above is committed (${r.txid}); its receipt was not written: \`cloister receipt get ${url} ${r.txid}\` fetches it\n`,
         );
-        return e instanceof CloisterError && CANNOT_RUN.has(e.code) ? 2 : 1;
+        return exitCodeOf(e);
       }
     }
     print(client, app, method, r, receipt, o.json === true);
@@ -266,7 +258,7 @@ async function run(
         })}\n`,
       );
     }
-    return e instanceof CloisterError && CANNOT_RUN.has(e.code) ? 2 : 1;
+    return exitCodeOf(e);
   } finally {
     await client?.close();
   }

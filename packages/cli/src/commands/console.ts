@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { startConsole } from '@cloister/console';
 import { fetchNode } from '../node-http.js';
-import { printError } from '../output.js';
+import { exitCodeOf, printError } from '../output.js';
 import { DEFAULT_NODE_URL } from './app-deploy.js';
 
 export interface ConsoleCommandOptions {
@@ -41,7 +41,7 @@ export async function consoleCommand(
     });
   } catch (e) {
     printError(e);
-    return 1;
+    return exitCodeOf(e);
   }
   process.stdout.write(
     `console for ${url}: ${server.url}\n` +

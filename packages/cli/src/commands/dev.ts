@@ -31,7 +31,7 @@ import {
   toHex,
 } from '@cloister/core';
 import { createLogger, type RunningNode, readBuild, startNode } from '@cloister/host';
-import { formatDuration, printError, step } from '../output.js';
+import { exitCodeOf, formatDuration, printError, step } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
 import { AppCompileError, buildApp, formatDiagnostic, projectAppName } from './app-build.js';
 import { operatorKeyForStart } from './app-deploy.js';
@@ -231,7 +231,7 @@ export async function dev(dirArg: string | undefined, o: DevOptions): Promise<nu
   } catch (e) {
     printError(e);
     await cleanup().catch(printError);
-    return 1;
+    return exitCodeOf(e);
   }
 
   // One round at a time: a change during a round asks for one more round after it.
@@ -293,7 +293,7 @@ export async function dev(dirArg: string | undefined, o: DevOptions): Promise<nu
   } catch (e) {
     printError(e);
     await cleanup().catch(printError);
-    return 1;
+    return exitCodeOf(e);
   }
   schedule();
 

@@ -8,7 +8,7 @@
 
 import { toHex } from '@cloister/core';
 import { createLogger, rotateServiceSecret } from '@cloister/host';
-import { printError } from '../output.js';
+import { exitCodeOf, printError } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
 
 export interface RotateSecretOptions {
@@ -42,6 +42,6 @@ export async function rotateSecret(o: RotateSecretOptions): Promise<number> {
     return 0;
   } catch (e) {
     printError(e);
-    return 1;
+    return exitCodeOf(e);
   }
 }

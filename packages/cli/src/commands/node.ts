@@ -1,7 +1,7 @@
 /** `cloister node start`: runs one node until SIGINT or SIGTERM. */
 import { InvalidInputError } from '@cloister/core';
 import { createLogger, startNode } from '@cloister/host';
-import { printError, step } from '../output.js';
+import { exitCodeOf, printError, step } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
 import { operatorKeyForStart } from './app-deploy.js';
 
@@ -57,7 +57,7 @@ export async function nodeStart(o: NodeStartOptions): Promise<number> {
     );
   } catch (e) {
     printError(e);
-    return 1;
+    return exitCodeOf(e);
   }
   process.stderr.write(
     `Cloister node ${node.nodeId} listening on ${node.url} (simulation platform: NOT secure)\n` +

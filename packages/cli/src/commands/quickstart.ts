@@ -36,7 +36,7 @@ import {
   verifyEvidence,
 } from '@cloister/core';
 import { createLogger, type RunningNode, readBuild, startNode } from '@cloister/host';
-import { line, printError, step } from '../output.js';
+import { exitCodeOf, line, printError, step } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths, installRoot } from '../paths.js';
 import { AppCompileError, buildApp, formatDiagnostic, sdkDir } from './app-build.js';
 import { deployApp, operatorKeyForStart } from './app-deploy.js';
@@ -351,6 +351,6 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
       printError(e);
     }
     await stopAll().catch(printError);
-    return 1;
+    return e instanceof AppCompileError ? 1 : exitCodeOf(e);
   }
 }
