@@ -61,9 +61,59 @@ if (files.length === 0) {
   console.error('no test files selected');
   process.exit(1);
 }
-const r = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--conditions=source', '--test', '--test-reporter=spec', ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_OPTIONS: '' } },
+// A time limit per file (and per test): a file that hangs fails by name after it instead of
+// holding the whole run (and CI's 90 minutes). Rare hangs come from below us: Node 20's
+// module-loader hooks thread, which tsx's hooks run on, can deadlock (nodejs/node#50948 and
+// kin; seen once here in about twenty full runs, in a file that passes in 0.4 s). A file that
+// timed out, when nothing else failed, is run once more on its own and must pass then; the
+// output says so loudly. A real hang hangs again and fails.
+// (CLOISTER_TEST_FILE_TIMEOUT_MS overrides it: to try this path, or on a much slower machine.)
+const FILE_TIMEOUT_MS =
+  Number(process.env.CLOISTER_TEST_FILE_TIMEOUT_MS) || (slow ? 3_600_000 : 900_000);
+
+/** Runs `list` under the test runner, echoing its output; its exit status and output. */
+function runFiles(list) {
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--conditions=source',
+      '--test',
+      `--test-timeout=${FILE_TIMEOUT_MS}`,
+      '--test-reporter=spec',
+      ...list,
+    ],
+    {
+      cwd: root,
+      stdio: ['inherit', 'pipe', 'inherit'],
+      env: { ...process.env, NODE_OPTIONS: '' },
+      maxBuffer: 256 * 1024 * 1024,
+      encoding: 'utf8',
+    },
+  );
+  process.stdout.write(r.stdout ?? '');
+  return { status: r.status ?? 1, out: r.stdout ?? '' };
+}
+
+/** The files that timed out, as the spec reporter names them, when that is all that failed. */
+function onlyTimedOut(out) {
+  const failed = /^ℹ fail (\d+)$/m.exec(out);
+  if (failed === null || failed[1] !== '0') return [];
+  const timedOut = new Set();
+  for (const m of out.matchAll(
+    /^✖ (\S+\.test\.ts) \([\d.]+ms\)\n\s+'test timed out after \d+ms'/gm,
+  )) {
+    timedOut.add(relative(root, m[1]));
+  }
+  return [...timedOut];
+}
+
+const first = runFiles(files);
+if (first.status === 0) process.exit(0);
+const hung = onlyTimedOut(first.out);
+if (hung.length === 0) process.exit(first.status);
+console.error(
+  `\n!!! ${hung.length} test file(s) timed out after ${Math.round(FILE_TIMEOUT_MS / 1000)} s with no other failure: ${hung.join(', ')}\n!!! running them once more on their own (see scripts/test.mjs: a hang below the tests); they must pass now\n`,
 );
-process.exit(r.status ?? 1);
+process.exit(runFiles(hung).status);
