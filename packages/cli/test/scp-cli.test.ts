@@ -109,6 +109,12 @@ describe('cloister keys, call and query against a real node', () => {
     assert.equal(again.code, 2);
     assert.match(again.err, /already exists/);
     assert.deepEqual(readFileSync(me), before);
+    // A missing folder is named, not made (it was: a typo left the key where no one looks).
+    const typo = join(tmp, 'no-such-folder', 'k.pem');
+    const missing = await cli(['keys', 'new', typo]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.err, /INVALID_INPUT.*the folder .*no-such-folder does not exist/);
+    assert.equal(existsSync(join(tmp, 'no-such-folder')), false);
   });
 
   it('call: a transaction with notifications; --receipt writes a receipt that verifies', async () => {

@@ -4,9 +4,10 @@
  * overwrite a file: apps know a caller by an id derived from its key, so a lost key is a lost
  * identity. Exit codes: 0 created, 2 not created.
  */
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { createIdentityFile } from '@cloister/client/node';
-import { toHex } from '@cloister/core';
+import { InvalidInputError, toHex } from '@cloister/core';
 import { line, printError } from '../output.js';
 
 export interface KeysNewOptions {
@@ -17,6 +18,13 @@ export async function keysNew(file: string, o: KeysNewOptions = {}): Promise<num
   const path = resolve(file);
   let publicKey: Uint8Array;
   try {
+    // As every file the CLI writes (--receipt, receipt get -o): a missing folder is most often a
+    // typo, and making it would leave the key where no one looks for it.
+    if (!existsSync(dirname(path))) {
+      throw new InvalidInputError(
+        `${file}: the folder ${dirname(path)} does not exist; create it, or give another path`,
+      );
+    }
     publicKey = (await createIdentityFile(path)).publicKey;
   } catch (e) {
     printError(e);
