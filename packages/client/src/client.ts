@@ -265,6 +265,17 @@ export class Client {
       service: this.service.identity,
       ...(o.claims === undefined ? {} : { claims: o.claims }),
       ...(this.o.verifiers === undefined ? {} : { verifiers: this.o.verifiers }),
+    }).catch((e: unknown) => {
+      // The likeliest honest cause, said where it shows: a repeated request id answers the
+      // first attempt's result, whose entry commits to the first attempt's salt.
+      if (e instanceof ReceiptError && e.reason === 'claims') {
+        throw new ReceiptError(
+          'claims',
+          `${e.message.replace(/^receipt refused \(claims\): /, '')}; if this transaction repeated a request id (TransactResult.repeated), its entry commits to the first attempt's claims salt: give transact that salt (claimsSaltFor derives the same one every time, from the identity file in Node or the named identity in browsers)`,
+          { cause: e },
+        );
+      }
+      throw e;
     });
     if (verified.txid !== txid) {
       throw new ReceiptError(

@@ -6,7 +6,11 @@
  */
 export {
   type Claims,
+  CloisterError,
   type Constraint,
+  ERROR_CODES,
+  type ErrorCode,
+  isCloisterError,
   parseConstraint,
   ReceiptError,
   RollbackDetectedError,

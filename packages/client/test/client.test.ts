@@ -12,6 +12,7 @@ import {
   isCloisterError,
   MAX_FRAME,
   memorySignedRootStore,
+  ReceiptError,
   sha256,
   toHex,
   utf8,
@@ -481,6 +482,19 @@ for (const [label, crypto] of [
         assert.deepEqual(again.claims.codeId, CODE);
         const r = await c.receipt(again.txid, { wait: true, claims: again.claims });
         assert.equal(r.verified.txid, first.txid);
+        // Without the first salt the repeat's claims cannot match: refused, and the message says
+        // why (it read as forgery: "the claims do not match the entry").
+        const unsalted = await c.app('shop').transact('pay', { amount: 3 }, { requestId: 'up-1' });
+        assert.equal(unsalted.repeated, true);
+        await assert.rejects(
+          c.receipt(unsalted.txid, { wait: true, claims: unsalted.claims }),
+          (e: unknown) =>
+            e instanceof ReceiptError &&
+            e.reason === 'claims' &&
+            /^receipt refused \(claims\): the claims do not match the entry; if this transaction repeated a request id .*first attempt's claims salt/.test(
+              e.message,
+            ),
+        );
         await c.close();
         // A client whose constraint admits only the new code refuses the old code's answer.
         const strict = await open(n, { constraint: `${CONSTRAINT} APP:shop=${toHex(CODE2)}` });

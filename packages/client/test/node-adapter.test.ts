@@ -53,6 +53,18 @@ const refused = (pattern: RegExp) => (e: unknown) => {
   return true;
 };
 
+describe('the entry', () => {
+  it('exports the error base class and the registry a caller branches on', async () => {
+    // docs/scp.md §7: every failure is a CloisterError; `instanceof` needs the class exported.
+    const sdk = await import('../src/node.js');
+    const core = await import('@cloister/core');
+    assert.equal(sdk.CloisterError, core.CloisterError);
+    assert.equal(sdk.isCloisterError, core.isCloisterError);
+    assert.equal(sdk.ERROR_CODES, core.ERROR_CODES);
+    assert.ok(new sdk.NetworkError('x') instanceof sdk.CloisterError);
+  });
+});
+
 describe('identity files', () => {
   it('creates a 0600 PKCS#8 file, loads the same key, and signs verifiably', async () => {
     const file = join(tmp, 'keys', 'me.pem');
