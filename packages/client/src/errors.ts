@@ -89,8 +89,29 @@ export class ClientClosedError extends CloisterError {
   }
 }
 
+/**
+ * APP_ERROR: the app refused the call with `fail(code, message)` (docs/app-abi.md §13). The
+ * enclave words it `the app refused the call: <appCode>: <appMessage>`, the code being
+ * [A-Za-z0-9_.-] (no colon), so both parts are read back here for a caller to branch on.
+ */
+export class AppCallError extends NodeError {
+  readonly appCode: string;
+  readonly appMessage: string;
+  constructor(message: string, appCode: string, appMessage: string) {
+    super('APP_ERROR', message);
+    this.appCode = appCode;
+    this.appMessage = appMessage;
+  }
+}
+
+const APP_REFUSAL = /^the app refused the call: ([A-Za-z0-9_.-]{1,64}): ([\s\S]*)$/;
+
 /** A node error response as a CloisterError; a code outside the registry is a protocol fault. */
 export function nodeError(code: string, message: string): CloisterError {
+  if (code === 'APP_ERROR') {
+    const m = APP_REFUSAL.exec(message);
+    if (m !== null) return new AppCallError(message, m[1] as string, m[2] as string);
+  }
   if (Object.hasOwn(ERROR_CODES, code)) return new NodeError(code as ErrorCode, message);
   return new NodeError(
     'SCP_PROTOCOL',

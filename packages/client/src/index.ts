@@ -43,6 +43,7 @@ export {
 } from './client.js';
 export type { ReconnectOptions } from './connection.js';
 export {
+  AppCallError,
   ClientClosedError,
   HandshakeRefusedError,
   NetworkError,

@@ -63,6 +63,23 @@ describe('the entry', () => {
     assert.equal(sdk.ERROR_CODES, core.ERROR_CODES);
     assert.ok(new sdk.NetworkError('x') instanceof sdk.CloisterError);
   });
+
+  it("an app's refusal carries its own code and message (docs/app-abi.md §13)", async () => {
+    const { nodeError } = await import('../src/errors.js');
+    const sdk = await import('../src/node.js');
+    const e = nodeError(
+      'APP_ERROR',
+      'the app refused the call: insufficient_funds: have 3: need 5',
+    );
+    assert.ok(e instanceof sdk.AppCallError);
+    assert.equal(e.code, 'APP_ERROR');
+    assert.equal((e as InstanceType<typeof sdk.AppCallError>).appCode, 'insufficient_funds');
+    assert.equal((e as InstanceType<typeof sdk.AppCallError>).appMessage, 'have 3: need 5');
+    // Worded otherwise (an older node, a clipped code): still APP_ERROR, without the parts.
+    const other = nodeError('APP_ERROR', 'refused');
+    assert.equal(other.code, 'APP_ERROR');
+    assert.ok(!(other instanceof sdk.AppCallError));
+  });
 });
 
 describe('identity files', () => {
