@@ -175,13 +175,36 @@ export class Client {
 
   /** Connects and verifies (see connect). */
   static async connect(url: string, o: ConnectOptions): Promise<Client> {
+    if (typeof o !== 'object' || o === null) {
+      throw new InvalidInputError('connect needs options { constraint, identity }');
+    }
+    // Each option named on its own: a path where an identity goes surfaced as a CBOR error, and a
+    // hex string where acceptServiceChange takes bytes was ignored (the change stayed refused).
+    const id = o.identity as unknown as { publicKey?: unknown; sign?: unknown } | undefined;
+    if (typeof id !== 'object' || id === null || !(id.publicKey instanceof Uint8Array)) {
+      throw new InvalidInputError(
+        typeof id === 'string'
+          ? `identity is an Identity, not a path: load it first (loadIdentity(${JSON.stringify(id)}) in Node; browserIdentity(name) in browsers)`
+          : 'connect needs an identity: loadIdentity(path) or generateIdentity() in Node, browserIdentity(name) in browsers',
+      );
+    }
+    if (typeof id.sign !== 'function') {
+      throw new InvalidInputError('identity must have a sign() method (an Identity from this SDK)');
+    }
+    const accept = o.acceptServiceChange as unknown;
     if (
-      typeof o !== 'object' ||
-      o === null ||
-      o.identity === undefined ||
-      o.transport === undefined
+      accept !== undefined &&
+      typeof accept !== 'boolean' &&
+      !(accept instanceof Uint8Array && accept.length === 32)
     ) {
-      throw new InvalidInputError('connect needs options { constraint, identity, transport }');
+      throw new InvalidInputError(
+        `acceptServiceChange is true or the 32-byte service identity${typeof accept === 'string' ? ` (for the hex SERVICE_CHANGED shows: fromHex(${JSON.stringify(accept.slice(0, 64))}))` : ''}`,
+      );
+    }
+    if (o.transport === undefined) {
+      throw new InvalidInputError(
+        'connect from @cloister/client needs a transport: import connect from @cloister/client/node or @cloister/client/browser, which bring theirs',
+      );
     }
     const c = new Client(url, o);
     await c.connection.open();

@@ -99,6 +99,30 @@ function forgedAlertAfterRecord(n: FakeNode): Transport {
   });
 }
 
+describe('connect: options named by what is wrong with them', () => {
+  it('a path for an identity, a hex string for acceptServiceChange, no transport', async () => {
+    const n = node();
+    const refused = (o: unknown, re: RegExp) =>
+      assert.rejects(
+        connect(URL, o as ConnectOptions),
+        (e: unknown) => isCloisterError(e, 'INVALID_INPUT') && re.test((e as Error).message),
+      );
+    // These reached the handshake (a CBOR encoding error) or were ignored (the change refused).
+    await refused(
+      { constraint: CONSTRAINT, identity: 'me.pem', transport: n.transport },
+      /not a path: load it first \(loadIdentity\("me\.pem"\)/,
+    );
+    await refused({ constraint: CONSTRAINT, transport: n.transport }, /needs an identity/);
+    const identity = await generateIdentity();
+    await refused(
+      { constraint: CONSTRAINT, identity, transport: n.transport, acceptServiceChange: 'ab12' },
+      /acceptServiceChange is true or the 32-byte service identity \(for the hex .*fromHex\("ab12"\)/,
+    );
+    await refused({ constraint: CONSTRAINT, identity }, /needs a transport: import connect from/);
+    assert.equal(n.connections, 0, 'nothing was sent');
+  });
+});
+
 // Every test runs twice: on "."'s WebCrypto (asynchronous records) and on the "./node" entry's
 // node:crypto, whose sessions seal and open synchronously (sealSync/openSync, another code path
 // in connection.ts).
