@@ -103,7 +103,7 @@ function lockedError(
     return new DirectoryLockedError(
       what,
       dir,
-      `The data directory ${dir} is locked by another running node (lock ${lockfilePath}). Stop that node or start this one with another --data.`,
+      `The data directory ${dir} is locked by another running node (lock ${lockfilePath}). Stop that node or start this one with another --data; if that node was killed (no clean stop), its lock is taken over ${DEFAULT_STALE_MS / 1000} s after it last refreshed it: start again then.`,
     );
   }
   return new DirectoryLockedError(
