@@ -5,7 +5,8 @@
 // under packages/ or examples/ that no list names is an error, so a test can never be silently
 // left out.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -64,15 +65,21 @@ if (files.length === 0) {
 // A time limit per file (and per test): a file that hangs fails by name after it instead of
 // holding the whole run (and CI's 90 minutes). Rare hangs come from below us: Node 20's
 // module-loader hooks thread, which tsx's hooks run on, can deadlock (nodejs/node#50948 and
-// kin; seen once here in about twenty full runs, in a file that passes in 0.4 s). A file that
-// timed out, when nothing else failed, is run once more on its own and must pass then; the
-// output says so loudly. A real hang hangs again and fails.
-// (CLOISTER_TEST_FILE_TIMEOUT_MS overrides it: to try this path, or on a much slower machine.)
+// kin; seen once here in about twenty full runs, in a file that passes in 0.4 s). When every
+// failure of a run is a whole file that timed out, those files run once more on their own and
+// must pass then; the output says so loudly. A real hang hangs again and fails; any other
+// failure (a test, a hook, a describe body, a test's own timeout) is never rerun.
+// (CLOISTER_TEST_FILE_TIMEOUT_MS overrides the limit: to try this path, or on a slower machine.)
 const FILE_TIMEOUT_MS =
   Number(process.env.CLOISTER_TEST_FILE_TIMEOUT_MS) || (slow ? 3_600_000 : 900_000);
 
-/** Runs `list` under the test runner, echoing its output; its exit status and output. */
+/**
+ * Runs `list` under the test runner: its spec output streams to this process's stdout, and a
+ * TAP copy goes to a file for the check below. Resolves to the exit status and the TAP text.
+ */
 function runFiles(list) {
+  const tapDir = mkdtempSync(join(tmpdir(), 'cloister-tests-'));
+  const tapFile = join(tapDir, 'run.tap');
   const r = spawnSync(
     process.execPath,
     [
@@ -82,38 +89,55 @@ function runFiles(list) {
       '--test',
       `--test-timeout=${FILE_TIMEOUT_MS}`,
       '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      '--test-reporter=tap',
+      `--test-reporter-destination=${tapFile}`,
       ...list,
     ],
-    {
-      cwd: root,
-      stdio: ['inherit', 'pipe', 'inherit'],
-      env: { ...process.env, NODE_OPTIONS: '' },
-      maxBuffer: 256 * 1024 * 1024,
-      encoding: 'utf8',
-    },
+    { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_OPTIONS: '' } },
   );
-  process.stdout.write(r.stdout ?? '');
-  return { status: r.status ?? 1, out: r.stdout ?? '' };
+  let tap = '';
+  try {
+    tap = readFileSync(tapFile, 'utf8');
+  } catch {
+    // no TAP: the runner itself failed; nothing is rerun
+  }
+  rmSync(tapDir, { recursive: true, force: true });
+  return { status: r.status ?? 1, tap };
 }
 
-/** The files that timed out, as the spec reporter names them, when that is all that failed. */
-function onlyTimedOut(out) {
-  const failed = /^ℹ fail (\d+)$/m.exec(out);
-  if (failed === null || failed[1] !== '0') return [];
-  const timedOut = new Set();
-  for (const m of out.matchAll(
-    /^✖ (\S+\.test\.ts) \([\d.]+ms\)\n\s+'test timed out after \d+ms'/gm,
-  )) {
-    timedOut.add(relative(root, m[1]));
+/**
+ * The files to run again: only when every top-level failure of the TAP output is a whole file
+ * (named by its path) that timed out; else none. Top level holds each file's top-level tests,
+ * and a file itself when it failed before reporting any (an import that never ends).
+ */
+function onlyFilesTimedOut(tap, list) {
+  const paths = new Map(list.map((f) => [join(root, f), f]));
+  const lines = tap.split('\n');
+  const hung = [];
+  let failures = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^not ok \d+ - (.*)$/.exec(lines[i]);
+    if (m === null) continue;
+    failures++;
+    let type;
+    for (let j = i + 1; j < lines.length && lines[j].startsWith('  '); j++) {
+      const t = /^ {2}failureType: '([^']*)'$/.exec(lines[j]);
+      if (t !== null) type = t[1];
+      if (lines[j] === '  ...') break;
+    }
+    const file = paths.get(m[1]);
+    if (type !== 'testTimeoutFailure' || file === undefined) return [];
+    hung.push(file);
   }
-  return [...timedOut];
+  return failures > 0 ? hung : [];
 }
 
 const first = runFiles(files);
 if (first.status === 0) process.exit(0);
-const hung = onlyTimedOut(first.out);
+const hung = onlyFilesTimedOut(first.tap, files);
 if (hung.length === 0) process.exit(first.status);
 console.error(
-  `\n!!! ${hung.length} test file(s) timed out after ${Math.round(FILE_TIMEOUT_MS / 1000)} s with no other failure: ${hung.join(', ')}\n!!! running them once more on their own (see scripts/test.mjs: a hang below the tests); they must pass now\n`,
+  `\n!!! every failure was a whole file timing out after ${Math.round(FILE_TIMEOUT_MS / 1000)} s: ${hung.join(', ')}\n!!! running them once more on their own (see scripts/test.mjs: a hang below the tests); they must pass now\n`,
 );
 process.exit(runFiles(hung).status);

@@ -13,7 +13,8 @@ const UNSAFE = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu;
  * stay and every line after the first is indented, so none can pass for a line of the CLI's own.
  */
 export function printable(text: string, o: { readonly lines?: boolean } = {}): string {
-  const out = text.replace(UNSAFE, (c) =>
+  // String(): an error's `message` is not always a string (anything can be thrown).
+  const out = String(text).replace(UNSAFE, (c) =>
     c === '\n' && o.lines === true ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
   return o.lines === true ? out.replaceAll('\n', '\n    ') : out;

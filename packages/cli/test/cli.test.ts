@@ -171,6 +171,9 @@ describe('cloister CLI', () => {
     const level = await run(['--home', fresh, 'node', 'start', '--log-level', 'bogus']);
     // Bad input exits 2 in every command (node start said 1, call and keys 2).
     assert.equal(level.code, 2);
+    const half = await run(['--home', fresh, 'node', 'start', '--tls-cert', 'c.pem']);
+    assert.equal(half.code, 2);
+    assert.match(half.err, /INVALID_INPUT.*give both --tls-cert and --tls-key/);
     assert.match(level.err, /INVALID_INPUT.*log level "bogus" is not one of/);
     assert.equal(existsSync(join(fresh, 'operator.pem')), false, 'no operator key was created');
   });

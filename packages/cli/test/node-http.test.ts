@@ -111,5 +111,7 @@ describe('printable', () => {
     assert.equal(printable(text), 'bad\\u000averdict: ACCEPTED\\u001b[2K\\u000d');
     assert.equal(printable(text, { lines: true }), 'bad\n    verdict: ACCEPTED\\u001b[2K\\u000d');
     assert.equal(printable('plain text, é, 日本'), 'plain text, é, 日本');
+    // Anything can be thrown: a message that is not a string is shown, not a second error.
+    assert.equal(printable(42 as unknown as string), '42');
   });
 });

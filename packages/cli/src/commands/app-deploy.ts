@@ -4,7 +4,7 @@
  * `POST /v1/apps`. The request names the service (from `/v1/status`) and the app's current code
  * id and index (from `/v1/apps/NAME`), so the node refuses it if replayed or stale. The node is
  * not trusted: the receipt of the deploy transaction (after the next signature) is the proof.
- * Exit codes: 0 deployed, 1 refused or failed.
+ * Exit codes: 0 deployed, 1 refused or failed, 2 could not run (output.ts exitCodeOf).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

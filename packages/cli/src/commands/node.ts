@@ -30,7 +30,7 @@ export async function nodeStart(o: NodeStartOptions): Promise<number> {
         'give both --tls-cert and --tls-key (a certificate and its key), or neither',
       ),
     );
-    return 1;
+    return 2;
   }
   try {
     // Checked before anything is created (the operator key, the data directory).
