@@ -496,7 +496,7 @@ describe('cloister app deploy on a real node', () => {
     assert.notEqual(r.code, 0);
     assert.match(
       r.err,
-      /SERVICE_CHANGED.*reports service [0-9a-f]{64}, not (ab){32}: nothing was signed/,
+      /CONSTRAINT_MISMATCH.*reports service [0-9a-f]{64}, not (ab){32}: nothing was signed/,
     );
     // Nothing was deployed.
     assert.deepEqual((await (await fetch(`${url()}/v1/apps/svc-check`)).json()) as unknown, before);

@@ -126,8 +126,10 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
         ? fromHex(o.service.trim().toLowerCase(), '--service')
         : o.service;
     if (!bytesEqual(expected, service)) {
+      // CONSTRAINT_MISMATCH, as an SVC: clause that does not match (SERVICE_CHANGED's next step
+      // is about a client's pin, which a deploy has none of).
       throw new CloisterError(
-        'SERVICE_CHANGED',
+        'CONSTRAINT_MISMATCH',
         `${base.origin} reports service ${toHex(service)}, not ${toHex(expected)}: nothing was signed; check the node's URL (\`cloister attest\`) or the --service you gave`,
       );
     }
