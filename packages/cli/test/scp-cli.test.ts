@@ -113,8 +113,16 @@ describe('cloister keys, call and query against a real node', () => {
     const typo = join(tmp, 'no-such-folder', 'k.pem');
     const missing = await cli(['keys', 'new', typo]);
     assert.equal(missing.code, 2);
-    assert.match(missing.err, /INVALID_INPUT.*the folder .*no-such-folder does not exist/);
+    assert.match(
+      missing.err,
+      /INVALID_INPUT.*no-such-folder does not exist; give a path in an existing folder/,
+    );
     assert.equal(existsSync(join(tmp, 'no-such-folder')), false);
+    const file = join(tmp, 'a-file');
+    writeFileSync(file, 'x');
+    const under = await cli(['keys', 'new', join(file, 'k.pem')]);
+    assert.equal(under.code, 2);
+    assert.match(under.err, /INVALID_INPUT.*a-file is a file, not a folder/);
   });
 
   it('call: a transaction with notifications; --receipt writes a receipt that verifies', async () => {

@@ -10,7 +10,9 @@ import {
   type Claims,
   type Constraint,
   checkSignedRoot,
+  decodeReceipt,
   exclusive,
+  formatTxid,
   InvalidInputError,
   isCloisterError,
   type PlatformVerifier,
@@ -283,6 +285,15 @@ export class Client {
   async receipt(txid: string, o: ReceiptOptions = {}): Promise<ReceiptResult> {
     parseTxid(txid);
     const bytes = await this.fetchReceipt(txid, o);
+    // Which transaction the node sent, before anything else: a receipt of another one would
+    // otherwise fail on its claims and read as the honest salt mix-up described below.
+    const entry = decodeReceipt(bytes).entry;
+    if (formatTxid(entry.term, entry.index) !== txid) {
+      throw new ReceiptError(
+        'format',
+        `the node sent the receipt of ${formatTxid(entry.term, entry.index)}, not ${txid}`,
+      );
+    }
     const verified = await verifyReceipt(bytes, {
       constraint: this.constraint,
       service: this.service.identity,
@@ -300,12 +311,6 @@ export class Client {
       }
       throw e;
     });
-    if (verified.txid !== txid) {
-      throw new ReceiptError(
-        'format',
-        `the node sent the receipt of ${verified.txid}, not ${txid}`,
-      );
-    }
     // The proof between the receipt's root and the one stored, either way round (an earlier
     // transaction's receipt is signed at an earlier size), fetched inside the check, which starts
     // over if another process or tab sharing the state stored another root meanwhile (core's

@@ -114,6 +114,8 @@ export function connect(
   url: string,
   options: Omit<ConnectOptions, 'transport'> & { readonly transport?: Transport },
 ): Promise<Client> {
+  // connectWith names what is missing; without options it has nothing to spread.
+  if (typeof options !== 'object' || options === null) return connectWith(url, options);
   return connectWith(url, {
     ...options,
     transport: options.transport ?? wsTransport(),

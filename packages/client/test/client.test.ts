@@ -489,6 +489,24 @@ for (const [label, crypto] of [
       });
     });
 
+    describe("a node answering with another transaction's receipt", () => {
+      it('is named as such, before its claims are checked (not as a salt mix-up)', async () => {
+        const n = node();
+        const c = await open(n);
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        const t2 = await c.app('shop').transact('pay', { amount: 2 });
+        n.receiptOf = Number(t1.txid.split('.')[1]);
+        await assert.rejects(
+          c.receipt(t2.txid, { wait: true, claims: t2.claims }),
+          (e: unknown) =>
+            e instanceof ReceiptError &&
+            e.reason === 'format' &&
+            e.message.includes(`the node sent the receipt of ${t1.txid}, not ${t2.txid}`),
+        );
+        await c.close();
+      });
+    });
+
     describe('a repeat across an app upgrade', () => {
       it('answers the first outcome with its code id; its claims check; refused if the constraint does not admit it', async () => {
         const n = node();

@@ -59,6 +59,8 @@ export class FakeNode {
   stallConsistency = false;
   /** Answer RECEIPT_NOT_READY this many times before signing the log. */
   signAfterPolls = 0;
+  /** Answer a receipt request with the receipt of this other entry index (a lying node). */
+  receiptOf: number | undefined;
   /** Sign app.info with a flipped bit (a node lying about the code it runs). */
   badInfoSignature = false;
   /** Refuse new connections (the transport rejects) while true. */
@@ -210,7 +212,7 @@ export class FakeNode {
           if (this.signAfterPolls-- > 0) return err('RECEIPT_NOT_READY', 'not signed yet');
           this.kit.sign();
         }
-        return ok({ receipt: this.kit.receipt(index) });
+        return ok({ receipt: this.kit.receipt(this.receiptOf ?? index) });
       }
       case 'consistency': {
         if (this.failConsistency > 0) {

@@ -62,6 +62,11 @@ describe('the entry', () => {
     assert.equal(sdk.isCloisterError, core.isCloisterError);
     assert.equal(sdk.ERROR_CODES, core.ERROR_CODES);
     assert.ok(new sdk.NetworkError('x') instanceof sdk.CloisterError);
+    // No options at all: named (it was a TypeError reading `transport` of undefined).
+    await assert.rejects(sdk.connect('http://127.0.0.1:1', undefined as never), {
+      code: 'INVALID_INPUT',
+      message: 'connect needs options { constraint, identity }',
+    });
   });
 
   it("an app's refusal carries its own code and message (docs/app-abi.md §13)", async () => {

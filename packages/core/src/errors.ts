@@ -22,7 +22,7 @@ export const ERROR_CODES = {
     'The evidence does not bind the node identity key you were given. Do not trust this node.',
   CONSTRAINT_SYNTAX: 'Fix the constraint clause named in the message; see docs/constraints.md.',
   CONSTRAINT_MISMATCH:
-    'The node does not satisfy your constraint. Check the clause named in the message: C:, S: and SVN: against `cloister measure` of the source you reviewed, SIM: and SVC: against what the operator gave you.',
+    'The node does not satisfy your constraint. Check the clause named in the message: C: and SVN: against `cloister measure` of the source you reviewed, S: and PROD: against the signer you trust (`cloister build` prints them), SIM: and SVC: against what the operator gave you.',
   // Platform, manifest, sealing
   MANIFEST_INVALID:
     'Rebuild the enclave with `cloister build`; the manifest does not match the bundle.',

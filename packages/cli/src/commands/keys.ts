@@ -4,7 +4,7 @@
  * overwrite a file: apps know a caller by an id derived from its key, so a lost key is a lost
  * identity. Exit codes: 0 created, 2 not created.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createIdentityFile } from '@cloister/client/node';
 import { InvalidInputError, toHex } from '@cloister/core';
@@ -20,9 +20,10 @@ export async function keysNew(file: string, o: KeysNewOptions = {}): Promise<num
   try {
     // As every file the CLI writes (--receipt, receipt get -o): a missing folder is most often a
     // typo, and making it would leave the key where no one looks for it.
-    if (!existsSync(dirname(path))) {
+    const folder = dirname(path);
+    if (!existsSync(folder) || !statSync(folder).isDirectory()) {
       throw new InvalidInputError(
-        `${file}: the folder ${dirname(path)} does not exist; create it, or give another path`,
+        `${file}: ${folder} ${existsSync(folder) ? 'is a file, not a folder' : 'does not exist'}; give a path in an existing folder`,
       );
     }
     publicKey = (await createIdentityFile(path)).publicKey;
