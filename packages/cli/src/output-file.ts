@@ -20,18 +20,24 @@ export interface OutputKind {
 const MAX_EXISTING_BYTES = 8 * 1024 * 1024;
 
 /**
+ * What is wrong with the folder a new file at `file` (absolute) would go in, or undefined when it
+ * is a folder: the CLI never makes one (a missing folder is most often a typo).
+ */
+export function folderProblem(
+  file: string,
+): 'does not exist' | 'is a file, not a folder' | undefined {
+  const dir = statSync(dirname(file), { throwIfNoEntry: false });
+  if (dir === undefined) return 'does not exist';
+  return dir.isDirectory() ? undefined : 'is a file, not a folder';
+}
+
+/**
  * Checks that `path` can take the output: its folder exists, and it is absent or holds `kind`
  * already. Returns the absolute path. InvalidInputError naming the path and what to do otherwise.
  */
 export function checkOutputFile(path: string, kind: OutputKind, option: string): string {
   const file = resolve(path);
-  let dir: ReturnType<typeof statSync> | undefined;
-  try {
-    dir = statSync(dirname(file));
-  } catch {
-    dir = undefined;
-  }
-  if (!dir?.isDirectory()) {
+  if (folderProblem(file) !== undefined) {
     throw new InvalidInputError(
       `${option} ${file}: the folder ${dirname(file)} does not exist; create it, or give another path`,
     );

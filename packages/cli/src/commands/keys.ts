@@ -4,11 +4,11 @@
  * overwrite a file: apps know a caller by an id derived from its key, so a lost key is a lost
  * identity. Exit codes: 0 created, 2 not created.
  */
-import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createIdentityFile } from '@cloister/client/node';
 import { InvalidInputError, toHex } from '@cloister/core';
 import { line, printError } from '../output.js';
+import { folderProblem } from '../output-file.js';
 
 export interface KeysNewOptions {
   readonly json?: boolean;
@@ -20,10 +20,10 @@ export async function keysNew(file: string, o: KeysNewOptions = {}): Promise<num
   try {
     // As every file the CLI writes (--receipt, receipt get -o): a missing folder is most often a
     // typo, and making it would leave the key where no one looks for it.
-    const folder = dirname(path);
-    if (!existsSync(folder) || !statSync(folder).isDirectory()) {
+    const problem = folderProblem(path);
+    if (problem !== undefined) {
       throw new InvalidInputError(
-        `${file}: ${folder} ${existsSync(folder) ? 'is a file, not a folder' : 'does not exist'}; give a path in an existing folder`,
+        `${file}: ${dirname(path)} ${problem}; give a path in an existing folder`,
       );
     }
     publicKey = (await createIdentityFile(path)).publicKey;
