@@ -69,11 +69,6 @@ export function operatorKeyForStart(home?: string, flag?: string): OperatorKey {
   );
 }
 
-function ask(url: URL, init: RequestInit & { timeoutMs: number }): Promise<Response> {
-  const { timeoutMs, ...rest } = init;
-  return fetchNode(url, timeoutMs, rest);
-}
-
 /** The JSON body of a node's answer; NETWORK naming the URL when it is not JSON (not a node). */
 async function jsonOf<T>(res: Response): Promise<T> {
   try {
@@ -115,7 +110,7 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
       : `give the operator key the node was started with, or leave --operator-key out to use ${operatorKeyPath(o.home)}`,
   );
 
-  const st = await ask(new URL('/v1/status', base), { timeoutMs });
+  const st = await fetchNode(new URL('/v1/status', base), timeoutMs);
   if (!st.ok) throw await nodeError(st);
   const service = fromHex(
     String((await jsonOf<{ serviceIdentity?: unknown }>(st)).serviceIdentity),
@@ -139,7 +134,7 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
     );
   }
 
-  const cur = await ask(new URL(`/v1/apps/${encodeURIComponent(o.name)}`, base), { timeoutMs });
+  const cur = await fetchNode(new URL(`/v1/apps/${encodeURIComponent(o.name)}`, base), timeoutMs);
   let prev: Uint8Array = new Uint8Array(0);
   let prevIndex = 0;
   if (cur.ok) {
@@ -165,11 +160,10 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
     prevIndex,
     service,
   });
-  const res = await ask(new URL('/v1/apps', base), {
+  const res = await fetchNode(new URL('/v1/apps', base), timeoutMs, {
     method: 'POST',
     headers: { 'content-type': 'application/cbor' },
     body: encodeDeployBody(signed.request, module),
-    timeoutMs,
   });
   if (res.status !== 201) throw await nodeError(res);
   const r = await jsonOf<{
