@@ -329,6 +329,24 @@ export function formatConstraint(c: Constraint): string {
   return text;
 }
 
+/**
+ * The clauses of `c` that evidence cannot show, canonical, in formatConstraint's order: each APP:
+ * (a code id comes from the node's signed app.info over SCP), then SVC: unless the caller checked
+ * it itself (`serviceChecked`: against a receipt's or a log's service key). What a tool that
+ * checks less than a client names as not checked.
+ */
+export function clausesBeyondEvidence(
+  c: Constraint,
+  o: { readonly serviceChecked: boolean },
+): string[] {
+  const out: string[] = [];
+  for (const app of [...(c.apps?.keys() ?? [])].sort()) {
+    for (const id of sortedHex(c.apps?.get(app) ?? [])) out.push(`APP:${app}=${id}`);
+  }
+  if (!o.serviceChecked && c.service !== undefined) out.push(`SVC:${toHex(c.service)}`);
+  return out;
+}
+
 function includes(list: readonly Uint8Array[], b: Uint8Array): boolean {
   return list.some((x) => bytesEqual(x, b));
 }

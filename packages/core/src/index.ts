@@ -32,6 +32,7 @@ export {
   AppCodeMismatchError,
   checkAppClause,
   checkServiceClause,
+  clausesBeyondEvidence,
   formatConstraint,
   isAppId,
   MAX_CONSTRAINT_LENGTH,

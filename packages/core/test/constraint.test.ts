@@ -11,6 +11,7 @@ import {
   AppCodeMismatchError,
   checkAppClause,
   checkServiceClause,
+  clausesBeyondEvidence,
   formatConstraint,
   matchConstraint,
   parseConstraint,
@@ -298,4 +299,20 @@ describe('APP: and SVC: clauses (checked by SCP, not by matchConstraint)', () =>
       /APP:/,
     );
   });
+});
+
+test('clausesBeyondEvidence: APP: clauses in canonical order, then SVC: unless checked', () => {
+  const a = 'aa'.repeat(32);
+  const b = 'bb'.repeat(32);
+  const s = 'cc'.repeat(32);
+  const c = parseConstraint(`C:${'11'.repeat(32)} APP:zed=${b} APP:abc=${b} APP:abc=${a} SVC:${s}`);
+  assert.deepEqual(clausesBeyondEvidence(c, { serviceChecked: false }), [
+    `APP:abc=${a}`,
+    `APP:abc=${b}`,
+    `APP:zed=${b}`,
+    `SVC:${s}`,
+  ]);
+  assert.equal(clausesBeyondEvidence(c, { serviceChecked: true }).length, 3);
+  const plain = parseConstraint(`C:${'11'.repeat(32)}`);
+  assert.deepEqual(clausesBeyondEvidence(plain, { serviceChecked: false }), []);
 });

@@ -6,6 +6,7 @@
 import {
   CloisterError,
   type Constraint,
+  clausesBeyondEvidence,
   decodeEvidencePayload,
   decodeSign1,
   formatConstraint,
@@ -71,17 +72,6 @@ function evidenceClauses(c: Constraint): Constraint {
   return rest;
 }
 
-/**
- * The clauses of `c` that evidence cannot show, canonical: every APP: (a code id comes from the
- * node's signed app.info over SCP), and SVC: unless `service` says the caller checked it.
- */
-export function clausesBeyondEvidence(c: Constraint, o: { service: boolean }): string[] {
-  const out: string[] = [];
-  for (const [app, ids] of c.apps ?? []) for (const id of ids) out.push(`APP:${app}=${toHex(id)}`);
-  if (!o.service && c.service !== undefined) out.push(`SVC:${toHex(c.service)}`);
-  return out;
-}
-
 function describeUnverified(evidence: Uint8Array): string {
   try {
     const c = decodeEvidencePayload(decodeSign1(evidence).payload);
@@ -120,7 +110,7 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
       identityPublicKey: fetched.identityPublicKey,
       constraint,
     });
-    const unchecked = clausesBeyondEvidence(constraint, { service: false });
+    const unchecked = clausesBeyondEvidence(constraint, { serviceChecked: false });
     if (opts.json) {
       process.stdout.write(
         `${JSON.stringify({

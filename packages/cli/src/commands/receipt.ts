@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import {
   CloisterError,
   type Constraint,
+  clausesBeyondEvidence,
   decodeReceipt,
   fromHex,
   InvalidInputError,
@@ -21,7 +22,6 @@ import {
 import { fetchNode, nodeAnswerError } from '../node-http.js';
 import { printError } from '../output.js';
 import { RECEIPT_FILE, writeOutputFile } from '../output-file.js';
-import { clausesBeyondEvidence } from './attest.js';
 
 export interface ReceiptGetOptions {
   readonly out?: string;
@@ -144,7 +144,7 @@ export async function receiptVerify(file: string, o: ReceiptVerifyOptions): Prom
   }
   try {
     const v = await verifyReceipt(bytes, { constraint: parsed, ...(service ? { service } : {}) });
-    const unchecked = clausesBeyondEvidence(parsed, { service: true });
+    const unchecked = clausesBeyondEvidence(parsed, { serviceChecked: true });
     json({
       verdict: 'accepted',
       file: resolve(file),

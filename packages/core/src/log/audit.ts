@@ -26,7 +26,7 @@
  *   fork of the one the trusted root came from (a root does not tell which entry differs).
  */
 import { bytesEqual, constantTimeEqual, toHex } from '../bytes.js';
-import { type Constraint, parseConstraint } from '../constraint.js';
+import { type Constraint, clausesBeyondEvidence, parseConstraint } from '../constraint.js';
 import { decodeSign1, sign1ToBeSigned, verifyEs256 } from '../cose.js';
 import { CloisterError, EncodingError, InvalidInputError } from '../errors.js';
 import { decodeEvidencePayload } from '../evidence.js';
@@ -212,9 +212,7 @@ async function checkGenesis(
       ? `entry 1: genesis evidence binds the node key and satisfies the constraint${constraint.service === undefined ? '' : ', its SVC: clause included'}: ${what}`
       : `entry 1: genesis evidence binds the node key (signature, nonce, key binding): ${what}; NOT checked against a constraint (none given)`,
   );
-  const apps = [...(constraint.apps ?? [])].flatMap(([app, ids]) =>
-    ids.map((id) => `APP:${app}=${toHex(id)}`),
-  );
+  const apps = clausesBeyondEvidence(constraint, { serviceChecked: true });
   if (constrained && apps.length > 0) {
     checked.push(
       `NOT checked: ${apps.join(' ')} (a log shows no app's code id in the clear; a client checks APP: clauses when it calls)`,
