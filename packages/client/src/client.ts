@@ -285,24 +285,22 @@ export class Client {
   async receipt(txid: string, o: ReceiptOptions = {}): Promise<ReceiptResult> {
     parseTxid(txid);
     const bytes = await this.fetchReceipt(txid, o);
-    // Which transaction the node sent, before anything else: a receipt of another one would
-    // otherwise fail on its claims and read as the honest salt mix-up described below.
-    const entry = decodeReceipt(bytes).entry;
-    if (formatTxid(entry.term, entry.index) !== txid) {
-      throw new ReceiptError(
-        'format',
-        `the node sent the receipt of ${formatTxid(entry.term, entry.index)}, not ${txid}`,
-      );
-    }
+    const otherTxid = (sent: string) =>
+      new ReceiptError('format', `the node sent the receipt of ${sent}, not ${txid}`);
     const verified = await verifyReceipt(bytes, {
       constraint: this.constraint,
       service: this.service.identity,
       ...(o.claims === undefined ? {} : { claims: o.claims }),
       ...(this.o.verifiers === undefined ? {} : { verifiers: this.o.verifiers }),
     }).catch((e: unknown) => {
-      // The likeliest honest cause, said where it shows: a repeated request id answers the
-      // first attempt's result, whose entry commits to the first attempt's salt.
       if (e instanceof ReceiptError && e.reason === 'claims') {
+        // Claims are checked last: every other step passed, so the entry decodes. A receipt of
+        // another transaction is named as such, not as the honest salt mix-up below.
+        const { entry } = decodeReceipt(bytes);
+        const sent = formatTxid(entry.term, entry.index);
+        if (sent !== txid) throw otherTxid(sent);
+        // The likeliest honest cause, said where it shows: a repeated request id answers the
+        // first attempt's result, whose entry commits to the first attempt's salt.
         throw new ReceiptError(
           'claims',
           `${e.message.replace(/^receipt refused \(claims\): /, '')}; if this transaction repeated a request id (TransactResult.repeated), its entry commits to the first attempt's claims salt: give transact that salt (claimsSaltFor derives the same one every time, from the identity file in Node or the named identity in browsers)`,
@@ -311,6 +309,7 @@ export class Client {
       }
       throw e;
     });
+    if (verified.txid !== txid) throw otherTxid(verified.txid);
     // The proof between the receipt's root and the one stored, either way round (an earlier
     // transaction's receipt is signed at an earlier size), fetched inside the check, which starts
     // over if another process or tab sharing the state stored another root meanwhile (core's
