@@ -17,6 +17,16 @@ import { tempDir, testBuild } from './helpers.js';
 
 const silent = createLogger({ level: 'silent' });
 
+/** A logger at `level` whose lines are kept in `lines`, to assert on what a start logged. */
+function capturingLogger(level: string) {
+  const lines: string[] = [];
+  const destination = { write: (line: string) => lines.push(line) > 0 };
+  return {
+    lines,
+    logger: createLogger({ level, destination: destination as unknown as NodeJS.WritableStream }),
+  };
+}
+
 function get(url: string, opts: { method?: string; body?: string } = {}) {
   return new Promise<{ status: number; body: string; type: string }>((resolve, reject) => {
     const headers =
@@ -244,13 +254,7 @@ describe('node', () => {
   it('names a port in use, before it creates a service or starts an enclave', async () => {
     const port = Number(new URL(node.url).port);
     const dataDir = join(tempDir(), 'd');
-    const lines: string[] = [];
-    const logger = createLogger({
-      level: 'trace',
-      destination: {
-        write: (line: string) => lines.push(line) > 0,
-      } as unknown as NodeJS.WritableStream,
-    });
+    const { logger, lines } = capturingLogger('trace');
     await assert.rejects(startNode({ dataDir, platformDir, enclaveDir, port, logger }), {
       code: 'PORT_IN_USE',
     });
@@ -316,13 +320,7 @@ describe('node', () => {
       operatorPublicKey: key(generateP256()),
     });
     await first.close();
-    const lines: string[] = [];
-    const logger = createLogger({
-      level: 'info',
-      destination: {
-        write: (line: string) => lines.push(line) > 0,
-      } as unknown as NodeJS.WritableStream,
-    });
+    const { logger, lines } = capturingLogger('info');
     await assert.rejects(
       startNode({
         dataDir,
