@@ -158,6 +158,26 @@ export function decodeSign1(bytes: Uint8Array): DecodedSign1 {
   return { protectedBytes, protectedHeader, unprotected, payload, signature };
 }
 
+/**
+ * decodeSign1, then the one form Cloister produces (docs/evidence.md §2): the protected header
+ * exactly a1 01 26 ({1: -7}) and an empty unprotected header. Every COSE_Sign1 a Cloister verifier
+ * believes (evidence, endorsements, signature entries, receipts, operator requests) is read with
+ * this, so each has exactly one accepted encoding: the unprotected header is not covered by the
+ * signature, and a relay that added parameters to it would otherwise make another byte string of
+ * the same receipt or log entry that still verifies. Throws EncodingError. Does NOT verify the
+ * signature.
+ */
+export function decodeMinimalSign1(bytes: Uint8Array): DecodedSign1 {
+  const sign1 = decodeSign1(bytes);
+  if (!isMinimalEs256Protected(sign1.protectedBytes)) {
+    throw new EncodingError('COSE_Sign1 protected header must be exactly {1: -7} (a1 01 26)');
+  }
+  if (sign1.unprotected.size !== 0) {
+    throw new EncodingError('COSE_Sign1 unprotected header must be empty');
+  }
+  return sign1;
+}
+
 // Imported public keys, keyed by their hex. Bounded (least recently used evicted first): keys
 // are public, so the cache only saves work; a failed import is never cached.
 const KEY_CACHE_LIMIT = 64;
@@ -235,5 +255,5 @@ export async function verifyEs256(
 
 /** True when `protectedBytes` is exactly the minimal ES256 protected header a1 01 26. */
 export function isMinimalEs256Protected(protectedBytes: Uint8Array): boolean {
-  return bytesEqual(protectedBytes, Uint8Array.of(0xa1, 0x01, 0x26));
+  return bytesEqual(protectedBytes, ES256_PROTECTED);
 }

@@ -44,6 +44,7 @@ export type { DecodedSign1 } from './cose.js';
 export {
   COSE_ALG_ES256,
   COSE_SIGN1_TAG,
+  decodeMinimalSign1,
   decodeSign1,
   ES256_PROTECTED,
   encodeSign1,

@@ -17,7 +17,14 @@ import {
   RollbackDetectedError,
 } from '../src/log/errors.js';
 import { serviceIdentity } from '../src/log/payloads.js';
-import { CONSTRAINT, KitService, makeClaims, p256Key, SECURE_CONSTRAINT } from './log-kit.js';
+import {
+  CONSTRAINT,
+  KitService,
+  makeClaims,
+  p256Key,
+  SECURE_CONSTRAINT,
+  withUnprotected,
+} from './log-kit.js';
 
 /** genesis 1, sig 2, tx 3..7, sig 8, tx 9..10, sig 11, tx 12 (unsigned tail). */
 function build(): KitService {
@@ -145,6 +152,16 @@ describe('auditLog', () => {
     t.tx();
     t.sign(p256Key()); // a key that is not the service's
     await fails(t.entries, LogSignatureError, 4);
+  });
+
+  test('a signature or endorsement re-encoded with an unprotected header is refused', async () => {
+    const extra = new Map<unknown, unknown>([[4, Uint8Array.of(0)]]);
+    const t = new KitService();
+    t.tx();
+    t.sign(t.service, (c) => withUnprotected(c, extra)); // the last entry: nothing chains to it
+    await fails(t.entries, LogSignatureError, 4);
+    const g = new KitService({ reshapeEnd: (c) => withUnprotected(c, extra) });
+    await fails(g.entries, LogSignatureError, 1, /unprotected header must be empty/);
   });
 
   test('the genesis evidence is checked against the constraint: a mismatch is named as one', async () => {

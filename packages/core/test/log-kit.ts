@@ -5,8 +5,8 @@
  */
 import { p256 } from '@noble/curves/nist.js';
 import { toHex } from '../src/bytes.js';
-import { encodeCbor } from '../src/cbor.js';
-import { ES256_PROTECTED, encodeSign1, sign1ToBeSigned } from '../src/cose.js';
+import { CborTag, encodeCbor } from '../src/cbor.js';
+import { decodeSign1, ES256_PROTECTED, encodeSign1, sign1ToBeSigned } from '../src/cose.js';
 import { computeMeasurement, computeReportData, type EvidenceClaims } from '../src/evidence.js';
 import { sha256 } from '../src/hash.js';
 import { entryLeafHash } from '../src/log/entry-hashes.js';
@@ -36,6 +36,25 @@ export function p256Key(): P256Key {
 export function sign1(key: P256Key, payload: Uint8Array): Uint8Array {
   const signature = p256.sign(sign1ToBeSigned(ES256_PROTECTED, payload), key.secret);
   return encodeSign1({ protectedBytes: ES256_PROTECTED, payload, signature });
+}
+
+/**
+ * The same COSE_Sign1 (same protected header, payload and signature, so it still verifies) with
+ * `unprotected` as its unprotected header, which the signature does not cover.
+ */
+export function withUnprotected(cose: Uint8Array, unprotected: Map<unknown, unknown>): Uint8Array {
+  const d = decodeSign1(cose);
+  return encodeCbor(new CborTag(18, [d.protectedBytes, unprotected, d.payload, d.signature]));
+}
+
+/** A COSE_Sign1 by `key` whose protected header is `protectedBytes` (alg ES256 among others). */
+export function sign1With(
+  key: P256Key,
+  protectedBytes: Uint8Array,
+  payload: Uint8Array,
+): Uint8Array {
+  const signature = p256.sign(sign1ToBeSigned(protectedBytes, payload), key.secret);
+  return encodeCbor(new CborTag(18, [protectedBytes, new Map(), payload, signature]));
 }
 
 const MEASUREMENT = computeMeasurement(sha256(new TextEncoder().encode('app bundle')), 7, 3);
@@ -87,9 +106,15 @@ export class KitService {
   /** State hash after each index (fake but distinct: the auditor cannot recompute it). */
   readonly stateHashes: Uint8Array[] = [new Uint8Array(32)];
 
-  constructor(opts: { end?: Uint8Array; ev?: Uint8Array } = {}) {
+  /** `reshapeEnd` re-encodes the honest endorsement (tests of encodings its signature does not cover). */
+  constructor(
+    opts: { end?: Uint8Array; ev?: Uint8Array; reshapeEnd?: (cose: Uint8Array) => Uint8Array } = {},
+  ) {
     this.end =
-      opts.end ?? sign1(this.node, endorsementPayload(this.service.publicKey, this.node.publicKey));
+      opts.end ??
+      (opts.reshapeEnd ?? ((c) => c))(
+        sign1(this.node, endorsementPayload(this.service.publicKey, this.node.publicKey)),
+      );
     this.ev =
       opts.ev ?? simulationEvidence(this.node.publicKey, endorsementNonce(this.service.publicKey));
     this.append({
@@ -135,8 +160,11 @@ export class KitService {
     });
   }
 
-  /** A signature entry over the tree before it, by `by` (default the service key). */
-  sign(by: P256Key = this.service): number {
+  /**
+   * A signature entry over the tree before it, by `by` (default the service key); `reshape`
+   * re-encodes its COSE_Sign1 (tests of encodings the signature does not cover).
+   */
+  sign(by: P256Key = this.service, reshape: (cose: Uint8Array) => Uint8Array = (c) => c): number {
     const size = this.size;
     const payload = signaturePayload({
       term: 1,
@@ -144,7 +172,7 @@ export class KitService {
       treeRoot: this.tree.root(size),
       stateHash: this.stateHashes[size] as Uint8Array,
     });
-    return this.append({ kind: ENTRY_KIND.signature, sig: sign1(by, payload) });
+    return this.append({ kind: ENTRY_KIND.signature, sig: reshape(sign1(by, payload)) });
   }
 
   /** The receipt fields of entry `index`, from the first signature entry after it. */

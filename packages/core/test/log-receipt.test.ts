@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { toHex } from '../src/bytes.js';
 import { encodeCbor } from '../src/cbor.js';
 import { parseConstraint } from '../src/constraint.js';
+import { decodeSign1 } from '../src/cose.js';
 import { LogFormatError, ReceiptError, type ReceiptFailure } from '../src/log/errors.js';
 import { endorsementNonce, endorsementPayload, serviceIdentity } from '../src/log/payloads.js';
 import { decodeReceipt, encodeReceipt, verifyReceipt } from '../src/log/receipt.js';
@@ -18,7 +19,9 @@ import {
   p256Key,
   SECURE_CONSTRAINT,
   sign1,
+  sign1With,
   simulationEvidence,
+  withUnprotected,
 } from './log-kit.js';
 
 async function refusedWith(
@@ -185,6 +188,43 @@ describe('verifyReceipt', () => {
       v({ ...r, ev: flip(r.ev, r.ev.length - 1) }),
       'evidence',
       /EVIDENCE|signature/i,
+    );
+  });
+
+  test('a COSE header the signatures do not cover makes no second accepted receipt', async () => {
+    const { s, index } = build();
+    const r = s.receiptOf(index);
+    const v = (x: typeof r) => verifyReceipt(encodeReceipt(x), { constraint: CONSTRAINT });
+    const extra = new Map<unknown, unknown>([[4, Uint8Array.of(0)]]);
+    await v(r); // the honest receipt verifies
+    await refusedWith(
+      v({ ...r, sig: withUnprotected(r.sig, extra) }),
+      'signature',
+      /unprotected header must be empty/,
+    );
+    await refusedWith(
+      v({ ...r, end: withUnprotected(r.end, extra) }),
+      'endorsement',
+      /unprotected header must be empty/,
+    );
+    // Signed with the right keys, but a protected header other than a1 01 26: not our encoding.
+    const wide = encodeCbor(
+      new Map<number, unknown>([
+        [1, -7],
+        [3, 0],
+      ]),
+    );
+    const signed = decodeSign1(r.sig).payload;
+    await refusedWith(
+      v({ ...r, sig: sign1With(s.service, wide, signed) }),
+      'signature',
+      /exactly \{1: -7\}/,
+    );
+    const endorsed = decodeSign1(r.end).payload;
+    await refusedWith(
+      v({ ...r, end: sign1With(s.node, wide, endorsed) }),
+      'endorsement',
+      /exactly \{1: -7\}/,
     );
   });
 

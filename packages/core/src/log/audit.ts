@@ -27,7 +27,7 @@
  */
 import { bytesEqual, constantTimeEqual, toHex } from '../bytes.js';
 import { type Constraint, clausesBeyondEvidence, parseConstraint } from '../constraint.js';
-import { decodeSign1, sign1ToBeSigned, verifyEs256 } from '../cose.js';
+import { decodeMinimalSign1, decodeSign1, sign1ToBeSigned, verifyEs256 } from '../cose.js';
 import { CloisterError, EncodingError, InvalidInputError } from '../errors.js';
 import { decodeEvidencePayload } from '../evidence.js';
 import type { PlatformVerifier } from '../verify.js';
@@ -84,7 +84,7 @@ export interface AuditReport {
 
 async function signedBy(sign1Bytes: Uint8Array, key: Uint8Array): Promise<Uint8Array | undefined> {
   try {
-    const s = decodeSign1(sign1Bytes);
+    const s = decodeMinimalSign1(sign1Bytes);
     const ok = await verifyEs256(key, sign1ToBeSigned(s.protectedBytes, s.payload), s.signature);
     return ok ? s.payload : undefined;
   } catch (e) {
@@ -107,7 +107,7 @@ async function checkGenesis(
   const ev = e.meta.ev as Uint8Array;
   let node: Uint8Array;
   try {
-    const endorsed = decodeEndorsementPayload(decodeSign1(end).payload);
+    const endorsed = decodeEndorsementPayload(decodeMinimalSign1(end).payload);
     if (!bytesEqual(endorsed.servicePublicKey, svc)) {
       throw new LogSignatureError(
         1,

@@ -5,7 +5,7 @@
  */
 import type { Constraint } from '../constraint.js';
 import type { DecodedSign1 } from '../cose.js';
-import { decodeSign1, sign1ToBeSigned, verifyEs256 } from '../cose.js';
+import { decodeMinimalSign1, sign1ToBeSigned, verifyEs256 } from '../cose.js';
 import { CloisterError, EncodingError } from '../errors.js';
 import type { PlatformVerifier, VerifiedEvidence } from '../verify.js';
 import { verifyEvidence } from '../verify.js';
@@ -59,7 +59,7 @@ export async function verifyEndorsementChain(
   let sign1: DecodedSign1;
   let endorsed: { servicePublicKey: Uint8Array; nodePublicKey: Uint8Array };
   try {
-    sign1 = decodeSign1(end);
+    sign1 = decodeMinimalSign1(end);
   } catch (e) {
     if (e instanceof EncodingError) throw fail('endorsement', `not a COSE_Sign1: ${e.message}`, e);
     throw e;

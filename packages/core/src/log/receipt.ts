@@ -12,7 +12,7 @@ import { bytesEqual, constantTimeEqual, toHex } from '../bytes.js';
 import { decodeCbor, encodeCbor } from '../cbor.js';
 import { type Constraint, parseConstraint } from '../constraint.js';
 import type { DecodedSign1 } from '../cose.js';
-import { decodeSign1 } from '../cose.js';
+import { decodeMinimalSign1 } from '../cose.js';
 import { CloisterError, EncodingError, InvalidInputError } from '../errors.js';
 import type { PlatformVerifier, VerifiedEvidence } from '../verify.js';
 import { verifyEndorsementChain, verifySign1 } from './endorsement.js';
@@ -189,7 +189,7 @@ export function decodeReceipt(b: Uint8Array): Receipt {
 
 function decodeCose(bytes: Uint8Array, reason: 'endorsement' | 'signature'): DecodedSign1 {
   try {
-    return decodeSign1(bytes);
+    return decodeMinimalSign1(bytes);
   } catch (e) {
     if (e instanceof EncodingError)
       throw new ReceiptError(reason, `not a COSE_Sign1: ${e.message}`, { cause: e });

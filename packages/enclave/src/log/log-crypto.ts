@@ -7,7 +7,7 @@
 import { type KeyObject, hash as nodeHash, sign, verify } from 'node:crypto';
 import {
   bytesEqual,
-  decodeSign1,
+  decodeMinimalSign1,
   decodeSignaturePayload,
   ES256_PROTECTED,
   encodeSign1,
@@ -77,14 +77,13 @@ export function signatureProblem(
   treeRoot: (n: number) => Uint8Array,
 ): string | undefined {
   let payloadBytes: Uint8Array;
-  let sig: ReturnType<typeof decodeSign1>;
+  let sig: ReturnType<typeof decodeMinimalSign1>;
   try {
-    sig = decodeSign1(e.sig);
+    sig = decodeMinimalSign1(e.sig);
     payloadBytes = sig.payload;
-  } catch {
-    return 'its signature is not a COSE_Sign1';
+  } catch (err) {
+    return `its signature is not the COSE_Sign1 this service writes (${(err as Error).message})`;
   }
-  if (!bytesEqual(sig.protectedBytes, ES256_PROTECTED)) return 'its protected header is not ES256';
   if (!es256Verify(servicePub, sign1ToBeSigned(sig.protectedBytes, payloadBytes), sig.signature)) {
     return 'its signature does not verify with the service key';
   }

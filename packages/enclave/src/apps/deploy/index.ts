@@ -30,7 +30,7 @@ import {
   CloisterError,
   claimsDigest,
   decodeCbor,
-  decodeSign1,
+  decodeMinimalSign1,
   EncodingError,
   encodeCbor,
   fromUtf8,
@@ -348,7 +348,7 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
     }
     const opKey = operatorKey();
     if (opKey === undefined) throw new OperatorKeyMissingError();
-    const cose = decodeSign1(request);
+    const cose = decodeMinimalSign1(request);
     const ok = verify(
       'sha256',
       sign1ToBeSigned(cose.protectedBytes, cose.payload),
