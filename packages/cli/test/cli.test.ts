@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { openLevelStore } from '@cloister/host';
+import { type LevelStore, openLevelStore } from '@cloister/host';
 
 const entry = fileURLToPath(new URL('./fixtures/run.ts', import.meta.url));
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -396,6 +396,63 @@ describe('cloister CLI', () => {
     assert.equal(r.code, 1, r.out + r.err);
     assert.match(r.out, /FAILED at entry 2/);
     assert.match(r.err, /log audit FAILED at entry 2: \[LOG_/);
+  });
+
+  it('log audit refuses entries moved to other keys, or a foreign key in the log range', async () => {
+    const entryKey = (k: number | bigint) => {
+      const key = new Uint8Array(9);
+      key[0] = 0x02;
+      new DataView(key.buffer).setBigUint64(1, BigInt(k));
+      return key;
+    };
+    for (const [name, change] of [
+      [
+        'moved',
+        async (store: LevelStore) => {
+          // The last entry under a key far beyond it: same bytes, same order, another key.
+          let last = 0;
+          for await (const { key } of store.iterate({
+            gte: Uint8Array.of(2),
+            lt: Uint8Array.of(3),
+          }))
+            last = Number(new DataView(key.buffer, key.byteOffset).getBigUint64(1));
+          const value = store.get(entryKey(last));
+          assert.ok(value);
+          await store.write(
+            [
+              { type: 'del', key: entryKey(last) },
+              { type: 'put', key: entryKey(last + 1000), value },
+            ],
+            { sync: true },
+          );
+          return last;
+        },
+      ],
+      [
+        'foreign',
+        async (store: LevelStore) => {
+          // A two-byte key sorts before every entry key: it takes position 1.
+          const value = store.get(entryKey(1));
+          assert.ok(value);
+          await store.write([{ type: 'put', key: Uint8Array.of(0x02, 0x00), value }], {
+            sync: true,
+          });
+          return 1;
+        },
+      ],
+    ] as const) {
+      const copy = join(home, `audit-${name}`);
+      cpSync(join(home, 'data'), copy, { recursive: true });
+      const store = await openLevelStore(join(copy, 'store'), { createIfMissing: false });
+      const at = await change(store);
+      await store.close();
+      const r = await run(['log', 'audit', copy, '--json']);
+      assert.equal(r.code, 1, `${name}: ${r.out}${r.err}`);
+      const j = JSON.parse(r.out) as { code: string; index: number; message: string };
+      assert.equal(j.code, 'LOG_ENTRY_ALTERED', name);
+      assert.equal(j.index, at, name);
+      assert.match(j.message, /is stored under key/, name);
+    }
   });
 
   it('ledger rotate-secret on the stopped node; the log still audits', async () => {

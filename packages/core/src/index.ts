@@ -122,6 +122,7 @@ export {
   formatTxid,
   type HashedEntry,
   type LeafFields,
+  LOG_TERM,
   type LogEntry,
   LogEntryAlteredError,
   LogEntryMissingError,

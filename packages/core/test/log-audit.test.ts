@@ -16,6 +16,7 @@ import {
   LogTailCutError,
   RollbackDetectedError,
 } from '../src/log/errors.js';
+import { encodeEntry, type LogEntry } from '../src/log/format.js';
 import { serviceIdentity } from '../src/log/payloads.js';
 import {
   CONSTRAINT,
@@ -84,6 +85,14 @@ describe('auditLog', () => {
     assert.equal(again.entries, 12);
     assert.ok(again.checked.some((c) => /NOT checked against a constraint/.test(c)));
     assert.ok(again.checked.some((c) => /extends the trusted root of size 7/.test(c)));
+  });
+
+  test('an entry of another term than 1 is refused, in the unsigned tail too', async () => {
+    const s = build();
+    const last = s.decoded[11] as LogEntry;
+    const out = s.entries.slice();
+    out[11] = encodeEntry({ ...last, term: 2 }); // entry 12: nothing chains to it, nothing signs it
+    await fails(out, LogEntryAlteredError, 12, /entry 12 has term 2; every entry is of term 1/);
   });
 
   test('an altered byte inside an entry names that entry', async () => {

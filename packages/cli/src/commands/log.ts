@@ -3,7 +3,7 @@
  * hash chain, every signature, the tree roots they sign, the genesis endorsement chain and, with
  * `--trusted-size/--trusted-root`, consistency with a root the auditor already trusts. DIR is a
  * copy of a node's home, of its data directory, or of its `store` folder (LevelDB); only the log
- * entries (public keys 0x02 ‖ u64be(index)) are read, in key order. Exit 0 when the log
+ * entries (public keys 0x02 ‖ u64be(index), each checked to be its own) are read, in key order. Exit 0 when the log
  * verifies, 1 when it does not (naming the first bad entry), 2 when it could not be read.
  */
 import { existsSync } from 'node:fs';
@@ -11,9 +11,11 @@ import { join, resolve } from 'node:path';
 import {
   type AuditReport,
   auditLog,
+  bytesEqual,
   CloisterError,
   fromHex,
   InvalidInputError,
+  LogEntryAlteredError,
   parseConstraint,
   toHex,
 } from '@cloister/core';
@@ -40,11 +42,27 @@ export function findStoreDir(dir: string): string {
   );
 }
 
+/**
+ * The log's entries in key order, each checked to sit under its own key: position k must be
+ * 0x02 ‖ u64be(k), as the node's restart check requires, so a copy whose entries were moved to
+ * other keys, or with a stray key in the log's range, fails here as it would fail a restart.
+ */
 async function* entries(store: LevelStore): AsyncIterable<Uint8Array> {
-  for await (const { value } of store.iterate({
+  let position = 0;
+  for await (const { key, value } of store.iterate({
     gte: Uint8Array.of(LOG_PREFIX),
     lt: Uint8Array.of(LOG_PREFIX + 1),
   })) {
+    position++;
+    const expected = new Uint8Array(9);
+    expected[0] = LOG_PREFIX;
+    new DataView(expected.buffer).setBigUint64(1, BigInt(position));
+    if (!bytesEqual(key, expected)) {
+      throw new LogEntryAlteredError(
+        position,
+        `the log's entry ${position} is stored under key ${toHex(key)}, not ${toHex(expected)}: entries were moved or a foreign key was added`,
+      );
+    }
     yield value;
   }
 }

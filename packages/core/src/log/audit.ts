@@ -43,7 +43,7 @@ import {
   LogTailCutError,
   RollbackDetectedError,
 } from './errors.js';
-import { decodeEntry, ENTRY_KIND, entryHash, type LogEntry } from './format.js';
+import { decodeEntry, ENTRY_KIND, entryHash, LOG_TERM, type LogEntry } from './format.js';
 import { MerkleLog } from './merkle.js';
 import {
   decodeEndorsementPayload,
@@ -298,6 +298,13 @@ export async function auditLog(
       throw new LogEntryAlteredError(
         k - 1,
         `entry ${k - 1} does not hash to the prev recorded in entry ${k}: entry ${k - 1} (or the prev of entry ${k}) was altered`,
+      );
+    }
+    if (e.term !== LOG_TERM) {
+      // Restart verification refuses it too: until consensus, every entry is of term 1.
+      throw new LogEntryAlteredError(
+        k,
+        `entry ${k} has term ${e.term}; every entry is of term ${LOG_TERM}`,
       );
     }
     if (k === 1) svc = await checkGenesis(e, options, checked);

@@ -30,6 +30,12 @@ import { defaultSha256, type Sha256 } from './merkle.js';
 /** Entry format version (first element of the entry array). */
 export const ENTRY_VERSION = 1;
 
+/**
+ * The term of every entry until consensus lands (DESIGN.md §11): one service, one term. Restart
+ * verification and the offline audit refuse any other; receipts and txids carry it.
+ */
+export const LOG_TERM = 1;
+
 export const ENTRY_KIND = { genesis: 1, transaction: 2, signature: 3, rotation: 4 } as const;
 export type EntryKind = (typeof ENTRY_KIND)[keyof typeof ENTRY_KIND];
 

@@ -31,6 +31,7 @@ export {
   encodeLeafInput,
   entryHash,
   type LeafFields,
+  LOG_TERM,
   type LogEntry,
   leafArray,
   leafFields,

@@ -8,6 +8,7 @@ import {
   bytesEqual,
   decodeEntry,
   entryLeafHash,
+  LOG_TERM,
   type LogEntry,
   LogEntryAlteredError,
   LogEntryMissingError,
@@ -22,7 +23,7 @@ import { sha256 } from './log-crypto.js';
 export const STORE_NAMESPACE_LOG = 0x02;
 
 /** The term of every entry: one service, one term (receipts and txids carry it). */
-export const TERM = 1;
+export const TERM = LOG_TERM;
 
 /** A store the log reads entries from: point reads and ordered iteration. */
 export interface LogStore {

@@ -6,7 +6,7 @@
  * State machine: open → committing → committed | failed; open → aborted. Only `open` accepts
  * reads and writes. Nothing reaches the store before commit, so abort leaves nothing.
  */
-import { byteKey, InvalidInputError } from '@cloister/core';
+import { byteKey, InvalidInputError, LOG_TERM } from '@cloister/core';
 import { ReservedTableError, TransactionClosedError, TransactionTooLargeError } from './errors.js';
 import {
   type BufferedWrite,
@@ -38,7 +38,7 @@ export const DEFAULT_TX_LIMITS: TransactionLimits = {
 };
 
 /** The term of every entry until consensus lands (DESIGN.md §11). */
-export const TERM = 1;
+export const TERM = LOG_TERM;
 
 /** The transaction id of the entry at `index`: `term.index` (DESIGN.md §11). */
 export function txidAt(index: number): string {
