@@ -100,6 +100,7 @@ describe('cloister app deploy on a real node', () => {
   let wasm2: Uint8Array;
   let wasmPath: string;
   let wasm2Path: string;
+  let wasm3Path: string;
   let node: RunningNode | undefined;
   let firstBody: Uint8Array;
   let operator: ReturnType<typeof loadOrCreateOperatorKey>;
@@ -190,6 +191,23 @@ describe('cloister app deploy on a real node', () => {
     wasm2 = new Uint8Array(readFileSync(built2.wasmPath));
     wasm2Path = join(tmp, 'v2.wasm');
     writeFileAtomic(wasm2Path, wasm2, { mode: 0o644 });
+    // v3: a migration that reads the app's data and fails with it in its message.
+    const project3 = join(tmp, 'demo3');
+    createApp('demo', { dir: project3 });
+    appendFileSync(
+      join(project3, 'assembly/index.ts'),
+      [
+        '',
+        '@migrate',
+        'export function migrate(): void {',
+        "  const v = counters.get('a');",
+        "  fail('SECRET_OUT', 'counter a holds ' + (v === null ? 'nothing' : v!) + ' plaintext');",
+        '}',
+        '',
+      ].join('\n'),
+    );
+    wasm3Path = join(tmp, 'v3.wasm');
+    writeFileAtomic(wasm3Path, readFileSync((await buildApp(project3)).wasmPath), { mode: 0o644 });
     const b = await hookBuild();
     enclaveDir = b.dir;
     constraint = `C:${toHex(b.measurement)} SEC:INSECURE`;
@@ -412,6 +430,28 @@ describe('cloister app deploy on a real node', () => {
         [before.codeId, before.index],
       ],
     );
+  });
+
+  it("a failed migration's message, which can carry app data, does not reach the host", async () => {
+    const before = await appInfo();
+    const r = await cli([
+      '--home',
+      home,
+      'app',
+      'deploy',
+      wasm3Path,
+      '--name',
+      'demo',
+      '--node',
+      url(),
+      '--upgrade',
+    ]);
+    assert.equal(r.code, 1, r.out + r.err);
+    assert.match(r.err, /APP_ERROR/);
+    assert.match(r.err, /its message stays in the enclave/);
+    assert.doesNotMatch(r.out + r.err, /SECRET_OUT|counter a holds|plaintext/);
+    assert.deepEqual(await appInfo(), before, 'the refused upgrade left nothing');
+    await stillServing();
   });
 
   it('after an upgrade back to older code, the earlier upgrade replayed is still refused', async () => {

@@ -308,6 +308,19 @@ for (const [label, crypto] of [
       const bad = pt.slice();
       bad[bad.length - 1] = 1;
       assert.throws(() => decodePlaintext(bad), code('SCP_PROTOCOL'));
+      // Padding fills the message's own bucket: not another bucket, not a length in between.
+      const body = encodePlaintext([3, 1, 'x'], false);
+      for (const len of [body.length + 1, 255, 300, 512, 1024]) {
+        const other = new Uint8Array(len);
+        other.set(body);
+        assert.throws(
+          () => decodePlaintext(other),
+          (e: unknown) =>
+            code('SCP_PROTOCOL')(e) &&
+            /must fill the message's bucket: 256/.test((e as Error).message),
+          `padded to ${len}`,
+        );
+      }
     });
 
     test('close: sealing or opening a close ends that session', async () => {

@@ -264,6 +264,7 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
           engine: started.service.engine,
           runtime,
           serviceIdentity: started.service.serviceIdentity,
+          appDataToHost: () => tracing,
           log,
         });
         const { scpSend, scpEnd } = opts;

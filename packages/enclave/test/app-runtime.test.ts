@@ -634,11 +634,15 @@ describe('app runtime: caps', () => {
     assert.match(e.message, /more than 64 notifications/);
   });
 
-  test('arguments above the cap are refused before the module runs', async () => {
+  test('arguments above the cap, or not JSON, are refused before the module runs, each by name', async () => {
     const { engine } = await setup();
     const rt = createAppRuntime({ engine, limits: { maxArgsBytes: 16 } });
     await rt.deploy('A', app);
-    await rejects(tx(rt, 'put', `"${'x'.repeat(20)}"`), CloisterError, 'INVALID_INPUT');
+    const big = await rejects(tx(rt, 'put', `"${'x'.repeat(20)}"`), CloisterError, 'INVALID_INPUT');
+    assert.match(big.message, /are 22 bytes; at most 16/);
+    const bad = await rejects(tx(rt, 'put', '{'), CloisterError, 'INVALID_INPUT');
+    assert.match(bad.message, /not JSON text/);
+    assert.doesNotMatch(bad.message, /at most/);
     assert.equal((await tx(rt, 'put', '"short"')).result, '"short"');
   });
 });

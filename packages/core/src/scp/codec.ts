@@ -318,6 +318,14 @@ export function decodePlaintext(pt: Uint8Array): ScpMessage | 'key-update' {
   for (let i = item.length; i < pt.length; i++) {
     if (pt[i] !== 0) throw new ScpError(c, 'record padding must be zero bytes');
   }
+  // Padding fills the message's own bucket, nothing else: one padded length per message, so a
+  // peer that pads to lengths of its own choosing is told, instead of its answers going unpadded.
+  if (item.length < pt.length && pt.length !== paddedLength(item.length)) {
+    throw new ScpError(
+      c,
+      `record padding must fill the message's bucket: ${paddedLength(item.length)} bytes for a message of ${item.length}, not ${pt.length}`,
+    );
+  }
   const a = item.value;
   if (!Array.isArray(a) || a.length === 0)
     throw new ScpError(c, 'a message must be a non-empty CBOR array');

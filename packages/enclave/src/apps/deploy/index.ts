@@ -253,6 +253,12 @@ export interface AppAdminOptions {
   readonly serviceIdentity: Uint8Array;
   /** Module size cap (default the sandbox's 8 MiB). */
   readonly maxModuleBytes?: number;
+  /**
+   * Whether app data may go to the host in the clear now (the app trace switch: simulation only).
+   * A failed migration's message is the app's own text or names its tables, so it reaches the
+   * host only then; otherwise the deploy fails with the same code and a fixed message.
+   */
+  readonly appDataToHost?: () => boolean;
   /** Fixed event names only. */
   readonly log?: (level: number, event: 'apps.reload-failed' | 'apps.deployed') => void;
 }
@@ -393,7 +399,17 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
       }
       const prepared = await runtime.prepare(req.app, module);
       const migrated = req.upgrade && prepared.hasMigrate;
-      if (migrated) runtime.migrate(prepared, tx);
+      if (migrated) {
+        try {
+          runtime.migrate(prepared, tx);
+        } catch (e) {
+          if (!(e instanceof CloisterError) || o.appDataToHost?.() === true) throw e;
+          throw new CloisterError(
+            e.code,
+            `the upgrade's migrate() failed with ${e.code}; its message stays in the enclave, as it can carry the app's data (run the upgrade on a simulation node started with --app-trace, or with cloister dev, to see it)`,
+          );
+        }
+      }
       tx.set(ADMIN_LEDGER, APPS_TABLE, key, encodeRecord(req.codeId, module.length));
       if (tx.get(ADMIN_LEDGER, CODE_TABLE, chunkKey(req.codeId, 0)) === undefined) {
         for (let i = 0, at = 0; at < module.length; i++, at += CODE_CHUNK) {

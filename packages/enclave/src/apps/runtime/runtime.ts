@@ -463,9 +463,15 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
       throw new InvalidInputError('the caller is a 65-byte identity public key');
     }
     const args = typeof request.args === 'string' ? utf8(request.args) : undefined;
-    if (args === undefined || args.length > limits.maxArgsBytes || !isJsonText(args)) {
+    if (args === undefined) throw new InvalidInputError('the arguments must be JSON text');
+    if (args.length > limits.maxArgsBytes) {
       throw new InvalidInputError(
-        `the arguments must be JSON text of at most ${limits.maxArgsBytes} bytes`,
+        `the arguments are ${args.length} bytes; at most ${limits.maxArgsBytes} are accepted`,
+      );
+    }
+    if (!isJsonText(args)) {
+      throw new InvalidInputError(
+        'the arguments are not JSON text: send one JSON value, for example {} or {"name":"x"}',
       );
     }
     const requestId = request.requestId;
