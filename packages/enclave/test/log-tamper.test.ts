@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
+import type { IterateOptions, StoreEntry } from '@cloister/boundary';
 import {
   decodeEntry,
   decodeSign1,
@@ -20,7 +21,7 @@ import {
   RollbackDetectedError,
 } from '@cloister/core';
 import { ROOT_STORE_KEY } from '../src/ledger/ledger/index.js';
-import { logStoreKey, signCose } from '../src/log/index.js';
+import { logStoreKey, READ_RANGE, signCose } from '../src/log/index.js';
 import { dump, genesis, memoryStore, put, restart, storeOf, type World } from './log-helpers.js';
 
 /**
@@ -152,6 +153,32 @@ test('an entry beyond the sealed checkpoint: RollbackDetectedError', async () =>
   const e = decodeEntry(read(w, w.size));
   await putRaw(w, w.size + 1, encodeEntry({ ...e, index: w.size + 1 }));
   await assert.rejects(restart(w), named(RollbackDetectedError));
+});
+
+test('keys planted beyond the checkpoint in bulk are not all read before the restart refuses', async () => {
+  const w = await built();
+  const e = decodeEntry(read(w, w.size));
+  const planted = 3 * READ_RANGE;
+  const junk = encodeEntry({ ...e, index: w.size + 1 });
+  for (let at = 0; at < planted; at += 1000) {
+    const ops = [];
+    for (let i = at; i < Math.min(planted, at + 1000); i++) {
+      ops.push({ type: 'put' as const, key: logStoreKey(w.size + 1 + i), value: junk });
+    }
+    await w.store.write(ops, { sync: true });
+  }
+  let yielded = 0;
+  type Iterating = { iterate(o?: IterateOptions): AsyncIterable<StoreEntry> };
+  const target = w.store as unknown as Iterating;
+  const iterate = target.iterate.bind(target);
+  target.iterate = async function* (o?: IterateOptions) {
+    for await (const x of iterate(o)) {
+      yielded++;
+      yield x;
+    }
+  };
+  await assert.rejects(restart(w), named(RollbackDetectedError));
+  assert.ok(yielded <= READ_RANGE + 1, `read ${yielded} log keys, of ${w.size + planted}`);
 });
 
 test('a whole-store restore to an older copy: RollbackDetectedError (epoch counter)', async () => {

@@ -19,6 +19,7 @@ import {
   decodeAlert,
   FRAME,
   fromHex,
+  MAX_FRAME,
   type ScpMessage,
   type ScpSession,
   utf8,
@@ -29,7 +30,12 @@ import {
 } from '@cloister/core';
 import { publicKeyFromRaw } from '@cloister/node-crypto';
 import { AppNotFoundError, createAppRuntime } from '../src/apps/runtime/index.js';
-import { createScpServer, nodeScpCrypto, nodeScpSigner } from '../src/scp/index.js';
+import {
+  createScpServer,
+  MAX_QUEUED_FRAMES,
+  nodeScpCrypto,
+  nodeScpSigner,
+} from '../src/scp/index.js';
 import { abiKit, SCRATCH2 } from './app-runtime-wasm.js';
 import { CONSTRAINT, genesis } from './log-helpers.js';
 import { get, i32 } from './sandbox-wasm.js';
@@ -575,6 +581,35 @@ describe('scp server: attacks end only the session they hit', () => {
     await w.server.frame(id2, Uint8Array.of(FRAME.RECORD, 1, 2, 3));
     assert.equal(take(w.sink, id2)[0]?.[0], FRAME.ALERT);
     assert.ok(w.sink.ends.has(id2));
+  });
+
+  test('a host that queues more frames than its relay may, or an oversized frame, ends only that session', async () => {
+    const w = await world();
+    const bystander = await connect(w);
+    // The handshake's first step is asynchronous: everything sent meanwhile waits behind it.
+    const id = w.server.open();
+    const hs = clientHandshake({
+      crypto: webCryptoScp,
+      identity: await identity(),
+      authorize: async () => {},
+    });
+    const first = w.server.frame(id, await hs.start());
+    const waiting = [];
+    for (let i = 0; i < MAX_QUEUED_FRAMES + 8; i++) {
+      waiting.push(w.server.frame(id, new Uint8Array(1024).fill(FRAME.RECORD)));
+    }
+    await Promise.all([first, ...waiting]);
+    assert.equal(w.sink.ends.get(id), 'SCP_PROTOCOL');
+    const big = await connect(w);
+    await w.server.frame(big.id, new Uint8Array(MAX_FRAME + 1).fill(FRAME.RECORD));
+    assert.equal(w.sink.ends.get(big.id), 'FRAME_TOO_LARGE');
+    // The others are served as before.
+    assert.equal(
+      ok(
+        await bystander.call('query', { app: 'demo', method: 'echo', args: '5', codeId: w.codeId }),
+      ).get('result'),
+      '5',
+    );
   });
 
   test('frames of ended sessions are ignored; of sessions never opened, refused', async () => {

@@ -8,7 +8,7 @@ export {
 } from './checkpoint.js';
 export { ReceiptNotReadyError, StoreFormatError, UnknownTransactionError } from './errors.js';
 export { signCose } from './log-crypto.js';
-export { type LogStore, logStoreKey, STORE_NAMESPACE_LOG } from './log-store.js';
+export { type LogStore, logStoreKey, READ_RANGE, STORE_NAMESPACE_LOG } from './log-store.js';
 export {
   createLogchain,
   DEFAULT_SIGN_EVERY,

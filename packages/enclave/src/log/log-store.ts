@@ -62,7 +62,8 @@ const READ_AHEAD = 2;
  * `size` (the checkpoint's), then the rest of the namespace. The ranges tile the namespace
  * (0x02 .. 0x03), so together they are exactly one ordered iteration of it, including keys that
  * are not well-formed entry keys; READ_AHEAD ranges are read while the caller checks one. After an
- * empty range (a log shorter than its checkpoint) the rest is read as one last range.
+ * empty range (a log shorter than its checkpoint) the rest is read as one last range. Each range
+ * is read up to range + 1 entries: more means keys that fail the check anyway.
  */
 export async function* logPages(
   store: LogStore,
@@ -74,9 +75,12 @@ export async function* logPages(
   let ranges = Math.max(1, Math.ceil(size / range));
   const bound = (j: number): Uint8Array =>
     j === 0 ? Uint8Array.of(STORE_NAMESPACE_LOG) : j >= ranges ? end : logStoreKey(1 + j * range);
+  // A range holds at most `range` well-formed entry keys, so of any range+1 entries one is wrong
+  // (a malformed key, an entry beyond the checkpoint) and fails the caller's check in key order:
+  // reading more would only let a host that planted keys make the enclave hold them all.
   const read = async (gte: Uint8Array, lt: Uint8Array): Promise<StoreEntry[]> => {
     const out: StoreEntry[] = [];
-    for await (const e of store.iterate({ gte, lt })) out.push(e);
+    for await (const e of store.iterate({ gte, lt, limit: range + 1 })) out.push(e);
     return out;
   };
   const reads: Promise<StoreEntry[]>[] = [];

@@ -9,6 +9,7 @@ export {
   createScpServer,
   DEFAULT_MAX_SESSIONS,
   MAX_CONCURRENT,
+  MAX_QUEUED_FRAMES,
   type ScpServer,
   type ScpServerOptions,
 } from './server.js';

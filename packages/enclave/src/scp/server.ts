@@ -25,6 +25,7 @@ import { RemoteError } from '@cloister/boundary';
 import {
   CloisterError,
   encodeAlert,
+  MAX_FRAME,
   paddedLength,
   type ScpCrypto,
   ScpError,
@@ -44,6 +45,11 @@ import { createScpOps, type OpResult } from './ops.js';
 export const DEFAULT_MAX_SESSIONS = 10_000;
 /** Requests of one session running at once. */
 export const MAX_CONCURRENT = 32;
+/**
+ * Frames a session holds unprocessed at most (while the handshake or MAX_CONCURRENT requests
+ * run): twice the host relay's in-flight cap per socket, so an honest host never meets it.
+ */
+export const MAX_QUEUED_FRAMES = 64;
 /** Record overhead: the frame type byte and the 16-byte tag. */
 const RECORD_OVERHEAD = 17;
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -382,6 +388,21 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
       }
       if (!(frame instanceof Uint8Array)) {
         return Promise.reject(new CloisterError('INVALID_INPUT', 'a frame is bytes'));
+      }
+      // The host relay holds at most its in-flight cap of frames per socket and MAX_FRAME bytes
+      // each; a host that sends more is not believed: the session ends instead of the enclave
+      // holding whatever it is sent while the session waits (a commit the host delays).
+      if (frame.length > MAX_FRAME) {
+        return fail(s, new ScpError('FRAME_TOO_LARGE', `a frame is at most ${MAX_FRAME} bytes`));
+      }
+      if (s.queued >= MAX_QUEUED_FRAMES) {
+        return fail(
+          s,
+          new ScpError(
+            'SCP_PROTOCOL',
+            `more than ${MAX_QUEUED_FRAMES} frames wait on this session: open a new connection`,
+          ),
+        );
       }
       let p: Promise<void>;
       if (s.queued === 0) {
