@@ -261,4 +261,69 @@ describe('state proofs: tampering', () => {
       reason: 'root-mismatch',
     });
   });
+
+  test('one encoding per proof: a record after a non-inclusion, a loose tombstone, a bad shape', () => {
+    const enc = (parts: Uint8Array[], n: number): Uint8Array => {
+      const out: number[] = [1, n];
+      for (const x of parts) {
+        out.push(x.length >>> 24, (x.length >>> 16) & 255, (x.length >>> 8) & 255, x.length & 255);
+        out.push(...x);
+      }
+      return Uint8Array.from(out);
+    };
+    const dave = decodeStateProof(h('app1.accounts.dave'));
+    const absentDave = claim('app1', 'accounts', 'dave');
+    assert.deepEqual(verifyStateProof(STATE, absentDave, enc([...dave.levels], 3)), {
+      ok: true,
+      present: false,
+    });
+    // A "version record" the walk never reaches (a table-level non-inclusion): not a second
+    // encoding of the same proof, whatever it holds.
+    const setRecord = Uint8Array.from([1, 1, ...new Uint8Array(7), 5, ...new Uint8Array(8), 65]);
+    for (const extra of [new Uint8Array(0), Uint8Array.of(9, 9), setRecord]) {
+      const p = enc([...dave.levels, extra], 3);
+      assert.throws(
+        () => verifyStateProof(STATE, absentDave, p),
+        /a version record after a non-inclusion/,
+      );
+      assert.throws(() => decodeStateProof(p), ProofError);
+    }
+    // A level after a non-inclusion; a walk that stops on a leaf before the table level.
+    const nothing = decodeStateProof(h('app1.nothing.alice'));
+    const alice = decodeStateProof(h('app1.accounts.alice'));
+    assert.throws(
+      () =>
+        verifyStateProof(
+          STATE,
+          claim('app1', 'nothing', 'alice'),
+          enc([...nothing.levels, alice.levels[2] as Uint8Array], 3),
+        ),
+      /a level after a non-inclusion/,
+    );
+    assert.throws(
+      () =>
+        verifyStateProof(
+          STATE,
+          claim('app1', 'accounts', 'alice'),
+          enc(alice.levels.slice(0, 2) as Uint8Array[], 2),
+        ),
+      /stops at level 2 on a leaf/,
+    );
+    // The shape is checked before the state hash: a malformed proof is never a root verdict.
+    const wrongState = fromHex('11'.repeat(32));
+    assert.throws(
+      () => verifyStateProof(wrongState, absentDave, enc([...dave.levels, setRecord], 3)),
+      ProofError,
+    );
+    // The claim's types are checked, not compared as something else.
+    assert.throws(
+      () =>
+        verifyStateProof(
+          STATE,
+          { ...absentDave, ledger: utf8('app1') as unknown as string },
+          h('app1.accounts.dave'),
+        ),
+      /ledger and table as strings/,
+    );
+  });
 });

@@ -64,8 +64,20 @@ function u32(b: Uint8Array, o: number): number {
   );
 }
 
-/** Splits a state proof into its parts (strict: nothing missing, nothing after). */
-export function decodeStateProof(bytes: Uint8Array): DecodedStateProof {
+/** A state proof's parts with each level's trie proof decoded (parseStateProof). */
+interface ParsedStateProof extends DecodedStateProof {
+  readonly decoded: readonly DecodedProof[];
+}
+
+/**
+ * Splits a state proof into its parts and checks its shape before anything is compared with a
+ * claim or a state hash: 1 to 3 levels, each a trie proof filling its part exactly; every level
+ * but the last an inclusion (a walk goes on only through a leaf); a walk of fewer than 3 levels
+ * ends in a non-inclusion; the version record present iff the table level is an inclusion; nothing
+ * after. So one honest proof has one accepted encoding, and a record the walk does not reach
+ * cannot ride along.
+ */
+function parseStateProof(bytes: Uint8Array): ParsedStateProof {
   if (!(bytes instanceof Uint8Array))
     throw new InvalidInputError('a state proof must be a Uint8Array');
   if (bytes.length < 2 || bytes[0] !== FORMAT)
@@ -82,18 +94,44 @@ export function decodeStateProof(bytes: Uint8Array): DecodedStateProof {
     o += 4 + len;
   }
   if (parts.length !== n && parts.length !== n + 1) throw new ProofError('wrong number of parts');
+  const levels = parts.slice(0, n);
+  const decoded = levels.map((l) => decodeProof(l));
+  for (let i = 0; i < n - 1; i++) {
+    if ((decoded[i] as DecodedProof).kind !== 'inclusion') {
+      throw new ProofError('parts after the walk ended: a level after a non-inclusion');
+    }
+  }
+  const lastKind = (decoded[n - 1] as DecodedProof).kind;
+  if (n < 3 && lastKind !== 'non-inclusion') {
+    throw new ProofError(`the walk stops at level ${n} on a leaf: level ${n + 1} is missing`);
+  }
   const record = parts[n];
-  return { levels: parts.slice(0, n), ...(record ? { record } : {}) };
+  const wantsRecord = n === 3 && lastKind === 'inclusion';
+  if (wantsRecord && record === undefined) throw new ProofError('the version record is missing');
+  if (!wantsRecord && record !== undefined) {
+    throw new ProofError('parts after the walk ended: a version record after a non-inclusion');
+  }
+  return { levels, decoded, ...(record ? { record } : {}) };
+}
+
+/**
+ * Splits a state proof into its parts, strictly (parseStateProof: its shape is checked, nothing
+ * missing, nothing after). Throws ProofError; checks no hash.
+ */
+export function decodeStateProof(bytes: Uint8Array): DecodedStateProof {
+  const { levels, record } = parseStateProof(bytes);
+  return { levels, ...(record ? { record } : {}) };
 }
 
 function rootValue(root: Uint8Array): Uint8Array {
   return concatBytes(Uint8Array.of(FORMAT), root);
 }
 
-function readU64(b: Uint8Array, o: number): number {
+/** The u64be at `o`, or undefined above 2^53 - 1 (a commit index is a safe integer). */
+function readU64(b: Uint8Array, o: number): number | undefined {
   let n = 0;
   for (let i = 0; i < 8; i++) n = n * 256 + (b[o + i] ?? 0);
-  return n;
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 /** Checks that `inner` is the trie the leaf of `outer` points at, for `key`. */
@@ -119,41 +157,35 @@ export function verifyStateProof(
   if (!(stateHash instanceof Uint8Array) || stateHash.length !== 32) {
     throw new InvalidInputError('a state hash must be 32 bytes');
   }
+  if (typeof claim !== 'object' || claim === null) {
+    throw new InvalidInputError('the claim is { ledger, table, key, value? }');
+  }
+  if (typeof claim.ledger !== 'string' || typeof claim.table !== 'string') {
+    throw new InvalidInputError('the claim names its ledger and table as strings');
+  }
   if (!(claim.key instanceof Uint8Array))
     throw new InvalidInputError('the key must be a Uint8Array');
+  if (claim.value !== undefined && !(claim.value instanceof Uint8Array)) {
+    throw new InvalidInputError('the value, when claimed, must be a Uint8Array');
+  }
   const claimsAbsent = claim.value === undefined;
   const absent = (): StateProofVerdict =>
     claimsAbsent ? { ok: true, present: false } : { ok: false, reason: 'key-absent' };
-  const { levels, record } = decodeStateProof(proof);
-  const [adminBytes, catBytes, tableBytes] = levels;
-  const admin = decodeProof(adminBytes as Uint8Array);
+  const { levels, decoded, record } = parseStateProof(proof);
+  const [adminBytes, catBytes, tableBytes] = levels as [Uint8Array, ...Uint8Array[]];
+  const [admin, cat, table] = decoded as [DecodedProof, ...DecodedProof[]];
   if (!bytesEqual(admin.root, stateHash)) return { ok: false, reason: 'root-mismatch' };
-  const last = (i: number): void => {
-    if (levels.length !== i || (i < 3 && record))
-      throw new ProofError('parts after the walk ended');
-  };
-  if (admin.kind === 'non-inclusion') {
-    last(1);
-    return absent();
-  }
-  if (!catBytes) throw new ProofError('the catalogue level is missing');
-  const cat = decodeProof(catBytes);
-  if (link(stateHash, adminBytes as Uint8Array, admin, utf8(claim.ledger), cat) !== 'ok') {
+  if (admin.kind === 'non-inclusion') return absent();
+  if (!cat || !catBytes) throw new ProofError('the catalogue level is missing');
+  if (link(stateHash, adminBytes, admin, utf8(claim.ledger), cat) !== 'ok') {
     return { ok: false, reason: 'ledger-mismatch' };
   }
-  if (cat.kind === 'non-inclusion') {
-    last(2);
-    return absent();
-  }
-  if (!tableBytes) throw new ProofError('the table level is missing');
-  const table = decodeProof(tableBytes);
+  if (cat.kind === 'non-inclusion') return absent();
+  if (!table || !tableBytes) throw new ProofError('the table level is missing');
   if (link(cat.root, catBytes, cat, utf8(claim.table), table) !== 'ok') {
     return { ok: false, reason: 'table-mismatch' };
   }
-  if (table.kind === 'non-inclusion') {
-    last(3);
-    return absent();
-  }
+  if (table.kind === 'non-inclusion') return absent();
   if (!record) throw new ProofError('the version record is missing');
   const v = verifyInclusion(table.root, table.path, tableBytes, claim.key, record);
   if (!v.ok) {
@@ -161,10 +193,18 @@ export function verifyStateProof(
     throw new ProofError('the version record does not match the leaf');
   }
   const kind = record[1];
-  if (record.length < RECORD_HEADER || record[0] !== FORMAT || (kind !== SET && kind !== REMOVED)) {
+  if (
+    record.length < RECORD_HEADER ||
+    record[0] !== FORMAT ||
+    (kind !== SET && kind !== REMOVED) ||
+    (kind === REMOVED && record.length !== RECORD_HEADER)
+  ) {
     throw new ProofError('the version record is malformed');
   }
   const index = readU64(record, 2);
+  if (index === undefined) {
+    throw new ProofError('the version record holds an index above 2^53 - 1');
+  }
   if (kind === REMOVED)
     return claimsAbsent ? { ok: true, present: false, index } : { ok: false, reason: 'key-absent' };
   if (claimsAbsent) return { ok: false, reason: 'key-present' };
