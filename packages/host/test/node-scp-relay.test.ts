@@ -110,6 +110,43 @@ describe('scp relay', () => {
     assert.equal(s.relay.connections, 0);
   });
 
+  it('never has more than maxInFlight frames of a socket at the enclave, even from one burst', async () => {
+    // Hundreds of small frames arrive in one TCP read: pausing the socket does not stop ws from
+    // delivering them, so they wait in the relay, in order, until earlier ones settle.
+    let atEnclave = 0;
+    let most = 0;
+    const order: number[] = [];
+    const enclave = fakeEnclave({
+      frame: async (_s, f) => {
+        order.push((f[0] as number) * 256 + (f[1] as number));
+        atEnclave++;
+        most = Math.max(most, atEnclave);
+        await new Promise((r) => setTimeout(r, 1));
+        atEnclave--;
+      },
+    });
+    const s = await serve(enclave, { maxInFlight: 8 });
+    stops.push(s.stop);
+    const c = dial(s.url);
+    await c.open;
+    const n = 600;
+    // One write of n frames: a masked binary frame each, as a client sends them.
+    const parts: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      parts.push(Buffer.from([0x82, 0x82, 0, 0, 0, 0, i >> 8, i & 255]));
+    }
+    (c.ws as unknown as { _socket: { write(b: Buffer): void } })._socket.write(
+      Buffer.concat(parts),
+    );
+    await until(() => order.length === n);
+    assert.deepEqual(
+      order,
+      Array.from({ length: n }, (_, i) => i),
+    );
+    assert.ok(most <= 8, `at most 8 frames at the enclave at once, saw ${most}`);
+    c.ws.close();
+  });
+
   it('closes an idle socket (1001) and one whose client does not read (1008)', async () => {
     const s = await serve(fakeEnclave(), { idleMs: 100, maxBufferedBytes: 1024 });
     stops.push(s.stop);

@@ -14,7 +14,8 @@
  * at most MAX_FRAME bytes (ws closes with 1009); text messages are a protocol error (1003); a
  * socket with no message either way for `idleMs` is closed (1001); a client that does not read
  * (more than `maxBufferedBytes` waiting in the socket) is closed (1008); at most `maxInFlight`
- * frames per socket wait for the enclave, beyond which the socket stops reading (TCP pushes back).
+ * frames per socket wait for the enclave, beyond which the socket stops reading (TCP pushes back)
+ * and the frames ws had already read wait in the host, so the enclave never holds more.
  */
 import { type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -110,8 +111,17 @@ interface Conn {
   /** Set once `scp.open` answered; undefined before (frames wait on `opened`). */
   session: number | undefined;
   readonly opened: Promise<number | undefined>;
-  /** Frames sent to the enclave whose `scp.frame` has not settled. Invariant: >= 0. */
+  /** Frames sent to the enclave whose `scp.frame` has not settled. Invariant: 0..maxInFlight. */
   inFlight: number;
+  /**
+   * Frames received while `maxInFlight` were in flight, in arrival order, sent as earlier ones
+   * settle. Pausing the socket stops it reading, but ws still delivers the messages of the chunk
+   * it had read (hundreds of small frames fit in one), so they wait here, in the host, and the
+   * enclave never holds more than `maxInFlight` frames of a socket.
+   */
+  readonly waiting: (Uint8Array | undefined)[];
+  /** Index of the first frame of `waiting` not yet issued (a queue without O(n) shifts). */
+  waitingAt: number;
   idle: NodeJS.Timeout | undefined;
   closed: boolean;
 }
@@ -236,7 +246,16 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
         return undefined;
       },
     );
-    const c: Conn = { ws, session: undefined, opened, inFlight: 0, idle: undefined, closed: false };
+    const c: Conn = {
+      ws,
+      session: undefined,
+      opened,
+      inFlight: 0,
+      waiting: [],
+      waitingAt: 0,
+      idle: undefined,
+      closed: false,
+    };
     conns.add(c);
     metrics.scpConnections.inc();
     c.idle = setTimeout(() => finish(c, 'idle', CLOSE.goingAway, 'idle'), limits.idleMs);
@@ -251,12 +270,19 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       }
       const frame = toBytes(data);
       framesIn.inc();
+      if (c.inFlight >= limits.maxInFlight || c.waitingAt < c.waiting.length) {
+        c.waiting.push(frame);
+        return;
+      }
+      issue(frame);
+    });
+    // Issued in arrival order: once the session is known, every frame goes straight to the
+    // enclave (whose boundary keeps the order); before, frames wait on `opened`, whose callbacks
+    // run in the order they were added, and no frame can skip them (session is set in the first
+    // of those callbacks). Frames that waited in `c.waiting` are issued before any later one.
+    const issue = (frame: Uint8Array): void => {
       c.inFlight++;
       if (c.inFlight >= limits.maxInFlight) ws.pause();
-      // Issued in arrival order: once the session is known, every frame goes straight to the
-      // enclave (whose boundary keeps the order); before, frames wait on `opened`, whose
-      // callbacks run in the order they were added, and no frame can skip them (session is set
-      // in the first of those callbacks).
       const sent =
         c.session !== undefined
           ? enclave.frame(c.session, frame)
@@ -264,10 +290,24 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
               session === undefined ? undefined : enclave.frame(session, frame),
             );
       sent.then(settled, failed);
-    });
+    };
     const settled = (): void => {
       c.inFlight--;
-      if (ws.isPaused && c.inFlight < limits.maxInFlight && !c.closed) ws.resume();
+      if (c.closed) {
+        c.waiting.length = 0;
+        c.waitingAt = 0;
+        return;
+      }
+      while (c.waitingAt < c.waiting.length && c.inFlight < limits.maxInFlight) {
+        const frame = c.waiting[c.waitingAt] as Uint8Array;
+        c.waiting[c.waitingAt++] = undefined;
+        issue(frame);
+      }
+      if (c.waitingAt === c.waiting.length) {
+        c.waiting.length = 0;
+        c.waitingAt = 0;
+        if (ws.isPaused && c.inFlight < limits.maxInFlight) ws.resume();
+      }
     };
     const failed = (e: unknown): void => {
       log.error({ event: 'scp.frame-failed', code: codeOf(e) }, 'scp relay');
