@@ -199,11 +199,12 @@ export class Connection {
     if (live === undefined || live.dead) return;
     live.dead = true;
     try {
-      const frames = await live.session.seal({
-        type: 'close',
-        code: 'SCP_CLOSED',
-        message: 'the client closed the connection',
-      });
+      // Padded like every other record of a padded session: its size would tell the host it is
+      // the close otherwise.
+      const frames = await live.session.seal(
+        { type: 'close', code: 'SCP_CLOSED', message: 'the client closed the connection' },
+        { pad: this.o.padding },
+      );
       for (const f of frames) live.socket.send(f);
     } catch {
       // the session is already unusable: closing the socket is all that is left

@@ -371,7 +371,14 @@ for (const [label, crypto] of [
           records.map((f) => f.length - 17),
           [256, 1024],
         );
-        await c.close();
+        await c.close(); // the close record too: its size must not tell it apart
+        for (let i = 0; i < 100 && n.frames.filter((f) => f[0] === FRAME.RECORD).length < 3; i++) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        assert.deepEqual(
+          n.frames.filter((f) => f[0] === FRAME.RECORD).map((f) => f.length - 17),
+          [256, 1024, 256],
+        );
       });
 
       it('a missing app is named', async () => {

@@ -85,7 +85,11 @@ export class FakeNode {
     this.connections++;
     const client: Socket = {
       send: (frame) => {
+        if (conn.closed) return;
         const copy = frame.slice();
+        // What reached the node, in order: recorded on arrival, as a socket delivers frames
+        // written before its close even when the node handles them no more.
+        this.frames.push(copy);
         queueMicrotask(() => this.routes.get(conn)?.(copy));
       },
       close: () => this.close(conn, 'closed by the client'),
@@ -137,7 +141,6 @@ export class FakeNode {
     frame: Uint8Array,
   ): Promise<void> {
     if (c.closed) return;
-    this.frames.push(frame);
     if (c.session === undefined) {
       try {
         const r = await hs.receive(frame);

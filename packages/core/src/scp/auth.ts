@@ -18,11 +18,13 @@ export interface VerifyServerAuthOptions {
 }
 
 /**
- * Checks, in order: the endorsement COSE_Sign1 parses and names exactly SA's serviceKey and
- * nodeKey (SCP_HANDSHAKE); the evidence verifies against the constraint with nonce
- * endorsementNonce(serviceKey) and binds nodeKey (the evidence's own error: EVIDENCE_*,
- * NONCE_MISMATCH, KEY_BINDING, INSECURE_PLATFORM, CONSTRAINT_MISMATCH …); the endorsement is
- * signed by nodeKey (SCP_HANDSHAKE); the SVC: clause, when present (CONSTRAINT_MISMATCH).
+ * Checks, in order: the endorsement COSE_Sign1 (minimal form) and its payload parse
+ * (SCP_HANDSHAKE); the evidence verifies against the constraint with nonce
+ * endorsementNonce(svc) and binds node, svc and node being the keys the endorsement names (the
+ * evidence's own error: EVIDENCE_*, NONCE_MISMATCH, KEY_BINDING, INSECURE_PLATFORM,
+ * CONSTRAINT_MISMATCH …); the endorsement is signed by node (SCP_HANDSHAKE); svc and node are
+ * exactly SA's serviceKey and nodeKey (SCP_HANDSHAKE); the SVC: clause, when present
+ * (CONSTRAINT_MISMATCH).
  * Resolves with what the evidence established. Pinning the service identity is the caller's.
  */
 export async function verifyServerAuth(
