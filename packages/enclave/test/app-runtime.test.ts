@@ -326,6 +326,32 @@ describe('app runtime: deploy', () => {
     assert.match(e.message, /ledger_get/);
   });
 
+  test('at deploy only imports with one answer work: randomness, time and call context are refused', async () => {
+    const { rt } = await setup();
+    // cloister_routes runs again at every start (§15): a route table that depends on randomness
+    // or the clock would differ after a restart.
+    const route = [...i32(0), ...kit.str('t'), ...i32(0), ...c('route')];
+    const attempts: [string, number[]][] = [
+      ['random_bytes', [...i32(SCRATCH), ...i32(8), ...c('random_bytes')]],
+      ['context_time', [...c('context_time'), I.drop]],
+      ['env.Date.now', [...c('env.Date.now'), I.drop]],
+      ['env.seed', [...c('env.seed'), I.drop]],
+      ['context_caller', [...i32(SCRATCH), ...c('context_caller')]],
+      ['call_args', [...i32(SCRATCH), ...c('call_args')]],
+    ];
+    for (const [name, body] of attempts) {
+      const m = kit.module({ routes: [], routesBody: [...body, ...route] });
+      const e = await rejects(rt.deploy(`D${name.replace('.', '')}`, m), AbiError, 'APP_ABI');
+      assert.match(e.message, new RegExp(`${name.replace('.', '\\.')}.*not available at deploy`));
+    }
+    // A pure import is fine there.
+    const hashed = kit.module({
+      routes: [],
+      routesBody: [...kit.str('t'), ...i32(SCRATCH), ...c('sha256'), ...route],
+    });
+    await rt.deploy('Hashed', hashed);
+  });
+
   test('route rules: bad kind, duplicates, route outside registration', async () => {
     const { rt } = await setup();
     const badKind = kit.module({

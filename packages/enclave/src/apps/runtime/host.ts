@@ -165,6 +165,21 @@ export function abiBinding(initial: CallState): AbiBinding {
       buffer = bytes;
       return bytes.length;
     };
+    /**
+     * Imports whose answer depends on the call (its arguments, caller, time, randomness) are
+     * refused at deploy (the start function, cloister_abi_version, cloister_routes): the enclave
+     * runs those again each time it loads the code, so the route table must come out the same
+     * every time (§3.1, §15). Only route, sha256, ecdsa_verify, buffer_read, fail, abort and
+     * trace answer there.
+     */
+    const atCall = (fn: string): void => {
+      if (state.phase !== 'call') {
+        throw new AbiError(
+          fn,
+          'not available at deploy: the route table must come out the same each time the code is loaded',
+        );
+      }
+    };
     const txOf = (fn: string): Transaction => {
       if (state.phase !== 'call' || state.tx === undefined) {
         throw new AbiError(fn, 'the ledger is reachable only during a call, not at deploy');
@@ -209,6 +224,7 @@ export function abiBinding(initial: CallState): AbiBinding {
         write(ptr, buffer);
       },
       call_args(ptr: number): void {
+        atCall('call_args');
         host.chargeBytes(state.args.length);
         write(ptr, state.args);
       },
@@ -232,12 +248,14 @@ export function abiBinding(initial: CallState): AbiBinding {
         routes.push({ name, kind: kind === KIND.query ? 'query' : 'transaction', id });
       },
       result_set(ptr: number, len: number): void {
+        atCall('result_set');
         const l = len >>> 0;
         host.chargeBytes(l);
         if (l > state.maxResultBytes) throw new ResultTooLargeError(l, state.maxResultBytes);
         state.result = read(ptr, l);
       },
       notify(ptr: number, len: number): void {
+        atCall('notify');
         const l = len >>> 0;
         host.chargeBytes(l);
         if (state.notifications.length >= state.limits.maxNotifications) {
@@ -262,13 +280,16 @@ export function abiBinding(initial: CallState): AbiBinding {
         throw new AppError(code, message);
       },
       context_kind(): number {
+        atCall('context_kind');
         return state.kind === 'query' ? KIND.query : KIND.transaction;
       },
       context_caller(out: number): void {
+        atCall('context_caller');
         host.chargeBytes(state.callerId.length);
         write(out, state.callerId);
       },
       context_request_id(): number {
+        atCall('context_request_id');
         buffer = EMPTY;
         if (state.requestId === undefined) return STATUS.notFound;
         return fill(utf8(state.requestId));
@@ -277,6 +298,7 @@ export function abiBinding(initial: CallState): AbiBinding {
         return BigInt(txOf('context_index').snapshot);
       },
       context_time(): bigint {
+        atCall('context_time');
         return BigInt(state.time);
       },
 
@@ -363,6 +385,7 @@ export function abiBinding(initial: CallState): AbiBinding {
         write(out, sha256(read(ptr, len)));
       },
       random_bytes(out: number, len: number): void {
+        atCall('random_bytes');
         const l = len >>> 0;
         if (l > state.limits.maxRandomBytes) {
           throw new AbiError(
@@ -493,6 +516,7 @@ export function abiBinding(initial: CallState): AbiBinding {
         state.trace(asString(msg), values);
       },
       seed(): number {
+        atCall('env.seed');
         // 52 random bits plus one: never 0, exact in an f64.
         const b = state.random(8);
         return Number(new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0) >> 12n) + 1;
@@ -513,7 +537,13 @@ export function abiBinding(initial: CallState): AbiBinding {
     }
     return {
       [IMPORT_MODULE]: charged as typeof cloister,
-      env: { ...env, 'Date.now': (): number => state.time },
+      env: {
+        ...env,
+        'Date.now': (): number => {
+          atCall('env.Date.now');
+          return state.time;
+        },
+      },
     };
   };
   return {
