@@ -107,7 +107,7 @@ export const ERROR_CODES = {
   APP_IMPORT_UNKNOWN:
     'The app module imports something the sandbox does not provide (module and field named in the message): remove the import or use the documented ABI.',
   APP_MODULE_LIMIT:
-    'The app module exceeds a deploy-time cap named in the message (size, memory or table maximum): lower it; see docs/sandbox.md for the defaults.',
+    'The app module exceeds a deploy-time cap or breaks a deploy-time rule named in the message (size, memory or table maximum, locals, an export named cloister:…): lower it or rename the export; see docs/sandbox.md.',
   APP_FUEL_EXHAUSTED:
     'The app call ran out of fuel: it does too much work for one call (or loops forever); split the work or raise the fuel limit.',
   APP_STACK_DEPTH: 'The app call nested too deeply (recursion): make it iterative or shallower.',

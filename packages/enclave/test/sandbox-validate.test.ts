@@ -142,7 +142,10 @@ describe('sandbox validation', () => {
       0,
       1,
     ]);
-    assert.throws(() => validateModule(mem, none), /unknown import memory "env"."mem"/);
+    assert.throws(
+      () => validateModule(mem, none),
+      /import of a memory "env"."mem" refused: apps import only the ABI.s functions/,
+    );
   });
 
   test('memory and table caps are enforced at deploy', () => {

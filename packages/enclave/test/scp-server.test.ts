@@ -43,7 +43,7 @@ import { get, i32 } from './sandbox-wasm.js';
 // `long`: an app's own error message that fits the runtime's 1024 bytes but not, under the
 // "the app refused the call: CODE: " prefix, SCP's 1024-byte text field.
 const LONG_MESSAGE = 'm'.repeat(1020);
-const kit = abiKit({ t: 't', k: 'k', E: 'E', long: LONG_MESSAGE });
+const kit = abiKit({ t: 't', k: 'k', E: 'E', long: LONG_MESSAGE, R: '$keys' });
 const c = kit.call;
 /** args → t/k, notification = args, result = args. */
 const put = [
@@ -68,6 +68,12 @@ const APP = kit.module({
     { name: 'put', kind: 'transaction', body: put },
     { name: 'echo', kind: 'query', body: echo },
     { name: 'boom', kind: 'query', body: [...kit.str('E'), ...kit.str('long'), ...c('fail')] },
+    // A read of a reserved table: the app's own mistake, named to the caller (not masked).
+    {
+      name: 'reserved',
+      kind: 'query',
+      body: [...kit.str('R'), ...kit.str('k'), ...c('ledger_get'), 0x1a],
+    },
   ],
 });
 const DEPLOY_INDEX = 3;
@@ -360,6 +366,19 @@ describe('scp server: operations', () => {
     assert.match(r.message, /^the app refused the call: E: m+…$/);
     assert.equal(w.sink.ends.size, 0);
     ok(await cl.call('query', { app: 'demo', method: 'echo', args: '2', codeId: w.codeId }));
+  });
+
+  test('an app touching a reserved table is told which one', async () => {
+    const w = await world();
+    const cl = await connect(w);
+    const r = await cl.call('query', {
+      app: 'demo',
+      method: 'reserved',
+      args: '1',
+      codeId: w.codeId,
+    });
+    assert.equal(err(r), 'LEDGER_RESERVED');
+    assert.ok(!r.ok && /table '\$keys' is reserved/.test(r.message), !r.ok ? r.message : '');
   });
 
   test("a host's error answer never reaches a client as the enclave's own (code and text)", async () => {

@@ -140,6 +140,7 @@ const CLIENT_CODES: ReadonlySet<string> = new Set([
   'APP_RESULT_TOO_LARGE',
   'APP_INSTANCE_POISONED',
   'APP_ABI',
+  'LEDGER_RESERVED',
 ]);
 
 /**

@@ -403,7 +403,13 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
         try {
           runtime.migrate(prepared, tx);
         } catch (e) {
-          if (!(e instanceof CloisterError) || o.appDataToHost?.() === true) throw e;
+          if (!(e instanceof CloisterError)) throw e;
+          if (o.appDataToHost?.() === true) {
+            throw new CloisterError(e.code, `the upgrade's migrate() failed: ${e.message}`, {
+              cause: e,
+            });
+          }
+          // No cause either: nothing of the app's text rides along.
           throw new CloisterError(
             e.code,
             `the upgrade's migrate() failed with ${e.code}; its message stays in the enclave, as it can carry the app's data (run the upgrade on a simulation node started with --app-trace, or with cloister dev, to see it)`,

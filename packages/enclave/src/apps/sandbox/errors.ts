@@ -28,7 +28,12 @@ export class UnknownImportError extends CloisterError {
   readonly module: string;
   readonly field: string;
   constructor(module: string, field: string, kind: string) {
-    super('APP_IMPORT_UNKNOWN', `unknown import ${kind} "${module}"."${field}"`);
+    super(
+      'APP_IMPORT_UNKNOWN',
+      kind === 'function'
+        ? `unknown import function "${module}"."${field}"`
+        : `import of a ${kind} "${module}"."${field}" refused: apps import only the ABI's functions (a memory is the module's own: build without --importMemory)`,
+    );
     this.module = module;
     this.field = field;
   }
