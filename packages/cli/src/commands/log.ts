@@ -16,6 +16,7 @@ import {
   fromHex,
   InvalidInputError,
   LogEntryAlteredError,
+  LogEntryMissingError,
   parseConstraint,
   toHex,
 } from '@cloister/core';
@@ -58,9 +59,19 @@ async function* entries(store: LevelStore): AsyncIterable<Uint8Array> {
     expected[0] = LOG_PREFIX;
     new DataView(expected.buffer).setBigUint64(1, BigInt(position));
     if (!bytesEqual(key, expected)) {
+      // A well-formed key of a later index: entry `position` is not there (as a restart says).
+      if (key.length === 9 && key[0] === LOG_PREFIX) {
+        const at = new DataView(key.buffer, key.byteOffset, 9).getBigUint64(1);
+        if (at > BigInt(position)) {
+          throw new LogEntryMissingError(
+            position,
+            `entry ${position} is missing: the next key in the log is that of entry ${at}`,
+          );
+        }
+      }
       throw new LogEntryAlteredError(
         position,
-        `the log's entry ${position} is stored under key ${toHex(key)}, not ${toHex(expected)}: entries were moved or a foreign key was added`,
+        `the log's entry ${position} is stored under key ${toHex(key)}, not ${toHex(expected)}: a foreign key was added to the log`,
       );
     }
     yield value;
