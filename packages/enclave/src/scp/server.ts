@@ -141,6 +141,7 @@ const CLIENT_CODES: ReadonlySet<string> = new Set([
   'APP_INSTANCE_POISONED',
   'APP_ABI',
   'LEDGER_RESERVED',
+  'LEDGER_CURSOR',
 ]);
 
 /**
