@@ -199,8 +199,8 @@ export class Connection {
     if (live === undefined || live.dead) return;
     live.dead = true;
     try {
-      // Padded like every other record of a padded session: its size would tell the host it is
-      // the close otherwise.
+      // Padded like every other record of a padded session, for uniformity (the host learns of
+      // the close anyway: the socket closes right after it).
       const frames = await live.session.seal(
         { type: 'close', code: 'SCP_CLOSED', message: 'the client closed the connection' },
         { pad: this.o.padding },

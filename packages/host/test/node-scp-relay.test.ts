@@ -145,6 +145,14 @@ describe('scp relay', () => {
     );
     assert.ok(most <= 8, `at most 8 frames at the enclave at once, saw ${most}`);
     c.ws.close();
+    // A cap that would never send a frame, or let an honest relay meet the enclave's own cap
+    // (MAX_QUEUED_FRAMES), is refused when the relay is attached.
+    for (const bad of [0, 33, 1.5]) {
+      await assert.rejects(
+        serve(fakeEnclave(), { maxInFlight: bad }),
+        /maxInFlight must be a whole number from 1 to 32/,
+      );
+    }
   });
 
   it('closes an idle socket (1001) and one whose client does not read (1008)', async () => {

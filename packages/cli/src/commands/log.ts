@@ -11,20 +11,19 @@ import { join, resolve } from 'node:path';
 import {
   type AuditReport,
   auditLog,
-  bytesEqual,
   CloisterError,
   fromHex,
   InvalidInputError,
+  indexOfKey,
   LogEntryAlteredError,
   LogEntryMissingError,
+  logStoreKey,
   parseConstraint,
+  STORE_NAMESPACE_LOG,
   toHex,
 } from '@cloister/core';
 import { type LevelStore, openLevelStore } from '@cloister/host';
 import { printError } from '../output.js';
-
-/** Store keys of the log entries: 0x02 ‖ u64be(index). */
-const LOG_PREFIX = 0x02;
 
 export interface LogAuditOptions {
   readonly trustedSize?: number;
@@ -44,34 +43,28 @@ export function findStoreDir(dir: string): string {
 }
 
 /**
- * The log's entries in key order, each checked to sit under its own key: position k must be
- * 0x02 ‖ u64be(k), as the node's restart check requires, so a copy whose entries were moved to
- * other keys, or with a stray key in the log's range, fails here as it would fail a restart.
+ * The log's entries in key order, each checked to sit under its own key as a restart checks it
+ * (core's `indexOfKey`): position k must be 0x02 ‖ u64be(k). A key that is no entry key is
+ * LOG_ENTRY_ALTERED at k; the key of another index means entry k is not there: LOG_ENTRY_MISSING.
  */
 async function* entries(store: LevelStore): AsyncIterable<Uint8Array> {
   let position = 0;
   for await (const { key, value } of store.iterate({
-    gte: Uint8Array.of(LOG_PREFIX),
-    lt: Uint8Array.of(LOG_PREFIX + 1),
+    gte: Uint8Array.of(STORE_NAMESPACE_LOG),
+    lt: Uint8Array.of(STORE_NAMESPACE_LOG + 1),
   })) {
     position++;
-    const expected = new Uint8Array(9);
-    expected[0] = LOG_PREFIX;
-    new DataView(expected.buffer).setBigUint64(1, BigInt(position));
-    if (!bytesEqual(key, expected)) {
-      // A well-formed key of a later index: entry `position` is not there (as a restart says).
-      if (key.length === 9 && key[0] === LOG_PREFIX) {
-        const at = new DataView(key.buffer, key.byteOffset, 9).getBigUint64(1);
-        if (at > BigInt(position)) {
-          throw new LogEntryMissingError(
-            position,
-            `entry ${position} is missing: the next key in the log is that of entry ${at}`,
-          );
-        }
-      }
+    const at = indexOfKey(key);
+    if (at === undefined) {
       throw new LogEntryAlteredError(
         position,
-        `the log's entry ${position} is stored under key ${toHex(key)}, not ${toHex(expected)}: a foreign key was added to the log`,
+        `the log's entry ${position} is stored under key ${toHex(key)}, not ${toHex(logStoreKey(position))}: a foreign key was added to the log`,
+      );
+    }
+    if (at !== position) {
+      throw new LogEntryMissingError(
+        position,
+        `entry ${position} is missing: the next key in the log is that of entry ${at}`,
       );
     }
     yield value;

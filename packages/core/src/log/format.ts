@@ -36,6 +36,33 @@ export const ENTRY_VERSION = 1;
  */
 export const LOG_TERM = 1;
 
+/** Namespace byte of log entries in the node's store (docs/logchain.md §1). */
+export const STORE_NAMESPACE_LOG = 0x02;
+
+/** The store key of log entry `index`: 0x02 ‖ u64be(index) (docs/logchain.md §1). */
+export function logStoreKey(index: number): Uint8Array {
+  const out = new Uint8Array(9);
+  out[0] = STORE_NAMESPACE_LOG;
+  new DataView(out.buffer).setBigUint64(1, BigInt(index), false);
+  return out;
+}
+
+/**
+ * The index of a well-formed entry key (9 bytes, 0x02 first, an index of at most 2^53 - 1);
+ * undefined for any other key. Restart verification and `cloister log audit` read keys with it.
+ */
+export function indexOfKey(key: Uint8Array): number | undefined {
+  if (key.length !== 9 || key[0] !== STORE_NAMESPACE_LOG) return undefined;
+  const hi =
+    (key[1] as number) * 0x1000000 +
+    (((key[2] as number) << 16) | ((key[3] as number) << 8) | (key[4] as number));
+  const lo =
+    (key[5] as number) * 0x1000000 +
+    (((key[6] as number) << 16) | ((key[7] as number) << 8) | (key[8] as number));
+  // Above 2^53 - 1 (hi >= 2^21) an index is not a safe integer.
+  return hi >= 0x200000 ? undefined : hi * 0x100000000 + lo;
+}
+
 export const ENTRY_KIND = { genesis: 1, transaction: 2, signature: 3, rotation: 4 } as const;
 export type EntryKind = (typeof ENTRY_KIND)[keyof typeof ENTRY_KIND];
 

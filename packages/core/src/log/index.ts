@@ -30,13 +30,16 @@ export {
   encodeEntry,
   encodeLeafInput,
   entryHash,
+  indexOfKey,
   type LeafFields,
   LOG_TERM,
   type LogEntry,
   leafArray,
   leafFields,
   leafInput,
+  logStoreKey,
   parseLeafArray,
+  STORE_NAMESPACE_LOG,
 } from './format.js';
 export {
   EMPTY_TREE_ROOT,

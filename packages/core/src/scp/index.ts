@@ -28,6 +28,7 @@ export {
   type ClientHandshakeOptions,
   FRAME,
   MAX_FRAME,
+  MAX_QUEUED_FRAMES,
   MAX_RESULT_BYTES,
   MSG,
   REKEY_AFTER,

@@ -13,6 +13,12 @@ export const SCP_NAME = 'cloister/scp';
 /** Largest frame either side accepts, in bytes: 1 MiB + 4 KiB. */
 export const MAX_FRAME = 1_052_672;
 /**
+ * Frames of one session the server holds unprocessed at most (while its handshake or its
+ * concurrent requests run); beyond, it ends the session (SCP_PROTOCOL). A relay keeps at most half
+ * of it at the server per socket, so an honest relay never meets it.
+ */
+export const MAX_QUEUED_FRAMES = 64;
+/**
  * Largest app result, in bytes, a response carries: 1 MiB - 1 KiB, so that a response with the
  * largest result and every other field at its largest fits one frame, padded or not (1 MiB of
  * padded plaintext, the 17 bytes of record overhead, 4 KiB spare). The enclave's app runtime caps

@@ -8,19 +8,22 @@ import {
   bytesEqual,
   decodeEntry,
   entryLeafHash,
+  indexOfKey,
   LOG_TERM,
   type LogEntry,
   LogEntryAlteredError,
   LogEntryMissingError,
   LogEntryReorderedError,
+  logStoreKey,
   type MerkleLog,
   rootFromInclusion,
+  STORE_NAMESPACE_LOG,
 } from '@cloister/core';
 import type { IterateOptions, StoreEntry } from '../store/store.js';
 import { sha256 } from './log-crypto.js';
 
-/** Namespace byte of log entries in the store. */
-export const STORE_NAMESPACE_LOG = 0x02;
+/** The store key format is core's (docs/logchain.md §1): one copy for restart and the audit. */
+export { indexOfKey, logStoreKey, STORE_NAMESPACE_LOG };
 
 /** The term of every entry: one service, one term (receipts and txids carry it). */
 export const TERM = LOG_TERM;
@@ -29,27 +32,6 @@ export const TERM = LOG_TERM;
 export interface LogStore {
   get(key: Uint8Array): Uint8Array | undefined;
   iterate(options?: IterateOptions): AsyncIterable<StoreEntry>;
-}
-
-/** Store key of entry `index`: 0x02 ‖ u64be(index). */
-export function logStoreKey(index: number): Uint8Array {
-  const out = new Uint8Array(9);
-  out[0] = STORE_NAMESPACE_LOG;
-  new DataView(out.buffer).setBigUint64(1, BigInt(index), false);
-  return out;
-}
-
-/** The index of a well-formed entry key; undefined for any other key. */
-export function indexOfKey(key: Uint8Array): number | undefined {
-  if (key.length !== 9 || key[0] !== STORE_NAMESPACE_LOG) return undefined;
-  const hi =
-    (key[1] as number) * 0x1000000 +
-    (((key[2] as number) << 16) | ((key[3] as number) << 8) | (key[4] as number));
-  const lo =
-    (key[5] as number) * 0x1000000 +
-    (((key[6] as number) << 16) | ((key[7] as number) << 8) | (key[8] as number));
-  // Above 2^53 - 1 (hi >= 2^21) an index is not a safe integer.
-  return hi >= 0x200000 ? undefined : hi * 0x100000000 + lo;
 }
 
 /** Log entries per range `logPages` reads by default: a few pages of the boundary store. */

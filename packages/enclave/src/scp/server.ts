@@ -26,6 +26,7 @@ import {
   CloisterError,
   encodeAlert,
   MAX_FRAME,
+  MAX_QUEUED_FRAMES,
   paddedLength,
   type ScpCrypto,
   ScpError,
@@ -45,11 +46,9 @@ import { createScpOps, type OpResult } from './ops.js';
 export const DEFAULT_MAX_SESSIONS = 10_000;
 /** Requests of one session running at once. */
 export const MAX_CONCURRENT = 32;
-/**
- * Frames a session holds unprocessed at most (while the handshake or MAX_CONCURRENT requests
- * run): twice the host relay's in-flight cap per socket, so an honest host never meets it.
- */
-export const MAX_QUEUED_FRAMES = 64;
+/** Frames a session holds unprocessed at most: core's, which bounds the relay's cap too. */
+export { MAX_QUEUED_FRAMES };
+
 /** Record overhead: the frame type byte and the 16-byte tag. */
 const RECORD_OVERHEAD = 17;
 const RESOLVED: Promise<void> = Promise.resolve();

@@ -20,7 +20,7 @@
 import { type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ERROR_CODES, MAX_FRAME } from '@cloister/core';
+import { ERROR_CODES, InvalidInputError, MAX_FRAME, MAX_QUEUED_FRAMES } from '@cloister/core';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
@@ -135,6 +135,14 @@ interface Conn {
  */
 export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   const limits = { ...DEFAULT_SCP_RELAY_LIMITS, ...deps.limits };
+  // The enclave ends a session holding more than MAX_QUEUED_FRAMES frames: half of it keeps an
+  // honest relay clear of that; 0 would never send a frame.
+  const maxInFlight = limits.maxInFlight;
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1 || maxInFlight > MAX_QUEUED_FRAMES / 2) {
+    throw new InvalidInputError(
+      `scp relay maxInFlight must be a whole number from 1 to ${MAX_QUEUED_FRAMES / 2}`,
+    );
+  }
   const { enclave, metrics, log } = deps;
   const wss = new WebSocketServer({
     noServer: true,

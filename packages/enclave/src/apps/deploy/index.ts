@@ -345,6 +345,23 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
     return { apps, txid };
   }
 
+  /**
+   * What the host is told when a migrated upgrade fails: the code, and the message only while app
+   * data may go to the host (app trace, simulation only). A migration's failure is the app's own
+   * text, and a conflict or integrity error of its transaction names the app's tables.
+   */
+  function migrationFailure(e: unknown, what: string): unknown {
+    if (!(e instanceof CloisterError)) return e;
+    if (o.appDataToHost?.() === true) {
+      return new CloisterError(e.code, `the upgrade's ${what}: ${e.message}`, { cause: e });
+    }
+    // No cause either: nothing of the app's text rides along.
+    return new CloisterError(
+      e.code,
+      `the upgrade's ${what} with ${e.code}; its message stays in the enclave, as it can carry the app's data (run the upgrade on a simulation node started with --app-trace, or with cloister dev, to see it)`,
+    );
+  }
+
   async function deployNow(request: Uint8Array, module: Uint8Array): Promise<DeployResult> {
     if (!(request instanceof Uint8Array) || request.length > MAX_DEPLOY_REQUEST_BYTES) {
       throw new InvalidInputError(`a deploy request is at most ${MAX_DEPLOY_REQUEST_BYTES} bytes`);
@@ -403,17 +420,7 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
         try {
           runtime.migrate(prepared, tx);
         } catch (e) {
-          if (!(e instanceof CloisterError)) throw e;
-          if (o.appDataToHost?.() === true) {
-            throw new CloisterError(e.code, `the upgrade's migrate() failed: ${e.message}`, {
-              cause: e,
-            });
-          }
-          // No cause either: nothing of the app's text rides along.
-          throw new CloisterError(
-            e.code,
-            `the upgrade's migrate() failed with ${e.code}; its message stays in the enclave, as it can carry the app's data (run the upgrade on a simulation node started with --app-trace, or with cloister dev, to see it)`,
-          );
+          throw migrationFailure(e, 'migrate() failed');
         }
       }
       tx.set(ADMIN_LEDGER, APPS_TABLE, key, encodeRecord(req.codeId, module.length));
@@ -433,7 +440,13 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
         response: new Uint8Array(0),
         codeId: req.codeId,
       });
-      const r = await tx.commit({ app: req.app, claims });
+      let r: Awaited<ReturnType<typeof tx.commit>>;
+      try {
+        r = await tx.commit({ app: req.app, claims });
+      } catch (e) {
+        // A migrated upgrade read the app's tables: a conflict names one of them.
+        throw migrated ? migrationFailure(e, 'commit failed') : e;
+      }
       runtime.install(prepared);
       log(30, 'apps.deployed');
       return { app: req.app, codeId: req.codeId, txid: r.txid, index: r.index, migrated };

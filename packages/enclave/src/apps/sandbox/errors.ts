@@ -23,6 +23,12 @@ export class UnsupportedFeatureError extends CloisterError {
   }
 }
 
+/** What to change when a module imports something other than a function (asc's options). */
+const NON_FUNCTION_IMPORT_FIX: Readonly<Record<string, string>> = {
+  memory: " (a memory is the module's own: build without --importMemory)",
+  table: ' (build without --importTable)',
+};
+
 /** An import the deploy policy does not allow; names its module and field. */
 export class UnknownImportError extends CloisterError {
   readonly module: string;
@@ -32,7 +38,7 @@ export class UnknownImportError extends CloisterError {
       'APP_IMPORT_UNKNOWN',
       kind === 'function'
         ? `unknown import function "${module}"."${field}"`
-        : `import of a ${kind} "${module}"."${field}" refused: apps import only the ABI's functions (a memory is the module's own: build without --importMemory)`,
+        : `import of a ${kind} "${module}"."${field}" refused: apps import only the ABI's functions${NON_FUNCTION_IMPORT_FIX[kind] ?? ''}`,
     );
     this.module = module;
     this.field = field;
