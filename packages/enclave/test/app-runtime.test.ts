@@ -338,6 +338,10 @@ describe('app runtime: deploy', () => {
       ['env.seed', [...c('env.seed'), I.drop]],
       ['context_caller', [...i32(SCRATCH), ...c('context_caller')]],
       ['call_args', [...i32(SCRATCH), ...c('call_args')]],
+      ['context_kind', [...c('context_kind'), I.drop]],
+      ['context_request_id', [...c('context_request_id'), I.drop]],
+      ['result_set', [...kit.str('t'), ...c('result_set')]],
+      ['notify', [...kit.str('t'), ...c('notify')]],
     ];
     for (const [name, body] of attempts) {
       const m = kit.module({ routes: [], routesBody: [...body, ...route] });

@@ -9,9 +9,11 @@ import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import type { IterateOptions, StoreEntry } from '@cloister/boundary';
 import {
+  CborTag,
   decodeEntry,
   decodeSign1,
   ENTRY_KIND,
+  encodeCbor,
   encodeEntry,
   LogEntryAlteredError,
   LogEntryMissingError,
@@ -146,6 +148,20 @@ test('a forged signature entry: LogSignatureError at it', async () => {
   const forged = signCose(privateKey, decodeSign1(e.sig).payload);
   await putRaw(w, 7, encodeEntry({ ...e, sig: forged }));
   await assert.rejects(restart(w), named(LogSignatureError, 7));
+});
+
+test('a signature entry re-encoded with an unprotected header (same signature): LogSignatureError', async () => {
+  const w = await built();
+  const e = decodeEntry(read(w, 7));
+  const d = decodeSign1(e.sig);
+  const extra = new Map<unknown, unknown>([[4, Uint8Array.of(0)]]);
+  const reshaped = encodeCbor(new CborTag(18, [d.protectedBytes, extra, d.payload, d.signature]));
+  await putRaw(w, 7, encodeEntry({ ...e, sig: reshaped }));
+  await assert.rejects(restart(w), (err: unknown) => {
+    named(LogSignatureError, 7)(err);
+    assert.match((err as Error).message, /unprotected header must be empty/);
+    return true;
+  });
 });
 
 test('an entry beyond the sealed checkpoint: RollbackDetectedError', async () => {

@@ -6,11 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decodeProof, ProofError, verifyInclusion, verifyNonInclusion } from '@cloister/core';
+import {
+  decodeProof,
+  ProofError,
+  verifyInclusion,
+  verifyNonInclusion,
+  verifyStateProof,
+} from '@cloister/core';
 import fc from 'fast-check';
+import { encodeStateProof } from '../src/ledger/ledger/format.js';
 import { EMPTY_ROOT } from '../src/ledger/trie/node.js';
 import { createTrie, type Trie, type TrieOp } from '../src/ledger/trie/trie.js';
-import { hex, memorySource, pathArb, saltOf } from './ledger-helpers.js';
+import { hex, memorySource, pathArb, pathOf, saltOf } from './ledger-helpers.js';
 
 /** Distinct paths have distinct keys, as with real HMAC paths. */
 const keyFor = (p: Uint8Array): Uint8Array => Uint8Array.of(0x6b, ...p);
@@ -159,5 +166,62 @@ describe('trie proofs verified by @cloister/core', () => {
       ok: false,
       reason: 'root-mismatch',
     });
+  });
+});
+
+describe('state proofs over hand-built tries (records no honest engine writes)', () => {
+  /** One leaf per level: admin (ledger id) → catalogue (table) → table (key → `record`). */
+  function stateProofOf(record: Uint8Array): { stateHash: Uint8Array; proof: Uint8Array } {
+    const leaf = (key: string, value: Uint8Array, seed: number) => {
+      const path = pathOf(Uint8Array.of(0x51, seed));
+      const source = memorySource();
+      const trie = createTrie({ source });
+      const k = new TextEncoder().encode(key);
+      const u = trie.update(EMPTY_ROOT, [{ type: 'put', path, salt: saltOf(k), key: k, value }]);
+      source.write(u);
+      return { root: u.root, proof: trie.prove(u.root, path) };
+    };
+    const table = leaf('alice', record, 3);
+    const cat = leaf('accounts', Uint8Array.of(1, ...table.root), 2);
+    const admin = leaf('app1', Uint8Array.of(1, ...cat.root), 1);
+    return {
+      stateHash: admin.root,
+      proof: encodeStateProof([admin.proof, cat.proof, table.proof], record),
+    };
+  }
+  const u64 = (n: bigint) => {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, n);
+    return b;
+  };
+  const claim = { ledger: 'app1', table: 'accounts', key: new TextEncoder().encode('alice') };
+
+  test('a well-formed set record and tombstone verify; a loose tombstone or a huge index does not', () => {
+    const set = stateProofOf(Uint8Array.of(1, 1, ...u64(7n), ...u64(0n), 0x41));
+    assert.deepEqual(
+      verifyStateProof(set.stateHash, { ...claim, value: Uint8Array.of(0x41) }, set.proof),
+      {
+        ok: true,
+        present: true,
+        index: 7,
+      },
+    );
+    const removed = stateProofOf(Uint8Array.of(1, 2, ...u64(8n), ...u64(7n)));
+    assert.deepEqual(verifyStateProof(removed.stateHash, claim, removed.proof), {
+      ok: true,
+      present: false,
+      index: 8,
+    });
+    // The leaf commits to these records, so only a dishonest writer makes them: still refused.
+    const loose = stateProofOf(Uint8Array.of(1, 2, ...u64(8n), ...u64(7n), 0x41));
+    assert.throws(
+      () => verifyStateProof(loose.stateHash, claim, loose.proof),
+      /version record is malformed/,
+    );
+    const huge = stateProofOf(Uint8Array.of(1, 1, ...u64(2n ** 53n), ...u64(0n), 0x41));
+    assert.throws(
+      () => verifyStateProof(huge.stateHash, { ...claim, value: Uint8Array.of(0x41) }, huge.proof),
+      /index above 2\^53 - 1/,
+    );
   });
 });

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
-import { toHex } from '@cloister/core';
+import { CborTag, decodeSign1, encodeCbor, toHex } from '@cloister/core';
 import { createAppAdmin, recordedCode } from '../../enclave/src/apps/deploy/index.js';
 import { AppCodeChangedError, createAppRuntime } from '../../enclave/src/apps/runtime/index.js';
 import { createLedgerEngine } from '../../enclave/src/ledger/ledger/index.js';
@@ -149,4 +149,32 @@ test('a restart reloads every recorded app, past the 1,000 a listing shows', asy
   assert.equal(r.result, '"v1"');
   // The listing stays capped.
   assert.equal(again.info('').length, 1000);
+});
+
+test('a deploy request re-encoded with an unprotected header (same signature) is refused', async () => {
+  const engine = await createLedgerEngine(options(createMemoryStore()));
+  const runtime = createAppRuntime({ engine, currentCode: recordedCode });
+  const service = new Uint8Array(32).fill(0x55);
+  const admin = createAppAdmin({ engine, runtime, serviceIdentity: service });
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  await admin.open(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(-65)));
+  const v1 = moduleTagged('v1');
+  const { request } = signDeployRequest(privateKey, {
+    app: 'demo',
+    module: v1,
+    upgrade: false,
+    prev: new Uint8Array(0),
+    prevIndex: 0,
+    service,
+  });
+  const d = decodeSign1(request);
+  const extra = new Map<unknown, unknown>([[4, Uint8Array.of(0)]]);
+  const reshaped = encodeCbor(new CborTag(18, [d.protectedBytes, extra, d.payload, d.signature]));
+  await assert.rejects(admin.deploy(reshaped, v1), (e: unknown) => {
+    assert.equal((e as { code?: string }).code, 'ENCODING');
+    assert.match((e as Error).message, /unprotected header must be empty/);
+    return true;
+  });
+  // The request as signed deploys.
+  assert.equal((await admin.deploy(request, v1)).app, 'demo');
 });
