@@ -46,7 +46,10 @@ export interface ConnectOptions {
   readonly transport: Transport;
   /** Pins and signed roots kept between runs (default: in memory, forgotten at exit). */
   readonly state?: ClientState;
-  /** Pad every record to the next size bucket (hides exact sizes from the host). */
+  /**
+   * Pad every record to its size bucket (docs/scp.md §4), so the host sees buckets, not exact
+   * sizes (default true; false sends exact sizes, for bandwidth).
+   */
   readonly padding?: boolean;
   /** Reconnect when the socket drops (default on, 6 attempts); false: a drop closes the client. */
   readonly reconnect?: ReconnectOptions | false;
@@ -130,20 +133,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export const CONSISTENCY_TIMEOUT_MS = 5_000;
 
 /** `p`, or `onTimeout()` thrown after `ms` (the timer cleared either way). */
-async function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(onTimeout()), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** A client connected to one node; its calls survive reconnects. */
 export class Client {
   /** The SCP endpoint (the key of this URL's pin). */
@@ -169,7 +158,7 @@ export class Client {
       crypto,
       identity: o.identity,
       authorize: (a) => this.authorize(a),
-      padding: o.padding === true,
+      padding: o.padding !== false,
       reconnect: o.reconnect ?? {},
       ...(o.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: o.handshakeTimeoutMs }),
     });
@@ -321,14 +310,14 @@ export class Client {
       async (from, to) => {
         let result: Record<string, unknown>;
         try {
-          ({ result } = await withTimeout(
-            this.request('consistency', { from, to }),
-            CONSISTENCY_TIMEOUT_MS,
-            () =>
+          // Forgotten at the deadline: a stalled answer is neither kept nor sent again.
+          ({ result } = await this.connection.request('consistency', { from, to }, undefined, {
+            ms: CONSISTENCY_TIMEOUT_MS,
+            error: () =>
               new NetworkError(
                 `${this.url} did not send the consistency proof between tree sizes ${from} and ${to} within ${CONSISTENCY_TIMEOUT_MS / 1000} s`,
               ),
-          ));
+          }));
         } catch (e) {
           // The node answered that it cannot prove between those sizes (INVALID_INPUT: a size
           // beyond its signed log, which a root already seen must not be): no proof, which the

@@ -19,7 +19,13 @@ import {
   type ScpSigner,
   type ServerAuth,
 } from '@cloister/core';
-import { ClientClosedError, HandshakeRefusedError, NetworkError, nodeError } from './errors.js';
+import {
+  ClientClosedError,
+  HandshakeRefusedError,
+  NetworkError,
+  nodeError,
+  OutcomeUnknownError,
+} from './errors.js';
 import type { Socket, Transport } from './ports.js';
 
 export interface ReconnectOptions {
@@ -99,6 +105,12 @@ const MESSAGE_FAILURES: ReadonlySet<string> = new Set([
   'ENCODING',
 ]);
 
+/**
+ * Frames the client holds while its handshake's checks run (evidence, pin): the node sends two,
+ * SH and SA; this leaves room for records the node may send right after reading CA.
+ */
+const MAX_HANDSHAKE_QUEUE = 8;
+
 /** Failures a fresh connection may cure; any other (a trust failure, a bug) is final. */
 const TRANSIENT: ReadonlySet<string> = new Set([
   'NETWORK',
@@ -155,13 +167,27 @@ export class Connection {
     return this.live?.session;
   }
 
-  /** Sends `op` and resolves its answer; rejects with the node's error or a connection failure. */
+  /**
+   * Sends `op` and resolves its answer; rejects with the node's error or a connection failure.
+   * With `deadline`, a call still unanswered after `ms` is forgotten (never sent again) and
+   * rejects with `deadline.error()`.
+   */
   request(
     op: string,
     args: Record<string, unknown>,
     onNotify?: (json: string) => void,
+    deadline?: { readonly ms: number; readonly error: () => unknown },
   ): Promise<Answer> {
-    return new Promise<Answer>((resolve, reject) => {
+    return new Promise<Answer>((settle, fail) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const resolve = (a: Answer): void => {
+        clearTimeout(timer);
+        settle(a);
+      };
+      const reject = (e: unknown): void => {
+        clearTimeout(timer);
+        fail(e);
+      };
       const p: Pending = {
         id: this.nextId++,
         op,
@@ -174,6 +200,11 @@ export class Connection {
         sends: 0,
       };
       this.pending.set(p.id, p);
+      if (deadline !== undefined) {
+        timer = setTimeout(() => {
+          if (this.pending.delete(p.id)) fail(deadline.error());
+        }, deadline.ms);
+      }
       // An established session: send now (one promise hop less per call).
       if (this.final === undefined && this.live !== undefined) {
         this.send(this.live, p);
@@ -328,6 +359,17 @@ export class Connection {
           }
           return;
         }
+        // Before the session exists the node sends SH and SA (or one ALERT): more than a few
+        // frames waiting behind the handshake's checks are a host flooding this client.
+        if (live === undefined && queued >= MAX_HANDSHAKE_QUEUE) {
+          fail(
+            new ScpError(
+              'SCP_PROTOCOL',
+              `${url} sent more than ${MAX_HANDSHAKE_QUEUE} frames before the handshake completed`,
+            ),
+          );
+          return;
+        }
         queued += 1;
         chain = chain
           .then(() => onFrame(frame))
@@ -358,9 +400,12 @@ export class Connection {
       const last = p.sentOn?.reason;
       this.pending.delete(p.id);
       p.reject(
-        new NetworkError(
-          `the call was sent on ${p.sends} connections and each ended before its answer (the last: ${why(last)}); it is not sent again`,
-          { cause: last },
+        this.lost(
+          p,
+          new NetworkError(
+            `the call was sent on ${p.sends} connections and each ended before its answer (the last: ${why(last)}); it is not sent again`,
+            { cause: last },
+          ),
         ),
       );
       return;
@@ -516,6 +561,20 @@ export class Connection {
   private failPending(e: unknown): void {
     const all = [...this.pending.values()];
     this.pending.clear();
-    for (const p of all) p.reject(e);
+    for (const p of all) p.reject(this.lost(p, e));
+  }
+
+  /**
+   * What a call that fails for its connection's sake rejects with. A query has no effect to lose;
+   * a transaction that went out may have been committed before its answer was lost — even when
+   * the node seems to refuse afterwards (an ALERT is not authenticated, and a host can withhold
+   * the answer and forge one) —, so it fails with OUTCOME_UNKNOWN and its request id, never with
+   * an error that invites a retry under a new one.
+   */
+  private lost(p: Pending, e: unknown): unknown {
+    if (p.op !== 'transact' || p.sends === 0) return e;
+    const { app, requestId } = p.args;
+    if (typeof app !== 'string' || typeof requestId !== 'string') return e;
+    return new OutcomeUnknownError(app, requestId, e);
   }
 }

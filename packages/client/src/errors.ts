@@ -20,7 +20,8 @@ export class NetworkError extends CloisterError {
 
 /**
  * The service identity this URL shows is not the one pinned for it on first use: the service was
- * replaced, or someone is impersonating it. Nothing was sent. Re-pin only deliberately
+ * replaced, or someone is impersonating it. Nothing was sent to it (a transaction that had gone
+ * out on an earlier connection fails with OUTCOME_UNKNOWN instead). Re-pin only deliberately
  * (`acceptServiceChange: true`) after checking with the operator.
  */
 export class ServiceChangedError extends CloisterError {
@@ -81,6 +82,27 @@ export class NodeError extends CloisterError {}
 
 /** Another process held or changed the client state (pins, signed roots): core's class. */
 export { StateLockedError } from '@cloister/core';
+
+/**
+ * OUTCOME_UNKNOWN: a transaction went out on a session, and that session ended (dropped, closed,
+ * refused by an unauthenticated alert, or a reconnect failed) before its answer came back, so it
+ * may have been committed. Never retry it with a new request id: look it up with
+ * `status({ app, requestId })`, or call `transact` again with the same `requestId`, which applies
+ * it at most once. `cause` is what ended the session.
+ */
+export class OutcomeUnknownError extends CloisterError {
+  readonly app: string;
+  readonly requestId: string;
+  constructor(app: string, requestId: string, cause: unknown) {
+    super(
+      'OUTCOME_UNKNOWN',
+      `transaction ${JSON.stringify(requestId)} of app ${JSON.stringify(app)} was sent but its answer was lost (${cause instanceof Error ? cause.message : String(cause)}); it may have been committed: look it up with status({ app, requestId }) or retry with the same request id (applied at most once)`,
+      { cause },
+    );
+    this.app = app;
+    this.requestId = requestId;
+  }
+}
 
 /** The client was closed (by `close()`, or after an error it cannot recover from). */
 export class ClientClosedError extends CloisterError {

@@ -50,6 +50,7 @@ export {
   HandshakeRefusedError,
   NetworkError,
   NodeError,
+  OutcomeUnknownError,
   ServiceChangedError,
   StateLockedError,
 } from './errors.js';

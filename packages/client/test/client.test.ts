@@ -19,7 +19,7 @@ import {
 } from '@cloister/core';
 import { nodeScpCrypto } from '@cloister/node-crypto';
 import { type Client, type ConnectOptions, connect } from '../src/client.js';
-import { HandshakeRefusedError } from '../src/errors.js';
+import { HandshakeRefusedError, OutcomeUnknownError } from '../src/errors.js';
 import { generateIdentity } from '../src/identity.js';
 import {
   type ClientState,
@@ -153,6 +153,29 @@ for (const [label, crypto] of [
         assert.deepEqual(await state.pins.get(c.url), n.serviceIdentity);
         assert.deepEqual(frameTypes(n.frames), [FRAME.CH, FRAME.CA]);
         await c.close();
+      });
+
+      it('a host flooding frames while the handshake is checked is refused, not buffered', async () => {
+        const n = node();
+        // The host answers CH with the node's frames plus a flood of 1 MiB frames.
+        const flooding: Transport = async (url) => {
+          const s = await n.transport(url);
+          const send = s.send.bind(s);
+          s.send = (frame) => {
+            send(frame);
+            if (frame[0] !== FRAME.CH) return;
+            setImmediate(() => {
+              for (let i = 0; i < 50; i++)
+                s.onmessage?.(new Uint8Array(1 << 20).fill(FRAME.RECORD));
+            });
+          };
+          return s;
+        };
+        await assert.rejects(open(n, { transport: flooding, reconnect: false }), (e) => {
+          code('SCP_PROTOCOL')(e);
+          assert.match((e as Error).message, /more than 8 frames before the handshake completed/);
+          return true;
+        });
       });
 
       it('a different service at a pinned URL raises SERVICE_CHANGED; no CA is sent', async () => {
@@ -412,6 +435,29 @@ for (const [label, crypto] of [
     });
 
     describe('receipts', () => {
+      it('a consistency proof the node never sends fails the receipt and is forgotten, not re-sent', async () => {
+        const n = node();
+        const state = memoryState();
+        const c = await open(n, { state });
+        const t1 = await c.app('shop').transact('pay', { a: 1 });
+        await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        const t2 = await c.app('shop').transact('pay', { a: 2 });
+        n.stallConsistency = true;
+        await assert.rejects(c.receipt(t2.txid, { wait: true, claims: t2.claims }), (e) => {
+          code('NETWORK')(e);
+          assert.match((e as Error).message, /did not send the consistency proof/);
+          return true;
+        });
+        const asked = () => n.requests.filter((r) => r.op === 'consistency').length;
+        const before = asked();
+        // A drop and a new session: the abandoned request is not sent again.
+        n.stallConsistency = false;
+        n.dropAll();
+        await c.app('shop').query('after', {});
+        assert.equal(asked(), before);
+        await c.close();
+      });
+
       it('waits for the signature, verifies claims and pinned service, then checks consistency', async () => {
         const n = node();
         const state = memoryState();
@@ -693,7 +739,16 @@ for (const [label, crypto] of [
         await c.app('shop').info();
         current = second;
         first.dropAll();
-        await assert.rejects(c.app('shop').transact('pay', { amount: 1 }), code('SERVICE_CHANGED'));
+        // The transaction went out on the socket being dropped: its outcome is unknown, and the
+        // error says so with its request id; the cause is the impostor's service.
+        await assert.rejects(c.app('shop').transact('pay', { amount: 1 }), (e) => {
+          code('OUTCOME_UNKNOWN')(e);
+          assert.ok(e instanceof OutcomeUnknownError);
+          assert.equal(e.app, 'shop');
+          assert.match(e.requestId, /^[0-9a-f-]{36}$/);
+          assert.equal((e.cause as { code?: string }).code, 'SERVICE_CHANGED');
+          return true;
+        });
         assert.deepEqual(
           frameTypes(second.frames),
           [FRAME.CH],
@@ -762,12 +817,43 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it("a committed transaction's answer withheld behind a forged ALERT is OUTCOME_UNKNOWN, never a refusal", async () => {
+        const n = node();
+        const c = await open(n);
+        await c.app('shop').info();
+        // The next session's first record is the transaction: a host lets it commit, withholds
+        // the answer and forges an ALERT, which looks like the node refusing the handshake.
+        n.dropAll();
+        n.alertInsteadOfAnswer = 1;
+        const e = await c
+          .app('shop')
+          .transact('pay', { amount: 5 })
+          .then(
+            () => assert.fail('the transaction must not look answered'),
+            (err: unknown) => err,
+          );
+        assert.ok(e instanceof OutcomeUnknownError, String(e));
+        assert.equal(n.effects, 1, 'it was committed');
+        // The error names what to look up and how to retry: at most once.
+        const st = await c.status({ app: 'shop', requestId: e.requestId });
+        assert.equal(st.state, 'committed');
+        const again = await c
+          .app('shop')
+          .transact('pay', { amount: 5 }, { requestId: e.requestId });
+        assert.equal(again.repeated, true);
+        assert.equal(n.effects, 1);
+      });
+
       it('reconnect: false fails the waiting calls and closes', async () => {
         const n = node();
         const c = await open(n, { reconnect: false });
         await c.app('shop').info();
         n.loseResponses = 1;
-        await assert.rejects(c.app('shop').transact('pay', {}), code('NETWORK'));
+        await assert.rejects(c.app('shop').transact('pay', {}), (e) => {
+          code('OUTCOME_UNKNOWN')(e);
+          assert.equal((e as Error & { cause: { code: string } }).cause.code, 'NETWORK');
+          return true;
+        });
         await assert.rejects(c.app('shop').query('a', {}), code('NETWORK'));
         assert.equal(n.connections, 1);
       });

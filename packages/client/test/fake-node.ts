@@ -53,6 +53,11 @@ export class FakeNode {
   connections = 0;
   /** The next N transactions are applied but the connection drops before the answer. */
   loseResponses = 0;
+  /**
+   * The next N transactions are applied, then a hostile host withholds the answer and forges a
+   * handshake ALERT (unauthenticated) before closing.
+   */
+  alertInsteadOfAnswer = 0;
   /** Answer the next N consistency requests with ENCLAVE_FAILED (a node's passing trouble). */
   failConsistency = 0;
   /** Never answer consistency requests while true (a node stalling the root check). */
@@ -264,6 +269,12 @@ export class FakeNode {
     if (this.loseResponses > 0) {
       this.loseResponses--;
       this.close(c, 'lost the response');
+      return;
+    }
+    if (this.alertInsteadOfAnswer > 0) {
+      this.alertInsteadOfAnswer--;
+      this.send(c, [encodeAlert('SCP_HANDSHAKE', 'the client signature does not verify')]);
+      this.close(c, 'forged alert');
       return;
     }
     return ok({ result, codeId, txid, repeated: false });

@@ -52,6 +52,8 @@ export const ERROR_CODES = {
   REQUEST_TOO_LARGE: 'Send a smaller request; the limit is stated in the message.',
   NOT_FOUND: 'Check the URL; see the README for the endpoints.',
   NETWORK: 'Check the node URL and that the node is running.',
+  OUTCOME_UNKNOWN:
+    'A transaction was sent but its answer was lost (the connection failed, or was refused or closed afterwards): it may have been committed. Look it up with status({ app, requestId }) (the message names both), or retry with the same request id: a transaction is applied at most once per request id.',
   // Ledger (docs/ledger-format.md)
   STORE:
     'The record store failed: the message names the directory and what to do (stop the other process, free disk space, or restore the data directory from backup).',
