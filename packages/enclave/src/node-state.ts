@@ -96,7 +96,11 @@ export async function openNodeState(
   ownSvn: number,
   blob: Uint8Array,
 ): Promise<OpenedNodeState> {
-  const { plaintext } = await unseal(keys, { purpose: PURPOSE, owner: nodeId, ownSvn }, blob);
+  const { plaintext } = await unseal(
+    keys,
+    { purpose: PURPOSE, owner: nodeId, ownSvn, policy: 'signer' },
+    blob,
+  );
   let fields: unknown;
   try {
     fields = decodeCbor(plaintext);

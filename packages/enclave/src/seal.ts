@@ -144,20 +144,27 @@ export async function seal(
 }
 
 /**
- * Opens a sealed blob, checking that it is for `purpose` and `owner`, and that it was not written
- * by a higher security version than `ownSvn` (SecurityVersionRollbackError). Any other failure,
- * including a wrong key (another platform, another code identity, a lower version) is
- * SealedDataCorruptError.
+ * Opens a sealed blob, checking that it is for `purpose` and `owner` (and, when given, sealed
+ * under `policy`), and that it was not written by a higher security version than `ownSvn`
+ * (SecurityVersionRollbackError). Any other failure, including a wrong key (another platform,
+ * another code identity, a lower version) is SealedDataCorruptError.
  */
 export async function unseal(
   keys: SealKeySource,
-  expect: { purpose: string; owner: string; ownSvn: number },
+  expect: { purpose: string; owner: string; ownSvn: number; policy?: SealPolicy },
   blob: Uint8Array,
 ): Promise<{ header: SealedHeader; plaintext: Uint8Array }> {
   const { header, headerBytes, iv, ciphertext } = parseSealed(blob);
   if (header.purpose !== expect.purpose) {
     throw new SealedDataCorruptError(
       `sealed blob is for purpose '${header.purpose}', expected '${expect.purpose}'`,
+    );
+  }
+  // State kept across upgrades is sealed to the signer: the same bytes under the code policy
+  // would open now and be lost at the next upgrade, so they are refused now.
+  if (expect.policy !== undefined && header.policy !== expect.policy) {
+    throw new SealedDataCorruptError(
+      `sealed blob is sealed under the ${header.policy} policy, expected the ${expect.policy} policy`,
     );
   }
   if (header.owner !== expect.owner) {

@@ -67,6 +67,12 @@ describe('sealing with the code policy', () => {
     const bySigner = await seal(original, { ...meta, policy: 'signer', svn: 1 }, secret);
     const opened = await unseal(identityFor(changed), { ...meta, ownSvn: 1 }, bySigner);
     assert.deepEqual(opened.plaintext, secret);
+    // State the node keeps across upgrades names its policy: a blob under the code policy is
+    // refused at once, not kept until the next upgrade loses it.
+    await assert.rejects(unseal(original, { ...meta, ownSvn: 1, policy: 'signer' }, blob), {
+      code: 'SEALED_DATA_CORRUPT',
+      message: /sealed under the code policy, expected the signer policy/,
+    });
   });
 });
 

@@ -110,7 +110,11 @@ export async function openServiceState(
   ownSvn: number,
   blob: Uint8Array,
 ): Promise<{ state: ServiceState; maxSvn: number; resealed: Uint8Array | undefined }> {
-  const { plaintext } = await unseal(keys, { purpose: SERVICE_STATE_PURPOSE, owner, ownSvn }, blob);
+  const { plaintext } = await unseal(
+    keys,
+    { purpose: SERVICE_STATE_PURPOSE, owner, ownSvn, policy: 'signer' },
+    blob,
+  );
   let fields: unknown;
   try {
     fields = decodeCbor(plaintext);
