@@ -9,7 +9,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export function cloisterHome(flag?: string): string {
-  return resolve(flag ?? process.env.CLOISTER_HOME ?? join(homedir(), '.cloister'));
+  // An empty CLOISTER_HOME is unset (it would otherwise resolve to the working directory).
+  return resolve(flag ?? (process.env.CLOISTER_HOME || undefined) ?? join(homedir(), '.cloister'));
 }
 
 export function defaultPaths(home: string): {

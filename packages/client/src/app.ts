@@ -109,8 +109,15 @@ export class AppClient {
     this.name = name;
   }
 
-  /** The app's signed code id, checked against the constraint (read once, then on APP_CODE_CHANGED). */
+  /**
+   * The app's signed code id, checked against the constraint (read once, then on
+   * APP_CODE_CHANGED). A copy: calls keep checking against the client's own.
+   */
   info(): Promise<AppInfo> {
+    return this.verifiedInfo().then((i) => ({ ...i, codeId: i.codeId.slice() }));
+  }
+
+  private verifiedInfo(): Promise<AppInfo> {
     if (this.checked !== undefined) return Promise.resolve(this.checked);
     const r = this.refusal;
     if (r !== undefined && r.session === this.client.session) return Promise.reject(r.error);
@@ -204,10 +211,10 @@ export class AppClient {
       f(info.codeId).catch((e: unknown) => {
         if (!isCloisterError(e, 'APP_CODE_CHANGED')) throw e;
         if (this.checked === info) this.checked = undefined;
-        return this.info().then((i) => f(i.codeId));
+        return this.verifiedInfo().then((i) => f(i.codeId));
       });
     const info = this.checked;
-    return info !== undefined ? attempt(info) : this.info().then(attempt);
+    return info !== undefined ? attempt(info) : this.verifiedInfo().then(attempt);
   }
 
   private call(

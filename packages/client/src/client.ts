@@ -119,6 +119,18 @@ export function scpUrl(url: string): string {
   if (scheme === undefined) {
     throw new InvalidInputError(`${url} is not an http(s) or ws(s) URL; give the node's URL`);
   }
+  // The URL names the pin in the state file and appears in errors: it carries no secret. A node
+  // takes none (the client proves who it is in the handshake, encrypted).
+  if (u.username !== '' || u.password !== '') {
+    throw new InvalidInputError(
+      `${u.protocol}//…@${u.host}: a node URL carries no user name or password (the client's identity key authenticates it); remove them`,
+    );
+  }
+  if (u.search !== '') {
+    throw new InvalidInputError(
+      `the node URL has a query string (${u.search.length} characters): a node takes none, and the URL is kept in the state file and in errors; remove it`,
+    );
+  }
   u.protocol = scheme;
   if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/scp';
   u.hash = '';
@@ -206,8 +218,11 @@ export class Client {
 
   /** The verified service (set once connected). */
   get service(): ServiceInfo {
-    if (this.current === undefined) throw new ScpError('SCP_CLOSED', 'the client is not connected');
-    return this.current;
+    const c = this.current;
+    if (c === undefined) throw new ScpError('SCP_CLOSED', 'the client is not connected');
+    // Copies: the client checks reconnects and receipts against its own bytes, which a caller
+    // that changes what it was handed must not move.
+    return { ...c, identity: c.identity.slice(), key: c.key.slice(), nodeKey: c.nodeKey.slice() };
   }
 
   /** The ScpCrypto this client verifies signatures with. */

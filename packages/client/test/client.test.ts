@@ -121,6 +121,25 @@ describe('connect: options named by what is wrong with them', () => {
     await refused({ constraint: CONSTRAINT, identity }, /needs a transport: import connect from/);
     assert.equal(n.connections, 0, 'nothing was sent');
   });
+
+  it('a node URL with a user name, password or query string (kept in state and errors) is refused', async () => {
+    const n = node();
+    const identity = await generateIdentity();
+    const o = { constraint: CONSTRAINT, identity, transport: n.transport };
+    await assert.rejects(connect('https://alice:s3cret@node.test:7410', o), (e: unknown) => {
+      assert.ok(isCloisterError(e, 'INVALID_INPUT'));
+      assert.match((e as Error).message, /carries no user name or password/);
+      assert.doesNotMatch((e as Error).message, /s3cret|alice/);
+      return true;
+    });
+    await assert.rejects(connect('https://node.test:7410/?token=abc', o), (e: unknown) => {
+      assert.ok(isCloisterError(e, 'INVALID_INPUT'));
+      assert.match((e as Error).message, /query string/);
+      assert.doesNotMatch((e as Error).message, /abc/);
+      return true;
+    });
+    assert.equal(n.connections, 0);
+  });
 });
 
 // Every test runs twice: on "."'s WebCrypto (asynchronous records) and on the "./node" entry's

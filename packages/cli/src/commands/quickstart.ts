@@ -247,8 +247,9 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
   try {
     const build = readBuild(enclaveDir);
     const operator = operatorKeyForStart(o.home, o.operatorKey);
-    // One data directory per enclave measurement: a node's sealed state opens only under the code
-    // that sealed it, so a rebuilt enclave (after an update) starts afresh instead of failing.
+    // One data directory per enclave measurement: a rebuilt enclave (after an update) starts a new
+    // node and service instead of opening the last one's (its sealed state, under the signer
+    // policy, would open; but a quickstart is a fresh demo of the code that is built now).
     const dataDir = o.data ?? quickstartDataDir(home, build.measurement);
     // A new build with earlier quickstart data beside: a new node and service on the same URL.
     const earlier =

@@ -196,9 +196,17 @@ export function enclaveOcalls(
       product: identity.product,
       svn: identity.svn,
     }),
-    'platform.sealKey': (req: { policy: number; svn: number; keyId: Uint8Array }) => ({
-      key: platform.sealKey(identity, req.policy === 1 ? 'code' : 'signer', req.svn, req.keyId),
-    }),
+    'platform.sealKey': (req: { policy: number; svn: number; keyId: Uint8Array }) => {
+      // 1 code, 2 signer (docs/boundary.md); anything else is not a policy, not "signer".
+      if (req.policy !== 1 && req.policy !== 2) {
+        throw new InvalidInputError(
+          `sealing policy ${req.policy} is neither 1 (code) nor 2 (signer)`,
+        );
+      }
+      return {
+        key: platform.sealKey(identity, req.policy === 1 ? 'code' : 'signer', req.svn, req.keyId),
+      };
+    },
     'platform.report': async (req: { reportData: Uint8Array }) => ({
       evidence: await platform.report(identity, req.reportData),
     }),
