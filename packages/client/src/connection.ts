@@ -111,7 +111,10 @@ const MESSAGE_FAILURES: ReadonlySet<string> = new Set([
  */
 const MAX_HANDSHAKE_QUEUE = 8;
 
-/** Failures a fresh connection may cure; any other (a trust failure, a bug) is final. */
+/**
+ * Failures a fresh connection may cure at once (re-sent within the reconnect budget); any other (a
+ * trust failure, a bug) fails the calls waiting, and only a later call tries again.
+ */
 const TRANSIENT: ReadonlySet<string> = new Set([
   'NETWORK',
   'SCP_HANDSHAKE',
@@ -269,7 +272,11 @@ export class Connection {
         return await this.openOnce();
       } catch (e) {
         if (!transient(e)) {
-          this.fail(e);
+          // A trust failure (another service, evidence that does not verify, another version)
+          // fails the calls waiting, and the next call tries a fresh handshake: what failed is
+          // unauthenticated, so a host must not be able to end this client with one frame. No
+          // call is sent before a handshake verifies, so trying again leaks nothing.
+          this.failPending(e);
           throw e;
         }
         last = e;

@@ -774,6 +774,12 @@ for (const [label, crypto] of [
           'nothing but CH reached the impostor',
         );
         await assert.rejects(c.app('shop').query('x', {}), code('SERVICE_CHANGED'));
+        // The impostor gone, the same client works again: an unauthenticated failure does not
+        // end it for good.
+        current = first;
+        const r = await c.app('shop').query('y', {});
+        assert.equal(JSON.parse(r.json).method, 'y');
+        await c.close();
       });
 
       it('gives up after the configured attempts with NETWORK, and recovers on a later call', async () => {
