@@ -23,6 +23,7 @@ import {
 } from '@cloister/core';
 import type { Client } from './client.js';
 import type { Answer } from './connection.js';
+import { NetworkError } from './errors.js';
 
 /** What the node signed about an app, checked against the constraint. */
 export interface AppInfo {
@@ -36,6 +37,12 @@ export interface AppInfo {
 export interface CallOptions {
   /** Called with each notification the app emits during the call (a throwing listener is ignored). */
   readonly onNotification?: (value: unknown) => void;
+  /**
+   * Give up waiting after this many milliseconds (default: wait as long as the connection lives).
+   * A query then fails with NETWORK; a transaction that went out fails with OUTCOME_UNKNOWN: it
+   * may still commit, so look it up or retry with its request id. The call is not sent again.
+   */
+  readonly timeoutMs?: number;
 }
 
 export interface TransactOptions extends CallOptions {
@@ -233,7 +240,20 @@ export class AppClient {
               // a bad notification fails the call below; a listener's own error is its own
             }
           };
-    return this.client.request(op, { app: this.name, ...args }, onNotify);
+    const ms = o.timeoutMs;
+    if (ms === undefined) return this.client.request(op, { app: this.name, ...args }, onNotify);
+    if (!Number.isInteger(ms) || ms < 1 || ms > 2 ** 31 - 1) {
+      return Promise.reject(
+        new InvalidInputError('timeoutMs is a whole number of milliseconds, 1 to 2^31 - 1'),
+      );
+    }
+    return this.client.request(op, { app: this.name, ...args }, onNotify, {
+      ms,
+      error: () =>
+        new NetworkError(
+          `no answer to ${op} ${String(args.method)} of app ${this.name} within ${ms} ms`,
+        ),
+    });
   }
 
   /** The answer's result; its code id must be `codeId`, or for a repeat one the constraint admits. */

@@ -256,8 +256,9 @@ export class Client {
     op: string,
     args: Record<string, unknown>,
     onNotify?: (json: string) => void,
+    deadline?: { readonly ms: number; readonly error: () => unknown },
   ): Promise<Answer> {
-    return this.connection.request(op, args, onNotify);
+    return this.connection.request(op, args, onNotify, deadline);
   }
 
   /** Where a transaction stands, by its txid or by its app's request id. */

@@ -173,7 +173,7 @@ export class Connection {
   /**
    * Sends `op` and resolves its answer; rejects with the node's error or a connection failure.
    * With `deadline`, a call still unanswered after `ms` is forgotten (never sent again) and
-   * rejects with `deadline.error()`.
+   * rejects with `deadline.error()` (OUTCOME_UNKNOWN around it for a transaction that went out).
    */
   request(
     op: string,
@@ -205,7 +205,7 @@ export class Connection {
       this.pending.set(p.id, p);
       if (deadline !== undefined) {
         timer = setTimeout(() => {
-          if (this.pending.delete(p.id)) fail(deadline.error());
+          if (this.pending.delete(p.id)) fail(this.lost(p, deadline.error()));
         }, deadline.ms);
       }
       // An established session: send now (one promise hop less per call).

@@ -869,6 +869,30 @@ for (const [label, crypto] of [
         assert.equal(n.effects, 1);
       });
 
+      it('timeoutMs: a query gives up with NETWORK, a transaction with OUTCOME_UNKNOWN; neither is sent again', async () => {
+        const n = node();
+        const c = await open(n);
+        await c.app('shop').info();
+        n.stallAnswers = true;
+        await assert.rejects(c.app('shop').query('slow', {}, { timeoutMs: 100 }), (e) => {
+          code('NETWORK')(e);
+          assert.match((e as Error).message, /no answer to query slow of app shop within 100 ms/);
+          return true;
+        });
+        await assert.rejects(c.app('shop').transact('pay', {}, { timeoutMs: 100 }), (e) => {
+          assert.ok(e instanceof OutcomeUnknownError, String(e));
+          assert.equal(n.effects, 1, 'it committed: only the answer was withheld');
+          return true;
+        });
+        await assert.rejects(c.app('shop').query('x', {}, { timeoutMs: 0 }), code('INVALID_INPUT'));
+        n.stallAnswers = false;
+        const sent = n.requests.length;
+        n.dropAll(); // a new session re-sends only what still waits: nothing
+        await c.app('shop').query('after', {});
+        assert.equal(n.requests.length, sent + 1);
+        await c.close();
+      });
+
       it('reconnect: false fails the waiting calls and closes', async () => {
         const n = node();
         const c = await open(n, { reconnect: false });

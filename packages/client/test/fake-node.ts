@@ -62,6 +62,8 @@ export class FakeNode {
   failConsistency = 0;
   /** Never answer consistency requests while true (a node stalling the root check). */
   stallConsistency = false;
+  /** Apply transactions but answer no query or transaction while true (a host withholding). */
+  stallAnswers = false;
   /** Answer RECEIPT_NOT_READY this many times before signing the log. */
   signAfterPolls = 0;
   /** Answer a receipt request with the receipt of this other entry index (a lying node). */
@@ -204,7 +206,10 @@ export class FakeNode {
         for (const json of app.notify ?? []) await this.reply(c, { type: 'notify', id, json });
         const args = a.get('args') as string;
         const method = a.get('method') as string;
-        if (op === 'query') return ok({ result: JSON.stringify({ method, args }), codeId });
+        if (op === 'query') {
+          if (this.stallAnswers) return;
+          return ok({ result: JSON.stringify({ method, args }), codeId });
+        }
         return this.transact(c, a, codeId, method, args, ok);
       }
       case 'status': {
@@ -271,6 +276,7 @@ export class FakeNode {
       this.close(c, 'lost the response');
       return;
     }
+    if (this.stallAnswers) return;
     if (this.alertInsteadOfAnswer > 0) {
       this.alertInsteadOfAnswer--;
       this.send(c, [encodeAlert('SCP_HANDSHAKE', 'the client signature does not verify')]);
