@@ -187,6 +187,23 @@ describe('cloister keys, call and query against a real node', () => {
     const q = await call('query', ['counter', 'get', '{"name":"b"}', '--identity', me]);
     assert.equal(q.code, 0, q.err);
     assert.match(q.out, /result\s+1\n/);
+    // A run without --request-id, retried with the id it printed (as after OUTCOME_UNKNOWN):
+    // applied once, and the retry's receipt checks, since the salt derives from the id.
+    const c1 = ['counter', 'increment', '{"name":"d"}', '--identity', me, '--json'];
+    const once = await call('call', c1);
+    assert.equal(once.code, 0, once.err);
+    const firstRun = JSON.parse(once.out) as { requestId: string; txid: string };
+    const r4 = join(tmp, 'receipt4.cbor');
+    const retry = await call('call', [...c1, '--request-id', firstRun.requestId, '--receipt', r4]);
+    assert.equal(retry.code, 0, retry.err);
+    const again = JSON.parse(retry.out) as {
+      repeated: boolean;
+      txid: string;
+      receipt: { claims: boolean };
+    };
+    assert.equal(again.repeated, true);
+    assert.equal(again.txid, firstRun.txid);
+    assert.equal(again.receipt.claims, true);
   });
 
   it('--receipt never overwrites a file that is not a receipt, and is checked before the call', async () => {

@@ -139,13 +139,19 @@ export class AppClient {
   /** Runs query `method` with `args` (any JSON value); nothing is written. */
   query(method: string, args?: unknown, o: CallOptions = {}): Promise<QueryResult> {
     let json: string;
+    let end: number | undefined;
     try {
       json = argsJson(args);
+      end = deadlineOf(o);
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.withCode((codeId) =>
-      this.call('query', { method, args: json, codeId }, o).then((a) => this.result(a, codeId)),
+    return this.withCode(
+      (codeId) =>
+        this.call('query', { method, args: json, codeId }, o, end).then((a) =>
+          this.result(a, codeId),
+        ),
+      end,
     );
   }
 
@@ -161,8 +167,14 @@ export class AppClient {
       throw new InvalidInputError('a claims salt is 32 bytes');
     }
     const salt = o.salt?.slice() ?? this.client.crypto.random(32);
+    const end = deadlineOf(o);
     return this.withCode(async (codeId) => {
-      const a = await this.call('transact', { method, args: json, codeId, requestId, salt }, o);
+      const a = await this.call(
+        'transact',
+        { method, args: json, codeId, requestId, salt },
+        o,
+        end,
+      );
       const { txid, repeated } = a.result;
       if (typeof txid !== 'string') throw protocol('the node answered transact without a txid');
       parseTxid(txid);
@@ -179,7 +191,7 @@ export class AppClient {
         codeId: r.codeId,
       };
       return { ...r, txid, requestId, repeated, claims };
-    });
+    }, end);
   }
 
   private async readInfo(): Promise<AppInfo> {
@@ -213,21 +225,34 @@ export class AppClient {
    * runs it once more. Without a promise hop when the code id is checked already (queries are the
    * hot path).
    */
-  private withCode<T>(f: (codeId: Uint8Array) => Promise<T>): Promise<T> {
-    const attempt = (info: AppInfo): Promise<T> =>
-      f(info.codeId).catch((e: unknown) => {
+  private withCode<T>(f: (codeId: Uint8Array) => Promise<T>, end?: number): Promise<T> {
+    // The call's deadline covers reading app.info too (nothing of the call is sent meanwhile).
+    const info = (): Promise<AppInfo> =>
+      end === undefined
+        ? this.verifiedInfo()
+        : beforeDeadline(
+            this.verifiedInfo(),
+            end,
+            () =>
+              new NetworkError(
+                `no answer to app.info of app ${this.name} before the call's deadline`,
+              ),
+          );
+    const attempt = (checked: AppInfo): Promise<T> =>
+      f(checked.codeId).catch((e: unknown) => {
         if (!isCloisterError(e, 'APP_CODE_CHANGED')) throw e;
-        if (this.checked === info) this.checked = undefined;
-        return this.verifiedInfo().then((i) => f(i.codeId));
+        if (this.checked === checked) this.checked = undefined;
+        return info().then((i) => f(i.codeId));
       });
-    const info = this.checked;
-    return info !== undefined ? attempt(info) : this.verifiedInfo().then(attempt);
+    const known = this.checked;
+    return known !== undefined ? attempt(known) : info().then(attempt);
   }
 
   private call(
     op: 'query' | 'transact',
     args: Record<string, unknown>,
     o: CallOptions,
+    end?: number,
   ): Promise<Answer> {
     const listener = o.onNotification;
     const onNotify =
@@ -240,19 +265,16 @@ export class AppClient {
               // a bad notification fails the call below; a listener's own error is its own
             }
           };
-    const ms = o.timeoutMs;
-    if (ms === undefined) return this.client.request(op, { app: this.name, ...args }, onNotify);
-    if (!Number.isInteger(ms) || ms < 1 || ms > 2 ** 31 - 1) {
-      return Promise.reject(
-        new InvalidInputError('timeoutMs is a whole number of milliseconds, 1 to 2^31 - 1'),
-      );
+    if (end === undefined) return this.client.request(op, { app: this.name, ...args }, onNotify);
+    const what = `${op} ${String(args.method)} of app ${this.name}`;
+    const left = end - Date.now();
+    if (left <= 0) {
+      // Spent reading app.info (or on an earlier attempt): not sent.
+      return Promise.reject(new NetworkError(`no answer to ${what} within ${o.timeoutMs} ms`));
     }
     return this.client.request(op, { app: this.name, ...args }, onNotify, {
-      ms,
-      error: () =>
-        new NetworkError(
-          `no answer to ${op} ${String(args.method)} of app ${this.name} within ${ms} ms`,
-        ),
+      ms: left,
+      error: () => new NetworkError(`no answer to ${what} within ${o.timeoutMs} ms`),
     });
   }
 
@@ -307,4 +329,25 @@ export function claimsSaltMessage(
   out.set(appBytes, 4 + s);
   out.set(idBytes, 4 + s + appBytes.length);
   return out;
+}
+
+/** The absolute deadline of a call's `timeoutMs` (Date.now() based), or undefined. */
+function deadlineOf(o: CallOptions): number | undefined {
+  const ms = o.timeoutMs;
+  if (ms === undefined) return undefined;
+  if (!Number.isInteger(ms) || ms < 1 || ms > 2 ** 31 - 1) {
+    throw new InvalidInputError('timeoutMs is a whole number of milliseconds, 1 to 2^31 - 1');
+  }
+  return Date.now() + ms;
+}
+
+/** `p`, or `error()` once `end` (Date.now() based) has passed first. */
+function beforeDeadline<T>(p: Promise<T>, end: number, error: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(error()), Math.max(0, end - Date.now()));
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

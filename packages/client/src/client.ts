@@ -146,7 +146,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  */
 export const CONSISTENCY_TIMEOUT_MS = 5_000;
 
-/** `p`, or `onTimeout()` thrown after `ms` (the timer cleared either way). */
 /** A client connected to one node; its calls survive reconnects. */
 export class Client {
   /** The SCP endpoint (the key of this URL's pin). */

@@ -32,7 +32,8 @@ export interface ReconnectOptions {
   /**
    * Attempts after a drop before the unanswered calls fail (default 6). Also the re-send budget of
    * one call: it goes out on at most 1 + attempts sessions, so a call whose every session ends
-   * before its answer fails with NETWORK instead of being sent again for ever.
+   * before its answer fails (NETWORK; OUTCOME_UNKNOWN for a transaction) instead of being sent
+   * again for ever.
    */
   readonly attempts?: number;
   /** Delay before the first attempt, in ms (default 100); doubles per attempt, ±50% jitter. */
@@ -79,6 +80,12 @@ interface Live {
   accepted: boolean;
   /** Seals and sends in call order, so frames leave in sequence-number order. */
   sending: Promise<void>;
+  /**
+   * Ids of calls sent on this Live and given up at their deadline: their late answers are
+   * expected and dropped (an answer to an id never sent still ends the session). A response
+   * removes its id.
+   */
+  readonly forgotten: Set<number>;
 }
 
 interface Pending {
@@ -205,7 +212,9 @@ export class Connection {
       this.pending.set(p.id, p);
       if (deadline !== undefined) {
         timer = setTimeout(() => {
-          if (this.pending.delete(p.id)) fail(this.lost(p, deadline.error()));
+          if (!this.pending.delete(p.id)) return;
+          if (p.sentOn !== undefined && !p.sentOn.dead) p.sentOn.forgotten.add(p.id);
+          fail(this.lost(p, deadline.error()));
         }, deadline.ms);
       }
       // An established session: send now (one promise hop less per call).
@@ -350,6 +359,7 @@ export class Connection {
           dead: false,
           reason: undefined,
           accepted: false,
+          forgotten: new Set(),
           sending: Promise.resolve(),
         };
         settled = true;
@@ -434,6 +444,7 @@ export class Connection {
     }
     live.sending = live.sending.then(async () => {
       if (live.dead) return; // the re-open sends it again
+      if (!this.pending.has(p.id)) return; // given up (its deadline) while it waited here
       try {
         const frames = await live.session.seal(message, { pad: this.o.padding });
         if (!live.dead) for (const f of frames) live.socket.send(f);
@@ -453,7 +464,8 @@ export class Connection {
   private messageFailed(p: Pending, e: unknown): boolean {
     if (!isCloisterError(e) || !MESSAGE_FAILURES.has(e.code)) return false;
     this.pending.delete(p.id);
-    p.reject(e);
+    p.sends -= 1; // this attempt never left; an earlier one may have
+    p.reject(this.lost(p, e));
     return true;
   }
 
@@ -506,6 +518,11 @@ export class Connection {
       return;
     }
     const p = this.pending.get(m.id);
+    if (p === undefined && live.forgotten.has(m.id)) {
+      // The answer to a call given up at its deadline: late, not forged.
+      if (m.type === 'response') live.forgotten.delete(m.id);
+      return;
+    }
     if (p === undefined || p.sentOn !== live) {
       this.dropped(
         live,
@@ -551,10 +568,18 @@ export class Connection {
     if (this.live === live) this.live = undefined;
     live.socket.close();
     if (this.final !== undefined) return;
-    if (this.o.reconnect === false || !transient(e)) {
-      this.fail(
-        e instanceof CloisterError ? e : new NetworkError(`the connection failed: ${why(e)}`),
-      );
+    const named =
+      e instanceof CloisterError ? e : new NetworkError(`the connection failed: ${why(e)}`);
+    if (this.o.reconnect === false) {
+      this.fail(named);
+      return;
+    }
+    if (!transient(e)) {
+      // Not one a fresh session cures at once (a node's close with another code, a bug): the
+      // calls waiting fail with it, and the next call opens a new session. A host can cause
+      // these (a node closes a session on an oversized frame a host injects), so they never end
+      // the client for good.
+      this.failPending(named);
       return;
     }
     if (this.pending.size > 0) this.ready().catch(() => undefined); // the calls carry the error

@@ -893,6 +893,46 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it('a late answer to a call given up at its deadline is dropped; the session goes on', async () => {
+        const n = node();
+        const c = await open(n, { reconnect: false });
+        await c.app('shop').info();
+        n.delayQueriesMs = 150;
+        await assert.rejects(c.app('shop').query('slow', {}, { timeoutMs: 30 }), code('NETWORK'));
+        await new Promise((r) => setTimeout(r, 250)); // its answer arrives now
+        n.delayQueriesMs = 0;
+        const r = await c.app('shop').query('next', {});
+        assert.equal(JSON.parse(r.json).method, 'next');
+        assert.equal(n.connections, 1, 'the same session');
+        await c.close();
+      });
+
+      it('timeoutMs covers reading app.info; nothing of the call is sent', async () => {
+        const n = node();
+        const c = await open(n);
+        n.stallInfo = true;
+        await assert.rejects(c.app('shop').transact('pay', {}, { timeoutMs: 100 }), (e) => {
+          code('NETWORK')(e);
+          assert.match((e as Error).message, /app\.info of app shop/);
+          return true;
+        });
+        assert.equal(n.effects, 0);
+        assert.deepEqual(ops(n), ['app.info']);
+        await c.close();
+      });
+
+      it("a node's close with another code fails the waiting calls, and the next call reconnects", async () => {
+        const n = node();
+        const c = await open(n);
+        await c.app('shop').info();
+        n.closeWith = 'FRAME_TOO_LARGE';
+        await assert.rejects(c.app('shop').query('a', {}), code('FRAME_TOO_LARGE'));
+        const r = await c.app('shop').query('b', {});
+        assert.equal(JSON.parse(r.json).method, 'b');
+        assert.equal(n.connections, 2);
+        await c.close();
+      });
+
       it('reconnect: false fails the waiting calls and closes', async () => {
         const n = node();
         const c = await open(n, { reconnect: false });

@@ -64,6 +64,12 @@ export class FakeNode {
   stallConsistency = false;
   /** Apply transactions but answer no query or transaction while true (a host withholding). */
   stallAnswers = false;
+  /** Answer queries this many ms late (a slow node). */
+  delayQueriesMs = 0;
+  /** Never answer app.info while true. */
+  stallInfo = false;
+  /** Answer the next request with this close code (an authenticated close), then close. */
+  closeWith: string | undefined;
   /** Answer RECEIPT_NOT_READY this many times before signing the log. */
   signAfterPolls = 0;
   /** Answer a receipt request with the receipt of this other entry index (a lying node). */
@@ -187,8 +193,16 @@ export class FakeNode {
     const err = (code: string, message: string) =>
       this.reply(c, { type: 'response', id, ok: false, code, message });
     const app = this.apps.get(a.get('app') as string);
+    if (this.closeWith !== undefined) {
+      const code = this.closeWith;
+      this.closeWith = undefined;
+      await this.reply(c, { type: 'close', code, message: 'the node ended this session' });
+      this.close(c, 'closed by the node');
+      return;
+    }
     switch (op) {
       case 'app.info': {
+        if (this.stallInfo) return;
         if (app === undefined) return err('APP_NOT_FOUND', `no app ${String(a.get('app'))}`);
         const name = a.get('app') as string;
         const sig = p256.sign(
@@ -208,6 +222,7 @@ export class FakeNode {
         const method = a.get('method') as string;
         if (op === 'query') {
           if (this.stallAnswers) return;
+          if (this.delayQueriesMs > 0) await new Promise((r) => setTimeout(r, this.delayQueriesMs));
           return ok({ result: JSON.stringify({ method, args }), codeId });
         }
         return this.transact(c, a, codeId, method, args, ok);

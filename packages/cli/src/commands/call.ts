@@ -202,21 +202,17 @@ async function run(
       reconnect: { attempts: 3 },
     });
     const handle = client.app(app);
+    // A transaction's request id is chosen here when not given, and its claims salt is always
+    // derived from it (claimsSaltFor), never random: a run retrying a request id — after
+    // OUTCOME_UNKNOWN, say — then sends the first run's salt, so the repeat's receipt checks.
+    const requestId = o.requestId ?? globalThis.crypto.randomUUID();
     const r =
       kind === 'query'
         ? await handle.query(method, args)
-        : await handle.transact(
-            method,
-            args,
-            o.requestId === undefined
-              ? {}
-              : {
-                  requestId: o.requestId,
-                  // Derived, not random: a run repeating this request id uses the first run's
-                  // salt, so its receipt's claims can be checked too (claimsSaltFor).
-                  salt: claimsSaltFor(identityPath, client.service.identity, app, o.requestId),
-                },
-          );
+        : await handle.transact(method, args, {
+            requestId,
+            salt: claimsSaltFor(identityPath, client.service.identity, app, requestId),
+          });
     let receipt: { file: string; treeSize: number; claims: boolean } | undefined;
     if (receiptFile !== undefined && isTransact(r)) {
       // A node signs its log on a timer (--sign-interval, 1 s by default): said once the wait is
@@ -281,7 +277,7 @@ async function receiptOf(
   } catch (e) {
     if (r.repeated && e instanceof ReceiptError && e.reason === 'claims') {
       throw new InvalidInputError(
-        `request id '${r.requestId}' was first applied with other arguments (or by another tool with its own salt): the result shown is that first request's, and its receipt (${r.txid}) does not commit to this call's method and arguments; use a new request id for a new request`,
+        `request id '${r.requestId}' was first applied with other arguments, or by another tool or identity with another claims salt: the result shown is that first request's (${r.txid}), and its receipt does not commit to this call's method, arguments and salt. A retry of that same request needs nothing more (it is applied once); a different request needs its own request id`,
       );
     }
     throw e;
