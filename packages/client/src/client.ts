@@ -95,7 +95,10 @@ export interface ReceiptOptions {
   readonly wait?: boolean;
   /** The transaction's claims (a transact result's `claims`): the receipt must commit to them. */
   readonly claims?: Claims;
-  /** Give up waiting after about this many ms of polling (default 60000). */
+  /**
+   * Give up after about this many ms (default 60000), wall-clock: the polling and the requests
+   * (a node that does not answer a receipt request fails it with NETWORK).
+   */
   readonly waitMs?: number;
 }
 
@@ -366,20 +369,25 @@ export class Client {
 
   private async fetchReceipt(txid: string, o: ReceiptOptions): Promise<Uint8Array> {
     const limit = o.waitMs ?? 60_000;
-    let waited = 0;
+    // Wall-clock: the requests count too (a node slow to answer them must not stretch the wait).
+    const end = Date.now() + limit;
     let delay = 50;
     for (;;) {
+      const left = end - Date.now();
       try {
-        const { result } = await this.request('receipt', { txid });
+        const { result } = await this.connection.request('receipt', { txid }, undefined, {
+          ms: Math.max(1, o.wait ? left : limit),
+          error: () =>
+            new NetworkError(`${this.url} did not send the receipt of ${txid} within ${limit} ms`),
+        });
         if (!(result.receipt instanceof Uint8Array)) {
           throw new ScpError('SCP_PROTOCOL', 'the node answered receipt without receipt bytes');
         }
         return result.receipt;
       } catch (e) {
-        if (!o.wait || !isCloisterError(e, 'RECEIPT_NOT_READY') || waited >= limit) throw e;
+        if (!o.wait || !isCloisterError(e, 'RECEIPT_NOT_READY') || Date.now() >= end) throw e;
       }
-      await sleep(delay);
-      waited += delay;
+      await sleep(Math.min(delay, Math.max(0, end - Date.now())));
       delay = Math.min(delay * 2, 1000);
     }
   }

@@ -454,6 +454,23 @@ for (const [label, crypto] of [
     });
 
     describe('receipts', () => {
+      it('waitMs bounds the whole wait, the requests included', async () => {
+        const n = node();
+        const c = await open(n);
+        const t = await c.app('shop').transact('pay', {});
+        n.stallAnswers = true;
+        await assert.rejects(
+          c.receipt(t.txid, { wait: true, waitMs: 150, claims: t.claims }),
+          (e) => {
+            code('NETWORK')(e);
+            assert.match((e as Error).message, /did not send the receipt of 1\.\d+ within 150 ms/);
+            return true;
+          },
+        );
+        n.stallAnswers = false;
+        await c.close();
+      });
+
       it('a consistency proof the node never sends fails the receipt and is forgotten, not re-sent', async () => {
         const n = node();
         const state = memoryState();

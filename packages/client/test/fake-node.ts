@@ -62,7 +62,7 @@ export class FakeNode {
   failConsistency = 0;
   /** Never answer consistency requests while true (a node stalling the root check). */
   stallConsistency = false;
-  /** Apply transactions but answer no query or transaction while true (a host withholding). */
+  /** Apply transactions but answer no query, transaction or receipt while true (a host withholding). */
   stallAnswers = false;
   /** Answer queries this many ms late (a slow node). */
   delayQueriesMs = 0;
@@ -235,6 +235,7 @@ export class FakeNode {
         return ok(done ? { state: 'committed', txid: done.txid } : { state: 'unknown' });
       }
       case 'receipt': {
+        if (this.stallAnswers) return;
         const index = Number((a.get('txid') as string).split('.')[1]);
         if (!this.signed(a.get('txid') as string)) {
           if (this.signAfterPolls-- > 0) return err('RECEIPT_NOT_READY', 'not signed yet');
