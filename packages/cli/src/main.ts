@@ -339,7 +339,7 @@ export function createProgram(setExit: (code: number) => void): Command {
     if (kind === 'call') {
       c.option(
         '--request-id <id>',
-        'idempotency key: a retry with the same id applies once',
+        'idempotency key (default: a new one, printed): a retry with the same id applies once',
       ).option('--receipt <file>', 'wait for the signed receipt, verify it and write it here');
     }
     c.option('--json', 'print JSON').action(

@@ -267,7 +267,7 @@ export class AppClient {
           };
     if (end === undefined) return this.client.request(op, { app: this.name, ...args }, onNotify);
     const what = `${op} ${String(args.method)} of app ${this.name}`;
-    const left = end - Date.now();
+    const left = end - performance.now();
     if (left <= 0) {
       // Spent reading app.info (or on an earlier attempt): not sent.
       return Promise.reject(new NetworkError(`no answer to ${what} within ${o.timeoutMs} ms`));
@@ -331,23 +331,23 @@ export function claimsSaltMessage(
   return out;
 }
 
-/** The absolute deadline of a call's `timeoutMs` (Date.now() based), or undefined. */
+/** The deadline of a call's `timeoutMs` on the monotonic clock (performance.now()), or undefined. */
 function deadlineOf(o: CallOptions): number | undefined {
   const ms = o.timeoutMs;
   if (ms === undefined) return undefined;
   if (!Number.isInteger(ms) || ms < 1 || ms > 2 ** 31 - 1) {
     throw new InvalidInputError('timeoutMs is a whole number of milliseconds, 1 to 2^31 - 1');
   }
-  return Date.now() + ms;
+  return performance.now() + ms;
 }
 
-/** `p`, or `error()` once `end` (Date.now() based) has passed first. */
+/** `p`, or `error()` once `end` (performance.now()) has passed first. */
 function beforeDeadline<T>(p: Promise<T>, end: number, error: () => Error): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
     p,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(error()), Math.max(0, end - Date.now()));
+      timer = setTimeout(() => reject(error()), Math.max(0, end - performance.now()));
     }),
   ]).finally(() => clearTimeout(timer));
 }

@@ -96,8 +96,10 @@ export interface ReceiptOptions {
   /** The transaction's claims (a transact result's `claims`): the receipt must commit to them. */
   readonly claims?: Claims;
   /**
-   * Give up after about this many ms (default 60000), wall-clock: the polling and the requests
-   * (a node that does not answer a receipt request fails it with NETWORK).
+   * Give up after about this many ms (default 60000; 1 to 2^31 - 1), by the clock: the polling
+   * and its requests (a node that does not answer a receipt request fails it with NETWORK; one
+   * that answers RECEIPT_NOT_READY until the end, with that). The root check after it (the
+   * consistency proof, 5 s at most; the state lock) is not counted.
    */
   readonly waitMs?: number;
 }
@@ -148,6 +150,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * process's wait run out.
  */
 export const CONSISTENCY_TIMEOUT_MS = 5_000;
+
+/** The least time left for which a receipt wait polls again (else RECEIPT_NOT_READY stands). */
+const RECEIPT_LAST_POLL_MS = 250;
 
 /** A client connected to one node; its calls survive reconnects. */
 export class Client {
@@ -369,14 +374,21 @@ export class Client {
 
   private async fetchReceipt(txid: string, o: ReceiptOptions): Promise<Uint8Array> {
     const limit = o.waitMs ?? 60_000;
-    // Wall-clock: the requests count too (a node slow to answer them must not stretch the wait).
-    const end = Date.now() + limit;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 2 ** 31 - 1) {
+      throw new InvalidInputError('waitMs is a whole number of milliseconds, 1 to 2^31 - 1');
+    }
+    // By the clock: the requests count too (a node slow to answer them must not stretch the
+    // wait). A monotonic clock, so a wall-clock step does not end or stretch it.
+    const end = performance.now() + limit;
+    let notReady: unknown;
     let delay = 50;
     for (;;) {
-      const left = end - Date.now();
+      const left = end - performance.now();
+      // Too little time for another poll to come back: the node's own answer, not a timeout.
+      if (notReady !== undefined && left < RECEIPT_LAST_POLL_MS) throw notReady;
       try {
         const { result } = await this.connection.request('receipt', { txid }, undefined, {
-          ms: Math.max(1, o.wait ? left : limit),
+          ms: Math.max(1, Math.ceil(left)),
           error: () =>
             new NetworkError(`${this.url} did not send the receipt of ${txid} within ${limit} ms`),
         });
@@ -385,9 +397,12 @@ export class Client {
         }
         return result.receipt;
       } catch (e) {
-        if (!o.wait || !isCloisterError(e, 'RECEIPT_NOT_READY') || Date.now() >= end) throw e;
+        if (!o.wait || !isCloisterError(e, 'RECEIPT_NOT_READY')) throw e;
+        notReady = e;
       }
-      await sleep(Math.min(delay, Math.max(0, end - Date.now())));
+      const now = performance.now();
+      if (now >= end) throw notReady;
+      await sleep(Math.min(delay, end - now));
       delay = Math.min(delay * 2, 1000);
     }
   }

@@ -100,6 +100,12 @@ interface Pending {
   sentOn: Live | undefined;
   /** Sessions it was sent on. Invariant: at most the connection's maxSends. */
   sends: number;
+  /**
+   * Attempts that reached sealing (their bytes may have left: the outcome of a transaction is
+   * then unknown until answered), and the Live of the last one. Invariant: out <= sends.
+   */
+  out: number;
+  outOn: Live | undefined;
 }
 
 /**
@@ -118,12 +124,18 @@ const MESSAGE_FAILURES: ReadonlySet<string> = new Set([
  */
 const MAX_HANDSHAKE_QUEUE = 8;
 
+/** Calls given up on one session whose answers may still come; beyond, the session is replaced. */
+const MAX_FORGOTTEN = 64;
+
 /**
  * Failures a fresh connection may cure at once (re-sent within the reconnect budget); any other (a
  * trust failure, a bug) fails the calls waiting, and only a later call tries again.
  */
 const TRANSIENT: ReadonlySet<string> = new Set([
   'NETWORK',
+  // A node's close for a frame over MAX_FRAME: a host can inject one (the client's own messages
+  // over the cap fail alone, before sealing, as MESSAGE_FAILURES).
+  'FRAME_TOO_LARGE',
   'SCP_HANDSHAKE',
   'SCP_RECORD',
   'SCP_SEQUENCE',
@@ -208,13 +220,27 @@ export class Connection {
         notifications: [],
         sentOn: undefined,
         sends: 0,
+        out: 0,
+        outOn: undefined,
       };
       this.pending.set(p.id, p);
       if (deadline !== undefined) {
         timer = setTimeout(() => {
           if (!this.pending.delete(p.id)) return;
-          if (p.sentOn !== undefined && !p.sentOn.dead) p.sentOn.forgotten.add(p.id);
           fail(this.lost(p, deadline.error()));
+          const on = p.outOn;
+          if (on === undefined || on.dead) return;
+          on.forgotten.add(p.id);
+          // A session whose node answers none of the calls given up on it is wedged (or a host
+          // holds its records back): a new one, instead of an ever-growing set.
+          if (on.forgotten.size > MAX_FORGOTTEN) {
+            this.dropped(
+              on,
+              new NetworkError(
+                `the node answered none of ${on.forgotten.size} calls given up on this connection: opening a new one`,
+              ),
+            );
+          }
         }, deadline.ms);
       }
       // An established session: send now (one promise hop less per call).
@@ -433,6 +459,8 @@ export class Connection {
     if (live.session.sealSync !== undefined) {
       // Synchronous crypto: sealed and sent now, so frames leave in call order without a chain.
       let frames: Uint8Array[];
+      p.out += 1;
+      p.outOn = live;
       try {
         frames = live.session.sealSync(message, { pad: this.o.padding });
       } catch (e) {
@@ -443,8 +471,14 @@ export class Connection {
       return;
     }
     live.sending = live.sending.then(async () => {
-      if (live.dead) return; // the re-open sends it again
-      if (!this.pending.has(p.id)) return; // given up (its deadline) while it waited here
+      if (live.dead || !this.pending.has(p.id)) {
+        // Never left: the re-open sends it again, or it was given up (its deadline) meanwhile.
+        p.sends -= 1;
+        return;
+      }
+      // From here its bytes may leave; once sealing starts it must (sequence numbers).
+      p.out += 1;
+      p.outOn = live;
       try {
         const frames = await live.session.seal(message, { pad: this.o.padding });
         if (!live.dead) for (const f of frames) live.socket.send(f);
@@ -465,6 +499,7 @@ export class Connection {
     if (!isCloisterError(e) || !MESSAGE_FAILURES.has(e.code)) return false;
     this.pending.delete(p.id);
     p.sends -= 1; // this attempt never left; an earlier one may have
+    p.out -= 1;
     p.reject(this.lost(p, e));
     return true;
   }
@@ -604,7 +639,7 @@ export class Connection {
    * an error that invites a retry under a new one.
    */
   private lost(p: Pending, e: unknown): unknown {
-    if (p.op !== 'transact' || p.sends === 0) return e;
+    if (p.op !== 'transact' || p.out === 0) return e;
     const { app, requestId } = p.args;
     if (typeof app !== 'string' || typeof requestId !== 'string') return e;
     return new OutcomeUnknownError(app, requestId, e);

@@ -454,6 +454,39 @@ for (const [label, crypto] of [
     });
 
     describe('receipts', () => {
+      it('a wait that runs out while the node says not yet ends with RECEIPT_NOT_READY; waitMs is checked', async () => {
+        const n = node();
+        // 20 ms each way: a poll sent with a few ms left would time out, and blame the network.
+        const slow: Transport = async (url) => {
+          const s = await n.transport(url);
+          const send = s.send.bind(s);
+          s.send = (f) => void setTimeout(() => send(f), 20);
+          const deliver = () => s.onmessage;
+          const wrapped = { ...s } as typeof s;
+          Object.defineProperty(wrapped, 'onmessage', {
+            get: () => deliver(),
+            set: (h: ((f: Uint8Array) => void) | undefined) => {
+              s.onmessage = h === undefined ? undefined : (f) => void setTimeout(() => h(f), 20);
+            },
+          });
+          return wrapped;
+        };
+        const c = await open(n, { transport: slow });
+        const t = await c.app('shop').transact('pay', {});
+        n.signAfterPolls = 1000;
+        for (let i = 0; i < 3; i++) {
+          await assert.rejects(
+            c.receipt(t.txid, { wait: true, waitMs: 400, claims: t.claims }),
+            code('RECEIPT_NOT_READY'),
+          );
+        }
+        for (const waitMs of [0, -1, 1.5, Number.POSITIVE_INFINITY, 2 ** 31]) {
+          await assert.rejects(c.receipt(t.txid, { wait: true, waitMs }), code('INVALID_INPUT'));
+        }
+        n.signAfterPolls = 0;
+        await c.close();
+      });
+
       it('waitMs bounds the whole wait, the requests included', async () => {
         const n = node();
         const c = await open(n);
@@ -942,11 +975,47 @@ for (const [label, crypto] of [
         const n = node();
         const c = await open(n);
         await c.app('shop').info();
-        n.closeWith = 'FRAME_TOO_LARGE';
-        await assert.rejects(c.app('shop').query('a', {}), code('FRAME_TOO_LARGE'));
+        n.closeWith = 'ENCLAVE_FAILED';
+        await assert.rejects(c.app('shop').query('a', {}), code('ENCLAVE_FAILED'));
         const r = await c.app('shop').query('b', {});
         assert.equal(JSON.parse(r.json).method, 'b');
         assert.equal(n.connections, 2);
+        // FRAME_TOO_LARGE from the node is about a frame a host can inject: the call is sent
+        // again on a new session, as after a cut connection.
+        n.closeWith = 'FRAME_TOO_LARGE';
+        const again = await c.app('shop').query('c', {});
+        assert.equal(JSON.parse(again.json).method, 'c');
+        assert.equal(n.connections, 3);
+        await c.close();
+      });
+
+      it('a transaction given up while still waiting to be sealed is NETWORK (never sent), not OUTCOME_UNKNOWN', async () => {
+        const n = node();
+        const c = await open(n);
+        await c.app('shop').info();
+        // Large queries ahead of it in the sealing queue (WebCrypto seals asynchronously; the
+        // synchronous path seals at once, where this cannot happen).
+        const big = 'x'.repeat(200_000);
+        const ahead = Array.from({ length: 40 }, () => c.app('shop').query('big', { big }));
+        const late = c
+          .app('shop')
+          .transact('pay', {}, { timeoutMs: 1 })
+          .then(
+            () => assert.fail('answered'),
+            (e: unknown) => e,
+          );
+        await Promise.all(ahead);
+        const e = await late;
+        if (crypto === undefined) {
+          code('NETWORK')(e);
+          assert.equal(n.effects, 0, 'it never reached the node');
+        } else {
+          // Sealed at once: it went out, so its outcome is unknown (it may have committed).
+          assert.ok(
+            isCloisterError(e, 'NETWORK') || isCloisterError(e, 'OUTCOME_UNKNOWN'),
+            String(e),
+          );
+        }
         await c.close();
       });
 

@@ -244,12 +244,17 @@ async function run(
     if (o.json === true) {
       // A script reading stdout gets an answer it can parse either way (the words stay on stderr).
       const c = e instanceof CloisterError ? e : undefined;
+      // OUTCOME_UNKNOWN names what to retry with: the request id, as a field.
+      const requestId = (e as { requestId?: unknown }).requestId;
       process.stdout.write(
         `${JSON.stringify({
           error: {
             code: c?.code ?? 'UNEXPECTED',
             message: e instanceof Error ? e.message : String(e),
             hint: c?.hint ?? ERROR_CODES.UNEXPECTED,
+            ...(c?.code === 'OUTCOME_UNKNOWN' && typeof requestId === 'string'
+              ? { requestId }
+              : {}),
           },
         })}\n`,
       );
