@@ -40,6 +40,16 @@ function moduleTagged(tag: string): Uint8Array {
   });
 }
 
+/** An app runtime and admin over `engine`, opened with a new operator key. */
+async function opened(engine: Awaited<ReturnType<typeof createLedgerEngine>>) {
+  const runtime = createAppRuntime({ engine, currentCode: recordedCode });
+  const service = new Uint8Array(32).fill(0x55);
+  const admin = createAppAdmin({ engine, runtime, serviceIdentity: service });
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  await admin.open(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(-65)));
+  return { runtime, service, admin, privateKey };
+}
+
 test('a transaction racing an upgrade stops with APP_CODE_CHANGED instead of running old code after it', async () => {
   const inner = createMemoryStore();
   // The store tells the test when a batch starts being written (the upgrade's commit).
@@ -53,11 +63,7 @@ test('a transaction racing an upgrade stops with APP_CODE_CHANGED instead of run
     },
   });
   const engine = await createLedgerEngine(options(store));
-  const runtime = createAppRuntime({ engine, currentCode: recordedCode });
-  const service = new Uint8Array(32).fill(0x55);
-  const admin = createAppAdmin({ engine, runtime, serviceIdentity: service });
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  await admin.open(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(-65)));
+  const { runtime, service, admin, privateKey } = await opened(engine);
   const v1 = moduleTagged('v1');
   const v2 = moduleTagged('v2');
   const first = await admin.deploy(
@@ -152,12 +158,9 @@ test('a restart reloads every recorded app, past the 1,000 a listing shows', asy
 });
 
 test('a deploy request re-encoded with an unprotected header (same signature) is refused', async () => {
-  const engine = await createLedgerEngine(options(createMemoryStore()));
-  const runtime = createAppRuntime({ engine, currentCode: recordedCode });
-  const service = new Uint8Array(32).fill(0x55);
-  const admin = createAppAdmin({ engine, runtime, serviceIdentity: service });
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  await admin.open(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(-65)));
+  const { service, admin, privateKey } = await opened(
+    await createLedgerEngine(options(createMemoryStore())),
+  );
   const v1 = moduleTagged('v1');
   const { request } = signDeployRequest(privateKey, {
     app: 'demo',
