@@ -160,9 +160,9 @@ export function decodeSign1(bytes: Uint8Array): DecodedSign1 {
 
 /**
  * decodeSign1, then the one form Cloister produces (docs/evidence.md §2): the protected header
- * exactly a1 01 26 ({1: -7}) and an empty unprotected header. Endorsements, signature entries,
- * receipts and operator requests are read with this (evidence makes the same two checks itself,
- * with EVIDENCE_FORMAT messages, in verify.ts), so each has exactly one accepted encoding: the unprotected header is not covered by the
+ * exactly a1 01 26 ({1: -7}) and an empty unprotected header. Evidence, manifests,
+ * endorsements, signature entries, receipts and operator requests are read with this, so each has
+ * exactly one accepted encoding: the unprotected header is not covered by the
  * signature, and a relay that added parameters to it would otherwise make another byte string of
  * the same receipt or log entry that still verifies. Throws EncodingError. Does NOT verify the
  * signature.
@@ -254,6 +254,6 @@ export async function verifyEs256(
 }
 
 /** True when `protectedBytes` is exactly the minimal ES256 protected header a1 01 26. */
-export function isMinimalEs256Protected(protectedBytes: Uint8Array): boolean {
+function isMinimalEs256Protected(protectedBytes: Uint8Array): boolean {
   return bytesEqual(protectedBytes, ES256_PROTECTED);
 }

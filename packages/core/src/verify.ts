@@ -22,7 +22,7 @@ import {
   parseConstraint,
 } from './constraint.js';
 import type { DecodedSign1 } from './cose.js';
-import { decodeSign1, isMinimalEs256Protected, sign1ToBeSigned, verifyEs256 } from './cose.js';
+import { decodeMinimalSign1, sign1ToBeSigned, verifyEs256 } from './cose.js';
 import { CloisterError, EncodingError, InvalidInputError } from './errors.js';
 import type { EvidenceClaims } from './evidence.js';
 import { decodeEvidencePayload, identityKeyDigest, nonceDigest } from './evidence.js';
@@ -130,16 +130,10 @@ function pickVerifier(
 function parseEvidence(evidence: Uint8Array): { sign1: DecodedSign1; claims: EvidenceClaims } {
   let sign1: DecodedSign1;
   try {
-    sign1 = decodeSign1(evidence);
+    sign1 = decodeMinimalSign1(evidence);
   } catch (e) {
     if (!(e instanceof EncodingError)) throw e;
     throw new EvidenceFormatError(`evidence is not a valid COSE_Sign1: ${e.message}`, { cause: e });
-  }
-  if (!isMinimalEs256Protected(sign1.protectedBytes)) {
-    throw new EvidenceFormatError('evidence protected header must be exactly {1: -7} (a1 01 26)');
-  }
-  if (sign1.unprotected.size !== 0) {
-    throw new EvidenceFormatError('evidence unprotected header must be empty');
   }
   return { sign1, claims: decodeEvidencePayload(sign1.payload) };
 }

@@ -15,7 +15,7 @@ import {
   bytesEqual,
   computeMeasurement,
   decodeCbor,
-  decodeSign1,
+  decodeMinimalSign1,
   ES256_PROTECTED,
   encodeCbor,
   encodeSign1,
@@ -131,19 +131,13 @@ export function signManifest(
  * unprotected header, strict payload) without checking its signature. Throws ManifestError.
  */
 export function decodeManifest(bytes: Uint8Array): DecodedManifest {
-  let sign1: ReturnType<typeof decodeSign1>;
+  let sign1: ReturnType<typeof decodeMinimalSign1>;
   try {
-    sign1 = decodeSign1(bytes);
+    sign1 = decodeMinimalSign1(bytes);
   } catch (e) {
     throw new ManifestError(`The manifest is not a COSE_Sign1 message: ${(e as Error).message}`, {
       cause: e,
     });
-  }
-  if (!bytesEqual(sign1.protectedBytes, ES256_PROTECTED)) {
-    throw new ManifestError('The manifest protected header must be exactly {1: -7} (ES256).');
-  }
-  if (sign1.unprotected.size !== 0) {
-    throw new ManifestError('The manifest unprotected header must be empty.');
   }
   return {
     claims: decodeManifestPayload(sign1.payload),
