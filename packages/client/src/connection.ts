@@ -611,9 +611,8 @@ export class Connection {
     }
     if (!transient(e)) {
       // Not one a fresh session cures at once (a node's close with another code, a bug): the
-      // calls waiting fail with it, and the next call opens a new session. A host can cause
-      // these (a node closes a session on an oversized frame a host injects), so they never end
-      // the client for good.
+      // calls waiting fail with it, and the next call opens a new session. A host may be behind
+      // such a close, so it never ends the client for good.
       this.failPending(named);
       return;
     }
