@@ -388,6 +388,35 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it('what client.service and app.info() hand out are copies: changing them changes no check', async () => {
+        const n = node();
+        const c = await open(n, { constraint: `${CONSTRAINT} APP:shop=${toHex(CODE)}` });
+        const service = c.service;
+        const identity = service.identity.slice();
+        service.identity.fill(0);
+        service.key.fill(0);
+        service.nodeKey.fill(0);
+        assert.deepEqual(
+          c.service.identity,
+          identity,
+          'the service the client pinned is unchanged',
+        );
+        const info = await c.app('shop').info();
+        assert.deepEqual(info.codeId, CODE);
+        info.codeId.fill(0);
+        assert.deepEqual((await c.app('shop').info()).codeId, CODE);
+        // The code id sent with the call (and checked against the APP: clause) is still the one
+        // the node signed, and a new session still verifies against the same pinned service.
+        const r = await c.app('shop').query('balance', { who: 'ann' });
+        assert.deepEqual(r.codeId, CODE);
+        assert.deepEqual(n.requests.at(-1)?.args.get('codeId'), CODE);
+        n.dropAll();
+        await sessionGone(c);
+        await c.app('shop').query('balance', { who: 'bob' });
+        assert.deepEqual(c.service.identity, identity);
+        await c.close();
+      });
+
       it('an app.info signature that does not verify: refused, no app data sent', async () => {
         const n = node();
         n.badInfoSignature = true;

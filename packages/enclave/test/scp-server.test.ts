@@ -43,7 +43,7 @@ import { get, i32 } from './sandbox-wasm.js';
 // `long`: an app's own error message that fits the runtime's 1024 bytes but not, under the
 // "the app refused the call: CODE: " prefix, SCP's 1024-byte text field.
 const LONG_MESSAGE = 'm'.repeat(1020);
-const kit = abiKit({ t: 't', k: 'k', E: 'E', long: LONG_MESSAGE, R: '$keys' });
+const kit = abiKit({ t: 't', k: 'k', E: 'E', long: LONG_MESSAGE, R: '$keys', C: 'not a cursor' });
 const c = kit.call;
 /** args → t/k, notification = args, result = args. */
 const put = [
@@ -73,6 +73,12 @@ const APP = kit.module({
       name: 'reserved',
       kind: 'query',
       body: [...kit.str('R'), ...kit.str('k'), ...c('ledger_get'), 0x1a],
+    },
+    // A listing with a cursor the ledger did not issue: named too (LEDGER_CURSOR).
+    {
+      name: 'badCursor',
+      kind: 'query',
+      body: [...kit.str('t'), ...kit.str('C'), ...i32(2), ...c('ledger_list'), 0x1a],
     },
   ],
 });
@@ -379,6 +385,16 @@ describe('scp server: operations', () => {
     });
     assert.equal(err(r), 'LEDGER_RESERVED');
     assert.ok(!r.ok && /table '\$keys' is reserved/.test(r.message), !r.ok ? r.message : '');
+    // The same for a forged listing cursor: the caller's own input, not "could not answer".
+    const b = await cl.call('query', {
+      app: 'demo',
+      method: 'badCursor',
+      args: '1',
+      codeId: w.codeId,
+    });
+    assert.equal(err(b), 'LEDGER_CURSOR');
+    assert.ok(!b.ok && !/could not answer/.test(b.message), !b.ok ? b.message : '');
+    assert.equal(w.sink.ends.size, 0);
   });
 
   test("a host's error answer never reaches a client as the enclave's own (code and text)", async () => {

@@ -11,7 +11,7 @@ import { seal, unseal } from '@cloister/enclave/seal';
 import { signManifest } from '../src/build/manifest.js';
 import { loadOrCreateSignerKey } from '../src/build/signer.js';
 import { createLogger } from '../src/node/logger.js';
-import { startNode } from '../src/node/node.js';
+import { enclaveOcalls, startNode } from '../src/node/node.js';
 import { openSimulationPlatform } from '../src/platform/index.js';
 import { tempDir, testBuild } from './helpers.js';
 
@@ -182,5 +182,37 @@ describe('the node state across restarts', () => {
     await assert.rejects(run(a, join(tempDir(), 'other-platform'), 1), {
       code: 'SEALED_DATA_CORRUPT',
     });
+  });
+});
+
+describe("the host's platform.sealKey answer", () => {
+  it('gives a key only for policy 1 (code) or 2 (signer), each the platform key of that policy', async () => {
+    const a = await admitted(tempDir(), 1);
+    const ocalls = enclaveOcalls(a.platform, a.identity);
+    const answer = ocalls['platform.sealKey'] as (req: {
+      policy: number;
+      svn: number;
+      keyId: Uint8Array;
+    }) => { key: Uint8Array };
+    const keyId = new Uint8Array(16).fill(7);
+    assert.deepEqual(
+      answer({ policy: 1, svn: 1, keyId }).key,
+      a.platform.sealKey(a.identity, 'code', 1, keyId),
+    );
+    assert.deepEqual(
+      answer({ policy: 2, svn: 1, keyId }).key,
+      a.platform.sealKey(a.identity, 'signer', 1, keyId),
+    );
+    assert.notDeepEqual(
+      answer({ policy: 1, svn: 1, keyId }).key,
+      answer({ policy: 2, svn: 1, keyId }).key,
+    );
+    // Any other byte is not a policy: before, every value but 1 was answered with the signer key.
+    for (const policy of [0, 3, 255, -1]) {
+      assert.throws(() => answer({ policy, svn: 1, keyId }), {
+        code: 'INVALID_INPUT',
+        message: new RegExp(`sealing policy ${policy} is neither 1 \\(code\\) nor 2 \\(signer\\)`),
+      });
+    }
   });
 });
