@@ -347,7 +347,11 @@ describe('node: secure connections over /v1/scp', () => {
     const junk = await openSocket(scpUrl);
     junk.ws.send(Uint8Array.of(FRAME.CH, 0xde, 0xad));
     assert.equal((await junk.next())[0], FRAME.ALERT);
-    await junk.closed;
+    const junkClosed = await junk.closed;
+    // Why each session ended is counted by its code (the enclave's log line names none).
+    const m = await (await fetch(`${node.url}/metrics`)).text();
+    assert.match(m, /cloister_scp_ended_total\{code="SCP_RECORD"\} 1\n/);
+    assert.match(m, new RegExp(`cloister_scp_ended_total\\{code="${junkClosed.reason}"\\} [1-9]`));
     assert.equal(typeof (await good.call('node.status', {})).result.get('index'), 'number');
     good.socket.ws.close();
   });

@@ -36,6 +36,11 @@ export interface NodeMetrics {
   readonly scpRefused: Counter<'reason'>;
   /** Secure connections closed by the relay, by fixed reason (ScpCloseReason). */
   readonly scpClosed: Counter<'reason'>;
+  /**
+   * Secure sessions the enclave ended (`scp.end`), by registry code: OK for a close, else why
+   * (a failed handshake, a bad record). The host sees the code anyway; it names no session.
+   */
+  readonly scpEnded: Counter<'code'>;
 }
 
 export function createNodeMetrics(): NodeMetrics {
@@ -95,6 +100,12 @@ export function createNodeMetrics(): NodeMetrics {
       name: 'cloister_scp_closed_total',
       help: 'Secure connections closed by the relay, by reason (text, idle, backpressure, protocol, enclave, sessions, cap)',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    scpEnded: new Counter({
+      name: 'cloister_scp_ended_total',
+      help: 'Secure sessions the enclave ended, by error code (OK = a normal close; SCP_HANDSHAKE, SCP_PROTOCOL, ... = why)',
+      labelNames: ['code'],
       registers: [registry],
     }),
   };

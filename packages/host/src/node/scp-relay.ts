@@ -360,6 +360,10 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       const ok = code === 'OK';
       // The reason is a code name from the registry (or OK), never data; anything else is dropped.
       const reason = ok || Object.hasOwn(ERROR_CODES, code) ? code : 'SCP_CLOSED';
+      metrics.scpEnded.inc({ code: reason });
+      // The enclave's own log line (scp.handshake-failed, scp.session-failed) names no reason.
+      if (!ok)
+        log.info({ event: 'scp.ended', code: reason }, 'secure session ended by the enclave');
       finish(c, 'ended', ok ? CLOSE.normal : CLOSE.policy, reason);
     },
     get connections() {
