@@ -96,6 +96,30 @@ export function fromUtf8(bytes: Uint8Array, what = 'text'): string {
   }
 }
 
+/** UTF-8 bytes of code point `c`. */
+function utf8Bytes(c: number): number {
+  return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+}
+
+/**
+ * `s` if its UTF-8 form fits in `max` bytes (default 1024: every SCP text field, an app's error message), else its
+ * longest prefix of whole code points that fits with "…" (3 bytes) after it. Messages are for
+ * people: a sender clips them so the receiver, which refuses longer text, never sees one.
+ */
+export function clipText(s: string, max = 1024): string {
+  // A UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair, 2 units, is 4).
+  if (s.length * 3 <= max || utf8(s).length <= max) return s;
+  let bytes = 0;
+  let end = 0;
+  for (const ch of s) {
+    const n = utf8Bytes(ch.codePointAt(0) as number);
+    if (bytes + n > max - 3) break;
+    bytes += n;
+    end += ch.length;
+  }
+  return `${s.slice(0, end)}…`;
+}
+
 /** Overwrites a buffer that held a secret. */
 export function wipe(bytes: Uint8Array): void {
   bytes.fill(0);

@@ -16,6 +16,7 @@ export {
 export {
   byteKey,
   bytesEqual,
+  clipText,
   concatBytes,
   constantTimeEqual,
   fromBase64,

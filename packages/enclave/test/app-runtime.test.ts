@@ -60,6 +60,8 @@ const kit: AbiKit = abiKit({
   msg: 'hello',
   ecode: 'E_NOPE',
   emsg: 'not today',
+  // 1024 bytes that are not UTF-8 but for the last: each decodes to U+FFFD (3 bytes).
+  ebad: Uint8Array.from({ length: 1024 }, (_, i) => (i === 1023 ? 0x21 : 0xff)),
   keys: '$keys',
   requests: '$requests',
   other: 'B',
@@ -141,6 +143,11 @@ const app = kit.module({
       name: 'putThenFail',
       kind: 'transaction',
       body: [...put, ...kit.str('ecode'), ...kit.str('emsg'), ...c('fail')],
+    },
+    {
+      name: 'failInvalidUtf8',
+      kind: 'query',
+      body: [...kit.str('ecode'), ...kit.str('ebad'), ...c('fail')],
     },
     { name: 'queryWrite', kind: 'query', body: put },
     { name: 'hashLoop', kind: 'query', body: hashLoop },
@@ -440,6 +447,14 @@ describe('app runtime: transactions and queries', () => {
     assert.equal(engine.index, index);
     assert.equal((await q(rt, 'get')).result, 'null');
     assert.equal((await tx(rt, 'put', '1')).result, '1');
+  });
+
+  test('an app error message stays within 1024 UTF-8 bytes even when U+FFFD replaces what is not UTF-8', async () => {
+    const { rt } = await setup();
+    const e = (await rejects(q(rt, 'failInvalidUtf8'), AppError, 'APP_ERROR')) as AppError;
+    const bytes = new TextEncoder().encode(e.appMessage).length;
+    assert.ok(bytes <= 1024, `${bytes} bytes`);
+    assert.match(e.appMessage, /^\uFFFD+…$/);
   });
 
   test('a query that writes fails clearly and writes nothing', async () => {

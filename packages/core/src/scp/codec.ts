@@ -3,7 +3,7 @@
  * wrong lengths, wrong CBOR shapes, trailing bytes and non-zero padding are ScpError, never a
  * lenient parse: an authenticated peer that sends something odd is a bug or an attack either way.
  */
-import { concatBytes, utf8 } from '../bytes.js';
+import { clipText, concatBytes, utf8 } from '../bytes.js';
 import { decodeCbor, decodeCborPrefix, encodeCbor } from '../cbor.js';
 import { EncodingError, InvalidInputError } from '../errors.js';
 import {
@@ -155,30 +155,6 @@ function text(v: unknown, what: string, code: ScpErrorCode): string {
     throw new ScpError(code, `${what} must be text of at most ${MAX_TEXT} bytes`);
   }
   return v;
-}
-
-/** UTF-8 bytes of code point `c`. */
-function utf8Bytes(c: number): number {
-  return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
-}
-
-/**
- * `s` if its UTF-8 form fits in `max` bytes (default: the 1024 of every SCP text field), else its
- * longest prefix of whole code points that fits with "…" (3 bytes) after it. Messages are for
- * people: a sender clips them so the receiver, which refuses longer text, never sees one.
- */
-export function clipText(s: string, max = MAX_TEXT): string {
-  // A UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair, 2 units, is 4).
-  if (s.length * 3 <= max || utf8(s).length <= max) return s;
-  let bytes = 0;
-  let end = 0;
-  for (const ch of s) {
-    const n = utf8Bytes(ch.codePointAt(0) as number);
-    if (bytes + n > max - 3) break;
-    bytes += n;
-    end += ch.length;
-  }
-  return `${s.slice(0, end)}…`;
 }
 
 /** ALERT = 0x06 ‖ cbor([code, message]): plaintext, sent on handshake failure before closing. */

@@ -7,7 +7,7 @@
  * charges the bytes it touches before it touches them.
  */
 import { generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
-import { concatBytes, sha256, utf8 } from '@cloister/core';
+import { clipText, concatBytes, sha256, utf8 } from '@cloister/core';
 import {
   aesGcmOpen,
   aesGcmSeal,
@@ -276,7 +276,11 @@ export function abiBinding(initial: CallState): AbiBinding {
         const code = text('fail', 'an error code', codePtr, codeLen, MAX_APP_CODE_BYTES);
         if (!NAME_RE.test(code)) throw new AbiError('fail', 'an error code is [A-Za-z0-9_.-]');
         const raw = read(msgPtr, Math.min(msgLen >>> 0, MAX_APP_MESSAGE_BYTES));
-        const message = lenient.decode(raw).replace(/\uFFFD+$/, '');
+        // U+FFFD is 3 bytes in UTF-8 for each invalid one: clip again to keep the 1024 promised.
+        const message = clipText(
+          lenient.decode(raw).replace(/\uFFFD+$/, ''),
+          MAX_APP_MESSAGE_BYTES,
+        );
         throw new AppError(code, message);
       },
       context_kind(): number {
