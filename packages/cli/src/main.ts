@@ -3,6 +3,7 @@
  * wrong and the next step, never a stack trace.
  */
 import { readFileSync } from 'node:fs';
+import { DEFAULT_CONSOLE_PORT } from '@cloister/console';
 import { Command, InvalidArgumentError } from 'commander';
 import { appBuild } from './commands/app-build.js';
 import { appDeploy } from './commands/app-deploy.js';
@@ -149,6 +150,12 @@ export function createProgram(setExit: (code: number) => void): Command {
       'operator key (default: <home>/operator.pem, created on first use)',
     )
     .option('--no-console', 'do not serve the console; print the command that does')
+    .option(
+      '--console-port <n>',
+      'port of the console on 127.0.0.1 (0: a free port; the page keeps its identities and pins per port)',
+      intOption(0, 65535),
+      DEFAULT_CONSOLE_PORT,
+    )
     .action(async (o, cmd: Command) =>
       setExit(await quickstart({ ...o, home: cmd.optsWithGlobals().home })),
     );
@@ -292,7 +299,12 @@ export function createProgram(setExit: (code: number) => void): Command {
       'serve the console page on 127.0.0.1: verify a node in your browser and call its apps',
     )
     .argument('[url]', 'the node URL (default http://127.0.0.1:7410)')
-    .option('--port <n>', 'port on 127.0.0.1 (default: a free port)', intOption(0, 65535))
+    .option(
+      '--port <n>',
+      `port on 127.0.0.1 (0: a free port). The page keeps identities, pins and signed roots in the browser per console address: another port starts with none`,
+      intOption(0, 65535),
+      DEFAULT_CONSOLE_PORT,
+    )
     .option(
       '--constraint <text>',
       'what you accept, e.g. "C:<measurement> SEC:INSECURE" (without it the page asks)',

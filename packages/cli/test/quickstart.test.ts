@@ -76,7 +76,17 @@ describe('cloister quickstart', () => {
   });
 
   it('prints the node, the constraint and the console; an example answers over SCP; SIGINT stops it', async () => {
-    const s = await start(['--home', home, 'quickstart', '--port', '0', '--enclave', enclave]);
+    const s = await start([
+      '--home',
+      home,
+      'quickstart',
+      '--port',
+      '0',
+      '--console-port',
+      '0',
+      '--enclave',
+      enclave,
+    ]);
     try {
       assert.match(s.url, /^http:\/\/127\.0\.0\.1:\d+$/);
       assert.match(

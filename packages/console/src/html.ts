@@ -85,8 +85,11 @@ export const pageHtml = `<!doctype html>
     <button id="identity-create">Create</button> <button id="identity-load">Load</button>
     <span id="identity-error" class="error"></span></div>
   <div class="row">Public key: <code id="identity-key">none</code></div>
-  <div class="note">The private key is generated non-extractable and kept in this browser's IndexedDB:
-    scripts can use it, nobody can read it.</div>
+  <div class="note">The private key is generated non-extractable and kept in this browser's IndexedDB
+    for this console's address (<code>127.0.0.1</code> and its port): this page's script can sign
+    with it, nobody can read it out. Identities, service pins and signed roots belong to the
+    address: a console on another port starts without them, and any other program that serves
+    pages on this port could use them, so keep the port for the console.</div>
 </section>
 
 <section id="connection-section">

@@ -6,6 +6,8 @@ export {
   bundlePage,
   type ConsoleOptions,
   type ConsoleServer,
+  DEFAULT_CONSOLE_PORT,
+  MAX_PROXIED_BYTES,
   PROXIED,
   startConsole,
 } from './server.js';

@@ -28,10 +28,25 @@ export const PROXIED = [
   '/v1/log/consistency',
 ] as const;
 
+/**
+ * The console's port when the command line names none. Fixed on purpose: the page keeps its
+ * identities, service pins and signed roots in the browser under its origin, which includes the
+ * port, so a console on a new port each run would start with no pins and no roots every time
+ * and a swapped service would pass as first use.
+ */
+export const DEFAULT_CONSOLE_PORT = 7411;
+
+/**
+ * The most the console passes on of one answer of the node: its public answers (status, evidence,
+ * apps, a receipt, a consistency proof) are kilobytes; a hostile node must not make this process
+ * or the page hold gigabytes.
+ */
+export const MAX_PROXIED_BYTES = 4 * 1024 * 1024;
+
 export interface ConsoleOptions {
   /** The node's URL (http or https), e.g. http://127.0.0.1:7410. */
   readonly nodeUrl: string;
-  /** Port on 127.0.0.1 (default 0: a free port). */
+  /** Port on 127.0.0.1 (0: a free port; the CLI defaults to DEFAULT_CONSOLE_PORT). */
   readonly port?: number;
   /** The constraint given on the command line; undefined: the page asks for one. */
   readonly constraint?: string;
@@ -97,6 +112,30 @@ function alter(body: string): string {
   return JSON.stringify({ ...j, evidence: bytes.toString('base64') });
 }
 
+/** The body of `r`, or undefined (and the rest not read) once it passes `max` bytes. */
+async function capped(r: Response, max: number): Promise<Uint8Array | undefined> {
+  const declared = Number(r.headers.get('content-length') ?? '0');
+  if (declared > max) {
+    await r.body?.cancel();
+    return undefined;
+  }
+  if (r.body === null) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = r.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, size);
+}
+
 /** True for the node endpoints the page reads: PROXIED, and `/v1/apps/<app id>`. */
 function proxied(path: string): boolean {
   if ((PROXIED as readonly string[]).includes(path)) return true;
@@ -142,6 +181,9 @@ function send(
     'x-content-type-options': 'nosniff',
     'content-security-policy': policy,
     'referrer-policy': 'no-referrer',
+    // No other origin may load what the console serves, nor share a browsing context with it.
+    'cross-origin-resource-policy': 'same-origin',
+    'cross-origin-opener-policy': 'same-origin',
     ...extra,
   });
   res.end(body);
@@ -202,17 +244,40 @@ export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
       );
       return;
     }
-    if (path === '/v1/evidence' && o.alterEvidence === true && r.ok) {
-      send(res, r.status, type, alter(await r.text()), DATA_POLICY, asData);
+    const body = await capped(r, MAX_PROXIED_BYTES);
+    if (body === undefined) {
+      sendError(
+        res,
+        502,
+        'NETWORK',
+        `the node's answer to ${path} is larger than ${MAX_PROXIED_BYTES} bytes, which no public answer is; it was cut`,
+      );
       return;
     }
-    send(res, r.status, type, new Uint8Array(await r.arrayBuffer()), DATA_POLICY, asData);
+    if (path === '/v1/evidence' && o.alterEvidence === true && r.ok) {
+      send(res, r.status, type, alter(new TextDecoder().decode(body)), DATA_POLICY, asData);
+      return;
+    }
+    send(res, r.status, type, body, DATA_POLICY, asData);
   }
 
   const server: Server = createServer((req, res) => {
     // DNS rebinding: only requests addressed to this very origin are served.
     if (req.headers.host !== origin.slice('http://'.length)) {
       sendError(res, 421, 'INVALID_INPUT', 'the console answers only at its own 127.0.0.1 URL');
+      return;
+    }
+    // Another site may neither embed, fetch nor link into the console: a link could hand the
+    // page a query string, a fetch would make this machine ask the node on that site's behalf.
+    // Browsers send Sec-Fetch-Site; a request without it (curl, a script) is not a browser's.
+    const site = req.headers['sec-fetch-site'];
+    if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+      sendError(
+        res,
+        403,
+        'INVALID_INPUT',
+        `the console answers only its own page and addresses typed in (this request came from a ${site} page): open ${origin}/ yourself`,
+      );
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -236,7 +301,10 @@ export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
     server.once('error', (e: NodeJS.ErrnoException) => {
       reject(
         e.code === 'EADDRINUSE'
-          ? new CloisterError('PORT_IN_USE', `port ${o.port} on 127.0.0.1 is in use`)
+          ? new CloisterError(
+              'PORT_IN_USE',
+              `port ${o.port} on 127.0.0.1 is in use (another console, or another program): stop it, or give another port (\`cloister console --port\`, \`quickstart --console-port\`); the page keeps its identities and pins per port, so another port starts without them`,
+            )
           : e,
       );
     });

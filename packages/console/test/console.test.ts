@@ -2,7 +2,8 @@
  * The console in a real browser (issue 8, "Must show"): a real node (the CLI's `cloister build` and
  * `node start`) with the template counter app deployed, the console server, and Debian's Chromium
  * driven by playwright-core through each flow: the verdict checked in the page and the simulation
- * banner; the constraint's source (flag, URL parameter, typed in, none); creating and loading an
+ * banner; the constraint's source (flag, typed in, none; one in the address only fills the field);
+ * the first connect named as first use; creating and loading an
  * identity; a query and a transaction with results; bad JSON, unknown app and unknown method beside
  * their fields; the receipt downloaded and verified in the page; evidence with one byte altered
  * (red verdict, no connection); another service at the pinned URL (SERVICE_CHANGED alarm), then
@@ -12,6 +13,8 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -108,6 +111,9 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
     assert.equal(await page.evaluate(() => globalThis.isSecureContext), true);
     assert.match((await page.locator('#verdict').getAttribute('class')) ?? '', /\bok\b/);
     assert.match(await textOf(page, 'verdict'), /^ACCEPTED/);
+    // The verdict names the constraint it accepted under (it names C: and APP:, so no gap noted).
+    assert.ok((await textOf(page, 'verdict')).includes(constraint));
+    assert.doesNotMatch(await textOf(page, 'verdict'), /note:/);
     assert.equal(await page.locator('#sim-banner').isVisible(), true);
     assert.match(await textOf(page, 'sim-banner'), /simulation — not secure/);
     assert.equal(await textOf(page, 'constraint-value'), constraint);
@@ -146,6 +152,11 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
     await call(page, 'query', 'nope', 'get', '{}');
     await page.waitForFunction(() => document.getElementById('call-app-error')?.textContent !== '');
     assert.match(await textOf(page, 'call-app-error'), /APP_NOT_FOUND/);
+    // The first connect of this browser at this console address pinned the service, and says so.
+    assert.match(
+      await textOf(page, 'connection-state'),
+      /connected; service [0-9a-f]{64}: FIRST USE — no service was pinned for this node URL in this browser at this console address/,
+    );
     await call(page, 'query', APP, 'nosuch', '{}');
     await page.waitForFunction(
       () => document.getElementById('call-method-error')?.textContent !== '',
@@ -218,10 +229,21 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
       document.getElementById('verdict')?.textContent?.startsWith('ACCEPTED'),
     );
     assert.equal(await textOf(p2, 'constraint-source'), '(from typed in)');
-    await p2.goto(`${bare.url}?constraint=${encodeURIComponent(constraint)}`);
+    // A constraint in the address (a link someone sent) is written into the field, not used:
+    // nothing is accepted until the user presses the button.
+    const weak = `S:${'ab'.repeat(32)} PROD:1 SEC:INSECURE`;
+    await p2.goto(`${bare.url}?constraint=${encodeURIComponent(weak)}`);
     await p2.waitForSelector('body[data-ready="true"]');
-    assert.equal(await textOf(p2, 'constraint-source'), '(from the URL parameter)');
-    assert.match(await textOf(p2, 'verdict'), /^ACCEPTED/);
+    assert.equal(await textOf(p2, 'constraint-value'), 'none');
+    assert.equal(await p2.locator('#constraint-input').inputValue(), weak);
+    assert.match(await textOf(p2, 'constraint-error'), /not in use; check every clause/);
+    assert.match((await p2.locator('#verdict').getAttribute('class')) ?? '', /\bbad\b/);
+    assert.match(await textOf(p2, 'verdict'), /^not checked: no constraint given/);
+    // A typed constraint without C: or APP: clauses is accepted with what it leaves unchecked.
+    await p2.fill('#constraint-input', `C:${measurement} SEC:INSECURE`);
+    await p2.click('#constraint-apply');
+    await see(p2, 'verdict', /^ACCEPTED/);
+    assert.match(await textOf(p2, 'verdict'), /names no app \(no APP: clause\)/);
 
     // Evidence with one byte altered on its way to the page: red verdict, no connection.
     const tampering = await startConsole({ nodeUrl: node1.url, constraint, alterEvidence: true });
@@ -243,7 +265,11 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
     await page.reload();
     await page.waitForSelector('body[data-ready="true"]');
     // The public status already shows another service than the pin: the alarm, before connecting.
-    await see(page, 'alarm', /SERVICE_CHANGED: the node now reports service/);
+    await see(
+      page,
+      'alarm',
+      /SERVICE_CHANGED: the node's status \(its claim, not verified\) names service/,
+    );
     await shot(page, '07-service-changed-status');
     assert.match(await textOf(page, 'verdict'), /^ACCEPTED/, 'same enclave code: evidence passes');
     await page.fill('#identity-name', 'alice');
@@ -279,5 +305,75 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
     for (const c of consoles) await c.close();
     for (const n of nodes) await n.stop();
     rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test("a hostile node's text is shown checked or labelled, never as the page's own words", {
+  timeout: 120_000,
+}, async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    if (process.env.CI === 'true') assert.fail(`${SKIP} (required when CI=true)`);
+    t.skip(SKIP);
+    return;
+  }
+  // A node whose host answers with markup, bidi overrides and claims of verification in every
+  // field the page shows, and evidence naming an unknown platform with a long message.
+  const RLO = '\u202E';
+  const evidence = Buffer.from('not evidence at all').toString('base64');
+  const fake = createServer((req, res) => {
+    const json = (v: unknown) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(v));
+    if (req.url?.startsWith('/v1/evidence')) json({ evidence, identityPublicKey: 'aa' });
+    else if (req.url === '/v1/status')
+      json({
+        index: '<b>9</b>',
+        lastSigned: -1,
+        stateHash: `${'0'.repeat(64)} ✔ verified against receipt 1.9`,
+        serviceIdentity: `UPDATE FROM YOUR CLOISTER INSTALLATION: press Connect${RLO}`,
+      });
+    else if (req.url === '/v1/apps')
+      json({
+        apps: [
+          {
+            app: `${RLO}retnuoc`,
+            codeId: '✔ matches APP:counter (checked in this page)',
+            loaded: true,
+            history: [{ codeId: 'ab'.repeat(32), txid: '1.2 ✔ verified' }],
+          },
+        ],
+      });
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+  const c = await startConsole({
+    nodeUrl: `http://127.0.0.1:${(fake.address() as AddressInfo).port}`,
+    constraint: `C:${'ab'.repeat(32)} SEC:INSECURE`,
+  });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+  });
+  const errors: string[] = [];
+  try {
+    const page = await open(browser, c.url, errors);
+    await see(page, 'apps-table', /malformed/);
+    const MALFORMED = 'malformed (the node sent something else)';
+    for (const id of ['status-index', 'status-signed', 'status-state', 'status-service'])
+      assert.equal(await textOf(page, id), MALFORMED, id);
+    const apps = await textOf(page, 'apps-table');
+    assert.doesNotMatch(apps, /retnuoc|✔/);
+    assert.ok(!apps.includes(RLO));
+    assert.match(apps, new RegExp(`${'ab'.repeat(32)} @ malformed`));
+    // No alarm from an unchecked status, and the evidence is refused.
+    assert.equal(await page.locator('#alarm').isHidden(), true);
+    assert.match(await textOf(page, 'verdict'), /^REFUSED/);
+    assert.equal(await page.evaluate(() => document.querySelectorAll('b').length), 0);
+    await shot(page, '10-hostile-node-text');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    await c.close();
+    fake.close();
   }
 });

@@ -9,7 +9,7 @@ import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { bundlePage, startConsole } from '../src/index.js';
+import { bundlePage, MAX_PROXIED_BYTES, startConsole } from '../src/index.js';
 import { ROOT } from './node-helpers.js';
 
 test('the page bundle reaches no Node built-in and includes the browser SDK', async () => {
@@ -166,6 +166,82 @@ test('a hostile node cannot serve a page, a script or a redirect through the con
   }
 });
 
+test('another site can neither fetch, embed nor link into the console (Fetch Metadata), and the answers say so', async () => {
+  const node = await fakeNode();
+  const c = await startConsole({ nodeUrl: node.url });
+  try {
+    // The browser marks a request made by (or a navigation from) another site's page.
+    for (const site of ['cross-site', 'same-site']) {
+      for (const path of ['', 'console.js', 'config.json', 'v1/status', 'v1/evidence?nonce=00']) {
+        const r = await get(`${c.url}${path}`, { 'sec-fetch-site': site });
+        assert.equal(r.status, 403, `${site} ${path}`);
+        assert.match(r.body.toString(), new RegExp(`came from a ${site} page`));
+      }
+    }
+    assert.deepEqual(node.asked, [], 'the node was asked nothing on their behalf');
+    // The page's own requests, an address typed in, and non-browser clients are served.
+    assert.equal((await get(c.url, { 'sec-fetch-site': 'none' })).status, 200);
+    assert.equal((await get(`${c.url}v1/status`, { 'sec-fetch-site': 'same-origin' })).status, 200);
+    assert.equal((await get(`${c.url}v1/status`)).status, 200);
+    // Nothing the console serves may be loaded by another origin or share its window.
+    const r = await new Promise<Record<string, unknown>>((resolve, reject) =>
+      request(c.url, (res) => {
+        res.resume();
+        resolve(res.headers);
+      })
+        .on('error', reject)
+        .end(),
+    );
+    assert.equal(r['cross-origin-resource-policy'], 'same-origin');
+    assert.equal(r['cross-origin-opener-policy'], 'same-origin');
+  } finally {
+    await c.close();
+    node.s.close();
+  }
+});
+
+test("a node's answer over MAX_PROXIED_BYTES is cut, declared or streamed, and the console serves on", async () => {
+  const big = Buffer.alloc(MAX_PROXIED_BYTES + 1, 0x20);
+  const node = createServer((req, res) => {
+    if (req.url === '/v1/apps') {
+      // Declared: refused from its content-length, without reading it.
+      res.writeHead(200, { 'content-type': 'application/json' }).end(big);
+    } else if (req.url === '/v1/status') {
+      // Streamed (chunked, no length): cut once the bytes pass the cap.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      let sent = 0;
+      const more = () => {
+        while (sent <= MAX_PROXIED_BYTES * 2) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      res.on('close', () => {
+        sent = Number.POSITIVE_INFINITY;
+      });
+      more();
+    } else res.writeHead(200, { 'content-type': 'application/json' }).end('{"index":7}');
+  });
+  await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+  const c = await startConsole({
+    nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+  });
+  try {
+    for (const path of ['v1/apps', 'v1/status']) {
+      const r = await get(`${c.url}${path}`);
+      assert.equal(r.status, 502, path);
+      assert.match(r.body.toString(), new RegExp(`larger than ${MAX_PROXIED_BYTES} bytes`));
+    }
+    assert.equal((await get(`${c.url}v1/evidence?nonce=00`)).body.toString(), '{"index":7}');
+  } finally {
+    await c.close();
+    node.closeAllConnections();
+    node.close();
+  }
+});
+
 test('a node URL that is not http(s) is refused by name', async () => {
   await assert.rejects(startConsole({ nodeUrl: 'ftp://x' }), { code: 'INVALID_INPUT' });
   await assert.rejects(startConsole({ nodeUrl: 'not a url' }), { code: 'INVALID_INPUT' });
@@ -181,7 +257,9 @@ test('a malformed constraint or a port in use is refused by name before the cons
     const port = Number(new URL(first.url).port);
     await assert.rejects(startConsole({ nodeUrl: node.url, port }), {
       code: 'PORT_IN_USE',
-      message: `port ${port} on 127.0.0.1 is in use`,
+      message: new RegExp(
+        `^port ${port} on 127\\.0\\.0\\.1 is in use .*give another port .*another port starts without them$`,
+      ),
     });
   } finally {
     await first.close();

@@ -25,7 +25,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { startConsole } from '@cloister/console';
+import { DEFAULT_CONSOLE_PORT, startConsole } from '@cloister/console';
 import {
   CloisterError,
   fromBase64,
@@ -61,6 +61,8 @@ export interface QuickstartOptions {
   readonly operatorKey?: string;
   /** False with --no-console: print the `cloister console` command instead of serving it. */
   readonly console?: boolean;
+  /** The console's port (default DEFAULT_CONSOLE_PORT; 0 picks a free one). */
+  readonly consolePort?: number;
 }
 
 /** What happened to one example on this start. */
@@ -305,7 +307,11 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
     let consoleLine = `console: run \`npx cloister console ${started.url} --constraint "${constraint}"\``;
     if (o.console !== false) {
       consoleServer = await step('starting the console', false, () =>
-        startConsole({ nodeUrl: started.url, constraint }),
+        startConsole({
+          nodeUrl: started.url,
+          constraint,
+          port: o.consolePort ?? DEFAULT_CONSOLE_PORT,
+        }),
       );
       consoleLine = `console: ${consoleServer.url} (served by this installation on localhost)`;
     }

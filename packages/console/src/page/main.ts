@@ -23,6 +23,7 @@ import {
   decodeSign1,
   fromBase64,
   fromHex,
+  isAppId,
   isCloisterError,
   parseConstraint,
   toHex,
@@ -41,10 +42,31 @@ function text(id: string, value: string): void {
   el(id).textContent = value;
 }
 
-function describe(e: unknown): string {
-  if (isCloisterError(e)) return `${e.code}: ${e.message}`;
-  return e instanceof Error ? e.message : String(e);
+/**
+ * Text that came from the node (or was built around it), made fit to show: no control, bidi or
+ * other invisible formatting characters (a U+202E would show "counter" for "retnuoc" or reverse
+ * the page's own words after it), at most `max` characters.
+ */
+function shown(s: string, max = 400): string {
+  const clean = s.replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, '\uFFFD');
+  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
 }
+
+function describe(e: unknown): string {
+  if (isCloisterError(e)) return shown(`${e.code}: ${e.message}`);
+  return shown(e instanceof Error ? e.message : String(e));
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const TXID = /^\d{1,16}\.\d{1,16}$/;
+
+/** A field of the node's answer shown as is when it has its documented form, else labelled. */
+function claimed(v: unknown, ok: (v: unknown) => boolean): string {
+  return ok(v) ? String(v) : 'malformed (the node sent something else)';
+}
+
+const isIndex = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isHex64 = (v: unknown) => typeof v === 'string' && HEX64.test(v);
 
 function row(cells: readonly string[], header = false): HTMLTableRowElement {
   const tr = document.createElement('tr');
@@ -127,7 +149,10 @@ async function checkEvidence(): Promise<void> {
     try {
       const c = decodeEvidencePayload(decodeSign1(evidence).payload);
       table.append(row(['as claimed, NOT verified', '']));
-      table.append(row(['platform', c.platform]), row(['measurement', toHex(c.measurement)]));
+      table.append(
+        row(['platform', shown(c.platform, 64)]),
+        row(['measurement', toHex(c.measurement)]),
+      );
     } catch {
       table.append(row(['the evidence could not even be parsed', '']));
     }
@@ -138,7 +163,7 @@ async function checkEvidence(): Promise<void> {
   setVerdict(
     'verdict',
     'ok',
-    `ACCEPTED under the constraint${v.secure ? '' : ' (insecure platform admitted by SEC:INSECURE)'}`,
+    `ACCEPTED under the constraint ${page.constraint}${v.secure ? ' ' : ' (insecure platform admitted by SEC:INSECURE) '}${gaps(page.constraint)}`,
   );
   table.append(
     row(['platform', v.secure ? v.platform : `${v.platform} (INSECURE)`]),
@@ -148,6 +173,17 @@ async function checkEvidence(): Promise<void> {
     row(['product / svn', `${v.product} / ${v.svn}`]),
     row(['node identity key', toHex(identityPublicKey)]),
   );
+}
+
+/** What a constraint leaves unchecked, said next to a verdict that accepted under it. */
+function gaps(constraint: string): string {
+  const c = parseConstraint(constraint);
+  const notes: string[] = [];
+  if (c.measurements.length === 0)
+    notes.push('it names no measurement (no C: clause): any code its signer signs passes');
+  if (c.apps === undefined || c.apps.size === 0)
+    notes.push("it names no app (no APP: clause): the apps' code is not checked");
+  return notes.length === 0 ? '' : `— note: ${notes.join('; ')}`;
 }
 
 function raiseAlarm(message: string): void {
@@ -160,11 +196,11 @@ function raiseAlarm(message: string): void {
  * The status is only the node's claim, but a service other than the one pinned for this node's
  * URL is worth an alarm before anyone connects (connect() then refuses it, SERVICE_CHANGED).
  */
-async function comparePin(shown: string): Promise<void> {
+async function comparePin(service: string): Promise<void> {
   const pinned = await indexedDbState().pins.get(scpUrl(page.config.nodeUrl));
-  if (pinned === undefined || toHex(pinned) === shown) return;
+  if (pinned === undefined || toHex(pinned) === service) return;
   raiseAlarm(
-    `ALARM — SERVICE_CHANGED: the node now reports service ${shown}, but ${toHex(pinned)} was pinned for ${page.config.nodeUrl} on first use. This may be a different service (its data, history and keys are not the ones you knew); connecting will be refused.`,
+    `ALARM — SERVICE_CHANGED: the node's status (its claim, not verified) names service ${service}, but ${toHex(pinned)} was pinned for ${page.config.nodeUrl} on first use. This may be a different service (its data, history and keys are not the ones you knew); connecting will be refused.`,
   );
 }
 
@@ -173,12 +209,12 @@ async function refreshStatus(): Promise<void> {
     const r = await fetch('/v1/status');
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
     const s = (await r.json()) as Record<string, unknown>;
-    text('status-index', String(s.index));
-    text('status-signed', String(s.lastSigned));
-    text('status-state', String(s.stateHash));
-    text('status-service', String(s.serviceIdentity));
+    text('status-index', claimed(s.index, isIndex));
+    text('status-signed', claimed(s.lastSigned, isIndex));
+    text('status-state', claimed(s.stateHash, isHex64));
+    text('status-service', claimed(s.serviceIdentity, isHex64));
     text('status-error', '');
-    await comparePin(String(s.serviceIdentity));
+    if (isHex64(s.serviceIdentity)) await comparePin(s.serviceIdentity as string);
   } catch (e) {
     text('status-error', `could not read the status: ${describe(e)}`);
   }
@@ -197,13 +233,19 @@ async function refreshApps(): Promise<void> {
     const r = await fetch('/v1/apps');
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
     const { apps } = (await r.json()) as { apps: AppRecord[] };
+    if (!Array.isArray(apps)) throw new Error('the node did not return a list of apps');
     const rows = [row(['app', 'current code id', 'upgrade history (code id @ txid)'], true)];
+    const isName = (v: unknown) => typeof v === 'string' && isAppId(v);
+    const isTxid = (v: unknown) => typeof v === 'string' && TXID.test(v);
     for (const a of apps) {
+      const history = Array.isArray(a?.history) ? a.history : [];
       rows.push(
         row([
-          `${a.app}${a.loaded ? '' : ' (not loaded)'}`,
-          a.codeId,
-          a.history.map((h) => `${h.codeId} @ ${h.txid}`).join('\n'),
+          `${claimed(a?.app, isName)}${a?.loaded === false ? ' (not loaded)' : ''}`,
+          claimed(a?.codeId, isHex64),
+          history
+            .map((h) => `${claimed(h?.codeId, isHex64)} @ ${claimed(h?.txid, isTxid)}`)
+            .join('\n'),
         ]),
       );
     }
@@ -276,8 +318,9 @@ async function doConnect(): Promise<Client | undefined> {
   // on this attempt: a node that shows yet another service now is refused again.
   const accept = page.accepting;
   page.accepting = undefined;
-  const before =
-    accept === undefined ? undefined : await indexedDbState().pins.get(scpUrl(page.config.nodeUrl));
+  const pinned = await indexedDbState().pins.get(scpUrl(page.config.nodeUrl));
+  const before = accept === undefined ? undefined : pinned;
+  const firstUse = pinned === undefined;
   page.changedService = undefined;
   el('service-accept-row').hidden = true;
   try {
@@ -309,6 +352,11 @@ async function doConnect(): Promise<Client | undefined> {
     text(
       'connection-state',
       `connected; service ${service} (now pinned for this node URL, replacing ${toHex(before)} at your request)`,
+    );
+  } else if (firstUse) {
+    text(
+      'connection-state',
+      `connected; service ${service}: FIRST USE — no service was pinned for this node URL in this browser at this console address (${location.origin}), so this one is pinned now and later changes raise the alarm. If you connected before from another console address, this is not that pin.`,
     );
   } else {
     text('connection-state', `connected; service ${service} (pinned for this node URL)`);
@@ -429,20 +477,26 @@ async function checkReceipt(): Promise<void> {
 async function start(): Promise<void> {
   page.config = (await (await fetch('/config.json')).json()) as Config;
   text('node-url', page.config.nodeUrl);
+  // A constraint in the address is only written into the field, never used: a link (from the
+  // node's operator, say) must not choose what this page accepts. Using it takes the button.
   const fromUrl = new URLSearchParams(location.search).get('constraint') ?? undefined;
-  const given =
-    page.config.constraint !== undefined
-      ? { c: page.config.constraint, source: 'the --constraint flag' }
-      : fromUrl !== undefined
-        ? { c: fromUrl, source: 'the URL parameter' }
-        : undefined;
-  if (given !== undefined) {
+  if (page.config.constraint === undefined && fromUrl !== undefined) {
+    el<HTMLInputElement>('constraint-input').value = fromUrl;
+    text(
+      'constraint-error',
+      'the address carried a constraint: it is in the field, not in use; check every clause, then press "Use this constraint"',
+    );
+  }
+  if (page.config.constraint !== undefined) {
     try {
-      parseConstraint(given.c);
-      setConstraint(given.c, given.source);
+      parseConstraint(page.config.constraint);
+      setConstraint(page.config.constraint, 'the --constraint flag');
     } catch (e) {
       setConstraint(undefined, '');
-      text('constraint-error', `the constraint from ${given.source} is refused: ${describe(e)}`);
+      text(
+        'constraint-error',
+        `the constraint from the --constraint flag is refused: ${describe(e)}`,
+      );
     }
   } else setConstraint(undefined, '');
 
@@ -472,9 +526,14 @@ async function start(): Promise<void> {
   el('receipt-verify').onclick = () => void checkReceipt();
 
   await Promise.all([checkEvidence(), refreshStatus(), refreshApps(), showMine()]);
+  // One poll at a time: a node that answers slowly must not pile requests up.
+  let polling = false;
   setInterval(() => {
-    void refreshStatus();
-    void refreshApps();
+    if (polling) return;
+    polling = true;
+    void Promise.all([refreshStatus(), refreshApps()]).finally(() => {
+      polling = false;
+    });
   }, 3000);
   document.body.dataset.ready = 'true';
 }

@@ -186,7 +186,10 @@ const PEER_CODES: ReadonlySet<string> = new Set([
 export function alertError(f: Uint8Array): ScpError {
   const { code, message } = decodeAlert(f);
   const known = PEER_CODES.has(code) ? (code as ScpErrorCode) : 'SCP_HANDSHAKE';
-  return new ScpError(known, `the peer aborted the handshake (${code}): ${message}`);
+  return new ScpError(
+    known,
+    `the handshake was aborted by an alert (${code}: ${message}); alerts are not authenticated: the node, its host or anyone on the path may have sent it`,
+  );
 }
 
 // ---- Messages ------------------------------------------------------------------------------
