@@ -106,6 +106,7 @@ export const pageHtml = `<!doctype html>
   <div class="row">Arguments (JSON) <span id="call-args-error" class="error"></span><textarea id="call-args">{}</textarea></div>
   <div class="row"><button id="call-run">Run</button><span id="call-error" class="error"></span></div>
   <div class="row">Result: <code id="call-result"></code></div>
+  <div class="row">App code: <code id="call-code"></code></div>
   <div class="row">Notifications: <code id="call-notifications"></code></div>
   <div id="receipt-box" hidden>
     <div class="row">Transaction <code id="receipt-txid"></code>

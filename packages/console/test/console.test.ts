@@ -171,6 +171,10 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
     );
     const txid = await textOf(page, 'receipt-txid');
     assert.match(await textOf(page, 'call-result'), /"value":1/);
+    assert.equal(
+      await textOf(page, 'call-code'),
+      `${codeId} (signed by the enclave, checked against your APP:${APP} clause)`,
+    );
     assert.match(await textOf(page, 'connection-state'), /connected; service [0-9a-f]{64}/);
     const [download] = await Promise.all([
       page.waitForEvent('download'),
@@ -244,6 +248,13 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
     await p2.click('#constraint-apply');
     await see(p2, 'verdict', /^ACCEPTED/);
     assert.match(await textOf(p2, 'verdict'), /names no app \(no APP: clause\)/);
+    // A call under it answers, and the page says the app's code was not checked.
+    await p2.fill('#identity-name', 'carol');
+    await p2.click('#identity-load');
+    await see(p2, 'identity-key', /^[0-9a-f]{130}$/);
+    await call(p2, 'query', APP, 'get', '{"name": "web"}');
+    await see(p2, 'call-code', /NOT checked: your constraint has no APP:counter clause/);
+    assert.ok((await textOf(p2, 'call-code')).startsWith(codeId));
 
     // Evidence with one byte altered on its way to the page: red verdict, no connection.
     const tampering = await startConsole({ nodeUrl: node1.url, constraint, alterEvidence: true });

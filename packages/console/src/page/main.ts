@@ -370,6 +370,17 @@ function acceptChangedService(): void {
   void doConnect();
 }
 
+/** Which code answered, and whether the constraint checked it (an app it names no APP: for is not). */
+function showCode(app: string, codeId: Uint8Array): void {
+  const checked = page.constraint !== undefined && parseConstraint(page.constraint).apps?.has(app);
+  text(
+    'call-code',
+    checked
+      ? `${toHex(codeId)} (signed by the enclave, checked against your APP:${app} clause)`
+      : `${toHex(codeId)} (signed by the enclave; NOT checked: your constraint has no APP:${app} clause, so any code the operator deploys as ${app} answers)`,
+  );
+}
+
 function fieldFor(code: string): string {
   if (code === 'APP_NOT_FOUND' || code === 'APP_CODE_MISMATCH') return 'call-app-error';
   if (code === 'APP_METHOD_UNKNOWN' || code === 'APP_METHOD_KIND') return 'call-method-error';
@@ -380,6 +391,7 @@ async function runCall(): Promise<void> {
   for (const id of ['call-app-error', 'call-method-error', 'call-args-error', 'call-error'])
     text(id, '');
   text('call-result', '');
+  text('call-code', '');
   text('call-notifications', '');
   const app = el<HTMLInputElement>('call-app').value.trim();
   const method = el<HTMLInputElement>('call-method').value.trim();
@@ -415,9 +427,11 @@ async function runCall(): Promise<void> {
     if (kind === 'query') {
       const r = await client.app(app).query(method, args, { onNotification });
       text('call-result', r.json);
+      showCode(app, r.codeId);
       return;
     }
     const r = await client.app(app).transact(method, args, { onNotification });
+    showCode(app, r.codeId);
     text('call-result', `${r.json}  (txid ${r.txid}${r.repeated ? ', repeated' : ''})`);
     el('receipt-box').hidden = false;
     el('receipt-verdict').hidden = true;
