@@ -4,7 +4,16 @@
  */
 import assert from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
-import { mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -413,6 +422,52 @@ describe('node', () => {
         text,
       );
     }
+  });
+
+  it('refuses a data directory whose node.json is gone but whose sealed state is not, writing nothing', async () => {
+    const dataDir = join(tempDir(), 'lost-node-json');
+    const n = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });
+    await n.close();
+    const original = readFileSync(join(dataDir, 'node.json'));
+    rmSync(join(dataDir, 'node.json'));
+    await assert.rejects(
+      startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent }),
+      (e: unknown) =>
+        (e as { code?: string }).code === 'DATA_DIR' &&
+        /node\.json is missing, but .* holds a node's sealed state .*restore node\.json from backup \(nothing was written\)/.test(
+          (e as Error).message,
+        ),
+    );
+    assert.equal(existsSync(join(dataDir, 'node.json')), false, 'no new node id was written');
+    // Restored, the node starts as itself.
+    writeFileSync(join(dataDir, 'node.json'), original);
+    const again = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });
+    await again.close();
+  });
+
+  it('names the files when service.sealed is gone but the store is not (an interrupted first start, or a lost file)', async () => {
+    const dataDir = join(tempDir(), 'lost-service');
+    const n = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });
+    await n.close();
+    const sealed = join(dataDir, 'sealed', 'service.sealed');
+    const kept = readFileSync(sealed);
+    rmSync(sealed);
+    await assert.rejects(
+      startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent }),
+      (e: unknown) => {
+        assert.equal((e as { code?: string }).code, 'DATA_DIR');
+        const m = (e as Error).message;
+        assert.ok(m.includes(sealed) && m.includes(join(dataDir, 'store')), m);
+        assert.match(
+          m,
+          /restore service\.sealed from backup; or, if .*first start was interrupted/,
+        );
+        return true;
+      },
+    );
+    writeFileSync(sealed, kept);
+    const again = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });
+    await again.close();
   });
 
   it('names a missing enclave build', async () => {

@@ -6,7 +6,7 @@
  * lifetime so two nodes (or a node and `cloister ledger rotate-secret`) can never share it.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   DirectoryError,
@@ -73,16 +73,26 @@ export function openDataDir(dir: string, onLockLost?: (error: Error) => void): D
   });
   try {
     const nodeJson = join(dir, 'node.json');
+    const sealedDir = join(dir, 'sealed');
+    const sealedPath = join(sealedDir, 'node.sealed');
+    const servicePath = join(sealedDir, 'service.sealed');
     let nodeId = readNodeJson(nodeJson);
     if (nodeId === undefined) {
+      // A node's state without its node.json: a new id would be written, and the sealed state
+      // (bound to the old id) would never open again. Refuse before writing anything.
+      const orphan = [sealedPath, servicePath].find((p) => existsSync(p));
+      if (orphan !== undefined) {
+        throw new DirectoryError(
+          'data',
+          dir,
+          `${nodeJson} is missing, but ${dir} holds a node's sealed state (${orphan}), which belongs to the node id node.json named: restore node.json from backup (nothing was written); a new node needs a new data directory`,
+        );
+      }
       nodeId = `n${randomBytes(8).toString('hex')}`;
       const body = `${JSON.stringify({ format: FORMAT, nodeId }, null, 2)}\n`;
       writeFileAtomic(nodeJson, Buffer.from(body), { mode: PUBLIC_FILE_MODE });
     }
-    const sealedDir = join(dir, 'sealed');
     mkdirSync(sealedDir, { recursive: true, mode: SECRET_DIR_MODE });
-    const sealedPath = join(sealedDir, 'node.sealed');
-    const servicePath = join(sealedDir, 'service.sealed');
     return {
       dir,
       nodeId,

@@ -290,8 +290,19 @@ async function boot(
   assertSeparate(opts.dataDir, opts.platformDir);
   const data = openDataDir(opts.dataDir, onLockLost);
   cleanup.push(() => data.close());
-  const store = await openLevelStore(join(opts.dataDir, 'store'));
+  const storeDir = join(opts.dataDir, 'store');
+  const store = await openLevelStore(storeDir);
   cleanup.push(() => store.close());
+  if (data.readSealedService().length === 0) {
+    // The enclave would refuse too (its genesis needs an empty store), but cannot name the files.
+    for await (const _ of store.iterate({ limit: 1 })) {
+      throw new DirectoryError(
+        'data',
+        opts.dataDir,
+        `${join(opts.dataDir, 'sealed', 'service.sealed')} is missing but ${storeDir} holds records: restore service.sealed from backup; or, if this data directory's first start was interrupted before it finished (it never served), remove ${storeDir} and start again`,
+      );
+    }
+  }
   const platform = openSimulationPlatform({ dir: opts.platformDir });
   cleanup.push(() => platform.close());
   const { bundle, manifest } = readBuild(opts.enclaveDir);
