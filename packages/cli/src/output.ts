@@ -40,6 +40,15 @@ const CANNOT_RUN: ReadonlySet<string> = new Set([
   'CONSTRAINT_SYNTAX',
   'NETWORK',
   'REQUEST_ID_REUSED',
+  // The machine, not a verdict: a directory, lock, port, certificate or key file in the way.
+  'DATA_DIR',
+  'DATA_DIR_LOCKED',
+  'PLATFORM_DIR',
+  'PLATFORM_LOCKED',
+  'PORT_IN_USE',
+  'TLS_CONFIG',
+  'OPERATOR_KEY_MISSING',
+  'CLIENT_STATE_LOCKED',
 ]);
 
 /**

@@ -178,6 +178,19 @@ describe('cloister CLI', () => {
     assert.equal(existsSync(join(fresh, 'operator.pem')), false, 'no operator key was created');
   });
 
+  it('what is in the way on this machine exits 2 (could not run); a missing build says to build', async () => {
+    const fresh = join(home, 'in-the-way');
+    const port = new URL(url).port;
+    const busy = await run(['--home', fresh, 'node', 'start', '--port', port]);
+    assert.equal(busy.code, 2, busy.err);
+    assert.match(busy.err, /PORT_IN_USE/);
+    const nobuild = await run(['--home', fresh, 'node', 'start', '--enclave', join(home, 'nodir')]);
+    assert.equal(nobuild.code, 1, nobuild.err);
+    assert.match(nobuild.err, /no enclave build in .*nodir: run `cloister build` first/);
+    assert.match(nobuild.err, /next step: Build the enclave \(`npx cloister build`/);
+    assert.doesNotMatch(nobuild.err, /does not match the bundle/);
+  });
+
   it('a usage error in any subcommand exits 2 (1 means the node was refused)', async () => {
     const missing = await run(['attest', url]);
     assert.equal(missing.code, 2, missing.err);

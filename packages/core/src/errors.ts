@@ -188,11 +188,16 @@ export class CloisterError extends Error {
   readonly code: ErrorCode;
   readonly hint: string;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  /**
+   * `options.hint` replaces the registry's next step where the raiser knows a more exact one (the
+   * code's meaning is unchanged): "run `cloister build`" rather than the manifest code's "rebuild
+   * or re-sign" for a build that does not exist.
+   */
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; hint?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
-    this.hint = ERROR_CODES[code];
+    this.hint = options?.hint ?? ERROR_CODES[code];
   }
 }
 

@@ -166,13 +166,19 @@ export async function buildEnclave(options: BuildOptions): Promise<BuildResult> 
  * Reads the build in `outDir` and verifies its manifest against its bundle (the same check the
  * platform makes at launch). Throws ManifestError when a file is missing or they do not match.
  */
+/** The next step when a directory holds no enclave build (not a manifest that fails its checks). */
+export const NO_BUILD_HINT =
+  'Build the enclave (`npx cloister build`, or `npm start` in the repository), or pass --enclave with the directory a build wrote.';
+
 export function readBuild(outDir: string): StoredBuild {
   const dir = resolve(outDir);
   const bundle = readFileOrUndefined(join(dir, BUNDLE_FILE));
   const manifest = readFileOrUndefined(join(dir, MANIFEST_FILE));
   if (bundle === undefined || manifest === undefined) {
     const missing = bundle === undefined ? BUNDLE_FILE : MANIFEST_FILE;
-    throw new ManifestError(`No enclave build in ${dir}: ${missing} is missing.`);
+    throw new ManifestError(`No enclave build in ${dir}: ${missing} is missing.`, {
+      hint: NO_BUILD_HINT,
+    });
   }
   const v = verifyManifest(manifest, bundle);
   return {

@@ -23,7 +23,7 @@ import type {
   HostToEnclaveCall,
 } from '@cloister/boundary';
 import { CloisterError, InvalidInputError } from '@cloister/core';
-import { BUNDLE_FILE, MANIFEST_FILE } from '../build/build.js';
+import { BUNDLE_FILE, MANIFEST_FILE, NO_BUILD_HINT } from '../build/build.js';
 import { DirectoryError, DirectoryLockedError } from '../fs/index.js';
 import {
   ENCLAVE_CPU_PROF_ENV,
@@ -131,7 +131,9 @@ export class PortInUseError extends CloisterError {
 
 export class EnclaveBuildMissingError extends CloisterError {
   constructor(dir: string) {
-    super('MANIFEST_INVALID', `no enclave build in ${dir}: run \`cloister build\` first`);
+    super('MANIFEST_INVALID', `no enclave build in ${dir}: run \`cloister build\` first`, {
+      hint: NO_BUILD_HINT,
+    });
   }
 }
 

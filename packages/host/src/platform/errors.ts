@@ -3,7 +3,7 @@ import { CloisterError } from '@cloister/core';
 
 /** A manifest is malformed, badly signed, or does not match the bundle (MANIFEST_INVALID). */
 export class ManifestError extends CloisterError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: { cause?: unknown; hint?: string }) {
     super('MANIFEST_INVALID', message, options);
   }
 }
