@@ -112,6 +112,14 @@ function alter(body: string): string {
   return JSON.stringify({ ...j, evidence: bytes.toString('base64') });
 }
 
+/** Why a fetch failed, by its system cause where there is one ("fetch failed" says nothing). */
+function reason(e: unknown): string {
+  const cause = (e as { cause?: { code?: unknown } }).cause?.code;
+  if (cause === 'ECONNREFUSED') return 'nothing listens there (ECONNREFUSED)';
+  if (typeof cause === 'string') return cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
 /** The body of `r`, or undefined (and the rest not read) once it passes `max` bytes. */
 async function capped(r: Response, max: number): Promise<Uint8Array | undefined> {
   const declared = Number(r.headers.get('content-length') ?? '0');
@@ -217,12 +225,7 @@ export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
         redirect: 'manual',
       });
     } catch (e) {
-      sendError(
-        res,
-        502,
-        'NETWORK',
-        `could not reach the node at ${nodeUrl}: ${(e as Error).message}`,
-      );
+      sendError(res, 502, 'NETWORK', `could not reach the node at ${nodeUrl}: ${reason(e)}`);
       return;
     }
     if (r.status >= 300 && r.status < 400) {

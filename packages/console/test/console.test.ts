@@ -381,6 +381,32 @@ test("a hostile node's text is shown checked or labelled, never as the page's ow
     assert.match(await textOf(page, 'verdict'), /^REFUSED/);
     assert.equal(await page.evaluate(() => document.querySelectorAll('b').length), 0);
     await shot(page, '10-hostile-node-text');
+
+    // A node that is not running: nothing checked, so "not checked", not "refused".
+    const free = createServer();
+    await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
+    const gone = `http://127.0.0.1:${(free.address() as AddressInfo).port}`;
+    await new Promise((r) => free.close(r));
+    const down = await startConsole({
+      nodeUrl: gone,
+      constraint: `C:${'ab'.repeat(32)} SEC:INSECURE`,
+    });
+    try {
+      const p2 = await open(browser, down.url, errors);
+      assert.match(
+        await textOf(p2, 'verdict'),
+        /^NOT CHECKED: could not reach the node at .*nothing listens there \(ECONNREFUSED\)\. Is the node running/,
+      );
+      assert.match((await p2.locator('#verdict').getAttribute('class')) ?? '', /\bpending\b/);
+      await createIdentity(p2, 'erin');
+      await p2.click('#connect');
+      assert.match(
+        await textOf(p2, 'connect-error'),
+        /could not be reached, so its evidence is not checked yet/,
+      );
+    } finally {
+      await down.close();
+    }
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

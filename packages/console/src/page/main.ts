@@ -97,6 +97,8 @@ const page = {
   constraint: undefined as string | undefined,
   // Invariant: true only after verifyEvidence accepted fresh evidence under `constraint`.
   evidenceOk: false,
+  /** The last check could not reach the node (no evidence was checked, none refused). */
+  unreached: false,
   identity: undefined as Identity | undefined,
   client: undefined as Client | undefined,
   last: undefined as { txid: string; claims: Claims; receipt: Uint8Array } | undefined,
@@ -119,6 +121,7 @@ function setConstraint(c: string | undefined, source: string): void {
 
 async function checkEvidence(): Promise<void> {
   page.evidenceOk = false;
+  page.unreached = false;
   el('sim-banner').hidden = true;
   const table = el<HTMLTableElement>('evidence-table');
   table.replaceChildren();
@@ -132,7 +135,22 @@ async function checkEvidence(): Promise<void> {
   let identityPublicKey: Uint8Array;
   try {
     const r = await fetch(`/v1/evidence?nonce=${toHex(nonce)}`);
-    const body = (await r.json()) as { evidence?: string; identityPublicKey?: string };
+    const body = (await r.json().catch(() => ({}))) as {
+      evidence?: string;
+      identityPublicKey?: string;
+      error?: { code?: unknown; message?: unknown };
+    };
+    // The console's own answer when the node is down or is no Cloister node: nothing was
+    // checked, so nothing was refused either.
+    if (r.status === 502 && body.error?.code === 'NETWORK') {
+      page.unreached = true;
+      setVerdict(
+        'verdict',
+        'pending',
+        `NOT CHECKED: ${shown(String(body.error.message))}. Is the node running at ${page.config.nodeUrl}? Press "Check again" once it is.`,
+      );
+      return;
+    }
     if (!r.ok || typeof body.evidence !== 'string' || typeof body.identityPublicKey !== 'string')
       throw new Error(`the node did not return evidence (HTTP ${r.status})`);
     evidence = fromBase64(body.evidence, 'evidence');
@@ -307,7 +325,12 @@ async function doConnect(): Promise<Client | undefined> {
     return undefined;
   }
   if (!page.evidenceOk) {
-    text('connect-error', 'refused: the evidence did not pass the constraint');
+    text(
+      'connect-error',
+      page.unreached
+        ? 'not connected: the node could not be reached, so its evidence is not checked yet (press "Check again" once it runs)'
+        : 'refused: the evidence did not pass the constraint',
+    );
     return undefined;
   }
   if (page.identity === undefined) {
