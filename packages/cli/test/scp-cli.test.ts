@@ -347,3 +347,97 @@ describe('cloister keys, call and query against a real node', () => {
     assert.match(down.err, /NETWORK.*127\.0\.0\.1:1/);
   });
 });
+
+describe('a committed transaction is never lost while its receipt is awaited', () => {
+  const home = join(tmp, 'home-nosign');
+  let node: RunningNode | undefined;
+  let url: string;
+  let constraint: string;
+
+  before(async () => {
+    const project = join(tmp, 'counter-nosign');
+    createApp('counter', { dir: project });
+    const built = await buildApp(project);
+    const build = await testBuild();
+    constraint = `C:${toHex(build.measurement)} SEC:INSECURE`;
+    // Signs only every 1000 entries: a receipt for the next transaction does not come.
+    node = await startNode({
+      dataDir: join(tmp, 'data-nosign'),
+      platformDir: join(tmp, 'platform-nosign'),
+      enclaveDir: build.outDir,
+      port: 0,
+      logger: createLogger({ level: 'silent' }),
+      signIntervalMs: 0,
+      operatorPublicKey: loadOrCreateOperatorKey(join(home, 'operator.pem')).publicKey,
+    });
+    url = node.url;
+    await deployApp(built.wasmPath, { name: 'counter', node: url, home });
+  });
+  after(async () => {
+    await node?.close();
+  });
+
+  /** `call … --receipt` interrupted (SIGINT) once it says it waits for the signature. */
+  function interrupted(
+    extra: string[],
+  ): Promise<{ code: number | null; out: string; err: string }> {
+    return new Promise((resolve) => {
+      const file = join(tmp, `never-${extra.length}.cbor`);
+      const args = ['--home', home, 'call', url, 'counter', 'increment', '{"name":"w"}'];
+      const p = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--conditions=source',
+          entry,
+          ...args,
+          '--constraint',
+          constraint,
+          '--receipt',
+          file,
+          ...extra,
+        ],
+        {
+          cwd: root,
+          env: { ...process.env, NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d) => {
+        out += d;
+      });
+      p.stderr.on('data', (d) => {
+        err += d;
+        if (/waiting up to \d+ s for the node to sign it/.test(err)) p.kill('SIGINT');
+      });
+      p.on('close', (code) => resolve({ code, out, err }));
+    });
+  }
+
+  it('Ctrl-C during the wait: the result and txid were printed (text) or are in the JSON with receiptError', async () => {
+    const text = await interrupted([]);
+    assert.equal(text.code, 130, text.err);
+    assert.match(text.out, /result\s+\{"value":1,/);
+    const txid = /txid\s+(\d+\.\d+)/.exec(text.out)?.[1];
+    assert.ok(txid, text.out);
+    assert.match(
+      text.err,
+      new RegExp(`interrupted: the transaction is committed \\(${txid.replace('.', '\\.')}\\)`),
+    );
+    const json = await interrupted(['--json']);
+    assert.equal(json.code, 130, json.err);
+    const o = JSON.parse(json.out) as {
+      result: { value: number };
+      txid: string;
+      requestId: string;
+      receiptError: { code: string; message: string };
+    };
+    assert.equal(o.result.value, 2);
+    assert.match(o.txid, /^\d+\.\d+$/);
+    assert.equal(typeof o.requestId, 'string');
+    assert.equal(o.receiptError.code, 'RECEIPT_NOT_READY');
+  });
+});

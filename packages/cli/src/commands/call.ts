@@ -213,46 +213,23 @@ async function run(
             requestId,
             salt: claimsSaltFor(identityPath, client.service.identity, app, requestId),
           });
-    let receipt: { file: string; treeSize: number; claims: boolean } | undefined;
     if (receiptFile !== undefined && isTransact(r)) {
-      // A node signs its log on a timer (--sign-interval, 1 s by default): said once the wait is
-      // longer than that, so a long one (a slow or never-signing node) is not a silent hang.
-      const waiting = setTimeout(() => {
-        process.stderr.write(
-          `committed as ${r.txid}; waiting up to ${RECEIPT_WAIT_MS / 1000} s for the node to sign it (a node started with --sign-interval 0 signs only every 1000 entries); Ctrl-C stops waiting, and \`cloister receipt get ${url} ${r.txid}\` fetches the receipt later\n`,
-        );
-      }, 3000);
-      try {
-        const got = await receiptOf(client, r).finally(() => clearTimeout(waiting));
-        const file = writeOutputFile(receiptFile, got.receipt, RECEIPT_FILE, '--receipt');
-        receipt = { file, treeSize: got.verified.size, claims: true };
-      } catch (e) {
-        // The transaction is committed: show it (txid, request id) before what failed after it,
-        // so nobody runs it again to find out.
-        print(client, app, method, r, undefined, o.json === true);
-        printError(e);
-        process.stderr.write(
-          `  the transaction above is committed (${r.txid}); its receipt was not written: \`cloister receipt get ${url} ${r.txid}\` fetches it\n`,
-        );
-        return exitCodeOf(e);
-      }
+      return await withReceipt(client, url, app, method, r, receiptFile, o.json === true);
     }
-    print(client, app, method, r, receipt, o.json === true);
+    print(client, app, method, r, undefined, o.json === true);
     return 0;
   } catch (e) {
     printError(e);
     if (o.json === true) {
       // A script reading stdout gets an answer it can parse either way (the words stay on stderr).
-      const c = e instanceof CloisterError ? e : undefined;
+      const error = jsonError(e);
       // OUTCOME_UNKNOWN names what to retry with: the request id, as a field.
       const requestId = (e as { requestId?: unknown }).requestId;
       process.stdout.write(
         `${JSON.stringify({
           error: {
-            code: c?.code ?? 'UNEXPECTED',
-            message: e instanceof Error ? e.message : String(e),
-            hint: c?.hint ?? ERROR_CODES.UNEXPECTED,
-            ...(c?.code === 'OUTCOME_UNKNOWN' && typeof requestId === 'string'
+            ...error,
+            ...(error.code === 'OUTCOME_UNKNOWN' && typeof requestId === 'string'
               ? { requestId }
               : {}),
           },
@@ -263,6 +240,87 @@ async function run(
   } finally {
     await client?.close();
   }
+}
+
+type ReceiptLine = { file: string; treeSize: number; claims: boolean };
+
+/**
+ * The receipt of committed `r`, waited for and written to `file`. The transaction is committed
+ * whatever happens next, so its result is never lost: in text the result is printed before the
+ * wait and the receipt line after it; in JSON the one object carries `receipt`, or `receiptError`
+ * when the wait failed or was interrupted (Ctrl-C: exit 130, the object printed first).
+ */
+async function withReceipt(
+  client: Client,
+  url: string,
+  app: string,
+  method: string,
+  r: TransactResult,
+  file: string,
+  json: boolean,
+): Promise<number> {
+  const later = `\`cloister receipt get ${url} ${r.txid}\` fetches it`;
+  if (!json) print(client, app, method, r, undefined, false);
+  // A node signs its log on a timer (--sign-interval, 1 s by default): said once the wait is
+  // longer than that, so a long one (a slow or never-signing node) is not a silent hang.
+  const waiting = setTimeout(() => {
+    process.stderr.write(
+      `committed as ${r.txid}; waiting up to ${RECEIPT_WAIT_MS / 1000} s for the node to sign it (a node started with --sign-interval 0 signs only every 1000 entries); Ctrl-C stops waiting, and ${later} later\n`,
+    );
+  }, 3000);
+  const interrupted = () => {
+    if (json) {
+      const e = new CloisterError(
+        'RECEIPT_NOT_READY',
+        `interrupted while waiting for the receipt of ${r.txid}`,
+      );
+      print(client, app, method, r, undefined, true, e);
+    }
+    process.stderr.write(
+      `\n  interrupted: the transaction is committed (${r.txid}); its receipt was not written: ${later}\n`,
+    );
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
+  let receipt: ReceiptLine;
+  try {
+    const got = await receiptOf(client, r);
+    receipt = {
+      file: writeOutputFile(file, got.receipt, RECEIPT_FILE, '--receipt'),
+      treeSize: got.verified.size,
+      claims: true,
+    };
+  } catch (e) {
+    if (json) print(client, app, method, r, undefined, true, e);
+    printError(e);
+    process.stderr.write(
+      `  the transaction is committed (${r.txid}); its receipt was not written: ${later}\n`,
+    );
+    return exitCodeOf(e);
+  } finally {
+    clearTimeout(waiting);
+    process.off('SIGINT', interrupted);
+  }
+  if (json) print(client, app, method, r, receipt, true);
+  else process.stdout.write(receiptLine(receipt));
+  return 0;
+}
+
+function receiptLine(receipt: ReceiptLine): string {
+  return line(
+    'receipt',
+    `${receipt.file} (verified, claims included; signed tree size ${receipt.treeSize})`,
+  );
+}
+
+/** An error as the `--json` outputs carry it. */
+function jsonError(e: unknown): { code: string; message: string; hint: string } {
+  const c = e instanceof CloisterError ? e : undefined;
+  return {
+    code: c?.code ?? 'UNEXPECTED',
+    message: e instanceof Error ? e.message : String(e),
+    hint: c?.hint ?? ERROR_CODES.UNEXPECTED,
+  };
 }
 
 /** How long `--receipt` waits for the node's next signature. */
@@ -294,8 +352,9 @@ function print(
   app: string,
   method: string,
   r: QueryResult,
-  receipt: { file: string; treeSize: number; claims: boolean } | undefined,
+  receipt: ReceiptLine | undefined,
   json: boolean,
+  receiptError?: unknown,
 ): void {
   const t = isTransact(r) ? r : undefined;
   if (json) {
@@ -309,6 +368,7 @@ function print(
         service: toHex(client.service.identity),
         ...(t ? { txid: t.txid, requestId: t.requestId, repeated: t.repeated } : {}),
         ...(receipt ? { receipt } : {}),
+        ...(receiptError === undefined ? {} : { receiptError: jsonError(receiptError) }),
       })}\n`,
     );
     return;
@@ -321,12 +381,7 @@ function print(
   }
   out += line('app code id', toHex(r.codeId));
   out += line('service', toHex(client.service.identity));
-  if (receipt) {
-    out += line(
-      'receipt',
-      `${receipt.file} (verified, claims included; signed tree size ${receipt.treeSize})`,
-    );
-  }
+  if (receipt) out += receiptLine(receipt);
   process.stdout.write(out);
 }
 
