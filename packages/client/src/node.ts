@@ -239,11 +239,6 @@ function readIdentityKey(path: string): KeyObject {
       `no identity file at ${path}: create one with \`cloister keys new ${path}\``,
     );
   }
-  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
-    throw new IdentityFileError(
-      `${path} can be read by group or others (mode ${(mode & 0o777).toString(8)}): a private key must be private; run \`chmod 600 ${path}\``,
-    );
-  }
   let pem: Buffer;
   try {
     pem = readFileSync(path);
@@ -255,11 +250,29 @@ function readIdentityKey(path: string): KeyObject {
   let key: KeyObject;
   try {
     key = createPrivateKey({ key: pem, format: 'pem' });
-  } catch (e) {
-    throw new IdentityFileError(`${path} is not a PEM private key (${(e as Error).message})`);
+  } catch {
+    // What the file holds instead, not OpenSSL's decoder error; a receipt given by mistake is
+    // named as "no PEM block", before any advice about its mode.
+    const text = pem.toString('latin1');
+    const holds =
+      text.trim() === ''
+        ? 'the file is empty'
+        : /-----BEGIN [A-Z ]*PUBLIC KEY-----/.test(text)
+          ? 'it holds a public key, not the private key'
+          : /-----BEGIN /.test(text)
+            ? 'its PEM block is not a readable private key'
+            : 'it holds no PEM block';
+    throw new IdentityFileError(
+      `${path} is not a PEM private key (${holds}): give the identity's PEM file (\`cloister keys new FILE\` creates one)`,
+    );
   }
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     throw new IdentityFileError(`${path} is not a P-256 (prime256v1) EC private key`);
+  }
+  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+    throw new IdentityFileError(
+      `${path} can be read by group or others (mode ${(mode & 0o777).toString(8)}): a private key must be private; run \`chmod 600 ${path}\``,
+    );
   }
   return key;
 }

@@ -170,7 +170,25 @@ describe('identity files', () => {
     await assert.rejects(loadIdentity(join(tmp, 'none.pem')), refused(/cloister keys new/));
     const junk = join(tmp, 'junk.pem');
     writeFileSync(junk, 'not a key', { mode: 0o600 });
-    await assert.rejects(loadIdentity(junk), refused(/not a PEM private key/));
+    await assert.rejects(
+      loadIdentity(junk),
+      refused(/not a PEM private key \(it holds no PEM block\)/),
+    );
+    // What it holds is said before any advice about its mode (a receipt given by mistake was
+    // told to `chmod 600`), and OpenSSL's decoder text is not shown.
+    const receiptLike = join(tmp, 'r.cbor');
+    writeFileSync(receiptLike, Uint8Array.of(0xd2, 0x84, 0x43), { mode: 0o644 });
+    await assert.rejects(loadIdentity(receiptLike), (e: unknown) => {
+      assert.match((e as Error).message, /not a PEM private key \(it holds no PEM block\)/);
+      assert.doesNotMatch((e as Error).message, /chmod|error:1E/);
+      return true;
+    });
+    const pub = join(tmp, 'pub.pem');
+    const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    writeFileSync(pub, pair.publicKey.export({ type: 'spki', format: 'pem' }), { mode: 0o600 });
+    await assert.rejects(loadIdentity(pub), refused(/it holds a public key, not the private key/));
+    writeFileSync(join(tmp, 'empty.pem'), '', { mode: 0o600 });
+    await assert.rejects(loadIdentity(join(tmp, 'empty.pem')), refused(/the file is empty/));
     const p384 = join(tmp, 'p384.pem');
     const k = generateKeyPairSync('ec', { namedCurve: 'P-384' });
     writeFileSync(p384, k.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });

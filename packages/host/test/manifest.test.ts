@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -298,5 +298,28 @@ describe('signer key', () => {
       (e: unknown) => isCloisterError(e, 'INVALID_INPUT') && (e as Error).message.includes(path),
     );
     assert.equal(readFileSync(path, 'utf8'), 'not a key');
+    assert.throws(
+      () => loadOrCreateSignerKey(path),
+      (e: unknown) =>
+        /is not a PEM private key \(it holds no PEM block\): a P-256 PKCS#8 PEM key is expected; restore it from backup, or pass --signer-key/.test(
+          (e as Error).message,
+        ) && !/error:1E/.test((e as Error).message),
+    );
+  });
+
+  test('a key file group or others can read is refused with the fix, like a client identity', () => {
+    const path = join(root, 'open', 'signer.pem');
+    const made = loadOrCreateSignerKey(path);
+    chmodSync(path, 0o644);
+    assert.throws(
+      () => loadOrCreateSignerKey(path),
+      (e: unknown) =>
+        isCloisterError(e, 'INVALID_INPUT') &&
+        /can be read by group or others \(mode 644\): a private key must be private; run `chmod 600 /.test(
+          (e as Error).message,
+        ),
+    );
+    chmodSync(path, 0o600);
+    assert.deepEqual(loadOrCreateSignerKey(path).publicKey, made.publicKey);
   });
 });

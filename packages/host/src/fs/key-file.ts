@@ -5,7 +5,7 @@
  * PEM key is an error naming it.
  */
 import type { KeyObject } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { InvalidInputError, utf8 } from '@cloister/core';
 import {
@@ -85,7 +85,16 @@ function read(abs: string, what: string): string | undefined {
 function load(abs: string, pem: string, created: boolean, what: string, flag: string): KeyFile {
   const privateKey = privateKeyFromPem(
     pem,
-    `The ${what} ${abs} (expected a P-256 PKCS#8 PEM key; restore it from backup, or pass ${flag} with another path)`,
+    `The ${what} ${abs}`,
+    `a P-256 PKCS#8 PEM key is expected; restore it from backup, or pass ${flag} with another path`,
   );
+  // A key group or others can read is not private: refused like a client identity (a signer or
+  // operator key signs for the enclave build or the app deploys, so it is worth more).
+  const mode = statSync(abs).mode;
+  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+    throw new InvalidInputError(
+      `The ${what} ${abs} can be read by group or others (mode ${(mode & 0o777).toString(8)}): a private key must be private; run \`chmod 600 ${abs}\``,
+    );
+  }
   return { path: abs, privateKey, publicKey: publicKeyBytes(privateKey), created };
 }

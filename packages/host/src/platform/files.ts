@@ -161,7 +161,7 @@ function loadKey(path: string): KeyObject {
     throw new PlatformStateError(KEY_FILE, `The platform key ${path} is missing.`);
   }
   try {
-    return privateKeyFromPem(new TextDecoder().decode(bytes), `The platform key ${path}`);
+    return privateKeyFromPem(new TextDecoder().decode(bytes), 'it');
   } catch (e) {
     throw new PlatformStateError(
       KEY_FILE,

@@ -27,15 +27,29 @@ export function privateKeyToPem(key: KeyObject): string {
  * Parses a PKCS#8 PEM P-256 private key. Throws InvalidInputError naming `what` when the text
  * is not a PEM private key or the key is not on P-256.
  */
-export function privateKeyFromPem(pem: string, what: string): KeyObject {
+/**
+ * The P-256 private key in `pem`; InvalidInputError "`what` is not …: `fix`" otherwise, saying what
+ * the file holds instead (nothing, a public key, something else) rather than OpenSSL's decoder
+ * error.
+ */
+export function privateKeyFromPem(pem: string, what: string, fix?: string): KeyObject {
+  const then = fix === undefined ? '' : `: ${fix}`;
   let key: KeyObject;
   try {
     key = createPrivateKey({ key: pem, format: 'pem' });
-  } catch (e) {
-    throw new InvalidInputError(`${what} is not a PEM private key (${(e as Error).message})`);
+  } catch {
+    const holds =
+      pem.trim() === ''
+        ? 'the file is empty'
+        : /-----BEGIN [A-Z ]*PUBLIC KEY-----/.test(pem)
+          ? 'it holds a public key, not the private key'
+          : /-----BEGIN /.test(pem)
+            ? 'its PEM block is not a readable private key'
+            : 'it holds no PEM block';
+    throw new InvalidInputError(`${what} is not a PEM private key (${holds})${then}`);
   }
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-    throw new InvalidInputError(`${what} is not a P-256 (prime256v1) EC key`);
+    throw new InvalidInputError(`${what} is not a P-256 (prime256v1) EC key${then}`);
   }
   return key;
 }
