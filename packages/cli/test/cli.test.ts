@@ -338,7 +338,8 @@ describe('cloister CLI', () => {
       '--log-level',
       'silent',
     ]);
-    assert.equal(r.code, 1);
+    // A lock in the way: could not run (2), like every other command's.
+    assert.equal(r.code, 2);
     assert.match(r.err, /DATA_DIR_LOCKED/);
     assert.match(r.err, /stop the node first/);
   });

@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
+import { connect as netConnect, type Socket as NetSocket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -34,6 +35,7 @@ import {
 import { WebSocket } from 'ws';
 import { abiKit, SCRATCH2 } from '../../enclave/test/app-runtime-wasm.js';
 import { get, i32 } from '../../enclave/test/sandbox-wasm.js';
+import { DEFAULT_HTTP_LIMITS, defaultMaxConnections } from '../src/node/http.js';
 import { createLogger } from '../src/node/logger.js';
 import { type NodeOptions, type RunningNode, startNode } from '../src/node/node.js';
 import {
@@ -366,6 +368,47 @@ describe('node: secure connections over /v1/scp', () => {
     assert.doesNotMatch(m, /r-1|notes|hello/);
     const other = await refusedUpgrade(`${node.url.replace('http', 'ws')}/v1/other`);
     assert.equal(other.status, 404);
+  });
+});
+
+describe('node: a cap on open sockets (a flood of idle connections leaves file descriptors)', () => {
+  it('closes connections beyond maxConnections at once and serves again once they go', async () => {
+    const { node } = await nodeWith({ httpLimits: { ...DEFAULT_HTTP_LIMITS, maxConnections: 4 } });
+    const idle: NetSocket[] = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        const s = netConnect(Number(new URL(node.url).port), '127.0.0.1');
+        await new Promise<void>((r) => s.once('connect', () => r()));
+        idle.push(s);
+      }
+      // The fifth is accepted by the kernel and closed by the server without an answer.
+      const fifth = netConnect(Number(new URL(node.url).port), '127.0.0.1');
+      const ended = await new Promise<string>((resolve) => {
+        fifth.once('close', () => resolve('closed'));
+        fifth.once('error', () => undefined);
+        fifth.on('connect', () => fifth.write('GET /v1/health HTTP/1.1\r\nhost: x\r\n\r\n'));
+        fifth.once('data', () => resolve('answered'));
+      });
+      assert.equal(ended, 'closed');
+      for (const s of idle) s.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      const r = await fetch(`${node.url}/v1/health`);
+      assert.equal(r.status, 200);
+    } finally {
+      for (const s of idle) s.destroy();
+      await node.close();
+    }
+  });
+
+  it('by default keeps 1,500 of the open-file limit for the store, at most 12,000 sockets', () => {
+    const limits = (n: number) =>
+      `Limit                     Soft Limit           Hard Limit           Units\nMax open files            ${n}                ${n}                files\n`;
+    assert.equal(defaultMaxConnections(limits(1_048_576)), 12_000);
+    assert.equal(defaultMaxConnections(limits(20_000)), 12_000);
+    assert.equal(defaultMaxConnections(limits(4_096)), 2_596);
+    assert.equal(defaultMaxConnections(limits(1_024)), 64);
+    assert.equal(defaultMaxConnections('nothing about files'), 12_000);
+    assert.ok(defaultMaxConnections() >= 64);
   });
 });
 

@@ -20,6 +20,7 @@
  */
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { CallResponse } from '@cloister/boundary';
@@ -49,6 +50,31 @@ export interface HttpLimits {
    * any check, and deploys run one at a time anyway; beyond, 503 NODE_BUSY before reading.
    */
   readonly maxConcurrentUploads?: number;
+  /**
+   * Sockets open at once, HTTP and WebSocket together (default defaultMaxConnections()): beyond,
+   * a new connection is closed at once. Without it a flood of idle connections used every file
+   * descriptor the process may open, and the store, which needs them, failed.
+   */
+  readonly maxConnections?: number;
+}
+
+/**
+ * The default socket cap: 12,000 (the relay's 10,000 secure connections and room for HTTP), or
+ * less where the process may open fewer files, keeping 1,500 of them for the store (LevelDB
+ * keeps up to 1,000 table files open) and the rest of the node.
+ */
+export function defaultMaxConnections(limitsText?: string): number {
+  let text = limitsText;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/self/limits', 'utf8');
+    } catch {
+      return 12_000;
+    }
+  }
+  const soft = /^Max open files\s+(\d+)/m.exec(text)?.[1];
+  if (soft === undefined) return 12_000;
+  return Math.max(64, Math.min(12_000, Number(soft) - 1_500));
 }
 
 /** Default number of deploy bodies read at once. */
@@ -448,7 +474,8 @@ async function handle(
 /** Creates (does not start) the node's HTTP server. */
 export function createHttpServer(deps: HttpDeps): Server {
   const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
-  const options = { maxHeaderSize: limits.maxHeaderBytes };
+  // Idle sockets are checked every 5 s (Node's default, 30 s, let a silent one live 40 s).
+  const options = { maxHeaderSize: limits.maxHeaderBytes, connectionsCheckingInterval: 5_000 };
   // Invariant: the number of deploy bodies being read now.
   const uploads = { n: 0 };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
@@ -478,5 +505,6 @@ export function createHttpServer(deps: HttpDeps): Server {
     : createServer(options, handler);
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  server.maxConnections = limits.maxConnections ?? defaultMaxConnections();
   return server;
 }
