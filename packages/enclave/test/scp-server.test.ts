@@ -29,7 +29,7 @@ import {
   webCryptoSigner,
 } from '@cloister/core';
 import { publicKeyFromRaw } from '@cloister/node-crypto';
-import { AppNotFoundError, createAppRuntime } from '../src/apps/runtime/index.js';
+import { AppNotFoundError, type AppRuntime, createAppRuntime } from '../src/apps/runtime/index.js';
 import {
   createScpServer,
   MAX_QUEUED_FRAMES,
@@ -89,7 +89,14 @@ interface Sink {
   ends: Map<number, string>;
 }
 
-async function world(opts: { maxSessions?: number } = {}) {
+async function world(
+  opts: {
+    maxSessions?: number;
+    maxRunning?: number;
+    /** Wraps the runtime's call (to watch or hold calls). */
+    call?: (call: AppRuntime['call']) => AppRuntime['call'];
+  } = {},
+) {
   const w = await genesis();
   const runtime = createAppRuntime({ engine: w.service.engine });
   const deployed = await runtime.deploy('demo', APP);
@@ -99,7 +106,14 @@ async function world(opts: { maxSessions?: number } = {}) {
     crypto: nodeScpCrypto,
     signer: nodeScpSigner(w.node.privateKey, w.node.publicKey),
     service: w.service,
-    runtime,
+    runtime:
+      opts.call === undefined
+        ? runtime
+        : {
+            app: (n) => runtime.app(n),
+            requestStatus: (...a) => runtime.requestStatus(...a),
+            call: opts.call((...a) => runtime.call(...a)),
+          },
     admin: {
       info: (app) => {
         if (app !== 'demo') throw new AppNotFoundError(app);
@@ -113,6 +127,7 @@ async function world(opts: { maxSessions?: number } = {}) {
     },
     end: (s, code) => sink.ends.set(s, code),
     ...(opts.maxSessions !== undefined ? { maxSessions: opts.maxSessions } : {}),
+    ...(opts.maxRunning !== undefined ? { maxRunning: opts.maxRunning } : {}),
   });
   return { ...w, runtime, codeId, sink, server };
 }
@@ -395,6 +410,59 @@ describe('scp server: operations', () => {
     assert.equal(err(b), 'LEDGER_CURSOR');
     assert.ok(!b.ok && !/could not answer/.test(b.message), !b.ok ? b.message : '');
     assert.equal(w.sink.ends.size, 0);
+  });
+
+  test('requests of all sessions running at once stay within maxRunning; the rest wait their turn, in order', async () => {
+    let active = 0;
+    let most = 0;
+    const gates: (() => void)[] = [];
+    const w = await world({
+      maxRunning: 2,
+      call:
+        (call) =>
+        async (...a) => {
+          active++;
+          most = Math.max(most, active);
+          await new Promise<void>((r) => gates.push(r));
+          try {
+            return await call(...a);
+          } finally {
+            active--;
+          }
+        },
+    });
+    const clients = await Promise.all([connect(w), connect(w), connect(w)]);
+    // Each session sends two queries without waiting for an answer.
+    const frames: (Promise<void> | undefined)[] = [];
+    let n = 0;
+    for (const cl of clients) {
+      for (let k = 0; k < 2; k++) {
+        const args = { app: 'demo', method: 'echo', args: String(++n), codeId: w.codeId };
+        for (const f of await cl.session.seal({ type: 'request', id: 100 + k, op: 'query', args }))
+          frames.push(w.server.frame(cl.id, f));
+      }
+    }
+    for (let i = 0; i < 20; i++) await tick();
+    assert.equal(active, 2, 'two run, four wait');
+    assert.ok(
+      frames.some((p) => p !== undefined),
+      "a waiting request's frame is not processed yet",
+    );
+    // The third session goes away while it waits: its turn passes on, nothing is stuck.
+    w.server.close(clients[2]!.id);
+    for (let released = 0; released < 6 && gates.length > 0; released++) {
+      gates.shift()!();
+      for (let i = 0; i < 20; i++) await tick();
+    }
+    await Promise.all(frames);
+    assert.ok(most <= 2, `at most 2 at once, saw ${most}`);
+    // Every request of the two live sessions was answered.
+    for (const cl of clients.slice(0, 2)) {
+      await cl.pump();
+      const answered = cl.inbox.filter((m) => m.type === 'response' && m.ok).length;
+      assert.equal(answered, 2);
+    }
+    assert.equal(active, 0);
   });
 
   test("a host's error answer never reaches a client as the enclave's own (code and text)", async () => {

@@ -155,6 +155,48 @@ describe('scp relay', () => {
     }
   });
 
+  it('never has more than maxInFlightBytes of all sockets at the enclave; held sockets go on in turn', async () => {
+    // Eight sockets each send ten 1000-byte frames at once; the enclave answers slowly. Per
+    // socket up to 32 could be in flight (80,000 bytes); the node-wide budget is 5,000.
+    let bytes = 0;
+    let most = 0;
+    const seen = new Map<number, number[]>();
+    const enclave = fakeEnclave({
+      frame: async (session, f) => {
+        const list = seen.get(session) ?? [];
+        list.push(f[0] as number);
+        seen.set(session, list);
+        bytes += f.length;
+        most = Math.max(most, bytes);
+        await new Promise((r) => setTimeout(r, 2));
+        bytes -= f.length;
+      },
+    });
+    const s = await serve(enclave, { maxInFlightBytes: 5_000 });
+    stops.push(s.stop);
+    const clients = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const c = dial(s.url);
+        await c.open;
+        return c;
+      }),
+    );
+    for (const c of clients) {
+      for (let i = 0; i < 10; i++) c.ws.send(new Uint8Array(1000).fill(i));
+    }
+    await until(() => [...seen.values()].reduce((n, l) => n + l.length, 0) === 80);
+    assert.ok(most <= 5_000, `at most 5,000 bytes at the enclave at once, saw ${most}`);
+    // Every socket's frames arrived whole and in order.
+    assert.equal(seen.size, 8);
+    for (const list of seen.values()) assert.deepEqual(list, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    // A frame larger than the whole budget still goes, alone, rather than never.
+    const big = dial(s.url);
+    await big.open;
+    big.ws.send(new Uint8Array(6_000).fill(42));
+    await until(() => [...seen.values()].some((l) => l.includes(42)));
+    for (const c of [...clients, big]) c.ws.close();
+  });
+
   it('closes an idle socket (1001) and one whose client does not read (1008)', async () => {
     const s = await serve(fakeEnclave(), { idleMs: 100, maxBufferedBytes: 1024 });
     stops.push(s.stop);

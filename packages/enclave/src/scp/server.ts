@@ -46,6 +46,14 @@ import { createScpOps, type OpResult } from './ops.js';
 export const DEFAULT_MAX_SESSIONS = 10_000;
 /** Requests of one session running at once. */
 export const MAX_CONCURRENT = 32;
+/**
+ * Requests of all sessions running at once, and the bytes of the records they came in: the
+ * per-session cap alone let 160 sessions of 32 requests of 1 MiB fill the enclave's heap (a
+ * review's demonstration; the node stopped). Beyond, a request waits its turn (first come,
+ * first served), its session opens no frame meanwhile, and the host's relay stops reading.
+ */
+export const MAX_RUNNING_TOTAL = 256;
+export const MAX_RUNNING_BYTES = 64 * 1024 * 1024;
 /** Frames a session holds unprocessed at most: core's, which bounds the relay's cap too. */
 export { MAX_QUEUED_FRAMES };
 
@@ -70,6 +78,9 @@ export interface ScpServerOptions {
   /** Fixed event names only. */
   readonly log?: (level: number, event: string) => void;
   readonly maxSessions?: number;
+  /** Node-wide running requests and their records' bytes (MAX_RUNNING_TOTAL, MAX_RUNNING_BYTES). */
+  readonly maxRunning?: number;
+  readonly maxRunningBytes?: number;
   /** Record-layer limits (tests lower them). */
   readonly limits?: ScpLimits;
 }
@@ -177,6 +188,30 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
   const sessions = new Map<number, Slot>();
   /** Invariant: every id below nextId was handed out once; ids are never reused. */
   let nextId = 1;
+  // Invariant: the requests started and not yet finished, across sessions, and the sum of
+  // their records' sizes; running <= maxRunning, runningBytes <= maxRunningBytes unless one
+  // request alone passes it.
+  let running = 0;
+  let runningBytes = 0;
+  // Requests waiting for room, first come first served (a queue without O(n) shifts).
+  const turns: ((() => void) | undefined)[] = [];
+  let turnsAt = 0;
+  /** Room for a request of `size` bytes (one always fits when none runs). */
+  const maxRunning = o.maxRunning ?? MAX_RUNNING_TOTAL;
+  const maxRunningBytes = o.maxRunningBytes ?? MAX_RUNNING_BYTES;
+  const admits = (size: number): boolean =>
+    running === 0 || (running < maxRunning && runningBytes + size <= maxRunningBytes);
+  const nextTurn = (): Promise<void> => new Promise<void>((r) => turns.push(r));
+  function wakeNext(): void {
+    if (turnsAt === turns.length) return;
+    const f = turns[turnsAt] as () => void;
+    turns[turnsAt++] = undefined;
+    if (turnsAt === turns.length) {
+      turns.length = 0;
+      turnsAt = 0;
+    }
+    f();
+  }
 
   function finish(s: Slot, code: string): void {
     if (s.ended) return;
@@ -292,24 +327,28 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
       } catch (e) {
         return fail(s, e);
       }
-      return dispatch(s, padsAnswers(frame), messages);
+      return dispatch(s, padsAnswers(frame), messages, frame.length);
     }
     return session.open(frame).then(
-      (messages) => dispatch(s, padsAnswers(frame), messages),
+      (messages) => dispatch(s, padsAnswers(frame), messages, frame.length),
       (e: unknown) => fail(s, e),
     );
   }
 
   /**
-   * Starts the requests of one opened record, from `messages[from]` on. Beyond MAX_CONCURRENT it
-   * waits for a request to finish and goes on from the same message (this session opens no frame
-   * meanwhile): undefined when everything started in the call.
+   * Starts the requests of one opened record (`size` bytes), from `messages[from]` on. Beyond
+   * MAX_CONCURRENT of its session, or without room node-wide (MAX_RUNNING_TOTAL,
+   * MAX_RUNNING_BYTES, or others waiting first), it waits and goes on from the same message (this
+   * session opens no frame meanwhile): undefined when everything started in the call. `woken`:
+   * this record was given the turn, so it does not line up again behind the others.
    */
   function dispatch(
     s: Slot,
     pad: boolean,
     messages: ScpMessage[],
+    size: number,
     from = 0,
+    woken = false,
   ): Promise<void> | undefined {
     for (let i = from; i < messages.length; i++) {
       const m = messages[i] as ScpMessage;
@@ -322,10 +361,17 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
         return fail(s, new ScpError('SCP_PROTOCOL', `a client sends requests, not a ${m.type}`));
       }
       if (s.running.size >= MAX_CONCURRENT) {
-        return Promise.race(s.running.values()).then(() => dispatch(s, pad, messages, i));
+        return Promise.race(s.running.values()).then(() => dispatch(s, pad, messages, size, i));
       }
       if (s.running.has(m.id)) return fail(s, idInUse(m.id));
-      start(s, m, pad);
+      if ((!woken && turnsAt < turns.length) || !admits(size)) {
+        return nextTurn().then(() => {
+          // The turn passes on when this session is gone by then.
+          if (s.ended) return wakeNext();
+          return dispatch(s, pad, messages, size, i, true);
+        });
+      }
+      start(s, m, pad, size);
     }
     return undefined;
   }
@@ -336,10 +382,22 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
     return pt > 0 && paddedLength(pt) === pt;
   }
 
-  function start(s: Slot, m: Extract<ScpMessage, { type: 'request' }>, pad: boolean): void {
+  function start(
+    s: Slot,
+    m: Extract<ScpMessage, { type: 'request' }>,
+    pad: boolean,
+    size: number,
+  ): void {
+    running += 1;
+    runningBytes += size;
     s.running.set(
       m.id,
-      request(s, m, pad).finally(() => s.running.delete(m.id)),
+      request(s, m, pad).finally(() => {
+        s.running.delete(m.id);
+        running -= 1;
+        runningBytes -= size;
+        wakeNext();
+      }),
     );
   }
 

@@ -19,8 +19,8 @@
  * @cloister/core.
  */
 
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { CallResponse } from '@cloister/boundary';

@@ -42,6 +42,13 @@ export interface ScpRelayLimits {
   readonly maxBufferedBytes: number;
   /** Frames of one socket waiting for the enclave before the socket stops reading (default 32). */
   readonly maxInFlight: number;
+  /**
+   * Bytes of frames of all sockets waiting for the enclave at once (default 64 MiB); a frame that
+   * would pass it waits in the host, its socket stops reading, and sockets go on in the order
+   * they were held. Per-socket caps alone let 160 sockets of 32 frames of 1 MiB fill the
+   * enclave's heap (a review's demonstration: the node stopped).
+   */
+  readonly maxInFlightBytes: number;
 }
 
 export const DEFAULT_SCP_RELAY_LIMITS: ScpRelayLimits = {
@@ -49,6 +56,7 @@ export const DEFAULT_SCP_RELAY_LIMITS: ScpRelayLimits = {
   idleMs: 120_000,
   maxBufferedBytes: 8 * 1024 * 1024,
   maxInFlight: 32,
+  maxInFlightBytes: 64 * 1024 * 1024,
 };
 
 /** The enclave's side of the relay: the three `scp.*` calls. */
@@ -122,6 +130,10 @@ interface Conn {
   readonly waiting: (Uint8Array | undefined)[];
   /** Index of the first frame of `waiting` not yet issued (a queue without O(n) shifts). */
   waitingAt: number;
+  /** In `held`: its next frame waits for the node-wide byte budget. */
+  held: boolean;
+  /** Issues what waits, as far as the socket's and the node's caps allow; holds it otherwise. */
+  drain: () => void;
   idle: NodeJS.Timeout | undefined;
   closed: boolean;
 }
@@ -153,6 +165,28 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   });
   const conns = new Set<Conn>();
   const bySession = new Map<number, Conn>();
+  // Invariant: the bytes of the frames issued to the enclave whose scp.frame has not settled.
+  let inFlightBytes = 0;
+  // Sockets whose next frame waits for the byte budget, in the order they were held (FIFO).
+  const held: Conn[] = [];
+  let heldAt = 0;
+  /** Lets held sockets go on, first held first, while the budget has room for their next frame. */
+  const releaseHeld = (): void => {
+    while (heldAt < held.length) {
+      const x = held[heldAt] as Conn;
+      const next = x.waiting[x.waitingAt];
+      if (!x.closed && next !== undefined && !fits(next.length)) return;
+      held[heldAt++] = undefined as unknown as Conn;
+      x.held = false;
+      x.drain();
+      if (x.held) return; // its next frame did not fit after all: it is back in line
+    }
+    held.length = 0;
+    heldAt = 0;
+  };
+  /** True when `n` more bytes may go to the enclave (one frame always may, when none is out). */
+  const fits = (n: number): boolean =>
+    inFlightBytes === 0 || inFlightBytes + n <= limits.maxInFlightBytes;
   let stopped = false;
   // Bound once: a labelled inc() hashes its labels on every call, twice per relayed call.
   const framesIn = metrics.scpFrames.labels({ direction: 'in' });
@@ -261,6 +295,8 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       inFlight: 0,
       waiting: [],
       waitingAt: 0,
+      held: false,
+      drain: () => {},
       idle: undefined,
       closed: false,
     };
@@ -282,14 +318,27 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
         c.waiting.push(frame);
         return;
       }
+      if (!fits(frame.length) || heldAt < held.length) {
+        // Other sockets were held first, or the budget is spent: wait in line.
+        c.waiting.push(frame);
+        hold(c);
+        return;
+      }
       issue(frame);
     });
+    const hold = (x: Conn): void => {
+      if (x.held) return;
+      x.held = true;
+      held.push(x);
+      x.ws.pause();
+    };
     // Issued in arrival order: once the session is known, every frame goes straight to the
     // enclave (whose boundary keeps the order); before, frames wait on `opened`, whose callbacks
     // run in the order they were added, and no frame can skip them (session is set in the first
     // of those callbacks). Frames that waited in `c.waiting` are issued before any later one.
     const issue = (frame: Uint8Array): void => {
       c.inFlight++;
+      inFlightBytes += frame.length;
       if (c.inFlight >= limits.maxInFlight) ws.pause();
       const sent =
         c.session !== undefined
@@ -297,10 +346,13 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
           : c.opened.then((session) =>
               session === undefined ? undefined : enclave.frame(session, frame),
             );
-      sent.then(settled, failed);
+      const size = frame.length;
+      sent.then(
+        () => settled(size),
+        (e: unknown) => failed(e, size),
+      );
     };
-    const settled = (): void => {
-      c.inFlight--;
+    c.drain = () => {
       if (c.closed) {
         c.waiting.length = 0;
         c.waitingAt = 0;
@@ -308,6 +360,10 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       }
       while (c.waitingAt < c.waiting.length && c.inFlight < limits.maxInFlight) {
         const frame = c.waiting[c.waitingAt] as Uint8Array;
+        if (!fits(frame.length)) {
+          hold(c);
+          return;
+        }
         c.waiting[c.waitingAt++] = undefined;
         issue(frame);
       }
@@ -317,10 +373,16 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
         if (ws.isPaused && c.inFlight < limits.maxInFlight) ws.resume();
       }
     };
-    const failed = (e: unknown): void => {
+    const settled = (size: number): void => {
+      c.inFlight--;
+      inFlightBytes -= size;
+      if (!c.held) c.drain();
+      releaseHeld();
+    };
+    const failed = (e: unknown, size: number): void => {
       log.error({ event: 'scp.frame-failed', code: codeOf(e) }, 'scp relay');
       finish(c, 'enclave', CLOSE.internal, 'ENCLAVE_FAILED');
-      settled();
+      settled(size);
     };
     ws.on('error', () => {
       // ws reports protocol violations (oversize 1009, bad framing 1002) here and closes itself.
