@@ -258,6 +258,10 @@ describe('node', () => {
     assert.ok(!r.body.includes(nonce));
     assert.ok(!r.body.includes(toHex(node.identityPublicKey)));
     assert.ok(!r.body.includes(node.nodeId));
+    // Rendered at most once a second: a scrape right after gets the same text, though the first
+    // scrape's own request was counted meanwhile (a flood of scrapes cannot take the event loop).
+    const again = await get(`${node.url}/metrics`);
+    assert.equal(again.body, r.body);
   });
 
   it('names a port in use, before it creates a service or starts an enclave', async () => {

@@ -460,15 +460,32 @@ async function handle(
         '/v1/scp is a WebSocket endpoint: connect with a WebSocket client (the Cloister client SDK)',
       );
     case '/metrics':
-      return send(
-        res,
-        200,
-        await deps.metrics.registry.metrics(),
-        deps.metrics.registry.contentType,
-      );
+      return send(res, 200, await metricsText(deps.metrics), deps.metrics.registry.contentType);
     default:
       throw new HttpError(404, 'NOT_FOUND', `no such endpoint; try /v1/health`);
   }
+}
+
+/** How long a rendering of /metrics is served again (Prometheus scrapes every 15 s or so). */
+export const METRICS_RENDER_MS = 1000;
+
+// Per registry: the last rendering of /metrics and when it began.
+const rendered = new WeakMap<object, { at: number; text: Promise<string> }>();
+
+/**
+ * The /metrics text, rendered at most once per METRICS_RENDER_MS (a request meanwhile gets the
+ * same text, or waits for the rendering in progress): a flood of scrapes (a review's 1,150/s)
+ * made every client's calls 70 times slower, each scrape rendering every metric.
+ */
+function metricsText(m: NodeMetrics): Promise<string> {
+  const now = performance.now();
+  const last = rendered.get(m.registry);
+  if (last !== undefined && now - last.at < METRICS_RENDER_MS) return last.text;
+  const text = m.registry.metrics();
+  rendered.set(m.registry, { at: now, text });
+  // A failed rendering is not served again.
+  text.catch(() => rendered.delete(m.registry));
+  return text;
 }
 
 /** Creates (does not start) the node's HTTP server. */
