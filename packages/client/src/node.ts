@@ -26,6 +26,7 @@ import {
 import { dirname, resolve } from 'node:path';
 import {
   CloisterError,
+  clipText,
   fromHex,
   InvalidInputError,
   MAX_FRAME,
@@ -88,6 +89,30 @@ export function wsTransport(openTimeoutMs = WS_OPEN_TIMEOUT_MS): Transport {
       });
       ws.on('error', (e) => {
         if (!open) reject(e); // after open, 'close' follows and reports the drop
+      });
+      // A refusal before the upgrade (a full node: 503 SCP_SESSIONS) says why in a JSON body:
+      // passed on, clipped and marked as the node's (unauthenticated) words.
+      ws.on('unexpected-response', (req, res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          if (body.length < 4096) body += d;
+        });
+        res.on('end', () => {
+          let said = '';
+          try {
+            const e = (JSON.parse(body) as { error?: { code?: unknown; message?: unknown } }).error;
+            if (typeof e?.code === 'string' && typeof e.message === 'string')
+              said = `: ${clipText(`${e.code}: ${e.message}`, 300)}`;
+          } catch {
+            // not the node's JSON error: the status alone
+          }
+          reject(new Error(`the node refused the connection (HTTP ${res.statusCode}${said})`));
+          req.destroy();
+        });
+        res.on('error', () =>
+          reject(new Error(`the node refused the connection (HTTP ${res.statusCode})`)),
+        );
       });
       ws.on('message', (data, isBinary) => {
         if (!isBinary) {

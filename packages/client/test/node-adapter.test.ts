@@ -17,6 +17,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -481,6 +482,36 @@ describe('the ws transport', () => {
       await assert.rejects(wsTransport(200)(`ws://127.0.0.1:${port}/v1/scp`), /timed out/i);
     } finally {
       for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it("passes on why the node refused the upgrade (a full node's 503 SCP_SESSIONS), clipped", async () => {
+    const server = createHttpServer((_req, res) => res.end());
+    server.on('upgrade', (_req, socket) => {
+      const body = JSON.stringify({
+        error: {
+          code: 'SCP_SESSIONS',
+          message: `this node is full; retry later${'!'.repeat(5000)}`,
+        },
+      });
+      socket.end(
+        `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      await assert.rejects(wsTransport()(`ws://127.0.0.1:${port}/v1/scp`), (e: unknown) => {
+        const m = (e as Error).message;
+        assert.match(
+          m,
+          /^the node refused the connection \(HTTP 503: SCP_SESSIONS: this node is full; retry later!+…\)$/,
+        );
+        assert.ok(m.length < 400, `${m.length} characters`);
+        return true;
+      });
+    } finally {
       await new Promise((r) => server.close(r));
     }
   });

@@ -197,6 +197,41 @@ describe('scp relay', () => {
     for (const c of [...clients, big]) c.ws.close();
   });
 
+  it('one address gets at most maxConnectionsPerAddress sockets; a handshake has handshakeMs to finish', async () => {
+    const s = await serve(fakeEnclave(), { maxConnectionsPerAddress: 2, handshakeMs: 150 });
+    stops.push(s.stop);
+    const a = dial(s.url);
+    const b = dial(s.url);
+    await Promise.all([a.open, b.open]);
+    // A third from the same address is refused by name (an HTTP answer before any upgrade).
+    const refused = await new Promise<{ status: number; body: string }>((resolve) => {
+      const ws = new WebSocket(s.url);
+      ws.on('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          body += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      ws.on('error', () => {});
+    });
+    assert.equal(refused.status, 503);
+    assert.match(refused.body, /SCP_SESSIONS.*at most 2 secure connections from one address/);
+    // b finishes its handshake (its CA frame passes); a does not, and is closed at the deadline.
+    b.ws.send(Uint8Array.of(4, 0));
+    assert.deepEqual(await a.closed, {
+      code: 1008,
+      reason: 'the handshake did not finish in time',
+    });
+    await new Promise((r) => setTimeout(r, 250));
+    assert.equal(b.ws.readyState, WebSocket.OPEN, 'a finished handshake has no deadline');
+    // a's slot is free again.
+    const c = dial(s.url);
+    await c.open;
+    b.ws.close();
+    c.ws.close();
+  });
+
   it('closes an idle socket (1001) and one whose client does not read (1008)', async () => {
     const s = await serve(fakeEnclave(), { idleMs: 100, maxBufferedBytes: 1024 });
     stops.push(s.stop);

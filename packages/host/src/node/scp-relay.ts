@@ -10,7 +10,9 @@
  * - the enclave's `scp.send` events → `ws.send`, in order; `scp.end` → close after them.
  *
  * Limits, each refused by name and counted (fixed reasons, never a client's address): at most
- * `maxConnections` sockets (an upgrade beyond is answered 503 SCP_SESSIONS and closed); a message
+ * `maxConnections` sockets, `maxConnectionsPerAddress` from one remote address (an upgrade beyond
+ * either is answered 503 SCP_SESSIONS and closed); a socket that has not finished its handshake
+ * (the client's CA frame) within `handshakeMs` is closed (1008); a message
  * at most MAX_FRAME bytes (ws closes with 1009); text messages are a protocol error (1003); a
  * socket with no message either way for `idleMs` is closed (1001); a client that does not read
  * (more than `maxBufferedBytes` waiting in the socket) is closed (1008); at most `maxInFlight`
@@ -20,7 +22,13 @@
 import { type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ERROR_CODES, InvalidInputError, MAX_FRAME, MAX_QUEUED_FRAMES } from '@cloister/core';
+import {
+  ERROR_CODES,
+  FRAME,
+  InvalidInputError,
+  MAX_FRAME,
+  MAX_QUEUED_FRAMES,
+} from '@cloister/core';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
@@ -49,6 +57,13 @@ export interface ScpRelayLimits {
    * enclave's heap (a review's demonstration: the node stopped).
    */
   readonly maxInFlightBytes: number;
+  /**
+   * Open sockets from one remote address at most (default 256): one client must not take every
+   * session of the node (a review opened 10,000 idle ones from one address in 5 s).
+   */
+  readonly maxConnectionsPerAddress: number;
+  /** Milliseconds a socket has to finish its handshake (send CA) before it is closed (10 s). */
+  readonly handshakeMs: number;
 }
 
 export const DEFAULT_SCP_RELAY_LIMITS: ScpRelayLimits = {
@@ -57,6 +72,8 @@ export const DEFAULT_SCP_RELAY_LIMITS: ScpRelayLimits = {
   maxBufferedBytes: 8 * 1024 * 1024,
   maxInFlight: 32,
   maxInFlightBytes: 64 * 1024 * 1024,
+  maxConnectionsPerAddress: 256,
+  handshakeMs: 10_000,
 };
 
 /** The enclave's side of the relay: the three `scp.*` calls. */
@@ -108,6 +125,7 @@ export type ScpCloseReason =
   | 'sessions'
   | 'text'
   | 'idle'
+  | 'handshake'
   | 'backpressure'
   | 'enclave'
   | 'ended'
@@ -135,6 +153,10 @@ interface Conn {
   /** Issues what waits, as far as the socket's and the node's caps allow; holds it otherwise. */
   drain: () => void;
   idle: NodeJS.Timeout | undefined;
+  /** Until the client's CA passes: the handshake deadline. */
+  handshake: NodeJS.Timeout | undefined;
+  /** The remote address, counted in `perAddress` while the socket is open (never logged). */
+  readonly address: string;
   closed: boolean;
 }
 
@@ -165,6 +187,8 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   });
   const conns = new Set<Conn>();
   const bySession = new Map<number, Conn>();
+  // Open sockets by remote address (kept in memory only: no address reaches logs or metrics).
+  const perAddress = new Map<string, number>();
   // Invariant: the bytes of the frames issued to the enclave whose scp.frame has not settled.
   let inFlightBytes = 0;
   // Sockets whose next frame waits for the byte budget, in the order they were held (FIFO).
@@ -239,6 +263,18 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       refuseUpgrade(socket, 404, 'NOT_FOUND', `no WebSocket endpoint here; use ${SCP_PATH}`);
       return;
     }
+    const address = (req.socket as Socket).remoteAddress ?? '';
+    if (!stopped && (perAddress.get(address) ?? 0) >= limits.maxConnectionsPerAddress) {
+      metrics.scpRefused.inc({ reason: 'cap' });
+      log.warn({ event: 'scp.refused-address-cap' }, 'secure connection refused: per-address cap');
+      refuseUpgrade(
+        socket,
+        503,
+        'SCP_SESSIONS',
+        `this node serves at most ${limits.maxConnectionsPerAddress} secure connections from one address; close some, or retry later`,
+      );
+      return;
+    }
     if (stopped || conns.size >= limits.maxConnections) {
       metrics.scpRefused.inc({ reason: 'cap' });
       log.warn({ event: 'scp.refused-cap' }, 'secure connection refused: connection cap');
@@ -250,7 +286,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       );
       return;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => accept(ws));
+    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, address));
   };
   server.on('upgrade', onUpgrade);
 
@@ -267,7 +303,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     if (c.idle) c.idle.refresh();
   }
 
-  function accept(ws: WebSocket): void {
+  function accept(ws: WebSocket, address: string): void {
     const opened = enclave.open().then(
       (session) => {
         if (c.closed) {
@@ -298,10 +334,18 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       held: false,
       drain: () => {},
       idle: undefined,
+      handshake: undefined,
+      address,
       closed: false,
     };
     conns.add(c);
+    perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
     metrics.scpConnections.inc();
+    c.handshake = setTimeout(
+      () => finish(c, 'handshake', CLOSE.policy, 'the handshake did not finish in time'),
+      limits.handshakeMs,
+    );
+    c.handshake.unref();
     c.idle = setTimeout(() => finish(c, 'idle', CLOSE.goingAway, 'idle'), limits.idleMs);
     c.idle.unref();
 
@@ -314,6 +358,11 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       }
       const frame = toBytes(data);
       framesIn.inc();
+      // The client's last handshake frame (its type byte is plaintext) ends the deadline.
+      if (c.handshake !== undefined && frame[0] === FRAME.CA) {
+        clearTimeout(c.handshake);
+        c.handshake = undefined;
+      }
       if (c.inFlight >= limits.maxInFlight || c.waitingAt < c.waiting.length) {
         c.waiting.push(frame);
         return;
@@ -392,6 +441,10 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     ws.on('close', () => {
       c.closed = true;
       if (c.idle) clearTimeout(c.idle);
+      if (c.handshake) clearTimeout(c.handshake);
+      const left = (perAddress.get(c.address) ?? 1) - 1;
+      if (left <= 0) perAddress.delete(c.address);
+      else perAddress.set(c.address, left);
       conns.delete(c);
       metrics.scpConnections.dec();
       // After the frames issued before: the enclave forgets the session.
