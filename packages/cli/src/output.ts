@@ -87,3 +87,20 @@ export async function step<T>(what: string, quiet: boolean, f: () => Promise<T>)
     throw e;
   }
 }
+
+/**
+ * What the CLI prints when a node stopped on its own (`RunningNode.stopped`), `again` being the
+ * command to run once fixed; undefined for a stop it was asked for ('closed').
+ */
+export function nodeStoppedMessage(why: string, again: string): string | undefined {
+  if (why === 'enclave-failed') {
+    return `error [ENCLAVE_FAILED]: the enclave stopped; the node has stopped.\n  next step: see the log line before this one and run \`${again}\` again\n`;
+  }
+  if (why === 'ledger-stopped') {
+    return `error [STORE]: the store failed a write and the ledger stopped (no commit could succeed); the node has stopped.\n  next step: check the disk (free space, the open-file limit) and run \`${again}\` again: the node verifies its log and resumes\n`;
+  }
+  if (why === 'data-dir-lock-lost') {
+    return 'error [DATA_DIR_LOCKED]: the data directory lock was taken over while this node was paused (another start on the same --data); the node has stopped cleanly. Start it again once no other node uses that directory.\n';
+  }
+  return undefined;
+}

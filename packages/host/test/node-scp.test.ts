@@ -43,6 +43,7 @@ import {
   loadOrCreateOperatorKey,
   signDeployRequest,
 } from '../src/node/operator.js';
+import { type Store, StoreError } from '../src/store/index.js';
 import { tempDir, testBuild } from './helpers.js';
 
 const silent = createLogger({ level: 'silent' });
@@ -368,6 +369,63 @@ describe('node: secure connections over /v1/scp', () => {
     assert.doesNotMatch(m, /r-1|notes|hello/);
     const other = await refusedUpgrade(`${node.url.replace('http', 'ws')}/v1/other`);
     assert.equal(other.status, 404);
+  });
+});
+
+describe('node: a store that fails a write', () => {
+  it('stops the node (ledger-stopped) instead of refusing every call while /v1/health says ok', async () => {
+    const build = await testBuild();
+    const operatorPem = join(tempDir(), 'operator.pem');
+    const base = {
+      dataDir: join(tempDir(), 'data'),
+      platformDir: join(tempDir(), 'platform'),
+      enclaveDir: build.outDir,
+      port: 0,
+      logger: silent,
+      signIntervalMs: 50,
+      operatorPublicKey: loadOrCreateOperatorKey(operatorPem).publicKey,
+    };
+    let fail = false;
+    const node = await startNode({
+      ...base,
+      wrapStore: (s: Store): Store => ({
+        get: (k) => s.get(k),
+        iterate: (o) => s.iterate(o),
+        close: () => s.close(),
+        write: (b, o) =>
+          fail
+            ? Promise.reject(new StoreError('no space left on device (injected)'))
+            : s.write(b, o),
+      }),
+    });
+    const before = node.serviceIdentity;
+    fail = true;
+    // A deploy commits: its batch is refused by the store.
+    const module = appModule();
+    const signed = signDeployRequest(loadOrCreateOperatorKey(operatorPem).privateKey, {
+      app: APP,
+      module,
+      upgrade: false,
+      prev: new Uint8Array(0),
+      prevIndex: 0,
+      service: node.serviceIdentity,
+    });
+    const res = await fetch(`${node.url}/v1/apps`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cbor' },
+      body: encodeDeployBody(signed.request, module),
+    }).catch(() => undefined);
+    assert.notEqual(res?.status, 201);
+    assert.equal(await node.stopped, 'ledger-stopped');
+    await assert.rejects(fetch(`${node.url}/v1/health`));
+    // Started again on a working store: it verifies its log and serves the same service.
+    const again = await startNode(base);
+    try {
+      assert.deepEqual(again.serviceIdentity, before);
+      assert.equal((await fetch(`${again.url}/v1/health`)).status, 200);
+    } finally {
+      await again.close();
+    }
   });
 });
 

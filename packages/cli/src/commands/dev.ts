@@ -31,7 +31,7 @@ import {
   toHex,
 } from '@cloister/core';
 import { createLogger, type RunningNode, readBuild, startNode } from '@cloister/host';
-import { exitCodeOf, formatDuration, printError, step } from '../output.js';
+import { exitCodeOf, formatDuration, nodeStoppedMessage, printError, step } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
 import { AppCompileError, buildApp, formatDiagnostic, projectAppName } from './app-build.js';
 import { operatorKeyForStart } from './app-deploy.js';
@@ -297,11 +297,11 @@ export async function dev(dirArg: string | undefined, o: DevOptions): Promise<nu
   }
   schedule();
 
-  const why = await new Promise<'signal' | 'enclave-failed'>((resolveStop) => {
+  const why = await new Promise<string>((resolveStop) => {
     process.once('SIGINT', () => resolveStop('signal'));
     process.once('SIGTERM', () => resolveStop('signal'));
     void node?.stopped.then((s) => {
-      if (s === 'enclave-failed') resolveStop('enclave-failed');
+      if (s !== 'closed') resolveStop(s);
     });
   });
   process.stderr.write('stopping...\n');
@@ -309,11 +309,9 @@ export async function dev(dirArg: string | undefined, o: DevOptions): Promise<nu
   watcher.close();
   await running;
   await cleanup().catch(printError);
-  if (why === 'enclave-failed') {
-    process.stderr.write(
-      'error [ENCLAVE_FAILED]: the enclave stopped; the node has stopped.\n' +
-        '  next step: see the log line before this one and run `cloister dev` again\n',
-    );
+  const said = nodeStoppedMessage(why, 'cloister dev');
+  if (said !== undefined) {
+    process.stderr.write(said);
     return 1;
   }
   return 0;

@@ -1,7 +1,7 @@
 /** `cloister node start`: runs one node until SIGINT or SIGTERM. */
 import { InvalidInputError } from '@cloister/core';
 import { createLogger, startNode } from '@cloister/host';
-import { exitCodeOf, printError, step } from '../output.js';
+import { exitCodeOf, nodeStoppedMessage, printError, step } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
 import { operatorKeyForStart } from './app-deploy.js';
 
@@ -78,15 +78,9 @@ export async function nodeStart(o: NodeStartOptions): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
     void node.stopped.then((why) => {
-      if (why === 'enclave-failed') {
-        process.stderr.write(
-          'error [ENCLAVE_FAILED]: the enclave stopped; the node has stopped.\n',
-        );
-        resolve(1);
-      } else if (why === 'data-dir-lock-lost') {
-        process.stderr.write(
-          'error [DATA_DIR_LOCKED]: the data directory lock was taken over while this node was paused (another start on the same --data); the node has stopped cleanly. Start it again once no other node uses that directory.\n',
-        );
+      const said = nodeStoppedMessage(why, 'cloister node start');
+      if (said !== undefined) {
+        process.stderr.write(said);
         resolve(1);
       }
     });

@@ -36,7 +36,7 @@ import {
   verifyEvidence,
 } from '@cloister/core';
 import { createLogger, type RunningNode, readBuild, startNode } from '@cloister/host';
-import { exitCodeOf, line, printError, step } from '../output.js';
+import { exitCodeOf, line, nodeStoppedMessage, printError, step } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths, installRoot } from '../paths.js';
 import { AppCompileError, buildApp, formatDiagnostic, sdkDir } from './app-build.js';
 import { deployApp, operatorKeyForStart } from './app-deploy.js';
@@ -332,16 +332,11 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
         `note: this enclave build is new, so this is a new node and service (${toHex(started.serviceIdentity)}) with an empty ledger; the data of the earlier build stays in ${join(home, 'quickstart')}. Clients that pinned the earlier service for ${started.url} will report SERVICE_CHANGED: check it, then accept it once with --accept-service ${toHex(started.serviceIdentity)}\n`,
       );
     }
-    const why = await Promise.race([
-      stop.wait().then(() => 'signal' as const),
-      started.stopped.then((s) => (s === 'enclave-failed' ? s : 'signal')),
-    ]);
+    const why = await Promise.race([stop.wait().then(() => 'signal' as const), started.stopped]);
     await stopAll();
-    if (why === 'enclave-failed') {
-      process.stderr.write(
-        'error [ENCLAVE_FAILED]: the enclave stopped; the node has stopped.\n' +
-          '  next step: see the log line before this one and run `npm start` again\n',
-      );
+    const said = nodeStoppedMessage(why, 'npm start');
+    if (said !== undefined) {
+      process.stderr.write(said);
       return 1;
     }
     return 0;

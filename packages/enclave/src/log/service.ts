@@ -74,6 +74,7 @@ export type ServiceEvent =
   | 'service.epoch-failed'
   | 'service.secret-rotated'
   | 'service.signature-failed'
+  | 'ledger.stopped'
   | 'service.closed';
 
 export interface StartServiceOptions {
@@ -329,6 +330,8 @@ export async function startService(
     ...(later.length > 0 ? { secrets: later } : {}),
     rootSeal: createRootSeal(state.rootKey),
     log,
+    // A failed store write stops the ledger for good: the host stops the node on this event.
+    onStopped: () => emit(60, 'ledger.stopped'),
   };
   const counter = state.counter;
 

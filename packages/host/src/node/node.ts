@@ -34,6 +34,7 @@ import { openSimulationPlatform, type SimulationPlatform } from '../platform/ind
 import {
   openLevelStore,
   STORE_CALLS,
+  type Store,
   type StoreCall,
   type StoreServiceLimits,
   storeOcalls,
@@ -60,6 +61,8 @@ export interface NodeOptions {
   readonly httpLimits?: HttpLimits;
   /** Caps on the enclave's store calls; unset fields keep STORE_SERVICE_LIMITS. */
   readonly storeLimits?: Partial<StoreServiceLimits>;
+  /** Tests only: wraps the opened store (store/faulty.ts injects failures), never in the CLI. */
+  readonly wrapStore?: (store: Store) => Store;
   /**
    * Milliseconds between `service.tick` calls (a signature entry when unsigned entries exist);
    * default DEFAULT_SIGN_INTERVAL_MS, 0 disables the timer.
@@ -121,7 +124,7 @@ function lockLostError(dataDir: string): DirectoryLockedError {
 }
 
 /** Why a node stopped (`Node.stopped`). */
-export type NodeStopReason = 'closed' | 'enclave-failed' | 'data-dir-lock-lost';
+export type NodeStopReason = 'closed' | 'enclave-failed' | 'data-dir-lock-lost' | 'ledger-stopped';
 
 export class PortInUseError extends CloisterError {
   constructor(host: string, port: number) {
@@ -261,6 +264,8 @@ export interface NodeDirs {
   readonly platformDir: string;
   readonly enclaveDir: string;
   readonly storeLimits?: Partial<StoreServiceLimits>;
+  /** Tests only: wraps the opened store (store/faulty.ts injects failures), never in the CLI. */
+  readonly wrapStore?: (store: Store) => Store;
 }
 
 type Call = <N extends HostToEnclaveCall>(name: N, req: CallRequest<N>) => Promise<CallResponse<N>>;
@@ -288,12 +293,14 @@ async function boot(
   relay: () => ScpRelay | undefined = () => undefined,
   onAppTrace?: (app: string, message: string) => void,
   onLockLost?: (error: Error) => void,
+  onLedgerStopped?: () => void,
 ): Promise<Booted> {
   assertSeparate(opts.dataDir, opts.platformDir);
   const data = openDataDir(opts.dataDir, onLockLost);
   cleanup.push(() => data.close());
   const storeDir = join(opts.dataDir, 'store');
-  const store = await openLevelStore(storeDir);
+  const opened = await openLevelStore(storeDir);
+  const store = opts.wrapStore ? opts.wrapStore(opened) : opened;
   cleanup.push(() => store.close());
   if (data.readSealedService().length === 0) {
     // The enclave would refuse too (its genesis needs an empty store), but cannot name the files.
@@ -326,7 +333,10 @@ async function boot(
       },
     }),
     onProtocolError: () => log.warn({ event: 'boundary.malformed' }, 'dropped a malformed frame'),
-    onLog: (level: number, event: string) => log[levelName(level)]({ event }, 'enclave'),
+    onLog: (level: number, event: string) => {
+      log[levelName(level)]({ event }, 'enclave');
+      if (event === 'ledger.stopped') onLedgerStopped?.();
+    },
     // Frames of secure connections, for the relay (none before it exists: no socket yet).
     events: {
       'scp.send': (f) => relay()?.send(f.session, f.frame),
@@ -416,6 +426,13 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
         'data-dir-lock-lost',
         'node.data-dir-lock-lost',
         'the lock on the data directory was lost while held (another process took it over while this one was paused); stopping the node',
+      ),
+      // Every commit would fail from now on (LEDGER_STATE) while /v1/health said ok: a node
+      // that cannot commit stops, so its supervisor (or operator) starts it again.
+      fatal(
+        'ledger-stopped',
+        'node.ledger-stopped',
+        'the store failed a write and the ledger stopped; stopping the node: check the disk (free space, open-file limit) and start it again (it verifies its log and resumes)',
       ),
     );
     if (opts.appTrace !== undefined && opts.appTrace !== false) {

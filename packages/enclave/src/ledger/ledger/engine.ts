@@ -219,6 +219,11 @@ export interface LedgerEngineOptions {
   readonly minIndex?: number;
   /** Random bytes for record nonces (default node:crypto). */
   readonly random?: (out: Uint8Array) => void;
+  /**
+   * Called once when a failed write stops the engine (every later commit is LEDGER_STATE): the
+   * node cannot go on committing, so its host should know at once (ledger.stopped).
+   */
+  readonly onStopped?: () => void;
 }
 
 const GENESIS: RootState = { index: 0, stateHash: EMPTY_ROOT, versionsRoot: EMPTY_ROOT };
@@ -409,8 +414,10 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
 
   /** Rejects the whole group (`culprit` with its own error) and stops the engine. */
   function stop(group: readonly Queued[], e: unknown, culprit?: Queued): void {
+    const first = failed === undefined;
     failed = e;
     levels.reset();
+    if (first) options.onStopped?.();
     const err = new LedgerStateError('the commit batch was not written; reopen the ledger', {
       cause: e,
     });
