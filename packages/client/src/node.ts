@@ -23,7 +23,7 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import {
   CloisterError,
   clipText,
@@ -174,6 +174,27 @@ function writeNewFile(path: string, bytes: Uint8Array): void {
   syncDirectory(dirname(path));
 }
 
+/** Why a new key file cannot be made at `path`: it exists, is a folder, or a folder above is a file. */
+function whyNotNew(path: string): string {
+  for (let p = path; ; p = dirname(p)) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch {
+      if (dirname(p) === p) break;
+      continue;
+    }
+    if (p === path) {
+      return isDir
+        ? `${path} is a folder: give the path of a new file in it (e.g. ${join(path, 'identity.pem')})`
+        : `${path} already exists: it is refused to overwrite a key; choose another file or use this one`;
+    }
+    if (!isDir) return `${p} is a file, not a folder: give a path in an existing folder`;
+    break;
+  }
+  return `${path} cannot be created as a new file; choose another path`;
+}
+
 /**
  * Creates a new P-256 identity in a PKCS#8 PEM file of mode 0600 and returns it. Refuses to
  * overwrite an existing file (IdentityFileError): losing a key loses the caller id apps know.
@@ -188,10 +209,9 @@ export async function createIdentityFile(path: string): Promise<Identity> {
   try {
     writeNewFile(path, new TextEncoder().encode(pem));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new IdentityFileError(
-        `${path} already exists: it is refused to overwrite a key; choose another file or use this one`,
-      );
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR') {
+      throw new IdentityFileError(whyNotNew(path));
     }
     throw new IdentityFileError(`cannot write ${path}: ${(e as Error).message}`);
   }

@@ -152,10 +152,21 @@ describe('identity files', () => {
     assert.equal(toHex(claimsSaltFor(file, svc, 'shop', 'order-1')), expected);
   });
 
-  it('refuses to overwrite an existing file', async () => {
+  it('refuses to overwrite an existing file; a folder, or a file used as one, is named as such', async () => {
     const file = join(tmp, 'exists.pem');
     writeFileSync(file, 'precious', { mode: 0o600 });
     await assert.rejects(createIdentityFile(file), refused(/already exists/));
+    // Both were "already exists: it is refused to overwrite a key".
+    const folder = join(tmp, 'a-folder');
+    mkdirSync(folder);
+    await assert.rejects(
+      createIdentityFile(folder),
+      refused(/a-folder is a folder: give the path of a new file in it \(e\.g\. .*identity\.pem\)/),
+    );
+    await assert.rejects(
+      createIdentityFile(join(file, 'identity.pem')),
+      refused(/exists\.pem is a file, not a folder/),
+    );
   });
 
   it('refuses a group- or world-readable file, naming the fix', async () => {
