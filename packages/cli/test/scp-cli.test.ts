@@ -319,7 +319,7 @@ describe('cloister keys, call and query against a real node', () => {
       h,
     );
     assert.equal(bad.code, 2);
-    assert.match(bad.err, /--accept-service takes the hex of a service identity/);
+    assert.match(bad.err, /--accept-service takes the 64 hex digits of a service identity/);
     const repinned = await call(
       'query',
       ['counter', 'get', '{}', '--identity', me, '--accept-service', shown],

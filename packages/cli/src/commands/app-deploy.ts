@@ -17,6 +17,7 @@ import {
   type OperatorKey,
   signDeployRequest,
 } from '@cloister/host';
+import { serviceIdentityArg } from '../args.js';
 import { fetchNode, NetworkError, nodeAnswerError } from '../node-http.js';
 import { exitCodeOf, line, printError, step } from '../output.js';
 import { cloisterHome, installRoot } from '../paths.js';
@@ -96,6 +97,17 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
       `not a URL: ${o.node}; give the node's URL, e.g. ${DEFAULT_NODE_URL}`,
     );
   }
+  // Checked before anything is read or sent.
+  const expected =
+    o.service === undefined
+      ? undefined
+      : typeof o.service === 'string'
+        ? serviceIdentityArg(
+            o.service,
+            '--service',
+            '`cloister attest` prints it: `service` in its output',
+          )
+        : o.service;
   let module: Uint8Array;
   try {
     module = new Uint8Array(readFileSync(file));
@@ -115,11 +127,7 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
   const service = fromHex(
     String((await jsonOf<{ serviceIdentity?: unknown }>(st)).serviceIdentity),
   );
-  if (o.service !== undefined) {
-    const expected =
-      typeof o.service === 'string'
-        ? fromHex(o.service.trim().toLowerCase(), '--service')
-        : o.service;
+  if (expected !== undefined) {
     if (!bytesEqual(expected, service)) {
       // CONSTRAINT_MISMATCH, as an SVC: clause that does not match (SERVICE_CHANGED's next step
       // is about a client's pin, which a deploy has none of).

@@ -29,6 +29,7 @@ import {
   ReceiptError,
   toHex,
 } from '@cloister/core';
+import { serviceIdentityArg } from '../args.js';
 import { exitCodeOf, line, printError } from '../output.js';
 import { checkOutputFile, RECEIPT_FILE, writeOutputFile } from '../output-file.js';
 import { cloisterHome } from '../paths.js';
@@ -145,16 +146,6 @@ function parseArgs(text: string): unknown {
 }
 
 /** The bytes of `--accept-service`: hex of a service identity, as SERVICE_CHANGED prints it. */
-function serviceIdentityArg(text: string): Uint8Array {
-  const hex = text.trim().toLowerCase();
-  if (!/^([0-9a-f]{2}){16,}$/.test(hex) || hex.length > 1024) {
-    throw new InvalidInputError(
-      `--accept-service takes the hex of a service identity (the one the SERVICE_CHANGED message names, after you checked it with the operator), not ${JSON.stringify(text.slice(0, 40))}`,
-    );
-  }
-  return fromHex(hex, '--accept-service');
-}
-
 function isTransact(r: QueryResult): r is TransactResult {
   return 'txid' in r;
 }
@@ -189,7 +180,14 @@ async function run(
     if (kind === 'query' && (o.requestId !== undefined || o.receipt !== undefined)) {
       throw new InvalidInputError('--request-id and --receipt apply to `cloister call` only');
     }
-    const accept = o.acceptService === undefined ? undefined : serviceIdentityArg(o.acceptService);
+    const accept =
+      o.acceptService === undefined
+        ? undefined
+        : serviceIdentityArg(
+            o.acceptService,
+            '--accept-service',
+            'the one the SERVICE_CHANGED message names, after you checked it with the operator',
+          );
     // Before anything is sent: a transaction cannot be taken back if its receipt has nowhere to go.
     const receiptFile =
       o.receipt === undefined ? undefined : checkOutputFile(o.receipt, RECEIPT_FILE, '--receipt');
