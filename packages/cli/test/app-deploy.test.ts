@@ -543,7 +543,10 @@ describe('cloister app deploy on a real node', () => {
     // A --service that is no identity at all: bad input (2), before the node is asked anything.
     const typo = await deployCli('svc-check', '--node', 'http://127.0.0.1:1', '--service', 'abc');
     assert.equal(typo.code, 2);
-    assert.match(typo.err, /INVALID_INPUT.*--service takes the 64 hex digits of a service identity/);
+    assert.match(
+      typo.err,
+      /INVALID_INPUT.*--service takes the 64 hex digits of a service identity/,
+    );
     assert.doesNotMatch(typo.err, /NETWORK|ENCODING/);
     // With the node's own identity as --service: signed, and no note printed.
     const status = (await (await fetch(`${url()}/v1/status`)).json()) as {

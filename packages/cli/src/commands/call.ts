@@ -23,7 +23,6 @@ import {
 import {
   CloisterError,
   ERROR_CODES,
-  fromHex,
   InvalidInputError,
   parseConstraint,
   ReceiptError,
