@@ -63,7 +63,7 @@ export async function receiptGet(
         // Not a network problem: the node's own answer, with its own next step (retry).
         throw new CloisterError(
           'RECEIPT_NOT_READY',
-          `${txid} is committed but not signed yet (HTTP 409): run the same command again in a second or so`,
+          `${txid} is committed but not signed yet (HTTP 409): run the same command again in a second or so (a node started with --sign-interval 0 signs only every 1000 entries)`,
         );
       }
       throw nodeAnswerError(res.status, body, `no receipt for ${txid}`, [
