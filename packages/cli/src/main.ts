@@ -20,7 +20,7 @@ import { logAudit } from './commands/log.js';
 import { nodeStart } from './commands/node.js';
 import { quickstart } from './commands/quickstart.js';
 import { receiptGet, receiptVerify } from './commands/receipt.js';
-import { printError } from './output.js';
+import { printError, printErrorsAsJson } from './output.js';
 
 function intOption(min: number, max: number) {
   return (value: string): number => {
@@ -61,7 +61,9 @@ export function createProgram(setExit: (code: number) => void): Command {
       'Cloister home: platform dir, signer key, default data (env CLOISTER_HOME; default ~/.cloister)',
     )
     .version(packageVersion(), '-V, --version', 'print the version')
-    .showHelpAfterError('(run with --help for usage)');
+    .showHelpAfterError('(run with --help for usage)')
+    // Every command with --json prints its errors as JSON on stdout too (printError).
+    .hook('preAction', (_program, action) => printErrorsAsJson(action.opts().json === true));
 
   program
     .command('build')

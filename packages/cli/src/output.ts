@@ -20,7 +20,41 @@ export function printable(text: string, o: { readonly lines?: boolean } = {}): s
   return o.lines === true ? out.replaceAll('\n', '\n    ') : out;
 }
 
-export function printError(e: unknown): void {
+// Set by main when the command runs with --json (printErrorsAsJson).
+let jsonErrors = false;
+
+/** With --json, every error also goes to stdout as one `{"error": {…}}` line (set by main). */
+export function printErrorsAsJson(on: boolean): void {
+  jsonErrors = on;
+}
+
+/**
+ * An error as `--json` outputs carry it: its registry code, message and next step; an
+ * OUTCOME_UNKNOWN also names the request id to look up or retry with.
+ */
+export function jsonError(e: unknown): {
+  code: string;
+  message: string;
+  hint: string;
+  requestId?: string;
+} {
+  const c = e instanceof CloisterError ? e : undefined;
+  const requestId = (e as { requestId?: unknown } | undefined)?.requestId;
+  return {
+    code: c?.code ?? 'UNEXPECTED',
+    message: e instanceof Error ? e.message : String(e),
+    hint: c?.hint ?? ERROR_CODES.UNEXPECTED,
+    ...(c?.code === 'OUTCOME_UNKNOWN' && typeof requestId === 'string' ? { requestId } : {}),
+  };
+}
+
+/**
+ * The error and its next step on stderr; with --json (or `json: true`) also `{"error": …}` on
+ * stdout, so a script reading stdout always gets JSON it can parse. `json: false`: stderr only
+ * (the command printed its own JSON, the error inside it).
+ */
+export function printError(e: unknown, o: { readonly json?: boolean } = {}): void {
+  if (o.json ?? jsonErrors) process.stdout.write(`${JSON.stringify({ error: jsonError(e) })}\n`);
   if (e instanceof CloisterError) {
     process.stderr.write(
       `error [${e.code}]: ${printable(e.message, { lines: true })}\n  next step: ${e.hint}\n`,

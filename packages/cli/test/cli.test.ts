@@ -130,6 +130,26 @@ describe('cloister CLI', () => {
     assert.equal(gone.code, 2);
     assert.match(gone.err, /NETWORK/);
     assert.match(gone.err, /next step/);
+    // With --json, stdout carries the error as JSON too (it was empty), in every command.
+    const asJson = await run([
+      'attest',
+      'http://127.0.0.1:1',
+      '--json',
+      '--constraint',
+      `C:${measurement} SEC:INSECURE`,
+    ]);
+    assert.equal(asJson.code, 2);
+    const parsed = JSON.parse(asJson.out) as { error: { code: string; hint: string } };
+    assert.equal(parsed.error.code, 'NETWORK');
+    assert.equal(typeof parsed.error.hint, 'string');
+    const keyTwice = await run(['keys', 'new', join(home, 'k-twice.pem'), '--json']);
+    assert.equal(keyTwice.code, 0, keyTwice.err);
+    const again = await run(['keys', 'new', join(home, 'k-twice.pem'), '--json']);
+    assert.equal(again.code, 2);
+    assert.equal(
+      (JSON.parse(again.out) as { error: { code: string } }).error.code,
+      'INVALID_INPUT',
+    );
     // A port nothing listens on (fetch refuses port 1 outright) is named by its cause.
     const free = createServer();
     await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));

@@ -29,7 +29,7 @@ import {
   toHex,
 } from '@cloister/core';
 import { serviceIdentityArg } from '../args.js';
-import { exitCodeOf, line, printError } from '../output.js';
+import { exitCodeOf, jsonError, line, printError } from '../output.js';
 import { checkOutputFile, RECEIPT_FILE, writeOutputFile } from '../output-file.js';
 import { cloisterHome } from '../paths.js';
 
@@ -216,23 +216,9 @@ async function run(
     print(client, app, method, r, undefined, o.json === true);
     return 0;
   } catch (e) {
-    printError(e);
-    if (o.json === true) {
-      // A script reading stdout gets an answer it can parse either way (the words stay on stderr).
-      const error = jsonError(e);
-      // OUTCOME_UNKNOWN names what to retry with: the request id, as a field.
-      const requestId = (e as { requestId?: unknown }).requestId;
-      process.stdout.write(
-        `${JSON.stringify({
-          error: {
-            ...error,
-            ...(error.code === 'OUTCOME_UNKNOWN' && typeof requestId === 'string'
-              ? { requestId }
-              : {}),
-          },
-        })}\n`,
-      );
-    }
+    // With --json, printError also writes {"error": …} on stdout (the request id of an
+    // OUTCOME_UNKNOWN included: what to retry with).
+    printError(e, { json: o.json === true });
     return exitCodeOf(e);
   } finally {
     await client?.close();
@@ -289,7 +275,7 @@ async function withReceipt(
     };
   } catch (e) {
     if (json) print(client, app, method, r, undefined, true, e);
-    printError(e);
+    printError(e, { json: false });
     process.stderr.write(
       `  the transaction is committed (${r.txid}); its receipt was not written: ${later}\n`,
     );
@@ -308,16 +294,6 @@ function receiptLine(receipt: ReceiptLine): string {
     'receipt',
     `${receipt.file} (verified, claims included; signed tree size ${receipt.treeSize})`,
   );
-}
-
-/** An error as the `--json` outputs carry it. */
-function jsonError(e: unknown): { code: string; message: string; hint: string } {
-  const c = e instanceof CloisterError ? e : undefined;
-  return {
-    code: c?.code ?? 'UNEXPECTED',
-    message: e instanceof Error ? e.message : String(e),
-    hint: c?.hint ?? ERROR_CODES.UNEXPECTED,
-  };
 }
 
 /** How long `--receipt` waits for the node's next signature. */
