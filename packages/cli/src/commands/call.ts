@@ -22,7 +22,6 @@ import {
 } from '@cloister/client/node';
 import {
   CloisterError,
-  ERROR_CODES,
   InvalidInputError,
   parseConstraint,
   ReceiptError,
