@@ -208,7 +208,7 @@ export function createProgram(setExit: (code: number) => void): Command {
       '--enclave <dir>',
       'enclave build from `cloister build` (default: <install>/build/enclave)',
     )
-    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'warn')
     .action(async (o, cmd: Command) =>
       setExit(await rotateSecret({ ...o, home: cmd.optsWithGlobals().home })),
     );

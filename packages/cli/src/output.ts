@@ -108,16 +108,47 @@ export function line(label: string, value: string | number): string {
   return `  ${label.padEnd(14)}${value}\n`;
 }
 
+// The step whose "what…" is on stderr without its end yet, and whether a line broke into it.
+let open: { what: string; broken: boolean } | undefined;
+
+/**
+ * Writes `text` (whole lines) to stderr; inside a running step, on a line of its own, so notes and
+ * log lines do not run into "deploying counter…" and leave its duration dangling.
+ */
+export function stderrLines(text: string): void {
+  if (open !== undefined && !open.broken) {
+    open.broken = true;
+    process.stderr.write('\n');
+  }
+  process.stderr.write(text);
+}
+
+/** stderr for a logger: its lines go through stderrLines. */
+export const stderrForLogs = {
+  write(chunk: string | Uint8Array): boolean {
+    stderrLines(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+    return true;
+  },
+} as unknown as NodeJS.WritableStream;
+
 /** Times a step and prints its duration, for long work (build, start). */
 export async function step<T>(what: string, quiet: boolean, f: () => Promise<T>): Promise<T> {
   const t0 = performance.now();
   if (!quiet) process.stderr.write(`${what}…`);
+  const mine = quiet ? undefined : { what, broken: false };
+  if (mine) open = mine;
+  // Its end on the same line, or (after a note broke into it) on a line naming the step.
+  const end = (said: string): void => {
+    if (!mine) return;
+    if (open === mine) open = undefined;
+    process.stderr.write(mine.broken ? `${what}: ${said}\n` : ` ${said}\n`);
+  };
   try {
     const r = await f();
-    if (!quiet) process.stderr.write(` ${formatDuration(performance.now() - t0)}\n`);
+    end(formatDuration(performance.now() - t0));
     return r;
   } catch (e) {
-    if (!quiet) process.stderr.write(` failed after ${formatDuration(performance.now() - t0)}\n`);
+    end(`failed after ${formatDuration(performance.now() - t0)}`);
     throw e;
   }
 }

@@ -7,7 +7,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { fetchFailure, fetchNode, nodeAnswerError } from '../src/node-http.js';
-import { printable } from '../src/output.js';
+import { printable, stderrForLogs, stderrLines, step } from '../src/output.js';
 
 /** What Node's fetch rejects with: "fetch failed", the reason in `cause`. */
 function fetchFailed(code: string, message: string): TypeError {
@@ -113,5 +113,40 @@ describe('printable', () => {
     assert.equal(printable('plain text, é, 日本'), 'plain text, é, 日本');
     // Anything can be thrown: a message that is not a string is shown, not a second error.
     assert.equal(printable(42 as unknown as string), '42');
+  });
+});
+
+describe('step and stderrLines', () => {
+  /** What `f` writes to stderr. */
+  async function captured(f: () => Promise<void>): Promise<string> {
+    const write = process.stderr.write.bind(process.stderr);
+    let out = '';
+    process.stderr.write = ((chunk: string | Uint8Array) => {
+      out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      await f();
+    } finally {
+      process.stderr.write = write;
+    }
+    return out;
+  }
+
+  it('a note inside a step goes on a line of its own, and the step ends on a line naming it', async () => {
+    const plain = await captured(() => step('deploying counter', false, async () => {}));
+    assert.match(plain, /^deploying counter… \d+ ms\n$/);
+    const noted = await captured(() =>
+      step('deploying counter', false, async () => {
+        stderrLines('signing for service ab… (check it)\n');
+        stderrForLogs.write('{"level":40,"msg":"enclave"}\n');
+      }),
+    );
+    assert.match(
+      noted,
+      /^deploying counter…\nsigning for service ab… \(check it\)\n\{"level":40,"msg":"enclave"\}\ndeploying counter: \d+ ms\n$/,
+    );
+    // Outside a step, lines are written as they are.
+    assert.equal(await captured(async () => stderrLines('a note\n')), 'a note\n');
   });
 });

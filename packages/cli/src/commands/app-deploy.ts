@@ -19,7 +19,7 @@ import {
 } from '@cloister/host';
 import { serviceIdentityArg } from '../args.js';
 import { fetchNode, NetworkError, nodeAnswerError } from '../node-http.js';
-import { exitCodeOf, line, printError, step } from '../output.js';
+import { exitCodeOf, line, printError, stderrLines, step } from '../output.js';
 import { cloisterHome, installRoot } from '../paths.js';
 
 export const DEFAULT_NODE_URL = 'http://127.0.0.1:7410';
@@ -137,7 +137,7 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
       );
     }
   } else {
-    (o.note ?? ((t: string) => process.stderr.write(t)))(
+    (o.note ?? stderrLines)(
       `signing for service ${toHex(service)}, as ${base.origin} reports it (check it: \`cloister attest\`, then pass --service to require it)\n`,
     );
   }

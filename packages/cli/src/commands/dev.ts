@@ -31,7 +31,14 @@ import {
   toHex,
 } from '@cloister/core';
 import { createLogger, type RunningNode, readBuild, startNode } from '@cloister/host';
-import { exitCodeOf, formatDuration, nodeStoppedMessage, printError, step } from '../output.js';
+import {
+  exitCodeOf,
+  formatDuration,
+  nodeStoppedMessage,
+  printError,
+  stderrForLogs,
+  step,
+} from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
 import { AppCompileError, buildApp, formatDiagnostic, projectAppName } from './app-build.js';
 import { operatorKeyForStart } from './app-deploy.js';
@@ -209,7 +216,7 @@ export async function dev(dirArg: string | undefined, o: DevOptions): Promise<nu
           platformDir: o.platformDir ?? defaultPaths(home).platformDir,
           enclaveDir,
           port: o.port,
-          logger: createLogger({ level: o.logLevel, destination: process.stderr }),
+          logger: createLogger({ level: o.logLevel, destination: stderrForLogs }),
           appTrace: (app, message) => process.stderr.write(`[trace ${app}] ${message}\n`),
         }),
       ).catch((e: unknown) => {

@@ -8,7 +8,7 @@
 
 import { toHex } from '@cloister/core';
 import { createLogger, rotateServiceSecret } from '@cloister/host';
-import { exitCodeOf, printError } from '../output.js';
+import { exitCodeOf, printError, stderrForLogs } from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
 
 export interface RotateSecretOptions {
@@ -26,7 +26,7 @@ export async function rotateSecret(o: RotateSecretOptions): Promise<number> {
       dataDir: o.data ?? d.dataDir,
       platformDir: o.platformDir ?? d.platformDir,
       enclaveDir: o.enclave ?? defaultEnclaveDir(),
-      logger: createLogger({ level: o.logLevel, destination: process.stderr }),
+      logger: createLogger({ level: o.logLevel, destination: stderrForLogs }),
     });
     process.stdout.write(
       `${JSON.stringify({

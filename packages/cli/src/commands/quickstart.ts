@@ -36,7 +36,14 @@ import {
   verifyEvidence,
 } from '@cloister/core';
 import { createLogger, type RunningNode, readBuild, startNode } from '@cloister/host';
-import { exitCodeOf, line, nodeStoppedMessage, printError, step } from '../output.js';
+import {
+  exitCodeOf,
+  line,
+  nodeStoppedMessage,
+  printError,
+  stderrForLogs,
+  step,
+} from '../output.js';
 import { cloisterHome, defaultEnclaveDir, defaultPaths, installRoot } from '../paths.js';
 import { AppCompileError, buildApp, formatDiagnostic, sdkDir } from './app-build.js';
 import { deployApp, operatorKeyForStart } from './app-deploy.js';
@@ -272,7 +279,7 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
         enclaveDir,
         host: o.host,
         port: o.port,
-        logger: createLogger({ level: o.logLevel, destination: process.stderr }),
+        logger: createLogger({ level: o.logLevel, destination: stderrForLogs }),
       }),
     );
     node = started;
