@@ -214,6 +214,34 @@ describe('cloister dev', () => {
       server.close();
     }
   });
+
+  it('--node: a URL that is none, a port nothing listens on, or a server that is no node are named', async () => {
+    await assert.rejects(assertSimulation('notaurl'), {
+      code: 'INVALID_INPUT',
+      message: /--node "notaurl" is not an http\(s\) URL/,
+    });
+    const free = createServer();
+    await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
+    const port = (free.address() as AddressInfo).port;
+    await new Promise((r) => free.close(r));
+    await assert.rejects(assertSimulation(`http://127.0.0.1:${port}`), {
+      code: 'NETWORK',
+      message: /nothing listens there \(ECONNREFUSED\)/,
+    });
+    const html = createServer((_req, res) => res.end('<!DOCTYPE html><p>hello</p>'));
+    await new Promise<void>((r) => html.listen(0, '127.0.0.1', r));
+    try {
+      await assert.rejects(
+        assertSimulation(`http://127.0.0.1:${(html.address() as AddressInfo).port}`),
+        {
+          code: 'NETWORK',
+          message: /answered \/v1\/health with HTTP 200 and no JSON: is it a Cloister node\?/,
+        },
+      );
+    } finally {
+      html.close();
+    }
+  });
 });
 
 describe('the source watcher of cloister dev', () => {

@@ -31,6 +31,7 @@ import {
   toHex,
 } from '@cloister/core';
 import { createLogger, type RunningNode, readBuild, startNode } from '@cloister/host';
+import { fetchNode } from '../node-http.js';
 import {
   exitCodeOf,
   formatDuration,
@@ -75,23 +76,31 @@ class NotSimulationError extends CloisterError {
  * still cannot emit trace output (its enclave refuses apps.trace).
  */
 export async function assertSimulation(url: string): Promise<void> {
-  let health: { platform?: unknown };
-  let evidence: { evidence?: unknown };
+  let base: URL;
   try {
-    health = (await (
-      await fetch(new URL('/v1/health', url), { signal: AbortSignal.timeout(10_000) })
-    ).json()) as typeof health;
-    const e = new URL('/v1/evidence', url);
-    e.searchParams.set('nonce', toHex(crypto.getRandomValues(new Uint8Array(32))));
-    evidence = (await (
-      await fetch(e, { signal: AbortSignal.timeout(10_000) })
-    ).json()) as typeof evidence;
-  } catch (e) {
-    throw new CloisterError(
-      'NETWORK',
-      `cannot ask ${url} what it runs on (${(e as Error).message})`,
+    base = new URL(url);
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Error('not http(s)');
+  } catch {
+    throw new InvalidInputError(
+      `--node ${JSON.stringify(url)} is not an http(s) URL: give the node's URL, e.g. http://127.0.0.1:7410`,
     );
   }
+  /** The JSON answer of `u`, or NETWORK naming why there is none (not a Cloister node, say). */
+  const ask = async (u: URL): Promise<Record<string, unknown>> => {
+    const r = await fetchNode(u, 10_000);
+    try {
+      return (await r.json()) as Record<string, unknown>;
+    } catch {
+      throw new CloisterError(
+        'NETWORK',
+        `${base.origin} answered ${u.pathname} with HTTP ${r.status} and no JSON: is it a Cloister node?`,
+      );
+    }
+  };
+  const health = await ask(new URL('/v1/health', base));
+  const e = new URL('/v1/evidence', base);
+  e.searchParams.set('nonce', toHex(crypto.getRandomValues(new Uint8Array(32))));
+  const evidence = await ask(e);
   if (health.platform !== 'simulation') throw new NotSimulationError(url, String(health.platform));
   if (typeof evidence.evidence !== 'string') {
     throw new CloisterError('NETWORK', `${url} did not return evidence`);
