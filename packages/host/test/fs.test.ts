@@ -20,6 +20,7 @@ import {
   DirectoryLockedError,
   ensureWritableDir,
   LOCK_NAME,
+  LOCK_OWNER_NAME,
   lockDirectory,
   readFileOrUndefined,
   writeFileAtomic,
@@ -153,6 +154,47 @@ describe('lockDirectory', () => {
     const release = lockDirectory(dir, { what: 'platform' });
     release();
     assert.ok(!existsSync(join(dir, LOCK_NAME)));
+  });
+
+  test('a lock whose holder process is gone is taken over at once, without waiting for it to age', async () => {
+    const dir = fresh();
+    const child = startChild(fixture('lock-holder.ts'), [dir, 'data']);
+    await waitForLine(child, (l) => l === 'locked');
+    assert.ok(existsSync(join(dir, LOCK_OWNER_NAME)), 'the holder wrote who it is');
+    assert.throws(
+      () => lockDirectory(dir, { what: 'data' }),
+      (e: unknown) => isCloisterError(e, 'DATA_DIR_LOCKED'),
+    );
+    await killChild(child); // SIGKILL: the lock and its fresh mtime stay behind
+    const release = lockDirectory(dir, { what: 'data' }); // waitMs 0: no waiting at all
+    assert.equal(
+      JSON.parse(readFileSync(join(dir, LOCK_OWNER_NAME), 'utf8')).pid,
+      process.pid,
+      'now this process holds it',
+    );
+    release();
+    assert.ok(!existsSync(join(dir, LOCK_NAME)));
+    assert.ok(!existsSync(join(dir, LOCK_OWNER_NAME)), 'a clean release leaves no owner file');
+    // An owner file that is not the lock's (an earlier holder's, another inode) proves nothing.
+    const held = lockDirectory(dir, { what: 'data' });
+    const owner = JSON.parse(readFileSync(join(dir, LOCK_OWNER_NAME), 'utf8'));
+    writeFileSync(
+      join(dir, LOCK_OWNER_NAME),
+      JSON.stringify({ ...owner, pid: 2 ** 22 + 7, ino: owner.ino + 1 }),
+    );
+    const other = startChild(fixture('lock-holder.ts'), [dir, 'data']);
+    const out = await new Promise<string>((resolve) => {
+      let text = '';
+      other.stdout?.on('data', (d) => {
+        text += d;
+      });
+      other.stderr?.on('data', (d) => {
+        text += d;
+      });
+      other.on('exit', () => resolve(text));
+    });
+    assert.match(out, /DATA_DIR_LOCKED|locked by another running node/);
+    held();
   });
 
   test('a lock lost while held calls onCompromised (a node stops cleanly instead of crashing)', async () => {

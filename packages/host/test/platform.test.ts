@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import {
   copyFileSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -176,10 +177,38 @@ describe('platform directory', () => {
     stateError(FORMAT_FILE, 'not valid JSON'),
   );
   corrupt(
-    'platform files without a format file are refused, not overwritten',
-    (d) => unlinkSync(join(d, FORMAT_FILE)),
-    stateError(FORMAT_FILE, 'no platform.json'),
+    'platform files without a format file, after a node moved a counter, are refused, not overwritten',
+    (d) => {
+      const p = openSimulationPlatform({ dir: d });
+      p.counterIncrement('epoch');
+      p.close();
+      unlinkSync(join(d, FORMAT_FILE));
+    },
+    (e) =>
+      stateError(FORMAT_FILE, 'no platform.json: it was deleted')(e) &&
+      /Never initialise it again/.test((e as { hint: string }).hint),
   );
+
+  test('a first initialisation killed before its last file is set aside and done again', () => {
+    const dir = freshDir();
+    open(dir).close();
+    const key = readFileSync(join(dir, KEY_FILE));
+    // What a kill between the first files and platform.json leaves (no counter ever moved).
+    unlinkSync(join(dir, FORMAT_FILE));
+    const again = open(dir);
+    try {
+      assert.notDeepEqual(readFileSync(join(dir, KEY_FILE)), key, 'a new platform key');
+      const aside = readdirSync(dir).filter((f) => f.includes('.interrupted-'));
+      assert.equal(aside.length, 3, aside.join(', '));
+      assert.deepEqual(
+        readFileSync(join(dir, aside.find((f) => f.startsWith(KEY_FILE)) as string)),
+        key,
+        'the old files are kept, renamed',
+      );
+    } finally {
+      again.close();
+    }
+  });
   corrupt(
     'a damaged counters file is COUNTER',
     (d) => writeFileSync(join(d, COUNTERS_FILE), 'not json'),

@@ -13,6 +13,7 @@ export { DirectoryError, type DirectoryKind, DirectoryLockedError } from './erro
 export {
   DEFAULT_STALE_MS,
   LOCK_NAME,
+  LOCK_OWNER_NAME,
   type LockDirectoryOptions,
   lockDirectory,
   type ReleaseLock,

@@ -29,7 +29,7 @@ export class CounterError extends CloisterError {
 export class PlatformStateError extends CloisterError {
   readonly file: string;
 
-  constructor(file: string, message: string, options?: { cause?: unknown }) {
+  constructor(file: string, message: string, options?: { cause?: unknown; hint?: string }) {
     super('PLATFORM_STATE', message, options);
     this.file = file;
   }

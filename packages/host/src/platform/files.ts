@@ -17,6 +17,7 @@
 
 import type { KeyObject } from 'node:crypto';
 import { createHash, randomBytes } from 'node:crypto';
+import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { bytesEqual, fromHex, toHex, utf8 } from '@cloister/core';
 import { readFileOrUndefined, SECRET_FILE_MODE, writeFileAtomic } from '../fs/atomic.js';
@@ -79,15 +80,40 @@ export function loadOrInitPlatform(dir: string, lockWaitMs: number): PlatformMat
   return { dir: abs, privateKey, publicKey, rootSecret };
 }
 
+/**
+ * True when `dir`'s counters file is absent or counts nothing: no node ever moved a counter, so
+ * no node finished a start on this platform (a platform without its format file cannot be opened
+ * at all, and a node's first start increments its epoch counter).
+ */
+function countsNothing(dir: string): boolean {
+  const bytes = readFileOrUndefined(join(dir, COUNTERS_FILE));
+  if (bytes === undefined) return true;
+  try {
+    const c = (JSON.parse(new TextDecoder().decode(bytes)) as { counters?: unknown }).counters;
+    return typeof c === 'object' && c !== null && Object.keys(c).length === 0;
+  } catch {
+    return false;
+  }
+}
+
 function initialise(dir: string): Uint8Array {
   const leftovers = [KEY_FILE, SECRET_FILE, COUNTERS_FILE].filter(
     (f) => readFileOrUndefined(join(dir, f)) !== undefined,
   );
   if (leftovers.length > 0) {
-    throw new PlatformStateError(
-      FORMAT_FILE,
-      `The platform directory ${dir} holds ${leftovers.join(', ')} but no ${FORMAT_FILE}: either its first initialisation was interrupted, or ${FORMAT_FILE} was deleted. If no node ever used this directory, delete those files and start again; otherwise restore ${FORMAT_FILE} from a backup.`,
-    );
+    if (!countsNothing(dir)) {
+      throw new PlatformStateError(
+        FORMAT_FILE,
+        `The platform directory ${dir} holds ${leftovers.join(', ')} and counters a node moved, but no ${FORMAT_FILE}: it was deleted. Restore ${FORMAT_FILE} from a backup of this directory.`,
+        {
+          hint: `Restore ${FORMAT_FILE} (or the whole platform directory) from a backup. Never initialise it again: data sealed on this platform would no longer open.`,
+        },
+      );
+    }
+    // A first initialisation killed before its last file: nothing ever used these. Set aside
+    // (not deleted) and initialised again, so a Ctrl-C at the wrong moment needs no hand repair.
+    const stamp = `interrupted-${Date.now()}`;
+    for (const f of leftovers) renameSync(join(dir, f), join(dir, `${f}.${stamp}`));
   }
   const key = generateP256();
   const secret = new Uint8Array(randomBytes(KEY_LENGTH));
