@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { type Socket as NetSocket, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
@@ -369,6 +369,37 @@ describe('node: secure connections over /v1/scp', () => {
     assert.doesNotMatch(m, /r-1|notes|hello/);
     const other = await refusedUpgrade(`${node.url.replace('http', 'ws')}/v1/other`);
     assert.equal(other.status, 404);
+  });
+});
+
+describe('node: a data directory that lost service.sealed', () => {
+  it('is refused, naming both files, once its service has committed anything', async () => {
+    const build = await testBuild();
+    const operatorPem = join(tempDir(), 'operator.pem');
+    const dataDir = join(tempDir(), 'data');
+    const dirs = {
+      dataDir,
+      platformDir: join(tempDir(), 'platform'),
+      enclaveDir: build.outDir,
+      operatorPublicKey: loadOrCreateOperatorKey(operatorPem).publicKey,
+    };
+    const node = await startNode({ ...dirs, port: 0, logger: silent });
+    await deploy(node, operatorPem); // a commit: log entry 3
+    await node.close();
+    const sealed = join(dataDir, 'sealed', 'service.sealed');
+    const kept = readFileSync(sealed);
+    rmSync(sealed);
+    await assert.rejects(startNode({ ...dirs, port: 0, logger: silent }), (e: unknown) => {
+      assert.equal((e as { code?: string }).code, 'DATA_DIR');
+      const m = (e as Error).message;
+      assert.ok(m.includes(sealed) && m.includes(join(dataDir, 'store')), m);
+      assert.match(m, /holds a service's log: restore service\.sealed from backup/);
+      return true;
+    });
+    writeFileSync(sealed, kept);
+    const again = await startNode({ ...dirs, port: 0, logger: silent });
+    assert.deepEqual(again.serviceIdentity, node.serviceIdentity);
+    await again.close();
   });
 });
 

@@ -449,29 +449,22 @@ describe('node', () => {
     await again.close();
   });
 
-  it('names the files when service.sealed is gone but the store is not (an interrupted first start, or a lost file)', async () => {
-    const dataDir = join(tempDir(), 'lost-service');
+  it('sets aside the store of a first start killed before service.sealed was written, and starts anew', async () => {
+    const dataDir = join(tempDir(), 'interrupted');
     const n = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });
+    const first = n.serviceIdentity;
     await n.close();
-    const sealed = join(dataDir, 'sealed', 'service.sealed');
-    const kept = readFileSync(sealed);
-    rmSync(sealed);
-    await assert.rejects(
-      startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent }),
-      (e: unknown) => {
-        assert.equal((e as { code?: string }).code, 'DATA_DIR');
-        const m = (e as Error).message;
-        assert.ok(m.includes(sealed) && m.includes(join(dataDir, 'store')), m);
-        assert.match(
-          m,
-          /restore service\.sealed from backup; or, if .*first start was interrupted/,
-        );
-        return true;
-      },
-    );
-    writeFileSync(sealed, kept);
+    // What a kill between the store's genesis and service.sealed leaves: a log of the genesis
+    // entry and its signature, no sealed service state (the node never served).
+    rmSync(join(dataDir, 'sealed', 'service.sealed'));
     const again = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });
-    await again.close();
+    try {
+      assert.notDeepEqual(again.serviceIdentity, first, 'a new service');
+      const aside = readdirSync(dataDir).filter((f) => f.startsWith('store.interrupted-'));
+      assert.equal(aside.length, 1, 'the old store is kept, renamed');
+    } finally {
+      await again.close();
+    }
   });
 
   it('names a missing enclave build', async () => {

@@ -13,7 +13,7 @@
  * done and throws a named error; the node never starts with a silently fresh identity over a
  * sealed file it could not open, nor serves a log the enclave refused.
  */
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, renameSync } from 'node:fs';
 import { type AddressInfo, createServer as createNetServer, type Server } from 'node:net';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import type {
@@ -22,7 +22,7 @@ import type {
   HostCallHandlers,
   HostToEnclaveCall,
 } from '@cloister/boundary';
-import { CloisterError, InvalidInputError } from '@cloister/core';
+import { CloisterError, InvalidInputError, logStoreKey, STORE_NAMESPACE_LOG } from '@cloister/core';
 import { BUNDLE_FILE, MANIFEST_FILE, NO_BUILD_HINT } from '../build/build.js';
 import { DirectoryError, DirectoryLockedError } from '../fs/index.js';
 import {
@@ -280,6 +280,46 @@ interface Booted {
 }
 
 /**
+ * The data directory's store, checked against its sealed service state. A store without
+ * service.sealed beside it is either a first start that was killed before it finished (its log
+ * holds at most the genesis entry and its signature, indexes 1 and 2: no client was ever
+ * answered, since the node serves only after service.sealed is written): set aside as
+ * `store.interrupted-<ms>`, and a new store opened; or a lost service.sealed: refused, naming both.
+ */
+async function openStoreOf(
+  opts: NodeDirs,
+  data: DataDir,
+  storeDir: string,
+  log: Logger,
+): Promise<Store> {
+  const wrap = (s: Store): Store => (opts.wrapStore ? opts.wrapStore(s) : s);
+  const store = await openLevelStore(storeDir);
+  if (data.readSealedService().length > 0) return wrap(store);
+  let empty = true;
+  for await (const _ of store.iterate({ limit: 1 })) empty = false;
+  if (empty) return wrap(store);
+  let served = false;
+  const after = { gte: logStoreKey(3), lt: Uint8Array.of(STORE_NAMESPACE_LOG + 1), limit: 1 };
+  for await (const _ of store.iterate(after)) served = true;
+  if (served) {
+    await store.close();
+    throw new DirectoryError(
+      'data',
+      opts.dataDir,
+      `${join(opts.dataDir, 'sealed', 'service.sealed')} is missing but ${storeDir} holds a service's log: restore service.sealed from backup (the log cannot be opened without it)`,
+    );
+  }
+  await store.close();
+  const aside = `${storeDir}.interrupted-${Date.now()}`;
+  renameSync(storeDir, aside);
+  log.warn(
+    { event: 'node.interrupted-start-set-aside' },
+    `the first start of this data directory was interrupted before it finished (nothing was served): its store was set aside as ${aside} and a new one is made`,
+  );
+  return wrap(await openLevelStore(storeDir));
+}
+
+/**
  * Locks the data directory, opens the store and the platform, launches the admitted enclave and
  * starts it with the sealed states; persists what it returns before anything else happens.
  * Everything opened is pushed on `cleanup` (undone in reverse order by the caller).
@@ -299,19 +339,8 @@ async function boot(
   const data = openDataDir(opts.dataDir, onLockLost);
   cleanup.push(() => data.close());
   const storeDir = join(opts.dataDir, 'store');
-  const opened = await openLevelStore(storeDir);
-  const store = opts.wrapStore ? opts.wrapStore(opened) : opened;
+  const store = await openStoreOf(opts, data, storeDir, log);
   cleanup.push(() => store.close());
-  if (data.readSealedService().length === 0) {
-    // The enclave would refuse too (its genesis needs an empty store), but cannot name the files.
-    for await (const _ of store.iterate({ limit: 1 })) {
-      throw new DirectoryError(
-        'data',
-        opts.dataDir,
-        `${join(opts.dataDir, 'sealed', 'service.sealed')} is missing but ${storeDir} holds records: restore service.sealed from backup; or, if this data directory's first start was interrupted before it finished (it never served), remove ${storeDir} and start again`,
-      );
-    }
-  }
   const platform = openSimulationPlatform({ dir: opts.platformDir });
   cleanup.push(() => platform.close());
   const { bundle, manifest } = readBuild(opts.enclaveDir);
