@@ -314,6 +314,39 @@ describe('cloister app deploy on a real node', () => {
     }
   });
 
+  it('a deploy whose answer is lost is OUTCOME_UNKNOWN (it may be applied), not "could not reach"', async () => {
+    // A node that answers its status and the app lookup, then drops the connection of the POST.
+    const service = 'ab'.repeat(32);
+    const dropping = createServer((req, res) => {
+      if (req.method === 'POST') {
+        req.resume();
+        req.on('end', () => req.socket.destroy());
+        return;
+      }
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/v1/status') res.end(JSON.stringify({ serviceIdentity: service }));
+      else {
+        res.statusCode = 404;
+        res.end(JSON.stringify({ error: { code: 'APP_NOT_FOUND', message: 'no such app' } }));
+      }
+    });
+    await new Promise<void>((r) => dropping.listen(0, '127.0.0.1', r));
+    try {
+      const node = `http://127.0.0.1:${(dropping.address() as AddressInfo).port}`;
+      await assert.rejects(
+        deployApp(wasmPath, { name: 'lost', node, home, service }),
+        (e: unknown) => {
+          assert.equal((e as { code?: string }).code, 'OUTCOME_UNKNOWN');
+          assert.match((e as Error).message, /the deploy of lost .* was sent, but no answer came/);
+          assert.match((e as { hint: string }).hint, /\/v1\/apps\/lost/);
+          return true;
+        },
+      );
+    } finally {
+      await new Promise((r) => dropping.close(r));
+    }
+  });
+
   it('refuses a request signed by another key (403), and keeps serving', async () => {
     const other = loadOrCreateOperatorKey(join(tmp, 'other.pem'));
     const info = await appInfo();

@@ -168,11 +168,30 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
     prevIndex,
     service,
   });
-  const res = await fetchNode(new URL('/v1/apps', base), timeoutMs, {
-    method: 'POST',
-    headers: { 'content-type': 'application/cbor' },
-    body: encodeDeployBody(signed.request, module),
-  });
+  let res: Response;
+  try {
+    res = await fetchNode(new URL('/v1/apps', base), timeoutMs, {
+      method: 'POST',
+      headers: { 'content-type': 'application/cbor' },
+      body: encodeDeployBody(signed.request, module),
+    });
+  } catch (e) {
+    // Refused or no such host: nothing was sent.
+    const code = ((e as { cause?: { cause?: { code?: unknown } } }).cause?.cause?.code ??
+      '') as string;
+    if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) throw e;
+    // Else the request may have reached the node before the connection failed: the deploy may
+    // be committed. Said so, not "could not reach" (a review saw one committed after a NETWORK).
+    const cause = e instanceof Error ? e.message : String(e);
+    throw new CloisterError(
+      'OUTCOME_UNKNOWN',
+      `the deploy of ${o.name} (code id ${toHex(signed.codeId)}) was sent, but no answer came (${cause}): it may have been applied`,
+      {
+        cause: e,
+        hint: `See what the node runs: \`GET ${new URL(`/v1/apps/${o.name}`, base)}\` (or run the same deploy again: it says "already runs this module" if it was applied; a deploy request is applied at most once).`,
+      },
+    );
+  }
   if (res.status !== 201) throw await nodeError(res);
   const r = await jsonOf<{
     app: string;
