@@ -195,7 +195,9 @@ async function run(
       identity,
       ...(accept === undefined ? {} : { acceptServiceChange: accept }),
       state: fileState(cloisterHome(o.home)),
-      reconnect: { attempts: 3 },
+      // The SDK's default budget (6 attempts, about 6 s): a node restarting (about 1-2 s) is
+      // waited for, also by --receipt's wait (3 attempts gave up within a second).
+      reconnect: { attempts: 6 },
     });
     const handle = client.app(app);
     // A transaction's request id is chosen here when not given, and its claims salt is always
