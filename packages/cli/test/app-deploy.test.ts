@@ -368,13 +368,41 @@ describe('cloister app deploy on a real node', () => {
     const replay = await post(firstBody);
     assert.equal(replay.status, 409);
     assert.equal(replay.body.error?.code, 'APP_DEPLOY_STALE');
+    // The CLI says both before signing anything, with the next step that fits (the enclave's
+    // refusals, below, carry the registry's, about replayed requests).
     await assert.rejects(deployApp(wasm2Path, { name: 'demo', node: url(), home }), {
-      code: 'APP_DEPLOY_STALE',
-      message: /--upgrade/,
+      code: 'INVALID_INPUT',
+      message: /app 'demo' is deployed already .*pass --upgrade/,
     });
     await assert.rejects(
       deployApp(wasm2Path, { name: 'other', node: url(), home, upgrade: true }),
-      { code: 'APP_NOT_FOUND' },
+      { code: 'INVALID_INPUT', message: /app 'other' is not deployed .*nothing to upgrade/ },
+    );
+    // The enclave refuses the same requests on its own: a deploy over an app, an upgrade of none.
+    const info = await appInfo();
+    const operatorKey = loadOrCreateOperatorKey(join(home, 'operator.pem')).privateKey;
+    const over = signDeployRequest(operatorKey, {
+      app: 'demo',
+      module: wasm2,
+      upgrade: false,
+      prev: new Uint8Array(0),
+      prevIndex: 0,
+      service: await serviceId(),
+    });
+    const overR = await post(encodeDeployBody(over.request, wasm2));
+    assert.equal(overR.body.error?.code, 'APP_DEPLOY_STALE');
+    assert.match(String(overR.body.error?.message), /--upgrade/);
+    const none = signDeployRequest(operatorKey, {
+      app: 'other',
+      module: wasm2,
+      upgrade: true,
+      prev: fromHex(info.codeId),
+      prevIndex: info.index,
+      service: await serviceId(),
+    });
+    assert.equal(
+      (await post(encodeDeployBody(none.request, wasm2))).body.error?.code,
+      'APP_NOT_FOUND',
     );
     await stillServing();
   });

@@ -134,6 +134,9 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
       throw new CloisterError(
         'CONSTRAINT_MISMATCH',
         `${base.origin} reports service ${toHex(service)}, not ${toHex(expected)}: nothing was signed; check the node's URL (\`cloister attest\`) or the --service you gave`,
+        {
+          hint: 'Check that --node is the node you mean and that --service is its service identity (`cloister attest` prints it); a node now reporting another service is a new service, with none of the old one’s apps or data.',
+        },
       );
     }
   } else {
@@ -157,6 +160,18 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
     // The node's word, which only spares a request the enclave would refuse as stale.
     throw new InvalidInputError(
       `app '${o.name}' already runs this module (code id ${codeId}): nothing to ${o.upgrade ? 'upgrade' : 'deploy'}; change the code and build again`,
+    );
+  }
+  // The enclave refuses these too (APP_DEPLOY_STALE / APP_NOT_FOUND), with a next step about
+  // replayed requests; said here first, with the one that fits.
+  if (cur.ok && o.upgrade !== true) {
+    throw new InvalidInputError(
+      `app '${o.name}' is deployed already (code id ${toHex(prev)}): to replace its code, keeping its data, pass --upgrade`,
+    );
+  }
+  if (!cur.ok && o.upgrade === true) {
+    throw new InvalidInputError(
+      `app '${o.name}' is not deployed on ${base.origin}: there is nothing to upgrade; deploy it first (without --upgrade)`,
     );
   }
 
