@@ -209,7 +209,15 @@ describe('node logchain', () => {
     node = undefined;
     const rolled = join(tempDir(), 'rolled');
     cpSync(older, rolled, { recursive: true });
-    await assert.rejects(start({ dataDir: rolled }), { code: 'ROLLBACK_DETECTED' });
+    await assert.rejects(
+      start({ dataDir: rolled }),
+      (e: Error & { code?: string; hint?: string }) => {
+        assert.equal(e.code, 'ROLLBACK_DETECTED');
+        // Said to the operator, about the data directory (the registry's hint speaks to a client).
+        assert.match(e.hint ?? '', /holds an older state than this platform last saw/);
+        return true;
+      },
+    );
     // The real directory still starts.
     node = await start();
     await node.close();

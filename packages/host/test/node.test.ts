@@ -467,6 +467,22 @@ describe('node', () => {
     }
   });
 
+  it('refuses a missing store beside service.sealed by name, creating nothing', async () => {
+    const dataDir = join(tempDir(), 'no-store');
+    const n = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });
+    await n.close();
+    rmSync(join(dataDir, 'store'), { recursive: true });
+    await assert.rejects(
+      startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent }),
+      (e: unknown) =>
+        (e as { code?: string }).code === 'DATA_DIR' &&
+        /store is missing but .*service\.sealed is there: restore the store directory/.test(
+          (e as Error).message,
+        ),
+    );
+    assert.equal(existsSync(join(dataDir, 'store')), false, 'no empty store was made');
+  });
+
   it('names a missing enclave build', async () => {
     await assert.rejects(
       startNode({

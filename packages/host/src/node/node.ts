@@ -293,10 +293,26 @@ async function openStoreOf(
   log: Logger,
 ): Promise<Store> {
   const wrap = (s: Store): Store => (opts.wrapStore ? opts.wrapStore(s) : s);
+  const sealed = data.readSealedService().length > 0;
+  if (sealed && !existsSync(storeDir)) {
+    throw new DirectoryError(
+      'data',
+      opts.dataDir,
+      `${storeDir} is missing but ${join(opts.dataDir, 'sealed', 'service.sealed')} is there: restore the store directory that goes with it (from the same backup); a new node needs a new data directory`,
+    );
+  }
   const store = await openLevelStore(storeDir);
-  if (data.readSealedService().length > 0) return wrap(store);
   let empty = true;
   for await (const _ of store.iterate({ limit: 1 })) empty = false;
+  if (sealed) {
+    if (!empty) return wrap(store);
+    await store.close();
+    throw new DirectoryError(
+      'data',
+      opts.dataDir,
+      `${storeDir} is empty but ${join(opts.dataDir, 'sealed', 'service.sealed')} is there: restore the store directory that goes with it (from the same backup); a new node needs a new data directory`,
+    );
+  }
   if (empty) return wrap(store);
   let served = false;
   const after = { gte: logStoreKey(3), lt: Uint8Array.of(STORE_NAMESPACE_LOG + 1), limit: 1 };
@@ -393,6 +409,16 @@ async function boot(
     nodeId: data.nodeId,
     sealedNode: data.readSealedNode(),
     sealedService: data.readSealedService(),
+  }).catch((e: unknown) => {
+    // The registry's next step for ROLLBACK_DETECTED speaks to a client; at a start it is the
+    // operator's data directory that is older than the platform (or the log) says.
+    if (e instanceof CloisterError && e.code === 'ROLLBACK_DETECTED') {
+      throw new CloisterError('ROLLBACK_DETECTED', e.message, {
+        cause: e,
+        hint: `This data directory (${resolve(opts.dataDir)}) holds an older state than this platform last saw: it was restored from an older backup, or it is a copy of a node that ran on. Start the node on its latest data directory; an older copy never starts, by design (docs/logchain.md).`,
+      });
+    }
+    throw e;
   });
   // Durable before the enclave is asked anything else (docs/node-api.md, "Sealed files").
   if (started.sealedNode.length > 0) data.writeSealedNode(started.sealedNode);

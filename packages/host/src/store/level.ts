@@ -47,7 +47,7 @@ function openError(dir: string, e: unknown): StoreError {
   switch (code) {
     case 'LEVEL_LOCKED':
       return new StoreError(
-        `the store in ${dir} is open in another process (LevelDB lock held): stop that process, or use another data directory`,
+        `the store in ${dir} is open in another process (LevelDB lock held): stop that process (a running node), or use another data directory; to audit a running node's log, audit a copy of its data directory`,
         { cause: e },
       );
     case 'LEVEL_CORRUPTION':
