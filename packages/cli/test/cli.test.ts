@@ -263,6 +263,26 @@ describe('cloister CLI', () => {
     ]);
     assert.equal(other.code, 1);
     assert.match(other.err, /REFUSED \[RECEIPT\].*service/);
+    // A constraint that does not admit the node: its next step is about the constraint, not
+    // only "altered or forged".
+    const strict = await run(['receipt', 'verify', file, '--constraint', `C:${measurement}`]);
+    assert.equal(strict.code, 1);
+    assert.match(
+      strict.err,
+      /next step: The receipt's node runs on an insecure platform .*add SEC:INSECURE/,
+    );
+    const wrong = await run([
+      'receipt',
+      'verify',
+      file,
+      '--constraint',
+      `C:${'0'.repeat(64)} SEC:INSECURE`,
+    ]);
+    assert.equal(wrong.code, 1);
+    assert.match(
+      wrong.err,
+      /next step: The receipt's node evidence does not meet .*cloister measure/,
+    );
     // The constraint's SVC: clause is held to the receipt too; APP: clauses are named unchecked.
     const svc = await run([
       'receipt',

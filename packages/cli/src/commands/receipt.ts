@@ -181,7 +181,26 @@ export async function receiptVerify(file: string, o: ReceiptVerifyOptions): Prom
       ...(e instanceof ReceiptError ? { reason: e.reason } : {}),
       message: e.message,
     });
-    process.stderr.write(`receipt REFUSED [${e.code}] ${e.message}\n  next step: ${e.hint}\n`);
+    process.stderr.write(
+      `receipt REFUSED [${e.code}] ${e.message}\n  next step: ${nextStep(e, constraint)}\n`,
+    );
     return 1;
   }
+}
+
+/**
+ * The next step for a refused receipt. When its node evidence does not meet the constraint (not
+ * a bad signature), the constraint given is as likely to be wrong as the receipt: say so, with
+ * what to check, rather than only "altered or forged".
+ */
+function nextStep(e: CloisterError, constraint: string): string {
+  const cause = (e as { cause?: unknown }).cause;
+  const code = cause instanceof CloisterError ? cause.code : undefined;
+  if (e instanceof ReceiptError && e.reason === 'evidence' && code === 'INSECURE_PLATFORM') {
+    return `The receipt's node runs on an insecure platform (simulation), which "${constraint}" does not admit: if you meant to accept it, add SEC:INSECURE (for development only); else do not rely on this receipt.`;
+  }
+  if (e instanceof ReceiptError && e.reason === 'evidence' && code === 'CONSTRAINT_MISMATCH') {
+    return `The receipt's node evidence does not meet "${constraint}": check that C: is the measurement of the build you trust (\`cloister measure\`) and the other clauses; if the constraint is right, do not rely on this receipt (it is for other code, or forged).`;
+  }
+  return e.hint;
 }
