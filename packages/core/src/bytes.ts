@@ -14,8 +14,16 @@ export function toHex(bytes: Uint8Array): string {
 
 /** Parses lowercase or uppercase hex with an even number of digits and nothing else. */
 export function fromHex(hex: string, what = 'hex'): Uint8Array {
-  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
-    throw new EncodingError(`${what} must be an even number of hexadecimal digits`);
+  if (!/^[0-9a-fA-F]*$/.test(hex)) {
+    const at = hex.search(/[^0-9a-fA-F]/);
+    throw new EncodingError(
+      `${what} must be hexadecimal digits (0-9, a-f), but has ${JSON.stringify(hex.charAt(at))} at position ${at}`,
+    );
+  }
+  if (hex.length % 2 !== 0) {
+    throw new EncodingError(
+      `${what} must be an even number of hexadecimal digits (two per byte), not ${hex.length}`,
+    );
   }
   const out = new Uint8Array(hex.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { byteKey, fromBase64, toBase64 } from '../src/bytes.js';
+import { byteKey, fromBase64, fromHex, toBase64 } from '../src/bytes.js';
 
 test('byteKey is the latin1 string of the bytes, at any length (chunked above 8 KiB)', () => {
   fc.assert(
@@ -25,4 +25,22 @@ test('toBase64 round-trips through fromBase64', () => {
     }),
     { numRuns: 50 },
   );
+});
+
+test('fromHex names what is wrong: a character that is not hex (and where), or an odd count', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
+      assert.deepEqual(fromHex(Buffer.from(b).toString('hex')), b);
+      assert.deepEqual(fromHex(Buffer.from(b).toString('hex').toUpperCase()), b);
+    }),
+  );
+  // "zz" has an even count: it was told it needs "an even number of hexadecimal digits".
+  assert.throws(() => fromHex('zz', 'nonce'), {
+    code: 'ENCODING',
+    message: 'nonce must be hexadecimal digits (0-9, a-f), but has "z" at position 0',
+  });
+  assert.throws(() => fromHex('abc', 'nonce'), {
+    code: 'ENCODING',
+    message: 'nonce must be an even number of hexadecimal digits (two per byte), not 3',
+  });
 });

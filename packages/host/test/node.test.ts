@@ -152,6 +152,34 @@ describe('node', () => {
     assert.equal((await get(`${node.url}/v1/health`)).status, 200);
   });
 
+  it("answers what Node's HTTP parser refuses with the same JSON error, not an empty 400", async () => {
+    const port = Number(new URL(node.url).port);
+    const cases: [string, RegExp, string][] = [
+      ['GARBAGE\r\n\r\n', /^HTTP\/1\.1 400/, 'INVALID_INPUT'],
+      [
+        'GET /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n',
+        /^HTTP\/1\.1 400/,
+        'INVALID_INPUT',
+      ],
+      [
+        `GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+        /^HTTP\/1\.1 431/,
+        'REQUEST_TOO_LARGE',
+      ],
+    ];
+    for (const [request, status, code] of cases) {
+      const reply = await raw(port, request);
+      assert.match(reply, status, request.slice(0, 40));
+      assert.match(reply, /content-type: application\/json/i);
+      const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4)) as {
+        error: { code: string; hint: string };
+      };
+      assert.equal(body.error.code, code);
+      assert.ok(body.error.hint.length > 10);
+    }
+    assert.equal((await get(`${node.url}/v1/health`)).status, 200);
+  });
+
   it('answers an absolute-form request target it cannot parse with 400, not 500', async () => {
     const port = Number(new URL(node.url).port);
     const reply = await raw(port, 'GET http://[::1/v1/health HTTP/1.1\r\nHost: x\r\n\r\n');

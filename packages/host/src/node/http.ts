@@ -522,6 +522,33 @@ export function createHttpServer(deps: HttpDeps): Server {
     : createServer(options, handler);
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
+  // Requests Node's parser refuses before any handler runs (bad framing, headers too large, too
+  // slow): answered with the documented JSON error instead of Node's empty 400.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) {
+      socket.destroy();
+      return;
+    }
+    const [status, code, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [
+            431,
+            'REQUEST_TOO_LARGE',
+            `the request's headers are over ${limits.maxHeaderBytes} bytes`,
+          ]
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'INVALID_INPUT', 'the request did not arrive in time']
+          : [
+              400,
+              'INVALID_INPUT',
+              `malformed HTTP request (${err.code ?? 'parse error'}): send a well-formed HTTP/1.1 request`,
+            ];
+    const body = `${JSON.stringify({ error: { code, message, hint: ERROR_CODES[code as 'INVALID_INPUT'] } })}\n`;
+    socket.end(
+      `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
   server.maxConnections = limits.maxConnections ?? defaultMaxConnections();
   return server;
 }
