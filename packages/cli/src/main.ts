@@ -337,7 +337,11 @@ export function createProgram(setExit: (code: number) => void): Command {
       .argument('<url>', 'the node URL, e.g. http://127.0.0.1:7410')
       .argument('<app>', 'the app id')
       .argument('<method>', 'the method name')
-      .argument('[json]', 'the arguments, one JSON value, e.g. \'{"amount": 5}\'', '{}')
+      .argument(
+        '[json]',
+        'the arguments, one JSON value, e.g. \'{"amount": 5}\'; - reads them from standard input',
+        '{}',
+      )
       .requiredOption(
         '--constraint <text>',
         'what you accept, e.g. "C:<measurement> SEC:INSECURE APP:<app>=<code id>" (docs/constraints.md)',

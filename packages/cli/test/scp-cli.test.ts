@@ -123,6 +123,11 @@ describe('cloister keys, call and query against a real node', () => {
     const under = await cli(['keys', 'new', join(file, 'k.pem')]);
     assert.equal(under.code, 2);
     assert.match(under.err, /INVALID_INPUT.*a-file is a file, not a folder/);
+    // A path ending in a slash names a folder (it made a file named after the folder).
+    const slash = await cli(['keys', 'new', `${join(tmp, 'newdir')}/`]);
+    assert.equal(slash.code, 2);
+    assert.match(slash.err, /names a folder, not a file: give the path of the new key file/);
+    assert.equal(existsSync(join(tmp, 'newdir')), false);
   });
 
   it('call: a transaction with notifications; --receipt writes a receipt that verifies', async () => {
@@ -228,6 +233,54 @@ describe('cloister keys, call and query against a real node', () => {
     assert.equal(again.code, 0, again.err);
     const v = await verifyReceipt(new Uint8Array(readFileSync(file)), { constraint });
     assert.equal(v.txid, JSON.parse(again.out).txid);
+  });
+
+  it('arguments given as - are read from standard input (larger than a command line holds)', async () => {
+    const big = 'x'.repeat(300_000); // over Linux's 128 KiB per argument
+    const r = await new Promise<{ code: number; out: string; err: string }>((resolve) => {
+      const p = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--conditions=source',
+          entry,
+          '--home',
+          home,
+          'query',
+          url,
+          'counter',
+          'get',
+          '-',
+          '--identity',
+          me,
+          '--constraint',
+          constraint,
+          '--json',
+        ],
+        {
+          cwd: root,
+          env: { ...process.env, NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        },
+      );
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d) => {
+        out += d;
+      });
+      p.stderr.on('data', (d) => {
+        err += d;
+      });
+      p.on('close', (code) => resolve({ code: code ?? -1, out, err }));
+      p.stdin.end(JSON.stringify({ name: 'stdin', pad: big }));
+    });
+    assert.equal(r.code, 0, r.err);
+    assert.equal(
+      (JSON.parse(r.out) as { result: unknown }).result,
+      0,
+      'a counter never incremented',
+    );
   });
 
   it('without --identity: <home>/identity.pem is created on first use, with a note', async () => {

@@ -141,6 +141,7 @@ describe('node', () => {
       ['/v1/health', { method: 'GET', body: 'x'.repeat(10) }, 413, 'REQUEST_TOO_LARGE'],
       [`/v1/health?${'a'.repeat(3000)}`, {}, 414, 'REQUEST_TOO_LARGE'],
       ['/v1/nothing', {}, 404, 'NOT_FOUND'],
+      ['/', {}, 404, 'NOT_FOUND'],
     ];
     for (const [path, opts, status, code] of cases) {
       const r = await get(`${node.url}${path}`, opts);
@@ -149,6 +150,8 @@ describe('node', () => {
       assert.equal(err.code, code, path);
       assert.ok(err.hint.length > 10, 'every error carries a next step');
     }
+    // Someone opening the node's URL in a browser is told where to look instead.
+    assert.match((await get(`${node.url}/`)).body, /this is a Cloister node: .*cloister console/);
     assert.equal((await get(`${node.url}/v1/health`)).status, 200);
   });
 

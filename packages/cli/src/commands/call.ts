@@ -7,7 +7,7 @@
  * the rollback check included) and writes it. Exit codes: 0 done, 1 refused or failed, 2 could not
  * run (bad input, unreachable node).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   type Client,
@@ -143,7 +143,21 @@ function parseArgs(text: string): unknown {
   }
 }
 
-/** The bytes of `--accept-service`: hex of a service identity, as SERVICE_CHANGED prints it. */
+/**
+ * The JSON argument as given, or, when it is `-`, standard input (arguments larger than a
+ * command line holds: about 128 KiB): `cloister call URL APP METHOD - < args.json`.
+ */
+function argsText(text: string): string {
+  if (text !== '-') return text;
+  try {
+    return readFileSync(0, 'utf8');
+  } catch (e) {
+    throw new InvalidInputError(
+      `cannot read the arguments from standard input (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): pipe them in, e.g. \`… - < args.json\``,
+    );
+  }
+}
+
 function isTransact(r: QueryResult): r is TransactResult {
   return 'txid' in r;
 }
@@ -168,13 +182,13 @@ async function run(
   url: string,
   app: string,
   method: string,
-  argsText: string,
+  argsJson: string,
   o: CallOptions,
 ): Promise<number> {
   let client: Client | undefined;
   try {
     const constraint = parseConstraint(o.constraint);
-    const args = parseArgs(argsText);
+    const args = parseArgs(argsText(argsJson));
     if (kind === 'query' && (o.requestId !== undefined || o.receipt !== undefined)) {
       throw new InvalidInputError('--request-id and --receipt apply to `cloister call` only');
     }

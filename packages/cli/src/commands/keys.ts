@@ -4,7 +4,7 @@
  * overwrite a file: apps know a caller by an id derived from its key, so a lost key is a lost
  * identity. Exit codes: 0 created, 2 not created.
  */
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createIdentityFile } from '@cloister/client/node';
 import { InvalidInputError, toHex } from '@cloister/core';
 import { line, printError } from '../output.js';
@@ -18,6 +18,12 @@ export async function keysNew(file: string, o: KeysNewOptions = {}): Promise<num
   const path = resolve(file);
   let publicKey: Uint8Array;
   try {
+    // `newdir/` names a folder: resolve() would drop the slash and make a file called newdir.
+    if (/[\\/]$/.test(file) || file === '') {
+      throw new InvalidInputError(
+        `${JSON.stringify(file)} names a folder, not a file: give the path of the new key file, e.g. ${join(file || '.', 'identity.pem')}`,
+      );
+    }
     // As every file the CLI writes (--receipt, receipt get -o): a missing folder is most often a
     // typo, and making it would leave the key where no one looks for it.
     const problem = folderProblem(path);

@@ -462,7 +462,13 @@ async function handle(
     case '/metrics':
       return send(res, 200, await metricsText(deps.metrics), deps.metrics.registry.contentType);
     default:
-      throw new HttpError(404, 'NOT_FOUND', `no such endpoint; try /v1/health`);
+      throw new HttpError(
+        404,
+        'NOT_FOUND',
+        url.pathname === '/'
+          ? 'this is a Cloister node: its API is under /v1 (docs/node-api.md); to look at it in a browser, run `cloister console <this URL>` on your own machine (a page served by the node could not be trusted to check it)'
+          : `no such endpoint; try /v1/health`,
+      );
   }
 }
 
