@@ -312,7 +312,9 @@ export function createProgram(setExit: (code: number) => void): Command {
       'what you accept, e.g. "C:<measurement> SEC:INSECURE" (without it the page asks)',
     )
     .option('--open', 'open the console in your browser')
-    .action(async (url: string | undefined, o) => setExit(await consoleCommand(url, o)));
+    .action(async (url: string | undefined, o, cmd: Command) =>
+      setExit(await consoleCommand(url, { ...o, home: cmd.optsWithGlobals().home })),
+    );
 
   const keys = program
     .command('keys')

@@ -87,9 +87,10 @@ export const pageHtml = `<!doctype html>
   <div class="row">Public key: <code id="identity-key">none</code></div>
   <div class="note">The private key is generated non-extractable and kept in this browser's IndexedDB
     for this console's address (<code>127.0.0.1</code> and its port): this page's script can sign
-    with it, nobody can read it out. Identities, service pins and signed roots belong to the
-    address: a console on another port starts without them, and any other program that serves
-    pages on this port could use them, so keep the port for the console.</div>
+    with it, nobody can read it out. Identities belong to the address: a console on another port
+    starts without them, and any other program that serves pages on this port could use them, so
+    keep the port for the console. The services pinned for each node and the last signed roots
+    are kept by <code>cloister console</code> in your Cloister home, with the CLI's.</div>
 </section>
 
 <section id="connection-section">

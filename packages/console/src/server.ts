@@ -11,11 +11,19 @@
  * hop, and the pin is then kept under the node's own URL, as every other client keeps it.
  */
 import { existsSync } from 'node:fs';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { scpUrl } from '@cloister/client';
-import { CloisterError, InvalidInputError, isAppId, parseConstraint } from '@cloister/core';
+import { type ClientState, scpUrl } from '@cloister/client';
+import { fileState } from '@cloister/client/node';
+import {
+  CloisterError,
+  fromHex,
+  InvalidInputError,
+  isAppId,
+  parseConstraint,
+  toHex,
+} from '@cloister/core';
 import { build } from 'esbuild';
 import { pageHtml } from './html.js';
 
@@ -50,6 +58,13 @@ export interface ConsoleOptions {
   readonly port?: number;
   /** The constraint given on the command line; undefined: the page asks for one. */
   readonly constraint?: string;
+  /**
+   * Where the page keeps service pins and signed roots: the Cloister home, whose
+   * client-state.json the CLI uses too (the CLI passes it). Then they outlive the browser's
+   * origin (another port, another browser) and are one with `cloister call`'s. Undefined: the
+   * page keeps them in the browser's IndexedDB, per origin.
+   */
+  readonly stateDir?: string;
   /**
    * Test hook (not exposed by the CLI): alter one byte of the evidence the page receives, as a
    * host or network adversary would. The page must then show a red verdict and refuse to connect.
@@ -144,6 +159,87 @@ async function capped(r: Response, max: number): Promise<Uint8Array | undefined>
   return Buffer.concat(chunks, size);
 }
 
+/** The JSON body of a state change, at most 4 KiB. */
+async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+    throw new InvalidInputError('a state change is JSON (content-type: application/json)');
+  }
+  let text = '';
+  for await (const chunk of req) {
+    text += chunk;
+    if (text.length > 4096) throw new InvalidInputError('a state change is at most 4 KiB');
+  }
+  const v = JSON.parse(text) as unknown;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new InvalidInputError('a state change is a JSON object');
+  }
+  return v as Record<string, unknown>;
+}
+
+const hex64 = (v: unknown, what: string): Uint8Array => {
+  if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v)) {
+    throw new InvalidInputError(`${what} is 64 lowercase hex digits`);
+  }
+  return fromHex(v);
+};
+
+/**
+ * The page's pins and signed roots, kept in the Cloister home (`fileState`, the CLI's own):
+ * `GET /state/pin?url=` → `{pin}` (hex or null); `POST /state/pin` `{url, pin, previous}`;
+ * `GET /state/root?service=` → `{size, root}` or `{}`; `POST /state/root` `{service, size,
+ * root, previous}`. `previous` (null: none; absent: any) makes a write a compare-and-set: 409
+ * CLIENT_STATE_LOCKED when the state moved meanwhile. Same origin only (the Fetch Metadata check
+ * runs first): another site can neither read nor write them.
+ */
+async function serveState(
+  state: ClientState,
+  req: IncomingMessage,
+  res: ServerResponse,
+  u: URL,
+): Promise<void> {
+  const ok = (v: unknown) => send(res, 200, 'application/json', JSON.stringify(v), DATA_POLICY);
+  if (u.pathname === '/state/pin' && req.method === 'GET') {
+    const url = u.searchParams.get('url') ?? '';
+    const pin = await state.pins.get(url);
+    return ok({ pin: pin === undefined ? null : toHex(pin) });
+  }
+  if (u.pathname === '/state/pin' && req.method === 'POST') {
+    const b = await jsonBody(req);
+    if (typeof b.url !== 'string' || b.url.length > 2048)
+      throw new InvalidInputError('url is text');
+    const previous =
+      b.previous === undefined
+        ? undefined
+        : b.previous === null
+          ? null
+          : hex64(b.previous, 'previous');
+    await state.pins.put(b.url, hex64(b.pin, 'pin'), previous);
+    return ok({});
+  }
+  if (u.pathname === '/state/root' && req.method === 'GET') {
+    const r = await state.roots.get(hex64(u.searchParams.get('service'), 'service'));
+    return ok(r === undefined ? {} : { size: r.size, root: toHex(r.root) });
+  }
+  if (u.pathname === '/state/root' && req.method === 'POST') {
+    const b = await jsonBody(req);
+    const service = hex64(b.service, 'service');
+    const size = b.size;
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+      throw new InvalidInputError('size is a whole number');
+    }
+    const p = b.previous as { size?: unknown; root?: unknown } | null | undefined;
+    const previous =
+      p === undefined
+        ? undefined
+        : p === null
+          ? null
+          : { service, size: Number(p.size), root: hex64(p.root, 'previous root') };
+    await state.roots.put({ service, size, root: hex64(b.root, 'root') }, previous);
+    return ok({});
+  }
+  throw new InvalidInputError(`no such state request: ${req.method} ${u.pathname}`);
+}
+
 /** True for the node endpoints the page reads: PROXIED, and `/v1/apps/<app id>`. */
 function proxied(path: string): boolean {
   if ((PROXIED as readonly string[]).includes(path)) return true;
@@ -210,7 +306,9 @@ export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
   const config = JSON.stringify({
     nodeUrl,
     ...(o.constraint === undefined ? {} : { constraint: o.constraint }),
+    ...(o.stateDir === undefined ? {} : { sharedState: true }),
   });
+  const state = o.stateDir === undefined ? undefined : fileState(o.stateDir);
   let origin = '';
   const page = pagePolicy(new URL(scpUrl(nodeUrl)).origin);
   // Answers of the node are data for the page's fetch(), never a page of their own.
@@ -283,11 +381,21 @@ export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
       );
       return;
     }
+    const u = new URL(req.url ?? '/', origin);
+    if (state !== undefined && u.pathname.startsWith('/state/')) {
+      serveState(state, req, res, u).catch((e: unknown) => {
+        const c = e instanceof CloisterError ? e : undefined;
+        const status = c?.code === 'CLIENT_STATE_LOCKED' ? 409 : c ? 400 : 500;
+        if (!res.headersSent)
+          sendError(res, status, c?.code ?? 'UNEXPECTED', String((e as Error).message));
+        else res.destroy();
+      });
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendError(res, 405, 'INVALID_INPUT', 'the console answers GET only');
       return;
     }
-    const u = new URL(req.url ?? '/', origin);
     if (u.pathname === '/') send(res, 200, 'text/html; charset=utf-8', pageHtml, page);
     else if (u.pathname === '/console.js') send(res, 200, 'text/javascript', script, page);
     else if (u.pathname === '/config.json') send(res, 200, 'application/json', config, DATA_POLICY);

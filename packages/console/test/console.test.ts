@@ -103,7 +103,10 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
     };
     const constraint = `C:${measurement} SEC:INSECURE APP:${APP}=${codeId}`;
 
-    const main = await startConsole({ nodeUrl: node1.url, constraint });
+    // Pins and roots kept in a Cloister home (as `cloister console` does): they outlive the
+    // browser origin. The consoles below without stateDir keep them in IndexedDB.
+    const stateDir = join(tmp, 'home1');
+    const main = await startConsole({ nodeUrl: node1.url, constraint, stateDir });
     consoles.push(main);
 
     // The verdict, checked in the page, and the simulation banner.
@@ -155,7 +158,7 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
     // The first connect of this browser at this console address pinned the service, and says so.
     assert.match(
       await textOf(page, 'connection-state'),
-      /connected; service [0-9a-f]{64}: FIRST USE — no service was pinned for this node URL in this browser at this console address/,
+      /connected; service [0-9a-f]{64}: FIRST USE — no service was pinned for this node URL in the client state of your Cloister home/,
     );
     await call(page, 'query', APP, 'nosuch', '{}');
     await page.waitForFunction(
@@ -309,6 +312,27 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
     await page.waitForSelector('body[data-ready="true"]');
     await see(page, 'status-service', new RegExp(shown));
     assert.equal(await page.locator('#alarm').isHidden(), true);
+
+    // A console on another port is another origin, with empty IndexedDB: the pin is the home's,
+    // so it is no first use there (a review swapped the service and a new port passed it).
+    const elsewhere = await startConsole({ nodeUrl: node1.url, constraint, stateDir });
+    consoles.push(elsewhere);
+    assert.notEqual(elsewhere.url, main.url);
+    const p4 = await open(browser, elsewhere.url, errors);
+    await createIdentity(p4, 'erin');
+    await p4.click('#connect');
+    await see(
+      p4,
+      'connection-state',
+      new RegExp(`connected; service ${shown} \\(pinned for this node URL\\)`),
+    );
+    assert.doesNotMatch(await textOf(p4, 'connection-state'), /FIRST USE/);
+    // The same pin the CLI reads: one client-state.json in the home.
+    const stateFile = JSON.parse(readFileSync(join(stateDir, 'client-state.json'), 'utf8')) as {
+      pins: Record<string, string>;
+    };
+    assert.equal(stateFile.pins[`${node1.url.replace('http', 'ws')}/v1/scp`], shown);
+    await shot(p4, '11-shared-pin-other-port');
 
     assert.deepEqual(errors, []);
   } finally {

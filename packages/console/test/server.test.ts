@@ -5,8 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { bundlePage, MAX_PROXIED_BYTES, startConsole } from '../src/index.js';
@@ -268,6 +270,7 @@ test('a malformed constraint or a port in use is refused by name before the cons
 });
 
 test('`cloister console` prints the console URL, says when no constraint was given, stops on SIGTERM', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'cloister-console-home-'));
   const p = spawn(
     process.execPath,
     [
@@ -275,6 +278,8 @@ test('`cloister console` prints the console URL, says when no constraint was giv
       'tsx',
       '--conditions=source',
       join(ROOT, 'packages/cli/test/fixtures/run.ts'),
+      '--home',
+      home,
       'console',
       'http://127.0.0.1:9',
       '--port',
@@ -297,7 +302,8 @@ test('`cloister console` prints the console URL, says when no constraint was giv
   });
   assert.match(out, /no --constraint given: the page will ask for one/);
   const config = JSON.parse((await get(`${url}config.json`)).body.toString());
-  assert.deepEqual(config, { nodeUrl: 'http://127.0.0.1:9' });
+  // The CLI keeps the page's pins and roots in the home, with its own.
+  assert.deepEqual(config, { nodeUrl: 'http://127.0.0.1:9', sharedState: true });
   // The node is down: the proxy says so by name.
   const down = await get(`${url}v1/status`);
   assert.equal(down.status, 502);
@@ -308,4 +314,72 @@ test('`cloister console` prints the console URL, says when no constraint was giv
     p.kill('SIGTERM');
   });
   assert.equal(code, 0);
+});
+
+test('with stateDir, pins and roots are kept in the home: compare-and-set, same origin only', async () => {
+  const node = await fakeNode();
+  const stateDir = mkdtempSync(join(tmpdir(), 'cloister-console-state-'));
+  const c = await startConsole({ nodeUrl: node.url, stateDir });
+  const call = async (method: string, path: string, body?: unknown, headers = {}) => {
+    const r = await fetch(`${c.url}${path}`, {
+      method,
+      headers: {
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+  };
+  try {
+    assert.deepEqual(JSON.parse((await get(`${c.url}config.json`)).body.toString()), {
+      nodeUrl: node.url,
+      sharedState: true,
+    });
+    const url = 'ws://127.0.0.1:7410/v1/scp';
+    const q = `state/pin?url=${encodeURIComponent(url)}`;
+    assert.deepEqual((await call('GET', q)).body, { pin: null });
+    const a = 'aa'.repeat(32);
+    const b = 'bb'.repeat(32);
+    assert.equal((await call('POST', 'state/pin', { url, pin: a, previous: null })).status, 200);
+    assert.deepEqual((await call('GET', q)).body, { pin: a });
+    // First use again (previous: none) when a pin exists: refused, nothing written.
+    const again = await call('POST', 'state/pin', { url, pin: b, previous: null });
+    assert.equal(again.status, 409);
+    assert.equal((again.body.error as { code: string }).code, 'CLIENT_STATE_LOCKED');
+    assert.deepEqual((await call('GET', q)).body, { pin: a });
+    // The same file the CLI keeps its pins in.
+    const file = JSON.parse(readFileSync(join(stateDir, 'client-state.json'), 'utf8'));
+    assert.equal(file.pins[url], a);
+    const service = 'cc'.repeat(32);
+    assert.equal(
+      (
+        await call('POST', 'state/root', {
+          service,
+          size: 3,
+          root: 'dd'.repeat(32),
+          previous: null,
+        })
+      ).status,
+      200,
+    );
+    assert.deepEqual((await call('GET', `state/root?service=${service}`)).body, {
+      size: 3,
+      root: 'dd'.repeat(32),
+    });
+    // Bad input is named; another site's request is refused before anything is read.
+    assert.equal((await call('POST', 'state/pin', { url, pin: 'xyz' })).status, 400);
+    const cross = await call(
+      'POST',
+      'state/pin',
+      { url, pin: b },
+      { 'sec-fetch-site': 'cross-site' },
+    );
+    assert.equal(cross.status, 403);
+    assert.deepEqual((await call('GET', q)).body, { pin: a });
+  } finally {
+    await c.close();
+    node.s.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
 });

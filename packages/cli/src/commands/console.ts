@@ -8,9 +8,12 @@ import { spawn } from 'node:child_process';
 import { startConsole } from '@cloister/console';
 import { fetchNode } from '../node-http.js';
 import { exitCodeOf, printError } from '../output.js';
+import { cloisterHome } from '../paths.js';
 import { DEFAULT_NODE_URL } from './app-deploy.js';
 
 export interface ConsoleCommandOptions {
+  /** The Cloister home: the page's pins and signed roots are kept in its client-state.json. */
+  readonly home?: string;
   readonly port?: number;
   readonly constraint?: string;
   readonly open?: boolean;
@@ -38,6 +41,7 @@ export async function consoleCommand(
       nodeUrl: url,
       ...(o.port === undefined ? {} : { port: o.port }),
       ...(o.constraint === undefined ? {} : { constraint: o.constraint }),
+      stateDir: cloisterHome(o.home),
     });
   } catch (e) {
     printError(e);

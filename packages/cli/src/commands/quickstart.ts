@@ -318,6 +318,7 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
           nodeUrl: started.url,
           constraint,
           port: o.consolePort ?? DEFAULT_CONSOLE_PORT,
+          stateDir: home,
         }),
       );
       consoleLine = `console: ${consoleServer.url} (served by this installation on localhost)`;

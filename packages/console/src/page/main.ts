@@ -11,6 +11,7 @@ import {
   browserIdentityExists,
   type Claims,
   type Client,
+  type ClientState,
   connect,
   type Identity,
   indexedDbState,
@@ -30,6 +31,7 @@ import {
   type VerifiedEvidence,
   verifyEvidence,
 } from '@cloister/core';
+import { sharedState } from './shared-state.js';
 import { saveTransaction, transactionsOf } from './store.js';
 
 function el<T extends HTMLElement = HTMLElement>(id: string): T {
@@ -89,6 +91,13 @@ function setVerdict(id: string, kind: 'ok' | 'bad' | 'pending', message: string)
 interface Config {
   readonly nodeUrl: string;
   readonly constraint?: string;
+  /** Pins and roots are kept by the console's server in the Cloister home (shared-state.ts). */
+  readonly sharedState?: boolean;
+}
+
+/** Where this page keeps pins and signed roots: the Cloister home when the console serves it. */
+function clientState(): ClientState {
+  return page.config.sharedState === true ? sharedState() : indexedDbState();
 }
 
 // Invariant: `constraint` is parsed (parseConstraint accepted it) whenever it is set.
@@ -215,7 +224,7 @@ function raiseAlarm(message: string): void {
  * URL is worth an alarm before anyone connects (connect() then refuses it, SERVICE_CHANGED).
  */
 async function comparePin(service: string): Promise<void> {
-  const pinned = await indexedDbState().pins.get(scpUrl(page.config.nodeUrl));
+  const pinned = await clientState().pins.get(scpUrl(page.config.nodeUrl));
   if (pinned === undefined || toHex(pinned) === service) return;
   raiseAlarm(
     `ALARM — SERVICE_CHANGED: the node's status (its claim, not verified) names service ${service}, but ${toHex(pinned)} was pinned for ${page.config.nodeUrl} on first use. This may be a different service (its data, history and keys are not the ones you knew); connecting will be refused.`,
@@ -341,7 +350,7 @@ async function doConnect(): Promise<Client | undefined> {
   // on this attempt: a node that shows yet another service now is refused again.
   const accept = page.accepting;
   page.accepting = undefined;
-  const pinned = await indexedDbState().pins.get(scpUrl(page.config.nodeUrl));
+  const pinned = await clientState().pins.get(scpUrl(page.config.nodeUrl));
   const before = accept === undefined ? undefined : pinned;
   const firstUse = pinned === undefined;
   page.changedService = undefined;
@@ -350,7 +359,7 @@ async function doConnect(): Promise<Client | undefined> {
     page.client = await connect(page.config.nodeUrl, {
       constraint: page.constraint,
       identity: page.identity,
-      state: indexedDbState(),
+      state: clientState(),
       reconnect: false,
       ...(accept === undefined ? {} : { acceptServiceChange: accept }),
     });
@@ -379,7 +388,9 @@ async function doConnect(): Promise<Client | undefined> {
   } else if (firstUse) {
     text(
       'connection-state',
-      `connected; service ${service}: FIRST USE — no service was pinned for this node URL in this browser at this console address (${location.origin}), so this one is pinned now and later changes raise the alarm. If you connected before from another console address, this is not that pin.`,
+      page.config.sharedState === true
+        ? `connected; service ${service}: FIRST USE — no service was pinned for this node URL in the client state of your Cloister home (which \`cloister call\` shares), so this one is pinned now and later changes raise the alarm.`
+        : `connected; service ${service}: FIRST USE — no service was pinned for this node URL in this browser at this console address (${location.origin}), so this one is pinned now and later changes raise the alarm. If you connected before from another console address, this is not that pin.`,
     );
   } else {
     text('connection-state', `connected; service ${service} (pinned for this node URL)`);

@@ -32,7 +32,7 @@ export interface NodeMetrics {
   readonly scpConnections: Gauge;
   /** SCP frames relayed, by direction ('in' from clients, 'out' to them): no sizes, no sessions. */
   readonly scpFrames: Counter<'direction'>;
-  /** Secure connections refused at connect, by fixed reason ('cap', 'sessions', 'enclave'). */
+  /** Secure connections refused at connect, by fixed reason ('cap', 'address', 'sessions', 'enclave'). */
   readonly scpRefused: Counter<'reason'>;
   /** Secure connections closed by the relay, by fixed reason (ScpCloseReason). */
   readonly scpClosed: Counter<'reason'>;
@@ -92,7 +92,7 @@ export function createNodeMetrics(): NodeMetrics {
     }),
     scpRefused: new Counter({
       name: 'cloister_scp_refused_total',
-      help: 'Secure connections refused at connect, by reason (cap, sessions, enclave)',
+      help: 'Secure connections refused at connect, by reason (cap, address, sessions, enclave)',
       labelNames: ['reason'],
       registers: [registry],
     }),

@@ -265,7 +265,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     }
     const address = (req.socket as Socket).remoteAddress ?? '';
     if (!stopped && (perAddress.get(address) ?? 0) >= limits.maxConnectionsPerAddress) {
-      metrics.scpRefused.inc({ reason: 'cap' });
+      metrics.scpRefused.inc({ reason: 'address' });
       log.warn({ event: 'scp.refused-address-cap' }, 'secure connection refused: per-address cap');
       refuseUpgrade(
         socket,
