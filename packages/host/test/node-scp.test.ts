@@ -461,28 +461,71 @@ describe('node: a store that fails a write', () => {
 });
 
 describe('node: a cap on open sockets (a flood of idle connections leaves file descriptors)', () => {
-  it('closes connections beyond maxConnections at once and serves again once they go', async () => {
-    const { node } = await nodeWith({ httpLimits: { ...DEFAULT_HTTP_LIMITS, maxConnections: 4 } });
+  /** What a raw socket to `port` receives until it closes. */
+  const answerTo = (port: number): Promise<string> =>
+    new Promise<string>((resolve) => {
+      const s = netConnect(port, '127.0.0.1');
+      let got = '';
+      s.on('data', (d) => {
+        got += d;
+      });
+      s.once('error', () => undefined);
+      s.once('close', () => resolve(got));
+    });
+
+  it('answers connections beyond maxConnections 503 NODE_BUSY and closes them; serves again once they go', async () => {
+    const { node } = await nodeWith({
+      httpLimits: { ...DEFAULT_HTTP_LIMITS, maxConnections: 4, maxConnectionsPerAddress: 100 },
+    });
+    const port = Number(new URL(node.url).port);
     const idle: NetSocket[] = [];
     try {
       for (let i = 0; i < 4; i++) {
-        const s = netConnect(Number(new URL(node.url).port), '127.0.0.1');
+        const s = netConnect(port, '127.0.0.1');
         await new Promise<void>((r) => s.once('connect', () => r()));
         idle.push(s);
       }
-      // The fifth is accepted by the kernel and closed by the server without an answer.
-      const fifth = netConnect(Number(new URL(node.url).port), '127.0.0.1');
-      const ended = await new Promise<string>((resolve) => {
-        fifth.once('close', () => resolve('closed'));
-        fifth.once('error', () => undefined);
-        fifth.on('connect', () => fifth.write('GET /v1/health HTTP/1.1\r\nhost: x\r\n\r\n'));
-        fifth.once('data', () => resolve('answered'));
-      });
-      assert.equal(ended, 'closed');
+      // The fifth is told why (it was closed without a word: "socket hang up"), unread.
+      const fifth = await answerTo(port);
+      assert.match(fifth, /^HTTP\/1\.1 503/);
+      assert.match(fifth, /"code":"NODE_BUSY".*has 4 connections open; retry later/);
       for (const s of idle) s.destroy();
       await new Promise((r) => setTimeout(r, 100));
       const r = await fetch(`${node.url}/v1/health`);
       assert.equal(r.status, 200);
+    } finally {
+      for (const s of idle) s.destroy();
+      await node.close();
+    }
+  });
+
+  it('one address gets at most maxConnectionsPerAddress sockets; the others are served', async () => {
+    const { node } = await nodeWith({
+      httpLimits: { ...DEFAULT_HTTP_LIMITS, maxConnectionsPerAddress: 3 },
+    });
+    const port = Number(new URL(node.url).port);
+    const idle: NetSocket[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const s = netConnect(port, '127.0.0.1');
+        await new Promise<void>((r) => s.once('connect', () => r()));
+        idle.push(s);
+      }
+      assert.match(await answerTo(port), /at most 3 connections from one address; retry later/);
+      // Another address is not turned away by this one's sockets.
+      const other = await new Promise<number>((resolve, reject) => {
+        const s = netConnect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+        s.once('error', reject);
+        s.once('connect', () =>
+          s.write('GET /v1/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'),
+        );
+        let got = '';
+        s.on('data', (d) => {
+          got += d;
+        });
+        s.once('close', () => resolve(Number(/^HTTP\/1\.1 (\d+)/.exec(got)?.[1])));
+      });
+      assert.equal(other, 200);
     } finally {
       for (const s of idle) s.destroy();
       await node.close();

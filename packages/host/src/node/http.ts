@@ -23,6 +23,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import type { CallResponse } from '@cloister/boundary';
 import {
   CloisterError,
@@ -56,6 +57,8 @@ export interface HttpLimits {
    * descriptor the process may open, and the store, which needs them, failed.
    */
   readonly maxConnections?: number;
+  /** Sockets from one remote address at most (default 1,024); beyond, 503 NODE_BUSY. */
+  readonly maxConnectionsPerAddress?: number;
 }
 
 /**
@@ -555,6 +558,58 @@ export function createHttpServer(deps: HttpDeps): Server {
         `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   });
-  server.maxConnections = limits.maxConnections ?? defaultMaxConnections();
+  capConnections(server, {
+    total: limits.maxConnections ?? defaultMaxConnections(),
+    perAddress: limits.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+    tls: deps.tls !== undefined,
+  });
   return server;
+}
+
+/** Default sockets from one remote address, HTTP and WebSocket together. */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 1024;
+
+/**
+ * Caps the server's open sockets, in all and per remote address (kept in memory only): a socket
+ * beyond either is answered 503 NODE_BUSY (the documented JSON error, so a client can say why)
+ * and closed, without being read. Node's own `maxConnections` closed it without a word ("socket
+ * hang up"), and one address could take every slot (review: 15,000 idle sockets from one
+ * address turned away most others).
+ */
+function capConnections(
+  server: Server,
+  cap: { total: number; perAddress: number; tls: boolean },
+): void {
+  let open = 0;
+  const byAddress = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '';
+    const mine = byAddress.get(address) ?? 0;
+    if (open >= cap.total || mine >= cap.perAddress) {
+      const why =
+        open >= cap.total
+          ? `this node has ${cap.total} connections open`
+          : `this node serves at most ${cap.perAddress} connections from one address`;
+      const body = `${JSON.stringify({ error: { code: 'NODE_BUSY', message: `${why}; retry later`, hint: ERROR_CODES.NODE_BUSY } })}\n`;
+      socket.on('error', () => {});
+      // Under TLS nothing can be said before the handshake: the socket is closed at once.
+      if (cap.tls) {
+        socket.destroy();
+        return;
+      }
+      socket.end(
+        `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n${body}`,
+      );
+      socket.destroySoon();
+      return;
+    }
+    open++;
+    byAddress.set(address, mine + 1);
+    socket.once('close', () => {
+      open--;
+      const left = (byAddress.get(address) ?? 1) - 1;
+      if (left <= 0) byAddress.delete(address);
+      else byAddress.set(address, left);
+    });
+  });
 }
