@@ -197,6 +197,29 @@ describe('scp relay', () => {
     for (const c of [...clients, big]) c.ws.close();
   });
 
+  it('a socket whose frames would make the host hold more than maxHeldBytes is closed 1013 NODE_BUSY', async () => {
+    const seen: number[] = [];
+    const enclave = fakeEnclave({
+      frame: async (_s, f) => {
+        seen.push(f[0] as number);
+        await new Promise((r) => setTimeout(r, 50));
+      },
+    });
+    const s = await serve(enclave, { maxInFlightBytes: 1000, maxHeldBytes: 3000 });
+    stops.push(s.stop);
+    const c = dial(s.url);
+    await c.open;
+    // One goes to the enclave; three wait in the host (3,000 bytes); the fifth would pass it.
+    for (let i = 0; i < 10; i++) c.ws.send(new Uint8Array(1000).fill(i));
+    assert.deepEqual(await c.closed, { code: 1013, reason: 'NODE_BUSY' });
+    // The node serves on: a new socket's frames go through.
+    const d = dial(s.url);
+    await d.open;
+    d.ws.send(Uint8Array.of(77));
+    await until(() => seen.includes(77));
+    d.ws.close();
+  });
+
   it('one address gets at most maxConnectionsPerAddress sockets; a handshake has handshakeMs to finish', async () => {
     const s = await serve(fakeEnclave(), { maxConnectionsPerAddress: 2, handshakeMs: 150 });
     stops.push(s.stop);

@@ -58,6 +58,12 @@ export interface ScpRelayLimits {
    */
   readonly maxInFlightBytes: number;
   /**
+   * Bytes of frames of all sockets waiting in the host for their turn (default 256 MiB): a frame
+   * that would pass it closes its socket (1013 NODE_BUSY: try again later). A held socket keeps
+   * the frame ws had read (up to 1 MiB); thousands of them grew the host by gigabytes.
+   */
+  readonly maxHeldBytes: number;
+  /**
    * Open sockets from one remote address at most (default 256): one client must not take every
    * session of the node (a review opened 10,000 idle ones from one address in 5 s).
    */
@@ -72,6 +78,7 @@ export const DEFAULT_SCP_RELAY_LIMITS: ScpRelayLimits = {
   maxBufferedBytes: 8 * 1024 * 1024,
   maxInFlight: 32,
   maxInFlightBytes: 64 * 1024 * 1024,
+  maxHeldBytes: 256 * 1024 * 1024,
   maxConnectionsPerAddress: 256,
   handshakeMs: 10_000,
 };
@@ -127,6 +134,7 @@ export type ScpCloseReason =
   | 'idle'
   | 'handshake'
   | 'backpressure'
+  | 'busy'
   | 'enclave'
   | 'ended'
   | 'protocol'
@@ -148,6 +156,8 @@ interface Conn {
   readonly waiting: (Uint8Array | undefined)[];
   /** Index of the first frame of `waiting` not yet issued (a queue without O(n) shifts). */
   waitingAt: number;
+  /** Bytes of the frames in `waiting` not yet issued (counted in the relay's `heldBytes`). */
+  waitingBytes: number;
   /** In `held`: its next frame waits for the node-wide byte budget. */
   held: boolean;
   /** Issues what waits, as far as the socket's and the node's caps allow; holds it otherwise. */
@@ -191,6 +201,15 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   const perAddress = new Map<string, number>();
   // Invariant: the bytes of the frames issued to the enclave whose scp.frame has not settled.
   let inFlightBytes = 0;
+  // Invariant: the sum of every open socket's waitingBytes.
+  let heldBytes = 0;
+  /** Forgets what waits on `x` (a closed socket). */
+  const dropWaiting = (x: Conn): void => {
+    heldBytes -= x.waitingBytes;
+    x.waitingBytes = 0;
+    x.waiting.length = 0;
+    x.waitingAt = 0;
+  };
   // Sockets whose next frame waits for the byte budget, in the order they were held (FIFO).
   const held: Conn[] = [];
   let heldAt = 0;
@@ -331,6 +350,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       inFlight: 0,
       waiting: [],
       waitingAt: 0,
+      waitingBytes: 0,
       held: false,
       drain: () => {},
       idle: undefined,
@@ -364,17 +384,28 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
         c.handshake = undefined;
       }
       if (c.inFlight >= limits.maxInFlight || c.waitingAt < c.waiting.length) {
-        c.waiting.push(frame);
+        wait(frame);
         return;
       }
       if (!fits(frame.length) || heldAt < held.length) {
         // Other sockets were held first, or the budget is spent: wait in line.
-        c.waiting.push(frame);
-        hold(c);
+        if (wait(frame)) hold(c);
         return;
       }
       issue(frame);
     });
+    /** Keeps `frame` for later; false (and the socket closed) when the host holds too much. */
+    const wait = (frame: Uint8Array): boolean => {
+      if (heldBytes > 0 && heldBytes + frame.length > limits.maxHeldBytes) {
+        finish(c, 'busy', CLOSE.tryAgain, 'NODE_BUSY');
+        dropWaiting(c);
+        return false;
+      }
+      c.waiting.push(frame);
+      c.waitingBytes += frame.length;
+      heldBytes += frame.length;
+      return true;
+    };
     const hold = (x: Conn): void => {
       if (x.held) return;
       x.held = true;
@@ -403,8 +434,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     };
     c.drain = () => {
       if (c.closed) {
-        c.waiting.length = 0;
-        c.waitingAt = 0;
+        dropWaiting(c);
         return;
       }
       while (c.waitingAt < c.waiting.length && c.inFlight < limits.maxInFlight) {
@@ -414,6 +444,8 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
           return;
         }
         c.waiting[c.waitingAt++] = undefined;
+        c.waitingBytes -= frame.length;
+        heldBytes -= frame.length;
         issue(frame);
       }
       if (c.waitingAt === c.waiting.length) {
@@ -440,6 +472,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     });
     ws.on('close', () => {
       c.closed = true;
+      dropWaiting(c);
       if (c.idle) clearTimeout(c.idle);
       if (c.handshake) clearTimeout(c.handshake);
       const left = (perAddress.get(c.address) ?? 1) - 1;
