@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -620,5 +620,39 @@ describe('cloister app deploy on a real node', () => {
     const same = await deployCli('svc-check', '--node', url(), '--upgrade');
     assert.equal(same.code, 2);
     assert.match(same.err, /already runs this module \(code id [0-9a-f]{64}\): nothing to upgrade/);
+  });
+
+  it("strangers' trickling uploads do not lock the operator out: a signed request has a slot of its own", async () => {
+    const port = Number(new URL(url()).port);
+    const head = `POST /v1/apps HTTP/1.1\r\nHost: x\r\nContent-Type: application/cbor\r\nContent-Length: 1000000\r\n\r\nabc`;
+    // Two uploads that never finish: they hold both shared slots (each is read whole before the
+    // enclave could refuse it).
+    const stalled = await Promise.all(
+      [0, 1].map(
+        () =>
+          new Promise<import('node:net').Socket>((resolve) => {
+            const s = connect(port, '127.0.0.1', () => {
+              s.write(head);
+              resolve(s);
+            });
+            s.on('error', () => {});
+          }),
+      ),
+    );
+    try {
+      assert.equal((await fetch(`${url()}/v1/health`)).status, 200); // the stalled ones are parsed
+      // A stranger's third upload is NODE_BUSY; the operator's deploy (its signed request in the
+      // cloister-deploy-request header) goes through.
+      const busy = await fetch(`${url()}/v1/apps`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/cbor' },
+        body: new Uint8Array(10),
+      });
+      assert.equal(busy.status, 503);
+      const r = await deployApp(wasmPath, { name: 'during-flood', node: url(), home });
+      assert.equal(r.app, 'during-flood');
+    } finally {
+      for (const s of stalled) s.destroy();
+    }
   });
 });

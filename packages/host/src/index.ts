@@ -9,6 +9,7 @@ export { PUBLIC_FILE_MODE, writeFileAtomic } from './fs/index.js';
 export {
   DEFAULT_HTTP_LIMITS,
   DEFAULT_MAX_DEPLOY_BYTES,
+  DEPLOY_REQUEST_HEADER,
   type DeployReply,
   type HttpLimits,
   MAX_NONCE_BYTES,

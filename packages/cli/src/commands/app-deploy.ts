@@ -9,8 +9,16 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { bytesEqual, CloisterError, fromHex, InvalidInputError, toHex } from '@cloister/core';
 import {
+  bytesEqual,
+  CloisterError,
+  fromHex,
+  InvalidInputError,
+  toBase64,
+  toHex,
+} from '@cloister/core';
+import {
+  DEPLOY_REQUEST_HEADER,
   encodeDeployBody,
   loadOperatorKey,
   loadOrCreateOperatorKey,
@@ -187,7 +195,11 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
   try {
     res = await fetchNode(new URL('/v1/apps', base), timeoutMs, {
       method: 'POST',
-      headers: { 'content-type': 'application/cbor' },
+      headers: {
+        'content-type': 'application/cbor',
+        // The signed request ahead of the body: the node gives it the operator's upload slot.
+        [DEPLOY_REQUEST_HEADER]: toBase64(signed.request),
+      },
       body: encodeDeployBody(signed.request, module),
     });
   } catch (e) {

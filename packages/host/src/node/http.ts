@@ -28,14 +28,18 @@ import type { CallResponse } from '@cloister/boundary';
 import {
   CloisterError,
   decodeCbor,
+  decodeMinimalSign1,
   EncodingError,
   ERROR_CODES,
   type ErrorCode,
+  fromBase64,
   fromHex,
   InvalidInputError,
   isAppId,
+  sign1ToBeSigned,
   toBase64,
   toHex,
+  verifyEs256,
 } from '@cloister/core';
 import type { Logger } from './logger.js';
 import { type NodeMetrics, ROUTES, type Route } from './metrics.js';
@@ -108,6 +112,8 @@ export const MAX_NONCE_BYTES = 64;
 export type ServiceStatus = CallResponse<'service.status'>;
 
 export interface HttpDeps {
+  /** The operator's public key (65 bytes): its signed deploy requests get an upload slot of their own. */
+  readonly operatorPublicKey?: Uint8Array;
   /** Asks the enclave for evidence answering `nonce`. */
   evidence(nonce: Uint8Array): Promise<{ evidence: Uint8Array; identityPublicKey: Uint8Array }>;
   /** The service's public status. */
@@ -334,12 +340,55 @@ function appsJson(cbor: Uint8Array): unknown[] {
   });
 }
 
+/** The deploy request in `body` handed to the enclave, answered 201. */
+async function deployed(res: ServerResponse, deps: HttpDeps, body: Uint8Array): Promise<void> {
+  const { request, module } = parseDeployBody(body);
+  const r = await deps.deploy(request, module);
+  return send(res, 201, {
+    app: r.app,
+    codeId: toHex(r.codeId),
+    txid: r.txid,
+    index: r.index,
+    migrated: r.migrated,
+    receipt: `/v1/receipt?txid=${r.txid}`,
+  });
+}
+
+/** Header carrying the deploy request (base64 of its COSE_Sign1) ahead of the body. */
+export const DEPLOY_REQUEST_HEADER = 'cloister-deploy-request';
+
+/**
+ * True when the request's DEPLOY_REQUEST_HEADER is a COSE_Sign1 that verifies under the
+ * operator key: an admission ticket to the operator's upload slot, nothing more (the enclave
+ * checks the request in the body, its freshness included). A bad header is not an error: the
+ * upload goes to the shared slots, where the enclave refuses it.
+ */
+async function operatorTicket(
+  req: IncomingMessage,
+  operatorPublicKey: Uint8Array | undefined,
+): Promise<boolean> {
+  const header = req.headers[DEPLOY_REQUEST_HEADER];
+  if (operatorPublicKey === undefined || typeof header !== 'string' || header.length > 8192) {
+    return false;
+  }
+  try {
+    const sign1 = decodeMinimalSign1(fromBase64(header, 'deploy request'));
+    return await verifyEs256(
+      operatorPublicKey,
+      sign1ToBeSigned(sign1.protectedBytes, sign1.payload),
+      sign1.signature,
+    );
+  } catch {
+    return false;
+  }
+}
+
 async function handle(
   deps: HttpDeps,
   req: IncomingMessage,
   res: ServerResponse,
   route: Route,
-  uploads: { n: number },
+  uploads: { n: number; operator: number },
 ) {
   const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
   if (Buffer.byteLength(req.url ?? '') > limits.maxUrlBytes) {
@@ -378,6 +427,30 @@ async function handle(
         req.resume();
         throw new InvalidInputError('POST /v1/apps takes Content-Type: application/cbor');
       }
+      // A request signed by the operator (its deploy request, in the header, checked before the
+      // body) gets a slot of its own: strangers' uploads, which are read whole before the
+      // enclave can refuse them, must not lock the operator out (a review: two trickling
+      // uploads held both slots for as long as they liked).
+      const ticket = await operatorTicket(req, deps.operatorPublicKey);
+      if (ticket) {
+        if (uploads.operator >= 1) {
+          res.setHeader('connection', 'close');
+          res.setHeader('retry-after', '1');
+          throw new HttpError(
+            503,
+            'NODE_BUSY',
+            'another signed upload is being received; retry in a moment',
+          );
+        }
+        let body: Uint8Array;
+        uploads.operator++;
+        try {
+          body = await readBody(req, res, limits.maxDeployBytes ?? DEFAULT_MAX_DEPLOY_BYTES);
+        } finally {
+          uploads.operator--;
+        }
+        return deployed(res, deps, body);
+      }
       if (uploads.n >= (limits.maxConcurrentUploads ?? DEFAULT_MAX_CONCURRENT_UPLOADS)) {
         // Refused before reading: the body is not buffered, and the connection ends with it.
         res.setHeader('connection', 'close');
@@ -395,16 +468,7 @@ async function handle(
       } finally {
         uploads.n--;
       }
-      const { request, module } = parseDeployBody(body);
-      const r = await deps.deploy(request, module);
-      return send(res, 201, {
-        app: r.app,
-        codeId: toHex(r.codeId),
-        txid: r.txid,
-        index: r.index,
-        migrated: r.migrated,
-        receipt: `/v1/receipt?txid=${r.txid}`,
-      });
+      return deployed(res, deps, body);
     }
     case '/v1/apps/{name}': {
       const name = url.pathname.slice('/v1/apps/'.length);
@@ -502,8 +566,9 @@ export function createHttpServer(deps: HttpDeps): Server {
   const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
   // Idle sockets are checked every 5 s (Node's default, 30 s, let a silent one live 40 s).
   const options = { maxHeaderSize: limits.maxHeaderBytes, connectionsCheckingInterval: 5_000 };
-  // Invariant: the number of deploy bodies being read now.
-  const uploads = { n: 0 };
+  // Invariant: the number of deploy bodies being read now, in the shared slots and in the
+  // operator's (signed requests).
+  const uploads = { n: 0, operator: 0 };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     const route = routeOf(path);

@@ -544,6 +544,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
     const server = createHttpServer({
       metrics,
       log,
+      ...(opts.operatorPublicKey ? { operatorPublicKey: opts.operatorPublicKey } : {}),
       ...(opts.httpLimits ? { limits: opts.httpLimits } : {}),
       health: () => ({ status: stopping ? 'stopping' : 'ok', platform: platformName }),
       evidence: (nonce) => call('enclave.evidence', { nonce }),
