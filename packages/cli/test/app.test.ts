@@ -181,6 +181,15 @@ describe('cloister app new and app build', () => {
     assert.match(r.err, new RegExp(`assembly/index\\.ts:${at + 1}:\\d+: error TS1109: `));
     assert.match(r.err, /const name = args\.getString\("name"\) \+;\n\s+\^/);
     assert.match(r.err, /the app did not compile: 1 error \(first at assembly\/index\.ts:/);
+    // With --json, stdout carries the error and the compiler's diagnostics too.
+    const j = await cli(['app', 'build', broken, '--json']);
+    assert.equal(j.code, 1);
+    const e = (
+      JSON.parse(j.out) as { error: { code: string; message: string; diagnostics: string[] } }
+    ).error;
+    assert.match(e.message, /the app did not compile: 1 error/);
+    assert.equal(e.diagnostics.length, 1);
+    assert.match(e.diagnostics[0] ?? '', /error TS1109/);
   });
 
   it('marking mistakes are compile errors at the function', async () => {

@@ -94,25 +94,32 @@ export function wsTransport(openTimeoutMs = WS_OPEN_TIMEOUT_MS): Transport {
       // passed on, clipped and marked as the node's (unauthenticated) words.
       ws.on('unexpected-response', (req, res) => {
         let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => {
-          if (body.length < 4096) body += d;
-        });
-        res.on('end', () => {
+        let settled = false;
+        // Read for at most openTimeoutMs and 4 KiB: a host dripping the refusal's body must not
+        // hold the open (it did: one byte every 200 ms kept connect() pending).
+        const finish = (): void => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
           let said = '';
           try {
             const e = (JSON.parse(body) as { error?: { code?: unknown; message?: unknown } }).error;
             if (typeof e?.code === 'string' && typeof e.message === 'string')
               said = `: ${clipText(`${e.code}: ${e.message}`, 300)}`;
           } catch {
-            // not the node's JSON error: the status alone
+            // not the node's JSON error (or cut): the status alone
           }
           reject(new Error(`the node refused the connection (HTTP ${res.statusCode}${said})`));
           req.destroy();
+        };
+        const timer = setTimeout(finish, openTimeoutMs);
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          body += d;
+          if (body.length >= 4096) finish();
         });
-        res.on('error', () =>
-          reject(new Error(`the node refused the connection (HTTP ${res.statusCode})`)),
-        );
+        res.on('end', finish);
+        res.on('error', finish);
       });
       ws.on('message', (data, isBinary) => {
         if (!isBinary) {

@@ -527,6 +527,29 @@ describe('the ws transport', () => {
     }
   });
 
+  it('a refusal whose body drips is given up after the open timeout (a host cannot hold connect)', async () => {
+    const sockets: import('node:net').Socket[] = [];
+    const server = createHttpServer((_req, res) => res.end());
+    server.on('upgrade', (_req, socket) => {
+      sockets.push(socket as import('node:net').Socket);
+      socket.write('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 100000\r\n\r\n{');
+      const drip = setInterval(() => socket.write(' '), 50);
+      socket.on('close', () => clearInterval(drip));
+      socket.on('error', () => clearInterval(drip));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      await assert.rejects(
+        wsTransport(300)(`ws://127.0.0.1:${port}/v1/scp`),
+        /the node refused the connection \(HTTP 503\)/,
+      );
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('carries binary frames both ways in order; a text frame closes the socket', async () => {
     const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
     await new Promise((r) => wss.once('listening', r));

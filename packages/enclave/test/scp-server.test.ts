@@ -412,7 +412,7 @@ describe('scp server: operations', () => {
     assert.equal(w.sink.ends.size, 0);
   });
 
-  test('requests of all sessions running at once stay within maxRunning; the rest wait their turn, in order', async () => {
+  test('requests of all sessions running at once stay within maxRunning; the rest wait, and a gone session passes its turn on', async () => {
     let active = 0;
     let most = 0;
     const gates: (() => void)[] = [];

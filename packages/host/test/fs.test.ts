@@ -197,6 +197,25 @@ describe('lockDirectory', () => {
     held();
   });
 
+  test('processes taking over dead owners one after another never hold the lock two at once', async () => {
+    // Each child takes the lock and dies holding it; every next one takes a dead owner's lock
+    // over. Without the gate around each take, a review saw two holders in 9 of 60 takes (the
+    // lock directory's inode is reused at once, so a stale owner file matched a fresh lock).
+    const dir = fresh();
+    const log = join(dir, '..', `${Date.now()}-takeovers.log`);
+    const children = Array.from({ length: 8 }, () =>
+      startChild(fixture('lock-and-die.ts'), [dir, log]),
+    );
+    await Promise.all(children.map((c) => new Promise((r) => c.once('exit', r))));
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    assert.deepEqual(
+      lines.filter((l) => l !== 'got'),
+      [],
+      'no DOUBLE (two holders) and no ERR (a lock never taken over)',
+    );
+    assert.equal(lines.length, 8);
+  });
+
   test('a lock lost while held calls onCompromised (a node stops cleanly instead of crashing)', async () => {
     const dir = fresh();
     let lost: Error | undefined;

@@ -155,7 +155,7 @@ describe('scp relay', () => {
     }
   });
 
-  it('never has more than maxInFlightBytes of all sockets at the enclave; held sockets go on in turn', async () => {
+  it('never has more than maxInFlightBytes of all sockets at the enclave; every held socket goes on, its frames in order', async () => {
     // Eight sockets each send ten 1000-byte frames at once; the enclave answers slowly. Per
     // socket up to 32 could be in flight (80,000 bytes); the node-wide budget is 5,000.
     let bytes = 0;

@@ -252,9 +252,16 @@ export async function appBuild(dirArg: string | undefined, o: AppBuildOptions): 
       for (const d of e.diagnostics) {
         if (d.severity === 'error') process.stderr.write(`${formatDiagnostic(d)}\n`);
       }
-      process.stderr.write(
-        `error: ${e.message}\n  next step: fix the error${e.diagnostics.length === 1 ? '' : 's'} above and run \`cloister app build\` again (\`cloister dev\` rebuilds on every save)\n`,
-      );
+      const hint = `fix the error${e.diagnostics.length === 1 ? '' : 's'} above and run \`cloister app build\` again (\`cloister dev\` rebuilds on every save)`;
+      process.stderr.write(`error: ${e.message}\n  next step: ${hint}\n`);
+      if (o.json) {
+        const diagnostics = e.diagnostics
+          .filter((d) => d.severity === 'error')
+          .map(formatDiagnostic);
+        process.stdout.write(
+          `${JSON.stringify({ error: { code: 'INVALID_INPUT', message: e.message, hint, diagnostics } })}\n`,
+        );
+      }
       return 1;
     }
     printError(e);

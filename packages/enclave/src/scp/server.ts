@@ -209,6 +209,11 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
     if (turnsAt === turns.length) {
       turns.length = 0;
       turnsAt = 0;
+    } else if (turnsAt >= 1024 && turnsAt * 2 >= turns.length) {
+      // Under steady load the queue never empties: drop the served head now and then, or the
+      // array grows by one slot per request that ever waited (a review: 24,000 for 8 waiting).
+      turns.splice(0, turnsAt);
+      turnsAt = 0;
     }
     f();
   }

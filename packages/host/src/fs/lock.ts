@@ -15,7 +15,16 @@
  *   `waitMs` for the other holder to finish before failing with PLATFORM_LOCKED.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { lockSync } from 'proper-lockfile';
@@ -24,18 +33,37 @@ import { DirectoryError, type DirectoryKind, DirectoryLockedError } from './erro
 
 /** Name of the lock directory created inside the locked directory. */
 export const LOCK_NAME = 'lock';
+/** A directory made only while a process takes the lock (or judges its owner dead). */
+export const LOCK_GATE_NAME = 'lock.gate';
 /** Who holds the lock: `{pid, host, ino}` beside it (not inside: the lock directory is removed with rmdir). */
 export const LOCK_OWNER_NAME = 'lock.owner';
 
 interface LockOwner {
   readonly pid: number;
   readonly host: string;
+  /** The PID namespace (Linux `/proc/self/ns/pid`): containers sharing a host name do not share pids. */
+  readonly ns?: string;
   /** Inode of the lock directory it created: an owner file left by an earlier holder does not match. */
   readonly ino: number;
 }
 
+/** This process's PID namespace, where the system says (Linux); undefined elsewhere. */
+function pidNamespace(): string | undefined {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
+}
+
 function writeOwner(dir: string, lockfilePath: string): void {
-  const owner: LockOwner = { pid: process.pid, host: hostname(), ino: statSync(lockfilePath).ino };
+  const ns = pidNamespace();
+  const owner: LockOwner = {
+    pid: process.pid,
+    host: hostname(),
+    ino: statSync(lockfilePath).ino,
+    ...(ns === undefined ? {} : { ns }),
+  };
   const tmp = join(dir, `${LOCK_OWNER_NAME}.${randomBytes(6).toString('hex')}.tmp`);
   writeFileSync(tmp, JSON.stringify(owner));
   renameSync(tmp, join(dir, LOCK_OWNER_NAME));
@@ -66,13 +94,15 @@ function takeOverDeadOwner(dir: string, lockfilePath: string): boolean {
   if (
     typeof owner.pid !== 'number' ||
     owner.host !== hostname() ||
+    owner.ns !== pidNamespace() ||
     owner.ino !== ino ||
     owner.pid === process.pid ||
     alive(owner.pid)
   ) {
     return false;
   }
-  // Renamed first (atomic), so a lock another starter took meanwhile is never the one removed.
+  // Inside the gate (lockDirectory): no other process takes the lock between this check and the
+  // rename, so the lock renamed away is the dead owner's.
   const dead = `${lockfilePath}.dead-${owner.pid}-${randomBytes(4).toString('hex')}`;
   try {
     renameSync(lockfilePath, dead);
@@ -123,52 +153,112 @@ export function lockDirectory(dir: string, options: LockDirectoryOptions): Relea
       );
     });
   const deadline = Date.now() + (options.waitMs ?? 0);
+  const gate = join(dir, LOCK_GATE_NAME);
   let pause = 1;
   for (;;) {
+    // Every take of the lock, and the owner file that goes with it, happens inside the gate: a
+    // process judging an owner dead never sees a lock another one has just taken but not yet
+    // written its owner for (the lock directory's inode is reused at once: a review saw two
+    // holders at once without it).
+    let inside: boolean;
     try {
-      const release = lockSync(dir, {
-        lockfilePath,
-        stale: staleMs,
-        realpath: true,
-        onCompromised,
-      });
-      try {
-        writeOwner(dir, lockfilePath);
-      } catch {
-        // Only a faster takeover is lost: the lock holds, and ages as before.
-      }
-      let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        try {
-          const owner = JSON.parse(readFileSync(join(dir, LOCK_OWNER_NAME), 'utf8')) as LockOwner;
-          if (owner.pid === process.pid && owner.ino === statSync(lockfilePath).ino) {
-            rmSync(join(dir, LOCK_OWNER_NAME), { force: true });
-          }
-        } catch {
-          // not ours, or gone: nothing to tidy
-        }
-        try {
-          release();
-        } catch (e) {
-          if (errorCode(e) !== 'ERELEASED') throw e; // lost earlier: onCompromised already ran
-        }
-      };
+      inside = enterGate(gate, staleMs);
     } catch (e) {
-      if (errorCode(e) !== 'ELOCKED') {
-        throw new DirectoryError(
-          what,
-          dir,
-          `Cannot create the lock ${lockfilePath} in the ${describe(what)}: ${(e as Error).message}`,
-          { cause: e },
-        );
-      }
-      if (takeOverDeadOwner(dir, lockfilePath)) continue;
-      if (Date.now() >= deadline) throw lockedError(what, dir, lockfilePath, options.waitMs ?? 0);
-      sleepSync(pause);
-      pause = Math.min(pause * 2, 50);
+      throw new DirectoryError(
+        what,
+        dir,
+        `Cannot create the lock ${lockfilePath} in the ${describe(what)}: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
+    if (inside) {
+      let release: (() => void) | undefined;
+      try {
+        try {
+          release = lockSync(dir, { lockfilePath, stale: staleMs, realpath: true, onCompromised });
+        } catch (e) {
+          if (errorCode(e) !== 'ELOCKED') {
+            throw new DirectoryError(
+              what,
+              dir,
+              `Cannot create the lock ${lockfilePath} in the ${describe(what)}: ${(e as Error).message}`,
+              { cause: e },
+            );
+          }
+          if (takeOverDeadOwner(dir, lockfilePath)) {
+            release = lockSync(dir, {
+              lockfilePath,
+              stale: staleMs,
+              realpath: true,
+              onCompromised,
+            });
+          }
+        }
+        if (release !== undefined) {
+          try {
+            writeOwner(dir, lockfilePath);
+          } catch {
+            // Only a faster takeover is lost: the lock holds, and ages as before.
+          }
+        }
+      } finally {
+        leaveGate(gate);
+      }
+      if (release !== undefined) return releaser(dir, lockfilePath, release);
+    }
+    if (Date.now() >= deadline) throw lockedError(what, dir, lockfilePath, options.waitMs ?? 0);
+    sleepSync(pause);
+    pause = Math.min(pause * 2, 50);
+  }
+}
+
+/** The lock's release: its owner file first (when still ours), then the lock directory. */
+function releaser(dir: string, lockfilePath: string, release: () => void): ReleaseLock {
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    try {
+      const owner = JSON.parse(readFileSync(join(dir, LOCK_OWNER_NAME), 'utf8')) as LockOwner;
+      if (owner.pid === process.pid && owner.ino === statSync(lockfilePath).ino) {
+        rmSync(join(dir, LOCK_OWNER_NAME), { force: true });
+      }
+    } catch {
+      // not ours, or gone: nothing to tidy
+    }
+    try {
+      release();
+    } catch (e) {
+      if (errorCode(e) !== 'ERELEASED') throw e; // lost earlier: onCompromised already ran
+    }
+  };
+}
+
+/**
+ * Enters the gate (`mkdir`, atomic); false when another process is inside. A gate older than
+ * `staleMs` belongs to a process that died inside it (it holds it for a few system calls) and
+ * is removed, to be entered on the next try.
+ */
+function enterGate(gate: string, staleMs: number): boolean {
+  try {
+    mkdirSync(gate);
+    return true;
+  } catch (e) {
+    if (errorCode(e) !== 'EEXIST') throw e;
+    try {
+      if (Date.now() - statSync(gate).mtimeMs > staleMs) rmdirSync(gate);
+    } catch {
+      // gone meanwhile
+    }
+    return false;
+  }
+}
+
+function leaveGate(gate: string): void {
+  try {
+    rmdirSync(gate);
+  } catch {
+    // removed as stale by another process after a long pause: nothing to do
   }
 }
 

@@ -220,6 +220,11 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       const next = x.waiting[x.waitingAt];
       if (!x.closed && next !== undefined && !fits(next.length)) return;
       held[heldAt++] = undefined as unknown as Conn;
+      if (heldAt >= 1024 && heldAt * 2 >= held.length) {
+        // The line may never empty under load: drop its served head now and then.
+        held.splice(0, heldAt);
+        heldAt = 0;
+      }
       x.held = false;
       x.drain();
       if (x.held) return; // its next frame did not fit after all: it is back in line
