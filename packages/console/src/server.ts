@@ -293,8 +293,16 @@ function send(
   res.end(body);
 }
 
+/**
+ * Header on the console's own error answers (never on the node's, whose headers are not passed
+ * on): the page tells "the console could not reach the node" from anything the node says.
+ */
+export const CONSOLE_ERROR_HEADER = 'cloister-console-error';
+
 function sendError(res: ServerResponse, status: number, code: string, message: string) {
-  send(res, status, 'application/json', JSON.stringify({ error: { code, message } }), DATA_POLICY);
+  send(res, status, 'application/json', JSON.stringify({ error: { code, message } }), DATA_POLICY, {
+    [CONSOLE_ERROR_HEADER]: code,
+  });
 }
 
 /** Starts the console on 127.0.0.1; resolves once it listens. */

@@ -406,6 +406,25 @@ test("a hostile node's text is shown checked or labelled, never as the page's ow
     assert.equal(await page.evaluate(() => document.querySelectorAll('b').length), 0);
     await shot(page, '10-hostile-node-text');
 
+    // A node answering 502 NETWORK itself is not "unreachable": only the console says that.
+    const liar = createServer((_req, res) =>
+      res
+        .writeHead(502, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { code: 'NETWORK', message: 'maintenance, all fine' } })),
+    );
+    await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
+    const lying = await startConsole({
+      nodeUrl: `http://127.0.0.1:${(liar.address() as AddressInfo).port}`,
+      constraint: `C:${'ab'.repeat(32)} SEC:INSECURE`,
+    });
+    try {
+      const p3 = await open(browser, lying.url, errors);
+      assert.match(await textOf(p3, 'verdict'), /^REFUSED/);
+    } finally {
+      await lying.close();
+      liar.close();
+    }
+
     // A node that is not running: nothing checked, so "not checked", not "refused".
     const free = createServer();
     await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));

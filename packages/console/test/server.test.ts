@@ -304,10 +304,28 @@ test('`cloister console` prints the console URL, says when no constraint was giv
   const config = JSON.parse((await get(`${url}config.json`)).body.toString());
   // The CLI keeps the page's pins and roots in the home, with its own.
   assert.deepEqual(config, { nodeUrl: 'http://127.0.0.1:9', sharedState: true });
-  // The node is down: the proxy says so by name.
-  const down = await get(`${url}v1/status`);
+  // The node is down: the proxy says so by name, marked as the console's own answer.
+  const down = await new Promise<{ status: number; header: unknown; body: string }>(
+    (resolve, reject) =>
+      request(`${url}v1/status`, (res) => {
+        let b = '';
+        res.on('data', (d) => {
+          b += d;
+        });
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            header: res.headers['cloister-console-error'],
+            body: b,
+          }),
+        );
+      })
+        .on('error', reject)
+        .end(),
+  );
   assert.equal(down.status, 502);
-  assert.match(down.body.toString(), /NETWORK/);
+  assert.match(down.body, /NETWORK/);
+  assert.equal(down.header, 'NETWORK');
   const code = await new Promise((resolve) => {
     p.removeAllListeners('close');
     p.once('close', resolve);

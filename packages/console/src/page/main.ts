@@ -151,12 +151,14 @@ async function checkEvidence(): Promise<void> {
     };
     // The console's own answer when the node is down or is no Cloister node: nothing was
     // checked, so nothing was refused either.
-    if (r.status === 502 && body.error?.code === 'NETWORK') {
+    // Only the console's own answer (its header; a node's headers are never passed on): a node
+    // answering 502 NETWORK itself must not turn a refusal into "not checked".
+    if (r.status === 502 && r.headers.get('cloister-console-error') === 'NETWORK') {
       page.unreached = true;
       setVerdict(
         'verdict',
         'pending',
-        `NOT CHECKED: ${shown(String(body.error.message))}. Is the node running at ${page.config.nodeUrl}? Press "Check again" once it is.`,
+        `NOT CHECKED: ${shown(String(body.error?.message))}. Is the node running at ${page.config.nodeUrl}? Press "Check again" once it is.`,
       );
       return;
     }
