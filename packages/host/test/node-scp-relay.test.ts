@@ -47,11 +47,15 @@ function fakeEnclave(over: Partial<ScpEnclave> = {}): Fake {
   };
 }
 
-async function serve(enclave: ScpEnclave, limits: Partial<ScpRelayLimits> = {}) {
+async function serve(
+  enclave: ScpEnclave,
+  limits: Partial<ScpRelayLimits> = {},
+  metrics = createNodeMetrics(),
+) {
   const server: Server = createServer((_req, res) => res.end());
   const relay: ScpRelay = attachScpRelay(server, {
     enclave,
-    metrics: createNodeMetrics(),
+    metrics,
     log: silent,
     limits,
   });
@@ -172,7 +176,8 @@ describe('scp relay', () => {
         bytes -= f.length;
       },
     });
-    const s = await serve(enclave, { maxInFlightBytes: 5_000 });
+    const metrics = createNodeMetrics();
+    const s = await serve(enclave, { maxInFlightBytes: 5_000 }, metrics);
     stops.push(s.stop);
     const clients = await Promise.all(
       Array.from({ length: 8 }, async () => {
@@ -184,8 +189,15 @@ describe('scp relay', () => {
     for (const c of clients) {
       for (let i = 0; i < 10; i++) c.ws.send(new Uint8Array(1000).fill(i));
     }
+    // Meanwhile the budget shows in /metrics: bytes at the enclave, waiting, sockets held.
+    await until(() => metrics.relayBudget.read().held > 0);
+    const text = await metrics.registry.metrics();
+    assert.match(text, /cloister_scp_held_sockets [1-9]/);
+    assert.match(text, /cloister_scp_waiting_bytes [1-9]/);
+    assert.match(text, /cloister_scp_enclave_bytes [1-9]/);
     await until(() => [...seen.values()].reduce((n, l) => n + l.length, 0) === 80);
     assert.ok(most <= 5_000, `at most 5,000 bytes at the enclave at once, saw ${most}`);
+    assert.deepEqual(metrics.relayBudget.read(), { atEnclave: 0, waiting: 0, held: 0 });
     // Every socket's frames arrived whole and in order.
     assert.equal(seen.size, 8);
     for (const list of seen.values()) assert.deepEqual(list, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);

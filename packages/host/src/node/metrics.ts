@@ -41,10 +41,42 @@ export interface NodeMetrics {
    * (a failed handshake, a bad record). The host sees the code anyway; it names no session.
    */
   readonly scpEnded: Counter<'code'>;
+  /**
+   * The relay's node-wide budgets at scrape time (read through `relayBudget`, set by the relay):
+   * bytes of frames at the enclave, bytes waiting in the host, sockets waiting for their turn.
+   * Full budgets mean clients are being held back.
+   */
+  readonly relayBudget: { read: () => { atEnclave: number; waiting: number; held: number } };
 }
 
 export function createNodeMetrics(): NodeMetrics {
   const registry = new Registry();
+  const relayBudget = { read: () => ({ atEnclave: 0, waiting: 0, held: 0 }) };
+  // Read at scrape time only: nothing on the relay's per-frame path.
+  new Gauge({
+    name: 'cloister_scp_enclave_bytes',
+    help: 'Bytes of secure connection frames at the enclave, not yet processed (node-wide budget: maxInFlightBytes)',
+    registers: [registry],
+    collect() {
+      this.set(relayBudget.read().atEnclave);
+    },
+  });
+  new Gauge({
+    name: 'cloister_scp_waiting_bytes',
+    help: 'Bytes of secure connection frames waiting in the host for their turn (budget: maxHeldBytes)',
+    registers: [registry],
+    collect() {
+      this.set(relayBudget.read().waiting);
+    },
+  });
+  new Gauge({
+    name: 'cloister_scp_held_sockets',
+    help: 'Secure connection sockets not read while they wait for the node-wide budget',
+    registers: [registry],
+    collect() {
+      this.set(relayBudget.read().held);
+    },
+  });
   // prom-client's defaults are already named process_* and nodejs_*: the prefix is the project's.
   collectDefaultMetrics({ register: registry, prefix: 'cloister_' });
   return {
@@ -84,6 +116,7 @@ export function createNodeMetrics(): NodeMetrics {
       help: 'Open secure connection sockets',
       registers: [registry],
     }),
+    relayBudget,
     scpFrames: new Counter({
       name: 'cloister_scp_frames_total',
       help: 'Secure connection frames relayed, by direction (in, out)',

@@ -609,6 +609,10 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       })();
       return closed;
     };
+    // A fault during the start (the ledger stopped, say: its callback could not close a node not
+    // yet made) closes it now, so `stopped` says why instead of serving a dead ledger.
+    const faulted = (): boolean => fault !== undefined;
+    if (faulted()) void closeNode();
     return {
       url,
       nodeId: data.nodeId,

@@ -213,6 +213,11 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   // Sockets whose next frame waits for the byte budget, in the order they were held (FIFO).
   const held: Conn[] = [];
   let heldAt = 0;
+  metrics.relayBudget.read = () => ({
+    atEnclave: inFlightBytes,
+    waiting: heldBytes,
+    held: held.length - heldAt,
+  });
   /** Lets held sockets go on, first held first, while the budget has room for their next frame. */
   const releaseHeld = (): void => {
     while (heldAt < held.length) {
