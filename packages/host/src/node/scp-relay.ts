@@ -68,7 +68,11 @@ export interface ScpRelayLimits {
    * session of the node (a review opened 10,000 idle ones from one address in 5 s).
    */
   readonly maxConnectionsPerAddress: number;
-  /** Milliseconds a socket has to finish its handshake (send CA) before it is closed (10 s). */
+  /**
+   * Milliseconds a socket has to finish its handshake (send CA) before it is closed (30 s: an
+   * honest handshake under a flood took up to 5 s in a review; slots held by half-open
+   * handshakes are freed well within the idle timeout).
+   */
   readonly handshakeMs: number;
 }
 
@@ -80,7 +84,7 @@ export const DEFAULT_SCP_RELAY_LIMITS: ScpRelayLimits = {
   maxInFlightBytes: 64 * 1024 * 1024,
   maxHeldBytes: 256 * 1024 * 1024,
   maxConnectionsPerAddress: 256,
-  handshakeMs: 10_000,
+  handshakeMs: 30_000,
 };
 
 /** The enclave's side of the relay: the three `scp.*` calls. */
