@@ -30,6 +30,7 @@ import {
   fromHex,
   InvalidInputError,
   MAX_FRAME,
+  pemProblem,
   type SignedRoot,
   StateLockedError,
   storedRootChanged,
@@ -305,17 +306,8 @@ function readIdentityKey(path: string): KeyObject {
   } catch {
     // What the file holds instead, not OpenSSL's decoder error; a receipt given by mistake is
     // named as "no PEM block", before any advice about its mode.
-    const text = pem.toString('latin1');
-    const holds =
-      text.trim() === ''
-        ? 'the file is empty'
-        : /-----BEGIN [A-Z ]*PUBLIC KEY-----/.test(text)
-          ? 'it holds a public key, not the private key'
-          : /-----BEGIN /.test(text)
-            ? 'its PEM block is not a readable private key'
-            : 'it holds no PEM block';
     throw new IdentityFileError(
-      `${path} is not a PEM private key (${holds}): give the identity's PEM file (\`cloister keys new FILE\` creates one)`,
+      `${path} is not a PEM private key (${pemProblem(pem.toString('latin1'))}): give the identity's PEM file (\`cloister keys new FILE\` creates one)`,
     );
   }
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {

@@ -128,6 +128,18 @@ export function clipText(s: string, max = 1024): string {
   return `${s.slice(0, end)}…`;
 }
 
+/**
+ * What a key file holds instead of a PEM private key, for its error message (never OpenSSL's
+ * decoder text): nothing, a public key, an unreadable PEM block, or no PEM block at all.
+ */
+export function pemProblem(text: string): string {
+  if (text.trim() === '') return 'the file is empty';
+  if (/-----BEGIN [A-Z ]*PUBLIC KEY-----/.test(text))
+    return 'it holds a public key, not the private key';
+  if (/-----BEGIN /.test(text)) return 'its PEM block is not a readable private key';
+  return 'it holds no PEM block';
+}
+
 /** Overwrites a buffer that held a secret. */
 export function wipe(bytes: Uint8Array): void {
   bytes.fill(0);

@@ -22,6 +22,7 @@ export {
   fromBase64,
   fromHex,
   fromUtf8,
+  pemProblem,
   toBase64,
   toHex,
   utf8,

@@ -11,7 +11,7 @@ import {
   sign,
   verify,
 } from 'node:crypto';
-import { concatBytes, EncodingError, InvalidInputError } from '@cloister/core';
+import { concatBytes, EncodingError, InvalidInputError, pemProblem } from '@cloister/core';
 
 /** Generates a fresh P-256 private key. */
 export function generateP256(): KeyObject {
@@ -38,15 +38,7 @@ export function privateKeyFromPem(pem: string, what: string, fix?: string): KeyO
   try {
     key = createPrivateKey({ key: pem, format: 'pem' });
   } catch {
-    const holds =
-      pem.trim() === ''
-        ? 'the file is empty'
-        : /-----BEGIN [A-Z ]*PUBLIC KEY-----/.test(pem)
-          ? 'it holds a public key, not the private key'
-          : /-----BEGIN /.test(pem)
-            ? 'its PEM block is not a readable private key'
-            : 'it holds no PEM block';
-    throw new InvalidInputError(`${what} is not a PEM private key (${holds})${then}`);
+    throw new InvalidInputError(`${what} is not a PEM private key (${pemProblem(pem)})${then}`);
   }
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
     throw new InvalidInputError(`${what} is not a P-256 (prime256v1) EC key${then}`);
