@@ -340,20 +340,6 @@ function appsJson(cbor: Uint8Array): unknown[] {
   });
 }
 
-/** The deploy request in `body` handed to the enclave, answered 201. */
-async function deployed(res: ServerResponse, deps: HttpDeps, body: Uint8Array): Promise<void> {
-  const { request, module } = parseDeployBody(body);
-  const r = await deps.deploy(request, module);
-  return send(res, 201, {
-    app: r.app,
-    codeId: toHex(r.codeId),
-    txid: r.txid,
-    index: r.index,
-    migrated: r.migrated,
-    receipt: `/v1/receipt?txid=${r.txid}`,
-  });
-}
-
 /** Header carrying the deploy request (base64 of its COSE_Sign1) ahead of the body. */
 export const DEPLOY_REQUEST_HEADER = 'cloister-deploy-request';
 
@@ -431,44 +417,40 @@ async function handle(
       // body) gets a slot of its own: strangers' uploads, which are read whole before the
       // enclave can refuse them, must not lock the operator out (a review: two trickling
       // uploads held both slots for as long as they liked).
-      const ticket = await operatorTicket(req, deps.operatorPublicKey);
-      if (ticket) {
-        if (uploads.operator >= 1) {
-          res.setHeader('connection', 'close');
-          res.setHeader('retry-after', '1');
-          throw new HttpError(
-            503,
-            'NODE_BUSY',
-            'another signed upload is being received; retry in a moment',
-          );
-        }
-        let body: Uint8Array;
-        uploads.operator++;
-        try {
-          body = await readBody(req, res, limits.maxDeployBytes ?? DEFAULT_MAX_DEPLOY_BYTES);
-        } finally {
-          uploads.operator--;
-        }
-        return deployed(res, deps, body);
-      }
-      if (uploads.n >= (limits.maxConcurrentUploads ?? DEFAULT_MAX_CONCURRENT_UPLOADS)) {
+      const slot: keyof typeof uploads = (await operatorTicket(req, deps.operatorPublicKey))
+        ? 'operator'
+        : 'n';
+      const max =
+        slot === 'operator' ? 1 : (limits.maxConcurrentUploads ?? DEFAULT_MAX_CONCURRENT_UPLOADS);
+      if (uploads[slot] >= max) {
         // Refused before reading: the body is not buffered, and the connection ends with it.
         res.setHeader('connection', 'close');
         res.setHeader('retry-after', '1');
         throw new HttpError(
           503,
           'NODE_BUSY',
-          'other app uploads are being received; retry in a moment',
+          slot === 'operator'
+            ? 'another signed upload is being received; retry in a moment'
+            : 'other app uploads are being received; retry in a moment',
         );
       }
       let body: Uint8Array;
-      uploads.n++;
+      uploads[slot]++;
       try {
         body = await readBody(req, res, limits.maxDeployBytes ?? DEFAULT_MAX_DEPLOY_BYTES);
       } finally {
-        uploads.n--;
+        uploads[slot]--;
       }
-      return deployed(res, deps, body);
+      const { request, module } = parseDeployBody(body);
+      const r = await deps.deploy(request, module);
+      return send(res, 201, {
+        app: r.app,
+        codeId: toHex(r.codeId),
+        txid: r.txid,
+        index: r.index,
+        migrated: r.migrated,
+        receipt: `/v1/receipt?txid=${r.txid}`,
+      });
     }
     case '/v1/apps/{name}': {
       const name = url.pathname.slice('/v1/apps/'.length);
