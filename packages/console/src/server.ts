@@ -25,6 +25,7 @@ import {
   toHex,
 } from '@cloister/core';
 import { build } from 'esbuild';
+import { CONSOLE_ERROR_HEADER } from './headers.js';
 import { pageHtml } from './html.js';
 
 /** The node endpoints the page reads (GET only); everything else is not proxied. */
@@ -292,12 +293,6 @@ function send(
   });
   res.end(body);
 }
-
-/**
- * Header on the console's own error answers (never on the node's, whose headers are not passed
- * on): the page tells "the console could not reach the node" from anything the node says.
- */
-export const CONSOLE_ERROR_HEADER = 'cloister-console-error';
 
 function sendError(res: ServerResponse, status: number, code: string, message: string) {
   send(res, status, 'application/json', JSON.stringify({ error: { code, message } }), DATA_POLICY, {

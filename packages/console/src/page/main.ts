@@ -31,6 +31,7 @@ import {
   type VerifiedEvidence,
   verifyEvidence,
 } from '@cloister/core';
+import { CONSOLE_ERROR_HEADER } from '../headers.js';
 import { sharedState } from './shared-state.js';
 import { saveTransaction, transactionsOf } from './store.js';
 
@@ -153,7 +154,7 @@ async function checkEvidence(): Promise<void> {
     // checked, so nothing was refused either.
     // Only the console's own answer (its header; a node's headers are never passed on): a node
     // answering 502 NETWORK itself must not turn a refusal into "not checked".
-    if (r.status === 502 && r.headers.get('cloister-console-error') === 'NETWORK') {
+    if (r.status === 502 && r.headers.get(CONSOLE_ERROR_HEADER) === 'NETWORK') {
       page.unreached = true;
       setVerdict(
         'verdict',
