@@ -200,7 +200,8 @@ function refusedUpgrade(url: string, ca?: Buffer): Promise<{ status: number; bod
   });
 }
 
-async function deploy(node: RunningNode, operatorPem: string): Promise<Uint8Array> {
+/** POSTs a first deploy of the test app, signed with the operator key in `operatorPem`. */
+async function postDeploy(node: RunningNode, operatorPem: string) {
   const module = appModule();
   const signed = signDeployRequest(loadOrCreateOperatorKey(operatorPem).privateKey, {
     app: APP,
@@ -215,8 +216,13 @@ async function deploy(node: RunningNode, operatorPem: string): Promise<Uint8Arra
     headers: { 'content-type': 'application/cbor' },
     body: encodeDeployBody(signed.request, module),
   });
+  return { res, codeId: signed.codeId };
+}
+
+async function deploy(node: RunningNode, operatorPem: string): Promise<Uint8Array> {
+  const { res, codeId } = await postDeploy(node, operatorPem);
   assert.equal(res.status, 201, await res.clone().text());
-  return signed.codeId;
+  return codeId;
 }
 
 async function nodeWith(extra: Partial<NodeOptions> = {}) {
@@ -432,20 +438,10 @@ describe('node: a store that fails a write', () => {
     const before = node.serviceIdentity;
     fail = true;
     // A deploy commits: its batch is refused by the store.
-    const module = appModule();
-    const signed = signDeployRequest(loadOrCreateOperatorKey(operatorPem).privateKey, {
-      app: APP,
-      module,
-      upgrade: false,
-      prev: new Uint8Array(0),
-      prevIndex: 0,
-      service: node.serviceIdentity,
-    });
-    const res = await fetch(`${node.url}/v1/apps`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/cbor' },
-      body: encodeDeployBody(signed.request, module),
-    }).catch(() => undefined);
+    const res = await postDeploy(node, operatorPem).then(
+      (r) => r.res,
+      () => undefined,
+    );
     assert.notEqual(res?.status, 201);
     assert.equal(await node.stopped, 'ledger-stopped');
     await assert.rejects(fetch(`${node.url}/v1/health`));
