@@ -7,7 +7,7 @@
  * a service that differs from the pinned one (and its deliberate re-pin), an unreachable node.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,22 +27,31 @@ const root = fileURLToPath(new URL('../../..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cloister-scp-cli-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+/**
+ * Runs the CLI with `args`; `input` goes to its standard input, `onErr` sees stderr as it grows
+ * (with the child, to signal it).
+ */
+function cli(
+  args: string[],
+  o: { input?: string; onErr?: (err: string, child: ChildProcess) => void } = {},
+): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', entry, ...args], {
       cwd: root,
       env: { ...process.env, NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     let out = '';
     let err = '';
-    p.stdout.on('data', (d) => {
+    p.stdout?.on('data', (d) => {
       out += d;
     });
-    p.stderr.on('data', (d) => {
+    p.stderr?.on('data', (d) => {
       err += d;
+      o.onErr?.(err, p);
     });
     p.on('close', (code) => resolve({ code: code ?? -1, out, err }));
+    if (o.input !== undefined) p.stdin?.end(o.input);
   });
 }
 
@@ -237,44 +246,23 @@ describe('cloister keys, call and query against a real node', () => {
 
   it('arguments given as - are read from standard input (larger than a command line holds)', async () => {
     const big = 'x'.repeat(300_000); // over Linux's 128 KiB per argument
-    const r = await new Promise<{ code: number; out: string; err: string }>((resolve) => {
-      const p = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          '--conditions=source',
-          entry,
-          '--home',
-          home,
-          'query',
-          url,
-          'counter',
-          'get',
-          '-',
-          '--identity',
-          me,
-          '--constraint',
-          constraint,
-          '--json',
-        ],
-        {
-          cwd: root,
-          env: { ...process.env, NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
-          stdio: ['pipe', 'pipe', 'pipe'],
-        },
-      );
-      let out = '';
-      let err = '';
-      p.stdout.on('data', (d) => {
-        out += d;
-      });
-      p.stderr.on('data', (d) => {
-        err += d;
-      });
-      p.on('close', (code) => resolve({ code: code ?? -1, out, err }));
-      p.stdin.end(JSON.stringify({ name: 'stdin', pad: big }));
-    });
+    const r = await cli(
+      [
+        '--home',
+        home,
+        'query',
+        url,
+        'counter',
+        'get',
+        '-',
+        '--identity',
+        me,
+        '--constraint',
+        constraint,
+        '--json',
+      ],
+      { input: JSON.stringify({ name: 'stdin', pad: big }) },
+    );
     assert.equal(r.code, 0, r.err);
     assert.equal(
       (JSON.parse(r.out) as { result: unknown }).result,
@@ -431,43 +419,29 @@ describe('a committed transaction is never lost while its receipt is awaited', (
   });
 
   /** `call … --receipt` interrupted (SIGINT) once it says it waits for the signature. */
-  function interrupted(
-    extra: string[],
-  ): Promise<{ code: number | null; out: string; err: string }> {
-    return new Promise((resolve) => {
-      const file = join(tmp, `never-${extra.length}.cbor`);
-      const args = ['--home', home, 'call', url, 'counter', 'increment', '{"name":"w"}'];
-      const p = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          '--conditions=source',
-          entry,
-          ...args,
-          '--constraint',
-          constraint,
-          '--receipt',
-          file,
-          ...extra,
-        ],
-        {
-          cwd: root,
-          env: { ...process.env, NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
-          stdio: ['ignore', 'pipe', 'pipe'],
+  function interrupted(extra: string[]): Promise<{ code: number; out: string; err: string }> {
+    const file = join(tmp, `never-${extra.length}.cbor`);
+    return cli(
+      [
+        '--home',
+        home,
+        'call',
+        url,
+        'counter',
+        'increment',
+        '{"name":"w"}',
+        '--constraint',
+        constraint,
+        '--receipt',
+        file,
+        ...extra,
+      ],
+      {
+        onErr: (err, child) => {
+          if (/waiting up to \d+ s for the node to sign it/.test(err)) child.kill('SIGINT');
         },
-      );
-      let out = '';
-      let err = '';
-      p.stdout.on('data', (d) => {
-        out += d;
-      });
-      p.stderr.on('data', (d) => {
-        err += d;
-        if (/waiting up to \d+ s for the node to sign it/.test(err)) p.kill('SIGINT');
-      });
-      p.on('close', (code) => resolve({ code, out, err }));
-    });
+      },
+    );
   }
 
   it('Ctrl-C during the wait: the result and txid were printed (text) or are in the JSON with receiptError', async () => {
