@@ -42,7 +42,13 @@ import {
   type TrieNode,
 } from './node.js';
 import { encodeProof } from './proof.js';
-import { branchStored, checkLeaf, compactBranch, decodeStored } from './stored.js';
+import {
+  branchStored,
+  checkLeaf,
+  compactBranch,
+  type DecodeContext,
+  decodeStored,
+} from './stored.js';
 
 export interface NodeSource {
   /**
@@ -174,6 +180,44 @@ function normalize(ops: readonly TrieOp[]): TrieOp[] {
   return out;
 }
 
+/** The position of a node (its digits from the root), as errors name it. */
+function positionOf(
+  r: Radix,
+  prefix: Uint8Array | undefined,
+  depth: number,
+  slot?: number,
+): string {
+  if (prefix === undefined) return 'root';
+  let s = '';
+  for (let i = 0; i < depth; i++) s += digitAt(prefix, i, r).toString(16);
+  return slot === undefined ? s || 'root' : `${s}${slot.toString(16)}`;
+}
+
+/**
+ * Where a node being decoded sits, named only if decoding fails (getters: no string is built
+ * otherwise). A class rather than an object literal with getters: each such literal gets a hidden
+ * class of its own, allocated in the old generation, which keeps what its getters close over
+ * alive through young collections (docs/performance.md, "Hidden classes").
+ */
+class NodePlace implements DecodeContext {
+  readonly #r: Radix;
+  readonly #hash: Uint8Array;
+  readonly #parent: Branch | undefined;
+  readonly #slot: number | undefined;
+  constructor(r: Radix, hash: Uint8Array, parent: Branch | undefined, slot: number | undefined) {
+    this.#r = r;
+    this.#hash = hash;
+    this.#parent = parent;
+    this.#slot = slot;
+  }
+  get node(): string {
+    return hex8(this.#hash);
+  }
+  get position(): string {
+    return positionOf(this.#r, this.#parent?.prefix, this.#parent?.depth ?? 0, this.#slot);
+  }
+}
+
 export function createTrie(options: TrieOptions): Trie {
   const { source, cache } = options;
   const r = options.radix ?? RADIX_16;
@@ -181,12 +225,8 @@ export function createTrie(options: TrieOptions): Trie {
   const branchInlineLimit = options.branchInlineLimit ?? DEFAULT_BRANCH_INLINE_LIMIT;
   const packedDepth = options.packedDepth ?? DEFAULT_PACKED_DEPTH;
 
-  function position(prefix: Uint8Array | undefined, depth: number, slot?: number): string {
-    if (prefix === undefined) return 'root';
-    let s = '';
-    for (let i = 0; i < depth; i++) s += digitAt(prefix, i, r).toString(16);
-    return slot === undefined ? s || 'root' : `${s}${slot.toString(16)}`;
-  }
+  const position = (prefix: Uint8Array | undefined, depth: number, slot?: number): string =>
+    positionOf(r, prefix, depth, slot);
 
   /** Loads and verifies the node `hash`; `parent`/`slot` place it (undefined: the root). */
   function load(hash: Uint8Array, parent?: Branch, slot?: number): TrieNode {
@@ -213,15 +253,7 @@ export function createTrie(options: TrieOptions): Trie {
         detail: 'the store has no record for this node',
       });
     }
-    // Where the node sits, named only if decoding fails (getters: no strings built otherwise).
-    const ctx = {
-      get node() {
-        return hex8(hash);
-      },
-      get position() {
-        return position(parent?.prefix, parent?.depth ?? 0, slot);
-      },
-    };
+    const ctx = new NodePlace(r, hash, parent, slot);
     let node: TrieNode;
     if (cache !== undefined && bytes[0] === BRANCH_TAG) {
       // The cached record is one buffer: the plaintext, then the branch's hash (decodeStored).
