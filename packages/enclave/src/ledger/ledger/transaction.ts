@@ -211,11 +211,11 @@ export function createTransaction(ctx: TransactionContext): Transaction {
     return reader.read(ledger, table, key);
   }
 
-  // `state` is a data property written by the methods below, not a getter: an accessor in an
-  // object literal gives every object made from it a hidden class of its own, allocated in the old
-  // generation, and through those classes every transaction's closures and maps survived young
-  // collections until the next full one (docs/performance.md, "Hidden classes"): a begin cost three
-  // times as much, and most of the enclave's scavenge pauses under SCP queries came from it.
+  // `state` is a data property written by the methods below, not a getter: each evaluation of an
+  // object literal with an accessor allocates a new accessor pair in the old generation, and
+  // through those every transaction's closures and maps survived young collections until the next
+  // full one (docs/performance.md, "Hidden classes"): a begin cost three times as much, and most
+  // of the enclave's scavenge pauses under SCP queries came from it.
   const tx: Transaction & { state: TransactionState } = {
     snapshot: ctx.snapshot,
     state: 'open',

@@ -195,9 +195,9 @@ function positionOf(
 
 /**
  * Where a node being decoded sits, named only if decoding fails (getters: no string is built
- * otherwise). A class rather than an object literal with getters: each such literal gets a hidden
- * class of its own, allocated in the old generation, which keeps what its getters close over
- * alive through young collections (docs/performance.md, "Hidden classes").
+ * otherwise). A class rather than an object literal with getters: each evaluation of such a
+ * literal allocates its accessor pair in the old generation, which keeps what its getters close
+ * over alive through young collections (docs/performance.md, "Hidden classes").
  */
 class NodePlace implements DecodeContext {
   readonly #r: Radix;
