@@ -23,6 +23,21 @@ export interface RecordPut {
   readonly value: Uint8Array;
 }
 
+/**
+ * A sealed put: a class instance, not an object literal, which V8 would pretenure after a bulk
+ * commit and then keep each later commit's sealed records alive through young collections (see
+ * Record in trie.ts).
+ */
+class SealedPut implements RecordPut {
+  readonly type = 'put';
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+  constructor(key: Uint8Array, value: Uint8Array) {
+    this.key = key;
+    this.value = value;
+  }
+}
+
 export interface ConfidentialNodeStore extends NodeSource {
   /**
    * The decrypted record of node `hash`, or undefined when the store has no record under its
@@ -49,11 +64,13 @@ export function createConfidentialNodeStore(
       return record === undefined ? undefined : keyring.open(RecordPurpose.node, hash, record);
     },
     seal(list: readonly NodeRecord[]): RecordPut[] {
-      return list.map((r) => ({
-        type: 'put',
-        key: keyring.storeKey(r.hash),
-        value: keyring.seal(RecordPurpose.node, r.hash, r.plaintext),
-      }));
+      return list.map(
+        (r) =>
+          new SealedPut(
+            keyring.storeKey(r.hash),
+            keyring.seal(RecordPurpose.node, r.hash, r.plaintext),
+          ),
+      );
     },
   };
 }

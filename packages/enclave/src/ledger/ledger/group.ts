@@ -21,6 +21,7 @@ import {
   u64,
   VERSIONS_TRIE,
 } from './format.js';
+import type { BufferedWrite } from './list.js';
 import {
   createStateReader,
   type Level,
@@ -39,8 +40,18 @@ export interface WriteItem {
   readonly value: Uint8Array | undefined;
 }
 
+// The objects made per write below are class instances, not object literals: V8 pretenures a
+// literal's allocation site once most of its objects survived young collections (they do in a
+// bulk commit), and then every later commit allocated them in the old generation, where, dead,
+// they kept the young objects they point to alive until the next full collection (see Record in
+// trie.ts; docs/performance.md, "Hidden classes").
+
 /** A key's write in a group (keys are disjoint across the group's transactions). */
-interface GroupWrite {
+class GroupWrite {
+  readonly ledger: string;
+  readonly table: string;
+  /** byteKey(key). */
+  readonly id: string;
   readonly key: Uint8Array;
   readonly path: Uint8Array;
   readonly value: Uint8Array | undefined;
@@ -48,6 +59,50 @@ interface GroupWrite {
   readonly index: number;
   /** The index of the key's version in the base state (0: none). */
   readonly prev: number;
+  constructor(
+    ledger: string,
+    table: string,
+    id: string,
+    wr: BufferedWrite,
+    index: number,
+    prev: number,
+  ) {
+    this.ledger = ledger;
+    this.table = table;
+    this.id = id;
+    this.key = wr.key;
+    this.path = wr.path;
+    this.value = wr.value;
+    this.index = index;
+    this.prev = prev;
+  }
+}
+
+class Write implements WriteItem {
+  readonly ledger: string;
+  readonly table: string;
+  readonly key: Uint8Array;
+  readonly value: Uint8Array | undefined;
+  constructor(gw: GroupWrite) {
+    this.ledger = gw.ledger;
+    this.table = gw.table;
+    this.key = gw.key;
+    this.value = gw.value;
+  }
+}
+
+class Put {
+  readonly type = 'put';
+  readonly path: Uint8Array;
+  readonly salt: Uint8Array;
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+  constructor(path: Uint8Array, salt: Uint8Array, key: Uint8Array, value: Uint8Array) {
+    this.path = path;
+    this.salt = salt;
+    this.key = key;
+    this.value = value;
+  }
 }
 
 /** What `add` did with a transaction. */
@@ -120,7 +175,7 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
       }
       const index = last + 1;
       // Resolve every write against the base before changing anything (a read may throw).
-      const accepted: [string, string, string, GroupWrite][] = [];
+      const accepted: GroupWrite[] = [];
       for (const [ledger, tables] of body.writes) {
         for (const [table, keys] of tables) {
           for (const [id, wr] of keys) {
@@ -128,19 +183,14 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
             const cur = reader.readAt(ledger, table, wr.key, wr.path);
             // A remove of a key with no live value adds nothing (§11.4).
             if (wr.value === undefined && cur?.value === undefined) continue;
-            const gw = {
-              key: wr.key,
-              path: wr.path,
-              value: wr.value,
-              index,
-              prev: cur?.index ?? 0,
-            };
-            accepted.push([ledger, table, id, gw]);
+            const prev = cur?.index ?? 0;
+            accepted.push(new GroupWrite(ledger, table, id, wr, index, prev));
           }
         }
       }
       const writes: WriteItem[] = [];
-      for (const [ledger, table, id, gw] of accepted) {
+      for (const gw of accepted) {
+        const { ledger, table } = gw;
         let byLedger = merged.get(ledger);
         if (!byLedger) {
           byLedger = new Map();
@@ -151,8 +201,8 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
           byTable = new Map();
           byLedger.set(table, byTable);
         }
-        byTable.set(id, gw);
-        writes.push({ ledger, table, key: gw.key, value: gw.value });
+        byTable.set(gw.id, gw);
+        writes.push(new Write(gw));
       }
       last = index;
       return { ok: true, index, writes };
@@ -176,7 +226,7 @@ export function createGroupApply(levels: Levels, base: RootState): GroupApply {
           const ops: TrieOp[] = [];
           for (const gw of keys.values()) {
             const value = encodeVersion({ index: gw.index, prev: gw.prev, value: gw.value });
-            ops.push({ type: 'put', path: gw.path, salt: salts.salt(gw.key), key: gw.key, value });
+            ops.push(new Put(gw.path, salts.salt(gw.key), gw.key, value));
           }
           if (ops.length === 0) continue;
           const what = `table '${table}' of ledger '${ledger}'`;

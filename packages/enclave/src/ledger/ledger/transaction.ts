@@ -133,6 +133,22 @@ function checkBytes(x: unknown, what: string): asserts x is Uint8Array {
   if (!(x instanceof Uint8Array)) throw new InvalidInputError(`${what} must be a Uint8Array`);
 }
 
+/**
+ * A buffered write: a class instance, not an object literal, which V8 would pretenure after a
+ * bulk transaction and then keep each later transaction's keys and values alive through young
+ * collections (see Record in trie.ts).
+ */
+class Buffered implements BufferedWrite {
+  readonly key: Uint8Array;
+  readonly path: Uint8Array;
+  readonly value: Uint8Array | undefined;
+  constructor(key: Uint8Array, path: Uint8Array, value: Uint8Array | undefined) {
+    this.key = key;
+    this.path = path;
+    this.value = value;
+  }
+}
+
 export function createTransaction(ctx: TransactionContext): Transaction {
   const { reader, levels, limits } = ctx;
   const writes = new Map<string, Map<string, Map<string, BufferedWrite>>>();
@@ -200,7 +216,7 @@ export function createTransaction(ctx: TransactionContext): Transaction {
       byLedger.set(table, byTable);
     }
     const path = old?.path ?? levels.ledger(ledger).keyring.table(table).path(key);
-    byTable.set(id, { key: Uint8Array.from(key), path, value: value && Uint8Array.from(value) });
+    byTable.set(id, new Buffered(Uint8Array.from(key), path, value && Uint8Array.from(value)));
     keys = nextKeys;
     bytes = nextBytes;
   }

@@ -75,6 +75,30 @@ export interface NodeRecord {
   readonly plaintext: Uint8Array;
 }
 
+/**
+ * The records `update` makes are instances of a class, not object literals, and a new branch's
+ * node children are collected by `filter`, not into an array literal: V8 pretenures an allocation
+ * site of a literal once most of its objects survived young collections, which they do in a large
+ * update (a bulk commit), and from then on every small update allocated them in the old
+ * generation, where, dead after the update, they kept what they point to (the new branches,
+ * their leaves, hashes and records) alive through young collections until the next full one
+ * (docs/performance.md, "Hidden classes"). Class instances and builtins' results are not
+ * pretenured.
+ */
+class Record implements NodeRecord {
+  readonly hash: Uint8Array;
+  readonly plaintext: Uint8Array;
+  constructor(hash: Uint8Array, plaintext: Uint8Array) {
+    this.hash = hash;
+    this.plaintext = plaintext;
+  }
+}
+
+/** A slot given a node (not KEEP, a stored child's hash, or empty). */
+function isNode(c: Slot): c is TrieNode {
+  return c !== undefined && c !== KEEP && !(c instanceof Uint8Array);
+}
+
 export interface TrieUpdate {
   /** The new root: EMPTY_ROOT for an empty trie, else the root node's hash. */
   readonly root: Uint8Array;
@@ -391,12 +415,8 @@ export function createTrie(options: TrieOptions): Trie {
       }
       const limit = pack ? Number.POSITIVE_INFINITY : branchInlineLimit;
       const b = makeBranch(r, depth, prefixSource, slots, inlineLimit, base, limit);
-      const nodes: TrieNode[] = [];
-      for (let s = 0; s < r.arity; s++) {
-        const c = slots[s];
-        if (c !== undefined && c !== KEEP && !(c instanceof Uint8Array)) nodes.push(c);
-      }
-      given.set(b, nodes);
+      // Not an array literal: see Record.
+      given.set(b, slots.filter(isNode));
       return b;
     };
 
@@ -417,7 +437,7 @@ export function createTrie(options: TrieOptions): Trie {
       // and catalogue of a single ledger and table, or a leaf too large to embed): cached too,
       // else every later commit reads it back from the store (a boundary crossing each).
       else if (cache !== undefined) cache.set(n);
-      records.push({ hash: n.hash, plaintext });
+      records.push(new Record(n.hash, plaintext));
       expand(n);
     }
     function expand(n: TrieNode): void {
