@@ -157,3 +157,25 @@ export function abiKit(strings: Readonly<Record<string, string | Uint8Array>> = 
   };
   return kit;
 }
+
+/** A route body: the call's arguments copied to SCRATCH2, then `after`. */
+function argsThen(kit: AbiKit, ...after: number[][]): number[] {
+  return [...i32(SCRATCH2), ...kit.call('call_args'), ...after.flat()];
+}
+
+/** A query body whose result is its arguments. */
+export function echoBody(kit: AbiKit): number[] {
+  return argsThen(kit, [...i32(SCRATCH2), ...get(1), ...kit.call('result_set')]);
+}
+
+/**
+ * A transaction body that sets key `k` of table `t` to its arguments (the kit's strings `t` and
+ * `k`), then runs `after`.
+ */
+export function putArgsBody(kit: AbiKit, ...after: number[][]): number[] {
+  return argsThen(
+    kit,
+    [...kit.str('t'), ...kit.str('k'), ...i32(SCRATCH2), ...get(1), ...kit.call('ledger_set')],
+    ...after,
+  );
+}

@@ -13,9 +13,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { createAppRuntime } from '../src/apps/runtime/index.js';
-import { abiKit, SCRATCH2 } from './app-runtime-wasm.js';
+import { abiKit, echoBody, putArgsBody } from './app-runtime-wasm.js';
 import { genesis } from './log-helpers.js';
-import { get, i32 } from './sandbox-wasm.js';
 
 setFlagsFromString('--allow-natives-syntax');
 // Compiled after the flag is set; the flag only widens what new code may parse.
@@ -39,27 +38,10 @@ function assertCheap(what: string, a: object, b: object): void {
 }
 
 const kit = abiKit({ t: 't', k: 'k' });
-const c = kit.call;
 const APP = kit.module({
   routes: [
-    {
-      name: 'echo',
-      kind: 'query',
-      body: [...i32(SCRATCH2), ...c('call_args'), ...i32(SCRATCH2), ...get(1), ...c('result_set')],
-    },
-    {
-      name: 'put',
-      kind: 'transaction',
-      body: [
-        ...i32(SCRATCH2),
-        ...c('call_args'),
-        ...kit.str('t'),
-        ...kit.str('k'),
-        ...i32(SCRATCH2),
-        ...get(1),
-        ...c('ledger_set'),
-      ],
-    },
+    { name: 'echo', kind: 'query', body: echoBody(kit) },
+    { name: 'put', kind: 'transaction', body: putArgsBody(kit) },
   ],
 });
 const caller = new Uint8Array(65).fill(4);

@@ -36,7 +36,7 @@ import {
   nodeScpCrypto,
   nodeScpSigner,
 } from '../src/scp/index.js';
-import { abiKit, SCRATCH2 } from './app-runtime-wasm.js';
+import { abiKit, echoBody, putArgsBody, SCRATCH2 } from './app-runtime-wasm.js';
 import { CONSTRAINT, genesis } from './log-helpers.js';
 import { get, i32 } from './sandbox-wasm.js';
 
@@ -46,23 +46,13 @@ const LONG_MESSAGE = 'm'.repeat(1020);
 const kit = abiKit({ t: 't', k: 'k', E: 'E', long: LONG_MESSAGE, R: '$keys', C: 'not a cursor' });
 const c = kit.call;
 /** args → t/k, notification = args, result = args. */
-const put = [
-  ...i32(SCRATCH2),
-  ...c('call_args'),
-  ...kit.str('t'),
-  ...kit.str('k'),
-  ...i32(SCRATCH2),
-  ...get(1),
-  ...c('ledger_set'),
-  ...i32(SCRATCH2),
-  ...get(1),
-  ...c('notify'),
-  ...i32(SCRATCH2),
-  ...get(1),
-  ...c('result_set'),
-];
+const put = putArgsBody(
+  kit,
+  [...i32(SCRATCH2), ...get(1), ...c('notify')],
+  [...i32(SCRATCH2), ...get(1), ...c('result_set')],
+);
 /** result = args (a query). */
-const echo = [...i32(SCRATCH2), ...c('call_args'), ...i32(SCRATCH2), ...get(1), ...c('result_set')];
+const echo = echoBody(kit);
 const APP = kit.module({
   routes: [
     { name: 'put', kind: 'transaction', body: put },
