@@ -32,9 +32,12 @@ function accessors(o: object): string[] {
     .map(([k]) => k);
 }
 
+const FIX =
+  'write the object out field by field, or make it a class instance: no getter in a literal, no `{ ...o, extra }` (docs/performance.md, "Hidden classes")';
+
 function assertCheap(what: string, a: object, b: object): void {
-  assert.deepEqual(accessors(a), [], `${what}: accessor properties`);
-  assert.ok(haveSameMap(a, b), `${what}: two of them have different hidden classes`);
+  assert.deepEqual(accessors(a), [], `${what} has accessor properties of its own: ${FIX}`);
+  assert.ok(haveSameMap(a, b), `${what}: two of them have different hidden classes: ${FIX}`);
 }
 
 const kit = abiKit({ t: 't', k: 'k' });
@@ -47,7 +50,11 @@ const APP = kit.module({
 const caller = new Uint8Array(65).fill(4);
 
 describe('per-call objects share one hidden class', () => {
-  test('the control: a spread followed by a new field is caught', () => {
+  // The patterns are V8 11.3's (Node 20); a later V8 may have fixed them, and then the control
+  // has nothing to catch (the checks of our own objects below still hold).
+  const v8 = process.versions.v8;
+  const control = v8.startsWith('11.3.') ? {} : { skip: `V8 ${v8}: the control is for V8 11.3` };
+  test('the control: a spread followed by a new field is caught', control, () => {
     const base = (i: number) => ({ result: `r${i}`, notifications: [] as string[] });
     const spread = (i: number) => ({ ...base(i), fuelUsed: i });
     for (let i = 0; i < WARM; i++) spread(i);
