@@ -83,6 +83,12 @@ describe('per-call objects share one hidden class', () => {
     };
     for (let i = 0; i < WARM; i++) begin();
     assertCheap('a transaction', begin(), begin());
+    // Read-only to its holders all the same: an aborted transaction cannot be reopened.
+    const closed = begin();
+    assert.throws(() => {
+      (closed as { state: string }).state = 'open';
+    }, TypeError);
+    assert.equal(closed.state, 'aborted');
   });
 
   test("the app runtime's query and transaction results", async () => {

@@ -150,29 +150,53 @@ class Buffered implements BufferedWrite {
 }
 
 export function createTransaction(ctx: TransactionContext): Transaction {
-  const { reader, levels, limits } = ctx;
-  const writes = new Map<string, Map<string, Map<string, BufferedWrite>>>();
-  const reads = new Map<string, ReadRecord>();
-  const listed = new Set<string>();
-  // Invariants: keys = number of entries over `writes`; bytes = their key + value bytes.
-  let keys = 0;
-  let bytes = 0;
+  return new LedgerTransaction(ctx);
+}
 
-  function open(ledger: string, table: string, what: string): void {
-    if (tx.state !== 'open') throw new TransactionClosedError(tx.state);
+/**
+ * A class, not an object literal of closures: its methods live once on the prototype and `state`
+ * is a getter there, read-only to its holders. An object literal with a getter, made per
+ * transaction, allocated an accessor pair in the old generation each time, and through those every
+ * transaction's closures and maps survived young collections until the next full one
+ * (docs/performance.md, "Hidden classes"): a begin cost three times as much, and most of the
+ * enclave's scavenge pauses under SCP queries came from it.
+ */
+class LedgerTransaction implements Transaction {
+  readonly snapshot: number;
+  readonly #ctx: TransactionContext;
+  readonly #writes = new Map<string, Map<string, Map<string, BufferedWrite>>>();
+  readonly #reads = new Map<string, ReadRecord>();
+  readonly #listed = new Set<string>();
+  // Invariants: keys = number of entries over `writes`; bytes = their key + value bytes.
+  #keys = 0;
+  #bytes = 0;
+  #state: TransactionState = 'open';
+
+  constructor(ctx: TransactionContext) {
+    this.#ctx = ctx;
+    this.snapshot = ctx.snapshot;
+  }
+
+  get state(): TransactionState {
+    return this.#state;
+  }
+
+  #open(ledger: string, table: string, what: string): void {
+    if (this.#state !== 'open') throw new TransactionClosedError(this.#state);
     ledgerIdBytes(ledger);
     tableBytes(table);
-    if (isReserved(table) && !ctx.reserved) throw new ReservedTableError(table, what);
+    if (isReserved(table) && !this.#ctx.reserved) throw new ReservedTableError(table, what);
   }
 
-  function tableWrites(ledger: string, table: string): Map<string, BufferedWrite> | undefined {
-    return writes.get(ledger)?.get(table);
+  #tableWrites(ledger: string, table: string): Map<string, BufferedWrite> | undefined {
+    return this.#writes.get(ledger)?.get(table);
   }
 
-  function write(ledger: string, table: string, key: Uint8Array, value?: Uint8Array): void {
-    open(ledger, table, 'written');
+  #write(ledger: string, table: string, key: Uint8Array, value?: Uint8Array): void {
+    this.#open(ledger, table, 'written');
     checkBytes(key, 'a key');
     if (value !== undefined) checkBytes(value, 'a value');
+    const limits = this.#ctx.limits;
     if (key.length > limits.maxKeyBytes) {
       throw new TransactionTooLargeError(
         'key-size',
@@ -186,10 +210,10 @@ export function createTransaction(ctx: TransactionContext): Transaction {
       );
     }
     const id = byteKey(key);
-    const old = tableWrites(ledger, table)?.get(id);
-    const nextKeys = keys + (old ? 0 : 1);
+    const old = this.#tableWrites(ledger, table)?.get(id);
+    const nextKeys = this.#keys + (old ? 0 : 1);
     const nextBytes =
-      bytes -
+      this.#bytes -
       (old ? old.key.length + (old.value?.length ?? 0) : 0) +
       key.length +
       (value?.length ?? 0);
@@ -205,99 +229,103 @@ export function createTransaction(ctx: TransactionContext): Transaction {
         `a transaction writes at most ${limits.maxBytes} bytes of keys and values`,
       );
     }
-    let byLedger = writes.get(ledger);
+    let byLedger = this.#writes.get(ledger);
     if (!byLedger) {
       byLedger = new Map();
-      writes.set(ledger, byLedger);
+      this.#writes.set(ledger, byLedger);
     }
     let byTable = byLedger.get(table);
     if (!byTable) {
       byTable = new Map();
       byLedger.set(table, byTable);
     }
-    const path = old?.path ?? levels.ledger(ledger).keyring.table(table).path(key);
+    const path = old?.path ?? this.#ctx.levels.ledger(ledger).keyring.table(table).path(key);
     byTable.set(id, new Buffered(Uint8Array.from(key), path, value && Uint8Array.from(value)));
-    keys = nextKeys;
-    bytes = nextBytes;
+    this.#keys = nextKeys;
+    this.#bytes = nextBytes;
   }
 
   /** The committed version of `key` (`id` = byteKey(key)) at the snapshot, recorded as read. */
-  function readCommitted(ledger: string, table: string, key: Uint8Array, id: string) {
-    reads.set(`${ledger}\u0000${table}\u0000${id}`, { ledger, table, key: Uint8Array.from(key) });
-    return reader.read(ledger, table, key);
+  #readCommitted(ledger: string, table: string, key: Uint8Array, id: string) {
+    this.#reads.set(`${ledger}\u0000${table}\u0000${id}`, {
+      ledger,
+      table,
+      key: Uint8Array.from(key),
+    });
+    return this.#ctx.reader.read(ledger, table, key);
   }
 
-  // `state` is a data property written by the methods below, not a getter: each evaluation of an
-  // object literal with an accessor allocates a new accessor pair in the old generation, and
-  // through those every transaction's closures and maps survived young collections until the next
-  // full one (docs/performance.md, "Hidden classes"): a begin cost three times as much, and most
-  // of the enclave's scavenge pauses under SCP queries came from it.
-  const tx: Transaction & { state: TransactionState } = {
-    snapshot: ctx.snapshot,
-    state: 'open',
-    get(ledger, table, key) {
-      open(ledger, table, 'read');
-      checkBytes(key, 'a key');
-      const id = byteKey(key);
-      const mine = tableWrites(ledger, table)?.get(id);
-      if (mine) return mine.value && Uint8Array.from(mine.value);
-      return readCommitted(ledger, table, key, id)?.value;
-    },
-    version(ledger, table, key) {
-      open(ledger, table, 'read');
-      checkBytes(key, 'a key');
-      const v = readCommitted(ledger, table, key, byteKey(key));
-      return v === undefined ? undefined : { index: v.index, value: v.value };
-    },
-    list(ledger, table, options) {
-      open(ledger, table, 'listed');
-      if (isReserved(table)) throw new ReservedTableError(table, 'listed');
-      listed.add(`${ledger}\u0000${table}`);
-      const mine = [...(tableWrites(ledger, table)?.values() ?? [])].sort((a, b) =>
-        comparePaths(a.path, b.path),
-      );
-      const where = { ledger, table, snapshot: ctx.snapshot };
-      return listPage(reader, ctx.cursors, where, mine, options);
-    },
-    set(ledger, table, key, value) {
-      checkBytes(value, 'a value');
-      write(ledger, table, key, value);
-    },
-    remove(ledger, table, key) {
-      write(ledger, table, key, undefined);
-    },
-    async commit(options) {
-      if (tx.state !== 'open') throw new TransactionClosedError(tx.state);
-      const claims = options?.claims;
-      if (claims !== undefined && !(claims instanceof Uint8Array && claims.length === 32)) {
-        throw new InvalidInputError('claims must be a 32-byte digest');
-      }
-      const app = options?.app;
-      if (app !== undefined) ledgerIdBytes(app);
-      tx.state = 'committing';
-      try {
-        const result = await ctx.submit({
-          snapshot: ctx.snapshot,
-          reader,
-          writes,
-          reads,
-          listed,
-          ...(claims ? { claims: Uint8Array.from(claims) } : {}),
-          ...(app !== undefined ? { app } : {}),
-        });
-        tx.state = 'committed';
-        return result;
-      } catch (e) {
-        tx.state = 'failed';
-        throw e;
-      }
-    },
-    abort() {
-      if (tx.state !== 'open') throw new TransactionClosedError(tx.state);
-      tx.state = 'aborted';
-      writes.clear();
-      reads.clear();
-    },
-  };
-  return tx;
+  get(ledger: string, table: string, key: Uint8Array): Uint8Array | undefined {
+    this.#open(ledger, table, 'read');
+    checkBytes(key, 'a key');
+    const id = byteKey(key);
+    const mine = this.#tableWrites(ledger, table)?.get(id);
+    if (mine) return mine.value && Uint8Array.from(mine.value);
+    return this.#readCommitted(ledger, table, key, id)?.value;
+  }
+
+  version(
+    ledger: string,
+    table: string,
+    key: Uint8Array,
+  ): { readonly index: number; readonly value: Uint8Array | undefined } | undefined {
+    this.#open(ledger, table, 'read');
+    checkBytes(key, 'a key');
+    const v = this.#readCommitted(ledger, table, key, byteKey(key));
+    return v === undefined ? undefined : { index: v.index, value: v.value };
+  }
+
+  list(ledger: string, table: string, options?: ListOptions): ListPage {
+    this.#open(ledger, table, 'listed');
+    if (isReserved(table)) throw new ReservedTableError(table, 'listed');
+    this.#listed.add(`${ledger}\u0000${table}`);
+    const mine = [...(this.#tableWrites(ledger, table)?.values() ?? [])].sort((a, b) =>
+      comparePaths(a.path, b.path),
+    );
+    const where = { ledger, table, snapshot: this.snapshot };
+    return listPage(this.#ctx.reader, this.#ctx.cursors, where, mine, options);
+  }
+
+  set(ledger: string, table: string, key: Uint8Array, value: Uint8Array): void {
+    checkBytes(value, 'a value');
+    this.#write(ledger, table, key, value);
+  }
+
+  remove(ledger: string, table: string, key: Uint8Array): void {
+    this.#write(ledger, table, key, undefined);
+  }
+
+  async commit(options?: CommitOptions): Promise<CommitResult> {
+    if (this.#state !== 'open') throw new TransactionClosedError(this.#state);
+    const claims = options?.claims;
+    if (claims !== undefined && !(claims instanceof Uint8Array && claims.length === 32)) {
+      throw new InvalidInputError('claims must be a 32-byte digest');
+    }
+    const app = options?.app;
+    if (app !== undefined) ledgerIdBytes(app);
+    this.#state = 'committing';
+    try {
+      const result = await this.#ctx.submit({
+        snapshot: this.snapshot,
+        reader: this.#ctx.reader,
+        writes: this.#writes,
+        reads: this.#reads,
+        listed: this.#listed,
+        ...(claims ? { claims: Uint8Array.from(claims) } : {}),
+        ...(app !== undefined ? { app } : {}),
+      });
+      this.#state = 'committed';
+      return result;
+    } catch (e) {
+      this.#state = 'failed';
+      throw e;
+    }
+  }
+
+  abort(): void {
+    if (this.#state !== 'open') throw new TransactionClosedError(this.#state);
+    this.#state = 'aborted';
+    this.#writes.clear();
+    this.#reads.clear();
+  }
 }
