@@ -83,8 +83,16 @@ describe('cloister keys, call and query against a real node', () => {
   let constraint: string;
   let codeId: string;
 
-  const call = (kind: 'call' | 'query', args: string[], h = home) =>
-    cli(['--home', h, kind, url, '--constraint', constraint, ...args]);
+  /** `cloister <kind> <url> …args` under home `h`, with the node's constraint unless given. */
+  const call = (
+    kind: 'call' | 'query',
+    args: string[],
+    h = home,
+    o: { constraint?: string; input?: string } = {},
+  ) =>
+    cli(['--home', h, kind, url, '--constraint', o.constraint ?? constraint, ...args], {
+      ...(o.input === undefined ? {} : { input: o.input }),
+    });
 
   before(async () => {
     const project = join(tmp, 'counter');
@@ -246,23 +254,9 @@ describe('cloister keys, call and query against a real node', () => {
 
   it('arguments given as - are read from standard input (larger than a command line holds)', async () => {
     const big = 'x'.repeat(300_000); // over Linux's 128 KiB per argument
-    const r = await cli(
-      [
-        '--home',
-        home,
-        'query',
-        url,
-        'counter',
-        'get',
-        '-',
-        '--identity',
-        me,
-        '--constraint',
-        constraint,
-        '--json',
-      ],
-      { input: JSON.stringify({ name: 'stdin', pad: big }) },
-    );
+    const r = await call('query', ['counter', 'get', '-', '--identity', me, '--json'], home, {
+      input: JSON.stringify({ name: 'stdin', pad: big }),
+    });
     assert.equal(r.code, 0, r.err);
     assert.equal(
       (JSON.parse(r.out) as { result: unknown }).result,
@@ -300,18 +294,9 @@ describe('cloister keys, call and query against a real node', () => {
     assert.equal(bad.code, 2);
     assert.match(bad.err, /not valid JSON.*position 9/);
     const other = `C:${toHex(sha256(utf8('other')))} SEC:INSECURE`;
-    const enclave = await cli([
-      '--home',
-      home,
-      'query',
-      url,
-      'counter',
-      'get',
-      '{}',
-      ...id,
-      '--constraint',
-      other,
-    ]);
+    const enclave = await call('query', ['counter', 'get', '{}', ...id], home, {
+      constraint: other,
+    });
     assert.equal(enclave.code, 1);
     assert.match(enclave.err, /CONSTRAINT_MISMATCH/);
     const app = await call('call', [
