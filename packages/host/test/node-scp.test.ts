@@ -225,10 +225,11 @@ async function deploy(node: RunningNode, operatorPem: string): Promise<Uint8Arra
   return codeId;
 }
 
-async function nodeWith(extra: Partial<NodeOptions> = {}) {
+/** Options of a test node in fresh directories, its operator key file and its constraint. */
+async function nodeOptions() {
   const build = await testBuild();
   const operatorPem = join(tempDir(), 'operator.pem');
-  const node = await startNode({
+  const options = {
     dataDir: join(tempDir(), 'data'),
     platformDir: join(tempDir(), 'platform'),
     enclaveDir: build.outDir,
@@ -236,9 +237,14 @@ async function nodeWith(extra: Partial<NodeOptions> = {}) {
     logger: silent,
     signIntervalMs: 50,
     operatorPublicKey: loadOrCreateOperatorKey(operatorPem).publicKey,
-    ...extra,
-  });
-  return { node, operatorPem, constraint: `C:${toHex(build.measurement)} SEC:INSECURE` };
+  };
+  return { options, operatorPem, constraint: `C:${toHex(build.measurement)} SEC:INSECURE` };
+}
+
+async function nodeWith(extra: Partial<NodeOptions> = {}) {
+  const { options, operatorPem, constraint } = await nodeOptions();
+  const node = await startNode({ ...options, ...extra });
+  return { node, operatorPem, constraint };
 }
 
 describe('node: secure connections over /v1/scp', () => {
@@ -380,22 +386,15 @@ describe('node: secure connections over /v1/scp', () => {
 
 describe('node: a data directory that lost service.sealed', () => {
   it('is refused, naming both files, once its service has committed anything', async () => {
-    const build = await testBuild();
-    const operatorPem = join(tempDir(), 'operator.pem');
-    const dataDir = join(tempDir(), 'data');
-    const dirs = {
-      dataDir,
-      platformDir: join(tempDir(), 'platform'),
-      enclaveDir: build.outDir,
-      operatorPublicKey: loadOrCreateOperatorKey(operatorPem).publicKey,
-    };
-    const node = await startNode({ ...dirs, port: 0, logger: silent });
+    const { options: dirs, operatorPem } = await nodeOptions();
+    const { dataDir } = dirs;
+    const node = await startNode(dirs);
     await deploy(node, operatorPem); // a commit: log entry 3
     await node.close();
     const sealed = join(dataDir, 'sealed', 'service.sealed');
     const kept = readFileSync(sealed);
     rmSync(sealed);
-    await assert.rejects(startNode({ ...dirs, port: 0, logger: silent }), (e: unknown) => {
+    await assert.rejects(startNode(dirs), (e: unknown) => {
       assert.equal((e as { code?: string }).code, 'DATA_DIR');
       const m = (e as Error).message;
       assert.ok(m.includes(sealed) && m.includes(join(dataDir, 'store')), m);
@@ -403,7 +402,7 @@ describe('node: a data directory that lost service.sealed', () => {
       return true;
     });
     writeFileSync(sealed, kept);
-    const again = await startNode({ ...dirs, port: 0, logger: silent });
+    const again = await startNode(dirs);
     assert.deepEqual(again.serviceIdentity, node.serviceIdentity);
     await again.close();
   });
@@ -411,17 +410,7 @@ describe('node: a data directory that lost service.sealed', () => {
 
 describe('node: a store that fails a write', () => {
   it('stops the node (ledger-stopped) instead of refusing every call while /v1/health says ok', async () => {
-    const build = await testBuild();
-    const operatorPem = join(tempDir(), 'operator.pem');
-    const base = {
-      dataDir: join(tempDir(), 'data'),
-      platformDir: join(tempDir(), 'platform'),
-      enclaveDir: build.outDir,
-      port: 0,
-      logger: silent,
-      signIntervalMs: 50,
-      operatorPublicKey: loadOrCreateOperatorKey(operatorPem).publicKey,
-    };
+    const { options: base, operatorPem } = await nodeOptions();
     let fail = false;
     const node = await startNode({
       ...base,
