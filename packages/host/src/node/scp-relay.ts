@@ -297,24 +297,27 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       return;
     }
     const address = (req.socket as Socket).remoteAddress ?? '';
+    /** Refuses the upgrade for a full cap: counted, logged by fixed event name, 503. */
+    const full = (reason: 'address' | 'cap', event: string, message: string): void => {
+      metrics.scpRefused.inc({ reason });
+      log.warn(
+        { event },
+        `secure connection refused: ${reason === 'cap' ? 'connection' : 'per-address'} cap`,
+      );
+      refuseUpgrade(socket, 503, 'SCP_SESSIONS', message);
+    };
     if (!stopped && (perAddress.get(address) ?? 0) >= limits.maxConnectionsPerAddress) {
-      metrics.scpRefused.inc({ reason: 'address' });
-      log.warn({ event: 'scp.refused-address-cap' }, 'secure connection refused: per-address cap');
-      refuseUpgrade(
-        socket,
-        503,
-        'SCP_SESSIONS',
+      full(
+        'address',
+        'scp.refused-address-cap',
         `this node serves at most ${limits.maxConnectionsPerAddress} secure connections from one address; close some, or retry later`,
       );
       return;
     }
     if (stopped || conns.size >= limits.maxConnections) {
-      metrics.scpRefused.inc({ reason: 'cap' });
-      log.warn({ event: 'scp.refused-cap' }, 'secure connection refused: connection cap');
-      refuseUpgrade(
-        socket,
-        503,
-        'SCP_SESSIONS',
+      full(
+        'cap',
+        'scp.refused-cap',
         `this node serves at most ${limits.maxConnections} secure connections; retry later`,
       );
       return;
