@@ -23,7 +23,7 @@ import {
   type EnclaveWorker,
   launchEnclaveWorker,
 } from '../packages/host/src/launcher/index.js';
-import { openLevelStore } from '../packages/host/src/store/level.js';
+import { LEVEL_DB_OPTIONS, openLevelStore } from '../packages/host/src/store/level.js';
 import { storeOcalls } from '../packages/host/src/store/service.js';
 import { benchKey } from '../packages/host/test/fixtures/store/store-enclave.js';
 import { benchOptions, info, median, median3, timed } from './lib.js';
@@ -112,6 +112,7 @@ try {
   const db: Db = new ClassicLevel<Uint8Array, Uint8Array>(join(dir, 'raw'), {
     keyEncoding: 'view',
     valueEncoding: 'view',
+    ...LEVEL_DB_OPTIONS,
   });
   await db.open();
   await prefill((batch) => db.batch(batch.map((e) => ({ type: 'put' as const, ...e }))));

@@ -43,7 +43,7 @@ import {
   type EnclaveWorker,
   launchEnclaveWorker,
 } from '../packages/host/src/launcher/index.js';
-import { openLevelStore } from '../packages/host/src/store/level.js';
+import { LEVEL_DB_OPTIONS, openLevelStore } from '../packages/host/src/store/level.js';
 import { storeOcalls } from '../packages/host/src/store/service.js';
 import {
   BENCH_LEDGER,
@@ -160,6 +160,7 @@ async function confidentialLevel(): Promise<Confidential> {
   const db: Bytes = new ClassicLevel<Uint8Array, Uint8Array>(freshDir(), {
     keyEncoding: 'view',
     valueEncoding: 'view',
+    ...LEVEL_DB_OPTIONS,
   });
   await db.open();
   const mac = createSecretKey(randomBytes(32));
@@ -199,7 +200,10 @@ async function ethereumMpt(): Promise<{
   durability: { sync: boolean };
   close(): Promise<void>;
 }> {
-  const db = new ClassicLevel<string, Uint8Array>(freshDir(), { valueEncoding: 'view' });
+  const db = new ClassicLevel<string, Uint8Array>(freshDir(), {
+    valueEncoding: 'view',
+    ...LEVEL_DB_OPTIONS,
+  });
   await db.open();
   const durability = { sync: true };
   const mpt: MerklePatriciaTrie = await createMPT({
@@ -323,6 +327,7 @@ async function reads(code: Uint8Array): Promise<void> {
   const raw: Bytes = new ClassicLevel<Uint8Array, Uint8Array>(freshDir(), {
     keyEncoding: 'view',
     valueEncoding: 'view',
+    ...LEVEL_DB_OPTIONS,
   });
   await raw.open();
   const ledger = await ledgerWorker(code);

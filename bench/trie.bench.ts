@@ -43,7 +43,11 @@ import {
   radix,
 } from '../packages/enclave/src/ledger/trie/node.js';
 import { createTrie, type TrieOp } from '../packages/enclave/src/ledger/trie/trie.js';
-import { type LevelStore, openLevelStore } from '../packages/host/src/store/level.js';
+import {
+  LEVEL_DB_OPTIONS,
+  type LevelStore,
+  openLevelStore,
+} from '../packages/host/src/store/level.js';
 import { benchOptions, info, median3, target } from './lib.js';
 import { mptDb } from './mpt-db.js';
 
@@ -151,6 +155,7 @@ async function confidentialLevel(): Promise<{
   const db = new ClassicLevel<Uint8Array, Uint8Array>(freshDir(), {
     keyEncoding: 'view',
     valueEncoding: 'view',
+    ...LEVEL_DB_OPTIONS,
   });
   await db.open();
   const mac = createSecretKey(randomBytes(32));
@@ -189,7 +194,10 @@ async function confidentialLevel(): Promise<{
 // ---- Peer: @ethereumjs/mpt with SHA-256 on classic-level -------------------------------------
 
 async function ethereumMpt(): Promise<{ commit(b: Batch): Promise<void> }> {
-  const db = new ClassicLevel<string, Uint8Array>(freshDir(), { valueEncoding: 'view' });
+  const db = new ClassicLevel<string, Uint8Array>(freshDir(), {
+    valueEncoding: 'view',
+    ...LEVEL_DB_OPTIONS,
+  });
   await db.open();
   const mpt: MerklePatriciaTrie = await createMPT({
     db: mptDb(db),
