@@ -5,7 +5,7 @@
  */
 export { Context } from './assembly/context';
 export { Crypto, KeyKind } from './assembly/crypto';
-export { fromUtf8, toHex, utf8 } from './assembly/bytes';
+export { fromHex, fromUtf8, toHex, utf8 } from './assembly/bytes';
 export { Json, JsonKind, JSON_MAX_DEPTH, quoteJson } from './assembly/json';
 export { Entry, Ledger, Page, Table, Version } from './assembly/ledger';
 export { fail, notify, setResult, setResultText } from './assembly/result';

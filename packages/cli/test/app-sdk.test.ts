@@ -199,6 +199,33 @@ describe('SDK ledger, context and crypto on the real runtime', () => {
     assert.equal(r.pages, 2);
   });
 
+  it('pages a table for a client, the cursor carried as hex (fromHex), and refuses a bad cursor', async () => {
+    const keys: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page = (await app.query('listPage', { limit: 2, ...(cursor ? { cursor } : {}) }))
+        .result as { keys: string[]; cursor: string | null };
+      keys.push(...page.keys);
+      cursor = page.cursor;
+      pages++;
+    } while (cursor !== null && pages < 10);
+    // Each key once, in the ledger's path order (not the keys' order).
+    assert.deepEqual([...keys].sort(), ['b', 'c', 'd', 'e']);
+    assert.equal(pages, 2);
+    await assert.rejects(app.query('listPage', { cursor: 'zz' }), (e: unknown) => {
+      assert.equal((e as { appCode?: string }).appCode, 'bad_cursor');
+      return true;
+    });
+  });
+
+  it('fromHex reads either case and refuses odd lengths and non-hex characters', async () => {
+    const r = await app.query('hexRoundTrip', {
+      texts: ['', '00ff', 'DEADbeef', 'abc', '0g', ' 00', '0x00'],
+    });
+    assert.deepEqual(r.result, ['', '00ff', 'deadbeef', null, null, null, null]);
+  });
+
   it("proves the app's own record, verifiable offline", async () => {
     const r = (await app.query('prove', { key: 'b' })).result as {
       proof: string;

@@ -38,6 +38,32 @@ export function toHex(bytes: Uint8Array): string {
   return out.join('');
 }
 
+/** The value of one hex digit (either case), or -1. */
+function hexDigit(c: i32): i32 {
+  if (c >= 48 && c <= 57) return c - 48; // 0-9
+  if (c >= 97 && c <= 102) return c - 87; // a-f
+  if (c >= 65 && c <= 70) return c - 55; // A-F
+  return -1;
+}
+
+/**
+ * The bytes of hex text (either case, no prefix or separators), the inverse of `toHex`; null when
+ * `text` has an odd length or a character that is not a hex digit. For bytes carried in JSON: a
+ * page cursor handed to a client and back, a key given as hex.
+ */
+export function fromHex(text: string): Uint8Array | null {
+  const n = text.length;
+  if (n & 1) return null;
+  const out = new Uint8Array(n >> 1);
+  for (let i = 0; i < n; i += 2) {
+    const hi = hexDigit(text.charCodeAt(i));
+    const lo = hexDigit(text.charCodeAt(i + 1));
+    if (hi < 0 || lo < 0) return null;
+    unchecked((out[i >> 1] = <u8>((hi << 4) | lo)));
+  }
+  return out;
+}
+
 /** Reads little-endian values from a byte string, front to back; aborts past the end. */
 export class ByteReader {
   pos: i32 = 0;

@@ -6,6 +6,7 @@ import {
   Context,
   Crypto,
   fail,
+  fromHex,
   fromUtf8,
   Json,
   KeyKind,
@@ -67,6 +68,40 @@ export function listAll(args: Json): Json {
     pages++;
   } while (cursor !== null);
   return Json.obj().set('entries', entries).setI64('pages', pages);
+}
+
+/**
+ * One page for a client that pages itself: the cursor travels as hex in JSON (`fromHex` of the
+ * previous page's `cursor`); a cursor that is not hex is the app's error `bad_cursor`.
+ */
+@query
+export function listPage(args: Json): Json {
+  const given = args.getString('cursor', '');
+  let cursor: Uint8Array | null = null;
+  if (given.length > 0) {
+    cursor = fromHex(given);
+    if (cursor === null) return fail<Json>('bad_cursor', 'the cursor is not hex');
+  }
+  const page = items.list(cursor, <i32>args.getI64('limit', 2));
+  const keys = Json.arr();
+  for (let i = 0; i < page.entries.length; i++) keys.push(Json.str(page.entries[i].keyText()));
+  const next = page.cursor;
+  return Json.obj()
+    .set('keys', keys)
+    .set('cursor', next === null ? Json.null() : Json.str(toHex(next)));
+}
+
+/** `fromHex` on each of `texts`: the bytes as hex again, or null where it refused. */
+@query
+export function hexRoundTrip(args: Json): Json {
+  const texts = args.get('texts');
+  const out = Json.arr();
+  if (texts === null) return out;
+  for (let i = 0; i < texts.length; i++) {
+    const b = fromHex((texts.at(i) as Json).asString());
+    out.push(b === null ? Json.null() : Json.str(toHex(b)));
+  }
+  return out;
 }
 
 @query
