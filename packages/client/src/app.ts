@@ -9,6 +9,7 @@
  * fail with the same error without sending anything; a new session (a reconnect) checks again.
  */
 import {
+  AppCodeMismatchError,
   appInfoPayload,
   bytesEqual,
   type Claims,
@@ -23,7 +24,7 @@ import {
 } from '@cloister/core';
 import type { Client } from './client.js';
 import type { Answer } from './connection.js';
-import { NetworkError } from './errors.js';
+import { NetworkError, RepeatedRequestCodeError } from './errors.js';
 
 /** What the node signed about an app, checked against the constraint. */
 export interface AppInfo {
@@ -183,7 +184,7 @@ export class AppClient {
       // A repeat answers the stored first outcome with the code id that produced it, which is
       // another one when the app was upgraded since: accepted only if the constraint admits it
       // (the receipt's claims then prove it was committed with that code id).
-      const r = this.result(a, codeId, repeated);
+      const r = this.result(a, codeId, repeated ? { requestId, txid } : undefined);
       const claims: Claims = {
         salt,
         request: claimsRequest(this.name, method, json, requestId),
@@ -281,12 +282,26 @@ export class AppClient {
     });
   }
 
-  /** The answer's result; its code id must be `codeId`, or for a repeat one the constraint admits. */
-  private result(a: Answer, codeId: Uint8Array, repeated = false): QueryResult {
+  /**
+   * The answer's result; its code id must be `codeId`, or for a repeat (`repeat`: the stored
+   * outcome of an earlier attempt) one the constraint admits.
+   */
+  private result(
+    a: Answer,
+    codeId: Uint8Array,
+    repeat?: { readonly requestId: string; readonly txid: string },
+  ): QueryResult {
     const ran = codeIdOf(a.result.codeId, 'the answer codeId');
     if (!bytesEqual(ran, codeId)) {
-      if (!repeated) throw protocol('the node ran another code id than the one checked');
-      checkAppClause(this.client.constraint, this.name, ran);
+      if (repeat === undefined) throw protocol('the node ran another code id than the one checked');
+      try {
+        checkAppClause(this.client.constraint, this.name, ran);
+      } catch (e) {
+        // Not a downgrade: the request id was applied before an upgrade, and its stored outcome
+        // is the earlier code's. Said so, with both ways on (the code stays APP_CODE_MISMATCH).
+        if (!(e instanceof AppCodeMismatchError)) throw e;
+        throw new RepeatedRequestCodeError(e, this.name, repeat.requestId, repeat.txid);
+      }
     }
     const json = a.result.result;
     const result = parseJson(json, 'result');

@@ -1,9 +1,10 @@
 /**
  * `connect(url, options)`: a verified secure connection to a node (docs/scp.md). Before the client
  * proves who it is — and long before any app data leaves it — the handshake checks the node's
- * evidence against the constraint, the service endorsement, the `SVC:` clause and the service
- * identity pinned for this URL on first use. Receipts are verified here too, with the rollback
- * and fork check of docs/receipts.md ("Consistency") against the roots this client has seen.
+ * evidence against the constraint, the service endorsement, the `SVC:` clause, the service
+ * identity pinned for this URL (on first use, or as accepted) and the one acceptServiceChange
+ * names. Receipts are verified here too, with the rollback and fork check of docs/receipts.md
+ * ("Consistency") against the roots this client has seen.
  */
 import {
   bytesEqual,
@@ -34,7 +35,13 @@ import {
 } from '@cloister/core';
 import { AppClient } from './app.js';
 import { type Answer, Connection, type ReconnectOptions } from './connection.js';
-import { NetworkError, NodeError, ServiceChangedError, StateLockedError } from './errors.js';
+import {
+  NetworkError,
+  NodeError,
+  ServiceChangedError,
+  StateLockedError,
+  UnexpectedServiceError,
+} from './errors.js';
 import { type ClientState, memoryState, type Transport } from './ports.js';
 
 export interface ConnectOptions {
@@ -58,16 +65,32 @@ export interface ConnectOptions {
   /** Platform verifiers for the evidence (default: core's simulation verifier). */
   readonly verifiers?: readonly PlatformVerifier[];
   /**
-   * Replace this URL's pinned service identity (a deliberate re-pin, after checking with the
-   * operator). With the new identity's bytes (ServiceChangedError.shown, as the operator
-   * confirmed it), only a change to exactly that service is accepted: any other is still
-   * SERVICE_CHANGED. `true` accepts whatever service the URL shows now.
+   * The service identity you expect, or a deliberate re-pin of this URL's service (after
+   * checking with the operator). With an identity's 32 bytes (the one the operator gave you, or
+   * ServiceChangedError.shown once the operator confirmed it), the URL must show exactly that
+   * service, which is then pinned (replacing another pin): any other is refused before the client
+   * key or any app data is sent, and nothing is pinned — SERVICE_CHANGED where another service
+   * was pinned, else CONSTRAINT_MISMATCH (UnexpectedServiceError: no pin yet, or the pin is the
+   * service shown), also on first use. `true` accepts whatever service the URL shows now and
+   * pins it.
    */
   readonly acceptServiceChange?: boolean | Uint8Array;
   /** SCP primitives (default: WebCrypto). */
   readonly crypto?: ScpCrypto;
   /** Handshake time limit in ms (default 10000). */
   readonly handshakeTimeoutMs?: number;
+}
+
+/** What connect did with the service pinned for the URL (Client.pin). */
+export interface PinInfo {
+  /**
+   * `first-use`: no service was pinned for the URL, the one shown is pinned now; `kept`: the pin
+   * was the service shown; `replaced`: another pin was replaced at the caller's request
+   * (acceptServiceChange).
+   */
+  readonly how: 'first-use' | 'kept' | 'replaced';
+  /** The identity that was pinned before (`replaced` only). */
+  readonly previous?: Uint8Array;
 }
 
 /** What the handshake verified about the service and the node serving it. */
@@ -165,6 +188,8 @@ export class Client {
   private readonly apps = new Map<string, AppClient>();
   // Invariant: once set, every later handshake must show this service identity.
   private current: ServiceInfo | undefined;
+  // What the first handshake did with the URL's pin (set with `current`).
+  private pinned: PinInfo | undefined;
 
   private constructor(url: string, o: ConnectOptions) {
     this.url = scpUrl(url);
@@ -230,6 +255,16 @@ export class Client {
     // Copies: the client checks reconnects and receipts against its own bytes, which a caller
     // that changes what it was handed must not move.
     return { ...c, identity: c.identity.slice(), key: c.key.slice(), nodeKey: c.nodeKey.slice() };
+  }
+
+  /**
+   * What connect did with the service pinned for this URL: pinned it on first use, kept it, or
+   * replaced it at your request (for a note such as the CLI's "pinned service … (first use)").
+   */
+  get pin(): PinInfo {
+    const p = this.pinned;
+    if (p === undefined) throw new ScpError('SCP_CLOSED', 'the client is not connected');
+    return p.previous === undefined ? { how: p.how } : { how: p.how, previous: p.previous.slice() };
   }
 
   /** The ScpCrypto this client verifies signatures with. */
@@ -427,27 +462,42 @@ export class Client {
       // Read, compare and pin as one step per pin store (and, across processes and tabs, under
       // the state's lock with a compare-and-set write): two connects to a URL never pinned cannot
       // both take "first use" and leave each client on another service.
-      await exclusive(this.state.pins, () =>
-        this.locked(async () => {
+      this.pinned = await exclusive(this.state.pins, () =>
+        this.locked(async (): Promise<PinInfo> => {
           for (let attempt = 1; ; attempt++) {
             const pinned = await this.state.pins.get(this.url);
             const accept = this.o.acceptServiceChange;
+            const changed = pinned !== undefined && !bytesEqual(pinned, shown);
+            // The pin's origin (first use, or an accepted change) is not stored: worded neutrally.
             if (
-              pinned !== undefined &&
-              !bytesEqual(pinned, shown) &&
+              changed &&
               accept !== true &&
               !(accept instanceof Uint8Array && bytesEqual(accept, shown))
             ) {
               throw new ServiceChangedError(
-                `${this.url} shows service ${toHex(shown)}, but ${toHex(pinned)} was pinned for it on first use${accept instanceof Uint8Array ? `; the change accepted (--accept-service, acceptServiceChange) was to ${toHex(accept)}, not to this service` : ''}`,
+                `${this.url} shows service ${toHex(shown)}, but ${toHex(pinned)} was pinned for it${accept instanceof Uint8Array ? `; the change accepted (--accept-service, acceptServiceChange) was to ${toHex(accept)}, not to this service` : ''}`,
                 pinned,
                 shown,
               );
             }
-            if (pinned !== undefined && bytesEqual(pinned, shown)) return;
+            // The service the caller named (as the operator gave it) is required on first use and
+            // where the pin is the service shown too, not only for a change: a URL showing
+            // another one is refused before the client key or any app data is sent.
+            if (accept instanceof Uint8Array && !bytesEqual(accept, shown)) {
+              throw new UnexpectedServiceError(
+                pinned === undefined
+                  ? `${this.url} shows service ${toHex(shown)}, not ${toHex(accept)} that --accept-service (acceptServiceChange) names: refused before your identity or any app data was sent, and nothing was pinned; check the URL and the service identity with the operator`
+                  : `${this.url} shows service ${toHex(shown)}, the one pinned for it, not ${toHex(accept)} that --accept-service (acceptServiceChange) names: refused before your identity or any app data was sent, and the pin is unchanged; check the service identity with the operator, or leave the option out to use the pinned service`,
+                accept,
+                shown,
+              );
+            }
+            if (pinned !== undefined && !changed) return { how: 'kept' };
             try {
               await this.state.pins.put(this.url, shown, pinned ?? null);
-              return;
+              return pinned === undefined
+                ? { how: 'first-use' }
+                : { how: 'replaced', previous: pinned.slice() };
             } catch (e) {
               // Pinned by another process or tab meanwhile: read it again (at most twice more).
               if (!(e instanceof StateLockedError) || attempt >= 3) throw e;

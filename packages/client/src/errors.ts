@@ -3,6 +3,7 @@
  * so the CLI, the docs and a browser app all see the same code and hint.
  */
 import {
+  AppCodeMismatchError,
   CloisterError,
   decodeAlert,
   ERROR_CODES,
@@ -19,10 +20,11 @@ export class NetworkError extends CloisterError {
 }
 
 /**
- * The service identity this URL shows is not the one pinned for it on first use: the service was
- * replaced, or someone is impersonating it. Nothing was sent to it (a transaction that had gone
- * out on an earlier connection fails with OUTCOME_UNKNOWN instead). Re-pin only deliberately
- * (`acceptServiceChange: true`) after checking with the operator.
+ * The service identity this URL shows is not the one pinned for it (on first use, or as accepted
+ * earlier): the service was replaced, or someone is impersonating it. Nothing was sent to it (a
+ * transaction that had gone out on an earlier connection fails with OUTCOME_UNKNOWN instead).
+ * Re-pin only deliberately, after checking with the operator: `acceptServiceChange: shown` (that
+ * exact service), or `true`.
  */
 export class ServiceChangedError extends CloisterError {
   readonly pinned: Uint8Array;
@@ -31,6 +33,27 @@ export class ServiceChangedError extends CloisterError {
     super('SERVICE_CHANGED', message);
     this.pinned = pinned;
     this.shown = shown;
+  }
+}
+
+/**
+ * CONSTRAINT_MISMATCH: `acceptServiceChange` (`--accept-service`) named the service identity the
+ * caller expects, and the URL shows another one while no other service was pinned for it (no pin
+ * yet, or the pin is the service shown). Refused like an `SVC:` clause naming it would be: before
+ * the client key or any app data is sent, and nothing is pinned. (Where another service was
+ * pinned, the same mismatch is SERVICE_CHANGED.)
+ */
+export class UnexpectedServiceError extends CloisterError {
+  /** The identity acceptServiceChange named. */
+  readonly expected: Uint8Array;
+  /** The identity the URL shows. */
+  readonly shown: Uint8Array;
+  constructor(message: string, expected: Uint8Array, shown: Uint8Array) {
+    super('CONSTRAINT_MISMATCH', message, {
+      hint: 'The node does not show the service identity you named (--accept-service, acceptServiceChange): check the node URL and that identity with the operator, then pass the one the operator confirms.',
+    });
+    this.expected = expected.slice();
+    this.shown = shown.slice();
   }
 }
 
@@ -139,4 +162,31 @@ export function nodeError(code: string, message: string): CloisterError {
     'SCP_PROTOCOL',
     `the node answered with an unknown error code ${JSON.stringify(code.slice(0, 64))}: ${message}`,
   );
+}
+
+/**
+ * APP_CODE_MISMATCH for a repeated request id: the node had applied `requestId` (at `txid`) with
+ * earlier code of the app, before an upgrade, and a retry answers that stored outcome, whose code
+ * id (`seen`) the constraint's `APP:` clauses (`clause`) do not admit. Nothing ran again. It is
+ * not a downgrade: add `APP:<app>=<seen>` to accept the stored outcome, or look the transaction
+ * up by `txid` (status, receipt).
+ */
+export class RepeatedRequestCodeError extends AppCodeMismatchError {
+  readonly app: string;
+  readonly requestId: string;
+  /** The transaction that applied the request id, with the earlier code. */
+  readonly txid: string;
+  override readonly hint: string =
+    'The request id was applied by earlier code than your constraint admits, before the app was upgraded; nothing ran again. Add that code id (named in the message) as an APP: clause to accept its stored outcome, only if you trust that code, or look the transaction up by its txid.';
+  constructor(mismatch: AppCodeMismatchError, app: string, requestId: string, txid: string) {
+    const { clause, seen } = mismatch;
+    super(
+      clause,
+      seen,
+      `request id ${JSON.stringify(requestId)} of app ${JSON.stringify(app)} was already applied at ${txid} by earlier code ${seen}; a retry answers that stored outcome, which is not from code your constraint admits (${clause}), so it is refused (nothing ran again): add APP:${app}=${seen} to the constraint to accept it, or check the transaction without it: status({ app, requestId }), or its receipt (client.receipt("${txid}"), \`cloister receipt get <url> ${txid}\`)`,
+    );
+    this.app = app;
+    this.requestId = requestId;
+    this.txid = txid;
+  }
 }

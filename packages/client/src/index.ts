@@ -36,6 +36,7 @@ export {
   type Client,
   type ConnectOptions,
   connect,
+  type PinInfo,
   type ReceiptOptions,
   type ReceiptResult,
   type ServiceInfo,
@@ -51,8 +52,10 @@ export {
   NetworkError,
   NodeError,
   OutcomeUnknownError,
+  RepeatedRequestCodeError,
   ServiceChangedError,
   StateLockedError,
+  UnexpectedServiceError,
 } from './errors.js';
 export { generateIdentity, identityOf } from './identity.js';
 export {

@@ -19,7 +19,12 @@ import {
 } from '@cloister/core';
 import { nodeScpCrypto } from '@cloister/node-crypto';
 import { type Client, type ConnectOptions, connect } from '../src/client.js';
-import { HandshakeRefusedError, OutcomeUnknownError } from '../src/errors.js';
+import {
+  HandshakeRefusedError,
+  OutcomeUnknownError,
+  RepeatedRequestCodeError,
+  UnexpectedServiceError,
+} from '../src/errors.js';
 import { generateIdentity } from '../src/identity.js';
 import {
   type ClientState,
@@ -205,6 +210,9 @@ for (const [label, crypto] of [
         await assert.rejects(open(n, { state }), (e) => {
           code('SERVICE_CHANGED')(e);
           assert.match((e as Error).message, new RegExp(toHex(other)));
+          // The pin may come from an accepted change, not only from first use: worded neutrally.
+          assert.match((e as Error).message, new RegExp(`${toHex(other)} was pinned for it$`));
+          assert.doesNotMatch((e as Error).message, /first use/);
           return true;
         });
         assert.deepEqual(frameTypes(n.frames), [FRAME.CH], 'the client never authenticated');
@@ -218,12 +226,75 @@ for (const [label, crypto] of [
         // A deliberate re-pin of exactly the service shown, as the operator confirmed it.
         const c = await open(n, { state, acceptServiceChange: n.serviceIdentity });
         assert.deepEqual(await state.pins.get(c.url), n.serviceIdentity);
+        assert.deepEqual(c.pin, { how: 'replaced', previous: other });
         await c.close();
         // And the blanket form.
         await state.pins.put(c.url, other);
         const c2 = await open(n, { state, acceptServiceChange: true });
         assert.deepEqual(await state.pins.get(c2.url), n.serviceIdentity);
+        assert.deepEqual(c2.pin, { how: 'replaced', previous: other });
         await c2.close();
+      });
+
+      it('client.pin says whether connect pinned on first use or kept the pin', async () => {
+        const n = node();
+        const state = memoryState();
+        const c = await open(n, { state });
+        assert.deepEqual(c.pin, { how: 'first-use' });
+        await c.close();
+        const again = await open(n, { state });
+        assert.deepEqual(again.pin, { how: 'kept' });
+        await again.close();
+        // The service the operator gave, shown on first use: pinned, as first use.
+        const fresh = memoryState();
+        const named = await open(n, { state: fresh, acceptServiceChange: n.serviceIdentity });
+        assert.deepEqual(named.pin, { how: 'first-use' });
+        assert.deepEqual(await fresh.pins.get(named.url), n.serviceIdentity);
+        await named.close();
+      });
+
+      it('acceptServiceChange naming another service: refused on first use and under a matching pin, before any app data leaves', async () => {
+        const n = node();
+        const expected = sha256(utf8('the service the operator named'));
+        const refused = (pinned: boolean) => (e: unknown) => {
+          code('CONSTRAINT_MISMATCH')(e);
+          assert.ok(e instanceof UnexpectedServiceError, String(e));
+          assert.deepEqual(e.expected, expected);
+          assert.deepEqual(e.shown, n.serviceIdentity);
+          const m = (e as Error).message;
+          // Both values, where they come from, and what to do.
+          assert.ok(
+            m.startsWith(
+              `ws://node.test:7410/v1/scp shows service ${toHex(n.serviceIdentity)}${pinned ? ', the one pinned for it,' : ','} not ${toHex(expected)} that --accept-service (acceptServiceChange) names: refused before your identity or any app data was sent`,
+            ),
+            m,
+          );
+          assert.match(m, pinned ? /the pin is unchanged/ : /nothing was pinned/);
+          assert.match(m, /check the (URL and the )?service identity with the operator/);
+          assert.match(e.hint, /--accept-service, acceptServiceChange/);
+          return true;
+        };
+        // First use: the node's real service was pinned and the query went out (it was ignored).
+        const state = memoryState();
+        await assert.rejects(
+          connectAndQuery(n, { state, acceptServiceChange: expected }),
+          refused(false),
+        );
+        assert.equal(await state.pins.get('ws://node.test:7410/v1/scp'), undefined, 'not pinned');
+        // Refused before the client said who it is: the node saw CH only.
+        assert.deepEqual(frameTypes(n.frames), [FRAME.CH], 'the client never authenticated');
+        // The pin is the service shown: the named one is still required (it was ignored).
+        const c = await open(n, { state });
+        await c.close();
+        const framesBefore = n.frames.length;
+        await assert.rejects(
+          connectAndQuery(n, { state, acceptServiceChange: expected }),
+          refused(true),
+        );
+        assert.deepEqual(await state.pins.get(c.url), n.serviceIdentity, 'pin unchanged');
+        assert.deepEqual(frameTypes(n.frames.slice(framesBefore)), [FRAME.CH], 'CH only');
+        assert.deepEqual(ops(n), [], 'no request reached the node');
+        assert.equal(n.connections, 3, 'no retry');
       });
 
       it('an enclave the constraint refuses: refused, no CA sent, no retry', async () => {
@@ -695,6 +766,49 @@ for (const [label, crypto] of [
           strict.app('shop').transact('pay', { amount: 3 }, { requestId: 'up-1' }),
           code('APP_CODE_MISMATCH'),
         );
+        await strict.close();
+      });
+
+      it('a refused stored outcome is named as the earlier code of a repeated request id, not a downgrade', async () => {
+        const n = node();
+        const c = await open(n);
+        const first = await c.app('shop').transact('pay', { amount: 3 }, { requestId: 'order-17' });
+        await c.close();
+        n.apps.set('shop', { codeId: CODE2 }); // upgraded
+        const strict = await open(n, { constraint: `${CONSTRAINT} APP:shop=${toHex(CODE2)}` });
+        await assert.rejects(
+          strict.app('shop').transact('pay', { amount: 3 }, { requestId: 'order-17' }),
+          (e: unknown) => {
+            code('APP_CODE_MISMATCH')(e);
+            assert.ok(e instanceof RepeatedRequestCodeError, String(e));
+            assert.equal(e.requestId, 'order-17');
+            assert.equal(e.txid, first.txid);
+            assert.equal(e.seen, toHex(CODE));
+            assert.equal(e.clause, `APP:shop=${toHex(CODE2)}`);
+            assert.equal(
+              e.message,
+              `request id "order-17" of app "shop" was already applied at ${first.txid} by earlier code ${toHex(CODE)}; a retry answers that stored outcome, which is not from code your constraint admits (APP:shop=${toHex(CODE2)}), so it is refused (nothing ran again): add APP:shop=${toHex(CODE)} to the constraint to accept it, or check the transaction without it: status({ app, requestId }), or its receipt (client.receipt("${first.txid}"), \`cloister receipt get <url> ${first.txid}\`)`,
+            );
+            assert.doesNotMatch(e.hint, /trust the new code/);
+            assert.match(e.hint, /applied by earlier code/);
+            return true;
+          },
+        );
+        // What the message says to do works: with the earlier code admitted, the stored outcome.
+        const both = await open(n, {
+          constraint: `${CONSTRAINT} APP:shop=${toHex(CODE2)} APP:shop=${toHex(CODE)}`,
+        });
+        const again = await both
+          .app('shop')
+          .transact('pay', { amount: 3 }, { requestId: 'order-17', salt: first.claims.salt });
+        assert.equal(again.repeated, true);
+        assert.equal(again.txid, first.txid);
+        assert.deepEqual(again.codeId, CODE);
+        assert.deepEqual(await strict.status({ app: 'shop', requestId: 'order-17' }), {
+          state: 'committed',
+          txid: first.txid,
+        });
+        await both.close();
         await strict.close();
       });
     });
