@@ -42,6 +42,16 @@ describe('examples/auction', () => {
     assert.equal(after, before);
   });
 
+  it('refuses a malformed auction id by name, in a sentence', async () => {
+    const e = await app.query('auction', { auction: 'no spaces' }).then(
+      () => assert.fail('a malformed id was accepted'),
+      (e: unknown) => e as { code?: string; appCode?: string; appMessage?: string },
+    );
+    assert.equal(e.code, 'APP_ERROR');
+    assert.equal(e.appCode, 'bad_auction_id');
+    assert.equal(e.appMessage, 'an auction id is 1–64 characters of [A-Za-z0-9_-]');
+  });
+
   it('lets each bidder read only their own bid', async () => {
     assert.deepEqual((await app.query('myBid', { auction: 'lot-1' }, { as: 'alice' })).result, {
       amount: 300,

@@ -140,9 +140,11 @@ export function nameArg(args: Json, key: string): string {
     good = alnum || c == 45 || c == 95;
   }
   if (!good) {
+    const first = key.length > 0 ? key.charCodeAt(0) : 0;
+    const vowel = first == 97 || first == 101 || first == 105 || first == 111 || first == 117;
     return fail<string>(
       'bad_' + key + '_id',
-      'a ' + key + ' id is 1–64 characters of [A-Za-z0-9_-]',
+      (vowel ? 'an ' : 'a ') + key + ' id is 1–64 characters of [A-Za-z0-9_-]',
     );
   }
   return id;

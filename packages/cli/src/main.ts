@@ -354,7 +354,7 @@ export function createProgram(setExit: (code: number) => void): Command {
       )
       .option(
         '--accept-service <hex>',
-        'replace the service pinned for this URL with this one (only after checking it with the operator)',
+        'the service identity you expect (from the operator): any other is refused, also on first use; it replaces another pinned service',
       );
     if (kind === 'call') {
       c.option(

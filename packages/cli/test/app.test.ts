@@ -181,6 +181,15 @@ describe('cloister app new and app build', () => {
     assert.match(r.err, new RegExp(`assembly/index\\.ts:${at + 1}:\\d+: error TS1109: `));
     assert.match(r.err, /const name = args\.getString\("name"\) \+;\n\s+\^/);
     assert.match(r.err, /the app did not compile: 1 error \(first at assembly\/index\.ts:/);
+    assert.match(r.err, /compiling .*broken…/);
+    // Run inside the project (no DIR), it names the project's folder, not `.`.
+    const inside = await run(
+      process.execPath,
+      ['--import', import.meta.resolve('tsx'), '--conditions=source', entry, 'app', 'build'],
+      broken,
+    );
+    assert.equal(inside.code, 1, inside.out + inside.err);
+    assert.match(inside.err, /^compiling broken…/m);
     // With --json, stdout carries the error and the compiler's diagnostics too.
     const j = await cli(['app', 'build', broken, '--json']);
     assert.equal(j.code, 1);

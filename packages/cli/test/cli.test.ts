@@ -83,6 +83,29 @@ describe('cloister CLI', () => {
     assert.match(r.out, new RegExp(`measurement +${measurement}`));
   });
 
+  it("prints the service identity it verified through the node's endorsement (text and --json)", async () => {
+    // What `app deploy` and its --service hints send users to `attest` for.
+    const st = (await (await fetch(new URL('/v1/status', url))).json()) as {
+      serviceIdentity: string;
+    };
+    assert.match(st.serviceIdentity, /^[0-9a-f]{64}$/);
+    const constraint = `C:${measurement} SEC:INSECURE`;
+    const r = await run(['attest', url, '--constraint', constraint]);
+    assert.equal(r.code, 0, r.out + r.err);
+    assert.match(
+      r.out,
+      new RegExp(
+        `\n  service +${st.serviceIdentity} \\(verified: the identity key above endorses it\\)\n`,
+      ),
+    );
+    const j = await run(['attest', url, '--json', '--constraint', constraint]);
+    assert.equal(j.code, 0, j.out + j.err);
+    const parsed = JSON.parse(j.out) as Record<string, unknown>;
+    assert.equal(parsed.service, st.serviceIdentity);
+    assert.equal(parsed.serviceVerified, true);
+    assert.equal(parsed.serviceNote, undefined);
+  });
+
   it('refuses a wrong C:, naming the clause', async () => {
     const wrong = measurement.replace(/^./, (c) => (c === '0' ? '1' : '0'));
     const r = await run(['attest', url, '--constraint', `C:${wrong} SEC:INSECURE`]);
@@ -204,7 +227,17 @@ describe('cloister CLI', () => {
     const busy = await run(['--home', fresh, 'node', 'start', '--port', port]);
     assert.equal(busy.code, 2, busy.err);
     assert.match(busy.err, /PORT_IN_USE/);
-    const nobuild = await run(['--home', fresh, 'node', 'start', '--enclave', join(home, 'nodir')]);
+    // --port 0: the missing build must be what stops it, even with the default port taken.
+    const nobuild = await run([
+      '--home',
+      fresh,
+      'node',
+      'start',
+      '--port',
+      '0',
+      '--enclave',
+      join(home, 'nodir'),
+    ]);
     assert.equal(nobuild.code, 1, nobuild.err);
     assert.match(nobuild.err, /no enclave build in .*nodir: run `cloister build` first/);
     assert.match(nobuild.err, /next step: Build the enclave \(`npx cloister build`/);

@@ -8,11 +8,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { connect, generateIdentity } from '@cloister/client/node';
+import { connect, fileState, generateIdentity, scpUrl } from '@cloister/client/node';
+import { fromHex } from '@cloister/core';
 import { testBuild } from '../../host/test/helpers.js';
 import { deployIfChanged, QUICKSTART_EXAMPLES } from '../src/commands/quickstart.js';
 
@@ -66,6 +68,13 @@ function start(args: string[]): Promise<Started> {
     });
     void exit.then((code) => reject(new Error(`quickstart exited (${code}) early:\n${err}`)));
   });
+}
+
+/** A server holding a free port on 127.0.0.1 (close it to free the port again). */
+async function holdPort(): Promise<{ server: Server; port: number }> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port };
 }
 
 describe('cloister quickstart', () => {
@@ -161,6 +170,93 @@ describe('cloister quickstart', () => {
       assert.match(s.err(), new RegExp(`  ${name}: unchanged \\(same code id\\), skipped`));
     }
     assert.match(s.consoleLine, /^run `npx cloister console http:\/\/127\.0\.0\.1:\d+/);
+  });
+
+  it('a start whose service is not the one pinned for its URL says so, with the identity to accept', async () => {
+    // As `npm start` going back to an earlier build's data directory: the client state of the
+    // home pins the service the last start (on another data directory) showed on this URL.
+    const { server, port } = await holdPort();
+    await new Promise((r) => server.close(r));
+    const url = `http://127.0.0.1:${port}`;
+    const earlier = 'ab'.repeat(32);
+    await fileState(home).pins.put(scpUrl(url), fromHex(earlier), null);
+    const args = [
+      '--home',
+      home,
+      'quickstart',
+      '--port',
+      String(port),
+      '--data',
+      join(tmp, 'other-data'),
+      '--enclave',
+      enclave,
+      '--no-console',
+    ];
+    const s = await start(args);
+    let service: string;
+    try {
+      service = (
+        (await (await fetch(new URL('/v1/status', s.url))).json()) as { serviceIdentity: string }
+      ).serviceIdentity;
+    } finally {
+      s.child.kill('SIGINT');
+    }
+    assert.equal(await s.exit, 0, s.err());
+    assert.match(
+      s.err(),
+      new RegExp(
+        `note: this node's service \\(${service}, kept in .*other-data\\) is not the one pinned for ${url} in .*client-state\\.json \\(${earlier}\\).*SERVICE_CHANGED.*--accept-service ${service}\n`,
+      ),
+    );
+    // Once the pin is this service (the client accepted it), a start says nothing more.
+    await fileState(home).pins.put(scpUrl(url), fromHex(service), fromHex(earlier));
+    const again = await start(args);
+    again.child.kill('SIGINT');
+    assert.equal(await again.exit, 0, again.err());
+    assert.doesNotMatch(again.err(), /note: /);
+  });
+
+  it('a console port in use fails before the node starts, naming --console-port', async () => {
+    const { server, port } = await holdPort();
+    const h = join(tmp, 'h3');
+    try {
+      const s = start([
+        '--home',
+        h,
+        'quickstart',
+        '--port',
+        '0',
+        '--console-port',
+        String(port),
+        '--data',
+        join(tmp, 'd3'),
+        '--enclave',
+        enclave,
+      ]);
+      await assert.rejects(
+        s,
+        new RegExp(
+          `exited \\(2\\) early:[\\s\\S]*PORT_IN_USE[\\s\\S]*port ${port} on 127\\.0\\.0\\.1 is in use[\\s\\S]*next step: Choose another port for the console with --console-port`,
+        ),
+      );
+      await assert.rejects(s, (e: Error) => !/starting the node/.test(e.message));
+      assert.equal(existsSync(join(tmp, 'd3')), false, 'no data directory was created');
+      // The same port for the node and the console is refused by name, before anything starts.
+      const same = start([
+        '--home',
+        h,
+        'quickstart',
+        '--port',
+        '7433',
+        '--console-port',
+        '7433',
+        '--enclave',
+        enclave,
+      ]);
+      await assert.rejects(same, /exited \(2\) early:[\s\S]*both listen on port 7433/);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('a missing enclave build fails with the next step, before anything starts', async () => {

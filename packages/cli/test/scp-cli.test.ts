@@ -270,10 +270,13 @@ describe('cloister keys, call and query against a real node', () => {
     const r = await call('query', ['counter', 'get', '{"name":"a"}'], h);
     assert.equal(r.code, 0, r.err);
     assert.match(r.err, /created your client identity .*identity\.pem/);
+    // The first run pins the URL's service and says which one.
+    assert.match(r.err, /note: pinned service [0-9a-f]{64} for \S+ \(first use\)/);
     assert.equal(statSync(join(h, 'identity.pem')).mode & 0o777, 0o600);
     const again = await call('query', ['counter', 'get', '{"name":"a"}'], h);
     assert.equal(again.code, 0, again.err);
     assert.doesNotMatch(again.err, /created/);
+    assert.doesNotMatch(again.err, /pinned service/, 'a kept pin is not noted');
     assert.ok(existsSync(join(h, 'client-state.json')), 'the service is pinned');
   });
 
@@ -290,6 +293,15 @@ describe('cloister keys, call and query against a real node', () => {
     assert.equal(e.code, 'APP_NOT_FOUND');
     assert.match(e.message, /nope/);
     assert.equal(typeof e.hint, 'string');
+    // A method of the other kind: the next step names the command that runs it.
+    const asQuery = await call('query', ['counter', 'increment', '{"name":"k"}', ...id]);
+    assert.equal(asQuery.code, 1);
+    assert.match(asQuery.err, /APP_METHOD_KIND[\s\S]*next step: .*run it with `cloister call`/);
+    const asCall = await call('call', ['counter', 'get', '{"name":"k"}', ...id, '--json']);
+    assert.equal(asCall.code, 1);
+    const kindErr = (JSON.parse(asCall.out) as { error: { code: string; hint: string } }).error;
+    assert.equal(kindErr.code, 'APP_METHOD_KIND');
+    assert.match(kindErr.hint, /run it with `cloister query`/);
     const bad = await call('call', ['counter', 'increment', '{"name": a}', ...id]);
     assert.equal(bad.code, 2);
     assert.match(bad.err, /not valid JSON.*position 9/);

@@ -101,8 +101,8 @@ export const pageHtml = `<!doctype html>
 
 <section id="call-section">
   <h2>Call an app</h2>
-  <div class="row">App <input type="text" id="call-app" value="counter"><span id="call-app-error" class="error"></span></div>
-  <div class="row">Method <input type="text" id="call-method" value="get"><span id="call-method-error" class="error"></span></div>
+  <div class="row">App <input type="text" id="call-app" value="token"><span id="call-app-error" class="error"></span></div>
+  <div class="row">Method <input type="text" id="call-method" value="whoami"><span id="call-method-error" class="error"></span></div>
   <div class="row"><select id="call-kind"><option value="query">query</option><option value="transaction">transaction</option></select></div>
   <div class="row">Arguments (JSON) <span id="call-args-error" class="error"></span><textarea id="call-args">{}</textarea></div>
   <div class="row"><button id="call-run">Run</button><span id="call-error" class="error"></span></div>

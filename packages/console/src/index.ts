@@ -6,6 +6,7 @@ export {
   bundlePage,
   type ConsoleOptions,
   type ConsoleServer,
+  consolePortInUse,
   DEFAULT_CONSOLE_PORT,
   MAX_PROXIED_BYTES,
   PROXIED,

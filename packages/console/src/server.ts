@@ -67,6 +67,11 @@ export interface ConsoleOptions {
    */
   readonly stateDir?: string;
   /**
+   * The command-line option that sets `port`, named in the error when the port is in use
+   * (default `--port`, as `cloister console` takes it; quickstart's is `--console-port`).
+   */
+  readonly portOption?: string;
+  /**
    * Test hook (not exposed by the CLI): alter one byte of the evidence the page receives, as a
    * host or network adversary would. The page must then show a red verdict and refuse to connect.
    */
@@ -103,6 +108,21 @@ export async function bundlePage(): Promise<{ script: string; inputs: string[] }
     logLevel: 'silent',
   });
   return { script: out.outputFiles[0]?.text ?? '', inputs: Object.keys(out.metafile.inputs) };
+}
+
+/**
+ * PORT_IN_USE for the console's port, naming the option that changes it (`--port` for
+ * `cloister console`, `--console-port` for quickstart and `npm start`): the registry's next step
+ * names the node's --port.
+ */
+export function consolePortInUse(port: number, option = '--port'): CloisterError {
+  return new CloisterError(
+    'PORT_IN_USE',
+    `port ${port} on 127.0.0.1 is in use (another console, or another program): stop it, or give another port (\`cloister console --port\`, \`quickstart --console-port\`); the page keeps its identities and pins per port, so another port starts without them`,
+    {
+      hint: `Choose another port for the console with ${option}, or stop the process that uses it.`,
+    },
+  );
 }
 
 function normalizeNodeUrl(url: string): string {
@@ -413,14 +433,7 @@ export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
-      reject(
-        e.code === 'EADDRINUSE'
-          ? new CloisterError(
-              'PORT_IN_USE',
-              `port ${o.port} on 127.0.0.1 is in use (another console, or another program): stop it, or give another port (\`cloister console --port\`, \`quickstart --console-port\`); the page keeps its identities and pins per port, so another port starts without them`,
-            )
-          : e,
-      );
+      reject(e.code === 'EADDRINUSE' ? consolePortInUse(o.port ?? 0, o.portOption) : e);
     });
     server.listen(o.port ?? 0, '127.0.0.1', () => resolve());
   });

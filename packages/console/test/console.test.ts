@@ -137,6 +137,10 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
       new RegExp(`${APP}[\\s\\S]*${codeId} @ \\d+\\.\\d+`),
     );
     await shot(page, '01-verdict');
+    // The call form starts on an app and method `npm start` deploys (token's whoami, a query).
+    assert.equal(await page.inputValue('#call-app'), 'token');
+    assert.equal(await page.inputValue('#call-method'), 'whoami');
+    assert.equal(await page.inputValue('#call-kind'), 'query');
 
     // Identity: create, refuse to create it twice, refuse to load one that does not exist.
     const key = await createIdentity(page, 'alice');
@@ -200,6 +204,18 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
     await call(page, 'query', APP, 'get', '{"name": "web"}');
     await page.waitForFunction(() => document.getElementById('call-result')?.textContent !== '');
     assert.equal(await textOf(page, 'call-result'), '1');
+    // The query is not the transaction: the earlier receipt and its verdict are gone.
+    assert.equal(await page.locator('#receipt-box').isVisible(), false);
+    assert.equal(await page.locator('#receipt-verdict').isVisible(), false);
+    // Nor after a transaction refused: nothing of the earlier one's receipt stays on show.
+    await call(page, 'transaction', APP, 'increment', '{"name": "web"}');
+    await page.waitForFunction(() => document.getElementById('receipt-txid')?.textContent !== '');
+    await call(page, 'transaction', APP, 'nosuch', '{}');
+    await page.waitForFunction(
+      () => document.getElementById('call-method-error')?.textContent !== '',
+    );
+    assert.equal(await page.locator('#receipt-box').isVisible(), false);
+    assert.equal(await textOf(page, 'call-result'), '');
 
     // Another identity in the same browser sees none of alice's transactions.
     const bob = await createIdentity(page, 'bob');

@@ -231,7 +231,9 @@ export interface AppBuildOptions {
 export async function appBuild(dirArg: string | undefined, o: AppBuildOptions): Promise<number> {
   const dir = resolve(dirArg ?? '.');
   try {
-    const r = await step(`compiling ${relative(process.cwd(), dir) || '.'}`, false, () =>
+    // Run inside the project, the relative path is empty: name the project's folder instead of `.`.
+    const shown = relative(process.cwd(), dir) || basename(dir) || dir;
+    const r = await step(`compiling ${shown}`, false, () =>
       buildApp(dir, (d) => process.stderr.write(`${formatDiagnostic(d)}\n`)),
     );
     if (o.json) {

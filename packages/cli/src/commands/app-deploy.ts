@@ -113,7 +113,7 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
         ? serviceIdentityArg(
             o.service,
             '--service',
-            '`cloister attest` prints it: `service` in its output',
+            '`cloister attest URL --constraint "…"` prints it, verified: `service` in its output',
           )
         : o.service;
   let module: Uint8Array;
@@ -141,15 +141,15 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
       // is about a client's pin, which a deploy has none of).
       throw new CloisterError(
         'CONSTRAINT_MISMATCH',
-        `${base.origin} reports service ${toHex(service)}, not ${toHex(expected)}: nothing was signed; check the node's URL (\`cloister attest\`) or the --service you gave`,
+        `${base.origin} reports service ${toHex(service)}, not ${toHex(expected)}: nothing was signed; check the node's URL (\`cloister attest ${base.origin} --constraint "…"\` prints its service) or the --service you gave`,
         {
-          hint: 'Check that --node is the node you mean and that --service is its service identity (`cloister attest` prints it); a node now reporting another service is a new service, with none of the old one’s apps or data.',
+          hint: 'Check that --node is the node you mean and that --service is its service identity (`cloister attest <node URL> --constraint "…"` prints it, verified against the node\'s evidence); a node now reporting another service is a new service, with none of the old one’s apps or data.',
         },
       );
     }
   } else {
     (o.note ?? stderrLines)(
-      `signing for service ${toHex(service)}, as ${base.origin} reports it (check it: \`cloister attest\`, then pass --service to require it)\n`,
+      `signing for service ${toHex(service)}, as ${base.origin} reports it (check it: \`cloister attest ${base.origin} --constraint "…"\` prints the service it verified; then pass --service to require it)\n`,
     );
   }
 

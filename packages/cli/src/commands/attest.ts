@@ -2,8 +2,13 @@
  * `cloister attest URL --constraint "..."`: fetches the node's evidence for a fresh random nonce,
  * verifies it against the constraint (in this process: the node is not trusted), prints what it
  * verified and the verdict. Exit code 0 when accepted, 1 when refused, 2 when it could not ask.
+ * Once accepted, it also prints the node's service identity (what `app deploy --service`,
+ * `receipt verify --service` and `SVC:` take), verified through the endorsement chain of the
+ * latest receipt: the node key the fresh evidence just bound signs the service key. When that
+ * cannot be checked, the node's reported identity is printed labelled as its unverified claim.
  */
 import {
+  bytesEqual,
   CloisterError,
   type Constraint,
   clausesBeyondEvidence,
@@ -16,6 +21,7 @@ import {
   sha256,
   toHex,
   verifyEvidence,
+  verifyReceipt,
 } from '@cloister/core';
 import { fetchNode, NetworkError, nodeAnswerError } from '../node-http.js';
 import { line, printError } from '../output.js';
@@ -72,6 +78,105 @@ function evidenceClauses(c: Constraint): Constraint {
   return rest;
 }
 
+/** The node's service identity, and whether this process checked it (else the node's word). */
+interface ServiceFinding {
+  /** SHA-256 of the service public key (hex); undefined when the node did not even say. */
+  readonly identity?: string;
+  readonly verified: boolean;
+  /** Why it is not verified. */
+  readonly why?: string;
+}
+
+/**
+ * The service identity of the node whose fresh evidence bound `nodePublicKey`: the receipt of
+ * the last signed entry carries the node's current endorsement (the node key signs the service
+ * key, its evidence binds the node key for that service key), which verifyReceipt checks against
+ * the evidence clauses; the endorsing node key must be the one just attested. Anything short of
+ * that leaves the identity `/v1/status` reports, labelled as the node's claim.
+ */
+async function findService(
+  base: string,
+  nodePublicKey: Uint8Array,
+  constraint: Constraint,
+  timeoutMs: number,
+): Promise<ServiceFinding> {
+  let reported: string | undefined;
+  try {
+    const st = await fetchNode(new URL('/v1/status', base), timeoutMs);
+    const body = (await st.json().catch(() => undefined)) as
+      | { serviceIdentity?: unknown; term?: unknown; lastSigned?: unknown }
+      | undefined;
+    if (!st.ok || body === undefined) {
+      return {
+        verified: false,
+        why: `the node did not answer /v1/status with its JSON (HTTP ${st.status})`,
+      };
+    }
+    if (typeof body.serviceIdentity === 'string' && /^[0-9a-f]{64}$/.test(body.serviceIdentity)) {
+      reported = body.serviceIdentity;
+    }
+    const { term, lastSigned } = body;
+    if (
+      !Number.isSafeInteger(term) ||
+      !Number.isSafeInteger(lastSigned) ||
+      (lastSigned as number) < 1
+    ) {
+      return { identity: reported, verified: false, why: 'the node names no signed entry yet' };
+    }
+    const url = new URL('/v1/receipt', base);
+    url.searchParams.set('txid', `${term}.${lastSigned}`);
+    const res = await fetchNode(url, timeoutMs);
+    if (!res.ok) {
+      return {
+        identity: reported,
+        verified: false,
+        why: `the node did not return a receipt (HTTP ${res.status})`,
+      };
+    }
+    const v = await verifyReceipt(new Uint8Array(await res.arrayBuffer()), {
+      constraint: evidenceClauses(constraint),
+    });
+    if (!bytesEqual(v.nodePublicKey, nodePublicKey)) {
+      return {
+        identity: reported,
+        verified: false,
+        why: 'the service endorsement is signed by another node key than the one just attested',
+      };
+    }
+    const identity = toHex(v.service);
+    if (reported !== undefined && reported !== identity) {
+      // The verified one is printed; the node's status said otherwise, which is worth knowing.
+      return {
+        identity,
+        verified: true,
+        why: `the node's /v1/status reports ${reported} instead`,
+      };
+    }
+    return { identity, verified: true };
+  } catch (e) {
+    return {
+      identity: reported,
+      verified: false,
+      why: e instanceof Error ? e.message : String(e),
+    };
+  }
+}
+
+function serviceLine(s: ServiceFinding): string {
+  if (s.verified) {
+    return (
+      line('service', `${s.identity} (verified: the identity key above endorses it)`) +
+      (s.why === undefined ? '' : `  warning: ${s.why}\n`)
+    );
+  }
+  return line(
+    'service',
+    s.identity === undefined
+      ? `unknown (${s.why})`
+      : `${s.identity} (as the node reports it, NOT verified: ${s.why})`,
+  );
+}
+
 function describeUnverified(evidence: Uint8Array): string {
   try {
     const c = decodeEvidencePayload(decodeSign1(evidence).payload);
@@ -111,6 +216,12 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
       constraint,
     });
     const unchecked = clausesBeyondEvidence(constraint, { serviceChecked: false });
+    const service = await findService(
+      url,
+      fetched.identityPublicKey,
+      constraint,
+      opts.timeoutMs ?? 10_000,
+    );
     if (opts.json) {
       process.stdout.write(
         `${JSON.stringify({
@@ -124,6 +235,9 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
           product: v.product,
           svn: v.svn,
           identityPublicKey: toHex(fetched.identityPublicKey),
+          service: service.identity ?? null,
+          serviceVerified: service.verified,
+          ...(service.why === undefined ? {} : { serviceNote: service.why }),
         })}\n`,
       );
       return 0;
@@ -141,6 +255,7 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
         line('svn', v.svn) +
         line('platform key', `sha256 ${toHex(sha256(v.platformKey))}`) +
         line('identity key', toHex(fetched.identityPublicKey)) +
+        serviceLine(service) +
         `verdict: ACCEPTED under "${formatConstraint(evidenceClauses(constraint))}"\n` +
         (unchecked.length === 0
           ? ''

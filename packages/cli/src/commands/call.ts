@@ -177,6 +177,39 @@ async function identityFor(o: CallOptions): Promise<{ path: string; identity: Id
   return { path, identity };
 }
 
+/**
+ * APP_METHOD_KIND with the command that fits as its next step: the registry's hint is the SDK's
+ * too ("call it as its manifest declares"), and on the command line that means the other command.
+ */
+function withCommandHint(e: unknown, kind: 'transact' | 'query'): unknown {
+  if (!(e instanceof CloisterError) || e.code !== 'APP_METHOD_KIND') return e;
+  return new CloisterError('APP_METHOD_KIND', e.message, {
+    cause: e,
+    hint:
+      kind === 'query'
+        ? 'The method is a transaction: run it with `cloister call` (same arguments), not `cloister query`.'
+        : 'The method is a query: run it with `cloister query` (same arguments), not `cloister call`.',
+  });
+}
+
+/**
+ * Says on stderr when this run pinned the URL's service (first use) or replaced its pin: later
+ * runs refuse any other service there, so the user should know which one was taken.
+ */
+function notePin(client: Client, url: string, named: boolean): void {
+  const pin = client.pin;
+  const service = toHex(client.service.identity);
+  if (pin.how === 'first-use') {
+    process.stderr.write(
+      `note: pinned service ${service} for ${url} (first use${named ? ', the one --accept-service names' : ''}): later runs refuse another service there (SERVICE_CHANGED)\n`,
+    );
+  } else if (pin.how === 'replaced' && pin.previous !== undefined) {
+    process.stderr.write(
+      `note: pinned service ${service} for ${url}, replacing ${toHex(pin.previous)} (--accept-service)\n`,
+    );
+  }
+}
+
 async function run(
   kind: 'transact' | 'query',
   url: string,
@@ -213,6 +246,7 @@ async function run(
       // waited for, also by --receipt's wait (3 attempts gave up within a second).
       reconnect: { attempts: 6 },
     });
+    notePin(client, url, accept !== undefined);
     const handle = client.app(app);
     // A transaction's request id is chosen here when not given, and its claims salt is always
     // derived from it (claimsSaltFor), never random: a run retrying a request id — after
@@ -233,7 +267,7 @@ async function run(
   } catch (e) {
     // With --json, printError also writes {"error": …} on stdout (the request id of an
     // OUTCOME_UNKNOWN included: what to retry with).
-    printError(e, { json: o.json === true });
+    printError(withCommandHint(e, kind), { json: o.json === true });
     return exitCodeOf(e);
   } finally {
     await client?.close();

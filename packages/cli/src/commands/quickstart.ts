@@ -23,13 +23,16 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { DEFAULT_CONSOLE_PORT, startConsole } from '@cloister/console';
+import { fileState, scpUrl } from '@cloister/client/node';
+import { consolePortInUse, DEFAULT_CONSOLE_PORT, startConsole } from '@cloister/console';
 import {
   CloisterError,
   fromBase64,
   fromHex,
+  InvalidInputError,
   parseConstraint,
   sha256,
   toHex,
@@ -213,6 +216,40 @@ export function quickstartDataDir(home: string, measurement: Uint8Array): string
 }
 
 /**
+ * Holds 127.0.0.1:`port` (a plain socket) from before the node starts until the console takes it:
+ * a port in use fails the start at once, naming --console-port, instead of after the node started
+ * and every example was deployed. Port 0 holds nothing (any free port will do).
+ */
+async function holdConsolePort(port: number): Promise<Server | undefined> {
+  if (port === 0) return undefined;
+  const held = createServer();
+  await new Promise<void>((resolve, reject) => {
+    held.once('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'EADDRINUSE' ? consolePortInUse(port, '--console-port') : e),
+    );
+    held.listen(port, '127.0.0.1', () => resolve());
+  });
+  return held;
+}
+
+function release(held: Server | undefined): Promise<void> {
+  return new Promise((resolve) => (held === undefined ? resolve() : held.close(() => resolve())));
+}
+
+/**
+ * The service pinned for the node at `url` in `<home>/client-state.json` (the state `cloister
+ * call`, `query` and the console keep), read with the client SDK's own state; undefined when
+ * none is pinned or the file cannot be read (then there is nothing to compare with).
+ */
+export async function pinnedService(home: string, url: string): Promise<Uint8Array | undefined> {
+  try {
+    return await fileState(home).pins.get(scpUrl(url));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * SIGINT and SIGTERM from the moment the command starts: a Ctrl-C while the examples compile
  * stops what was started (the node releases its data directory) instead of killing the process.
  */
@@ -247,14 +284,27 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
   const enclaveDir = o.enclave ?? defaultEnclaveDir();
   let node: RunningNode | undefined;
   let consoleServer: { url: string; close(): Promise<void> } | undefined;
+  let consolePortHeld: Server | undefined;
   const stop = signals();
   const stopAll = async (): Promise<void> => {
     stop.off();
+    await release(consolePortHeld);
+    consolePortHeld = undefined;
     await consoleServer?.close();
     await node?.close();
   };
+  const consolePort = o.consolePort ?? DEFAULT_CONSOLE_PORT;
   try {
     const build = readBuild(enclaveDir);
+    if (o.console !== false) {
+      if (consolePort !== 0 && consolePort === o.port) {
+        throw new InvalidInputError(
+          `the node and the console cannot both listen on port ${consolePort}: give one of them another (--port for the node, --console-port for the console)`,
+        );
+      }
+      // Before anything is created or started: the console's port is known now.
+      consolePortHeld = await holdConsolePort(consolePort);
+    }
     const operator = operatorKeyForStart(o.home, o.operatorKey);
     // One data directory per enclave measurement: a rebuilt enclave (after an update) starts a new
     // node and service instead of opening the last one's (its sealed state, under the signer
@@ -313,11 +363,15 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
     const constraint = `${base} ${apps.join(' ')}`;
     let consoleLine = `console: run \`npx cloister console ${started.url} --constraint "${constraint}"\``;
     if (o.console !== false) {
+      // Released only now, for the console to take it at once.
+      await release(consolePortHeld);
+      consolePortHeld = undefined;
       consoleServer = await step('starting the console', false, () =>
         startConsole({
           nodeUrl: started.url,
           constraint,
-          port: o.consolePort ?? DEFAULT_CONSOLE_PORT,
+          port: consolePort,
+          portOption: '--console-port',
           stateDir: home,
         }),
       );
@@ -335,9 +389,17 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
         ) +
         'press Ctrl-C to stop\n',
     );
+    const service = toHex(started.serviceIdentity);
+    const pinned = await pinnedService(home, started.url);
     if (earlier.length > 0) {
       process.stderr.write(
-        `note: this enclave build is new, so this is a new node and service (${toHex(started.serviceIdentity)}) with an empty ledger; the data of the earlier build stays in ${join(home, 'quickstart')}. Clients that pinned the earlier service for ${started.url} will report SERVICE_CHANGED: check it, then accept it once with --accept-service ${toHex(started.serviceIdentity)}\n`,
+        `note: this enclave build is new, so this is a new node and service (${service}) with an empty ledger; the data of the earlier build stays in ${join(home, 'quickstart')}. Clients that pinned the earlier service for ${started.url} will report SERVICE_CHANGED: check it, then accept it once with --accept-service ${service}\n`,
+      );
+    } else if (pinned !== undefined && toHex(pinned) !== service) {
+      // Back to an earlier build's data directory (or another --data) on the same URL: every
+      // client that pinned the service of the last start is refused until it accepts this one.
+      process.stderr.write(
+        `note: this node's service (${service}, kept in ${dataDir}) is not the one pinned for ${started.url} in ${join(home, 'client-state.json')} (${toHex(pinned)}): an earlier start on this URL ran another data directory (another enclave build, or --data), so \`cloister call\`, \`query\` and the console report SERVICE_CHANGED. Check it, then accept it once with --accept-service ${service}\n`,
       );
     }
     const why = await Promise.race([stop.wait().then(() => 'signal' as const), started.stopped]);

@@ -112,6 +112,8 @@ const page = {
   identity: undefined as Identity | undefined,
   client: undefined as Client | undefined,
   last: undefined as { txid: string; claims: Claims; receipt: Uint8Array } | undefined,
+  /** Counts calls: a transaction's receipt shows only while no later call was started. */
+  calls: 0,
   /**
    * The service a refused connect showed instead of the pinned one (ServiceChangedError.shown),
    * offered for acceptance; set only by that refusal, cleared by any connect.
@@ -230,7 +232,7 @@ async function comparePin(service: string): Promise<void> {
   const pinned = await clientState().pins.get(scpUrl(page.config.nodeUrl));
   if (pinned === undefined || toHex(pinned) === service) return;
   raiseAlarm(
-    `ALARM — SERVICE_CHANGED: the node's status (its claim, not verified) names service ${service}, but ${toHex(pinned)} was pinned for ${page.config.nodeUrl} on first use. This may be a different service (its data, history and keys are not the ones you knew); connecting will be refused.`,
+    `ALARM — SERVICE_CHANGED: the node's status (its claim, not verified) names service ${service}, but ${toHex(pinned)} was pinned for ${page.config.nodeUrl}. This may be a different service (its data, history and keys are not the ones you knew); connecting will be refused.`,
   );
 }
 
@@ -425,11 +427,18 @@ function fieldFor(code: string): string {
 }
 
 async function runCall(): Promise<void> {
+  const call = ++page.calls;
   for (const id of ['call-app-error', 'call-method-error', 'call-args-error', 'call-error'])
     text(id, '');
   text('call-result', '');
   text('call-code', '');
   text('call-notifications', '');
+  // The receipt box belongs to the transaction that showed it: a later call (a query, a refusal)
+  // must not leave the earlier transaction's receipt and verdict beside its own result.
+  el('receipt-box').hidden = true;
+  el('receipt-verdict').hidden = true;
+  text('receipt-txid', '');
+  page.last = undefined;
   const app = el<HTMLInputElement>('call-app').value.trim();
   const method = el<HTMLInputElement>('call-method').value.trim();
   const kind = el<HTMLSelectElement>('call-kind').value;
@@ -457,23 +466,21 @@ async function runCall(): Promise<void> {
   }
   const notes: unknown[] = [];
   const onNotification = (n: unknown) => {
+    if (call !== page.calls) return;
     notes.push(n);
     text('call-notifications', JSON.stringify(notes));
   };
   try {
     if (kind === 'query') {
       const r = await client.app(app).query(method, args, { onNotification });
+      if (call !== page.calls) return;
       text('call-result', r.json);
       showCode(app, r.codeId);
       return;
     }
     const r = await client.app(app).transact(method, args, { onNotification });
-    showCode(app, r.codeId);
-    text('call-result', `${r.json}  (txid ${r.txid}${r.repeated ? ', repeated' : ''})`);
-    el('receipt-box').hidden = false;
-    el('receipt-verdict').hidden = true;
-    text('receipt-txid', `${r.txid} (waiting for its receipt…)`);
     const identity = page.identity as Identity;
+    // Kept in "your transactions" even when a later call has taken the form meanwhile.
     await saveTransaction({
       owner: toHex(identity.publicKey),
       txid: r.txid,
@@ -482,10 +489,18 @@ async function runCall(): Promise<void> {
       result: r.json,
     });
     await showMine();
+    if (call !== page.calls) return;
+    showCode(app, r.codeId);
+    text('call-result', `${r.json}  (txid ${r.txid}${r.repeated ? ', repeated' : ''})`);
+    el('receipt-box').hidden = false;
+    el('receipt-verdict').hidden = true;
+    text('receipt-txid', `${r.txid} (waiting for its receipt…)`);
     const { receipt } = await client.receipt(r.txid, { wait: true, claims: r.claims });
+    if (call !== page.calls) return;
     page.last = { txid: r.txid, claims: r.claims, receipt };
     text('receipt-txid', r.txid);
   } catch (e) {
+    if (call !== page.calls) return;
     text(isCloisterError(e) ? fieldFor(e.code) : 'call-error', describe(e));
   }
 }
