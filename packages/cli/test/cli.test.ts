@@ -121,17 +121,34 @@ describe('cloister CLI', () => {
     assert.match(r.out, /SEC:INSECURE/);
   });
 
-  it('names the APP: and SVC: clauses the evidence cannot show, rather than accepting them', async () => {
+  it('names the APP: clauses the evidence cannot show, and checks SVC: against the verified service', async () => {
     const app = `APP:token=${'00'.repeat(32)}`;
-    const svc = `SVC:${'11'.repeat(32)}`;
+    const st = (await (await fetch(new URL('/v1/status', url))).json()) as {
+      serviceIdentity: string;
+    };
+    const svc = `SVC:${st.serviceIdentity}`;
     const constraint = `C:${measurement} SEC:INSECURE ${app} ${svc}`;
     const r = await run(['attest', url, '--constraint', constraint]);
     assert.equal(r.code, 0, r.out + r.err);
     // It said "ACCEPTED under" the whole constraint, clauses it never looked at included.
-    assert.match(r.out, new RegExp(`verdict: ACCEPTED under "C:${measurement} SEC:INSECURE"\n`));
-    assert.match(r.out, new RegExp(`not checked here: ${app} ${svc} \\(`));
+    assert.match(
+      r.out,
+      new RegExp(`verdict: ACCEPTED under "C:${measurement} SEC:INSECURE ${svc}"\n`),
+    );
+    assert.match(r.out, new RegExp(`not checked here: ${app} \\(`));
     const j = await run(['attest', url, '--json', '--constraint', constraint]);
-    assert.deepEqual((JSON.parse(j.out) as { unchecked: string[] }).unchecked, [app, svc]);
+    assert.deepEqual((JSON.parse(j.out) as { unchecked: string[] }).unchecked, [app]);
+    // Another service: refused like a client's connect, naming the clause and the service seen.
+    const other = `SVC:${'11'.repeat(32)}`;
+    const bad = await run([
+      'attest',
+      url,
+      '--constraint',
+      `C:${measurement} SEC:INSECURE ${other}`,
+    ]);
+    assert.equal(bad.code, 1, bad.out + bad.err);
+    assert.match(bad.out, /verdict: REFUSED \[CONSTRAINT_MISMATCH\]/);
+    assert.match(bad.out, new RegExp(`${st.serviceIdentity} does not match ${other}`));
   });
 
   it('prints JSON verdicts', async () => {

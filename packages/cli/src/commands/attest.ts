@@ -6,11 +6,14 @@
  * `receipt verify --service` and `SVC:` take), verified through the endorsement chain of the
  * latest receipt: the node key the fresh evidence just bound signs the service key. When that
  * cannot be checked, the node's reported identity is printed labelled as its unverified claim.
+ * An SVC: clause is checked against a verified identity only (a mismatch is refused, exit 1);
+ * APP: clauses, and SVC: beside an unverified identity, are printed as not checked here.
  */
 import {
   bytesEqual,
   CloisterError,
   type Constraint,
+  checkServiceClause,
   clausesBeyondEvidence,
   decodeEvidencePayload,
   decodeSign1,
@@ -215,13 +218,24 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
       identityPublicKey: fetched.identityPublicKey,
       constraint,
     });
-    const unchecked = clausesBeyondEvidence(constraint, { serviceChecked: false });
     const service = await findService(
       url,
       fetched.identityPublicKey,
       constraint,
       opts.timeoutMs ?? 10_000,
     );
+    // SVC: holds only for a service identity this process verified (refused here, exit 1, like
+    // a client's connect); one the node merely reports leaves the clause unchecked.
+    const serviceChecked = service.verified && service.identity !== undefined;
+    if (serviceChecked)
+      checkServiceClause(constraint, fromHex(service.identity as string, 'service identity'));
+    const unchecked = clausesBeyondEvidence(constraint, { serviceChecked });
+    const accepted = serviceChecked
+      ? formatConstraint({
+          ...evidenceClauses(constraint),
+          ...(constraint.service === undefined ? {} : { service: constraint.service }),
+        })
+      : formatConstraint(evidenceClauses(constraint));
     if (opts.json) {
       process.stdout.write(
         `${JSON.stringify({
@@ -256,7 +270,7 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
         line('platform key', `sha256 ${toHex(sha256(v.platformKey))}`) +
         line('identity key', toHex(fetched.identityPublicKey)) +
         serviceLine(service) +
-        `verdict: ACCEPTED under "${formatConstraint(evidenceClauses(constraint))}"\n` +
+        `verdict: ACCEPTED under "${accepted}"\n` +
         (unchecked.length === 0
           ? ''
           : `  not checked here: ${unchecked.join(' ')} (the evidence does not show them: a client checks them when it connects, as \`cloister query\` and \`cloister call\` do)\n`),
