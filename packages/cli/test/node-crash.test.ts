@@ -13,6 +13,11 @@
  *   committed before the kill; its status by request id says which;
  * - the request in flight, retried with the same request id, args and salt, applies exactly once
  *   in total: `repeated` (with the first txid) iff it had committed, the counter at acked + 1;
+ * - AUTO_LANES more lanes keep the SDK's reconnect (docs/scp.md §11, "re-sends the calls still
+ *   waiting"): the test never retries theirs; the call in flight at the kill resolves after the
+ *   restart, re-sent by the SDK with its request id and salt, at acked + 1, committed (status by
+ *   request id) at the txid it answered, and `repeated` iff its index lies at or before the log's
+ *   end at the kill (every commit of the restarted node lies beyond every earlier one);
  * - no log index is reused, and a new transaction's index lies beyond every one committed
  *   before it was sent;
  * - receipts: one fetched before the kill still verifies; those of the last acknowledged
@@ -39,6 +44,7 @@ import {
   fileState,
   generateIdentity,
   OutcomeUnknownError,
+  type ReconnectOptions,
   type TransactResult,
   toHex,
   verifyReceipt,
@@ -55,6 +61,20 @@ const tmp = mkdtempSync(join(tmpdir(), 'cloister-node-crash-'));
 
 const APP = 'counter';
 const LANES = 8;
+/** Lanes with the SDK's reconnect: the SDK, not the test, re-sends their call in flight. */
+const AUTO_LANES = 2;
+/**
+ * Their reconnect budget. The node listens again ~0.5–2 s after its kill (tsx, LevelDB, enclave:
+ * ~0.7 s measured here, more on a loaded 2-core machine). The default (6 attempts from 100 ms,
+ * doubling, ±50%) gives up after 3.15 s at the least, too close; and its doubling would leave up
+ * to ~2 s between the node listening and the next attempt. 60 attempts from 50 ms capped at
+ * 250 ms wait 7.3 s at the least (50% jitter throughout) before the call fails OUTCOME_UNKNOWN,
+ * and at most 375 ms after the node listens. A failed attempt (connection refused) sends
+ * nothing, so it spends none of the call's re-send budget (1 + attempts sessions: maxSends).
+ */
+const RESEND: ReconnectOptions = { attempts: 60, initialMs: 50, maxMs: 250 };
+/** Past the budget above (plus a handshake's 10 s): an auto lane's call still waiting hung. */
+const HANG_MS = 40_000;
 /** Kills in one run: 3 in the suite; more for a longer hunt (CLOISTER_CRASH_KILLS=<n>). */
 const KILLS = Number(process.env.CLOISTER_CRASH_KILLS ?? 3);
 /** The longest wait, after every lane's first acknowledgement in a round, before the kill (ms). */
@@ -159,6 +179,8 @@ interface Ack {
 interface Lane {
   /** The lane's own counter, incremented by 1 per transaction. */
   readonly name: string;
+  /** Its clients keep the SDK's reconnect (RESEND): the SDK re-sends its call in flight. */
+  readonly auto: boolean;
   /** Every acknowledged increment over all rounds, in order (retries included). */
   readonly acked: Ack[];
   /** The request sent and not answered: its id and salt, for the retry. */
@@ -175,7 +197,7 @@ interface Run {
   readonly service: Uint8Array;
   readonly nodeKey: Uint8Array;
   /** Opens a client as the test's one user: its identity, its state file. */
-  readonly open: (o?: { reconnect?: false }) => Promise<Client>;
+  readonly open: (o?: { reconnect?: ReconnectOptions | false }) => Promise<Client>;
   /** Lives through every kill: the SDK reconnects it to the same URL. */
   readonly observer: Client;
   readonly lanes: readonly Lane[];
@@ -184,6 +206,8 @@ interface Run {
   // Invariant: the highest key of `committed` (0 before the first).
   highest: number;
   node: NodeProcess;
+  /** up: lanes transact; killed (seen dead): auto lanes send nothing new; restarted: it listens. */
+  phase: 'up' | 'killed' | 'restarted';
 }
 
 let built: Promise<{ wasmPath: string }> | undefined;
@@ -207,21 +231,22 @@ async function setUp(name: string): Promise<Run> {
   const state = fileState(join(home, 'client'));
   // One caller for every client: request ids are remembered per caller.
   const identity = await generateIdentity();
-  const open = async (o: { reconnect?: false } = {}): Promise<Client> => {
+  const open = async (o: { reconnect?: ReconnectOptions | false } = {}): Promise<Client> => {
     const c = await connect((running as NodeProcess).url, { constraint, identity, state, ...o });
     clients.push(c);
     return c;
   };
   const observer = await open();
-  const lanes = Array.from({ length: LANES }, (_, i) => ({
-    name: `lane-${i}`,
+  const lanes = Array.from({ length: LANES + AUTO_LANES }, (_, i) => ({
+    name: i < LANES ? `lane-${i}` : `auto-${i - LANES}`,
+    auto: i >= LANES,
     acked: [],
     inFlight: undefined,
   }));
   const { identity: service, nodeKey } = observer.service;
   const port = Number(new URL(node.url).port);
   const run = { home, enclave: build.outDir, port, constraint, state, service, nodeKey };
-  return { ...run, open, observer, lanes, committed: new Map(), highest: 0, node };
+  return { ...run, open, observer, lanes, committed: new Map(), highest: 0, node, phase: 'up' };
 }
 
 /** SIGKILLs the node; asserts it was running until then. */
@@ -251,10 +276,14 @@ function record(run: Run, round: number, txid: string, requestId: string, floor?
   run.highest = Math.max(run.highest, index);
 }
 
-/** Increments the lane's counter until a call fails; resolves that failure. */
+/**
+ * Increments the lane's counter until a call fails; resolves that failure. An auto lane sends
+ * nothing new once the node is seen dead: it resolves its call in flight's result (answered
+ * after the restart), or undefined when none was in flight.
+ */
 async function runLane(run: Run, client: Client, lane: Lane, round: number): Promise<unknown> {
   const app = client.app(APP);
-  for (let seq = 0; ; seq++) {
+  for (let seq = 0; !lane.auto || run.phase === 'up'; seq++) {
     const requestId = `${lane.name}/${round}/${seq}`;
     const salt = randomBytes(32);
     lane.inFlight = { requestId, salt };
@@ -265,15 +294,27 @@ async function runLane(run: Run, client: Client, lane: Lane, round: number): Pro
     } catch (e) {
       return e;
     }
+    // Answered by the restarted node: the SDK re-sent it there (a repeat iff it had committed).
+    const resent = run.phase === 'restarted';
     const what = `${requestId} on ${lane.name}`;
-    assert.equal(r.repeated, false, replay(round, `${what} answered as a repeat`));
+    if (!resent) assert.equal(r.repeated, false, replay(round, `${what} answered as a repeat`));
     const value = (r.result as { value: unknown }).value;
     assert.equal(value, lane.acked.length + 1, replay(round, `${what}: lost or doubled`));
     record(run, round, r.txid, requestId, floor);
     lane.acked.push({ requestId, txid: r.txid, claims: r.claims });
     lane.inFlight = undefined;
+    if (resent) return r;
   }
+  return undefined;
 }
+
+/** How an auto lane ended: its runLane's value (or the assertion it threw), and when. */
+type Settled = { readonly ok: boolean; readonly value: unknown; readonly at: number };
+const settle = (p: Promise<unknown>): Promise<Settled> =>
+  p.then(
+    (value) => ({ ok: true, value, at: performance.now() }),
+    (value: unknown) => ({ ok: false, value, at: performance.now() }),
+  );
 
 /** Resolves once `cond()` holds; throws when the node stops meanwhile. */
 async function until(cond: () => boolean, what: string): Promise<void> {
@@ -286,16 +327,23 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 
 /**
  * Steps 1–3: the lanes transact; once each was acknowledged, a receipt is fetched and the node
- * killed after the seeded delay. Every lane's call in flight must fail OUTCOME_UNKNOWN.
+ * killed after the seeded delay. Every (manual) lane's call in flight must fail OUTCOME_UNKNOWN;
+ * the auto lanes' calls stay waiting, returned in `auto` with their clients.
  */
 async function transactAndKill(run: Run, round: number) {
-  const laneClients = await Promise.all(run.lanes.map(() => run.open({ reconnect: false })));
+  run.phase = 'up';
+  const laneClients = await Promise.all(
+    run.lanes.map((l) => run.open({ reconnect: l.auto ? RESEND : false })),
+  );
   const start = run.lanes.map((l) => l.acked.length);
   let ended = 0;
   const endings = run.lanes.map((lane, i) =>
     runLane(run, laneClients[i] as Client, lane, round).finally(() => {
-      ended += 1;
+      if (run.phase === 'up') ended += 1;
     }),
+  );
+  const autoEndings = run.lanes.map((l, i) =>
+    l.auto ? settle(endings[i] as Promise<unknown>) : undefined,
   );
   const acked = () => run.lanes.every((l, i) => l.acked.length > (start[i] as number));
   await until(() => ended > 0 || acked(), 'waiting for every lane to be acknowledged');
@@ -307,21 +355,31 @@ async function transactAndKill(run: Run, round: number) {
   const rootBefore = await stateRoot(run);
   const delay = killDelay(round);
   await new Promise((r) => setTimeout(r, delay));
+  const killedAt = performance.now();
   await kill(run, round);
-  const failures = await Promise.all(endings);
+  // Only now: an answer the node sent as it died starts one more call, which the SDK sends
+  // after the restart, so an auto lane has a call waiting in nearly every round.
+  run.phase = 'killed';
+  const failures = await Promise.all(endings.map((e, i) => (run.lanes[i]?.auto ? undefined : e)));
   for (const [i, lane] of run.lanes.entries()) {
+    if (lane.auto) continue;
     const e = failures[i];
     assert.ok(
       e instanceof OutcomeUnknownError && e.requestId === lane.inFlight?.requestId,
       replay(round, `${lane.name}'s call in flight at the kill failed with ${e}`),
     );
   }
-  await Promise.all(laneClients.map((c) => c.close()));
+  await Promise.all(laneClients.map((c, i) => (run.lanes[i]?.auto ? undefined : c.close())));
+  const auto = run.lanes.flatMap((lane, i) =>
+    lane.auto
+      ? [{ lane, client: laneClients[i] as Client, ending: autoEndings[i] as Promise<Settled> }]
+      : [],
+  );
   const last = run.lanes
     .flatMap((l, i) => l.acked.slice(start[i]))
     .reduce((a, b) => (parseTxid(a.txid).index > parseTxid(b.txid).index ? a : b));
   const count = run.lanes.reduce((n, l, i) => n + l.acked.length - (start[i] as number), 0);
-  return { early, before, rootBefore, last, delay, count };
+  return { early, before, rootBefore, last, delay, count, auto, killedAt };
 }
 
 type Killed = Awaited<ReturnType<typeof transactAndKill>>;
@@ -367,6 +425,50 @@ async function retryInFlight(run: Run, client: Client, lane: Lane, round: number
   lane.acked.push({ requestId: pending.requestId, txid: again.txid, claims: again.claims });
   lane.inFlight = undefined;
   return landed;
+}
+
+/**
+ * Step 5 for the auto lanes: the SDK's own call in flight at the kill (never retried here)
+ * resolves once the node is back, applied once: at acked + 1, the counter there too, committed
+ * at the txid it answered. Returns each such call's index and `repeated`.
+ */
+async function checkResent(client: Client, round: number, k: Killed) {
+  const resent: { index: number; repeated: boolean; ms: number }[] = [];
+  for (const { lane, client: own, ending } of k.auto) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`still waiting after ${HANG_MS} ms`)), HANG_MS);
+    });
+    const end = await Promise.race([ending, hung])
+      .catch((e: unknown) => assert.fail(replay(round, `${lane.name}'s call in flight: ${e}`)))
+      .finally(() => clearTimeout(timer));
+    await own.close();
+    const what = `${lane.name}'s call in flight at the kill, re-sent by the SDK`;
+    if (!end.ok) throw end.value; // an assertion of runLane: lost, doubled, an index reused
+    // A call that failed: the restart outlasted RESEND (fix the budget), or the SDK gave up.
+    assert.ok(!(end.value instanceof Error), replay(round, `${what}: ${end.value}`));
+    const r = end.value as TransactResult | undefined;
+    if (r === undefined) continue; // answered before the node died: nothing was in flight
+    const value = (await client.app(APP).query('get', { name: lane.name })).result;
+    assert.equal(value, lane.acked.length, replay(round, `${what}: applied twice or not at all`));
+    const status = await client.status({ app: APP, requestId: r.requestId });
+    const committed = { state: 'committed', txid: r.txid };
+    assert.deepEqual(status, committed, replay(round, `${what}: its status`));
+    const ms = Math.round(end.at - k.killedAt);
+    resent.push({ index: parseTxid(r.txid).index, repeated: r.repeated, ms });
+  }
+  return resent;
+}
+
+/**
+ * `repeated` iff committed before the kill: the restarted node commits beyond the log's end L at
+ * the kill, so every index known committed before it (`before`: acknowledged, calls in flight
+ * found applied, auto repeats) lies at or below every one committed after (`after`).
+ */
+function checkSplit(round: number, before: number[], after: number[]): void {
+  const [below, above] = [Math.max(...before), Math.min(...after)];
+  const why = `index ${below} was committed before the kill, ${above} after it, yet ${above} <= ${below}: a repeat answered for a request first applied after the restart, or the reverse`;
+  assert.ok(below < above, replay(round, why));
 }
 
 /** Every request ever acknowledged is committed with the txid it was acknowledged with. */
@@ -427,20 +529,33 @@ async function round(run: Run, n: number, beforeRestart?: () => void): Promise<s
   const k = await transactAndKill(run, n);
   beforeRestart?.();
   run.node = await startNodeProcess(run.home, run.enclave, run.port);
+  // The killed node's last answers were read long before (it was seen dead before this one was
+  // started); an answer of this one takes a handshake's round trips after its "listening" line.
+  const before = [run.highest];
+  run.phase = 'restarted';
   // Step 4: a new client verifies the evidence, the pin and the app's code id again.
   const fresh = await run.open({ reconnect: false }).catch((e: unknown) => {
     assert.fail(replay(n, `connecting after the restart: ${e}`));
   });
   assert.deepEqual(fresh.service.identity, run.service, replay(n, 'the service identity'));
   assert.deepEqual(fresh.service.nodeKey, run.nodeKey, replay(n, 'the node key'));
+  const after: number[] = [];
   let landed = 0;
-  for (const lane of run.lanes) {
-    if (await retryInFlight(run, fresh, lane, n)) landed += 1;
+  for (const lane of run.lanes.filter((l) => !l.auto)) {
+    const had = await retryInFlight(run, fresh, lane, n);
+    landed += had ? 1 : 0;
+    (had ? before : after).push(parseTxid((lane.acked.at(-1) as Ack).txid).index);
   }
+  const resent = await checkResent(fresh, n, k);
+  for (const r of resent) (r.repeated ? before : after).push(r.index);
+  checkSplit(n, before, after);
   await checkAcknowledged(run, fresh, n);
   await fresh.close();
   await checkReceipts(run, n, k);
-  return `round ${n}: killed ${k.delay} ms after every lane's first acknowledgement; ${k.count} acknowledged (the last at ${k.last.txid}); ${landed} of ${LANES} calls in flight had committed`;
+  const auto = resent.map(
+    (r) => `${r.repeated ? 'a repeat' : 'applied'} ${r.ms} ms after the kill`,
+  );
+  return `round ${n}: killed ${k.delay} ms after every lane's first acknowledgement; ${k.count} acknowledged (the last at ${k.last.txid}); ${landed} of ${LANES} calls in flight had committed; the SDK re-sent ${resent.length} of ${AUTO_LANES}: ${auto.join(', ') || 'none'}`;
 }
 
 test('SIGKILL of a whole node while clients transact: what was acknowledged stays, a retry applies once', async (t) => {
