@@ -95,7 +95,7 @@ describe('cloister CLI', () => {
     assert.match(
       r.out,
       new RegExp(
-        `\n  service +${st.serviceIdentity} \\(verified: the identity key above endorses it\\)\n`,
+        `\n  service +${st.serviceIdentity} \\(verified: a fresh secure connection to the identity key above shows it\\)\n`,
       ),
     );
     const j = await run(['attest', url, '--json', '--constraint', constraint]);

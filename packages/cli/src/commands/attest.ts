@@ -3,16 +3,19 @@
  * verifies it against the constraint (in this process: the node is not trusted), prints what it
  * verified and the verdict. Exit code 0 when accepted, 1 when refused, 2 when it could not ask.
  * Once accepted, it also prints the node's service identity (what `app deploy --service`,
- * `receipt verify --service` and `SVC:` take), verified through the endorsement chain of the
- * latest receipt: the node key the fresh evidence just bound signs the service key. When that
- * cannot be checked, the node's reported identity is printed labelled as its unverified claim.
- * An SVC: clause is checked against a verified identity only (a mismatch is refused, exit 1);
- * APP: clauses, and SVC: beside an unverified identity, are printed as not checked here.
+ * `receipt verify --service` and `SVC:` take), proven by a fresh secure-connection handshake
+ * served by the node key the evidence just bound (findService). When that cannot be checked, the
+ * node's reported identity is printed labelled as its unverified claim. An SVC: clause is checked
+ * against the proven identity (a mismatch is refused, exit 1), and refused too when it cannot be
+ * checked; APP: clauses are printed as not checked here.
  */
+
+import { type Client, connect, generateIdentity, memoryState } from '@cloister/client/node';
 import {
   bytesEqual,
   CloisterError,
   type Constraint,
+  ConstraintMismatchError,
   checkServiceClause,
   clausesBeyondEvidence,
   decodeEvidencePayload,
@@ -24,7 +27,6 @@ import {
   sha256,
   toHex,
   verifyEvidence,
-  verifyReceipt,
 } from '@cloister/core';
 import { fetchNode, NetworkError, nodeAnswerError } from '../node-http.js';
 import { line, printError } from '../output.js';
@@ -91,11 +93,14 @@ interface ServiceFinding {
 }
 
 /**
- * The service identity of the node whose fresh evidence bound `nodePublicKey`: the receipt of
- * the last signed entry carries the node's current endorsement (the node key signs the service
- * key, its evidence binds the node key for that service key), which verifyReceipt checks against
- * the evidence clauses; the endorsing node key must be the one just attested. Anything short of
- * that leaves the identity `/v1/status` reports, labelled as the node's claim.
+ * The node's service identity, proven now: a secure-connection handshake (docs/scp.md) with a
+ * fresh nonce, whose ServerAuth the node signs over the transcript with the service endorsement
+ * and evidence binding its identity key, checked by the client SDK against the evidence clauses
+ * (no pin is read or written: an in-memory state; the client key is a throwaway, and no app data
+ * is sent). The node key it shows must be the one the fresh evidence just bound. A receipt or
+ * /v1/status could name a service this node key once endorsed but no longer serves (a host can
+ * run a new genesis, or two data directories, under one node key); the handshake cannot. When it
+ * fails, the identity /v1/status reports is printed labelled as the node's unverified claim.
  */
 async function findService(
   base: string,
@@ -103,73 +108,54 @@ async function findService(
   constraint: Constraint,
   timeoutMs: number,
 ): Promise<ServiceFinding> {
-  let reported: string | undefined;
+  let client: Client | undefined;
   try {
-    const st = await fetchNode(new URL('/v1/status', base), timeoutMs);
-    const body = (await st.json().catch(() => undefined)) as
-      | { serviceIdentity?: unknown; term?: unknown; lastSigned?: unknown }
-      | undefined;
-    if (!st.ok || body === undefined) {
-      return {
-        verified: false,
-        why: `the node did not answer /v1/status with its JSON (HTTP ${st.status})`,
-      };
-    }
-    if (typeof body.serviceIdentity === 'string' && /^[0-9a-f]{64}$/.test(body.serviceIdentity)) {
-      reported = body.serviceIdentity;
-    }
-    const { term, lastSigned } = body;
-    if (
-      !Number.isSafeInteger(term) ||
-      !Number.isSafeInteger(lastSigned) ||
-      (lastSigned as number) < 1
-    ) {
-      return { identity: reported, verified: false, why: 'the node names no signed entry yet' };
-    }
-    const url = new URL('/v1/receipt', base);
-    url.searchParams.set('txid', `${term}.${lastSigned}`);
-    const res = await fetchNode(url, timeoutMs);
-    if (!res.ok) {
-      return {
-        identity: reported,
-        verified: false,
-        why: `the node did not return a receipt (HTTP ${res.status})`,
-      };
-    }
-    const v = await verifyReceipt(new Uint8Array(await res.arrayBuffer()), {
+    client = await connect(base, {
       constraint: evidenceClauses(constraint),
+      identity: await generateIdentity(),
+      state: memoryState(),
+      reconnect: false,
+      handshakeTimeoutMs: timeoutMs,
     });
-    if (!bytesEqual(v.nodePublicKey, nodePublicKey)) {
+    const shown = client.service;
+    if (!bytesEqual(shown.nodeKey, nodePublicKey)) {
       return {
-        identity: reported,
+        identity: await reportedService(base, timeoutMs),
         verified: false,
-        why: 'the service endorsement is signed by another node key than the one just attested',
+        why: 'the secure connection was served by another node key than the one just attested',
       };
     }
-    const identity = toHex(v.service);
-    if (reported !== undefined && reported !== identity) {
-      // The verified one is printed; the node's status said otherwise, which is worth knowing.
-      return {
-        identity,
-        verified: true,
-        why: `the node's /v1/status reports ${reported} instead`,
-      };
-    }
-    return { identity, verified: true };
+    return { identity: toHex(shown.identity), verified: true };
   } catch (e) {
     return {
-      identity: reported,
+      identity: await reportedService(base, timeoutMs),
       verified: false,
-      why: e instanceof Error ? e.message : String(e),
+      why: `the secure connection failed: ${e instanceof Error ? e.message : String(e)}`,
     };
+  } finally {
+    await client?.close().catch(() => {});
+  }
+}
+
+/** The service identity /v1/status reports (the node's word), or undefined. */
+async function reportedService(base: string, timeoutMs: number): Promise<string | undefined> {
+  try {
+    const st = await fetchNode(new URL('/v1/status', base), timeoutMs);
+    const body = (await st.json()) as { serviceIdentity?: unknown };
+    const id = body.serviceIdentity;
+    return typeof id === 'string' && /^[0-9a-f]{64}$/.test(id) ? id : undefined;
+  } catch {
+    return undefined;
   }
 }
 
 function serviceLine(s: ServiceFinding): string {
   if (s.verified) {
     return (
-      line('service', `${s.identity} (verified: the identity key above endorses it)`) +
-      (s.why === undefined ? '' : `  warning: ${s.why}\n`)
+      line(
+        'service',
+        `${s.identity} (verified: a fresh secure connection to the identity key above shows it)`,
+      ) + (s.why === undefined ? '' : `  warning: ${s.why}\n`)
     );
   }
   return line(
@@ -227,8 +213,17 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
     // SVC: holds only for a service identity this process verified (refused here, exit 1, like
     // a client's connect); one the node merely reports leaves the clause unchecked.
     const serviceChecked = service.verified && service.identity !== undefined;
-    if (serviceChecked)
+    if (serviceChecked) {
       checkServiceClause(constraint, fromHex(service.identity as string, 'service identity'));
+    } else if (constraint.service !== undefined) {
+      // An SVC: clause the node kept us from checking is not passed over: refused, exit 1.
+      const clause = `SVC:${toHex(constraint.service)}`;
+      throw new ConstraintMismatchError(
+        clause,
+        service.identity ?? 'none',
+        `${clause} could not be checked: ${service.why ?? 'the node showed no service identity'}`,
+      );
+    }
     const unchecked = clausesBeyondEvidence(constraint, { serviceChecked });
     const accepted = serviceChecked
       ? formatConstraint({

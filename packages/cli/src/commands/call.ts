@@ -42,8 +42,9 @@ export interface CallOptions {
   readonly json?: boolean;
   readonly home?: string;
   /**
-   * Hex of a service identity to accept in place of the one pinned for this URL (a deliberate
-   * re-pin after checking it with the operator); any other service is still SERVICE_CHANGED.
+   * Hex of the service identity you expect (from the operator): it replaces another pin for this
+   * URL, and any other service is refused — SERVICE_CHANGED where another one was pinned, else
+   * CONSTRAINT_MISMATCH, also on first use (acceptServiceChange of the client SDK).
    */
   readonly acceptService?: string;
 }

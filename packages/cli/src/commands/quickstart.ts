@@ -222,7 +222,9 @@ export function quickstartDataDir(home: string, measurement: Uint8Array): string
  */
 async function holdConsolePort(port: number): Promise<Server | undefined> {
   if (port === 0) return undefined;
-  const held = createServer();
+  // Connections while it is held (a console tab of an earlier run polls every few seconds) are
+  // closed at once: an open one would keep close() from calling back, and the start would hang.
+  const held = createServer({ pauseOnConnect: true }, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     held.once('error', (e: NodeJS.ErrnoException) =>
       reject(e.code === 'EADDRINUSE' ? consolePortInUse(port, '--console-port') : e),
