@@ -221,9 +221,35 @@ describe('SDK ledger, context and crypto on the real runtime', () => {
 
   it('fromHex reads either case and refuses odd lengths and non-hex characters', async () => {
     const r = await app.query('hexRoundTrip', {
-      texts: ['', '00ff', 'DEADbeef', 'abc', '0g', ' 00', '0x00'],
+      // Beyond ASCII: a code unit whose low byte is a hex digit (U+0130, U+0141), a fullwidth
+      // digit, a surrogate pair.
+      texts: [
+        '',
+        '00ff',
+        'DEADbeef',
+        'abc',
+        '0g',
+        ' 00',
+        '0x00',
+        '\u01300',
+        'A\u0141',
+        '\uff100',
+        '\ud83d\ude00',
+      ],
     });
-    assert.deepEqual(r.result, ['', '00ff', 'deadbeef', null, null, null, null]);
+    assert.deepEqual(r.result, [
+      '',
+      '00ff',
+      'deadbeef',
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+      null,
+    ]);
   });
 
   it("proves the app's own record, verifiable offline", async () => {
