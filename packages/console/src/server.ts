@@ -72,6 +72,11 @@ export interface ConsoleOptions {
    */
   readonly portOption?: string;
   /**
+   * Called once the page is bundled, right before the server listens: a caller holding `port`
+   * meanwhile (quickstart) lets it go here, so no other program can take it during the bundling.
+   */
+  readonly beforeListen?: () => Promise<void>;
+  /**
    * Test hook (not exposed by the CLI): alter one byte of the evidence the page receives, as a
    * host or network adversary would. The page must then show a red verdict and refuse to connect.
    */
@@ -431,6 +436,7 @@ export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
       });
     else sendError(res, 404, 'INVALID_INPUT', `no such console page: ${u.pathname}`);
   });
+  await o.beforeListen?.();
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
       reject(e.code === 'EADDRINUSE' ? consolePortInUse(o.port ?? 0, o.portOption) : e);

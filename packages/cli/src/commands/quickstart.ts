@@ -365,9 +365,8 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
     const constraint = `${base} ${apps.join(' ')}`;
     let consoleLine = `console: run \`npx cloister console ${started.url} --constraint "${constraint}"\``;
     if (o.console !== false) {
-      // Released only now, for the console to take it at once.
-      await release(consolePortHeld);
-      consolePortHeld = undefined;
+      // Released only once the page is bundled, for the console to take it at once.
+      const held = consolePortHeld;
       consoleServer = await step('starting the console', false, () =>
         startConsole({
           nodeUrl: started.url,
@@ -375,6 +374,10 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
           port: consolePort,
           portOption: '--console-port',
           stateDir: home,
+          beforeListen: async () => {
+            consolePortHeld = undefined;
+            await release(held);
+          },
         }),
       );
       consoleLine = `console: ${consoleServer.url} (served by this installation on localhost)`;
