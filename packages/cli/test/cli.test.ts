@@ -149,6 +149,9 @@ describe('cloister CLI', () => {
     assert.equal(bad.code, 1, bad.out + bad.err);
     assert.match(bad.out, /verdict: REFUSED \[CONSTRAINT_MISMATCH\]/);
     assert.match(bad.out, new RegExp(`${st.serviceIdentity} does not match ${other}`));
+    // The evidence itself verified: its fields are shown as such, not as unverified claims.
+    assert.doesNotMatch(bad.out, /NOT verified|as claimed/i);
+    assert.match(bad.out, new RegExp(`measurement +${measurement}\n`));
   });
 
   it('prints JSON verdicts', async () => {

@@ -166,6 +166,23 @@ function serviceLine(s: ServiceFinding): string {
   );
 }
 
+/** What the verified evidence shows, one line each. */
+function verifiedLines(
+  v: Awaited<ReturnType<typeof verifyEvidence>>,
+  identityPublicKey: Uint8Array,
+): string {
+  return (
+    line('platform', v.secure ? v.platform : `${v.platform} (INSECURE: no hardware protection)`) +
+    line('root of trust', v.rootOfTrust) +
+    line('measurement', toHex(v.measurement)) +
+    line('signer', toHex(v.signer)) +
+    line('product', v.product) +
+    line('svn', v.svn) +
+    line('platform key', `sha256 ${toHex(sha256(v.platformKey))}`) +
+    line('identity key', toHex(identityPublicKey))
+  );
+}
+
 function describeUnverified(evidence: Uint8Array): string {
   try {
     const c = decodeEvidencePayload(decodeSign1(evidence).payload);
@@ -198,6 +215,10 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
     printError(e);
     return 2;
   }
+  // Set once the evidence verified: a refusal after that (SVC:) shows verified fields.
+  let verified:
+    | { v: Awaited<ReturnType<typeof verifyEvidence>>; service: ServiceFinding }
+    | undefined;
   try {
     const v = await verifyEvidence(fetched.evidence, {
       nonce,
@@ -212,6 +233,7 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
     );
     // SVC: holds only for a service identity this process verified (refused here, exit 1, like
     // a client's connect); one the node merely reports leaves the clause unchecked.
+    verified = { v, service };
     const serviceChecked = service.verified && service.identity !== undefined;
     if (serviceChecked) {
       checkServiceClause(constraint, fromHex(service.identity as string, 'service identity'));
@@ -253,17 +275,7 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
     }
     process.stdout.write(
       `evidence from ${url}\n` +
-        line(
-          'platform',
-          v.secure ? v.platform : `${v.platform} (INSECURE: no hardware protection)`,
-        ) +
-        line('root of trust', v.rootOfTrust) +
-        line('measurement', toHex(v.measurement)) +
-        line('signer', toHex(v.signer)) +
-        line('product', v.product) +
-        line('svn', v.svn) +
-        line('platform key', `sha256 ${toHex(sha256(v.platformKey))}`) +
-        line('identity key', toHex(fetched.identityPublicKey)) +
+        verifiedLines(v, fetched.identityPublicKey) +
         serviceLine(service) +
         `verdict: ACCEPTED under "${accepted}"\n` +
         (unchecked.length === 0
@@ -278,8 +290,13 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
         `${JSON.stringify({ verdict: 'refused', code: e.code, message: e.message })}\n`,
       );
     } else {
+      // Refused after the evidence verified (an SVC: clause): its fields are verified, not claims.
+      const shown =
+        verified === undefined
+          ? describeUnverified(fetched.evidence)
+          : verifiedLines(verified.v, fetched.identityPublicKey) + serviceLine(verified.service);
       process.stdout.write(
-        `evidence from ${url}\n${describeUnverified(fetched.evidence)}verdict: REFUSED [${e.code}] ${e.message}\n  next step: ${e.hint}\n`,
+        `evidence from ${url}\n${shown}verdict: REFUSED [${e.code}] ${e.message}\n  next step: ${e.hint}\n`,
       );
     }
     return 1;
