@@ -355,9 +355,6 @@ async function doConnect(): Promise<Client | undefined> {
   // on this attempt: a node that shows yet another service now is refused again.
   const accept = page.accepting;
   page.accepting = undefined;
-  const pinned = await clientState().pins.get(scpUrl(page.config.nodeUrl));
-  const before = accept === undefined ? undefined : pinned;
-  const firstUse = pinned === undefined;
   page.changedService = undefined;
   el('service-accept-row').hidden = true;
   try {
@@ -384,13 +381,17 @@ async function doConnect(): Promise<Client | undefined> {
     return undefined;
   }
   const service = toHex(page.client.service.identity);
-  if (before !== undefined && toHex(before) !== service) {
+  // What connect itself did with the pin (read under the state's lock), not a read made before
+  // it: a CLI run sharing the state could have pinned in between.
+  const pin = page.client.pin;
+  const before = pin.how === 'replaced' ? pin.previous : undefined;
+  if (before !== undefined) {
     el('alarm').hidden = true;
     text(
       'connection-state',
       `connected; service ${service} (now pinned for this node URL, replacing ${toHex(before)} at your request)`,
     );
-  } else if (firstUse) {
+  } else if (pin.how === 'first-use') {
     text(
       'connection-state',
       page.config.sharedState === true
