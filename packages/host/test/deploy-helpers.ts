@@ -9,14 +9,14 @@ import {
 
 /**
  * A first deploy of `module` as `app` (POST /v1/apps, signed by the operator key in
- * `operatorPem`); asserts 201 and returns the transaction id and the code id.
+ * `operatorPem`): the node's answer, unchecked, and the code id it was signed for.
  */
-export async function deployApp(
+export async function postDeploy(
   node: RunningNode,
   operatorPem: string,
   app: string,
   module: Uint8Array,
-): Promise<{ txid: string; codeId: Uint8Array }> {
+): Promise<{ res: Response; codeId: Uint8Array }> {
   const signed = signDeployRequest(loadOrCreateOperatorKey(operatorPem).privateKey, {
     app,
     module,
@@ -30,6 +30,17 @@ export async function deployApp(
     headers: { 'content-type': 'application/cbor' },
     body: encodeDeployBody(signed.request, module),
   });
+  return { res, codeId: signed.codeId };
+}
+
+/** postDeploy that asserts 201; returns the transaction id and the code id. */
+export async function deployApp(
+  node: RunningNode,
+  operatorPem: string,
+  app: string,
+  module: Uint8Array,
+): Promise<{ txid: string; codeId: Uint8Array }> {
+  const { res, codeId } = await postDeploy(node, operatorPem, app, module);
   assert.equal(res.status, 201, await res.clone().text());
-  return { txid: ((await res.json()) as { txid: string }).txid, codeId: signed.codeId };
+  return { txid: ((await res.json()) as { txid: string }).txid, codeId };
 }

@@ -38,12 +38,9 @@ import { get, i32 } from '../../enclave/test/sandbox-wasm.js';
 import { DEFAULT_HTTP_LIMITS, defaultMaxConnections } from '../src/node/http.js';
 import { createLogger } from '../src/node/logger.js';
 import { type NodeOptions, type RunningNode, startNode } from '../src/node/node.js';
-import {
-  encodeDeployBody,
-  loadOrCreateOperatorKey,
-  signDeployRequest,
-} from '../src/node/operator.js';
+import { loadOrCreateOperatorKey } from '../src/node/operator.js';
 import { type Store, StoreError } from '../src/store/index.js';
+import { deployApp, postDeploy } from './deploy-helpers.js';
 import { tempDir, testBuild } from './helpers.js';
 
 const silent = createLogger({ level: 'silent' });
@@ -201,28 +198,8 @@ function refusedUpgrade(url: string, ca?: Buffer): Promise<{ status: number; bod
 }
 
 /** POSTs a first deploy of the test app, signed with the operator key in `operatorPem`. */
-async function postDeploy(node: RunningNode, operatorPem: string) {
-  const module = appModule();
-  const signed = signDeployRequest(loadOrCreateOperatorKey(operatorPem).privateKey, {
-    app: APP,
-    module,
-    upgrade: false,
-    prev: new Uint8Array(0),
-    prevIndex: 0,
-    service: node.serviceIdentity,
-  });
-  const res = await fetch(`${node.url}/v1/apps`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/cbor' },
-    body: encodeDeployBody(signed.request, module),
-  });
-  return { res, codeId: signed.codeId };
-}
-
 async function deploy(node: RunningNode, operatorPem: string): Promise<Uint8Array> {
-  const { res, codeId } = await postDeploy(node, operatorPem);
-  assert.equal(res.status, 201, await res.clone().text());
-  return codeId;
+  return (await deployApp(node, operatorPem, APP, appModule())).codeId;
 }
 
 /** Options of a test node in fresh directories, its operator key file and its constraint. */
@@ -427,7 +404,7 @@ describe('node: a store that fails a write', () => {
     const before = node.serviceIdentity;
     fail = true;
     // A deploy commits: its batch is refused by the store.
-    const res = await postDeploy(node, operatorPem).then(
+    const res = await postDeploy(node, operatorPem, APP, appModule()).then(
       (r) => r.res,
       () => undefined,
     );

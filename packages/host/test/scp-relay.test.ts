@@ -26,11 +26,8 @@ import { type CloisterError, decodeAlert, FRAME, isCloisterError, toHex } from '
 import { WebSocket, WebSocketServer } from 'ws';
 import { createLogger } from '../src/node/logger.js';
 import { type RunningNode, startNode } from '../src/node/node.js';
-import {
-  encodeDeployBody,
-  loadOrCreateOperatorKey,
-  signDeployRequest,
-} from '../src/node/operator.js';
+import { loadOrCreateOperatorKey } from '../src/node/operator.js';
+import { deployApp } from './deploy-helpers.js';
 import { tempDir, testBuild } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -176,22 +173,7 @@ async function deployCounter(node: RunningNode, operatorPem: string): Promise<Ui
   await cli(['app', 'new', APP, '--dir', project]);
   await cli(['app', 'build', project]);
   const module = new Uint8Array(readFileSync(join(project, 'build', 'app.wasm')));
-  const key = loadOrCreateOperatorKey(operatorPem);
-  const signed = signDeployRequest(key.privateKey, {
-    app: APP,
-    module,
-    upgrade: false,
-    prev: new Uint8Array(0),
-    prevIndex: 0,
-    service: node.serviceIdentity,
-  });
-  const res = await fetch(`${node.url}/v1/apps`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/cbor' },
-    body: encodeDeployBody(signed.request, module),
-  });
-  assert.equal(res.status, 201, await res.clone().text());
-  return signed.codeId;
+  return (await deployApp(node, operatorPem, APP, module)).codeId;
 }
 
 // ---- the cases ----------------------------------------------------------------------------
