@@ -83,14 +83,10 @@ function evidenceClauses(c: Constraint): Constraint {
   return rest;
 }
 
-/** The node's service identity, and whether this process checked it (else the node's word). */
-interface ServiceFinding {
-  /** SHA-256 of the service public key (hex); undefined when the node did not even say. */
-  readonly identity?: string;
-  readonly verified: boolean;
-  /** Why it is not verified. */
-  readonly why?: string;
-}
+/** The node's service identity: proven by this process, or only the node's word (and why). */
+type ServiceFinding =
+  | { readonly verified: true; readonly identity: string }
+  | { readonly verified: false; readonly identity: string | undefined; readonly why: string };
 
 /**
  * The node's service identity, proven now: a secure-connection handshake (docs/scp.md) with a
@@ -109,6 +105,7 @@ async function findService(
   timeoutMs: number,
 ): Promise<ServiceFinding> {
   let client: Client | undefined;
+  let why: string;
   try {
     client = await connect(base, {
       constraint: evidenceClauses(constraint),
@@ -118,23 +115,16 @@ async function findService(
       handshakeTimeoutMs: timeoutMs,
     });
     const shown = client.service;
-    if (!bytesEqual(shown.nodeKey, nodePublicKey)) {
-      return {
-        identity: await reportedService(base, timeoutMs),
-        verified: false,
-        why: 'the secure connection was served by another node key than the one just attested',
-      };
+    if (bytesEqual(shown.nodeKey, nodePublicKey)) {
+      return { verified: true, identity: toHex(shown.identity) };
     }
-    return { identity: toHex(shown.identity), verified: true };
+    why = 'the secure connection was served by another node key than the one just attested';
   } catch (e) {
-    return {
-      identity: await reportedService(base, timeoutMs),
-      verified: false,
-      why: `the secure connection failed: ${e instanceof Error ? e.message : String(e)}`,
-    };
+    why = `the secure connection failed: ${e instanceof Error ? e.message : String(e)}`;
   } finally {
     await client?.close().catch(() => {});
   }
+  return { verified: false, identity: await reportedService(base, timeoutMs), why };
 }
 
 /** The service identity /v1/status reports (the node's word), or undefined. */
@@ -151,11 +141,9 @@ async function reportedService(base: string, timeoutMs: number): Promise<string 
 
 function serviceLine(s: ServiceFinding): string {
   if (s.verified) {
-    return (
-      line(
-        'service',
-        `${s.identity} (verified: a fresh secure connection to the identity key above shows it)`,
-      ) + (s.why === undefined ? '' : `  warning: ${s.why}\n`)
+    return line(
+      'service',
+      `${s.identity} (verified: a fresh secure connection to the identity key above shows it)`,
     );
   }
   return line(
@@ -231,28 +219,22 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
       constraint,
       opts.timeoutMs ?? 10_000,
     );
-    // SVC: holds only for a service identity this process verified (refused here, exit 1, like
-    // a client's connect); one the node merely reports leaves the clause unchecked.
     verified = { v, service };
-    const serviceChecked = service.verified && service.identity !== undefined;
-    if (serviceChecked) {
-      checkServiceClause(constraint, fromHex(service.identity as string, 'service identity'));
+    // SVC: holds only for a service identity this process proved, as at a client's connect; one
+    // it could not prove is refused too (exit 1), never passed over. Past this, SVC: is checked
+    // or absent, and only APP: clauses are left to the client.
+    if (service.verified) {
+      checkServiceClause(constraint, fromHex(service.identity, 'service identity'));
     } else if (constraint.service !== undefined) {
-      // An SVC: clause the node kept us from checking is not passed over: refused, exit 1.
       const clause = `SVC:${toHex(constraint.service)}`;
       throw new ConstraintMismatchError(
         clause,
         service.identity ?? 'none',
-        `${clause} could not be checked: ${service.why ?? 'the node showed no service identity'}`,
+        `${clause} could not be checked: ${service.why}`,
       );
     }
-    const unchecked = clausesBeyondEvidence(constraint, { serviceChecked });
-    const accepted = serviceChecked
-      ? formatConstraint({
-          ...evidenceClauses(constraint),
-          ...(constraint.service === undefined ? {} : { service: constraint.service }),
-        })
-      : formatConstraint(evidenceClauses(constraint));
+    const unchecked = clausesBeyondEvidence(constraint, { serviceChecked: true });
+    const { apps: _apps, ...accepted } = constraint;
     if (opts.json) {
       process.stdout.write(
         `${JSON.stringify({
@@ -268,7 +250,7 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
           identityPublicKey: toHex(fetched.identityPublicKey),
           service: service.identity ?? null,
           serviceVerified: service.verified,
-          ...(service.why === undefined ? {} : { serviceNote: service.why }),
+          ...(service.verified ? {} : { serviceNote: service.why }),
         })}\n`,
       );
       return 0;
@@ -277,7 +259,7 @@ export async function attest(url: string, opts: AttestOptions): Promise<number> 
       `evidence from ${url}\n` +
         verifiedLines(v, fetched.identityPublicKey) +
         serviceLine(service) +
-        `verdict: ACCEPTED under "${accepted}"\n` +
+        `verdict: ACCEPTED under "${formatConstraint(accepted)}"\n` +
         (unchecked.length === 0
           ? ''
           : `  not checked here: ${unchecked.join(' ')} (the evidence does not show them: a client checks them when it connects, as \`cloister query\` and \`cloister call\` do)\n`),
