@@ -81,17 +81,14 @@ export interface ConnectOptions {
   readonly handshakeTimeoutMs?: number;
 }
 
-/** What connect did with the service pinned for the URL (Client.pin). */
-export interface PinInfo {
-  /**
-   * `first-use`: no service was pinned for the URL, the one shown is pinned now; `kept`: the pin
-   * was the service shown; `replaced`: another pin was replaced at the caller's request
-   * (acceptServiceChange).
-   */
-  readonly how: 'first-use' | 'kept' | 'replaced';
-  /** The identity that was pinned before (`replaced` only). */
-  readonly previous?: Uint8Array;
-}
+/**
+ * What connect did with the service pinned for the URL (Client.pin). `first-use`: no service was
+ * pinned for the URL, the one shown is pinned now; `kept`: the pin was the service shown;
+ * `replaced`: another pin (`previous`) was replaced at the caller's request (acceptServiceChange).
+ */
+export type PinInfo =
+  | { readonly how: 'first-use' | 'kept' }
+  | { readonly how: 'replaced'; readonly previous: Uint8Array };
 
 /** What the handshake verified about the service and the node serving it. */
 export interface ServiceInfo {
@@ -264,7 +261,7 @@ export class Client {
   get pin(): PinInfo {
     const p = this.pinned;
     if (p === undefined) throw new ScpError('SCP_CLOSED', 'the client is not connected');
-    return p.previous === undefined ? { how: p.how } : { how: p.how, previous: p.previous.slice() };
+    return p.how === 'replaced' ? { how: p.how, previous: p.previous.slice() } : p;
   }
 
   /** The ScpCrypto this client verifies signatures with. */

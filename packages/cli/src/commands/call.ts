@@ -204,7 +204,7 @@ function notePin(client: Client, url: string, named: boolean): void {
     process.stderr.write(
       `note: pinned service ${service} for ${url} (first use${named ? ', the one --accept-service names' : ''}): later runs refuse another service there (SERVICE_CHANGED)\n`,
     );
-  } else if (pin.how === 'replaced' && pin.previous !== undefined) {
+  } else if (pin.how === 'replaced') {
     process.stderr.write(
       `note: pinned service ${service} for ${url}, replacing ${toHex(pin.previous)} (--accept-service)\n`,
     );

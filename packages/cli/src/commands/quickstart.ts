@@ -395,7 +395,8 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
         'press Ctrl-C to stop\n',
     );
     const service = toHex(started.serviceIdentity);
-    const pinned = await pinnedService(home, started.url);
+    // Read only when no earlier build's note already says the service is new.
+    const pinned = earlier.length > 0 ? undefined : await pinnedService(home, started.url);
     if (earlier.length > 0) {
       process.stderr.write(
         `note: this enclave build is new, so this is a new node and service (${service}) with an empty ledger; the data of the earlier build stays in ${join(home, 'quickstart')}. Clients that pinned the earlier service for ${started.url} will report SERVICE_CHANGED: check it, then accept it once with --accept-service ${service}\n`,
