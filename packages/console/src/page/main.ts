@@ -384,12 +384,11 @@ async function doConnect(): Promise<Client | undefined> {
   // What connect itself did with the pin (read under the state's lock), not a read made before
   // it: a CLI run sharing the state could have pinned in between.
   const pin = page.client.pin;
-  const before = pin.how === 'replaced' ? pin.previous : undefined;
-  if (before !== undefined) {
+  if (pin.how === 'replaced') {
     el('alarm').hidden = true;
     text(
       'connection-state',
-      `connected; service ${service} (now pinned for this node URL, replacing ${toHex(before)} at your request)`,
+      `connected; service ${service} (now pinned for this node URL, replacing ${toHex(pin.previous)} at your request)`,
     );
   } else if (pin.how === 'first-use') {
     text(
