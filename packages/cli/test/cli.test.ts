@@ -446,6 +446,53 @@ describe('cloister CLI', () => {
     assert.match(nodeErr, /SIGTERM: stopping/);
   });
 
+  it('a node whose test process is killed outright stops itself (the run fixture)', { timeout: 30_000 }, async () => {
+    // A middle process stands for a test runner: it starts the node through the fixture and is
+    // then killed with SIGKILL, so nothing of it stops the node. The node's stderr pipe is ours
+    // too; it closes only when the node has exited (or the test times out).
+    const nodeArgs = ['--import', 'tsx', '--conditions=source', entry, '--home', home];
+    const middle = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const c = require('node:child_process').spawn(process.execPath, ${JSON.stringify([
+          ...nodeArgs,
+          'node',
+          'start',
+          '--enclave',
+          enclaveDir,
+          '--port',
+          '0',
+          '--log-level',
+          'silent',
+        ])}, { stdio: ['ignore', 'ignore', 'inherit'] }); console.log(c.pid); setInterval(() => {}, 1e6);`,
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let err = '';
+    let out = '';
+    middle.stdout!.on('data', (d) => {
+      out += d;
+    });
+    const closed = new Promise<void>((resolve) => middle.stderr!.on('close', resolve));
+    await new Promise<void>((resolve, reject) => {
+      middle.stderr!.on('data', (d) => {
+        err += d;
+        if (/listening on http/.test(err)) resolve();
+      });
+      middle.on('exit', () => reject(new Error(`the middle process exited: ${err}`)));
+    });
+    const pid = Number(out.trim());
+    assert.ok(Number.isSafeInteger(pid) && pid > 0, out);
+    middle.removeAllListeners('exit');
+    middle.kill('SIGKILL');
+    await closed;
+    assert.match(err, /SIGTERM: stopping/);
+    // Gone, or a zombie waiting for whoever adopted it to reap it: not running either way.
+    const stat = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8') : '';
+    assert.ok(stat === '' || /^\d+ \(.*\) Z /.test(stat), stat);
+  });
+
   it('log audit passes on a good copy and prints what it verified', async () => {
     const copy = join(home, 'audit-good');
     cpSync(join(home, 'data'), copy, { recursive: true });
