@@ -446,7 +446,9 @@ describe('cloister CLI', () => {
     assert.match(nodeErr, /SIGTERM: stopping/);
   });
 
-  it('a node whose test process is killed outright stops itself (the run fixture)', { timeout: 30_000 }, async () => {
+  it('a node whose test process is killed outright stops itself (the run fixture)', {
+    timeout: 30_000,
+  }, async () => {
     // A middle process stands for a test runner: it starts the node through the fixture and is
     // then killed with SIGKILL, so nothing of it stops the node. The node's stderr pipe is ours
     // too; it closes only when the node has exited (or the test times out).
