@@ -458,6 +458,20 @@ describe('SCP message codec (strict)', () => {
       assert.throws(() => decodePlaintext(encodeCbor(array)), code('SCP_PROTOCOL'));
     });
   }
+  test('message ids are whole numbers from 1 to 2^53 - 1, the largest one JavaScript holds exactly', () => {
+    const top = Number.MAX_SAFE_INTEGER;
+    assert.deepEqual(decodePlaintext(encodeCbor([3, top, 'x'])), {
+      type: 'notify',
+      id: top,
+      json: 'x',
+    });
+    for (const id of [2n ** 53n, 2n ** 64n - 1n]) {
+      assert.throws(
+        () => decodePlaintext(encodeCbor([1, id, 'op', new Map()])),
+        (e: unknown) => code('SCP_PROTOCOL')(e) && /from 1 to 2\^53 - 1/.test((e as Error).message),
+      );
+    }
+  });
   test('not CBOR, empty, or a non-array', () => {
     assert.throws(() => decodePlaintext(new Uint8Array(0)), code('SCP_PROTOCOL'));
     assert.throws(() => decodePlaintext(Uint8Array.of(0xff)), code('SCP_PROTOCOL'));

@@ -359,6 +359,24 @@ describe('node: secure connections over /v1/scp', () => {
     const other = await refusedUpgrade(`${node.url.replace('http', 'ws')}/v1/other`);
     assert.equal(other.status, 404);
   });
+
+  it('selects no WebSocket subprotocol: a client that asks for one fails its upgrade', async () => {
+    const url = `${node.url.replace('http', 'ws')}/v1/scp`;
+    const asked = new WebSocket(url, ['cloister-scp']);
+    const failure = await new Promise<Error>((resolve, reject) => {
+      asked.once('error', resolve);
+      asked.once('open', () => reject(new Error('the upgrade succeeded')));
+    });
+    assert.match(failure.message, /subprotocol/);
+    // Without one, the same URL opens (what every SCP client does).
+    const plain = new WebSocket(url);
+    await new Promise<void>((resolve, reject) => {
+      plain.once('open', () => resolve());
+      plain.once('error', reject);
+    });
+    assert.equal(plain.protocol, '');
+    plain.close();
+  });
 });
 
 describe('node: a data directory that lost service.sealed', () => {

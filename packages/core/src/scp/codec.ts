@@ -117,7 +117,10 @@ export function decodeClientHello(f: Uint8Array): ClientHello {
     versions.length > 16 ||
     versions.some((v, i) => !Number.isSafeInteger(v) || v < 1 || (i > 0 && v <= versions[i - 1]))
   ) {
-    throw new ScpError(c, 'CH versions must be 1 to 16 ascending distinct positive integers');
+    throw new ScpError(
+      c,
+      'CH versions must be 1 to 16 ascending distinct integers from 1 to 2^53 - 1',
+    );
   }
   return {
     versions: versions as number[],
@@ -140,7 +143,7 @@ export function decodeServerHello(f: Uint8Array): ServerHello {
   const c = 'SCP_HANDSHAKE';
   const [v, e, n] = arrayOf(cborOf(frameBody(f, FRAME.SH, 'SH', c), 'SH', c), 3, 'SH', c);
   if (!Number.isSafeInteger(v) || (v as number) < 1)
-    throw new ScpError(c, 'SH version must be a positive integer');
+    throw new ScpError(c, 'SH version must be an integer from 1 to 2^53 - 1');
   return {
     version: v as number,
     ephemeral: publicKeyOf(e, 'SH ephemeral key', c),
@@ -213,7 +216,7 @@ function notTextMap(what: string): ScpError {
 
 function id(v: unknown): number {
   if (!Number.isSafeInteger(v) || (v as number) < 1) {
-    throw new ScpError('SCP_PROTOCOL', 'a message id must be an integer >= 1');
+    throw new ScpError('SCP_PROTOCOL', 'a message id must be an integer from 1 to 2^53 - 1');
   }
   return v as number;
 }
@@ -231,7 +234,7 @@ function bad(what: string): never {
 }
 
 function checkId(id: number): void {
-  if (!Number.isSafeInteger(id) || id < 1) bad('id must be an integer >= 1');
+  if (!Number.isSafeInteger(id) || id < 1) bad('id must be an integer from 1 to 2^53 - 1');
 }
 
 /** Refuses text the decoder would refuse (names and codes are not clipped: they must be exact). */

@@ -125,7 +125,9 @@ function checkVersions(v: readonly number[] | undefined): readonly number[] {
       (x, i) => !Number.isSafeInteger(x) || x < 1 || (i > 0 && x <= (list[i - 1] as number)),
     )
   ) {
-    throw new InvalidInputError('versions must be 1 to 16 ascending distinct positive integers');
+    throw new InvalidInputError(
+      'versions must be 1 to 16 ascending distinct integers from 1 to 2^53 - 1',
+    );
   }
   return [...list];
 }

@@ -198,6 +198,9 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     perMessageDeflate: false, // compression would leak plaintext sizes less, but costs CPU and
     // invites decompression bombs; SCP frames are ciphertext and do not compress anyway
     clientTracking: false,
+    // SCP defines no WebSocket subprotocol: select none (ws would otherwise echo the first one a
+    // client offers, as if the node spoke it); an RFC 6455 client that asked for one then fails.
+    handleProtocols: () => false,
   });
   const conns = new Set<Conn>();
   const bySession = new Map<number, Conn>();
