@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createLedgerKeyring, hkdfSha256, LABELS, RecordPurpose } from '../src/ledger/crypto.js';
+import { ADMIN_TRIE, CATALOGUE_TRIE } from '../src/ledger/ledger/format.js';
 import { EMPTY_ROOT, makeBranch, makeLeaf, RADIX_16 } from '../src/ledger/trie/node.js';
 import { storedForm } from '../src/ledger/trie/stored.js';
 import { createTrie, type TrieOp } from '../src/ledger/trie/trie.js';
@@ -101,6 +102,29 @@ export function computeVectors(): Map<string, string> {
   v.set('odd.branch', hex(odd.encoding));
   v.set('odd.branch-hash', hex(odd.hash));
   v.set('odd.stored', hex(storedForm(odd)));
+
+  // Section 11.1's derivations for 11.9's inputs (engine secret 07 × 32, ledger app1): each step
+  // of a state proof's paths on its own, so a second implementation can find which one differs.
+  const engine = new Uint8Array(32).fill(7);
+  const admin = createLedgerKeyring({ origin: { generation: 0, secret: engine } });
+  const app1Secret = hkdfSha256(
+    engine,
+    new Uint8Array(0),
+    Uint8Array.of(...enc.encode('cloister/ledger/v1/app-ledger'), 0, ...enc.encode('app1')),
+    32,
+  );
+  const app1 = createLedgerKeyring({ origin: { generation: 0, secret: app1Secret } });
+  const app1Id = enc.encode('app1');
+  const accounts = enc.encode('accounts');
+  const alice = enc.encode('alice');
+  v.set('s11.engine-secret', hex(engine));
+  v.set('s11.admin.path.app1', hex(admin.table(ADMIN_TRIE).path(app1Id)));
+  v.set('s11.admin.salt.app1', hex(admin.table(ADMIN_TRIE).salt(app1Id)));
+  v.set('s11.app-ledger-secret.app1', hex(app1Secret));
+  v.set('s11.app1.catalogue.path.accounts', hex(app1.table(CATALOGUE_TRIE).path(accounts)));
+  v.set('s11.app1.catalogue.salt.accounts', hex(app1.table(CATALOGUE_TRIE).salt(accounts)));
+  v.set('s11.app1.accounts.path.alice', hex(app1.table('accounts').path(alice)));
+  v.set('s11.app1.accounts.salt.alice', hex(app1.table('accounts').salt(alice)));
   return v;
 }
 

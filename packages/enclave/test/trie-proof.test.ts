@@ -223,5 +223,29 @@ describe('state proofs over hand-built tries (records no honest engine writes)',
       () => verifyStateProof(huge.stateHash, { ...claim, value: Uint8Array.of(0x41) }, huge.proof),
       /index above 2\^53 - 1/,
     );
+    // Not the engine's canonical form (commits count from 1; prev is an earlier commit or 0):
+    // the engine would refuse to read these, so the offline verifier refuses them too.
+    for (const [index, prev] of [
+      [0n, 0n],
+      [5n, 5n],
+      [5n, 9n],
+    ] as const) {
+      for (const kind of [1, 2]) {
+        const r = Uint8Array.of(
+          1,
+          kind,
+          ...u64(index),
+          ...u64(prev),
+          ...(kind === 1 ? [0x41] : []),
+        );
+        const p = stateProofOf(r);
+        const c = kind === 1 ? { ...claim, value: Uint8Array.of(0x41) } : claim;
+        assert.throws(
+          () => verifyStateProof(p.stateHash, c, p.proof),
+          /not canonical: index from 1, prev below index/,
+          `kind ${kind} index ${index} prev ${prev}`,
+        );
+      }
+    }
   });
 });

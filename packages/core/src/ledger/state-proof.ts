@@ -13,7 +13,8 @@
  * well-formed proof that does not support the claim returns `{ ok: false, reason }`.
  * What it cannot check: that each level's path is the HMAC of its key under the enclave's path
  * keys (so "no leaf at this path" means "absent" only on the enclave's word), and that the state
- * hash is a committed state of a given node (a signed root or receipt, later issues).
+ * hash is a committed state of a given node (signature entries sign state hashes, receipts.md §4;
+ * an app binds the one its proof is against to a result its receipt proves, app-abi.md §8).
  */
 import { bytesEqual, concatBytes, utf8 } from '../bytes.js';
 import { InvalidInputError } from '../errors.js';
@@ -202,8 +203,14 @@ export function verifyStateProof(
     throw new ProofError('the version record is malformed');
   }
   const index = readU64(record, 2);
-  if (index === undefined) {
+  const prev = readU64(record, 10);
+  if (index === undefined || prev === undefined) {
     throw new ProofError('the version record holds an index above 2^53 - 1');
+  }
+  // As the engine reads it (its canonical form): commits are numbered from 1, and a version's
+  // previous one (0: none) was written by an earlier commit.
+  if (index < 1 || prev >= index) {
+    throw new ProofError('the version record is not canonical: index from 1, prev below index');
   }
   if (kind === REMOVED)
     return claimsAbsent ? { ok: true, present: false, index } : { ok: false, reason: 'key-absent' };
