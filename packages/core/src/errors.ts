@@ -131,11 +131,11 @@ export const ERROR_CODES = {
     'The app aborted (an AssemblyScript assertion or runtime check failed): this is a bug in the app; its transaction left no write.',
   APP_NOT_FOUND: 'No app of that id is deployed on this node: check the app id.',
   APP_METHOD_UNKNOWN:
-    'The app has no method of that name: check the method name against its manifest.',
+    'The app has no method of that name: check the method name against the methods it registers (the message lists them, as does the manifest of an app built with the SDK).',
   APP_METHOD_KIND:
-    'The method is a query and was called as a transaction, or the reverse: call it as its manifest declares.',
+    'The method is a query and was called as a transaction, or the reverse: call it as the app registers it (a query with query() or `cloister query`, a transaction with transact() or `cloister call`).',
   APP_RESULT_INVALID:
-    'The app returned a result or notification that is not valid JSON text: this is a bug in the app.',
+    'The app returned a result or notification that is not valid JSON text, or nests arrays and objects deeper than the cap (maxJsonDepth, 64 levels by default): this is a bug in the app.',
   REQUEST_ID_REUSED:
     'The request id was already used by you for another call (another method or other arguments, compared byte for byte): the message names the transaction of that call. Use a new request id for a new call; reuse one only to retry the very same call.',
   // Deploy and upgrade (docs/node-api.md, "Apps")

@@ -28,6 +28,14 @@ const asString = (s: string): Uint8Array => {
   return out;
 };
 
+/** Results and notifications at the edges of "JSON text" (docs/app-abi.md §3.2). */
+const JSON_CASES = {
+  bom: '\uFEFF1',
+  deep64: `${'['.repeat(64)}${']'.repeat(64)}`,
+  deep65: `${'{"a":'.repeat(64)}[]${'}'.repeat(64)}`,
+  quoted: `["${'['.repeat(100)}\\"{"]`,
+} as const;
+
 const kit = abiKit({
   out: 'out',
   l: 'l',
@@ -47,6 +55,7 @@ const kit = abiKit({
   n1: '{"n":1}',
   n2: '[2]',
   bad: 'not json',
+  ...JSON_CASES,
   qstr: '"query"',
   tstr: '"transaction"',
   astr: asString('boom'),
@@ -234,6 +243,10 @@ const app = kit.module({
     { name: 'notifyQ', kind: 'query', body: [...kit.str('n1'), ...c('notify')] },
     { name: 'notifyBad', kind: 'transaction', body: [...kit.str('bad'), ...c('notify')] },
     { name: 'resultBad', kind: 'query', body: [...kit.str('bad'), ...c('result_set')] },
+    ...(['bom', 'deep64', 'deep65', 'quoted'] as const).flatMap((k) => [
+      { name: `result.${k}`, kind: 'query' as const, body: [...kit.str(k), ...c('result_set')] },
+      { name: `notify.${k}`, kind: 'query' as const, body: [...kit.str(k), ...c('notify')] },
+    ]),
     {
       name: 'fill',
       kind: 'transaction',
@@ -418,6 +431,28 @@ describe('ABI v1: results and notifications', () => {
     const e = await q(rt, 'resultBad').catch((x: unknown) => x);
     assert.ok(e instanceof ResultInvalidError);
     assert.equal(e.code, 'APP_RESULT_INVALID');
+  });
+
+  test('a byte-order mark, or nesting deeper than maxJsonDepth (64), is refused; brackets in strings do not count', async () => {
+    const { rt } = await setup();
+    for (const how of ['result', 'notify']) {
+      const what = how === 'result' ? 'result' : 'notification';
+      const bom = await q(rt, `${how}.bom`).catch((x: unknown) => x);
+      assert.ok(bom instanceof ResultInvalidError, String(bom));
+      assert.equal(bom.message, `the app's ${what} is not valid JSON text`);
+      const deep = await q(rt, `${how}.deep65`).catch((x: unknown) => x);
+      assert.ok(deep instanceof ResultInvalidError, String(deep));
+      assert.equal(
+        deep.message,
+        `the app's ${what} nests arrays and objects deeper than 64 levels`,
+      );
+      for (const ok of ['deep64', 'quoted']) {
+        const r = await q(rt, `${how}.${ok}`);
+        const text = JSON_CASES[ok as keyof typeof JSON_CASES];
+        if (how === 'result') assert.equal(r.result, text);
+        else assert.deepEqual(r.notifications, [text]);
+      }
+    }
   });
 });
 

@@ -25,6 +25,7 @@ import {
   type AppRuntime,
   callerIdOf,
   createAppRuntime,
+  DEFAULT_ABI_LIMITS,
   MethodKindError,
   MethodUnknownError,
   QueryWriteError,
@@ -689,6 +690,23 @@ describe('app runtime: caps', () => {
     assert.match(bad.message, /not JSON text/);
     assert.doesNotMatch(bad.message, /at most/);
     assert.equal((await tx(rt, 'put', '"short"')).result, '"short"');
+  });
+
+  test('arguments nested deeper than maxJsonDepth, or behind a byte-order mark, are refused by name', async () => {
+    const { engine } = await setup();
+    const rt = createAppRuntime({ engine, limits: { maxJsonDepth: 3 } });
+    await rt.deploy('A', app);
+    const deep = await rejects(tx(rt, 'put', '[{"a":[[]]}]'), CloisterError, 'INVALID_INPUT');
+    assert.equal(
+      deep.message,
+      'the arguments nest arrays and objects deeper than 3 levels: flatten them (maxJsonDepth)',
+    );
+    const bom = await rejects(tx(rt, 'put', '\uFEFF{}'), CloisterError, 'INVALID_INPUT');
+    assert.match(bom.message, /not JSON text/);
+    // Three levels pass, and brackets inside strings (escaped quotes included) are not nesting.
+    const ok = '[{"a":[1]}, "\\"[[[[", "]]]]"]';
+    assert.equal((await tx(rt, 'put', ok)).result, ok);
+    assert.equal(DEFAULT_ABI_LIMITS.maxJsonDepth, 64);
   });
 });
 

@@ -180,7 +180,7 @@ async function identityFor(o: CallOptions): Promise<{ path: string; identity: Id
 
 /**
  * APP_METHOD_KIND with the command that fits as its next step: the registry's hint is the SDK's
- * too ("call it as its manifest declares"), and on the command line that means the other command.
+ * too (either API or command), and on the command line the next step is the other command.
  */
 function withCommandHint(e: unknown, kind: 'transact' | 'query'): unknown {
   if (!(e instanceof CloisterError) || e.code !== 'APP_METHOD_KIND') return e;

@@ -125,6 +125,8 @@ export interface AbiLimits {
   readonly maxNotificationBytes: number;
   readonly maxRoutes: number;
   readonly maxRandomBytes: number;
+  /** Deepest nesting of arrays and objects in arguments, a result or a notification. */
+  readonly maxJsonDepth: number;
   readonly defaultFuel: number;
 }
 
@@ -134,6 +136,7 @@ export const DEFAULT_ABI_LIMITS: AbiLimits = {
   maxNotificationBytes: 64 * 1024,
   maxRoutes: 256,
   maxRandomBytes: 65_536,
+  maxJsonDepth: 64,
   defaultFuel: 100_000_000,
 };
 

@@ -111,8 +111,8 @@ export class MethodKindError extends CloisterError {
 
 /** A result or notification that is not valid JSON text. */
 export class ResultInvalidError extends CloisterError {
-  constructor(what: string) {
-    super('APP_RESULT_INVALID', `the app's ${what} is not valid JSON text`);
+  constructor(what: string, problem = 'is not valid JSON text') {
+    super('APP_RESULT_INVALID', `the app's ${what} ${problem}`);
   }
 }
 

@@ -86,7 +86,10 @@ export interface CallState {
   routes: Route[] | undefined;
 }
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is kept as the character it is, not dropped, so text reads as
+// exactly the bytes given: JSON.parse then refuses it (not JSON whitespace), and no name aliases
+// the same name without it.
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const lenient = new TextDecoder('utf-8');
 const utf16 = new TextDecoder('utf-16le');
 
@@ -94,13 +97,34 @@ const NONCE = 12;
 const EMPTY = new Uint8Array(0);
 const TAG = 16;
 
-export function isJsonText(bytes: Uint8Array): boolean {
+/**
+ * Why `bytes` are not acceptable JSON text — not strict UTF-8 or not one RFC 8259 JSON value
+ * (`JSON.parse`; a byte-order mark is refused), or arrays and objects nested deeper than
+ * `maxDepth` — or undefined when they are. JSON.parse itself does not recurse, but whatever later
+ * walks the value (JSON.stringify, a client's code) may: the depth cap (DESIGN.md §11) keeps a
+ * value every reader can handle.
+ */
+export function jsonTextProblem(bytes: Uint8Array, maxDepth: number): string | undefined {
   try {
     JSON.parse(decoder.decode(bytes));
-    return true;
   } catch {
-    return false;
+    return 'is not valid JSON text';
   }
+  // Valid JSON, so a byte scan suffices: brackets count outside strings only, a backslash in a
+  // string skips the byte after it, and UTF-8 continuation bytes never equal an ASCII byte.
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    if (inString) {
+      if (b === 0x5c) i++;
+      else if (b === 0x22) inString = false;
+    } else if (b === 0x22) inString = true;
+    else if (b === 0x5b || b === 0x7b) {
+      if (++depth > maxDepth) return `nests arrays and objects deeper than ${maxDepth} levels`;
+    } else if (b === 0x5d || b === 0x7d) depth--;
+  }
+  return undefined;
 }
 
 /** Key and value bytes of page entries or versions (what `onRead` charged for). */
@@ -268,7 +292,8 @@ export function abiBinding(initial: CallState): AbiBinding {
           );
         }
         const bytes = read(ptr, l);
-        if (!isJsonText(bytes)) throw new ResultInvalidError('notification');
+        const problem = jsonTextProblem(bytes, state.limits.maxJsonDepth);
+        if (problem !== undefined) throw new ResultInvalidError('notification', problem);
         state.notifications.push(bytes);
       },
       fail(codePtr: number, codeLen: number, msgPtr: number, msgLen: number): never {

@@ -76,7 +76,7 @@ import {
   abiImports,
   type CallKind,
   type CallState,
-  isJsonText,
+  jsonTextProblem,
   type Route,
 } from './host.js';
 
@@ -231,7 +231,7 @@ export const DEFAULT_INSTANCE_POOL = 4;
 
 const APP_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const MAX_APP_ID_BYTES = 64;
-const decoder = new TextDecoder('utf-8', { fatal: true });
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const ZERO_BYTE = Uint8Array.of(0);
 
 const CALLER_LABEL_BYTES = utf8(CALLER_LABEL);
@@ -439,7 +439,8 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
 
   function outcomeOf(state: CallState): { result: string; notifications: string[] } {
     const result = state.result ?? utf8('null');
-    if (!isJsonText(result)) throw new ResultInvalidError('result');
+    const problem = jsonTextProblem(result, limits.maxJsonDepth);
+    if (problem !== undefined) throw new ResultInvalidError('result', problem);
     return {
       result: decoder.decode(result),
       notifications: state.notifications.map((n) => decoder.decode(n)),
@@ -469,9 +470,12 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
         `the arguments are ${args.length} bytes; at most ${limits.maxArgsBytes} are accepted`,
       );
     }
-    if (!isJsonText(args)) {
+    const problem = jsonTextProblem(args, limits.maxJsonDepth);
+    if (problem !== undefined) {
       throw new InvalidInputError(
-        'the arguments are not JSON text: send one JSON value, for example {} or {"name":"x"}',
+        problem === 'is not valid JSON text'
+          ? 'the arguments are not JSON text: send one JSON value, for example {} or {"name":"x"}'
+          : `the arguments nest arrays and objects deeper than ${limits.maxJsonDepth} levels: flatten them (maxJsonDepth)`,
       );
     }
     const requestId = request.requestId;
