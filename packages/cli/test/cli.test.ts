@@ -596,6 +596,16 @@ describe('cloister CLI', () => {
           return 1;
         },
       ],
+      [
+        'entry0',
+        async (store: LevelStore) => {
+          // An entry key of index 0, which no log has: it sorts first and takes position 1.
+          const value = store.get(entryKey(1));
+          assert.ok(value);
+          await store.write([{ type: 'put', key: entryKey(0), value }], { sync: true });
+          return 1;
+        },
+      ],
     ] as const) {
       const copy = join(home, `audit-${name}`);
       cpSync(join(home, 'data'), copy, { recursive: true });
@@ -609,7 +619,11 @@ describe('cloister CLI', () => {
       assert.equal(j.index, at, name);
       assert.match(
         j.message,
-        name === 'moved' ? /is missing: the next key/ : /is stored under key/,
+        name === 'moved'
+          ? /is missing: the next key/
+          : name === 'entry0'
+            ? /the key of entry 0, which no log has/
+            : /is stored under key/,
       );
     }
   });

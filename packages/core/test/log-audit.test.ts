@@ -87,6 +87,45 @@ describe('auditLog', () => {
     assert.ok(again.checked.some((c) => /extends the trusted root of size 7/.test(c)));
   });
 
+  test('rotations and write-set generations: honest ones pass, others are altered entries', async () => {
+    const s = new KitService();
+    s.tx();
+    s.rotate(); // 1
+    s.tx();
+    s.rotate(4); // a generation persisted by a crash before its rotation committed is skipped
+    s.tx();
+    s.sign();
+    assert.equal((await auditLog(s.entries)).entries, 8);
+    const back = new KitService();
+    back.rotate(2);
+    back.rotate(2);
+    await fails(
+      back.entries,
+      LogEntryAlteredError,
+      4,
+      /names secret generation 2, not one after 2/,
+    );
+    const stale = new KitService();
+    stale.rotate();
+    stale.tx(undefined, 0);
+    await fails(stale.entries, LogEntryAlteredError, 4, /under secret generation 0, not 1/);
+    const ahead = new KitService();
+    ahead.tx(undefined, 1);
+    await fails(ahead.entries, LogEntryAlteredError, 3, /under secret generation 1, not 0/);
+  });
+
+  test('genesis is signed at once, as the empty state: entry 2 is that signature', async () => {
+    const alone = new KitService({ unsignedGenesis: true });
+    await fails(alone.entries, LogEntryMissingError, 2, /a log of genesis alone/);
+    const txFirst = new KitService({ unsignedGenesis: true });
+    txFirst.tx();
+    txFirst.sign();
+    await fails(txFirst.entries, LogEntryAlteredError, 2, /entry 2 is not a signature entry/);
+    const wrongState = new KitService({ unsignedGenesis: true });
+    wrongState.sign(undefined, undefined, new Uint8Array(32).fill(1));
+    await fails(wrongState.entries, LogSignatureError, 2, /other than the empty state/);
+  });
+
   test('an entry of another term than 1 is refused, in the unsigned tail too', async () => {
     const s = build();
     const last = s.decoded[11] as LogEntry;

@@ -210,11 +210,36 @@ describe('strict entry decoding', () => {
     );
     refused(raw(TX, 5, new Map([['size', 3]])), /meta.gen must be present exactly when/);
     refused(
+      raw({ ...TX, writeSet: new Uint8Array(0) }, 5, new Map([['size', 3]])),
+      /meta.size must be present exactly when meta.gen is/,
+    );
+    refused(
+      raw(TX, 5, new Map([['gen', 0]])),
+      /meta.size must be present exactly when meta.gen is/,
+    );
+    // Only a transaction carries writes or claims.
+    const g1 = genesis();
+    refused(raw(g1, 7, fill(32, 1)), /a genesis entry has empty claims/);
+    refused(
+      raw({ ...g1, meta: { ...g1.meta, gen: 0, size: 1 } }, 6, Uint8Array.of(1)),
+      /a genesis entry has an empty write set/,
+    );
+    const rotation: LogEntry = {
+      ...TX,
+      kind: ENTRY_KIND.rotation,
+      meta: { rot: 1 },
+      writeSet: new Uint8Array(0),
+      claims: new Uint8Array(0),
+    };
+    assert.equal(decodeEntry(encodeEntry(rotation)).kind, ENTRY_KIND.rotation);
+    refused(raw(rotation, 7, fill(32, 1)), /a rotation entry has empty claims/);
+    refused(
       raw(
         TX,
         5,
         new Map<string, unknown>([
           ['gen', 0],
+          ['size', 3],
           ['svc', newKey().publicKey],
         ]),
       ),
@@ -274,7 +299,13 @@ describe('one-pass reading and writing (decodeEntryHashes, encodeEntryHashes)', 
       sig,
       { ...sig, kind: ENTRY_KIND.rotation, meta: { rot: 7 }, sig: new Uint8Array(0) },
       { ...TX, index: 2 ** 40, meta: { gen: 2 ** 33, size: 70_000, app: 'héllo, wörld' } },
-      { ...TX, term: 300, index: 65_536, claims: new Uint8Array(0), meta: { gen: 1, app: '' } },
+      {
+        ...TX,
+        term: 300,
+        index: 65_536,
+        claims: new Uint8Array(0),
+        meta: { gen: 1, size: 3, app: '' },
+      },
       { ...TX, writeSet: new Uint8Array(0), meta: {} },
     ];
   };

@@ -108,7 +108,13 @@ export class KitService {
 
   /** `reshapeEnd` re-encodes the honest endorsement (tests of encodings its signature does not cover). */
   constructor(
-    opts: { end?: Uint8Array; ev?: Uint8Array; reshapeEnd?: (cose: Uint8Array) => Uint8Array } = {},
+    opts: {
+      end?: Uint8Array;
+      ev?: Uint8Array;
+      reshapeEnd?: (cose: Uint8Array) => Uint8Array;
+      /** Leave genesis unsigned: entry 2 is then whatever the test appends (not an honest log). */
+      unsignedGenesis?: boolean;
+    } = {},
   ) {
     this.end =
       opts.end ??
@@ -121,7 +127,16 @@ export class KitService {
       kind: ENTRY_KIND.genesis,
       meta: { svc: this.service.publicKey, end: this.end, ev: this.ev },
     });
-    this.sign();
+    if (opts.unsignedGenesis !== true) this.sign();
+  }
+
+  /** The secret generation write sets use: 0, then the last rotation's. */
+  generation = 0;
+
+  /** A rotation entry to generation `to` (default the next); later write sets use it. */
+  rotate(to = this.generation + 1): number {
+    this.generation = to;
+    return this.append({ kind: ENTRY_KIND.rotation, meta: { rot: to } });
   }
 
   get size(): number {
@@ -144,17 +159,21 @@ export class KitService {
     this.entries.push(bytes);
     this.decoded.push(e);
     this.tree.append(entryLeafHash(e));
-    this.stateHashes.push(sha256(Uint8Array.of(index & 255, index >> 8)));
+    // After genesis the state is empty (32 zero bytes, what signature entry 2 signs); later
+    // hashes are stand-ins (no write set is decrypted here).
+    this.stateHashes.push(
+      index === 1 ? new Uint8Array(32) : sha256(Uint8Array.of(index & 255, index >> 8)),
+    );
     return index;
   }
 
   /** A transaction with claims (and a fake encrypted write set); returns its index. */
-  tx(claims?: Claims): number {
+  tx(claims?: Claims, gen = this.generation): number {
     const n = this.size + 1;
     const writeSet = new Uint8Array(10 + (n % 7)).fill(n & 255);
     return this.append({
       kind: ENTRY_KIND.transaction,
-      meta: { gen: 0, size: writeSet.length, app: 'shop' },
+      meta: { gen, size: writeSet.length, app: 'shop' },
       writeSet,
       claims: claims === undefined ? new Uint8Array(0) : claimsDigest(claims),
     });
@@ -164,13 +183,17 @@ export class KitService {
    * A signature entry over the tree before it, by `by` (default the service key); `reshape`
    * re-encodes its COSE_Sign1 (tests of encodings the signature does not cover).
    */
-  sign(by: P256Key = this.service, reshape: (cose: Uint8Array) => Uint8Array = (c) => c): number {
+  sign(
+    by: P256Key = this.service,
+    reshape: (cose: Uint8Array) => Uint8Array = (c) => c,
+    stateHash?: Uint8Array,
+  ): number {
     const size = this.size;
     const payload = signaturePayload({
       term: 1,
       size,
       treeRoot: this.tree.root(size),
-      stateHash: this.stateHashes[size] as Uint8Array,
+      stateHash: stateHash ?? (this.stateHashes[size] as Uint8Array),
     });
     return this.append({ kind: ENTRY_KIND.signature, sig: reshape(sign1(by, payload)) });
   }

@@ -61,7 +61,14 @@ async function* entries(store: LevelStore): AsyncIterable<Uint8Array> {
         `the log's entry ${position} is stored under key ${toHex(key)}, not ${toHex(logStoreKey(position))}: a foreign key was added to the log`,
       );
     }
-    if (at !== position) {
+    if (at < position) {
+      // Keys come in order, so only index 0 (no entry has it) can sort before position 1.
+      throw new LogEntryAlteredError(
+        position,
+        `the log's entry ${position} is stored under key ${toHex(key)}, the key of entry ${at}, which no log has (entries count from 1): a foreign key was added to the log`,
+      );
+    }
+    if (at > position) {
       throw new LogEntryMissingError(
         position,
         `entry ${position} is missing: the next key in the log is that of entry ${at}`,

@@ -7,7 +7,8 @@
  *
  * Errors name the first bad entry (`.index`):
  * - LogEntryAlteredError: an entry does not decode; entry 1 is not a well-formed genesis; a
- *   genesis entry elsewhere; or entry k's prev is not entryHash(entry k-1). For a chain break
+ *   genesis entry elsewhere; entry 2 is not the signature of genesis; a rotation names no later
+ *   generation; a write set is not under the current generation; or entry k's prev is not entryHash(entry k-1). For a chain break
  *   the error names k-1: the usual cause is an altered entry k-1 (its content), which entry k's
  *   prev no longer matches. (Only an altered prev field of k itself is then misattributed by one;
  *   the message says both.) An altered LAST entry breaks no chain: it is caught only when it is
@@ -51,6 +52,9 @@ import {
   endorsementNonce,
   serviceIdentity,
 } from './payloads.js';
+
+/** The state hash after genesis, which writes nothing (docs/ledger-format.md §11.3). */
+const EMPTY_STATE = new Uint8Array(32);
 
 export interface AuditOptions {
   /** A root the auditor already trusts (e.g. from a receipt): the log must extend it. */
@@ -273,6 +277,8 @@ export async function auditLog(
   let signatures = 0;
   let lastSigned = 0;
   let stateHash: Uint8Array | undefined;
+  // The write sets' secret generation: the origin's (0) until a rotation entry names a later one.
+  let generation = 0;
   let k = 0;
   for (let r = await it.next(); !r.done; r = await it.next()) {
     k++;
@@ -311,6 +317,27 @@ export async function auditLog(
     else if (e.kind === ENTRY_KIND.genesis) {
       throw new LogEntryAlteredError(k, `entry ${k} is a second genesis entry`);
     }
+    if (k === 2 && e.kind !== ENTRY_KIND.signature) {
+      throw new LogEntryAlteredError(
+        2,
+        'entry 2 is not a signature entry: a service signs its genesis before it serves anything',
+      );
+    }
+    if (e.kind === ENTRY_KIND.rotation) {
+      if ((e.meta.rot as number) <= generation) {
+        throw new LogEntryAlteredError(
+          k,
+          `rotation entry ${k} names secret generation ${e.meta.rot}, not one after ${generation}`,
+        );
+      }
+      generation = e.meta.rot as number;
+    }
+    if (e.meta.gen !== undefined && e.meta.gen !== generation) {
+      throw new LogEntryAlteredError(
+        k,
+        `entry ${k}'s write set is under secret generation ${e.meta.gen}, not ${generation}, the current one there`,
+      );
+    }
     if (e.kind === ENTRY_KIND.signature) {
       const payload = await signedBy(e.sig, svc as Uint8Array);
       if (payload === undefined) {
@@ -335,6 +362,12 @@ export async function auditLog(
           `signature entry ${k} signs a tree root that is not the root of entries 1..${k - 1}`,
         );
       }
+      if (k === 2 && !bytesEqual(p.stateHash, EMPTY_STATE)) {
+        throw new LogSignatureError(
+          2,
+          'signature entry 2 signs a state hash other than the empty state (32 zero bytes), which follows genesis',
+        );
+      }
       signatures++;
       lastSigned = k - 1;
       stateHash = p.stateHash;
@@ -344,6 +377,12 @@ export async function auditLog(
   }
   if (svc === undefined)
     throw new LogEntryMissingError(1, 'the log is empty: entry 1 (genesis) is missing');
+  if (k === 1) {
+    throw new LogEntryMissingError(
+      2,
+      'entry 2 is missing: every started service has signed its genesis (entry 2); a log of genesis alone is a store copied, or stopped, before genesis finished',
+    );
+  }
   checked.push(`entries 1..${k}: formats, index continuity and hash chain`);
   checked.push(
     signatures === 0

@@ -150,6 +150,9 @@ function checkMeta(meta: EntryMeta, kind: EntryKind, writeSet: Uint8Array, fail:
   if ((gen !== undefined) !== writeSet.length > 0) {
     throw fail('meta.gen must be present exactly when the write set is non-empty');
   }
+  if ((size !== undefined) !== (gen !== undefined)) {
+    throw fail('meta.size must be present exactly when meta.gen is');
+  }
   const genesis = kind === ENTRY_KIND.genesis;
   const only = (k: string): Error =>
     fail(genesis ? `genesis meta must have "${k}"` : `meta.${k} is for genesis entries only`);
@@ -203,10 +206,19 @@ export function checkEntry(e: LogEntry, fail: Fail): void {
   bytes(e.sig, 'entry sig', fail);
   if (kind === ENTRY_KIND.signature) {
     if (e.sig.length === 0) throw fail('a signature entry must carry its signature');
-    if (e.writeSet.length !== 0) throw fail('a signature entry has an empty write set');
-    if (e.claims.length !== 0) throw fail('a signature entry has empty claims');
   } else if (e.sig.length !== 0) {
     throw fail('only signature entries carry a signature');
+  }
+  // Only a transaction changes the ledger or answers a client.
+  if (kind !== ENTRY_KIND.transaction) {
+    const what =
+      kind === ENTRY_KIND.signature
+        ? 'a signature'
+        : kind === ENTRY_KIND.genesis
+          ? 'a genesis'
+          : 'a rotation';
+    if (e.writeSet.length !== 0) throw fail(`${what} entry has an empty write set`);
+    if (e.claims.length !== 0) throw fail(`${what} entry has empty claims`);
   }
   checkMeta(e.meta, kind, e.writeSet, fail);
 }
