@@ -4,24 +4,31 @@
  * the registry's code. The node is not trusted: its error code is taken only when the registry
  * has it as an own key, and nothing it says is more than a message.
  */
-import { CloisterError, ERROR_CODES, type ErrorCode } from '@cloister/core';
+import { connect } from 'node:tls';
+import {
+  type CertificateDates,
+  CloisterError,
+  ERROR_CODES,
+  type ErrorCode,
+  tlsTrustProblem,
+} from '@cloister/core';
 import { printable } from './output.js';
 
 export class NetworkError extends CloisterError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: { cause?: unknown; hint?: string }) {
     super('NETWORK', message, options);
   }
 }
 
-/** Codes under which Node's TLS refuses a certificate it cannot check (node:tls, OpenSSL). */
-const CERTIFICATE =
-  /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS_CERT_ALTNAME_INVALID/;
+/** TLS codes of a certificate outside its validity period: its dates say when it was valid. */
+const OUT_OF_DATE = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
 
 /**
  * Why `fetch` failed, in words a user can act on. Node's fetch rejects with "fetch failed" and
  * keeps the reason in `cause` (a refused connection, an untrusted certificate, a closed socket).
+ * `dates`: the validity period of the certificate the node showed, for one out of date.
  */
-export function fetchFailure(e: unknown, origin: string): NetworkError {
+export function fetchFailure(e: unknown, origin: string, dates?: CertificateDates): NetworkError {
   const err = e as {
     name?: string;
     message?: string;
@@ -33,10 +40,13 @@ export function fetchFailure(e: unknown, origin: string): NetworkError {
   const code = typeof err?.cause?.code === 'string' ? err.cause.code : undefined;
   const detail =
     typeof err?.cause?.message === 'string' ? err.cause.message : (err?.message ?? String(e));
+  const tls = tlsTrustProblem(code, dates);
+  if (tls !== undefined) {
+    // Not "is the node running?": it answered, with a certificate this machine refused.
+    return new NetworkError(`could not reach ${origin}: ${tls.why}`, { cause: e, hint: tls.hint });
+  }
   let why: string;
-  if (code !== undefined && CERTIFICATE.test(code)) {
-    why = `its TLS certificate is not one this machine trusts (${code}): for a node started with your own --tls-cert, run this command with NODE_EXTRA_CA_CERTS=<that certificate, or its CA>`;
-  } else if (code === 'ECONNREFUSED') {
+  if (code === 'ECONNREFUSED') {
     why = 'nothing listens there (ECONNREFUSED): is the node running, on that port?';
   } else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     why = `no such host (${code})`;
@@ -59,8 +69,49 @@ export async function fetchNode(
   try {
     return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
   } catch (e) {
-    throw fetchFailure(e, url.origin);
+    const code = (e as { cause?: { code?: unknown } })?.cause?.code;
+    const dates =
+      typeof code === 'string' && OUT_OF_DATE.has(code)
+        ? await certificateDates(url, Math.min(timeoutMs, 3000))
+        : undefined;
+    throw fetchFailure(e, url.origin, dates);
   }
+}
+
+/**
+ * The validity period of the certificate an https `url` shows, or undefined when it cannot be
+ * read in `timeoutMs`. Only for the message of a certificate refused as out of date: the
+ * connection is not verified (that is the point) and nothing is sent over it.
+ */
+export function certificateDates(
+  url: URL,
+  timeoutMs: number,
+): Promise<CertificateDates | undefined> {
+  if (url.protocol !== 'https:') return Promise.resolve(undefined);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  return new Promise((resolve) => {
+    const socket = connect({
+      host,
+      port: Number(url.port || 443),
+      ...(/^[\d.]+$|:/.test(host) ? {} : { servername: host }),
+      rejectUnauthorized: false,
+    });
+    const done = (dates: CertificateDates | undefined): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(dates);
+    };
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    socket.once('secureConnect', () => {
+      const c = socket.getPeerCertificate();
+      done(
+        typeof c?.valid_from === 'string' && typeof c.valid_to === 'string'
+          ? { validFrom: c.valid_from, validTo: c.valid_to }
+          : undefined,
+      );
+    });
+    socket.once('error', () => done(undefined));
+  });
 }
 
 /**

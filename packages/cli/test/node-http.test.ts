@@ -3,7 +3,9 @@
  * a node's error code is taken only when the registry has it as its own key.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { fetchFailure, fetchNode, nodeAnswerError } from '../src/node-http.js';
@@ -21,6 +23,59 @@ describe('fetchFailure', () => {
       assert.equal(e.code, 'NETWORK');
       assert.match(e.message, new RegExp(`not one this machine trusts \\(${code}\\)`));
       assert.match(e.message, /NODE_EXTRA_CA_CERTS=/);
+      // The node answered: the next step is about its certificate, not whether it runs.
+      assert.match(e.hint, /NODE_EXTRA_CA_CERTS=/);
+      assert.doesNotMatch(e.hint, /running/);
+    }
+  });
+
+  it('a certificate out of date says so, with its dates, and who renews it', () => {
+    const dates = { validFrom: 'Jan  1 00:00:00 2020 GMT', validTo: 'Jan  2 00:00:00 2020 GMT' };
+    const expired = fetchFailure(
+      fetchFailed('CERT_HAS_EXPIRED', 'certificate has expired'),
+      'https://n:7410',
+      dates,
+    );
+    assert.equal(expired.code, 'NETWORK');
+    assert.equal(
+      expired.message,
+      'could not reach https://n:7410: its TLS certificate has expired (CERT_HAS_EXPIRED; it is valid from 2020-01-01T00:00:00Z to 2020-01-02T00:00:00Z)',
+    );
+    assert.match(expired.hint, /operator must renew it/);
+    assert.doesNotMatch(`${expired.message} ${expired.hint}`, /running|NODE_EXTRA_CA_CERTS=/);
+    const early = fetchFailure(fetchFailed('CERT_NOT_YET_VALID', 'not yet valid'), 'https://n');
+    assert.match(
+      early.message,
+      /certificate is not valid yet \(CERT_NOT_YET_VALID; this machine's clock reads /,
+    );
+    assert.match(early.hint, /not valid yet/);
+    assert.doesNotMatch(`${early.message} ${early.hint}`, /running|NODE_EXTRA_CA_CERTS=/);
+  });
+
+  it('fetchNode names the dates of an expired certificate the node shows', async () => {
+    const fixtures = new URL('fixtures/tls/', import.meta.url);
+    const server = createHttpsServer(
+      {
+        cert: readFileSync(new URL('expired-cert.pem', fixtures)),
+        key: readFileSync(new URL('expired-key.pem', fixtures)),
+      },
+      (_req, res) => res.end('{}'),
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = new URL(`https://127.0.0.1:${(server.address() as AddressInfo).port}/v1/health`);
+      await assert.rejects(fetchNode(url, 5000), (e: Error & { code?: string; hint?: string }) => {
+        assert.equal(e.code, 'NETWORK');
+        assert.match(
+          e.message,
+          /certificate has expired \(CERT_HAS_EXPIRED; it is valid from 2020-01-01T00:00:00Z to 2020-01-02T00:00:00Z\)/,
+        );
+        assert.match(e.hint ?? '', /renew/);
+        return true;
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
     }
   });
 

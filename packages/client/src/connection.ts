@@ -18,6 +18,7 @@ import {
   type ScpSession,
   type ScpSigner,
   type ServerAuth,
+  tlsTrustProblem,
 } from '@cloister/core';
 import {
   ClientClosedError,
@@ -319,7 +320,8 @@ export class Connection {
     }
     const e = new NetworkError(
       `could not reconnect to ${this.o.url} after ${attempts} attempts (${why(last)})`,
-      { cause: last },
+      // The last failure's next step (a certificate out of date says who renews it).
+      { cause: last, hint: isCloisterError(last, 'NETWORK') ? last.hint : undefined },
     );
     this.failPending(e);
     throw e;
@@ -331,7 +333,16 @@ export class Connection {
     try {
       socket = await this.o.transport(this.o.url);
     } catch (e) {
-      throw new NetworkError(`could not reach ${this.o.url}: ${why(e)}`, { cause: e });
+      // A certificate refused by TLS: the node answered, so say what is wrong with it (out of
+      // date: its operator renews it; not trusted: NODE_EXTRA_CA_CERTS), not "is it running?".
+      const code = (e as { code?: unknown } | undefined)?.code;
+      const tls = tlsTrustProblem(typeof code === 'string' ? code : undefined);
+      throw tls === undefined
+        ? new NetworkError(`could not reach ${this.o.url}: ${why(e)}`, { cause: e })
+        : new NetworkError(`could not reach ${this.o.url}: ${tls.why}`, {
+            cause: e,
+            hint: tls.hint,
+          });
     }
     const live = await this.handshake(socket);
     // Refused (an ALERT) or dropped between the handshake's end and here: never make it current.

@@ -14,7 +14,7 @@ import {
 
 /** The node could not be reached, or the connection dropped and could not be re-opened. */
 export class NetworkError extends CloisterError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: { cause?: unknown; hint?: string }) {
     super('NETWORK', message, options);
   }
 }

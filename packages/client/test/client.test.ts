@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  type CloisterError,
   encodeAlert,
   isCloisterError,
   MAX_FRAME,
@@ -406,6 +407,32 @@ for (const [label, crypto] of [
           assert.match((e as Error).message, /ws:\/\/node\.test:7410\/v1\/scp/);
           return true;
         });
+      });
+
+      it('a TLS certificate refused says why and what to do, not "is the node running"', async () => {
+        const n = node();
+        const failing =
+          (tlsCode: string): Transport =>
+          () =>
+            Promise.reject(Object.assign(new Error('certificate refused'), { code: tlsCode }));
+        const cases = [
+          ['CERT_HAS_EXPIRED', /TLS certificate has expired \(CERT_HAS_EXPIRED\)/, /renew/],
+          [
+            'CERT_NOT_YET_VALID',
+            /certificate is not valid yet \(CERT_NOT_YET_VALID;/,
+            /not valid yet/,
+          ],
+          ['DEPTH_ZERO_SELF_SIGNED_CERT', /not one this machine trusts/, /NODE_EXTRA_CA_CERTS=/],
+        ] as const;
+        for (const [tlsCode, message, hint] of cases) {
+          await assert.rejects(open(n, { transport: failing(tlsCode), reconnect: false }), (e) => {
+            code('NETWORK')(e);
+            assert.match((e as Error).message, message);
+            assert.match((e as CloisterError).hint, hint);
+            assert.doesNotMatch((e as CloisterError).hint, /running/);
+            return true;
+          });
+        }
       });
     });
 

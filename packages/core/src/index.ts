@@ -204,6 +204,7 @@ export {
   webCryptoScp,
   webCryptoSigner,
 } from './scp/index.js';
+export { type CertificateDates, type TlsTrustProblem, tlsTrustProblem } from './tls-trust.js';
 export type {
   PlatformVerdict,
   PlatformVerifier,

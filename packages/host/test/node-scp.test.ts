@@ -39,6 +39,7 @@ import { DEFAULT_HTTP_LIMITS, defaultMaxConnections } from '../src/node/http.js'
 import { createLogger } from '../src/node/logger.js';
 import { type NodeOptions, type RunningNode, startNode } from '../src/node/node.js';
 import { loadOrCreateOperatorKey } from '../src/node/operator.js';
+import { loadTlsFiles } from '../src/node/tls.js';
 import { type Store, StoreError } from '../src/store/index.js';
 import { deployApp, postDeploy } from './deploy-helpers.js';
 import { tempDir, testBuild } from './helpers.js';
@@ -619,5 +620,31 @@ describe('node: TLS and the connection cap', () => {
     await assert.rejects(nodeWith({ tls: { certFile: cert, keyFile: notPem } }), (e: Error) =>
       /not PEM/.test(e.message),
     );
+  });
+
+  it('refuses a certificate outside its validity period, naming the file and its dates', {
+    skip: !haveOpenssl && 'no /usr/bin/openssl',
+  }, () => {
+    // The test certificate is valid for 2 days from now: 5 days on it has expired, a day ago it
+    // was not valid yet.
+    const day = 86_400_000;
+    const dates = /valid from \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ to \d{4}-\d\d-\d\dT[\d:]+Z/;
+    assert.throws(
+      () => loadTlsFiles(cert, key, new Date(Date.now() + 5 * day)),
+      (e: Error & { code?: string; hint?: string }) =>
+        e.code === 'TLS_CONFIG' &&
+        e.message.startsWith(`the TLS certificate in ${cert} has expired (`) &&
+        dates.test(e.message) &&
+        /Renew it/.test(e.message) &&
+        /Renew the certificate/.test(e.hint ?? ''),
+    );
+    assert.throws(
+      () => loadTlsFiles(cert, key, new Date(Date.now() - day)),
+      (e: Error & { code?: string }) =>
+        e.code === 'TLS_CONFIG' &&
+        e.message.startsWith(`the TLS certificate in ${cert} is not valid yet (`) &&
+        dates.test(e.message),
+    );
+    assert.equal(loadTlsFiles(cert, key).cert.length > 0, true);
   });
 });

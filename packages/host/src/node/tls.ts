@@ -2,9 +2,11 @@
  * TLS for the node's HTTP server and the `/v1/scp` WebSocket (`cloister node start --tls-cert
  * FILE --tls-key FILE`). TLS protects the transport (and hides which URLs a client asks for);
  * the security of app calls does not depend on it: SCP authenticates the enclave end to end.
- * The files are read once at start; an unreadable file or a key that does not match the
- * certificate stops the start with a TlsConfigError naming the file.
+ * The files are read once at start; an unreadable file, a key that does not match the
+ * certificate, or a certificate outside its validity period stops the start with a TlsConfigError
+ * naming the file.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { CloisterError } from '@cloister/core';
@@ -17,10 +19,14 @@ export interface TlsFiles {
 
 /** The certificate or key file cannot be read or used. */
 export class TlsConfigError extends CloisterError {
-  constructor(message: string) {
-    super('TLS_CONFIG', message);
+  /** `hint`: a next step more exact than the registry's (a certificate out of date: renew it). */
+  constructor(message: string, hint?: string) {
+    super('TLS_CONFIG', message, { hint });
   }
 }
+
+const RENEW =
+  "Renew the certificate (or have one issued that is valid now) and start the node again with it as --tls-cert; check this machine's clock too.";
 
 function readPem(path: string, what: 'certificate' | 'private key', flag: string): Buffer {
   let bytes: Buffer;
@@ -40,11 +46,59 @@ function readPem(path: string, what: 'certificate' | 'private key', flag: string
   return bytes;
 }
 
+/** A certificate date ("Jan  2 00:00:00 2020 GMT") in ISO form when it parses. */
+function isoDate(text: string): string {
+  const t = Date.parse(text);
+  return Number.isNaN(t) ? text : new Date(t).toISOString().replace('.000Z', 'Z');
+}
+
+/**
+ * Refuses a chain in which a certificate is outside its validity period at `now`. Refused, not
+ * warned about: every client that checks certificates (the CLI, the SDK, browsers) refuses an
+ * expired or not yet valid one, so a node serving it would be unreachable while looking healthy,
+ * and its users would be told something about trust instead of "renew the certificate".
+ */
+function checkValidity(cert: Buffer, certPath: string, now: Date): void {
+  const blocks =
+    cert
+      .toString('latin1')
+      .match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  for (const [i, block] of blocks.entries()) {
+    let x: X509Certificate;
+    try {
+      x = new X509Certificate(block);
+    } catch {
+      continue; // the TLS stack took the chain; a block it ignores is not ours to judge
+    }
+    const from = Date.parse(x.validFrom);
+    const to = Date.parse(x.validTo);
+    const which =
+      i === 0
+        ? `the TLS certificate in ${certPath}`
+        : `certificate ${i + 1} of the chain in ${certPath} (${x.subject.replaceAll('\n', ', ')})`;
+    const period = `valid from ${isoDate(x.validFrom)} to ${isoDate(x.validTo)}`;
+    const clock = `this machine's clock reads ${now.toISOString()}`;
+    if (!Number.isNaN(to) && now.getTime() > to) {
+      throw new TlsConfigError(
+        `${which} has expired (${period}; ${clock}): every client would refuse it. Renew it and start again with the new file as --tls-cert`,
+        RENEW,
+      );
+    }
+    if (!Number.isNaN(from) && now.getTime() < from) {
+      throw new TlsConfigError(
+        `${which} is not valid yet (${period}; ${clock}): every client would refuse it. Use a certificate valid now as --tls-cert, or set this machine's clock right`,
+        RENEW,
+      );
+    }
+  }
+}
+
 /**
  * Reads and checks the pair: both PEM, the key matching the certificate (the same check the
- * TLS stack makes, done here so the error names the files). Throws TlsConfigError.
+ * TLS stack makes, done here so the error names the files), and every certificate of the chain
+ * within its validity period at `now`. Throws TlsConfigError.
  */
-export function loadTlsFiles(certPath: string, keyPath: string): TlsFiles {
+export function loadTlsFiles(certPath: string, keyPath: string, now = new Date()): TlsFiles {
   const cert = readPem(certPath, 'certificate', '--tls-cert');
   const key = readPem(keyPath, 'private key', '--tls-key');
   try {
@@ -57,5 +111,6 @@ export function loadTlsFiles(certPath: string, keyPath: string): TlsFiles {
       `${why} (--tls-cert ${certPath}, --tls-key ${keyPath}): give the key the certificate was issued for`,
     );
   }
+  checkValidity(cert, certPath, now);
   return { cert, key };
 }
