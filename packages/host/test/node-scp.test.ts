@@ -622,6 +622,42 @@ describe('node: TLS and the connection cap', () => {
     );
   });
 
+  it('names the file given to the wrong option: a certificate as --tls-key, a key as --tls-cert', {
+    skip: !haveOpenssl && 'no /usr/bin/openssl',
+  }, () => {
+    const refused = (message: RegExp) => (e: Error & { code?: string }) =>
+      e.code === 'TLS_CONFIG' && message.test(e.message);
+    const at = (path: string) => path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    assert.throws(
+      () => loadTlsFiles(key, cert),
+      refused(
+        new RegExp(
+          `^--tls-cert ${at(key)} holds a private key and --tls-key ${at(cert)} a certificate: the files are swapped`,
+        ),
+      ),
+    );
+    assert.throws(
+      () => loadTlsFiles(cert, cert),
+      refused(
+        new RegExp(
+          `^--tls-key ${at(cert)} holds a certificate, not a private key: the files are swapped\\?`,
+        ),
+      ),
+    );
+    assert.throws(
+      () => loadTlsFiles(key, key),
+      refused(new RegExp(`^--tls-cert ${at(key)} holds a private key, not a certificate`)),
+    );
+    const pub = join(dir, 'public.pem');
+    execFileSync('/usr/bin/openssl', ['ec', '-in', key, '-pubout', '-out', pub], {
+      stdio: 'ignore',
+    });
+    assert.throws(
+      () => loadTlsFiles(cert, pub),
+      refused(new RegExp(`^--tls-key ${at(pub)} holds no private key \\(it holds a public key`)),
+    );
+  });
+
   it('refuses a certificate outside its validity period, naming the file and its dates', {
     skip: !haveOpenssl && 'no /usr/bin/openssl',
   }, () => {

@@ -2,14 +2,14 @@
  * TLS for the node's HTTP server and the `/v1/scp` WebSocket (`cloister node start --tls-cert
  * FILE --tls-key FILE`). TLS protects the transport (and hides which URLs a client asks for);
  * the security of app calls does not depend on it: SCP authenticates the enclave end to end.
- * The files are read once at start; an unreadable file, a key that does not match the
- * certificate, or a certificate outside its validity period stops the start with a TlsConfigError
- * naming the file.
+ * The files are read once at start; an unreadable file, the two files swapped, a key that does
+ * not match the certificate, or a certificate outside its validity period stops the start with a
+ * TlsConfigError naming the file.
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import { CloisterError } from '@cloister/core';
+import { CloisterError, pemProblem } from '@cloister/core';
 
 /** PEM certificate chain and private key, as read from the files. */
 export interface TlsFiles {
@@ -44,6 +44,46 @@ function readPem(path: string, what: 'certificate' | 'private key', flag: string
     );
   }
   return bytes;
+}
+
+const CERTIFICATE_BLOCK = /-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----/;
+const PRIVATE_KEY_BLOCK = /-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----/;
+
+/**
+ * Names a file given to the wrong option (a certificate as --tls-key, a private key as
+ * --tls-cert: the files swapped) or a --tls-key holding no private key at all, before the TLS
+ * stack's "cannot be used", which names neither file as the wrong one.
+ */
+function checkKinds(cert: Buffer, certPath: string, key: Buffer, keyPath: string): void {
+  const certText = cert.toString('latin1');
+  const keyText = key.toString('latin1');
+  const certIsKey = !CERTIFICATE_BLOCK.test(certText) && PRIVATE_KEY_BLOCK.test(certText);
+  const keyIsCert = CERTIFICATE_BLOCK.test(keyText) && !PRIVATE_KEY_BLOCK.test(keyText);
+  if (certIsKey && keyIsCert) {
+    throw new TlsConfigError(
+      `--tls-cert ${certPath} holds a private key and --tls-key ${keyPath} a certificate: the files are swapped. Give the certificate with --tls-cert and its private key with --tls-key`,
+    );
+  }
+  if (keyIsCert) {
+    throw new TlsConfigError(
+      `--tls-key ${keyPath} holds a certificate, not a private key: the files are swapped? Give the certificate's private key with --tls-key (and the certificate with --tls-cert)`,
+    );
+  }
+  if (certIsKey) {
+    throw new TlsConfigError(
+      `--tls-cert ${certPath} holds a private key, not a certificate: the files are swapped? Give the certificate with --tls-cert (and its private key with --tls-key)`,
+    );
+  }
+  if (!PRIVATE_KEY_BLOCK.test(keyText)) {
+    throw new TlsConfigError(
+      `--tls-key ${keyPath} holds no private key (${pemProblem(keyText)}): give the certificate's private key with --tls-key`,
+    );
+  }
+  if (!CERTIFICATE_BLOCK.test(certText)) {
+    throw new TlsConfigError(
+      `--tls-cert ${certPath} holds no certificate (no BEGIN CERTIFICATE block): give a PEM certificate (chain) with --tls-cert`,
+    );
+  }
 }
 
 /** A certificate date ("Jan  2 00:00:00 2020 GMT") in ISO form when it parses. */
@@ -101,6 +141,7 @@ function checkValidity(cert: Buffer, certPath: string, now: Date): void {
 export function loadTlsFiles(certPath: string, keyPath: string, now = new Date()): TlsFiles {
   const cert = readPem(certPath, 'certificate', '--tls-cert');
   const key = readPem(keyPath, 'private key', '--tls-key');
+  checkKinds(cert, certPath, key, keyPath);
   try {
     createSecureContext({ cert, key });
   } catch (e) {
