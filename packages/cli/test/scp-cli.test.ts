@@ -13,14 +13,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { sha256, toHex, utf8, verifyReceipt } from '@cloister/core';
+import { OutcomeUnknownError, RepeatedRequestCodeError } from '@cloister/client';
+import {
+  AppCodeMismatchError,
+  type CloisterError,
+  sha256,
+  toHex,
+  utf8,
+  verifyReceipt,
+} from '@cloister/core';
 import { createLogger, loadOrCreateOperatorKey, type RunningNode, startNode } from '@cloister/host';
 import fc from 'fast-check';
 import { testBuild } from '../../host/test/helpers.js';
 import { buildApp } from '../src/commands/app-build.js';
 import { deployApp } from '../src/commands/app-deploy.js';
 import { createApp } from '../src/commands/app-new.js';
-import { jsonErrorPosition } from '../src/commands/call.js';
+import { type CallRun, forTheCommandLine, jsonErrorPosition } from '../src/commands/call.js';
+import { jsonError } from '../src/output.js';
 
 const entry = fileURLToPath(new URL('./fixtures/run.ts', import.meta.url));
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -72,6 +81,54 @@ describe('the position named for bad JSON arguments', () => {
     );
     assert.equal(jsonErrorPosition('{"name": a}'), 9);
     assert.equal(jsonErrorPosition('[1,2,]'), 5);
+  });
+});
+
+describe('an SDK next step in command-line words', () => {
+  const run: CallRun = {
+    url: 'https://node.example:7410',
+    app: 'auction',
+    method: 'bid',
+    argsJson: `{"lot":"it's","amount":5}`,
+    requestId: 'order-7',
+    o: { constraint: 'C:ab SEC:INSECURE', identity: '/keys/me.pem', home: '/h' },
+  };
+  const command = (constraint: string) =>
+    `cloister --home /h call https://node.example:7410 auction bid '{"lot":"it'\\''s","amount":5}' --constraint '${constraint}' --identity /keys/me.pem --request-id order-7`;
+
+  it('OUTCOME_UNKNOWN: the exact command that retries with the same request id, not status()', () => {
+    const sdk = new OutcomeUnknownError('auction', 'order-7', new Error('socket closed'));
+    assert.match(sdk.message, /status\(\{ app, requestId \}\)/, "the SDK's words stay the SDK's");
+    const e = forTheCommandLine(sdk, 'transact', run) as CloisterError;
+    assert.equal(e.code, 'OUTCOME_UNKNOWN');
+    assert.ok(e.message.endsWith(`: ${command('C:ab SEC:INSECURE')}`), e.message);
+    assert.match(e.message, /\(socket closed\)/);
+    assert.match(e.hint, /the `cloister call` command the message ends with/);
+    assert.doesNotMatch(`${e.message} ${e.hint}`, /status\(/);
+    // --json names the request id to retry with, as before.
+    assert.equal(jsonError(e).requestId, 'order-7');
+    // Arguments read from standard input, or too long to repeat, are not printed.
+    const stdin = forTheCommandLine(sdk, 'transact', { ...run, argsJson: '-' }) as Error;
+    assert.match(stdin.message, / bid - < <the same arguments> --constraint /);
+    const long = { ...run, argsJson: JSON.stringify({ a: 'x'.repeat(2000) }) };
+    const cut = forTheCommandLine(sdk, 'transact', long) as Error;
+    assert.match(cut.message, / bid '<the same JSON arguments>' --constraint /);
+  });
+
+  it('a repeated request id refused after an upgrade: the commands to accept it or fetch its receipt', () => {
+    const seen = 'aa'.repeat(32);
+    const mismatch = new AppCodeMismatchError(`APP:auction=${'bb'.repeat(32)}`, seen, 'x');
+    const sdk = new RepeatedRequestCodeError(mismatch, 'auction', 'order-7', '1.42');
+    assert.match(sdk.message, /status\(\{ app, requestId \}\)/);
+    const e = forTheCommandLine(sdk, 'transact', run) as CloisterError;
+    assert.equal(e.code, 'APP_CODE_MISMATCH');
+    assert.ok(e.message.includes(command(`C:ab SEC:INSECURE APP:auction=${seen}`)), e.message);
+    assert.match(
+      e.message,
+      /fetch its receipt: cloister receipt get https:\/\/node\.example:7410 1\.42$/,
+    );
+    assert.doesNotMatch(`${e.message} ${e.hint}`, /status\(|client\.receipt/);
+    assert.equal(jsonError(e).code, 'APP_CODE_MISMATCH');
   });
 });
 

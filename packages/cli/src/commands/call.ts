@@ -17,7 +17,9 @@ import {
   fileState,
   type Identity,
   loadIdentity,
+  OutcomeUnknownError,
   type QueryResult,
+  RepeatedRequestCodeError,
   type TransactResult,
 } from '@cloister/client/node';
 import {
@@ -193,6 +195,115 @@ function withCommandHint(e: unknown, kind: 'transact' | 'query'): unknown {
   });
 }
 
+/** `s` as one shell word: as it is when it needs no quoting, else in single quotes. */
+function shellWord(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/** What `cloister call` was run with: enough to print the command that retries it. */
+export interface CallRun {
+  readonly url: string;
+  readonly app: string;
+  readonly method: string;
+  /** The JSON argument as given (`-`: read from standard input). */
+  readonly argsJson: string;
+  readonly requestId: string;
+  readonly o: CallOptions;
+}
+
+/** Arguments longer than this are not repeated in a retry command (it would bury the message). */
+const MAX_SHOWN_ARGS = 1000;
+
+/**
+ * The `cloister call` command that runs `run` again with the same request id (applied at most
+ * once: a retry of a committed transaction answers its stored outcome), `constraint` in place of
+ * the run's when given. Options that decide what a retry is (the identity: request ids are per
+ * client; the home, where the identity and pins are; --receipt) are kept.
+ */
+export function retryCommand(run: CallRun, constraint = run.o.constraint): string {
+  const { o } = run;
+  const args =
+    run.argsJson === '-'
+      ? '- < <the same arguments>'
+      : run.argsJson.length > MAX_SHOWN_ARGS || /\p{Cc}/u.test(run.argsJson)
+        ? "'<the same JSON arguments>'"
+        : shellWord(run.argsJson);
+  return [
+    'cloister',
+    ...(o.home === undefined ? [] : ['--home', shellWord(o.home)]),
+    'call',
+    shellWord(run.url),
+    shellWord(run.app),
+    shellWord(run.method),
+    args,
+    '--constraint',
+    shellWord(constraint),
+    ...(o.identity === undefined ? [] : ['--identity', shellWord(o.identity)]),
+    ...(o.receipt === undefined ? [] : ['--receipt', shellWord(o.receipt)]),
+    '--request-id',
+    shellWord(run.requestId),
+  ].join(' ');
+}
+
+/**
+ * OUTCOME_UNKNOWN on the command line: the SDK's message and hint name `status({ app, requestId
+ * })`, an SDK call; here the next step is the command that retries with the same request id.
+ * `requestId` is kept for --json (jsonError).
+ */
+export class CallOutcomeUnknownError extends CloisterError {
+  readonly requestId: string;
+  constructor(e: OutcomeUnknownError, run: CallRun) {
+    const cause = e.cause instanceof Error ? e.cause.message : String(e.cause);
+    const retry = retryCommand(run);
+    super(
+      'OUTCOME_UNKNOWN',
+      `transaction ${JSON.stringify(e.requestId)} of app ${JSON.stringify(e.app)} was sent but its answer was lost (${cause}); it may have been committed. To find out, retry it with the same request id (applied at most once; a committed one answers its stored result): ${retry}`,
+      {
+        cause: e,
+        hint: 'Run the `cloister call` command the message ends with: the same request id applies the transaction at most once, and if it was committed answers its stored result. Never retry with a new request id: it could apply twice.',
+      },
+    );
+    this.requestId = e.requestId;
+  }
+}
+
+/**
+ * APP_CODE_MISMATCH for a retried request id applied by earlier code (RepeatedRequestCodeError),
+ * on the command line: the SDK's message names `status({ app, requestId })` and `client.receipt`;
+ * here the commands that accept the stored outcome or fetch its receipt.
+ */
+export class CallRepeatedRequestCodeError extends CloisterError {
+  readonly requestId: string;
+  constructor(e: RepeatedRequestCodeError, run: CallRun) {
+    const accept = retryCommand(run, `${run.o.constraint} APP:${e.app}=${e.seen}`);
+    const receipt = `cloister receipt get ${shellWord(run.url)} ${e.txid}`;
+    super(
+      'APP_CODE_MISMATCH',
+      `request id ${JSON.stringify(e.requestId)} of app ${JSON.stringify(e.app)} was already applied at ${e.txid} by earlier code ${e.seen}; a retry answers that stored outcome, which is not from code your constraint admits (${e.clause}), so it is refused (nothing ran again). To accept it, only if you trust that code: ${accept}. To check the transaction without it, fetch its receipt: ${receipt}`,
+      {
+        cause: e,
+        hint: `The request id was applied by earlier code than your constraint admits, before the app was upgraded; nothing ran again. Accept its stored outcome with APP:${e.app}=${e.seen} added to --constraint (the command is in the message), only if you trust that code, or fetch its receipt: \`${receipt}\`.`,
+      },
+    );
+    this.requestId = e.requestId;
+  }
+}
+
+/**
+ * The SDK's errors in command-line words: APP_METHOD_KIND names the other command, and the
+ * errors whose next step is an SDK call (OUTCOME_UNKNOWN, a repeated request id refused after
+ * an upgrade) give the exact `cloister call` to run instead.
+ */
+export function forTheCommandLine(e: unknown, kind: 'transact' | 'query', run?: CallRun): unknown {
+  if (run !== undefined && e instanceof RepeatedRequestCodeError) {
+    return new CallRepeatedRequestCodeError(e, run);
+  }
+  if (run !== undefined && e instanceof OutcomeUnknownError) {
+    return new CallOutcomeUnknownError(e, run);
+  }
+  return withCommandHint(e, kind);
+}
+
 /**
  * Says on stderr when this run pinned the URL's service (first use) or replaced its pin: later
  * runs refuse any other service there, so the user should know which one was taken.
@@ -220,6 +331,8 @@ async function run(
   o: CallOptions,
 ): Promise<number> {
   let client: Client | undefined;
+  // Set once the request id is chosen: what an error's retry command repeats.
+  let retry: CallRun | undefined;
   try {
     const constraint = parseConstraint(o.constraint);
     const args = parseArgs(argsText(argsJson));
@@ -253,6 +366,7 @@ async function run(
     // derived from it (claimsSaltFor), never random: a run retrying a request id — after
     // OUTCOME_UNKNOWN, say — then sends the first run's salt, so the repeat's receipt checks.
     const requestId = o.requestId ?? globalThis.crypto.randomUUID();
+    if (kind === 'transact') retry = { url, app, method, argsJson, requestId, o };
     const r =
       kind === 'query'
         ? await handle.query(method, args)
@@ -268,7 +382,7 @@ async function run(
   } catch (e) {
     // With --json, printError also writes {"error": …} on stdout (the request id of an
     // OUTCOME_UNKNOWN included: what to retry with).
-    printError(withCommandHint(e, kind), { json: o.json === true });
+    printError(forTheCommandLine(e, kind, retry), { json: o.json === true });
     return exitCodeOf(e);
   } finally {
     await client?.close();
