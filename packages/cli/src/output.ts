@@ -77,6 +77,7 @@ const CANNOT_RUN: ReadonlySet<string> = new Set([
   // The machine, not a verdict: a directory, lock, port, certificate or key file in the way.
   'DATA_DIR',
   'DATA_DIR_LOCKED',
+  'COUNTER_IN_USE',
   'PLATFORM_DIR',
   'PLATFORM_LOCKED',
   'PORT_IN_USE',

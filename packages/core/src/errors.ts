@@ -33,6 +33,8 @@ export const ERROR_CODES = {
     'A platform file is damaged or of an unknown format version: restore the platform directory from backup or upgrade Cloister. Never regenerate it: sealed data depends on it.',
   COUNTER:
     'The platform counter store is damaged or was rolled back; restore the platform directory.',
+  COUNTER_IN_USE:
+    "Another node on this machine is running the same service: stop it first. Never start a copy of a running node's data directory (it would fork the service); audit a copy with `cloister log audit` instead.",
   SEAL_POLICY: 'The enclave asked for a sealing key it may not have (a higher security version).',
   SEALED_DATA_CORRUPT:
     'A sealed file failed authentication: it is damaged, from another node, or from another platform. Restore it from backup; the node will not create a new identity over it.',

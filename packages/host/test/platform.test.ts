@@ -278,6 +278,31 @@ describe('counters', () => {
     assert.throws(() => p.counterIncrement('epoch'), counterError('went backwards'));
   });
 
+  test('a node holds its counters: a second holder is refused until the first closes; others share', () => {
+    const dir = freshDir();
+    open(dir).close();
+    const a = openSimulationPlatform({ dir, holdCounters: true });
+    const b = openSimulationPlatform({ dir, holdCounters: true });
+    const shared = openSimulationPlatform({ dir });
+    a.counterRead('svc.epoch');
+    assert.throws(
+      () => b.counterIncrement('svc.epoch'),
+      (e: unknown) =>
+        isCloisterError(e, 'COUNTER_IN_USE') &&
+        /process \d+ on this machine is running the same service/.test((e as Error).message),
+    );
+    assert.throws(
+      () => b.counterRead('svc.epoch'),
+      (e: unknown) => isCloisterError(e, 'COUNTER_IN_USE'),
+    );
+    assert.equal(b.counterIncrement('other.epoch'), 1, 'another counter is free');
+    assert.equal(shared.counterIncrement('svc.epoch'), 1, 'a handle that holds nothing shares');
+    a.close();
+    assert.equal(b.counterRead('svc.epoch'), 1);
+    b.close();
+    shared.close();
+  });
+
   test('processes incrementing one counter together never lose an increment', async () => {
     const dir = freshDir();
     open(dir).close();

@@ -357,7 +357,8 @@ async function boot(
   const storeDir = join(opts.dataDir, 'store');
   const store = await openStoreOf(opts, data, storeDir, log);
   cleanup.push(() => store.close());
-  const platform = openSimulationPlatform({ dir: opts.platformDir });
+  // Holding its service's counter keeps a copy of this data directory from starting beside it.
+  const platform = openSimulationPlatform({ dir: opts.platformDir, holdCounters: true });
   cleanup.push(() => platform.close());
   const { bundle, manifest } = readBuild(opts.enclaveDir);
   const identity = platform.admit(bundle, manifest);

@@ -15,13 +15,17 @@
  * so concurrent increments from several processes are serialised and none is lost.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromHex, InvalidInputError, toHex, utf8 } from '@cloister/core';
 import { readFileOrUndefined, SECRET_FILE_MODE, writeFileAtomic } from '../fs/atomic.js';
-import { lockDirectory } from '../fs/lock.js';
-import { CounterError } from './errors.js';
+import { DirectoryLockedError } from '../fs/errors.js';
+import { LOCK_OWNER_NAME, lockDirectory, type ReleaseLock } from '../fs/lock.js';
+import { CounterError, CounterInUseError } from './errors.js';
 
 export const COUNTERS_FILE = 'counters.json';
+/** Where `holdCounter` keeps one lock directory per counter in use. */
+export const COUNTERS_IN_USE_DIR = 'in-use';
 const FORMAT = 'cloister-platform-counters';
 const VERSION = 1;
 const NAME = /^[a-z0-9.-]{1,64}$/;
@@ -94,6 +98,36 @@ export function openCounterStore(options: CounterStoreOptions): CounterStore {
       }
     },
   };
+}
+
+/**
+ * Holds counter `name` of the platform in `dir` against other processes until the returned
+ * release is called; CounterInUseError when another process holds it. A safety net for honest
+ * operators, not a defence: a hostile host can run two instances anyway, and the epoch counter
+ * then refuses the older one at its next start (docs/logchain.md §6).
+ */
+export function holdCounter(dir: string, name: string): ReleaseLock {
+  checkName(name);
+  const at = join(dir, COUNTERS_IN_USE_DIR, name);
+  mkdirSync(at, { recursive: true, mode: 0o700 });
+  try {
+    // A lost hold (its lock directory removed by hand) stops nothing: it guards starts only.
+    return lockDirectory(at, { what: 'platform', waitMs: 0, onCompromised: () => {} });
+  } catch (e) {
+    if (!(e instanceof DirectoryLockedError)) throw e;
+    let who = 'another process';
+    try {
+      const owner = JSON.parse(readFileSync(join(at, LOCK_OWNER_NAME), 'utf8')) as {
+        pid?: unknown;
+      };
+      if (Number.isSafeInteger(owner.pid)) who = `process ${owner.pid}`;
+    } catch {
+      // The owner file is written just after the lock: without it, the message names no pid.
+    }
+    throw new CounterInUseError(
+      `${who} on this machine is running the same service (its counter ${name} in ${dir} is in use): a service runs on one node at a time. If this data directory is a copy of a running node's, do not start it: the copy would fork the service, and the original would refuse to start ever after (its epoch left behind). Stop the other node first; to audit a copy, run \`cloister log audit\` on it without starting it.`,
+    );
+  }
 }
 
 function decodeCounters(path: string, macKey: Uint8Array): Map<string, number> {

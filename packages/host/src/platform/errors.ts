@@ -23,6 +23,16 @@ export class CounterError extends CloisterError {
 }
 
 /**
+ * Another process on this machine is using the same platform counter, that is, running the same
+ * service (COUNTER_IN_USE): most likely a copy of a running node's data directory was started.
+ */
+export class CounterInUseError extends CloisterError {
+  constructor(message: string) {
+    super('COUNTER_IN_USE', message);
+  }
+}
+
+/**
  * A file of the platform directory is missing, damaged, or of an unknown format version
  * (PLATFORM_STATE). The platform never regenerates its key or secret over such a file.
  */

@@ -15,7 +15,8 @@ import {
   wipe,
 } from '@cloister/core';
 import { verifyManifest } from '../build/manifest.js';
-import { type CounterStore, openCounterStore } from './counters.js';
+import type { ReleaseLock } from '../fs/lock.js';
+import { type CounterStore, holdCounter, openCounterStore } from './counters.js';
 import { loadOrInitPlatform } from './files.js';
 import { signEs256Async } from './p256.js';
 import { deriveCountersMacKey, deriveSealingKey } from './sealing.js';
@@ -34,6 +35,12 @@ export interface OpenSimulationPlatformOptions {
   readonly dir: string;
   /** How long a write waits for another process's platform lock, in ms (default 30 000). */
   readonly lockWaitMs?: number;
+  /**
+   * Hold each counter this handle reads or increments against other processes until close()
+   * (CounterInUseError for the second): for a node, whose counter is its service's epoch. Off
+   * for other users of the platform, which may share a counter on purpose.
+   */
+  readonly holdCounters?: boolean;
 }
 
 const REPORT_DATA_LENGTH = 64;
@@ -123,6 +130,15 @@ export function openSimulationPlatform(options: OpenSimulationPlatformOptions): 
   const admitted = new WeakMap<EnclaveIdentity, EnclaveIdentity>();
   const templates = new WeakMap<EnclaveIdentity, EvidenceTemplate>();
   let closed = false;
+  // Counters this platform handle uses, each held against other processes until close(): a
+  // counter is one service's epoch (docs/platform.md §3), so a second process reading or bumping
+  // it runs the same service — a copy of a running node's data directory, whose start would fork
+  // the service and, by moving the epoch on, make the original refuse to start ever after.
+  const holds = new Map<string, ReleaseLock>();
+  const hold = (name: string): void => {
+    if (options.holdCounters !== true || holds.has(name)) return;
+    holds.set(name, holdCounter(material.dir, name));
+  };
 
   const open = (): void => {
     if (closed) throw new InvalidInputError('The simulation platform was closed.');
@@ -184,15 +200,20 @@ export function openSimulationPlatform(options: OpenSimulationPlatformOptions): 
     },
     counterRead(name: string): number {
       open();
-      return counters.read(name);
+      const value = counters.read(name);
+      hold(name);
+      return value;
     },
     counterIncrement(name: string): number {
       open();
+      hold(name);
       return counters.increment(name);
     },
     close(): void {
       if (closed) return;
       closed = true;
+      for (const release of holds.values()) release();
+      holds.clear();
       wipe(rootSecret);
       wipe(macKey);
     },
