@@ -20,6 +20,7 @@ import {
   parseConstraint,
   parseTxid,
   ReceiptError,
+  RollbackDetectedError,
   type ScpCrypto,
   ScpError,
   type ScpSession,
@@ -242,7 +243,61 @@ export class Client {
     }
     const c = new Client(url, o);
     await c.connection.open();
+    try {
+      await c.checkLatestRoot();
+    } catch (e) {
+      await c.close().catch(() => {});
+      throw e;
+    }
     return c;
+  }
+
+  /**
+   * When this client's state holds a signed root of the service (from a receipt it verified
+   * earlier, in this process or another sharing the state), the node's newest signed root must
+   * extend it: fetched as the receipt of the last signed entry, verified and checked like any
+   * receipt (RollbackDetectedError for a node rolled back behind it or forked from it; the
+   * newer root stored). DESIGN.md §2: a client remembers the last signed state it saw and asks
+   * for a consistency proof from it — at connect, so a plain query or call to a restored copy is
+   * refused too, not only a call that fetches its receipt. Nothing is asked of a service this
+   * state has no root of.
+   */
+  private async checkLatestRoot(): Promise<void> {
+    const service = this.current?.identity;
+    const stored = service === undefined ? undefined : await this.state.roots.get(service);
+    if (service === undefined || stored === undefined) return;
+    const { result } = await this.connection.request('node.status', {}, undefined, {
+      ms: CONSISTENCY_TIMEOUT_MS,
+      error: () =>
+        new NetworkError(
+          `${this.url} did not answer node.status within ${CONSISTENCY_TIMEOUT_MS / 1000} s (asked to check its signed root against the one this client saw)`,
+        ),
+    });
+    const { term, lastSigned } = result;
+    if (
+      !Number.isSafeInteger(term) ||
+      (term as number) < 1 ||
+      !Number.isSafeInteger(lastSigned) ||
+      (lastSigned as number) < 0
+    ) {
+      throw new ScpError(
+        'SCP_PROTOCOL',
+        'the node answered node.status without term and lastSigned',
+      );
+    }
+    if (lastSigned === 0) {
+      throw new RollbackDetectedError(
+        `${this.url} shows no signed entry of service ${toHex(service)}, whose signed log this client already saw: its data was rolled back or replaced`,
+      );
+    }
+    // Its newest signature behind one already seen: an earlier receipt may be older than the
+    // root stored, the node's newest signed root never is (proof or not).
+    if ((lastSigned as number) < stored.size) {
+      throw new RollbackDetectedError(
+        `${this.url} shows service ${toHex(service)} signed up to tree size ${lastSigned}, older than the size ${stored.size} root ${toHex(stored.root)} already seen: its data was rolled back or replaced`,
+      );
+    }
+    await this.receipt(formatTxid(term as number, lastSigned as number));
   }
 
   /** The verified service (set once connected). */

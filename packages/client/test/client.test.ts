@@ -722,6 +722,66 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it('connect checks the newest signed root against the one stored: an extension moves it on; nothing is asked without one', async () => {
+        const n = node();
+        const state = memoryState();
+        const c = await open(n, { state });
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        const r1 = await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        await c.app('shop').transact('pay', { amount: 2 });
+        n.kit.sign();
+        await c.close();
+        const asked = () => n.requests.filter((r) => r.op === 'node.status').length;
+        assert.equal(asked(), 0, 'the first connect had no root to check');
+        const again = await open(n, { state });
+        assert.equal(asked(), 1);
+        const stored = await state.roots.get(n.serviceIdentity);
+        assert.ok(stored && stored.size > r1.verified.size, 'the newer signed root is stored');
+        assert.equal(stored.size, n.kit.size - 1);
+        await again.close();
+        const fresh = await open(n, { state: memoryState() });
+        assert.equal(asked(), 1, 'a state with no root of the service asks nothing');
+        await fresh.close();
+      });
+
+      it('connect refuses a node whose signed log is behind or beside the root stored, and closes', async () => {
+        const n = node();
+        const state = memoryState();
+        const c = await open(n, { state });
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        await c.close();
+        const stored = await state.roots.get(n.serviceIdentity);
+        assert.ok(stored);
+        // Restored to before that signature: its newest signed root is older than the one seen.
+        n.statusLastSigned = 1;
+        await assert.rejects(open(n, { state }), (e: unknown) => {
+          assert.ok(code('ROLLBACK_DETECTED')(e), String(e));
+          assert.match((e as Error).message, /older than the size \d+ root/);
+          return true;
+        });
+        assert.equal(n.open, 0, 'the refused connection is closed');
+        // No signed entry at all.
+        n.statusLastSigned = 0;
+        await assert.rejects(open(n, { state }), (e: unknown) => {
+          assert.ok(code('ROLLBACK_DETECTED')(e), String(e));
+          assert.match((e as Error).message, /shows no signed entry/);
+          return true;
+        });
+        // A fork of the same size: another root where this client saw one.
+        n.statusLastSigned = undefined;
+        await state.roots.put(
+          { service: n.serviceIdentity, size: stored.size, root: new Uint8Array(32) },
+          stored,
+        );
+        await assert.rejects(open(n, { state }), code('ROLLBACK_DETECTED'));
+        assert.deepEqual(
+          (await state.roots.get(n.serviceIdentity))?.root,
+          new Uint8Array(32),
+          'a refused root replaces nothing',
+        );
+      });
+
       it('claims of another transaction, or a root older than one seen, are refused', async () => {
         const n = node();
         const state = memoryState();

@@ -76,9 +76,16 @@ export class FakeNode {
   receiptOf: number | undefined;
   /** Sign app.info with a flipped bit (a node lying about the code it runs). */
   badInfoSignature = false;
+  /** What node.status says of lastSigned instead of the truth (a node rolled back). */
+  statusLastSigned: number | undefined;
   /** Refuse new connections (the transport rejects) while true. */
   down = false;
   private readonly conns = new Set<Conn>();
+
+  /** Connections open now (neither side closed them). */
+  get open(): number {
+    return this.conns.size;
+  }
 
   constructor(kit = new KitService()) {
     this.kit = kit;
@@ -242,6 +249,17 @@ export class FakeNode {
           this.kit.sign();
         }
         return ok({ receipt: this.kit.receipt(this.receiptOf ?? index) });
+      }
+      case 'node.status': {
+        const sigs = this.kit.decoded.filter((e) => e.kind === ENTRY_KIND.signature);
+        return ok({
+          index: this.kit.size,
+          term: 1,
+          lastSigned: this.statusLastSigned ?? (sigs.at(-1)?.index ?? 1) - 1,
+          stateHash: new Uint8Array(32),
+          treeRoot: this.kit.tree.root(),
+          serviceIdentity: this.serviceIdentity,
+        });
       }
       case 'consistency': {
         if (this.failConsistency > 0) {

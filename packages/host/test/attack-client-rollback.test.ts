@@ -8,10 +8,10 @@
  * The node starts on the restored copy (the documented limit, asserted so that a change shows).
  * The defence is the client's: a client that verified a receipt from the cut part remembers that
  * signed root (here in its state file, as a CLI or a Node app keeps it across runs) and refuses
- * with ROLLBACK_DETECTED the stale log's receipt of an earlier txid (no proof reaches the root
- * it holds), then, once the host has grown a fork past that size, the receipt of the very txid
- * it verified (now another entry, signed by the same service key) and of the fork's last entry,
- * while keeping the root it had. A client without that memory accepts the fork (asserted too).
+ * to connect with ROLLBACK_DETECTED — before any call — to the stale log (its newest signature
+ * is behind the root it holds), then, once the host has grown a fork past that size, to the fork
+ * (its newest signed root has no consistency proof from the one held), while keeping the root it
+ * had. A client without that memory accepts the fork (asserted too).
  */
 import assert from 'node:assert/strict';
 import { cpSync, rmSync } from 'node:fs';
@@ -125,12 +125,13 @@ describe('attack: data directory and platform counters rolled back together', ()
     node = await start();
     assert.deepEqual(node.serviceIdentity, service, 'the same service key signs the fork');
     assert.ok((await status(node)).index < Number(cut.split('.')[1]), 'the cut part is gone');
-    // The stale log alone: an earlier receipt cannot be proven a prefix of the root the client
-    // holds (the node's signed log is shorter than it), so it is refused too.
-    client = await clientOf(node, stateDir);
-    await assert.rejects(client.receipt(early, { wait: true }), rollbackDetected);
-    await client.close();
-    client = undefined;
+    // The stale log alone: its newest signature is behind the root the client holds, so the
+    // client refuses it at connect, before a query or call could read the stale state.
+    await assert.rejects(clientOf(node, stateDir), (e: unknown) => {
+      rollbackDetected(e);
+      assert.match((e as Error).message, /older than the size \d+ root/);
+      return true;
+    });
 
     // 4. The forked history: the log grows again past the size the client saw, so its roots
     //    look newer, and the txid the client holds a receipt for names another entry.
@@ -140,20 +141,22 @@ describe('attack: data directory and platform counters rolled back together', ()
       last = await deploy(node, `fork-${i}`);
     }
 
-    // 5. The same client state, a new connection: every receipt of the fork is refused.
-    client = await clientOf(node, stateDir);
-    await assert.rejects(client.receipt(cut, { wait: true }), rollbackDetected);
-    await assert.rejects(client.receipt(last, { wait: true }), rollbackDetected);
+    // 5. The same client state, a new connection: the fork's newest signed root does not extend
+    //    the one held (no consistency proof reaches it), so connect refuses it.
+    await assert.rejects(clientOf(node, stateDir), rollbackDetected);
     const kept = await fileState(stateDir).roots.get(service);
     assert.ok(kept);
     assert.equal(kept.size, remembered.size);
     assert.deepEqual(kept.root, remembered.root, 'the refused roots replaced nothing');
 
-    // The limit: a client with no memory of the cut part accepts the fork (it is a valid log).
+    // The limit: a client with no memory of the cut part accepts the fork (it is a valid log),
+    // the receipt of the txid the first client verified included (now another entry).
     const fresh = await clientOf(node, tempDir('cloister-rollback-fresh-'));
     try {
       const r = await fresh.receipt(last, { wait: true });
       assert.equal(r.verified.txid, last);
+      assert.equal((await fresh.receipt(cut, { wait: true })).verified.txid, cut);
+      assert.equal((await fresh.receipt(early, { wait: true })).verified.txid, early);
     } finally {
       await fresh.close();
     }
