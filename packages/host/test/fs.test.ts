@@ -23,6 +23,7 @@ import {
   LOCK_OWNER_NAME,
   lockDirectory,
   readFileOrUndefined,
+  whyNotCreated,
   writeFileAtomic,
 } from '../src/fs/index.js';
 import { fixture, killChild, startChild, waitForLine } from './fixtures/platform/children.js';
@@ -269,6 +270,64 @@ describe('ensureWritableDir', () => {
         (e as Error).message.includes('not a directory') &&
         (e as Error).message.includes('--platform-dir'),
     );
+  });
+
+  test('a data directory under a file names that file (ENOTDIR)', () => {
+    const base = fresh();
+    const file = join(base, 'file');
+    writeFileSync(file, 'x');
+    assert.throws(
+      () => ensureWritableDir(join(file, 'a', 'data'), 'data'),
+      (e: unknown) =>
+        isCloisterError(e, 'DATA_DIR') &&
+        (e as Error).message ===
+          `Cannot create the data directory ${join(file, 'a', 'data')}: ${file} is a file, not a directory (ENOTDIR). Pass another --data, or move that file away.`,
+    );
+  });
+
+  test('a directory on a read-only file system says so, not ENOENT (access as the kernel answers)', () => {
+    const base = fresh();
+    const readOnly = (path: string) => {
+      throw Object.assign(new Error(`EROFS: read-only file system, access '${path}'`), {
+        code: 'EROFS',
+      });
+    };
+    assert.equal(
+      whyNotCreated(join(base, 'path', 'data'), 'ENOENT', 'data', readOnly),
+      `: ${base} is on a read-only file system (EROFS). Pass a --data on a writable one, or mount it read-write.`,
+    );
+    const denied = (path: string) => {
+      throw Object.assign(new Error(`EACCES: permission denied, access '${path}'`), {
+        code: 'EACCES',
+      });
+    };
+    assert.match(
+      whyNotCreated(join(base, 'path', 'data'), 'ENOENT', 'platform', denied),
+      new RegExp(
+        `^: this user \\(uid \\d+\\) may not write in ${base} \\(EACCES\\)\\..* --platform-dir\\.$`,
+      ),
+    );
+    assert.equal(
+      whyNotCreated(join(base, 'data'), 'EIO', 'data', () => {}),
+      ' (EIO). Create it yourself or pass another --data.',
+    );
+  });
+
+  test('a data directory under one this user may not write in names it (EACCES)', {
+    skip: process.getuid?.() === 0 && 'run as root: permission bits do not bind root',
+  }, () => {
+    const base = fresh();
+    chmodSync(base, 0o500);
+    try {
+      assert.throws(
+        () => ensureWritableDir(join(base, 'path', 'data'), 'data'),
+        (e: unknown) =>
+          isCloisterError(e, 'DATA_DIR') &&
+          (e as Error).message.includes(`may not write in ${base} (EACCES)`),
+      );
+    } finally {
+      chmodSync(base, 0o700);
+    }
   });
 
   test('an existing but unwritable directory is a named error', () => {

@@ -8,7 +8,7 @@ export {
   type WriteFileAtomicOptions,
   writeFileAtomic,
 } from './atomic.js';
-export { ensureWritableDir } from './dirs.js';
+export { ensureWritableDir, whyNotCreated } from './dirs.js';
 export { DirectoryError, type DirectoryKind, DirectoryLockedError } from './errors.js';
 export {
   DEFAULT_STALE_MS,
