@@ -368,16 +368,35 @@ describe('cloister app deploy on a real node', () => {
     const replay = await post(firstBody);
     assert.equal(replay.status, 409);
     assert.equal(replay.body.error?.code, 'APP_DEPLOY_STALE');
-    // The CLI says both before signing anything, with the next step that fits (the enclave's
-    // refusals, below, carry the registry's, about replayed requests).
+    // The CLI says both before signing anything, under the enclave's codes (exit 1, as the
+    // enclave's refusal would be) with the next step that fits (the enclave's refusals, below,
+    // carry the registry's, about replayed requests).
     await assert.rejects(deployApp(wasm2Path, { name: 'demo', node: url(), home }), {
-      code: 'INVALID_INPUT',
+      code: 'APP_DEPLOY_STALE',
       message: /app 'demo' is deployed already .*pass --upgrade/,
+      hint: /with --upgrade/,
     });
     await assert.rejects(
       deployApp(wasm2Path, { name: 'other', node: url(), home, upgrade: true }),
-      { code: 'INVALID_INPUT', message: /app 'other' is not deployed .*nothing to upgrade/ },
+      {
+        code: 'APP_NOT_FOUND',
+        message: /app 'other' is not deployed .*nothing to upgrade/,
+        hint: /without --upgrade/,
+      },
     );
+    const over2 = await cli([
+      '--home',
+      home,
+      'app',
+      'deploy',
+      wasm2Path,
+      '--name',
+      'demo',
+      '--node',
+      url(),
+    ]);
+    assert.equal(over2.code, 1, over2.err);
+    assert.match(over2.err, /error \[APP_DEPLOY_STALE\]: app 'demo' is deployed already/);
     // The enclave refuses the same requests on its own: a deploy over an app, an upgrade of none.
     const info = await appInfo();
     const operatorKey = loadOrCreateOperatorKey(join(home, 'operator.pem')).privateKey;
@@ -618,7 +637,8 @@ describe('cloister app deploy on a real node', () => {
     assert.doesNotMatch(ok.err, /signing for service/);
     // The same module again, as an upgrade: said so plainly (nothing signed, nothing sent).
     const same = await deployCli('svc-check', '--node', url(), '--upgrade');
-    assert.equal(same.code, 2);
+    assert.equal(same.code, 1);
+    assert.match(same.err, /APP_DEPLOY_STALE/);
     assert.match(same.err, /already runs this module \(code id [0-9a-f]{64}\): nothing to upgrade/);
   });
 

@@ -30,6 +30,17 @@ import { fetchNode, NetworkError, nodeAnswerError } from '../node-http.js';
 import { exitCodeOf, line, printError, stderrLines, step } from '../output.js';
 import { cloisterHome, installRoot } from '../paths.js';
 
+/**
+ * A deploy the node would refuse for the state the app is in (deployed already without
+ * --upgrade, --upgrade of an app not deployed, the module it already runs): the enclave's code
+ * for it, said before anything is signed, with the next step that fits.
+ */
+export class DeployRefusedError extends CloisterError {
+  constructor(code: 'APP_DEPLOY_STALE' | 'APP_NOT_FOUND', message: string, hint: string) {
+    super(code, message, { hint });
+  }
+}
+
 export const DEFAULT_NODE_URL = 'http://127.0.0.1:7410';
 
 export interface AppDeployOptions {
@@ -164,22 +175,29 @@ export async function deployApp(file: string, o: AppDeployOptions): Promise<AppD
     throw await nodeError(cur);
   }
   const codeId = createHash('sha256').update(module).digest('hex');
+  // The enclave refuses these three too, under the same codes (APP_DEPLOY_STALE, APP_NOT_FOUND;
+  // exit 1, refused by the node's state), with a next step about replayed requests: said here
+  // first, on the node's word (which only spares a request the enclave would refuse), with the
+  // one that fits.
   if (cur.ok && toHex(prev) === codeId) {
-    // The node's word, which only spares a request the enclave would refuse as stale.
-    throw new InvalidInputError(
+    throw new DeployRefusedError(
+      'APP_DEPLOY_STALE',
       `app '${o.name}' already runs this module (code id ${codeId}): nothing to ${o.upgrade ? 'upgrade' : 'deploy'}; change the code and build again`,
+      'The app already runs this code: change the code, build it again (`cloister app build`), then deploy it with --upgrade.',
     );
   }
-  // The enclave refuses these too (APP_DEPLOY_STALE / APP_NOT_FOUND), with a next step about
-  // replayed requests; said here first, with the one that fits.
   if (cur.ok && o.upgrade !== true) {
-    throw new InvalidInputError(
+    throw new DeployRefusedError(
+      'APP_DEPLOY_STALE',
       `app '${o.name}' is deployed already (code id ${toHex(prev)}): to replace its code, keeping its data, pass --upgrade`,
+      "Run the same `cloister app deploy` with --upgrade to replace the app's code (its data is kept), or deploy under another --name.",
     );
   }
   if (!cur.ok && o.upgrade === true) {
-    throw new InvalidInputError(
+    throw new DeployRefusedError(
+      'APP_NOT_FOUND',
       `app '${o.name}' is not deployed on ${base.origin}: there is nothing to upgrade; deploy it first (without --upgrade)`,
+      'Deploy the app first: the same `cloister app deploy` without --upgrade (or check --name and --node).',
     );
   }
 
