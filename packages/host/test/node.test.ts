@@ -289,6 +289,13 @@ describe('node', () => {
     assert.ok(!r.body.includes(nonce));
     assert.ok(!r.body.includes(toHex(node.identityPublicKey)));
     assert.ok(!r.body.includes(node.nodeId));
+    // Clean text: no blank line between families (prom-client put one after each, dozens in
+    // all), every line a HELP, a TYPE or a sample, and one newline at the end.
+    assert.ok(!r.body.includes('\n\n'), 'a blank line in /metrics');
+    assert.ok(r.body.endsWith('\n'));
+    for (const l of r.body.slice(0, -1).split('\n')) {
+      assert.match(l, /^(# (HELP|TYPE) cloister_\w+ .*|cloister_\w+(\{.*\})? \S+)$/, l);
+    }
     // Rendered at most once a second: a scrape right after gets the same text, though the first
     // scrape's own request was counted meanwhile (a flood of scrapes cannot take the event loop).
     const again = await get(`${node.url}/metrics`);

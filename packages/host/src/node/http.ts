@@ -42,7 +42,7 @@ import {
   verifyEs256,
 } from '@cloister/core';
 import type { Logger } from './logger.js';
-import { type NodeMetrics, ROUTES, type Route } from './metrics.js';
+import { metricsExposition, type NodeMetrics, ROUTES, type Route } from './metrics.js';
 import type { TlsFiles } from './tls.js';
 
 export interface HttpLimits {
@@ -536,7 +536,7 @@ function metricsText(m: NodeMetrics): Promise<string> {
   const now = performance.now();
   const last = rendered.get(m.registry);
   if (last !== undefined && now - last.at < METRICS_RENDER_MS) return last.text;
-  const text = m.registry.metrics();
+  const text = metricsExposition(m.registry);
   rendered.set(m.registry, { at: now, text });
   // A failed rendering is not served again.
   text.catch(() => rendered.delete(m.registry));

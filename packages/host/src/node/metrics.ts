@@ -143,3 +143,14 @@ export function createNodeMetrics(): NodeMetrics {
     }),
   };
 }
+
+/**
+ * The registry's Prometheus text exposition, with no blank lines: prom-client ends each metric
+ * family with one (dozens on a page, which a reader of `curl /metrics` takes for missing
+ * output). Raw newlines only ever separate lines here: prom-client escapes them in help texts
+ * and label values as `\n`, so removing the empty lines changes no metric.
+ */
+export async function metricsExposition(registry: Registry): Promise<string> {
+  const text = (await registry.metrics()).replace(/\n{2,}/g, '\n');
+  return text.startsWith('\n') ? text.slice(1) : text;
+}
