@@ -90,7 +90,7 @@ export const ERROR_CODES = {
   UNKNOWN_TRANSACTION:
     'No entry of this log has that transaction id: check the id (term.index) and that you asked the right service.',
   ROLLBACK_DETECTED:
-    'The service showed an older or forked log than one you already saw: it was rolled back or forked. Do not trust it; report it to the operator.',
+    'The service showed an older or forked log than one you already saw: it was rolled back or forked. Do not trust it. If you use the service, report this to its operator; if you run it, its data directory was rolled back or replaced (an older copy started), or a copy of it runs elsewhere: find which before serving again.',
   LOG_ENTRY_MISSING:
     'A log entry is missing at the index named in the message: the log was damaged or cut. Restore the data directory from backup or another node.',
   LOG_ENTRY_ALTERED:
@@ -98,7 +98,7 @@ export const ERROR_CODES = {
   LOG_ENTRY_REORDERED:
     'A log entry sits at the wrong position (index named in the message): the log was reordered. Restore the data directory from backup or another node.',
   LOG_TAIL_CUT:
-    'The log ends before the size a trusted checkpoint or root covers: its tail was cut. Restore the data directory from backup or another node.',
+    'The log ends before the size a trusted checkpoint or root covers: its tail was cut. If you use the service, do not trust it and report this to its operator; if you run it, its data directory was rolled back, replaced or cut. Restore the data directory from backup or another node.',
   LOG_SIGNATURE:
     "The signature entry at the index named in the message does not verify or signs a root or state that is not the log's. Do not trust this log.",
   STORE_FORMAT:

@@ -28,3 +28,13 @@ test('every code is UPPER_SNAKE and every hint says what to do in a sentence', (
     assert.ok(hint.length >= 20 && /[.)]$/.test(hint), `${code}: ${hint}`);
   }
 });
+
+test('a log refused as rolled back or cut tells a user and the operator each what to do', () => {
+  // The auditor of a log may be its operator: "report it to the operator" alone leaves the
+  // operator with no next step.
+  for (const code of ['ROLLBACK_DETECTED', 'LOG_TAIL_CUT'] as const) {
+    const hint = ERROR_CODES[code];
+    assert.match(hint, /If you use the service, .*report this to its operator/, code);
+    assert.match(hint, /if you run it, its data directory was rolled back/, code);
+  }
+});
