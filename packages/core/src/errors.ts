@@ -37,7 +37,7 @@ export const ERROR_CODES = {
     "Another node on this machine is running the same service: stop it first. Never start a copy of a running node's data directory (it would fork the service); audit a copy with `cloister log audit` instead.",
   SEAL_POLICY: 'The enclave asked for a sealing key it may not have (a higher security version).',
   SEALED_DATA_CORRUPT:
-    'A sealed file failed authentication: it is damaged, from another node, or from another platform. Restore it from backup; the node will not create a new identity over it.',
+    'A sealed file failed authentication: it is damaged, from another node, or sealed by another platform: check that --platform-dir is the platform directory this data directory was first started with. The node will not create a new identity over it.',
   SECURITY_VERSION_ROLLBACK:
     'This data directory was last run by a higher security version; start that version or newer.',
   // Boundary and node
@@ -58,9 +58,9 @@ export const ERROR_CODES = {
     'A transaction was sent but its answer was lost (the connection failed, or was refused or closed afterwards): it may have been committed. Look it up with status({ app, requestId }) (the message names both), or retry with the same request id: a transaction is applied at most once per request id.',
   // Ledger (docs/ledger-format.md)
   STORE:
-    'The record store failed: the message names the directory and what to do (stop the other process, free disk space, or restore the data directory from backup).',
+    'The record store failed: the message names the directory and what to do (stop the other process, or free disk space). An older copy of the data directory is no replacement: it is refused as a rollback.',
   LEDGER_INTEGRITY:
-    'A stored ledger record failed verification: the data directory was altered, damaged or rolled back. Restore it from backup or from another node; never ignore this.',
+    'A stored ledger record failed verification: the data directory was altered, damaged or rolled back. Never ignore this: the node will not serve it, and an older copy is refused too (a rollback); keep it for forensics (docs/logchain.md §7).',
   LEDGER_PROOF:
     'The proof is malformed or internally inconsistent: fetch it again from the node; see docs/ledger-format.md for the format.',
   LEDGER_RESERVED:
@@ -92,13 +92,13 @@ export const ERROR_CODES = {
   ROLLBACK_DETECTED:
     'The service showed an older or forked log than one you already saw: it was rolled back or forked. Do not trust it. If you use the service, report this to its operator; if you run it, its data directory was rolled back or replaced (an older copy started), or a copy of it runs elsewhere: find which before serving again.',
   LOG_ENTRY_MISSING:
-    'A log entry is missing at the index named in the message: the log was damaged or cut. Restore the data directory from backup or another node.',
+    "A log entry is missing at the index named in the message: the log was damaged or cut. If you audit a copy, report it to the service's operator; if you run the node, it will not serve this data directory, and an older copy is refused too (a rollback): keep it for forensics (docs/logchain.md §7).",
   LOG_ENTRY_ALTERED:
-    'The log entry at the index named in the message was altered or damaged (hash chain or tree mismatch). Restore the data directory from backup or another node.',
+    "The log entry at the index named in the message was altered or damaged (hash chain or tree mismatch). If you audit a copy, report it to the service's operator; if you run the node, it will not serve this data directory, and an older copy is refused too (a rollback): keep it for forensics (docs/logchain.md §7).",
   LOG_ENTRY_REORDERED:
-    'A log entry sits at the wrong position (index named in the message): the log was reordered. Restore the data directory from backup or another node.',
+    "A log entry sits at the wrong position (index named in the message): the log was reordered. If you audit a copy, report it to the service's operator; if you run the node, it will not serve this data directory, and an older copy is refused too (a rollback): keep it for forensics (docs/logchain.md §7).",
   LOG_TAIL_CUT:
-    'The log ends before the size a trusted checkpoint or root covers: its tail was cut. If you use the service, do not trust it and report this to its operator; if you run it, its data directory was rolled back, replaced or cut. Restore the data directory from backup or another node.',
+    'The log ends before the size a trusted checkpoint or root covers: its tail was cut. If you use the service, do not trust it and report this to its operator; if you run it, its data directory was rolled back, replaced or cut: the node will not serve it, and an older copy is refused too; keep it for forensics (docs/logchain.md §7).',
   LOG_SIGNATURE:
     "The signature entry at the index named in the message does not verify or signs a root or state that is not the log's. Do not trust this log.",
   STORE_FORMAT:

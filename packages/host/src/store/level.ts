@@ -52,7 +52,7 @@ function openError(dir: string, e: unknown): StoreError {
       );
     case 'LEVEL_CORRUPTION':
       return new StoreError(
-        `the store in ${dir} is corrupt (${detail}): restore the data directory from backup or from another node`,
+        `the store in ${dir} is corrupt (${detail}): the node cannot serve it, and an older copy of the data directory is refused as a rollback (docs/logchain.md §7); keep it for forensics`,
         { cause: e },
       );
     case 'EACCES':
