@@ -260,7 +260,8 @@ export class Client {
    * newer root stored). DESIGN.md §2: a client remembers the last signed state it saw and asks
    * for a consistency proof from it — at connect, so a plain query or call to a restored copy is
    * refused too, not only a call that fetches its receipt. Nothing is asked of a service this
-   * state has no root of.
+   * state has no root of. A reconnect of a long-lived client checks the service identity only
+   * (the host could send it to a restored copy): its next receipt runs the full check.
    */
   private async checkLatestRoot(): Promise<void> {
     const service = this.current?.identity;
@@ -297,7 +298,10 @@ export class Client {
         `${this.url} shows service ${toHex(service)} signed up to tree size ${lastSigned}, older than the size ${stored.size} root ${toHex(stored.root)} already seen: its data was rolled back or replaced`,
       );
     }
-    await this.receipt(formatTxid(term as number, lastSigned as number));
+    // The root check's own bound, not a receipt wait's minute: the entry is signed already.
+    await this.receipt(formatTxid(term as number, lastSigned as number), {
+      waitMs: CONSISTENCY_TIMEOUT_MS,
+    });
   }
 
   /** The verified service (set once connected). */

@@ -16,6 +16,7 @@ import { request as httpsRequest } from 'node:https';
 import { type Socket as NetSocket, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import {
   appInfoPayload,
   claimsRequest,
@@ -682,5 +683,14 @@ describe('node: TLS and the connection cap', () => {
         dates.test(e.message),
     );
     assert.equal(loadTlsFiles(cert, key).cert.length > 0, true);
+    // Only the node's own certificate is judged: a chain may carry an expired cross-signed root
+    // that clients skip (here the CLI's expired test certificate after the valid leaf).
+    const expired = readFileSync(
+      fileURLToPath(new URL('../../cli/test/fixtures/tls/expired-cert.pem', import.meta.url)),
+      'utf8',
+    );
+    const chain = join(dir, 'chain-with-expired.pem');
+    writeFileSync(chain, `${readFileSync(cert, 'utf8')}${expired}`);
+    assert.equal(loadTlsFiles(chain, key).cert.length > 0, true);
   });
 });

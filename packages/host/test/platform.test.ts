@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import {
   copyFileSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -9,7 +11,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
@@ -301,6 +303,26 @@ describe('counters', () => {
     assert.equal(b.counterRead('svc.epoch'), 1);
     b.close();
     shared.close();
+  });
+
+  test('a copied hold naming a process that is gone says so, not that it runs', () => {
+    const dir = freshDir();
+    open(dir).close();
+    // As `cp -r` of a platform directory while a node held its counter: a fresh lock directory
+    // (another inode than its owner file names) whose owner process has exited.
+    const gone = spawnSync(process.execPath, ['-e', 'process.exit(0)']).pid as number;
+    const at = join(dir, 'in-use', 'svc.epoch');
+    mkdirSync(join(at, 'lock'), { recursive: true });
+    writeFileSync(join(at, 'lock.owner'), JSON.stringify({ pid: gone, host: hostname(), ino: 1 }));
+    const p = openSimulationPlatform({ dir, holdCounters: true });
+    assert.throws(
+      () => p.counterRead('svc.epoch'),
+      (e: unknown) =>
+        isCloisterError(e, 'COUNTER_IN_USE') &&
+        (e as Error).message.includes(`names process ${gone}, which is not running`) &&
+        /goes stale within 10 s/.test((e as Error).message),
+    );
+    p.close();
   });
 
   test('processes incrementing one counter together never lose an increment', async () => {

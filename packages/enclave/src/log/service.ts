@@ -362,7 +362,7 @@ export async function startService(
     // later start and no auditor accepts.
     if (log.size < 2) {
       throw new RollbackDetectedError(
-        `the store holds ${log.size} log entries, fewer than every started service has (its genesis entry and the signature after it): it is a copy taken before genesis finished; restore the newest copy of the data directory`,
+        `the store holds ${log.size} log entries, fewer than every started service has (its genesis entry and the signature after it): it is a copy taken before genesis finished (or genesis was interrupted): start on the data directory the service ran on, not on a copy`,
       );
     }
     const e = log.epoch;
@@ -374,7 +374,7 @@ export async function startService(
     } else if (e !== v) {
       throw new RollbackDetectedError(
         e < v
-          ? `the store was rolled back: its sealed checkpoint is of epoch ${e}, the platform counter is at ${v}; restore the newest copy of the data directory`
+          ? `the store was rolled back: its sealed checkpoint is of epoch ${e}, the platform counter is at ${v}; start on the data directory the service last ran on (an older copy never starts; docs/logchain.md §7)`
           : `the platform counter (${v}) is behind the store's epoch (${e}): the platform's counters were rolled back or this is another platform`,
       );
     }

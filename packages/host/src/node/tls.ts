@@ -93,17 +93,20 @@ function isoDate(text: string): string {
 }
 
 /**
- * Refuses a chain in which a certificate is outside its validity period at `now`. Refused, not
- * warned about: every client that checks certificates (the CLI, the SDK, browsers) refuses an
- * expired or not yet valid one, so a node serving it would be unreachable while looking healthy,
- * and its users would be told something about trust instead of "renew the certificate".
+ * Refuses a certificate (the leaf, the first of the file) outside its validity period at `now`.
+ * Refused, not warned about: every client that checks certificates (the CLI, the SDK, browsers)
+ * refuses an expired or not yet valid one, so a node serving it would be unreachable while
+ * looking healthy, and its users would be told something about trust instead of "renew the
+ * certificate". Only the leaf: chain files often carry an expired cross-signed root kept for old
+ * clients, which path building skips once a valid trusted root is found (a review checked a node
+ * client connecting through such a chain).
  */
 function checkValidity(cert: Buffer, certPath: string, now: Date): void {
   const blocks =
     cert
       .toString('latin1')
       .match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
-  for (const [i, block] of blocks.entries()) {
+  for (const [i, block] of blocks.slice(0, 1).entries()) {
     let x: X509Certificate;
     try {
       x = new X509Certificate(block);

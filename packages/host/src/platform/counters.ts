@@ -120,13 +120,34 @@ export function holdCounter(dir: string, name: string): ReleaseLock {
       const owner = JSON.parse(readFileSync(join(at, LOCK_OWNER_NAME), 'utf8')) as {
         pid?: unknown;
       };
-      if (Number.isSafeInteger(owner.pid)) who = `process ${owner.pid}`;
-    } catch {
+      if (Number.isSafeInteger(owner.pid)) {
+        const pid = owner.pid as number;
+        if (!alive(pid)) {
+          // A copied platform directory: its hold names a process that is gone but is not its
+          // owner's (another inode), so it is honoured until it goes stale.
+          throw new CounterInUseError(
+            `the counter ${name} in ${dir} is held by a lock that names process ${pid}, which is not running: the platform directory (or its in-use/ folder) was copied while a node ran. The lock goes stale within 10 s; start again then, or remove ${at} if no node of this service runs.`,
+          );
+        }
+        who = `process ${pid}`;
+      }
+    } catch (err) {
+      if (err instanceof CounterInUseError) throw err;
       // The owner file is written just after the lock: without it, the message names no pid.
     }
     throw new CounterInUseError(
       `${who} on this machine is running the same service (its counter ${name} in ${dir} is in use): a service runs on one node at a time. If this data directory is a copy of a running node's, do not start it: the copy would fork the service, and the original would refuse to start ever after (its epoch left behind). Stop the other node first; to audit a copy, run \`cloister log audit\` on it without starting it.`,
     );
+  }
+}
+
+/** Whether process `pid` exists (signal 0: EPERM means it exists, as someone else's). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
