@@ -35,7 +35,12 @@ import {
   webCryptoScp,
 } from '@cloister/core';
 import { AppClient } from './app.js';
-import { type Answer, Connection, type ReconnectOptions } from './connection.js';
+import {
+  type Answer,
+  Connection,
+  type ReconnectOptions,
+  type SessionRequest,
+} from './connection.js';
 import {
   NetworkError,
   NodeError,
@@ -205,8 +210,13 @@ export class Client {
       padding: o.padding === true,
       reconnect: o.reconnect ?? {},
       ...(o.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: o.handshakeTimeoutMs }),
+      checkReopened: (request) => this.checkLatestRoot(request),
     });
   }
+
+  /** A request on whatever session is current (the connection opens one if needed). */
+  private readonly anySession: SessionRequest = (op, args, deadline) =>
+    this.connection.request(op, args, undefined, deadline);
 
   /** Connects and verifies (see connect). */
   static async connect(url: string, o: ConnectOptions): Promise<Client> {
@@ -244,7 +254,7 @@ export class Client {
     const c = new Client(url, o);
     await c.connection.open();
     try {
-      await c.checkLatestRoot();
+      await c.checkLatestRoot(c.anySession);
     } catch (e) {
       await c.close().catch(() => {});
       throw e;
@@ -260,20 +270,24 @@ export class Client {
    * newer root stored). DESIGN.md §2: a client remembers the last signed state it saw and asks
    * for a consistency proof from it — at connect, so a plain query or call to a restored copy is
    * refused too, not only a call that fetches its receipt. Nothing is asked of a service this
-   * state has no root of. A reconnect of a long-lived client checks the service identity only
-   * (the host could send it to a restored copy): its next receipt runs the full check.
+   * state has no root of. A reconnect runs it too, on the new session, before the calls waiting
+   * are sent again (the host could route a reconnect to a restored copy).
    */
-  private async checkLatestRoot(): Promise<void> {
+  private async checkLatestRoot(request: SessionRequest): Promise<void> {
     const service = this.current?.identity;
     const stored = service === undefined ? undefined : await this.state.roots.get(service);
     if (service === undefined || stored === undefined) return;
-    const { result } = await this.connection.request('node.status', {}, undefined, {
-      ms: CONSISTENCY_TIMEOUT_MS,
-      error: () =>
-        new NetworkError(
-          `${this.url} did not answer node.status within ${CONSISTENCY_TIMEOUT_MS / 1000} s (asked to check its signed root against the one this client saw)`,
-        ),
-    });
+    const { result } = await request(
+      'node.status',
+      {},
+      {
+        ms: CONSISTENCY_TIMEOUT_MS,
+        error: () =>
+          new NetworkError(
+            `${this.url} did not answer node.status within ${CONSISTENCY_TIMEOUT_MS / 1000} s (asked to check its signed root against the one this client saw)`,
+          ),
+      },
+    );
     const { term, lastSigned } = result;
     if (
       !Number.isSafeInteger(term) ||
@@ -299,9 +313,11 @@ export class Client {
       );
     }
     // The root check's own bound, not a receipt wait's minute: the entry is signed already.
-    await this.receipt(formatTxid(term as number, lastSigned as number), {
-      waitMs: CONSISTENCY_TIMEOUT_MS,
-    });
+    await this.receiptVia(
+      formatTxid(term as number, lastSigned as number),
+      { waitMs: CONSISTENCY_TIMEOUT_MS },
+      request,
+    );
   }
 
   /** The verified service (set once connected). */
@@ -387,9 +403,18 @@ export class Client {
    * the service (a consistency proof is fetched over the session): RollbackDetectedError when
    * the service went back or forked.
    */
-  async receipt(txid: string, o: ReceiptOptions = {}): Promise<ReceiptResult> {
+  receipt(txid: string, o: ReceiptOptions = {}): Promise<ReceiptResult> {
+    return this.receiptVia(txid, o, this.anySession);
+  }
+
+  /** receipt, with every request (the receipt, the consistency proof) through `request`. */
+  private async receiptVia(
+    txid: string,
+    o: ReceiptOptions,
+    request: SessionRequest,
+  ): Promise<ReceiptResult> {
     parseTxid(txid);
-    const bytes = await this.fetchReceipt(txid, o);
+    const bytes = await this.fetchReceipt(txid, o, request);
     const otherTxid = (sent: string) =>
       new ReceiptError('format', `the node sent the receipt of ${sent}, not ${txid}`);
     const verified = await verifyReceipt(bytes, {
@@ -427,13 +452,17 @@ export class Client {
         let result: Record<string, unknown>;
         try {
           // Forgotten at the deadline: a stalled answer is neither kept nor sent again.
-          ({ result } = await this.connection.request('consistency', { from, to }, undefined, {
-            ms: CONSISTENCY_TIMEOUT_MS,
-            error: () =>
-              new NetworkError(
-                `${this.url} did not send the consistency proof between tree sizes ${from} and ${to} within ${CONSISTENCY_TIMEOUT_MS / 1000} s`,
-              ),
-          }));
+          ({ result } = await request(
+            'consistency',
+            { from, to },
+            {
+              ms: CONSISTENCY_TIMEOUT_MS,
+              error: () =>
+                new NetworkError(
+                  `${this.url} did not send the consistency proof between tree sizes ${from} and ${to} within ${CONSISTENCY_TIMEOUT_MS / 1000} s`,
+                ),
+            },
+          ));
         } catch (e) {
           // The node answered that it cannot prove between those sizes (INVALID_INPUT: a size
           // beyond its signed log, which a root already seen must not be): no proof, which the
@@ -463,7 +492,11 @@ export class Client {
     return this.connection.close();
   }
 
-  private async fetchReceipt(txid: string, o: ReceiptOptions): Promise<Uint8Array> {
+  private async fetchReceipt(
+    txid: string,
+    o: ReceiptOptions,
+    request: SessionRequest,
+  ): Promise<Uint8Array> {
     const limit = o.waitMs ?? 60_000;
     if (!Number.isInteger(limit) || limit < 1 || limit > 2 ** 31 - 1) {
       throw new InvalidInputError('waitMs is a whole number of milliseconds, 1 to 2^31 - 1');
@@ -478,11 +511,17 @@ export class Client {
       // Too little time for another poll to come back: the node's own answer, not a timeout.
       if (notReady !== undefined && left < RECEIPT_LAST_POLL_MS) throw notReady;
       try {
-        const { result } = await this.connection.request('receipt', { txid }, undefined, {
-          ms: Math.max(1, Math.ceil(left)),
-          error: () =>
-            new NetworkError(`${this.url} did not send the receipt of ${txid} within ${limit} ms`),
-        });
+        const { result } = await request(
+          'receipt',
+          { txid },
+          {
+            ms: Math.max(1, Math.ceil(left)),
+            error: () =>
+              new NetworkError(
+                `${this.url} did not send the receipt of ${txid} within ${limit} ms`,
+              ),
+          },
+        );
         if (!(result.receipt instanceof Uint8Array)) {
           throw new ScpError('SCP_PROTOCOL', 'the node answered receipt without receipt bytes');
         }

@@ -56,7 +56,21 @@ export interface ConnectionOptions {
   readonly reconnect: ReconnectOptions | false;
   /** How long a handshake may take, in ms (default 10000). */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * Runs on every re-opened session (not the first: the caller checks that one once `open`
+   * resolved) before the calls waiting are sent on it again; `request` sends on that session
+   * only. A throw refuses the session: it is closed, and the calls waiting fail with the error
+   * when it is not a passing network failure (then the next attempt checks again).
+   */
+  readonly checkReopened?: (request: SessionRequest) => Promise<void>;
 }
+
+/** A request on one given session, bounded by `deadline` (see Connection.request). */
+export type SessionRequest = (
+  op: string,
+  args: Record<string, unknown>,
+  deadline: { readonly ms: number; readonly error: () => unknown },
+) => Promise<Answer>;
 
 /** A response, with the session that carried it (app.info signatures bind its sessionHash). */
 export interface Answer {
@@ -352,10 +366,68 @@ export class Connection {
       socket.close();
       throw this.final;
     }
+    if (this.connected && this.o.checkReopened !== undefined) {
+      // Before any waiting call goes out on a session the host may have routed elsewhere.
+      try {
+        await this.o.checkReopened((op, args, deadline) =>
+          this.requestOn(live, op, args, deadline),
+        );
+      } catch (e) {
+        live.dead = true;
+        live.reason = e;
+        socket.close();
+        throw e;
+      }
+      if (live.dead) throw live.reason;
+      if (this.final !== undefined) {
+        live.dead = true;
+        socket.close();
+        throw this.final;
+      }
+    }
     this.connected = true;
     this.live = live;
     for (const p of this.pending.values()) this.send(live, p);
     return live;
+  }
+
+  /**
+   * A request sent on `live` alone, before it is current (checkReopened): it waits in `pending`
+   * like any call, so its answer is routed to it, and is never sent on another session (send
+   * skips a call already sent on the live it is given; its deadline removes it).
+   */
+  private requestOn(
+    live: Live,
+    op: string,
+    args: Record<string, unknown>,
+    deadline: { readonly ms: number; readonly error: () => unknown },
+  ): Promise<Answer> {
+    return new Promise<Answer>((settle, fail) => {
+      const p: Pending = {
+        id: this.nextId++,
+        op,
+        args,
+        resolve: (a) => {
+          clearTimeout(timer);
+          settle(a);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          fail(e);
+        },
+        onNotify: undefined,
+        notifications: [],
+        sentOn: undefined,
+        sends: 0,
+        out: 0,
+        outOn: undefined,
+      };
+      const timer = setTimeout(() => {
+        if (this.pending.delete(p.id)) fail(deadline.error());
+      }, deadline.ms);
+      this.pending.set(p.id, p);
+      this.send(live, p);
+    });
   }
 
   private handshake(socket: Socket): Promise<Live> {

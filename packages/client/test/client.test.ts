@@ -644,13 +644,17 @@ for (const [label, crypto] of [
           assert.match((e as Error).message, /did not send the consistency proof/);
           return true;
         });
-        const asked = () => n.requests.filter((r) => r.op === 'consistency').length;
-        const before = asked();
-        // A drop and a new session: the abandoned request is not sent again.
+        const from = n.requests.length;
+        // A drop and a new session: the abandoned request is not sent again. The new session's
+        // root check (a root is stored) asks node.status, the receipt of the last signed entry
+        // and the consistency proof from the stored root: the only consistency request.
         n.stallConsistency = false;
         n.dropAll();
         await c.app('shop').query('after', {});
-        assert.equal(asked(), before);
+        assert.deepEqual(
+          n.requests.slice(from).map((r) => r.op),
+          ['node.status', 'receipt', 'consistency', 'query'],
+        );
         await c.close();
       });
 
@@ -780,6 +784,38 @@ for (const [label, crypto] of [
           new Uint8Array(32),
           'a refused root replaces nothing',
         );
+      });
+
+      it('a reconnect checks the root too, on the new session, before the calls waiting go out again', async () => {
+        const n = node();
+        const state = memoryState();
+        const c = await open(n, { state });
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        // An honest reconnect: the check passes and the call is answered.
+        n.dropAll();
+        await sessionGone(c);
+        const asked = () => n.requests.filter((r) => r.op === 'node.status').length;
+        const before = asked();
+        assert.equal((await c.app('shop').query('balance', { who: 'ann' })).codeId.length, 32);
+        assert.equal(asked(), before + 1, 'the re-opened session was checked');
+        // The host routes the next reconnect to a copy behind the root seen: the call waiting is
+        // refused with ROLLBACK_DETECTED and never reaches it.
+        n.statusLastSigned = 1;
+        n.dropAll();
+        await sessionGone(c);
+        const queries = n.requests.filter((r) => r.op === 'query').length;
+        await assert.rejects(
+          c.app('shop').query('balance', { who: 'bob' }),
+          code('ROLLBACK_DETECTED'),
+        );
+        assert.equal(
+          n.requests.filter((r) => r.op === 'query').length,
+          queries,
+          'nothing was sent',
+        );
+        assert.equal(n.open, 0, 'the refused session is closed');
+        await c.close();
       });
 
       it('claims of another transaction, or a root older than one seen, are refused', async () => {
