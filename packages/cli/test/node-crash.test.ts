@@ -576,30 +576,38 @@ test('SIGKILL of a whole node while clients transact: what was acknowledged stay
   assert.equal(end.code, 0, `the node did not stop cleanly after the kills:\n${run.node.stderr()}`);
 });
 
-test('the checks fail, naming the seed, when the node comes back without what it acknowledged', async () => {
-  // The host rolls data and platform back to a copy from before the round (docs/platform.md §8:
-  // on simulation it can): the node starts, without the round's acknowledged transactions.
-  const run = await setUp('rolled-back');
-  await kill(run, 0);
-  // Without the killed node's directory lock and its platform counter holds (`in-use`): a copied
-  // lock is not its owner's, so it would hold the next start for 10 s (documented in the
-  // DATA_DIR_LOCKED message; COUNTER_IN_USE for a hold).
-  const held = new Set(['lock', 'lock.owner', 'in-use']);
-  const copy = (from: string, to: string) => {
-    rmSync(to, { recursive: true, force: true });
-    cpSync(from, to, { recursive: true, filter: (f) => !held.has(relative(from, f)) });
-  };
-  const dirs = ['data', 'platform'].map((d) => [join(run.home, d), join(tmp, `copy-${d}`)]);
-  for (const [live, saved] of dirs) copy(live as string, saved as string);
-  run.node = await startNodeProcess(run.home, run.enclave, run.port);
-  // The first check to fail is now the SDK's own: the clients' state holds a signed root from
-  // before the kill, and connect refuses a node whose newest signature is behind it.
-  await assert.rejects(
-    round(run, 1, () => {
-      for (const [live, saved] of dirs) copy(saved as string, live as string);
-    }),
-    new RegExp(
-      `round 1: connecting after the restart: RollbackDetectedError: .* signed up to tree size \\d+, older than the size \\d+ root .* \\(replay: CLOISTER_CRASH_SEED=${SEED}\\)`,
-    ),
-  );
-});
+for (const forgetful of [false, true]) {
+  const who = forgetful ? 'clients without a stored root' : 'clients holding a signed root';
+  test(`the checks fail, naming the seed, when the node comes back without what it acknowledged (${who})`, async () => {
+    // The host rolls data and platform back to a copy from before the round (docs/platform.md
+    // §8: on simulation it can): the node starts, without the round's acknowledged transactions.
+    const name = forgetful ? 'rolled-back-forgetful' : 'rolled-back';
+    const run = await setUp(name);
+    await kill(run, 0);
+    // Without the killed node's directory lock and its platform counter holds (`in-use`): a
+    // copied lock is not its owner's, so it would hold the next start for 10 s (documented in
+    // the DATA_DIR_LOCKED message; COUNTER_IN_USE for a hold).
+    const held = new Set(['lock', 'lock.owner', 'in-use']);
+    const copy = (from: string, to: string) => {
+      rmSync(to, { recursive: true, force: true });
+      cpSync(from, to, { recursive: true, filter: (f) => !held.has(relative(from, f)) });
+    };
+    const dirs = ['data', 'platform'].map((d) => [join(run.home, d), join(tmp, `${name}-${d}`)]);
+    for (const [live, saved] of dirs) copy(live as string, saved as string);
+    run.node = await startNodeProcess(run.home, run.enclave, run.port);
+    await assert.rejects(
+      round(run, 1, () => {
+        for (const [live, saved] of dirs) copy(saved as string, live as string);
+        // Clients that remember nothing (their state file gone: pins and roots).
+        if (forgetful) rmSync(join(run.home, 'client'), { recursive: true, force: true });
+      }),
+      new RegExp(
+        forgetful
+          ? // The harness's own check: a lane's counter lost its acknowledged increments.
+            `round 1: lane-0 holds 0 after [1-9]\\d* acknowledged increments \\(replay: CLOISTER_CRASH_SEED=${SEED}\\)`
+          : // The SDK's, first: the state's signed root is newer than the node's last signature.
+            `round 1: connecting after the restart: RollbackDetectedError: .* signed up to tree size \\d+, older than the size \\d+ root .* \\(replay: CLOISTER_CRASH_SEED=${SEED}\\)`,
+      ),
+    );
+  });
+}
