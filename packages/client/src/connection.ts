@@ -215,6 +215,22 @@ export class Connection {
     onNotify?: (json: string) => void,
     deadline?: { readonly ms: number; readonly error: () => unknown },
   ): Promise<Answer> {
+    return this.call(op, args, onNotify, deadline, undefined);
+  }
+
+  /**
+   * request, on session `on` alone when given (checkReopened, before it is current): the call
+   * then waits in `pending` like any other, so its answer is routed to it, and is never sent on
+   * another session (send skips a call already sent on the session it is given; its deadline
+   * removes it).
+   */
+  private call(
+    op: string,
+    args: Record<string, unknown>,
+    onNotify: ((json: string) => void) | undefined,
+    deadline: { readonly ms: number; readonly error: () => unknown } | undefined,
+    on: Live | undefined,
+  ): Promise<Answer> {
     return new Promise<Answer>((settle, fail) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const resolve = (a: Answer): void => {
@@ -257,6 +273,10 @@ export class Connection {
             );
           }
         }, deadline.ms);
+      }
+      if (on !== undefined) {
+        this.send(on, p);
+        return;
       }
       // An established session: send now (one promise hop less per call).
       if (this.final === undefined && this.live !== undefined) {
@@ -370,7 +390,7 @@ export class Connection {
       // Before any waiting call goes out on a session the host may have routed elsewhere.
       try {
         await this.o.checkReopened((op, args, deadline) =>
-          this.requestOn(live, op, args, deadline),
+          this.call(op, args, undefined, deadline, live),
         );
       } catch (e) {
         live.dead = true;
@@ -389,45 +409,6 @@ export class Connection {
     this.live = live;
     for (const p of this.pending.values()) this.send(live, p);
     return live;
-  }
-
-  /**
-   * A request sent on `live` alone, before it is current (checkReopened): it waits in `pending`
-   * like any call, so its answer is routed to it, and is never sent on another session (send
-   * skips a call already sent on the live it is given; its deadline removes it).
-   */
-  private requestOn(
-    live: Live,
-    op: string,
-    args: Record<string, unknown>,
-    deadline: { readonly ms: number; readonly error: () => unknown },
-  ): Promise<Answer> {
-    return new Promise<Answer>((settle, fail) => {
-      const p: Pending = {
-        id: this.nextId++,
-        op,
-        args,
-        resolve: (a) => {
-          clearTimeout(timer);
-          settle(a);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          fail(e);
-        },
-        onNotify: undefined,
-        notifications: [],
-        sentOn: undefined,
-        sends: 0,
-        out: 0,
-        outOn: undefined,
-      };
-      const timer = setTimeout(() => {
-        if (this.pending.delete(p.id)) fail(deadline.error());
-      }, deadline.ms);
-      this.pending.set(p.id, p);
-      this.send(live, p);
-    });
   }
 
   private handshake(socket: Socket): Promise<Live> {
