@@ -6,6 +6,7 @@
  */
 import { connect } from 'node:tls';
 import {
+  CERTIFICATE_OUT_OF_DATE,
   type CertificateDates,
   CloisterError,
   ERROR_CODES,
@@ -19,9 +20,6 @@ export class NetworkError extends CloisterError {
     super('NETWORK', message, options);
   }
 }
-
-/** TLS codes of a certificate outside its validity period: its dates say when it was valid. */
-const OUT_OF_DATE = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
 
 /**
  * Why `fetch` failed, in words a user can act on. Node's fetch rejects with "fetch failed" and
@@ -71,7 +69,7 @@ export async function fetchNode(
   } catch (e) {
     const code = (e as { cause?: { code?: unknown } })?.cause?.code;
     const dates =
-      typeof code === 'string' && OUT_OF_DATE.has(code)
+      typeof code === 'string' && CERTIFICATE_OUT_OF_DATE.has(code)
         ? await certificateDates(url, Math.min(timeoutMs, 3000))
         : undefined;
     throw fetchFailure(e, url.origin, dates);

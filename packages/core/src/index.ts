@@ -204,7 +204,13 @@ export {
   webCryptoScp,
   webCryptoSigner,
 } from './scp/index.js';
-export { type CertificateDates, type TlsTrustProblem, tlsTrustProblem } from './tls-trust.js';
+export {
+  CERTIFICATE_OUT_OF_DATE,
+  type CertificateDates,
+  certificateDate,
+  type TlsTrustProblem,
+  tlsTrustProblem,
+} from './tls-trust.js';
 export type {
   PlatformVerdict,
   PlatformVerifier,

@@ -23,8 +23,14 @@ export interface TlsTrustProblem {
   readonly hint: string;
 }
 
+/** TLS error codes of a certificate outside its validity period (its dates say when it was valid). */
+export const CERTIFICATE_OUT_OF_DATE: ReadonlySet<string> = new Set([
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+]);
+
 /** A date as the certificate shows it, in ISO form when it parses ("Jan  2 00:00:00 2020 GMT"). */
-function day(text: string): string {
+export function certificateDate(text: string): string {
   const t = Date.parse(text);
   return Number.isNaN(t) ? text : new Date(t).toISOString().replace('.000Z', 'Z');
 }
@@ -43,7 +49,7 @@ export function tlsTrustProblem(
   const period =
     dates === undefined
       ? ''
-      : `; it is valid from ${day(dates.validFrom)} to ${day(dates.validTo)}`;
+      : `; it is valid from ${certificateDate(dates.validFrom)} to ${certificateDate(dates.validTo)}`;
   if (code === 'CERT_HAS_EXPIRED') {
     return {
       why: `its TLS certificate has expired (${code}${period})`,

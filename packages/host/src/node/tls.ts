@@ -9,7 +9,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import { CloisterError, pemProblem } from '@cloister/core';
+import { CloisterError, certificateDate, pemProblem } from '@cloister/core';
 
 /** PEM certificate chain and private key, as read from the files. */
 export interface TlsFiles {
@@ -86,12 +86,6 @@ function checkKinds(cert: Buffer, certPath: string, key: Buffer, keyPath: string
   }
 }
 
-/** A certificate date ("Jan  2 00:00:00 2020 GMT") in ISO form when it parses. */
-function isoDate(text: string): string {
-  const t = Date.parse(text);
-  return Number.isNaN(t) ? text : new Date(t).toISOString().replace('.000Z', 'Z');
-}
-
 /**
  * Refuses a certificate (the leaf, the first of the file) outside its validity period at `now`.
  * Refused, not warned about: every client that checks certificates (the CLI, the SDK, browsers)
@@ -119,7 +113,7 @@ function checkValidity(cert: Buffer, certPath: string, now: Date): void {
       i === 0
         ? `the TLS certificate in ${certPath}`
         : `certificate ${i + 1} of the chain in ${certPath} (${x.subject.replaceAll('\n', ', ')})`;
-    const period = `valid from ${isoDate(x.validFrom)} to ${isoDate(x.validTo)}`;
+    const period = `valid from ${certificateDate(x.validFrom)} to ${certificateDate(x.validTo)}`;
     const clock = `this machine's clock reads ${now.toISOString()}`;
     if (!Number.isNaN(to) && now.getTime() > to) {
       throw new TlsConfigError(
