@@ -79,6 +79,24 @@ function alive(pid: number): boolean {
 }
 
 /**
+ * The process the owner file of the lock on `dir` names, and whether it runs (for messages about
+ * a held lock); undefined when there is no readable owner file.
+ */
+export function lockHolder(dir: string): { pid: number; running: boolean } | undefined {
+  try {
+    const owner = JSON.parse(
+      readFileSync(join(dir, LOCK_OWNER_NAME), 'utf8'),
+    ) as Partial<LockOwner>;
+    const pid = owner.pid;
+    return typeof pid === 'number' && Number.isSafeInteger(pid)
+      ? { pid, running: alive(pid) }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Removes `lockfilePath` when its owner file names a process of this machine that no longer
  * exists (and the lock directory is the one that process created); true when it did.
  */

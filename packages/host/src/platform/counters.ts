@@ -15,12 +15,12 @@
  * so concurrent increments from several processes are serialised and none is lost.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromHex, InvalidInputError, toHex, utf8 } from '@cloister/core';
 import { readFileOrUndefined, SECRET_FILE_MODE, writeFileAtomic } from '../fs/atomic.js';
 import { DirectoryLockedError } from '../fs/errors.js';
-import { LOCK_OWNER_NAME, lockDirectory, type ReleaseLock } from '../fs/lock.js';
+import { lockDirectory, lockHolder, type ReleaseLock } from '../fs/lock.js';
 import { CounterError, CounterInUseError } from './errors.js';
 
 export const COUNTERS_FILE = 'counters.json';
@@ -115,39 +115,19 @@ export function holdCounter(dir: string, name: string): ReleaseLock {
     return lockDirectory(at, { what: 'platform', waitMs: 0, onCompromised: () => {} });
   } catch (e) {
     if (!(e instanceof DirectoryLockedError)) throw e;
-    let who = 'another process';
-    try {
-      const owner = JSON.parse(readFileSync(join(at, LOCK_OWNER_NAME), 'utf8')) as {
-        pid?: unknown;
-      };
-      if (Number.isSafeInteger(owner.pid)) {
-        const pid = owner.pid as number;
-        if (!alive(pid)) {
-          // A copied platform directory: its hold names a process that is gone but is not its
-          // owner's (another inode), so it is honoured until it goes stale.
-          throw new CounterInUseError(
-            `the counter ${name} in ${dir} is held by a lock that names process ${pid}, which is not running: the platform directory (or its in-use/ folder) was copied while a node ran. The lock goes stale within 10 s; start again then, or remove ${at} if no node of this service runs.`,
-          );
-        }
-        who = `process ${pid}`;
-      }
-    } catch (err) {
-      if (err instanceof CounterInUseError) throw err;
-      // The owner file is written just after the lock: without it, the message names no pid.
+    // The owner file is written just after the lock: without it, the message names no pid.
+    const holder = lockHolder(at);
+    if (holder !== undefined && !holder.running) {
+      // A copied platform directory: its hold names a process that is gone but is not its
+      // owner's (another inode), so it is honoured until it goes stale.
+      throw new CounterInUseError(
+        `the counter ${name} in ${dir} is held by a lock that names process ${holder.pid}, which is not running: the platform directory (or its in-use/ folder) was copied while a node ran. The lock goes stale within 10 s; start again then, or remove ${at} if no node of this service runs.`,
+      );
     }
+    const who = holder === undefined ? 'another process' : `process ${holder.pid}`;
     throw new CounterInUseError(
       `${who} on this machine is running the same service (its counter ${name} in ${dir} is in use): a service runs on one node at a time. If this data directory is a copy of a running node's, do not start it: the copy would fork the service, and the original would refuse to start ever after (its epoch left behind). Stop the other node first; to audit a copy, run \`cloister log audit\` on it without starting it.`,
     );
-  }
-}
-
-/** Whether process `pid` exists (signal 0: EPERM means it exists, as someone else's). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
