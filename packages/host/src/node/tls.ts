@@ -96,43 +96,38 @@ function checkKinds(cert: Buffer, certPath: string, key: Buffer, keyPath: string
  * client connecting through such a chain).
  */
 function checkValidity(cert: Buffer, certPath: string, now: Date): void {
-  const blocks =
-    cert
-      .toString('latin1')
-      .match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
-  for (const [i, block] of blocks.slice(0, 1).entries()) {
-    let x: X509Certificate;
-    try {
-      x = new X509Certificate(block);
-    } catch {
-      continue; // the TLS stack took the chain; a block it ignores is not ours to judge
-    }
-    const from = Date.parse(x.validFrom);
-    const to = Date.parse(x.validTo);
-    const which =
-      i === 0
-        ? `the TLS certificate in ${certPath}`
-        : `certificate ${i + 1} of the chain in ${certPath} (${x.subject.replaceAll('\n', ', ')})`;
-    const period = `valid from ${certificateDate(x.validFrom)} to ${certificateDate(x.validTo)}`;
-    const clock = `this machine's clock reads ${now.toISOString()}`;
-    if (!Number.isNaN(to) && now.getTime() > to) {
-      throw new TlsConfigError(
-        `${which} has expired (${period}; ${clock}): every client would refuse it. Renew it and start again with the new file as --tls-cert`,
-        RENEW,
-      );
-    }
-    if (!Number.isNaN(from) && now.getTime() < from) {
-      throw new TlsConfigError(
-        `${which} is not valid yet (${period}; ${clock}): every client would refuse it. Use a certificate valid now as --tls-cert, or set this machine's clock right`,
-        RENEW,
-      );
-    }
+  const leaf = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(
+    cert.toString('latin1'),
+  )?.[0];
+  if (leaf === undefined) return;
+  let x: X509Certificate;
+  try {
+    x = new X509Certificate(leaf);
+  } catch {
+    return; // the TLS stack took the chain; a block it ignores is not ours to judge
+  }
+  const from = Date.parse(x.validFrom);
+  const to = Date.parse(x.validTo);
+  const which = `the TLS certificate in ${certPath}`;
+  const period = `valid from ${certificateDate(x.validFrom)} to ${certificateDate(x.validTo)}`;
+  const clock = `this machine's clock reads ${now.toISOString()}`;
+  if (!Number.isNaN(to) && now.getTime() > to) {
+    throw new TlsConfigError(
+      `${which} has expired (${period}; ${clock}): every client would refuse it. Renew it and start again with the new file as --tls-cert`,
+      RENEW,
+    );
+  }
+  if (!Number.isNaN(from) && now.getTime() < from) {
+    throw new TlsConfigError(
+      `${which} is not valid yet (${period}; ${clock}): every client would refuse it. Use a certificate valid now as --tls-cert, or set this machine's clock right`,
+      RENEW,
+    );
   }
 }
 
 /**
  * Reads and checks the pair: both PEM, the key matching the certificate (the same check the
- * TLS stack makes, done here so the error names the files), and every certificate of the chain
+ * TLS stack makes, done here so the error names the files), and the certificate (the leaf)
  * within its validity period at `now`. Throws TlsConfigError.
  */
 export function loadTlsFiles(certPath: string, keyPath: string, now = new Date()): TlsFiles {
