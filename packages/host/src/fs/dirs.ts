@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { errorCode, SECRET_DIR_MODE } from './atomic.js';
-import { DirectoryError, type DirectoryKind } from './errors.js';
+import { DirectoryError, type DirectoryKind, isDiskFull } from './errors.js';
 
 const FLAG: Record<DirectoryKind, string> = { platform: '--platform-dir', data: '--data' };
 
@@ -54,7 +54,9 @@ export function ensureWritableDir(dir: string, kind: DirectoryKind): string {
       abs,
       why === 'EROFS'
         ? `The ${name} ${abs} is on a read-only file system (EROFS). Pass a ${FLAG[kind]} on a writable one, or mount it read-write.`
-        : `The ${name} ${abs} is not writable by this user (${why}). Fix its permissions or pass another ${FLAG[kind]}.`,
+        : isDiskFull(why)
+          ? `The disk holding the ${name} ${abs} is full (${why}): free space on it, then run the command again.`
+          : `The ${name} ${abs} is not writable by this user (${why}). Fix its permissions or pass another ${FLAG[kind]}.`,
       { cause: e },
     );
   }
@@ -104,6 +106,7 @@ export function whyNotCreated(
     }
     break;
   }
+  if (isDiskFull(code)) return `: its disk is full (${code}). Free space on it, then run again.`;
   return ` (${code}). Create it yourself or pass another ${flag}.`;
 }
 

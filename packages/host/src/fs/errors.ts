@@ -11,10 +11,45 @@ export type DirectoryKind = 'platform' | 'data';
 export class DirectoryError extends CloisterError {
   readonly dir: string;
 
-  constructor(kind: DirectoryKind, dir: string, message: string, options?: { cause?: unknown }) {
+  constructor(
+    kind: DirectoryKind,
+    dir: string,
+    message: string,
+    options?: { cause?: unknown; hint?: string },
+  ) {
     super(kind === 'platform' ? 'PLATFORM_DIR' : 'DATA_DIR', message, options);
     this.dir = dir;
   }
+}
+
+/** Error codes of a write refused because the disk, or this user's quota on it, is full. */
+export function isDiskFull(code: string | undefined): boolean {
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/**
+ * A failed write of `path`, a file of the platform or the data directory (written with
+ * writeFileAtomic, so it keeps its previous content), as a DirectoryError naming the file, the
+ * cause and the next step: a full disk is said to be full, not left as a bare ENOSPC (or, from
+ * inside an enclave call, as a generic boundary failure).
+ */
+export function fileWriteError(kind: DirectoryKind, path: string, e: unknown): DirectoryError {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  const detail = (e as Error | undefined)?.message ?? String(e);
+  if (isDiskFull(typeof code === 'string' ? code : undefined)) {
+    return new DirectoryError(
+      kind,
+      path,
+      `the disk holding ${path} is full (${detail}): free space on it, then run the command again; nothing was lost (the file keeps its previous content)`,
+      { cause: e, hint: `Free space on the disk that holds ${path}, then run the command again.` },
+    );
+  }
+  return new DirectoryError(
+    kind,
+    path,
+    `writing ${path} failed (${detail}): check that its disk is healthy and that this user may write there, then run the command again; the file keeps its previous content`,
+    { cause: e },
+  );
 }
 
 /** Another process (or another node in this process) holds the directory's lock. */

@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { bytesEqual, fromHex, toHex, utf8 } from '@cloister/core';
 import { readFileOrUndefined, SECRET_FILE_MODE, writeFileAtomic } from '../fs/atomic.js';
 import { ensureWritableDir } from '../fs/dirs.js';
+import { fileWriteError } from '../fs/errors.js';
 import { lockDirectory } from '../fs/lock.js';
 import { COUNTERS_FILE, encodeCounters } from './counters.js';
 import { PlatformStateError } from './errors.js';
@@ -117,13 +118,19 @@ function initialise(dir: string): Uint8Array {
   }
   const key = generateP256();
   const secret = new Uint8Array(randomBytes(KEY_LENGTH));
+  // A failed write leaves files a next initialisation sets aside (above): only the cause is said.
+  const write = (name: string, bytes: Uint8Array): void => {
+    try {
+      writeFileAtomic(join(dir, name), bytes, { mode: SECRET_FILE_MODE });
+    } catch (e) {
+      throw fileWriteError('platform', join(dir, name), e);
+    }
+  };
   try {
-    writeFileAtomic(join(dir, KEY_FILE), utf8(privateKeyToPem(key)), { mode: SECRET_FILE_MODE });
-    writeFileAtomic(join(dir, SECRET_FILE), secret, { mode: SECRET_FILE_MODE });
+    write(KEY_FILE, utf8(privateKeyToPem(key)));
+    write(SECRET_FILE, secret);
     const macKey = deriveCountersMacKey(secret);
-    writeFileAtomic(join(dir, COUNTERS_FILE), encodeCounters(new Map(), macKey), {
-      mode: SECRET_FILE_MODE,
-    });
+    write(COUNTERS_FILE, encodeCounters(new Map(), macKey));
     macKey.fill(0);
     const format = utf8(
       `${JSON.stringify({
@@ -134,7 +141,7 @@ function initialise(dir: string): Uint8Array {
       })}\n`,
     );
     // Written last: its presence means every other file is complete.
-    writeFileAtomic(join(dir, FORMAT_FILE), format, { mode: SECRET_FILE_MODE });
+    write(FORMAT_FILE, format);
     return format;
   } finally {
     secret.fill(0);

@@ -1,0 +1,152 @@
+/**
+ * A full disk under the node's files (DESIGN.md §10: a clear error that says what is wrong and
+ * what to do, and loses nothing). The platform's counter file and the data directory's sealed
+ * files are written by the host with writeFileAtomic; a full disk makes the write fail with
+ * ENOSPC. Simulated here by failing `writeSync` on the temporary file of the one file named (the
+ * open of an empty file still succeeds on a full disk), so the test runs anywhere without a
+ * mount. Each failure must name the file and say the disk is full — not surface as a bare ENOSPC
+ * or, from inside an enclave call, as a BOUNDARY "bug or attack" — and the next try, with space
+ * back, must work on the same service with nothing lost.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import { basename, join } from 'node:path';
+import { afterEach, describe, it, mock } from 'node:test';
+import { abiKit } from '../../enclave/test/app-runtime-wasm.js';
+import { createLogger } from '../src/node/logger.js';
+import { rotateServiceSecret, startNode } from '../src/node/node.js';
+import { loadOrCreateOperatorKey } from '../src/node/operator.js';
+import { deployApp } from './deploy-helpers.js';
+import { tempDir, testBuild } from './helpers.js';
+
+const silent = createLogger({ level: 'silent' });
+
+/** From now on, every write to the temporary file of `name` (writeFileAtomic's) fails ENOSPC. */
+function diskFullFor(name: string): void {
+  const open = fs.openSync;
+  const write = fs.writeSync;
+  const full = new Set<number>();
+  mock.method(fs, 'openSync', (...a: Parameters<typeof fs.openSync>) => {
+    const fd = open(...a);
+    if (basename(String(a[0])).startsWith(`.${name}.tmp-`)) full.add(fd);
+    return fd;
+  });
+  mock.method(fs, 'writeSync', (fd: number, ...rest: unknown[]) => {
+    if (full.has(fd)) {
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), {
+        code: 'ENOSPC',
+        errno: -28,
+        syscall: 'write',
+      });
+    }
+    return (write as (...a: unknown[]) => number)(fd, ...rest);
+  });
+  syncBuiltinESMExports();
+}
+
+/** Space is back: writes succeed again. */
+function spaceBack(): void {
+  mock.restoreAll();
+  syncBuiltinESMExports();
+}
+
+afterEach(spaceBack);
+
+/** A module with one transaction, `w`, that writes t/k. */
+function appModule(): Uint8Array {
+  const kit = abiKit({ t: 't', k: 'k', v: '1' });
+  const c = kit.call;
+  return kit.module({
+    routes: [
+      {
+        name: 'w',
+        kind: 'transaction',
+        body: [...kit.str('t'), ...kit.str('k'), ...kit.str('v'), ...c('ledger_set')],
+      },
+    ],
+  });
+}
+
+async function dirs() {
+  const build = await testBuild();
+  const operatorPem = join(tempDir(), 'operator.pem');
+  return {
+    operatorPem,
+    options: {
+      dataDir: join(tempDir(), 'data'),
+      platformDir: join(tempDir(), 'platform'),
+      enclaveDir: build.outDir,
+      port: 0,
+      logger: silent,
+      signIntervalMs: 0,
+      operatorPublicKey: loadOrCreateOperatorKey(operatorPem).publicKey,
+    },
+  };
+}
+
+/** Asserts `e` is `code`, names `path`, and says its disk is full. */
+function diskFullError(e: unknown, code: string, path: string): true {
+  const err = e as { code?: string; message?: string };
+  assert.equal(err.code, code, String(err.message));
+  assert.ok(err.message?.includes(path), err.message);
+  assert.match(err.message ?? '', /the disk holding .* is full .*free space on it/);
+  return true;
+}
+
+describe('a full disk', () => {
+  it('under the platform directory when a start moves the epoch counter: PLATFORM_DIR naming counters.json; the next start resumes', async () => {
+    const { options, operatorPem } = await dirs();
+    const first = await startNode(options);
+    const { txid } = await deployApp(first, operatorPem, 'app', appModule());
+    await first.close();
+
+    diskFullFor('counters.json');
+    const counters = join(options.platformDir, 'counters.json');
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(startNode(options), (e) => diskFullError(e, 'PLATFORM_DIR', counters));
+    }
+    spaceBack();
+
+    const again = await startNode(options);
+    try {
+      assert.deepEqual(again.serviceIdentity, first.serviceIdentity);
+      const info = (await (await fetch(`${again.url}/v1/apps/app`)).json()) as {
+        loaded: boolean;
+        history: { txid: string }[];
+      };
+      assert.equal(info.loaded, true);
+      assert.equal(info.history[0]?.txid, txid);
+    } finally {
+      await again.close();
+    }
+  });
+
+  it('under the data directory at a first start: DATA_DIR naming node.sealed; the next start makes the node', async () => {
+    const { options } = await dirs();
+    diskFullFor('node.sealed');
+    await assert.rejects(startNode(options), (e) =>
+      diskFullError(e, 'DATA_DIR', join(options.dataDir, 'sealed', 'node.sealed')),
+    );
+    spaceBack();
+    const node = await startNode(options);
+    await node.close();
+  });
+
+  it('under the data directory during rotate-secret: DATA_DIR naming service.sealed; the rotation then succeeds', async () => {
+    const { options } = await dirs();
+    const node = await startNode(options);
+    await node.close();
+    const sealed = join(options.dataDir, 'sealed', 'service.sealed');
+    const before = fs.readFileSync(sealed);
+    diskFullFor('service.sealed');
+    await assert.rejects(rotateServiceSecret(options), (e) => diskFullError(e, 'DATA_DIR', sealed));
+    spaceBack();
+    assert.deepEqual(fs.readFileSync(sealed), before);
+    const rotated = await rotateServiceSecret(options);
+    assert.equal(rotated.generation, 1);
+    assert.deepEqual(rotated.serviceIdentity, node.serviceIdentity);
+    const again = await startNode(options);
+    await again.close();
+  });
+});
