@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import {
+import fs, {
   chmodSync,
   existsSync,
   mkdirSync,
@@ -11,9 +11,10 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, describe, mock, test } from 'node:test';
 import { isCloisterError } from '@cloister/core';
 import {
   DirectoryError,
@@ -233,6 +234,30 @@ describe('lockDirectory', () => {
     for (let i = 0; i < 60 && lost === undefined; i++) await new Promise((r) => setTimeout(r, 100));
     assert.ok(lost instanceof Error, 'onCompromised ran');
     release(); // already lost: nothing to release, no throw
+  });
+
+  test('an owner file a full disk refuses leaves no temporary file behind; the lock holds', () => {
+    const dir = fresh();
+    const write = fs.writeFileSync;
+    mock.method(fs, 'writeFileSync', (...a: Parameters<typeof fs.writeFileSync>) => {
+      if (String(a[0]).startsWith(join(dir, `${LOCK_OWNER_NAME}.`))) {
+        write(a[0], ''); // created, then no room for its bytes
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), {
+          code: 'ENOSPC',
+        });
+      }
+      return write(...a);
+    });
+    syncBuiltinESMExports();
+    try {
+      const release = lockDirectory(dir, { what: 'platform' });
+      assert.deepEqual(readdirSync(dir), [LOCK_NAME]);
+      release();
+    } finally {
+      mock.restoreAll();
+      syncBuiltinESMExports();
+    }
+    assert.deepEqual(readdirSync(dir), []);
   });
 
   test('a directory where no lock can be created is a DirectoryError', () => {

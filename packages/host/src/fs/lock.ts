@@ -65,8 +65,14 @@ function writeOwner(dir: string, lockfilePath: string): void {
     ...(ns === undefined ? {} : { ns }),
   };
   const tmp = join(dir, `${LOCK_OWNER_NAME}.${randomBytes(6).toString('hex')}.tmp`);
-  writeFileSync(tmp, JSON.stringify(owner));
-  renameSync(tmp, join(dir, LOCK_OWNER_NAME));
+  try {
+    writeFileSync(tmp, JSON.stringify(owner));
+    renameSync(tmp, join(dir, LOCK_OWNER_NAME));
+  } catch (e) {
+    // A full disk creates the file and refuses its bytes: no empty file left behind per start.
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 function alive(pid: number): boolean {
