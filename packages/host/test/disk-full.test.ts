@@ -7,6 +7,10 @@
  * mount. Each failure must name the file and say the disk is full — not surface as a bare ENOSPC
  * or, from inside an enclave call, as a BOUNDARY "bug or attack" — and the next try, with space
  * back, must work on the same service with nothing lost.
+ *
+ * The record store failing during a start (a write refused by a full disk, a read that returns
+ * EIO), at each of its operations in turn: the start fails with STORE and the store's message,
+ * never another code, never a node that serves without what it could not read.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -15,8 +19,9 @@ import { basename, join } from 'node:path';
 import { afterEach, describe, it, mock } from 'node:test';
 import { abiKit } from '../../enclave/test/app-runtime-wasm.js';
 import { createLogger } from '../src/node/logger.js';
-import { rotateServiceSecret, startNode } from '../src/node/node.js';
+import { type RunningNode, rotateServiceSecret, startNode } from '../src/node/node.js';
 import { loadOrCreateOperatorKey } from '../src/node/operator.js';
+import { type Store, StoreError } from '../src/store/index.js';
 import { deployApp } from './deploy-helpers.js';
 import { tempDir, testBuild } from './helpers.js';
 
@@ -149,4 +154,84 @@ describe('a full disk', () => {
     const again = await startNode(options);
     await again.close();
   });
+});
+
+/**
+ * `store` whose `n`-th operation of `kind` (a `get`, a step of an iteration, a `write`) fails
+ * with a StoreError, as a disk that fills or returns EIO would; `fired()` says whether it did.
+ */
+function failingNth(kind: 'read' | 'write', n: number) {
+  let count = 0;
+  let fired = false;
+  const hit = (op: 'read' | 'write'): void => {
+    if (op === kind && ++count === n) {
+      fired = true;
+      throw new StoreError(`injected ${op} failure (EIO) at operation ${n}`);
+    }
+  };
+  const wrap = (s: Store): Store => ({
+    get: (k) => {
+      hit('read');
+      return s.get(k);
+    },
+    iterate: (o) => ({
+      [Symbol.asyncIterator]: () => {
+        const it = s.iterate(o)[Symbol.asyncIterator]();
+        return {
+          next: async () => {
+            hit('read');
+            return it.next();
+          },
+          return: async () => (await it.return?.()) ?? { done: true, value: undefined },
+        };
+      },
+    }),
+    write: async (b, o) => {
+      hit('write');
+      return s.write(b, o);
+    },
+    close: () => s.close(),
+  });
+  return { wrap, fired: () => fired };
+}
+
+describe('a store that fails during a start', () => {
+  for (const kind of ['write'] as const) {
+    it(`fails the start with STORE and the store's message at every ${kind}, and the next start serves everything`, async () => {
+      const { options, operatorPem } = await dirs();
+      const first = await startNode(options);
+      await deployApp(first, operatorPem, 'app', appModule());
+      await first.close();
+      // The n-th operation of the kind fails, for n = 1, 2, … until a start makes no more.
+      for (let n = 1; ; n++) {
+        const faulty = failingNth(kind, n);
+        const started = await startNode({ ...options, wrapStore: faulty.wrap }).then(
+          (node) => node,
+          (e: unknown) => e,
+        );
+        if (!faulty.fired()) {
+          assert.ok(!(started instanceof Error), String(started));
+          await (started as RunningNode).close();
+          break;
+        }
+        if (!(started instanceof Error)) {
+          await (started as RunningNode).close();
+          assert.fail(`the ${kind} ${n} failed, yet the node started (and served)`);
+        }
+        const e = started as { code?: string; message: string };
+        assert.equal(e.code, 'STORE', `${kind} ${n}: ${e.code}: ${e.message}`);
+        assert.match(e.message, new RegExp(`injected ${kind} failure \\(EIO\\) at operation ${n}`));
+      }
+      const again = await startNode(options);
+      try {
+        assert.deepEqual(again.serviceIdentity, first.serviceIdentity);
+        const info = (await (await fetch(`${again.url}/v1/apps/app`)).json()) as {
+          loaded: boolean;
+        };
+        assert.equal(info.loaded, true);
+      } finally {
+        await again.close();
+      }
+    });
+  }
 });

@@ -426,12 +426,14 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
 
   /**
    * Writes the pending records, the log's entries for `items` and the sealed root record of
-   * `state` in one batch with sync. False (and the engine stopped) when anything failed.
+   * `state` in one batch with sync. False (and the engine stopped) when anything failed;
+   * `culprit`, if given, is rejected with the failure itself rather than LEDGER_STATE.
    */
   async function write(
     group: readonly Queued[],
     state: RootState,
     items: readonly LogItem[],
+    culprit?: Queued,
   ): Promise<boolean> {
     let staged = false;
     try {
@@ -450,7 +452,7 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
       writes++;
     } catch (e) {
       if (staged) log?.settle(false);
-      stop(group, e);
+      stop(group, e, culprit);
       return false;
     }
     if (staged) log?.settle(true);
@@ -461,7 +463,9 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
   async function runGroup(group: readonly Queued[]): Promise<void> {
     const head = group[0];
     if (head?.kind === 'checkpoint') {
-      if (await write(group, current, [])) head.resolve();
+      // Alone in its group, the checkpoint's write is the one that failed: its caller (a start
+      // beginning its epoch) gets the store's own error, which names the disk and what to do.
+      if (await write(group, current, [], head)) head.resolve();
       return;
     }
     // One trie update per group (§11.7): each transaction is checked in queue order; the
