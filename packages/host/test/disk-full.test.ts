@@ -196,7 +196,7 @@ function failingNth(kind: 'read' | 'write', n: number) {
 }
 
 describe('a store that fails during a start', () => {
-  for (const kind of ['write'] as const) {
+  for (const kind of ['read', 'write'] as const) {
     it(`fails the start with STORE and the store's message at every ${kind}, and the next start serves everything`, async () => {
       const { options, operatorPem } = await dirs();
       const first = await startNode(options);

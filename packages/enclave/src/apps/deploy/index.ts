@@ -338,7 +338,12 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
         );
         runtime.install(await runtime.prepare(name, readModule(rec.codeId, rec.size)));
         apps++;
-      } catch {
+      } catch (e) {
+        // A store that failed a read, or a record that failed its check, is not a module that
+        // stopped loading: the start fails by name instead of serving the app as APP_NOT_FOUND.
+        if (e instanceof CloisterError && (e.code === 'STORE' || e.code === 'LEDGER_INTEGRITY')) {
+          throw e;
+        }
         log(50, 'apps.reload-failed');
       }
     }
