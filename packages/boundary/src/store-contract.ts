@@ -73,7 +73,7 @@ export const MAX_VALUE_BYTES = 64 * 1024 * 1024;
 
 /** The store (its directory, its disk) failed, or it was used after close. */
 export class StoreError extends CloisterError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: { cause?: unknown; hint?: string }) {
     super('STORE', message, options);
   }
 }

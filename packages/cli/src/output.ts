@@ -163,7 +163,7 @@ export function nodeStoppedMessage(why: string, again: string): string | undefin
     return `error [ENCLAVE_FAILED]: the enclave stopped; the node has stopped.\n  next step: see the log line before this one and run \`${again}\` again\n`;
   }
   if (why === 'ledger-stopped') {
-    return `error [STORE]: the store failed a write and the ledger stopped (no commit could succeed); the node has stopped.\n  next step: check the disk (free space, the open-file limit) and run \`${again}\` again: the node verifies its log and resumes\n`;
+    return `error [STORE]: the store failed a write and the ledger stopped (no commit could succeed); the node has stopped.\n  next step: check the disk (free space, the open-file limit; the log line store.write-failed names the cause) and run \`${again}\` again: the node verifies its log and resumes\n`;
   }
   if (why === 'data-dir-lock-lost') {
     return 'error [DATA_DIR_LOCKED]: the data directory lock was taken over while this node was paused (another start on the same --data); the node has stopped cleanly. Start it again once no other node uses that directory.\n';

@@ -13,16 +13,19 @@
  * never another code, never a node that serves without what it could not read.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { basename, join } from 'node:path';
-import { afterEach, describe, it, mock } from 'node:test';
+import { Writable } from 'node:stream';
+import { after, afterEach, describe, it, mock } from 'node:test';
 import { abiKit } from '../../enclave/test/app-runtime-wasm.js';
 import { createLogger } from '../src/node/logger.js';
 import { type RunningNode, rotateServiceSecret, startNode } from '../src/node/node.js';
 import { loadOrCreateOperatorKey } from '../src/node/operator.js';
-import { type Store, StoreError } from '../src/store/index.js';
-import { deployApp } from './deploy-helpers.js';
+import { openLevelStore, type Store, StoreError } from '../src/store/index.js';
+import { openError, writeError } from '../src/store/level.js';
+import { deployApp, postDeploy } from './deploy-helpers.js';
 import { tempDir, testBuild } from './helpers.js';
 
 const silent = createLogger({ level: 'silent' });
@@ -234,4 +237,111 @@ describe('a store that fails during a start', () => {
       }
     });
   }
+});
+
+describe('the store on a full disk', () => {
+  it('a running node logs the cause (store.write-failed: the disk is full, what to do) before it stops', async () => {
+    const { options, operatorPem } = await dirs();
+    const lines: Record<string, unknown>[] = [];
+    const destination = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    });
+    const storeDir = join(options.dataDir, 'store');
+    let full = false;
+    const node = await startNode({
+      ...options,
+      logger: createLogger({ level: 'info', destination }),
+      wrapStore: (s: Store): Store => ({
+        get: (k) => s.get(k),
+        iterate: (o) => s.iterate(o),
+        close: () => s.close(),
+        write: (b, o) =>
+          full
+            ? Promise.reject(
+                writeError(
+                  storeDir,
+                  new Error(`IO error: ${storeDir}/000003.log: No space left on device`),
+                ),
+              )
+            : s.write(b, o),
+      }),
+    });
+    full = true;
+    await postDeploy(node, operatorPem, 'app', appModule()).catch(() => undefined);
+    assert.equal(await node.stopped, 'ledger-stopped');
+    const failed = lines.findIndex((l) => l.event === 'store.write-failed');
+    assert.ok(failed >= 0, JSON.stringify(lines));
+    const line = lines[failed] as { msg: string; hint: string };
+    assert.match(
+      line.msg,
+      /writing to the store in .* failed: its disk is full \(IO error: .*No space left on device\)/,
+    );
+    assert.ok(line.msg.includes(storeDir), line.msg);
+    assert.match(line.hint, /^Free space on the disk that holds .*, then start the node again/);
+    assert.ok(lines.findIndex((l) => l.event === 'node.ledger-stopped') > failed);
+    const again = await startNode(options);
+    await again.close();
+  });
+
+  it('an open that finds no room says how much to free (about the size of its log)', () => {
+    const dir = tempDir();
+    fs.writeFileSync(join(dir, '000003.log'), new Uint8Array(3 * 1024 * 1024));
+    const e = openError(dir, {
+      cause: new Error(`IO error: ${dir}/000005.ldb: No space left on device`),
+    });
+    assert.equal(e.code, 'STORE');
+    assert.match(
+      e.message,
+      /the disk holding the store .* is full \(IO error: .*\): opening it needs about 4 MiB free/,
+    );
+    assert.match(e.hint, /^Free at least 4 MiB on the disk that holds /);
+    assert.doesNotMatch(e.hint, /rollback/);
+  });
+
+  // The same on a real full file system, where one can be mounted (root, mount allowed).
+  const mnt = tempDir();
+  let mounted = false;
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
+    mounted = true;
+  } catch {
+    // not root, or no mount in this sandbox: the test below is skipped, saying so
+  }
+  after(() => {
+    if (mounted) execFileSync('umount', [mnt]);
+  });
+  it('LevelDB on a real full tmpfs: the write and the reopen name the full disk', {
+    skip: mounted
+      ? false
+      : 'cannot mount a tmpfs here (needs root and mount): covered above by injection',
+  }, async () => {
+    const dir = join(mnt, 'store');
+    const store = await openLevelStore(dir);
+    const value = new Uint8Array(64 * 1024).fill(7);
+    let i = 0;
+    const err = await (async () => {
+      for (;;) {
+        const key = Uint8Array.of(1, i >> 8, i & 255);
+        i++;
+        await store.write([{ type: 'put', key, value }], { sync: true });
+      }
+    })().catch((e: unknown) => e as { code?: string; message: string });
+    assert.equal(err.code, 'STORE');
+    assert.match(err.message, /its disk is full \(.*No space left on device\)/);
+    await store.close();
+    await assert.rejects(openLevelStore(dir), (e: unknown) => {
+      const o = e as { code?: string; message: string; hint: string };
+      assert.equal(o.code, 'STORE');
+      assert.match(o.message, /the disk holding the store .* is full/);
+      assert.match(o.hint, /^Free at least \d+ MiB/);
+      return true;
+    });
+    execFileSync('mount', ['-o', 'remount,size=16m', mnt]);
+    const reopened = await openLevelStore(dir);
+    assert.ok(reopened.get(Uint8Array.of(1, 0, 0)) !== undefined);
+    await reopened.close();
+  });
 });

@@ -242,6 +242,30 @@ export function countStoreCalls(
   return out as HostCallHandlers;
 }
 
+/**
+ * `handlers` with a failed `store.write` logged by the host (event `store.write-failed`, the
+ * store's message: its directory and the cause, a full disk named; the host's own words, no
+ * enclave data): the enclave answers it with LEDGER_STATE and logs only `ledger.stopped`, so
+ * without this line the operator would never learn why the node stopped.
+ */
+function logStoreWriteFailures(handlers: HostCallHandlers, log: Logger): HostCallHandlers {
+  const write = handlers['store.write'];
+  if (write === undefined) return handlers;
+  return {
+    ...handlers,
+    'store.write': async (req) => {
+      try {
+        return await write(req);
+      } catch (e) {
+        if (e instanceof CloisterError && e.code === 'STORE') {
+          log.error({ event: 'store.write-failed', hint: e.hint }, e.message);
+        }
+        throw e;
+      }
+    },
+  };
+}
+
 function listen(server: Server, host: string, port: number) {
   return new Promise<AddressInfo>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
@@ -365,7 +389,7 @@ async function boot(
   const worker: EnclaveWorker = await launchEnclaveWorker({
     code: bundle,
     ocalls: enclaveOcalls(platform, identity, {
-      ...countStoreCalls(storeOcalls(store, opts.storeLimits), (call) =>
+      ...countStoreCalls(logStoreWriteFailures(storeOcalls(store, opts.storeLimits), log), (call) =>
         metrics.storeCalls.inc({ call }),
       ),
       // The enclave's rotation waits for this answer before its rotation entry commits.

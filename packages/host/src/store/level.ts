@@ -3,6 +3,8 @@
  * written with `{ sync }` for atomic writes (a LevelDB WriteBatch: all or nothing, also across crashes), and
  * native iterators, which read from an implicit snapshot taken when they are created.
  */
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import {
   type BatchOp,
@@ -40,10 +42,42 @@ function causeCode(e: unknown): string | undefined {
   return typeof d === 'string' ? d : undefined;
 }
 
-/** An open error turned into a StoreError that names the directory and the next step. */
-function openError(dir: string, e: unknown): StoreError {
+/**
+ * LevelDB reports a full disk as an IO error carrying the system's text (strerror of ENOSPC or
+ * EDQUOT), with no code of its own.
+ */
+const DISK_FULL = /No space left on device|Disk quota exceeded/i;
+
+/** Bytes of LevelDB's write-ahead logs in `dir` (0 when it cannot be read). */
+function logBytes(dir: string): number {
+  try {
+    let n = 0;
+    for (const f of readdirSync(dir)) if (f.endsWith('.log')) n += statSync(join(dir, f)).size;
+    return n;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * An open error turned into a StoreError that names the directory and the next step. Exported
+ * for tests: a full disk cannot be made everywhere a test runs.
+ */
+export function openError(dir: string, e: unknown): StoreError {
   const code = causeCode(e);
   const detail = (e as { cause?: Error })?.cause?.message ?? (e as Error)?.message ?? String(e);
+  if (DISK_FULL.test(detail)) {
+    // Opening replays the log into a new table file before anything else: it needs about the
+    // log's size free, more than an operator who deleted "a few files" may have made.
+    const mib = Math.ceil(logBytes(dir) / (1024 * 1024)) + 1;
+    return new StoreError(
+      `the disk holding the store ${dir} is full (${detail}): opening it needs about ${mib} MiB free (LevelDB rewrites its log into a table first); nothing in the store was lost`,
+      {
+        cause: e,
+        hint: `Free at least ${mib} MiB on the disk that holds ${dir}, then start the node again: it verifies its log and resumes.`,
+      },
+    );
+  }
   switch (code) {
     case 'LEVEL_LOCKED':
       return new StoreError(
@@ -67,6 +101,27 @@ function openError(dir: string, e: unknown): StoreError {
         { cause: e },
       );
   }
+}
+
+/**
+ * A failed write turned into a StoreError naming the directory and the next step (a full disk
+ * said so). Exported for tests, like openError.
+ */
+export function writeError(dir: string, e: unknown): StoreError {
+  const detail = (e as Error)?.message ?? String(e);
+  if (DISK_FULL.test(detail)) {
+    return new StoreError(
+      `writing to the store in ${dir} failed: its disk is full (${detail}); the batch was not written (a batch is applied whole or not at all), and nothing written before it is lost`,
+      {
+        cause: e,
+        hint: `Free space on the disk that holds ${dir}, then start the node again: it verifies its log and resumes.`,
+      },
+    );
+  }
+  return new StoreError(
+    `writing to the store in ${dir} failed (${detail}): check free disk space and permissions, then restart the node (the batch is applied whole or not at all)`,
+    { cause: e },
+  );
 }
 
 /**
@@ -161,11 +216,7 @@ function levelStore(dir: string, db: Db): LevelStore {
       checkBatch(batch);
       if (batch.length === 0) return;
       const sync = options.sync === true;
-      const failed = (e: unknown): StoreError =>
-        new StoreError(
-          `writing to the store in ${dir} failed (${(e as Error).message}): check free disk space and permissions, then restart the node (the batch is applied whole or not at all)`,
-          { cause: e },
-        );
+      const failed = (e: unknown): StoreError => writeError(dir, e);
       // A chained batch, filled now (each put copies its bytes into LevelDB's WriteBatch), written
       // in turn: the same one atomic WriteBatch as an array batch, but abstract-level's array path
       // costs about 11 µs per operation in JavaScript (it clones and re-encodes every operation)
