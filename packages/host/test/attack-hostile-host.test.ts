@@ -87,3 +87,30 @@ describe('attack: a hostile host calls apps.open', () => {
     assert.equal((await h.call('apps.deploy', { request: by(k1.privateKey), module })).app, 'a');
   });
 });
+
+describe('attack: a hostile host answers the platform calls', () => {
+  for (const bytes of [0, 5, 33]) {
+    it(`platform.sealKey with a ${bytes}-byte key: the start is refused by name, and a retry with the platform's answer starts`, async (t) => {
+      let broken = true;
+      const h = await hostileHost({
+        wrap: (b) => ({
+          ...b,
+          'platform.sealKey': (req) =>
+            broken
+              ? { key: new Uint8Array(bytes) }
+              : (b['platform.sealKey'] as (r: typeof req) => { key: Uint8Array })(req),
+        }),
+      });
+      t.after(() => h.close());
+      const start = { nodeId: 'n1', sealedNode: EMPTY, sealedService: EMPTY };
+      await assert.rejects(
+        h.call('enclave.start', start),
+        refused('BOUNDARY', new RegExp(`platform\\.sealKey reply holds a ${bytes}-byte key`)),
+      );
+      await assert.rejects(h.call('service.status', {}), refused('BOUNDARY', /not running/));
+      broken = false;
+      assert.equal((await h.call('enclave.start', start)).identityPublicKey.length, 65);
+      assert.equal((await h.call('service.status', {})).index, 2);
+    });
+  }
+});
