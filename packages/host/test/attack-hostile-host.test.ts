@@ -114,3 +114,74 @@ describe('attack: a hostile host answers the platform calls', () => {
     });
   }
 });
+
+describe('attack: a hostile host calls enclave.start and enclave.stop out of order', () => {
+  it('every other call before enclave.start is refused by name', async (t) => {
+    const h = await hostileHost();
+    t.after(() => h.close());
+    const calls = [
+      h.call('service.status', {}),
+      h.call('enclave.evidence', { nonce: EMPTY }),
+      h.call('apps.open', { operatorKey: EMPTY }),
+      h.call('apps.deploy', { request: EMPTY, module: EMPTY }),
+      h.call('apps.info', { app: '' }),
+      h.call('apps.trace', { enable: true }),
+      h.call('scp.open', {}),
+      h.call('scp.frame', { session: 1, frame: EMPTY, ms: 0 }),
+      h.call('service.tick', {}),
+      h.call('service.rotateSecret', {}),
+      h.call('service.receipt', { txid: '1.1' }),
+      h.call('service.consistency', { from: 0, to: 0 }),
+    ];
+    for (const c of calls) await assert.rejects(c, refused('BOUNDARY', /enclave is new/));
+    const start = { nodeId: 'n1', sealedNode: EMPTY, sealedService: EMPTY };
+    assert.equal((await h.call('enclave.start', start)).identityPublicKey.length, 65);
+  });
+
+  it('enclave.start twice at once, and again once running: the later ones are refused', async (t) => {
+    const h = await hostileHost();
+    t.after(() => h.close());
+    const start = { nodeId: 'n1', sealedNode: EMPTY, sealedService: EMPTY };
+    const [first, second] = await Promise.allSettled([
+      h.call('enclave.start', start),
+      h.call('enclave.start', start),
+    ]);
+    assert.equal(first.status, 'fulfilled');
+    assert.equal(second.status, 'rejected');
+    refused('BOUNDARY', /while starting/)(second.status === 'rejected' && second.reason);
+    await assert.rejects(h.call('enclave.start', start), refused('BOUNDARY', /while running/));
+    // One genesis: entry 1 and its signature, not two services.
+    assert.equal((await h.call('service.status', {})).index, 2);
+  });
+
+  it('enclave.stop while enclave.start waits on the host: the start is refused, the enclave stays stopped', async (t) => {
+    const h = await hostileHost();
+    t.after(() => h.close());
+    const start = { nodeId: 'n1', sealedNode: EMPTY, sealedService: EMPTY };
+    // The stop is queued before the host answers the start's first platform call.
+    const starting = h.call('enclave.start', start);
+    await h.call('enclave.stop', {});
+    await assert.rejects(
+      starting,
+      refused('BOUNDARY', /enclave\.stop arrived during enclave\.start/),
+    );
+    await assert.rejects(h.call('service.status', {}), refused('BOUNDARY', /enclave is stopped/));
+    await assert.rejects(h.call('scp.open', {}), refused('BOUNDARY', /enclave is stopped/));
+    await assert.rejects(h.call('enclave.start', start), refused('BOUNDARY', /while stopped/));
+  });
+
+  it('enclave.stop while a failing enclave.start waits on the host: still stopped, not startable', async (t) => {
+    const h = await hostileHost();
+    t.after(() => h.close());
+    // A sealed node state of the wrong format fails the start after its first platform call.
+    const starting = h.call('enclave.start', {
+      nodeId: 'n1',
+      sealedNode: new Uint8Array(100),
+      sealedService: EMPTY,
+    });
+    await h.call('enclave.stop', {});
+    await assert.rejects(starting, refused('SEALED_DATA_CORRUPT'));
+    const start = { nodeId: 'n1', sealedNode: EMPTY, sealedService: EMPTY };
+    await assert.rejects(h.call('enclave.start', start), refused('BOUNDARY', /while stopped/));
+  });
+});
