@@ -6,9 +6,10 @@
  * answers of the wrong shape. Each case checks the named refusal, that nothing changed, and that
  * the enclave keeps serving (docs/boundary.md §9).
  *
- * Three of these found defects (fixed): two apps.open at once recorded two operator keys; a
- * sealing key of the wrong length failed the start as "the handler failed"; enclave.stop during
- * enclave.start was overridden by the start. The rest are regressions: calls before start, start
+ * Four of these found defects (fixed): two apps.open at once recorded two operator keys; a
+ * sealing key of the wrong length failed the start as "the handler failed"; junk evidence from
+ * platform.report went into the genesis entry; enclave.stop during enclave.start was overridden
+ * by the start. The rest are regressions: calls before start, start
  * twice, sealed state of another node, service, store, platform or purpose; unsigned, altered,
  * misdirected, replayed and stale deploys; another client's record (a hijack), a replayed one,
  * frames for ended or unknown sessions; the host clock at u53 max then 0; a full session table.
@@ -121,6 +122,47 @@ describe('attack: a hostile host answers the platform calls', () => {
       await assert.rejects(h.call('service.status', {}), refused('BOUNDARY', /not running/));
       broken = false;
       assert.equal((await h.call('enclave.start', start)).identityPublicKey.length, 65);
+      assert.equal((await h.call('service.status', {})).index, 2);
+    });
+  }
+});
+
+describe('attack: a hostile host answers platform.report', () => {
+  type Report = (r: { reportData: Uint8Array }) => Promise<{ evidence: Uint8Array }>;
+  type Answer = (
+    real: Report,
+    r: { reportData: Uint8Array },
+  ) => { evidence: Uint8Array } | Promise<{ evidence: Uint8Array }>;
+  const cases: [string, string, Answer][] = [
+    ['junk bytes', 'EVIDENCE_FORMAT', () => ({ evidence: new Uint8Array(3) })],
+    ['nothing', 'EVIDENCE_FORMAT', () => ({ evidence: EMPTY })],
+    [
+      "the platform's evidence of other report data",
+      'KEY_BINDING',
+      (real, r) => real({ reportData: r.reportData.map((b) => b ^ 1) }),
+    ],
+  ];
+  for (const [what, code, answer] of cases) {
+    it(`with ${what}: genesis is refused by name before it writes; the platform's answer starts it`, async (t) => {
+      let broken = true;
+      const h = await hostileHost({
+        wrap: (b) => ({
+          ...b,
+          'platform.report': (req) =>
+            broken
+              ? answer(b['platform.report'] as Report, req)
+              : (b['platform.report'] as Report)(req),
+        }),
+      });
+      t.after(() => h.close());
+      const start = { nodeId: 'n1', sealedNode: EMPTY, sealedService: EMPTY };
+      await assert.rejects(h.call('enclave.start', start), refused(code, /platform\.report/));
+      // Before: the junk went into the genesis entry, which every audit of the log checks.
+      let written = 0;
+      for await (const _ of h.store.iterate({})) written++;
+      assert.equal(written, 0);
+      broken = false;
+      await h.call('enclave.start', start);
       assert.equal((await h.call('service.status', {})).index, 2);
     });
   }
