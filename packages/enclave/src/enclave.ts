@@ -4,7 +4,8 @@
  * against injected ports, not the worker, so tests drive it directly and put a malicious
  * platform or host on the other side.
  *
- * States: 'new' -> (enclave.start) -> 'running' -> (enclave.stop) -> 'stopped'.
+ * States: 'new' -> (enclave.start) -> 'starting' -> 'running' -> (enclave.stop) -> 'stopped'; a
+ * failed start goes back to 'new'; enclave.stop in any state leads to 'stopped', which is final.
  * Invariant: `identity` and `service` are set if and only if state === 'running'.
  *
  * `enclave.start` opens the node identity, then the logchain service (startService: genesis on
@@ -192,6 +193,11 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
   let tracing = false;
   let selfPlatform: string | undefined;
 
+  /** Read through a call: `state` is narrowed to 'starting' across start's awaits otherwise. */
+  function stoppedMeanwhile(): boolean {
+    return state === 'stopped';
+  }
+
   function requireScp(): ScpServer {
     if (state !== 'running' || !scp)
       throw new EnclaveStateError(`enclave is ${state}, not running`);
@@ -245,6 +251,12 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
           ...(opts.signEvery !== undefined ? { signEvery: opts.signEvery } : {}),
           log,
         });
+        // enclave.stop arrived while this start waited on the host: 'stopped' is final. (The start
+        // went on to run the enclave after stop had answered, or a failing one reset it to 'new'.)
+        if (stoppedMeanwhile()) {
+          started.service.close();
+          throw new EnclaveStateError('enclave.stop arrived during enclave.start: stays stopped');
+        }
         identity = opened.identity;
         service = started.service;
         const { appTrace } = opts;
@@ -296,7 +308,7 @@ export function createEnclave(opts: EnclaveOptions): Enclave {
           sealedService: started.sealedService,
         };
       } catch (e) {
-        state = 'new';
+        if (!stoppedMeanwhile()) state = 'new';
         identity = undefined;
         service = undefined;
         runtime = undefined;

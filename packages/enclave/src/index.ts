@@ -4,11 +4,11 @@
  * the platform (self report, sealing keys, evidence, counters), the record store (the host's
  * LevelDB through `store.*` calls) and the log (fixed event names only).
  */
-import { createEnclaveRpc, type Port } from '@cloister/boundary';
+import { BoundaryError, createEnclaveRpc, type Port } from '@cloister/boundary';
 import type { AppRuntime } from './apps/runtime/index.js';
 import { createEnclave, type Enclave, type EnclavePlatform } from './enclave.js';
 import type { Service } from './log/index.js';
-import { SEAL_POLICY_CODE, SEAL_POLICY_SIGNER } from './seal.js';
+import { SEAL_KEY_BYTES, SEAL_POLICY_CODE, SEAL_POLICY_SIGNER } from './seal.js';
 import { createBoundaryStore } from './store/index.js';
 
 export { createEnclave, type Enclave, type EnclavePlatform } from './enclave.js';
@@ -150,14 +150,21 @@ export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
   const platform: EnclavePlatform = {
     self: () => rpc.call('platform.self', {}),
     report: async (reportData) => (await rpc.call('platform.report', { reportData })).evidence,
-    sealKey: async (policy, svn, keyId) =>
-      (
-        await rpc.call('platform.sealKey', {
-          policy: policy === 'code' ? SEAL_POLICY_CODE : SEAL_POLICY_SIGNER,
-          svn,
-          keyId,
-        })
-      ).key,
+    sealKey: async (policy, svn, keyId) => {
+      const { key } = await rpc.call('platform.sealKey', {
+        policy: policy === 'code' ? SEAL_POLICY_CODE : SEAL_POLICY_SIGNER,
+        svn,
+        keyId,
+      });
+      // The host's answer: a key of another length failed inside AES-GCM as an unnamed error
+      // ("the handler failed"), so enclave.start was refused without saying why.
+      if (key.length !== SEAL_KEY_BYTES) {
+        throw new BoundaryError(
+          `platform.sealKey reply holds a ${key.length}-byte key; a sealing key is ${SEAL_KEY_BYTES} bytes (the platform, or the host relaying it, answered wrongly)`,
+        );
+      }
+      return key;
+    },
     counterRead: async (name) => (await rpc.call('platform.counterRead', { name })).value,
     counterIncrement: async (name) => (await rpc.call('platform.counterIncrement', { name })).value,
   };

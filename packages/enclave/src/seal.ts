@@ -26,11 +26,13 @@ const FORMAT = 1;
 const IV_BYTES = 12;
 
 const KEY_ID_BYTES = 16;
+/** A sealing key (AES-256). */
+export const SEAL_KEY_BYTES = 32;
 
 /** The platform's key derivation, as seen from inside the enclave. */
 export interface SealKeySource {
   /**
-   * Returns the 32-byte key for `policy` at security version `svn` and `keyId`. The platform
+   * Returns the SEAL_KEY_BYTES-byte key for `policy` at security version `svn` and `keyId`. The platform
    * refuses (throws SEAL_POLICY) an svn above the enclave's own. The caller wipes the key.
    */
   sealKey(policy: SealPolicy, svn: number, keyId: Uint8Array): Promise<Uint8Array>;

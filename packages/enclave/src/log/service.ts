@@ -17,11 +17,16 @@
  */
 import { createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
 import {
+  bytesEqual,
   computeReportData,
   concatBytes,
+  decodeEvidencePayload,
+  decodeMinimalSign1,
+  EvidenceFormatError,
   endorsementNonce,
   endorsementPayload,
   InvalidInputError,
+  KeyBindingError,
   RollbackDetectedError,
   serviceIdentity,
   utf8,
@@ -173,6 +178,30 @@ export function createRootSeal(rootKey: Uint8Array): RootSeal {
   };
 }
 
+/**
+ * Refuses evidence from `platform.report` that is not evidence v1 of `reportData`. The host
+ * relays the report: junk or another report's evidence went into the genesis entry, where every
+ * audit of the log checks it (LogSignatureError at index 1, for good), and into every receipt
+ * and handshake of this run. The platform's signature is not checked here (its root of trust is
+ * the verifier's, outside); a well-formed report of the right data is all the enclave can ask.
+ */
+function checkOwnEvidence(ev: Uint8Array, reportData: Uint8Array): void {
+  let claims: ReturnType<typeof decodeEvidencePayload>;
+  try {
+    claims = decodeEvidencePayload(decodeMinimalSign1(ev).payload);
+  } catch (e) {
+    throw new EvidenceFormatError(
+      `platform.report answered with ${ev.length} bytes that are not evidence v1 (${(e as Error).message}): the platform, or the host relaying it, is broken`,
+      { cause: e },
+    );
+  }
+  if (!bytesEqual(claims.reportData, reportData)) {
+    throw new KeyBindingError(
+      'platform.report answered with evidence of another report (its report data is not the one asked for): the platform, or the host relaying it, is broken',
+    );
+  }
+}
+
 /** The service endorsement (COSE_Sign1 by the node key) and the node's evidence binding it. */
 export async function endorseService(
   platform: Pick<ServicePlatform, 'report'>,
@@ -180,9 +209,9 @@ export async function endorseService(
   servicePublicKey: Uint8Array,
 ): Promise<{ end: Uint8Array; ev: Uint8Array }> {
   const end = signCose(node.privateKey, endorsementPayload(servicePublicKey, node.publicKey));
-  const ev = await platform.report(
-    computeReportData(node.publicKey, endorsementNonce(servicePublicKey)),
-  );
+  const reportData = computeReportData(node.publicKey, endorsementNonce(servicePublicKey));
+  const ev = await platform.report(reportData);
+  checkOwnEvidence(ev, reportData);
   return { end, ev };
 }
 

@@ -267,7 +267,7 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
   const { engine, runtime } = o;
   const maxModule = o.maxModuleBytes ?? DEFAULT_MAX_MODULE_BYTES;
   const log = o.log ?? (() => {});
-  // Deploys run one at a time (each reads and writes the app's record).
+  // Deploys and opens run one at a time (each reads, then writes, a record of `$admin`).
   let queue: Promise<unknown> = Promise.resolve();
 
   function operatorKey(tx?: Transaction): Uint8Array | undefined {
@@ -317,7 +317,7 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
     return names.sort();
   }
 
-  async function open(key: Uint8Array): Promise<{ apps: number; txid: string }> {
+  async function openNow(key: Uint8Array): Promise<{ apps: number; txid: string }> {
     let txid = '';
     if (key.length > 0) {
       checkPublicKey(key);
@@ -462,7 +462,14 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
   }
 
   return {
-    open,
+    // On the deploys' queue too: two racing opens (a host sends apps.open twice at once) both
+    // read "no key recorded" outside any transaction and both recorded theirs, so the second key
+    // silently replaced the first. In turn, the second sees the first's key and is refused.
+    open(key) {
+      const p = queue.then(() => openNow(key));
+      queue = p.catch(() => {});
+      return p;
+    },
     deploy(request, module) {
       const p = queue.then(() => deployNow(request, module));
       queue = p.catch(() => {});
