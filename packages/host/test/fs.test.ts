@@ -27,6 +27,7 @@ import {
   whyNotCreated,
   writeFileAtomic,
 } from '../src/fs/index.js';
+import { openDataDir } from '../src/node/data-dir.js';
 import { fixture, killChild, startChild, waitForLine } from './fixtures/platform/children.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cloister-fs-'));
@@ -118,6 +119,47 @@ describe('readFileOrUndefined', () => {
       () => readFileOrUndefined(dir),
       (e: NodeJS.ErrnoException) => e.code === 'EISDIR',
     );
+  });
+
+  test('with a kind, a file that exists but cannot be read is a DirectoryError naming it', () => {
+    const dir = fresh();
+    for (const [kind, code] of [
+      ['data', 'DATA_DIR'],
+      ['platform', 'PLATFORM_DIR'],
+    ] as const) {
+      assert.throws(
+        () => readFileOrUndefined(dir, kind),
+        (e: unknown) =>
+          e instanceof DirectoryError &&
+          e.code === code &&
+          e.message.includes(`reading ${dir} failed`) &&
+          e.message.includes('EISDIR') &&
+          /this user may read/.test(e.message),
+      );
+      assert.equal(readFileOrUndefined(join(dir, 'missing'), kind), undefined);
+    }
+  });
+
+  test("a data directory's sealed state that cannot be read is named, not a bare errno", () => {
+    const dir = fresh();
+    const first = openDataDir(dir);
+    first.writeSealedNode(new Uint8Array([1, 2, 3]));
+    first.close();
+    // A sealed file replaced by a directory: readable as nothing, so not "missing" either.
+    const sealed = join(dir, 'sealed', 'node.sealed');
+    rmSync(sealed);
+    mkdirSync(sealed);
+    const again = openDataDir(dir);
+    try {
+      assert.throws(
+        () => again.readSealedNode(),
+        (e: unknown) =>
+          e instanceof DirectoryError && e.code === 'DATA_DIR' && e.message.includes(sealed),
+      );
+      assert.deepEqual(again.readSealedService(), new Uint8Array(0));
+    } finally {
+      again.close();
+    }
   });
 });
 

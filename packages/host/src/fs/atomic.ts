@@ -24,6 +24,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { type DirectoryKind, fileReadError } from './errors.js';
 
 /** Mode of files that hold secrets (keys, the platform root secret). */
 export const SECRET_FILE_MODE = 0o600;
@@ -77,14 +78,17 @@ export function writeFileAtomic(
   fsyncDirectory(dir);
 }
 
-/** Reads a whole file, or returns undefined when it does not exist. Other errors are thrown. */
-export function readFileOrUndefined(path: string): Uint8Array | undefined {
+/**
+ * Reads a whole file, or returns undefined when it does not exist. Other errors are thrown: with
+ * `kind`, as a DirectoryError naming the file (fileReadError); without, as they come.
+ */
+export function readFileOrUndefined(path: string, kind?: DirectoryKind): Uint8Array | undefined {
   try {
     const b = readFileSync(path);
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   } catch (e) {
     if (errorCode(e) === 'ENOENT') return undefined;
-    throw e;
+    throw kind === undefined ? e : fileReadError(kind, path, e);
   }
 }
 

@@ -52,6 +52,21 @@ export function fileWriteError(kind: DirectoryKind, path: string, e: unknown): D
   );
 }
 
+/**
+ * A state file that exists but cannot be read (EIO, EACCES, EISDIR, …), as a DirectoryError
+ * naming it: a bare errno with the "not expected" hint left the operator without the file or
+ * the next step.
+ */
+export function fileReadError(kind: DirectoryKind, path: string, e: unknown): DirectoryError {
+  const detail = (e as Error | undefined)?.message ?? String(e);
+  return new DirectoryError(
+    kind,
+    path,
+    `reading ${path} failed (${detail}): check that it is a file this user may read and that its disk is healthy, then run the command again; nothing was changed`,
+    { cause: e },
+  );
+}
+
 /** Another process (or another node in this process) holds the directory's lock. */
 export class DirectoryLockedError extends CloisterError {
   readonly dir: string;

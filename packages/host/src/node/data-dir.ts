@@ -36,7 +36,7 @@ export interface DataDir {
 }
 
 function readNodeJson(path: string): string | undefined {
-  const raw = readFileOrUndefined(path);
+  const raw = readFileOrUndefined(path, 'data');
   if (raw === undefined) return undefined;
   let parsed: unknown;
   try {
@@ -106,9 +106,9 @@ export function openDataDir(dir: string, onLockLost?: (error: Error) => void): D
     return {
       dir,
       nodeId,
-      readSealedNode: () => readFileOrUndefined(sealedPath) ?? new Uint8Array(0),
+      readSealedNode: () => readFileOrUndefined(sealedPath, 'data') ?? new Uint8Array(0),
       writeSealedNode: (blob) => write(sealedPath, blob, SECRET_FILE_MODE),
-      readSealedService: () => readFileOrUndefined(servicePath) ?? new Uint8Array(0),
+      readSealedService: () => readFileOrUndefined(servicePath, 'data') ?? new Uint8Array(0),
       writeSealedService: (blob) => write(servicePath, blob, SECRET_FILE_MODE),
       close: release,
     };

@@ -52,11 +52,11 @@ export interface PlatformMaterial {
 export function loadOrInitPlatform(dir: string, lockWaitMs: number): PlatformMaterial {
   const abs = ensureWritableDir(dir, 'platform');
   const formatPath = join(abs, FORMAT_FILE);
-  let formatBytes = readFileOrUndefined(formatPath);
+  let formatBytes = readFileOrUndefined(formatPath, 'platform');
   if (formatBytes === undefined) {
     const release = lockDirectory(abs, { what: 'platform', waitMs: lockWaitMs });
     try {
-      formatBytes = readFileOrUndefined(formatPath);
+      formatBytes = readFileOrUndefined(formatPath, 'platform');
       if (formatBytes === undefined) formatBytes = initialise(abs);
     } finally {
       release();
@@ -87,7 +87,7 @@ export function loadOrInitPlatform(dir: string, lockWaitMs: number): PlatformMat
  * at all, and a node's first start increments its epoch counter).
  */
 function countsNothing(dir: string): boolean {
-  const bytes = readFileOrUndefined(join(dir, COUNTERS_FILE));
+  const bytes = readFileOrUndefined(join(dir, COUNTERS_FILE), 'platform');
   if (bytes === undefined) return true;
   try {
     const c = (JSON.parse(new TextDecoder().decode(bytes)) as { counters?: unknown }).counters;
@@ -99,7 +99,7 @@ function countsNothing(dir: string): boolean {
 
 function initialise(dir: string): Uint8Array {
   const leftovers = [KEY_FILE, SECRET_FILE, COUNTERS_FILE].filter(
-    (f) => readFileOrUndefined(join(dir, f)) !== undefined,
+    (f) => readFileOrUndefined(join(dir, f), 'platform') !== undefined,
   );
   if (leftovers.length > 0) {
     if (!countsNothing(dir)) {
@@ -189,7 +189,7 @@ function parseFormat(path: string, bytes: Uint8Array): Format {
 }
 
 function loadKey(path: string): KeyObject {
-  const bytes = readFileOrUndefined(path);
+  const bytes = readFileOrUndefined(path, 'platform');
   if (bytes === undefined) {
     throw new PlatformStateError(KEY_FILE, `The platform key ${path} is missing.`);
   }
@@ -205,7 +205,7 @@ function loadKey(path: string): KeyObject {
 }
 
 function loadSecret(path: string): Uint8Array {
-  const bytes = readFileOrUndefined(path);
+  const bytes = readFileOrUndefined(path, 'platform');
   if (bytes === undefined) {
     throw new PlatformStateError(SECRET_FILE, `The sealing secret ${path} is missing.`);
   }
