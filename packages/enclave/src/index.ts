@@ -5,6 +5,7 @@
  * LevelDB through `store.*` calls) and the log (fixed event names only).
  */
 import { BoundaryError, createEnclaveRpc, type Port } from '@cloister/boundary';
+import { PLATFORM_NAME } from '@cloister/core';
 import type { AppRuntime } from './apps/runtime/index.js';
 import { createEnclave, type Enclave, type EnclavePlatform } from './enclave.js';
 import type { Service } from './log/index.js';
@@ -148,7 +149,23 @@ export function startEnclave(port: Port, hooks: StartEnclaveHooks = {}): void {
     'service.rotateSecret': () => e().rotateSecret(),
   });
   const platform: EnclavePlatform = {
-    self: () => rpc.call('platform.self', {}),
+    self: async () => {
+      const self = await rpc.call('platform.self', {});
+      // The host's answer, held to evidence's own forms (docs/evidence.md §2): the name selects
+      // the app-trace gate and is repeated in messages, so a 100,000-character one went into
+      // every refusal that names the platform.
+      if (!PLATFORM_NAME.test(self.platform)) {
+        throw new BoundaryError(
+          `platform.self reply names the platform with ${self.platform.length} characters that are not 1-32 of a-z, 0-9 and - (the platform, or the host relaying it, answered wrongly)`,
+        );
+      }
+      if (self.measurement.length !== 32 || self.signer.length !== 32) {
+        throw new BoundaryError(
+          `platform.self reply holds a ${self.measurement.length}-byte measurement and a ${self.signer.length}-byte signer; each is 32 bytes (the platform, or the host relaying it, answered wrongly)`,
+        );
+      }
+      return self;
+    },
     report: async (reportData) => (await rpc.call('platform.report', { reportData })).evidence,
     sealKey: async (policy, svn, keyId) => {
       const { key } = await rpc.call('platform.sealKey', {

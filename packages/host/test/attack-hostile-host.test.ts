@@ -127,6 +127,55 @@ describe('attack: a hostile host answers the platform calls', () => {
   }
 });
 
+describe('attack: a hostile host answers platform.self', () => {
+  type Self = {
+    platform: string;
+    measurement: Uint8Array;
+    signer: Uint8Array;
+    product: number;
+    svn: number;
+  };
+  const cases: [string, (real: Self) => Self, RegExp][] = [
+    [
+      'a 100,000-character platform name',
+      (r) => ({ ...r, platform: 'x'.repeat(100_000) }),
+      /platform\.self reply names the platform with 100000 characters/,
+    ],
+    ['an empty platform name', (r) => ({ ...r, platform: '' }), /with 0 characters/],
+    ['a name with capitals', (r) => ({ ...r, platform: 'Simulation' }), /with 10 characters/],
+    [
+      'a 31-byte measurement',
+      (r) => ({ ...r, measurement: r.measurement.subarray(1) }),
+      /a 31-byte measurement and a 32-byte signer/,
+    ],
+    [
+      'an empty signer',
+      (r) => ({ ...r, signer: EMPTY }),
+      /a 32-byte measurement and a 0-byte signer/,
+    ],
+  ];
+  for (const [what, answer, message] of cases) {
+    it(`${what}: the start is refused by name, and a retry with the platform's answer starts`, async (t) => {
+      let broken = true;
+      const h = await hostileHost({
+        wrap: (b) => ({
+          ...b,
+          'platform.self': async (req) => {
+            const real = await (b['platform.self'] as (r: typeof req) => Self | Promise<Self>)(req);
+            return broken ? answer(real) : real;
+          },
+        }),
+      });
+      t.after(() => h.close());
+      const start = { nodeId: 'n1', sealedNode: EMPTY, sealedService: EMPTY };
+      await assert.rejects(h.call('enclave.start', start), refused('BOUNDARY', message));
+      broken = false;
+      assert.equal((await h.call('enclave.start', start)).identityPublicKey.length, 65);
+      assert.equal((await h.call('service.status', {})).index, 2);
+    });
+  }
+});
+
 describe('attack: a hostile host answers platform.report', () => {
   type Report = (r: { reportData: Uint8Array }) => Promise<{ evidence: Uint8Array }>;
   type Answer = (
