@@ -84,6 +84,26 @@ describe('SDK JSON on the real runtime', () => {
     assert.equal((await reencode('{"a":1,"b":2,"a":3}')).json, '{"a":3,"b":2}');
   });
 
+  it('parses many members in fuel linear in their number (no n² search for repeated names)', async () => {
+    // Fuel is deterministic. Each member name used to be compared with every earlier one: 10×
+    // the members cost 27× the fuel, and ~100 KB of arguments ran out of fuel before the app ran.
+    const members = (n: number, name: (i: number) => string): string =>
+      `{${Array.from({ length: n }, (_, i) => `"${name(i)}":${i}`).join(',')}}`;
+    for (const name of [(i: number) => `k${i}`, (i: number) => `${'x'.repeat(64)}${i}`]) {
+      const fuel = async (n: number): Promise<number> => {
+        const r = await app.query('reencode', { text: members(n, name) }, { fuel: 2e9 });
+        assert.equal((r.result as { ok: boolean }).ok, true);
+        return r.fuelUsed;
+      };
+      const ratio = (await fuel(4000)) / (await fuel(400));
+      assert.ok(ratio < 12, `10× the members cost ${ratio.toFixed(1)}× the fuel`);
+    }
+    const repeated = `{${'"a":1,'.repeat(20)}"b":2,"a":3}`;
+    assert.equal((await reencode(repeated)).json, '{"a":3,"b":2}');
+    const late = `{${Array.from({ length: 20 }, (_, i) => `"k${i}":${i}`).join(',')},"k3":"x"}`;
+    assert.equal((await reencode(late)).json, JSON.stringify(JSON.parse(late)));
+  });
+
   it('keeps integers beyond 2^53 exactly and longer ones as numbers', async () => {
     assert.equal((await reencode('[9007199254740993]')).json, '[9007199254740993]');
     assert.equal((await reencode('-9223372036854775')).json, '-9223372036854775');
