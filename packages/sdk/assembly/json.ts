@@ -2,14 +2,16 @@
  * A small JSON value, parser and encoder (RFC 8259) for app arguments and results.
  *
  * `Json` is a tree: null, boolean, integer (i64, for number literals with no fraction or exponent
- * that fit), number (f64), string, array, or object (keys kept in insertion order; a repeated key
- * in parsed text keeps its last value, as JavaScript does). AssemblyScript has no exceptions, so
+ * that fit), number (f64: the value JSON.parse reads, correctly rounded, float.ts), string, array,
+ * or object (keys kept in insertion order; a repeated key in parsed text keeps its first position
+ * and its last value, as JavaScript does). AssemblyScript has no exceptions, so
  * `Json.parse` returns null on bad input and leaves the reason in `Json.lastError`.
  *
  * Limits: nesting deeper than `JSON_MAX_DEPTH` is refused. Numbers that are not finite encode as
  * `null` (as `JSON.stringify` does). Parsing costs fuel linear in the text (a repeated member name
  * is found through a map); `get` and `set` search linearly: objects are expected to be small.
  */
+import { parseNumber } from './float';
 
 /** Deepest nesting `Json.parse` accepts (arrays and objects). */
 export const JSON_MAX_DEPTH: i32 = 64;
@@ -588,6 +590,6 @@ class JsonParser {
         return Json.int(I64.parseInt(lit, 10));
       }
     }
-    return Json.num(F64.parseFloat(lit));
+    return Json.num(parseNumber(t, start, this.pos));
   }
 }
