@@ -179,6 +179,12 @@ describe('SDK JSON on the real runtime', () => {
     );
   });
 
+  it('writes integral numbers from 1e15 to 1e21 as JSON.stringify does, with no ".0"', async () => {
+    for (const text of ['[1e15,-1e16,123456789012345678901,18446744073709551616,1e21,1e20]']) {
+      assert.equal((await reencode(text)).json, JSON.stringify(JSON.parse(text)), text);
+    }
+  });
+
   it('keeps integers beyond 2^53 exactly and longer ones as numbers', async () => {
     assert.equal((await reencode('[9007199254740993]')).json, '[9007199254740993]');
     assert.equal((await reencode('-9223372036854775')).json, '-9223372036854775');

@@ -8,7 +8,8 @@
  * `Json.parse` returns null on bad input and leaves the reason in `Json.lastError`.
  *
  * Limits: nesting deeper than `JSON_MAX_DEPTH` is refused. Numbers that are not finite encode as
- * `null` (as `JSON.stringify` does). Parsing costs fuel linear in the text (a repeated member name
+ * `null` (as `JSON.stringify` does); a finite f64 is written as JavaScript writes it, except that
+ * about one in five takes one digit more than JSON.stringify's shortest form (the same value). Parsing costs fuel linear in the text (a repeated member name
  * is found through a map); `get` and `set` search linearly: objects are expected to be small.
  */
 import { parseNumber } from './float';
@@ -326,7 +327,11 @@ export class Json {
 function encodeNumber(n: f64): string {
   if (!isFinite(n)) return 'null';
   if (n == Math.floor(n) && Math.abs(n) < 1e15) return (<i64>n).toString();
-  return n.toString();
+  // AssemblyScript writes an integral value below 1e21 with ".0" (123456789012345680000.0);
+  // JSON.stringify does not. Its digits are those of Grisu2: the same f64, but now and then not
+  // the shortest text that JSON.stringify picks (9.999999999999999e+22 for 1e+23).
+  const s = n.toString();
+  return s.endsWith('.0') ? s.substring(0, s.length - 2) : s;
 }
 
 const HEX = '0123456789abcdef';
