@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { fromHex, utf8, verifyStateProof } from '@cloister/core';
 import { type LocalApp, loadApp } from '@cloister/sdk/harness';
+import fc from 'fast-check';
 import { buildApp } from '../src/commands/app-build.js';
 
 const fixtures = fileURLToPath(new URL('../../sdk/test/', import.meta.url));
@@ -82,6 +83,106 @@ describe('SDK JSON on the real runtime', () => {
 
   it('keeps the last of repeated member names, as JavaScript does', async () => {
     assert.equal((await reencode('{"a":1,"b":2,"a":3}')).json, '{"a":3,"b":2}');
+  });
+
+  it('parses many members in fuel linear in their number (no n² search for repeated names)', async () => {
+    // Fuel is deterministic. Each member name used to be compared with every earlier one: 10×
+    // the members cost 27× the fuel, and ~100 KB of arguments ran out of fuel before the app ran.
+    const members = (n: number, name: (i: number) => string): string =>
+      `{${Array.from({ length: n }, (_, i) => `"${name(i)}":${i}`).join(',')}}`;
+    for (const name of [(i: number) => `k${i}`, (i: number) => `${'x'.repeat(64)}${i}`]) {
+      const fuel = async (n: number): Promise<number> => {
+        const r = await app.query('reencode', { text: members(n, name) }, { fuel: 2e9 });
+        assert.equal((r.result as { ok: boolean }).ok, true);
+        return r.fuelUsed;
+      };
+      const ratio = (await fuel(4000)) / (await fuel(400));
+      assert.ok(ratio < 12, `10× the members cost ${ratio.toFixed(1)}× the fuel`);
+    }
+    const repeated = `{${'"a":1,'.repeat(20)}"b":2,"a":3}`;
+    assert.equal((await reencode(repeated)).json, '{"a":3,"b":2}');
+    const late = `{${Array.from({ length: 20 }, (_, i) => `"k${i}":${i}`).join(',')},"k3":"x"}`;
+    assert.equal((await reencode(late)).json, JSON.stringify(JSON.parse(late)));
+  });
+
+  /** The f64 bits (hex) the SDK reads for each number literal, and those JavaScript reads. */
+  async function readNumbers(literals: string[]): Promise<{ got: unknown[]; want: unknown[] }> {
+    const text = `[${literals.join(',')}]`;
+    const r = (await app.query('inspect', { text }, { fuel: 1e9 })).result as {
+      ok: boolean;
+      nodes: unknown[];
+      error?: string;
+    };
+    assert.equal(r.ok, true, r.error);
+    const bits = new DataView(new ArrayBuffer(8));
+    const want = literals.map((l) => {
+      bits.setFloat64(0, Number(l));
+      return { f64: bits.getBigUint64(0).toString(16) };
+    });
+    return { got: r.nodes.slice(1), want };
+  }
+
+  it('reads every number literal as the f64 JSON.parse reads (correctly rounded)', async () => {
+    const literals = [
+      // F64.parseFloat dropped 10^12 here (4.99e52 read as 4.99e40): a significand above 2^53
+      // with a decimal exponent of 23–37, even in text JSON.stringify wrote.
+      '4.996563920182973301e52',
+      '-1.7464003562304687e+49',
+      '5.28461087000099582e54',
+      // One unit in the last place off before; halfway points and a hair either side.
+      '5.12678562600487e46',
+      '1.00000000000000011102230246251565404236316680908203125',
+      '1.00000000000000011102230246251565404236316680908203126',
+      '1.00000000000000011102230246251565404236316680908203124',
+      `1.00000000000000011102230246251565404236316680908203125${'0'.repeat(900)}1`,
+      '2.4703282292062327e-324',
+      '2.4703282292062328e-324',
+      '4.9406564584124654e-324',
+      '2.2250738585072011e-308',
+      '2.2250738585072012e-308',
+      '1.7976931348623157e308',
+      '1.7976931348623158e308',
+      '1.7976931348623159e308',
+      '1e-300',
+      '1e23',
+      '9007199254740993e22',
+      `0.${'0'.repeat(2000)}1e2001`,
+      `${'9'.repeat(1000)}e-1000`,
+      '1e-99999999999',
+      '-1e99999999999',
+      '-0.0',
+    ];
+    const { got, want } = await readNumbers(literals);
+    for (let i = 0; i < literals.length; i++) {
+      assert.deepEqual(got[i], want[i], literals[i]!.slice(0, 80));
+    }
+  });
+
+  it('reads random number literals as JSON.parse does (fixed seed)', async () => {
+    const digits = (min: number, max: number): fc.Arbitrary<string> =>
+      fc.string({ unit: fc.constantFrom(...'0123456789'), minLength: min, maxLength: max });
+    const literal = fc.oneof(
+      fc.double({ noNaN: true, noDefaultInfinity: true }).map((d) => {
+        const s = JSON.stringify(d);
+        return /[.e]/.test(s) ? s : `${s}.0`;
+      }),
+      fc
+        .tuple(fc.integer({ min: 1, max: 9 }), digits(1, 30), fc.integer({ min: -345, max: 330 }))
+        .map(([a, b, e]) => `${a}.${b}e${e}`),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(literal, { minLength: 1, maxLength: 40 }), async (literals) => {
+        const { got, want } = await readNumbers(literals);
+        assert.deepEqual(got, want);
+      }),
+      { seed: 20260522, numRuns: 40 },
+    );
+  });
+
+  it('writes integral numbers from 1e15 to 1e21 as JSON.stringify does, with no ".0"', async () => {
+    for (const text of ['[1e15,-1e16,123456789012345678901,18446744073709551616,1e21,1e20]']) {
+      assert.equal((await reencode(text)).json, JSON.stringify(JSON.parse(text)), text);
+    }
   });
 
   it('keeps integers beyond 2^53 exactly and longer ones as numbers', async () => {

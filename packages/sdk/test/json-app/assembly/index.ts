@@ -78,3 +78,41 @@ export function ratio(): f64 {
 
 @transaction
 export function nothing(): void {}
+
+/**
+ * `{ text }` → `{ ok: true, nodes }` or `{ ok: false, error }`: the parsed tree flattened in
+ * pre-order (so any depth fits in a result), each number with its kind and exact value (an
+ * integer's decimal digits, a number's f64 bits in hex) and each object member read back with
+ * `get`, for comparison with JSON.parse.
+ */
+@query
+export function inspect(args: Json): Json {
+  const v = Json.parse(args.getString('text'));
+  if (v === null) return Json.obj().setBool('ok', false).setString('error', Json.lastError);
+  const nodes = Json.arr();
+  flatten(v, nodes);
+  return Json.obj().setBool('ok', true).set('nodes', nodes);
+}
+
+function flatten(v: Json, out: Json): void {
+  if (v.kind == JsonKind.Null) out.push(Json.str('null'));
+  else if (v.kind == JsonKind.Bool) out.push(Json.bool(v.asBool()));
+  else if (v.kind == JsonKind.Integer) out.push(Json.obj().setString('int', v.asI64().toString()));
+  else if (v.kind == JsonKind.Number) {
+    out.push(Json.obj().setString('f64', reinterpret<u64>(v.asF64()).toString(16)));
+  } else if (v.kind == JsonKind.String) out.push(Json.obj().setString('str', v.asString()));
+  else if (v.kind == JsonKind.Array) {
+    out.push(Json.obj().setI64('arr', v.length));
+    for (let i = 0; i < v.length; i++) flatten(v.at(i)!, out);
+  } else {
+    const names = v.memberNames();
+    out.push(Json.obj().setI64('obj', names.length));
+    for (let i = 0; i < names.length; i++) {
+      out.push(Json.str(names[i]));
+      const byName = v.get(names[i])!;
+      // The member read by name must be the one at its position.
+      if (byName !== v.at(i)) out.push(Json.str('get() disagrees with at()'));
+      flatten(byName, out);
+    }
+  }
+}
