@@ -24,7 +24,9 @@ import {
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { type DirectoryKind, fileReadError } from './errors.js';
+import { type DirectoryKind, errorCode, fileReadError, fileWriteError } from './errors.js';
+
+export { errorCode };
 
 /** Mode of files that hold secrets (keys, the platform root secret). */
 export const SECRET_FILE_MODE = 0o600;
@@ -41,18 +43,33 @@ export interface WriteFileAtomicOptions {
    * already exists. Without it, an existing file is replaced atomically.
    */
   readonly exclusive?: boolean;
+  /**
+   * The directory `path` belongs to: a failure is then a DirectoryError naming the file
+   * (fileWriteError: a full disk said so); without it, the Node error as it comes.
+   */
+  readonly kind?: DirectoryKind;
 }
 
 /**
  * Writes `bytes` to `path` atomically and durably (see the module comment). Synchronous: it
  * returns only once the new content and its directory entry are on stable storage.
- * Throws the underlying Node error (ENOENT, EACCES, EEXIST with `exclusive`, ...).
+ * Throws the underlying Node error (ENOENT, EACCES, EEXIST with `exclusive`, ...), or with
+ * `kind` a DirectoryError naming the file.
  */
 export function writeFileAtomic(
   path: string,
   bytes: Uint8Array,
   options: WriteFileAtomicOptions,
 ): void {
+  if (options.kind === undefined) return writeAtomic(path, bytes, options);
+  try {
+    writeAtomic(path, bytes, options);
+  } catch (e) {
+    throw fileWriteError(options.kind, path, e);
+  }
+}
+
+function writeAtomic(path: string, bytes: Uint8Array, options: WriteFileAtomicOptions): void {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   const fd = openSync(tmp, 'wx', options.mode);
@@ -100,14 +117,6 @@ export function fsyncDirectory(dir: string): void {
   } finally {
     closeSync(fd);
   }
-}
-
-/** The `code` of a Node system error (`ENOENT`, ...), or undefined. */
-export function errorCode(e: unknown): string | undefined {
-  if (typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string') {
-    return e.code;
-  }
-  return undefined;
 }
 
 function unlinkQuietly(path: string): void {

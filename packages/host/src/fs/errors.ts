@@ -22,6 +22,14 @@ export class DirectoryError extends CloisterError {
   }
 }
 
+/** The `code` of a Node system error (`ENOENT`, ...), or undefined. */
+export function errorCode(e: unknown): string | undefined {
+  if (typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string') {
+    return e.code;
+  }
+  return undefined;
+}
+
 /** Error codes of a write refused because the disk, or this user's quota on it, is full. */
 export function isDiskFull(code: string | undefined): boolean {
   return code === 'ENOSPC' || code === 'EDQUOT';
@@ -34,9 +42,8 @@ export function isDiskFull(code: string | undefined): boolean {
  * inside an enclave call, as a generic boundary failure).
  */
 export function fileWriteError(kind: DirectoryKind, path: string, e: unknown): DirectoryError {
-  const code = (e as { code?: unknown } | undefined)?.code;
   const detail = (e as Error | undefined)?.message ?? String(e);
-  if (isDiskFull(typeof code === 'string' ? code : undefined)) {
+  if (isDiskFull(errorCode(e))) {
     return new DirectoryError(
       kind,
       path,

@@ -9,13 +9,7 @@ export {
   writeFileAtomic,
 } from './atomic.js';
 export { ensureWritableDir, whyNotCreated } from './dirs.js';
-export {
-  DirectoryError,
-  type DirectoryKind,
-  DirectoryLockedError,
-  fileWriteError,
-  isDiskFull,
-} from './errors.js';
+export { DirectoryError, type DirectoryKind, DirectoryLockedError } from './errors.js';
 export {
   DEFAULT_STALE_MS,
   LOCK_NAME,

@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import {
   DirectoryError,
   ensureWritableDir,
-  fileWriteError,
   lockDirectory,
   PUBLIC_FILE_MODE,
   readFileOrUndefined,
@@ -61,15 +60,6 @@ function readNodeJson(path: string): string | undefined {
   return p.nodeId;
 }
 
-/** writeFileAtomic, its failure a DataDir error naming the file (a full disk said so). */
-function write(path: string, bytes: Uint8Array, mode: number): void {
-  try {
-    writeFileAtomic(path, bytes, { mode });
-  } catch (e) {
-    throw fileWriteError('data', path, e);
-  }
-}
-
 /**
  * Opens (creating on first use) and locks a data directory. `onLockLost` runs if the lock is
  * lost while held (another process took it over while this one was paused, then removed it):
@@ -100,16 +90,18 @@ export function openDataDir(dir: string, onLockLost?: (error: Error) => void): D
       }
       nodeId = `n${randomBytes(8).toString('hex')}`;
       const body = `${JSON.stringify({ format: FORMAT, nodeId }, null, 2)}\n`;
-      write(nodeJson, Buffer.from(body), PUBLIC_FILE_MODE);
+      writeFileAtomic(nodeJson, Buffer.from(body), { mode: PUBLIC_FILE_MODE, kind: 'data' });
     }
     mkdirSync(sealedDir, { recursive: true, mode: SECRET_DIR_MODE });
     return {
       dir,
       nodeId,
       readSealedNode: () => readFileOrUndefined(sealedPath, 'data') ?? new Uint8Array(0),
-      writeSealedNode: (blob) => write(sealedPath, blob, SECRET_FILE_MODE),
+      writeSealedNode: (blob) =>
+        writeFileAtomic(sealedPath, blob, { mode: SECRET_FILE_MODE, kind: 'data' }),
       readSealedService: () => readFileOrUndefined(servicePath, 'data') ?? new Uint8Array(0),
-      writeSealedService: (blob) => write(servicePath, blob, SECRET_FILE_MODE),
+      writeSealedService: (blob) =>
+        writeFileAtomic(servicePath, blob, { mode: SECRET_FILE_MODE, kind: 'data' }),
       close: release,
     };
   } catch (e) {

@@ -19,7 +19,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromHex, InvalidInputError, toHex, utf8 } from '@cloister/core';
 import { readFileOrUndefined, SECRET_FILE_MODE, writeFileAtomic } from '../fs/atomic.js';
-import { DirectoryLockedError, fileWriteError } from '../fs/errors.js';
+import { DirectoryLockedError } from '../fs/errors.js';
 import { lockDirectory, lockHolder, type ReleaseLock } from '../fs/lock.js';
 import { CounterError, CounterInUseError } from './errors.js';
 
@@ -90,15 +90,12 @@ export function openCounterStore(options: CounterStoreOptions): CounterStore {
           throw new CounterError(`Counter ${name} is at its maximum and cannot be incremented.`);
         }
         counters.set(name, next);
-        try {
-          writeFileAtomic(path, encodeCounters(counters, options.macKey), {
-            mode: SECRET_FILE_MODE,
-          });
-        } catch (e) {
-          // The counter did not move: the file keeps its value (an enclave start that needed
-          // this increment finishes it at its next start, docs/logchain.md §5).
-          throw fileWriteError('platform', path, e);
-        }
+        // A failure (PLATFORM_DIR) leaves the file at its value: the counter did not move (an
+        // enclave start that needed this increment finishes it at its next start, logchain §5).
+        writeFileAtomic(path, encodeCounters(counters, options.macKey), {
+          mode: SECRET_FILE_MODE,
+          kind: 'platform',
+        });
         highWater.set(name, next);
         return next;
       } finally {

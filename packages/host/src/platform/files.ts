@@ -22,7 +22,6 @@ import { join } from 'node:path';
 import { bytesEqual, fromHex, toHex, utf8 } from '@cloister/core';
 import { readFileOrUndefined, SECRET_FILE_MODE, writeFileAtomic } from '../fs/atomic.js';
 import { ensureWritableDir } from '../fs/dirs.js';
-import { fileWriteError } from '../fs/errors.js';
 import { lockDirectory } from '../fs/lock.js';
 import { COUNTERS_FILE, encodeCounters } from './counters.js';
 import { PlatformStateError } from './errors.js';
@@ -119,13 +118,8 @@ function initialise(dir: string): Uint8Array {
   const key = generateP256();
   const secret = new Uint8Array(randomBytes(KEY_LENGTH));
   // A failed write leaves files a next initialisation sets aside (above): only the cause is said.
-  const write = (name: string, bytes: Uint8Array): void => {
-    try {
-      writeFileAtomic(join(dir, name), bytes, { mode: SECRET_FILE_MODE });
-    } catch (e) {
-      throw fileWriteError('platform', join(dir, name), e);
-    }
-  };
+  const write = (name: string, bytes: Uint8Array): void =>
+    writeFileAtomic(join(dir, name), bytes, { mode: SECRET_FILE_MODE, kind: 'platform' });
   try {
     write(KEY_FILE, utf8(privateKeyToPem(key)));
     write(SECRET_FILE, secret);
