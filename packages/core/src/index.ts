@@ -217,4 +217,9 @@ export type {
   VerifiedEvidence,
   VerifyEvidenceOptions,
 } from './verify.js';
-export { MAX_EVIDENCE_LENGTH, simulationVerifier, verifyEvidence } from './verify.js';
+export {
+  MAX_EVIDENCE_LENGTH,
+  parseEvidence,
+  simulationVerifier,
+  verifyEvidence,
+} from './verify.js';

@@ -126,8 +126,14 @@ function pickVerifier(
   return verifiers.find((v) => v.platform === platform);
 }
 
-/** Step 1: strict parse, COSE then payload. Evidence must be exactly what producers emit. */
-function parseEvidence(evidence: Uint8Array): { sign1: DecodedSign1; claims: EvidenceClaims } {
+/**
+ * Step 1: strict parse, COSE then payload. Evidence must be exactly what producers emit.
+ * Nothing is verified: EvidenceFormatError or EvidenceVersionError for bytes that are not it.
+ */
+export function parseEvidence(evidence: Uint8Array): {
+  sign1: DecodedSign1;
+  claims: EvidenceClaims;
+} {
   let sign1: DecodedSign1;
   try {
     sign1 = decodeMinimalSign1(evidence);

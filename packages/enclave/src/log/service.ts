@@ -20,13 +20,13 @@ import {
   bytesEqual,
   computeReportData,
   concatBytes,
-  decodeEvidencePayload,
-  decodeMinimalSign1,
+  type EvidenceClaims,
   EvidenceFormatError,
   endorsementNonce,
   endorsementPayload,
   InvalidInputError,
   KeyBindingError,
+  parseEvidence,
   RollbackDetectedError,
   serviceIdentity,
   utf8,
@@ -186,9 +186,9 @@ export function createRootSeal(rootKey: Uint8Array): RootSeal {
  * the verifier's, outside); a well-formed report of the right data is all the enclave can ask.
  */
 function checkOwnEvidence(ev: Uint8Array, reportData: Uint8Array): void {
-  let claims: ReturnType<typeof decodeEvidencePayload>;
+  let claims: EvidenceClaims;
   try {
-    claims = decodeEvidencePayload(decodeMinimalSign1(ev).payload);
+    claims = parseEvidence(ev).claims;
   } catch (e) {
     throw new EvidenceFormatError(
       `platform.report answered with ${ev.length} bytes that are not evidence v1 (${(e as Error).message}): the platform, or the host relaying it, is broken`,

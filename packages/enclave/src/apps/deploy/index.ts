@@ -269,6 +269,12 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
   const log = o.log ?? (() => {});
   // Deploys and opens run one at a time (each reads, then writes, a record of `$admin`).
   let queue: Promise<unknown> = Promise.resolve();
+  /** Runs `f` after every deploy and open queued before it; a failure does not stop the queue. */
+  function inTurn<T>(f: () => Promise<T>): Promise<T> {
+    const p = queue.then(f);
+    queue = p.catch(() => {});
+    return p;
+  }
 
   function operatorKey(tx?: Transaction): Uint8Array | undefined {
     if (tx) return tx.get(ADMIN_LEDGER, OPERATOR_TABLE, OPERATOR_KEY);
@@ -465,16 +471,8 @@ export function createAppAdmin(o: AppAdminOptions): AppAdmin {
     // On the deploys' queue too: two racing opens (a host sends apps.open twice at once) both
     // read "no key recorded" outside any transaction and both recorded theirs, so the second key
     // silently replaced the first. In turn, the second sees the first's key and is refused.
-    open(key) {
-      const p = queue.then(() => openNow(key));
-      queue = p.catch(() => {});
-      return p;
-    },
-    deploy(request, module) {
-      const p = queue.then(() => deployNow(request, module));
-      queue = p.catch(() => {});
-      return p;
-    },
+    open: (key) => inTurn(() => openNow(key)),
+    deploy: (request, module) => inTurn(() => deployNow(request, module)),
     info(app) {
       if (app !== '') {
         checkAppId(app);
