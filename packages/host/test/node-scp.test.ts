@@ -31,7 +31,6 @@ import {
   verifyReceipt,
   verifyServerAuth,
   webCryptoScp,
-  webCryptoSigner,
 } from '@cloister/core';
 import { WebSocket } from 'ws';
 import { abiKit, SCRATCH2 } from '../../enclave/test/app-runtime-wasm.js';
@@ -44,6 +43,7 @@ import { loadTlsFiles } from '../src/node/tls.js';
 import { type Store, StoreError } from '../src/store/index.js';
 import { deployApp, postDeploy } from './deploy-helpers.js';
 import { tempDir, testBuild } from './helpers.js';
+import { clientIdentity } from './hostile-kit.js';
 
 const silent = createLogger({ level: 'silent' });
 const APP = 'notes';
@@ -123,20 +123,9 @@ interface Conn {
   callError(op: string, args: Record<string, unknown>): Promise<string>;
 }
 
-async function identity() {
-  const pair = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
-    'sign',
-    'verify',
-  ])) as Parameters<typeof webCryptoSigner>[0];
-  return webCryptoSigner(
-    pair,
-    new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey)),
-  );
-}
-
 async function connectScp(url: string, constraint: string, ca?: Buffer): Promise<Conn> {
   const socket = await openSocket(url, ca ? { ca } : {});
-  const me = await identity();
+  const me = await clientIdentity();
   const hs = clientHandshake({
     crypto: webCryptoScp,
     identity: me,
