@@ -9,8 +9,9 @@
  *
  * Limits: nesting deeper than `JSON_MAX_DEPTH` is refused. Numbers that are not finite encode as
  * `null` (as `JSON.stringify` does); a finite f64 is written as JavaScript writes it, except that
- * about one in five takes one digit more than JSON.stringify's shortest form (the same value). Parsing costs fuel linear in the text (a repeated member name
- * is found through a map); `get` and `set` search linearly: objects are expected to be small.
+ * about one in five takes one digit more than JSON.stringify's shortest form (the same value).
+ * Parsing costs fuel linear in the text (a repeated member name is found through a map); `get`
+ * and `set` search linearly: objects are expected to be small.
  */
 import { parseNumber } from './float';
 
@@ -232,7 +233,7 @@ export class Json {
    * The parser's `set`: the same result, but a repeated name is found through `names` (name →
    * index) once the object has `MEMBERS_INDEXED` members, so parsing n members is not n² string
    * comparisons (a client's argument object is parsed before any app code runs). Returns the
-   * index to pass with the next member (null while the object is small).
+   * map to pass with the next member (null while the object is small). For the parser only.
    */
   addParsed(key: string, value: Json, names: Map<string, i32> | null): Map<string, i32> | null {
     const keys = this.keys!;
