@@ -61,7 +61,10 @@ export function writeFileAtomic(
   bytes: Uint8Array,
   options: WriteFileAtomicOptions,
 ): void {
-  if (options.kind === undefined) return writeAtomic(path, bytes, options);
+  if (options.kind === undefined) {
+    writeAtomic(path, bytes, options);
+    return;
+  }
   try {
     writeAtomic(path, bytes, options);
   } catch (e) {
