@@ -74,6 +74,8 @@ export class FakeNode {
   signAfterPolls = 0;
   /** Answer a receipt request with the receipt of this other entry index (a lying node). */
   receiptOf: number | undefined;
+  /** Answer receipt requests from this other service's log (genuine receipts, another service's). */
+  receiptsFrom: KitService | undefined;
   /** Sign app.info with a flipped bit (a node lying about the code it runs). */
   badInfoSignature = false;
   /** What node.status says of lastSigned instead of the truth (a node rolled back). */
@@ -248,7 +250,7 @@ export class FakeNode {
           if (this.signAfterPolls-- > 0) return err('RECEIPT_NOT_READY', 'not signed yet');
           this.kit.sign();
         }
-        return ok({ receipt: this.kit.receipt(this.receiptOf ?? index) });
+        return ok({ receipt: (this.receiptsFrom ?? this.kit).receipt(this.receiptOf ?? index) });
       }
       case 'node.status': {
         const sigs = this.kit.decoded.filter((e) => e.kind === ENTRY_KIND.signature);
