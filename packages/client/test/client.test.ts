@@ -438,6 +438,18 @@ for (const [label, crypto] of [
     });
 
     describe('apps: the code id is checked before any app data leaves', () => {
+      it('an answer naming another code id than the one checked is refused, even one no clause names', async () => {
+        const n = node();
+        n.apps.set('shop', { codeId: CODE, answerCodeId: CODE2 });
+        const c = await open(n);
+        await assert.rejects(c.app('shop').query('balance', { who: 'ann' }), (e: unknown) => {
+          assert.ok(code('SCP_PROTOCOL')(e), String(e));
+          assert.match((e as Error).message, /the node ran another code id than the one checked/);
+          return true;
+        });
+        await c.close();
+      });
+
       it('an APP: clause refusing the code: rejected after app.info, nothing else sent', async () => {
         const n = node();
         const c = await open(n, { constraint: `${CONSTRAINT} APP:shop=${toHex(CODE2)}` });

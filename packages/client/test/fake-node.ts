@@ -29,6 +29,8 @@ export interface FakeApp {
   codeId: Uint8Array;
   /** Notifications (JSON text) each call emits before its response. */
   notify?: string[];
+  /** The code id a query's answer names instead (a node running other code than it signed). */
+  answerCodeId?: Uint8Array;
 }
 
 interface Conn {
@@ -232,7 +234,10 @@ export class FakeNode {
         if (op === 'query') {
           if (this.stallAnswers) return;
           if (this.delayQueriesMs > 0) await new Promise((r) => setTimeout(r, this.delayQueriesMs));
-          return ok({ result: JSON.stringify({ method, args }), codeId });
+          return ok({
+            result: JSON.stringify({ method, args }),
+            codeId: app.answerCodeId ?? codeId,
+          });
         }
         return this.transact(c, a, codeId, method, args, ok);
       }
