@@ -19,6 +19,7 @@ import {
   utf8,
 } from '@cloister/core';
 import { nodeScpCrypto } from '@cloister/node-crypto';
+import { KitService } from '../../core/test/log-kit.js';
 import { type Client, type ConnectOptions, connect } from '../src/client.js';
 import {
   HandshakeRefusedError,
@@ -437,6 +438,18 @@ for (const [label, crypto] of [
     });
 
     describe('apps: the code id is checked before any app data leaves', () => {
+      it('an answer naming another code id than the one checked is refused, even one no clause names', async () => {
+        const n = node();
+        n.apps.set('shop', { codeId: CODE, answerCodeId: CODE2 });
+        const c = await open(n);
+        await assert.rejects(c.app('shop').query('balance', { who: 'ann' }), (e: unknown) => {
+          assert.ok(code('SCP_PROTOCOL')(e), String(e));
+          assert.match((e as Error).message, /the node ran another code id than the one checked/);
+          return true;
+        });
+        await c.close();
+      });
+
       it('an APP: clause refusing the code: rejected after app.info, nothing else sent', async () => {
         const n = node();
         const c = await open(n, { constraint: `${CONSTRAINT} APP:shop=${toHex(CODE2)}` });
@@ -847,6 +860,43 @@ for (const [label, crypto] of [
             e instanceof ReceiptError &&
             e.reason === 'format' &&
             e.message.includes(`the node sent the receipt of ${t1.txid}, not ${t2.txid}`),
+        );
+        await c.close();
+      });
+
+      it('is refused when no claims are checked too (the receipt verifies, for another entry)', async () => {
+        const n = node();
+        const c = await open(n);
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        const t2 = await c.app('shop').transact('pay', { amount: 2 });
+        n.receiptOf = Number(t1.txid.split('.')[1]);
+        await assert.rejects(
+          c.receipt(t2.txid, { wait: true }),
+          (e: unknown) =>
+            e instanceof ReceiptError &&
+            e.reason === 'format' &&
+            e.message.includes(`the node sent the receipt of ${t1.txid}, not ${t2.txid}`),
+        );
+        await c.close();
+      });
+    });
+
+    describe("a node answering with another service's receipt", () => {
+      it('is refused as not the pinned service, even without claims to check', async () => {
+        const n = node();
+        const c = await open(n);
+        const t = await c.app('shop').transact('pay', { amount: 1 });
+        // Another service's genuine log, signed at least as far: a receipt for the same txid.
+        const other = new KitService();
+        while (other.size < Number(t.txid.split('.')[1])) other.tx();
+        other.sign();
+        n.receiptsFrom = other;
+        await assert.rejects(
+          c.receipt(t.txid, { wait: true }),
+          (e: unknown) =>
+            e instanceof ReceiptError &&
+            e.reason === 'service' &&
+            /signed by another service than the one expected/.test(e.message),
         );
         await c.close();
       });

@@ -29,6 +29,8 @@ export interface FakeApp {
   codeId: Uint8Array;
   /** Notifications (JSON text) each call emits before its response. */
   notify?: string[];
+  /** The code id a query's answer names instead (a node running other code than it signed). */
+  answerCodeId?: Uint8Array;
 }
 
 interface Conn {
@@ -74,6 +76,8 @@ export class FakeNode {
   signAfterPolls = 0;
   /** Answer a receipt request with the receipt of this other entry index (a lying node). */
   receiptOf: number | undefined;
+  /** Answer receipt requests from this other service's log (genuine receipts, another service's). */
+  receiptsFrom: KitService | undefined;
   /** Sign app.info with a flipped bit (a node lying about the code it runs). */
   badInfoSignature = false;
   /** What node.status says of lastSigned instead of the truth (a node rolled back). */
@@ -230,7 +234,10 @@ export class FakeNode {
         if (op === 'query') {
           if (this.stallAnswers) return;
           if (this.delayQueriesMs > 0) await new Promise((r) => setTimeout(r, this.delayQueriesMs));
-          return ok({ result: JSON.stringify({ method, args }), codeId });
+          return ok({
+            result: JSON.stringify({ method, args }),
+            codeId: app.answerCodeId ?? codeId,
+          });
         }
         return this.transact(c, a, codeId, method, args, ok);
       }
@@ -248,7 +255,7 @@ export class FakeNode {
           if (this.signAfterPolls-- > 0) return err('RECEIPT_NOT_READY', 'not signed yet');
           this.kit.sign();
         }
-        return ok({ receipt: this.kit.receipt(this.receiptOf ?? index) });
+        return ok({ receipt: (this.receiptsFrom ?? this.kit).receipt(this.receiptOf ?? index) });
       }
       case 'node.status': {
         const sigs = this.kit.decoded.filter((e) => e.kind === ENTRY_KIND.signature);

@@ -164,6 +164,11 @@ describe('ledger proofs: document vectors', () => {
       ok: false,
       reason: 'value-mismatch',
     });
+    // A genuine proof of alice, held up against another state's root.
+    assert.deepEqual(
+      verifyInclusion(EMPTY_TRIE_ROOT, alice, get('alice.proof'), utf8('alice'), utf8('100')),
+      { ok: false, reason: 'root-mismatch' },
+    );
     assert.deepEqual(verifyNonInclusion(root, get('dave.path'), get('dave.proof')), { ok: true });
     assert.deepEqual(
       verifyNonInclusion(EMPTY_TRIE_ROOT, get('dave.path'), get('empty.dave.proof')),

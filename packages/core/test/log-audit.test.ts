@@ -16,7 +16,7 @@ import {
   LogTailCutError,
   RollbackDetectedError,
 } from '../src/log/errors.js';
-import { encodeEntry, type LogEntry } from '../src/log/format.js';
+import { encodeEntry, entryHash, type LogEntry } from '../src/log/format.js';
 import { serviceIdentity } from '../src/log/payloads.js';
 import {
   CONSTRAINT,
@@ -132,6 +132,54 @@ describe('auditLog', () => {
     const out = s.entries.slice();
     out[11] = encodeEntry({ ...last, term: 2 }); // entry 12: nothing chains to it, nothing signs it
     await fails(out, LogEntryAlteredError, 12, /entry 12 has term 2; every entry is of term 1/);
+  });
+
+  test('a second genesis entry is refused, in the unsigned tail too', async () => {
+    const s = build();
+    const out = s.entries.slice();
+    // Entry 13: a copy of genesis chained to entry 12; no signature covers it.
+    out.push(
+      encodeEntry({
+        ...(s.decoded[0] as LogEntry),
+        index: 13,
+        prev: entryHash(out[11] as Uint8Array),
+      }),
+    );
+    await fails(out, LogEntryAlteredError, 13, /entry 13 is a second genesis entry/);
+  });
+
+  test('an entry altered with the chain re-linked after it: the next signature refuses the tree', async () => {
+    // Without the service key: the signature entries keep their signed payloads, only their
+    // prev (which the signature does not cover) is recomputed, like every later entry's.
+    const s = build();
+    const out = s.entries.slice();
+    out[4] = encodeEntry({ ...(s.decoded[4] as LogEntry), claims: new Uint8Array(32).fill(7) });
+    for (let i = 5; i < out.length; i++) {
+      out[i] = encodeEntry({
+        ...(s.decoded[i] as LogEntry),
+        prev: entryHash(out[i - 1] as Uint8Array),
+      });
+    }
+    await fails(
+      out,
+      LogSignatureError,
+      8,
+      /signature entry 8 signs a tree root that is not the root of entries 1\.\.7/,
+    );
+  });
+
+  test('a signature entry replayed at a later position: it signs another size', async () => {
+    const s = build();
+    const out = s.entries.slice();
+    // Entry 11 carries entry 8's signature (size 7), chained in place; entry 12 re-linked.
+    out[10] = encodeEntry({ ...(s.decoded[10] as LogEntry), sig: (s.decoded[7] as LogEntry).sig });
+    out[11] = encodeEntry({ ...(s.decoded[11] as LogEntry), prev: entryHash(out[10]) });
+    await fails(
+      out,
+      LogSignatureError,
+      11,
+      /signature entry 11 signs term 1 size 7, not term 1 size 10/,
+    );
   });
 
   test('an altered byte inside an entry names that entry', async () => {

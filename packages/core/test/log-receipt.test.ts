@@ -173,6 +173,16 @@ describe('verifyReceipt', () => {
     );
     await refusedWith(v({ ...r, entry: { ...r.entry, index: index + 1 } }), 'inclusion');
     await refusedWith(
+      v({ ...r, entry: { ...r.entry, index: r.size + 1 } }),
+      'inclusion',
+      new RegExp(`entry ${r.size + 1} is not in the signed tree of size ${r.size}`),
+    );
+    await refusedWith(
+      v({ ...r, entry: { ...r.entry, term: 2 } }),
+      'signature',
+      /the signature is for term 1, the entry for term 2/,
+    );
+    await refusedWith(
       v({ ...r, path: [flip(r.path[0] as Uint8Array), ...r.path.slice(1)] }),
       'inclusion',
     );

@@ -9,7 +9,13 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { decodeCbor, encodeCbor } from '../src/cbor.js';
 import { isCloisterError } from '../src/errors.js';
-import { FRAME, type ScpMessage, serverHandshake, webCryptoScp } from '../src/scp/index.js';
+import {
+  FRAME,
+  type ScpCrypto,
+  type ScpMessage,
+  serverHandshake,
+  webCryptoScp,
+} from '../src/scp/index.js';
 import {
   connected,
   makeWorld,
@@ -165,8 +171,12 @@ describe('hostile relay: records', () => {
   test('altered: every byte of a record', async () => {
     const { client, server } = await connected();
     const [f] = (await client.seal(req(1))) as [Uint8Array];
-    for (let i = 0; i < f.length; i++) {
-      const { client: c2, server: s2 } = i === 0 ? { client, server } : await connected();
+    await assert.rejects(server.open(altered(f, 0, 0x80)), code('SCP_RECORD'), 'byte 0');
+    assert.equal(server.closed, true);
+    // Byte 0, the frame type, is outside the AEAD: above, record 0 itself is opened as record 0,
+    // so only the type check can refuse it.
+    for (let i = 1; i < f.length; i++) {
+      const { client: c2, server: s2 } = await connected();
       const [g] = (await c2.seal(req(1))) as [Uint8Array];
       await assert.rejects(s2.open(altered(g, i, 0x80)), code('SCP_RECORD'), `byte ${i}`);
       assert.equal(s2.closed, true);
@@ -273,6 +283,67 @@ describe('hostile relay: records', () => {
     assert.equal(out.send.length, 2); // fresh SH, SA: new server ephemeral key and nonce
     await assert.rejects(server.receive(ca), code('SCP_HANDSHAKE'));
     await assert.rejects(server.receive(records[0] as Uint8Array), code('SCP_HANDSHAKE'));
+  });
+
+  test('a server with the node key in SA but not its private key: the client refuses, sends no CA', async () => {
+    // The relay runs the handshake itself (so it holds the handshake keys and can compute the
+    // finished MAC), presenting the real node key, evidence and endorsement.
+    const world = makeWorld();
+    const forger = nobleSigner(randomKey());
+    const server = serverHandshake({
+      crypto: webCryptoScp,
+      nodeSigner: { publicKey: world.node.publicKey, sign: (d) => forger.sign(d) },
+      serviceKey: world.service.publicKey,
+      evidence: world.evidence,
+      endorsement: world.endorsement,
+    });
+    const r = await runHandshake({ world, server });
+    assert.ok(code('SCP_HANDSHAKE')(r.clientError), String(r.clientError));
+    assert.match(
+      (r.clientError as Error).message,
+      /the server signature over the transcript does not verify/,
+    );
+    assert.equal(r.frames.CA, undefined);
+    assert.equal(r.clientSession, undefined);
+  });
+
+  test("a client presenting another client's key without its private key: the server refuses", async () => {
+    const victim = randomKey();
+    const forger = nobleSigner(randomKey());
+    const r = await runHandshake({
+      identity: { publicKey: victim.publicKey, sign: (d) => forger.sign(d) },
+    });
+    assert.ok(code('SCP_HANDSHAKE')(r.serverError), String(r.serverError));
+    assert.match(
+      (r.serverError as Error).message,
+      /the client signature over the transcript does not verify/,
+    );
+    assert.equal(r.serverSession, undefined);
+    assert.equal(r.clientKey, undefined);
+  });
+
+  test('a wrong finished MAC under valid handshake encryption is refused, on both sides', async () => {
+    // The peer itself alters the last plaintext byte (its finished MAC) before sealing SA or CA:
+    // the AEAD verifies, the signature verifies, only the finished check can refuse it.
+    const badFinished = (c: ScpCrypto): ScpCrypto => ({
+      ...c,
+      aeadKey: async (raw) => {
+        const k = await c.aeadKey(raw);
+        return {
+          seal: (iv, aad, pt) => k.seal(iv, aad, altered(pt, pt.length - 1, 1)),
+          open: (iv, aad, ct) => k.open(iv, aad, ct),
+        };
+      },
+    });
+    const s = await runHandshake({ serverCrypto: badFinished(webCryptoScp) });
+    assert.ok(code('SCP_HANDSHAKE')(s.clientError), String(s.clientError));
+    assert.match((s.clientError as Error).message, /the server finished MAC does not verify/);
+    assert.equal(s.frames.CA, undefined);
+    const c = await runHandshake({ clientCrypto: badFinished(webCryptoScp) });
+    assert.ok(code('SCP_HANDSHAKE')(c.serverError), String(c.serverError));
+    assert.match((c.serverError as Error).message, /the client finished MAC does not verify/);
+    assert.equal(c.serverSession, undefined);
+    assert.equal(c.clientKey, undefined);
   });
 
   test('a relay without the node key cannot complete the handshake', async () => {

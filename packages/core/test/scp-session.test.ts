@@ -133,6 +133,26 @@ describe('SCP handshake: honest runs', () => {
     assert.equal(r2.frames.CA, undefined);
   });
 
+  test('a service key in SA other than the one the endorsement names is refused', async () => {
+    // The node's evidence and endorsement are genuine; the service key it presents is not the
+    // endorsed one (the client would pin it as the service identity).
+    const world = makeWorld();
+    const server = serverHandshake({
+      crypto: webCryptoScp,
+      nodeSigner: nobleSigner(world.node),
+      serviceKey: randomKey().publicKey,
+      evidence: world.evidence,
+      endorsement: world.endorsement,
+    });
+    const r = await runHandshake({ world, server });
+    assert.ok(code('SCP_HANDSHAKE')(r.clientError), String(r.clientError));
+    assert.match(
+      (r.clientError as Error).message,
+      /the service endorsement names other keys than the node presented in the handshake/,
+    );
+    assert.equal(r.frames.CA, undefined);
+  });
+
   test('state machines refuse out-of-order calls and stay poisoned after a failure', async () => {
     const world = makeWorld();
     const client = clientHandshake({

@@ -525,6 +525,24 @@ describe('app runtime: request ids', () => {
     assert.equal((await q(rt, 'get')).result, '"bob"');
   });
 
+  test('a request id is 1 to 128 bytes of UTF-8, exactly; others are refused before anything runs', async () => {
+    const { engine, rt } = await setup();
+    const badId = (e: unknown) =>
+      e instanceof CloisterError &&
+      e.code === 'INVALID_INPUT' &&
+      /a request id is 1\.\.128 bytes of UTF-8/.test(e.message);
+    const index = engine.index;
+    for (const requestId of ['', 'x'.repeat(129), '\u00e9'.repeat(65)]) {
+      await assert.rejects(tx(rt, 'put', '"x"', { requestId }), badId, `${requestId.length} chars`);
+      assert.throws(() => rt.requestStatus('A', ALICE, requestId), badId);
+    }
+    assert.equal(engine.index, index, 'nothing committed');
+    for (const requestId of ['x'.repeat(128), '\u00e9'.repeat(64)]) {
+      assert.equal((await tx(rt, 'put', '"x"', { requestId })).repeated, false);
+      assert.equal(rt.requestStatus('A', ALICE, requestId).state, 'committed');
+    }
+  });
+
   test('a request id reused for another call is refused, naming the first; nothing runs', async () => {
     const { engine, rt } = await setup();
     const first = await tx(rt, 'put', '"one"', { requestId: 'r-5' });

@@ -38,6 +38,19 @@ test('corrupt, foreign or other-purpose blobs are refused', async () => {
   await assert.rejects(openServiceState(fakePlatform(), owner, 1, blob), SealedDataCorruptError);
   const nodeBlob = (await createNodeState(p, 'n1', 1)).resealed as Uint8Array;
   await assert.rejects(openServiceState(p, owner, 1, nodeBlob), SealedDataCorruptError);
+  // A node state sealed under this service's owner name (only a holder of the sealing key can
+  // make one): its purpose alone refuses it, named, before it is decrypted and parsed.
+  const sameOwner = await seal(
+    p,
+    { policy: 'signer', svn: 1, purpose: 'node-state', owner },
+    encodeCbor(['cloister-node-state', 1, 1, Uint8Array.of(1, 2, 3)]),
+  );
+  await assert.rejects(
+    openServiceState(p, owner, 1, sameOwner),
+    (e: unknown) =>
+      e instanceof SealedDataCorruptError &&
+      /sealed blob is for purpose 'node-state', expected 'service-state'/.test(e.message),
+  );
 });
 
 test('a node state that authenticates but holds no readable key is SealedDataCorruptError', async () => {

@@ -705,6 +705,35 @@ describe('scp server: attacks end only the session they hit', () => {
     );
   });
 
+  test('the queue bound is exact: MAX_QUEUED_FRAMES frames may wait on a session, not one more', async () => {
+    const w = await world();
+    /** How a session ends when `waiting` frames follow its CH before the CH is handled. */
+    const endAfter = async (waiting: number) => {
+      const id = w.server.open();
+      const hs = clientHandshake({
+        crypto: webCryptoScp,
+        identity: await identity(),
+        authorize: async () => {},
+      });
+      const sent = [w.server.frame(id, await hs.start())];
+      for (let i = 0; i < waiting; i++) {
+        sent.push(w.server.frame(id, new Uint8Array(1024).fill(FRAME.RECORD)));
+      }
+      await Promise.all(sent);
+      const alert = take(w.sink, id).find((f) => f[0] === FRAME.ALERT);
+      return { code: w.sink.ends.get(id), alert: alert && decodeAlert(alert) };
+    };
+    // The CH and MAX_QUEUED_FRAMES - 1 frames behind it are held: the handshake answers the CH,
+    // then refuses the first record with an ALERT.
+    const held = await endAfter(MAX_QUEUED_FRAMES - 1);
+    assert.ok(held.alert, 'the handshake ran and refused the record');
+    assert.equal(held.code, held.alert.code);
+    // One more is refused as it arrives: the session ends before its handshake is answered.
+    const refused = await endAfter(MAX_QUEUED_FRAMES);
+    assert.equal(refused.code, 'SCP_PROTOCOL');
+    assert.equal(refused.alert, undefined);
+  });
+
   test('frames of ended sessions are ignored; of sessions never opened, refused', async () => {
     const w = await world();
     const a = await connect(w);

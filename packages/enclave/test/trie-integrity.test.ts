@@ -32,7 +32,10 @@ const put = (i: number): TrieOp => {
   };
 };
 
-function table(n: number, layout: { packedDepth?: number; branchInlineLimit?: number } = {}) {
+function table(
+  n: number,
+  layout: { packedDepth?: number; branchInlineLimit?: number; inlineLimit?: number } = {},
+) {
   const source = memorySource();
   const u = createTrie({ source, ...layout }).update(
     EMPTY_ROOT,
@@ -84,6 +87,24 @@ describe('trie integrity checks on plaintext records', () => {
     const other = [...source.records.keys()].find((k) => k !== hex(root)) as string;
     source.records.set(hex(root), source.records.get(other) as Uint8Array);
     assert.deepEqual([...new Set(readAll(source, root, 50))], ['hash-mismatch']);
+  });
+
+  test('a leaf record that is another leaf of the same key (another value): hash-mismatch', () => {
+    // Path, key and salt agree, and the value matches its commitment: only the leaf's hash,
+    // which its parent holds, tells it from the real one.
+    const { source, root } = table(50, { packedDepth: 0, branchInlineLimit: 0, inlineLimit: 0 });
+    const op = put(7) as Extract<TrieOp, { type: 'put' }>;
+    const leaf = makeLeaf(op.path, op.salt, op.key, op.value);
+    assert.ok(source.records.has(hex(leaf.hash)), 'the leaf is a record of its own');
+    const other = makeLeaf(op.path, op.salt, op.key, Uint8Array.of(9, 9));
+    source.records.set(hex(leaf.hash), storedForm(other));
+    assert.throws(
+      () => createTrie({ source }).get(root, op.path),
+      (e: unknown) =>
+        e instanceof LedgerIntegrityError &&
+        e.failure === 'hash-mismatch' &&
+        /the leaf does not hash to the value its parent holds/.test(e.message),
+    );
   });
 
   test('a node that hashes right but sits in the wrong slot: structure', () => {

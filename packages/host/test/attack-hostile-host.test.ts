@@ -436,6 +436,11 @@ describe('attack: a hostile host sends deploys', () => {
     const back = sign(v1, { upgrade: true, prev: d1.codeId, prevIndex: d1.index });
     await assert.rejects(deploy(back, v1), refused('APP_DEPLOY_STALE', /replayed or stale/));
     await assert.rejects(deploy(up2, v2), refused('APP_DEPLOY_STALE', /replayed or stale/));
+    // An upgrade of v2 to v2 itself, current prev and index: refused, nothing recorded.
+    await assert.rejects(
+      deploy(sign(v2, { upgrade: true, prev: d2.codeId, prevIndex: d2.index }), v2),
+      refused('APP_DEPLOY_STALE', /already runs code/),
+    );
     const d3 = await deploy(up3, v3);
     await assert.rejects(deploy(up3, v3), refused('APP_DEPLOY_STALE', /replayed or stale/));
 
