@@ -101,6 +101,37 @@ test('demote keeps the node findable but first to go; another hash with its map 
   assert.equal(cache.bytes, 3 * size);
 });
 
+test('demoted nodes have a bound of their own: the oldest demoted go first, current nodes stay', () => {
+  const size = nodeBytes(leaf(0));
+  // Room for 8 nodes, of which at most 2 demoted.
+  const pool = createNodeCachePool(size * 8, size * 2);
+  const cache = pool.cache();
+  const nodes = [1, 2, 3, 4, 5, 6].map((i) => leaf(i)) as Leaf[];
+  for (const n of nodes) cache.set(n);
+  const [a, b, c, d, e, f] = nodes as [Leaf, Leaf, Leaf, Leaf, Leaf, Leaf];
+  cache.demote?.(a.hash);
+  cache.demote?.(b.hash);
+  assert.equal(cache.get(a.hash), a, 'a demoted node is still found');
+  cache.demote?.(c.hash); // a third: the first demoted goes, though the pool has room
+  assert.equal(cache.get(a.hash), undefined);
+  assert.equal(cache.get(b.hash), b);
+  assert.equal(cache.get(c.hash), c);
+  for (const n of [d, e, f]) assert.equal(cache.get(n.hash), n);
+  assert.equal(pool.bytes, 5 * size);
+  // Demoting again keeps the bound; a full pool drops demoted nodes before current ones.
+  cache.demote?.(c.hash);
+  assert.equal(pool.bytes, 5 * size);
+  for (const i of [7, 8, 9, 10]) cache.set(leaf(i));
+  assert.equal(pool.bytes, 8 * size);
+  assert.equal(cache.get(b.hash), undefined);
+  assert.equal(cache.get(c.hash), c, 'still in: room remained for it');
+  cache.set(leaf(11));
+  assert.equal(cache.get(c.hash), undefined, 'the last demoted goes before any current node');
+  for (const n of [d, e, f]) assert.equal(cache.get(n.hash), n);
+  assert.equal(pool.bytes, 8 * size);
+  assert.throws(() => createNodeCachePool(size, -1), InvalidInputError);
+});
+
 test('caches of one pool share its bound and eviction order, each with its own hashes', () => {
   const size = nodeBytes(leaf(0));
   const pool = createNodeCachePool(size * 3);

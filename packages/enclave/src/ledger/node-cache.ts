@@ -46,11 +46,12 @@ export interface NodeCache {
   /** Caches a verified node. */
   set(node: TrieNode): void;
   /**
-   * Moves the node `hash`, if cached, to the old end of the eviction order, unmarked: the first
-   * to go when room is needed, but still found until then. The trie demotes the nodes an update
-   * replaces: they serve reads at the state before it (transactions whose snapshot that is,
-   * which keep starting while the update's batch is written, and reads at older indexes) without
-   * pushing out nodes of the current state. Optional for other implementations.
+   * Moves the node `hash`, if cached, out of the current nodes into the pool's demoted nodes:
+   * still found, but the first to go when room is needed, oldest demoted first, and never more
+   * than the pool's bound for them (RETIRED_BYTES by default). The trie demotes the nodes an
+   * update replaces: they serve reads at the state before it (transactions whose snapshot that
+   * is, which keep starting while the update's batch is written, and recent older indexes)
+   * without pushing out nodes of the current state. Optional for other implementations.
    */
   demote?(hash: Uint8Array): void;
   /** Estimated bytes held by this cache. Invariant: the pool's bytes <= its maxBytes. */
@@ -128,6 +129,22 @@ export function nodeBytes(n: TrieNode): number {
   return RECORD_OVERHEAD + rec.buffer.byteLength + BRANCH_OVERHEAD * (branchObjects(n) - 1);
 }
 
+/**
+ * Most bytes of demoted nodes a pool keeps by default (its bound, when that is smaller): 32 MiB,
+ * about a hundred groups of 32 single-key commits. Demoted nodes serve reads at the states just
+ * before recent updates. Without a bound of their own (they only went first when the pool was
+ * full) every update's replaced nodes stayed until the pool filled: in a soak-like run
+ * (scratch harness of branch `attrib`, one new random key per transaction) 1 GiB held about
+ * 413,000 records at 175,000 keys, of which under 100,000 were current; the rest were dead
+ * versions that kept the heap at 350-390 MB and 400,000 ArrayBuffers for V8 to trace and sweep.
+ */
+export const RETIRED_BYTES = 32 * 1024 * 1024;
+
+interface List {
+  newest: Entry | undefined;
+  oldest: Entry | undefined;
+}
+
 interface Entry {
   readonly key: number;
   /** The node's hash as eight 32-bit words (compared without touching the node). */
@@ -145,46 +162,55 @@ interface Entry {
   readonly map: Map<number, Entry>;
   /** Read since it was cached or last passed over by eviction. */
   used: boolean;
+  /** Demoted: in the retired list, not the current nodes' list. */
+  retired: boolean;
   /** Toward the most recently used end. */
   newer: Entry | undefined;
   /** Toward the least recently used end. */
   older: Entry | undefined;
 }
 
-export function createNodeCachePool(maxBytes: number = DEFAULT_NODE_CACHE_BYTES): NodeCachePool {
+export function createNodeCachePool(
+  maxBytes: number = DEFAULT_NODE_CACHE_BYTES,
+  retiredMaxBytes: number = Math.min(maxBytes, RETIRED_BYTES),
+): NodeCachePool {
   if (!(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) {
     throw new InvalidInputError('the node cache size must be a whole number of bytes >= 0');
   }
-  // Invariants: the entries of every cache's map and the list newest..oldest are the same
-  // entries; `bytes` is the sum of their sizes; bytes <= maxBytes between calls.
+  if (!(Number.isSafeInteger(retiredMaxBytes) && retiredMaxBytes >= 0)) {
+    throw new InvalidInputError('the demoted-node bound must be a whole number of bytes >= 0');
+  }
+  // Invariants: the entries of every cache's map are the entries of the two lists (each entry in
+  // the one its `retired` names); `bytes` is the sum of all their sizes, `retiredBytes` that of
+  // the retired list's; bytes <= maxBytes and retiredBytes <= retiredMaxBytes between calls.
   const maps = new Set<Map<number, Entry>>();
-  let newest: Entry | undefined;
-  let oldest: Entry | undefined;
+  /** Current nodes, newest..oldest (CLOCK). */
+  const live: List = { newest: undefined, oldest: undefined };
+  /** Demoted (replaced) nodes, in the order they were demoted (FIFO). */
+  const retired: List = { newest: undefined, oldest: undefined };
   let bytes = 0;
+  let retiredBytes = 0;
 
   function unlink(e: Entry): void {
+    const l = e.retired ? retired : live;
     if (e.newer) e.newer.older = e.older;
-    else newest = e.older;
+    else l.newest = e.older;
     if (e.older) e.older.newer = e.newer;
-    else oldest = e.newer;
+    else l.oldest = e.newer;
     e.newer = undefined;
     e.older = undefined;
+    if (e.retired) {
+      retiredBytes -= e.size;
+      e.retired = false;
+    }
   }
 
-  function pushNewest(e: Entry): void {
-    e.older = newest;
+  function pushNewest(l: List, e: Entry): void {
+    e.older = l.newest;
     e.newer = undefined;
-    if (newest) newest.newer = e;
-    newest = e;
-    if (!oldest) oldest = e;
-  }
-
-  function pushOldest(e: Entry): void {
-    e.newer = oldest;
-    e.older = undefined;
-    if (oldest) oldest.older = e;
-    oldest = e;
-    if (!newest) newest = e;
+    if (l.newest) l.newest.newer = e;
+    l.newest = e;
+    if (!l.oldest) l.oldest = e;
   }
 
   function remove(e: Entry): void {
@@ -194,17 +220,20 @@ export function createNodeCachePool(maxBytes: number = DEFAULT_NODE_CACHE_BYTES)
   }
 
   /**
-   * Least recently used out first, approximately (CLOCK, second chance): the oldest entry goes
-   * unless it was used since it last reached the old end; then it moves to the recent end with
-   * its mark cleared. Ends with bytes <= maxBytes: each entry is passed over at most once.
+   * Retired nodes out first, oldest first; then current nodes, least recently used out first,
+   * approximately (CLOCK, second chance): the oldest entry goes unless it was used since it
+   * last reached the old end; then it moves to the recent end with its mark cleared. Ends with
+   * bytes <= maxBytes and retiredBytes <= retiredMaxBytes: each entry is passed over at most once.
    */
   function evict(): void {
-    while (bytes > maxBytes && oldest !== undefined) {
-      const e: Entry = oldest;
+    while (retiredBytes > retiredMaxBytes && retired.oldest !== undefined) remove(retired.oldest);
+    while (bytes > maxBytes && retired.oldest !== undefined) remove(retired.oldest);
+    while (bytes > maxBytes && live.oldest !== undefined) {
+      const e: Entry = live.oldest;
       if (e.used) {
         e.used = false;
         unlink(e);
-        pushNewest(e);
+        pushNewest(live, e);
       } else remove(e);
     }
   }
@@ -216,9 +245,9 @@ export function createNodeCachePool(maxBytes: number = DEFAULT_NODE_CACHE_BYTES)
     maxBytes,
     clear(): void {
       for (const m of maps) m.clear();
-      newest = undefined;
-      oldest = undefined;
+      live.newest = live.oldest = retired.newest = retired.oldest = undefined;
       bytes = 0;
+      retiredBytes = 0;
     },
     cache(): NodeCache {
       const entries = new Map<number, Entry>();
@@ -249,7 +278,10 @@ export function createNodeCachePool(maxBytes: number = DEFAULT_NODE_CACHE_BYTES)
           if (e === undefined || !sameHash(e.node.hash, hash)) return;
           unlink(e);
           e.used = false;
-          pushOldest(e);
+          e.retired = true;
+          retiredBytes += e.size;
+          pushNewest(retired, e);
+          evict();
         },
         set(node: TrieNode): void {
           const size = nodeBytes(node);
@@ -272,11 +304,12 @@ export function createNodeCachePool(maxBytes: number = DEFAULT_NODE_CACHE_BYTES)
             h7: word(h, 28),
             map: entries,
             used: false,
+            retired: false,
             newer: undefined,
             older: undefined,
           };
           entries.set(key, e);
-          pushNewest(e);
+          pushNewest(live, e);
           bytes += size;
           evict();
         },
