@@ -213,7 +213,9 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
   let runningBytes = 0;
   // The line of turns: requests waiting for room, one per waiting session (Slot.inLine), served
   // in order (a queue without O(n) shifts). Invariant: turnsAt <= turns.length, and between
-  // events the line is empty or its head does not fit (`admits` is false for it).
+  // events the line is empty, or its head does not fit (`admits` is false for it) or is of a
+  // session gone since (passed over at the next finish, which must come: its head waited for
+  // room, so something runs).
   const turns: (Turn | undefined)[] = [];
   let turnsAt = 0;
   /** Room for a request of `size` bytes (one always fits when none runs). */
