@@ -83,6 +83,7 @@ async function world(
   opts: {
     maxSessions?: number;
     maxRunning?: number;
+    maxRunningBytes?: number;
     /** Wraps the runtime's call (to watch or hold calls). */
     call?: (call: AppRuntime['call']) => AppRuntime['call'];
   } = {},
@@ -118,6 +119,7 @@ async function world(
     end: (s, code) => sink.ends.set(s, code),
     ...(opts.maxSessions !== undefined ? { maxSessions: opts.maxSessions } : {}),
     ...(opts.maxRunning !== undefined ? { maxRunning: opts.maxRunning } : {}),
+    ...(opts.maxRunningBytes !== undefined ? { maxRunningBytes: opts.maxRunningBytes } : {}),
   });
   return { ...w, runtime, codeId, sink, server };
 }
@@ -453,6 +455,143 @@ describe('scp server: operations', () => {
       assert.equal(answered, 2);
     }
     assert.equal(active, 0);
+  });
+
+  /**
+   * A world whose app calls wait at a gate each: `starts` lists the calls in the order they
+   * started (by their args, an echo query's label), `open()` lets the oldest running one finish;
+   * `running` and `bytes` are what runs now (bytes: the sizes of the records the calls came in,
+   * known from `sizes`), `most` and `mostBytes` the most seen at once.
+   */
+  async function gated(o: { maxRunning: number; maxRunningBytes?: number }) {
+    const g = {
+      starts: [] as string[],
+      sizes: new Map<string, number>(),
+      gates: [] as (() => void)[],
+      running: 0,
+      bytes: 0,
+      most: 0,
+      mostBytes: 0,
+    };
+    const w = await world({
+      ...o,
+      call:
+        (call) =>
+        async (...a) => {
+          const label = JSON.parse(a[0].args) as string;
+          g.starts.push(label);
+          g.running++;
+          g.bytes += g.sizes.get(label) ?? 0;
+          g.most = Math.max(g.most, g.running);
+          g.mostBytes = Math.max(g.mostBytes, g.bytes);
+          await new Promise<void>((r) => g.gates.push(r));
+          try {
+            return await call(...a);
+          } finally {
+            g.running--;
+            g.bytes -= g.sizes.get(label) ?? 0;
+          }
+        },
+    });
+    const settle = async () => {
+      for (let i = 0; i < 30; i++) await tick();
+    };
+    /** Sends echo queries labelled `labels` on `cl` without waiting (padded to `pad` chars). */
+    const send = async (cl: Client, labels: string[], pad = 0) => {
+      for (const label of labels) {
+        const args = {
+          app: 'demo',
+          method: 'echo',
+          args: JSON.stringify(label.padEnd(pad, '.')),
+          codeId: w.codeId,
+        };
+        const frames = await cl.session.seal({
+          type: 'request',
+          id: g.sizes.size + 1,
+          op: 'query',
+          args,
+        });
+        for (const f of frames) {
+          g.sizes.set(label.padEnd(pad, '.'), f.length);
+          void w.server.frame(cl.id, f);
+        }
+      }
+      await settle();
+    };
+    /** Lets the oldest running call finish, then lets the server go on. */
+    const open = async () => {
+      g.gates.shift()?.();
+      await settle();
+    };
+    return { w, g, send, open, settle };
+  }
+
+  test('turns go round the sessions: a lone request starts after at most one turn of each flooding session', async () => {
+    const { w, g, send, open } = await gated({ maxRunning: 1 });
+    const [a, b, h] = await Promise.all([connect(w), connect(w), connect(w)]);
+    // Two sessions flood (four requests each, all sent at once), then one sends a single one.
+    await send(a!, ['a1', 'a2', 'a3', 'a4']);
+    await send(b!, ['b1', 'b2', 'b3', 'b4']);
+    await send(h!, ['h']);
+    assert.deepEqual(g.starts, ['a1']);
+    while (g.gates.length > 0) await open();
+    // a2 and b1 were in line before h; each flooder's next request lines up behind h.
+    assert.deepEqual(g.starts, ['a1', 'a2', 'b1', 'h', 'a3', 'b2', 'a4', 'b3', 'b4']);
+    assert.equal(g.most, 1);
+    for (const cl of [a!, b!, h!]) {
+      await cl.pump();
+      const answered = cl.inbox.filter((m) => m.type === 'response' && m.ok).length;
+      assert.equal(answered, cl === h ? 1 : 4);
+    }
+  });
+
+  test('a session gone while in line passes its turn; the line goes on', async () => {
+    const { w, g, send, open } = await gated({ maxRunning: 1 });
+    const [a, b, h] = await Promise.all([connect(w), connect(w), connect(w)]);
+    await send(a!, ['a1', 'a2', 'a3']);
+    await send(b!, ['b1', 'b2']);
+    await send(h!, ['h']);
+    w.server.close(b!.id); // b1 waits in line, before h
+    while (g.gates.length > 0) await open();
+    assert.deepEqual(g.starts, ['a1', 'a2', 'h', 'a3']);
+    assert.equal(g.running, 0);
+    // Nothing was held up: a new session is served at once.
+    const d = await connect(w);
+    await send(d, ['d1']);
+    assert.deepEqual(g.starts.at(-1), 'd1');
+    await open();
+  });
+
+  test('the head of the line keeps its place until it fits; nobody passes it, and the byte bound holds', async () => {
+    // Room for one large record and one small one at once (bytes), eight requests (count).
+    const probe = await gated({ maxRunning: 8 });
+    const [p] = await Promise.all([connect(probe.w)]);
+    await probe.send(p!, ['s'], 10);
+    await probe.send(p!, ['L'], 20_000);
+    const small = probe.g.sizes.get('s'.padEnd(10, '.')) as number;
+    const large = probe.g.sizes.get('L'.padEnd(20_000, '.')) as number;
+    while (probe.g.gates.length > 0) await probe.open();
+
+    const max = large + small;
+    const { w, g, send, open } = await gated({ maxRunning: 8, maxRunningBytes: max });
+    const [a, b, c, d] = await Promise.all([connect(w), connect(w), connect(w), connect(w)]);
+    await send(a!, ['a1', 'a2', 'a3'], 10); // three small ones run
+    await send(b!, ['B'], 20_000); // the large one does not fit beside them: first in line
+    await send(c!, ['c1'], 10); // would fit, but the large one is first
+    await send(d!, ['d1'], 10);
+    const label = (l: string) => l.replace(/\.+$/, '');
+    assert.deepEqual(g.starts.map(label), ['a1', 'a2', 'a3']);
+    await open(); // a1 done: the large one still does not fit, and keeps its place
+    assert.deepEqual(g.starts.map(label), ['a1', 'a2', 'a3']);
+    await open(); // a2 done: the large one fits beside a3
+    assert.deepEqual(g.starts.map(label), ['a1', 'a2', 'a3', 'B']);
+    await open(); // a3 done: c1 fits beside the large one, d1 does not
+    assert.deepEqual(g.starts.map(label), ['a1', 'a2', 'a3', 'B', 'c1']);
+    await open(); // the large one done: d1 goes
+    assert.deepEqual(g.starts.map(label), ['a1', 'a2', 'a3', 'B', 'c1', 'd1']);
+    while (g.gates.length > 0) await open();
+    assert.ok(g.mostBytes <= max, `at most ${max} bytes of records at once, saw ${g.mostBytes}`);
+    assert.equal(g.running, 0);
   });
 
   test("a host's error answer never reaches a client as the enclave's own (code and text)", async () => {

@@ -15,6 +15,7 @@ import { createLogger } from '../src/node/logger.js';
 import { createNodeMetrics } from '../src/node/metrics.js';
 import {
   attachScpRelay,
+  RELAY_QUANTUM,
   type ScpEnclave,
   type ScpRelay,
   type ScpRelayLimits,
@@ -197,6 +198,8 @@ describe('scp relay', () => {
     assert.match(text, /cloister_scp_enclave_bytes [1-9]/);
     await until(() => [...seen.values()].reduce((n, l) => n + l.length, 0) === 80);
     assert.ok(most <= 5_000, `at most 5,000 bytes at the enclave at once, saw ${most}`);
+    // The last frames seen settle a moment later (the fake enclave answers after 2 ms).
+    await until(() => metrics.relayBudget.read().atEnclave === 0);
     assert.deepEqual(metrics.relayBudget.read(), { atEnclave: 0, waiting: 0, held: 0 });
     // Every socket's frames arrived whole and in order.
     assert.equal(seen.size, 8);
@@ -207,6 +210,111 @@ describe('scp relay', () => {
     big.ws.send(new Uint8Array(6_000).fill(42));
     await until(() => [...seen.values()].some((l) => l.includes(42)));
     for (const c of [...clients, big]) c.ws.close();
+  });
+
+  it('waiting sockets take turns: a lone frame is issued after one turn of each flooding socket, and a settling flooder lines up behind it', async () => {
+    // The enclave answers a frame only when the test says so (oldest first): the relay's budget
+    // of two flood frames stays full, and every issue is recorded in order. A flood frame is one
+    // turn's credit, so a flooder sends one frame a turn.
+    const issued: string[] = [];
+    const gates: (() => void)[] = [];
+    const enclave = fakeEnclave({
+      frame: async (session, f) => {
+        issued.push(`${session}:${f[0]}`);
+        await new Promise<void>((r) => gates.push(r));
+      },
+    });
+    const metrics = createNodeMetrics();
+    const big = RELAY_QUANTUM;
+    const s = await serve(enclave, { maxInFlight: 2, maxInFlightBytes: 2 * big }, metrics);
+    stops.push(s.stop);
+    const [f1, f2, h] = [dial(s.url), dial(s.url), dial(s.url)];
+    await Promise.all([f1.open, f2.open, h.open]);
+    await until(() => enclave.calls.filter((c) => c === 'open').length === 3);
+    // Flooder 1: two frames go (its own cap and the budget); four wait in the relay, off the line.
+    for (let i = 0; i < 6; i++) f1.ws.send(new Uint8Array(big).fill(i));
+    await until(() => issued.length === 2);
+    const f1s = Number(issued[0]?.split(':')[0]);
+    // Flooder 2 and then a lone honest frame: both wait in the line for the budget.
+    for (let i = 0; i < 6; i++) f2.ws.send(new Uint8Array(big).fill(10 + i));
+    await until(() => metrics.relayBudget.read().held === 1);
+    h.ws.send(Uint8Array.of(99));
+    await until(() => metrics.relayBudget.read().held === 2);
+    // Frames settle one by one. Flooder 1's own answers must not let it skip the line: it lines
+    // up behind the honest socket, which goes after one turn of flooder 2.
+    for (let i = 0; i < 20 && !issued.some((x) => x.endsWith(':99')); i++) {
+      gates.shift()?.();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const tail = issued.map((x) => {
+      const [session, first] = x.split(':');
+      return Number(session) === f1s ? `f1:${first}` : Number(first) === 99 ? 'h' : `f2:${first}`;
+    });
+    assert.deepEqual(tail, ['f1:0', 'f1:1', 'f2:10', 'h']);
+    // Everything else still goes, each socket's frames in order.
+    for (let i = 0; i < 500 && issued.length < 13; i++) {
+      gates.shift()?.();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const of = (pred: (n: number) => boolean) =>
+      issued.map((x) => Number(x.split(':')[1])).filter(pred);
+    assert.deepEqual(
+      of((n) => n < 10),
+      [0, 1, 2, 3, 4, 5],
+    );
+    assert.deepEqual(
+      of((n) => n >= 10 && n < 20),
+      [10, 11, 12, 13, 14, 15],
+    );
+    while (gates.length > 0) gates.shift()?.();
+    await until(() => metrics.relayBudget.read().atEnclave === 0);
+    for (const c of [f1, f2, h]) c.ws.close();
+  });
+
+  it("a flooding socket's own answers do not let it skip the line: it goes behind the sockets waiting", async () => {
+    const issued: string[] = [];
+    const gates: (() => void)[] = [];
+    const enclave = fakeEnclave({
+      frame: async (session, f) => {
+        issued.push(`${session}:${f[0]}`);
+        await new Promise<void>((r) => gates.push(r));
+      },
+    });
+    const metrics = createNodeMetrics();
+    // Room at the enclave for two of the flooder's 2-byte frames; two in flight per socket.
+    const s = await serve(enclave, { maxInFlight: 2, maxInFlightBytes: 4 }, metrics);
+    stops.push(s.stop);
+    const [f, h] = [dial(s.url), dial(s.url)];
+    await Promise.all([f.open, h.open]);
+    await until(() => enclave.calls.filter((c) => c === 'open').length === 2);
+    // 100 frames in one TCP write: two go to the enclave, 98 wait in the relay (its own cap).
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 100; i++) parts.push(Buffer.from([0x82, 0x82, 0, 0, 0, 0, i, 0]));
+    (f.ws as unknown as { _socket: { write(b: Buffer): void } })._socket.write(
+      Buffer.concat(parts),
+    );
+    await until(() => issued.length === 2);
+    const fs = issued[0]?.split(':')[0];
+    h.ws.send(Uint8Array.of(200)); // the budget is spent: it waits in line
+    await until(() => metrics.relayBudget.read().held === 1);
+    for (let i = 0; i < 50 && !issued.some((x) => x.endsWith(':200')); i++) {
+      gates.shift()?.();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // One flooder frame settled and it went to the back: the waiting frame went next.
+    assert.deepEqual(issued, [`${fs}:0`, `${fs}:1`, issued[2]]);
+    assert.ok(issued[2]?.endsWith(':200'));
+    for (let i = 0; i < 500 && issued.length < 101; i++) {
+      gates.shift()?.();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assert.deepEqual(
+      issued.filter((x) => x.startsWith(`${fs}:`)),
+      Array.from({ length: 100 }, (_, i) => `${fs}:${i}`),
+    );
+    while (gates.length > 0) gates.shift()?.();
+    await until(() => metrics.relayBudget.read().atEnclave === 0);
+    for (const c of [f, h]) c.ws.close();
   });
 
   it('a socket whose frames would make the host hold more than maxHeldBytes is closed 1013 NODE_BUSY', async () => {

@@ -339,6 +339,49 @@ describe('node: secure connections over /v1/scp', () => {
     good.socket.ws.close();
   });
 
+  it('answers a lone query while eight other sessions flood the node, before their flood ends', async () => {
+    // Eight sessions each write 48 queries of 64 KB at once (more than the relay lets reach the
+    // enclave: 32 a socket, about 2 MiB of all); a ninth, once the first answers arrive, sends one
+    // small query. It is answered while the flood is still going. Counted, not timed. (The test
+    // app's echo traps on
+    // 60 KB: each flood query is answered APP_TRAP, after its frame was opened and its call run,
+    // which is all the queues see.) The order itself is proven where it is decided: the relay's
+    // turns in node-scp-relay.test.ts, the enclave's in scp-server.test.ts.
+    const SESSIONS = 8;
+    const EACH = 48;
+    const flooders = await Promise.all(
+      Array.from({ length: SESSIONS }, () => connectScp(scpUrl, constraint)),
+    );
+    const honest = await connectScp(scpUrl, constraint);
+    const pad = JSON.stringify('x'.repeat(60_000));
+    let answered = 0;
+    for (const f of flooders) {
+      for (let i = 0; i < EACH; i++) {
+        const args = { app: APP, method: 'echo', args: pad, codeId };
+        for (const fr of await f.session.seal({ type: 'request', id: 1000 + i, op: 'query', args }))
+          f.socket.ws.send(fr);
+      }
+    }
+    const floods = flooders.map(async (f) => {
+      for (let got = 0; got < EACH; ) {
+        for (const m of await f.session.open(await f.socket.next())) {
+          if (m.type === 'response') {
+            got++;
+            answered++;
+          }
+        }
+      }
+    });
+    while (answered === 0) await new Promise((r) => setTimeout(r, 1));
+    const r = await honest.call('query', { app: APP, method: 'echo', args: '"lone"', codeId });
+    const total = SESSIONS * EACH;
+    assert.equal(r.result.get('result'), '"lone"');
+    assert.ok(answered < total, 'the lone query was answered before the flood ended');
+    await Promise.all(floods);
+    assert.equal(answered, total);
+    for (const c of [...flooders, honest]) c.socket.ws.close();
+  });
+
   it('answers a plain GET of /v1/scp with 426 and counts connections in metrics', async () => {
     const r = await fetch(`${node.url}/v1/scp`);
     assert.equal(r.status, 426);

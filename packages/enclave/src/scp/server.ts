@@ -49,8 +49,12 @@ export const MAX_CONCURRENT = 32;
 /**
  * Requests of all sessions running at once, and the bytes of the records they came in: the
  * per-session cap alone let 160 sessions of 32 requests of 1 MiB fill the enclave's heap (a
- * review's demonstration; the node stopped). Beyond, a request waits its turn (first come,
- * first served), its session opens no frame meanwhile, and the host's relay stops reading.
+ * review's demonstration; the node stopped). Beyond, a request waits its turn, its session opens
+ * no frame meanwhile, and the host's relay stops reading. Turns go round the sessions: a waiting
+ * session has exactly one request in line (it opens nothing else while it waits), a session that
+ * got its turn lines up again behind the others for its next request, and the head of the line
+ * keeps its place until room frees for it; so a session's request waits at most one turn of each
+ * other waiting session (docs/scp.md §5, "Turns"), whatever the host relays or others send.
  */
 export const MAX_RUNNING_TOTAL = 256;
 export const MAX_RUNNING_BYTES = 64 * 1024 * 1024;
@@ -121,6 +125,20 @@ interface Slot {
   readonly running: Map<number, Promise<void>>;
   /** Set once the session ended (by either side or a failure); nothing is sent after. */
   ended: boolean;
+  /**
+   * Its request waits in the server's line of turns. Invariant: a session is in the line at most
+   * once (the request waiting there holds up its session's frames), so the line, served in
+   * order, goes round the waiting sessions.
+   */
+  inLine: boolean;
+}
+
+/** A request waiting for room: its session, its record's size, and how to let it go on. */
+interface Turn {
+  readonly s: Slot;
+  readonly size: number;
+  /** true: room was reserved for it (counted in running and runningBytes); false: it passes. */
+  readonly go: (reserved: boolean) => void;
 }
 
 /** Codes whose messages are about the caller's own request, so they go to the client as is. */
@@ -193,29 +211,52 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
   // request alone passes it.
   let running = 0;
   let runningBytes = 0;
-  // Requests waiting for room, first come first served (a queue without O(n) shifts).
-  const turns: ((() => void) | undefined)[] = [];
+  // The line of turns: requests waiting for room, one per waiting session (Slot.inLine), served
+  // in order (a queue without O(n) shifts). Invariant: turnsAt <= turns.length, and between
+  // events the line is empty, or its head does not fit (`admits` is false for it) or is of a
+  // session gone since (passed over at the next finish, which must come: its head waited for
+  // room, so something runs).
+  const turns: (Turn | undefined)[] = [];
   let turnsAt = 0;
   /** Room for a request of `size` bytes (one always fits when none runs). */
   const maxRunning = o.maxRunning ?? MAX_RUNNING_TOTAL;
   const maxRunningBytes = o.maxRunningBytes ?? MAX_RUNNING_BYTES;
   const admits = (size: number): boolean =>
     running === 0 || (running < maxRunning && runningBytes + size <= maxRunningBytes);
-  const nextTurn = (): Promise<void> => new Promise<void>((r) => turns.push(r));
+  /** Lines `s`'s request of `size` bytes up; resolves true once room is reserved for it. */
+  function lineUp(s: Slot, size: number): Promise<boolean> {
+    if (s.inLine)
+      throw new CloisterError('ENCLAVE_FAILED', 'a secure session lined up twice for a turn');
+    s.inLine = true;
+    return new Promise<boolean>((go) => turns.push({ s, size, go }));
+  }
+  /**
+   * Lets the line go on while its head fits, reserving the room of each request it lets go (so
+   * several go at once when several fit, and none goes past the bounds). A gone session passes
+   * its turn; a head that does not fit keeps its place: nobody passes it.
+   */
   function wakeNext(): void {
-    if (turnsAt === turns.length) return;
-    const f = turns[turnsAt] as () => void;
-    turns[turnsAt++] = undefined;
-    if (turnsAt === turns.length) {
-      turns.length = 0;
-      turnsAt = 0;
-    } else if (turnsAt >= 1024 && turnsAt * 2 >= turns.length) {
-      // Under steady load the queue never empties: drop the served head now and then, or the
-      // array grows by one slot per request that ever waited (a review: 24,000 for 8 waiting).
-      turns.splice(0, turnsAt);
-      turnsAt = 0;
+    while (turnsAt < turns.length) {
+      const t = turns[turnsAt] as Turn;
+      const gone = t.s.ended;
+      if (!gone && !admits(t.size)) return;
+      turns[turnsAt++] = undefined;
+      if (turnsAt === turns.length) {
+        turns.length = 0;
+        turnsAt = 0;
+      } else if (turnsAt >= 1024 && turnsAt * 2 >= turns.length) {
+        // Under steady load the queue never empties: drop the served head now and then, or the
+        // array grows by one slot per request that ever waited (a review: 24,000 for 8 waiting).
+        turns.splice(0, turnsAt);
+        turnsAt = 0;
+      }
+      t.s.inLine = false;
+      if (!gone) {
+        running += 1;
+        runningBytes += t.size;
+      }
+      t.go(!gone);
     }
-    f();
   }
 
   function finish(s: Slot, code: string): void {
@@ -342,10 +383,10 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
 
   /**
    * Starts the requests of one opened record (`size` bytes), from `messages[from]` on. Beyond
-   * MAX_CONCURRENT of its session, or without room node-wide (MAX_RUNNING_TOTAL,
-   * MAX_RUNNING_BYTES, or others waiting first), it waits and goes on from the same message (this
-   * session opens no frame meanwhile): undefined when everything started in the call. `woken`:
-   * this record was given the turn, so it does not line up again behind the others.
+   * MAX_CONCURRENT of its session it waits for one of them; without room node-wide
+   * (MAX_RUNNING_TOTAL, MAX_RUNNING_BYTES) or with others in line, it lines up and starts once
+   * the line reaches it and room is reserved (this session opens no frame meanwhile); then it
+   * goes on from the next message. undefined when everything started in the call.
    */
   function dispatch(
     s: Slot,
@@ -353,7 +394,6 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
     messages: ScpMessage[],
     size: number,
     from = 0,
-    woken = false,
   ): Promise<void> | undefined {
     for (let i = from; i < messages.length; i++) {
       const m = messages[i] as ScpMessage;
@@ -369,14 +409,21 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
         return Promise.race(s.running.values()).then(() => dispatch(s, pad, messages, size, i));
       }
       if (s.running.has(m.id)) return fail(s, idInUse(m.id));
-      if ((!woken && turnsAt < turns.length) || !admits(size)) {
-        return nextTurn().then(() => {
-          // The turn passes on when this session is gone by then.
-          if (s.ended) return wakeNext();
-          return dispatch(s, pad, messages, size, i, true);
+      if (turnsAt < turns.length || !admits(size)) {
+        return lineUp(s, size).then((reserved) => {
+          if (!reserved) return undefined; // gone while in line: its turn passed
+          if (s.ended) {
+            // Gone after its turn came: the room reserved for it goes to the next in line.
+            running -= 1;
+            runningBytes -= size;
+            wakeNext();
+            return undefined;
+          }
+          start(s, m, pad, size, true);
+          return dispatch(s, pad, messages, size, i + 1);
         });
       }
-      start(s, m, pad, size);
+      start(s, m, pad, size, false);
     }
     return undefined;
   }
@@ -387,14 +434,18 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
     return pt > 0 && paddedLength(pt) === pt;
   }
 
+  /** Starts `m`; `reserved`: the line already counted it in running and runningBytes. */
   function start(
     s: Slot,
     m: Extract<ScpMessage, { type: 'request' }>,
     pad: boolean,
     size: number,
+    reserved: boolean,
   ): void {
-    running += 1;
-    runningBytes += size;
+    if (!reserved) {
+      running += 1;
+      runningBytes += size;
+    }
     s.running.set(
       m.id,
       request(s, m, pad).finally(() => {
@@ -440,6 +491,7 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
         outbox: Promise.resolve(),
         running: new Map(),
         ended: false,
+        inLine: false,
       };
       sessions.set(s.id, s);
       return s.id;

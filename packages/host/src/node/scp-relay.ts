@@ -18,6 +18,13 @@
  * (more than `maxBufferedBytes` waiting in the socket) is closed (1008); at most `maxInFlight`
  * frames per socket wait for the enclave, beyond which the socket stops reading (TCP pushes back)
  * and the frames ws had already read wait in the host, so the enclave never holds more.
+ *
+ * Fairness: the boundary is one FIFO stream and the enclave processes a query in the call that
+ * delivers its frame, so a frame waits behind every byte issued before it. The node-wide budget
+ * (`maxInFlightBytes`) therefore also bounds that wait, and frames that wait for it are issued by
+ * deficit round robin over sockets (RELAY_QUANTUM bytes of credit a turn): a socket whose next
+ * frame is at most RELAY_QUANTUM is served after at most one turn of each other waiting socket,
+ * whatever they send (docs/node-api.md "Secure connections", "Fair share").
  */
 import { type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -51,10 +58,14 @@ export interface ScpRelayLimits {
   /** Frames of one socket waiting for the enclave before the socket stops reading (default 32). */
   readonly maxInFlight: number;
   /**
-   * Bytes of frames of all sockets waiting for the enclave at once (default 64 MiB); a frame that
-   * would pass it waits in the host, its socket stops reading, and sockets go on in the order
-   * they were held. Per-socket caps alone let 160 sockets of 32 frames of 1 MiB fill the
-   * enclave's heap (a review's demonstration: the node stopped).
+   * Bytes of frames of all sockets waiting for the enclave at once (default 2 × MAX_FRAME, about
+   * 2 MiB: the enclave has the next largest frame at hand while it processes one); a frame that
+   * would pass it waits in the host, its socket stops reading, and waiting sockets are served by
+   * deficit round robin. Per-socket caps alone let 160 sockets of 32 frames of 1 MiB fill the
+   * enclave's heap (a review's demonstration: the node stopped). It is also the depth of the
+   * boundary's FIFO in front of a newly issued frame (the enclave runs a query in the call that
+   * delivers its frame): at 64 MiB, eight sockets flooding 256 KB queries kept an honest query
+   * waiting about 2 s behind them.
    */
   readonly maxInFlightBytes: number;
   /**
@@ -81,7 +92,7 @@ export const DEFAULT_SCP_RELAY_LIMITS: ScpRelayLimits = {
   idleMs: 120_000,
   maxBufferedBytes: 8 * 1024 * 1024,
   maxInFlight: 32,
-  maxInFlightBytes: 64 * 1024 * 1024,
+  maxInFlightBytes: 2 * MAX_FRAME,
   maxHeldBytes: 256 * 1024 * 1024,
   maxConnectionsPerAddress: 256,
   handshakeMs: 30_000,
@@ -127,6 +138,15 @@ const CLOSE = {
   internal: 1011,
 } as const;
 
+/**
+ * Credit a waiting socket gets per turn of the round robin, in bytes: its turn issues frames while
+ * their sizes fit its credit (what it does not spend stays for its next turn while it keeps
+ * waiting). A socket sending 1 MiB frames sends one every 16 or 17 turns, so the small frames of
+ * others go between them; serving the line costs at most MAX_FRAME / RELAY_QUANTUM visits per
+ * frame issued, amortised.
+ */
+export const RELAY_QUANTUM = 64 * 1024;
+
 /** How long a stopping node waits for a client to answer its close before dropping the socket. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -162,10 +182,24 @@ interface Conn {
   waitingAt: number;
   /** Bytes of the frames in `waiting` not yet issued (counted in the relay's `heldBytes`). */
   waitingBytes: number;
-  /** In `held`: its next frame waits for the node-wide byte budget. */
+  /**
+   * In `held`, the round robin's line: it has frames waiting and room under `maxInFlight`, and
+   * its next frame waits for the node-wide byte budget or for the sockets before it.
+   */
   held: boolean;
-  /** Issues what waits, as far as the socket's and the node's caps allow; holds it otherwise. */
+  /**
+   * Its round-robin credit in bytes: what its turns gave it and its frames did not spend.
+   * Invariant: 0 while not held; below MAX_FRAME + RELAY_QUANTUM (credit is given only while it
+   * is below the next frame's size).
+   */
+  credit: number;
+  /**
+   * After one of its frames settled: issues what waits when no socket is in line (as far as its
+   * and the node's caps allow), lines up otherwise; resumes reading once nothing waits.
+   */
   drain: () => void;
+  /** Its turn in the line: issues frames while its credit, the budget and its cap allow. */
+  turn: () => void;
   idle: NodeJS.Timeout | undefined;
   /** Until the client's CA passes: the handshake deadline. */
   handshake: NodeJS.Timeout | undefined;
@@ -217,7 +251,9 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     x.waiting.length = 0;
     x.waitingAt = 0;
   };
-  // Sockets whose next frame waits for the byte budget, in the order they were held (FIFO).
+  // The round robin: sockets whose next frame waits for the byte budget or for sockets before
+  // them, each at most once (Conn.held), in turn order; its head is the socket whose turn is next.
+  // Invariant, between events: the line is empty or its head's next frame does not fit.
   const held: Conn[] = [];
   let heldAt = 0;
   metrics.relayBudget.read = () => ({
@@ -225,24 +261,49 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     waiting: heldBytes,
     held: held.length - heldAt,
   });
-  /** Lets held sockets go on, first held first, while the budget has room for their next frame. */
+  /** Takes the head off the line (a queue without O(n) shifts). */
+  const unlineHead = (): Conn => {
+    const x = held[heldAt] as Conn;
+    held[heldAt++] = undefined as unknown as Conn;
+    if (heldAt === held.length) {
+      held.length = 0;
+      heldAt = 0;
+    } else if (heldAt >= 1024 && heldAt * 2 >= held.length) {
+      // The line may never empty under load: drop its served head now and then.
+      held.splice(0, heldAt);
+      heldAt = 0;
+    }
+    return x;
+  };
+  /**
+   * Serves the line while the budget has room for the head's next frame: deficit round robin.
+   * The head gets RELAY_QUANTUM of credit when its next frame needs more, issues frames while
+   * they fit its credit, the budget and its `maxInFlight`, then goes to the back if frames remain
+   * and its credit is spent; stopped by the budget alone, it keeps its place (and its credit)
+   * until frames settle. A socket leaves the line when it is gone, emptied, or at its own cap
+   * (its own settles bring it back), and loses its credit.
+   */
   const releaseHeld = (): void => {
     while (heldAt < held.length) {
       const x = held[heldAt] as Conn;
-      const next = x.waiting[x.waitingAt];
-      if (!x.closed && next !== undefined && !fits(next.length)) return;
-      held[heldAt++] = undefined as unknown as Conn;
-      if (heldAt >= 1024 && heldAt * 2 >= held.length) {
-        // The line may never empty under load: drop its served head now and then.
-        held.splice(0, heldAt);
-        heldAt = 0;
+      let next = x.waiting[x.waitingAt];
+      if (!x.closed && next !== undefined && x.inFlight < limits.maxInFlight) {
+        if (x.credit < next.length) x.credit += RELAY_QUANTUM;
+        if (x.credit >= next.length && !fits(next.length)) return;
+        x.turn();
+        next = x.waiting[x.waitingAt];
+        if (!x.closed && next !== undefined && x.inFlight < limits.maxInFlight) {
+          if (x.credit >= next.length) return; // stopped by the budget: still its turn
+          unlineHead();
+          held.push(x); // its credit spent: the back of the line
+          continue;
+        }
       }
+      unlineHead();
       x.held = false;
+      x.credit = 0;
       x.drain();
-      if (x.held) return; // its next frame did not fit after all: it is back in line
     }
-    held.length = 0;
-    heldAt = 0;
   };
   /** True when `n` more bytes may go to the enclave (one frame always may, when none is out). */
   const fits = (n: number): boolean =>
@@ -372,7 +433,9 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       waitingAt: 0,
       waitingBytes: 0,
       held: false,
+      credit: 0,
       drain: () => {},
+      turn: () => {},
       idle: undefined,
       handshake: undefined,
       address,
@@ -432,6 +495,17 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       held.push(x);
       x.ws.pause();
     };
+    c.turn = () => {
+      while (c.waitingAt < c.waiting.length && c.inFlight < limits.maxInFlight) {
+        const frame = c.waiting[c.waitingAt] as Uint8Array;
+        if (frame.length > c.credit || !fits(frame.length)) return;
+        c.waiting[c.waitingAt++] = undefined;
+        c.waitingBytes -= frame.length;
+        heldBytes -= frame.length;
+        c.credit -= frame.length;
+        issue(frame);
+      }
+    };
     // Issued in arrival order: once the session is known, every frame goes straight to the
     // enclave (whose boundary keeps the order); before, frames wait on `opened`, whose callbacks
     // run in the order they were added, and no frame can skip them (session is set in the first
@@ -457,9 +531,11 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
         dropWaiting(c);
         return;
       }
+      if (c.held) return; // in line: its turn comes
       while (c.waitingAt < c.waiting.length && c.inFlight < limits.maxInFlight) {
         const frame = c.waiting[c.waitingAt] as Uint8Array;
-        if (!fits(frame.length)) {
+        if (heldAt < held.length || !fits(frame.length)) {
+          // Others wait first, or the budget is spent: the back of the line.
           hold(c);
           return;
         }
@@ -477,7 +553,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     const settled = (size: number): void => {
       c.inFlight--;
       inFlightBytes -= size;
-      if (!c.held) c.drain();
+      c.drain();
       releaseHeld();
     };
     const failed = (e: unknown, size: number): void => {
