@@ -146,6 +146,14 @@ describe('sandbox validation', () => {
       () => validateModule(mem, none),
       /import of a memory "env"."mem" refused: apps import only the ABI.s functions/,
     );
+    // Allowed names are allowed as functions only: the same name imported as a memory is refused.
+    assert.throws(
+      () => validateModule(mem, { allowedImports: [{ module: 'env', field: 'mem' }] }),
+      (e: unknown) =>
+        e instanceof UnknownImportError &&
+        e.code === 'APP_IMPORT_UNKNOWN' &&
+        /import of a memory "env"."mem" refused/.test(e.message),
+    );
   });
 
   test('memory and table caps are enforced at deploy', () => {
@@ -155,6 +163,17 @@ describe('sandbox validation', () => {
       /2048 pages.*1024/,
     );
     refuses(wasm({ memory: [0x00, 0x81, 0x08], funcs: [] }), ModuleLimitError, /1025 pages/);
+    // A table's declared maximum counts as much as its minimum.
+    refuses(
+      wasm({ table: [0x01, 1, ...uleb(65_537)], funcs: [] }),
+      ModuleLimitError,
+      /table 0 declares 65537 elements, above the cap of 65536/,
+    );
+    refuses(
+      wasm({ table: [0x00, ...uleb(65_537)], funcs: [] }),
+      ModuleLimitError,
+      /65537 elements/,
+    );
     assert.throws(
       () =>
         validateModule(wasm({ memory: [0x01, 1, 9], funcs: [] }), { ...none, maxMemoryPages: 8 }),
