@@ -185,6 +185,36 @@ describe('sandbox validation', () => {
     );
   });
 
+  test('locals: a function is accepted only if it still compiles once instrumented', () => {
+    // V8 allows 50,000 locals, parameters included; the instrumentation adds 3 of its own.
+    const fn = (params: number, locals: number): Uint8Array =>
+      wasm({
+        funcs: [
+          {
+            params: new Array(params).fill(T.i32),
+            results: [T.i32],
+            locals: new Array(locals).fill(T.i32),
+            body: code(i32(7)),
+            export: 'run',
+          },
+        ],
+      });
+    const runs = (bytes: Uint8Array): number => {
+      validateModule(bytes, none);
+      const inst = instantiate(instrumentModule(bytes), () => ({}));
+      return inst.call('run', [], 1000).result as number;
+    };
+    assert.equal(runs(fn(0, 49_997)), 7);
+    refuses(fn(0, 49_998), ModuleLimitError, /function 0 declares 49998 locals, above 49997/);
+    refuses(fn(0, 50_001), ModuleLimitError, /function 0 declares 50001 locals/);
+    assert.equal(runs(fn(2, 49_995)), 7);
+    refuses(
+      fn(2, 49_996),
+      ModuleLimitError,
+      /declares 49996 locals, above 49995 .*its 2 parameters/,
+    );
+  });
+
   test('a reserved export name is refused', () => {
     const bytes = wasm({ funcs: [{ body: [], export: 'cloister:fuel' }] });
     refuses(bytes, ModuleLimitError, /reserved prefix/);
