@@ -55,6 +55,29 @@ describe('sandbox validation', () => {
     refuses(ok(code(i32(1), I.i32Add)), MalformedModuleError, /malformed module/);
   });
 
+  test('our own parse names what V8 would refuse less precisely', () => {
+    const head = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+    const mod = (...sections: number[]) => Uint8Array.from([...head, ...sections]);
+    // Two empty type sections; a type section one byte longer than its content.
+    refuses(
+      mod(1, 1, 0, 1, 1, 0),
+      MalformedModuleError,
+      /: section 1 at byte 13 is out of order or repeated$/,
+    );
+    refuses(mod(1, 2, 0, 0), MalformedModuleError, /: section 1 at byte 10 has trailing bytes$/);
+    refuses(
+      wasm({ memory: [0x01, 2, 1], funcs: [] }),
+      MalformedModuleError,
+      /maximum 1 below minimum 2/,
+    );
+    // Shared-everything threads and GC: refused as the features they are, not as malformed.
+    const sharedGlobal = mod(6, 6, 1, T.i32, 0x02, 0x41, 0x00, 0x0b);
+    refuses(sharedGlobal, UnsupportedFeatureError, /shared globals \(threads\)/);
+    for (const form of [0x4e, 0x4f, 0x50, 0x5e, 0x5f]) {
+      refuses(mod(1, 3, 1, form, 0), UnsupportedFeatureError, /GC types/);
+    }
+  });
+
   test('threads, shared memory and atomics are refused', () => {
     const shared = wasm({ memory: [0x03, 1, 1], funcs: [] });
     refuses(shared, UnsupportedFeatureError, /shared memory \(threads\)/);
