@@ -898,6 +898,18 @@ describe('app runtime: ABI argument rules, each refused by name', () => {
         body: [...k.str('t'), ...i32(0), ...i32(0), ...i32(1001), ...k.call('ledger_list'), I.drop],
       },
       {
+        name: 'longCursor',
+        kind: 'query',
+        body: [
+          ...k.str('t'),
+          ...i32(SCRATCH),
+          ...i32(129),
+          ...i32(1),
+          ...k.call('ledger_list'),
+          I.drop,
+        ],
+      },
+      {
         name: 'random17',
         kind: 'query',
         body: [...i32(SCRATCH), ...i32(17), ...k.call('random_bytes')],
@@ -940,12 +952,15 @@ describe('app runtime: ABI argument rules, each refused by name', () => {
     assert.ok(new TextEncoder().encode(e.appMessage).length <= 1024);
   });
 
-  test('list limits outside 1..1000, randomness above maxRandomBytes, notifications above maxNotificationBytes', async () => {
+  test('list limits outside 1..1000 and cursors above 128 bytes, randomness above maxRandomBytes, notifications above maxNotificationBytes', async () => {
     const rt = await withRules({ maxRandomBytes: 16, maxNotificationBytes: 6 });
     for (const m of ['list0', 'list1001']) {
       const e = await rejects(call(rt, m), AbiError, 'APP_ABI');
       assert.equal(e.message, 'ledger_list: limit must be 1..1000', m);
     }
+    // A cursor longer than any the ledger issues is refused before it is copied.
+    const cursor = await rejects(call(rt, 'longCursor'), AbiError, 'APP_ABI');
+    assert.equal(cursor.message, 'ledger_list: a cursor is at most 128 bytes');
     const random = await rejects(call(rt, 'random17'), AbiError, 'APP_ABI');
     assert.equal(random.message, 'random_bytes: at most 16 bytes per call');
     const note = await rejects(call(rt, 'notify'), AbiError, 'APP_ABI');
