@@ -798,7 +798,15 @@ describe('app runtime: claims and request status (secure connections)', () => {
   test('claims are refused on queries and with a salt that is not 32 bytes', async () => {
     const { rt } = await withClaims();
     const bad = { salt: new Uint8Array(31), request: te('r') };
-    await rejects(tx(rt, 'put', '"v"', { claims: bad }), CloisterError, 'INVALID_INPUT');
+    const short = await rejects(
+      tx(rt, 'put', '"v"', { claims: bad }),
+      CloisterError,
+      'INVALID_INPUT',
+    );
+    assert.equal(
+      short.message,
+      'claims are for transactions: a 32-byte salt and the request bytes',
+    );
     const ok = { salt: new Uint8Array(32), request: te('r') };
     await rejects(q(rt, 'get', { claims: ok }), CloisterError, 'INVALID_INPUT');
   });
@@ -849,6 +857,7 @@ describe('app runtime: ABI argument rules, each refused by name', () => {
     keyname: 'n'.repeat(65),
     code: 'E_LONG',
     longcode: 'E'.repeat(65),
+    badcode: 'E NOPE',
     msg: 'm'.repeat(2000),
     notice: '{"n":1}',
   });
@@ -875,6 +884,11 @@ describe('app runtime: ABI argument rules, each refused by name', () => {
         name: 'badKeyKind',
         kind: 'transaction',
         body: [...i32(3), ...k.str('k'), ...k.call('key_create'), I.drop],
+      },
+      {
+        name: 'badCode',
+        kind: 'query',
+        body: [...k.str('badcode'), ...k.str('msg'), ...k.call('fail')],
       },
       {
         name: 'longCode',
@@ -942,10 +956,12 @@ describe('app runtime: ABI argument rules, each refused by name', () => {
     );
   });
 
-  test('fail: an error code above 64 bytes is refused; a message is read up to 1024 bytes only', async () => {
+  test('fail: an error code above 64 bytes or outside [A-Za-z0-9_.-] is refused; a message is read up to 1024 bytes only', async () => {
     const rt = await withRules();
     const code = await rejects(call(rt, 'longCode'), AbiError, 'APP_ABI');
     assert.equal(code.message, 'fail: an error code must be 1..64 bytes');
+    const chars = await rejects(call(rt, 'badCode'), AbiError, 'APP_ABI');
+    assert.equal(chars.message, 'fail: an error code is [A-Za-z0-9_.-]');
     const e = (await rejects(call(rt, 'hugeMessage'), AppError, 'APP_ERROR')) as AppError;
     assert.equal(e.appCode, 'E_LONG');
     assert.match(e.appMessage, /^m{1000,1024}/);
