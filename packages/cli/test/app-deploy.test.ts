@@ -669,6 +669,28 @@ describe('cloister app deploy on a real node', () => {
         body: new Uint8Array(10),
       });
       assert.equal(busy.status, 503);
+      // A request in the header signed by another key is a stranger's too: no operator slot.
+      const forged = signDeployRequest(
+        loadOrCreateOperatorKey(join(tmp, 'stranger.pem')).privateKey,
+        {
+          app: 'during-flood',
+          module: new Uint8Array(10),
+          upgrade: false,
+          prev: new Uint8Array(0),
+          prevIndex: 0,
+          service: await serviceId(),
+        },
+      );
+      const stranger = await fetch(`${url()}/v1/apps`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/cbor',
+          'cloister-deploy-request': Buffer.from(forged.request).toString('base64'),
+        },
+        body: new Uint8Array(10),
+      });
+      assert.equal(stranger.status, 503);
+      assert.match(await stranger.text(), /other app uploads are being received/);
       const r = await deployApp(wasmPath, { name: 'during-flood', node: url(), home });
       assert.equal(r.app, 'during-flood');
     } finally {

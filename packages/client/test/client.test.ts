@@ -1190,6 +1190,24 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it('a status question whose every session ends is NETWORK: only a transaction is OUTCOME_UNKNOWN', async () => {
+        const n = node();
+        // status names an app and a request id too, but asks; it changes nothing.
+        let armed = false;
+        const transport = relay(n.transport, {
+          up: (f, pass) => (armed && f[0] === FRAME.RECORD ? n.dropAll() : pass(f)),
+        });
+        const c = await open(n, { transport });
+        await c.app('shop').info();
+        armed = true;
+        await assert.rejects(c.status({ app: 'shop', requestId: 'order-1' }), (e) => {
+          code('NETWORK')(e);
+          assert.match((e as Error).message, /each ended before its answer/);
+          return true;
+        });
+        await c.close();
+      });
+
       it('a call too large for a frame fails alone; the session and the other calls go on', async () => {
         const n = node();
         const c = await open(n);

@@ -73,6 +73,12 @@ test('the server: page, config, proxy of public endpoints only, origin and metho
   const c = await startConsole({ nodeUrl: `${node.url}/ignored/path`, constraint });
   try {
     assert.match(c.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    // Bound to 127.0.0.1 itself: another address of this machine (127.0.0.2 is one on Linux)
+    // reaches nothing, whatever Host it names.
+    const elsewhere = await get(c.url.replace('127.0.0.1', '127.0.0.2'), {
+      host: new URL(c.url).host,
+    }).catch((e: NodeJS.ErrnoException) => e.code);
+    assert.ok(typeof elsewhere === 'string', `answered ${JSON.stringify(elsewhere)}`);
     const page = await get(c.url);
     assert.equal(page.status, 200);
     assert.match(page.body.toString(), /secure context/);
@@ -134,6 +140,11 @@ test('a hostile node cannot serve a page, a script or a redirect through the con
     else if (req.url === '/v1/apps/x.js')
       res.writeHead(200, { 'content-type': 'text/javascript' }).end('alert(1)');
     else if (req.url === '/v1/status') res.writeHead(302, { location: otherUrl }).end();
+    // A redirect that calls itself JSON, and CBOR where only a receipt is CBOR.
+    else if (req.url === '/v1/apps/redir')
+      res.writeHead(307, { location: otherUrl, 'content-type': 'application/json' }).end('{}');
+    else if (req.url === '/v1/apps/cbor')
+      res.writeHead(200, { 'content-type': 'application/cbor' }).end(Buffer.from([0xa0]));
     else res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
   });
   await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
@@ -150,6 +161,18 @@ test('a hostile node cannot serve a page, a script or a redirect through the con
     const redirect = await get(`${c.url}v1/status`);
     assert.equal(redirect.status, 502);
     assert.doesNotMatch(redirect.body.toString(), /PRIVATE/);
+    const jsonRedirect = await get(`${c.url}v1/apps/redir`);
+    assert.equal(jsonRedirect.status, 502);
+    assert.match(
+      jsonRedirect.body.toString(),
+      /answered \/v1\/apps\/redir with a redirect, which is not followed/,
+    );
+    const cbor = await get(`${c.url}v1/apps/cbor`);
+    assert.equal(cbor.status, 502);
+    assert.match(
+      cbor.body.toString(),
+      /answered \/v1\/apps\/cbor with content of type \\"application\/cbor\\"/,
+    );
     // A proper answer is passed on as data, with the console's own type and a sandbox policy.
     const ok = await get(`${c.url}v1/apps/counter`);
     assert.equal(ok.status, 200);
@@ -387,6 +410,42 @@ test('with stateDir, pins and roots are kept in the home: compare-and-set, same 
     });
     // Bad input is named; another site's request is refused before anything is read.
     assert.equal((await call('POST', 'state/pin', { url, pin: 'xyz' })).status, 400);
+    // Hex of another length or case would be written and leave a file no reader accepts.
+    for (const pin of ['aa'.repeat(31), 'AA'.repeat(32), 'aa'.repeat(33)]) {
+      const bad = await call('POST', 'state/pin', { url, pin });
+      assert.equal(bad.status, 400, pin);
+      assert.equal(
+        (bad.body.error as { message: string }).message,
+        'pin is 64 lowercase hex digits',
+      );
+    }
+    for (const size of [-1, 1.5, '3']) {
+      const bad = await call('POST', 'state/root', { service, size, root: 'ee'.repeat(32) });
+      assert.equal(bad.status, 400, String(size));
+      assert.equal((bad.body.error as { message: string }).message, 'size is a whole number');
+    }
+    // A change is JSON (a form cannot send it without a preflight) of at most 4 KiB.
+    const form = await fetch(`${c.url}state/pin`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: JSON.stringify({ url, pin: b }),
+    });
+    assert.equal(form.status, 400);
+    assert.match(await form.text(), /a state change is JSON \(content-type: application\/json\)/);
+    const huge = await call('POST', 'state/pin', {
+      url: 'x'.repeat(2000),
+      pin: b,
+      pad: 'y'.repeat(3000),
+    });
+    assert.equal(huge.status, 400);
+    assert.equal(
+      (huge.body.error as { message: string }).message,
+      'a state change is at most 4 KiB',
+    );
+    assert.deepEqual((await call('GET', `state/root?service=${service}`)).body, {
+      size: 3,
+      root: 'dd'.repeat(32),
+    });
     const cross = await call(
       'POST',
       'state/pin',

@@ -798,7 +798,15 @@ describe('app runtime: claims and request status (secure connections)', () => {
   test('claims are refused on queries and with a salt that is not 32 bytes', async () => {
     const { rt } = await withClaims();
     const bad = { salt: new Uint8Array(31), request: te('r') };
-    await rejects(tx(rt, 'put', '"v"', { claims: bad }), CloisterError, 'INVALID_INPUT');
+    const short = await rejects(
+      tx(rt, 'put', '"v"', { claims: bad }),
+      CloisterError,
+      'INVALID_INPUT',
+    );
+    assert.equal(
+      short.message,
+      'claims are for transactions: a 32-byte salt and the request bytes',
+    );
     const ok = { salt: new Uint8Array(32), request: te('r') };
     await rejects(q(rt, 'get', { claims: ok }), CloisterError, 'INVALID_INPUT');
   });
@@ -836,5 +844,179 @@ describe('app runtime: claims and request status (secure connections)', () => {
     assert.throws(() => rt.requestStatus('Z', ALICE, 's-1'), AppNotFoundError);
     assert.throws(() => rt.requestStatus('A', ALICE, ''), /request id/);
     assert.throws(() => rt.requestStatus('A', new Uint8Array(64), 's-1'), /65-byte/);
+  });
+});
+
+describe('app runtime: ABI argument rules, each refused by name', () => {
+  // Strings of their own: the shared kit's are what the modules above rely on.
+  const k = abiKit({
+    t: 't',
+    k: 'k',
+    empty: '',
+    long: 'x'.repeat(256),
+    keyname: 'n'.repeat(65),
+    code: 'E_LONG',
+    longcode: 'E'.repeat(65),
+    badcode: 'E NOPE',
+    msg: 'm'.repeat(2000),
+    notice: '{"n":1}',
+  });
+  const route = (name: string, kind: 'query' | 'transaction', body: number[]) =>
+    k.module({ routes: [{ name, kind, body }] });
+  const rules = k.module({
+    routes: [
+      {
+        name: 'emptyTable',
+        kind: 'query',
+        body: [...k.str('empty'), ...k.str('k'), ...k.call('ledger_get'), I.drop],
+      },
+      {
+        name: 'longTable',
+        kind: 'query',
+        body: [...k.str('long'), ...k.str('k'), ...k.call('ledger_get'), I.drop],
+      },
+      {
+        name: 'longKeyName',
+        kind: 'transaction',
+        body: [...i32(1), ...k.str('keyname'), ...k.call('key_create'), I.drop],
+      },
+      {
+        name: 'badKeyKind',
+        kind: 'transaction',
+        body: [...i32(3), ...k.str('k'), ...k.call('key_create'), I.drop],
+      },
+      {
+        name: 'badCode',
+        kind: 'query',
+        body: [...k.str('badcode'), ...k.str('msg'), ...k.call('fail')],
+      },
+      {
+        name: 'longCode',
+        kind: 'query',
+        body: [...k.str('longcode'), ...k.str('msg'), ...k.call('fail')],
+      },
+      // A message length past the end of memory: only the first 1024 bytes are read.
+      {
+        name: 'hugeMessage',
+        kind: 'query',
+        body: [...k.str('code'), ...i32(k.ptr('msg')), ...i32(0x7fff_ffff), ...k.call('fail')],
+      },
+      {
+        name: 'list0',
+        kind: 'query',
+        body: [...k.str('t'), ...i32(0), ...i32(0), ...i32(0), ...k.call('ledger_list'), I.drop],
+      },
+      {
+        name: 'list1001',
+        kind: 'query',
+        body: [...k.str('t'), ...i32(0), ...i32(0), ...i32(1001), ...k.call('ledger_list'), I.drop],
+      },
+      {
+        name: 'longCursor',
+        kind: 'query',
+        body: [
+          ...k.str('t'),
+          ...i32(SCRATCH),
+          ...i32(129),
+          ...i32(1),
+          ...k.call('ledger_list'),
+          I.drop,
+        ],
+      },
+      {
+        name: 'random17',
+        kind: 'query',
+        body: [...i32(SCRATCH), ...i32(17), ...k.call('random_bytes')],
+      },
+      { name: 'notify', kind: 'query', body: [...k.str('notice'), ...k.call('notify')] },
+    ],
+  });
+
+  async function withRules(limits: object = {}): Promise<AppRuntime> {
+    const { engine } = await setup();
+    const rt = createAppRuntime({ engine, limits });
+    await rt.deploy('R', rules);
+    return rt;
+  }
+  const call = (rt: AppRuntime, method: string, kind: 'query' | 'transaction' = 'query') =>
+    rt.call({ app: 'R', method, kind, args: 'null', caller: ALICE });
+
+  test('a table name of 0 or above 255 bytes, a key name above 64 bytes, a key kind other than 1 or 2', async () => {
+    const rt = await withRules();
+    for (const m of ['emptyTable', 'longTable']) {
+      const e = await rejects(call(rt, m), AbiError, 'APP_ABI');
+      assert.equal(e.message, 'ledger_get: a table name must be 1..255 bytes', m);
+    }
+    const name = await rejects(call(rt, 'longKeyName', 'transaction'), AbiError, 'APP_ABI');
+    assert.equal(name.message, 'key_create: a key name must be 1..64 bytes');
+    const kind = await rejects(call(rt, 'badKeyKind', 'transaction'), AbiError, 'APP_ABI');
+    assert.equal(
+      kind.message,
+      'key_create: key kind 3 is neither 1 (ECDSA P-256) nor 2 (AES-256-GCM)',
+    );
+  });
+
+  test('fail: an error code above 64 bytes or outside [A-Za-z0-9_.-] is refused; a message is read up to 1024 bytes only', async () => {
+    const rt = await withRules();
+    const code = await rejects(call(rt, 'longCode'), AbiError, 'APP_ABI');
+    assert.equal(code.message, 'fail: an error code must be 1..64 bytes');
+    const chars = await rejects(call(rt, 'badCode'), AbiError, 'APP_ABI');
+    assert.equal(chars.message, 'fail: an error code is [A-Za-z0-9_.-]');
+    const e = (await rejects(call(rt, 'hugeMessage'), AppError, 'APP_ERROR')) as AppError;
+    assert.equal(e.appCode, 'E_LONG');
+    assert.match(e.appMessage, /^m{1000,1024}/);
+    assert.ok(new TextEncoder().encode(e.appMessage).length <= 1024);
+  });
+
+  test('list limits outside 1..1000 and cursors above 128 bytes, randomness above maxRandomBytes, notifications above maxNotificationBytes', async () => {
+    const rt = await withRules({ maxRandomBytes: 16, maxNotificationBytes: 6 });
+    for (const m of ['list0', 'list1001']) {
+      const e = await rejects(call(rt, m), AbiError, 'APP_ABI');
+      assert.equal(e.message, 'ledger_list: limit must be 1..1000', m);
+    }
+    // A cursor longer than any the ledger issues is refused before it is copied.
+    const cursor = await rejects(call(rt, 'longCursor'), AbiError, 'APP_ABI');
+    assert.equal(cursor.message, 'ledger_list: a cursor is at most 128 bytes');
+    const random = await rejects(call(rt, 'random17'), AbiError, 'APP_ABI');
+    assert.equal(random.message, 'random_bytes: at most 16 bytes per call');
+    const note = await rejects(call(rt, 'notify'), AbiError, 'APP_ABI');
+    assert.equal(note.message, 'notify: a notification above 6 bytes');
+    // The same calls within the caps work.
+    const wide = await withRules({ maxRandomBytes: 17, maxNotificationBytes: 7 });
+    await call(wide, 'random17');
+    assert.deepEqual((await call(wide, 'notify')).notifications, ['{"n":1}']);
+  });
+
+  test('route names: [A-Za-z0-9_.-] of at most 128 bytes, and at most maxRoutes routes', async () => {
+    const { engine, rt } = await setup();
+    for (const name of ['a b', 'a/b', 'é']) {
+      const e = await rejects(rt.deploy('X', route(name, 'query', [])), AbiError, 'APP_ABI');
+      assert.equal(e.message, 'route: a method name is [A-Za-z0-9_.-]', name);
+    }
+    const long = await rejects(
+      rt.deploy('X', route('a'.repeat(129), 'query', [])),
+      AbiError,
+      'APP_ABI',
+    );
+    assert.equal(long.message, 'route: a method name must be 1..128 bytes');
+    await rt.deploy('Y', route('a'.repeat(128), 'query', []));
+    const few = createAppRuntime({ engine, limits: { maxRoutes: 2 } });
+    const three = k.module({
+      routes: ['a', 'b', 'c'].map((name) => ({ name, kind: 'query' as const, body: [] })),
+    });
+    const e = await rejects(few.deploy('X', three), AbiError, 'APP_ABI');
+    assert.equal(e.message, 'route: more than 2 routes');
+  });
+
+  test('a caller that is not a 65-byte identity key is refused before the module runs', async () => {
+    const rt = await withRules();
+    for (const caller of [new Uint8Array(64), ALICE.subarray(1), 'alice']) {
+      const e = await rejects(
+        rt.call({ app: 'R', method: 'notify', kind: 'query', args: 'null', caller } as never),
+        CloisterError,
+        'INVALID_INPUT',
+      );
+      assert.equal(e.message, 'the caller is a 65-byte identity public key');
+    }
   });
 });

@@ -537,6 +537,15 @@ describe('ledger engine: reserved tables, cursors, proofs', () => {
     assert.throws(() => view.list('a', 't', { cursor: flipped }), CursorError);
     assert.throws(() => view.list('a', 't', { cursor: cursor.subarray(1) }), CursorError);
     assert.throws(() => view.list('a', 't', { limit: 1001 }), { code: 'INVALID_INPUT' });
+    // Nor a page (or a history) of no entries, or of a fraction of one.
+    const limitError = {
+      code: 'INVALID_INPUT',
+      message: 'a page or history limit must be a whole number 1 to 1000',
+    };
+    for (const limit of [0, -1, 1.5]) {
+      assert.throws(() => view.list('a', 't', { limit }), limitError);
+      assert.throws(() => view.history('a', 't', te('k1'), { limit }), limitError);
+    }
   });
 
   test('a listing that ends with a full page says so on it: no cursor, no empty last page', async () => {
@@ -604,6 +613,14 @@ describe('ledger engine: reserved tables, cursors, proofs', () => {
     await t2.commit();
     const view = engine.at();
     assert.throws(() => view.prove({ app: 'b' }, 'a', 't', te('k')), ProofAccessError);
+    // Only the admin role itself: a principal that merely names `admin` (false, as JSON would
+    // carry it) is no one's.
+    assert.throws(
+      () => view.prove({ admin: false } as never, 'a', 't', te('k')),
+      (e: unknown) =>
+        e instanceof ProofAccessError &&
+        e.message === "proofs of ledger 'a' go to its app or the admin role",
+    );
     const proof = view.prove({ app: 'a' }, 'a', 't', te('k'));
     assert.deepEqual(view.prove({ admin: true }, 'a', 't', te('k')), proof);
     const claim = { ledger: 'a', table: 't', key: te('k'), value: te('w') };

@@ -202,6 +202,38 @@ describe('sandbox instrumentation', () => {
     assert.ok(inst.poisoned);
   });
 
+  test("the caller's fuel and depth must be in range, and the sandbox's own exports are not callable", () => {
+    const invalid = (text: RegExp) => (e: unknown) =>
+      (e as { code?: string }).code === 'INVALID_INPUT' && text.test((e as Error).message);
+    // The start function stores 42 at 0; the module's own function reads it.
+    const bytes = instrumentModule(
+      wasm({
+        memory: [0x00, 1],
+        funcs: [
+          { body: code(i32(0), i32(0), I.i32Load, i32(42), I.i32Add, I.i32Store) },
+          { results: [T.i32], body: code(i32(0), I.i32Load), export: 'read' },
+        ],
+        start: 0,
+      }),
+    );
+    const inst = instantiate(bytes, () => ({}));
+    for (const fuel of [-1, 1.5, Number.NaN, 2 ** 53]) {
+      assert.throws(() => inst.call('read', [], fuel), invalid(/fuel must be an integer in 0\.\./));
+    }
+    // The instrumented start function stays the sandbox's: calling it by name would run it again.
+    assert.throws(
+      () => inst.call('cloister:start', [], 1000),
+      invalid(/the module exports no function "cloister:start"/),
+    );
+    assert.equal(inst.call('read', [], 100).result, 42);
+    for (const maxCallDepth of [0, 1.5, 2 ** 31]) {
+      assert.throws(
+        () => instantiate(bytes, () => ({}), { maxCallDepth }),
+        invalid(/maxCallDepth must be an integer in 1\.\.2147483647/),
+      );
+    }
+  });
+
   test('property: same result or same trap, same bytes, same fuel', () => {
     fc.assert(
       fc.property(programArb, ({ bytes, args }) => {

@@ -55,6 +55,29 @@ describe('sandbox validation', () => {
     refuses(ok(code(i32(1), I.i32Add)), MalformedModuleError, /malformed module/);
   });
 
+  test('our own parse names what V8 would refuse less precisely', () => {
+    const head = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+    const mod = (...sections: number[]) => Uint8Array.from([...head, ...sections]);
+    // Two empty type sections; a type section one byte longer than its content.
+    refuses(
+      mod(1, 1, 0, 1, 1, 0),
+      MalformedModuleError,
+      /: section 1 at byte 13 is out of order or repeated$/,
+    );
+    refuses(mod(1, 2, 0, 0), MalformedModuleError, /: section 1 at byte 10 has trailing bytes$/);
+    refuses(
+      wasm({ memory: [0x01, 2, 1], funcs: [] }),
+      MalformedModuleError,
+      /maximum 1 below minimum 2/,
+    );
+    // Shared-everything threads and GC: refused as the features they are, not as malformed.
+    const sharedGlobal = mod(6, 6, 1, T.i32, 0x02, 0x41, 0x00, 0x0b);
+    refuses(sharedGlobal, UnsupportedFeatureError, /shared globals \(threads\)/);
+    for (const form of [0x4e, 0x4f, 0x50, 0x5e, 0x5f]) {
+      refuses(mod(1, 3, 1, form, 0), UnsupportedFeatureError, /GC types/);
+    }
+  });
+
   test('threads, shared memory and atomics are refused', () => {
     const shared = wasm({ memory: [0x03, 1, 1], funcs: [] });
     refuses(shared, UnsupportedFeatureError, /shared memory \(threads\)/);
@@ -146,6 +169,14 @@ describe('sandbox validation', () => {
       () => validateModule(mem, none),
       /import of a memory "env"."mem" refused: apps import only the ABI.s functions/,
     );
+    // Allowed names are allowed as functions only: the same name imported as a memory is refused.
+    assert.throws(
+      () => validateModule(mem, { allowedImports: [{ module: 'env', field: 'mem' }] }),
+      (e: unknown) =>
+        e instanceof UnknownImportError &&
+        e.code === 'APP_IMPORT_UNKNOWN' &&
+        /import of a memory "env"."mem" refused/.test(e.message),
+    );
   });
 
   test('memory and table caps are enforced at deploy', () => {
@@ -155,6 +186,17 @@ describe('sandbox validation', () => {
       /2048 pages.*1024/,
     );
     refuses(wasm({ memory: [0x00, 0x81, 0x08], funcs: [] }), ModuleLimitError, /1025 pages/);
+    // A table's declared maximum counts as much as its minimum.
+    refuses(
+      wasm({ table: [0x01, 1, ...uleb(65_537)], funcs: [] }),
+      ModuleLimitError,
+      /table 0 declares 65537 elements, above the cap of 65536/,
+    );
+    refuses(
+      wasm({ table: [0x00, ...uleb(65_537)], funcs: [] }),
+      ModuleLimitError,
+      /65537 elements/,
+    );
     assert.throws(
       () =>
         validateModule(wasm({ memory: [0x01, 1, 9], funcs: [] }), { ...none, maxMemoryPages: 8 }),
@@ -163,6 +205,36 @@ describe('sandbox validation', () => {
     assert.throws(
       () => validateModule(ok(), { ...none, maxModuleBytes: 10 }),
       /exceeds the cap of 10/,
+    );
+  });
+
+  test('locals: a function is accepted only if it still compiles once instrumented', () => {
+    // V8 allows 50,000 locals, parameters included; the instrumentation adds 3 of its own.
+    const fn = (params: number, locals: number): Uint8Array =>
+      wasm({
+        funcs: [
+          {
+            params: new Array(params).fill(T.i32),
+            results: [T.i32],
+            locals: new Array(locals).fill(T.i32),
+            body: code(i32(7)),
+            export: 'run',
+          },
+        ],
+      });
+    const runs = (bytes: Uint8Array): number => {
+      validateModule(bytes, none);
+      const inst = instantiate(instrumentModule(bytes), () => ({}));
+      return inst.call('run', [], 1000).result as number;
+    };
+    assert.equal(runs(fn(0, 49_997)), 7);
+    refuses(fn(0, 49_998), ModuleLimitError, /function 0 declares 49998 locals, above 49997/);
+    refuses(fn(0, 50_001), ModuleLimitError, /function 0 declares 50001 locals/);
+    assert.equal(runs(fn(2, 49_995)), 7);
+    refuses(
+      fn(2, 49_996),
+      ModuleLimitError,
+      /declares 49996 locals, above 49995 .*its 2 parameters/,
     );
   });
 

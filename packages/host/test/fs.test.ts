@@ -163,6 +163,32 @@ describe('readFileOrUndefined', () => {
   });
 });
 
+describe('openDataDir', () => {
+  test('a node.json whose node id is not [a-z0-9][a-z0-9-]{0,63} is refused by name', () => {
+    const dir = fresh();
+    openDataDir(dir).close();
+    const path = join(dir, 'node.json');
+    const good = JSON.parse(readFileSync(path, 'utf8')) as { format: unknown; nodeId: string };
+    assert.match(good.nodeId, /^[a-z0-9][a-z0-9-]{0,63}$/);
+    for (const nodeId of ['', 'N1', '-n1', 'n1/../x', 'n'.repeat(65), 7]) {
+      writeFileSync(path, JSON.stringify({ format: good.format, nodeId }));
+      assert.throws(
+        () => openDataDir(dir),
+        (e: unknown) =>
+          e instanceof DirectoryError &&
+          e.code === 'DATA_DIR' &&
+          e.message === `${path} has no valid nodeId; restore it from backup`,
+        JSON.stringify(nodeId),
+      );
+    }
+    // Refused before anything was written, and the lock released: the good one opens again.
+    writeFileSync(path, JSON.stringify(good));
+    const again = openDataDir(dir);
+    assert.equal(again.nodeId, good.nodeId);
+    again.close();
+  });
+});
+
 describe('lockDirectory', () => {
   test('a held data directory lock is DATA_DIR_LOCKED naming the directory', () => {
     const dir = fresh();

@@ -140,6 +140,7 @@ describe('node logchain', () => {
       ['/v1/receipt?txid=1.999999', 404, '', /./],
       ['/v1/log/consistency?from=x&to=2', 400, 'INVALID_INPUT', /from/],
       ['/v1/log/consistency?from=3&to=2', 400, 'INVALID_INPUT', /must not exceed/],
+      ['/v1/log/consistency?from=1&from=2&to=2', 400, 'INVALID_INPUT', /exactly one from/],
     ];
     for (const [path, code, errCode, message] of cases) {
       const r = await fetch(`${n.url}${path}`);

@@ -360,7 +360,9 @@ describe('scp relay', () => {
     });
     assert.equal(refused.status, 503);
     assert.match(refused.body, /SCP_SESSIONS.*at most 2 secure connections from one address/);
-    // b finishes its handshake (its CA frame passes); a does not, and is closed at the deadline.
+    // b finishes its handshake (its CA frame passes); a does not, and is closed at the deadline:
+    // its client hello (any frame but CA) does not end the deadline.
+    a.ws.send(Uint8Array.of(1, 0));
     b.ws.send(Uint8Array.of(4, 0));
     assert.deepEqual(await a.closed, {
       code: 1008,

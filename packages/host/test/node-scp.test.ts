@@ -689,6 +689,13 @@ describe('node: TLS and the connection cap', () => {
       () => loadTlsFiles(cert, pub),
       refused(new RegExp(`^--tls-key ${at(pub)} holds no private key \\(it holds a public key`)),
     );
+    // A --tls-cert with neither a certificate nor a key in it is named for what it lacks.
+    assert.throws(
+      () => loadTlsFiles(pub, key),
+      refused(
+        new RegExp(`^--tls-cert ${at(pub)} holds no certificate \\(no BEGIN CERTIFICATE block\\)`),
+      ),
+    );
   });
 
   it('refuses a certificate outside its validity period, naming the file and its dates', {

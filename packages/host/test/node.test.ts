@@ -18,7 +18,7 @@ import { request } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fromBase64, fromHex, toHex, verifyEvidence } from '@cloister/core';
+import { encodeCbor, fromBase64, fromHex, toHex, verifyEvidence } from '@cloister/core';
 import { createLogger } from '../src/node/logger.js';
 import { type RunningNode, startNode } from '../src/node/node.js';
 import { generateP256, publicKeyBytes } from '../src/platform/p256.js';
@@ -138,8 +138,12 @@ describe('node', () => {
       ['/v1/evidence', {}, 400, 'INVALID_INPUT'],
       ['/v1/evidence?nonce=00&nonce=01', {}, 400, 'INVALID_INPUT'],
       ['/v1/health', { method: 'POST' }, 405, 'INVALID_INPUT'],
+      // A deploy body that is not CBOR by its type is refused before it is read.
+      ['/v1/apps', { method: 'POST', body: '{}' }, 400, 'INVALID_INPUT'],
       ['/v1/health', { method: 'GET', body: 'x'.repeat(10) }, 413, 'REQUEST_TOO_LARGE'],
       [`/v1/health?${'a'.repeat(3000)}`, {}, 414, 'REQUEST_TOO_LARGE'],
+      ['/v1/apps/-x', {}, 400, 'INVALID_INPUT'],
+      [`/v1/apps/${'a'.repeat(65)}`, {}, 400, 'INVALID_INPUT'],
       ['/v1/nothing', {}, 404, 'NOT_FOUND'],
       ['/', {}, 404, 'NOT_FOUND'],
     ];
@@ -150,6 +154,16 @@ describe('node', () => {
       assert.equal(err.code, code, path);
       assert.ok(err.hint.length > 10, 'every error carries a next step');
     }
+    // A body sent in chunks (no Content-Length) is a body too.
+    const chunked = await raw(
+      Number(new URL(node.url).port),
+      'GET /v1/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+    );
+    assert.match(chunked, /^HTTP\/1\.1 413/);
+    assert.match(
+      chunked,
+      /"code":"REQUEST_TOO_LARGE","message":"requests to this node carry no body"/,
+    );
     // Someone opening the node's URL in a browser is told where to look instead.
     assert.match((await get(`${node.url}/`)).body, /this is a Cloister node: .*cloister console/);
     assert.equal((await get(`${node.url}/v1/health`)).status, 200);
@@ -209,6 +223,56 @@ describe('node', () => {
     // The slots are free again: a (bad) upload is read and refused for what it is.
     const next = await raw(port, `${head(3)}abc`);
     assert.match(next, /^HTTP\/1\.1 400/);
+  });
+
+  it('refuses a deploy body that is not exactly CBOR {request, module}', async () => {
+    const body = (entries: [string, unknown][]) =>
+      fetch(`${node.url}/v1/apps`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/cbor' },
+        body: encodeCbor(new Map(entries)),
+      });
+    const two: [string, unknown][] = [
+      ['request', new Uint8Array(4)],
+      ['module', new Uint8Array(4)],
+    ];
+    for (const entries of [[...two, ['extra', 1]], two.slice(0, 1), [two[0], ['module', 'x']]]) {
+      const r = await body(entries as [string, unknown][]);
+      assert.equal(r.status, 400);
+      const err = ((await r.json()) as { error: { code: string; message: string } }).error;
+      assert.equal(err.code, 'ENCODING');
+      assert.match(
+        err.message,
+        /^the body of POST \/v1\/apps is CBOR \{"request": bstr, "module": bstr\}/,
+      );
+    }
+  });
+
+  it('refuses a deploy body sent in chunks once it passes maxDeployBytes', async () => {
+    // No Content-Length to refuse up front: the count of bytes read is the cap.
+    const s = await openSocket(Number(new URL(node.url).port));
+    s.on('error', () => {}); // the node may close before the last chunk is written
+    const reply = new Promise<string>((resolve) => {
+      let got = '';
+      s.on('data', (d) => {
+        got += d.toString('latin1');
+      });
+      s.on('close', () => resolve(got));
+    });
+    s.write(
+      'POST /v1/apps HTTP/1.1\r\nHost: x\r\nContent-Type: application/cbor\r\nTransfer-Encoding: chunked\r\n\r\n',
+    );
+    const chunk = Buffer.alloc(1 << 20);
+    for (let i = 0; i < 9 && !s.destroyed; i++)
+      s.write(`100000\r\n${chunk.toString('latin1')}\r\n`, 'latin1');
+    if (!s.destroyed) s.end('0\r\n\r\n');
+    const got = await reply;
+    assert.match(got, /^HTTP\/1\.1 413/);
+    assert.match(
+      got,
+      /"code":"REQUEST_TOO_LARGE","message":"a deploy body is at most 8454144 bytes/,
+    );
+    assert.equal((await get(`${node.url}/v1/health`)).status, 200);
   });
 
   it('serves a GET asking to upgrade to another protocol (h2c) as plain HTTP/1.1', async () => {

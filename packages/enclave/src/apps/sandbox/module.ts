@@ -69,8 +69,14 @@ export interface ParsedModule {
 
 /** Section order (core spec §5.5.2, datacount between element and code); 13 is the EH tag section. */
 const ORDER = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11];
-/** V8's own cap on locals per function; checked here so the refusal names the function. */
+/**
+ * V8's own cap on the locals of a function, its parameters included; checked here so the refusal
+ * names the function. The instrumentation adds SCRATCH_LOCALS of its own, so a module gets that
+ * many fewer: one accepted here always compiles once instrumented.
+ */
 export const MAX_LOCALS = 50_000;
+/** Locals the instrumentation adds to every function (instrument.ts: `f`, `n`, `d`). */
+export const SCRATCH_LOCALS = 3;
 
 /** Parses `bytes`; throws MalformedModuleError / UnsupportedFeatureError by name. */
 export function parseModule(bytes: Uint8Array): ParsedModule {
@@ -170,7 +176,10 @@ function parseSection(id: number, r: Reader, m: Mutable, where: string): void {
     case 13:
       throw new UnsupportedFeatureError('exception handling', 'tag section');
     case 10:
-      vec(r, () => m.bodies.push(body(r, m.bodies.length + m.importedFuncs)));
+      vec(r, () => {
+        const type = m.types[m.funcs[m.bodies.length] as number];
+        m.bodies.push(body(r, m.bodies.length + m.importedFuncs, type?.params.length ?? 0));
+      });
       return;
     default: // element (9), data (11), datacount (12): copied verbatim, checked by V8
       r.take(r.end - r.pos);
@@ -264,7 +273,7 @@ function importEntry(r: Reader, m: Mutable, where: string): void {
   }
 }
 
-function body(r: Reader, func: number): Body {
+function body(r: Reader, func: number, params: number): Body {
   const size = r.u32();
   const start = r.pos;
   const end = start + size;
@@ -276,8 +285,11 @@ function body(r: Reader, func: number): Body {
     locals += br.u32();
     readValType(br, where);
   });
-  if (locals > MAX_LOCALS) {
-    throw new ModuleLimitError(`${where} declares ${locals} locals, above ${MAX_LOCALS}`);
+  const room = MAX_LOCALS - SCRATCH_LOCALS - params;
+  if (locals > room) {
+    throw new ModuleLimitError(
+      `${where} declares ${locals} locals, above ${room} (V8's ${MAX_LOCALS}, less its ${params} parameters and the sandbox's ${SCRATCH_LOCALS})`,
+    );
   }
   const code = br.pos;
   walk(br, where, () => {});
