@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { createCipheriv, generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import { decodeEntry, ENTRY_KIND, encodeCbor, type LogEntry } from '@cloister/core';
-import { createLogchain, decodeCheckpoint, type Logchain, logStoreKey } from '../src/log/index.js';
 import { CHECKPOINT_LABEL, encodeCheckpoint } from '../src/log/checkpoint.js';
+import { createLogchain, decodeCheckpoint, type Logchain, logStoreKey } from '../src/log/index.js';
 import {
   checkGeneration,
   decryptWriteSet,

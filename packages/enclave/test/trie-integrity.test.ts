@@ -11,8 +11,8 @@ import { LedgerIntegrityError } from '../src/ledger/errors.js';
 import {
   digitAt,
   EMPTY_ROOT,
-  makeBranch,
   LEAF_BYTES,
+  makeBranch,
   makeLeaf,
   RADIX_16,
   radix,

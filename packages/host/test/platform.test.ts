@@ -31,6 +31,7 @@ import {
   verifyEvidence,
 } from '@cloister/core';
 import { signManifest } from '../src/build/manifest.js';
+import { encodeCounters } from '../src/platform/counters.js';
 import {
   COUNTERS_FILE,
   CounterError,
@@ -46,7 +47,6 @@ import {
   SealPolicyError,
   type SimulationPlatform,
 } from '../src/platform/index.js';
-import { encodeCounters } from '../src/platform/counters.js';
 import { deriveCountersMacKey } from '../src/platform/sealing.js';
 import { fixture, runChild } from './fixtures/platform/children.js';
 
