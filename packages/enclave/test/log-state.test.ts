@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { test } from 'node:test';
 import { encodeCbor } from '@cloister/core';
 import {
@@ -147,6 +148,43 @@ test('a service state that authenticates but breaks the format is SealedDataCorr
       openServiceState(p, owner, 1, await sealed(f)),
       (e: unknown) =>
         e instanceof SealedDataCorruptError && e.message === `sealed service state ${what}`,
+      what,
+    );
+  }
+});
+
+test('a node state that authenticates but breaks the format or holds a non-P-256 key is SealedDataCorruptError, by name', async () => {
+  const p = fakePlatform();
+  const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const der = (k: KeyObject) => new Uint8Array(k.export({ type: 'pkcs8', format: 'der' }));
+  const sealed = (f: unknown[]) =>
+    seal(p, { policy: 'signer', svn: 1, purpose: 'node-state', owner: 'n1' }, encodeCbor(f));
+  const ok = await openNodeState(
+    p,
+    'n1',
+    1,
+    await sealed(['cloister-node-state', 1, 1, der(p256)]),
+  );
+  assert.equal(ok.identity.publicKey.length, 65);
+  const cases: [string, unknown[]][] = [
+    ['is not in the node-state format', ['cloister-node-state', 2, 1, der(p256)]],
+    ['is not in the node-state format', ['cloister-node-state', 1, 1, der(p256), 0]],
+    ['fields are malformed', ['cloister-node-state', 1, 1.5, der(p256)]],
+    [
+      'holds a key that is not P-256',
+      [
+        'cloister-node-state',
+        1,
+        1,
+        der(generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).privateKey),
+      ],
+    ],
+  ];
+  for (const [what, fields] of cases) {
+    await assert.rejects(
+      openNodeState(p, 'n1', 1, await sealed(fields)),
+      (e: unknown) =>
+        e instanceof SealedDataCorruptError && e.message === `sealed node state ${what}`,
       what,
     );
   }
