@@ -394,6 +394,18 @@ describe('cloister CLI', () => {
     assert.equal((JSON.parse(r.out) as { verdict: string }).verdict, 'refused');
     assert.match(r.err, /receipt REFUSED \[/);
     assert.match(r.err, /next step/);
+    // A --service that is not 32 bytes is a usage error (2), before the receipt is read.
+    const short = await run([
+      'receipt',
+      'verify',
+      file,
+      '--constraint',
+      `C:${measurement} SEC:INSECURE`,
+      '--service',
+      '00'.repeat(31),
+    ]);
+    assert.equal(short.code, 2, short.out + short.err);
+    assert.match(short.err, /INVALID_INPUT.*the service identity is 32 bytes \(64 hex digits\)/);
   });
 
   it('receipt get names a malformed txid and an unknown one', async () => {
@@ -533,6 +545,17 @@ describe('cloister CLI', () => {
     const forked = await trusted(signed.treeRoot.replace(/^./, (c) => (c === '0' ? '1' : '0')));
     assert.equal(forked.code, 1, forked.out + forked.err);
     assert.match(forked.err, /log audit FAILED/);
+    // Usage errors are 2, before the log is read: a constraint that does not parse, a trusted
+    // size without its root, a root that is not 32 bytes.
+    const badConstraint = await run(['log', 'audit', copy, '--constraint', 'Q:1']);
+    assert.equal(badConstraint.code, 2, badConstraint.out + badConstraint.err);
+    assert.match(badConstraint.err, /CONSTRAINT_SYNTAX.*"Q:1": unknown clause/);
+    const alone = await run(['log', 'audit', copy, '--trusted-size', String(signed.treeSize)]);
+    assert.equal(alone.code, 2, alone.out + alone.err);
+    assert.match(alone.err, /INVALID_INPUT.*give --trusted-size and --trusted-root together/);
+    const shortRoot = await trusted(signed.treeRoot.slice(2));
+    assert.equal(shortRoot.code, 2, shortRoot.out + shortRoot.err);
+    assert.match(shortRoot.err, /INVALID_INPUT.*the trusted root is 32 bytes \(64 hex digits\)/);
   });
 
   it('log audit names the first bad entry of a tampered copy', async () => {

@@ -2,7 +2,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { byteKey, fromBase64, fromHex, toBase64 } from '../src/bytes.js';
+import {
+  byteKey,
+  bytesEqual,
+  clipText,
+  fromBase64,
+  fromHex,
+  toBase64,
+  utf8,
+} from '../src/bytes.js';
 
 test('byteKey is the latin1 string of the bytes, at any length (chunked above 8 KiB)', () => {
   fc.assert(
@@ -43,4 +51,19 @@ test('fromHex names what is wrong: a character that is not hex (and where), or a
     code: 'ENCODING',
     message: 'nonce must be an even number of hexadecimal digits (two per byte), not 3',
   });
+});
+
+test('bytesEqual: a prefix is not equal to the longer array, either way round', () => {
+  assert.equal(bytesEqual(Uint8Array.of(1, 2), Uint8Array.of(1, 2)), true);
+  assert.equal(bytesEqual(Uint8Array.of(1), Uint8Array.of(1, 2)), false);
+  assert.equal(bytesEqual(Uint8Array.of(1, 2), Uint8Array.of(1)), false);
+});
+
+test('clipText keeps the clipped text and its "…" within max bytes, cutting at whole code points', () => {
+  assert.equal(clipText('abc', 3), 'abc');
+  const long = 'é'.repeat(600); // 1200 bytes
+  const clipped = clipText(long);
+  assert.ok(utf8(clipped).length <= 1024);
+  assert.equal(clipped, `${'é'.repeat(510)}…`);
+  assert.equal(clipText('abcdefghij', 8), 'abcde…');
 });

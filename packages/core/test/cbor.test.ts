@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { CBOR_MAX_DEPTH, CborTag, decodeCbor, encodeCbor } from '../src/cbor.js';
+import { CBOR_MAX_DEPTH, CborTag, decodeCbor, decodeCborPrefix, encodeCbor } from '../src/cbor.js';
 import { EncodingError } from '../src/errors.js';
 
 const VECTORS = new URL('../../../../shared/vectors/cbor/appendix_a.json', import.meta.url);
@@ -198,6 +198,52 @@ describe('decodeCbor is strict', () => {
       assert.throws(() => decodeCbor(h(hex)), EncodingError);
     });
   }
+
+  test('non-shortest 4- and 8-byte arguments and indefinite lengths are refused by name', () => {
+    const shortest =
+      /not in deterministic encoding .*non-preferred serialization \(shortest form\)/;
+    assert.throws(() => decodeCbor(h('1a0000ffff')), { code: 'ENCODING', message: shortest });
+    assert.throws(() => decodeCbor(h('1b00000000ffffffff')), {
+      code: 'ENCODING',
+      message: shortest,
+    });
+    assert.throws(() => decodeCbor(h('9f01ff')), {
+      code: 'ENCODING',
+      message: /indefinite-length item \(definite lengths only\)/,
+    });
+  });
+
+  test('a length beyond the input is truncated input, also where trailing bytes are allowed', () => {
+    // A byte string claiming 16 bytes with 2 there: decodeCborPrefix must not report 17 taken.
+    const claim = h('500102');
+    assert.throws(() => decodeCborPrefix(claim), {
+      code: 'ENCODING',
+      message: 'CBOR is malformed: truncated input',
+    });
+    assert.throws(() => decodeCbor(claim), {
+      code: 'ENCODING',
+      message: 'CBOR is malformed: truncated input',
+    });
+  });
+
+  test(`maps and tags nested deeper than ${CBOR_MAX_DEPTH} are EncodingError, not a stack overflow`, () => {
+    const deep = (n: number, head: string): Uint8Array => h(`${head.repeat(n)}00`);
+    // a1 00 <value>: a map whose value is the next level; c1 <item>: a tag around it.
+    assert.throws(() => decodeCbor(deep(10_000, 'a100')), {
+      code: 'ENCODING',
+      message: `nesting deeper than ${CBOR_MAX_DEPTH}`,
+    });
+    assert.throws(() => decodeCbor(deep(10_000, 'c1')), {
+      code: 'ENCODING',
+      message: `nesting deeper than ${CBOR_MAX_DEPTH}`,
+    });
+    assert.ok(decodeCbor(deep(CBOR_MAX_DEPTH, 'a100')) instanceof Map);
+  });
+
+  test('-2^53 is the first negative integer to decode as a bigint', () => {
+    assert.equal(decodeCbor(h('3b001ffffffffffffe')), -(2 ** 53) + 1);
+    assert.equal(decodeCbor(h('3b001fffffffffffff')), -(2n ** 53n));
+  });
 
   test('every map decodes to a Map, text keys included, with no prototype keys', () => {
     const v = decodeCbor(h('a1695f5f70726f746f5f5f01')); // {"__proto__": 1}

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { fromHex, toHex } from '../src/bytes.js';
-import { encodeCbor } from '../src/cbor.js';
+import { decodeCbor, encodeCbor } from '../src/cbor.js';
 import { InvalidInputError } from '../src/errors.js';
 import { sha256 } from '../src/hash.js';
 import { decodeEntryHashes, encodeEntryHashes, entryLeafHash } from '../src/log/entry-hashes.js';
@@ -18,8 +18,10 @@ import {
   ENTRY_KIND,
   encodeEntry,
   entryHash,
+  indexOfKey,
   type LogEntry,
   leafInput,
+  logStoreKey,
 } from '../src/log/format.js';
 import {
   claimsDigest,
@@ -138,6 +140,19 @@ function raw(e: LogEntry, at: number, value: unknown): Uint8Array {
   return encodeCbor(arr);
 }
 
+/** A genesis entry's bytes with meta.svc replaced (bypassing encodeEntry's checks). */
+function encodeGenesisWithSvc(g: LogEntry, svc: Uint8Array): Uint8Array {
+  return raw(
+    g,
+    5,
+    new Map<string, unknown>([
+      ['end', g.meta.end],
+      ['ev', g.meta.ev],
+      ['svc', svc],
+    ]),
+  );
+}
+
 function refused(bytes: Uint8Array, message: RegExp): void {
   assert.throws(
     () => decodeEntry(bytes),
@@ -253,6 +268,48 @@ describe('strict entry decoding', () => {
     refused(raw(genesis(), 3, fill(32, 1)), /entry 1 must have prev = 32 zero bytes/);
     refused(Uint8Array.of(0x89), /log entry: CBOR/);
     refused(new Uint8Array([...encodeEntry(TX), 0]), /trailing bytes/);
+  });
+
+  test('an extra element, meta.app outside a transaction and a compressed service key are refused', () => {
+    refused(
+      encodeCbor([...(decodeCbor(encodeEntry(TX)) as unknown[]), 0]),
+      /a log entry must have 9 elements, not 10/,
+    );
+    const rotation: LogEntry = {
+      ...TX,
+      kind: ENTRY_KIND.rotation,
+      meta: { rot: 1 },
+      writeSet: new Uint8Array(0),
+      claims: new Uint8Array(0),
+    };
+    refused(
+      raw(
+        rotation,
+        5,
+        new Map<string, unknown>([
+          ['app', 'shop'],
+          ['rot', 1],
+        ]),
+      ),
+      /meta.app is for transaction entries only/,
+    );
+    const g = genesis();
+    const svc = new Uint8Array(g.meta.svc as Uint8Array);
+    svc[0] = 0x03;
+    refused(
+      encodeGenesisWithSvc(g, svc),
+      /meta.svc must be an uncompressed P-256 point \(first byte 04\)/,
+    );
+  });
+
+  test('indexOfKey reads only 9-byte keys in the log namespace (0x02)', () => {
+    assert.equal(indexOfKey(logStoreKey(7)), 7);
+    const other = logStoreKey(7);
+    other[0] = 0x01;
+    assert.equal(indexOfKey(other), undefined);
+    assert.equal(indexOfKey(logStoreKey(7).subarray(0, 8)), undefined);
+    assert.equal(indexOfKey(logStoreKey(2 ** 53 - 1)), 2 ** 53 - 1);
+    assert.equal(indexOfKey(logStoreKey(2 ** 53)), undefined);
   });
 
   test('any single changed byte is refused or decodes to a different entry', () => {

@@ -1,9 +1,16 @@
 /** The logchain alone (no engine): staging is transactional, formats, write-set encryption. */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { createCipheriv, generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
-import { decodeEntry, ENTRY_KIND, type LogEntry } from '@cloister/core';
+import { decodeEntry, ENTRY_KIND, encodeCbor, type LogEntry } from '@cloister/core';
+import { CHECKPOINT_LABEL, encodeCheckpoint } from '../src/log/checkpoint.js';
 import { createLogchain, decodeCheckpoint, type Logchain, logStoreKey } from '../src/log/index.js';
+import {
+  checkGeneration,
+  decryptWriteSet,
+  WRITE_SET_AAD_LABEL,
+  writeSetKeyFor,
+} from '../src/log/write-set.js';
 import { rawPublicKey } from '../src/node-state.js';
 import { memoryStore, te } from './log-helpers.js';
 
@@ -89,4 +96,81 @@ test('a signature must start its group; the next index must follow the log', asy
   assert.equal(c.log.lastSignature, 2);
   assert.equal(c.log.lastSigned, 1);
   assert.equal(c.log.unsigned, 0);
+});
+
+test('decodeCheckpoint refuses another label, short hashes and a last signature past the size', () => {
+  const cp = { last: BASE, size: 5, root: BASE, epoch: 2, lastSignature: 5 };
+  assert.deepEqual(decodeCheckpoint(encodeCheckpoint(cp)), cp);
+  assert.throws(
+    () => decodeCheckpoint(encodeCbor(['cloister/log/v2/checkpoint', BASE, 5, BASE, 2, 5])),
+    { code: 'INVALID_INPUT', message: 'the root record holds no log checkpoint of format v1' },
+  );
+  const malformed = {
+    code: 'INVALID_INPUT',
+    message: 'the log checkpoint in the root record is malformed',
+  };
+  assert.throws(() => decodeCheckpoint(encodeCheckpoint({ ...cp, lastSignature: 6 })), malformed);
+  assert.throws(
+    () => decodeCheckpoint(encodeCbor([CHECKPOINT_LABEL, BASE.subarray(1), 5, BASE, 2, 5])),
+    malformed,
+  );
+});
+
+/** An entry whose write set is `plaintext` sealed as write-set.ts does (nonce ‖ ct ‖ tag). */
+function sealedEntry(secret: Uint8Array, plaintext: Uint8Array, gen: number | undefined): LogEntry {
+  const key = writeSetKeyFor({ generation: gen ?? 0, secret });
+  const nonce = new Uint8Array(12).fill(3);
+  const label = new TextEncoder().encode(WRITE_SET_AAD_LABEL);
+  const aad = new Uint8Array(label.length + 21);
+  aad.set(label);
+  const v = new DataView(aad.buffer);
+  v.setUint32(label.length + 5, 1); // term 1
+  v.setUint32(label.length + 13, 2); // index 2
+  v.setUint32(label.length + 17, gen ?? 0);
+  const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: 16 });
+  c.setAAD(aad);
+  const body = Buffer.concat([c.update(plaintext), c.final(), c.getAuthTag()]);
+  return {
+    term: 1,
+    index: 2,
+    prev: BASE,
+    kind: ENTRY_KIND.transaction,
+    meta: gen === undefined ? {} : { gen, size: plaintext.length },
+    writeSet: new Uint8Array([...nonce, ...body]),
+    claims: new Uint8Array(0),
+    sig: new Uint8Array(0),
+  };
+}
+
+test('decryptWriteSet: an authentic write set of the wrong shape is altered, as is one without its generation', () => {
+  const secret = new Uint8Array(32).fill(1);
+  const keys = new Map([[0, writeSetKeyFor({ generation: 0, secret })]]);
+  const good = encodeCbor([['app', 't', te('k'), null]]);
+  assert.deepEqual(decryptWriteSet(keys, sealedEntry(secret, good, 0)), [
+    { ledger: 'app', table: 't', key: te('k'), value: undefined },
+  ]);
+  const altered = (message: string) => ({ code: 'LOG_ENTRY_ALTERED', message });
+  assert.throws(
+    () => decryptWriteSet(keys, sealedEntry(secret, good, undefined)),
+    altered('write set without generation'),
+  );
+  assert.throws(
+    () =>
+      decryptWriteSet(keys, sealedEntry(secret, encodeCbor([['app', 't', te('k'), null, 1]]), 0)),
+    altered('malformed write set'),
+  );
+  assert.throws(
+    () => decryptWriteSet(keys, sealedEntry(secret, encodeCbor([['app', 7, te('k'), null]]), 0)),
+    altered('malformed write set'),
+  );
+  const short = { ...sealedEntry(secret, good, 0), writeSet: new Uint8Array(27) };
+  assert.throws(
+    () => decryptWriteSet(keys, short),
+    altered('the write set of entry 2 is truncated'),
+  );
+  assert.throws(() => checkGeneration(2 ** 32), {
+    code: 'INVALID_INPUT',
+    message: 'a ledger secret generation must be a whole number below 2^32',
+  });
+  checkGeneration(2 ** 32 - 1);
 });

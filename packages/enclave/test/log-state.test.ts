@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { test } from 'node:test';
 import { encodeCbor } from '@cloister/core';
 import {
@@ -77,4 +78,114 @@ test('an svn upgrade reseals; the older version cannot open the resealed state',
   assert.ok(up.resealed);
   assert.equal(up.maxSvn, 2);
   await assert.rejects(openServiceState(p1, owner, 1, up.resealed), SecurityVersionRollbackError);
+});
+
+test('a service state that authenticates but breaks the format is SealedDataCorruptError, by name', async () => {
+  // Only a holder of the sealing key can make one (the host, on simulation): still a named error.
+  const p = fakePlatform();
+  const owner = serviceStateOwner(newNode().publicKey);
+  const s = withNewSecret(newServiceState()).state;
+  const pkcs8 = new Uint8Array(s.serviceKey.export({ type: 'pkcs8', format: 'der' }));
+  const secrets = s.secrets.map((x) => [x.generation, x.secret]);
+  const fields = (): unknown[] => [
+    'cloister-service-state',
+    1,
+    1,
+    pkcs8,
+    s.rootKey,
+    s.counter,
+    secrets,
+  ];
+  const sealed = (f: unknown[]) =>
+    seal(p, { policy: 'signer', svn: 1, purpose: 'service-state', owner }, encodeCbor(f));
+  assert.deepEqual(
+    (await openServiceState(p, owner, 1, await sealed(fields()))).state.secrets,
+    s.secrets,
+  );
+  const first = secrets[0] as [number, Uint8Array];
+  const cases: [string, (f: unknown[]) => void][] = [
+    [
+      'is not in the service-state format',
+      (f) => {
+        f[1] = 2;
+      },
+    ],
+    [
+      'fields are malformed',
+      (f) => {
+        f[4] = s.rootKey.subarray(1);
+      },
+    ],
+    [
+      'fields are malformed',
+      (f) => {
+        f[5] = 'some-other-counter';
+      },
+    ],
+    [
+      'fields are malformed',
+      (f) => {
+        f[6] = [];
+      },
+    ],
+    [
+      'secrets are malformed',
+      (f) => {
+        f[6] = [first, first];
+      },
+    ],
+    [
+      'secrets are malformed',
+      (f) => {
+        f[6] = [[first[0], first[1].subarray(1)]];
+      },
+    ],
+  ];
+  for (const [what, edit] of cases) {
+    const f = fields();
+    edit(f);
+    await assert.rejects(
+      openServiceState(p, owner, 1, await sealed(f)),
+      (e: unknown) =>
+        e instanceof SealedDataCorruptError && e.message === `sealed service state ${what}`,
+      what,
+    );
+  }
+});
+
+test('a node state that authenticates but breaks the format or holds a non-P-256 key is SealedDataCorruptError, by name', async () => {
+  const p = fakePlatform();
+  const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const der = (k: KeyObject) => new Uint8Array(k.export({ type: 'pkcs8', format: 'der' }));
+  const sealed = (f: unknown[]) =>
+    seal(p, { policy: 'signer', svn: 1, purpose: 'node-state', owner: 'n1' }, encodeCbor(f));
+  const ok = await openNodeState(
+    p,
+    'n1',
+    1,
+    await sealed(['cloister-node-state', 1, 1, der(p256)]),
+  );
+  assert.equal(ok.identity.publicKey.length, 65);
+  const cases: [string, unknown[]][] = [
+    ['is not in the node-state format', ['cloister-node-state', 2, 1, der(p256)]],
+    ['is not in the node-state format', ['cloister-node-state', 1, 1, der(p256), 0]],
+    ['fields are malformed', ['cloister-node-state', 1, 1.5, der(p256)]],
+    [
+      'holds a key that is not P-256',
+      [
+        'cloister-node-state',
+        1,
+        1,
+        der(generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).privateKey),
+      ],
+    ],
+  ];
+  for (const [what, fields] of cases) {
+    await assert.rejects(
+      openNodeState(p, 'n1', 1, await sealed(fields)),
+      (e: unknown) =>
+        e instanceof SealedDataCorruptError && e.message === `sealed node state ${what}`,
+      what,
+    );
+  }
 });

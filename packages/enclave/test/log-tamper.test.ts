@@ -305,6 +305,20 @@ test('entry(i) read back: a signature altered in the store is refused; prev is a
   await assert.rejects(restart(w), named(LogEntryAlteredError, r.index));
 });
 
+test('entry(i) read back: another entry stored at i is LogEntryReorderedError, naming both', async () => {
+  const w = await genesis();
+  const r = await put(w.service.engine, 'x', 'y');
+  await w.service.tick();
+  const s = r.index + 1;
+  await putRaw(w, r.index, read(w, s));
+  assert.throws(
+    () => w.service.log.entry(r.index),
+    (e: unknown) =>
+      named(LogEntryReorderedError, r.index)(e) &&
+      (e as Error).message === `the store holds entry ${s} at ${r.index}`,
+  );
+});
+
 test('read in ranges of 1 to 5 entries, every tampering is named as when read in one range', async () => {
   // open reads the log as ranges of indexes read ahead (4096 by default); they must tile the
   // namespace exactly, malformed keys, gaps and cut tails included.

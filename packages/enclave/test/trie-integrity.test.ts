@@ -11,10 +11,12 @@ import { LedgerIntegrityError } from '../src/ledger/errors.js';
 import {
   digitAt,
   EMPTY_ROOT,
+  LEAF_BYTES,
   makeBranch,
   makeLeaf,
   RADIX_16,
   radix,
+  SALT_BYTES,
   sha256,
 } from '../src/ledger/trie/node.js';
 import { decodeStored, storedForm } from '../src/ledger/trie/stored.js';
@@ -128,6 +130,27 @@ describe('trie integrity checks on plaintext records', () => {
       () => trie.get(root.hash, probe),
       (e: unknown) => e instanceof LedgerIntegrityError && e.failure === 'structure',
     );
+  });
+
+  test('a leaf record whose key or value length runs past the record: malformed, by name', () => {
+    const op = put(3) as Extract<TrieOp, { type: 'put' }>;
+    const leaf = makeLeaf(op.path, op.salt, op.key, op.value);
+    const ctx = { node: 'x', position: 'root' };
+    const keyLenAt = LEAF_BYTES + SALT_BYTES;
+    const valueLenAt = keyLenAt + 4 + op.key.length;
+    const cases: [number, RegExp][] = [
+      [keyLenAt, /a stored leaf key runs past the record/],
+      [valueLenAt, /a stored leaf value runs past the record/],
+    ];
+    for (const [at, message] of cases) {
+      const bad = storedForm(leaf).slice();
+      new DataView(bad.buffer, bad.byteOffset).setUint32(at, 1000);
+      assert.throws(
+        () => decodeStored(bad, leaf.hash, RADIX_16, ctx),
+        (e: unknown) =>
+          e instanceof LedgerIntegrityError && e.failure === 'malformed' && message.test(e.message),
+      );
+    }
   });
 
   test('decodeStored: no byte string throws anything but LedgerIntegrityError', () => {

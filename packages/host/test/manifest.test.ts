@@ -208,7 +208,7 @@ describe('manifest checks', () => {
     );
     refused(
       withPayload((m) => m.set('signerKey', new Uint8Array(65))),
-      /signerKey/,
+      /signerKey must be a 65-byte uncompressed P-256 key/,
     );
     const notOnCurve = new Uint8Array(65).fill(1);
     notOnCurve[0] = 4;

@@ -31,6 +31,7 @@ import {
   verifyEvidence,
 } from '@cloister/core';
 import { signManifest } from '../src/build/manifest.js';
+import { encodeCounters } from '../src/platform/counters.js';
 import {
   COUNTERS_FILE,
   CounterError,
@@ -46,6 +47,7 @@ import {
   SealPolicyError,
   type SimulationPlatform,
 } from '../src/platform/index.js';
+import { deriveCountersMacKey } from '../src/platform/sealing.js';
 import { fixture, runChild } from './fixtures/platform/children.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cloister-platform-'));
@@ -240,6 +242,45 @@ describe('platform directory', () => {
 });
 
 describe('counters', () => {
+  /** Writes `counters` (or what `edit` makes of its JSON) under the directory's own MAC key. */
+  const writeSigned = (
+    dir: string,
+    counters: [string, number][],
+    edit: (o: Record<string, unknown>) => Record<string, unknown> = (o) => o,
+  ): void => {
+    const macKey = deriveCountersMacKey(new Uint8Array(readFileSync(join(dir, SECRET_FILE))));
+    const text = new TextDecoder().decode(encodeCounters(new Map(counters), macKey));
+    writeFileSync(join(dir, COUNTERS_FILE), JSON.stringify(edit(JSON.parse(text))));
+  };
+
+  test('a counters file whose MAC verifies is still COUNTER with a bad name, value, field or version', () => {
+    const cases: [
+      string,
+      [string, number][],
+      (o: Record<string, unknown>) => Record<string, unknown>,
+    ][] = [
+      ['bad counter name "Epoch"', [['Epoch', 1]], (o) => o],
+      ['counter epoch has a bad value', [['epoch', -1]], (o) => o],
+      ['unexpected fields', [['epoch', 1]], (o) => ({ ...o, note: 'x' })],
+      ['has format version 2', [['epoch', 1]], (o) => ({ ...o, version: 2 })],
+    ];
+    for (const [words, counters, edit] of cases) {
+      const dir = freshDir();
+      open(dir).close();
+      writeSigned(dir, counters, edit);
+      assert.throws(() => openSimulationPlatform({ dir }), counterError(words), words);
+    }
+  });
+
+  test('a counter at 2^53 - 1 cannot be incremented', () => {
+    const dir = freshDir();
+    open(dir).close();
+    writeSigned(dir, [['epoch', Number.MAX_SAFE_INTEGER]]);
+    const p = open(dir);
+    assert.throws(() => p.counterIncrement('epoch'), counterError('at its maximum'));
+    assert.equal(p.counterRead('epoch'), Number.MAX_SAFE_INTEGER);
+  });
+
   test('start at 0, increment by one, are independent, and survive reopening', () => {
     const dir = freshDir();
     const p = open(dir);

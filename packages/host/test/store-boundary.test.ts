@@ -421,6 +421,36 @@ describe('a hostile host side: replies of the wrong shape are BoundaryErrors', (
         isBoundary(new RegExp(what.replace(/[.;]/g, '.'))),
       );
     }
+    // A key before the range's start, and the same key twice, are out of range and order.
+    const wrong: [Record<string, unknown>, Parameters<RecordStore['iterate']>[0]][] = [
+      [
+        { keys: [k(2)], values: [k()], done: true },
+        { gte: k(3), lt: k(5) },
+      ],
+      [{ keys: [k(1), k(1)], values: [k(), k()], done: true }, { lt: k(5) }],
+    ];
+    for (const [reply, range] of wrong) {
+      const s = createBoundaryStore(fake({ 'store.iterate': reply }), { pageEntries: 2 });
+      await assert.rejects(
+        async () => {
+          for await (const _ of s.iterate(range)) {
+            // consume
+          }
+        },
+        isBoundary(/store.iterate reply has keys out of order or out of range/),
+      );
+    }
+  });
+
+  test('getMany: as many values as keys; options of at least 1', () => {
+    const s = createBoundaryStore(fake({ 'store.getMany': { found: k(1, 1), values: [k(1)] } }));
+    assert.throws(() => s.getMany([k(1), k(2)]), isBoundary(/2 flags and 1 values for 2 keys/));
+    for (const what of ['pageEntries', 'getManyChunk']) {
+      assert.throws(() => createBoundaryStore(fake({}), { [what]: 0 }), {
+        code: 'STORE',
+        message: `boundary store option ${what} must be a whole number >= 1`,
+      });
+    }
   });
 });
 
