@@ -1150,7 +1150,13 @@ for (const [label, crypto] of [
 
       it('gives up after the configured attempts with NETWORK, and recovers on a later call', async () => {
         const n = node();
-        const c = await open(n);
+        let tries = 0;
+        const c = await open(n, {
+          transport: (url) => {
+            if (n.down) tries++;
+            return n.transport(url);
+          },
+        });
         n.down = true;
         n.dropAll();
         await assert.rejects(c.app('shop').query('a', {}), (e) => {
@@ -1158,10 +1164,33 @@ for (const [label, crypto] of [
           assert.match((e as Error).message, /after 4 attempts/);
           return true;
         });
+        assert.equal(tries, 4, 'exactly the configured attempts, no more');
         n.down = false;
         const r = await c.app('shop').query('b', {});
         assert.deepEqual(r.result, { method: 'b', args: '{}' });
         await c.close();
+      });
+
+      it('close() while a re-open backs off: no further attempt reaches the node', async () => {
+        const n = node();
+        let c: Client | undefined;
+        let afterClose = 0;
+        let closed = false;
+        // The first failed re-open attempt closes the client, then fails (the node is down).
+        const transport: Transport = (url) => {
+          if (closed) afterClose++;
+          else if (n.down) {
+            closed = true;
+            void c?.close();
+          }
+          return n.transport(url);
+        };
+        c = await open(n, { transport });
+        n.down = true;
+        n.dropAll();
+        await assert.rejects(c.app('shop').query('a', {}), code('SCP_CLOSED'));
+        await new Promise((r) => setTimeout(r, 100)); // the back-off (at most 5 ms) has ended
+        assert.equal(afterClose, 0, 'the closed client stopped re-opening');
       });
 
       it('a call whose every session ends before its answer fails with NETWORK after its re-send budget', async () => {

@@ -13,6 +13,7 @@ import {
   checkServiceClause,
   clausesBeyondEvidence,
   formatConstraint,
+  MAX_CONSTRAINT_LENGTH,
   matchConstraint,
   parseConstraint,
 } from '../src/constraint.js';
@@ -46,6 +47,10 @@ describe('parseConstraint: syntax errors name the clause, its position and what 
     [`C:${M} c:${M}`, 2, `c:${M}`, /unknown clause/],
     [`C:${M} X`, 2, 'X', /unknown clause/],
     [`C:${M} FOO:1`, 2, 'FOO:1', /unknown clause; expected one of C:, S:/],
+    // Names every object has are not clause kinds.
+    [`C:${M} toString:1`, 2, 'toString:1', /unknown clause/],
+    [`C:${M} __proto__:1`, 2, '__proto__:1', /unknown clause/],
+    [`C:${M} constructor:1`, 2, 'constructor:1', /unknown clause/],
     [`C:${M} C:${M}`, 2, `C:${M}`, /same C: value is given twice/],
     [`C:${M} C:${M.toUpperCase()}`, 2, `C:${M.toUpperCase()}`, /given twice/],
     [`S:${SIGNER}`, 1, `S:${SIGNER}`, /S: needs a PROD:/],
@@ -62,6 +67,8 @@ describe('parseConstraint: syntax errors name the clause, its position and what 
     [`C:${M} SIM:${KEY_HASH}`, 2, `SIM:${KEY_HASH}`, /needs SEC:INSECURE/],
     [`C:${M} SEC:INSECURE SIM:12`, 3, 'SIM:12', /expected SIM:<64 hex digits>/],
     [`C:${M} APP:mail`, 2, 'APP:mail', /expected APP:<app name>=<64 hex digits>/],
+    // No `=`: the 64 hex digits are not both an app name and a code id.
+    [`C:${M} APP:${M}`, 2, `APP:${M}`, /expected APP:<app name>=<64 hex digits>/],
     [`C:${M} APP:=${M}`, 2, `APP:=${M}`, /expected APP:<app name>=/],
     [`C:${M} APP:-x=${M}`, 2, `APP:-x=${M}`, /expected APP:<app name>=/],
     [`C:${M} APP:${'a'.repeat(65)}=${M}`, 2, `APP:${'a'.repeat(65)}=${M}`, /expected APP:/],
@@ -96,6 +103,10 @@ describe('parseConstraint: syntax errors name the clause, its position and what 
 
   test('too long, or not text', () => {
     assert.throws(() => parseConstraint(`C:${M} `.repeat(200)), ConstraintSyntaxError);
+    // The limit is on the whole text, whitespace included: MAX characters pass, one more does not.
+    const exact = `C:${M}`.padEnd(MAX_CONSTRAINT_LENGTH, ' ');
+    assert.equal(parseConstraint(exact).measurements.length, 1);
+    assert.throws(() => parseConstraint(`${exact} `), /at most 8192 characters/);
     assert.throws(() => parseConstraint(42 as unknown as string), ConstraintSyntaxError);
   });
 });

@@ -152,6 +152,16 @@ describe('payload format', () => {
     assert.deepEqual(computeReportData(s.identityPublicKey, new Uint8Array(0)).length, 64);
     assert.throws(() => computeMeasurement(bh, -1, 0), InvalidInputError);
   });
+
+  test('the identity key bound into reportData is 65 bytes, uncompressed (first byte 04)', () => {
+    const compressed = Uint8Array.from(s.identityPublicKey);
+    compressed[0] = 0x02; // 65 bytes, but not the uncompressed form
+    assert.throws(() => computeReportData(compressed, s.nonce), /must be uncompressed/);
+    assert.throws(
+      () => computeReportData(s.identityPublicKey.subarray(0, 64), s.nonce),
+      /must be 65 bytes/,
+    );
+  });
 });
 
 describe('verifyEvidence accepts good evidence', () => {

@@ -174,3 +174,12 @@ test('decryptWriteSet: an authentic write set of the wrong shape is altered, as 
   });
   checkGeneration(2 ** 32 - 1);
 });
+
+test('setEpoch takes whole numbers >= 0 only (an epoch comes from a counter the host reads)', async () => {
+  const { log } = await chain();
+  for (const bad of [-1, 1.5, 2 ** 53, Number.NaN]) {
+    assert.throws(() => log.setEpoch(bad), /an epoch must be a whole number >= 0/, String(bad));
+  }
+  log.setEpoch(7);
+  assert.equal(log.epoch, 7);
+});

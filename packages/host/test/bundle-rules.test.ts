@@ -155,4 +155,31 @@ describe('fixtures that break a rule are caught', () => {
     const v = await enclave('packages/host/src/secret.js');
     assert.deepEqual(pairs(v), ['packages/host/src/secret.js -> packages/host/src/secret.js']);
   });
+
+  test('CLI code as a bundle entry is caught', async () => {
+    const v = await enclave('packages/cli/src/main.js');
+    assert.deepEqual(pairs(v), ['packages/cli/src/main.js -> packages/cli/src/main.js']);
+  });
+
+  test('an enclave file importing shim code (the shim sits above the enclave)', async () => {
+    const v = await enclave('packages/enclave/src/imports-shim.js');
+    assert.deepEqual(pairs(v), [
+      'packages/enclave/src/imports-shim.js -> packages/shim/src/channel.js',
+    ]);
+    assert.match(v[0]?.rule ?? '', /files under packages\/enclave\/ may import only/);
+  });
+
+  test('node-side code as the client core bundle entry is caught, folder by folder', async () => {
+    for (const entry of [
+      'packages/host/src/secret.js',
+      'packages/enclave/src/clean.js',
+      'packages/shim/src/channel.js',
+      'packages/cli/src/main.js',
+      'packages/node-crypto/src/clean.js',
+    ]) {
+      const { metafile } = await bundleClientCore({ root, entry });
+      const found = pairs(checkBundleRules(metafile, CLIENT_CORE_BUNDLE_RULES));
+      assert.ok(found.includes(`${entry} -> ${entry}`), `${entry}:\n${found.join('\n')}`);
+    }
+  });
 });

@@ -302,6 +302,15 @@ describe('the worker stops', () => {
     );
   });
 
+  test('code that is not a Uint8Array (an ArrayBuffer, text) is refused before any worker starts', async () => {
+    for (const code of [new TextEncoder().encode('1').buffer, '1']) {
+      await assert.rejects(
+        launchEnclaveWorker({ code: code as unknown as Uint8Array, ocalls: {} }),
+        (e: unknown) => isFailed(e) && /must be bytes/.test((e as Error).message),
+      );
+    }
+  });
+
   test('the bundle refuses to run outside the launcher', async (t) => {
     const w = new Worker(fromUtf8(await realBundle()), { eval: true, env: {}, execArgv: [] });
     t.after(() => w.terminate());

@@ -42,6 +42,7 @@ const EXPECTED: [probe: string, ambient: string][] = [
   ['AbortSignal.timeout', 'AbortSignal.timeout'],
   ['Event.timeStamp', 'Event.timeStamp'],
   ['Intl.DateTimeFormat format()', 'Intl.DateTimeFormat format()'],
+  ['Intl.DateTimeFormat formatToParts()', 'Intl.DateTimeFormat formatToParts()'],
   ["require('node:fs')", "require('node:fs')"],
 ];
 
