@@ -71,6 +71,7 @@ export {
   MAX_NONCE_LENGTH,
   PLATFORM_NAME,
 } from './evidence.js';
+export { Fifo } from './fifo.js';
 export { type KeyedHmacSha256, keyedHmacSha256, sha256 } from './hash.js';
 export {
   type Absence,

@@ -25,6 +25,7 @@ import { RemoteError } from '@cloister/boundary';
 import {
   CloisterError,
   encodeAlert,
+  Fifo,
   MAX_FRAME,
   MAX_QUEUED_FRAMES,
   paddedLength,
@@ -212,12 +213,10 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
   let running = 0;
   let runningBytes = 0;
   // The line of turns: requests waiting for room, one per waiting session (Slot.inLine), served
-  // in order (a queue without O(n) shifts). Invariant: turnsAt <= turns.length, and between
-  // events the line is empty, or its head does not fit (`admits` is false for it) or is of a
-  // session gone since (passed over at the next finish, which must come: its head waited for
-  // room, so something runs).
-  const turns: (Turn | undefined)[] = [];
-  let turnsAt = 0;
+  // in order. Invariant: between events the line is empty, or its head does not fit (`admits` is
+  // false for it) or is of a session gone since (passed over at the next finish, which must come:
+  // its head waited for room, so something runs).
+  const turns = new Fifo<Turn>();
   /** Room for a request of `size` bytes (one always fits when none runs). */
   const maxRunning = o.maxRunning ?? MAX_RUNNING_TOTAL;
   const maxRunningBytes = o.maxRunningBytes ?? MAX_RUNNING_BYTES;
@@ -236,20 +235,10 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
    * its turn; a head that does not fit keeps its place: nobody passes it.
    */
   function wakeNext(): void {
-    while (turnsAt < turns.length) {
-      const t = turns[turnsAt] as Turn;
+    for (let t = turns.peek(); t !== undefined; t = turns.peek()) {
       const gone = t.s.ended;
       if (!gone && !admits(t.size)) return;
-      turns[turnsAt++] = undefined;
-      if (turnsAt === turns.length) {
-        turns.length = 0;
-        turnsAt = 0;
-      } else if (turnsAt >= 1024 && turnsAt * 2 >= turns.length) {
-        // Under steady load the queue never empties: drop the served head now and then, or the
-        // array grows by one slot per request that ever waited (a review: 24,000 for 8 waiting).
-        turns.splice(0, turnsAt);
-        turnsAt = 0;
-      }
+      turns.shift();
       t.s.inLine = false;
       if (!gone) {
         running += 1;
@@ -409,7 +398,7 @@ export function createScpServer(o: ScpServerOptions): ScpServer {
         return Promise.race(s.running.values()).then(() => dispatch(s, pad, messages, size, i));
       }
       if (s.running.has(m.id)) return fail(s, idInUse(m.id));
-      if (turnsAt < turns.length || !admits(size)) {
+      if (turns.size > 0 || !admits(size)) {
         return lineUp(s, size).then((reserved) => {
           if (!reserved) return undefined; // gone while in line: its turn passed
           if (s.ended) {

@@ -31,6 +31,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
   ERROR_CODES,
+  Fifo,
   FRAME,
   InvalidInputError,
   MAX_FRAME,
@@ -254,27 +255,12 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   // The round robin: sockets whose next frame waits for the byte budget or for sockets before
   // them, each at most once (Conn.held), in turn order; its head is the socket whose turn is next.
   // Invariant, between events: the line is empty or its head's next frame does not fit.
-  const held: Conn[] = [];
-  let heldAt = 0;
+  const held = new Fifo<Conn>();
   metrics.relayBudget.read = () => ({
     atEnclave: inFlightBytes,
     waiting: heldBytes,
-    held: held.length - heldAt,
+    held: held.size,
   });
-  /** Takes the head off the line (a queue without O(n) shifts). */
-  const unlineHead = (): Conn => {
-    const x = held[heldAt] as Conn;
-    held[heldAt++] = undefined as unknown as Conn;
-    if (heldAt === held.length) {
-      held.length = 0;
-      heldAt = 0;
-    } else if (heldAt >= 1024 && heldAt * 2 >= held.length) {
-      // The line may never empty under load: drop its served head now and then.
-      held.splice(0, heldAt);
-      heldAt = 0;
-    }
-    return x;
-  };
   /**
    * Serves the line while the budget has room for the head's next frame: deficit round robin.
    * The head gets RELAY_QUANTUM of credit when its next frame needs more, issues frames while
@@ -284,8 +270,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
    * (its own settles bring it back), and loses its credit.
    */
   const releaseHeld = (): void => {
-    while (heldAt < held.length) {
-      const x = held[heldAt] as Conn;
+    for (let x = held.peek(); x !== undefined; x = held.peek()) {
       let next = x.waiting[x.waitingAt];
       if (!x.closed && next !== undefined && x.inFlight < limits.maxInFlight) {
         if (x.credit < next.length) x.credit += RELAY_QUANTUM;
@@ -294,12 +279,12 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
         next = x.waiting[x.waitingAt];
         if (!x.closed && next !== undefined && x.inFlight < limits.maxInFlight) {
           if (x.credit >= next.length) return; // stopped by the budget: still its turn
-          unlineHead();
+          held.shift();
           held.push(x); // its credit spent: the back of the line
           continue;
         }
       }
-      unlineHead();
+      held.shift();
       x.held = false;
       x.credit = 0;
       x.drain();
@@ -470,7 +455,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
         wait(frame);
         return;
       }
-      if (!fits(frame.length) || heldAt < held.length) {
+      if (!fits(frame.length) || held.size > 0) {
         // Other sockets were held first, or the budget is spent: wait in line.
         if (wait(frame)) hold(c);
         return;
@@ -534,7 +519,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       if (c.held) return; // in line: its turn comes
       while (c.waitingAt < c.waiting.length && c.inFlight < limits.maxInFlight) {
         const frame = c.waiting[c.waitingAt] as Uint8Array;
-        if (heldAt < held.length || !fits(frame.length)) {
+        if (held.size > 0 || !fits(frame.length)) {
           // Others wait first, or the budget is spent: the back of the line.
           hold(c);
           return;
