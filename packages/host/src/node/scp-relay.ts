@@ -484,12 +484,16 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       while (c.waitingAt < c.waiting.length && c.inFlight < limits.maxInFlight) {
         const frame = c.waiting[c.waitingAt] as Uint8Array;
         if (frame.length > c.credit || !fits(frame.length)) return;
-        c.waiting[c.waitingAt++] = undefined;
-        c.waitingBytes -= frame.length;
-        heldBytes -= frame.length;
         c.credit -= frame.length;
-        issue(frame);
+        issueWaiting(frame);
       }
+    };
+    /** Issues `frame`, the first of `c.waiting`, taking it off the frames the host holds. */
+    const issueWaiting = (frame: Uint8Array): void => {
+      c.waiting[c.waitingAt++] = undefined;
+      c.waitingBytes -= frame.length;
+      heldBytes -= frame.length;
+      issue(frame);
     };
     // Issued in arrival order: once the session is known, every frame goes straight to the
     // enclave (whose boundary keeps the order); before, frames wait on `opened`, whose callbacks
@@ -524,10 +528,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
           hold(c);
           return;
         }
-        c.waiting[c.waitingAt++] = undefined;
-        c.waitingBytes -= frame.length;
-        heldBytes -= frame.length;
-        issue(frame);
+        issueWaiting(frame);
       }
       if (c.waitingAt === c.waiting.length) {
         c.waiting.length = 0;
