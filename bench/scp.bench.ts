@@ -23,7 +23,8 @@
  * `increment` transactions as info. Targets: SCP handshakes >= 0.5x TLS 1.3; SCP queries over 32
  * connections >= 0.5x the AES echo; the queries' p99 <= 5x their p50. Info: frame sizes (what
  * the host sees), and where the CPU goes: per query and per echo call, the CPU time of each
- * thread (Linux /proc: the node's host thread, its enclave worker, this process's main thread).
+ * thread (Linux /proc: the node's host thread, its enclave worker, this process's main thread),
+ * and the kernel's share of it (`.system`).
  * `--smoke`: tiny sizes (CI). `--node-cpu-prof DIR`: the node process writes a CPU profile of
  * its host thread; with `CLOISTER_ENCLAVE_CPU_PROF=DIR` in the environment (inherited by the
  * node), the node also profiles its enclave worker (simulation only: LaunchOptions.cpuProfileDir).
@@ -381,8 +382,11 @@ async function startScpNode(root: string): Promise<ScpNode> {
 
 // ---- where the CPU goes (Linux /proc) -----------------------------------------------------
 
-/** CPU ticks (user + system) of each thread of process `pid`; empty where /proc is absent. */
-function threadTicks(pid: number): Map<number, number> {
+/**
+ * CPU ticks of each thread of process `pid` (user + system, or system only); empty where /proc
+ * is absent.
+ */
+function threadTicks(pid: number, systemOnly = false): Map<number, number> {
   const out = new Map<number, number>();
   const dir = `/proc/${pid}/task`;
   if (!existsSync(dir)) return out;
@@ -390,7 +394,8 @@ function threadTicks(pid: number): Map<number, number> {
     try {
       const stat = readFileSync(`${dir}/${tid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(tid), Number(f[11]) + Number(f[12])); // utime, stime (fields 14, 15)
+      // utime, stime (fields 14, 15)
+      out.set(Number(tid), (systemOnly ? 0 : Number(f[11])) + Number(f[12]));
     } catch {
       // the thread ended
     }
@@ -407,26 +412,39 @@ async function cpuPerCall(
   nodePid: number,
   calls: number,
   run: () => Promise<unknown>,
-): Promise<Record<string, number>> {
-  const a = { node: threadTicks(nodePid), self: threadTicks(process.pid) };
+): Promise<{ all: Record<string, number>; system: Record<string, number> }> {
+  const ticks = (sys: boolean) => ({
+    node: threadTicks(nodePid, sys),
+    self: threadTicks(process.pid, sys),
+  });
+  const a = { all: ticks(false), sys: ticks(true) };
   await run();
-  const b = { node: threadTicks(nodePid), self: threadTicks(process.pid) };
+  const b = { all: ticks(false), sys: ticks(true) };
   const tick = 1e6 / 100; // µs per clock tick (USER_HZ 100)
   const delta = (x: Map<number, number>, y: Map<number, number>) =>
     [...y].map(([tid, t]) => ({ tid, d: (t - (x.get(tid) ?? 0)) * tick }));
-  const node = delta(a.node, b.node).sort((p, q) => q.d - p.d);
-  const self = delta(a.self, b.self);
-  const host = node.find((t) => t.tid === nodePid)?.d ?? 0;
-  const worker = node.find((t) => t.tid !== nodePid)?.d ?? 0;
-  const all = (xs: { d: number }[]) => xs.reduce((n, t) => n + t.d, 0);
-  const main = self.find((t) => t.tid === process.pid)?.d ?? 0;
-  return {
-    'node-host': host / calls,
-    'node-enclave': worker / calls,
-    'node-other': (all(node) - host - worker) / calls,
-    'bench-main': main / calls,
-    'bench-other': (all(self) - main) / calls,
+  // The enclave worker: the node's busiest thread but its main one, by all CPU.
+  const workerTid = delta(a.all.node, b.all.node)
+    .filter((t) => t.tid !== nodePid)
+    .sort((p, q) => q.d - p.d)[0]?.tid;
+  const split = (x: ReturnType<typeof ticks>, y: ReturnType<typeof ticks>) => {
+    const node = delta(x.node, y.node);
+    const self = delta(x.self, y.self);
+    const of = (xs: { tid: number; d: number }[], tid: number | undefined) =>
+      xs.find((t) => t.tid === tid)?.d ?? 0;
+    const host = of(node, nodePid);
+    const worker = of(node, workerTid);
+    const all = (xs: { d: number }[]) => xs.reduce((n, t) => n + t.d, 0);
+    const main = of(self, process.pid);
+    return {
+      'node-host': host / calls,
+      'node-enclave': worker / calls,
+      'node-other': (all(node) - host - worker) / calls,
+      'bench-main': main / calls,
+      'bench-other': (all(self) - main) / calls,
+    };
   };
+  return { all: split(a.all, b.all), system: split(a.sys, b.sys) };
 }
 
 function cpuInfo(name: string, c: Record<string, number>): void {
@@ -612,8 +630,13 @@ async function main(): Promise<void> {
 
     // Where the CPU goes, per call (a separate run of each, after the measured ones).
     if (node.pid !== undefined) {
-      cpuInfo('scp.cpu-us-per-query', await cpuPerCall(node.pid, CALLS, () => query(CALLS)));
-      cpuInfo('scp.cpu-us-per-echo', await cpuPerCall(node.pid, CALLS, () => echo(CALLS)));
+      const q = await cpuPerCall(node.pid, CALLS, () => query(CALLS));
+      const e = await cpuPerCall(node.pid, CALLS, () => echo(CALLS));
+      cpuInfo('scp.cpu-us-per-query', q.all);
+      cpuInfo('scp.cpu-us-per-echo', e.all);
+      // The kernel's share of the above (syscalls: socket writes, thread wake-ups).
+      cpuInfo('scp.cpu-us-per-query.system', q.system);
+      cpuInfo('scp.cpu-us-per-echo.system', e.system);
     }
 
     // Transactions (info): increments of one counter per connection, group commit underneath.
