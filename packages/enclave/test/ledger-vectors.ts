@@ -79,6 +79,26 @@ export function computeVectors(): Map<string, string> {
     'root.record',
     hex(kr.seal(RecordPurpose.node, u.root, source.records.get(hex(u.root)) as Uint8Array)),
   );
+  // A record under a later generation (7, secret 20 21 … 3f): its header and its additional data
+  // both carry the generation, which generation 0's all-zero bytes cannot show.
+  const secret7 = Uint8Array.from({ length: 32 }, (_, i) => 0x20 + i);
+  const kr7 = createLedgerKeyring({
+    origin: { generation: 0, secret },
+    secrets: [{ generation: 7, secret: secret7 }],
+    random: (out) => out.fill(0),
+  });
+  v.set(
+    'hkdf.record-key.7',
+    hex(
+      hkdfSha256(
+        secret7,
+        new Uint8Array(0),
+        Uint8Array.of(...label(LABELS.recordKey), 0, 0, 0, 0, 7),
+        32,
+      ),
+    ),
+  );
+  v.set('alice.record.gen-7', hex(kr7.seal(RecordPurpose.node, leaf.hash, leaf.encoding)));
   v.set('alice.proof', hex(trie.prove(u.root, a.path)));
   const dave = t.path(enc.encode('dave'));
   v.set('dave.path', hex(dave));
