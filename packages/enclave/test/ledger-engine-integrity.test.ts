@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { verifyStateProof } from '@cloister/core';
+import { createLedgerKeyring } from '../src/ledger/crypto.js';
 import { LedgerIntegrityError } from '../src/ledger/errors.js';
 import {
   createLedgerEngine,
@@ -26,6 +27,7 @@ import {
   type Model,
   modelSet,
   options,
+  SECRET,
   storeOf,
   type TestStore,
   te,
@@ -282,5 +284,33 @@ describe('ledger engine integrity: power cuts', () => {
     assert.equal(reopened.at().get('app1', 't1', te('b')), undefined);
     assert.deepEqual(reopened.at().get('app1', 't1', te('a')), te('1'));
     void m;
+  });
+});
+
+describe('ledger engine integrity: at open', () => {
+  // docs/ledger-format.md §11.5: opening loads the admin root, so a store whose admin root is
+  // gone or damaged is refused at once, naming it, not at the first read.
+  test('a missing or damaged admin root record refuses the open, naming the admin trie', async () => {
+    const store = (await hostStores()).createMemoryStore();
+    const engine = await createLedgerEngine(options(store));
+    await commit(engine, new Map(), [['app1', 't1', 'a', '1']]);
+    // The admin level's records are keyed under the engine secret itself (§11.1).
+    const adminRoot = hex(createLedgerKeyring({ origin: SECRET }).storeKey(engine.at().stateHash));
+    const entries = await dump(store);
+    const record = entries.get(adminRoot);
+    assert.ok(record !== undefined, 'the admin root has a record of its own');
+    const flipped = `${record.slice(0, -2)}${(Number.parseInt(record.slice(-2), 16) ^ 1).toString(16).padStart(2, '0')}`;
+    for (const [what, damaged] of [
+      ['deleted', new Map([...entries].filter(([k]) => k !== adminRoot))],
+      ['flipped', new Map([...entries, [adminRoot, flipped]])],
+    ] as const) {
+      await assert.rejects(
+        openLedgerEngine(options(await storeOf(damaged), { cacheBytes: 0 })),
+        (e: unknown) => e instanceof LedgerIntegrityError && e.message.includes('admin trie'),
+        what,
+      );
+    }
+    // The intact store opens (the refusals above are the damage's).
+    await openLedgerEngine(options(await storeOf(entries), { cacheBytes: 0 }));
   });
 });
