@@ -181,3 +181,28 @@ test('a deploy request re-encoded with an unprotected header (same signature) is
   // The request as signed deploys.
   assert.equal((await admin.deploy(request, v1)).app, 'demo');
 });
+
+test('a deploy request whose prevIndex is not a whole number >= 0 is ENCODING, not a stale request', async () => {
+  const { service, admin, privateKey } = await opened(
+    await createLedgerEngine(options(createMemoryStore())),
+  );
+  const v1 = moduleTagged('v1');
+  // A negative index would otherwise reach the freshness check and be refused as APP_DEPLOY_STALE
+  // (for a first deploy, prevIndex must be 0): malformed input is named as such, before that.
+  for (const prevIndex of [-1, -(2 ** 53 - 1), 1.5]) {
+    const { request } = signDeployRequest(privateKey, {
+      app: 'demo',
+      module: v1,
+      upgrade: false,
+      prev: new Uint8Array(0),
+      prevIndex,
+      service,
+    });
+    await assert.rejects(admin.deploy(request, v1), (e: unknown) => {
+      assert.equal((e as { code?: string }).code, 'ENCODING', String(prevIndex));
+      assert.match((e as Error).message, /deploy request prevIndex is a whole number/);
+      return true;
+    });
+  }
+  assert.throws(() => admin.info('demo'), { code: 'APP_NOT_FOUND' }, 'nothing was recorded');
+});
