@@ -329,8 +329,11 @@ function decodeFields(bytes: Uint8Array, l: Layout, h: FrameHeader, max: number)
         const count = getU32(bytes, o);
         o += 4;
         if (count > MAX_LIST_ITEMS) bad(l, f, `count ${count} is over the cap`, h);
-        // Each element takes at least its 4-byte length: refuse before allocating anything.
-        if (count > (end - o) / 4) bad(l, f, 'is truncated', h);
+        // Each element takes at least its 4-byte length: refuse before allocating anything, by a
+        // message of its own (the loop below would also refuse it, but only after the array).
+        if (count > (end - o) / 4) {
+          bad(l, f, `count ${count} needs at least ${count * 4} bytes, ${end - o} are left`, h);
+        }
         const list: Uint8Array[] = new Array(count);
         for (let i = 0; i < count; i++) {
           if (end - o < 4) bad(l, f, 'is truncated', h);

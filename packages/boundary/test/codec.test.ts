@@ -167,12 +167,23 @@ describe('bytesList: u32 count, then each element as bytes', () => {
   });
 
   test('strict decoding: counts, truncation, caps, trailing bytes', () => {
-    rejects(list('00000001'), 'host', /field keys is truncated/);
-    rejects(list('00000002 00000001 aa'), 'host', /field keys is truncated/);
+    rejects(list('00000002 00000004 aabbccdd 0000'), 'host', /field keys is truncated/);
     rejects(list('00000001 00000003 aabb'), 'host', /field keys is truncated/);
     rejects(list('00100001'), 'host', /field keys count 1048577 is over the cap/);
-    // A count the frame cannot hold is refused before anything is allocated.
-    rejects(list('000fffff 00000000'), 'host', /field keys is truncated/);
+    // A count the frame cannot hold is refused before anything is allocated: by its own message,
+    // not by the element loop's "is truncated" after an array of that many slots was made.
+    rejects(
+      list('00100000'),
+      'host',
+      /field keys count 1048576 needs at least 4194304 bytes, 0 are left/,
+    );
+    rejects(
+      list('000fffff 00000000'),
+      'host',
+      /field keys count 1048575 needs at least 4194300 bytes, 4 are left/,
+    );
+    rejects(list('00000001'), 'host', /field keys count 1 needs at least 4 bytes, 0 are left/);
+    rejects(list('00000002 00000001 aa'), 'host', /count 2 needs at least 8 bytes, 5 are left/);
     rejects(list('00000001 ffffffff'), 'host', /element length 4294967295 is over the cap/);
     rejects(list('00000001 00000000 00'), 'host', /1 trailing bytes/);
   });

@@ -439,6 +439,22 @@ class Reader {
     }
     return n;
   }
+
+  /**
+   * Reads the item count of an array (`each` = 1: an item is at least one byte) or a map (2: a
+   * key and a value), refusing a count the rest of the input cannot hold before anything is
+   * allocated for it (a 5-byte input can declare 2^32-1 items).
+   */
+  count(ai: number, each: number): number {
+    const n = this.argument(ai);
+    const left = this.buf.length - this.pos;
+    if (typeof n === 'bigint' || n * each > left) {
+      throw new EncodingError(
+        `CBOR is malformed: truncated input (${n} ${each === 1 ? 'array items' : 'map entries'} declared, ${left} bytes left)`,
+      );
+    }
+    return n;
+  }
 }
 
 function isAscii(b: Uint8Array): boolean {
@@ -500,7 +516,7 @@ function readSimple(r: Reader, ai: number): unknown {
 }
 
 function readMap(r: Reader, ai: number, depth: number): Map<unknown, unknown> {
-  const n = r.length(ai);
+  const n = r.count(ai, 2);
   const out = new Map<unknown, unknown>();
   // The previous key's encoding is buf[prevStart, prevEnd): compared in place, no view per key.
   let prevStart = -1;
@@ -559,7 +575,7 @@ function read(r: Reader, depth: number): unknown {
     }
     case 4: {
       if (depth >= CBOR_MAX_DEPTH) throw new EncodingError(`nesting deeper than ${CBOR_MAX_DEPTH}`);
-      const n = r.length(ai);
+      const n = r.count(ai, 1);
       const out: unknown[] = new Array(n);
       for (let i = 0; i < n; i++) out[i] = read(r, depth + 1);
       return out;

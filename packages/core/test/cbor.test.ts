@@ -226,6 +226,34 @@ describe('decodeCbor is strict', () => {
     });
   });
 
+  test('an array or map count the rest of the input cannot hold is refused before allocating', () => {
+    // Each array item takes at least one byte, each map entry two: a 5- or 9-byte input declaring
+    // 2^20 or 2^32 items is refused by its count, not by running out while filling an array of
+    // that many slots (2^32 would be a RangeError, not an EncodingError).
+    const cases: [string, string][] = [
+      ['9a00100000', '1048576 array items declared, 0 bytes left'],
+      ['9b0000000100000000', '4294967296 array items declared, 0 bytes left'],
+      ['9bffffffffffffffff', '18446744073709551615 array items declared, 0 bytes left'],
+      ['9a000fffff01', '1048575 array items declared, 1 bytes left'],
+      ['830102', '3 array items declared, 2 bytes left'],
+      ['ba0010000000', '1048576 map entries declared, 1 bytes left'],
+      ['a101', '1 map entries declared, 1 bytes left'],
+      ['a20102', '2 map entries declared, 2 bytes left'],
+    ];
+    for (const [hex, what] of cases) {
+      for (const decode of [decodeCbor, decodeCborPrefix]) {
+        assert.throws(() => decode(h(hex)), {
+          name: 'EncodingError',
+          code: 'ENCODING',
+          message: `CBOR is malformed: truncated input (${what})`,
+        });
+      }
+    }
+    // Exactly enough bytes still decodes.
+    assert.deepEqual(decodeCbor(h('820102')), [1, 2]);
+    assert.deepEqual(decodeCbor(h('a10102')), new Map([[1, 2]]));
+  });
+
   test(`maps and tags nested deeper than ${CBOR_MAX_DEPTH} are EncodingError, not a stack overflow`, () => {
     const deep = (n: number, head: string): Uint8Array => h(`${head.repeat(n)}00`);
     // a1 00 <value>: a map whose value is the next level; c1 <item>: a tag around it.

@@ -113,6 +113,19 @@ test('consistency proofs between signed sizes verify with core', async () => {
   const proof = w.service.consistency(a, b);
   verifyConsistency(a, b, rootA, w.service.log.root(b), proof);
   assert.throws(() => w.service.consistency(a, b + 2));
+  // Committed but not signed yet: in the tree, yet no proof reaches into the unsigned tail (the
+  // window the host could still cut, DESIGN.md §11), nor runs backwards.
+  await put(w.service.engine, 'tail', 'v');
+  const st = w.service.status();
+  assert.ok(st.index > st.lastSigned, `an unsigned tail: ${st.index} > ${st.lastSigned}`);
+  const beyond = {
+    code: 'INVALID_INPUT',
+    message: /needs 0 <= old <= new <= \d+ \(the last signed size\)/,
+  };
+  assert.throws(() => w.service.consistency(a, st.index), beyond);
+  assert.throws(() => w.service.consistency(st.lastSigned, st.lastSigned + 1), beyond);
+  assert.throws(() => w.service.consistency(b, a), beyond);
+  assert.throws(() => w.service.consistency(-1, b), beyond);
 });
 
 test('restart: the log verifies, a new epoch begins, receipts still verify', async () => {

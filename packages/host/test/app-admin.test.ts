@@ -11,7 +11,11 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import { CborTag, decodeSign1, encodeCbor, toHex } from '@cloister/core';
-import { createAppAdmin, recordedCode } from '../../enclave/src/apps/deploy/index.js';
+import {
+  createAppAdmin,
+  decodeDeployRequest,
+  recordedCode,
+} from '../../enclave/src/apps/deploy/index.js';
 import { AppCodeChangedError, createAppRuntime } from '../../enclave/src/apps/runtime/index.js';
 import { createLedgerEngine } from '../../enclave/src/ledger/ledger/index.js';
 import { abiKit } from '../../enclave/test/app-runtime-wasm.js';
@@ -180,4 +184,101 @@ test('a deploy request re-encoded with an unprotected header (same signature) is
   });
   // The request as signed deploys.
   assert.equal((await admin.deploy(request, v1)).app, 'demo');
+});
+
+test('a deploy request whose prevIndex is not a whole number >= 0 is ENCODING, not a stale request', async () => {
+  const { service, admin, privateKey } = await opened(
+    await createLedgerEngine(options(createMemoryStore())),
+  );
+  const v1 = moduleTagged('v1');
+  // A negative index would otherwise reach the freshness check and be refused as APP_DEPLOY_STALE
+  // (for a first deploy, prevIndex must be 0): malformed input is named as such, before that.
+  for (const prevIndex of [-1, -(2 ** 53 - 1), 1.5]) {
+    const { request } = signDeployRequest(privateKey, {
+      app: 'demo',
+      module: v1,
+      upgrade: false,
+      prev: new Uint8Array(0),
+      prevIndex,
+      service,
+    });
+    await assert.rejects(admin.deploy(request, v1), (e: unknown) => {
+      assert.equal((e as { code?: string }).code, 'ENCODING', String(prevIndex));
+      assert.match((e as Error).message, /deploy request prevIndex is a whole number/);
+      return true;
+    });
+  }
+  assert.throws(() => admin.info('demo'), { code: 'APP_NOT_FOUND' }, 'nothing was recorded');
+});
+
+test('a deploy request payload is decoded strictly: each deviation is refused by name before any check of its content', () => {
+  const field = (n: number, fill: number) => new Uint8Array(n).fill(fill);
+  const valid = (): Map<string, unknown> =>
+    new Map<string, unknown>([
+      ['v', 1],
+      ['app', 'demo'],
+      ['codeId', field(32, 1)],
+      ['upgrade', false],
+      ['prev', new Uint8Array(0)],
+      ['prevIndex', 0],
+      ['service', field(32, 2)],
+      ['salt', field(32, 3)],
+    ]);
+  const req = decodeDeployRequest(encodeCbor(valid()));
+  assert.equal(req.app, 'demo');
+  assert.equal(decodeDeployRequest(encodeCbor(valid().set('prev', field(32, 4)))).prev.length, 32);
+  const cases: [string, (m: Map<string, unknown>) => void, string, RegExp][] = [
+    ['a field missing', (m) => m.delete('salt'), 'ENCODING', /is a map of v, app, codeId/],
+    ['a field more', (m) => m.set('note', 'x'), 'ENCODING', /is a map of v, app, codeId/],
+    [
+      'an unknown field instead of one',
+      (m) => {
+        m.delete('salt');
+        m.set('sal', field(32, 3));
+      },
+      'ENCODING',
+      /has no field sal/,
+    ],
+    ['version 2', (m) => m.set('v', 2), 'ENCODING', /version 2 is not supported \(1 is\)/],
+    ['an app id that is not text', (m) => m.set('app', 7), 'ENCODING', /app must be text/],
+    // `$admin` is the administrative ledger: no app id may name it.
+    [
+      'the administrative ledger as app id',
+      (m) => m.set('app', '$admin'),
+      'INVALID_INPUT',
+      /an app id is/,
+    ],
+    ['upgrade not a bool', (m) => m.set('upgrade', 1), 'ENCODING', /upgrade is a bool/],
+    [
+      'a 31-byte codeId',
+      (m) => m.set('codeId', field(31, 1)),
+      'ENCODING',
+      /codeId must be 32 bytes/,
+    ],
+    [
+      'a 16-byte prev',
+      (m) => m.set('prev', field(16, 1)),
+      'ENCODING',
+      /prev must be 0 or 32 bytes/,
+    ],
+    [
+      'an empty service',
+      (m) => m.set('service', new Uint8Array(0)),
+      'ENCODING',
+      /service must be 32 bytes/,
+    ],
+    ['a 31-byte salt', (m) => m.set('salt', field(31, 3)), 'ENCODING', /salt must be 32 bytes/],
+    [
+      'prevIndex as text',
+      (m) => m.set('prevIndex', '0'),
+      'ENCODING',
+      /prevIndex is a whole number/,
+    ],
+  ];
+  for (const [what, change, code, message] of cases) {
+    const m = valid();
+    change(m);
+    assert.throws(() => decodeDeployRequest(encodeCbor(m)), { code, message }, what);
+  }
+  assert.throws(() => decodeDeployRequest(encodeCbor([1])), { code: 'ENCODING' }, 'not a map');
 });

@@ -46,6 +46,18 @@ const EXPECTED: [probe: string, ambient: string][] = [
   ["require('node:fs')", "require('node:fs')"],
 ];
 
+/**
+ * Every global and member lockdown replaces or pins, as the probe names them: each must refuse
+ * being assigned, redefined and deleted (docs/boundary.md §6).
+ */
+const LOCKED = [
+  ...EXPECTED.map(([probe]) => probe).filter((p) => !/[ ()]|\./.test(p)),
+  ...['Date', 'require', 'console', 'Math', 'Atomics', 'AbortSignal', 'Event', 'Intl'],
+  ...['Math.random', 'Date.now', 'Atomics.wait', 'Atomics.waitAsync', 'AbortSignal.timeout'],
+  ...['Date.prototype.constructor', 'Intl.DateTimeFormat', 'Intl.DateTimeFormat.prototype.format'],
+  ...['Intl.DateTimeFormat.prototype.formatToParts', 'Event.prototype.timeStamp', 'console.log'],
+];
+
 type Report = {
   probes: { probe: string; outcome: string }[];
   sha256abc: string;
@@ -56,7 +68,7 @@ type Report = {
 };
 
 let w: EnclaveWorker;
-let report: { topLevel: Report; handler: Report };
+let report: { topLevel: Report; tampered: Record<string, string>; handler: Report };
 
 before(async () => {
   w = await launchEnclaveWorker({ code: await probeBundle(), ocalls: {} });
@@ -92,6 +104,18 @@ for (const when of ['topLevel', 'handler'] as const) {
     });
   });
 }
+
+describe('no enclave code can replace what lockdown put in place', () => {
+  test('each locked global and member refuses assignment, redefinition and deletion', () => {
+    const { 'inherits Date.prototype: own constructor': _, ...tampered } = report.tampered;
+    assert.deepEqual(Object.keys(tampered).sort(), [...LOCKED].sort());
+    for (const name of LOCKED) assert.equal(tampered[name], 'refused/refused/refused', name);
+  });
+
+  test('an object inheriting from Date.prototype can still be given a constructor of its own', () => {
+    assert.equal(report.tampered['inherits Date.prototype: own constructor'], 'true');
+  });
+});
 
 test('in the bundle, the capture-and-lockdown module comes before every other module', async () => {
   const { code } = await bundleEnclave({ enclave: PROBE_ENCLAVE });

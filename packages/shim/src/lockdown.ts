@@ -93,6 +93,13 @@ function stubObject(name: string): object {
   });
 }
 
+/**
+ * Every stub, and every member lockdown changes, is read-only and non-configurable: code that
+ * assigns, redefines or deletes it (a polyfill, a test double, an app's JavaScript) gets false or,
+ * in strict code, a TypeError, and the stub stays in place. Replacing one could not bring the
+ * removed global back (only lockdown's closures hold the originals), but it would turn a named
+ * failure into silent use of whatever replaced it.
+ */
 function replace(owner: object, key: string, value: unknown): void {
   Object.defineProperty(owner, key, {
     value,
@@ -101,6 +108,24 @@ function replace(owner: object, key: string, value: unknown): void {
     enumerable: false,
   });
 }
+
+/** Makes `owner[key]` read-only and non-configurable, keeping its value. */
+function pin(owner: object, key: string): void {
+  replace(owner, key, (owner as Globals)[key]);
+}
+
+/**
+ * Globals that hold a member lockdown changes, pinned as they are, so that replacing the holder
+ * (`globalThis.Math = {...}`) cannot mask the stub either: `[owner path, key]`.
+ */
+const PINNED_HOLDERS = [
+  [[], 'Math'],
+  [[], 'Atomics'],
+  [[], 'AbortSignal'],
+  [[], 'Event'],
+  [[], 'Intl'],
+  [['Intl'], 'DateTimeFormat'],
+] as const;
 
 /** `Date` that refuses the current time: `new Date()`, `Date()` and `Date.now()` throw. */
 function lockDate(g: Globals): void {
@@ -114,7 +139,27 @@ function lockDate(g: Globals): void {
       throw makeError('Date()');
     },
   });
-  Object.defineProperty(RealDate.prototype, 'constructor', { value: SafeDate, writable: true });
+  // Non-configurable, and an accessor rather than a read-only value: assigning `constructor` to
+  // an object that inherits from Date.prototype (ES5-style subclassing) still defines it there,
+  // which an inherited read-only property would refuse (the "override mistake"); assigning it on
+  // Date.prototype itself throws.
+  const proto = RealDate.prototype;
+  Object.defineProperty(proto, 'constructor', {
+    get: () => SafeDate,
+    set(this: object, value: unknown) {
+      if (this === proto) {
+        throw new TypeError('Date.prototype.constructor is locked in the enclave');
+      }
+      Object.defineProperty(this, 'constructor', {
+        value,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    },
+    enumerable: false,
+    configurable: false,
+  });
   replace(g, 'Date', SafeDate);
 }
 
@@ -125,6 +170,7 @@ function lockDateTimeFormat(): void {
   const formatToParts = proto.formatToParts;
   if (format !== undefined) {
     Object.defineProperty(proto, 'format', {
+      configurable: false,
       get(this: Intl.DateTimeFormat) {
         const f = format.call(this) as (d?: Date | number) => string;
         return (d?: Date | number): string => {
@@ -145,6 +191,7 @@ function lockEventTimeStamp(g: Globals): void {
   const E = g.Event as { prototype: object } | undefined;
   if (E === undefined) return;
   Object.defineProperty(E.prototype, 'timeStamp', {
+    configurable: false,
     get: () => {
       throw makeError('Event.timeStamp');
     },
@@ -182,6 +229,11 @@ export function lockdown(g: Globals, modules: Readonly<Record<string, unknown>>)
   lockDate(g);
   lockDateTimeFormat();
   lockEventTimeStamp(g);
+  for (const [path, key] of PINNED_HOLDERS) {
+    let owner: object | undefined = g;
+    for (const p of path) owner = (owner as Globals | undefined)?.[p] as object | undefined;
+    if (owner !== undefined && (owner as Globals)[key] !== undefined) pin(owner, key);
+  }
   removed.push('new Date()', 'Date()', 'Intl.DateTimeFormat format()', 'Event.timeStamp');
   for (const name of DELETED) {
     delete g[name];

@@ -1,0 +1,90 @@
+/**
+ * The HTTP status of each error code the enclave answers with (docs/node-api.md "Errors"),
+ * through the node's real HTTP server (createHttpServer) over stub dependencies: the enclave's
+ * answers arrive as the boundary delivers them (RemoteError with the code it sent). No real
+ * enclave answers an HTTP request with LEDGER_INDEX today (a tree size beyond the signed one is
+ * INVALID_INPUT), so the stub is how its row of the table is reached at all.
+ */
+import assert from 'node:assert/strict';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { RemoteError } from '@cloister/boundary';
+import { ERROR_CODES, type ErrorCode } from '@cloister/core';
+import { createHttpServer } from '../src/node/http.js';
+import { createLogger } from '../src/node/logger.js';
+import { createNodeMetrics } from '../src/node/metrics.js';
+
+/** The code the stub enclave answers the next receipt or consistency call with. */
+let answer: ErrorCode = 'LEDGER_INDEX';
+
+const refuse = (call: string) => async (): Promise<never> => {
+  throw new RemoteError(call, answer, `the stub enclave answers ${answer}`);
+};
+
+let server: Server;
+let base: string;
+
+before(async () => {
+  server = createHttpServer({
+    metrics: createNodeMetrics(),
+    log: createLogger({ level: 'silent' }),
+    health: () => ({ status: 'ok', platform: 'simulation' }),
+    evidence: refuse('enclave.evidence'),
+    status: refuse('service.status'),
+    receipt: refuse('service.receipt'),
+    consistency: refuse('service.consistency'),
+    deploy: refuse('apps.deploy'),
+    apps: refuse('apps.info'),
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+after(() => new Promise<void>((r) => server.close(() => r())));
+
+async function errorOf(
+  path: string,
+): Promise<{ status: number; retryAfter: string | null; error: Record<string, string> }> {
+  const res = await fetch(`${base}${path}`);
+  const body = (await res.json()) as { error: Record<string, string> };
+  return { status: res.status, retryAfter: res.headers.get('retry-after'), error: body.error };
+}
+
+test('LEDGER_INDEX (no such committed state) is 404 with its code and hint, on every route', async () => {
+  answer = 'LEDGER_INDEX';
+  for (const path of ['/v1/receipt?txid=1.5', '/v1/log/consistency?from=1&to=2']) {
+    const { status, retryAfter, error } = await errorOf(path);
+    assert.equal(status, 404, path);
+    assert.equal(retryAfter, null, path);
+    assert.deepEqual(error, {
+      code: 'LEDGER_INDEX',
+      message: 'the stub enclave answers LEDGER_INDEX',
+      hint: ERROR_CODES.LEDGER_INDEX,
+    });
+  }
+});
+
+test('the status of each code docs/node-api.md lists, and 503 for any other', async () => {
+  // docs/node-api.md "Errors", row by row (a sample of the deploy rows), and two unlisted codes.
+  const table: [ErrorCode, number, retryAfter: string | null][] = [
+    ['INVALID_INPUT', 400, null],
+    ['ENCODING', 400, null],
+    ['LOG_FORMAT', 400, null],
+    ['NOT_FOUND', 404, null],
+    ['UNKNOWN_TRANSACTION', 404, null],
+    ['LEDGER_INDEX', 404, null],
+    ['RECEIPT_NOT_READY', 409, '1'],
+    ['REQUEST_TOO_LARGE', 413, null],
+    ['APP_NOT_FOUND', 404, null],
+    ['APP_DEPLOY_STALE', 409, null],
+    ['ENCLAVE_FAILED', 503, null],
+    ['LEDGER_INTEGRITY', 503, null],
+  ];
+  for (const [code, want, wantRetry] of table) {
+    answer = code;
+    const { status, retryAfter, error } = await errorOf('/v1/receipt?txid=1.5');
+    assert.equal(status, want, code);
+    assert.equal(retryAfter, wantRetry, code);
+    assert.equal(error.code, code);
+  }
+});
