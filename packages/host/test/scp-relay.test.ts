@@ -390,6 +390,9 @@ describe('SCP through a hostile relay, against a real node', () => {
     );
     await until(() => relay.serverEnded.has(link), 'the node to end the session');
     // The genuine request ran once; its copy was refused (its answer may be lost with the session).
+    // The session ends at the copy while the genuine transaction may still be committing (a
+    // running call finishes unanswered): wait for its commit before reading the counter.
+    await until(async () => (await logIndex()) > before, 'the genuine transaction to commit');
     assert.equal(await counter(name), 1);
     assert.equal(await logIndex(), before + 1);
     if (errors[0] !== undefined)
