@@ -217,6 +217,30 @@ describe('attack: a hostile host answers platform.report', () => {
   }
 });
 
+describe('attack: a hostile host answers platform.counterIncrement', () => {
+  // The epoch counter is the service's defence against a second instance (docs/logchain.md §7):
+  // an increment that lands anywhere but one past what this start read means another instance
+  // moved it meanwhile (or the platform lies), and starting anyway would fork the service.
+  it('with a value other than the one expected: the start is refused as a rollback', async (t) => {
+    type Increment = (r: { name: string }) => Promise<{ value: number }>;
+    const h = await hostileHost({
+      wrap: (b) => ({
+        ...b,
+        'platform.counterIncrement': async (req) => {
+          const real = await (b['platform.counterIncrement'] as Increment)(req);
+          return { value: real.value + 1 };
+        },
+      }),
+    });
+    t.after(() => h.close());
+    const start = { nodeId: 'n1', sealedNode: EMPTY, sealedService: EMPTY };
+    await assert.rejects(
+      h.call('enclave.start', start),
+      refused('ROLLBACK_DETECTED', /another instance runs this service/),
+    );
+  });
+});
+
 describe('attack: a hostile host calls enclave.start and enclave.stop out of order', () => {
   it('every other call before enclave.start is refused by name', async (t) => {
     const h = await hostileHost();
