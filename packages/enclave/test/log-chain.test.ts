@@ -183,3 +183,26 @@ test('setEpoch takes whole numbers >= 0 only (an epoch comes from a counter the 
   log.setEpoch(7);
   assert.equal(log.epoch, 7);
 });
+
+test('a rotation needs a new secret generation and a claims digest is 32 bytes: both refused before staging', async () => {
+  const c = await chain();
+  await c.commit([{ kind: 'genesis', writes: [] }]);
+  // Without addSecret the rotation would name the generation in use, which every audit refuses
+  // (docs/logchain.md: a rotation moves to a later generation).
+  assert.throws(
+    () => c.log.stage([{ kind: 'rotation', writes: [] }], 2, BASE, BASE),
+    (e: unknown) => e instanceof Error && /new secret generation/.test(e.message),
+  );
+  for (const claims of [new Uint8Array(31), new Uint8Array(33)]) {
+    assert.throws(
+      () => c.log.stage([{ kind: 'transaction', writes: [], claims }], 2, BASE, BASE),
+      (e: unknown) => e instanceof Error && /claims digest must be 32 bytes/.test(e.message),
+    );
+  }
+  assert.equal(c.log.size, 1);
+  // With the next generation added, the rotation stages and commits.
+  c.log.addSecret({ generation: 1, secret: new Uint8Array(32).fill(2) });
+  await c.commit([{ kind: 'rotation', writes: [] }]);
+  assert.equal(c.entry(2).kind, ENTRY_KIND.rotation);
+  assert.equal(c.entry(2).meta.rot, 1);
+});
