@@ -217,6 +217,54 @@ describe('attack: a hostile host answers platform.report', () => {
   }
 });
 
+describe('attack: a hostile host asks for app trace output, or names the node badly', () => {
+  // App trace output sends app data to the host in the clear: the simulation platform only
+  // (docs/node-api.md). The enclave takes the platform's name from platform.self, so a node whose
+  // platform names itself otherwise must refuse it, and keep refusing.
+  it('apps.trace is refused on a platform that is not the simulation, allowed on it', async (t) => {
+    type Self = { platform: string };
+    for (const [platform, allowed] of [
+      ['sgx', false],
+      ['simulation', true],
+    ] as const) {
+      const h = await hostileHost({
+        wrap: (b) => ({
+          ...b,
+          'platform.self': async (req) => ({
+            ...(await (b['platform.self'] as (r: typeof req) => Promise<Self>)(req)),
+            platform,
+          }),
+        }),
+      });
+      t.after(() => h.close());
+      await h.call('enclave.start', { nodeId: 'n1', sealedNode: EMPTY, sealedService: EMPTY });
+      if (allowed) {
+        assert.equal((await h.call('apps.trace', { enable: true })).enabled, true);
+      } else {
+        await assert.rejects(
+          h.call('apps.trace', { enable: true }),
+          refused('INVALID_INPUT', /refused on the sgx platform/),
+        );
+        assert.equal((await h.call('apps.trace', { enable: false })).enabled, false);
+      }
+    }
+  });
+
+  it('a node id outside [a-z0-9-]{1,64} is refused before anything is sealed', async (t) => {
+    const h = await hostileHost();
+    t.after(() => h.close());
+    for (const nodeId of ['', 'N1', 'n 1', 'n/1', 'x'.repeat(65)]) {
+      await assert.rejects(
+        h.call('enclave.start', { nodeId, sealedNode: EMPTY, sealedService: EMPTY }),
+        refused('INVALID_INPUT', /node id must match/),
+        JSON.stringify(nodeId),
+      );
+    }
+    const start = { nodeId: 'n1', sealedNode: EMPTY, sealedService: EMPTY };
+    assert.equal((await h.call('enclave.start', start)).identityPublicKey.length, 65);
+  });
+});
+
 describe('attack: a hostile host answers platform.counterIncrement', () => {
   // The epoch counter is the service's defence against a second instance (docs/logchain.md §7):
   // an increment that lands anywhere but one past what this start read means another instance
