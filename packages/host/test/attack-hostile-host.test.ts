@@ -222,7 +222,13 @@ describe('attack: a hostile host asks for app trace output, or names the node ba
   // (docs/node-api.md). The enclave takes the platform's name from platform.self, so a node whose
   // platform names itself otherwise must refuse it, and keep refusing.
   it('apps.trace is refused on a platform that is not the simulation, allowed on it', async (t) => {
-    type Self = { platform: string };
+    type Self = {
+      platform: string;
+      measurement: Uint8Array;
+      signer: Uint8Array;
+      product: number;
+      svn: number;
+    };
     for (const [platform, allowed] of [
       ['sgx', false],
       ['simulation', true],
