@@ -348,7 +348,10 @@ class SyncRecordSession implements ScpSession {
     const d = this.#send;
     const nonce = recordNonce(d.iv, d.seq);
     d.seq += 1; // consumed even if sealing fails: a nonce is never reused
-    return frame(FRAME.RECORD, d.key.seal(nonce, AAD_RECORD, pt));
+    const k = d.key;
+    // The frame's type byte is the record's AAD byte: sealed after it in one buffer when the key can.
+    if (k.sealPrefixed !== undefined) return k.sealPrefixed(AAD_RECORD, nonce, AAD_RECORD, pt);
+    return frame(FRAME.RECORD, k.seal(nonce, AAD_RECORD, pt));
   }
 
   #rotate(d: SyncDirection): void {
