@@ -161,7 +161,10 @@ export function wsTransport(openTimeoutMs = WS_OPEN_TIMEOUT_MS): Transport {
         let bytes: Uint8Array;
         if (Array.isArray(data)) bytes = new Uint8Array(Buffer.concat(data));
         else if (data instanceof ArrayBuffer) bytes = new Uint8Array(data.slice(0));
-        else bytes = new Uint8Array(data); // a copy: ws may reuse the Buffer's memory
+        // A view, not a copy: ws gives each message bytes of its own (a slice of the socket's
+        // read chunk, or a fresh buffer when the message spans chunks) and never writes them
+        // again, and a server frame is never unmasked in place (a masked one is refused).
+        else bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
         socket.onmessage?.(bytes);
       });
       ws.on('close', (code, reason) => {
