@@ -366,6 +366,24 @@ export function encodeCbor(value: unknown): Uint8Array {
 let spare: Writer | undefined;
 const SPARE_MAX_BYTES = 64 * 1024;
 
+/**
+ * encodeCbor, handing `use` the encoding in the encoder's own buffer instead of a copy. The bytes
+ * are valid only during the call (the encoder's next use overwrites them): for bytes consumed at
+ * once, such as a record's plaintext sealed in the call. An encoding made inside `use` gets a
+ * writer of its own.
+ */
+export function withCborEncoding<T>(value: unknown, use: (bytes: Uint8Array) => T): T {
+  const w = spare ?? new Writer();
+  spare = undefined;
+  w.pos = 0;
+  try {
+    write(w, value, 0);
+    return use(w.buf.subarray(0, w.pos));
+  } finally {
+    if (w.buf.length <= SPARE_MAX_BYTES) spare = w;
+  }
+}
+
 function encodeAt(value: unknown, depth: number): Uint8Array {
   const w = spare ?? new Writer();
   spare = undefined;
