@@ -83,9 +83,9 @@ function runEndOfTurn(): void {
  * Frames sent during one event-loop turn are written at its end (setImmediate), in order, each
  * socket's after its own: the answers that arrive together on many connections then go out
  * back to back instead of one between each read, and a write that finds the node's thread
- * already woken by the one before costs the kernel less. Measured on the SCP benchmark's 32
- * clients: about 5 µs of the client thread's CPU per call (docs/performance.md). A close writes
- * the frames waiting first.
+ * already woken by the one before costs the kernel less. Measured with the SCP benchmark's 32
+ * clients: about 2–4 µs less of the client thread's CPU per call (docs/performance.md). A close
+ * writes the frames waiting first.
  */
 export function wsTransport(openTimeoutMs = WS_OPEN_TIMEOUT_MS): Transport {
   return (url) =>

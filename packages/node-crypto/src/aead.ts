@@ -10,7 +10,10 @@ import { createCipheriv, createDecipheriv, type KeyObject } from 'node:crypto';
 export const AEAD_TAG_BYTES = 16;
 const TAG_BYTES = AEAD_TAG_BYTES;
 
-/** `prefix` ‖ `head` ‖ `tail` ‖ `tag` in one fresh buffer (GCM's update output is usually the whole body). */
+/**
+ * `prefix` ‖ `head` ‖ `tail` ‖ `tag` in one fresh buffer (GCM's update output is usually the
+ * whole body, its final output empty).
+ */
 function join(prefix: Uint8Array, head: Uint8Array, tail: Uint8Array, tag: Uint8Array): Uint8Array {
   const out = new Uint8Array(prefix.length + head.length + tail.length + tag.length);
   let at = 0;
