@@ -364,7 +364,7 @@ class SyncRecordSession implements ScpSession {
     const nonce = recordNonce(d.iv, d.seq);
     d.seq += 1; // consumed even if sealing fails: a nonce is never reused
     const k = d.key;
-    // The frame's type byte is the record's AAD byte: sealed after it in one buffer when the key can.
+    // The type byte is also the record's AAD: sealed after it in one buffer when the key can.
     if (k.sealPrefixed !== undefined) return k.sealPrefixed(AAD_RECORD, nonce, AAD_RECORD, pt);
     return frame(FRAME.RECORD, k.seal(nonce, AAD_RECORD, pt));
   }
