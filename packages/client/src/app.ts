@@ -147,13 +147,26 @@ export class AppClient {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.withCode(
-      (codeId) =>
-        this.call('query', { method, args: json, codeId }, o, end).then((a) =>
-          this.result(a, codeId),
-        ),
-      end,
+    const known = this.checked;
+    if (known === undefined) {
+      return this.withCode((codeId) => this.queryWith(method, json, codeId, o, end), end);
+    }
+    // The hot path, withCode's without its closures and promise hops: one promise over the
+    // request's, the code id checked, a retry only on APP_CODE_CHANGED.
+    return this.queryWith(method, json, known.codeId, o, end).then(undefined, (e: unknown) =>
+      this.afterCodeChange(e, known, (codeId) => this.queryWith(method, json, codeId, o, end), end),
     );
+  }
+
+  private queryWith(
+    method: string,
+    json: string,
+    codeId: Uint8Array,
+    o: CallOptions,
+    end: number | undefined,
+  ): Promise<QueryResult> {
+    const args = { app: this.name, method, args: json, codeId };
+    return this.call('query', args, o, end).then((a) => this.result(a, codeId));
   }
 
   /**
@@ -172,7 +185,7 @@ export class AppClient {
     return this.withCode(async (codeId) => {
       const a = await this.call(
         'transact',
-        { method, args: json, codeId, requestId, salt },
+        { app: this.name, method, args: json, codeId, requestId, salt },
         o,
         end,
       );
@@ -230,26 +243,40 @@ export class AppClient {
    * hot path).
    */
   private withCode<T>(f: (codeId: Uint8Array) => Promise<T>, end?: number): Promise<T> {
-    // The call's deadline covers reading app.info too (nothing of the call is sent meanwhile).
-    const info = (): Promise<AppInfo> =>
-      end === undefined
-        ? this.verifiedInfo()
-        : beforeDeadline(
-            this.verifiedInfo(),
-            end,
-            () =>
-              new NetworkError(
-                `no answer to app.info of app ${this.name} before the call's deadline`,
-              ),
-          );
-    const attempt = (checked: AppInfo): Promise<T> =>
-      f(checked.codeId).catch((e: unknown) => {
-        if (!isCloisterError(e, 'APP_CODE_CHANGED')) throw e;
-        if (this.checked === checked) this.checked = undefined;
-        return info().then((i) => f(i.codeId));
-      });
     const known = this.checked;
-    return known !== undefined ? attempt(known) : info().then(attempt);
+    if (known === undefined) {
+      return this.checkedInfo(end).then((checked) =>
+        f(checked.codeId).then(undefined, (e: unknown) => this.afterCodeChange(e, checked, f, end)),
+      );
+    }
+    return f(known.codeId).then(undefined, (e: unknown) => this.afterCodeChange(e, known, f, end));
+  }
+
+  /**
+   * What a call run with the code id `checked` does on failure `e`: on APP_CODE_CHANGED, reads
+   * and checks app.info again and runs `f` once more; any other error is the call's.
+   */
+  private afterCodeChange<T>(
+    e: unknown,
+    checked: AppInfo,
+    f: (codeId: Uint8Array) => Promise<T>,
+    end: number | undefined,
+  ): Promise<T> {
+    if (!isCloisterError(e, 'APP_CODE_CHANGED')) return Promise.reject(e);
+    if (this.checked === checked) this.checked = undefined;
+    return this.checkedInfo(end).then((i) => f(i.codeId));
+  }
+
+  /** The checked app info, within the call's deadline when it has one. */
+  private checkedInfo(end: number | undefined): Promise<AppInfo> {
+    // The call's deadline covers reading app.info too (nothing of the call is sent meanwhile).
+    if (end === undefined) return this.verifiedInfo();
+    return beforeDeadline(
+      this.verifiedInfo(),
+      end,
+      () =>
+        new NetworkError(`no answer to app.info of app ${this.name} before the call's deadline`),
+    );
   }
 
   private call(
@@ -269,14 +296,15 @@ export class AppClient {
               // a bad notification fails the call below; a listener's own error is its own
             }
           };
-    if (end === undefined) return this.client.request(op, { app: this.name, ...args }, onNotify);
+    // `args` names the app already (written out by the caller: no spread per call).
+    if (end === undefined) return this.client.request(op, args, onNotify);
     const what = `${op} ${String(args.method)} of app ${this.name}`;
     const left = end - performance.now();
     if (left <= 0) {
       // Spent reading app.info (or on an earlier attempt): not sent.
       return Promise.reject(new NetworkError(`no answer to ${what} within ${o.timeoutMs} ms`));
     }
-    return this.client.request(op, { app: this.name, ...args }, onNotify, {
+    return this.client.request(op, args, onNotify, {
       ms: left,
       error: () => new NetworkError(`no answer to ${what} within ${o.timeoutMs} ms`),
     });

@@ -103,24 +103,57 @@ interface Live {
   readonly forgotten: Set<number>;
 }
 
-interface Pending {
+/**
+ * One call, from request() until its answer, its failure or close(). A class, not a literal with
+ * closures: one object per call, every field set in the constructor (ARCHITECTURE.md "Objects
+ * made per call are written out field by field").
+ */
+class Pending {
   readonly id: number;
   readonly op: string;
   readonly args: Record<string, unknown>;
-  readonly resolve: (a: Answer) => void;
-  readonly reject: (e: unknown) => void;
   readonly onNotify: ((json: string) => void) | undefined;
-  readonly notifications: string[];
+  readonly notifications: string[] = [];
+  readonly #settle: (a: Answer) => void;
+  readonly #fail: (e: unknown) => void;
+  /** The deadline's timer (cleared when the call settles), if it has one. */
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** The Live this request was last sent on (a re-open sends it again on the new one). */
-  sentOn: Live | undefined;
+  sentOn: Live | undefined = undefined;
   /** Sessions it was sent on. Invariant: at most the connection's maxSends. */
-  sends: number;
+  sends = 0;
   /**
    * Attempts that reached sealing (their bytes may have left: the outcome of a transaction is
    * then unknown until answered), and the Live of the last one. Invariant: out <= sends.
    */
-  out: number;
-  outOn: Live | undefined;
+  out = 0;
+  outOn: Live | undefined = undefined;
+
+  constructor(
+    id: number,
+    op: string,
+    args: Record<string, unknown>,
+    onNotify: ((json: string) => void) | undefined,
+    settle: (a: Answer) => void,
+    fail: (e: unknown) => void,
+  ) {
+    this.id = id;
+    this.op = op;
+    this.args = args;
+    this.onNotify = onNotify;
+    this.#settle = settle;
+    this.#fail = fail;
+  }
+
+  resolve(a: Answer): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.#settle(a);
+  }
+
+  reject(e: unknown): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.#fail(e);
+  }
 }
 
 /**
@@ -189,9 +222,12 @@ export class Connection {
   // Set once, when a session of this connection had a record opened: the node accepted this
   // client at least once. Until then a refused CA is final, as a failed connect would be.
   private everAccepted = false;
+  // The options of every seal (one object, not one per record).
+  private readonly sealOptions: { readonly pad: boolean };
 
   constructor(o: ConnectionOptions) {
     this.o = o;
+    this.sealOptions = { pad: o.padding };
   }
 
   /** Opens the first session (one attempt: an unreachable node fails fast, by name). */
@@ -232,31 +268,10 @@ export class Connection {
     on: Live | undefined,
   ): Promise<Answer> {
     return new Promise<Answer>((settle, fail) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const resolve = (a: Answer): void => {
-        clearTimeout(timer);
-        settle(a);
-      };
-      const reject = (e: unknown): void => {
-        clearTimeout(timer);
-        fail(e);
-      };
-      const p: Pending = {
-        id: this.nextId++,
-        op,
-        args,
-        resolve,
-        reject,
-        onNotify,
-        notifications: [],
-        sentOn: undefined,
-        sends: 0,
-        out: 0,
-        outOn: undefined,
-      };
+      const p = new Pending(this.nextId++, op, args, onNotify, settle, fail);
       this.pending.set(p.id, p);
       if (deadline !== undefined) {
-        timer = setTimeout(() => {
+        p.timer = setTimeout(() => {
           if (!this.pending.delete(p.id)) return;
           fail(this.lost(p, deadline.error()));
           const on = p.outOn;
@@ -287,7 +302,7 @@ export class Connection {
         (live) => this.send(live, p),
         (e: unknown) => {
           this.pending.delete(p.id);
-          reject(e);
+          p.reject(e);
         },
       );
     });
@@ -307,7 +322,7 @@ export class Connection {
       // the close anyway: the socket closes right after it).
       const frames = await live.session.seal(
         { type: 'close', code: 'SCP_CLOSED', message: 'the client closed the connection' },
-        { pad: this.o.padding },
+        this.sealOptions,
       );
       for (const f of frames) live.socket.send(f);
     } catch {
@@ -526,7 +541,7 @@ export class Connection {
       p.out += 1;
       p.outOn = live;
       try {
-        frames = live.session.sealSync(message, { pad: this.o.padding });
+        frames = live.session.sealSync(message, this.sealOptions);
       } catch (e) {
         if (!this.messageFailed(p, e)) this.dropped(live, e);
         return;
@@ -544,7 +559,7 @@ export class Connection {
       p.out += 1;
       p.outOn = live;
       try {
-        const frames = await live.session.seal(message, { pad: this.o.padding });
+        const frames = await live.session.seal(message, this.sealOptions);
         if (!live.dead) for (const f of frames) live.socket.send(f);
       } catch (e) {
         if (!this.messageFailed(p, e)) this.dropped(live, e);

@@ -60,9 +60,32 @@ export * from './index.js';
 export const WS_OPEN_TIMEOUT_MS = 10_000;
 
 /**
+ * Work to run once the current event-loop turn has handled its I/O (setImmediate), in the order
+ * given. Holds nothing between turns.
+ */
+let endOfTurn: (() => void)[] = [];
+
+function atEndOfTurn(f: () => void): void {
+  if (endOfTurn.push(f) === 1) setImmediate(runEndOfTurn);
+}
+
+function runEndOfTurn(): void {
+  const due = endOfTurn;
+  endOfTurn = [];
+  for (const f of due) f();
+}
+
+/**
  * A Transport over `ws` (binary frames only, frames above MAX_FRAME refused, no compression). A
  * server that accepts the TCP connection but never answers the upgrade fails the open after
  * `openTimeoutMs` (the SCP handshake's own timer starts only once the socket is open).
+ *
+ * Frames sent during one event-loop turn are written at its end (setImmediate), in order, each
+ * socket's after its own: the answers that arrive together on many connections then go out
+ * back to back instead of one between each read, and a write that finds the node's thread
+ * already woken by the one before costs the kernel less. Measured with the SCP benchmark's 32
+ * clients: about 2–4 µs less of the client thread's CPU per call (docs/performance.md). A close
+ * writes the frames waiting first.
  */
 export function wsTransport(openTimeoutMs = WS_OPEN_TIMEOUT_MS): Transport {
   return (url) =>
@@ -73,11 +96,19 @@ export function wsTransport(openTimeoutMs = WS_OPEN_TIMEOUT_MS): Transport {
         handshakeTimeout: openTimeoutMs,
       });
       let open = false;
+      // Frames sent this turn, not yet written. Invariant: non-empty only while a flush is due.
+      const waiting: Uint8Array[] = [];
+      const flush = (): void => {
+        if (ws.readyState === WebSocket.OPEN) for (const f of waiting) ws.send(f);
+        waiting.length = 0;
+      };
       const socket: Socket = {
         send(frame) {
-          if (ws.readyState === WebSocket.OPEN) ws.send(frame);
+          if (ws.readyState !== WebSocket.OPEN) return;
+          if (waiting.push(frame) === 1) atEndOfTurn(flush);
         },
         close() {
+          flush();
           if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
           else ws.close();
         },
@@ -130,7 +161,10 @@ export function wsTransport(openTimeoutMs = WS_OPEN_TIMEOUT_MS): Transport {
         let bytes: Uint8Array;
         if (Array.isArray(data)) bytes = new Uint8Array(Buffer.concat(data));
         else if (data instanceof ArrayBuffer) bytes = new Uint8Array(data.slice(0));
-        else bytes = new Uint8Array(data); // a copy: ws may reuse the Buffer's memory
+        // A view, not a copy: ws gives each message bytes of its own (a slice of the socket's
+        // read chunk, or a fresh buffer when the message spans chunks) and never writes them
+        // again, and a server frame is never unmasked in place (a masked one is refused).
+        else bytes = new Uint8Array(data.buffer, data.byteOffset, data.length);
         socket.onmessage?.(bytes);
       });
       ws.on('close', (code, reason) => {

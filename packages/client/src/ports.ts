@@ -18,7 +18,10 @@ import {
  * anything; the server never speaks first, so an adapter need not buffer earlier messages.
  */
 export interface Socket {
-  /** Queues one frame; the socket owns nothing of `frame` after the call (it may copy). */
+  /**
+   * Queues one frame: frames leave in call order, possibly later in the same event-loop turn.
+   * The caller hands `frame` over: it does not change its bytes after the call.
+   */
   send(frame: Uint8Array): void;
   /** Closes the connection; `onclose` then fires once (if it has not already). */
   close(): void;

@@ -585,4 +585,47 @@ describe('the ws transport', () => {
       await new Promise((r) => wss.close(r));
     }
   });
+
+  it("writes one turn's frames at its end, each socket's in order, and a close's frames before the close", async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((r) => wss.once('listening', r));
+    // What each server-side socket received, then how it closed.
+    const seen: string[][] = [];
+    wss.on('connection', (ws) => {
+      const mine: string[] = [];
+      seen.push(mine);
+      ws.on('message', (data) => mine.push(String((data as Buffer)[0])));
+      ws.on('close', (code) => mine.push(`close ${code}`));
+    });
+    try {
+      const port = (wss.address() as AddressInfo).port;
+      const transport = wsTransport();
+      const a = await transport(`ws://127.0.0.1:${port}/v1/scp`);
+      const b = await transport(`ws://127.0.0.1:${port}/v1/scp`);
+      const closed = new Promise<string>((r) => {
+        b.onclose = r;
+      });
+      const frame = Uint8Array.of(1);
+      a.send(frame);
+      b.send(Uint8Array.of(7));
+      a.send(Uint8Array.of(2));
+      b.send(Uint8Array.of(8));
+      b.close(); // before the turn's end: its frames are written first
+      a.send(Uint8Array.of(3));
+      await closed;
+      while (
+        seen.length < 2 ||
+        (seen[0] as string[]).length < 3 ||
+        (seen[1] as string[]).length < 3
+      ) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.deepEqual(seen[0], ['1', '2', '3']);
+      assert.deepEqual(seen[1], ['7', '8', 'close 1005']);
+      a.close();
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
 });

@@ -332,18 +332,17 @@ function writeObject(w: Writer, value: object | null, depth: number): void {
     return;
   }
   if (isPlainObject(value)) {
-    const keys = Reflect.ownKeys(value);
-    const values: unknown[] = new Array(keys.length);
-    let n = 0;
-    for (const k of keys) {
-      if (typeof k !== 'string') throw new EncodingError('object keys must be strings');
-      // Own enumerable string keys, as Object.entries gives them (non-enumerable ones are left out).
-      if (!Object.prototype.propertyIsEnumerable.call(value, k)) continue;
-      keys[n] = k;
-      values[n++] = (value as Record<string, unknown>)[k];
+    // A symbol key, enumerable or not, is refused; then the own enumerable string keys, as
+    // Object.entries gives them (non-enumerable ones are left out). Object.keys is served from
+    // V8's enum cache: a third of a small request's encoding went to Reflect.ownKeys and a
+    // propertyIsEnumerable call per key.
+    if (Object.getOwnPropertySymbols(value).length > 0) {
+      throw new EncodingError('object keys must be strings');
     }
-    keys.length = n;
-    values.length = n;
+    const keys: unknown[] = Object.keys(value);
+    const n = keys.length;
+    const values: unknown[] = new Array(n);
+    for (let i = 0; i < n; i++) values[i] = (value as Record<string, unknown>)[keys[i] as string];
     writeMap(w, keys, values, depth + 1);
     return;
   }
@@ -366,6 +365,24 @@ export function encodeCbor(value: unknown): Uint8Array {
  */
 let spare: Writer | undefined;
 const SPARE_MAX_BYTES = 64 * 1024;
+
+/**
+ * encodeCbor, handing `use` the encoding in the encoder's own buffer instead of a copy. The bytes
+ * are valid only during the call (the encoder's next use overwrites them): for bytes consumed at
+ * once, such as a record's plaintext sealed in the call. An encoding made inside `use` gets a
+ * writer of its own.
+ */
+export function withCborEncoding<T>(value: unknown, use: (bytes: Uint8Array) => T): T {
+  const w = spare ?? new Writer();
+  spare = undefined;
+  w.pos = 0;
+  try {
+    write(w, value, 0);
+    return use(w.buf.subarray(0, w.pos));
+  } finally {
+    if (w.buf.length <= SPARE_MAX_BYTES) spare = w;
+  }
+}
 
 function encodeAt(value: unknown, depth: number): Uint8Array {
   const w = spare ?? new Writer();

@@ -111,6 +111,7 @@ describe('encodeCbor: RFC 8949 §4.2.1 deterministic encoding', () => {
       ['integer above 2^64-1', 2n ** 64n],
       ['array hole', holey],
       ['symbol key', { [Symbol.iterator]: 1 }],
+      ['non-enumerable symbol key', Object.defineProperty({ a: 1 }, Symbol.iterator, { value: 1 })],
       [
         'duplicate keys 1 and 1n',
         new Map<unknown, unknown>([
@@ -123,6 +124,25 @@ describe('encodeCbor: RFC 8949 §4.2.1 deterministic encoding', () => {
     for (const [name, value] of cases) {
       assert.throws(() => encodeCbor(value), EncodingError, name);
     }
+  });
+
+  test('a plain object encodes its own enumerable string keys, sorted, as a map does', () => {
+    const o = Object.defineProperty({ method: 'get', app: 'counter' }, 'hidden', { value: 1 });
+    const inherited = Object.assign(Object.create({ inherited: 1 }) as object, { a: 1 });
+    assert.deepEqual(
+      encodeCbor(o),
+      encodeCbor(
+        new Map([
+          ['app', 'counter'],
+          ['method', 'get'],
+        ]),
+      ),
+    );
+    assert.throws(() => encodeCbor(inherited), EncodingError, 'not a plain object');
+    assert.deepEqual(
+      encodeCbor(Object.assign(Object.create(null), { b: 2, a: 1 })),
+      h('a2616101616202'),
+    );
   });
 
   test(`nesting is limited to ${CBOR_MAX_DEPTH} levels both ways`, () => {

@@ -31,20 +31,33 @@ import { type P256Key, sign1 } from './log-kit.js';
 
 /**
  * `c` with aeadKeySync over node:crypto: sessions made with it run the synchronous record layer
- * (ScpSession.sealSync / openSync), which must be byte-for-byte the asynchronous one.
+ * (ScpSession.sealSync / openSync), which must be byte-for-byte the asynchronous one. With
+ * `prefixed`, its keys also offer sealPrefixed (records sealed after their type byte).
  */
-export function withSyncAead(c: ScpCrypto): ScpCrypto {
+export function withSyncAead(c: ScpCrypto, o: { prefixed?: boolean } = {}): ScpCrypto {
   return {
     ...c,
     aeadKeySync: (raw32) => {
       if (raw32.length !== 32) throw new Error('an AES-256-GCM key is 32 bytes');
       const key = createSecretKey(Buffer.from(raw32));
+      const seal = (
+        iv: Uint8Array,
+        aad: Uint8Array,
+        pt: Uint8Array,
+        prefix: Uint8Array = new Uint8Array(0),
+      ): Uint8Array => {
+        const x = createCipheriv('aes-256-gcm', key, iv);
+        x.setAAD(aad);
+        return new Uint8Array(Buffer.concat([prefix, x.update(pt), x.final(), x.getAuthTag()]));
+      };
       return {
-        seal: (iv, aad, pt) => {
-          const x = createCipheriv('aes-256-gcm', key, iv);
-          x.setAAD(aad);
-          return new Uint8Array(Buffer.concat([x.update(pt), x.final(), x.getAuthTag()]));
-        },
+        ...(o.prefixed === true
+          ? {
+              sealPrefixed: (prefix: Uint8Array, iv: Uint8Array, aad: Uint8Array, pt: Uint8Array) =>
+                seal(iv, aad, pt, prefix),
+            }
+          : {}),
+        seal: (iv, aad, pt) => seal(iv, aad, pt),
         open: (iv, aad, ct) => {
           if (ct.length < 16) throw new Error('shorter than the tag');
           const d = createDecipheriv('aes-256-gcm', key, iv);

@@ -206,6 +206,7 @@ describe('SCP handshake: honest runs', () => {
 for (const [label, crypto] of [
   ['WebCrypto AEAD', webCryptoScp],
   ['synchronous AEAD', withSyncAead(webCryptoScp)],
+  ['synchronous AEAD, sealed after the type byte', withSyncAead(webCryptoScp, { prefixed: true })],
 ] as const) {
   describe(`SCP records (${label})`, () => {
     const conn = (o: RunOptions = {}) =>

@@ -10,26 +10,44 @@ import { createCipheriv, createDecipheriv, type KeyObject } from 'node:crypto';
 export const AEAD_TAG_BYTES = 16;
 const TAG_BYTES = AEAD_TAG_BYTES;
 
-/** `head` ‖ `tail` ‖ `tag` in one fresh buffer (GCM's update output is usually the whole body). */
-function join(head: Uint8Array, tail: Uint8Array, tag: Uint8Array): Uint8Array {
-  const out = new Uint8Array(head.length + tail.length + tag.length);
-  out.set(head, 0);
-  out.set(tail, head.length);
-  out.set(tag, head.length + tail.length);
+/**
+ * `prefix` ‖ `head` ‖ `tail` ‖ `tag` in one fresh buffer (GCM's update output is usually the
+ * whole body, its final output empty).
+ */
+function join(prefix: Uint8Array, head: Uint8Array, tail: Uint8Array, tag: Uint8Array): Uint8Array {
+  const out = new Uint8Array(prefix.length + head.length + tail.length + tag.length);
+  let at = 0;
+  if (prefix.length > 0) {
+    out.set(prefix, 0);
+    at = prefix.length;
+  }
+  out.set(head, at);
+  at += head.length;
+  if (tail.length > 0) {
+    out.set(tail, at);
+    at += tail.length;
+  }
+  out.set(tag, at);
   return out;
 }
 
-/** AES-256-GCM encryption: ciphertext ‖ 16-byte tag. */
+const NOTHING = new Uint8Array(0);
+
+/**
+ * AES-256-GCM encryption: ciphertext ‖ 16-byte tag; with `prefix`, prefix ‖ ciphertext ‖ tag in
+ * the one buffer (an SCP record is its type byte then the sealed bytes: no second copy).
+ */
 export function aesGcmSeal(
   key: KeyObject | Uint8Array,
   nonce: Uint8Array,
   aad: Uint8Array,
   plaintext: Uint8Array,
+  prefix: Uint8Array = NOTHING,
 ): Uint8Array {
   const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
   c.setAAD(aad);
   const head = c.update(plaintext);
-  return join(head, c.final(), c.getAuthTag());
+  return join(prefix, head, c.final(), c.getAuthTag());
 }
 
 /** AES-256-GCM decryption of ciphertext ‖ tag; undefined when it does not authenticate. */
@@ -53,5 +71,5 @@ export function aesGcmOpen(
   // `head` is a fresh buffer of its own (not pooled: update allocates it); copy only when final()
   // returned bytes, which GCM does not.
   if (tail.length === 0) return new Uint8Array(head.buffer, head.byteOffset, head.length);
-  return join(head, tail, new Uint8Array(0));
+  return join(NOTHING, head, tail, NOTHING);
 }

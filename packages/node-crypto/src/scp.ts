@@ -50,6 +50,7 @@ function syncAeadKey(raw32: Uint8Array): SyncAeadKey {
   const key: KeyObject = createSecretKey(raw32);
   return {
     seal: (iv, aad, pt) => aesGcmSeal(key, iv, aad, pt),
+    sealPrefixed: (prefix, iv, aad, pt) => aesGcmSeal(key, iv, aad, pt, prefix),
     open: (iv, aad, ct) => {
       const pt = aesGcmOpen(key, iv, aad, ct);
       if (pt === undefined) {

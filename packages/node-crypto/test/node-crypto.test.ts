@@ -4,10 +4,15 @@
  * signatures and reused ephemeral keys fail by name (or as false), never silently.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { createSecretKey, generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import { ScpError, webCryptoScp } from '@cloister/core';
-import { nodeScpCrypto, privateKeyFromPkcs8, rawPublicKey } from '@cloister/node-crypto';
+import {
+  aesGcmSeal,
+  nodeScpCrypto,
+  privateKeyFromPkcs8,
+  rawPublicKey,
+} from '@cloister/node-crypto';
 
 const key = Uint8Array.from({ length: 32 }, (_, i) => i);
 const iv = Uint8Array.from({ length: 12 }, (_, i) => 100 + i);
@@ -22,6 +27,25 @@ test('AES-256-GCM: node:crypto and WebCrypto produce and open the same records',
     assert.deepEqual(a, await w.seal(iv, aad, pt));
     assert.deepEqual(await n.open(iv, aad, a), pt);
     assert.deepEqual(await w.open(iv, aad, a), pt);
+  }
+});
+
+test('sealPrefixed and aesGcmSeal with a prefix give prefix ‖ the same sealed bytes', async () => {
+  const w = await webCryptoScp.aeadKey(key);
+  const k = nodeScpCrypto.aeadKeySync?.(key);
+  assert.ok(k?.sealPrefixed !== undefined, 'the synchronous keys seal after a prefix');
+  for (const [size, prefix] of [
+    [0, Uint8Array.of(5)],
+    [96, Uint8Array.of(5)],
+    [55, Uint8Array.of(1, 2, 3)],
+    [4096, new Uint8Array(0)],
+  ] as const) {
+    const pt = Uint8Array.from({ length: size }, (_, i) => (i * 7) & 0xff);
+    const sealed = await w.seal(iv, aad, pt);
+    const expected = new Uint8Array([...prefix, ...sealed]);
+    assert.deepEqual(k.sealPrefixed(prefix, iv, aad, pt), expected);
+    assert.deepEqual(aesGcmSeal(createSecretKey(key), iv, aad, pt, prefix), expected);
+    assert.deepEqual(k.open(iv, aad, expected.subarray(prefix.length)), pt);
   }
 });
 

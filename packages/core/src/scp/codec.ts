@@ -4,7 +4,7 @@
  * lenient parse: an authenticated peer that sends something odd is a bug or an attack either way.
  */
 import { clipText, concatBytes, utf8 } from '../bytes.js';
-import { decodeCbor, decodeCborPrefix, encodeCbor } from '../cbor.js';
+import { decodeCbor, decodeCborPrefix, encodeCbor, withCborEncoding } from '../cbor.js';
 import { EncodingError, InvalidInputError } from '../errors.js';
 import {
   FRAME,
@@ -285,6 +285,14 @@ export function encodePlaintext(array: unknown[], pad: boolean): Uint8Array {
   const out = new Uint8Array(paddedLength(body.length));
   out.set(body);
   return out;
+}
+
+/**
+ * encodePlaintext, handing `use` the plaintext: without a copy when unpadded, in the encoder's
+ * buffer, valid only during the call (for a plaintext sealed in the call).
+ */
+export function withPlaintext<T>(array: unknown[], pad: boolean, use: (pt: Uint8Array) => T): T {
+  return pad ? use(encodePlaintext(array, true)) : withCborEncoding(array, use);
 }
 
 /** Decodes record plaintext: one CBOR message array then only zero bytes. KEY_UPDATE → 'key-update'. */

@@ -6,7 +6,14 @@
  */
 import { wipe } from '../bytes.js';
 import { InvalidInputError } from '../errors.js';
-import { decodePlaintext, encodePlaintext, frame, frameType, messageArray } from './codec.js';
+import {
+  decodePlaintext,
+  encodePlaintext,
+  frame,
+  frameType,
+  messageArray,
+  withPlaintext,
+} from './codec.js';
 import { nextTrafficSecret, recordNonce, trafficKey } from './keys.js';
 import {
   type AeadKey,
@@ -101,7 +108,11 @@ export async function createSession(o: SessionInit): Promise<ScpSession> {
 
 /** The plaintext of `message`; throws for a message that does not encode or is too large. */
 function recordPlaintext(message: ScpMessage, opts: { pad?: boolean } | undefined): Uint8Array {
-  const pt = encodePlaintext(messageArray(message), opts?.pad === true);
+  return checkPlaintextSize(encodePlaintext(messageArray(message), opts?.pad === true));
+}
+
+/** `pt`, or FRAME_TOO_LARGE when its record would be a frame over MAX_FRAME. */
+function checkPlaintextSize(pt: Uint8Array): Uint8Array {
   if (1 + pt.length + TAG_LENGTH > MAX_FRAME) {
     throw new ScpError(
       'FRAME_TOO_LARGE',
@@ -324,7 +335,13 @@ class SyncRecordSession implements ScpSession {
 
   sealSync(message: ScpMessage, opts?: { pad?: boolean }): Uint8Array[] {
     // As seal(): a message that does not encode, or is too large, fails alone (nothing sealed).
-    const pt = recordPlaintext(message, opts);
+    // The plaintext is the encoder's own buffer, sealed before the call returns (no copy).
+    return withPlaintext(messageArray(message), opts?.pad === true, (pt) =>
+      this.#sealPlaintext(checkPlaintextSize(pt), message.type === 'close'),
+    );
+  }
+
+  #sealPlaintext(pt: Uint8Array, isClose: boolean): Uint8Array[] {
     if (this.#sendError !== undefined) throw this.#sendError;
     try {
       const d = this.#send;
@@ -334,9 +351,7 @@ class SyncRecordSession implements ScpSession {
         this.#rotate(d);
       }
       const f = this.#sealOne(pt);
-      if (message.type === 'close') {
-        this.#sendError = new ScpError('SCP_CLOSED', 'this session sent its close');
-      }
+      if (isClose) this.#sendError = new ScpError('SCP_CLOSED', 'this session sent its close');
       return update === undefined ? [f] : [update, f];
     } catch (e) {
       this.#sendError = sealFailure(e);
@@ -348,7 +363,10 @@ class SyncRecordSession implements ScpSession {
     const d = this.#send;
     const nonce = recordNonce(d.iv, d.seq);
     d.seq += 1; // consumed even if sealing fails: a nonce is never reused
-    return frame(FRAME.RECORD, d.key.seal(nonce, AAD_RECORD, pt));
+    const k = d.key;
+    // The type byte is also the record's AAD: sealed after it in one buffer when the key can.
+    if (k.sealPrefixed !== undefined) return k.sealPrefixed(AAD_RECORD, nonce, AAD_RECORD, pt);
+    return frame(FRAME.RECORD, k.seal(nonce, AAD_RECORD, pt));
   }
 
   #rotate(d: SyncDirection): void {

@@ -75,6 +75,11 @@ export interface AeadKey {
 export interface SyncAeadKey {
   seal(iv: Uint8Array, aad: Uint8Array, pt: Uint8Array): Uint8Array;
   open(iv: Uint8Array, aad: Uint8Array, ct: Uint8Array): Uint8Array;
+  /**
+   * Optional: `prefix ‖ seal(iv, aad, pt)` in one fresh buffer, the same bytes as concatenating
+   * (a record frame is its type byte then the sealed bytes: one copy per record less).
+   */
+  sealPrefixed?(prefix: Uint8Array, iv: Uint8Array, aad: Uint8Array, pt: Uint8Array): Uint8Array;
 }
 
 /** The primitives SCP needs; webCryptoScp is the browser/Node one, the enclave has its own. */
