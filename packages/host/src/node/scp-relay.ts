@@ -19,12 +19,12 @@
  * frames per socket wait for the enclave, beyond which the socket stops reading (TCP pushes back)
  * and the frames ws had already read wait in the host, so the enclave never holds more.
  *
- * Fairness: the boundary is one FIFO stream and the enclave processes a query in the call that
- * delivers its frame, so a frame waits behind every byte issued before it. The node-wide budget
+ * Fairness: the boundary is one FIFO stream and the enclave processes a request in the call that
+ * delivers its frame, so a frame waits behind every frame issued before it. The node-wide budget
  * (`maxInFlightBytes`) therefore also bounds that wait, and frames that wait for it are issued by
- * deficit round robin over sockets (RELAY_QUANTUM bytes of credit a turn): a socket whose next
- * frame is at most RELAY_QUANTUM is served after at most one turn of each other waiting socket,
- * whatever they send (docs/node-api.md "Secure connections", "Fair share").
+ * deficit round robin at two levels: over client addresses, then over the sockets of one address
+ * (RELAY_QUANTUM bytes of credit a turn): a socket whose next frame is at most RELAY_QUANTUM
+ * is served after at most one turn of each other waiting address, whatever they send (docs/node-api.md "Secure connections", "Fair share").
  */
 import { type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -86,6 +86,15 @@ export interface ScpRelayLimits {
    * handshakes are freed well within the idle timeout).
    */
   readonly handshakeMs: number;
+  /**
+   * What the round robin shares first (default 'address'): 'address' gives each client address
+   * (an IPv4 address, an IPv4-mapped IPv6 address as its IPv4, the /64 of an IPv6 address) one
+   * turn a round, shared by its sockets in turn, so a client opening many sockets does not get
+   * many turns; 'socket' gives each socket a turn. Behind a reverse proxy every socket has the
+   * proxy's address, and 'address' then is 'socket' (one address, its sockets in turn); 'socket'
+   * is for clients that share one address and should not share a turn (a NAT of many users).
+   */
+  readonly shareBy: 'address' | 'socket';
 }
 
 export const DEFAULT_SCP_RELAY_LIMITS: ScpRelayLimits = {
@@ -97,6 +106,7 @@ export const DEFAULT_SCP_RELAY_LIMITS: ScpRelayLimits = {
   maxHeldBytes: 256 * 1024 * 1024,
   maxConnectionsPerAddress: 256,
   handshakeMs: 30_000,
+  shareBy: 'address',
 };
 
 /** The enclave's side of the relay: the three `scp.*` calls. */
@@ -165,6 +175,16 @@ export type ScpCloseReason =
   | 'protocol'
   | 'client';
 
+/** A share of the round robin's first level: a client address (or one socket) and its line. */
+interface Share {
+  readonly key: string;
+  /**
+   * Its held sockets in turn order, each at most once. Invariant: holds exactly the sockets
+   * whose `held` is set and whose `share` is `key`.
+   */
+  readonly sockets: Fifo<Conn>;
+}
+
 interface Conn {
   readonly ws: WebSocket;
   /** Set once `scp.open` answered; undefined before (frames wait on `opened`). */
@@ -194,13 +214,15 @@ interface Conn {
    * is below the next frame's size).
    */
   credit: number;
+  /** The round robin's first level it belongs to (shareKeyOf its address, or its own key). */
+  readonly share: string;
   /**
    * After one of its frames settled: issues what waits when no socket is in line (as far as its
    * and the node's caps allow), lines up otherwise; resumes reading once nothing waits.
    */
   drain: () => void;
-  /** Its turn in the line: issues frames while its credit, the budget and its cap allow. */
-  turn: () => void;
+  /** Its turn in the line: issues frames while its credit, the budget and its cap allow; how many. */
+  turn: () => number;
   idle: NodeJS.Timeout | undefined;
   /** Until the client's CA passes: the handshake deadline. */
   handshake: NodeJS.Timeout | undefined;
@@ -241,6 +263,8 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   const bySession = new Map<number, Conn>();
   // Open sockets by remote address (kept in memory only: no address reaches logs or metrics).
   const perAddress = new Map<string, number>();
+  // Numbers the sockets' own shares with shareBy 'socket' (never an address).
+  let nextSocket = 0;
   // Invariant: the bytes of the frames issued to the enclave whose scp.frame has not settled.
   let inFlightBytes = 0;
   // Invariant: the sum of every open socket's waitingBytes.
@@ -252,41 +276,61 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     x.waiting.length = 0;
     x.waitingAt = 0;
   };
-  // The round robin: sockets whose next frame waits for the byte budget or for sockets before
-  // them, each at most once (Conn.held), in turn order; its head is the socket whose turn is next.
-  // Invariant, between events: the line is empty or its head's next frame does not fit.
-  const held = new Fifo<Conn>();
+  // The round robin's first level: the shares (client addresses, or sockets with shareBy
+  // 'socket') that have sockets in line, each at most once, in turn order; the second level is
+  // each share's own line of sockets. Invariant, between events: `line` holds exactly the shares
+  // of `shares`, and a share is in `shares` exactly while its line is not empty; the line is
+  // empty or the next frame of the first socket of its head does not fit.
+  const line = new Fifo<Share>();
+  const shares = new Map<string, Share>();
+  // Invariant: the number of sockets with `held` set (the sum of the shares' line sizes).
+  let heldSockets = 0;
   metrics.relayBudget.read = () => ({
     atEnclave: inFlightBytes,
     waiting: heldBytes,
-    held: held.size,
+    held: heldSockets,
   });
   /**
-   * Serves the line while the budget has room for the head's next frame: deficit round robin.
-   * The head gets RELAY_QUANTUM of credit when its next frame needs more, issues frames while
-   * they fit its credit, the budget and its `maxInFlight`, then goes to the back if frames remain
-   * and its credit is spent; stopped by the budget alone, it keeps its place (and its credit)
-   * until frames settle. A socket leaves the line when it is gone, emptied, or at its own cap
-   * (its own settles bring it back), and loses its credit.
+   * Serves the line while the budget has room for the next frame: deficit round robin, a visit
+   * of its head share being one visit of that share's first socket. The socket gets RELAY_QUANTUM
+   * of credit when its next frame needs more, issues frames while they fit its credit, the budget
+   * and its `maxInFlight`, then goes to the back of its share's line if frames remain and its
+   * credit is spent, and its share to the back of the line; stopped by the budget alone, both keep
+   * their places (and its credit) until frames settle. A socket leaves the line when it is gone,
+   * emptied, or at its own cap (its own settles bring it back), and loses its credit; a share
+   * leaves with its last socket. With one share (every socket from one address) this is the
+   * round robin over sockets, step for step.
    */
   const releaseHeld = (): void => {
-    for (let x = held.peek(); x !== undefined; x = held.peek()) {
+    for (let s = line.peek(); s !== undefined; s = line.peek()) {
+      const x = s.sockets.peek() as Conn;
       let next = x.waiting[x.waitingAt];
+      let issued = 0;
       if (!x.closed && next !== undefined && x.inFlight < limits.maxInFlight) {
         if (x.credit < next.length) x.credit += RELAY_QUANTUM;
         if (x.credit >= next.length && !fits(next.length)) return;
-        x.turn();
+        issued = x.turn();
         next = x.waiting[x.waitingAt];
         if (!x.closed && next !== undefined && x.inFlight < limits.maxInFlight) {
           if (x.credit >= next.length) return; // stopped by the budget: still its turn
-          held.shift();
-          held.push(x); // its credit spent: the back of the line
+          s.sockets.shift();
+          s.sockets.push(x); // its credit spent: the back of its share's line
+          line.shift();
+          line.push(s); // and its share the back of the line
           continue;
         }
       }
-      held.shift();
+      s.sockets.shift();
       x.held = false;
       x.credit = 0;
+      heldSockets--;
+      if (s.sockets.size === 0) {
+        line.shift();
+        shares.delete(s.key);
+      } else if (issued > 0) {
+        line.shift();
+        line.push(s); // its turn used: the back of the line
+      } // else a visit that issued nothing (a socket gone, or at its cap) leaves the share its turn
       x.drain();
     }
   };
@@ -420,7 +464,8 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       held: false,
       credit: 0,
       drain: () => {},
-      turn: () => {},
+      turn: () => 0,
+      share: limits.shareBy === 'socket' ? `socket ${nextSocket++}` : shareKeyOf(address),
       idle: undefined,
       handshake: undefined,
       address,
@@ -455,7 +500,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
         wait(frame);
         return;
       }
-      if (!fits(frame.length) || held.size > 0) {
+      if (!fits(frame.length) || line.size > 0) {
         // Other sockets were held first, or the budget is spent: wait in line.
         if (wait(frame)) hold(c);
         return;
@@ -477,16 +522,26 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     const hold = (x: Conn): void => {
       if (x.held) return;
       x.held = true;
-      held.push(x);
+      heldSockets++;
+      let s = shares.get(x.share);
+      if (s === undefined) {
+        s = { key: x.share, sockets: new Fifo<Conn>() };
+        shares.set(x.share, s);
+        line.push(s);
+      }
+      s.sockets.push(x);
       x.ws.pause();
     };
     c.turn = () => {
+      let n = 0;
       while (c.waitingAt < c.waiting.length && c.inFlight < limits.maxInFlight) {
         const frame = c.waiting[c.waitingAt] as Uint8Array;
-        if (frame.length > c.credit || !fits(frame.length)) return;
+        if (frame.length > c.credit || !fits(frame.length)) break;
         c.credit -= frame.length;
         issueWaiting(frame);
+        n++;
       }
+      return n;
     };
     /** Issues `frame`, the first of `c.waiting`, taking it off the frames the host holds. */
     const issueWaiting = (frame: Uint8Array): void => {
@@ -523,7 +578,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       if (c.held) return; // in line: its turn comes
       while (c.waitingAt < c.waiting.length && c.inFlight < limits.maxInFlight) {
         const frame = c.waiting[c.waitingAt] as Uint8Array;
-        if (held.size > 0 || !fits(frame.length)) {
+        if (line.size > 0 || !fits(frame.length)) {
           // Others wait first, or the budget is spent: the back of the line.
           hold(c);
           return;
@@ -610,6 +665,35 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       wss.close();
     },
   };
+}
+
+/**
+ * The round robin's share of a remote address: an IPv4 address as it is, an IPv4-mapped IPv6
+ * address (`::ffff:192.0.2.1`, what a dual-stack listener reports) as its IPv4, and an IPv6
+ * address by its first 64 bits, the prefix one subscriber usually holds whole (RFC 6177), so a
+ * client does not get a share per address of its /64. Anything else is its own share.
+ */
+export function shareKeyOf(address: string): string {
+  const a = address.toLowerCase().split('%', 1)[0] as string; // a zone id names no client
+  if (!a.includes(':')) return a;
+  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  if (dotted) return dotted[1] as string;
+  const halves = a.split('::');
+  if (halves.length > 2) return a;
+  const head = halves[0] ? (halves[0] as string).split(':') : [];
+  const tail = halves.length === 2 && halves[1] ? (halves[1] as string).split(':') : [];
+  const gap = Math.max(0, 8 - head.length - tail.length);
+  const groups = [...head, ...Array<string>(gap).fill('0'), ...tail];
+  if (groups.length !== 8 || !groups.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return a;
+  const n = groups.map((g) => Number.parseInt(g, 16));
+  if (n.slice(0, 5).every((x) => x === 0) && n[5] === 0xffff) {
+    const [hi, lo] = [n[6] as number, n[7] as number];
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  return `${n
+    .slice(0, 4)
+    .map((x) => x.toString(16))
+    .join(':')}::/64`;
 }
 
 function toBytes(data: RawData): Uint8Array {
