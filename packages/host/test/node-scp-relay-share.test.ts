@@ -1,7 +1,10 @@
 /**
  * The relay's fair share (docs/node-api.md "Fair share"): its round robin goes over client
- * addresses first, then over the sockets of one address. The enclave here is a fake that answers
- * a frame only when the test says so, so every order below is exact, whatever the machine's load.
+ * addresses first, then over the sockets of one address, and a frame costs its size or the
+ * enclave's time it took (RELAY_BYTES_PER_MS), whichever is more, in the turns and in the budget.
+ * The enclave here is a fake that answers a frame only when the test says so, and the relay's
+ * clock is the test's: a frame "takes" the milliseconds the test adds before letting it settle,
+ * so every order below is exact, whatever the machine's load.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -12,6 +15,7 @@ import { createLogger } from '../src/node/logger.js';
 import { createNodeMetrics, type NodeMetrics } from '../src/node/metrics.js';
 import {
   attachScpRelay,
+  RELAY_BYTES_PER_MS,
   RELAY_QUANTUM,
   type ScpEnclave,
   type ScpRelayLimits,
@@ -57,6 +61,7 @@ function gatedEnclave() {
 async function serve(
   enclave: ScpEnclave,
   limits: Partial<ScpRelayLimits>,
+  clock: () => number,
   metrics: NodeMetrics = createNodeMetrics(),
 ) {
   const server: Server = createServer((_req, res) => res.end());
@@ -65,6 +70,7 @@ async function serve(
     metrics,
     log: createLogger({ level: 'silent' }),
     limits,
+    clock,
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
@@ -106,7 +112,7 @@ async function threeSockets(
   addresses: readonly [string, string, string],
 ): Promise<number[]> {
   const e = gatedEnclave();
-  const s = await serve(e.enclave, { maxInFlightBytes: RELAY_QUANTUM, ...limits });
+  const s = await serve(e.enclave, { maxInFlightBytes: RELAY_QUANTUM, ...limits }, () => 0);
   const sockets: WebSocket[] = [];
   try {
     for (const a of addresses) sockets.push(await dial(s.url, a));
@@ -155,6 +161,81 @@ describe('scp relay: fair share', () => {
     const byAddress = await threeSockets({}, one);
     assert.deepEqual(byAddress, [10, 11, 20, 30, 12, 21, 31, 13, 22, 32, 23, 33]);
     assert.deepEqual(await threeSockets({ shareBy: 'socket' }, one), byAddress);
+  });
+
+  it("a socket whose frames take the enclave's time loses turns for it", async () => {
+    // Sockets x (tags 0..) and y (100..) of two addresses each keep frames of one turn's credit
+    // waiting; one frame at the enclave at a time. x's frames take 10 ms of the enclave each
+    // (ten turns' worth at RELAY_BYTES_PER_MS), y's none.
+    assert.equal(RELAY_QUANTUM, RELAY_BYTES_PER_MS); // a turn buys a millisecond
+    const run = async (xMs: number): Promise<string> => {
+      let now = 0;
+      const e = gatedEnclave();
+      const s = await serve(e.enclave, { maxInFlightBytes: RELAY_QUANTUM }, () => now);
+      stops.push(s.stop);
+      const x = await dial(s.url, '127.0.0.1');
+      const y = await dial(s.url, '127.0.0.2');
+      await until(() => e.opened === 2);
+      send(x, 0, 30);
+      await until(() => s.metrics.relayBudget.read().held === 1);
+      send(y, 100, 30);
+      await until(() => s.metrics.relayBudget.read().held === 2);
+      while (e.issued.length < 24) {
+        // Both wait before each settle (a socket whose read frames ran out is read again and
+        // lines up anew: with nobody else waiting, a socket pays its debt at once).
+        await until(() => e.pending > 0 && s.metrics.relayBudget.read().held === 2);
+        const tag = e.issued[e.issued.length - e.pending] as number;
+        if (tag < 100) now += xMs;
+        e.next();
+        await tick();
+      }
+      x.close();
+      y.close();
+      while (e.pending > 0) e.next();
+      return e.issued
+        .slice(0, 24)
+        .map((t) => (t < 100 ? 'x' : 'y'))
+        .join('');
+    };
+    // Costs no time beyond their size: a turn each.
+    assert.equal(await run(0), 'xxyxyxyxyxyxyxyxyxyxyxyx');
+    // Each x frame's 10 ms (nine turns beyond its size) are paid out of x's next visits, a
+    // quantum a visit: y goes many times in between (here xxyyyyyyyyyyxyyyyyxyyyyy: y is read
+    // again after each of its frames, and x visited twice for each).
+    const costly = await run(10);
+    assert.equal(costly.slice(0, 2), 'xx'); // the first two went before anything was measured
+    const between = costly.slice(2).split('x').slice(0, -1);
+    assert.ok(between.length >= 1 && between.length <= 3, costly);
+    for (const ys of between) assert.ok(ys.length >= 4, costly);
+  });
+
+  it("counts the frames at the enclave at the enclave's measured time per byte", async () => {
+    // One socket keeps 1 KiB frames waiting; the budget is eight of them. When the enclave takes
+    // 1 ms a KiB (64 times RELAY_BYTES_PER_MS), those eight would be 512 ms of work in front of
+    // anyone's next frame: the budget then holds one frame at a time.
+    const run = async (msPerFrame: number): Promise<number> => {
+      let now = 0;
+      const e = gatedEnclave();
+      const s = await serve(e.enclave, { maxInFlightBytes: 8 * 1024 }, () => now);
+      stops.push(s.stop);
+      const x = await dial(s.url, '127.0.0.1');
+      await until(() => e.opened === 1);
+      send(x, 0, 40, 1024);
+      await until(() => e.issued.length === 8);
+      let most = 0;
+      for (let settled = 0; settled < 30; settled++) {
+        await until(() => e.pending > 0);
+        now += msPerFrame;
+        e.next();
+        await tick();
+        if (settled >= 20) most = Math.max(most, e.pending);
+      }
+      x.close();
+      while (e.pending > 0) e.next();
+      return most;
+    };
+    assert.equal(await run(0), 8);
+    assert.equal(await run(1), 1);
   });
 
   it('shares an address by client: IPv4-mapped IPv6 as its IPv4, IPv6 by its /64', () => {

@@ -23,11 +23,17 @@
  * delivers its frame, so a frame waits behind every frame issued before it. The node-wide budget
  * (`maxInFlightBytes`) therefore also bounds that wait, and frames that wait for it are issued by
  * deficit round robin at two levels: over client addresses, then over the sockets of one address
- * (RELAY_QUANTUM bytes of credit a turn): a socket whose next frame is at most RELAY_QUANTUM
- * is served after at most one turn of each other waiting address, whatever they send (docs/node-api.md "Secure connections", "Fair share").
+ * (RELAY_QUANTUM of credit a turn). What is scarce is the enclave's time, not bytes, so a frame
+ * costs its size or the enclave's time it took (RELAY_BYTES_PER_MS), whichever is more: the relay
+ * measures how long the enclave had frames and splits it over the frames that settled, a socket
+ * pays what its frames took beyond their size out of its next turns, and the budget counts the
+ * frames at the enclave at the node's measured time per byte. A socket whose next frame costs at
+ * most RELAY_QUANTUM is served after at most one turn of each other waiting address, whatever
+ * they send (docs/node-api.md "Secure connections", "Fair share").
  */
 import { type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import {
   ERROR_CODES,
@@ -124,6 +130,11 @@ export interface ScpRelayDeps {
   readonly metrics: NodeMetrics;
   readonly log: Logger;
   readonly limits?: Partial<ScpRelayLimits>;
+  /**
+   * Milliseconds from any fixed origin, never going back (default `performance.now`): the relay
+   * measures with it how long the enclave's work for frames took. Tests inject their own.
+   */
+  readonly clock?: () => number;
 }
 
 /** The relay attached to a server; the node feeds it the enclave's events. */
@@ -157,6 +168,28 @@ const CLOSE = {
  * frame issued, amortised.
  */
 export const RELAY_QUANTUM = 64 * 1024;
+
+/**
+ * What a millisecond of the enclave's time costs, in bytes of frame: a frame costs its size or
+ * its measured time at this rate, whichever is more, in the round robin and in the budget. So a
+ * turn (RELAY_QUANTUM) buys 64 KiB of frames or a millisecond of the enclave, and the budget of
+ * two of the largest frames is also about 32 ms of the enclave's work in front of a new frame.
+ * 64 KiB a millisecond is about the enclave's pace on queries (a 256 KB query takes about 4 ms
+ * on our machines), so queries cost their size and a frame whose work is far above its size (a
+ * 100 KB transaction runs its app for 10–27 ms) costs its time.
+ */
+export const RELAY_BYTES_PER_MS = 64 * 1024;
+
+/**
+ * The most a socket's round-robin credit goes below zero (bytes): what its frames took beyond
+ * their size is paid out of its next turns, up to 64 turns' worth; beyond, it is forgiven, so
+ * one frame that hit a stall of the whole node (a store write, a rotation) does not keep its
+ * socket out for long.
+ */
+const MAX_DEBT = 64 * RELAY_QUANTUM;
+
+/** Weight of the newest settle group in the node's measured time per byte (1/8: about a dozen). */
+const RATE_WEIGHT = 1 / 8;
 
 /** How long a stopping node waits for a client to answer its close before dropping the socket. */
 const CLOSE_GRACE_MS = 1000;
@@ -209,11 +242,15 @@ interface Conn {
    */
   held: boolean;
   /**
-   * Its round-robin credit in bytes: what its turns gave it and its frames did not spend.
-   * Invariant: 0 while not held; below MAX_FRAME + RELAY_QUANTUM (credit is given only while it
-   * is below the next frame's size).
+   * Its round-robin credit in bytes: what its turns gave it and its frames did not spend, less
+   * what its frames took of the enclave beyond their size (measured once they settle, while
+   * sockets wait in line). Invariant: at least -MAX_DEBT and below MAX_FRAME + RELAY_QUANTUM
+   * (credit is given only while it is below the next frame's size); at most 0 while not held
+   * (a debt it pays when it next waits, void once `debtEpoch` is not the relay's `lineEpoch`).
    */
   credit: number;
+  /** The relay's `lineEpoch` when its debt was last charged or kept. */
+  debtEpoch: number;
   /** The round robin's first level it belongs to (shareKeyOf its address, or its own key). */
   readonly share: string;
   /**
@@ -240,6 +277,7 @@ interface Conn {
  */
 export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   const limits = { ...DEFAULT_SCP_RELAY_LIMITS, ...deps.limits };
+  const clock = deps.clock ?? (() => performance.now());
   // The enclave ends a session holding more than MAX_QUEUED_FRAMES frames: half of it keeps an
   // honest relay clear of that; 0 would never send a frame.
   const maxInFlight = limits.maxInFlight;
@@ -282,6 +320,9 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   // of `shares`, and a share is in `shares` exactly while its line is not empty; the line is
   // empty or the next frame of the first socket of its head does not fit.
   const line = new Fifo<Share>();
+  // Counts the times the line emptied: nobody waited any more, so debts before are void (there
+  // was no one left to be fair to). Invariant: a socket's debt counts only if its debtEpoch is it.
+  let lineEpoch = 0;
   const shares = new Map<string, Share>();
   // Invariant: the number of sockets with `held` set (the sum of the shares' line sizes).
   let heldSockets = 0;
@@ -298,10 +339,17 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
    * credit is spent, and its share to the back of the line; stopped by the budget alone, both keep
    * their places (and its credit) until frames settle. A socket leaves the line when it is gone,
    * emptied, or at its own cap (its own settles bring it back), and loses its credit; a share
-   * leaves with its last socket. With one share (every socket from one address) this is the
-   * round robin over sockets, step for step.
+   * leaves with its last socket. A socket in debt (its frames took the enclave's time beyond
+   * their size) pays a quantum a visit; once a whole round of visits only paid debts, the rest
+   * waits for the next settle while frames are at the enclave (work-conserving only when the
+   * enclave is idle): a socket is read again only once its frames read before it paused ran out,
+   * so a flooder's sockets leave the line after nearly every turn, and a debtor left alone in the
+   * line for that moment would otherwise pay everything at once and go first. With one share
+   * (every socket from one address) and no debts this is the round robin over sockets, step for
+   * step.
    */
   const releaseHeld = (): void => {
+    let paying = 0; // visits in a row that issued nothing and only paid a debt
     for (let s = line.peek(); s !== undefined; s = line.peek()) {
       const x = s.sockets.peek() as Conn;
       let next = x.waiting[x.waitingAt];
@@ -317,16 +365,19 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
           s.sockets.push(x); // its credit spent: the back of its share's line
           line.shift();
           line.push(s); // and its share the back of the line
+          paying = issued === 0 && x.credit <= 0 ? paying + 1 : 0;
+          if (paying >= line.size && inFlightBytes > 0) return; // a settle goes on
           continue;
         }
       }
       s.sockets.shift();
       x.held = false;
-      x.credit = 0;
+      x.credit = Math.min(0, x.credit); // it keeps its debt, not its credit
       heldSockets--;
       if (s.sockets.size === 0) {
         line.shift();
         shares.delete(s.key);
+        if (line.size === 0) lineEpoch++;
       } else if (issued > 0) {
         line.shift();
         line.push(s); // its turn used: the back of the line
@@ -334,9 +385,65 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       x.drain();
     }
   };
-  /** True when `n` more bytes may go to the enclave (one frame always may, when none is out). */
+  /**
+   * What `n` bytes of frames cost at the enclave, in bytes: their size, or more when the enclave
+   * has lately taken longer per byte than RELAY_BYTES_PER_MS (the node-wide measure below).
+   */
+  const atRate = (n: number): number => n * Math.max(1, msPerByte() * RELAY_BYTES_PER_MS);
+  /**
+   * True when `n` more bytes may go to the enclave (one frame always may, when none is out): the
+   * frames there and this one fit the budget in bytes and in measured time.
+   */
   const fits = (n: number): boolean =>
-    inFlightBytes === 0 || inFlightBytes + n <= limits.maxInFlightBytes;
+    inFlightBytes === 0 || atRate(inFlightBytes + n) <= limits.maxInFlightBytes;
+
+  // What the enclave's work for frames took, measured by the relay (it sees when frames go and
+  // settle; the enclave has no clock and says nothing). The enclave answers the frames of one
+  // boundary message in one message, so frames settle in groups: a group is the frames settling
+  // in one run of the microtask queue, and it took the time since the previous group settled or
+  // since frames were last sent to an idle enclave, whichever is later (the enclave had work
+  // from the relay all that time). It is split over the group's frames by size, charged to each
+  // frame's socket, and folded into the node's time per byte.
+  // Invariant: busyFrom is when inFlightBytes last went from 0 to more (the enclave had work
+  // from then on); lastSettle when the last group settled; both from `clock`.
+  let busyFrom = 0;
+  let lastSettle = 0;
+  // The group settling now: its frames' sockets and sizes, its time; empty between groups.
+  const group: { c: Conn; size: number }[] = [];
+  let groupMs = 0;
+  // Averages over recent groups (weight RATE_WEIGHT each) of their time and their bytes; their
+  // ratio is the node's time per byte. Invariant: both >= 0; bytesAvg > 0 once a frame settled.
+  let msAvg = 0;
+  let bytesAvg = 0;
+  const msPerByte = (): number => (bytesAvg > 0 ? msAvg / bytesAvg : 0);
+  /** Counts a settled frame of `c` (`size` bytes) in the group settling now. */
+  const measure = (c: Conn, size: number): void => {
+    if (group.length === 0) {
+      const now = clock();
+      groupMs = Math.max(0, now - Math.max(lastSettle, busyFrom));
+      lastSettle = now;
+      queueMicrotask(settleGroup);
+    }
+    group.push({ c, size });
+  };
+  const settleGroup = (): void => {
+    let bytes = 0;
+    for (const f of group) bytes += f.size;
+    msAvg += (groupMs - msAvg) * RATE_WEIGHT;
+    bytesAvg += (bytes - bytesAvg) * RATE_WEIGHT;
+    for (const { c, size } of group) {
+      // Paid only while sockets wait: with nobody in line, the time was taken from no one. A
+      // socket out of line keeps the debt for when it next waits (its frames that were read
+      // before its socket paused run out, it leaves the line and is read again: it must not
+      // come back clean).
+      const beyond = groupMs * (bytes > 0 ? size / bytes : 0) * RELAY_BYTES_PER_MS - size;
+      if (beyond <= 0 || c.closed || (line.size === 0 && !c.held)) continue;
+      if (c.debtEpoch !== lineEpoch) c.credit = Math.min(0, c.credit);
+      c.credit = Math.max(-MAX_DEBT, c.credit - beyond);
+      c.debtEpoch = lineEpoch;
+    }
+    group.length = 0;
+  };
   let stopped = false;
   // Bound once: a labelled inc() hashes its labels on every call, twice per relayed call.
   const framesIn = metrics.scpFrames.labels({ direction: 'in' });
@@ -463,6 +570,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       waitingBytes: 0,
       held: false,
       credit: 0,
+      debtEpoch: 0,
       drain: () => {},
       turn: () => 0,
       share: limits.shareBy === 'socket' ? `socket ${nextSocket++}` : shareKeyOf(address),
@@ -521,6 +629,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     };
     const hold = (x: Conn): void => {
       if (x.held) return;
+      if (x.debtEpoch !== lineEpoch) x.credit = 0; // a debt from before the line last emptied
       x.held = true;
       heldSockets++;
       let s = shares.get(x.share);
@@ -555,6 +664,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     // run in the order they were added, and no frame can skip them (session is set in the first
     // of those callbacks). Frames that waited in `c.waiting` are issued before any later one.
     const issue = (frame: Uint8Array): void => {
+      if (inFlightBytes === 0) busyFrom = clock();
       c.inFlight++;
       inFlightBytes += frame.length;
       if (c.inFlight >= limits.maxInFlight) ws.pause();
@@ -592,6 +702,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       }
     };
     const settled = (size: number): void => {
+      measure(c, size);
       c.inFlight--;
       inFlightBytes -= size;
       c.drain();
