@@ -318,7 +318,8 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   // 'socket') that have sockets in line, each at most once, in turn order; the second level is
   // each share's own line of sockets. Invariant, between events: `line` holds exactly the shares
   // of `shares`, and a share is in `shares` exactly while its line is not empty; the line is
-  // empty or the next frame of the first socket of its head does not fit.
+  // empty, or the next frame of the first socket of its head does not fit, or frames are at the
+  // enclave and the last visits, one per socket in line, only paid debts (settles go on).
   const line = new Fifo<Share>();
   // Counts the times the line emptied: nobody waited any more, so debts before are void (there
   // was no one left to be fair to). Invariant: a socket's debt counts only if its debtEpoch is it.
@@ -338,15 +339,15 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
    * and its `maxInFlight`, then goes to the back of its share's line if frames remain and its
    * credit is spent, and its share to the back of the line; stopped by the budget alone, both keep
    * their places (and its credit) until frames settle. A socket leaves the line when it is gone,
-   * emptied, or at its own cap (its own settles bring it back), and loses its credit; a share
-   * leaves with its last socket. A socket in debt (its frames took the enclave's time beyond
-   * their size) pays a quantum a visit; once a whole round of visits only paid debts, the rest
+   * emptied, or at its own cap (its own settles bring it back), and loses its credit, not its
+   * debt; a share leaves with its last socket. A socket in debt (its frames took the enclave's
+   * time beyond their size) pays a quantum a visit; once as many visits in a row as sockets in
+   * line only paid debts (so each socket had a visit, and one not in debt went first), the rest
    * waits for the next settle while frames are at the enclave (work-conserving only when the
-   * enclave is idle): a socket is read again only once its frames read before it paused ran out,
-   * so a flooder's sockets leave the line after nearly every turn, and a debtor left alone in the
-   * line for that moment would otherwise pay everything at once and go first. With one share
-   * (every socket from one address) and no debts this is the round robin over sockets, step for
-   * step.
+   * enclave is idle): a socket is read again only once the frames read before it paused ran out,
+   * so a flooder's sockets leave the line after nearly every turn, and a debtor alone in the line
+   * for that moment would otherwise pay everything at once and go first. With one share (every
+   * socket from one address) and no debts this is the round robin over sockets, step for step.
    */
   const releaseHeld = (): void => {
     let paying = 0; // visits in a row that issued nothing and only paid a debt
@@ -366,7 +367,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
           line.shift();
           line.push(s); // and its share the back of the line
           paying = issued === 0 && x.credit <= 0 ? paying + 1 : 0;
-          if (paying >= line.size && inFlightBytes > 0) return; // a settle goes on
+          if (paying >= heldSockets && inFlightBytes > 0) return; // a settle goes on
           continue;
         }
       }
