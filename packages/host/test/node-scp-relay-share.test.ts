@@ -210,17 +210,19 @@ describe('scp relay: fair share', () => {
   });
 
   it("counts the frames at the enclave at the enclave's measured time per byte", async () => {
-    // One socket keeps 1 KiB frames waiting; the budget is eight of them. When the enclave takes
-    // 1 ms a KiB (64 times RELAY_BYTES_PER_MS), those eight would be 512 ms of work in front of
-    // anyone's next frame: the budget then holds one frame at a time.
+    // One socket keeps 32 KiB frames waiting; the budget is eight of them. When the enclave takes
+    // 32 ms a frame (1 ms a KiB, 64 times RELAY_BYTES_PER_MS), those eight would be 256 ms of work
+    // in front of anyone's next frame: the budget then holds what is never held back, one turn's
+    // bytes (RELAY_QUANTUM: two frames).
+    const size = 32 * 1024;
     const run = async (msPerFrame: number): Promise<number> => {
       let now = 0;
       const e = gatedEnclave();
-      const s = await serve(e.enclave, { maxInFlightBytes: 8 * 1024 }, () => now);
+      const s = await serve(e.enclave, { maxInFlightBytes: 8 * size }, () => now);
       stops.push(s.stop);
       const x = await dial(s.url, '127.0.0.1');
       await until(() => e.opened === 1);
-      send(x, 0, 40, 1024);
+      send(x, 0, 40, size);
       await until(() => e.issued.length === 8);
       let most = 0;
       for (let settled = 0; settled < 30; settled++) {
@@ -235,7 +237,7 @@ describe('scp relay: fair share', () => {
       return most;
     };
     assert.equal(await run(0), 8);
-    assert.equal(await run(1), 1);
+    assert.equal(await run(32), RELAY_QUANTUM / size);
   });
 
   it('shares an address by client: IPv4-mapped IPv6 as its IPv4, IPv6 by its /64', () => {

@@ -393,10 +393,16 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   const atRate = (n: number): number => n * Math.max(1, msPerByte() * RELAY_BYTES_PER_MS);
   /**
    * True when `n` more bytes may go to the enclave (one frame always may, when none is out): the
-   * frames there and this one fit the budget in bytes and in measured time.
+   * frames there and this one fit the budget in bytes and in measured time. The measure is the
+   * host's, its stalls included (a stall of the shared machine is charged to the small frames
+   * that were out), so it never holds back the first RELAY_QUANTUM bytes: small frames, what an
+   * honest client mostly sends, are not throttled by a stall's echo, and a frame still waits
+   * behind at most that much of them.
    */
   const fits = (n: number): boolean =>
-    inFlightBytes === 0 || atRate(inFlightBytes + n) <= limits.maxInFlightBytes;
+    inFlightBytes === 0 ||
+    (inFlightBytes + n <= limits.maxInFlightBytes &&
+      (inFlightBytes + n <= RELAY_QUANTUM || atRate(inFlightBytes + n) <= limits.maxInFlightBytes));
 
   // What the enclave's work for frames took, measured by the relay (it sees when frames go and
   // settle; the enclave has no clock and says nothing). The enclave answers the frames of one
