@@ -66,7 +66,8 @@ export interface ScpRelayLimits {
   readonly maxInFlight: number;
   /**
    * Bytes of frames of all sockets waiting for the enclave at once (default 2 × MAX_FRAME, about
-   * 2 MiB: the enclave has the next largest frame at hand while it processes one); a frame that
+   * 2 MiB: the enclave has the next largest frame at hand while it processes one), counted at
+   * the enclave's measured time per byte when that is above RELAY_BYTES_PER_MS; a frame that
    * would pass it waits in the host, its socket stops reading, and waiting sockets are served by
    * deficit round robin. Per-socket caps alone let 160 sockets of 32 frames of 1 MiB fill the
    * enclave's heap (a review's demonstration: the node stopped). It is also the depth of the
