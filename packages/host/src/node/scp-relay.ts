@@ -19,15 +19,21 @@
  * frames per socket wait for the enclave, beyond which the socket stops reading (TCP pushes back)
  * and the frames ws had already read wait in the host, so the enclave never holds more.
  *
- * Fairness: the boundary is one FIFO stream and the enclave processes a query in the call that
- * delivers its frame, so a frame waits behind every byte issued before it. The node-wide budget
+ * Fairness: the boundary is one FIFO stream and the enclave processes a request in the call that
+ * delivers its frame, so a frame waits behind every frame issued before it. The node-wide budget
  * (`maxInFlightBytes`) therefore also bounds that wait, and frames that wait for it are issued by
- * deficit round robin over sockets (RELAY_QUANTUM bytes of credit a turn): a socket whose next
- * frame is at most RELAY_QUANTUM is served after at most one turn of each other waiting socket,
- * whatever they send (docs/node-api.md "Secure connections", "Fair share").
+ * deficit round robin at two levels: over client addresses, then over the sockets of one address
+ * (RELAY_QUANTUM of credit a turn). What is scarce is the enclave's time, not bytes, so a frame
+ * costs its size or the enclave's time it took (RELAY_BYTES_PER_MS), whichever is more: the relay
+ * measures how long the enclave had frames and splits it over the frames that settled, a socket
+ * pays what its frames took beyond their size out of its next turns, and the budget counts the
+ * frames at the enclave at the node's measured time per byte. A socket whose next frame costs at
+ * most RELAY_QUANTUM is served after at most one turn of each other waiting address, whatever
+ * they send (docs/node-api.md "Secure connections", "Fair share").
  */
 import { type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import {
   ERROR_CODES,
@@ -60,7 +66,8 @@ export interface ScpRelayLimits {
   readonly maxInFlight: number;
   /**
    * Bytes of frames of all sockets waiting for the enclave at once (default 2 × MAX_FRAME, about
-   * 2 MiB: the enclave has the next largest frame at hand while it processes one); a frame that
+   * 2 MiB: the enclave has the next largest frame at hand while it processes one), counted at
+   * the enclave's measured time per byte when that is above RELAY_BYTES_PER_MS; a frame that
    * would pass it waits in the host, its socket stops reading, and waiting sockets are served by
    * deficit round robin. Per-socket caps alone let 160 sockets of 32 frames of 1 MiB fill the
    * enclave's heap (a review's demonstration: the node stopped). It is also the depth of the
@@ -86,6 +93,15 @@ export interface ScpRelayLimits {
    * handshakes are freed well within the idle timeout).
    */
   readonly handshakeMs: number;
+  /**
+   * What the round robin shares first (default 'address'): 'address' gives each client address
+   * (an IPv4 address, an IPv4-mapped IPv6 address as its IPv4, the /64 of an IPv6 address) one
+   * turn a round, shared by its sockets in turn, so a client opening many sockets does not get
+   * many turns; 'socket' gives each socket a turn. Behind a reverse proxy every socket has the
+   * proxy's address, and 'address' then is 'socket' (one address, its sockets in turn); 'socket'
+   * is for clients that share one address and should not share a turn (a NAT of many users).
+   */
+  readonly shareBy: 'address' | 'socket';
 }
 
 export const DEFAULT_SCP_RELAY_LIMITS: ScpRelayLimits = {
@@ -97,6 +113,7 @@ export const DEFAULT_SCP_RELAY_LIMITS: ScpRelayLimits = {
   maxHeldBytes: 256 * 1024 * 1024,
   maxConnectionsPerAddress: 256,
   handshakeMs: 30_000,
+  shareBy: 'address',
 };
 
 /** The enclave's side of the relay: the three `scp.*` calls. */
@@ -114,6 +131,11 @@ export interface ScpRelayDeps {
   readonly metrics: NodeMetrics;
   readonly log: Logger;
   readonly limits?: Partial<ScpRelayLimits>;
+  /**
+   * Milliseconds from any fixed origin, never going back (default `performance.now`): the relay
+   * measures with it how long the enclave's work for frames took. Tests inject their own.
+   */
+  readonly clock?: () => number;
 }
 
 /** The relay attached to a server; the node feeds it the enclave's events. */
@@ -148,6 +170,28 @@ const CLOSE = {
  */
 export const RELAY_QUANTUM = 64 * 1024;
 
+/**
+ * What a millisecond of the enclave's time costs, in bytes of frame: a frame costs its size or
+ * its measured time at this rate, whichever is more, in the round robin and in the budget. So a
+ * turn (RELAY_QUANTUM) buys 64 KiB of frames or a millisecond of the enclave, and the budget of
+ * two of the largest frames is also about 32 ms of the enclave's work in front of a new frame.
+ * 64 KiB a millisecond is about the enclave's pace on queries (a 256 KB query takes about 4 ms
+ * on our machines), so queries cost their size and a frame whose work is far above its size (a
+ * 100 KB transaction runs its app for 10–27 ms) costs its time.
+ */
+export const RELAY_BYTES_PER_MS = 64 * 1024;
+
+/**
+ * The most a socket's round-robin credit goes below zero (bytes): what its frames took beyond
+ * their size is paid out of its next turns, up to 64 turns' worth; beyond, it is forgiven, so
+ * one frame that hit a stall of the whole node (a store write, a rotation) does not keep its
+ * socket out for long.
+ */
+const MAX_DEBT = 64 * RELAY_QUANTUM;
+
+/** Weight of the newest settle group in the node's measured time per byte (1/8: about a dozen). */
+const RATE_WEIGHT = 1 / 8;
+
 /** How long a stopping node waits for a client to answer its close before dropping the socket. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -164,6 +208,16 @@ export type ScpCloseReason =
   | 'ended'
   | 'protocol'
   | 'client';
+
+/** A share of the round robin's first level: a client address (or one socket) and its line. */
+interface Share {
+  readonly key: string;
+  /**
+   * Its held sockets in turn order, each at most once. Invariant: holds exactly the sockets
+   * whose `held` is set and whose `share` is `key`.
+   */
+  readonly sockets: Fifo<Conn>;
+}
 
 interface Conn {
   readonly ws: WebSocket;
@@ -189,18 +243,24 @@ interface Conn {
    */
   held: boolean;
   /**
-   * Its round-robin credit in bytes: what its turns gave it and its frames did not spend.
-   * Invariant: 0 while not held; below MAX_FRAME + RELAY_QUANTUM (credit is given only while it
-   * is below the next frame's size).
+   * Its round-robin credit in bytes: what its turns gave it and its frames did not spend, less
+   * what its frames took of the enclave beyond their size (measured once they settle, while
+   * sockets wait in line). Invariant: at least -MAX_DEBT and below MAX_FRAME + RELAY_QUANTUM
+   * (credit is given only while it is below the next frame's size); at most 0 while not held
+   * (a debt it pays when it next waits, void once `debtEpoch` is not the relay's `lineEpoch`).
    */
   credit: number;
+  /** The relay's `lineEpoch` when its debt was last charged or kept. */
+  debtEpoch: number;
+  /** The round robin's first level it belongs to (shareKeyOf its address, or its own key). */
+  readonly share: string;
   /**
    * After one of its frames settled: issues what waits when no socket is in line (as far as its
    * and the node's caps allow), lines up otherwise; resumes reading once nothing waits.
    */
   drain: () => void;
-  /** Its turn in the line: issues frames while its credit, the budget and its cap allow. */
-  turn: () => void;
+  /** Its turn in the line: issues frames while its credit, the budget and its cap allow; how many. */
+  turn: () => number;
   idle: NodeJS.Timeout | undefined;
   /** Until the client's CA passes: the handshake deadline. */
   handshake: NodeJS.Timeout | undefined;
@@ -218,6 +278,7 @@ interface Conn {
  */
 export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   const limits = { ...DEFAULT_SCP_RELAY_LIMITS, ...deps.limits };
+  const clock = deps.clock ?? (() => performance.now());
   // The enclave ends a session holding more than MAX_QUEUED_FRAMES frames: half of it keeps an
   // honest relay clear of that; 0 would never send a frame.
   const maxInFlight = limits.maxInFlight;
@@ -241,6 +302,8 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   const bySession = new Map<number, Conn>();
   // Open sockets by remote address (kept in memory only: no address reaches logs or metrics).
   const perAddress = new Map<string, number>();
+  // Numbers the sockets' own shares with shareBy 'socket' (never an address).
+  let nextSocket = 0;
   // Invariant: the bytes of the frames issued to the enclave whose scp.frame has not settled.
   let inFlightBytes = 0;
   // Invariant: the sum of every open socket's waitingBytes.
@@ -252,47 +315,143 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     x.waiting.length = 0;
     x.waitingAt = 0;
   };
-  // The round robin: sockets whose next frame waits for the byte budget or for sockets before
-  // them, each at most once (Conn.held), in turn order; its head is the socket whose turn is next.
-  // Invariant, between events: the line is empty or its head's next frame does not fit.
-  const held = new Fifo<Conn>();
+  // The round robin's first level: the shares (client addresses, or sockets with shareBy
+  // 'socket') that have sockets in line, each at most once, in turn order; the second level is
+  // each share's own line of sockets. Invariant, between events: `line` holds exactly the shares
+  // of `shares`, and a share is in `shares` exactly while its line is not empty; the line is
+  // empty, or the next frame of the first socket of its head does not fit, or frames are at the
+  // enclave and the last visits, one per socket in line, only paid debts (settles go on).
+  const line = new Fifo<Share>();
+  // Counts the times the line emptied: nobody waited any more, so debts before are void (there
+  // was no one left to be fair to). Invariant: a socket's debt counts only if its debtEpoch is it.
+  let lineEpoch = 0;
+  const shares = new Map<string, Share>();
+  // Invariant: the number of sockets with `held` set (the sum of the shares' line sizes).
+  let heldSockets = 0;
   metrics.relayBudget.read = () => ({
     atEnclave: inFlightBytes,
     waiting: heldBytes,
-    held: held.size,
+    held: heldSockets,
   });
   /**
-   * Serves the line while the budget has room for the head's next frame: deficit round robin.
-   * The head gets RELAY_QUANTUM of credit when its next frame needs more, issues frames while
-   * they fit its credit, the budget and its `maxInFlight`, then goes to the back if frames remain
-   * and its credit is spent; stopped by the budget alone, it keeps its place (and its credit)
-   * until frames settle. A socket leaves the line when it is gone, emptied, or at its own cap
-   * (its own settles bring it back), and loses its credit.
+   * Serves the line while the budget has room for the next frame: deficit round robin, a visit
+   * of its head share being one visit of that share's first socket. The socket gets RELAY_QUANTUM
+   * of credit when its next frame needs more, issues frames while they fit its credit, the budget
+   * and its `maxInFlight`, then goes to the back of its share's line if frames remain and its
+   * credit is spent, and its share to the back of the line; stopped by the budget alone, both keep
+   * their places (and its credit) until frames settle. A socket leaves the line when it is gone,
+   * emptied, or at its own cap (its own settles bring it back), and loses its credit, not its
+   * debt; a share leaves with its last socket. A socket in debt (its frames took the enclave's
+   * time beyond their size) pays a quantum a visit; once as many visits in a row as sockets in
+   * line only paid debts (so each socket had a visit, and one not in debt went first), the rest
+   * waits for the next settle while frames are at the enclave (work-conserving only when the
+   * enclave is idle): a socket is read again only once the frames read before it paused ran out,
+   * so a flooder's sockets leave the line after nearly every turn, and a debtor alone in the line
+   * for that moment would otherwise pay everything at once and go first. With one share (every
+   * socket from one address) and no debts this is the round robin over sockets, step for step.
    */
   const releaseHeld = (): void => {
-    for (let x = held.peek(); x !== undefined; x = held.peek()) {
+    let paying = 0; // visits in a row that issued nothing and only paid a debt
+    for (let s = line.peek(); s !== undefined; s = line.peek()) {
+      const x = s.sockets.peek() as Conn;
       let next = x.waiting[x.waitingAt];
+      let issued = 0;
       if (!x.closed && next !== undefined && x.inFlight < limits.maxInFlight) {
         if (x.credit < next.length) x.credit += RELAY_QUANTUM;
         if (x.credit >= next.length && !fits(next.length)) return;
-        x.turn();
+        issued = x.turn();
         next = x.waiting[x.waitingAt];
         if (!x.closed && next !== undefined && x.inFlight < limits.maxInFlight) {
           if (x.credit >= next.length) return; // stopped by the budget: still its turn
-          held.shift();
-          held.push(x); // its credit spent: the back of the line
+          s.sockets.shift();
+          s.sockets.push(x); // its credit spent: the back of its share's line
+          line.shift();
+          line.push(s); // and its share the back of the line
+          paying = issued === 0 && x.credit <= 0 ? paying + 1 : 0;
+          if (paying >= heldSockets && inFlightBytes > 0) return; // a settle goes on
           continue;
         }
       }
-      held.shift();
+      s.sockets.shift();
       x.held = false;
-      x.credit = 0;
+      x.credit = Math.min(0, x.credit); // it keeps its debt, not its credit
+      heldSockets--;
+      if (s.sockets.size === 0) {
+        line.shift();
+        shares.delete(s.key);
+        if (line.size === 0) lineEpoch++;
+      } else if (issued > 0) {
+        line.shift();
+        line.push(s); // its turn used: the back of the line
+      } // else a visit that issued nothing (a socket gone, or at its cap) leaves the share its turn
       x.drain();
     }
   };
-  /** True when `n` more bytes may go to the enclave (one frame always may, when none is out). */
+  /**
+   * What `n` bytes of frames cost at the enclave, in bytes: their size, or more when the enclave
+   * has lately taken longer per byte than RELAY_BYTES_PER_MS (the node-wide measure below).
+   */
+  const atRate = (n: number): number => n * Math.max(1, msPerByte() * RELAY_BYTES_PER_MS);
+  /**
+   * True when `n` more bytes may go to the enclave (one frame always may, when none is out): the
+   * frames there and this one fit the budget in bytes and in measured time. The measure is the
+   * host's, its stalls included (a stall of the shared machine is charged to the small frames
+   * that were out), so it never holds back the first RELAY_QUANTUM bytes: small frames, what an
+   * honest client mostly sends, are not throttled by a stall's echo, and a frame still waits
+   * behind at most that much of them.
+   */
   const fits = (n: number): boolean =>
-    inFlightBytes === 0 || inFlightBytes + n <= limits.maxInFlightBytes;
+    inFlightBytes === 0 ||
+    (inFlightBytes + n <= limits.maxInFlightBytes &&
+      (inFlightBytes + n <= RELAY_QUANTUM || atRate(inFlightBytes + n) <= limits.maxInFlightBytes));
+
+  // What the enclave's work for frames took, measured by the relay (it sees when frames go and
+  // settle; the enclave has no clock and says nothing). The enclave answers the frames of one
+  // boundary message in one message, so frames settle in groups: a group is the frames settling
+  // in one run of the microtask queue, and it took the time since the previous group settled or
+  // since frames were last sent to an idle enclave, whichever is later (the enclave had work
+  // from the relay all that time). It is split over the group's frames by size, charged to each
+  // frame's socket, and folded into the node's time per byte.
+  // Invariant: busyFrom is when inFlightBytes last went from 0 to more (the enclave had work
+  // from then on); lastSettle when the last group settled; both from `clock`.
+  let busyFrom = 0;
+  let lastSettle = 0;
+  // The group settling now: its frames' sockets and sizes, its time; empty between groups.
+  const group: { c: Conn; size: number }[] = [];
+  let groupMs = 0;
+  // Averages over recent groups (weight RATE_WEIGHT each) of their time and their bytes; their
+  // ratio is the node's time per byte. Invariant: both >= 0; bytesAvg > 0 once a frame settled.
+  let msAvg = 0;
+  let bytesAvg = 0;
+  const msPerByte = (): number => (bytesAvg > 0 ? msAvg / bytesAvg : 0);
+  /** Counts a settled frame of `c` (`size` bytes) in the group settling now. */
+  const measure = (c: Conn, size: number): void => {
+    if (group.length === 0) {
+      const now = clock();
+      groupMs = Math.max(0, now - Math.max(lastSettle, busyFrom));
+      lastSettle = now;
+      queueMicrotask(settleGroup);
+    }
+    group.push({ c, size });
+  };
+  const settleGroup = (): void => {
+    let bytes = 0;
+    for (const f of group) bytes += f.size;
+    msAvg += (groupMs - msAvg) * RATE_WEIGHT;
+    bytesAvg += (bytes - bytesAvg) * RATE_WEIGHT;
+    for (const { c, size } of group) {
+      // Paid only while sockets wait: with nobody in line, the time was taken from no one. A
+      // socket out of line keeps the debt for when it next waits (its frames that were read
+      // before its socket paused run out, it leaves the line and is read again: it must not
+      // come back clean).
+      const beyond = groupMs * (bytes > 0 ? size / bytes : 0) * RELAY_BYTES_PER_MS - size;
+      if (beyond <= 0 || c.closed || (line.size === 0 && !c.held)) continue;
+      if (c.debtEpoch !== lineEpoch) c.credit = Math.min(0, c.credit);
+      c.credit = Math.max(-MAX_DEBT, c.credit - beyond);
+      c.debtEpoch = lineEpoch;
+    }
+    group.length = 0;
+  };
   let stopped = false;
   // Bound once: a labelled inc() hashes its labels on every call, twice per relayed call.
   const framesIn = metrics.scpFrames.labels({ direction: 'in' });
@@ -419,8 +578,10 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       waitingBytes: 0,
       held: false,
       credit: 0,
+      debtEpoch: 0,
       drain: () => {},
-      turn: () => {},
+      turn: () => 0,
+      share: limits.shareBy === 'socket' ? `socket ${nextSocket++}` : shareKeyOf(address),
       idle: undefined,
       handshake: undefined,
       address,
@@ -455,7 +616,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
         wait(frame);
         return;
       }
-      if (!fits(frame.length) || held.size > 0) {
+      if (!fits(frame.length) || line.size > 0) {
         // Other sockets were held first, or the budget is spent: wait in line.
         if (wait(frame)) hold(c);
         return;
@@ -476,17 +637,28 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     };
     const hold = (x: Conn): void => {
       if (x.held) return;
+      if (x.debtEpoch !== lineEpoch) x.credit = 0; // a debt from before the line last emptied
       x.held = true;
-      held.push(x);
+      heldSockets++;
+      let s = shares.get(x.share);
+      if (s === undefined) {
+        s = { key: x.share, sockets: new Fifo<Conn>() };
+        shares.set(x.share, s);
+        line.push(s);
+      }
+      s.sockets.push(x);
       x.ws.pause();
     };
     c.turn = () => {
+      let n = 0;
       while (c.waitingAt < c.waiting.length && c.inFlight < limits.maxInFlight) {
         const frame = c.waiting[c.waitingAt] as Uint8Array;
-        if (frame.length > c.credit || !fits(frame.length)) return;
+        if (frame.length > c.credit || !fits(frame.length)) break;
         c.credit -= frame.length;
         issueWaiting(frame);
+        n++;
       }
+      return n;
     };
     /** Issues `frame`, the first of `c.waiting`, taking it off the frames the host holds. */
     const issueWaiting = (frame: Uint8Array): void => {
@@ -500,6 +672,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     // run in the order they were added, and no frame can skip them (session is set in the first
     // of those callbacks). Frames that waited in `c.waiting` are issued before any later one.
     const issue = (frame: Uint8Array): void => {
+      if (inFlightBytes === 0) busyFrom = clock();
       c.inFlight++;
       inFlightBytes += frame.length;
       if (c.inFlight >= limits.maxInFlight) ws.pause();
@@ -523,7 +696,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       if (c.held) return; // in line: its turn comes
       while (c.waitingAt < c.waiting.length && c.inFlight < limits.maxInFlight) {
         const frame = c.waiting[c.waitingAt] as Uint8Array;
-        if (held.size > 0 || !fits(frame.length)) {
+        if (line.size > 0 || !fits(frame.length)) {
           // Others wait first, or the budget is spent: the back of the line.
           hold(c);
           return;
@@ -537,6 +710,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       }
     };
     const settled = (size: number): void => {
+      measure(c, size);
       c.inFlight--;
       inFlightBytes -= size;
       c.drain();
@@ -610,6 +784,35 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       wss.close();
     },
   };
+}
+
+/**
+ * The round robin's share of a remote address: an IPv4 address as it is, an IPv4-mapped IPv6
+ * address (`::ffff:192.0.2.1`, what a dual-stack listener reports) as its IPv4, and an IPv6
+ * address by its first 64 bits, the prefix one subscriber usually holds whole (RFC 6177), so a
+ * client does not get a share per address of its /64. Anything else is its own share.
+ */
+export function shareKeyOf(address: string): string {
+  const a = address.toLowerCase().split('%', 1)[0] as string; // a zone id names no client
+  if (!a.includes(':')) return a;
+  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  if (dotted) return dotted[1] as string;
+  const halves = a.split('::');
+  if (halves.length > 2) return a;
+  const head = halves[0] ? (halves[0] as string).split(':') : [];
+  const tail = halves.length === 2 && halves[1] ? (halves[1] as string).split(':') : [];
+  const gap = Math.max(0, 8 - head.length - tail.length);
+  const groups = [...head, ...Array<string>(gap).fill('0'), ...tail];
+  if (groups.length !== 8 || !groups.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return a;
+  const n = groups.map((g) => Number.parseInt(g, 16));
+  if (n.slice(0, 5).every((x) => x === 0) && n[5] === 0xffff) {
+    const [hi, lo] = [n[6] as number, n[7] as number];
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  return `${n
+    .slice(0, 4)
+    .map((x) => x.toString(16))
+    .join(':')}::/64`;
 }
 
 function toBytes(data: RawData): Uint8Array {

@@ -1,0 +1,254 @@
+/**
+ * The relay's fair share (docs/node-api.md "Fair share"): its round robin goes over client
+ * addresses first, then over the sockets of one address, and a frame costs its size or the
+ * enclave's time it took (RELAY_BYTES_PER_MS), whichever is more, in the turns and in the budget.
+ * The enclave here is a fake that answers a frame only when the test says so, and the relay's
+ * clock is the test's: a frame "takes" the milliseconds the test adds before letting it settle,
+ * so every order below is exact, whatever the machine's load.
+ */
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
+import { createLogger } from '../src/node/logger.js';
+import { createNodeMetrics, type NodeMetrics } from '../src/node/metrics.js';
+import {
+  attachScpRelay,
+  RELAY_BYTES_PER_MS,
+  RELAY_QUANTUM,
+  type ScpEnclave,
+  type ScpRelayLimits,
+  shareKeyOf,
+} from '../src/node/scp-relay.js';
+
+/** A gated enclave: frames are recorded by their first byte when issued and settle on `next`. */
+function gatedEnclave() {
+  const issued: number[] = [];
+  const gates: { tag: number; go: () => void }[] = [];
+  let open = 0;
+  let session = 1;
+  const enclave: ScpEnclave = {
+    open: async () => {
+      open++;
+      return session++;
+    },
+    frame: (_s, f) => {
+      issued.push(f[0] as number);
+      return new Promise<void>((go) => gates.push({ tag: f[0] as number, go }));
+    },
+    close: async () => {},
+  };
+  return {
+    enclave,
+    issued,
+    /** At the enclave now. */
+    get pending() {
+      return gates.length;
+    },
+    get opened() {
+      return open;
+    },
+    /** Settles the oldest frame at the enclave; returns its tag. */
+    next(): number | undefined {
+      const g = gates.shift();
+      g?.go();
+      return g?.tag;
+    },
+  };
+}
+
+async function serve(
+  enclave: ScpEnclave,
+  limits: Partial<ScpRelayLimits>,
+  clock: () => number,
+  metrics: NodeMetrics = createNodeMetrics(),
+) {
+  const server: Server = createServer((_req, res) => res.end());
+  const relay = attachScpRelay(server, {
+    enclave,
+    metrics,
+    log: createLogger({ level: 'silent' }),
+    limits,
+    clock,
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/v1/scp`,
+    metrics,
+    async stop() {
+      relay.close();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** A socket from `from` (any 127/8 address reaches the server's 127.0.0.1 on Linux). */
+async function dial(url: string, from: string): Promise<WebSocket> {
+  const ws = new WebSocket(url, { localAddress: from });
+  ws.on('error', () => {});
+  await new Promise<void>((r) => ws.once('open', () => r()));
+  return ws;
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 5));
+const until = async (f: () => boolean) => {
+  for (let i = 0; i < 400 && !f(); i++) await tick();
+  assert.ok(f());
+};
+
+/** `n` frames of `size` bytes tagged `tag`, `tag + 1`, … (their first byte). */
+function send(ws: WebSocket, tag: number, n: number, size = RELAY_QUANTUM): void {
+  for (let i = 0; i < n; i++) ws.send(new Uint8Array(size).fill(tag + i));
+}
+
+/**
+ * Two sockets of one address (tags 10.., 20..) and one of another (30..) each send four frames
+ * of one turn's credit, in that order, with room at the enclave for one frame: returns the order
+ * the relay issued them in, settling them one at a time.
+ */
+async function threeSockets(
+  limits: Partial<ScpRelayLimits>,
+  addresses: readonly [string, string, string],
+): Promise<number[]> {
+  const e = gatedEnclave();
+  const s = await serve(e.enclave, { maxInFlightBytes: RELAY_QUANTUM, ...limits }, () => 0);
+  const sockets: WebSocket[] = [];
+  try {
+    for (const a of addresses) sockets.push(await dial(s.url, a));
+    await until(() => e.opened === 3);
+    for (const [i, ws] of sockets.entries()) {
+      send(ws, 10 * (i + 1), 4);
+      // The first frame goes at once; every socket after it waits in line, in this order.
+      await until(() => s.metrics.relayBudget.read().held === i + 1);
+    }
+    while (e.issued.length < 12) {
+      await until(() => e.pending > 0);
+      e.next();
+      await tick();
+    }
+    while (e.pending > 0) e.next();
+    await until(() => s.metrics.relayBudget.read().atEnclave === 0);
+    return e.issued;
+  } finally {
+    for (const ws of sockets) ws.close();
+    await s.stop();
+  }
+}
+
+describe('scp relay: fair share', () => {
+  const stops: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const stop of stops) await stop();
+  });
+
+  it('takes turns by address first: a lone address is not behind both sockets of another', async () => {
+    const byAddress = await threeSockets({}, ['127.0.0.1', '127.0.0.1', '127.0.0.2']);
+    // a1 a1 | b | a2 | b | a1 | b | a2 | b | a1 a2 a2: address 127.0.0.2 (30..) gets every
+    // other turn while it waits, the two sockets of 127.0.0.1 share theirs.
+    assert.deepEqual(byAddress, [10, 11, 30, 20, 31, 12, 32, 21, 33, 13, 22, 23]);
+    // shareBy 'socket' (clients behind one NAT): each socket has a turn, as before.
+    const bySocket = await threeSockets({ shareBy: 'socket' }, [
+      '127.0.0.1',
+      '127.0.0.1',
+      '127.0.0.2',
+    ]);
+    assert.deepEqual(bySocket, [10, 11, 20, 30, 12, 21, 31, 13, 22, 32, 23, 33]);
+  });
+
+  it('every socket from one address (a reverse proxy) takes turns as sockets did before', async () => {
+    const one = ['127.0.0.1', '127.0.0.1', '127.0.0.1'] as const;
+    const byAddress = await threeSockets({}, one);
+    assert.deepEqual(byAddress, [10, 11, 20, 30, 12, 21, 31, 13, 22, 32, 23, 33]);
+    assert.deepEqual(await threeSockets({ shareBy: 'socket' }, one), byAddress);
+  });
+
+  it("a socket whose frames take the enclave's time loses turns for it", async () => {
+    // Sockets x (tags 0..) and y (100..) of two addresses each keep frames of one turn's credit
+    // waiting; one frame at the enclave at a time. x's frames take 10 ms of the enclave each
+    // (ten turns' worth at RELAY_BYTES_PER_MS), y's none.
+    assert.equal(RELAY_QUANTUM, RELAY_BYTES_PER_MS); // a turn buys a millisecond
+    const run = async (xMs: number): Promise<string> => {
+      let now = 0;
+      const e = gatedEnclave();
+      const s = await serve(e.enclave, { maxInFlightBytes: RELAY_QUANTUM }, () => now);
+      stops.push(s.stop);
+      const x = await dial(s.url, '127.0.0.1');
+      const y = await dial(s.url, '127.0.0.2');
+      await until(() => e.opened === 2);
+      send(x, 0, 30);
+      await until(() => s.metrics.relayBudget.read().held === 1);
+      send(y, 100, 30);
+      await until(() => s.metrics.relayBudget.read().held === 2);
+      while (e.issued.length < 24) {
+        // Both wait before each settle (a socket whose read frames ran out is read again and
+        // lines up anew: with nobody else waiting, a socket pays its debt at once).
+        await until(() => e.pending > 0 && s.metrics.relayBudget.read().held === 2);
+        const tag = e.issued[e.issued.length - e.pending] as number;
+        if (tag < 100) now += xMs;
+        e.next();
+        await tick();
+      }
+      x.close();
+      y.close();
+      while (e.pending > 0) e.next();
+      return e.issued
+        .slice(0, 24)
+        .map((t) => (t < 100 ? 'x' : 'y'))
+        .join('');
+    };
+    // Costs no time beyond their size: a turn each.
+    assert.equal(await run(0), 'xxyxyxyxyxyxyxyxyxyxyxyx');
+    // Each x frame's 10 ms (nine turns beyond its size) are paid out of x's next visits, a
+    // quantum a visit: y goes many times in between (here xxyyyyyyyyyyxyyyyyxyyyyy: y is read
+    // again after each of its frames, and x visited twice for each).
+    const costly = await run(10);
+    assert.equal(costly.slice(0, 2), 'xx'); // the first two went before anything was measured
+    const between = costly.slice(2).split('x').slice(0, -1);
+    assert.ok(between.length >= 1 && between.length <= 3, costly);
+    for (const ys of between) assert.ok(ys.length >= 4, costly);
+  });
+
+  it("counts the frames at the enclave at the enclave's measured time per byte", async () => {
+    // One socket keeps 32 KiB frames waiting; the budget is eight of them. When the enclave takes
+    // 32 ms a frame (1 ms a KiB, 64 times RELAY_BYTES_PER_MS), those eight would be 256 ms of work
+    // in front of anyone's next frame: the budget then holds what is never held back, one turn's
+    // bytes (RELAY_QUANTUM: two frames).
+    const size = 32 * 1024;
+    const run = async (msPerFrame: number): Promise<number> => {
+      let now = 0;
+      const e = gatedEnclave();
+      const s = await serve(e.enclave, { maxInFlightBytes: 8 * size }, () => now);
+      stops.push(s.stop);
+      const x = await dial(s.url, '127.0.0.1');
+      await until(() => e.opened === 1);
+      send(x, 0, 40, size);
+      await until(() => e.issued.length === 8);
+      let most = 0;
+      for (let settled = 0; settled < 30; settled++) {
+        await until(() => e.pending > 0);
+        now += msPerFrame;
+        e.next();
+        await tick();
+        if (settled >= 20) most = Math.max(most, e.pending);
+      }
+      x.close();
+      while (e.pending > 0) e.next();
+      return most;
+    };
+    assert.equal(await run(0), 8);
+    assert.equal(await run(32), RELAY_QUANTUM / size);
+  });
+
+  it('shares an address by client: IPv4-mapped IPv6 as its IPv4, IPv6 by its /64', () => {
+    assert.equal(shareKeyOf('192.0.2.7'), '192.0.2.7');
+    assert.equal(shareKeyOf('::ffff:192.0.2.7'), '192.0.2.7');
+    assert.equal(shareKeyOf('::FFFF:c000:0207'), '192.0.2.7');
+    assert.equal(shareKeyOf('2001:db8:1:2:aaaa::1'), '2001:db8:1:2::/64');
+    assert.equal(shareKeyOf('2001:db8:1:2:bbbb:cccc:dddd:eeee'), '2001:db8:1:2::/64');
+    assert.equal(shareKeyOf('2001:0db8:0001:0003::1'), '2001:db8:1:3::/64');
+    assert.equal(shareKeyOf('fe80::1%eth0'), 'fe80:0:0:0::/64');
+    assert.equal(shareKeyOf('::1'), '0:0:0:0::/64');
+    assert.equal(shareKeyOf(''), '');
+  });
+});
