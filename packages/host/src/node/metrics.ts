@@ -131,7 +131,7 @@ export function createNodeMetrics(): NodeMetrics {
     }),
     scpClosed: new Counter({
       name: 'cloister_scp_closed_total',
-      help: 'Secure connections closed by the relay, by reason (text, idle, handshake, backpressure, busy, protocol, enclave, sessions, cap)',
+      help: 'Secure connections closed by the relay, by reason (text, idle, handshake, backpressure, busy, protocol, enclave, sessions)',
       labelNames: ['reason'],
       registers: [registry],
     }),

@@ -195,9 +195,12 @@ const RATE_WEIGHT = 1 / 8;
 /** How long a stopping node waits for a client to answer its close before dropping the socket. */
 const CLOSE_GRACE_MS = 1000;
 
-/** Fixed reasons for refused or closed sockets (metrics label values). */
+/**
+ * Fixed reasons a socket is closed (values of cloister_scp_closed_total's `reason`, except
+ * `ended`, counted by the enclave's code in cloister_scp_ended_total, and `stopping`, the node's
+ * own stop, counted in neither).
+ */
 export type ScpCloseReason =
-  | 'cap'
   | 'sessions'
   | 'text'
   | 'idle'
@@ -207,7 +210,7 @@ export type ScpCloseReason =
   | 'enclave'
   | 'ended'
   | 'protocol'
-  | 'client';
+  | 'stopping';
 
 /** A share of the round robin's first level: a client address (or one socket) and its line. */
 interface Share {
@@ -537,7 +540,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   function finish(c: Conn, reason: ScpCloseReason, code: number, text: string): void {
     if (c.closed) return;
     c.closed = true;
-    if (reason !== 'client' && reason !== 'ended') metrics.scpClosed.inc({ reason });
+    if (reason !== 'stopping' && reason !== 'ended') metrics.scpClosed.inc({ reason });
     if (c.ws.readyState === WebSocket.OPEN || c.ws.readyState === WebSocket.CONNECTING) {
       c.ws.close(code, text);
     }
@@ -777,7 +780,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       stopped = true;
       server.off('upgrade', onUpgrade);
       for (const c of conns) {
-        finish(c, 'client', CLOSE.goingAway, 'node stopping');
+        finish(c, 'stopping', CLOSE.goingAway, 'node stopping');
         // A client that does not answer the close must not hold the node's shutdown.
         setTimeout(() => c.ws.terminate(), CLOSE_GRACE_MS).unref();
       }
