@@ -125,6 +125,11 @@ export function createProgram(setExit: (code: number) => void): Command {
       '--app-trace',
       "log the apps' trace output: app data, so simulation only (docs/node-api.md)",
     )
+    .option(
+      '--scp-share-by <what>',
+      'fair share of the enclave under load: address (each client address a turn, its sockets in turn) or socket (each socket a turn: for many users behind one NAT)',
+      'address',
+    )
     .action(async (o, cmd: Command) =>
       setExit(await nodeStart({ ...o, home: cmd.optsWithGlobals().home })),
     );

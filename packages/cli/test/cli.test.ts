@@ -53,7 +53,10 @@ describe('cloister CLI', () => {
     assert.equal(b.code, 0, b.err);
     measurement = b.out.trim();
     assert.match(measurement, /^[0-9a-f]{64}$/);
-    node = cli(['node', 'start', '--enclave', enclaveDir, '--port', '0', '--log-level', 'silent']);
+    node = cli([
+      ...['node', 'start', '--enclave', enclaveDir, '--port', '0', '--log-level', 'silent'],
+      ...['--scp-share-by', 'address'],
+    ]);
     url = await new Promise<string>((resolve, reject) => {
       node.stderr!.on('data', (d) => {
         nodeErr += d;
@@ -238,6 +241,9 @@ describe('cloister CLI', () => {
     assert.equal(half.code, 2);
     assert.match(half.err, /INVALID_INPUT.*give both --tls-cert and --tls-key/);
     assert.match(level.err, /INVALID_INPUT.*log level "bogus" is not one of/);
+    const share = await run(['--home', fresh, 'node', 'start', '--scp-share-by', 'client']);
+    assert.equal(share.code, 2);
+    assert.match(share.err, /INVALID_INPUT.*--scp-share-by "client" is not one of address, socket/);
     assert.equal(existsSync(join(fresh, 'operator.pem')), false, 'no operator key was created');
   });
 

@@ -19,7 +19,11 @@ export interface NodeStartOptions {
   readonly tlsKey?: string;
   /** Log the apps' `trace` output (app data: simulation only; docs/node-api.md "App trace"). */
   readonly appTrace?: boolean;
+  /** What the relay's round robin shares first (docs/node-api.md "Fair share"); default address. */
+  readonly scpShareBy?: string;
 }
+
+const SHARE_BY = ['address', 'socket'] as const;
 
 export async function nodeStart(o: NodeStartOptions): Promise<number> {
   const d = defaultPaths(cloisterHome(o.home));
@@ -28,6 +32,15 @@ export async function nodeStart(o: NodeStartOptions): Promise<number> {
     printError(
       new InvalidInputError(
         'give both --tls-cert and --tls-key (a certificate and its key), or neither',
+      ),
+    );
+    return 2;
+  }
+  const shareBy = o.scpShareBy ?? 'address';
+  if (!(SHARE_BY as readonly string[]).includes(shareBy)) {
+    printError(
+      new InvalidInputError(
+        `--scp-share-by ${JSON.stringify(shareBy)} is not one of ${SHARE_BY.join(', ')}: give one of those`,
       ),
     );
     return 2;
@@ -49,6 +62,7 @@ export async function nodeStart(o: NodeStartOptions): Promise<number> {
         port: o.port,
         logger,
         signIntervalMs: o.signInterval,
+        scpLimits: { shareBy: shareBy as (typeof SHARE_BY)[number] },
         ...(o.appTrace === true ? { appTrace: true } : {}),
         ...(o.tlsCert !== undefined && o.tlsKey !== undefined
           ? { tls: { certFile: o.tlsCert, keyFile: o.tlsKey } }
