@@ -275,6 +275,32 @@ describe('node', () => {
     assert.equal((await get(`${node.url}/v1/health`)).status, 200);
   });
 
+  it('refuses a deploy body whose declared length passes maxDeployBytes before any of it arrives', async () => {
+    // Nothing after the headers: a node that waited for the body would hold the upload slot for
+    // as long as the client likes. The answer must come from the Content-Length alone.
+    const s = await openSocket(Number(new URL(node.url).port));
+    s.on('error', () => {});
+    const reply = new Promise<string>((resolve) => {
+      let got = '';
+      s.on('data', (d) => {
+        got += d.toString('latin1');
+        if (/\r\n\r\n[\s\S]*\}\n/.test(got)) resolve(got);
+      });
+      s.on('close', () => resolve(got));
+    });
+    s.write(
+      'POST /v1/apps HTTP/1.1\r\nHost: x\r\nContent-Type: application/cbor\r\nContent-Length: 10000000000\r\n\r\n',
+    );
+    const got = await reply;
+    s.destroy();
+    assert.match(got, /^HTTP\/1\.1 413/);
+    assert.match(
+      got,
+      /"code":"REQUEST_TOO_LARGE","message":"a deploy body is at most 8454144 bytes/,
+    );
+    assert.equal((await get(`${node.url}/v1/health`)).status, 200);
+  });
+
   it('serves a GET asking to upgrade to another protocol (h2c) as plain HTTP/1.1', async () => {
     const port = Number(new URL(node.url).port);
     const req = (method: string, path: string) =>
