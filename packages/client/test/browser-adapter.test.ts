@@ -1,8 +1,9 @@
 /**
  * The browser adapter's own checks in Debian's Chromium, without a node: its WebSocket transport
  * hands the client binary frames of at most MAX_FRAME bytes (a bigger frame or a text message
- * closes the socket with 4003). Skipped, by name, without /usr/bin/chromium (failed when
- * CI=true).
+ * closes the socket with 4003), and identities and claims-salt keys created by several calls at
+ * once (two tabs on first use) end as one key each, not as an error. Skipped, by name, without
+ * /usr/bin/chromium (failed when CI=true).
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -19,7 +20,7 @@ const CHROMIUM = '/usr/bin/chromium';
 const ENTRY = fileURLToPath(new URL('./fixtures/browser-adapter-entry.ts', import.meta.url));
 const SKIP = 'Chromium not installed: apt-get install chromium';
 
-test('the browser adapter: frame limit of its transport', {
+test('the browser adapter: frame limit of its transport, keys created at once', {
   timeout: 120_000,
 }, async (t) => {
   if (!existsSync(CHROMIUM)) {
@@ -87,6 +88,20 @@ test('the browser adapter: frame limit of its transport', {
     assert.deepEqual(text.got, [], 'a text message is not passed on');
     assert.match(text.closed, /^4003 /);
 
+    const keys = (await page.evaluate(
+      // biome-ignore lint/suspicious/noExplicitAny: the page's API, set by browser-adapter-entry.ts
+      () => (globalThis as any).adapterTest.identityRace('race', 4),
+    )) as string[];
+    assert.equal(keys.length, 4);
+    assert.equal(new Set(keys).size, 1, `one key for every call: ${keys.join(', ')}`);
+    assert.match(keys[0] as string, /^04[0-9a-f]{128}$/);
+    const salts = (await page.evaluate(
+      // biome-ignore lint/suspicious/noExplicitAny: the page's API, set by browser-adapter-entry.ts
+      () => (globalThis as any).adapterTest.claimKeyRace('race', 4),
+    )) as string[];
+    assert.equal(salts.length, 4);
+    assert.equal(new Set(salts).size, 1, `one claims-salt key for every call: ${salts.join(', ')}`);
+    assert.match(salts[0] as string, /^[0-9a-f]{64}$/);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
