@@ -1320,6 +1320,38 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it('late answers to calls given up are forgotten once answered: they do not count toward a new session', async () => {
+        const n = node();
+        const c = await open(n, { reconnect: false });
+        await c.app('shop').info();
+        // 64 calls (the most a session may leave unanswered) given up, then answered late. Their
+        // deadline leaves them time to be sealed and sent (a call given up before it is sent is
+        // not waiting on the session).
+        let release = () => {};
+        n.holdQueries = new Promise<void>((r) => {
+          release = r;
+        });
+        const given = Array.from({ length: 64 }, (_, i) =>
+          c.app('shop').query(`late-${i}`, {}, { timeoutMs: 500 }),
+        );
+        for (const q of given) await assert.rejects(q, code('NETWORK'));
+        n.holdQueries = undefined;
+        release();
+        // Answers come in order: once this one is here, the 64 late ones were read.
+        await c.app('shop').query('after', {});
+        // One more given up: 1 unanswered, not 65 (which would end the session).
+        n.holdQueries = new Promise<void>((r) => {
+          release = r;
+        });
+        await assert.rejects(c.app('shop').query('one', {}, { timeoutMs: 500 }), code('NETWORK'));
+        n.holdQueries = undefined;
+        release();
+        const r = await c.app('shop').query('next', {});
+        assert.equal(JSON.parse(r.json).method, 'next');
+        assert.equal(n.connections, 1, 'the same session');
+        await c.close();
+      });
+
       it('timeoutMs covers reading app.info; nothing of the call is sent', async () => {
         const n = node();
         const c = await open(n);

@@ -68,6 +68,8 @@ export class FakeNode {
   stallAnswers = false;
   /** Answer queries this many ms late (a slow node). */
   delayQueriesMs = 0;
+  /** While set, queries are answered only once it resolves (a node answering late, on cue). */
+  holdQueries: Promise<void> | undefined;
   /** Never answer app.info while true. */
   stallInfo = false;
   /** Answer the next request with this close code (an authenticated close), then close. */
@@ -234,6 +236,7 @@ export class FakeNode {
         if (op === 'query') {
           if (this.stallAnswers) return;
           if (this.delayQueriesMs > 0) await new Promise((r) => setTimeout(r, this.delayQueriesMs));
+          if (this.holdQueries !== undefined) await this.holdQueries;
           return ok({
             result: JSON.stringify({ method, args }),
             codeId: app.answerCodeId ?? codeId,
