@@ -1352,6 +1352,24 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it('a status answer with an unknown state or a txid that is not text is refused (SCP_PROTOCOL)', async () => {
+        const n = node();
+        const c = await open(n);
+        for (const answer of [{ state: 'applied' }, { state: 'committed', txid: 7 }]) {
+          n.statusAnswer = answer;
+          await assert.rejects(
+            c.status({ app: 'shop', requestId: 'order-1' }),
+            code('SCP_PROTOCOL'),
+          );
+        }
+        n.statusAnswer = { state: 'committed', txid: '1.5' };
+        assert.deepEqual(await c.status({ app: 'shop', requestId: 'order-1' }), {
+          state: 'committed',
+          txid: '1.5',
+        });
+        await c.close();
+      });
+
       it('timeoutMs covers reading app.info; nothing of the call is sent', async () => {
         const n = node();
         const c = await open(n);

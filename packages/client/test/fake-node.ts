@@ -70,6 +70,8 @@ export class FakeNode {
   delayQueriesMs = 0;
   /** While set, queries are answered only once it resolves (a node answering late, on cue). */
   holdQueries: Promise<void> | undefined;
+  /** The result the next status requests are answered with instead (a non-conforming node). */
+  statusAnswer: Record<string, unknown> | undefined;
   /** Never answer app.info while true. */
   stallInfo = false;
   /** Answer the next request with this close code (an authenticated close), then close. */
@@ -245,6 +247,7 @@ export class FakeNode {
         return this.transact(c, a, codeId, method, args, ok);
       }
       case 'status': {
+        if (this.statusAnswer !== undefined) return ok(this.statusAnswer);
         const txid = a.get('txid');
         if (typeof txid === 'string')
           return ok({ state: this.signed(txid) ? 'signed' : 'committed' });
