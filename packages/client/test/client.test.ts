@@ -739,6 +739,25 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it('a consistency answer without a proof of hashes is SCP_PROTOCOL, not a rollback', async () => {
+        const n = node();
+        const c = await open(n, { state: memoryState() });
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        const t2 = await c.app('shop').transact('pay', { amount: 2 });
+        for (const answer of [{}, { proof: 'hashes' }, { proof: ['ab'.repeat(32)] }]) {
+          n.consistencyAnswer = answer;
+          await assert.rejects(
+            c.receipt(t2.txid, { wait: true, claims: t2.claims }),
+            code('SCP_PROTOCOL'),
+          );
+        }
+        n.consistencyAnswer = undefined;
+        const r = await c.receipt(t2.txid, { wait: true, claims: t2.claims });
+        assert.equal(r.verified.txid, t2.txid);
+        await c.close();
+      });
+
       it('connect checks the newest signed root against the one stored: an extension moves it on; nothing is asked without one', async () => {
         const n = node();
         const state = memoryState();

@@ -62,6 +62,8 @@ export class FakeNode {
   alertInsteadOfAnswer = 0;
   /** Answer the next N consistency requests with ENCLAVE_FAILED (a node's passing trouble). */
   failConsistency = 0;
+  /** Answer consistency requests with this result instead of the proof (a non-conforming node). */
+  consistencyAnswer: Record<string, unknown> | undefined;
   /** Never answer consistency requests while true (a node stalling the root check). */
   stallConsistency = false;
   /** Apply transactions but answer no query, transaction or receipt while true (a host withholding). */
@@ -279,6 +281,7 @@ export class FakeNode {
           this.failConsistency--;
           return err('ENCLAVE_FAILED', 'the node could not answer this call');
         }
+        if (this.consistencyAnswer !== undefined) return ok(this.consistencyAnswer);
         // As the node does: sizes it cannot prove between are an error answer, not a crash.
         let proof: Uint8Array[];
         try {
