@@ -446,6 +446,13 @@ test('with stateDir, pins and roots are kept in the home: compare-and-set, same 
       size: 3,
       root: 'dd'.repeat(32),
     });
+    // A URL longer than 2 KiB is refused (the body's own cap, 4 KiB, would let it through).
+    const longUrl = `${url}/${'x'.repeat(2048)}`;
+    const long = await call('POST', 'state/pin', { url: longUrl, pin: b });
+    assert.equal(long.status, 400);
+    assert.equal((long.body.error as { message: string }).message, 'url is text');
+    const longQ = `state/pin?url=${encodeURIComponent(longUrl)}`;
+    assert.deepEqual((await call('GET', longQ)).body, { pin: null });
     const cross = await call(
       'POST',
       'state/pin',
