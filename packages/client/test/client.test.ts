@@ -850,6 +850,23 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it('an answer on a re-opened session to a call not sent on it is refused, never taken as its outcome', async () => {
+        const n = node();
+        const c = await open(n, { state: memoryState() });
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        // The answer is lost with its session. On the new one, while the root is checked and
+        // before the call goes out again, the node answers the call's id: never sent there.
+        n.loseResponses = 1;
+        n.answerUnsentOnStatus = 1;
+        const t = await c.app('shop').transact('pay', { amount: 7 });
+        assert.notEqual(t.txid, '1.999', 'the answer to a call not sent was taken');
+        assert.equal(t.repeated, true, 'the outcome is the answer to the call sent again');
+        assert.equal(n.effects, 2, 'applied once');
+        assert.equal(n.connections, 3, 'the session that answered it was dropped');
+        await c.close();
+      });
+
       it('claims of another transaction, or a root older than one seen, are refused', async () => {
         const n = node();
         const state = memoryState();

@@ -68,6 +68,13 @@ export class FakeNode {
   stallConsistency = false;
   /** Apply transactions but answer no query, transaction or receipt while true (a host withholding). */
   stallAnswers = false;
+  /**
+   * The next N node.status requests are preceded, on the connection that asks, by an answer to the
+   * last transaction received (on whichever connection): a node answering a call never sent on
+   * that session.
+   */
+  answerUnsentOnStatus = 0;
+  private lastTransact: { id: number; codeId: unknown } | undefined;
   /** Answer queries this many ms late (a slow node). */
   delayQueriesMs = 0;
   /** While set, queries are answered only once it resolves (a node answering late, on cue). */
@@ -194,6 +201,7 @@ export class FakeNode {
       if (m.type !== 'request') continue;
       const args = m.args instanceof Map ? m.args : new Map(Object.entries(m.args));
       this.requests.push({ op: m.op, args });
+      if (m.op === 'transact') this.lastTransact = { id: m.id, codeId: args.get('codeId') };
       await this.answer(c, m.id, m.op, args);
     }
   }
@@ -266,6 +274,17 @@ export class FakeNode {
         return ok({ receipt: (this.receiptsFrom ?? this.kit).receipt(this.receiptOf ?? index) });
       }
       case 'node.status': {
+        const last = this.lastTransact;
+        if (this.answerUnsentOnStatus > 0 && last !== undefined) {
+          this.answerUnsentOnStatus--;
+          const result = {
+            result: '{"forged":true}',
+            codeId: last.codeId,
+            txid: '1.999',
+            repeated: false,
+          };
+          await this.reply(c, { type: 'response', id: last.id, ok: true, result });
+        }
         const sigs = this.kit.decoded.filter((e) => e.kind === ENTRY_KIND.signature);
         return ok({
           index: this.kit.size,
