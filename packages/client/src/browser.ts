@@ -53,7 +53,9 @@ export function webSocketTransport(): Transport {
       };
       ws.onmessage = (ev: MessageEvent) => {
         if (!(ev.data instanceof ArrayBuffer) || ev.data.byteLength > MAX_FRAME) {
-          ws.close(1003, 'SCP frames are binary and at most MAX_FRAME bytes');
+          // 4003: 1003 (unsupported data) in the range a page may send; WebSocket.close throws
+          // InvalidAccessError for any code but 1000 and 3000–4999, so 1003 never closed it.
+          ws.close(4003, 'SCP frames are binary and at most MAX_FRAME bytes');
           return;
         }
         socket.onmessage?.(new Uint8Array(ev.data));

@@ -739,6 +739,25 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it('a consistency answer without a proof of hashes is SCP_PROTOCOL, not a rollback', async () => {
+        const n = node();
+        const c = await open(n, { state: memoryState() });
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        const t2 = await c.app('shop').transact('pay', { amount: 2 });
+        for (const answer of [{}, { proof: 'hashes' }, { proof: ['ab'.repeat(32)] }]) {
+          n.consistencyAnswer = answer;
+          await assert.rejects(
+            c.receipt(t2.txid, { wait: true, claims: t2.claims }),
+            code('SCP_PROTOCOL'),
+          );
+        }
+        n.consistencyAnswer = undefined;
+        const r = await c.receipt(t2.txid, { wait: true, claims: t2.claims });
+        assert.equal(r.verified.txid, t2.txid);
+        await c.close();
+      });
+
       it('connect checks the newest signed root against the one stored: an extension moves it on; nothing is asked without one', async () => {
         const n = node();
         const state = memoryState();
@@ -828,6 +847,23 @@ for (const [label, crypto] of [
           'nothing was sent',
         );
         assert.equal(n.open, 0, 'the refused session is closed');
+        await c.close();
+      });
+
+      it('an answer on a re-opened session to a call not sent on it is refused, never taken as its outcome', async () => {
+        const n = node();
+        const c = await open(n, { state: memoryState() });
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        // The answer is lost with its session. On the new one, while the root is checked and
+        // before the call goes out again, the node answers the call's id: never sent there.
+        n.loseResponses = 1;
+        n.answerUnsentOnStatus = 1;
+        const t = await c.app('shop').transact('pay', { amount: 7 });
+        assert.notEqual(t.txid, '1.999', 'the answer to a call not sent was taken');
+        assert.equal(t.repeated, true, 'the outcome is the answer to the call sent again');
+        assert.equal(n.effects, 2, 'applied once');
+        assert.equal(n.connections, 3, 'the session that answered it was dropped');
         await c.close();
       });
 
@@ -1317,6 +1353,56 @@ for (const [label, crypto] of [
         const r = await c.app('shop').query('next', {});
         assert.equal(JSON.parse(r.json).method, 'next');
         assert.equal(n.connections, 1, 'the same session');
+        await c.close();
+      });
+
+      it('late answers to calls given up are forgotten once answered: they do not count toward a new session', async () => {
+        const n = node();
+        const c = await open(n, { reconnect: false });
+        await c.app('shop').info();
+        // 64 calls (the most a session may leave unanswered) given up, then answered late. Their
+        // deadline leaves them time to be sealed and sent (a call given up before it is sent is
+        // not waiting on the session).
+        let release = () => {};
+        n.holdQueries = new Promise<void>((r) => {
+          release = r;
+        });
+        const given = Array.from({ length: 64 }, (_, i) =>
+          c.app('shop').query(`late-${i}`, {}, { timeoutMs: 500 }),
+        );
+        for (const q of given) await assert.rejects(q, code('NETWORK'));
+        n.holdQueries = undefined;
+        release();
+        // Answers come in order: once this one is here, the 64 late ones were read.
+        await c.app('shop').query('after', {});
+        // One more given up: 1 unanswered, not 65 (which would end the session).
+        n.holdQueries = new Promise<void>((r) => {
+          release = r;
+        });
+        await assert.rejects(c.app('shop').query('one', {}, { timeoutMs: 500 }), code('NETWORK'));
+        n.holdQueries = undefined;
+        release();
+        const r = await c.app('shop').query('next', {});
+        assert.equal(JSON.parse(r.json).method, 'next');
+        assert.equal(n.connections, 1, 'the same session');
+        await c.close();
+      });
+
+      it('a status answer with an unknown state or a txid that is not text is refused (SCP_PROTOCOL)', async () => {
+        const n = node();
+        const c = await open(n);
+        for (const answer of [{ state: 'applied' }, { state: 'committed', txid: 7 }]) {
+          n.statusAnswer = answer;
+          await assert.rejects(
+            c.status({ app: 'shop', requestId: 'order-1' }),
+            code('SCP_PROTOCOL'),
+          );
+        }
+        n.statusAnswer = { state: 'committed', txid: '1.5' };
+        assert.deepEqual(await c.status({ app: 'shop', requestId: 'order-1' }), {
+          state: 'committed',
+          txid: '1.5',
+        });
         await c.close();
       });
 

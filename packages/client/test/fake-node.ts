@@ -62,12 +62,25 @@ export class FakeNode {
   alertInsteadOfAnswer = 0;
   /** Answer the next N consistency requests with ENCLAVE_FAILED (a node's passing trouble). */
   failConsistency = 0;
+  /** Answer consistency requests with this result instead of the proof (a non-conforming node). */
+  consistencyAnswer: Record<string, unknown> | undefined;
   /** Never answer consistency requests while true (a node stalling the root check). */
   stallConsistency = false;
   /** Apply transactions but answer no query, transaction or receipt while true (a host withholding). */
   stallAnswers = false;
+  /**
+   * The next N node.status requests are preceded, on the connection that asks, by an answer to the
+   * last transaction received (on whichever connection): a node answering a call never sent on
+   * that session.
+   */
+  answerUnsentOnStatus = 0;
+  private lastTransact: { id: number; codeId: unknown } | undefined;
   /** Answer queries this many ms late (a slow node). */
   delayQueriesMs = 0;
+  /** While set, queries are answered only once it resolves (a node answering late, on cue). */
+  holdQueries: Promise<void> | undefined;
+  /** The result the next status requests are answered with instead (a non-conforming node). */
+  statusAnswer: Record<string, unknown> | undefined;
   /** Never answer app.info while true. */
   stallInfo = false;
   /** Answer the next request with this close code (an authenticated close), then close. */
@@ -188,6 +201,7 @@ export class FakeNode {
       if (m.type !== 'request') continue;
       const args = m.args instanceof Map ? m.args : new Map(Object.entries(m.args));
       this.requests.push({ op: m.op, args });
+      if (m.op === 'transact') this.lastTransact = { id: m.id, codeId: args.get('codeId') };
       await this.answer(c, m.id, m.op, args);
     }
   }
@@ -234,6 +248,7 @@ export class FakeNode {
         if (op === 'query') {
           if (this.stallAnswers) return;
           if (this.delayQueriesMs > 0) await new Promise((r) => setTimeout(r, this.delayQueriesMs));
+          if (this.holdQueries !== undefined) await this.holdQueries;
           return ok({
             result: JSON.stringify({ method, args }),
             codeId: app.answerCodeId ?? codeId,
@@ -242,6 +257,7 @@ export class FakeNode {
         return this.transact(c, a, codeId, method, args, ok);
       }
       case 'status': {
+        if (this.statusAnswer !== undefined) return ok(this.statusAnswer);
         const txid = a.get('txid');
         if (typeof txid === 'string')
           return ok({ state: this.signed(txid) ? 'signed' : 'committed' });
@@ -258,6 +274,17 @@ export class FakeNode {
         return ok({ receipt: (this.receiptsFrom ?? this.kit).receipt(this.receiptOf ?? index) });
       }
       case 'node.status': {
+        const last = this.lastTransact;
+        if (this.answerUnsentOnStatus > 0 && last !== undefined) {
+          this.answerUnsentOnStatus--;
+          const result = {
+            result: '{"forged":true}',
+            codeId: last.codeId,
+            txid: '1.999',
+            repeated: false,
+          };
+          await this.reply(c, { type: 'response', id: last.id, ok: true, result });
+        }
         const sigs = this.kit.decoded.filter((e) => e.kind === ENTRY_KIND.signature);
         return ok({
           index: this.kit.size,
@@ -273,6 +300,7 @@ export class FakeNode {
           this.failConsistency--;
           return err('ENCLAVE_FAILED', 'the node could not answer this call');
         }
+        if (this.consistencyAnswer !== undefined) return ok(this.consistencyAnswer);
         // As the node does: sizes it cannot prove between are an error answer, not a crash.
         let proof: Uint8Array[];
         try {

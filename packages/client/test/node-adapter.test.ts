@@ -176,6 +176,9 @@ describe('identity files', () => {
     await assert.rejects(loadIdentity(file), refused(/chmod 600/));
     chmodSync(file, 0o640);
     await assert.rejects(loadIdentity(file), refused(/mode 640/));
+    // Others' bits alone count too (a check of the group's only let 604 through).
+    chmodSync(file, 0o604);
+    await assert.rejects(loadIdentity(file), refused(/mode 604/));
   });
 
   it('a missing file names `cloister keys new`; a non-key or another curve is refused', async () => {

@@ -446,6 +446,29 @@ test('with stateDir, pins and roots are kept in the home: compare-and-set, same 
       size: 3,
       root: 'dd'.repeat(32),
     });
+    // A URL longer than 2 KiB is refused (the body's own cap, 4 KiB, would let it through).
+    const longUrl = `${url}/${'x'.repeat(2048)}`;
+    const long = await call('POST', 'state/pin', { url: longUrl, pin: b });
+    assert.equal(long.status, 400);
+    assert.equal((long.body.error as { message: string }).message, 'url is text');
+    const longQ = `state/pin?url=${encodeURIComponent(longUrl)}`;
+    assert.deepEqual((await call('GET', longQ)).body, { pin: null });
+    // A root's compare-and-set is against the previous root given, not the new one.
+    const root = (size: number, hex: string, previous: unknown) =>
+      call('POST', 'state/root', { service, size, root: hex.repeat(32), previous });
+    for (const previous of [
+      { size: 3, root: 'ff'.repeat(32) },
+      { size: 4, root: 'dd'.repeat(32) },
+    ]) {
+      const stale = await root(5, 'ee', previous);
+      assert.equal(stale.status, 409, JSON.stringify(previous));
+      assert.equal((stale.body.error as { code: string }).code, 'CLIENT_STATE_LOCKED');
+    }
+    assert.equal((await root(5, 'ee', { size: 3, root: 'dd'.repeat(32) })).status, 200);
+    assert.deepEqual((await call('GET', `state/root?service=${service}`)).body, {
+      size: 5,
+      root: 'ee'.repeat(32),
+    });
     const cross = await call(
       'POST',
       'state/pin',
