@@ -190,12 +190,21 @@ async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> 
   if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
     throw new InvalidInputError('a state change is JSON (content-type: application/json)');
   }
-  let text = '';
+  // Bytes counted and decoded once at the end: a character split across two chunks is not
+  // garbled, and the cap is in bytes, as it says.
+  const chunks: Buffer[] = [];
+  let size = 0;
   for await (const chunk of req) {
-    text += chunk;
-    if (text.length > 4096) throw new InvalidInputError('a state change is at most 4 KiB');
+    size += (chunk as Buffer).length;
+    if (size > 4096) throw new InvalidInputError('a state change is at most 4 KiB');
+    chunks.push(chunk as Buffer);
   }
-  const v = JSON.parse(text) as unknown;
+  let v: unknown;
+  try {
+    v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+  } catch {
+    throw new InvalidInputError('a state change is a JSON object in UTF-8');
+  }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     throw new InvalidInputError('a state change is a JSON object');
   }
@@ -232,7 +241,7 @@ async function serveState(
   if (u.pathname === '/state/pin' && req.method === 'POST') {
     const b = await jsonBody(req);
     if (typeof b.url !== 'string' || b.url.length > 2048)
-      throw new InvalidInputError('url is text');
+      throw new InvalidInputError('url is text of at most 2048 characters');
     const previous =
       b.previous === undefined
         ? undefined

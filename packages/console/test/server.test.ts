@@ -450,7 +450,27 @@ test('with stateDir, pins and roots are kept in the home: compare-and-set, same 
     const longUrl = `${url}/${'x'.repeat(2048)}`;
     const long = await call('POST', 'state/pin', { url: longUrl, pin: b });
     assert.equal(long.status, 400);
-    assert.equal((long.body.error as { message: string }).message, 'url is text');
+    assert.equal(
+      (long.body.error as { message: string }).message,
+      'url is text of at most 2048 characters',
+    );
+    // Not JSON, or not UTF-8: a named 400, not a failure of the console.
+    for (const body of ['{"url":', Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x7d])]) {
+      const r = await fetch(`${c.url}state/pin`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      assert.equal(r.status, 400);
+      assert.match(await r.text(), /a state change is a JSON object in UTF-8/);
+    }
+    // The cap counts bytes: 1,400 three-byte characters are 4,200 bytes.
+    const wide = await call('POST', 'state/pin', { url, pin: b, pad: '\u20ac'.repeat(1400) });
+    assert.equal(wide.status, 400);
+    assert.equal(
+      (wide.body.error as { message: string }).message,
+      'a state change is at most 4 KiB',
+    );
     const longQ = `state/pin?url=${encodeURIComponent(longUrl)}`;
     assert.deepEqual((await call('GET', longQ)).body, { pin: null });
     // A root's compare-and-set is against the previous root given, not the new one.
