@@ -181,6 +181,17 @@ export const CONSISTENCY_TIMEOUT_MS = 5_000;
 const RECEIPT_LAST_POLL_MS = 250;
 
 /** A client connected to one node; its calls survive reconnects. */
+/** A transaction id as the node must give one: text of the form term.index (parseTxid). */
+function isTxid(v: unknown): v is string {
+  if (typeof v !== 'string') return false;
+  try {
+    parseTxid(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class Client {
   /** The SCP endpoint (the key of this URL's pin). */
   readonly url: string;
@@ -391,8 +402,11 @@ export class Client {
     if (state !== 'signed' && state !== 'committed' && state !== 'unknown') {
       throw new ScpError('SCP_PROTOCOL', 'the node answered status with an unknown state');
     }
-    if (result.txid !== undefined && typeof result.txid !== 'string') {
-      throw new ScpError('SCP_PROTOCOL', 'the node answered status with a txid that is not text');
+    if (result.txid !== undefined && !isTxid(result.txid)) {
+      throw new ScpError(
+        'SCP_PROTOCOL',
+        'the node answered status with a txid that is not term.index (two whole numbers from 1)',
+      );
     }
     return result.txid === undefined ? { state } : { state, txid: result.txid as string };
   }

@@ -1388,10 +1388,16 @@ for (const [label, crypto] of [
         await c.close();
       });
 
-      it('a status answer with an unknown state or a txid that is not text is refused (SCP_PROTOCOL)', async () => {
+      it('a status answer with an unknown state or a txid that is not term.index is refused (SCP_PROTOCOL)', async () => {
         const n = node();
         const c = await open(n);
-        for (const answer of [{ state: 'applied' }, { state: 'committed', txid: 7 }]) {
+        for (const answer of [
+          { state: 'applied' },
+          { state: 'committed', txid: 7 },
+          { state: 'committed', txid: 'soon' },
+          { state: 'signed', txid: '0.5' },
+          { state: 'signed', txid: '1.5.1' },
+        ]) {
           n.statusAnswer = answer;
           await assert.rejects(
             c.status({ app: 'shop', requestId: 'order-1' }),
