@@ -127,14 +127,16 @@ describe('attack: a hostile host answers the platform calls', () => {
   }
 });
 
+/** platform.self's answer (the boundary catalogue's fields). */
+type Self = {
+  platform: string;
+  measurement: Uint8Array;
+  signer: Uint8Array;
+  product: number;
+  svn: number;
+};
+
 describe('attack: a hostile host answers platform.self', () => {
-  type Self = {
-    platform: string;
-    measurement: Uint8Array;
-    signer: Uint8Array;
-    product: number;
-    svn: number;
-  };
   const cases: [string, (real: Self) => Self, RegExp][] = [
     [
       'a 100,000-character platform name',
@@ -222,13 +224,6 @@ describe('attack: a hostile host asks for app trace output, or names the node ba
   // (docs/node-api.md). The enclave takes the platform's name from platform.self, so a node whose
   // platform names itself otherwise must refuse it, and keep refusing.
   it('apps.trace is refused on a platform that is not the simulation, allowed on it', async (t) => {
-    type Self = {
-      platform: string;
-      measurement: Uint8Array;
-      signer: Uint8Array;
-      product: number;
-      svn: number;
-    };
     for (const [platform, allowed] of [
       ['sgx', false],
       ['simulation', true],
