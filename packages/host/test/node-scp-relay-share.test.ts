@@ -209,6 +209,48 @@ describe('scp relay: fair share', () => {
     for (const ys of between) assert.ok(ys.length >= 4, costly);
   });
 
+  it("a socket pays for the enclave's time only while others wait: alone, it runs up no debt", async () => {
+    // x first sends costly frames one at a time with nobody else waiting (each goes at once and
+    // takes 10 ms: nine turns beyond its size); then x and y both keep cheap frames waiting. x's
+    // earlier frames took time from no one, so the two then take turns from the start.
+    let now = 0;
+    const e = gatedEnclave();
+    const s = await serve(e.enclave, { maxInFlightBytes: RELAY_QUANTUM }, () => now);
+    stops.push(s.stop);
+    const x = await dial(s.url, '127.0.0.1');
+    const y = await dial(s.url, '127.0.0.2');
+    await until(() => e.opened === 2);
+    for (let i = 0; i < 8; i++) {
+      send(x, i, 1);
+      await until(() => e.pending === 1);
+      assert.equal(s.metrics.relayBudget.read().held, 0, 'x alone never waits');
+      now += 10;
+      e.next();
+      await until(() => s.metrics.relayBudget.read().atEnclave === 0);
+    }
+    send(x, 50, 12);
+    await until(() => s.metrics.relayBudget.read().held === 1);
+    send(y, 100, 12);
+    await until(() => s.metrics.relayBudget.read().held === 2);
+    const start = e.issued.length;
+    while (e.issued.length < start + 12) {
+      await until(() => e.pending > 0);
+      e.next();
+      await tick();
+    }
+    const order = e.issued
+      .slice(start, start + 12)
+      .map((t) => (t < 100 ? 'x' : 'y'))
+      .join('');
+    x.close();
+    y.close();
+    while (e.pending > 0) e.next();
+    // Turns from the start (x's waiting frame went first); a debt from x's lone frames would
+    // have given y a long run of turns first.
+    assert.ok(!order.includes('yyy'), order);
+    assert.ok((order.match(/x/g) ?? []).length >= 5, order);
+  });
+
   it("counts the frames at the enclave at the enclave's measured time per byte", async () => {
     // One socket keeps 32 KiB frames waiting; the budget is eight of them. When the enclave takes
     // 32 ms a frame (1 ms a KiB, 64 times RELAY_BYTES_PER_MS), those eight would be 256 ms of work
