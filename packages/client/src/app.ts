@@ -147,15 +147,7 @@ export class AppClient {
     } catch (e) {
       return Promise.reject(e);
     }
-    const known = this.checked;
-    if (known === undefined) {
-      return this.withCode((codeId) => this.queryWith(method, json, codeId, o, end), end);
-    }
-    // The hot path, withCode's without its closures and promise hops: one promise over the
-    // request's, the code id checked, a retry only on APP_CODE_CHANGED.
-    return this.queryWith(method, json, known.codeId, o, end).then(undefined, (e: unknown) =>
-      this.afterCodeChange(e, known, (codeId) => this.queryWith(method, json, codeId, o, end), end),
-    );
+    return this.withCode((codeId) => this.queryWith(method, json, codeId, o, end), end);
   }
 
   private queryWith(
