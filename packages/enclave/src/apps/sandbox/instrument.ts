@@ -10,7 +10,14 @@
  */
 import { Reader, Writer } from './bytes.js';
 import { DEFAULT_MAX_MEMORY_PAGES, DEFAULT_MAX_TABLE_ELEMENTS, PAGE_BYTES } from './limits.js';
-import { type Body, type Limits, type ParsedModule, parseModule, walk } from './module.js';
+import {
+  type Body,
+  type Limits,
+  type ParsedModule,
+  parseModule,
+  SCRATCH_LOCALS,
+  walk,
+} from './module.js';
 import { costOf, type Instr, OP } from './opcodes.js';
 import { planCharges } from './plan.js';
 import { checkCaps, checkWithV8, RESERVED_EXPORT_PREFIX } from './validate.js';
@@ -213,7 +220,9 @@ function rewriteBody(ctx: Ctx, b: Body, index: number): Uint8Array {
   e.w
     .u32(groups + 2)
     .bytes(m.bytes.subarray(lr.pos, b.code))
-    .bytes(Uint8Array.of(1, 0x7e, 2, 0x7f));
+    // The scratch locals (Emitter): one i64 `f`, then SCRATCH_LOCALS - 1 i32s `n`, `d` (the
+    // count module.ts leaves room for when it checks a function's locals).
+    .bytes(Uint8Array.of(1, 0x7e, SCRATCH_LOCALS - 1, 0x7f));
   if (cached) e.load();
   // A function that calls is counted against the depth; its entry charge shares the check.
   if (hasCalls) e.enter(costs.get(0) ?? 0);
