@@ -48,6 +48,22 @@ function fakeEnclave(over: Partial<ScpEnclave> = {}): Fake {
   };
 }
 
+/**
+ * A fake enclave that answers a frame only when the test calls its gate (`gates`, oldest first),
+ * recording each frame as `session:firstByte` when it is issued.
+ */
+function gatedEnclave(): { issued: string[]; gates: (() => void)[]; enclave: Fake } {
+  const issued: string[] = [];
+  const gates: (() => void)[] = [];
+  const enclave = fakeEnclave({
+    frame: async (session, f) => {
+      issued.push(`${session}:${f[0]}`);
+      await new Promise<void>((r) => gates.push(r));
+    },
+  });
+  return { issued, gates, enclave };
+}
+
 async function serve(
   enclave: ScpEnclave,
   limits: Partial<ScpRelayLimits> = {},
@@ -216,14 +232,7 @@ describe('scp relay', () => {
     // The enclave answers a frame only when the test says so (oldest first): the relay's budget
     // of two flood frames stays full, and every issue is recorded in order. A flood frame is one
     // turn's credit, so a flooder sends one frame a turn.
-    const issued: string[] = [];
-    const gates: (() => void)[] = [];
-    const enclave = fakeEnclave({
-      frame: async (session, f) => {
-        issued.push(`${session}:${f[0]}`);
-        await new Promise<void>((r) => gates.push(r));
-      },
-    });
+    const { issued, gates, enclave } = gatedEnclave();
     const metrics = createNodeMetrics();
     const big = RELAY_QUANTUM;
     const s = await serve(enclave, { maxInFlight: 2, maxInFlightBytes: 2 * big }, metrics);
@@ -272,14 +281,7 @@ describe('scp relay', () => {
   });
 
   it("a flooding socket's own answers do not let it skip the line: it goes behind the sockets waiting", async () => {
-    const issued: string[] = [];
-    const gates: (() => void)[] = [];
-    const enclave = fakeEnclave({
-      frame: async (session, f) => {
-        issued.push(`${session}:${f[0]}`);
-        await new Promise<void>((r) => gates.push(r));
-      },
-    });
+    const { issued, gates, enclave } = gatedEnclave();
     const metrics = createNodeMetrics();
     // Room at the enclave for two of the flooder's 2-byte frames; two in flight per socket.
     const s = await serve(enclave, { maxInFlight: 2, maxInFlightBytes: 4 }, metrics);
