@@ -103,6 +103,19 @@ function send(ws: WebSocket, tag: number, n: number, size = RELAY_QUANTUM): void
 }
 
 /**
+ * A relay over a gated enclave with room for one turn's bytes at the enclave, the relay's clock
+ * `clock`, and one open socket from each of two addresses: x (127.0.0.1) and y (127.0.0.2).
+ */
+async function twoAddresses(clock: () => number) {
+  const e = gatedEnclave();
+  const s = await serve(e.enclave, { maxInFlightBytes: RELAY_QUANTUM }, clock);
+  const x = await dial(s.url, '127.0.0.1');
+  const y = await dial(s.url, '127.0.0.2');
+  await until(() => e.opened === 2);
+  return { e, s, x, y };
+}
+
+/**
  * Two sockets of one address (tags 10.., 20..) and one of another (30..) each send four frames
  * of one turn's credit, in that order, with room at the enclave for one frame: returns the order
  * the relay issued them in, settling them one at a time.
@@ -170,12 +183,8 @@ describe('scp relay: fair share', () => {
     assert.equal(RELAY_QUANTUM, RELAY_BYTES_PER_MS); // a turn buys a millisecond
     const run = async (xMs: number): Promise<string> => {
       let now = 0;
-      const e = gatedEnclave();
-      const s = await serve(e.enclave, { maxInFlightBytes: RELAY_QUANTUM }, () => now);
+      const { e, s, x, y } = await twoAddresses(() => now);
       stops.push(s.stop);
-      const x = await dial(s.url, '127.0.0.1');
-      const y = await dial(s.url, '127.0.0.2');
-      await until(() => e.opened === 2);
       send(x, 0, 30);
       await until(() => s.metrics.relayBudget.read().held === 1);
       send(y, 100, 30);
@@ -214,12 +223,8 @@ describe('scp relay: fair share', () => {
     // takes 10 ms: nine turns beyond its size); then x and y both keep cheap frames waiting. x's
     // earlier frames took time from no one, so the two then take turns from the start.
     let now = 0;
-    const e = gatedEnclave();
-    const s = await serve(e.enclave, { maxInFlightBytes: RELAY_QUANTUM }, () => now);
+    const { e, s, x, y } = await twoAddresses(() => now);
     stops.push(s.stop);
-    const x = await dial(s.url, '127.0.0.1');
-    const y = await dial(s.url, '127.0.0.2');
-    await until(() => e.opened === 2);
     for (let i = 0; i < 8; i++) {
       send(x, i, 1);
       await until(() => e.pending === 1);
