@@ -19,17 +19,11 @@
  * frames per socket wait for the enclave, beyond which the socket stops reading (TCP pushes back)
  * and the frames ws had already read wait in the host, so the enclave never holds more.
  *
- * Fairness: the boundary is one FIFO stream and the enclave processes a request in the call that
- * delivers its frame, so a frame waits behind every frame issued before it. The node-wide budget
- * (`maxInFlightBytes`) therefore also bounds that wait, and frames that wait for it are issued by
- * deficit round robin at two levels: over client addresses, then over the sockets of one address
- * (RELAY_QUANTUM of credit a turn). What is scarce is the enclave's time, not bytes, so a frame
- * costs its size or the enclave's time it took (RELAY_BYTES_PER_MS), whichever is more: the relay
- * measures how long the enclave had frames and splits it over the frames that settled, a socket
- * pays what its frames took beyond their size out of its next turns, and the budget counts the
- * frames at the enclave at the node's measured time per byte. A socket whose next frame costs at
- * most RELAY_QUANTUM is served after at most one turn of each other waiting address, whatever
- * they send (docs/node-api.md "Secure connections", "Fair share").
+ * Fairness: frames that cannot go to the enclave at once wait in the host and are issued by
+ * deficit round robin over client addresses, then over the sockets of one address, each frame
+ * costing its size or the enclave's time it took, within a node-wide budget (relay-share.ts, the
+ * scheduler; docs/node-api.md "Secure connections", "Fair share"). This module owns the sockets
+ * and feeds it.
  */
 import { type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -37,7 +31,6 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import {
   ERROR_CODES,
-  Fifo,
   FRAME,
   InvalidInputError,
   MAX_FRAME,
@@ -46,6 +39,9 @@ import {
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
+import { createRelayShare, type Lane } from './relay-share.js';
+
+export { RELAY_BYTES_PER_MS, RELAY_QUANTUM } from './relay-share.js';
 
 export const SCP_PATH = '/v1/scp';
 
@@ -161,37 +157,6 @@ const CLOSE = {
   internal: 1011,
 } as const;
 
-/**
- * Credit a waiting socket gets per turn of the round robin, in bytes: its turn issues frames while
- * their sizes fit its credit (what it does not spend stays for its next turn while it keeps
- * waiting). A socket sending 1 MiB frames sends one every 16 or 17 turns, so the small frames of
- * others go between them; serving the line costs at most MAX_FRAME / RELAY_QUANTUM visits per
- * frame issued, amortised.
- */
-export const RELAY_QUANTUM = 64 * 1024;
-
-/**
- * What a millisecond of the enclave's time costs, in bytes of frame: a frame costs its size or
- * its measured time at this rate, whichever is more, in the round robin and in the budget. So a
- * turn (RELAY_QUANTUM) buys 64 KiB of frames or a millisecond of the enclave, and the budget of
- * two of the largest frames is also about 32 ms of the enclave's work in front of a new frame.
- * 64 KiB a millisecond is about the enclave's pace on queries (a 256 KB query takes about 4 ms
- * on our machines), so queries cost their size and a frame whose work is far above its size (a
- * 100 KB transaction runs its app for 10–27 ms) costs its time.
- */
-export const RELAY_BYTES_PER_MS = 64 * 1024;
-
-/**
- * The most a socket's round-robin credit goes below zero (bytes): what its frames took beyond
- * their size is paid out of its next turns, up to 64 turns' worth; beyond, it is forgiven, so
- * one frame that hit a stall of the whole node (a store write, a rotation) does not keep its
- * socket out for long.
- */
-const MAX_DEBT = 64 * RELAY_QUANTUM;
-
-/** Weight of the newest settle group in the node's measured time per byte (1/8: about a dozen). */
-const RATE_WEIGHT = 1 / 8;
-
 /** How long a stopping node waits for a client to answer its close before dropping the socket. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -212,58 +177,13 @@ export type ScpCloseReason =
   | 'protocol'
   | 'stopping';
 
-/** A share of the round robin's first level: a client address (or one socket) and its line. */
-interface Share {
-  readonly key: string;
-  /**
-   * Its held sockets in turn order, each at most once. Invariant: holds exactly the sockets
-   * whose `held` is set and whose `share` is `key`.
-   */
-  readonly sockets: Fifo<Conn>;
-}
-
 interface Conn {
   readonly ws: WebSocket;
   /** Set once `scp.open` answered; undefined before (frames wait on `opened`). */
   session: number | undefined;
   readonly opened: Promise<number | undefined>;
-  /** Frames sent to the enclave whose `scp.frame` has not settled. Invariant: 0..maxInFlight. */
-  inFlight: number;
-  /**
-   * Frames received while `maxInFlight` were in flight, in arrival order, sent as earlier ones
-   * settle. Pausing the socket stops it reading, but ws still delivers the messages of the chunk
-   * it had read (hundreds of small frames fit in one), so they wait here, in the host, and the
-   * enclave never holds more than `maxInFlight` frames of a socket.
-   */
-  readonly waiting: (Uint8Array | undefined)[];
-  /** Index of the first frame of `waiting` not yet issued (a queue without O(n) shifts). */
-  waitingAt: number;
-  /** Bytes of the frames in `waiting` not yet issued (counted in the relay's `heldBytes`). */
-  waitingBytes: number;
-  /**
-   * In `held`, the round robin's line: it has frames waiting and room under `maxInFlight`, and
-   * its next frame waits for the node-wide byte budget or for the sockets before it.
-   */
-  held: boolean;
-  /**
-   * Its round-robin credit in bytes: what its turns gave it and its frames did not spend, less
-   * what its frames took of the enclave beyond their size (measured once they settle, while
-   * sockets wait in line). Invariant: at least -MAX_DEBT and below MAX_FRAME + RELAY_QUANTUM
-   * (credit is given only while it is below the next frame's size); at most 0 while not held
-   * (a debt it pays when it next waits, void once `debtEpoch` is not the relay's `lineEpoch`).
-   */
-  credit: number;
-  /** The relay's `lineEpoch` when its debt was last charged or kept. */
-  debtEpoch: number;
-  /** The round robin's first level it belongs to (shareKeyOf its address, or its own key). */
-  readonly share: string;
-  /**
-   * After one of its frames settled: issues what waits when no socket is in line (as far as its
-   * and the node's caps allow), lines up otherwise; resumes reading once nothing waits.
-   */
-  drain: () => void;
-  /** Its turn in the line: issues frames while its credit, the budget and its cap allow; how many. */
-  turn: () => number;
+  /** Its lane in the fair share: every frame it reads goes through it. */
+  readonly lane: Lane;
   idle: NodeJS.Timeout | undefined;
   /** Until the client's CA passes: the handshake deadline. */
   handshake: NodeJS.Timeout | undefined;
@@ -307,154 +227,9 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   const perAddress = new Map<string, number>();
   // Numbers the sockets' own shares with shareBy 'socket' (never an address).
   let nextSocket = 0;
-  // Invariant: the bytes of the frames issued to the enclave whose scp.frame has not settled.
-  let inFlightBytes = 0;
-  // Invariant: the sum of every open socket's waitingBytes.
-  let heldBytes = 0;
-  /** Forgets what waits on `x` (a closed socket). */
-  const dropWaiting = (x: Conn): void => {
-    heldBytes -= x.waitingBytes;
-    x.waitingBytes = 0;
-    x.waiting.length = 0;
-    x.waitingAt = 0;
-  };
-  // The round robin's first level: the shares (client addresses, or sockets with shareBy
-  // 'socket') that have sockets in line, each at most once, in turn order; the second level is
-  // each share's own line of sockets. Invariant, between events: `line` holds exactly the shares
-  // of `shares`, and a share is in `shares` exactly while its line is not empty; the line is
-  // empty, or the next frame of the first socket of its head does not fit, or frames are at the
-  // enclave and the last visits, one per socket in line, only paid debts (settles go on).
-  const line = new Fifo<Share>();
-  // Counts the times the line emptied: nobody waited any more, so debts before are void (there
-  // was no one left to be fair to). Invariant: a socket's debt counts only if its debtEpoch is it.
-  let lineEpoch = 0;
-  const shares = new Map<string, Share>();
-  // Invariant: the number of sockets with `held` set (the sum of the shares' line sizes).
-  let heldSockets = 0;
-  metrics.relayBudget.read = () => ({
-    atEnclave: inFlightBytes,
-    waiting: heldBytes,
-    held: heldSockets,
-  });
-  /**
-   * Serves the line while the budget has room for the next frame: deficit round robin, a visit
-   * of its head share being one visit of that share's first socket. The socket gets RELAY_QUANTUM
-   * of credit when its next frame needs more, issues frames while they fit its credit, the budget
-   * and its `maxInFlight`, then goes to the back of its share's line if frames remain and its
-   * credit is spent, and its share to the back of the line; stopped by the budget alone, both keep
-   * their places (and its credit) until frames settle. A socket leaves the line when it is gone,
-   * emptied, or at its own cap (its own settles bring it back), and loses its credit, not its
-   * debt; a share leaves with its last socket. A socket in debt (its frames took the enclave's
-   * time beyond their size) pays a quantum a visit; once as many visits in a row as sockets in
-   * line only paid debts (so each socket had a visit, and one not in debt went first), the rest
-   * waits for the next settle while frames are at the enclave (work-conserving only when the
-   * enclave is idle): a socket is read again only once the frames read before it paused ran out,
-   * so a flooder's sockets leave the line after nearly every turn, and a debtor alone in the line
-   * for that moment would otherwise pay everything at once and go first. With one share (every
-   * socket from one address) and no debts this is the round robin over sockets, step for step.
-   */
-  const releaseHeld = (): void => {
-    let paying = 0; // visits in a row that issued nothing and only paid a debt
-    for (let s = line.peek(); s !== undefined; s = line.peek()) {
-      const x = s.sockets.peek() as Conn;
-      let next = x.waiting[x.waitingAt];
-      let issued = 0;
-      if (!x.closed && next !== undefined && x.inFlight < limits.maxInFlight) {
-        if (x.credit < next.length) x.credit += RELAY_QUANTUM;
-        if (x.credit >= next.length && !fits(next.length)) return;
-        issued = x.turn();
-        next = x.waiting[x.waitingAt];
-        if (!x.closed && next !== undefined && x.inFlight < limits.maxInFlight) {
-          if (x.credit >= next.length) return; // stopped by the budget: still its turn
-          s.sockets.shift();
-          s.sockets.push(x); // its credit spent: the back of its share's line
-          line.shift();
-          line.push(s); // and its share the back of the line
-          paying = issued === 0 && x.credit <= 0 ? paying + 1 : 0;
-          if (paying >= heldSockets && inFlightBytes > 0) return; // a settle goes on
-          continue;
-        }
-      }
-      s.sockets.shift();
-      x.held = false;
-      x.credit = Math.min(0, x.credit); // it keeps its debt, not its credit
-      heldSockets--;
-      if (s.sockets.size === 0) {
-        line.shift();
-        shares.delete(s.key);
-        if (line.size === 0) lineEpoch++;
-      } else if (issued > 0) {
-        line.shift();
-        line.push(s); // its turn used: the back of the line
-      } // else a visit that issued nothing (a socket gone, or at its cap) leaves the share its turn
-      x.drain();
-    }
-  };
-  /**
-   * What `n` bytes of frames cost at the enclave, in bytes: their size, or more when the enclave
-   * has lately taken longer per byte than RELAY_BYTES_PER_MS (the node-wide measure below).
-   */
-  const atRate = (n: number): number => n * Math.max(1, msPerByte() * RELAY_BYTES_PER_MS);
-  /**
-   * True when `n` more bytes may go to the enclave (one frame always may, when none is out): the
-   * frames there and this one fit the budget in bytes and in measured time. The measure is the
-   * host's, its stalls included (a stall of the shared machine is charged to the small frames
-   * that were out), so it never holds back the first RELAY_QUANTUM bytes: small frames, what an
-   * honest client mostly sends, are not throttled by a stall's echo, and a frame still waits
-   * behind at most that much of them.
-   */
-  const fits = (n: number): boolean =>
-    inFlightBytes === 0 ||
-    (inFlightBytes + n <= limits.maxInFlightBytes &&
-      (inFlightBytes + n <= RELAY_QUANTUM || atRate(inFlightBytes + n) <= limits.maxInFlightBytes));
-
-  // What the enclave's work for frames took, measured by the relay (it sees when frames go and
-  // settle; the enclave has no clock and says nothing). The enclave answers the frames of one
-  // boundary message in one message, so frames settle in groups: a group is the frames settling
-  // in one run of the microtask queue, and it took the time since the previous group settled or
-  // since frames were last sent to an idle enclave, whichever is later (the enclave had work
-  // from the relay all that time). It is split over the group's frames by size, charged to each
-  // frame's socket, and folded into the node's time per byte.
-  // Invariant: busyFrom is when inFlightBytes last went from 0 to more (the enclave had work
-  // from then on); lastSettle when the last group settled; both from `clock`.
-  let busyFrom = 0;
-  let lastSettle = 0;
-  // The group settling now: its frames' sockets and sizes, its time; empty between groups.
-  const group: { c: Conn; size: number }[] = [];
-  let groupMs = 0;
-  // Averages over recent groups (weight RATE_WEIGHT each) of their time and their bytes; their
-  // ratio is the node's time per byte. Invariant: both >= 0; bytesAvg > 0 once a frame settled.
-  let msAvg = 0;
-  let bytesAvg = 0;
-  const msPerByte = (): number => (bytesAvg > 0 ? msAvg / bytesAvg : 0);
-  /** Counts a settled frame of `c` (`size` bytes) in the group settling now. */
-  const measure = (c: Conn, size: number): void => {
-    if (group.length === 0) {
-      const now = clock();
-      groupMs = Math.max(0, now - Math.max(lastSettle, busyFrom));
-      lastSettle = now;
-      queueMicrotask(settleGroup);
-    }
-    group.push({ c, size });
-  };
-  const settleGroup = (): void => {
-    let bytes = 0;
-    for (const f of group) bytes += f.size;
-    msAvg += (groupMs - msAvg) * RATE_WEIGHT;
-    bytesAvg += (bytes - bytesAvg) * RATE_WEIGHT;
-    for (const { c, size } of group) {
-      // Paid only while sockets wait: with nobody in line, the time was taken from no one. A
-      // socket out of line keeps the debt for when it next waits (its frames that were read
-      // before its socket paused run out, it leaves the line and is read again: it must not
-      // come back clean).
-      const beyond = groupMs * (bytes > 0 ? size / bytes : 0) * RELAY_BYTES_PER_MS - size;
-      if (beyond <= 0 || c.closed || (line.size === 0 && !c.held)) continue;
-      if (c.debtEpoch !== lineEpoch) c.credit = Math.min(0, c.credit);
-      c.credit = Math.max(-MAX_DEBT, c.credit - beyond);
-      c.debtEpoch = lineEpoch;
-    }
-    group.length = 0;
-  };
+  // Which socket's frame goes to the enclave next: relay-share.ts.
+  const fair = createRelayShare(limits, clock);
+  metrics.relayBudget.read = fair.budget;
   let stopped = false;
   // Bound once: a labelled inc() hashes its labels on every call, twice per relayed call.
   const framesIn = metrics.scpFrames.labels({ direction: 'in' });
@@ -540,6 +315,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   function finish(c: Conn, reason: ScpCloseReason, code: number, text: string): void {
     if (c.closed) return;
     c.closed = true;
+    c.lane.close();
     if (reason !== 'stopping' && reason !== 'ended') metrics.scpClosed.inc({ reason });
     if (c.ws.readyState === WebSocket.OPEN || c.ws.readyState === WebSocket.CONNECTING) {
       c.ws.close(code, text);
@@ -575,16 +351,29 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       ws,
       session: undefined,
       opened,
-      inFlight: 0,
-      waiting: [],
-      waitingAt: 0,
-      waitingBytes: 0,
-      held: false,
-      credit: 0,
-      debtEpoch: 0,
-      drain: () => {},
-      turn: () => 0,
-      share: limits.shareBy === 'socket' ? `socket ${nextSocket++}` : shareKeyOf(address),
+      lane: fair.lane(
+        limits.shareBy === 'socket' ? `socket ${nextSocket++}` : shareKeyOf(address),
+        {
+          // Issued in arrival order: once the session is known, every frame goes straight to the
+          // enclave (whose boundary keeps the order); before, frames wait on `opened`, whose
+          // callbacks run in the order they were added, and no frame can skip them (session is set
+          // in the first of those callbacks).
+          send: (frame) =>
+            c.session !== undefined
+              ? enclave.frame(c.session, frame)
+              : opened.then((session) =>
+                  session === undefined ? undefined : enclave.frame(session, frame),
+                ),
+          failed: (e) => {
+            log.error({ event: 'scp.frame-failed', code: codeOf(e) }, 'scp relay');
+            finish(c, 'enclave', CLOSE.internal, 'ENCLAVE_FAILED');
+          },
+          overflow: () => finish(c, 'busy', CLOSE.tryAgain, 'NODE_BUSY'),
+          pause: () => ws.pause(),
+          resume: () => ws.resume(),
+          isPaused: () => ws.isPaused,
+        },
+      ),
       idle: undefined,
       handshake: undefined,
       address,
@@ -615,123 +404,17 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
         clearTimeout(c.handshake);
         c.handshake = undefined;
       }
-      if (c.inFlight >= limits.maxInFlight || c.waitingAt < c.waiting.length) {
-        wait(frame);
-        return;
-      }
-      if (!fits(frame.length) || line.size > 0) {
-        // Other sockets were held first, or the budget is spent: wait in line.
-        if (wait(frame)) hold(c);
-        return;
-      }
-      issue(frame);
+      c.lane.receive(frame);
     });
-    /** Keeps `frame` for later; false (and the socket closed) when the host holds too much. */
-    const wait = (frame: Uint8Array): boolean => {
-      if (heldBytes > 0 && heldBytes + frame.length > limits.maxHeldBytes) {
-        finish(c, 'busy', CLOSE.tryAgain, 'NODE_BUSY');
-        dropWaiting(c);
-        return false;
-      }
-      c.waiting.push(frame);
-      c.waitingBytes += frame.length;
-      heldBytes += frame.length;
-      return true;
-    };
-    const hold = (x: Conn): void => {
-      if (x.held) return;
-      if (x.debtEpoch !== lineEpoch) x.credit = 0; // a debt from before the line last emptied
-      x.held = true;
-      heldSockets++;
-      let s = shares.get(x.share);
-      if (s === undefined) {
-        s = { key: x.share, sockets: new Fifo<Conn>() };
-        shares.set(x.share, s);
-        line.push(s);
-      }
-      s.sockets.push(x);
-      x.ws.pause();
-    };
-    c.turn = () => {
-      let n = 0;
-      while (c.waitingAt < c.waiting.length && c.inFlight < limits.maxInFlight) {
-        const frame = c.waiting[c.waitingAt] as Uint8Array;
-        if (frame.length > c.credit || !fits(frame.length)) break;
-        c.credit -= frame.length;
-        issueWaiting(frame);
-        n++;
-      }
-      return n;
-    };
-    /** Issues `frame`, the first of `c.waiting`, taking it off the frames the host holds. */
-    const issueWaiting = (frame: Uint8Array): void => {
-      c.waiting[c.waitingAt++] = undefined;
-      c.waitingBytes -= frame.length;
-      heldBytes -= frame.length;
-      issue(frame);
-    };
-    // Issued in arrival order: once the session is known, every frame goes straight to the
-    // enclave (whose boundary keeps the order); before, frames wait on `opened`, whose callbacks
-    // run in the order they were added, and no frame can skip them (session is set in the first
-    // of those callbacks). Frames that waited in `c.waiting` are issued before any later one.
-    const issue = (frame: Uint8Array): void => {
-      if (inFlightBytes === 0) busyFrom = clock();
-      c.inFlight++;
-      inFlightBytes += frame.length;
-      if (c.inFlight >= limits.maxInFlight) ws.pause();
-      const sent =
-        c.session !== undefined
-          ? enclave.frame(c.session, frame)
-          : c.opened.then((session) =>
-              session === undefined ? undefined : enclave.frame(session, frame),
-            );
-      const size = frame.length;
-      sent.then(
-        () => settled(size),
-        (e: unknown) => failed(e, size),
-      );
-    };
-    c.drain = () => {
-      if (c.closed) {
-        dropWaiting(c);
-        return;
-      }
-      if (c.held) return; // in line: its turn comes
-      while (c.waitingAt < c.waiting.length && c.inFlight < limits.maxInFlight) {
-        const frame = c.waiting[c.waitingAt] as Uint8Array;
-        if (line.size > 0 || !fits(frame.length)) {
-          // Others wait first, or the budget is spent: the back of the line.
-          hold(c);
-          return;
-        }
-        issueWaiting(frame);
-      }
-      if (c.waitingAt === c.waiting.length) {
-        c.waiting.length = 0;
-        c.waitingAt = 0;
-        if (ws.isPaused && c.inFlight < limits.maxInFlight) ws.resume();
-      }
-    };
-    const settled = (size: number): void => {
-      measure(c, size);
-      c.inFlight--;
-      inFlightBytes -= size;
-      c.drain();
-      releaseHeld();
-    };
-    const failed = (e: unknown, size: number): void => {
-      log.error({ event: 'scp.frame-failed', code: codeOf(e) }, 'scp relay');
-      finish(c, 'enclave', CLOSE.internal, 'ENCLAVE_FAILED');
-      settled(size);
-    };
     ws.on('error', () => {
       // ws reports protocol violations (oversize 1009, bad framing 1002) here and closes itself.
       if (!c.closed) metrics.scpClosed.inc({ reason: 'protocol' });
       c.closed = true;
+      c.lane.close();
     });
     ws.on('close', () => {
       c.closed = true;
-      dropWaiting(c);
+      c.lane.release();
       if (c.idle) clearTimeout(c.idle);
       if (c.handshake) clearTimeout(c.handshake);
       const left = (perAddress.get(c.address) ?? 1) - 1;
