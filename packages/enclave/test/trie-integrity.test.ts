@@ -18,6 +18,7 @@ import {
   radix,
   SALT_BYTES,
   sha256,
+  type TrieNode,
 } from '../src/ledger/trie/node.js';
 import { decodeStored, storedForm } from '../src/ledger/trie/stored.js';
 import { createTrie, type TrieOp } from '../src/ledger/trie/trie.js';
@@ -210,6 +211,36 @@ describe('trie integrity checks on plaintext records', () => {
     assert.throws(
       () => decodeStored(Uint8Array.of(...stored, 0), branch.hash, RADIX_16, ctx),
       (e: unknown) => e instanceof LedgerIntegrityError && e.failure === 'malformed',
+    );
+    // A branch naming one child only (its bitmap one bit, one child hash, nothing embedded).
+    const bitmapAt = encLength - 2 * 32 - 2;
+    const one = Uint8Array.of(
+      ...branch.encoding.subarray(0, bitmapAt),
+      0x80,
+      0x00,
+      ...(slots[0] as TrieNode).hash,
+      0,
+      0,
+    );
+    assert.throws(
+      () => decodeStored(one, sha256(one.subarray(0, one.length - 2)), RADIX_16, ctx),
+      (e: unknown) => e instanceof LedgerIntegrityError && /at least two children/.test(e.message),
+    );
+    // An unknown node tag, even where the hash is computed over it.
+    const tagged = stored.slice();
+    tagged[0] = 0x07;
+    assert.throws(
+      () => decodeStored(tagged, sha256(tagged.subarray(0, encLength)), RADIX_16, ctx),
+      (e: unknown) => e instanceof LedgerIntegrityError && /unknown node tag/.test(e.message),
+    );
+    // A stored leaf with a byte after it (its hash covers only its first LEAF_BYTES).
+    const leaf = slots[0] as TrieNode;
+    const leafStored = storedForm(leaf);
+    assert.equal(hex(decodeStored(leafStored, leaf.hash, RADIX_16, ctx).hash), hex(leaf.hash));
+    assert.throws(
+      () => decodeStored(Uint8Array.of(...leafStored, 0), leaf.hash, RADIX_16, ctx),
+      (e: unknown) =>
+        e instanceof LedgerIntegrityError && /bytes after the stored leaf/.test(e.message),
     );
   });
 });
