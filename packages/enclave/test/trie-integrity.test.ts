@@ -174,6 +174,37 @@ describe('trie integrity checks on plaintext records', () => {
     }
   });
 
+  test('decodeStored refuses an embedded branch carried twice (one encoding per record)', () => {
+    const ctx = { node: 'x', position: 'root' };
+    const at = (b0: number): Uint8Array => {
+      const p = new Uint8Array(32).fill(0x33);
+      p[0] = b0;
+      return p;
+    };
+    const leafAt = (b0: number) =>
+      makeLeaf(at(b0), new Uint8Array(32), Uint8Array.of(b0), Uint8Array.of(1));
+    // inner: depth 1 under digit 1, leaves at digits 1 and 2; outer: inner at 1, a leaf at 8.
+    const innerSlots = new Array(16).fill(undefined);
+    innerSlots[1] = leafAt(0x11);
+    innerSlots[2] = leafAt(0x12);
+    const inner = makeBranch(RADIX_16, 1, at(0x10), innerSlots, 0);
+    const outerSlots = new Array(16).fill(undefined);
+    outerSlots[1] = inner;
+    outerSlots[8] = leafAt(0x80);
+    const outer = makeBranch(RADIX_16, 0, at(0), outerSlots, 0, undefined, 1 << 16);
+    const stored = storedForm(outer);
+    const enc = outer.encoding.length;
+    // encoding ‖ u16(1) ‖ the inner branch's stored form (its encoding ‖ u16(0))
+    assert.deepEqual([stored[enc], stored[enc + 1]], [0, 1]);
+    assert.equal(hex(decodeStored(stored, outer.hash, RADIX_16, ctx).hash), hex(outer.hash));
+    const embedded = stored.subarray(enc + 2);
+    const twice = Uint8Array.of(...stored.subarray(0, enc), 0, 2, ...embedded, ...embedded);
+    assert.throws(
+      () => decodeStored(twice, outer.hash, RADIX_16, ctx),
+      (e: unknown) => e instanceof LedgerIntegrityError && /out of slot order/.test(e.message),
+    );
+  });
+
   test('decodeStored refuses non-canonical branches even when the hash matches', () => {
     const ctx = { node: 'x', position: 'root' };
     const [a, b] = [put(1), put(2)] as Extract<TrieOp, { type: 'put' }>[];
