@@ -11,6 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
@@ -344,6 +345,48 @@ describe('cloister app deploy on a real node', () => {
       );
     } finally {
       await new Promise((r) => dropping.close(r));
+    }
+  });
+
+  it('an answer for another app or code id is refused (the node is not trusted)', async () => {
+    const service = 'ab'.repeat(32);
+    let answer: Record<string, unknown> = {};
+    const confused = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      if (req.method === 'POST') {
+        req.resume();
+        req.on('end', () => {
+          res.statusCode = 201;
+          res.end(JSON.stringify(answer));
+        });
+      } else if (req.url === '/v1/status') res.end(JSON.stringify({ serviceIdentity: service }));
+      else {
+        res.statusCode = 404;
+        res.end(JSON.stringify({ error: { code: 'APP_NOT_FOUND', message: 'no such app' } }));
+      }
+    });
+    await new Promise<void>((r) => confused.listen(0, '127.0.0.1', r));
+    try {
+      const node = `http://127.0.0.1:${(confused.address() as AddressInfo).port}`;
+      const codeId = createHash('sha256').update(readFileSync(wasmPath)).digest('hex');
+      const good = { app: 'mixed', codeId, txid: '1.5', index: 5, migrated: false };
+      answer = good;
+      const r = await deployApp(wasmPath, { name: 'mixed', node, home, service });
+      assert.equal(r.codeId, codeId);
+      for (const wrong of [
+        { ...good, codeId: '00'.repeat(32) },
+        { ...good, app: 'other' },
+      ]) {
+        answer = wrong;
+        await assert.rejects(
+          deployApp(wasmPath, { name: 'mixed', node, home, service }),
+          (e: unknown) =>
+            (e as { code?: string }).code === 'NETWORK' &&
+            /another app or code id/.test((e as Error).message),
+        );
+      }
+    } finally {
+      await new Promise((r) => confused.close(r));
     }
   });
 

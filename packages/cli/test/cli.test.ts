@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -155,6 +156,40 @@ describe('cloister CLI', () => {
     // The evidence itself verified: its fields are shown as such, not as unverified claims.
     assert.doesNotMatch(bad.out, /NOT verified|as claimed/i);
     assert.match(bad.out, new RegExp(`measurement +${measurement}\n`));
+  });
+
+  it('an SVC: clause it cannot check (the secure connection fails) is refused, not passed over', async () => {
+    const st = (await (await fetch(new URL('/v1/status', url))).json()) as {
+      serviceIdentity: string;
+    };
+    // In front of the node: its HTTP answers, but no secure connection (upgrades are dropped).
+    const proxy = createHttpServer((req, res) => {
+      void fetch(new URL(req.url ?? '/', url)).then(async (r) => {
+        res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'text/plain' });
+        res.end(Buffer.from(await r.arrayBuffer()));
+      });
+    });
+    proxy.on('upgrade', (_req, socket) => socket.destroy());
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const front = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const constraint = `C:${measurement} SEC:INSECURE SVC:${st.serviceIdentity}`;
+      const r = await run(['attest', front, '--constraint', constraint]);
+      assert.equal(r.code, 1, r.out + r.err);
+      assert.match(
+        r.out,
+        /verdict: REFUSED \[CONSTRAINT_MISMATCH\] SVC:[0-9a-f]{64} could not be checked/,
+      );
+      // Without SVC: the same node is accepted, its service shown as its unverified word.
+      const ok = await run(['attest', front, '--constraint', `C:${measurement} SEC:INSECURE`]);
+      assert.equal(ok.code, 0, ok.out + ok.err);
+      assert.match(
+        ok.out,
+        new RegExp(`${st.serviceIdentity} \\(as the node reports it, NOT verified`),
+      );
+    } finally {
+      await new Promise((r) => proxy.close(r));
+    }
   });
 
   it('prints JSON verdicts', async () => {
@@ -419,6 +454,11 @@ describe('cloister CLI', () => {
     assert.equal(bad.code, 2);
     assert.match(bad.err, /term\.index/);
     assert.ok(!existsSync(join(home, 'x.cbor')));
+    // Checked here, before anything is asked: the same with no node at the URL.
+    const offline = await run(['receipt', 'get', 'http://127.0.0.1:9', 'one.five']);
+    assert.equal(offline.code, 2);
+    assert.match(offline.err, /INVALID_INPUT.*term\.index/);
+    assert.doesNotMatch(offline.err, /NETWORK/);
     const unknown = await run(['receipt', 'get', url, '1.999999', '-o', join(home, 'x.cbor')]);
     assert.equal(unknown.code, 2);
     // The node's own code and words, not NETWORK with "check the node is running".

@@ -86,6 +86,7 @@ describe('COSE_Sign1 encoding (RFC 9052 §4.2, §4.4)', () => {
     ['protected header with text label', envelope(h(''), sig, h('a20126616101'))],
     ['non-deterministic protected header', envelope(h(''), sig, h('a2030001' + '26'))],
     ['unknown critical header', envelope(h(''), sig, h('a301260281182a182a00'))],
+    ['empty crit array (RFC 9052 §3.1)', envelope(h(''), sig, h('a201260280'))],
     ['crit in unprotected', envelope(h(''), sig, ES256_PROTECTED, new Map([[2, [1]]]))],
     ['alg in both buckets', envelope(h(''), sig, ES256_PROTECTED, new Map([[1, -7]]))],
     ['short signature', envelope(h(''), new Uint8Array(63))],
@@ -110,6 +111,11 @@ describe('COSE_Sign1 encoding (RFC 9052 §4.2, §4.4)', () => {
     await assert.rejects(verifyEs256(key.publicKey.subarray(1), data, good), EncodingError);
     await assert.rejects(verifyEs256(flip(key.publicKey, 0, 0x06), data, good), EncodingError);
     await assert.rejects(verifyEs256(flip(key.publicKey, 64), data, good), EncodingError);
+    // A key that failed to import is not cached: the same point is refused the same way again.
+    const offCurve = flip(newKey().publicKey, 64);
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(verifyEs256(offCurve, data, good), EncodingError);
+    }
     assert.equal(await verifyEs256(key.publicKey, data, good.subarray(0, 63)), false);
     assert.equal(await verifyEs256(key.publicKey, data, new Uint8Array(64)), false);
     assert.equal(await verifyEs256(key.publicKey, data, good), true);

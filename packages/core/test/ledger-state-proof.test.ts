@@ -8,11 +8,15 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
+  concatBytes,
   decodeStateProof,
   fromHex,
+  keyCommitment,
   ProofError,
   type StateClaim,
+  sha256,
   utf8,
+  valueCommitment,
   verifyStateProof,
 } from '../src/index.js';
 
@@ -325,5 +329,79 @@ describe('state proofs: tampering', () => {
         ),
       /ledger and table as strings/,
     );
+  });
+});
+
+describe('state proofs: the version record is read in its one canonical form', () => {
+  // Three one-leaf tries (admin → catalogue → table), built by hand after docs/ledger-format.md
+  // §11: a one-leaf trie's root is its leaf's hash, and its inclusion proof is that leaf and the
+  // salt. So any record bytes can be put under a state hash, as a dishonest node could.
+  const salt = new Uint8Array(32).fill(5);
+  const u32 = (n: number): Uint8Array =>
+    Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
+  const u64 = (n: number): Uint8Array => concatBytes(u32(Math.floor(n / 2 ** 32)), u32(n >>> 0));
+  function leafProof(path: number, key: Uint8Array, value: Uint8Array) {
+    const p = new Uint8Array(32).fill(path);
+    const leaf = concatBytes(
+      Uint8Array.of(1),
+      p,
+      keyCommitment(salt, key),
+      valueCommitment(salt, value),
+    );
+    return {
+      root: sha256(leaf),
+      proof: concatBytes(Uint8Array.of(1, 1), p, Uint8Array.of(1), leaf, salt),
+    };
+  }
+  function stateProof(record: Uint8Array, levels = 3): { state: Uint8Array; proof: Uint8Array } {
+    const table = leafProof(3, utf8('k'), record);
+    const cat = leafProof(2, utf8('t'), concatBytes(Uint8Array.of(1), table.root));
+    const admin = leafProof(1, utf8('l'), concatBytes(Uint8Array.of(1), cat.root));
+    const parts = [admin.proof, cat.proof, table.proof, record];
+    if (levels === 4) parts[3] = table.proof; // a fourth trie level, no record
+    const out: Uint8Array[] = [Uint8Array.of(1, levels)];
+    for (const x of parts) out.push(u32(x.length), x);
+    return { state: admin.root, proof: concatBytes(...out) };
+  }
+  const version = (kind: number, index: number, prev: number, value = ''): Uint8Array =>
+    concatBytes(Uint8Array.of(1, kind), u64(index), u64(prev), utf8(value));
+  const set = claim('l', 't', 'k', 'v');
+  const absent = claim('l', 't', 'k');
+
+  test('the hand-built proofs verify: a set value and a tombstone', () => {
+    const s = stateProof(version(1, 7, 3, 'v'));
+    assert.deepEqual(verifyStateProof(s.state, set, s.proof), {
+      ok: true,
+      present: true,
+      index: 7,
+    });
+    const r = stateProof(version(2, 7, 3));
+    assert.deepEqual(verifyStateProof(r.state, absent, r.proof), {
+      ok: true,
+      present: false,
+      index: 7,
+    });
+  });
+
+  test('a previous version at or after its own index is not canonical', () => {
+    for (const [index, prev] of [
+      [7, 7],
+      [7, 8],
+      [0, 0],
+    ] as const) {
+      const s = stateProof(version(1, index, prev, 'v'));
+      assert.throws(() => verifyStateProof(s.state, set, s.proof), /not canonical/);
+    }
+  });
+
+  test('a tombstone carries no value bytes', () => {
+    const s = stateProof(version(2, 7, 3, 'v'));
+    assert.throws(() => verifyStateProof(s.state, absent, s.proof), /version record is malformed/);
+  });
+
+  test('four levels are refused, also by decodeStateProof', () => {
+    const s = stateProof(version(1, 7, 3, 'v'), 4);
+    assert.throws(() => decodeStateProof(s.proof), /1 to 3 levels/);
+    assert.throws(() => verifyStateProof(s.state, set, s.proof), /1 to 3 levels/);
   });
 });

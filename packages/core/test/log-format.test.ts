@@ -423,6 +423,23 @@ describe('one-pass reading and writing (decodeEntryHashes, encodeEntryHashes)', 
     }
   });
 
+  test('non-shortest heads and a repeated meta key: refused exactly as decodeEntry', () => {
+    const head = TX_HEX.slice(0, 6); // array(9), version, term 1
+    const rest = TX_HEX.slice(8); // after index 2
+    const variants = [
+      `${head}1802${rest}`, // index 2 in a 1-byte argument
+      `${head}190002${rest}`, // ... a 2-byte one
+      `${head}1a00000002${rest}`, // ... a 4-byte one
+      `${head}1b0000000000000002${rest}`, // ... an 8-byte one
+      TX_HEX.replace('a26367656e00', 'a36367656e006367656e00'), // "gen" twice
+    ];
+    for (const hex of variants) {
+      const b = fromHex(hex);
+      assert.ok('error' in (reference(b) as object), hex);
+      assert.deepEqual(oneShot(b), reference(b), hex);
+    }
+  });
+
   test('a caller-supplied SHA-256 gives the same bytes', () => {
     const counted = { n: 0 };
     const hash = (d: Uint8Array): Uint8Array => {

@@ -471,6 +471,15 @@ describe('MerkleLog', () => {
       LogProofError,
     );
     assert.throws(() => rootFromInclusion(1, 1, new Uint8Array(32), []), LogProofError);
+    // A path longer than the tree is deep is refused, not folded into some other root.
+    assert.throws(
+      () => rootFromInclusion(0, 1, new Uint8Array(32), [new Uint8Array(32)]),
+      (e: unknown) => e instanceof LogProofError && /longer than the tree is deep/.test(e.message),
+    );
+    const root = log.root();
+    assert.throws(() => log.truncate(6), InvalidInputError);
+    assert.equal(log.size, 5);
+    assert.deepEqual(log.root(), root);
   });
 
   test('returned hashes are copies', () => {

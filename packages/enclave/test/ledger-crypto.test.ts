@@ -131,6 +131,7 @@ describe('ledger keyring', () => {
     assert.equal(a.path(k).length, 32);
     assert.throws(() => keyring().table(''), InvalidInputError);
     assert.throws(() => keyring().table('x'.repeat(256)), InvalidInputError);
+    assert.equal(keyring().table('x'.repeat(255)).path(k).length, 32, 'the longest name');
   });
 
   test('store keys are keyed: 0x01 then HMAC of the node hash, unlinkable to the hash', () => {
@@ -218,6 +219,15 @@ describe('ledger keyring', () => {
       () => createLedgerKeyring({ origin: { generation: -1, secret: secret(1) } }),
       InvalidInputError,
     );
+    // A record names its generation in 4 bytes: 2^32 would read back as generation 0.
+    assert.throws(
+      () => createLedgerKeyring({ origin: { generation: 2 ** 32, secret: secret(1) } }),
+      InvalidInputError,
+    );
+    assert.equal(
+      createLedgerKeyring({ origin: { generation: 2 ** 32 - 1, secret: secret(1) } }).generation,
+      2 ** 32 - 1,
+    );
     const kr = keyring();
     const rec = kr.seal(RecordPurpose.node, H, new Uint8Array([1]));
     kr.destroy();
@@ -225,6 +235,28 @@ describe('ledger keyring', () => {
     assert.throws(() => kr.open(RecordPurpose.node, H, rec), InvalidInputError);
     assert.throws(() => kr.storeKey(H), InvalidInputError);
     assert.throws(() => kr.table('new'), InvalidInputError);
+  });
+
+  test('destroy wipes the copy of the origin secret the keyring kept; the caller keeps its own', (t) => {
+    // The keyring's only copy is made with Uint8Array.from (crypto.ts): caught here to look at.
+    const from = Uint8Array.from.bind(Uint8Array) as (src: ArrayLike<number>) => Uint8Array;
+    const copies: Uint8Array[] = [];
+    t.mock.method(Uint8Array, 'from', (src: ArrayLike<number>) => {
+      const out = from(src);
+      copies.push(out);
+      return out;
+    });
+    const origin = secret(9);
+    const kr = createLedgerKeyring({ origin: { generation: 0, secret: origin } });
+    t.mock.restoreAll();
+    const kept = copies.filter((c) => hex(c) === hex(origin));
+    assert.equal(kept.length, 1, 'one copy of the secret');
+    kr.destroy();
+    assert.ok(
+      (kept[0] as Uint8Array).every((b) => b === 0),
+      'wiped',
+    );
+    assert.equal(hex(origin), hex(secret(9)), "the caller's secret is untouched");
   });
 
   test('labels are distinct and none is a prefix of another', () => {

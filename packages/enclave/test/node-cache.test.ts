@@ -45,6 +45,17 @@ test('least recently used out first; the byte bound always holds', () => {
   assert.equal(cache.bytes, 3 * size);
 });
 
+test('a node larger than the whole bound is not cached, and pushes nothing out', () => {
+  const small = leaf(1);
+  const cache = createNodeCache(nodeBytes(small) * 4);
+  cache.set(small);
+  const big = leaf(2, nodeBytes(small) * 5);
+  cache.set(big);
+  assert.equal(cache.get(big.hash), undefined);
+  assert.equal(cache.get(small.hash), small, 'the nodes cached before stay');
+  assert.equal(cache.size, 1);
+});
+
 test('property: bytes equals the sum of the sizes held and never exceeds the bound', () => {
   fc.assert(
     fc.property(

@@ -18,6 +18,7 @@ import {
   radix,
   SALT_BYTES,
   sha256,
+  type TrieNode,
 } from '../src/ledger/trie/node.js';
 import { decodeStored, storedForm } from '../src/ledger/trie/stored.js';
 import { createTrie, type TrieOp } from '../src/ledger/trie/trie.js';
@@ -173,6 +174,37 @@ describe('trie integrity checks on plaintext records', () => {
     }
   });
 
+  test('decodeStored refuses an embedded branch carried twice (one encoding per record)', () => {
+    const ctx = { node: 'x', position: 'root' };
+    const at = (b0: number): Uint8Array => {
+      const p = new Uint8Array(32).fill(0x33);
+      p[0] = b0;
+      return p;
+    };
+    const leafAt = (b0: number) =>
+      makeLeaf(at(b0), new Uint8Array(32), Uint8Array.of(b0), Uint8Array.of(1));
+    // inner: depth 1 under digit 1, leaves at digits 1 and 2; outer: inner at 1, a leaf at 8.
+    const innerSlots = new Array(16).fill(undefined);
+    innerSlots[1] = leafAt(0x11);
+    innerSlots[2] = leafAt(0x12);
+    const inner = makeBranch(RADIX_16, 1, at(0x10), innerSlots, 0);
+    const outerSlots = new Array(16).fill(undefined);
+    outerSlots[1] = inner;
+    outerSlots[8] = leafAt(0x80);
+    const outer = makeBranch(RADIX_16, 0, at(0), outerSlots, 0, undefined, 1 << 16);
+    const stored = storedForm(outer);
+    const enc = outer.encoding.length;
+    // encoding ‖ u16(1) ‖ the inner branch's stored form (its encoding ‖ u16(0))
+    assert.deepEqual([stored[enc], stored[enc + 1]], [0, 1]);
+    assert.equal(hex(decodeStored(stored, outer.hash, RADIX_16, ctx).hash), hex(outer.hash));
+    const embedded = stored.subarray(enc + 2);
+    const twice = Uint8Array.of(...stored.subarray(0, enc), 0, 2, ...embedded, ...embedded);
+    assert.throws(
+      () => decodeStored(twice, outer.hash, RADIX_16, ctx),
+      (e: unknown) => e instanceof LedgerIntegrityError && /out of slot order/.test(e.message),
+    );
+  });
+
   test('decodeStored refuses non-canonical branches even when the hash matches', () => {
     const ctx = { node: 'x', position: 'root' };
     const [a, b] = [put(1), put(2)] as Extract<TrieOp, { type: 'put' }>[];
@@ -210,6 +242,36 @@ describe('trie integrity checks on plaintext records', () => {
     assert.throws(
       () => decodeStored(Uint8Array.of(...stored, 0), branch.hash, RADIX_16, ctx),
       (e: unknown) => e instanceof LedgerIntegrityError && e.failure === 'malformed',
+    );
+    // A branch naming one child only (its bitmap one bit, one child hash, nothing embedded).
+    const bitmapAt = encLength - 2 * 32 - 2;
+    const one = Uint8Array.of(
+      ...branch.encoding.subarray(0, bitmapAt),
+      0x80,
+      0x00,
+      ...(slots[0] as TrieNode).hash,
+      0,
+      0,
+    );
+    assert.throws(
+      () => decodeStored(one, sha256(one.subarray(0, one.length - 2)), RADIX_16, ctx),
+      (e: unknown) => e instanceof LedgerIntegrityError && /at least two children/.test(e.message),
+    );
+    // An unknown node tag, even where the hash is computed over it.
+    const tagged = stored.slice();
+    tagged[0] = 0x07;
+    assert.throws(
+      () => decodeStored(tagged, sha256(tagged.subarray(0, encLength)), RADIX_16, ctx),
+      (e: unknown) => e instanceof LedgerIntegrityError && /unknown node tag/.test(e.message),
+    );
+    // A stored leaf with a byte after it (its hash covers only its first LEAF_BYTES).
+    const leaf = slots[0] as TrieNode;
+    const leafStored = storedForm(leaf);
+    assert.equal(hex(decodeStored(leafStored, leaf.hash, RADIX_16, ctx).hash), hex(leaf.hash));
+    assert.throws(
+      () => decodeStored(Uint8Array.of(...leafStored, 0), leaf.hash, RADIX_16, ctx),
+      (e: unknown) =>
+        e instanceof LedgerIntegrityError && /bytes after the stored leaf/.test(e.message),
     );
   });
 });

@@ -6,13 +6,14 @@ import fs, {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, mock, test } from 'node:test';
 import { isCloisterError } from '@cloister/core';
@@ -27,6 +28,7 @@ import {
   whyNotCreated,
   writeFileAtomic,
 } from '../src/fs/index.js';
+import { LOCK_GATE_NAME } from '../src/fs/lock.js';
 import { openDataDir } from '../src/node/data-dir.js';
 import { fixture, killChild, startChild, waitForLine } from './fixtures/platform/children.js';
 
@@ -265,6 +267,60 @@ describe('lockDirectory', () => {
     });
     assert.match(out, /DATA_DIR_LOCKED|locked by another running node/);
     held();
+  });
+
+  test('an owner file naming a dead process is believed only for the lock directory it names', () => {
+    // A lock directory whose holder wrote no owner file yet, beside an earlier holder's owner
+    // file: its process is gone, but the inode it names is another directory's.
+    const dir = fresh();
+    mkdirSync(join(dir, LOCK_NAME));
+    const ino = statSync(join(dir, LOCK_NAME)).ino;
+    const stale = { pid: 2 ** 22 + 7, host: hostname(), ino: ino + 1 };
+    const ns = (() => {
+      try {
+        return readlinkSync('/proc/self/ns/pid');
+      } catch {
+        return undefined;
+      }
+    })();
+    const write = (o: object): void =>
+      writeFileSync(join(dir, LOCK_OWNER_NAME), JSON.stringify({ ...o, ...(ns ? { ns } : {}) }));
+    write(stale);
+    assert.throws(
+      () => lockDirectory(dir, { what: 'data' }),
+      (e: unknown) => isCloisterError(e, 'DATA_DIR_LOCKED'),
+    );
+    assert.equal(statSync(join(dir, LOCK_NAME)).ino, ino, 'the lock was left alone');
+    // The same owner file naming this lock directory: taken over at once.
+    write({ ...stale, ino });
+    lockDirectory(dir, { what: 'data' })();
+    assert.ok(!existsSync(join(dir, LOCK_NAME)));
+  });
+
+  test('a gate left by a process that died inside it is removed once stale, then entered', () => {
+    const dir = fresh();
+    const gate = join(dir, LOCK_GATE_NAME);
+    mkdirSync(gate);
+    // Fresh: another process is inside (a few system calls), so the lock is busy.
+    assert.throws(
+      () => lockDirectory(dir, { what: 'data' }),
+      (e: unknown) => isCloisterError(e, 'DATA_DIR_LOCKED'),
+    );
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(gate, old, old);
+    const release = lockDirectory(dir, { what: 'data', waitMs: 5000 });
+    assert.ok(existsSync(join(dir, LOCK_NAME)));
+    assert.ok(!existsSync(gate));
+    release();
+  });
+
+  test('a release removes only its own owner file', () => {
+    const dir = fresh();
+    const release = lockDirectory(dir, { what: 'platform' });
+    const other = { pid: 2 ** 22 + 9, host: hostname(), ino: 1 };
+    writeFileSync(join(dir, LOCK_OWNER_NAME), JSON.stringify(other));
+    release();
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, LOCK_OWNER_NAME), 'utf8')), other);
   });
 
   test('processes taking over dead owners one after another never hold the lock two at once', async () => {

@@ -176,6 +176,14 @@ describe('platform directory', () => {
     stateError(FORMAT_FILE, 'format version 2'),
   );
   corrupt(
+    'a format file with a field more is PLATFORM_STATE',
+    (d) => {
+      const f = JSON.parse(readFileSync(join(d, FORMAT_FILE), 'utf8'));
+      writeFileSync(join(d, FORMAT_FILE), JSON.stringify({ ...f, note: 'x' }));
+    },
+    stateError(FORMAT_FILE, 'unexpected fields'),
+  );
+  corrupt(
     'a damaged format file is PLATFORM_STATE',
     (d) => writeFileSync(join(d, FORMAT_FILE), '{"format":'),
     stateError(FORMAT_FILE, 'not valid JSON'),
