@@ -6,28 +6,21 @@
  * /usr/bin/chromium (failed when CI=true).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MAX_FRAME } from '@cloister/core';
 import { build } from 'esbuild';
-import { chromium } from 'playwright-core';
 import { WebSocketServer } from 'ws';
+import { hasChromium, launchChromium } from '../../core/test/chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ENTRY = fileURLToPath(new URL('./fixtures/browser-adapter-entry.ts', import.meta.url));
-const SKIP = 'Chromium not installed: apt-get install chromium';
 
 test('the browser adapter: frame limit of its transport, keys created at once', {
   timeout: 120_000,
 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    if (process.env.CI === 'true') assert.fail(`${SKIP} (required when CI=true)`);
-    t.skip(SKIP);
-    return;
-  }
+  if (!hasChromium(t)) return;
   const bundle = await build({
     entryPoints: [ENTRY],
     bundle: true,
@@ -61,11 +54,7 @@ test('the browser adapter: frame limit of its transport, keys created at once', 
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const errors: string[] = [];

@@ -12,19 +12,18 @@
  * when CI=true).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { verifyReceipt } from '@cloister/core';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { hasChromium, launchChromium } from '../../core/test/chromium.js';
 import { type ConsoleServer, startConsole } from '../src/index.js';
 import { cli, ROOT, type RunningNode, startNode } from './node-helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SKIP = 'Chromium not installed: apt-get install chromium';
 const APP = 'counter';
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'console');
 
@@ -71,22 +70,14 @@ async function call(page: Page, kind: string, app: string, method: string, args:
 test('the console in Chromium: verdict, identity, calls, receipts, tampering, service change', {
   timeout: 300_000,
 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    if (process.env.CI === 'true') assert.fail(`${SKIP} (required when CI=true)`);
-    t.skip(SKIP);
-    return;
-  }
+  if (!hasChromium(t)) return;
   mkdirSync(ARTIFACTS, { recursive: true });
   const tmp = mkdtempSync(join(tmpdir(), 'cloister-console-'));
   const enclave = join(tmp, 'enclave');
   const nodes: RunningNode[] = [];
   const consoles: ConsoleServer[] = [];
   const errors: string[] = [];
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
-  });
+  const browser = await launchChromium();
   try {
     const measurement = (
       await cli(['--home', join(tmp, 'home1'), 'build', '--out', enclave, '--quiet'])
@@ -362,11 +353,7 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
 test("a hostile node's text is shown checked or labelled, never as the page's own words", {
   timeout: 120_000,
 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    if (process.env.CI === 'true') assert.fail(`${SKIP} (required when CI=true)`);
-    t.skip(SKIP);
-    return;
-  }
+  if (!hasChromium(t)) return;
   // A node whose host answers with markup, bidi overrides and claims of verification in every
   // field the page shows, and evidence naming an unknown platform with a long message.
   const RLO = '\u202E';
@@ -400,11 +387,7 @@ test("a hostile node's text is shown checked or labelled, never as the page's ow
     nodeUrl: `http://127.0.0.1:${(fake.address() as AddressInfo).port}`,
     constraint: `C:${'ab'.repeat(32)} SEC:INSECURE`,
   });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
-  });
+  const browser = await launchChromium();
   const errors: string[] = [];
   try {
     const page = await open(browser, c.url, errors);

@@ -3,19 +3,17 @@
  * from 127.0.0.1 (a secure context, so WebCrypto exists), run in Debian's Chromium.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { chromium } from 'playwright-core';
 import { decodeSign1 } from '../src/cose.js';
+import { hasChromium, launchChromium } from './chromium.js';
 import { envelope, flip, hex, scenario } from './helpers.js';
 import { CONSTRAINT, KitService, makeClaims } from './log-kit.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ENTRY = new URL('./fixtures/browser-entry.ts', import.meta.url).pathname;
-const SKIP = 'Chromium not installed: apt-get install chromium';
+const ENTRY = fileURLToPath(new URL('./fixtures/browser-entry.ts', import.meta.url));
 
 interface Case {
   evidence: string;
@@ -25,11 +23,7 @@ interface Case {
 }
 
 test('verifyEvidence in Chromium', { timeout: 120_000 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    if (process.env.CI === 'true') assert.fail(`${SKIP} (required when CI=true)`);
-    t.skip(SKIP);
-    return;
-  }
+  if (!hasChromium(t)) return;
 
   const bundle = await build({
     entryPoints: [ENTRY],
@@ -62,18 +56,7 @@ test('verifyEvidence in Chromium', { timeout: 120_000 }, async (t) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const errors: string[] = [];

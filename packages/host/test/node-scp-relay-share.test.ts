@@ -97,6 +97,9 @@ const until = async (f: () => boolean) => {
   assert.ok(f());
 };
 
+/** The tags `from`, `from + 1`, … (`n` of them). */
+const tags = (from: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + i);
+
 /** `n` frames of `size` bytes tagged `tag`, `tag + 1`, … (their first byte). */
 function send(ws: WebSocket, tag: number, n: number, size = RELAY_QUANTUM): void {
   for (let i = 0; i < n; i++) ws.send(new Uint8Array(size).fill(tag + i));
@@ -113,6 +116,40 @@ async function twoAddresses(clock: () => number) {
   const y = await dial(s.url, '127.0.0.2');
   await until(() => e.opened === 2);
   return { e, s, x, y };
+}
+
+/** How `settleInTurn` drives the relay; `issued` is the tags issued so far. */
+interface Turns {
+  /** How many sockets are in line before each settle, once every frame sent has arrived. */
+  readonly lined: (issued: readonly number[]) => number;
+  /** The milliseconds the frame tagged `tag` took of the enclave (0 when not given). */
+  readonly ms?: (tag: number) => number;
+  /** Runs before each settle, before the wait for the line (a socket sends its next frame). */
+  readonly before?: (issued: readonly number[]) => void;
+}
+
+/**
+ * Settles the frames at the enclave one at a time, oldest first, until `n` more were issued,
+ * each once the line is as `turns.lined` says (a socket whose read frames ran out is read again
+ * and lines up anew) and the relay's clock has moved on by the time the frame took. Returns the
+ * `n` tags issued from the call on.
+ */
+async function settleInTurn(
+  relay: { e: ReturnType<typeof gatedEnclave>; s: { metrics: NodeMetrics } },
+  clock: { now: number },
+  n: number,
+  turns: Turns,
+): Promise<number[]> {
+  const { e, s } = relay;
+  const start = e.issued.length;
+  while (e.issued.length < start + n) {
+    turns.before?.(e.issued);
+    await until(() => e.pending > 0 && s.metrics.relayBudget.read().held === turns.lined(e.issued));
+    clock.now += turns.ms?.(e.issued[e.issued.length - e.pending] as number) ?? 0;
+    e.next();
+    await tick();
+  }
+  return e.issued.slice(start, start + n);
 }
 
 /**
@@ -254,6 +291,79 @@ describe('scp relay: fair share', () => {
     // have given y a long run of turns first.
     assert.ok(!order.includes('yyy'), order);
     assert.ok((order.match(/x/g) ?? []).length >= 5, order);
+  });
+
+  it("caps a socket's debt at 64 turns' worth: a frame that hit a stall of the node keeps its socket out for 64 visits, not for the stall", async () => {
+    // x (tags 0..2) keeps frames of one turn's credit waiting; y (100..) sends one at a time, the
+    // next once the last was issued, and waits behind x. One frame at the enclave at a time. x's
+    // first frame takes 1 s of the enclave (999 turns beyond its size) while y waits; every other
+    // frame takes no time.
+    const clock = { now: 0 };
+    const relay = await twoAddresses(() => clock.now);
+    const { e, s, x, y } = relay;
+    stops.push(s.stop);
+    send(x, 0, 3);
+    await until(() => s.metrics.relayBudget.read().held === 1);
+    let yLast = 99; // the tag of y's last frame sent (none yet)
+    const xLeft = (issued: readonly number[]) => issued.filter((t) => t < 100).length < 3;
+    await settleInTurn(relay, clock, 40, {
+      lined: (issued) => Number(xLeft(issued)) + Number(!issued.includes(yLast)),
+      ms: (tag) => (tag === 0 ? 1000 : 0),
+      before: (issued) => {
+        if (yLast === 99 || issued.includes(yLast)) send(y, ++yLast, 1);
+      },
+    });
+    x.close();
+    y.close();
+    while (e.pending > 0) e.next();
+    // x's debt is capped at 64 turns (MAX_DEBT): it pays a quantum a visit, two visits for each
+    // of y's frames (y leaves the line after each, x's visit alone pays and waits for the
+    // settle), so its next frame goes after 33 of y's; its whole debt would have kept it out for
+    // about 500 of them.
+    assert.deepEqual(e.issued.slice(0, 41), [0, 1, ...tags(100, 33), 2, ...tags(133, 5)]);
+  });
+
+  it('voids the debts once the line empties: a socket does not pay, when it next waits, for time it took from sockets long gone', async () => {
+    // x's first frame (tag 0) takes 10 ms of the enclave (nine turns beyond its size) while y's
+    // frame (100) waits: x owes it. Then x's second frame (1) and y's go, and the line empties
+    // with x's debt unpaid. Later x (10..21) and y (110..121) both keep frames of one turn's
+    // credit waiting, costing no time: they take turns from the start.
+    const clock = { now: 0 };
+    const relay = await twoAddresses(() => clock.now);
+    const { e, s, x, y } = relay;
+    stops.push(s.stop);
+    send(x, 0, 2);
+    await until(() => s.metrics.relayBudget.read().held === 1);
+    send(y, 100, 1);
+    await until(() => s.metrics.relayBudget.read().held === 2);
+    clock.now += 10;
+    e.next(); // x's 1 goes; x leaves the line (nothing left) owing y nine turns
+    await until(() => e.issued.length === 2);
+    e.next(); // y's 100 goes; y leaves the line, now empty
+    await until(() => e.issued.length === 3);
+    assert.deepEqual(e.issued, [0, 1, 100]);
+    assert.equal(s.metrics.relayBudget.read().held, 0);
+    e.next();
+    await until(() => s.metrics.relayBudget.read().atEnclave === 0);
+    const start = e.issued.length;
+    send(x, 10, 12);
+    await until(() => s.metrics.relayBudget.read().held === 1);
+    send(y, 110, 12);
+    await until(() => s.metrics.relayBudget.read().held === 2);
+    const left = (issued: readonly number[], from: number) =>
+      issued.filter((t) => t >= from && t < from + 12).length < 12;
+    await settleInTurn(relay, clock, 15, {
+      lined: (issued) => Number(left(issued, 10)) + Number(left(issued, 110)),
+    });
+    x.close();
+    y.close();
+    while (e.pending > 0) e.next();
+    // x's first frame went at once; then a turn each. Paying its old debt (nine turns), x would
+    // have let y go five times first.
+    assert.deepEqual(
+      e.issued.slice(start, start + 16),
+      [10, 11, 110, 12, 111, 13, 112, 14, 113, 15, 114, 16, 115, 17, 116, 18],
+    );
   });
 
   it("counts the frames at the enclave at the enclave's measured time per byte", async () => {
