@@ -229,7 +229,8 @@ export function createRelayShare(limits: RelayShareLimits, clock: () => number):
       // come back clean).
       const beyond = groupMs * (bytes > 0 ? size / bytes : 0) * RELAY_BYTES_PER_MS - size;
       if (beyond <= 0 || x.closed || (line.size === 0 && !x.held)) continue;
-      if (x.debtEpoch !== lineEpoch) x.credit = Math.min(0, x.credit);
+      // A debt from before the line last emptied is void; credit its turns gave it since is kept.
+      if (x.debtEpoch !== lineEpoch) x.credit = Math.max(0, x.credit);
       x.credit = Math.max(-MAX_DEBT, x.credit - beyond);
       x.debtEpoch = lineEpoch;
     }

@@ -1,0 +1,218 @@
+/**
+ * The relay's fair share as a state machine (relay-share.ts), without sockets: each lane's world
+ * is a fake LaneIo that records the frames sent to the "enclave" (by their first byte) and settles
+ * them when the test says, and the clock is the test's. The relay's own tests
+ * (node-scp-relay*.test.ts) drive the same scheduler through real WebSockets.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  createRelayShare,
+  type Lane,
+  RELAY_QUANTUM,
+  type RelayShare,
+} from '../src/node/relay-share.js';
+
+const Q = RELAY_QUANTUM;
+const flush = () => new Promise((r) => setImmediate(r));
+
+/** A scheduler and the world of its lanes: one ordered "enclave" for all of them. */
+function world(limits: { maxInFlight?: number; maxInFlightBytes?: number; maxHeldBytes?: number }) {
+  let now = 0;
+  const share: RelayShare = createRelayShare(
+    { maxInFlight: 32, maxInFlightBytes: Q, maxHeldBytes: 1 << 30, ...limits },
+    () => now,
+  );
+  const sent: number[] = [];
+  const gates: { settle: () => void; fail: (e: unknown) => void }[] = [];
+  const events: string[] = [];
+  const lane = (key: string, name: string) => {
+    let paused = false;
+    let l: Lane | undefined;
+    l = share.lane(key, {
+      send: (frame) => {
+        sent.push(frame[0] as number);
+        return new Promise((settle, fail) => gates.push({ settle: () => settle(undefined), fail }));
+      },
+      failed: () => {
+        events.push(`${name} failed`);
+        l?.close();
+      },
+      overflow: () => {
+        events.push(`${name} overflow`);
+        l?.close();
+      },
+      pause: () => {
+        paused = true;
+      },
+      resume: () => {
+        paused = false;
+        events.push(`${name} resumed`);
+      },
+      isPaused: () => paused,
+    });
+    return {
+      lane: l,
+      get paused() {
+        return paused;
+      },
+      /** `n` frames of `size` bytes tagged `tag`, `tag + 1`, … */
+      receive(tag: number, n = 1, size = Q) {
+        for (let i = 0; i < n; i++) l?.receive(new Uint8Array(size).fill(tag + i));
+      },
+    };
+  };
+  return {
+    share,
+    sent,
+    events,
+    lane,
+    advance(ms: number) {
+      now += ms;
+    },
+    /** Settles the oldest frame at the enclave (or fails it), then lets the scheduler run. */
+    async settle(ok = true) {
+      const g = gates.shift();
+      assert.ok(g, 'a frame is at the enclave');
+      if (ok) g.settle();
+      else g.fail(new Error('the call failed'));
+      await flush();
+    },
+    get atEnclave() {
+      return gates.length;
+    },
+  };
+}
+
+describe('relay share (the scheduler alone)', () => {
+  it('a frame with nothing ahead of it goes at once', async () => {
+    const w = world({});
+    const a = w.lane('a', 'a');
+    a.receive(1, 1, 100);
+    assert.deepEqual(w.sent, [1]);
+    assert.deepEqual(w.share.budget(), { atEnclave: 100, waiting: 0, held: 0 });
+    await w.settle();
+    assert.deepEqual(w.share.budget(), { atEnclave: 0, waiting: 0, held: 0 });
+  });
+
+  it('at its own cap a socket stops reading; what it read waits, goes in order, then it reads again', async () => {
+    const w = world({ maxInFlight: 2, maxInFlightBytes: 1 << 20 });
+    const a = w.lane('a', 'a');
+    a.receive(1, 5, 10);
+    assert.deepEqual(w.sent, [1, 2]);
+    assert.equal(a.paused, true);
+    assert.deepEqual(w.share.budget(), { atEnclave: 20, waiting: 30, held: 0 });
+    await w.settle();
+    assert.deepEqual(w.sent, [1, 2, 3]);
+    await w.settle();
+    await w.settle();
+    assert.deepEqual(w.sent, [1, 2, 3, 4, 5]);
+    assert.equal(a.paused, true, 'still at its cap');
+    await w.settle();
+    assert.equal(a.paused, false, 'nothing waits and room: reading again');
+    assert.deepEqual(w.events, ['a resumed']);
+    await w.settle();
+    assert.deepEqual(w.share.budget(), { atEnclave: 0, waiting: 0, held: 0 });
+  });
+
+  it('turns go round the shares first, then round the sockets of a share', async () => {
+    // Share A has two sockets, share B one; room at the enclave for one frame of a turn's size.
+    const w = world({});
+    const a1 = w.lane('A', 'a1');
+    const a2 = w.lane('A', 'a2');
+    const b = w.lane('B', 'b');
+    a1.receive(10, 2);
+    a2.receive(20, 2);
+    b.receive(30, 2);
+    assert.deepEqual(w.sent, [10]);
+    assert.deepEqual(w.share.budget(), { atEnclave: Q, waiting: 5 * Q, held: 3 });
+    while (w.atEnclave > 0) await w.settle();
+    // B's one socket gets every other turn; A's two share theirs.
+    assert.deepEqual(w.sent, [10, 11, 30, 20, 31, 21]);
+    assert.deepEqual(w.share.budget(), { atEnclave: 0, waiting: 0, held: 0 });
+  });
+
+  it('a frame that took the enclave longer than its size leaves a debt its socket pays in turns', async () => {
+    // Frames of 1 KiB, one at a time at the enclave: size alone never decides. x's first frame
+    // takes `ms` while y waits (y's take no time).
+    const order = async (ms: number) => {
+      const w = world({ maxInFlightBytes: 1024 });
+      const x = w.lane('x', 'x');
+      const y = w.lane('y', 'y');
+      x.receive(10, 4, 1024);
+      y.receive(20, 4, 1024);
+      w.advance(ms);
+      while (w.atEnclave > 0) await w.settle();
+      return w.sent;
+    };
+    // Free, x's turn (begun when its first frame settled) covers all its frames: a turn is
+    // RELAY_QUANTUM, 64 of these.
+    assert.deepEqual(await order(0), [10, 11, 12, 13, 20, 21, 22, 23]);
+    // 3 ms is about three turns beyond its size, charged once its turn had issued its second
+    // frame: y's four go while x pays.
+    assert.deepEqual(await order(3), [10, 11, 20, 21, 22, 23, 12, 13]);
+  });
+
+  it('a debt from before the line last emptied is void, also when a frame charges it anew', async () => {
+    // Frames of a turn's size, one at a time at the enclave.
+    const w = world({});
+    const x = w.lane('x', 'x');
+    const y = w.lane('y', 'y');
+    // x's frame takes 4 ms (three turns beyond its size) while y waits: x owes three turns.
+    x.receive(10);
+    y.receive(20, 2);
+    w.advance(4);
+    while (w.atEnclave > 0) await w.settle(); // y's two go; then nobody waits: the debt is void
+    // x, out of line, has a frame that takes 2 ms (one turn beyond its size) while y waits:
+    // charged one turn, not the void three as well.
+    x.receive(11);
+    y.receive(30, 6);
+    w.advance(2);
+    await w.settle();
+    x.receive(12, 2);
+    while (w.atEnclave > 0) await w.settle();
+    // One turn paid (y's 31 and 32 go), then they alternate; charged the void debt too, x's 12
+    // went after all six of y's frames.
+    assert.deepEqual(w.sent, [10, 20, 21, 11, 30, 31, 32, 12, 33, 13, 34, 35]);
+  });
+
+  it('a frame beyond what the host may hold overflows its socket, and its waiting frames are dropped', async () => {
+    const w = world({ maxHeldBytes: 3 * Q });
+    const a = w.lane('a', 'a');
+    const b = w.lane('b', 'b');
+    a.receive(1); // at the enclave
+    a.receive(2, 2); // waiting: 2 turns
+    assert.deepEqual(w.share.budget(), { atEnclave: Q, waiting: 2 * Q, held: 1 });
+    b.receive(10, 2); // the second would pass 3 turns held: b overflows
+    assert.deepEqual(w.events, ['b overflow']);
+    assert.deepEqual(w.share.budget(), { atEnclave: Q, waiting: 2 * Q, held: 2 });
+    while (w.atEnclave > 0) await w.settle();
+    assert.deepEqual(w.sent, [1, 2, 3], 'nothing of the overflowed socket went');
+    assert.deepEqual(w.share.budget(), { atEnclave: 0, waiting: 0, held: 0 });
+  });
+
+  it('a failed send closes its socket before the frame counts as settled; what it had waiting is dropped', async () => {
+    const w = world({ maxInFlight: 1, maxInFlightBytes: 1 << 20 });
+    const a = w.lane('a', 'a');
+    a.receive(1, 3, 10);
+    assert.deepEqual(w.share.budget(), { atEnclave: 10, waiting: 20, held: 0 });
+    await w.settle(false);
+    assert.deepEqual(w.events, ['a failed']);
+    assert.deepEqual(w.sent, [1]);
+    assert.deepEqual(w.share.budget(), { atEnclave: 0, waiting: 0, held: 0 });
+  });
+
+  it('a socket gone is forgotten: its waiting frames leave the count, the others go on', async () => {
+    const w = world({});
+    const a = w.lane('a', 'a');
+    const b = w.lane('b', 'b');
+    a.receive(1, 3);
+    b.receive(10, 1);
+    assert.deepEqual(w.share.budget(), { atEnclave: Q, waiting: 3 * Q, held: 2 });
+    a.lane.release();
+    assert.equal(w.share.budget().waiting, Q);
+    while (w.atEnclave > 0) await w.settle();
+    assert.deepEqual(w.sent, [1, 10]);
+    assert.deepEqual(w.share.budget(), { atEnclave: 0, waiting: 0, held: 0 });
+  });
+});
