@@ -319,6 +319,9 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     if (reason !== 'stopping' && reason !== 'ended') metrics.scpClosed.inc({ reason });
     if (c.ws.readyState === WebSocket.OPEN || c.ws.readyState === WebSocket.CONNECTING) {
       c.ws.close(code, text);
+      // Read again (its messages are dropped now), or a socket the relay paused would never see
+      // the client's close frame, and would go only when ws's close timer ends it.
+      c.ws.resume();
     }
   }
 
