@@ -333,7 +333,12 @@ describe('scp relay', () => {
     await c.open;
     // One goes to the enclave; three wait in the host (3,000 bytes); the fifth would pass it.
     for (let i = 0; i < 10; i++) c.ws.send(new Uint8Array(1000).fill(i));
-    assert.deepEqual(await c.closed, { code: 1013, reason: 'NODE_BUSY' });
+    // The close handshake completes: the relay had paused the socket (its frames waiting), and a
+    // socket that never reads again sees no close frame and held its slot until ws's 30 s close
+    // timer ended it. (5 s: the bound of this check, far from either.)
+    const late = new Promise((r) => setTimeout(r, 5000, 'not closed within 5 s').unref());
+    assert.deepEqual(await Promise.race([c.closed, late]), { code: 1013, reason: 'NODE_BUSY' });
+    await until(() => s.relay.connections === 0);
     // The node serves on: a new socket's frames go through.
     const d = dial(s.url);
     await d.open;
