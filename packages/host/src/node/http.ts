@@ -41,6 +41,7 @@ import {
   toHex,
   verifyEs256,
 } from '@cloister/core';
+import { shareKeyOf } from './client-key.js';
 import type { Logger } from './logger.js';
 import { metricsExposition, type NodeMetrics, ROUTES, type Route } from './metrics.js';
 import type { TlsFiles } from './tls.js';
@@ -617,7 +618,7 @@ export function createHttpServer(deps: HttpDeps): Server {
 export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 1024;
 
 /**
- * Caps the server's open sockets, in all and per remote address (kept in memory only): a socket
+ * Caps the server's open sockets, in all and per client address (shareKeyOf; kept in memory only): a socket
  * beyond either is answered 503 NODE_BUSY (the documented JSON error, so a client can say why)
  * and closed, without being read. Node's own `maxConnections` closed it without a word ("socket
  * hang up"), and one address could take every slot (review: 15,000 idle sockets from one
@@ -630,7 +631,8 @@ function capConnections(
   let open = 0;
   const byAddress = new Map<string, number>();
   server.on('connection', (socket: Socket) => {
-    const address = socket.remoteAddress ?? '';
+    // One client's addresses count together (an IPv6 client holds its whole /64).
+    const address = shareKeyOf(socket.remoteAddress ?? '');
     const mine = byAddress.get(address) ?? 0;
     if (open >= cap.total || mine >= cap.perAddress) {
       const why =

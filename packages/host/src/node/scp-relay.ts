@@ -10,7 +10,8 @@
  * - the enclave's `scp.send` events → `ws.send`, in order; `scp.end` → close after them.
  *
  * Limits, each refused by name and counted (fixed reasons, never a client's address): at most
- * `maxConnections` sockets, `maxConnectionsPerAddress` from one remote address (an upgrade beyond
+ * `maxConnections` sockets, `maxConnectionsPerAddress` from one client address (shareKeyOf: an
+ * IPv6 client's /64 is one; an upgrade beyond
  * either is answered 503 SCP_SESSIONS and closed); a socket that has not finished its handshake
  * (the client's CA frame) within `handshakeMs` is closed (1008); a message
  * at most MAX_FRAME bytes (ws closes with 1009); text messages are a protocol error (1003); a
@@ -37,10 +38,12 @@ import {
   MAX_QUEUED_FRAMES,
 } from '@cloister/core';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
+import { shareKeyOf } from './client-key.js';
 import type { Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
 import { createRelayShare, type Lane } from './relay-share.js';
 
+export { shareKeyOf } from './client-key.js';
 export { RELAY_BYTES_PER_MS, RELAY_QUANTUM } from './relay-share.js';
 
 export const SCP_PATH = '/v1/scp';
@@ -79,8 +82,10 @@ export interface ScpRelayLimits {
    */
   readonly maxHeldBytes: number;
   /**
-   * Open sockets from one remote address at most (default 256): one client must not take every
-   * session of the node (a review opened 10,000 idle ones from one address in 5 s).
+   * Open sockets from one client address at most (default 256): one client must not take every
+   * session of the node (a review opened 10,000 idle ones from one address in 5 s). Counted by
+   * `shareKeyOf` of the remote address, as the fair share goes: an IPv6 client holds its whole
+   * /64, and counted by exact address it would get 256 sockets from each of its 2^64 addresses.
    */
   readonly maxConnectionsPerAddress: number;
   /**
@@ -187,7 +192,7 @@ interface Conn {
   idle: NodeJS.Timeout | undefined;
   /** Until the client's CA passes: the handshake deadline. */
   handshake: NodeJS.Timeout | undefined;
-  /** The remote address, counted in `perAddress` while the socket is open (never logged). */
+  /** Its client (shareKeyOf its remote address), counted in `perAddress` while the socket is open (never logged). */
   readonly address: string;
   closed: boolean;
 }
@@ -223,7 +228,8 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   });
   const conns = new Set<Conn>();
   const bySession = new Map<number, Conn>();
-  // Open sockets by remote address (kept in memory only: no address reaches logs or metrics).
+  // Open sockets by client (shareKeyOf the remote address; kept in memory only: no address
+  // reaches logs or metrics).
   const perAddress = new Map<string, number>();
   // Numbers the sockets' own shares with shareBy 'socket' (never an address).
   let nextSocket = 0;
@@ -282,7 +288,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       refuseUpgrade(socket, 404, 'NOT_FOUND', `no WebSocket endpoint here; use ${SCP_PATH}`);
       return;
     }
-    const address = (req.socket as Socket).remoteAddress ?? '';
+    const address = shareKeyOf((req.socket as Socket).remoteAddress ?? '');
     /** Refuses the upgrade for a full cap: counted, logged by fixed event name, 503. */
     const full = (reason: 'address' | 'cap', event: string, message: string): void => {
       metrics.scpRefused.inc({ reason });
@@ -354,29 +360,26 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       ws,
       session: undefined,
       opened,
-      lane: fair.lane(
-        limits.shareBy === 'socket' ? `socket ${nextSocket++}` : shareKeyOf(address),
-        {
-          // Issued in arrival order: once the session is known, every frame goes straight to the
-          // enclave (whose boundary keeps the order); before, frames wait on `opened`, whose
-          // callbacks run in the order they were added, and no frame can skip them (session is set
-          // in the first of those callbacks).
-          send: (frame) =>
-            c.session !== undefined
-              ? enclave.frame(c.session, frame)
-              : opened.then((session) =>
-                  session === undefined ? undefined : enclave.frame(session, frame),
-                ),
-          failed: (e) => {
-            log.error({ event: 'scp.frame-failed', code: codeOf(e) }, 'scp relay');
-            finish(c, 'enclave', CLOSE.internal, 'ENCLAVE_FAILED');
-          },
-          overflow: () => finish(c, 'busy', CLOSE.tryAgain, 'NODE_BUSY'),
-          pause: () => ws.pause(),
-          resume: () => ws.resume(),
-          isPaused: () => ws.isPaused,
+      lane: fair.lane(limits.shareBy === 'socket' ? `socket ${nextSocket++}` : address, {
+        // Issued in arrival order: once the session is known, every frame goes straight to the
+        // enclave (whose boundary keeps the order); before, frames wait on `opened`, whose
+        // callbacks run in the order they were added, and no frame can skip them (session is set
+        // in the first of those callbacks).
+        send: (frame) =>
+          c.session !== undefined
+            ? enclave.frame(c.session, frame)
+            : opened.then((session) =>
+                session === undefined ? undefined : enclave.frame(session, frame),
+              ),
+        failed: (e) => {
+          log.error({ event: 'scp.frame-failed', code: codeOf(e) }, 'scp relay');
+          finish(c, 'enclave', CLOSE.internal, 'ENCLAVE_FAILED');
         },
-      ),
+        overflow: () => finish(c, 'busy', CLOSE.tryAgain, 'NODE_BUSY'),
+        pause: () => ws.pause(),
+        resume: () => ws.resume(),
+        isPaused: () => ws.isPaused,
+      }),
       idle: undefined,
       handshake: undefined,
       address,
@@ -473,35 +476,6 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       wss.close();
     },
   };
-}
-
-/**
- * The round robin's share of a remote address: an IPv4 address as it is, an IPv4-mapped IPv6
- * address (`::ffff:192.0.2.1`, what a dual-stack listener reports) as its IPv4, and an IPv6
- * address by its first 64 bits, the prefix one subscriber usually holds whole (RFC 6177), so a
- * client does not get a share per address of its /64. Anything else is its own share.
- */
-export function shareKeyOf(address: string): string {
-  const a = address.toLowerCase().split('%', 1)[0] as string; // a zone id names no client
-  if (!a.includes(':')) return a;
-  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-  if (dotted) return dotted[1] as string;
-  const halves = a.split('::');
-  if (halves.length > 2) return a;
-  const head = halves[0] ? (halves[0] as string).split(':') : [];
-  const tail = halves.length === 2 && halves[1] ? (halves[1] as string).split(':') : [];
-  const gap = Math.max(0, 8 - head.length - tail.length);
-  const groups = [...head, ...Array<string>(gap).fill('0'), ...tail];
-  if (groups.length !== 8 || !groups.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return a;
-  const n = groups.map((g) => Number.parseInt(g, 16));
-  if (n.slice(0, 5).every((x) => x === 0) && n[5] === 0xffff) {
-    const [hi, lo] = [n[6] as number, n[7] as number];
-    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
-  }
-  return `${n
-    .slice(0, 4)
-    .map((x) => x.toString(16))
-    .join(':')}::/64`;
 }
 
 function toBytes(data: RawData): Uint8Array {
