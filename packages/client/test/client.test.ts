@@ -400,6 +400,19 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it("a request from the node under a waiting call's id is SCP_PROTOCOL, never that call's answer", async () => {
+        const n = node();
+        const c = await open(n, { reconnect: false });
+        await c.app('shop').info();
+        n.requestInsteadOfAnswer = 1;
+        await assert.rejects(c.app('shop').query('a', {}), (e) => {
+          code('SCP_PROTOCOL')(e);
+          assert.match((e as Error).message, /the node sent a request/);
+          return true;
+        });
+        assert.equal(c.session, undefined, 'the session is closed');
+      });
+
       it('an unreachable node is a NETWORK error naming the URL', async () => {
         const n = node();
         n.down = true;
@@ -1284,6 +1297,16 @@ for (const [label, crypto] of [
           code('FRAME_TOO_LARGE'),
         );
         assert.deepEqual((await other).result, { method: 'other', args: '{"b":2}' });
+        // A transaction too large never left: its own error, not OUTCOME_UNKNOWN.
+        await assert.rejects(
+          c.app('shop').transact('huge', { pad: 'x'.repeat(MAX_FRAME) }),
+          code('FRAME_TOO_LARGE'),
+        );
+        assert.equal(
+          ops(n).filter((o) => o === 'transact').length,
+          0,
+          'the node saw no transaction',
+        );
         const after = await c.app('shop').transact('pay', { amount: 1 });
         assert.equal(after.repeated, false);
         assert.equal(c.session, session, 'the same session');

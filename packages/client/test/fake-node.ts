@@ -81,6 +81,8 @@ export class FakeNode {
   holdQueries: Promise<void> | undefined;
   /** The result the next status requests are answered with instead (a non-conforming node). */
   statusAnswer: Record<string, unknown> | undefined;
+  /** Answer the next N queries with a request under the query's id (a non-conforming node). */
+  requestInsteadOfAnswer = 0;
   /** Never answer app.info while true. */
   stallInfo = false;
   /** Answer the next request with this close code (an authenticated close), then close. */
@@ -247,6 +249,10 @@ export class FakeNode {
         const method = a.get('method') as string;
         if (op === 'query') {
           if (this.stallAnswers) return;
+          if (this.requestInsteadOfAnswer > 0) {
+            this.requestInsteadOfAnswer--;
+            return this.reply(c, { type: 'request', id, op: 'query', args: {} });
+          }
           if (this.delayQueriesMs > 0) await new Promise((r) => setTimeout(r, this.delayQueriesMs));
           if (this.holdQueries !== undefined) await this.holdQueries;
           return ok({

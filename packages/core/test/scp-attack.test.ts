@@ -150,8 +150,8 @@ describe('hostile relay: version downgrade', () => {
         return Uint8Array.of(FRAME.CH, ...encodeCbor(ch));
       },
     });
-    assert.ok(code('SCP_VERSION')(r.serverError));
-    assert.ok(code('SCP_VERSION')(r.clientError));
+    assert.ok(code('SCP_VERSION')(r.serverError), String(r.serverError));
+    assert.ok(code('SCP_VERSION')(r.clientError), String(r.clientError));
   });
 
   test('an SH choosing a version the client did not offer is SCP_VERSION', async () => {
@@ -163,7 +163,7 @@ describe('hostile relay: version downgrade', () => {
         return Uint8Array.of(FRAME.SH, ...encodeCbor(sh));
       },
     });
-    assert.ok(code('SCP_VERSION')(r.clientError));
+    assert.ok(code('SCP_VERSION')(r.clientError), String(r.clientError));
   });
 });
 

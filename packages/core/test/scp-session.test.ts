@@ -25,6 +25,7 @@ import {
   webCryptoScp,
   webCryptoSigner,
 } from '../src/scp/index.js';
+import { createSession } from '../src/scp/session.js';
 import {
   connected,
   makeWorld,
@@ -177,6 +178,52 @@ describe('SCP handshake: honest runs', () => {
     const ch = await c2.start();
     await assert.rejects(server.receive(Uint8Array.of(FRAME.CA, 1, 2)), code('SCP_HANDSHAKE'));
     await assert.rejects(server.receive(ch), code('SCP_HANDSHAKE'));
+  });
+
+  test('a finished handshake takes no more frames: a replayed CA or SA gets no second session', async () => {
+    const world = makeWorld();
+    const client = clientHandshake({
+      crypto: webCryptoScp,
+      identity: nobleSigner(randomKey()),
+      authorize: async () => {},
+    });
+    const server = serverHandshake({
+      crypto: webCryptoScp,
+      nodeSigner: nobleSigner(world.node),
+      serviceKey: world.service.publicKey,
+      evidence: world.evidence,
+      endorsement: world.endorsement,
+    });
+    const r = await runHandshake({ world, client, server });
+    assert.ok(r.clientSession && r.serverSession);
+    await assert.rejects(server.receive(r.frames.CA as Uint8Array), code('SCP_PROTOCOL'));
+    await assert.rejects(client.receive(r.frames.SA as Uint8Array), code('SCP_PROTOCOL'));
+    // start() sends one CH: a second call is refused, not a second ephemeral key.
+    const once = clientHandshake({
+      crypto: webCryptoScp,
+      identity: nobleSigner(randomKey()),
+      authorize: async () => {},
+    });
+    await once.start();
+    await assert.rejects(once.start(), code('SCP_PROTOCOL'));
+  });
+
+  test('a CH naming another protocol is refused before the server answers', async () => {
+    const world = makeWorld();
+    const server = serverHandshake({
+      crypto: webCryptoScp,
+      nodeSigner: nobleSigner(world.node),
+      serviceKey: world.service.publicKey,
+      evidence: world.evidence,
+      endorsement: world.endorsement,
+    });
+    const key = randomKey();
+    const ch = (name: string) =>
+      Uint8Array.of(FRAME.CH, ...encodeCbor([name, [1], key.publicKey, new Uint8Array(32)]));
+    await assert.rejects(
+      server.receive(ch('cloister/scp/v2')),
+      (e: unknown) => code('SCP_HANDSHAKE')(e) && /CH must start with/.test((e as Error).message),
+    );
   });
 
   test('an ALERT ends the client handshake with the alert code', async () => {
@@ -369,6 +416,39 @@ for (const [label, crypto] of [
         server.open(new Uint8Array(MAX_FRAME + 1).fill(5)),
         code('FRAME_TOO_LARGE'),
       );
+    });
+
+    test('the frame cap is exact: a record of MAX_FRAME bytes seals and opens, one byte more is refused before sealing', async () => {
+      const { client, server } = await conn();
+      const note = (n: number): ScpMessage => ({ type: 'notify', id: 1, json: 'x'.repeat(n) });
+      // cbor([3, 1, json]) is json plus 8 bytes at this size; a record adds a type byte and a tag.
+      const fits = MAX_FRAME - 1 - 16 - 8;
+      assert.equal(encodePlaintext(messageArray(note(fits)), false).length, MAX_FRAME - 17);
+      const [f, more] = await server.seal(note(fits));
+      assert.equal(more, undefined);
+      assert.equal(f?.length, MAX_FRAME);
+      assert.deepEqual(await client.open(f as Uint8Array), [note(fits)]);
+      await assert.rejects(server.seal(note(fits + 1)), code('FRAME_TOO_LARGE'));
+      // Refused before sealing: no sequence number consumed, the next record opens.
+      assert.deepEqual(await deliver(server, client, note(1)), [note(1)]);
+    });
+
+    test('a key update wipes the traffic secret it replaces, on both sides', async () => {
+      const limits = { rekeyAfter: 2, seqLimit: 2 };
+      const secret = (b: number) => new Uint8Array(32).fill(b);
+      const base = { crypto, sessionHash: secret(9), peerKey: new Uint8Array(65), limits };
+      const aSend = secret(1);
+      const bRecv = secret(1);
+      const a = await createSession({ ...base, sendSecret: aSend, recvSecret: secret(2) });
+      const b = await createSession({ ...base, sendSecret: secret(2), recvSecret: bRecv });
+      assert.equal((await deliver(a, b, req(1))).length, 1);
+      assert.deepEqual(aSend, secret(1), 'no key update yet');
+      const frames = await a.seal(req(2));
+      assert.equal(frames.length, 2, 'a key update, then the record');
+      assert.deepEqual(aSend, new Uint8Array(32), 'the sender wiped the secret it replaced');
+      assert.deepEqual(await b.open(frames[0] as Uint8Array), []);
+      assert.deepEqual(bRecv, new Uint8Array(32), 'the receiver wiped the secret it replaced');
+      assert.equal((await b.open(frames[1] as Uint8Array)).length, 1);
     });
 
     test('a response with the largest app result and every field at its largest fits one frame, padded or not', async () => {

@@ -175,6 +175,7 @@ test('SCP v1 vectors: the implementation, an independent recomputation, the fixt
       Buffer.concat([Buffer.from('cloister/scp/v1 server'), Buffer.of(0), TH2]),
       sigS,
     ),
+    'the server signature verifies over TH2 under its context',
   );
   const TH3 = H(CH, SH, SAp, cb(sigS));
   assert.equal(hex(finS), hex(hmac(sFin, TH3)));
@@ -190,6 +191,7 @@ test('SCP v1 vectors: the implementation, an independent recomputation, the fixt
       Buffer.concat([Buffer.from('cloister/scp/v1 client'), Buffer.of(0), TH4]),
       sigC,
     ),
+    'the client signature verifies over TH4 under its context',
   );
   const TH5 = H(CH, SH, SAp, cb(sigS), cb(finS), CAp, cb(sigC));
   assert.equal(hex(finC), hex(hmac(cFin, TH5)));

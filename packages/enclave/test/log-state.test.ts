@@ -10,7 +10,7 @@ import {
   withNewSecret,
 } from '../src/log/index.js';
 import { createNodeState, openNodeState } from '../src/node-state.js';
-import { SealedDataCorruptError, SecurityVersionRollbackError, seal } from '../src/seal.js';
+import { SealedDataCorruptError, SecurityVersionRollbackError, seal, unseal } from '../src/seal.js';
 import { fakePlatform, newNode } from './log-helpers.js';
 
 test('service state round-trips: key, secrets, root key, counter', async () => {
@@ -188,4 +188,25 @@ test('a node state that authenticates but breaks the format or holds a non-P-256
       what,
     );
   }
+});
+
+test('seal and unseal each wipe the key the platform derived for them', async () => {
+  const given: Uint8Array[] = [];
+  const keys = {
+    // A key that depends on the key id alone, so unseal derives the one seal used.
+    sealKey: async (_policy: unknown, _svn: number, keyId: Uint8Array) => {
+      const k = new Uint8Array(32);
+      k.set(keyId);
+      k[31] = 1;
+      given.push(k);
+      return k;
+    },
+  };
+  const opts = { policy: 'signer', svn: 1, purpose: 'test', owner: 'n1' } as const;
+  const blob = await seal(keys, opts, Uint8Array.of(1, 2, 3));
+  assert.deepEqual(given[0], new Uint8Array(32), 'seal wiped its key');
+  const opened = await unseal(keys, { purpose: 'test', owner: 'n1', ownSvn: 1 }, blob);
+  assert.deepEqual(opened.plaintext, Uint8Array.of(1, 2, 3));
+  assert.equal(given.length, 2);
+  assert.deepEqual(given[1], new Uint8Array(32), 'unseal wiped its key');
 });

@@ -32,6 +32,7 @@ import { publicKeyFromRaw } from '@cloister/node-crypto';
 import { AppNotFoundError, type AppRuntime, createAppRuntime } from '../src/apps/runtime/index.js';
 import {
   createScpServer,
+  MAX_CONCURRENT,
   MAX_QUEUED_FRAMES,
   nodeScpCrypto,
   nodeScpSigner,
@@ -304,6 +305,21 @@ describe('scp server: operations', () => {
     assert.equal(o.get('state'), 'unknown');
   });
 
+  test('status by txid is exact at its edges: the last entry, one past it, the last signed one and the next', async () => {
+    const w = await world();
+    const cl = await connect(w);
+    const args = { app: 'demo', method: 'put', args: '1', codeId: w.codeId };
+    ok(await cl.call('transact', { ...args, requestId: 'edge', salt: new Uint8Array(32) }));
+    const st = w.service.status();
+    assert.ok(st.lastSigned >= 1 && st.lastSigned < st.index, 'a committed, unsigned tail');
+    const state = async (index: number) =>
+      ok(await cl.call('status', { txid: `${st.term}.${index}` })).get('state');
+    assert.equal(await state(st.index), 'committed');
+    assert.equal(await state(st.index + 1), 'unknown', 'an entry not in the log yet');
+    assert.equal(await state(st.lastSigned), 'signed');
+    assert.equal(await state(st.lastSigned + 1), 'committed', 'not covered by a signature');
+  });
+
   test('node.status and consistency answer the service', async () => {
     const w = await world();
     const cl = await connect(w);
@@ -526,6 +542,23 @@ describe('scp server: operations', () => {
     return { w, g, send, open, settle };
   }
 
+  test('one session runs at most MAX_CONCURRENT requests at once; the next starts as one ends', async () => {
+    const { w, g, send, open } = await gated({ maxRunning: 4 * MAX_CONCURRENT });
+    const a = await connect(w);
+    await send(
+      a,
+      Array.from({ length: MAX_CONCURRENT + 2 }, (_, i) => `q${i}`),
+    );
+    assert.equal(g.starts.length, MAX_CONCURRENT);
+    await open();
+    assert.equal(g.starts.length, MAX_CONCURRENT + 1);
+    while (g.gates.length > 0) await open();
+    assert.equal(g.most, MAX_CONCURRENT);
+    await a.pump();
+    const answered = a.inbox.filter((m) => m.type === 'response' && m.ok).length;
+    assert.equal(answered, MAX_CONCURRENT + 2);
+  });
+
   test('turns go round the sessions: a lone request starts after at most one turn of each flooding session', async () => {
     const { w, g, send, open } = await gated({ maxRunning: 1 });
     const [a, b, h] = await Promise.all([connect(w), connect(w), connect(w)]);
@@ -638,6 +671,19 @@ describe('scp server: operations', () => {
       assert.equal(err(r), 'ENCLAVE_FAILED');
       assert.ok(!r.ok && !/evil|revoked|wrapped/.test(r.message), !r.ok ? r.message : '');
     }
+  });
+
+  test("an error that is not about the caller's request reaches it as its code and a fixed text", async () => {
+    const detail = 'record 0badc0de of table t failed its hash check';
+    const w = await world({
+      call: () => async () => {
+        throw new CloisterError('LEDGER_INTEGRITY', detail);
+      },
+    });
+    const cl = await connect(w);
+    const r = await cl.call('query', { app: 'demo', method: 'echo', args: '1', codeId: w.codeId });
+    assert.equal(err(r), 'LEDGER_INTEGRITY');
+    assert.equal(r.ok ? '' : r.message, 'the node could not answer this call (LEDGER_INTEGRITY)');
   });
 
   test('a padded request gets a padded answer; an unpadded one does not', async () => {
@@ -844,6 +890,26 @@ describe('scp server: attacks end only the session they hit', () => {
     );
   });
 
+  test('an oversized frame behind a waiting one ends the session as it arrives, never processed', async () => {
+    const w = await world();
+    const id = w.server.open();
+    const hs = clientHandshake({
+      crypto: webCryptoScp,
+      identity: await identity(),
+      authorize: async () => {},
+    });
+    // The CH is handled asynchronously: the oversized frame arrives while it waits.
+    const first = w.server.frame(id, await hs.start());
+    const big = w.server.frame(id, new Uint8Array(MAX_FRAME + 1).fill(FRAME.RECORD));
+    await Promise.all([first, big]);
+    assert.equal(w.sink.ends.get(id), 'FRAME_TOO_LARGE');
+    // Held and handed to the handshake later, it would have drawn an ALERT.
+    assert.deepEqual(
+      take(w.sink, id).filter((f) => f[0] === FRAME.ALERT),
+      [],
+    );
+  });
+
   test('the queue bound is exact: MAX_QUEUED_FRAMES frames may wait on a session, not one more', async () => {
     const w = await world();
     /** How a session ends when `waiting` frames follow its CH before the CH is handled. */
@@ -882,6 +948,11 @@ describe('scp server: attacks end only the session they hit', () => {
     assert.equal(take(w.sink, a.id).length, 0);
     await assert.rejects(
       w.server.frame(999, Uint8Array.of(1)) as Promise<void>,
+      /no such secure session/,
+    );
+    // The id the next open() hands out is not a session yet either.
+    await assert.rejects(
+      w.server.frame(a.id + 1, Uint8Array.of(1)) as Promise<void>,
       /no such secure session/,
     );
   });
