@@ -75,6 +75,25 @@ async function started(o: Parameters<typeof hostileHost>[0] = {}): Promise<Hosti
 }
 
 describe('attack: a hostile host calls apps.open', () => {
+  it('with a key that is no P-256 public key: refused by name, nothing recorded; a real key then is', async (t) => {
+    const h = await started();
+    t.after(() => h.close());
+    const offCurve = Uint8Array.from({ length: 65 }, (_, i) => (i === 0 ? 4 : 0)); // (0, 0)
+    await assert.rejects(
+      h.call('apps.open', { operatorKey: offCurve }),
+      refused('INVALID_INPUT', /not a point on P-256/),
+    );
+    const compressedTag = Uint8Array.from({ length: 65 }, (_, i) => (i === 0 ? 2 : 1));
+    for (const operatorKey of [new Uint8Array(64).fill(4), compressedTag]) {
+      await assert.rejects(
+        h.call('apps.open', { operatorKey }),
+        refused('INVALID_INPUT', /a 65-byte uncompressed P-256 public key/),
+      );
+    }
+    // Had one been recorded, this would be OPERATOR_KEY_MISMATCH for good.
+    assert.notEqual((await h.call('apps.open', { operatorKey: operatorKey().publicKey })).txid, '');
+  });
+
   it('twice at once with two operator keys: the second is refused, the first stays recorded', async (t) => {
     const h = await started();
     t.after(() => h.close());

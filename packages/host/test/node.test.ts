@@ -670,6 +670,8 @@ describe('node', () => {
           (e as Error).message,
         ),
     );
+    // The refused start closed the store it opened: the directory opens again in this process.
+    await (await openLevelStore(join(dataDir, 'store'))).close();
   });
 
   it('refuses a store that lost service.sealed once the log holds entry 3 (the first after genesis), setting nothing aside', async () => {
