@@ -606,6 +606,16 @@ describe('cloister app deploy on a real node', () => {
     assert.equal((await call('get', 'query', { name: 'a' })).result, '5');
   });
 
+  it('a first deploy never runs cloister_migrate: a module whose migration always fails deploys', async () => {
+    // v3's migrate() always fails: run at a first deploy, it would refuse the deploy.
+    const r = await deployApp(wasm3Path, { name: 'fresh', node: url(), home });
+    assert.equal(r.migrated, false);
+    const info = (await (await fetch(`${url()}/v1/apps/fresh`)).json()) as {
+      history: unknown[];
+    };
+    assert.equal(info.history.length, 1);
+  });
+
   it('after a restart the app is still deployed, with its data', async () => {
     const beforeRestart = await appInfo();
     await (node as RunningNode).close();

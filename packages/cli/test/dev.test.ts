@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connect, generateIdentity } from '@cloister/client/node';
+import { ES256_PROTECTED, encodeEvidencePayload, encodeSign1, toBase64 } from '@cloister/core';
 import { openSimulationPlatform, readBuild } from '@cloister/host';
 import { launchEnclaveWorker } from '../../host/src/launcher/index.js';
 import { enclaveOcalls } from '../../host/src/node/node.js';
@@ -241,6 +242,76 @@ describe('cloister dev', () => {
     } finally {
       html.close();
     }
+  });
+});
+
+describe('cloister dev: what it refuses before it starts anything', () => {
+  it('--node: a node whose evidence names another platform than its health answer is refused', async () => {
+    const claims = {
+      v: 1 as const,
+      platform: 'sev-snp',
+      measurement: new Uint8Array(32),
+      signer: new Uint8Array(32),
+      product: 1,
+      svn: 1,
+      reportData: new Uint8Array(64),
+      platformKey: Uint8Array.from({ length: 65 }, (_, i) => (i === 0 ? 4 : 1)),
+    };
+    const evidence = encodeSign1({
+      protectedBytes: ES256_PROTECTED,
+      payload: encodeEvidencePayload(claims),
+      signature: new Uint8Array(64),
+    });
+    // Its health says simulation; the claims inside its evidence say otherwise.
+    const server = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify(
+          req.url?.startsWith('/v1/health')
+            ? { status: 'ok', platform: 'simulation' }
+            : { evidence: toBase64(evidence) },
+        ),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      await assert.rejects(assertSimulation(url), {
+        code: 'INVALID_INPUT',
+        message: /runs on the sev-snp platform: `cloister dev` upgrades apps on the simulation/,
+      });
+    } finally {
+      server.close();
+    }
+  });
+
+  it('--node: a URL of another scheme than http(s) is named', async () => {
+    await assert.rejects(assertSimulation('ftp://127.0.0.1/'), {
+      code: 'INVALID_INPUT',
+      message: /--node "ftp:\/\/127\.0\.0\.1\/" is not an http\(s\) URL/,
+    });
+  });
+
+  it('a folder without assembly/ exits 2 naming it, before it asks any node', async () => {
+    const empty = join(tmp, 'not-an-app');
+    mkdirSync(empty, { recursive: true });
+    const w = new Watched(
+      spawn(
+        process.execPath,
+        [
+          ...['--import', 'tsx', '--conditions=source', entry, '--home', join(tmp, 'home')],
+          ...['dev', empty, '--node', 'http://127.0.0.1:1'],
+        ],
+        {
+          cwd: root,
+          env: { ...process.env, CI: 'true', NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        },
+      ),
+    );
+    assert.equal(await w.exit, 2, w.err);
+    assert.match(w.err, /no assembly\/ folder in .*not-an-app: give an app project/);
+    assert.doesNotMatch(w.err, /127\.0\.0\.1:1/, 'the node was not asked');
   });
 });
 

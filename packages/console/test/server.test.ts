@@ -267,6 +267,62 @@ test("a node's answer over MAX_PROXIED_BYTES is cut, declared or streamed, and t
   }
 });
 
+test("the node's answers go out as attachments; one declared over the cap is refused from its header", async () => {
+  const node = createServer((req, res) => {
+    if (req.url === '/v1/apps') {
+      // Declares more than the cap, sends one byte, and never the rest.
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': String(MAX_PROXIED_BYTES + 1),
+      });
+      res.write('{');
+    } else res.writeHead(200, { 'content-type': 'application/json' }).end('{"index":7}');
+  });
+  await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+  const c = await startConsole({
+    nodeUrl: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+  });
+  try {
+    // Opened in a browser tab, the node's answer is a download, not a page of the console.
+    const ok = await fetch(`${c.url}v1/status`);
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers.get('content-disposition'), 'attachment');
+    assert.equal(await ok.text(), '{"index":7}');
+    // Refused at once from its content-length: not waited on until the node sends the rest.
+    const big = await get(`${c.url}v1/apps`);
+    assert.equal(big.status, 502);
+    assert.match(big.body.toString(), new RegExp(`larger than ${MAX_PROXIED_BYTES} bytes`));
+  } finally {
+    await c.close();
+    node.closeAllConnections();
+    node.close();
+  }
+});
+
+test('a state change typed text/plain with JSON named only in a parameter is refused', async () => {
+  const node = await fakeNode();
+  const stateDir = mkdtempSync(join(tmpdir(), 'cloister-console-state-'));
+  const c = await startConsole({ nodeUrl: node.url, stateDir });
+  const url = 'ws://127.0.0.1:7410/v1/scp';
+  try {
+    // A form, or a fetch without a preflight, may send text/plain with any parameter: that
+    // parameter must not pass for the JSON type a cross-site request cannot send.
+    const r = await fetch(`${c.url}state/pin`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain; x=application/json' },
+      body: JSON.stringify({ url, pin: 'aa'.repeat(32) }),
+    });
+    assert.equal(r.status, 400);
+    assert.match(await r.text(), /a state change is JSON \(content-type: application\/json\)/);
+    const pin = await fetch(`${c.url}state/pin?url=${encodeURIComponent(url)}`);
+    assert.deepEqual(await pin.json(), { pin: null }, 'nothing was written');
+  } finally {
+    await c.close();
+    node.s.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
 test('a node URL that is not http(s) is refused by name', async () => {
   await assert.rejects(startConsole({ nodeUrl: 'ftp://x' }), { code: 'INVALID_INPUT' });
   await assert.rejects(startConsole({ nodeUrl: 'not a url' }), { code: 'INVALID_INPUT' });

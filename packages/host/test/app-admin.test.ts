@@ -282,3 +282,79 @@ test('a deploy request payload is decoded strictly: each deviation is refused by
   }
   assert.throws(() => decodeDeployRequest(encodeCbor([1])), { code: 'ENCODING' }, 'not a map');
 });
+
+test('a deploy request without a given salt carries a fresh random 32-byte one, the one it signs', () => {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const fields = {
+    app: 'demo',
+    module: moduleTagged('v1'),
+    upgrade: false,
+    prev: new Uint8Array(0),
+    prevIndex: 0,
+    service: new Uint8Array(32).fill(0x55),
+  };
+  const a = signDeployRequest(privateKey, fields);
+  const b = signDeployRequest(privateKey, fields);
+  assert.equal(a.salt.length, 32);
+  assert.notDeepEqual(a.salt, b.salt, 'each request has its own salt');
+  assert.deepEqual(decodeDeployRequest(decodeSign1(a.request).payload).salt, a.salt);
+});
+
+test('the enclave caps a deploy request at 4096 bytes and a module at maxModuleBytes, by name', async () => {
+  const engine = await createLedgerEngine(options(createMemoryStore()));
+  const runtime = createAppRuntime({ engine, currentCode: recordedCode });
+  const service = new Uint8Array(32).fill(0x55);
+  const v1 = moduleTagged('v1');
+  const admin = createAppAdmin({
+    engine,
+    runtime,
+    serviceIdentity: service,
+    maxModuleBytes: v1.length - 1,
+  });
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  await admin.open(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(-65)));
+  const signed = (module: Uint8Array) =>
+    signDeployRequest(privateKey, {
+      app: 'demo',
+      module,
+      upgrade: false,
+      prev: new Uint8Array(0),
+      prevIndex: 0,
+      service,
+    }).request;
+  // Checked before any decoding: a host cannot make the enclave parse a large request.
+  await assert.rejects(admin.deploy(new Uint8Array(4097), v1), {
+    code: 'INVALID_INPUT',
+    message: 'a deploy request is at most 4096 bytes',
+  });
+  await assert.rejects(admin.deploy(signed(v1), v1), {
+    code: 'INVALID_INPUT',
+    message: `a module is 1 to ${v1.length - 1} bytes`,
+  });
+  assert.throws(() => admin.info('demo'), { code: 'APP_NOT_FOUND' }, 'nothing was recorded');
+  // One byte shorter (a custom section's name), it fits and deploys.
+  const shorter = moduleTagged('v');
+  assert.equal(shorter.length, v1.length - 1);
+  assert.equal((await admin.deploy(signed(shorter), shorter)).app, 'demo');
+});
+
+test('a first deploy must name no previous code and index 0: another prevIndex is a stale request', async () => {
+  const { service, admin, privateKey } = await opened(
+    await createLedgerEngine(options(createMemoryStore())),
+  );
+  const v1 = moduleTagged('v1');
+  const { request } = signDeployRequest(privateKey, {
+    app: 'demo',
+    module: v1,
+    upgrade: false,
+    prev: new Uint8Array(0),
+    prevIndex: 3,
+    service,
+  });
+  await assert.rejects(admin.deploy(request, v1), {
+    code: 'APP_DEPLOY_STALE',
+    message:
+      /the request is for app 'demo' at no code, but it is at no code: a replayed or stale request/,
+  });
+  assert.throws(() => admin.info('demo'), { code: 'APP_NOT_FOUND' }, 'nothing was recorded');
+});

@@ -19,7 +19,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { RemoteError } from '@cloister/boundary';
-import { decodeCbor } from '@cloister/core';
+import { decodeCbor, STORE_NAMESPACE_LOG } from '@cloister/core';
 import { abiKit, SCRATCH2 } from '../../enclave/test/app-runtime-wasm.js';
 import { get, i32 } from '../../enclave/test/sandbox-wasm.js';
 import { signDeployRequest } from '../src/node/operator.js';
@@ -75,6 +75,25 @@ async function started(o: Parameters<typeof hostileHost>[0] = {}): Promise<Hosti
 }
 
 describe('attack: a hostile host calls apps.open', () => {
+  it('with a key that is no P-256 public key: refused by name, nothing recorded; a real key then is', async (t) => {
+    const h = await started();
+    t.after(() => h.close());
+    const offCurve = Uint8Array.from({ length: 65 }, (_, i) => (i === 0 ? 4 : 0)); // (0, 0)
+    await assert.rejects(
+      h.call('apps.open', { operatorKey: offCurve }),
+      refused('INVALID_INPUT', /not a point on P-256/),
+    );
+    const compressedTag = Uint8Array.from({ length: 65 }, (_, i) => (i === 0 ? 2 : 1));
+    for (const operatorKey of [new Uint8Array(64).fill(4), compressedTag]) {
+      await assert.rejects(
+        h.call('apps.open', { operatorKey }),
+        refused('INVALID_INPUT', /a 65-byte uncompressed P-256 public key/),
+      );
+    }
+    // Had one been recorded, this would be OPERATOR_KEY_MISMATCH for good.
+    assert.notEqual((await h.call('apps.open', { operatorKey: operatorKey().publicKey })).txid, '');
+  });
+
   it('twice at once with two operator keys: the second is refused, the first stays recorded', async (t) => {
     const h = await started();
     t.after(() => h.close());
@@ -614,5 +633,66 @@ describe('attack: a hostile host relays secure sessions', () => {
     assert.ok(r.ok);
     await h.call('scp.close', { session: opened[0] as number });
     assert.equal((await h.call('scp.open', {})).session, (opened.at(-1) as number) + 1);
+  });
+});
+
+describe("attack: a hostile host sends inputs over the enclave's own caps", () => {
+  // The node's HTTP layer caps the nonce too; the enclave must not rely on it.
+  it('a nonce over 64 bytes and a ping over 64 KiB are refused by name; at the caps they are answered', async (t) => {
+    const h = await started();
+    t.after(() => h.close());
+    const nonce = new Uint8Array(64).fill(7);
+    assert.ok((await h.call('enclave.evidence', { nonce })).evidence.length > 0);
+    await assert.rejects(
+      h.call('enclave.evidence', { nonce: new Uint8Array(65) }),
+      refused('INVALID_INPUT', /nonce is 65 bytes; at most 64 allowed/),
+    );
+    const payload = new Uint8Array(64 * 1024).fill(1);
+    assert.deepEqual((await h.call('enclave.ping', { payload })).payload, payload);
+    await assert.rejects(
+      h.call('enclave.ping', { payload: new Uint8Array(64 * 1024 + 1) }),
+      refused('INVALID_INPUT', /ping payload too large/),
+    );
+  });
+});
+
+describe('attack: a hostile host alters a stored module between two starts', () => {
+  it('the reload at apps.open fails by name (LEDGER_INTEGRITY) instead of serving without the app', async (t) => {
+    const store = createMemoryStore();
+    const platformDir = join(tempDir('cloister-hostile-'), 'platform');
+    const first = await hostileHost({ store, platformDir });
+    const start = { nodeId: 'n1', sealedNode: EMPTY, sealedService: EMPTY };
+    const sealed = await first.call('enclave.start', start);
+    const op = operatorKey();
+    await first.call('apps.open', { operatorKey: op.publicKey });
+    const { serviceIdentity } = await first.call('service.status', {});
+    const module = appModule('v1');
+    const fields = { app: 'a', module, upgrade: false, prev: EMPTY, prevIndex: 0 };
+    const { request } = signDeployRequest(op.privateKey, { ...fields, service: serviceIdentity });
+    await first.call('apps.deploy', { request, module });
+    await first.call('enclave.stop', {});
+    await first.close();
+    // The largest record outside the log is the module's code (encrypted): one bit of it flipped.
+    let largest: { key: Uint8Array; value: Uint8Array } | undefined;
+    for await (const e of store.iterate()) {
+      if (e.key[0] === STORE_NAMESPACE_LOG) continue;
+      if (largest === undefined || e.value.length > largest.value.length) largest = e;
+    }
+    assert.ok(largest !== undefined && largest.value.length > module.length);
+    const altered = largest.value.slice();
+    altered[altered.length - 1] = (altered[altered.length - 1] as number) ^ 1;
+    await store.write([{ type: 'put', key: largest.key, value: altered }], { sync: true });
+    const h = await hostileHost({ store, platformDir });
+    t.after(() => h.close());
+    await h.call('enclave.start', {
+      nodeId: 'n1',
+      sealedNode: sealed.sealedNode,
+      sealedService: sealed.sealedService,
+    });
+    // Not "0 apps loaded" (the app would then answer APP_NOT_FOUND on a node that looks fine).
+    await assert.rejects(
+      h.call('apps.open', { operatorKey: op.publicKey }),
+      refused('LEDGER_INTEGRITY'),
+    );
   });
 });

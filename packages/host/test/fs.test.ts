@@ -191,6 +191,62 @@ describe('openDataDir', () => {
   });
 });
 
+describe('openDataDir: format, orphaned state, modes', () => {
+  test('a node.json of another data format is refused by name, and the lock released', () => {
+    const dir = fresh();
+    openDataDir(dir).close();
+    const path = join(dir, 'node.json');
+    const good = JSON.parse(readFileSync(path, 'utf8')) as { format: number; nodeId: string };
+    for (const format of [good.format + 1, 0, String(good.format)]) {
+      writeFileSync(path, JSON.stringify({ format, nodeId: good.nodeId }));
+      assert.throws(
+        () => openDataDir(dir),
+        (e: unknown) =>
+          e instanceof DirectoryError &&
+          e.code === 'DATA_DIR' &&
+          e.message ===
+            `${path} has data format ${String(format)}; this node reads format ${good.format}`,
+        JSON.stringify(format),
+      );
+    }
+  });
+
+  test('a missing node.json beside either sealed file alone is refused; no new node id is written', () => {
+    for (const orphan of ['node.sealed', 'service.sealed']) {
+      const dir = fresh();
+      openDataDir(dir).close();
+      rmSync(join(dir, 'node.json'));
+      writeFileSync(join(dir, 'sealed', orphan), 'sealed state');
+      assert.throws(
+        () => openDataDir(dir),
+        (e: unknown) =>
+          e instanceof DirectoryError &&
+          e.code === 'DATA_DIR' &&
+          e.message.includes(`holds a node's sealed state (${join(dir, 'sealed', orphan)})`),
+        orphan,
+      );
+      assert.equal(existsSync(join(dir, 'node.json')), false, orphan);
+    }
+  });
+
+  test('the sealed states are written owner-only (0600), in an owner-only folder (0700)', () => {
+    const dir = fresh();
+    const data = openDataDir(dir);
+    try {
+      data.writeSealedNode(new Uint8Array([1]));
+      data.writeSealedService(new Uint8Array([2]));
+      assert.equal(statSync(join(dir, 'sealed')).mode & 0o777, 0o700);
+      for (const f of ['node.sealed', 'service.sealed']) {
+        assert.equal(statSync(join(dir, 'sealed', f)).mode & 0o777, 0o600, f);
+      }
+      assert.deepEqual(data.readSealedNode(), new Uint8Array([1]));
+      assert.deepEqual(data.readSealedService(), new Uint8Array([2]));
+    } finally {
+      data.close();
+    }
+  });
+});
+
 describe('lockDirectory', () => {
   test('a held data directory lock is DATA_DIR_LOCKED naming the directory', () => {
     const dir = fresh();

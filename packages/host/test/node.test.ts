@@ -20,8 +20,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { encodeCbor, fromBase64, fromHex, toHex, verifyEvidence } from '@cloister/core';
 import { createLogger } from '../src/node/logger.js';
-import { type RunningNode, startNode } from '../src/node/node.js';
+import { type NodeOptions, type RunningNode, startNode } from '../src/node/node.js';
 import { generateP256, publicKeyBytes } from '../src/platform/p256.js';
+import { openLevelStore } from '../src/store/index.js';
 import { tempDir, testBuild } from './helpers.js';
 
 const silent = createLogger({ level: 'silent' });
@@ -609,6 +610,106 @@ describe('node', () => {
         ),
     );
     assert.equal(existsSync(join(dataDir, 'store')), false, 'no empty store was made');
+  });
+
+  /** The error a start with `opts` fails with, or 'started' (the node then closed at once). */
+  async function startFailure(opts: Partial<NodeOptions>): Promise<unknown> {
+    let n: RunningNode;
+    try {
+      n = await startNode({
+        dataDir: '',
+        platformDir,
+        enclaveDir,
+        port: 0,
+        logger: silent,
+        ...opts,
+      });
+    } catch (e) {
+      return e;
+    }
+    await n.close();
+    return 'started';
+  }
+
+  /** The code of the error a start on these directories fails with, or 'started'. */
+  async function startOutcome(dataDir: string, platform: string): Promise<string | undefined> {
+    const e = await startFailure({ dataDir, platformDir: platform });
+    return e === 'started' ? e : (e as { code?: string }).code;
+  }
+
+  it('refuses a data directory that is, or is inside, the platform directory, also through a symlink', async () => {
+    const outer = join(tempDir(), 'platform-outer');
+    mkdirSync(outer, { recursive: true });
+    const link = join(tempDir(), 'link-to-platform');
+    symlinkSync(outer, link);
+    assert.equal(await startOutcome(join(outer, 'data'), outer), 'PLATFORM_DIR', 'inside');
+    assert.equal(await startOutcome(outer, outer), 'PLATFORM_DIR', 'the same directory');
+    assert.equal(await startOutcome(join(link, 'data'), outer), 'PLATFORM_DIR', 'via a symlink');
+    assert.deepEqual(readdirSync(outer), [], 'nothing was created in the platform directory');
+  });
+
+  it('starts with a platform directory beside the data directory whose name only shares a prefix', async () => {
+    const parent = tempDir();
+    assert.equal(
+      await startOutcome(join(parent, 'data'), join(parent, 'data-platform')),
+      'started',
+    );
+  });
+
+  it('refuses an empty store beside service.sealed by name', async () => {
+    const dataDir = join(tempDir(), 'emptied-store');
+    const n = await startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent });
+    await n.close();
+    rmSync(join(dataDir, 'store'), { recursive: true });
+    await (await openLevelStore(join(dataDir, 'store'))).close(); // a new, empty LevelDB
+    await assert.rejects(
+      startNode({ dataDir, platformDir, enclaveDir, port: 0, logger: silent }),
+      (e: unknown) =>
+        (e as { code?: string }).code === 'DATA_DIR' &&
+        /store is empty but .*service\.sealed is there: restore the store directory/.test(
+          (e as Error).message,
+        ),
+    );
+    // The refused start closed the store it opened: the directory opens again in this process.
+    await (await openLevelStore(join(dataDir, 'store'))).close();
+  });
+
+  it('refuses a store that lost service.sealed once the log holds entry 3 (the first after genesis), setting nothing aside', async () => {
+    const dataDir = join(tempDir(), 'entry-3');
+    const operator = publicKeyBytes(generateP256());
+    // Genesis (1), its signature (2), the operator key recorded (3); no timer signs it.
+    const n = await startNode({
+      dataDir,
+      platformDir,
+      enclaveDir,
+      port: 0,
+      logger: silent,
+      signIntervalMs: 0,
+      operatorPublicKey: operator,
+    });
+    await n.close();
+    rmSync(join(dataDir, 'sealed', 'service.sealed'));
+    const e = await startFailure({ dataDir });
+    assert.equal((e as { code?: string }).code, 'DATA_DIR', String(e));
+    assert.match(
+      (e as Error).message,
+      /holds a service's log: restore service\.sealed from backup/,
+    );
+    assert.deepEqual(
+      readdirSync(dataDir).filter((f) => f.startsWith('store.interrupted-')),
+      [],
+      'the store was not set aside',
+    );
+  });
+
+  it('refuses a sign interval that is not a whole number of milliseconds >= 0', async () => {
+    for (const signIntervalMs of [-1, 1.5]) {
+      const dataDir = join(tempDir(), 'bad-interval');
+      const e = await startFailure({ dataDir, signIntervalMs });
+      assert.equal((e as { code?: string }).code, 'INVALID_INPUT', String(signIntervalMs));
+      assert.match((e as Error).message, /sign interval must be a whole number/);
+      assert.equal(existsSync(dataDir), false, 'nothing was created');
+    }
   });
 
   it('names a missing enclave build', async () => {
