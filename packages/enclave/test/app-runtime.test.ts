@@ -647,6 +647,17 @@ describe('app runtime: isolation', () => {
     assert.equal((await q(rt, 'get')).result, '1');
   });
 
+  test('named keys and request outcomes live in the reserved $keys and $requests (docs/app-abi.md §4.3)', async () => {
+    const { engine, rt } = await setup();
+    await tx(rt, 'sign');
+    await tx(rt, 'put', '1', { requestId: 'r' });
+    const enclave = engine.begin({ reserved: true });
+    assert.ok(enclave.get('A', '$keys', te('signer')), 'the key record is in $keys');
+    const outcome = new Uint8Array([...callerIdOf('A', ALICE), ...te('r')]);
+    assert.ok(enclave.get('A', '$requests', outcome), 'the outcome is in $requests');
+    enclave.abort();
+  });
+
   test('out-of-bounds pointers trap; the host never reads outside the module memory', async () => {
     const { rt } = await setup();
     for (const m of ['oobRead', 'oobWrite', 'oobCaller']) {
@@ -923,6 +934,17 @@ describe('app runtime: ABI argument rules, each refused by name', () => {
           I.drop,
         ],
       },
+      // At page 0 (the module's one page of 64 KiB): the default cap, and one byte above it.
+      {
+        name: 'random64k',
+        kind: 'query',
+        body: [...i32(0), ...i32(65_536), ...k.call('random_bytes')],
+      },
+      {
+        name: 'random64k1',
+        kind: 'query',
+        body: [...i32(0), ...i32(65_537), ...k.call('random_bytes')],
+      },
       {
         name: 'random17',
         kind: 'query',
@@ -985,6 +1007,14 @@ describe('app runtime: ABI argument rules, each refused by name', () => {
     const wide = await withRules({ maxRandomBytes: 17, maxNotificationBytes: 7 });
     await call(wide, 'random17');
     assert.deepEqual((await call(wide, 'notify')).notifications, ['{"n":1}']);
+  });
+
+  test('random_bytes takes at most 64 KiB per call by default (docs/app-abi.md §12)', async () => {
+    const rt = await withRules();
+    const e = await rejects(call(rt, 'random64k1'), AbiError, 'APP_ABI');
+    assert.equal(e.message, 'random_bytes: at most 65536 bytes per call', 'one byte above');
+    // Last: it overwrites the module's strings with random bytes.
+    assert.equal((await call(rt, 'random64k')).result, 'null', '64 KiB exactly');
   });
 
   test('route names: [A-Za-z0-9_.-] of at most 128 bytes, and at most maxRoutes routes', async () => {
