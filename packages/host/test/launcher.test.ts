@@ -359,6 +359,35 @@ describe('the worker stops', () => {
     assert.ok(exited);
   });
 
+  test('a worker that stops before it starts rejects the launch, by the time it has exited', async () => {
+    let exited!: (code: number) => void;
+    const exit = new Promise<number>((r) => {
+      exited = r;
+    });
+    // A 1 MiB heap: the worker cannot finish starting.
+    const launching = launchEnclaveWorker({
+      code: utf8('1'),
+      ocalls: {},
+      resourceLimits: { maxOldGenerationSizeMb: 1, maxYoungGenerationSizeMb: 1 },
+      onExit: (i) => exited(i.exitCode),
+    });
+    const settled = launching.then(
+      (w) => {
+        void w.terminate();
+        return 'started';
+      },
+      (e: unknown) => e,
+    );
+    await exit;
+    // The rejection follows the exit within the same turn (promise jobs, no timer).
+    const outcome = await Promise.race([
+      settled,
+      new Promise((r) => setImmediate(() => r('still pending after the exit'))),
+    ]);
+    assert.ok(isFailed(outcome), `the launch: ${String(outcome)}`);
+    assert.match((outcome as Error).message, /stopped before it started/, 'named');
+  });
+
   test('code that is not UTF-8 is refused before any worker starts', async () => {
     await assert.rejects(
       launchEnclaveWorker({ code: fromHex('2f2fff'), ocalls: {} }),
