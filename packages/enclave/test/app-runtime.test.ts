@@ -721,6 +721,22 @@ describe('app runtime: caps', () => {
     assert.equal((await tx(rt, 'put', '"short"')).result, '"short"');
   });
 
+  test('arguments of 1 MiB pass and one byte more is refused, by default (docs/app-abi.md §12)', async () => {
+    const { rt } = await setup();
+    // `get` ignores its arguments (the module's one page could not hold 1 MiB of them).
+    const get = (n: number) =>
+      rt.call({
+        app: 'A',
+        method: 'get',
+        kind: 'query',
+        caller: ALICE,
+        args: `"${'x'.repeat(n - 2)}"`,
+      });
+    const big = await rejects(get(1024 * 1024 + 1), CloisterError, 'INVALID_INPUT');
+    assert.match(big.message, /at most 1048576/, 'the default cap');
+    assert.equal((await get(1024 * 1024)).result, 'null', '1 MiB exactly is accepted');
+  });
+
   test('arguments nested deeper than maxJsonDepth, or behind a byte-order mark, are refused by name', async () => {
     const { engine } = await setup();
     const rt = createAppRuntime({ engine, limits: { maxJsonDepth: 3 } });
@@ -1036,6 +1052,31 @@ describe('app runtime: ABI argument rules, each refused by name', () => {
     });
     const e = await rejects(few.deploy('X', three), AbiError, 'APP_ABI');
     assert.equal(e.message, 'route: more than 2 routes');
+    // The default cap: 256 (docs/app-abi.md §12). The names `r0`.. sit 8 bytes apart (the kit's
+    // own layout, 256 bytes a name, would not fit 257 in its one page).
+    const routes = (n: number) => {
+      const ids = Array.from({ length: n }, (_, i) => i);
+      const routesBody = ids.flatMap((i) => {
+        const name = [...te(`r${i}`)];
+        const ptr = SCRATCH + i * 8;
+        const store = name.flatMap((b, j) => [...i32(ptr + j), ...i32(b), 0x3a, 0x00, 0x00]);
+        return [
+          ...store,
+          ...i32(0),
+          ...i32(ptr),
+          ...i32(name.length),
+          ...i32(i),
+          ...k.call('route'),
+        ];
+      });
+      return k.module({
+        routes: ids.map((i) => ({ name: `r${i}`, kind: 'query' as const, body: [] })),
+        routesBody,
+      });
+    };
+    await rt.deploy('Z', routes(256));
+    const over = await rejects(rt.deploy('Z2', routes(257)), AbiError, 'APP_ABI');
+    assert.equal(over.message, 'route: more than 256 routes', 'the default cap');
   });
 
   test('a caller that is not a 65-byte identity key is refused before the module runs', async () => {

@@ -393,6 +393,19 @@ describe('ledger engine: transactions', () => {
     assert.deepEqual(engine.at().get('a', 't', te('k')), te('before'), 'the committed value');
   });
 
+  test('a key or value that is not a Uint8Array is INVALID_INPUT in every call', async () => {
+    const { engine } = await fresh();
+    const tx = engine.begin();
+    const bad = { code: 'INVALID_INPUT' };
+    const text = 'k' as unknown as Uint8Array;
+    assert.throws(() => tx.get('a', 't', text), bad, 'get');
+    assert.throws(() => tx.version('a', 't', text), bad, 'version');
+    assert.throws(() => tx.set('a', 't', text, te('v')), bad, 'set of a key');
+    assert.throws(() => tx.set('a', 't', te('k'), text), bad, 'set of a value');
+    assert.throws(() => tx.remove('a', 't', text), bad, 'remove');
+    tx.abort();
+  });
+
   test('names: ledger ids of 1 to 64 and table names of 1 to 255 UTF-8 bytes, without NUL', async () => {
     const { engine } = await fresh();
     const tx = engine.begin();

@@ -173,6 +173,8 @@ describe('sandbox instrumentation', () => {
     const fuelOf = (...body: (number | readonly number[])[]): number => {
       const bytes = wasm({
         memory: [0x00, 1],
+        table: [0x00, 1],
+        elements: [1],
         funcs: [{ body: code(...body), export: 'run' }, { body: [] }],
       });
       return instantiate(instrumentModule(bytes), () => ({})).call('run', [], 1e6).fuelUsed;
@@ -185,6 +187,10 @@ describe('sandbox instrumentation', () => {
     assert.equal(cost(i32(0), I.i32Load, I.drop), 1 + 2 + 1, 'a load');
     assert.equal(cost(i32(6), i32(3), I.i32Mul, I.drop), 1 + 1 + 3 + 1, 'a multiply');
     assert.equal(cost(i32(6), i32(3), I.i32DivU, I.drop), 1 + 1 + 10 + 1, 'a divide');
+    // call_indirect (type 0, table 0) of the empty function at slot 0.
+    assert.equal(cost(i32(0), 0x11, 0, 0), 1 + 10, 'call_indirect');
+    // block; br_table with one target and a default, both the block; end.
+    assert.equal(cost(block(), i32(0), 0x0e, 1, 0, 0, I.end), 1 + 3, 'br_table');
   });
 
   test('an untaken if arm that reaches ARM_CHARGE_MIN with its nested arms costs nothing', () => {

@@ -144,6 +144,15 @@ describe('sandbox validation', () => {
     assert.throws(() => u32(0xff, 0xff, 0xff, 0xff, 0x1f), /too large/, 'a 33rd bit set');
     assert.throws(() => u32(0x80, 0x80, 0x80, 0x80, 0x80, 0x00), /too long/, 'six bytes');
     assert.throws(() => u32(0x80), /unexpected end/, 'cut in the middle');
+    const s32 = (...b: number[]): number => {
+      const r = new Reader(Uint8Array.from(b));
+      r.skipSigned(32);
+      return r.pos;
+    };
+    assert.equal(s32(0x80, 0x80, 0x80, 0x80, 0x78), 5, 'the lowest i32: sign bits all set');
+    assert.equal(s32(0xff, 0xff, 0xff, 0xff, 0x07), 5, 'the highest i32: sign bits all clear');
+    assert.throws(() => s32(0x80, 0x80, 0x80, 0x80, 0x10), /too large/, 'unused bits not the sign');
+    assert.throws(() => s32(0x80, 0x80, 0x80, 0x80, 0x80, 0x00), /too long/, 'a signed six bytes');
     const r = new Reader(Uint8Array.of(1, 2, 3, 4), 0, 3);
     assert.throws(() => r.take(4), /run past the end/, 'one byte past the end');
     assert.deepEqual(r.take(3), Uint8Array.of(1, 2, 3), 'up to the end exactly');
@@ -243,6 +252,24 @@ describe('sandbox validation', () => {
     assert.throws(
       () => validateModule(ok(), { ...none, maxModuleBytes: 10 }),
       /exceeds the cap of 10/,
+    );
+    // The default cap: 8 MiB (docs/sandbox.md §4), a custom section filling the rest.
+    const sized = (total: number): Uint8Array => {
+      const head = ok();
+      const pad = (n: number) => [0x00, ...uleb(n), 0x00]; // id 0, size, empty name
+      let body = total - head.length - pad(0).length;
+      while (head.length + pad(body).length + body - 1 > total) body--;
+      const section = Uint8Array.from(pad(body));
+      const out = new Uint8Array(head.length + section.length + body - 1);
+      out.set(head);
+      out.set(section, head.length);
+      return out;
+    };
+    validateModule(sized(8 * 1024 * 1024), none);
+    assert.throws(
+      () => validateModule(sized(8 * 1024 * 1024 + 1), none),
+      /exceeds the cap of 8388608/,
+      'one byte above the default cap',
     );
   });
 
