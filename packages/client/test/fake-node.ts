@@ -97,8 +97,8 @@ export class FakeNode {
   badInfoSignature = false;
   /** Fields that replace those of app.info's answer (a non-conforming node). */
   infoAnswer: Record<string, unknown> | undefined;
-  /** The txid a new transaction is answered with instead of its own (a non-conforming node). */
-  txidAnswer: string | undefined;
+  /** Fields that replace those of a new transaction's answer (a non-conforming node). */
+  transactAnswer: Record<string, unknown> | undefined;
   /** What node.status says of lastSigned instead of the truth (a node rolled back). */
   statusLastSigned: number | undefined;
   /** Refuse new connections (the transport rejects) while true. */
@@ -362,7 +362,7 @@ export class FakeNode {
       this.close(c, 'forged alert');
       return;
     }
-    return ok({ result, codeId, txid: this.txidAnswer ?? txid, repeated: false });
+    return ok({ result, codeId, txid, repeated: false, ...this.transactAnswer });
   }
 
   private signed(txid: string): boolean {
