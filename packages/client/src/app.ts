@@ -183,7 +183,11 @@ export class AppClient {
       );
       const { txid, repeated } = a.result;
       if (typeof txid !== 'string') throw protocol('the node answered transact without a txid');
-      parseTxid(txid);
+      try {
+        parseTxid(txid);
+      } catch {
+        throw protocol('the node answered transact with a txid that is not "term.index"');
+      }
       if (typeof repeated !== 'boolean')
         throw protocol('the node answered transact without repeated');
       // A repeat answers the stored first outcome with the code id that produced it, which is

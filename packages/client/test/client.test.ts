@@ -463,6 +463,77 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it('an app.info answer for another app, with a code id not of 32 bytes, an index below 1 or a short sig: refused by name', async () => {
+        const n = node();
+        const c = await open(n);
+        const refused = async (answer: Record<string, unknown>, message: RegExp) => {
+          n.infoAnswer = answer;
+          await assert.rejects(c.app('shop').query('balance', {}), (e: unknown) => {
+            assert.ok(code('SCP_PROTOCOL')(e), `${String(e)} for ${JSON.stringify(answer)}`);
+            assert.match((e as Error).message, message, JSON.stringify(answer));
+            return true;
+          });
+        };
+        await refused({ app: 'other' }, /app.info for another app/);
+        await refused({ codeId: CODE.subarray(0, 31) }, /app.info codeId must be 32 bytes/);
+        await refused({ index: 0 }, /app.info index must be a positive integer/);
+        await refused({ sig: new Uint8Array(63) }, /app.info sig must be 64 bytes/);
+        assert.deepEqual(
+          ops(n).filter((o) => o !== 'app.info'),
+          [],
+          'no call was sent on any of these answers',
+        );
+        n.infoAnswer = undefined;
+        assert.deepEqual(
+          (await c.app('shop').query('balance', {})).codeId,
+          CODE,
+          'then a good one',
+        );
+        await c.close();
+      });
+
+      it('a transact answer whose txid is not term.index, or without repeated, is a protocol fault', async () => {
+        const n = node();
+        n.transactAnswer = { txid: '1.x' };
+        const c = await open(n);
+        // The node's fault, not the caller's input: SCP_PROTOCOL (it was INVALID_INPUT).
+        await assert.rejects(c.app('shop').transact('pay', { amount: 1 }), (e: unknown) => {
+          assert.ok(code('SCP_PROTOCOL')(e), `a txid of 1.x: ${String(e)}`);
+          assert.match((e as Error).message, /txid that is not "term.index"/, 'named');
+          return true;
+        });
+        n.transactAnswer = { repeated: 'no' };
+        await assert.rejects(c.app('shop').transact('pay', { amount: 2 }), (e: unknown) => {
+          assert.ok(code('SCP_PROTOCOL')(e), `repeated of "no": ${String(e)}`);
+          assert.match((e as Error).message, /without repeated/, 'named');
+          return true;
+        });
+        await c.close();
+      });
+
+      it('a request id of 1 to 128 bytes and a salt of 32: others are refused before anything is sent', async () => {
+        const n = node();
+        const c = await open(n);
+        for (const requestId of ['', 'x'.repeat(129), 'é'.repeat(65)]) {
+          await assert.rejects(
+            c.app('shop').transact('pay', {}, { requestId }),
+            code('INVALID_INPUT'),
+            `request id of ${new TextEncoder().encode(requestId).length} bytes`,
+          );
+        }
+        for (const salt of [new Uint8Array(31), new Uint8Array(33)]) {
+          await assert.rejects(
+            c.app('shop').transact('pay', {}, { salt }),
+            code('INVALID_INPUT'),
+            `a claims salt of ${salt.length} bytes`,
+          );
+        }
+        assert.deepEqual(ops(n), [], 'nothing was sent');
+        const t = await c.app('shop').transact('pay', {}, { requestId: 'x'.repeat(128) });
+        assert.equal(t.requestId, 'x'.repeat(128), '128 bytes is accepted');
+        await c.close();
+      });
+
       it('an APP: clause refusing the code: rejected after app.info, nothing else sent', async () => {
         const n = node();
         const c = await open(n, { constraint: `${CONSTRAINT} APP:shop=${toHex(CODE2)}` });

@@ -95,6 +95,10 @@ export class FakeNode {
   receiptsFrom: KitService | undefined;
   /** Sign app.info with a flipped bit (a node lying about the code it runs). */
   badInfoSignature = false;
+  /** Fields that replace those of app.info's answer (a non-conforming node). */
+  infoAnswer: Record<string, unknown> | undefined;
+  /** Fields that replace those of a new transaction's answer (a non-conforming node). */
+  transactAnswer: Record<string, unknown> | undefined;
   /** What node.status says of lastSigned instead of the truth (a node rolled back). */
   statusLastSigned: number | undefined;
   /** Refuse new connections (the transport rejects) while true. */
@@ -237,7 +241,7 @@ export class FakeNode {
           this.kit.node.secret,
         );
         if (this.badInfoSignature) sig[5] = (sig[5] as number) ^ 1;
-        return ok({ app: name, codeId: app.codeId, index: 3, sig });
+        return ok({ app: name, codeId: app.codeId, index: 3, sig, ...this.infoAnswer });
       }
       case 'query':
       case 'transact': {
@@ -358,7 +362,7 @@ export class FakeNode {
       this.close(c, 'forged alert');
       return;
     }
-    return ok({ result, codeId, txid, repeated: false });
+    return ok({ result, codeId, txid, repeated: false, ...this.transactAnswer });
   }
 
   private signed(txid: string): boolean {

@@ -85,6 +85,13 @@ describe('the entry', () => {
     const other = nodeError('APP_ERROR', 'refused');
     assert.equal(other.code, 'APP_ERROR');
     assert.ok(!(other instanceof sdk.AppCallError));
+    // A code outside [A-Za-z0-9_.-] (no app can fail with one) is not read as the app's.
+    const odd = nodeError('APP_ERROR', 'the app refused the call: E!X: m');
+    assert.ok(!(odd instanceof sdk.AppCallError), 'an app code of other characters');
+    // A code outside the registry is the node's protocol fault, named with the code it sent.
+    const unknown = nodeError('NOT_A_CODE', 'whatever');
+    assert.equal(unknown.code, 'SCP_PROTOCOL', 'an unregistered code is not passed on');
+    assert.match(unknown.message, /unknown error code "NOT_A_CODE": whatever/, 'the code is named');
   });
 });
 

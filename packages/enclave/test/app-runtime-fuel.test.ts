@@ -5,6 +5,7 @@
  * steps over included — so one call's work is bounded by its fuel, whatever the table holds.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import {
   type AppRuntime,
@@ -103,6 +104,41 @@ async function fill(engine: LedgerEngine, values: [string, Uint8Array][], remove
   for (const k of remove) rm.remove('F', 't', te(k));
   await rm.commit();
 }
+
+/** The §11 cost table of docs/app-abi.md: `module.field` → base fuel, row for row. */
+function documentedBases(): Map<string, number> {
+  const doc = readFileSync(new URL('../../../docs/app-abi.md', import.meta.url), 'utf8');
+  const section = doc.slice(doc.indexOf('## 11. Fuel'), doc.indexOf('## 12. Limits'));
+  const fields = Object.keys(IMPORTS.cloister ?? {});
+  const out = new Map<string, number>();
+  for (const line of section.split('\n')) {
+    const row = /^\| (.+?) \| ([\d,]+) \| /.exec(line);
+    if (row?.[1] === undefined || row[2] === undefined) continue;
+    const base = Number(row[2].replaceAll(',', ''));
+    for (const [, name] of row[1].matchAll(/`([^`]+)`/g)) {
+      if (name === undefined) continue;
+      if (name.startsWith('env.')) out.set(name, base);
+      else if (name.endsWith('*')) {
+        for (const f of fields.filter((f) => f.startsWith(name.slice(0, -1)))) {
+          out.set(`cloister.${f}`, base);
+        }
+      } else out.set(`cloister.${name}`, base);
+    }
+  }
+  return out;
+}
+
+describe('fuel: the cost table is the documented one', () => {
+  test('every import has the base docs/app-abi.md §11 gives it, and every row is an import', () => {
+    const code = new Map<string, number>();
+    for (const [module, fields] of Object.entries(IMPORTS)) {
+      for (const [field, spec] of Object.entries(fields)) code.set(`${module}.${field}`, spec.cost);
+    }
+    const doc = documentedBases();
+    assert.ok(doc.size >= 30, `the §11 table was read (${doc.size} imports)`);
+    assert.deepEqual([...code].sort(), [...doc].sort(), 'IMPORTS bases and the §11 table differ');
+  });
+});
 
 describe('fuel: host functions pay their base however they are called', () => {
   test('ecdsa_verify through call_indirect pays its 100,000 base, as a direct call does', async () => {

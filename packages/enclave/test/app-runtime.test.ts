@@ -647,6 +647,17 @@ describe('app runtime: isolation', () => {
     assert.equal((await q(rt, 'get')).result, '1');
   });
 
+  test('named keys and request outcomes live in the reserved $keys and $requests (docs/app-abi.md §4.3)', async () => {
+    const { engine, rt } = await setup();
+    await tx(rt, 'sign');
+    await tx(rt, 'put', '1', { requestId: 'r' });
+    const enclave = engine.begin({ reserved: true });
+    assert.ok(enclave.get('A', '$keys', te('signer')), 'the key record is in $keys');
+    const outcome = new Uint8Array([...callerIdOf('A', ALICE), ...te('r')]);
+    assert.ok(enclave.get('A', '$requests', outcome), 'the outcome is in $requests');
+    enclave.abort();
+  });
+
   test('out-of-bounds pointers trap; the host never reads outside the module memory', async () => {
     const { rt } = await setup();
     for (const m of ['oobRead', 'oobWrite', 'oobCaller']) {
@@ -708,6 +719,22 @@ describe('app runtime: caps', () => {
     assert.match(bad.message, /not JSON text/);
     assert.doesNotMatch(bad.message, /at most/);
     assert.equal((await tx(rt, 'put', '"short"')).result, '"short"');
+  });
+
+  test('arguments of 1 MiB pass and one byte more is refused, by default (docs/app-abi.md §12)', async () => {
+    const { rt } = await setup();
+    // `get` ignores its arguments (the module's one page could not hold 1 MiB of them).
+    const get = (n: number) =>
+      rt.call({
+        app: 'A',
+        method: 'get',
+        kind: 'query',
+        caller: ALICE,
+        args: `"${'x'.repeat(n - 2)}"`,
+      });
+    const big = await rejects(get(1024 * 1024 + 1), CloisterError, 'INVALID_INPUT');
+    assert.match(big.message, /at most 1048576/, 'the default cap');
+    assert.equal((await get(1024 * 1024)).result, 'null', '1 MiB exactly is accepted');
   });
 
   test('arguments nested deeper than maxJsonDepth, or behind a byte-order mark, are refused by name', async () => {
@@ -923,6 +950,17 @@ describe('app runtime: ABI argument rules, each refused by name', () => {
           I.drop,
         ],
       },
+      // At page 0 (the module's one page of 64 KiB): the default cap, and one byte above it.
+      {
+        name: 'random64k',
+        kind: 'query',
+        body: [...i32(0), ...i32(65_536), ...k.call('random_bytes')],
+      },
+      {
+        name: 'random64k1',
+        kind: 'query',
+        body: [...i32(0), ...i32(65_537), ...k.call('random_bytes')],
+      },
       {
         name: 'random17',
         kind: 'query',
@@ -987,6 +1025,14 @@ describe('app runtime: ABI argument rules, each refused by name', () => {
     assert.deepEqual((await call(wide, 'notify')).notifications, ['{"n":1}']);
   });
 
+  test('random_bytes takes at most 64 KiB per call by default (docs/app-abi.md §12)', async () => {
+    const rt = await withRules();
+    const e = await rejects(call(rt, 'random64k1'), AbiError, 'APP_ABI');
+    assert.equal(e.message, 'random_bytes: at most 65536 bytes per call', 'one byte above');
+    // Last: it overwrites the module's strings with random bytes.
+    assert.equal((await call(rt, 'random64k')).result, 'null', '64 KiB exactly');
+  });
+
   test('route names: [A-Za-z0-9_.-] of at most 128 bytes, and at most maxRoutes routes', async () => {
     const { engine, rt } = await setup();
     for (const name of ['a b', 'a/b', 'é']) {
@@ -1006,6 +1052,31 @@ describe('app runtime: ABI argument rules, each refused by name', () => {
     });
     const e = await rejects(few.deploy('X', three), AbiError, 'APP_ABI');
     assert.equal(e.message, 'route: more than 2 routes');
+    // The default cap: 256 (docs/app-abi.md §12). The names `r0`.. sit 8 bytes apart (the kit's
+    // own layout, 256 bytes a name, would not fit 257 in its one page).
+    const routes = (n: number) => {
+      const ids = Array.from({ length: n }, (_, i) => i);
+      const routesBody = ids.flatMap((i) => {
+        const name = [...te(`r${i}`)];
+        const ptr = SCRATCH + i * 8;
+        const store = name.flatMap((b, j) => [...i32(ptr + j), ...i32(b), 0x3a, 0x00, 0x00]);
+        return [
+          ...store,
+          ...i32(0),
+          ...i32(ptr),
+          ...i32(name.length),
+          ...i32(i),
+          ...k.call('route'),
+        ];
+      });
+      return k.module({
+        routes: ids.map((i) => ({ name: `r${i}`, kind: 'query' as const, body: [] })),
+        routesBody,
+      });
+    };
+    await rt.deploy('Z', routes(256));
+    const over = await rejects(rt.deploy('Z2', routes(257)), AbiError, 'APP_ABI');
+    assert.equal(over.message, 'route: more than 256 routes', 'the default cap');
   });
 
   test('a caller that is not a 65-byte identity key is refused before the module runs', async () => {

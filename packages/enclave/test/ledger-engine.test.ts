@@ -382,6 +382,51 @@ describe('ledger engine: transactions', () => {
     assert.equal(engine.index, 1);
   });
 
+  test('set keeps its own copy of the value: the caller changing its bytes later changes nothing', async () => {
+    const { engine } = await fresh();
+    const tx = engine.begin();
+    const value = te('before');
+    tx.set('a', 't', te('k'), value);
+    value.set(te('AFTER!'));
+    assert.deepEqual(tx.get('a', 't', te('k')), te('before'), 'the buffered write is a copy');
+    await tx.commit();
+    assert.deepEqual(engine.at().get('a', 't', te('k')), te('before'), 'the committed value');
+  });
+
+  test('a key or value that is not a Uint8Array is INVALID_INPUT in every call', async () => {
+    const { engine } = await fresh();
+    const tx = engine.begin();
+    const bad = { code: 'INVALID_INPUT' };
+    const text = 'k' as unknown as Uint8Array;
+    assert.throws(() => tx.get('a', 't', text), bad, 'get');
+    assert.throws(() => tx.version('a', 't', text), bad, 'version');
+    assert.throws(() => tx.set('a', 't', text, te('v')), bad, 'set of a key');
+    assert.throws(() => tx.set('a', 't', te('k'), text), bad, 'set of a value');
+    assert.throws(() => tx.remove('a', 't', text), bad, 'remove');
+    tx.abort();
+  });
+
+  test('names: ledger ids of 1 to 64 and table names of 1 to 255 UTF-8 bytes, without NUL', async () => {
+    const { engine } = await fresh();
+    const tx = engine.begin();
+    const bad = { code: 'INVALID_INPUT' };
+    tx.set('l'.repeat(64), 't'.repeat(255), te('k'), te('v'));
+    assert.throws(() => tx.set('l'.repeat(65), 't', te('k'), te('v')), bad, '65-byte ledger id');
+    assert.throws(() => tx.get('l'.repeat(65), 't', te('k')), bad, '65-byte ledger id read');
+    assert.throws(() => tx.set('a', 't'.repeat(256), te('k'), te('v')), bad, '256-byte table');
+    assert.throws(() => tx.get('a', 't'.repeat(256), te('k')), bad, '256-byte table read');
+    assert.throws(() => tx.set('a\u0000b', 't', te('k'), te('v')), bad, 'NUL in a ledger id');
+    assert.throws(() => tx.set('a', 't\u0000u', te('k'), te('v')), bad, 'NUL in a table name');
+    assert.throws(() => tx.get('a', '\u0000catalogue', te('k')), bad, 'an internal trie name');
+    assert.throws(() => tx.set('', 't', te('k'), te('v')), bad, 'an empty ledger id');
+    assert.throws(() => tx.set('a', '', te('k'), te('v')), bad, 'an empty table name');
+    await tx.commit();
+    const view = engine.at();
+    assert.deepEqual(view.get('l'.repeat(64), 't'.repeat(255), te('k')), te('v'), 'longest names');
+    assert.throws(() => view.get('l'.repeat(65), 't', te('k')), bad, 'a view refuses it too');
+    assert.throws(() => view.list('a', 't\u0000u'), bad, 'a view lists no NUL table');
+  });
+
   test('caps: keys, bytes, key size and value size, each a named error; nothing written', async () => {
     const limits = { maxKeys: 3, maxBytes: 40, maxKeyBytes: 8, maxValueBytes: 16 };
     const { store, engine } = await fresh({ limits });
@@ -536,6 +581,14 @@ describe('ledger engine: reserved tables, cursors, proofs', () => {
     flipped[20] = (flipped[20] ?? 0) ^ 1;
     assert.throws(() => view.list('a', 't', { cursor: flipped }), CursorError);
     assert.throws(() => view.list('a', 't', { cursor: cursor.subarray(1) }), CursorError);
+    // The format byte is outside the MAC: only the format check refuses another format.
+    const otherFormat = Uint8Array.from(cursor);
+    otherFormat[0] = 2;
+    assert.throws(
+      () => view.list('a', 't', { cursor: otherFormat }),
+      CursorError,
+      'a cursor of another format is refused',
+    );
     assert.throws(() => view.list('a', 't', { limit: 1001 }), { code: 'INVALID_INPUT' });
     // Nor a page (or a history) of no entries, or of a fraction of one.
     const limitError = {

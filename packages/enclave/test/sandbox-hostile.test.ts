@@ -95,6 +95,24 @@ describe('sandbox: hostile modules', () => {
     normalCallWorks();
   });
 
+  test('an endless start function stops at the default start fuel (docs/sandbox.md §4)', () => {
+    const spinner = deploy(wasm({ funcs: [{ body: code(loop(), br(0), I.end) }], start: 0 }));
+    assert.throws(
+      () => instantiate(spinner, noImports),
+      (e: unknown) => {
+        assert.ok(e instanceof FuelExhaustedError, `expected FuelExhaustedError, got ${e}`);
+        assert.equal(e.fuelLimit, 10_000_000, 'the default start fuel');
+        return true;
+      },
+    );
+    assert.throws(
+      () => instantiate(spinner, noImports, { startFuel: 1000 }),
+      (e: unknown) => e instanceof FuelExhaustedError && e.fuelLimit === 1000,
+      'a start fuel of its own',
+    );
+    normalCallWorks();
+  });
+
   test('memory bomb: memory.grow in a loop stops at the cap, then out of fuel', () => {
     const bomb = deploy(
       wasm({

@@ -169,6 +169,43 @@ describe('sandbox instrumentation', () => {
     assert.equal(fuelWith(100) - fuelWith(0), 200);
   });
 
+  test('instructions cost what the cost table says (docs/sandbox.md)', () => {
+    const fuelOf = (...body: (number | readonly number[])[]): number => {
+      const bytes = wasm({
+        memory: [0x00, 1],
+        table: [0x00, 1],
+        elements: [1],
+        funcs: [{ body: code(...body), export: 'run' }, { body: [] }],
+      });
+      return instantiate(instrumentModule(bytes), () => ({})).call('run', [], 1e6).fuelUsed;
+    };
+    const base = fuelOf();
+    const cost = (...body: (number | readonly number[])[]): number => fuelOf(...body) - base;
+    assert.equal(cost(call(1)), 5, 'call (of an empty function)');
+    assert.equal(cost(i32(0), I.drop), 2, 'a constant and a drop');
+    assert.equal(cost(i32(0), I.memoryGrow, I.drop), 1 + 10 + 1, 'memory.grow of 0 pages');
+    assert.equal(cost(i32(0), I.i32Load, I.drop), 1 + 2 + 1, 'a load');
+    assert.equal(cost(i32(6), i32(3), I.i32Mul, I.drop), 1 + 1 + 3 + 1, 'a multiply');
+    assert.equal(cost(i32(6), i32(3), I.i32DivU, I.drop), 1 + 1 + 10 + 1, 'a divide');
+    // call_indirect (type 0, table 0) of the empty function at slot 0.
+    assert.equal(cost(i32(0), 0x11, 0, 0), 1 + 10, 'call_indirect');
+    // block; br_table with one target and a default, both the block; end.
+    assert.equal(cost(block(), i32(0), 0x0e, 1, 0, 0, I.end), 1 + 3, 'br_table');
+  });
+
+  test('an untaken if arm that reaches ARM_CHARGE_MIN with its nested arms costs nothing', () => {
+    const pairs = (n: number): number[] =>
+      code(...Array.from({ length: n }, () => [...i32(1), I.drop]));
+    // The outer arm: 10 units of its own and a nested arm of 100; 112 in all, above 64.
+    const fuelOf = (arm: number[]): number => {
+      const body = code(get(0), if_(), arm, I.end);
+      const bytes = wasm({ funcs: [{ params: [T.i32], body, export: 'run' }] });
+      return instantiate(instrumentModule(bytes), () => ({})).call('run', [0], 1e6).fuelUsed;
+    };
+    const big = code(pairs(5), i32(0), if_(), pairs(50), I.end);
+    assert.equal(fuelOf(big), fuelOf([]), 'the untaken arm was charged');
+  });
+
   test('table.grow and table.fill are charged per element; the table cap holds', () => {
     const nullRef = [0xd0, 0x70];
     const bytes = wasm({

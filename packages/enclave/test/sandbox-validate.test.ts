@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { Reader } from '../src/apps/sandbox/bytes.js';
 import {
   instantiate,
   instrumentModule,
@@ -111,6 +112,52 @@ describe('sandbox validation', () => {
     refuses(relaxed, UnsupportedFeatureError, /relaxed SIMD/);
   });
 
+  test('a memory index other than 0 in a memarg or a bulk memory instruction is multi-memory', () => {
+    const withMemory = (...body: (number | readonly number[])[]): Uint8Array =>
+      wasm({ memory: [0x00, 1], funcs: [{ body: code(...body) }] });
+    // memory.copy dst src, memory.fill mem: the same instructions on memory 0 pass.
+    validateModule(withMemory(i32(0), i32(0), i32(0), 0xfc, ...uleb(10), 0, 0), none);
+    validateModule(withMemory(i32(0), i32(0), i32(0), 0xfc, ...uleb(11), 0), none);
+    refuses(
+      withMemory(i32(0), i32(0), i32(0), 0xfc, ...uleb(10), 1, 0),
+      UnsupportedFeatureError,
+      /multi-memory/,
+    );
+    refuses(
+      withMemory(i32(0), i32(0), i32(0), 0xfc, ...uleb(10), 0, 1),
+      UnsupportedFeatureError,
+      /multi-memory/,
+    );
+    refuses(
+      withMemory(i32(0), i32(0), i32(0), 0xfc, ...uleb(11), 1),
+      UnsupportedFeatureError,
+      /multi-memory/,
+    );
+    // i32.load with bit 6 of the alignment set: align 2, memory 1, offset 0.
+    refuses(withMemory(i32(0), 0x28, 0x42, 1, 0, I.drop), UnsupportedFeatureError, /multi-memory/);
+  });
+
+  test('LEB128 integers: too long, too large or past the end is malformed, by name', () => {
+    const u32 = (...b: number[]): number => new Reader(Uint8Array.from(b)).u32();
+    assert.equal(u32(0xff, 0xff, 0xff, 0xff, 0x0f), 2 ** 32 - 1, 'the largest u32');
+    assert.equal(u32(0x80, 0x80, 0x80, 0x80, 0x00), 0, 'five bytes, padded: allowed');
+    assert.throws(() => u32(0xff, 0xff, 0xff, 0xff, 0x1f), /too large/, 'a 33rd bit set');
+    assert.throws(() => u32(0x80, 0x80, 0x80, 0x80, 0x80, 0x00), /too long/, 'six bytes');
+    assert.throws(() => u32(0x80), /unexpected end/, 'cut in the middle');
+    const s32 = (...b: number[]): number => {
+      const r = new Reader(Uint8Array.from(b));
+      r.skipSigned(32);
+      return r.pos;
+    };
+    assert.equal(s32(0x80, 0x80, 0x80, 0x80, 0x78), 5, 'the lowest i32: sign bits all set');
+    assert.equal(s32(0xff, 0xff, 0xff, 0xff, 0x07), 5, 'the highest i32: sign bits all clear');
+    assert.throws(() => s32(0x80, 0x80, 0x80, 0x80, 0x10), /too large/, 'unused bits not the sign');
+    assert.throws(() => s32(0x80, 0x80, 0x80, 0x80, 0x80, 0x00), /too long/, 'a signed six bytes');
+    const r = new Reader(Uint8Array.of(1, 2, 3, 4), 0, 3);
+    assert.throws(() => r.take(4), /run past the end/, 'one byte past the end');
+    assert.deepEqual(r.take(3), Uint8Array.of(1, 2, 3), 'up to the end exactly');
+  });
+
   test('fixed-width SIMD is accepted and metered', () => {
     // v128.const 0x01 x16; i32x4.extract_lane 0
     const simd = ok(code(0xfd, ...uleb(12), ...new Array(16).fill(1), 0xfd, ...uleb(27), 0));
@@ -205,6 +252,24 @@ describe('sandbox validation', () => {
     assert.throws(
       () => validateModule(ok(), { ...none, maxModuleBytes: 10 }),
       /exceeds the cap of 10/,
+    );
+    // The default cap: 8 MiB (docs/sandbox.md §4), a custom section filling the rest.
+    const sized = (total: number): Uint8Array => {
+      const head = ok();
+      const pad = (n: number) => [0x00, ...uleb(n), 0x00]; // id 0, size, empty name
+      let body = total - head.length - pad(0).length;
+      while (head.length + pad(body).length + body - 1 > total) body--;
+      const section = Uint8Array.from(pad(body));
+      const out = new Uint8Array(head.length + section.length + body - 1);
+      out.set(head);
+      out.set(section, head.length);
+      return out;
+    };
+    validateModule(sized(8 * 1024 * 1024), none);
+    assert.throws(
+      () => validateModule(sized(8 * 1024 * 1024 + 1), none),
+      /exceeds the cap of 8388608/,
+      'one byte above the default cap',
     );
   });
 

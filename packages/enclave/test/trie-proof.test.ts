@@ -15,6 +15,7 @@ import {
 } from '@cloister/core';
 import fc from 'fast-check';
 import { encodeStateProof } from '../src/ledger/ledger/format.js';
+import { comparePaths, firstAtOrAfter, nextPath } from '../src/ledger/ledger/walk.js';
 import { EMPTY_ROOT } from '../src/ledger/trie/node.js';
 import { createTrie, type Trie, type TrieOp } from '../src/ledger/trie/trie.js';
 import { hex, memorySource, pathArb, pathOf, saltOf } from './ledger-helpers.js';
@@ -166,6 +167,33 @@ describe('trie proofs verified by @cloister/core', () => {
       ok: false,
       reason: 'root-mismatch',
     });
+  });
+});
+
+describe('ordered walk over proofs (ledger/walk.ts)', () => {
+  test('firstAtOrAfter is the smallest path >= the target: an exact hit, the next one, or none', () => {
+    fc.assert(
+      fc.property(setArb, fc.array(pathArb, { maxLength: 5 }), (paths, others) => {
+        const { trie, root } = table(paths);
+        const sorted = [...paths].sort(comparePaths);
+        const want = (t: Uint8Array) => sorted.find((p) => comparePaths(p, t) >= 0);
+        const targets = [new Uint8Array(32), ...paths, ...others];
+        for (const p of paths) {
+          const next = nextPath(p);
+          if (next) targets.push(next);
+        }
+        for (const t of targets) {
+          const got = firstAtOrAfter((q) => trie.prove(root, q), t);
+          const expected = want(t);
+          assert.equal(
+            got && hex(got),
+            expected && hex(expected),
+            `first path at or after ${hex(t)} of ${paths.length}`,
+          );
+        }
+      }),
+      { numRuns: 60 },
+    );
   });
 });
 

@@ -105,3 +105,32 @@ test('an array from the enclave over MAX_BATCH_FRAMES is one malformed message',
     [0],
   );
 });
+
+test('a sync call is answered once: a second reply, or one after close, sends nothing', () => {
+  const replies: unknown[] = [];
+  const listeners = new Map<string, (m: unknown) => void>();
+  const syncPort = {
+    on: (event: string, f: (m: unknown) => void) => listeners.set(event, f),
+    postMessage: (m: unknown) => replies.push(m),
+    close: () => {},
+  };
+  const worker = { postMessage: () => {}, on: () => {} };
+  const signal = new Int32Array(new SharedArrayBuffer(4));
+  const port = createWorkerHostPort(
+    worker as unknown as Worker,
+    syncPort as unknown as MessagePort,
+    signal,
+  );
+  const answer: ((reply: Uint8Array) => void)[] = [];
+  port.onSyncCall((_request, reply) => answer.push(reply));
+  listeners.get('message')?.(Uint8Array.of(1));
+  listeners.get('message')?.(Uint8Array.of(2));
+  answer[0]?.(Uint8Array.of(7));
+  answer[0]?.(Uint8Array.of(8));
+  assert.deepEqual(replies, [Uint8Array.of(7)], 'one reply per call');
+  assert.equal(Atomics.load(signal, 0), SYNC_SIGNAL.REPLIED, 'the signal says REPLIED');
+  port.close();
+  answer[1]?.(Uint8Array.of(9));
+  assert.deepEqual(replies, [Uint8Array.of(7)], 'no reply after close');
+  assert.equal(Atomics.load(signal, 0), SYNC_SIGNAL.CLOSED, 'the signal stays CLOSED');
+});

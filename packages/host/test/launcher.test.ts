@@ -11,6 +11,7 @@ import {
 import { CloisterError, fromHex, fromUtf8, utf8 } from '@cloister/core';
 import {
   createWorkerHostPort,
+  DEFAULT_RESOURCE_LIMITS,
   EnclaveFailedError,
   type EnclaveWorker,
   type LaunchOptions,
@@ -144,6 +145,69 @@ describe('calls through the real shim (probe enclave)', () => {
     });
     await exited;
     assert.equal(dropped, 9);
+  });
+});
+
+/** The exit code of raw `code` run by the launcher (it exits as soon as it has looked). */
+async function exitCodeOf(code: string, extra: Partial<LaunchOptions> = {}): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    launchEnclaveWorker({
+      code: utf8(code),
+      ocalls: {},
+      onExit: (i) => resolve(i.exitCode),
+      ...extra,
+    }).catch(reject);
+  });
+}
+
+describe('what the worker gets', () => {
+  // Exit code bits: 1 an environment, 2 Node flags, 4 heap limits other than `want`.
+  const look = (want: object): string => `
+    const { resourceLimits } = require('node:worker_threads');
+    const want = ${JSON.stringify(want)};
+    let bad = 0;
+    if (Object.keys(process.env).length !== 0) bad |= 1;
+    if (process.execArgv.length !== 0) bad |= 2;
+    for (const [k, v] of Object.entries(want)) if (resourceLimits[k] !== v) bad |= 4;
+    process.exit(bad);`;
+
+  test('an empty environment, no Node flags, and DEFAULT_RESOURCE_LIMITS unless overridden', async () => {
+    const bits = (n: number) => `exit code ${n}: 1 env, 2 flags, 4 limits`;
+    const n = await exitCodeOf(look(DEFAULT_RESOURCE_LIMITS));
+    assert.equal(n, 0, bits(n));
+    const m = await exitCodeOf(look({ ...DEFAULT_RESOURCE_LIMITS, stackSizeMb: 8 }), {
+      resourceLimits: { stackSizeMb: 8 },
+    });
+    assert.equal(m, 0, `an override of one limit keeps the others: ${bits(m)}`);
+  });
+
+  test("enclave output never reaches the host's own stdout or stderr", async () => {
+    const marker = 'cloister-enclave-output-marker';
+    const seen: string[] = [];
+    const out = process.stdout.write;
+    const err = process.stderr.write;
+    const spy = (orig: typeof out) =>
+      function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]): boolean {
+        if (String(chunk).includes(marker)) {
+          seen.push(String(chunk));
+          return true;
+        }
+        return (orig as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+      };
+    process.stdout.write = spy(out) as typeof out;
+    process.stderr.write = spy(err) as typeof err;
+    try {
+      let dropped = 0;
+      const code = `process.stdout.write('${marker}'); process.stderr.write('${marker}');`;
+      assert.equal(await exitCodeOf(code, { onOutputDropped: (b) => (dropped += b) }), 0);
+      // A few turns for a pipe to the host's streams, had there been one, to deliver.
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+      assert.deepEqual(seen, [], 'enclave output was forwarded to the host');
+      assert.equal(dropped, 2 * marker.length, 'both writes were counted and dropped');
+    } finally {
+      process.stdout.write = out;
+      process.stderr.write = err;
+    }
   });
 });
 
@@ -293,6 +357,35 @@ describe('the worker stops', () => {
       isFailed(e);
     }
     assert.ok(exited);
+  });
+
+  test('a worker that stops before it starts rejects the launch, by the time it has exited', async () => {
+    let exited!: (code: number) => void;
+    const exit = new Promise<number>((r) => {
+      exited = r;
+    });
+    // A 1 MiB heap: the worker cannot finish starting.
+    const launching = launchEnclaveWorker({
+      code: utf8('1'),
+      ocalls: {},
+      resourceLimits: { maxOldGenerationSizeMb: 1, maxYoungGenerationSizeMb: 1 },
+      onExit: (i) => exited(i.exitCode),
+    });
+    const settled = launching.then(
+      (w) => {
+        void w.terminate();
+        return 'started';
+      },
+      (e: unknown) => e,
+    );
+    await exit;
+    // The rejection follows the exit within the same turn (promise jobs, no timer).
+    const outcome = await Promise.race([
+      settled,
+      new Promise((r) => setImmediate(() => r('still pending after the exit'))),
+    ]);
+    assert.ok(isFailed(outcome), `the launch: ${String(outcome)}`);
+    assert.match((outcome as Error).message, /stopped before it started/, 'named');
   });
 
   test('code that is not UTF-8 is refused before any worker starts', async () => {
