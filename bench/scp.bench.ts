@@ -382,12 +382,9 @@ async function startScpNode(root: string): Promise<ScpNode> {
 
 // ---- where the CPU goes (Linux /proc) -----------------------------------------------------
 
-/**
- * CPU ticks of each thread of process `pid` (user + system, or system only); empty where /proc
- * is absent.
- */
-function threadTicks(pid: number, systemOnly = false): Map<number, number> {
-  const out = new Map<number, number>();
+/** CPU ticks of each thread of process `pid`: user + system, and system; empty where /proc is absent. */
+function threadTicks(pid: number): Map<number, { all: number; system: number }> {
+  const out = new Map<number, { all: number; system: number }>();
   const dir = `/proc/${pid}/task`;
   if (!existsSync(dir)) return out;
   for (const tid of readdirSync(dir)) {
@@ -395,7 +392,8 @@ function threadTicks(pid: number, systemOnly = false): Map<number, number> {
       const stat = readFileSync(`${dir}/${tid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       // utime, stime (fields 14, 15)
-      out.set(Number(tid), (systemOnly ? 0 : Number(f[11])) + Number(f[12]));
+      const system = Number(f[12]);
+      out.set(Number(tid), { all: Number(f[11]) + system, system });
     } catch {
       // the thread ended
     }
@@ -413,23 +411,20 @@ async function cpuPerCall(
   calls: number,
   run: () => Promise<unknown>,
 ): Promise<{ all: Record<string, number>; system: Record<string, number> }> {
-  const ticks = (sys: boolean) => ({
-    node: threadTicks(nodePid, sys),
-    self: threadTicks(process.pid, sys),
-  });
-  const a = { all: ticks(false), sys: ticks(true) };
+  const a = { node: threadTicks(nodePid), self: threadTicks(process.pid) };
   await run();
-  const b = { all: ticks(false), sys: ticks(true) };
+  const b = { node: threadTicks(nodePid), self: threadTicks(process.pid) };
+  type Ticks = Map<number, { all: number; system: number }>;
   const tick = 1e6 / 100; // µs per clock tick (USER_HZ 100)
-  const delta = (x: Map<number, number>, y: Map<number, number>) =>
-    [...y].map(([tid, t]) => ({ tid, d: (t - (x.get(tid) ?? 0)) * tick }));
+  const delta = (x: Ticks, y: Ticks, k: 'all' | 'system') =>
+    [...y].map(([tid, t]) => ({ tid, d: (t[k] - (x.get(tid)?.[k] ?? 0)) * tick }));
   // The enclave worker: the node's busiest thread but its main one, by all CPU.
-  const workerTid = delta(a.all.node, b.all.node)
+  const workerTid = delta(a.node, b.node, 'all')
     .filter((t) => t.tid !== nodePid)
     .sort((p, q) => q.d - p.d)[0]?.tid;
-  const split = (x: ReturnType<typeof ticks>, y: ReturnType<typeof ticks>) => {
-    const node = delta(x.node, y.node);
-    const self = delta(x.self, y.self);
+  const split = (k: 'all' | 'system') => {
+    const node = delta(a.node, b.node, k);
+    const self = delta(a.self, b.self, k);
     const of = (xs: { tid: number; d: number }[], tid: number | undefined) =>
       xs.find((t) => t.tid === tid)?.d ?? 0;
     const host = of(node, nodePid);
@@ -444,7 +439,7 @@ async function cpuPerCall(
       'bench-other': (all(self) - main) / calls,
     };
   };
-  return { all: split(a.all, b.all), system: split(a.sys, b.sys) };
+  return { all: split('all'), system: split('system') };
 }
 
 function cpuInfo(name: string, c: Record<string, number>): void {

@@ -17,7 +17,7 @@ import {
   claimsRequest,
   InvalidInputError,
   isCloisterError,
-  parseTxid,
+  isTxid,
   ScpError,
   type ScpSession,
   utf8,
@@ -183,9 +183,7 @@ export class AppClient {
       );
       const { txid, repeated } = a.result;
       if (typeof txid !== 'string') throw protocol('the node answered transact without a txid');
-      try {
-        parseTxid(txid);
-      } catch {
+      if (!isTxid(txid)) {
         throw protocol('the node answered transact with a txid that is not "term.index"');
       }
       if (typeof repeated !== 'boolean')

@@ -16,6 +16,7 @@ import {
   formatTxid,
   InvalidInputError,
   isCloisterError,
+  isTxid,
   type PlatformVerifier,
   parseConstraint,
   parseTxid,
@@ -181,17 +182,6 @@ export const CONSISTENCY_TIMEOUT_MS = 5_000;
 const RECEIPT_LAST_POLL_MS = 250;
 
 /** A client connected to one node; its calls survive reconnects. */
-/** A transaction id as the node must give one: text of the form term.index (parseTxid). */
-function isTxid(v: unknown): v is string {
-  if (typeof v !== 'string') return false;
-  try {
-    parseTxid(v);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export class Client {
   /** The SCP endpoint (the key of this URL's pin). */
   readonly url: string;

@@ -125,6 +125,7 @@ export {
   formatTxid,
   type HashedEntry,
   indexOfKey,
+  isTxid,
   type LeafFields,
   LOG_TERM,
   type LogEntry,

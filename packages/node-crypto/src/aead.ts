@@ -16,18 +16,10 @@ const TAG_BYTES = AEAD_TAG_BYTES;
  */
 function join(prefix: Uint8Array, head: Uint8Array, tail: Uint8Array, tag: Uint8Array): Uint8Array {
   const out = new Uint8Array(prefix.length + head.length + tail.length + tag.length);
-  let at = 0;
-  if (prefix.length > 0) {
-    out.set(prefix, 0);
-    at = prefix.length;
-  }
-  out.set(head, at);
-  at += head.length;
-  if (tail.length > 0) {
-    out.set(tail, at);
-    at += tail.length;
-  }
-  out.set(tag, at);
+  out.set(prefix, 0);
+  out.set(head, prefix.length);
+  out.set(tail, prefix.length + head.length);
+  out.set(tag, prefix.length + head.length + tail.length);
   return out;
 }
 

@@ -84,4 +84,4 @@ export {
   signedRootOf,
   storedRootChanged,
 } from './rollback.js';
-export { formatTxid, parseTxid } from './txid.js';
+export { formatTxid, isTxid, parseTxid } from './txid.js';

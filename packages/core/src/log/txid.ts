@@ -27,3 +27,14 @@ export function parseTxid(s: string): { term: number; index: number } {
   }
   return { term, index };
 }
+
+/** True when `v` is a transaction id as parseTxid reads one (text of the form "term.index"). */
+export function isTxid(v: unknown): v is string {
+  if (typeof v !== 'string') return false;
+  try {
+    parseTxid(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
