@@ -11,6 +11,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
+import { shareKeyOf } from '../src/node/client-key.js';
 import { createLogger } from '../src/node/logger.js';
 import { createNodeMetrics, type NodeMetrics } from '../src/node/metrics.js';
 import {
@@ -19,7 +20,6 @@ import {
   RELAY_QUANTUM,
   type ScpEnclave,
   type ScpRelayLimits,
-  shareKeyOf,
 } from '../src/node/scp-relay.js';
 
 /** A gated enclave: frames are recorded by their first byte when issued and settle on `next`. */

@@ -43,7 +43,6 @@ import type { Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
 import { createRelayShare, type Lane } from './relay-share.js';
 
-export { shareKeyOf } from './client-key.js';
 export { RELAY_BYTES_PER_MS, RELAY_QUANTUM } from './relay-share.js';
 
 export const SCP_PATH = '/v1/scp';
