@@ -575,6 +575,54 @@ describe('app runtime: request ids', () => {
     assert.deepEqual([again.repeated, again.result, again.txid], [true, '"stored"', txid]);
   });
 
+  test('a retry is answered from its outcome before the current code is checked (upgrades, limits)', async () => {
+    const { engine, rt } = await setup();
+    const first = await tx(rt, 'put', '"one"', { requestId: 'r-up' });
+    const index = engine.index;
+    const repeatsFirst = async (r: AppRuntime, what: string) => {
+      const again = await tx(r, 'put', '"one"', { requestId: 'r-up' });
+      assert.deepEqual(
+        [again.repeated, again.result, again.txid, again.codeId],
+        [true, '"one"', first.txid, first.codeId],
+        what,
+      );
+    };
+    // v2 made `put` a query: the retry still learns that its transaction committed.
+    const v2 = kit.module({
+      locals: [T.i32],
+      routes: [
+        { name: 'get', kind: 'query', body: read },
+        { name: 'put', kind: 'query', body: read },
+      ],
+    });
+    rt.install(await rt.prepare('A', v2));
+    assert.notEqual(rt.app('A')?.codeId, first.codeId);
+    await repeatsFirst(rt, 'put became a query');
+    // A new request meets the current code's checks, and reusing the id for another call is
+    // still refused.
+    await rejects(tx(rt, 'put', '"one"', { requestId: 'r-new' }), MethodKindError);
+    await assert.rejects(tx(rt, 'put', '"two"', { requestId: 'r-up' }), RequestIdReusedError);
+    // v3 has no `put` at all.
+    rt.install(
+      await rt.prepare(
+        'A',
+        kit.module({ locals: [T.i32], routes: [{ name: 'get', kind: 'query', body: read }] }),
+      ),
+    );
+    await repeatsFirst(rt, 'put was removed');
+    await rejects(tx(rt, 'put', '"one"', { requestId: 'r-new' }), MethodUnknownError);
+    // A runtime whose argument limit the first call's arguments now exceed.
+    const strict = createAppRuntime({ engine, limits: { maxArgsBytes: 2 } });
+    await strict.deploy('A', app);
+    await repeatsFirst(strict, 'the arguments are over the new limit');
+    await rejects(
+      tx(strict, 'put', '"one"', { requestId: 'r-new' }),
+      CloisterError,
+      'INVALID_INPUT',
+    );
+    assert.equal(engine.index, index, 'nothing committed');
+  });
+
   test('a failed transaction stores no outcome: its retry runs', async () => {
     const { rt } = await setup();
     await rejects(tx(rt, 'putThenTrap', '"x"', { requestId: 'r-2' }), AppTrapError);

@@ -447,9 +447,64 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
     };
   }
 
+  /**
+   * The stored first outcome of (caller, request id) on `app`, read in `tx`, answered as a
+   * repeat; undefined when the request has none. RequestIdReusedError when the stored call was
+   * another method or other argument bytes (`method`, `args` as sent).
+   */
+  function storedOutcome(
+    tx: Transaction,
+    d: Installed,
+    app: string,
+    reqKey: Uint8Array,
+    method: string,
+    args: Uint8Array,
+  ): AppCallResult | undefined {
+    // The first outcome, and the commit that stored it: the request's transaction (a
+    // $requests entry is written once, by that transaction, and never rewritten).
+    const stored = tx.version(app, REQUESTS_TABLE, reqKey);
+    if (stored?.value === undefined) return undefined;
+    const { result, notifications, codeId, call } = decodeOutcome(stored.value);
+    // Outcomes stored before the call digest was kept have none: answered as before.
+    if (call !== undefined && call !== callDigest(method, args)) {
+      throw new RequestIdReusedError(app, txidAt(stored.index));
+    }
+    return {
+      result,
+      notifications,
+      txid: txidAt(stored.index),
+      repeated: true,
+      fuelUsed: 0,
+      codeId: codeId ?? d.info.codeId,
+    };
+  }
+
+  /**
+   * A retried transaction is answered from its stored outcome before the checks of the code it
+   * would run now: after an upgrade renamed its method, made it a query, or tightened the
+   * argument limits, the retry of a request that committed must still learn that it did, not
+   * get an error that reads as "not applied" (docs/app-abi.md §5.3).
+   */
+  function repeatedEarly(request: AppCall, d: Installed): AppCallResult | undefined {
+    const { requestId } = request;
+    if (request.kind !== 'transaction' || requestId === undefined) return undefined;
+    if (typeof request.method !== 'string' || typeof request.args !== 'string') return undefined;
+    if (!(request.caller instanceof Uint8Array) || request.caller.length !== 65) return undefined;
+    checkRequestId(requestId);
+    const reqKey = requestKey(callerIdOf(request.app, request.caller), requestId);
+    const tx = engine.begin({ reserved: true });
+    try {
+      return storedOutcome(tx, d, request.app, reqKey, request.method, utf8(request.args));
+    } finally {
+      tx.abort();
+    }
+  }
+
   async function call(request: AppCall): Promise<AppCallResult> {
     const d = apps.get(request.app);
     if (d === undefined) throw new AppNotFoundError(String(request.app));
+    const early = repeatedEarly(request, d);
+    if (early !== undefined) return early;
     const route = d.routes.get(request.method);
     if (route === undefined) {
       throw new MethodUnknownError(request.app, String(request.method), [...d.routes.values()]);
@@ -523,24 +578,12 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
       const tx = engine.begin({ reserved: true });
       try {
         if (reqKey !== undefined) {
-          // The first outcome, and the commit that stored it: the request's transaction (a
-          // $requests entry is written once, by that transaction, and never rewritten).
-          const stored = tx.version(request.app, REQUESTS_TABLE, reqKey);
-          if (stored?.value !== undefined) {
+          // Again inside the transaction: another call with this request id may have committed
+          // since repeatedEarly looked (a conflict then retries into this answer).
+          const repeated = storedOutcome(tx, d, request.app, reqKey, route.name, args);
+          if (repeated !== undefined) {
             tx.abort();
-            const { result, notifications, codeId, call } = decodeOutcome(stored.value);
-            // Outcomes stored before the call digest was kept have none: answered as before.
-            if (call !== undefined && call !== callDigest(route.name, args)) {
-              throw new RequestIdReusedError(request.app, txidAt(stored.index));
-            }
-            return {
-              result,
-              notifications,
-              txid: txidAt(stored.index),
-              repeated: true,
-              fuelUsed: 0,
-              codeId: codeId ?? d.info.codeId,
-            };
+            return repeated;
           }
         }
         const code = options.currentCode?.(tx, request.app);
