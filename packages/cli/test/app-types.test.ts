@@ -6,7 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,8 +23,9 @@ import { type Client, connect, generateIdentity, type QueryResult } from '@clois
 import { toHex } from '@cloister/core';
 import { createLogger, loadOrCreateOperatorKey, type RunningNode, startNode } from '@cloister/host';
 import { testBuild } from '../../host/test/helpers.js';
-import { buildApp } from '../src/commands/app-build.js';
+import { type AppManifest, buildApp } from '../src/commands/app-build.js';
 import { deployApp } from '../src/commands/app-deploy.js';
+import { generateTypes, readManifest } from '../src/commands/app-types.js';
 
 const entry = fileURLToPath(new URL('./fixtures/run.ts', import.meta.url));
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -189,5 +198,93 @@ token.steal();
     const stale = await cli(['app', 'types', project]);
     assert.equal(stale.code, 2);
     assert.match(stale.err, /does not describe .*app\.wasm.*run `cloister app build .*again/);
+  });
+});
+
+describe('app types: the manifest read and the stubs written', () => {
+  const manifest = (over: Record<string, unknown>) => ({
+    abi: 1,
+    codeId: 'ab'.repeat(32),
+    module: 'app.wasm',
+    bytes: 1,
+    methods: [{ name: 'get', kind: 'query' }],
+    compiler: 'assemblyscript 0.0.0',
+    ...over,
+  });
+  /** A project folder holding only build/app.manifest.json with `m` (no module beside it). */
+  const projectWith = (m: unknown): string => {
+    const dir = mkdtempSync(join(tmp, 'manifest-'));
+    mkdirSync(join(dir, 'build'));
+    writeFileSync(join(dir, 'build', 'app.manifest.json'), JSON.stringify(m));
+    return dir;
+  };
+  /** tsc's verdict on `source` as a module of a strict client project (exit code and output). */
+  const compile = async (source: string) => {
+    const dir = mkdtempSync(join(tmp, 'odd-'));
+    writeFileSync(join(dir, 'odd.client.ts'), source);
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        extends: join(root, 'tsconfig.base.json'),
+        compilerOptions: {
+          composite: false,
+          declaration: false,
+          noEmit: true,
+          lib: ['ES2023', 'DOM'],
+          paths: { '@cloister/client': [join(root, 'packages', 'client', 'src', 'index.ts')] },
+        },
+        files: ['odd.client.ts'],
+      }),
+    );
+    return run(process.execPath, [
+      join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '-p',
+      join(dir, 'tsconfig.json'),
+    ]);
+  };
+
+  it('refuses a method without a name or of another kind, and a code id that is not 64 hex digits', () => {
+    assert.equal(readManifest(projectWith(manifest({}))).codeId, 'ab'.repeat(32));
+    for (const bad of [
+      { methods: [{ name: '', kind: 'query' }] },
+      { methods: [{ name: 'get', kind: 'view' }] },
+      { codeId: 'AB'.repeat(32) },
+      { codeId: 'ab'.repeat(31) },
+    ]) {
+      assert.throws(
+        () => readManifest(projectWith(manifest(bad))),
+        /has no valid codeId and methods: run `cloister app build .*` again/,
+        JSON.stringify(bad),
+      );
+    }
+  });
+
+  it('an app id or a method name that is no identifier still gives valid TypeScript', async () => {
+    const source = generateTypes(
+      '2fa-codes',
+      manifest({
+        methods: [
+          { name: 'get-code', kind: 'query' },
+          { name: 'set', kind: 'transaction' },
+        ],
+      }) as AppManifest,
+    );
+    const tsc = await compile(source);
+    assert.equal(tsc.code, 0, tsc.out + tsc.err);
+    assert.match(source, /export interface App2faCodesApp \{/);
+    assert.match(source, /export function app2faCodesApp\(client: Client/);
+    assert.match(
+      source,
+      /readonly "get-code": \(args\?: Args, options\?: CallOptions\) => Promise<QueryResult>;/,
+    );
+    assert.match(
+      source,
+      / {4}"get-code": \(args = \{\}, options = \{\}\) => app\.query\("get-code", args, options\),/,
+    );
+    assert.match(
+      source,
+      / {4}set: \(args = \{\}, options = \{\}\) => app\.transact\("set", args, options\),/,
+    );
   });
 });

@@ -25,7 +25,10 @@ import {
   AppCompileError,
   type AppManifest,
   buildApp,
+  type Diagnostic,
+  findEntry,
   formatDiagnostic,
+  projectAppName,
 } from '../src/commands/app-build.js';
 import { createApp } from '../src/commands/app-new.js';
 
@@ -176,8 +179,12 @@ describe('cloister app new and app build', () => {
     const at = lines.findIndex((l) => l.includes("args.getString('name')"));
     lines[at] = '  const name = args.getString("name") +;';
     writeFileSync(file, lines.join('\n'));
+    assert.ok(existsSync(join(broken, 'build', 'app.wasm')), 'the copy holds the last good build');
     const r = await cli(['app', 'build', broken]);
     assert.equal(r.code, 1, r.out + r.err);
+    // The last good module and manifest are gone: nothing looks current after a failed build.
+    assert.equal(existsSync(join(broken, 'build', 'app.wasm')), false);
+    assert.equal(existsSync(join(broken, 'build', 'app.manifest.json')), false);
     assert.match(r.err, new RegExp(`assembly/index\\.ts:${at + 1}:\\d+: error TS1109: `));
     assert.match(r.err, /const name = args\.getString\("name"\) \+;\n\s+\^/);
     assert.match(r.err, /the app did not compile: 1 error \(first at assembly\/index\.ts:/);
@@ -251,5 +258,43 @@ describe('cloister app new and app build', () => {
       assert.match(e.message, /no entry file .*empty\/assembly\/index\.ts/);
       return true;
     });
+  });
+
+  it('a warning is passed on, placed in its file, and the app still builds', async () => {
+    const warned = join(tmp, 'warned');
+    mkdirSync(join(warned, 'assembly'), { recursive: true });
+    writeFileSync(
+      join(warned, 'assembly/index.ts'),
+      [
+        "import { Json } from '@cloister/sdk';",
+        'export class Unused { x: i32 = 0; }',
+        '@query',
+        'export function get(args: Json): Json { return args; }',
+        '',
+      ].join('\n'),
+    );
+    const seen: Diagnostic[] = [];
+    const r = await buildApp(warned, (d) => seen.push(d));
+    assert.deepEqual(r.manifest.methods, [{ name: 'get', kind: 'query' }]);
+    assert.equal(seen.length, 1);
+    assert.match(
+      formatDiagnostic(seen[0] as Diagnostic),
+      /^assembly\/index\.ts:2:14: warning AS235: Only variables, functions and enums become WebAssembly module exports\.\n {4}export class Unused/,
+    );
+  });
+
+  it('the entry is the first of "entries" in asconfig.json; the app name the package.json name when it is an app id', () => {
+    const p = join(tmp, 'entries');
+    mkdirSync(join(p, 'src'), { recursive: true });
+    writeFileSync(join(p, 'src', 'main.ts'), '');
+    writeFileSync(join(p, 'asconfig.json'), JSON.stringify({ entries: ['src/main.ts'] }));
+    assert.equal(findEntry(p), 'src/main.ts');
+    writeFileSync(join(p, 'package.json'), JSON.stringify({ name: 'wallet' }));
+    assert.equal(projectAppName(p), 'wallet');
+    // Names that are no app id (an npm scope, a space, none) fall back to the folder's name.
+    for (const name of ['@acme/wallet', 'my wallet', '']) {
+      writeFileSync(join(p, 'package.json'), JSON.stringify({ name }));
+      assert.equal(projectAppName(p), 'entries', name);
+    }
   });
 });

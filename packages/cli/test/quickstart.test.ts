@@ -7,7 +7,15 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { connect, fileState, generateIdentity, scpUrl } from '@cloister/client/node';
 import { fromHex } from '@cloister/core';
 import { testBuild } from '../../host/test/helpers.js';
-import { deployIfChanged, QUICKSTART_EXAMPLES } from '../src/commands/quickstart.js';
+import { buildKey, deployIfChanged, QUICKSTART_EXAMPLES } from '../src/commands/quickstart.js';
 
 const entry = fileURLToPath(new URL('./fixtures/run.ts', import.meta.url));
 const root = fileURLToPath(new URL('../../..', import.meta.url));
@@ -271,5 +279,36 @@ describe('cloister quickstart', () => {
     ]);
     await assert.rejects(s, /exited \(1\) early:[\s\S]*next step:[\s\S]*cloister build/);
     assert.equal(existsSync(join(tmp, 'h2', 'quickstart')), false);
+  });
+});
+
+describe('the examples cache key', () => {
+  it('changes with any byte of an input, not with the folder or with build/ and test/', () => {
+    const root = join(tmp, 'key-a');
+    const put = (r: string, file: string, text: string) => {
+      mkdirSync(join(r, file, '..'), { recursive: true });
+      writeFileSync(join(r, file), text);
+    };
+    put(root, 'node_modules/assemblyscript/package.json', '{ "version": "1.0.0" }');
+    put(root, 'examples/token/assembly/index.ts', 'export const a = 1;\n');
+    put(root, 'examples/common/lib.ts', 'export const c = 1;\n');
+    const key = buildKey(root, 'token');
+    assert.match(key, /^[0-9a-f]{64}$/);
+    // The same files in another folder: the same key (paths are taken relative to the root).
+    const copy = join(tmp, 'key-b');
+    cpSync(root, copy, { recursive: true });
+    assert.equal(buildKey(copy, 'token'), key);
+    // What the build does not read: the same key.
+    put(copy, 'examples/token/build/app.wasm', 'old module');
+    put(copy, 'examples/token/test/t.test.ts', 'a test');
+    assert.equal(buildKey(copy, 'token'), key);
+    // One byte of a source, of common/, or another compiler: another key.
+    put(copy, 'examples/token/assembly/index.ts', 'export const a = 2;\n');
+    const changed = buildKey(copy, 'token');
+    assert.notEqual(changed, key);
+    put(copy, 'examples/common/lib.ts', 'export const c = 2;\n');
+    assert.notEqual(buildKey(copy, 'token'), changed);
+    put(root, 'node_modules/assemblyscript/package.json', '{ "version": "1.0.1" }');
+    assert.notEqual(buildKey(root, 'token'), key);
   });
 });

@@ -549,4 +549,66 @@ describe('ensureWritableDir', () => {
     );
     if (dir !== '/proc') chmodSync(dir, 0o700);
   });
+  test('the probe file that proved a directory writable is removed', () => {
+    const dir = join(fresh(), 'd');
+    ensureWritableDir(dir, 'data');
+    ensureWritableDir(dir, 'data');
+    assert.deepEqual(readdirSync(dir), []);
+  });
+
+  test('a probe refused by a read-only file system or a full disk says so, with what to do', () => {
+    // The probe is the first file created in the directory: fail its creation as the kernel would.
+    const refuse = (code: string) => {
+      const open = fs.openSync;
+      mock.method(fs, 'openSync', (...a: Parameters<typeof fs.openSync>) => {
+        if (String(a[0]).includes('.probe-')) {
+          throw Object.assign(new Error(`${code}: refused, open '${String(a[0])}'`), { code });
+        }
+        return open(...a);
+      });
+      syncBuiltinESMExports();
+    };
+    const dir = fresh();
+    try {
+      refuse('EROFS');
+      assert.throws(
+        () => ensureWritableDir(dir, 'data'),
+        (e: unknown) =>
+          isCloisterError(e, 'DATA_DIR') &&
+          (e as Error).message ===
+            `The data directory ${dir} is on a read-only file system (EROFS). Pass a --data on a writable one, or mount it read-write.`,
+      );
+      mock.restoreAll();
+      refuse('ENOSPC');
+      assert.throws(
+        () => ensureWritableDir(dir, 'platform'),
+        (e: unknown) =>
+          isCloisterError(e, 'PLATFORM_DIR') &&
+          (e as Error).message ===
+            `The disk holding the platform directory ${dir} is full (ENOSPC): free space on it, then run the command again.`,
+      );
+    } finally {
+      mock.restoreAll();
+      syncBuiltinESMExports();
+    }
+  });
+
+  test('an EPERM on the nearest ancestor, and a full disk, are named in why a directory was not created', () => {
+    const base = fresh();
+    const notPermitted = (path: string) => {
+      throw Object.assign(new Error(`EPERM: operation not permitted, access '${path}'`), {
+        code: 'EPERM',
+      });
+    };
+    assert.match(
+      whyNotCreated(join(base, 'path', 'data'), 'ENOENT', 'data', notPermitted),
+      new RegExp(
+        `^: this user \\(uid \\d+\\) may not write in ${base} \\(EPERM\\)\\..* --data\\.$`,
+      ),
+    );
+    assert.equal(
+      whyNotCreated(join(base, 'data'), 'ENOSPC', 'data', () => {}),
+      ': its disk is full (ENOSPC). Free space on it, then run again.',
+    );
+  });
 });

@@ -13,7 +13,7 @@ import { RemoteError } from '@cloister/boundary';
 import { ERROR_CODES, type ErrorCode } from '@cloister/core';
 import { createHttpServer } from '../src/node/http.js';
 import { createLogger } from '../src/node/logger.js';
-import { createNodeMetrics } from '../src/node/metrics.js';
+import { createNodeMetrics, ROUTES } from '../src/node/metrics.js';
 
 /** The code the stub enclave answers the next receipt or consistency call with. */
 let answer: ErrorCode = 'LEDGER_INDEX';
@@ -24,10 +24,11 @@ const refuse = (call: string) => async (): Promise<never> => {
 
 let server: Server;
 let base: string;
+const metrics = createNodeMetrics();
 
 before(async () => {
   server = createHttpServer({
-    metrics: createNodeMetrics(),
+    metrics,
     log: createLogger({ level: 'silent' }),
     health: () => ({ status: 'ok', platform: 'simulation' }),
     evidence: refuse('enclave.evidence'),
@@ -86,5 +87,20 @@ test('the status of each code docs/node-api.md lists, and 503 for any other', as
     assert.equal(status, want, code);
     assert.equal(retryAfter, wantRetry, code);
     assert.equal(error.code, code);
+  }
+});
+
+test('the route label is one of the fixed routes: an unknown path or an app name never becomes one', async () => {
+  // A path is the client's: it may carry an app's name, a key or data (DESIGN.md §2).
+  const secret = 'c0ffee'.repeat(8);
+  for (const path of [`/v1/apps/app-${secret}`, `/v1/${secret}`, `/${secret}?x=${secret}`]) {
+    await (await fetch(`${base}${path}`)).arrayBuffer();
+  }
+  const text = await metrics.registry.metrics();
+  assert.ok(!text.includes(secret), 'a path in /metrics');
+  assert.match(text, /cloister_http_requests_total\{route="\/v1\/apps\/\{name\}",status="\d+"\} 1/);
+  assert.match(text, /cloister_http_requests_total\{route="other",status="404"\} 2/);
+  for (const m of text.matchAll(/route="([^"]*)"/g)) {
+    assert.ok((ROUTES as readonly string[]).includes(m[1] as string), m[1]);
   }
 });

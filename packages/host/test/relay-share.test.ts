@@ -78,6 +78,13 @@ function world(limits: { maxInFlight?: number; maxInFlightBytes?: number; maxHel
       else g.fail(new Error('the call failed'));
       await flush();
     },
+    /** Settles the `n` oldest frames at the enclave at once (one group), then lets it run. */
+    async settleGroup(n: number) {
+      const gs = gates.splice(0, n);
+      assert.equal(gs.length, n, 'frames at the enclave');
+      for (const g of gs) g.settle();
+      await flush();
+    },
     get atEnclave() {
       return gates.length;
     },
@@ -214,5 +221,129 @@ describe('relay share (the scheduler alone)', () => {
     while (w.atEnclave > 0) await w.settle();
     assert.deepEqual(w.sent, [1, 10]);
     assert.deepEqual(w.share.budget(), { atEnclave: 0, waiting: 0, held: 0 });
+  });
+  it('a frame sent to an idle enclave is timed from when it was sent, not from the last settle before', async () => {
+    // Frames of a turn's size, one at a time at the enclave; every frame takes no time.
+    const w = world({});
+    const x = w.lane('x', 'x');
+    const y = w.lane('y', 'y');
+    x.receive(1);
+    await w.settle();
+    w.advance(100); // the enclave idle for 100 ms: that time was taken from no one
+    x.receive(10);
+    y.receive(20, 2);
+    x.receive(11, 2);
+    while (w.atEnclave > 0) await w.settle();
+    // No debt: x and y alternate. Charged the idle 100 ms, x's 11 would wait behind all of y's.
+    assert.deepEqual(w.sent, [1, 10, 20, 11, 21, 12]);
+  });
+
+  it('a group settling while the enclave stayed busy took the time since the group before it', async () => {
+    // Two frames of a turn's size at the enclave at once, so it never goes idle; each settles
+    // 1 ms after the one before: exactly its size at RELAY_BYTES_PER_MS, so nobody owes anything.
+    const w = world({ maxInFlightBytes: 2 * Q });
+    const x = w.lane('x', 'x');
+    const y = w.lane('y', 'y');
+    x.receive(10, 2);
+    y.receive(20, 4);
+    x.receive(12, 2);
+    while (w.atEnclave > 0) {
+      w.advance(1);
+      await w.settle();
+    }
+    // Round robin with no debt. Timed from when the enclave last went busy instead, each group
+    // took longer than the last and x's 13 went after all of y's.
+    assert.deepEqual(w.sent, [10, 11, 20, 12, 21, 13, 22, 23]);
+  });
+
+  it('a socket gone from the line leaves its share its turn: the next socket of that share goes first', async () => {
+    const w = world({});
+    const x = w.lane('X', 'x');
+    const a1 = w.lane('A', 'a1');
+    const a2 = w.lane('A', 'a2');
+    const b = w.lane('B', 'b');
+    x.receive(1); // at the enclave: the others wait in line, A's two sockets, then B's
+    a1.receive(10);
+    a2.receive(20);
+    b.receive(30);
+    a1.lane.close(); // its visit issues nothing: A's turn is not used up
+    while (w.atEnclave > 0) await w.settle();
+    assert.deepEqual(w.sent, [1, 20, 30]);
+  });
+
+  it('the first frame waiting in the host may wait even when larger than maxHeldBytes', async () => {
+    // Else a socket could never send a frame larger than maxHeldBytes once the enclave has one.
+    const w = world({ maxHeldBytes: Q / 2 });
+    const a = w.lane('a', 'a');
+    a.receive(1);
+    a.receive(2);
+    assert.deepEqual(w.events, []);
+    assert.deepEqual(w.share.budget(), { atEnclave: Q, waiting: Q, held: 1 });
+    while (w.atEnclave > 0) await w.settle();
+    assert.deepEqual(w.sent, [1, 2]);
+  });
+
+  it('a socket in line is not read; it is read again once its frames went', async () => {
+    const w = world({});
+    const a = w.lane('a', 'a');
+    const b = w.lane('b', 'b');
+    a.receive(1);
+    assert.equal(a.paused, false);
+    b.receive(10);
+    assert.equal(b.paused, true, 'b waits in line: its socket is paused');
+    await w.settle();
+    assert.deepEqual(w.sent, [1, 10]);
+    assert.equal(b.paused, false, 'its frame went: read again');
+    await w.settle();
+  });
+
+  it('a new socket whose small frame would fit goes behind the sockets already in line', async () => {
+    const w = world({});
+    const a = w.lane('a', 'a');
+    const b = w.lane('b', 'b');
+    const c = w.lane('c', 'c');
+    a.receive(1, 1, Q / 2); // at the enclave
+    b.receive(10); // a turn's size: does not fit beside a's, waits in line
+    c.receive(20, 1, 100); // would fit beside a's, but b was first
+    assert.deepEqual(w.sent, [1]);
+    assert.equal(w.share.budget().held, 2);
+    while (w.atEnclave > 0) await w.settle();
+    assert.deepEqual(w.sent, [1, 10, 20]);
+  });
+
+  it('frames settling in one group share its time by their size', async () => {
+    // Two frames of a turn's size at the enclave at once settle together after 2 ms: a
+    // millisecond each, exactly their size at RELAY_BYTES_PER_MS, so nobody owes anything.
+    const w = world({ maxInFlightBytes: 2 * Q });
+    const x = w.lane('x', 'x');
+    const y = w.lane('y', 'y');
+    const z = w.lane('z', 'z');
+    x.receive(10);
+    y.receive(20);
+    z.receive(30, 3);
+    x.receive(11, 3);
+    y.receive(21, 3);
+    w.advance(2);
+    await w.settleGroup(2);
+    while (w.atEnclave > 0) await w.settle();
+    // Round robin. Charged the whole 2 ms each, x and y would pay a turn: z's 32 before x's 12.
+    assert.deepEqual(w.sent, [10, 20, 30, 11, 21, 31, 12, 22, 32, 13, 23]);
+  });
+
+  it("one slow group stays in the node's time per byte for a while, not just until the next", async () => {
+    const w = world({ maxInFlightBytes: 4 * Q });
+    const a = w.lane('a', 'a');
+    const b = w.lane('b', 'b');
+    a.receive(1);
+    w.advance(8); // 8 ms for a turn's size: 8 times RELAY_BYTES_PER_MS (nobody waits: no debt)
+    await w.settle();
+    a.receive(2);
+    await w.settle(); // a frame that took no time: the average is still well above 1 ms a turn
+    a.receive(3);
+    b.receive(10); // two turns' size at over 3 ms a turn is beyond the budget of 4: b waits
+    assert.deepEqual(w.sent, [1, 2, 3]);
+    assert.equal(w.share.budget().held, 1);
+    while (w.atEnclave > 0) await w.settle();
+    assert.deepEqual(w.sent, [1, 2, 3, 10]);
   });
 });

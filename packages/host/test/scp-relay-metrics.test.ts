@@ -12,7 +12,7 @@ import { CloisterError, FRAME, MAX_FRAME } from '@cloister/core';
 import type { Counter } from 'prom-client';
 import { WebSocket } from 'ws';
 import { createLogger } from '../src/node/logger.js';
-import { createNodeMetrics, type NodeMetrics } from '../src/node/metrics.js';
+import { createNodeMetrics, metricsExposition, type NodeMetrics } from '../src/node/metrics.js';
 import {
   attachScpRelay,
   type ScpEnclave,
@@ -248,5 +248,21 @@ describe('cloister_scp_closed_total: one count per socket the relay closes, by r
 
   it('every reason docs/node-api.md lists was counted above, and no other', () => {
     assert.deepEqual([...seen].sort(), [...DOCUMENTED].sort());
+  });
+});
+
+describe('the relay budget gauges', () => {
+  it('each shows its own budget, read at scrape time', async () => {
+    const metrics = createNodeMetrics();
+    metrics.relayBudget.read = () => ({ atEnclave: 111, waiting: 2222, held: 3 });
+    const text = await metricsExposition(metrics.registry);
+    assert.match(text, /^cloister_scp_enclave_bytes 111$/m);
+    assert.match(text, /^cloister_scp_waiting_bytes 2222$/m);
+    assert.match(text, /^cloister_scp_held_sockets 3$/m);
+    metrics.relayBudget.read = () => ({ atEnclave: 0, waiting: 5, held: 0 });
+    const again = await metricsExposition(metrics.registry);
+    assert.match(again, /^cloister_scp_enclave_bytes 0$/m);
+    assert.match(again, /^cloister_scp_waiting_bytes 5$/m);
+    assert.match(again, /^cloister_scp_held_sockets 0$/m);
   });
 });

@@ -169,6 +169,45 @@ describe('faulty store: power cuts', () => {
     assert.deepEqual(await dump(reopened), { '01': '01' });
     await reopened.close();
   });
+  test("keep: 'prefix' keeps, over seeds, every prefix length: none, some, all", async () => {
+    // A cut that always kept everything (or nothing) would leave the crash tests nothing to find.
+    const kept = new Set<number>();
+    for (let seed = 1; seed <= 40; seed++) {
+      const s = createFaultyStore(createMemoryStore(), { seed });
+      for (let i = 0; i < 3; i++) {
+        await s.write([{ type: 'put', key: b(i), value: b(i) }], { sync: false });
+      }
+      const t = await s.powerCut({ keep: 'prefix' });
+      const got = await dump(t);
+      const n = Object.keys(got).length;
+      // Always a prefix: writes 0..n-1 and nothing after.
+      assert.deepEqual(
+        got,
+        Object.fromEntries([0, 1, 2].slice(0, n).map((i) => [hex(b(i)), hex(b(i))])),
+      );
+      kept.add(n);
+    }
+    assert.deepEqual([...kept].sort(), [0, 1, 2, 3]);
+  });
+
+  test('closing the wrapper that lost power leaves the store under the new one open', async () => {
+    const s = createFaultyStore(createMemoryStore());
+    await s.write([{ type: 'put', key: b(1), value: b(1) }], { sync: true });
+    const t = await s.powerCut();
+    await s.close();
+    assert.deepEqual(t.get(b(1)), b(1));
+    await t.write([{ type: 'put', key: b(2), value: b(2) }], { sync: true });
+    assert.deepEqual(await dump(t), { '01': '01', '02': '02' });
+    await t.close();
+  });
+
+  test('close lets the writes in flight finish before it closes the inner store', async () => {
+    const inner = createMemoryStore();
+    const s = createFaultyStore(inner);
+    const w = s.write([{ type: 'put', key: b(1), value: b(1) }], { sync: true });
+    await s.close();
+    await w; // applied, not refused by a store closed under it
+  });
 });
 
 describe('faulty store: seeded failures', () => {
@@ -205,6 +244,7 @@ describe('faulty store: seeded failures', () => {
       () => createFaultyStore(createMemoryStore(), { writeFailureRate: 2 }),
       /between 0 and 1/,
     );
+    assert.throws(() => createFaultyStore(createMemoryStore(), { seed: 1.5 }), /whole number/);
   });
 });
 

@@ -88,8 +88,12 @@ function files(dir: string, out: string[] = []): string[] {
   return out.sort();
 }
 
-/** SHA-256 over everything the build of examples/`name` reads: a changed input is a new key. */
-function buildKey(root: string, name: string): string {
+/**
+ * SHA-256 over everything the build of examples/`name` under `root` reads (its sources and
+ * examples/common, the SDK, the compiler's version; not build/, test/ or node_modules/): a
+ * changed input is a new key. Exported for its test.
+ */
+export function buildKey(root: string, name: string): string {
   const h = createHash('sha256');
   const asc = JSON.parse(
     readFileSync(join(root, 'node_modules', 'assemblyscript', 'package.json'), 'utf8'),
