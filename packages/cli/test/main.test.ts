@@ -6,24 +6,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { main } from '../src/main.js';
+import { captured } from './capture.js';
 
 /** Runs `cloister ...args` here; its exit code and what it wrote to stdout and stderr. */
 async function cloister(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const writes = { out: process.stdout.write, err: process.stderr.write };
-  const got = { out: '', err: '' };
-  const into = (k: 'out' | 'err') =>
-    ((chunk: string | Uint8Array) => {
-      got[k] += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-      return true;
-    }) as typeof process.stdout.write;
-  process.stdout.write = into('out');
-  process.stderr.write = into('err');
-  try {
-    return { code: await main(['node', 'cloister', ...args]), ...got };
-  } finally {
-    process.stdout.write = writes.out;
-    process.stderr.write = writes.err;
-  }
+  const { value: code, out, err } = await captured(() => main(['node', 'cloister', ...args]));
+  return { code, out, err };
 }
 
 describe('cloister (main)', () => {

@@ -16,26 +16,7 @@ import {
   step,
   UNEXPECTED_HINT,
 } from '../src/output.js';
-
-/** What `f` writes to stdout and stderr. */
-async function captured(f: () => unknown): Promise<{ out: string; err: string }> {
-  const writes = { out: process.stdout.write, err: process.stderr.write };
-  const got = { out: '', err: '' };
-  const into = (k: 'out' | 'err') =>
-    ((chunk: string | Uint8Array) => {
-      got[k] += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-      return true;
-    }) as typeof process.stdout.write;
-  process.stdout.write = into('out');
-  process.stderr.write = into('err');
-  try {
-    await f();
-  } finally {
-    process.stdout.write = writes.out;
-    process.stderr.write = writes.err;
-  }
-  return got;
-}
+import { captured } from './capture.js';
 
 describe('printError and jsonError', () => {
   it('names the request id only for an OUTCOME_UNKNOWN', () => {
