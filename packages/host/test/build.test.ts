@@ -1,9 +1,9 @@
 /**
  * What the build's entry points refuse, through them (bundle-rules.test.ts checks the rules
  * themselves, build-reproducible.test.ts a good build): a bundle that breaks the trust boundary,
- * a bundle carrying its absolute root path, a product/svn configuration missing a field, and a
- * build directory missing a file, named. Each builds a mini repository (fixtures/boundary/tree
- * plus a shim entry of its own) in a temp dir.
+ * a bundle carrying its absolute root path, an esbuild failure (every error, where it is), a
+ * product/svn configuration missing a field, and a build directory missing a file, named. Each
+ * builds a mini repository (fixtures/boundary/tree plus a shim entry of its own) in a temp dir.
  */
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, writeFileSync } from 'node:fs';
@@ -84,6 +84,29 @@ describe('measureBuild and buildEnclave', () => {
     });
     // The same text under another root is just a string: that build passes.
     await measureBuild({ root: miniRepo(entry), ...versions });
+  });
+
+  test('an esbuild failure names every error with its file, line and column', async () => {
+    const imports = [1, 2, 3, 4, 5, 6].map((i) => `import './missing-${i}.js';\n`).join('');
+    const root = miniRepo(`${imports}export const x = 1;\n`);
+    await assert.rejects(measureBuild({ root, ...versions }), (e: unknown) => {
+      assert.ok(e instanceof BundleError, String(e));
+      assert.match(e.message, /^esbuild failed: /);
+      // All six (esbuild's own message stops at five), each where it is.
+      for (let i = 1; i <= 6; i++) {
+        assert.ok(
+          e.message.includes(`${ENCLAVE_ENTRY}:${i}:7: Could not resolve "./missing-${i}.js"`),
+          e.message,
+        );
+      }
+      return true;
+    });
+    const syntax = miniRepo(`${GOOD_ENTRY}export const y = 1 +;\n`);
+    await assert.rejects(measureBuild({ root: syntax, ...versions }), (e: unknown) => {
+      assert.ok(e instanceof BundleError, String(e));
+      assert.equal(e.message, `esbuild failed: ${ENCLAVE_ENTRY}:2:20: Unexpected ";"`);
+      return true;
+    });
   });
 
   test('take product and svn from the enclave package.json, each overridden by its option', async () => {
