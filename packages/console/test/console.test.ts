@@ -424,6 +424,41 @@ test("a hostile node's text is shown checked or labelled, never as the page's ow
       liar.close();
     }
 
+    // Node text inside the page's own messages: bidi and line-separator characters replaced
+    // (a status that is no JSON: the browser's parse error quotes it), long text clipped (a
+    // content type of 600 characters, quoted by the console's NETWORK answer).
+    const longType = `text/plain; q=${'A'.repeat(600)}END-OF-TYPE`;
+    const garbler = createServer((req, res) => {
+      if (req.url?.startsWith('/v1/evidence'))
+        res.writeHead(200, { 'content-type': longType }).end('{}');
+      else if (req.url === '/v1/status')
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(`${RLO}\u2028UPDATE FROM YOUR CLOISTER INSTALLATION`);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => garbler.listen(0, '127.0.0.1', r));
+    const garbled = await startConsole({
+      nodeUrl: `http://127.0.0.1:${(garbler.address() as AddressInfo).port}`,
+      constraint: `C:${'ab'.repeat(32)} SEC:INSECURE`,
+    });
+    try {
+      const p5 = await open(browser, garbled.url, errors);
+      await see(p5, 'status-error', /could not read the status/);
+      const statusError = await textOf(p5, 'status-error');
+      assert.ok(statusError.includes('\uFFFD\uFFFDUPDATE'), statusError);
+      assert.doesNotMatch(statusError, /[\u202E\u2028]/);
+      const said = `the node answered /v1/evidence with content of type ${JSON.stringify(longType)}, not the JSON (or CBOR receipt) its API gives`;
+      const nodeUrl = `http://127.0.0.1:${(garbler.address() as AddressInfo).port}`;
+      assert.equal(
+        await textOf(p5, 'verdict'),
+        `NOT CHECKED: ${said.slice(0, 400)}…. Is the node running at ${nodeUrl}? Press "Check again" once it is.`,
+      );
+    } finally {
+      await garbled.close();
+      garbler.close();
+    }
+
     // A node that is not running: nothing checked, so "not checked", not "refused".
     const free = createServer();
     await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
