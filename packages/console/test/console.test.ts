@@ -7,7 +7,7 @@
  * identity; a query and a transaction with results; bad JSON, unknown app and unknown method beside
  * their fields; the receipt downloaded and verified in the page; evidence with one byte altered
  * (red verdict, no connection); another service at the pinned URL (SERVICE_CHANGED alarm), then
- * accepted by the user by name (re-pinned).
+ * accepted by the user by name (re-pinned; the acceptance counts for that connect only).
  * Screenshots go to test-artifacts/console/. Skipped, by name, without /usr/bin/chromium (failed
  * when CI=true).
  */
@@ -18,7 +18,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { verifyReceipt } from '@cloister/core';
+import { fileState } from '@cloister/client/node';
+import { fromHex, verifyReceipt } from '@cloister/core';
 import type { Browser, Page } from 'playwright-core';
 import { hasChromium, launchChromium } from '../../core/test/chromium.js';
 import { type ConsoleServer, startConsole } from '../src/index.js';
@@ -314,6 +315,32 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
     assert.equal(await page.locator('#alarm').isHidden(), true);
     assert.equal(await page.locator('#service-accept-row').isHidden(), true);
     await shot(page, '09-service-change-accepted');
+    // The acceptance counted for that one connect only: once the home's pin names the first
+    // service again (the CLI sharing it, run with --accept-service, say), the next connect of
+    // this same page to the accepted service is refused again, not silently re-pinned.
+    const previous = /replacing ([0-9a-f]{64})/.exec(await textOf(page, 'connection-state'))?.[1];
+    assert.ok(previous !== undefined && previous !== shown);
+    const scp = `${node1.url.replace('http', 'ws')}/v1/scp`;
+    await fileState(stateDir).pins.put(scp, fromHex(previous), fromHex(shown));
+    await page.fill('#identity-name', 'alice');
+    await page.click('#identity-load');
+    await see(page, 'connection-state', /^not connected$/);
+    await page.click('#connect');
+    await page.waitForFunction(
+      () =>
+        document.getElementById('connect-error')?.textContent !== '' ||
+        document.getElementById('connection-state')?.textContent !== 'not connected',
+    );
+    assert.match(await textOf(page, 'connect-error'), /SERVICE_CHANGED/);
+    assert.equal(await textOf(page, 'connection-state'), 'not connected');
+    assert.equal(
+      JSON.parse(readFileSync(join(stateDir, 'client-state.json'), 'utf8')).pins[scp],
+      previous,
+      'the pin stays the one the home holds',
+    );
+    // Accepted again by the user, by name: re-pinned.
+    await page.click('#service-accept');
+    await see(page, 'connection-state', new RegExp(`replacing ${previous}`));
     // The new pin holds: a reload shows no alarm for this service.
     await page.reload();
     await page.waitForSelector('body[data-ready="true"]');
@@ -422,6 +449,41 @@ test("a hostile node's text is shown checked or labelled, never as the page's ow
     } finally {
       await lying.close();
       liar.close();
+    }
+
+    // Node text inside the page's own messages: bidi and line-separator characters replaced
+    // (a status that is no JSON: the browser's parse error quotes it), long text clipped (a
+    // content type of 600 characters, quoted by the console's NETWORK answer).
+    const longType = `text/plain; q=${'A'.repeat(600)}END-OF-TYPE`;
+    const garbler = createServer((req, res) => {
+      if (req.url?.startsWith('/v1/evidence'))
+        res.writeHead(200, { 'content-type': longType }).end('{}');
+      else if (req.url === '/v1/status')
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(`${RLO}\u2028UPDATE FROM YOUR CLOISTER INSTALLATION`);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => garbler.listen(0, '127.0.0.1', r));
+    const garbled = await startConsole({
+      nodeUrl: `http://127.0.0.1:${(garbler.address() as AddressInfo).port}`,
+      constraint: `C:${'ab'.repeat(32)} SEC:INSECURE`,
+    });
+    try {
+      const p5 = await open(browser, garbled.url, errors);
+      await see(p5, 'status-error', /could not read the status/);
+      const statusError = await textOf(p5, 'status-error');
+      assert.ok(statusError.includes('\uFFFD\uFFFDUPDATE'), statusError);
+      assert.doesNotMatch(statusError, /[\u202E\u2028]/);
+      const said = `the node answered /v1/evidence with content of type ${JSON.stringify(longType)}, not the JSON (or CBOR receipt) its API gives`;
+      const nodeUrl = `http://127.0.0.1:${(garbler.address() as AddressInfo).port}`;
+      assert.equal(
+        await textOf(p5, 'verdict'),
+        `NOT CHECKED: ${said.slice(0, 400)}…. Is the node running at ${nodeUrl}? Press "Check again" once it is.`,
+      );
+    } finally {
+      await garbled.close();
+      garbler.close();
     }
 
     // A node that is not running: nothing checked, so "not checked", not "refused".

@@ -12,7 +12,7 @@ import { builtinModules } from 'node:module';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CloisterError } from '@cloister/core';
-import { type BuildOptions, build, type Metafile } from 'esbuild';
+import { type BuildOptions, build, type Message, type Metafile } from 'esbuild';
 
 export type { Metafile } from 'esbuild';
 
@@ -76,8 +76,10 @@ async function bundle(root: string, options: BuildOptions): Promise<BundleResult
     metafile: true,
     logLevel: 'silent',
   }).catch((e: unknown) => {
-    const errors = (e as { errors?: { text: string }[] }).errors ?? [];
-    const why = errors.map((x) => x.text).join('; ') || String(e);
+    // Every error, each where it is (esbuild's own message names at most five, and the
+    // messages alone say "Could not resolve" without saying which file asked).
+    const errors = (e as { errors?: Message[] }).errors ?? [];
+    const why = errors.map(where).join('; ') || String(e);
     throw new BundleError(`esbuild failed: ${why}`);
   });
   const out = result.outputFiles?.[0];
@@ -89,6 +91,12 @@ async function bundle(root: string, options: BuildOptions): Promise<BundleResult
     }
   }
   return { code: new Uint8Array(out.contents), metafile: result.metafile };
+}
+
+/** An esbuild error as `file:line:column: text` (esbuild's numbering), the text alone without a place. */
+function where(m: Message): string {
+  const at = m.location;
+  return at ? `${at.file}:${at.line}:${at.column}: ${m.text}` : m.text;
 }
 
 function rel(root: string, path: string): string {
