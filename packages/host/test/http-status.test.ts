@@ -6,7 +6,7 @@
  * INVALID_INPUT), so the stub is how its row of the table is reached at all.
  */
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
+import { Agent, get, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { RemoteError } from '@cloister/boundary';
@@ -22,6 +22,9 @@ const refuse = (call: string) => async (): Promise<never> => {
   throw new RemoteError(call, answer, `the stub enclave answers ${answer}`);
 };
 
+/** What the stub's health says (the node says 'stopping' once its stop began). */
+let health: 'ok' | 'stopping' = 'ok';
+
 let server: Server;
 let base: string;
 const metrics = createNodeMetrics();
@@ -30,7 +33,7 @@ before(async () => {
   server = createHttpServer({
     metrics,
     log: createLogger({ level: 'silent' }),
-    health: () => ({ status: 'ok', platform: 'simulation' }),
+    health: () => ({ status: health, platform: 'simulation' }),
     evidence: refuse('enclave.evidence'),
     status: refuse('service.status'),
     receipt: refuse('service.receipt'),
@@ -102,5 +105,36 @@ test('the route label is one of the fixed routes: an unknown path or an app name
   assert.match(text, /cloister_http_requests_total\{route="other",status="404"\} 2/);
   for (const m of text.matchAll(/route="([^"]*)"/g)) {
     assert.ok((ROUTES as readonly string[]).includes(m[1] as string), m[1]);
+  }
+});
+
+test('a stopping node answers with Connection: close and ends the connection (no kept-alive socket holds its stop)', async () => {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const ask = () =>
+    new Promise<{ connection: string | undefined; body: string; closed: Promise<void> }>(
+      (resolve, reject) => {
+        get(`${base}/v1/health`, { agent }, (res) => {
+          const socket = res.socket;
+          const closed = new Promise<void>((r) => socket.once('close', () => r()));
+          let body = '';
+          res.on('data', (d) => {
+            body += d;
+          });
+          res.on('end', () => resolve({ connection: res.headers.connection, body, closed }));
+        }).on('error', reject);
+      },
+    );
+  try {
+    const running = await ask();
+    assert.equal(running.connection, 'keep-alive');
+    assert.equal(JSON.parse(running.body).status, 'ok');
+    health = 'stopping';
+    const stopping = await ask();
+    assert.equal(stopping.connection, 'close');
+    assert.equal(JSON.parse(stopping.body).status, 'stopping');
+    await stopping.closed; // the server ended it: nothing is left open for its close to wait on
+  } finally {
+    health = 'ok';
+    agent.destroy();
   }
 });

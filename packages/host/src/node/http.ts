@@ -556,6 +556,9 @@ export function createHttpServer(deps: HttpDeps): Server {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     const route = routeOf(path);
     const stop = deps.metrics.httpDuration.startTimer({ route });
+    // A stopping node closes each connection after its answer: a kept-alive one would hold the
+    // server's close, and so the node's stop, until its keep-alive timeout.
+    if (deps.health().status === 'stopping') res.setHeader('connection', 'close');
     res.on('finish', () => {
       stop();
       deps.metrics.httpRequests.inc({ route, status: String(res.statusCode) });
