@@ -441,8 +441,8 @@ describe('cloister CLI', () => {
   });
 
   it('receipt verify refuses a file with one byte changed, saying why', async () => {
-    const file = join(home, 'r-1.1.cbor');
-    const bytes = readFileSync(file);
+    // The genesis receipt fetched in `before` (the bytes `receipt get` writes): runs alone too.
+    const bytes = readFileSync(genesisReceipt);
     const bad = join(home, 'r-bad.cbor');
     bytes[bytes.length - 30]! ^= 0x01;
     writeFileSync(bad, bytes);
@@ -461,7 +461,7 @@ describe('cloister CLI', () => {
     const short = await run([
       'receipt',
       'verify',
-      file,
+      genesisReceipt,
       '--constraint',
       `C:${measurement} SEC:INSECURE`,
       '--service',
