@@ -391,6 +391,10 @@ describe('acceptance edges (mutation round 13)', () => {
     const noCode = { measurements: [], allowInsecure: true, simulationKeys: [] };
     await refused(verifyEvidence(s.evidence, opts(s, noCode as never)), ConstraintSyntaxError);
   });
+  test('a hand-built allowInsecure other than true admits no insecure platform', async () => {
+    const c = { measurements: [s.claims.measurement], allowInsecure: 'false', simulationKeys: [] };
+    await refused(verifyEvidence(s.evidence, opts(s, c as never)), InsecurePlatformError);
+  });
   test('a verdict whose secure is not a boolean is refused, never taken as truthy', async () => {
     const root = newKey();
     const odd: PlatformVerifier = {
