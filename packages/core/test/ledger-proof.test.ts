@@ -321,8 +321,12 @@ describe('ledger proofs: walks that stop early or do not follow their path (muta
     }
     return out;
   };
-  const proofOf = (kind: number, path: Uint8Array, nodes: Uint8Array[], salt = new Uint8Array(0)) =>
-    concatBytes(Uint8Array.of(1, kind), path, Uint8Array.of(nodes.length), ...nodes, salt);
+  const proofOf = (
+    kind: number,
+    path: Uint8Array,
+    nodes: Uint8Array[],
+    salt: Uint8Array = new Uint8Array(0),
+  ) => concatBytes(Uint8Array.of(1, kind), path, Uint8Array.of(nodes.length), ...nodes, salt);
 
   test('a non-inclusion proof cut short at a branch whose slot holds a child: refused', () => {
     const nodes = walk();
@@ -352,6 +356,14 @@ describe('ledger proofs: walks that stop early or do not follow their path (muta
     );
   };
   const L = leaf(P);
+  const leafSalt = (nodes: Ref[]): Uint8Array => nodes[nodes.length - 1]?.salt ?? new Uint8Array(0);
+
+  test('nodes after the end of the walk (the last one repeated) are refused', () => {
+    const nodes = walk().map((x) => x.enc);
+    const last = nodes[nodes.length - 1] as Uint8Array;
+    const twice = proofOf(1, p, [...nodes, last], leafSalt(walk()));
+    assert.throws(() => decodeProof(twice), /after the end of the walk/);
+  });
 
   test('a branch with a single child is refused', () => {
     const root = branch(0, new Uint8Array(0), new Map([[0, L.hash]]));
