@@ -327,3 +327,33 @@ test('clausesBeyondEvidence: APP: clauses in canonical order, then SVC: unless c
   const plain = parseConstraint(`C:${'11'.repeat(32)}`);
   assert.deepEqual(clausesBeyondEvidence(plain, { serviceChecked: false }), []);
 });
+
+describe('acceptance edges (mutation round 13): whole values and exact app names', () => {
+  const H = (h: string): Uint8Array => Buffer.from(h, 'hex');
+  const lastByte = (h: string): string => `${h.slice(0, 62)}${h.slice(62) === '00' ? '01' : '00'}`;
+
+  test('C:, SIM: and APP: match whole values: one differing in its last byte is refused', () => {
+    const measurement = H(lastByte(M));
+    assert.throws(
+      () => matchConstraint(parseConstraint(`C:${M} SEC:INSECURE`), { ...FACTS, measurement }),
+      ConstraintMismatchError,
+    );
+    const other = H(lastByte(KEY_HASH));
+    const sim = parseConstraint(`C:${M} SEC:INSECURE SIM:${hx(other)}`);
+    assert.throws(() => matchConstraint(sim, FACTS), ConstraintMismatchError);
+    const app = parseConstraint(`C:${M} APP:mail=${M}`);
+    assert.throws(() => checkAppClause(app, 'mail', H(lastByte(M))), AppCodeMismatchError);
+  });
+
+  test('SVC: matches the whole service identity: one differing in its last byte is refused', () => {
+    const svc = 'cc'.repeat(32);
+    const c = parseConstraint(`C:${M} SVC:${svc}`);
+    assert.throws(() => checkServiceClause(c, H(lastByte(svc))), ConstraintMismatchError);
+  });
+
+  test('APP: names are exact, case included: APP:Mail restricts Mail', () => {
+    const c = parseConstraint(`C:${M} APP:Mail=${M}`);
+    checkAppClause(c, 'Mail', H(M));
+    assert.throws(() => checkAppClause(c, 'Mail', H(M2)), AppCodeMismatchError);
+  });
+});

@@ -120,6 +120,17 @@ describe('COSE_Sign1 encoding (RFC 9052 §4.2, §4.4)', () => {
     assert.equal(await verifyEs256(key.publicKey, data, new Uint8Array(64)), false);
     assert.equal(await verifyEs256(key.publicKey, data, good), true);
   });
+
+  test('verifyEs256: the same point in SEC1 hybrid form (06/07 ‖ X ‖ Y) is refused', async () => {
+    // Node's WebCrypto imports the hybrid form as the same key: only the 04 check refuses it, so
+    // one key never has two accepted encodings (two service identities, two SIM: hashes).
+    const key = newKey();
+    const data = new Uint8Array([1]);
+    const good = signEs256(key, data);
+    const hybrid = key.publicKey.slice();
+    hybrid[0] = 0x06 | ((key.publicKey[64] as number) & 1);
+    await assert.rejects(verifyEs256(hybrid, data, good), EncodingError);
+  });
 });
 
 /** A cose-wg example's JWK (x, y base64url) as a 65-byte point. */

@@ -108,6 +108,8 @@ describe('payload format', () => {
     ['platform empty', { platform: '' }, EvidenceFormatError],
     ['platform uppercase', { platform: 'SIMULATION' }, EvidenceFormatError],
     ['platform as bytes', { platform: new Uint8Array(3) }, EvidenceFormatError],
+    ['platform with a trailing uppercase letter', { platform: 'simulationX' }, EvidenceFormatError],
+    ['platform of 33 characters', { platform: 'a'.repeat(33) }, EvidenceFormatError],
   ];
   for (const [name, changes, cls] of bad) {
     test(`decodeEvidencePayload refuses ${name} with ${cls.name}`, () => {
@@ -365,5 +367,45 @@ describe('order of checks and security level', () => {
   test('two verifiers for one platform is a caller error', async () => {
     const o = { ...opts(s), verifiers: [simulationVerifier, simulationVerifier] };
     await refused(verifyEvidence(s.evidence, o), InvalidInputError);
+  });
+});
+
+describe('acceptance edges (mutation round 13)', () => {
+  test('the key-binding half is compared whole: its last byte altered and re-signed', async () => {
+    const ev = altered({ reportData: flip(s.claims.reportData, 31) }, s.platformKey);
+    await refused(verifyEvidence(ev, opts(s)), KeyBindingError);
+  });
+  test('the nonce half is compared whole: its first byte altered and re-signed', async () => {
+    const ev = altered({ reportData: flip(s.claims.reportData, 32) }, s.platformKey);
+    await refused(verifyEvidence(ev, opts(s)), NonceMismatchError);
+  });
+  test('a verifier is picked by its exact platform name, never by a prefix of it', async () => {
+    const root = newKey();
+    const sev = { ...testSevSnpVerifier(root), platform: 'sev' };
+    const ev = altered({ platform: 'sev-snp' }, root);
+    const o = { ...opts(s, s.secureConstraint), verifiers: [simulationVerifier, sev] };
+    await refused(verifyEvidence(ev, o), UnknownPlatformError, /"sev-snp"/);
+  });
+  test('a hand-built constraint is re-validated: one naming no code identity is refused', async () => {
+    const { ConstraintSyntaxError } = await import('../src/attestation-errors.js');
+    const noCode = { measurements: [], allowInsecure: true, simulationKeys: [] };
+    await refused(verifyEvidence(s.evidence, opts(s, noCode as never)), ConstraintSyntaxError);
+  });
+  test('a hand-built allowInsecure other than true admits no insecure platform', async () => {
+    const c = { measurements: [s.claims.measurement], allowInsecure: 'false', simulationKeys: [] };
+    await refused(verifyEvidence(s.evidence, opts(s, c as never)), InsecurePlatformError);
+  });
+  test('a verdict whose secure is not a boolean is refused, never taken as truthy', async () => {
+    const root = newKey();
+    const odd: PlatformVerifier = {
+      platform: 'sev-snp',
+      async verify(sign1, claims) {
+        await testSevSnpVerifier(root).verify(sign1, claims);
+        return { secure: 'false' as unknown as boolean, rootOfTrust: 'odd' };
+      },
+    };
+    const ev = altered({ platform: 'sev-snp' }, root);
+    const o = { ...opts(s, s.secureConstraint), verifiers: [simulationVerifier, odd] };
+    await refused(verifyEvidence(ev, o), InvalidInputError, /malformed verdict/);
   });
 });

@@ -306,3 +306,118 @@ describe('ledger proofs: strict decoding', () => {
     assert.throws(() => decodeProof('x' as unknown as Uint8Array), InvalidInputError);
   });
 });
+
+describe('ledger proofs: walks that stop early or do not follow their path (mutation round 13)', () => {
+  const paths = sorted(Array.from({ length: 20 }, (_, i) => sha256(Uint8Array.of(i))));
+  const tree = build(paths) as Ref;
+  const p = paths[3] as Uint8Array;
+  /** The nodes of the honest walk to `p`, root first. */
+  const walk = (): Ref[] => {
+    const out: Ref[] = [];
+    let n: Ref | undefined = tree;
+    while (n) {
+      out.push(n);
+      n = n.children?.[nib(p, n.depth ?? 0)];
+    }
+    return out;
+  };
+  const proofOf = (
+    kind: number,
+    path: Uint8Array,
+    nodes: Uint8Array[],
+    salt: Uint8Array = new Uint8Array(0),
+  ) => concatBytes(Uint8Array.of(1, kind), path, Uint8Array.of(nodes.length), ...nodes, salt);
+
+  test('a non-inclusion proof cut short at a branch whose slot holds a child: refused', () => {
+    const nodes = walk();
+    assert.ok(nodes.length >= 2);
+    for (let k = 1; k < nodes.length; k++) {
+      const cut = proofOf(
+        2,
+        p,
+        nodes.slice(0, k).map((x) => x.enc),
+      );
+      assert.throws(() => verifyNonInclusion(tree.hash, p, cut), ProofError, `cut after ${k}`);
+    }
+  });
+
+  // Proofs for tries an attacker built: every hash chains, yet the walk is not canonical.
+  const P = new Uint8Array(32); // path 00…00
+  const other = sha256(utf8('another child'));
+  const branch = (depth: number, prefix: Uint8Array, slots: Map<number, Uint8Array>) => {
+    let bitmap = 0;
+    for (const s of slots.keys()) bitmap |= 0x8000 >> s;
+    const hashes = [...slots.entries()].sort((a, b) => a[0] - b[0]).map(([, h]) => h);
+    return concatBytes(
+      Uint8Array.of(2, depth),
+      prefix,
+      Uint8Array.of(bitmap >> 8, bitmap & 255),
+      ...hashes,
+    );
+  };
+  const L = leaf(P);
+  const leafSalt = (nodes: Ref[]): Uint8Array => nodes[nodes.length - 1]?.salt ?? new Uint8Array(0);
+
+  test('nodes after the end of the walk (the last one repeated) are refused', () => {
+    const nodes = walk().map((x) => x.enc);
+    const last = nodes[nodes.length - 1] as Uint8Array;
+    const twice = proofOf(1, p, [...nodes, last], leafSalt(walk()));
+    assert.throws(() => decodeProof(twice), /after the end of the walk/);
+  });
+
+  test('a branch with a single child is refused', () => {
+    const root = branch(0, new Uint8Array(0), new Map([[0, L.hash]]));
+    const proof = proofOf(1, P, [root, L.enc], L.salt);
+    assert.throws(() => decodeProof(proof), ProofError);
+  });
+
+  test('a branch prefix with bits set past its odd depth is refused', () => {
+    const root = branch(
+      1,
+      Uint8Array.of(0x01),
+      new Map([
+        [0, L.hash],
+        [1, other],
+      ]),
+    );
+    const proof = proofOf(1, P, [root, L.enc], L.salt);
+    assert.throws(() => decodeProof(proof), /past its depth/);
+  });
+
+  test('a child no deeper than its parent is refused', () => {
+    const inner = branch(
+      0,
+      new Uint8Array(0),
+      new Map([
+        [0, L.hash],
+        [1, other],
+      ]),
+    );
+    const root = branch(
+      1,
+      Uint8Array.of(0x00),
+      new Map([
+        [0, sha256(inner)],
+        [1, other],
+      ]),
+    );
+    const proof = proofOf(1, P, [root, inner, L.enc], L.salt);
+    assert.throws(() => decodeProof(proof), /does not belong/);
+  });
+
+  test('a child in a slot its own prefix does not name is refused', () => {
+    const Q = P.slice();
+    Q[0] = 0x10; // first digit 1
+    const q = leaf(Q);
+    const root = branch(
+      0,
+      new Uint8Array(0),
+      new Map([
+        [0, q.hash],
+        [2, other],
+      ]),
+    );
+    const proof = proofOf(2, P, [root, q.enc]);
+    assert.throws(() => decodeProof(proof), /does not belong/);
+  });
+});

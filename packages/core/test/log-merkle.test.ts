@@ -297,6 +297,15 @@ describe('RFC 9162 vectors (transparency-dev/merkle)', () => {
     assert.equal(verifiesConsistency(0, 1, e, e, [e]), false);
     assert.equal(verifiesConsistency(1, 1, e, e, [e]), false);
   });
+
+  test('an old size above the new one is refused even when the hashes line up', () => {
+    // Walked as if it were a consistency proof, [a, c] leads from size 3 with root a to size 2
+    // with root H(1 ‖ a ‖ c): only the size order refuses it.
+    const a = sha256(Uint8Array.of(1));
+    const c = sha256(Uint8Array.of(2));
+    const node = sha256(Uint8Array.of(1), a, c);
+    assert.throws(() => verifyConsistency(3, 2, a, node, [a, c]), LogProofError);
+  });
 });
 
 function verifiesInclusion(

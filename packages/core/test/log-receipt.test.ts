@@ -351,6 +351,24 @@ describe('verifyReceipt', () => {
     );
   });
 
+  test('an endorsing node key that is not a P-256 point: refused, never taken as signing', async () => {
+    // 04 ‖ X ‖ Y off the curve: evidence can bind any 65 bytes (a simulation host signs what it
+    // likes), but no signature verifies under it, so the endorsement is refused.
+    const offCurve = p256Key().publicKey.slice();
+    offCurve[64] = (offCurve[64] as number) ^ 1;
+    const service = p256Key();
+    const end = sign1(p256Key(), endorsementPayload(service.publicKey, offCurve));
+    const ev = simulationEvidence(offCurve, endorsementNonce(service.publicKey));
+    const s = new KitService({ end, ev });
+    const index = s.tx(makeClaims(1));
+    s.sign(service); // by the endorsed service key: only the endorsement's signature is wrong
+    await refusedWith(
+      verifyReceipt(s.receipt(index), { constraint: CONSTRAINT }),
+      'endorsement',
+      /not signed by the node key/,
+    );
+  });
+
   test('a log signed by a key the evidence does not endorse: refused', async () => {
     const s = new KitService();
     const index = s.tx(makeClaims(1));

@@ -11,6 +11,7 @@ import {
   checkSignedRoot,
   memorySignedRootStore,
   type SignedRoot,
+  sameSignedRoot,
   signedRootOf,
 } from '../src/log/rollback.js';
 import { CONSTRAINT, KitService, makeClaims } from './log-kit.js';
@@ -250,6 +251,11 @@ describe('checkSignedRoot', () => {
     await store.put(r(3), null);
     await assert.rejects(store.put(r(4), null), StateLockedError);
     await assert.rejects(store.put(r(4), r(2)), StateLockedError);
+    // The same size is not the same root: a previous with another root of size 3 is stale too.
+    const forked = { service, size: 3, root: sha256(Uint8Array.of(3)) };
+    await assert.rejects(store.put(r(4), forked), StateLockedError);
+    assert.equal(sameSignedRoot(r(3), forked), false);
+    assert.equal(sameSignedRoot(r(3), r(3)), true);
     assert.equal((await store.get(service))?.size, 3, 'nothing written');
     await store.put(r(4), r(3));
     await store.put(r(2));
