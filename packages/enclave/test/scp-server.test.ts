@@ -247,6 +247,11 @@ describe('scp server: operations', () => {
     assert.equal(err(r), 'APP_CODE_CHANGED');
     assert.equal(w.service.status().index, before, 'nothing ran');
     assert.equal(err(await cl.call('query', { ...args, method: 'echo' })), 'APP_CODE_CHANGED');
+    // The whole code id is compared: one differing last byte is another code.
+    const near = w.codeId.slice();
+    near[31] = (near[31] ?? 0) ^ 1;
+    const n = await cl.call('query', { app: 'demo', method: 'echo', args: '1', codeId: near });
+    assert.equal(err(n), 'APP_CODE_CHANGED');
   });
 
   test('a request id is applied once: same txid, repeated, notifications first', async () => {
@@ -318,6 +323,9 @@ describe('scp server: operations', () => {
     assert.equal(await state(st.index + 1), 'unknown', 'an entry not in the log yet');
     assert.equal(await state(st.lastSigned), 'signed');
     assert.equal(await state(st.lastSigned + 1), 'committed', 'not covered by a signature');
+    // Another term's txid names no entry of this log, even at an index this log has signed.
+    const other = ok(await cl.call('status', { txid: `${st.term + 1}.${st.lastSigned}` }));
+    assert.equal(other.get('state'), 'unknown');
   });
 
   test('node.status and consistency answer the service', async () => {
@@ -364,6 +372,10 @@ describe('scp server: operations', () => {
       ['consistency', { from: 3, to: 1 }],
       ['consistency', { from: -1, to: 1 }],
       ['node.status', { x: 1 }],
+      // Text bounds are in UTF-8 bytes, not UTF-16 units: 100 '€' are 300 bytes, over 256.
+      ['query', { app: 'demo', method: '€'.repeat(100), args: '1', codeId: w.codeId }],
+      // A code id is exactly 32 bytes: one more (with the right 32 first) is no code id.
+      ['query', { app: 'demo', method: 'echo', args: '1', codeId: Uint8Array.of(...w.codeId, 0) }],
     ];
     for (const [op, args] of bad) {
       assert.equal(
@@ -955,6 +967,16 @@ describe('scp server: attacks end only the session they hit', () => {
       w.server.frame(a.id + 1, Uint8Array.of(1)) as Promise<void>,
       /no such secure session/,
     );
+    // A frame that is not bytes is refused by name and never reaches the handshake: the
+    // session is still open, and a real client handshake completes on it afterwards.
+    const b = await connect(w);
+    await assert.rejects(
+      w.server.frame(b.id, 'hello' as unknown as Uint8Array) as Promise<void>,
+      /a frame is bytes/,
+    );
+    assert.equal(take(w.sink, b.id).length, 0);
+    assert.equal(w.sink.ends.has(b.id), false);
+    ok(await b.call('node.status', {}));
   });
 
   test('the session cap refuses by name, and frees a slot when a session ends', async () => {
