@@ -50,6 +50,8 @@ describe('strict decoding', () => {
       /log event may not be sent to the enclave/,
     );
     rejects(b('01 0103 00000000 00000000'), 'enclave', /bad call id 0/);
+    // A response too names the call it answers: id 0 answers none.
+    rejects(b('01 8103 00000000 00000000'), 'host', /bad call id 0/);
     rejects(b('01 0301 00000001 1e 00000001 61'), 'host', /bad call id 1/);
     rejects(b('01 01'), 'enclave', /shorter than its header/);
     rejects(b(''), 'enclave', /shorter than its header/);
@@ -79,6 +81,14 @@ describe('strict decoding', () => {
       small,
     );
     rejects(b('01 0103 00000001 00000011'), 'enclave', /length 17 is over the cap/, small);
+    // The frame cap is exact: 16 bytes decode, 17 (whose field fits the cap) do not.
+    assert.equal(small.decode(b('01 0103 00000001 00000005 0000000000'), 'enclave').id, 1);
+    rejects(
+      b('01 0103 00000001 00000006 000000000000'),
+      'enclave',
+      /frame of 17 bytes is over the 16-byte limit/,
+      small,
+    );
     assert.throws(
       () => small.encodeRequest('enclave.ping', 1, { payload: new Uint8Array(10) }),
       BoundaryError,

@@ -325,6 +325,19 @@ describe('a misbehaving other side', () => {
     }
   });
 
+  test("a sync reply replayed from an earlier call is refused, not taken as this call's", () => {
+    // The host answers every call with the reply to call 1: right for call 1, a replay for 2.
+    const first = codec.encodeResponse('host.ping', 1, { payload: Uint8Array.of(7) });
+    const w = wire({ syncReply: () => first });
+    const r = w.enclave.callSync('host.ping', { payload: new Uint8Array() });
+    assert.deepEqual(r.payload, Uint8Array.of(7));
+    assert.throws(
+      () => w.enclave.callSync('host.ping', { payload: new Uint8Array() }),
+      (e: unknown) =>
+        e instanceof BoundaryError && /sync reply for call id 1, not 2/.test(e.message),
+    );
+  });
+
   test('the host answers every sync frame exactly once, even undecodable ones', () => {
     const w = wire({ host: { 'host.ping': (r) => ({ payload: r.payload }) } });
     const bad = [
