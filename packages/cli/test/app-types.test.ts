@@ -53,6 +53,35 @@ function run(cmd: string, args: string[]): Promise<{ code: number; out: string; 
 const cli = (args: string[]) =>
   run(process.execPath, ['--import', 'tsx', '--conditions=source', entry, ...args]);
 
+/**
+ * Writes a strict client project in `dir` over `files` (ESM; the client's own lib;
+ * `@cloister/client` from source) and returns a function running tsc on it.
+ */
+function clientProject(dir: string, files: string[]) {
+  writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      extends: join(root, 'tsconfig.base.json'),
+      compilerOptions: {
+        composite: false,
+        declaration: false,
+        noEmit: true,
+        // What a web or Node client project has (the client's own lib).
+        lib: ['ES2023', 'DOM'],
+        paths: { '@cloister/client': [join(root, 'packages', 'client', 'src', 'index.ts')] },
+      },
+      files,
+    }),
+  );
+  return () =>
+    run(process.execPath, [
+      join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '-p',
+      join(dir, 'tsconfig.json'),
+    ]);
+}
+
 describe('cloister app types', () => {
   const project = join(tmp, 'token');
   const stubs = join(tmp, 'token.client.ts');
@@ -99,7 +128,6 @@ describe('cloister app types', () => {
   });
 
   it('compiles with tsc: results typed by kind, unknown methods refused', async () => {
-    const client = join(root, 'packages', 'client', 'src', 'index.ts');
     writeFileSync(
       join(tmp, 'use.ts'),
       `import type { Client, QueryResult, TransactResult } from '@cloister/client';
@@ -115,36 +143,13 @@ export const wrong: Promise<TransactResult> = token.balance();
 token.steal();
 `,
     );
-    writeFileSync(join(tmp, 'package.json'), '{ "type": "module" }\n');
-    writeFileSync(
-      join(tmp, 'tsconfig.json'),
-      JSON.stringify({
-        extends: join(root, 'tsconfig.base.json'),
-        compilerOptions: {
-          composite: false,
-          declaration: false,
-          noEmit: true,
-          // What a web or Node client project has (the client's own lib).
-          lib: ['ES2023', 'DOM'],
-          paths: { '@cloister/client': [client] },
-        },
-        files: ['token.client.ts', 'use.ts'],
-      }),
-    );
-    const r = await run(process.execPath, [
-      join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
-      '-p',
-      join(tmp, 'tsconfig.json'),
-    ]);
+    const tsc = clientProject(tmp, ['token.client.ts', 'use.ts']);
+    const r = await tsc();
     assert.equal(r.code, 0, r.out + r.err);
 
     // A call the manifest does not allow is an error tsc reports (the check is real).
     appendFileSync(join(tmp, 'use.ts'), 'token.mint({}).then((r) => r.txid.toFixed());\n');
-    const bad = await run(process.execPath, [
-      join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
-      '-p',
-      join(tmp, 'tsconfig.json'),
-    ]);
+    const bad = await tsc();
     assert.notEqual(bad.code, 0);
     assert.match(bad.out, /toFixed/);
   });
@@ -222,26 +227,7 @@ describe('app types: the manifest read and the stubs written', () => {
   const compile = async (source: string) => {
     const dir = mkdtempSync(join(tmp, 'odd-'));
     writeFileSync(join(dir, 'odd.client.ts'), source);
-    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
-    writeFileSync(
-      join(dir, 'tsconfig.json'),
-      JSON.stringify({
-        extends: join(root, 'tsconfig.base.json'),
-        compilerOptions: {
-          composite: false,
-          declaration: false,
-          noEmit: true,
-          lib: ['ES2023', 'DOM'],
-          paths: { '@cloister/client': [join(root, 'packages', 'client', 'src', 'index.ts')] },
-        },
-        files: ['odd.client.ts'],
-      }),
-    );
-    return run(process.execPath, [
-      join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
-      '-p',
-      join(dir, 'tsconfig.json'),
-    ]);
+    return clientProject(dir, ['odd.client.ts'])();
   };
 
   it('refuses a method without a name or of another kind, and a code id that is not 64 hex digits', () => {
