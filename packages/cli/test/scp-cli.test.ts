@@ -224,6 +224,7 @@ describe('cloister keys, call and query against a real node', () => {
       notifications: unknown[];
       txid: string;
       codeId: string;
+      codeChecked: boolean;
       service: string;
       repeated: boolean;
       receipt: { file: string };
@@ -231,6 +232,7 @@ describe('cloister keys, call and query against a real node', () => {
     assert.equal(out.result.value, 2);
     assert.deepEqual(out.notifications, [{ counter: 'a', value: 2 }]);
     assert.equal(out.codeId, codeId);
+    assert.equal(out.codeChecked, true);
     assert.equal(out.repeated, false);
     assert.equal(out.receipt.file, file);
     const v = await verifyReceipt(new Uint8Array(readFileSync(file)), { constraint });
@@ -252,6 +254,8 @@ describe('cloister keys, call and query against a real node', () => {
     const second = await call('call', [...args, '--request-id', 'order-7', '--receipt', r3]);
     assert.equal(second.code, 0, second.err);
     const [a, b] = [JSON.parse(first.out), JSON.parse(second.out)];
+    // No APP:counter clause in this constraint: the output says the code id was not checked.
+    assert.equal(a.codeChecked, false);
     assert.equal(b.repeated, true);
     assert.equal(b.txid, a.txid);
     assert.equal(b.receipt.claims, true);
@@ -266,6 +270,17 @@ describe('cloister keys, call and query against a real node', () => {
     const q = await call('query', ['counter', 'get', '{"name":"b"}', '--identity', me]);
     assert.equal(q.code, 0, q.err);
     assert.match(q.out, /result\s+1\n/);
+    assert.ok(
+      q.out.includes(
+        `app code id   ${codeId} (NOT checked: the constraint has no APP:counter clause, so any code the operator deploys as counter answers)`,
+      ),
+      q.out,
+    );
+    const pinned = await call('query', ['counter', 'get', '{"name":"b"}', '--identity', me], home, {
+      constraint: `${constraint} APP:counter=${codeId}`,
+    });
+    assert.equal(pinned.code, 0, pinned.err);
+    assert.match(pinned.out, new RegExp(`app code id\\s+${codeId}\\n`));
     // A run without --request-id, retried with the id it printed (as after OUTCOME_UNKNOWN):
     // applied once, and the retry's receipt checks, since the salt derives from the id.
     const c1 = ['counter', 'increment', '{"name":"d"}', '--identity', me, '--json'];

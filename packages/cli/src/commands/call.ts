@@ -374,10 +374,13 @@ async function run(
             requestId,
             salt: claimsSaltFor(identityPath, client.service.identity, app, requestId),
           });
+    // An app the constraint names no code for runs whatever the operator deployed under its
+    // name: said with the code id, as the console does, so a missing APP: clause is not missed.
+    const checked = constraint.apps?.has(app) === true;
     if (receiptFile !== undefined && isTransact(r)) {
-      return await withReceipt(client, url, app, method, r, receiptFile, o.json === true);
+      return await withReceipt(client, url, app, method, r, receiptFile, o.json === true, checked);
     }
-    print(client, app, method, r, undefined, o.json === true);
+    print(client, app, method, r, undefined, o.json === true, undefined, checked);
     return 0;
   } catch (e) {
     // With --json, printError also writes {"error": …} on stdout (the request id of an
@@ -405,9 +408,10 @@ async function withReceipt(
   r: TransactResult,
   file: string,
   json: boolean,
+  checked: boolean,
 ): Promise<number> {
   const later = `\`cloister receipt get ${url} ${r.txid}\` fetches it`;
-  if (!json) print(client, app, method, r, undefined, false);
+  if (!json) print(client, app, method, r, undefined, false, undefined, checked);
   // A node signs its log on a timer (--sign-interval, 1 s by default): said once the wait is
   // longer than that, so a long one (a slow or never-signing node) is not a silent hang.
   const waiting = setTimeout(() => {
@@ -421,7 +425,7 @@ async function withReceipt(
         'RECEIPT_NOT_READY',
         `interrupted while waiting for the receipt of ${r.txid}`,
       );
-      print(client, app, method, r, undefined, true, e);
+      print(client, app, method, r, undefined, true, e, checked);
     }
     process.stderr.write(
       `\n  interrupted: the transaction is committed (${r.txid}); its receipt was not written: ${later}\n`,
@@ -438,7 +442,7 @@ async function withReceipt(
       claims: true,
     };
   } catch (e) {
-    if (json) print(client, app, method, r, undefined, true, e);
+    if (json) print(client, app, method, r, undefined, true, e, checked);
     printError(e, { json: false });
     process.stderr.write(
       `  the transaction is committed (${r.txid}); its receipt was not written: ${later}\n`,
@@ -448,7 +452,7 @@ async function withReceipt(
     clearTimeout(waiting);
     process.off('SIGINT', interrupted);
   }
-  if (json) print(client, app, method, r, receipt, true);
+  if (json) print(client, app, method, r, receipt, true, undefined, checked);
   else process.stdout.write(receiptLine(receipt));
   return 0;
 }
@@ -491,7 +495,8 @@ function print(
   r: QueryResult,
   receipt: ReceiptLine | undefined,
   json: boolean,
-  receiptError?: unknown,
+  receiptError: unknown,
+  codeChecked: boolean,
 ): void {
   const t = isTransact(r) ? r : undefined;
   if (json) {
@@ -502,6 +507,7 @@ function print(
         result: r.result,
         notifications: r.notifications,
         codeId: toHex(r.codeId),
+        codeChecked,
         service: toHex(client.service.identity),
         ...(t ? { txid: t.txid, requestId: t.requestId, repeated: t.repeated } : {}),
         ...(receipt ? { receipt } : {}),
@@ -516,7 +522,12 @@ function print(
     out += line('txid', t.txid) + line('request id', t.requestId);
     if (t.repeated) out += '  (this request id was already applied: the stored result is shown)\n';
   }
-  out += line('app code id', toHex(r.codeId));
+  out += line(
+    'app code id',
+    codeChecked
+      ? toHex(r.codeId)
+      : `${toHex(r.codeId)} (NOT checked: the constraint has no APP:${app} clause, so any code the operator deploys as ${app} answers)`,
+  );
   out += line('service', toHex(client.service.identity));
   if (receipt) out += receiptLine(receipt);
   process.stdout.write(out);
