@@ -23,9 +23,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  CloisterError,
   claimsDigest,
-  concatBytes,
   fromHex,
   InvalidInputError,
   isCloisterError,
@@ -33,7 +31,7 @@ import {
   toHex,
   utf8,
 } from '@cloister/core';
-import { type LedgerEngine, type Transaction, txidAt } from '../../ledger/ledger/index.js';
+import type { LedgerEngine, Transaction } from '../../ledger/ledger/index.js';
 import {
   DEFAULT_MAX_RESULT_BYTES,
   instantiate,
@@ -53,8 +51,6 @@ import {
   EXPORTS,
   IMPORTS,
   importCost,
-  MAX_REQUEST_ID_BYTES,
-  REQUESTS_TABLE,
   ROUTES_FUEL,
   SUPPORTED_ABI_VERSIONS,
   typeText,
@@ -67,7 +63,6 @@ import {
   AppNotFoundError,
   MethodKindError,
   MethodUnknownError,
-  RequestIdReusedError,
   ResultInvalidError,
 } from './errors.js';
 import {
@@ -79,6 +74,7 @@ import {
   jsonTextProblem,
   type Route,
 } from './host.js';
+import { checkRequestId, outcomeTxid, readOutcome, requestKey, storeOutcome } from './requests.js';
 
 export interface AppRuntimeOptions {
   readonly engine: LedgerEngine;
@@ -232,7 +228,6 @@ export const DEFAULT_INSTANCE_POOL = 4;
 const APP_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const MAX_APP_ID_BYTES = 64;
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-const ZERO_BYTE = Uint8Array.of(0);
 
 const CALLER_LABEL_BYTES = utf8(CALLER_LABEL);
 
@@ -447,11 +442,7 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
     };
   }
 
-  /**
-   * The stored first outcome of (caller, request id) on `app`, read in `tx`, answered as a
-   * repeat; undefined when the request has none. RequestIdReusedError when the stored call was
-   * another method or other argument bytes (`method`, `args` as sent).
-   */
+  /** The stored first outcome of `reqKey` on `d`'s app (requests.ts), answered as a repeat. */
   function storedOutcome(
     tx: Transaction,
     d: Installed,
@@ -460,22 +451,15 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
     method: string,
     args: Uint8Array,
   ): AppCallResult | undefined {
-    // The first outcome, and the commit that stored it: the request's transaction (a
-    // $requests entry is written once, by that transaction, and never rewritten).
-    const stored = tx.version(app, REQUESTS_TABLE, reqKey);
-    if (stored?.value === undefined) return undefined;
-    const { result, notifications, codeId, call } = decodeOutcome(stored.value);
-    // Outcomes stored before the call digest was kept have none: answered as before.
-    if (call !== undefined && call !== callDigest(method, args)) {
-      throw new RequestIdReusedError(app, txidAt(stored.index));
-    }
+    const stored = readOutcome(tx, app, reqKey, method, args);
+    if (stored === undefined) return undefined;
     return {
-      result,
-      notifications,
-      txid: txidAt(stored.index),
+      result: stored.result,
+      notifications: stored.notifications,
+      txid: stored.txid,
       repeated: true,
       fuelUsed: 0,
-      codeId: codeId ?? d.info.codeId,
+      codeId: stored.codeId ?? d.info.codeId,
     };
   }
 
@@ -594,17 +578,13 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
         const fuelUsed = run(d, route, state, fuel);
         const outcome = outcomeOf(state);
         if (reqKey !== undefined) {
-          tx.set(
-            request.app,
-            REQUESTS_TABLE,
-            reqKey,
-            encodeOutcome({
-              result: outcome.result,
-              notifications: outcome.notifications,
-              codeId: d.info.codeId,
-              call: callDigest(route.name, args),
-            }),
-          );
+          storeOutcome(tx, request.app, reqKey, {
+            result: outcome.result,
+            notifications: outcome.notifications,
+            codeId: d.info.codeId,
+            method: route.name,
+            args,
+          });
         }
         const digest =
           claims === undefined
@@ -643,14 +623,13 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
     checkRequestId(requestId);
     const reqKey = requestKey(callerIdOf(app, caller), requestId);
     const tx = engine.begin({ reserved: true });
-    let stored: { readonly index: number; readonly value: Uint8Array | undefined } | undefined;
+    let txid: string | undefined;
     try {
-      stored = tx.version(app, REQUESTS_TABLE, reqKey);
+      txid = outcomeTxid(tx, app, reqKey);
     } finally {
       tx.abort();
     }
-    if (stored?.value === undefined) return { state: 'unknown' };
-    return { state: 'committed', txid: txidAt(stored.index) };
+    return txid === undefined ? { state: 'unknown' } : { state: 'committed', txid };
   }
 
   return {
@@ -663,18 +642,6 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
     callerId: callerIdOf,
     requestStatus,
   };
-}
-
-/** The `$requests` key of a request id: caller id ‖ UTF-8 request id. */
-function requestKey(callerId: Uint8Array, requestId: string): Uint8Array {
-  return concatBytes(callerId, utf8(requestId));
-}
-
-function checkRequestId(requestId: unknown): void {
-  const n = typeof requestId === 'string' ? utf8(requestId).length : 0;
-  if (n < 1 || n > MAX_REQUEST_ID_BYTES) {
-    throw new InvalidInputError(`a request id is 1..${MAX_REQUEST_ID_BYTES} bytes of UTF-8`);
-  }
 }
 
 /** Throws InvalidInputError unless `name` is a valid app id (docs/app-abi.md §14). */
@@ -696,58 +663,4 @@ function sameType(
     a.params.every((t, i) => t === b.params[i]) &&
     a.results.every((t, i) => t === b.results[i])
   );
-}
-
-/**
- * The stored first outcome of a request id (`$requests`): JSON, version 1, with the code id (hex)
- * that produced it (absent in outcomes written before claims existed).
- */
-/**
- * What a request id commits its caller to: hex SHA-256 of the method name, a 0x00 byte and the
- * argument bytes as sent. A repeat must match it byte for byte (§5.3 of docs/app-abi.md).
- */
-function callDigest(method: string, args: Uint8Array): string {
-  return toHex(sha256(concatBytes(utf8(method), ZERO_BYTE, args)));
-}
-
-function encodeOutcome(o: {
-  result: string;
-  notifications: readonly string[];
-  codeId: string;
-  call: string;
-}): Uint8Array {
-  return utf8(
-    JSON.stringify({
-      v: 1,
-      result: o.result,
-      notifications: o.notifications,
-      codeId: o.codeId,
-      call: o.call,
-    }),
-  );
-}
-
-function decodeOutcome(bytes: Uint8Array): {
-  result: string;
-  notifications: string[];
-  codeId?: string;
-  call?: string;
-} {
-  const o = JSON.parse(decoder.decode(bytes)) as {
-    v?: unknown;
-    result?: unknown;
-    notifications?: unknown;
-    codeId?: unknown;
-    call?: unknown;
-  };
-  if (o.v !== 1 || typeof o.result !== 'string' || !Array.isArray(o.notifications)) {
-    throw new CloisterError('ENCODING', 'a stored request outcome is not in the v1 format');
-  }
-  const hex64 = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
-  return {
-    result: o.result,
-    notifications: o.notifications.map(String),
-    ...(hex64(o.codeId) ? { codeId: o.codeId } : {}),
-    ...(hex64(o.call) ? { call: o.call } : {}),
-  };
 }
