@@ -80,6 +80,42 @@ test('an svn upgrade reseals; the older version cannot open the resealed state',
   await assert.rejects(openServiceState(p1, owner, 1, up.resealed), SecurityVersionRollbackError);
 });
 
+test('a node state opened by a higher svn is resealed at it; the older version then cannot open it', async () => {
+  const p1 = fakePlatform({ svn: 1 });
+  const created = await createNodeState(p1, 'n1', 1);
+  for (const svn of [2, 3]) {
+    const up = await openNodeState(p1.withSvn(svn), 'n1', svn, created.resealed as Uint8Array);
+    assert.ok(up.resealed, `resealed at ${svn}`);
+    assert.equal(up.maxSvn, svn);
+    assert.deepEqual(up.identity.publicKey, created.identity.publicKey);
+    await assert.rejects(openNodeState(p1.withSvn(svn - 1), 'n1', svn - 1, up.resealed), {
+      code: 'SECURITY_VERSION_ROLLBACK',
+      message: new RegExp(`written by security version ${svn}; this enclave is version ${svn - 1}`),
+    });
+    // Opened again at its own version, it is current: nothing to reseal.
+    assert.equal(
+      (await openNodeState(p1.withSvn(svn), 'n1', svn, up.resealed)).resealed,
+      undefined,
+    );
+  }
+});
+
+test('a node state that authenticates but records a max svn above the opener is SecurityVersionRollbackError', async () => {
+  // Only a holder of the sealing key can make one (the host, on simulation): the version the
+  // state records is checked as well as the one its header names.
+  const p = fakePlatform({ svn: 1 });
+  const pkcs8 = new Uint8Array(newNode().privateKey.export({ type: 'pkcs8', format: 'der' }));
+  const blob = await seal(
+    p,
+    { policy: 'signer', svn: 1, purpose: 'node-state', owner: 'n1' },
+    encodeCbor(['cloister-node-state', 1, 2, pkcs8]),
+  );
+  await assert.rejects(openNodeState(p, 'n1', 1, blob), {
+    code: 'SECURITY_VERSION_ROLLBACK',
+    message: /written by security version 2; this enclave is version 1/,
+  });
+});
+
 test('a service state that authenticates but breaks the format is SealedDataCorruptError, by name', async () => {
   // Only a holder of the sealing key can make one (the host, on simulation): still a named error.
   const p = fakePlatform();

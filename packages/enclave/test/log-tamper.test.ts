@@ -15,16 +15,27 @@ import {
   ENTRY_KIND,
   encodeCbor,
   encodeEntry,
+  type LogEntry,
   LogEntryAlteredError,
   LogEntryMissingError,
   LogEntryReorderedError,
   LogSignatureError,
   LogTailCutError,
   RollbackDetectedError,
+  sha256,
 } from '@cloister/core';
 import { ROOT_STORE_KEY } from '../src/ledger/ledger/index.js';
 import { logStoreKey, READ_RANGE, signCose } from '../src/log/index.js';
-import { dump, genesis, memoryStore, put, restart, storeOf, type World } from './log-helpers.js';
+import {
+  dump,
+  genesis,
+  memoryStore,
+  newNode,
+  put,
+  restart,
+  storeOf,
+  type World,
+} from './log-helpers.js';
 
 /**
  * A service with entries 1 genesis, 2 sig, 3..6 tx, 7 sig, 8..9 tx, 10 sig, 11..12 tx (unsigned),
@@ -73,6 +84,21 @@ test('an untouched log restarts', async () => {
   const w = await built();
   const again = await restart(w);
   assert.equal(again.service.status().index, w.size);
+});
+
+test('an untouched log whose signature entry starts a group with transactions restarts', async () => {
+  // A signature entry signs the state before it, not the state its group ends in.
+  const w = await genesis({ signEvery: 1000 });
+  const e = w.service.engine;
+  await put(e, 'a', '1');
+  const first = put(e, 'b', '2');
+  const group = [w.service.tick(), put(e, 'c', '3'), put(e, 'd', '4')];
+  await Promise.all([first, ...group]);
+  const size = w.service.status().index;
+  w.service.close();
+  const again = await restart(w);
+  assert.equal(again.service.status().index, size);
+  again.service.close();
 });
 
 test('one byte altered in a transaction entry: LogEntryAlteredError at that entry', async () => {
@@ -139,6 +165,73 @@ test('the tail cut: LogTailCutError at the first absent entry', async () => {
   await assert.rejects(restart(w), named(LogTailCutError, w.size - 1));
 });
 
+test('the last entry cut: LogTailCutError at it', async () => {
+  const w = await built();
+  await del(w, w.size);
+  await assert.rejects(restart(w), named(LogTailCutError, w.size));
+});
+
+test('an entry altered and the next one re-linked to it: the altered entry is named, by its own check', async () => {
+  // The chain alone would name the re-linked entry (its link out is the broken one).
+  const cases: [string, number, (e: LogEntry, w: World) => LogEntry, RegExp][] = [
+    ['another term', 4, (e) => ({ ...e, term: e.term + 1 }), /^log entry 4 has term \d+$/],
+    [
+      'a transaction entry in place of the genesis entry',
+      1,
+      (e, w) => ({ ...decodeEntry(read(w, 3)), index: 1, prev: e.prev }),
+      /^log entry 1 is not a genesis entry$/,
+    ],
+    [
+      'a genesis entry naming another service key',
+      1,
+      (e) => ({ ...e, meta: { ...e.meta, svc: newNode().publicKey } }),
+      /^the genesis entry names another service key$/,
+    ],
+    [
+      'a second genesis entry',
+      4,
+      (e, w) => ({ ...decodeEntry(read(w, 1)), index: 4, prev: e.prev }),
+      /^log entry 4 is a second genesis entry$/,
+    ],
+  ];
+  for (const [what, at, change, message] of cases) {
+    const w = await built();
+    const altered = encodeEntry(change(decodeEntry(read(w, at)), w));
+    await putRaw(w, at, altered);
+    const next = decodeEntry(read(w, at + 1));
+    await putRaw(w, at + 1, encodeEntry({ ...next, prev: sha256(altered) }));
+    await assert.rejects(restart(w), (e: unknown) => {
+      named(LogEntryAlteredError, at)(e);
+      assert.match((e as Error).message, message, what);
+      return true;
+    });
+  }
+});
+
+test('service.sealed from before a secret rotation, the log ending at its rotation entry: RollbackDetectedError', async () => {
+  const w = await genesis();
+  await put(w.service.engine, 'a', '1');
+  const rot = await w.service.rotateSecret();
+  const at = Number(rot.txid.split('.')[1]);
+  assert.equal(w.service.status().index, at);
+  w.service.close();
+  // The host keeps the service state sealed before the rotation (generation 0 only). Nothing
+  // committed after the rotation entry: a later commit writes ledger records under generation 1,
+  // and the ledger's root check refuses those first (LedgerIntegrityError).
+  await assert.rejects(restart(w), (e: unknown) => {
+    named(RollbackDetectedError)(e);
+    assert.match(
+      (e as Error).message,
+      new RegExp(
+        `^log entry ${at} rotated to secret generation 1, which the sealed service state does not hold`,
+      ),
+    );
+    return true;
+  });
+  // The state sealed at the rotation starts.
+  (await restart({ ...w, sealed: rot.sealedService })).service.close();
+});
+
 test('a forged signature entry: LogSignatureError at it', async () => {
   const w = await built();
   const e = decodeEntry(read(w, 7));
@@ -148,6 +241,31 @@ test('a forged signature entry: LogSignatureError at it', async () => {
   const forged = signCose(privateKey, decodeSign1(e.sig).payload);
   await putRaw(w, 7, encodeEntry({ ...e, sig: forged }));
   await assert.rejects(restart(w), named(LogSignatureError, 7));
+});
+
+test('the last entry a forged signature entry: LogSignatureError at it, as anywhere else', async () => {
+  const w = await genesis();
+  assert.equal(w.service.status().index, 2);
+  w.service.close();
+  const e = decodeEntry(read(w, 2));
+  assert.equal(e.kind, ENTRY_KIND.signature);
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  await putRaw(w, 2, encodeEntry({ ...e, sig: signCose(privateKey, decodeSign1(e.sig).payload) }));
+  await assert.rejects(restart(w), named(LogSignatureError, 2));
+});
+
+test('a genuine signature entry moved to another position: LogSignatureError naming the size it signs', async () => {
+  const w = await built();
+  const e = decodeEntry(read(w, 10));
+  await putRaw(w, 10, encodeEntry({ ...e, sig: decodeEntry(read(w, 7)).sig }));
+  await assert.rejects(restart(w), (err: unknown) => {
+    named(LogSignatureError, 10)(err);
+    assert.match(
+      (err as Error).message,
+      /^signature entry 10: it signs term (\d+) size 6, not term \1 size 9$/,
+    );
+    return true;
+  });
 });
 
 test('a signature entry re-encoded with an unprotected header (same signature): LogSignatureError', async () => {

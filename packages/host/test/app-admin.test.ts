@@ -8,9 +8,19 @@
  * Before, the runtime re-ran the call on the old module it had looked up at the start.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { test } from 'node:test';
-import { CborTag, decodeSign1, encodeCbor, toHex } from '@cloister/core';
+import {
+  CborTag,
+  decodeCbor,
+  decodeSign1,
+  ES256_PROTECTED,
+  encodeCbor,
+  encodeSign1,
+  sha256,
+  sign1ToBeSigned,
+  toHex,
+} from '@cloister/core';
 import {
   createAppAdmin,
   decodeDeployRequest,
@@ -21,6 +31,7 @@ import { createLedgerEngine } from '../../enclave/src/ledger/ledger/index.js';
 import { abiKit } from '../../enclave/test/app-runtime-wasm.js';
 import { options } from '../../enclave/test/ledger-engine-helpers.js';
 import { signDeployRequest } from '../src/node/operator.js';
+import { signEs256 } from '../src/platform/p256.js';
 import { createMemoryStore } from '../src/store/index.js';
 
 const CALLER = Uint8Array.from({ length: 65 }, (_, i) => (i === 0 ? 4 : i));
@@ -42,6 +53,21 @@ function moduleTagged(tag: string): Uint8Array {
       },
     ],
   });
+}
+
+/** `request`'s payload with one field changed, signed again by `key` (signDeployRequest can't). */
+function resigned(key: KeyObject, request: Uint8Array, field: string, value: unknown): Uint8Array {
+  const payload = decodeCbor(decodeSign1(request).payload) as Map<string, unknown>;
+  const changed = encodeCbor(new Map(payload).set(field, value));
+  const signature = signEs256(key, sign1ToBeSigned(ES256_PROTECTED, changed));
+  return encodeSign1({ protectedBytes: ES256_PROTECTED, payload: changed, signature });
+}
+
+/** `bytes` with its last byte changed. */
+function lastByteFlipped(bytes: Uint8Array): Uint8Array {
+  const out = bytes.slice();
+  out[out.length - 1] = (out.at(-1) ?? 0) ^ 1;
+  return out;
 }
 
 /** An app runtime and admin over `engine`, opened with a new operator key. */
@@ -357,4 +383,102 @@ test('a first deploy must name no previous code and index 0: another prevIndex i
       /the request is for app 'demo' at no code, but it is at no code: a replayed or stale request/,
   });
   assert.throws(() => admin.info('demo'), { code: 'APP_NOT_FOUND' }, 'nothing was recorded');
+});
+
+test('a deploy request off in one thing is refused by name: an empty module, the service or code id off in its last byte, an upgrade of an app never deployed', async () => {
+  const { service, admin, privateKey } = await opened(
+    await createLedgerEngine(options(createMemoryStore())),
+  );
+  const v1 = moduleTagged('v1');
+  const sign = (module: Uint8Array, f: { upgrade?: boolean; service?: Uint8Array } = {}) =>
+    signDeployRequest(privateKey, {
+      app: 'demo',
+      module,
+      upgrade: f.upgrade ?? false,
+      prev: new Uint8Array(0),
+      prevIndex: 0,
+      service: f.service ?? service,
+    }).request;
+  const empty = new Uint8Array(0);
+  await assert.rejects(admin.deploy(sign(empty), empty), {
+    code: 'INVALID_INPUT',
+    message: /^a module is 1 to \d+ bytes$/,
+  });
+  await assert.rejects(admin.deploy(sign(v1, { service: lastByteFlipped(service) }), v1), {
+    code: 'APP_DEPLOY_STALE',
+    message: 'the deploy request was made for another service',
+  });
+  const codeId = lastByteFlipped(sha256(v1));
+  await assert.rejects(admin.deploy(resigned(privateKey, sign(v1), 'codeId', codeId), v1), {
+    code: 'APP_DEPLOY_CODE_MISMATCH',
+    message: `the module's code id is ${toHex(sha256(v1))}; the request signs ${toHex(codeId)}`,
+  });
+  // An upgrade names code that runs: with none, it is not taken as a first deploy.
+  await assert.rejects(admin.deploy(sign(v1, { upgrade: true }), v1), {
+    code: 'APP_NOT_FOUND',
+    message: "no app 'demo' is deployed",
+  });
+  assert.throws(() => admin.info('demo'), { code: 'APP_NOT_FOUND' }, 'nothing was recorded');
+  assert.equal((await admin.deploy(sign(v1), v1)).app, 'demo', 'the exact request deploys');
+});
+
+test('an upgrade names both the current code id and the index it took effect at: either one off is a stale request', async () => {
+  const { service, admin, privateKey } = await opened(
+    await createLedgerEngine(options(createMemoryStore())),
+  );
+  const [v1, v2, v3] = ['v1', 'v2', 'v3'].map(moduleTagged) as [Uint8Array, Uint8Array, Uint8Array];
+  const sign = (module: Uint8Array, prev: Uint8Array, prevIndex: number) =>
+    signDeployRequest(privateKey, { app: 'demo', module, upgrade: true, prev, prevIndex, service })
+      .request;
+  const first = await admin.deploy(
+    signDeployRequest(privateKey, {
+      app: 'demo',
+      module: v1,
+      upgrade: false,
+      prev: new Uint8Array(0),
+      prevIndex: 0,
+      service,
+    }).request,
+    v1,
+  );
+  // Signed while v1 first ran; v1 runs again later, from another index: the request is stale.
+  const early = sign(v3, first.codeId, first.index);
+  const second = await admin.deploy(sign(v2, first.codeId, first.index), v2);
+  const again = await admin.deploy(sign(v1, second.codeId, second.index), v1);
+  const stale =
+    /the request is for app 'demo' at code [0-9a-f]{64} \(index \d+\), but it is at code [0-9a-f]{64} \(index \d+\): a replayed or stale request/;
+  await assert.rejects(admin.deploy(early, v3), { code: 'APP_DEPLOY_STALE', message: stale });
+  // The current index with another code id.
+  await assert.rejects(admin.deploy(sign(v3, sha256(v2), again.index), v3), {
+    code: 'APP_DEPLOY_STALE',
+    message: stale,
+  });
+  assert.deepEqual(
+    admin.info('demo')[0]?.history.map((h) => h.index),
+    [again.index, second.index, first.index],
+    'nothing more was recorded',
+  );
+  assert.equal((await admin.deploy(sign(v3, again.codeId, again.index), v3)).app, 'demo');
+});
+
+test("apps.open refuses the recorded operator key's mirror point (same x, the other y) as another key", async () => {
+  const engine = await createLedgerEngine(options(createMemoryStore()));
+  const { privateKey } = await opened(engine);
+  const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+  const recorded = new Uint8Array(spki.subarray(-65));
+  // -Q = (x, p - y): a valid P-256 key equal to the recorded one in its first 33 bytes.
+  const p = 2n ** 256n - 2n ** 224n + 2n ** 192n + 2n ** 96n - 1n;
+  const y = BigInt(`0x${toHex(recorded.subarray(33))}`);
+  const mirror = recorded.slice();
+  mirror.set(Buffer.from((p - y).toString(16).padStart(64, '0'), 'hex'), 33);
+  const again = createAppAdmin({
+    engine,
+    runtime: createAppRuntime({ engine, currentCode: recordedCode }),
+    serviceIdentity: new Uint8Array(32).fill(0x55),
+  });
+  await assert.rejects(again.open(mirror), {
+    code: 'OPERATOR_KEY_MISMATCH',
+    message: /records another operator key/,
+  });
+  assert.equal((await again.open(recorded)).txid, '', 'the recorded key opens');
 });

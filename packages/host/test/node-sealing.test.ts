@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { sha256 } from '@cloister/core';
+import { decodeCbor, encodeCbor, sha256 } from '@cloister/core';
 import { seal, unseal } from '@cloister/enclave/seal';
 import { signManifest } from '../src/build/manifest.js';
 import { loadOrCreateSignerKey } from '../src/build/signer.js';
@@ -120,6 +120,55 @@ describe('sealing with the signer policy', () => {
         ['SEALED_DATA_CORRUPT', 'SECURITY_VERSION_ROLLBACK'].includes(e.code ?? ''),
       );
     }
+  });
+
+  it('refuses a header the enclave never writes, or a fourth element, by name before it asks the platform for a key', async () => {
+    const a = await admitted(tempDir(), 1);
+    const asked: number[] = [];
+    const keys = {
+      sealKey: async (policy: 'code' | 'signer', s: number, keyId: Uint8Array) => {
+        asked.push(s);
+        return a.keys.sealKey(policy, s, keyId);
+      },
+    };
+    const blob = await seal(keys, { ...meta, policy: 'signer', svn: 1 }, secret);
+    const [headerBytes, iv, ciphertext] = decodeCbor(blob) as [Uint8Array, Uint8Array, Uint8Array];
+    // The header is the tag's additional data: these fail authentication on a real platform. On
+    // simulation the host derives keys itself, so each is refused for its shape first.
+    const header = decodeCbor(headerBytes) as unknown[];
+    const withField = (i: number, value: unknown): Uint8Array => {
+      const h = header.slice();
+      h[i] = value;
+      return encodeCbor([encodeCbor(h), iv, ciphertext]);
+    };
+    const cases: [string, Uint8Array, RegExp][] = [
+      [
+        'a fourth element',
+        encodeCbor([headerBytes, iv, ciphertext, iv]),
+        /not in the sealed format/,
+      ],
+      ['policy 0', withField(2, 0), /header is malformed/],
+      ['policy 3', withField(2, 3), /header is malformed/],
+      ['svn -1', withField(3, -1), /header is malformed/],
+      ['svn 0.5', withField(3, 0.5), /header is malformed/],
+      ['svn 2^32', withField(3, 2 ** 32), /header is malformed/],
+      [
+        'a 15-byte key id',
+        withField(4, (header[4] as Uint8Array).subarray(1)),
+        /header is malformed/,
+      ],
+      ['a 17-byte key id', withField(4, new Uint8Array(17)), /header is malformed/],
+    ];
+    asked.length = 0;
+    for (const [what, bad, message] of cases) {
+      await assert.rejects(
+        unseal(keys, { ...meta, ownSvn: 1 }, bad),
+        { code: 'SEALED_DATA_CORRUPT', message },
+        what,
+      );
+    }
+    assert.deepEqual(asked, [], 'no key was asked for');
+    assert.deepEqual((await unseal(keys, { ...meta, ownSvn: 1 }, blob)).plaintext, secret);
   });
 });
 
