@@ -24,6 +24,7 @@ import {
   RollbackDetectedError,
   sha256,
 } from '@cloister/core';
+import { LedgerIntegrityError } from '../src/ledger/errors.js';
 import { ROOT_STORE_KEY } from '../src/ledger/ledger/index.js';
 import { logStoreKey, READ_RANGE, signCose } from '../src/log/index.js';
 import {
@@ -230,6 +231,24 @@ test('service.sealed from before a secret rotation, the log ending at its rotati
   });
   // The state sealed at the rotation starts.
   (await restart({ ...w, sealed: rot.sealedService })).service.close();
+});
+
+test('service.sealed from before a secret rotation, with commits after it: the ledger error names the rollback', async () => {
+  const w = await genesis();
+  await put(w.service.engine, 'a', '1');
+  await w.service.rotateSecret();
+  await put(w.service.engine, 'b', '2');
+  w.service.close();
+  // Records written after the rotation are under generation 1, which the old state lacks: the
+  // ledger refuses them before the log is read, and says what that most likely means.
+  await assert.rejects(restart(w), (e: unknown) => {
+    assert.ok(e instanceof LedgerIntegrityError, String(e));
+    assert.match(
+      e.message,
+      /key generation 1, newer than this ledger's secrets \(up to 0\): the sealed service state is older than the ledger \(service\.sealed restored from before a secret rotation: a rollback\), or the record was altered/,
+    );
+    return true;
+  });
 });
 
 test('a forged signature entry: LogSignatureError at it', async () => {

@@ -276,8 +276,15 @@ export function createLedgerKeyring(options: LedgerKeyringOptions): LedgerKeyrin
       const g =
         (gen[0] ?? 0) * 2 ** 24 + (((gen[1] ?? 0) << 16) | ((gen[2] ?? 0) << 8) | (gen[3] ?? 0));
       const key = recordKeys.get(g);
-      if (key === undefined)
-        fail('authentication', `the record names key generation ${g}, unknown to this ledger`);
+      if (key === undefined) {
+        const newest = Math.max(...recordKeys.keys());
+        fail(
+          'authentication',
+          g > newest
+            ? `the record names key generation ${g}, newer than this ledger's secrets (up to ${newest}): the sealed service state is older than the ledger (service.sealed restored from before a secret rotation: a rollback), or the record was altered`
+            : `the record names key generation ${g}, unknown to this ledger`,
+        );
+      }
       const plain = aesGcmOpen(
         key,
         record.subarray(5, 5 + NONCE_BYTES),
