@@ -141,7 +141,7 @@ describe('fuel: the cost table is the documented one', () => {
 });
 
 describe('fuel: host functions pay their base however they are called', () => {
-  test('ecdsa_verify through call_indirect pays its 100,000 base, as a direct call does', async () => {
+  test('ecdsa_verify through call_indirect pays its host-charged base, as a direct call does', async () => {
     const { rt } = await world();
     const direct = await fuelOf(rt, 'direct');
     const indirect = await fuelOf(rt, 'indirect');

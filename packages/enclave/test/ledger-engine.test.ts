@@ -36,6 +36,7 @@ import {
   te,
   unhex,
 } from './ledger-engine-helpers.js';
+import { documentVectors } from './ledger-vectors.js';
 
 async function fresh(extra = {}): Promise<{ store: TestStore; engine: LedgerEngine }> {
   const store = (await hostStores()).createMemoryStore();
@@ -220,6 +221,17 @@ describe('ledger engine: hierarchy and versions', () => {
       hex(engine.stateHash),
       'c51f18a451bde066498fac7625e1fab86d1844290eddac90440c00786bfa83fc',
     );
+    // The document's state-proof vectors (docs/ledger-format.md 11.9) are this engine's proofs.
+    const doc = documentVectors('state-proof-vectors');
+    assert.equal(doc.get('state'), hex(engine.stateHash));
+    assert.equal(doc.get('state1'), hex(engine.at(1).stateHash));
+    const claims = [...doc.keys()].filter((k) => k.split('.').length === 3);
+    assert.equal(claims.length, 5);
+    for (const name of claims) {
+      const [ledger, table, key] = name.split('.') as [string, string, string];
+      const proof = engine.at(2).prove({ admin: true }, ledger, table, te(key));
+      assert.equal(doc.get(name), hex(proof), name);
+    }
   });
 
   test('a commit over several ledgers and tables moves the state hash once', async () => {

@@ -148,14 +148,18 @@ export function computeVectors(): Map<string, string> {
   return v;
 }
 
-/** The vectors written in the document: `name: hex` lines inside ```vectors blocks. */
-export function documentVectors(): Map<string, string> {
+/**
+ * The vectors of docs/ledger-format.md's fenced blocks of kind `kind` (`vectors`, or
+ * `state-proof-vectors` for section 11.9's proofs): `name: hex` lines, longer hex continued on the
+ * lines after its name (a `(N bytes)` note after the name is ignored).
+ */
+export function documentVectors(kind = 'vectors'): Map<string, string> {
   const doc = readFileSync(new URL('../../../docs/ledger-format.md', import.meta.url), 'utf8');
   const out = new Map<string, string>();
-  for (const block of doc.matchAll(/```vectors\n([\s\S]*?)```/g)) {
+  for (const block of doc.matchAll(new RegExp(`\`\`\`${kind}\n([\\s\\S]*?)\`\`\``, 'g'))) {
     let name = '';
     for (const line of (block[1] ?? '').split('\n')) {
-      const m = /^([a-z0-9.-]+):\s*([0-9a-f]*)$/.exec(line.trim());
+      const m = /^([a-z0-9.-]+):\s*(?:\(\d+ bytes\))?\s*([0-9a-f]*)$/.exec(line.trim());
       if (m) {
         name = m[1] ?? '';
         out.set(name, m[2] ?? '');

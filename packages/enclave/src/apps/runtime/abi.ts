@@ -62,12 +62,17 @@ export const IMPORTS: Readonly<Record<string, Readonly<Record<string, ImportSpec
     ledger_state_hash: spec([i], [], 20),
     sha256: spec([i, i, i], [], 100),
     random_bytes: spec([i, i], [], 100),
-    key_create: spec([i, i, i], [i], 50_000),
-    key_public: spec([i, i], [i], 2_000),
-    key_sign: spec([i, i, i, i], [i], 50_000),
-    ecdsa_verify: spec([i, i, i, i, i, i], [i], 100_000),
-    key_encrypt: spec([i, i, i, i, i, i], [i], 2_000),
-    key_decrypt: spec([i, i, i, i, i, i], [i], 2_000),
+    // The key imports are priced at what they cost node:crypto, at the rate of the module's own
+    // instructions (about 1 ns a unit): parsing a stored PKCS #8 key takes about 350 µs, a
+    // signature or a key pair about 30-110 µs, a verification about 180 µs, an AES-GCM set-up
+    // about 7 µs (docs/app-abi.md §11). At 2,000 units, a query looping on key_public ran for
+    // 27 s on its default fuel and stalled every other client of the node.
+    key_create: spec([i, i, i], [i], 150_000),
+    key_public: spec([i, i], [i], 400_000),
+    key_sign: spec([i, i, i, i], [i], 450_000),
+    ecdsa_verify: spec([i, i, i, i, i, i], [i], 200_000),
+    key_encrypt: spec([i, i, i, i, i, i], [i], 10_000),
+    key_decrypt: spec([i, i, i, i, i, i], [i], 10_000),
   },
   env: {
     abort: spec([i, i, i, i], [], 100),

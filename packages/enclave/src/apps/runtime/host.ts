@@ -7,7 +7,7 @@
  * charges the bytes it touches before it touches them.
  */
 import { generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
-import { clipText, concatBytes, sha256, utf8 } from '@cloister/core';
+import { clipText, concatBytes, sha256, toHex, utf8 } from '@cloister/core';
 import {
   aesGcmOpen,
   aesGcmSeal,
@@ -54,6 +54,37 @@ import {
 } from './errors.js';
 
 export type CallKind = 'query' | 'transaction';
+
+/** An app's ECDSA key (`$keys`), parsed: its KeyObject and its raw public key. */
+interface ParsedKey {
+  readonly privateKey: KeyObject;
+  readonly publicKey: Uint8Array;
+}
+
+/**
+ * Parsed app keys by SHA-256 of their PKCS #8 bytes (a key's bytes never change once created:
+ * `key_create` refuses an existing name). Parsing PKCS #8 costs node:crypto about 350 µs, ten
+ * times a signature, so a key used again is taken from here. Fuel does not depend on it: the
+ * bases of `key_public` and `key_sign` pay for the parse (docs/app-abi.md §11), so a module that
+ * cycles through more keys than this holds is still bounded by its fuel. Keyed by digest so no
+ * private key bytes sit in a string; bounded, oldest out first.
+ */
+const parsedKeys = new Map<string, ParsedKey>();
+const MAX_PARSED_KEYS = 256;
+
+function appKey(material: Uint8Array): ParsedKey {
+  const id = toHex(sha256(material));
+  const hit = parsedKeys.get(id);
+  if (hit !== undefined) return hit;
+  const privateKey = privateKeyFromPkcs8(material);
+  const parsed = { privateKey, publicKey: rawPublicKey(privateKey) };
+  if (parsedKeys.size >= MAX_PARSED_KEYS) {
+    const oldest = parsedKeys.keys().next().value;
+    if (oldest !== undefined) parsedKeys.delete(oldest);
+  }
+  parsedKeys.set(id, parsed);
+  return parsed;
+}
 
 export interface Route {
   readonly name: string;
@@ -240,7 +271,6 @@ export function abiBinding(initial: CallState): AbiBinding {
       if (rec[0] !== want) return STATUS.wrongKind;
       return rec.subarray(1);
     };
-    const privateKey = (material: Uint8Array): KeyObject => privateKeyFromPkcs8(material);
 
     const cloister = {
       buffer_read(ptr: number): void {
@@ -450,7 +480,7 @@ export function abiBinding(initial: CallState): AbiBinding {
         const k = loadKey('key_public', keyName('key_public', nPtr, nLen), KEY_KIND.ecdsaP256);
         if (typeof k === 'number') return k;
         host.chargeBytes(65);
-        return fill(rawPublicKey(privateKey(k)));
+        return fill(appKey(k).publicKey);
       },
       key_sign(nPtr: number, nLen: number, mPtr: number, mLen: number): number {
         buffer = EMPTY;
@@ -458,7 +488,7 @@ export function abiBinding(initial: CallState): AbiBinding {
         const k = loadKey('key_sign', keyName('key_sign', nPtr, nLen), KEY_KIND.ecdsaP256);
         if (typeof k === 'number') return k;
         const sig = sign('sha256', read(mPtr, mLen), {
-          key: privateKey(k),
+          key: appKey(k).privateKey,
           dsaEncoding: 'ieee-p1363',
         });
         return fill(new Uint8Array(sig));
