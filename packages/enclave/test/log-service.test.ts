@@ -10,8 +10,9 @@ import {
   verifyConsistency,
   verifyReceipt,
 } from '@cloister/core';
+import { ROOT_STORE_KEY } from '../src/ledger/ledger/index.js';
 import { logStoreKey, ReceiptNotReadyError, UnknownTransactionError } from '../src/log/index.js';
-import { CONSTRAINT, genesis, put, restart, te } from './log-helpers.js';
+import { CONSTRAINT, fakePlatform, genesis, put, restart, te } from './log-helpers.js';
 
 function storedEntry(store: { get(k: Uint8Array): Uint8Array | undefined }, index: number) {
   const b = store.get(logStoreKey(index));
@@ -258,4 +259,37 @@ test('epochEvery: the counter is bumped every K signatures while running', async
   const again = await restart(w);
   assert.equal(again.service.status().epoch, 3);
   assert.equal(w.platform.counters.get(name), 3);
+});
+
+test("the node's own evidence, as platform.report answers it, is checked before it is endorsed (coverage gap)", async () => {
+  const honest = fakePlatform();
+  // Not evidence at all: a broken platform, or the host relaying it, named as such.
+  await assert.rejects(
+    genesis({ platform: { ...honest, report: async () => Uint8Array.of(1, 2) } }),
+    {
+      name: 'EvidenceFormatError',
+      message: /platform\.report answered with 2 bytes that are not evidence v1/,
+    },
+  );
+  // Genuine evidence, but of another report: it would bind no key of this node.
+  await assert.rejects(
+    genesis({ platform: { ...honest, report: () => honest.report(new Uint8Array(64)) } }),
+    { name: 'KeyBindingError', message: /evidence of another report/ },
+  );
+});
+
+test('a start given a store and sealed state that do not go together is refused by name (coverage gap)', async () => {
+  const w = await genesis();
+  w.service.close();
+  // No sealed state (a genesis) on a store that holds a service.
+  await assert.rejects(restart({ ...w, sealed: new Uint8Array(0) }), {
+    code: 'INVALID_INPUT',
+    message: /no sealed service state was given but the store is not empty/,
+  });
+  // A sealed state on a store that holds no ledger.
+  await w.store.write([{ type: 'del', key: ROOT_STORE_KEY }], { sync: true });
+  await assert.rejects(restart(w), {
+    code: 'INVALID_INPUT',
+    message: /a sealed service state was given but the store holds no ledger/,
+  });
 });
