@@ -902,6 +902,36 @@ for (const [label, crypto] of [
         );
       });
 
+      it('a node.status without a usable lastSigned, or a receipt answer without bytes, is SCP_PROTOCOL (coverage gap)', async () => {
+        const n = node();
+        const state = memoryState();
+        const c = await open(n, { state });
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        await c.close();
+        for (const lastSigned of [-1, 1.5]) {
+          n.statusLastSigned = lastSigned;
+          await assert.rejects(open(n, { state }), (e: unknown) => {
+            assert.ok(code('SCP_PROTOCOL')(e));
+            assert.equal(
+              (e as Error).message,
+              'the node answered node.status without term and lastSigned',
+            );
+            return true;
+          });
+          assert.equal(n.open, 0, 'the refused connection is closed');
+        }
+        n.statusLastSigned = undefined;
+        const again = await open(n, { state });
+        n.receiptAnswer = { receipt: 'not bytes' };
+        await assert.rejects(again.receipt(t1.txid), (e: unknown) => {
+          assert.ok(code('SCP_PROTOCOL')(e));
+          assert.equal((e as Error).message, 'the node answered receipt without receipt bytes');
+          return true;
+        });
+        await again.close();
+      });
+
       it('a reconnect checks the root too, on the new session, before the calls waiting go out again', async () => {
         const n = node();
         const state = memoryState();
