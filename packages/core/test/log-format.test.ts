@@ -491,6 +491,32 @@ describe('payloads and ids', () => {
     );
   });
 
+  test('"rot" is in the meta of rotation entries and of no other (coverage gap)', () => {
+    const rotation: LogEntry = {
+      ...TX,
+      index: 3,
+      kind: ENTRY_KIND.rotation,
+      meta: { rot: 1 },
+      writeSet: new Uint8Array(0),
+      claims: new Uint8Array(0),
+    };
+    refused(raw(rotation, 5, new Map()), /^rotation meta must have "rot"$/);
+    refused(
+      raw(TX, 5, new Map<string, unknown>([...Object.entries(TX.meta), ['rot', 1]])),
+      /^meta\.rot is for rotation entries only$/,
+    );
+  });
+
+  test('a txid of more than 2^53 - 1 is refused by name, not rounded (coverage gap)', () => {
+    for (const bad of ['9007199254740992.1', '1.9007199254740993']) {
+      assert.throws(() => parseTxid(bad), {
+        name: 'InvalidInputError',
+        message: 'a transaction id term and index must be at most 2^53 - 1',
+      });
+    }
+    assert.deepEqual(parseTxid('1.9007199254740991'), { term: 1, index: 2 ** 53 - 1 });
+  });
+
   test('txids', () => {
     assert.equal(formatTxid(1, 42), '1.42');
     assert.deepEqual(parseTxid('1.42'), { term: 1, index: 42 });
