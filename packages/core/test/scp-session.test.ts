@@ -241,6 +241,36 @@ describe('SCP handshake: honest runs', () => {
     assert.throws(() => decodeAlert(Uint8Array.of(FRAME.ALERT, 0x80)), code('SCP_PROTOCOL'));
   });
 
+  test('an ALERT whose code or message is not text of at most 1024 UTF-8 bytes is SCP_PROTOCOL (coverage gap)', () => {
+    const alert = (parts: unknown[]) => Uint8Array.of(FRAME.ALERT, ...encodeCbor(parts));
+    const cases: [unknown[], string][] = [
+      [[1, 'm'], 'ALERT code must be text of at most 1024 bytes'],
+      [['X', Uint8Array.of(1)], 'ALERT message must be text of at most 1024 bytes'],
+      [['X', 'm'.repeat(1025)], 'ALERT message must be text of at most 1024 bytes'],
+      // 513 characters, 1026 bytes: the bound is in bytes.
+      [['X', '\u00e9'.repeat(513)], 'ALERT message must be text of at most 1024 bytes'],
+    ];
+    for (const [parts, message] of cases) {
+      assert.throws(
+        () => decodeAlert(alert(parts)),
+        (e: unknown) => code('SCP_PROTOCOL')(e) && (e as Error).message === message,
+      );
+    }
+    assert.deepEqual(decodeAlert(alert(['X', 'm'.repeat(1024)])).message.length, 1024);
+  });
+
+  test('webCryptoScp.verify: a key that is not a P-256 point verifies nothing and throws nothing (coverage gap)', async () => {
+    const key = randomKey();
+    const data = Uint8Array.of(1, 2, 3);
+    const sig = await nobleSigner(key).sign(data);
+    assert.equal(await webCryptoScp.verify(key.publicKey, data, sig), true);
+    const offCurve = key.publicKey.slice();
+    offCurve[64] = (offCurve[64] as number) ^ 1;
+    for (const bad of [offCurve, key.publicKey.subarray(0, 64), new Uint8Array(65)]) {
+      assert.equal(await webCryptoScp.verify(bad, data, sig), false);
+    }
+  });
+
   test('versions: no common version is SCP_VERSION at the server and the client', async () => {
     const r = await runHandshake({ versions: [2, 3] });
     assert.ok(code('SCP_VERSION')(r.serverError), String(r.serverError));
