@@ -18,6 +18,7 @@ import {
   MAX_RESULT_BYTES,
   paddedLength,
   REKEY_AFTER,
+  type ScpCrypto,
   type ScpMessage,
   type ScpSession,
   SEQ_LIMIT,
@@ -667,5 +668,51 @@ describe('SCP message codec (strict)', () => {
     const op = 'é'.repeat(512);
     const r = roundTrip({ type: 'request', id: 1, op, args: new Map() });
     assert.ok(r !== 'key-update' && r.type === 'request' && r.op === op);
+  });
+});
+
+describe('a failed seal (coverage gap)', () => {
+  test('closes the sending side for good: later seals are SCP_CLOSED, no nonce is used twice', async () => {
+    const base = withSyncAead(webCryptoScp);
+    const ivs: string[] = [];
+    let fail = false;
+    const flaky: ScpCrypto = {
+      ...base,
+      aeadKeySync: (raw32) => {
+        const k = (base.aeadKeySync as NonNullable<ScpCrypto['aeadKeySync']>)(raw32);
+        return {
+          open: k.open,
+          seal: (iv, aad, pt) => {
+            ivs.push(Buffer.from(iv).toString('hex'));
+            if (fail) throw new Error('the AEAD failed');
+            return k.seal(iv, aad, pt);
+          },
+        };
+      },
+    };
+    const { client, server } = await connected({ clientCrypto: flaky, serverCrypto: base });
+    const request = (id: number): ScpMessage => ({
+      type: 'request',
+      id,
+      op: 'node.status',
+      args: {},
+    });
+    // The synchronous record layer (the crypto has aeadKeySync).
+    const sealSync = client.sealSync?.bind(client);
+    assert.ok(sealSync);
+    assert.equal(
+      server.openSync?.((sealSync(request(1)) as Uint8Array[])[0] as Uint8Array)?.length,
+      1,
+    );
+    fail = true;
+    assert.throws(() => sealSync(request(2)), /the AEAD failed/);
+    fail = false;
+    const closed = (e: unknown) =>
+      code('SCP_CLOSED')(e) &&
+      (e as Error).message === 'a seal failed earlier; the session is closed';
+    assert.throws(() => sealSync(request(3)), closed);
+    await assert.rejects(client.seal(request(4)), closed);
+    assert.equal(client.closed, true);
+    assert.equal(new Set(ivs).size, ivs.length, 'a nonce was used twice');
   });
 });
