@@ -1512,6 +1512,27 @@ for (const [label, crypto] of [
         await c.close();
       });
 
+      it('a session that leaves more than 64 calls given up unanswered is replaced by a new one (coverage gap)', async () => {
+        const n = node();
+        const c = await open(n);
+        await c.app('shop').info();
+        // A host holding the node's records back: 65 calls given up on one session.
+        let release = () => {};
+        n.holdQueries = new Promise<void>((r) => {
+          release = r;
+        });
+        const given = Array.from({ length: 65 }, (_, i) =>
+          c.app('shop').query(`held-${i}`, {}, { timeoutMs: 500 }),
+        );
+        for (const q of given) await assert.rejects(q, code('NETWORK'));
+        n.holdQueries = undefined;
+        release();
+        const r = await c.app('shop').query('next', {});
+        assert.equal(JSON.parse(r.json).method, 'next');
+        assert.equal(n.connections, 2, 'the wedged session was replaced');
+        await c.close();
+      });
+
       it('a status answer with an unknown state or a txid that is not term.index is refused (SCP_PROTOCOL)', async () => {
         const n = node();
         const c = await open(n);
