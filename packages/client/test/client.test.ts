@@ -129,6 +129,39 @@ describe('connect: options named by what is wrong with them', () => {
     assert.equal(n.connections, 0, 'nothing was sent');
   });
 
+  it('an identity without sign(), an empty app name, a status of neither kind (coverage gap)', async () => {
+    const n = node();
+    await assert.rejects(
+      connect(URL, {
+        constraint: CONSTRAINT,
+        identity: { publicKey: new Uint8Array(65) } as never,
+        transport: n.transport,
+      }),
+      (e: unknown) =>
+        isCloisterError(e, 'INVALID_INPUT') &&
+        (e as Error).message === 'identity must have a sign() method (an Identity from this SDK)',
+    );
+    assert.equal(n.connections, 0, 'nothing was sent');
+    const c = await connect(URL, {
+      constraint: CONSTRAINT,
+      identity: await generateIdentity(),
+      transport: n.transport,
+    });
+    for (const name of ['', 7]) {
+      assert.throws(() => c.app(name as string), {
+        code: 'INVALID_INPUT',
+        message: 'an app name must be a non-empty string',
+      });
+    }
+    for (const q of [{}, null, 'x', { requestId: 'r' }]) {
+      await assert.rejects(c.status(q as never), {
+        code: 'INVALID_INPUT',
+        message: 'status takes { txid } or { app, requestId }',
+      });
+    }
+    await c.close();
+  });
+
   it('a node URL with a user name, password or query string (kept in state and errors) is refused', async () => {
     const n = node();
     const identity = await generateIdentity();
