@@ -293,3 +293,33 @@ test('a start given a store and sealed state that do not go together is refused 
     message: /a sealed service state was given but the store holds no ledger/,
   });
 });
+
+test('epochEvery: a counter moved by another instance while running stops epoch changes, logged (coverage gap)', async () => {
+  const events: [number, string][] = [];
+  const w = await genesis({
+    signEvery: 1,
+    epochEvery: 1,
+    log: (level, event) => events.push([level, event]),
+  });
+  const name = [...w.platform.counters.keys()][0] as string;
+  // Another instance of the service bumps the counter meanwhile.
+  w.platform.counters.set(name, (w.platform.counters.get(name) ?? 0) + 5);
+  const moved = w.platform.counters.get(name);
+  await put(w.service.engine, 'k0', 'v');
+  await w.service.tick();
+  // The bump found the counter elsewhere: the change is given up, named in the log.
+  assert.deepEqual(
+    events.filter(([, e]) => e === 'service.epoch-failed'),
+    [[50, 'service.epoch-failed']],
+  );
+  assert.equal(w.platform.counters.get(name), (moved as number) + 1, 'one increment, then none');
+  for (let i = 1; i < 4; i++) await put(w.service.engine, `k${i}`, 'v');
+  await w.service.tick();
+  assert.equal(
+    w.platform.counters.get(name),
+    (moved as number) + 1,
+    'no epoch change after a failed one',
+  );
+  assert.equal(events.filter(([, e]) => e === 'service.epoch-failed').length, 1);
+  w.service.close();
+});
