@@ -358,6 +358,47 @@ describe('app runtime: deploy', () => {
     await rt.deploy('X', wasm({ funcs: [version, routes, callFn], memory: [0x00, 1] }));
   });
 
+  test('the ledger is unreachable at deploy, and a text argument must be UTF-8 (coverage gap)', async () => {
+    const { rt } = await setup();
+    const route = [...i32(0), ...kit.str('t'), ...i32(0), ...c('route')];
+    const attempts: [string, number[]][] = [
+      ['ledger_get', [...kit.str('t'), ...kit.str('k'), ...c('ledger_get'), I.drop]],
+      ['context_index', [...c('context_index'), I.drop]],
+    ];
+    for (const [name, body] of attempts) {
+      const m = kit.module({ routes: [], routesBody: [...body, ...route] });
+      const e = await rejects(rt.deploy(`L${name}`, m), AbiError, 'APP_ABI');
+      assert.match(
+        e.message,
+        new RegExp(`${name}.*the ledger is reachable only during a call, not at deploy`),
+      );
+    }
+    // A table name of one byte 0xff: not UTF-8, named (not read as U+FFFD, another table).
+    const notUtf8 = kit.module({
+      routes: [
+        {
+          name: 'read',
+          kind: 'query',
+          body: [
+            ...i32(SCRATCH),
+            ...i32(0xff),
+            0x3a, // i32.store8
+            0x00,
+            0x00,
+            ...i32(SCRATCH),
+            ...i32(1),
+            ...kit.str('k'),
+            ...c('ledger_get'),
+            I.drop,
+          ],
+        },
+      ],
+    });
+    await rt.deploy('U', notUtf8);
+    const e = await rejects(q(rt, 'read', {}, 'U'), AbiError, 'APP_ABI');
+    assert.match(e.message, /ledger_get.*is not valid UTF-8/);
+  });
+
   test('an ABI import declared with another type is refused, naming it', async () => {
     const { rt } = await setup();
     const bad = kit.module({
