@@ -338,6 +338,38 @@ describe('a misbehaving other side', () => {
     );
   });
 
+  test('a readable reply of the right call with a malformed body fails that call, never leaves it pending (coverage gap)', async () => {
+    const w = wire({ enclave: ping, tap: (b) => [b.subarray(0, b.length - 1)] });
+    const outcome = await Promise.race([
+      w.host.call('enclave.ping', { payload: new Uint8Array([1, 2, 3]) }).then(
+        () => 'answered',
+        (e: unknown) => e,
+      ),
+      tick()
+        .then(tick)
+        .then(tick)
+        .then(() => 'still pending'),
+    ]);
+    assert.ok(outcome instanceof BoundaryError, `expected a BoundaryError, got ${String(outcome)}`);
+    assert.equal(outcome.code, 'BOUNDARY');
+    assert.equal(w.hostErrors.length, 1);
+    assert.equal(w.hostErrors[0], outcome);
+  });
+
+  test('a reply posted as a synchronous call is answered with an error naming it (coverage gap)', () => {
+    const w = wire({ host: { 'host.ping': (r) => ({ payload: r.payload }) } });
+    const reply = w.hostSync(
+      codec.encodeResponse('enclave.ping', 3, { payload: new Uint8Array() }),
+    );
+    assert.ok(reply, 'no reply');
+    const f = codec.decode(reply, 'enclave');
+    assert.equal(f.type, 'error');
+    assert.equal(f.id, 3);
+    assert.equal(f.fields.code, 'BOUNDARY');
+    assert.equal(f.fields.message, 'a response frame arrived as a synchronous call');
+    assert.equal(w.hostErrors.length, 1);
+  });
+
   test('the host answers every sync frame exactly once, even undecodable ones', () => {
     const w = wire({ host: { 'host.ping': (r) => ({ payload: r.payload }) } });
     const bad = [

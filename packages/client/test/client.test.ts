@@ -129,6 +129,39 @@ describe('connect: options named by what is wrong with them', () => {
     assert.equal(n.connections, 0, 'nothing was sent');
   });
 
+  it('an identity without sign(), an empty app name, a status of neither kind (coverage gap)', async () => {
+    const n = node();
+    await assert.rejects(
+      connect(URL, {
+        constraint: CONSTRAINT,
+        identity: { publicKey: new Uint8Array(65) } as never,
+        transport: n.transport,
+      }),
+      (e: unknown) =>
+        isCloisterError(e, 'INVALID_INPUT') &&
+        (e as Error).message === 'identity must have a sign() method (an Identity from this SDK)',
+    );
+    assert.equal(n.connections, 0, 'nothing was sent');
+    const c = await connect(URL, {
+      constraint: CONSTRAINT,
+      identity: await generateIdentity(),
+      transport: n.transport,
+    });
+    for (const name of ['', 7]) {
+      assert.throws(() => c.app(name as string), {
+        code: 'INVALID_INPUT',
+        message: 'an app name must be a non-empty string',
+      });
+    }
+    for (const q of [{}, null, 'x', { requestId: 'r' }]) {
+      await assert.rejects(c.status(q as never), {
+        code: 'INVALID_INPUT',
+        message: 'status takes { txid } or { app, requestId }',
+      });
+    }
+    await c.close();
+  });
+
   it('a node URL with a user name, password or query string (kept in state and errors) is refused', async () => {
     const n = node();
     const identity = await generateIdentity();
@@ -902,6 +935,36 @@ for (const [label, crypto] of [
         );
       });
 
+      it('a node.status without a usable lastSigned, or a receipt answer without bytes, is SCP_PROTOCOL (coverage gap)', async () => {
+        const n = node();
+        const state = memoryState();
+        const c = await open(n, { state });
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        await c.close();
+        for (const lastSigned of [-1, 1.5]) {
+          n.statusLastSigned = lastSigned;
+          await assert.rejects(open(n, { state }), (e: unknown) => {
+            assert.ok(code('SCP_PROTOCOL')(e));
+            assert.equal(
+              (e as Error).message,
+              'the node answered node.status without term and lastSigned',
+            );
+            return true;
+          });
+          assert.equal(n.open, 0, 'the refused connection is closed');
+        }
+        n.statusLastSigned = undefined;
+        const again = await open(n, { state });
+        n.receiptAnswer = { receipt: 'not bytes' };
+        await assert.rejects(again.receipt(t1.txid), (e: unknown) => {
+          assert.ok(code('SCP_PROTOCOL')(e));
+          assert.equal((e as Error).message, 'the node answered receipt without receipt bytes');
+          return true;
+        });
+        await again.close();
+      });
+
       it('a reconnect checks the root too, on the new session, before the calls waiting go out again', async () => {
         const n = node();
         const state = memoryState();
@@ -1479,6 +1542,27 @@ for (const [label, crypto] of [
         const r = await c.app('shop').query('next', {});
         assert.equal(JSON.parse(r.json).method, 'next');
         assert.equal(n.connections, 1, 'the same session');
+        await c.close();
+      });
+
+      it('a session that leaves more than 64 calls given up unanswered is replaced by a new one (coverage gap)', async () => {
+        const n = node();
+        const c = await open(n);
+        await c.app('shop').info();
+        // A host holding the node's records back: 65 calls given up on one session.
+        let release = () => {};
+        n.holdQueries = new Promise<void>((r) => {
+          release = r;
+        });
+        const given = Array.from({ length: 65 }, (_, i) =>
+          c.app('shop').query(`held-${i}`, {}, { timeoutMs: 500 }),
+        );
+        for (const q of given) await assert.rejects(q, code('NETWORK'));
+        n.holdQueries = undefined;
+        release();
+        const r = await c.app('shop').query('next', {});
+        assert.equal(JSON.parse(r.json).method, 'next');
+        assert.equal(n.connections, 2, 'the wedged session was replaced');
         await c.close();
       });
 

@@ -89,6 +89,8 @@ export class FakeNode {
   closeWith: string | undefined;
   /** Answer RECEIPT_NOT_READY this many times before signing the log. */
   signAfterPolls = 0;
+  /** The result receipt requests are answered with instead (a non-conforming node). */
+  receiptAnswer: Record<string, unknown> | undefined;
   /** Answer a receipt request with the receipt of this other entry index (a lying node). */
   receiptOf: number | undefined;
   /** Answer receipt requests from this other service's log (genuine receipts, another service's). */
@@ -276,6 +278,7 @@ export class FakeNode {
       }
       case 'receipt': {
         if (this.stallAnswers) return;
+        if (this.receiptAnswer !== undefined) return ok(this.receiptAnswer);
         const index = Number((a.get('txid') as string).split('.')[1]);
         if (!this.signed(a.get('txid') as string)) {
           if (this.signAfterPolls-- > 0) return err('RECEIPT_NOT_READY', 'not signed yet');

@@ -39,6 +39,7 @@ import {
   claimsSaltFor,
   createIdentityFile,
   fileState,
+  IdentityFileError,
   loadIdentity,
   wsTransport,
 } from '../src/node.js';
@@ -174,6 +175,17 @@ describe('identity files', () => {
       createIdentityFile(join(file, 'identity.pem')),
       refused(/exists\.pem is a file, not a folder/),
     );
+  });
+
+  it('a key file the system cannot create is IdentityFileError naming path and cause (coverage gap)', async () => {
+    // (Missing folders are created; as root, permissions do not stop a write: a name too long does.)
+    const path = join(tmp, `${'k'.repeat(300)}.pem`);
+    await assert.rejects(createIdentityFile(path), (e: unknown) => {
+      assert.ok(e instanceof IdentityFileError, String(e));
+      assert.ok(e.message.startsWith(`cannot write ${path}: `), e.message);
+      assert.match(e.message, /ENAMETOOLONG/);
+      return true;
+    });
   });
 
   it('refuses a group- or world-readable file, naming the fix', async () => {
@@ -313,6 +325,14 @@ describe('the state file', () => {
         text,
       );
     }
+  });
+  it('a state file that cannot be read is an error, never taken as no pins (coverage gap)', async () => {
+    const dir = join(tmp, 'unreadable');
+    mkdirSync(join(dir, 'client-state.json'), { recursive: true });
+    const state = fileState(dir);
+    await assert.rejects(state.pins.get('u'), refused(/^cannot read .*client-state\.json: EISDIR/));
+    await assert.rejects(state.roots.get(sha256(utf8('s'))), refused(/^cannot read /));
+    await assert.rejects(state.pins.put('u', sha256(utf8('s'))), refused(/^cannot read /));
   });
 });
 

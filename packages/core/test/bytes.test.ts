@@ -35,6 +35,19 @@ test('toBase64 round-trips through fromBase64', () => {
   );
 });
 
+test('fromBase64 takes standard padded base64 only, which atob alone would not enforce (coverage gap)', () => {
+  // Each of these atob decodes (or would): unpadded, whitespace, base64url, padding inside.
+  for (const bad of ['AAE', 'AA E=', 'AAE=\n', '-_8=', 'AA==AAAA', 'A===', 'AAE=x']) {
+    assert.throws(() => fromBase64(bad, 'evidence'), {
+      name: 'EncodingError',
+      message: 'evidence must be standard padded base64',
+    });
+  }
+  assert.throws(() => fromBase64('AAE'), { message: 'base64 must be standard padded base64' });
+  assert.deepEqual(fromBase64('AAE='), Uint8Array.of(0, 1));
+  assert.deepEqual(fromBase64(''), new Uint8Array(0));
+});
+
 test('fromHex names what is wrong: a character that is not hex (and where), or an odd count', () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {

@@ -98,6 +98,24 @@ describe('COSE_Sign1 encoding (RFC 9052 §4.2, §4.4)', () => {
     });
   }
 
+  test('decodeSign1 names each malformed bucket (coverage gap)', () => {
+    const tagged = (parts: unknown[]) => encodeCbor(new CborTag(18, parts));
+    const cases: [Uint8Array, string][] = [
+      [
+        tagged([new Map([[1, -7]]), new Map(), h(''), sig]),
+        'COSE_Sign1 protected header must be a byte string',
+      ],
+      [tagged([ES256_PROTECTED, [], h(''), sig]), 'COSE_Sign1 unprotected header must be a map'],
+      [
+        envelope(h(''), sig, ES256_PROTECTED, new Map([[h('04'), h('00')]])),
+        'COSE header labels must be integers or text',
+      ],
+    ];
+    for (const [bytes, message] of cases) {
+      assert.throws(() => decodeSign1(bytes), { name: 'EncodingError', message });
+    }
+  });
+
   test('decodeSign1 accepts crit naming only alg, and non-critical protected parameters', () => {
     const crit = decodeSign1(envelope(h(''), sig, h('a20126028101')));
     assert.deepEqual(crit.protectedHeader.get(2), [1]);

@@ -409,3 +409,38 @@ describe('acceptance edges (mutation round 13)', () => {
     await refused(verifyEvidence(ev, o), InvalidInputError, /malformed verdict/);
   });
 });
+
+describe('the verifier boundary (coverage gaps)', () => {
+  test("a verifier's own crash is a refused signature, never an accepted one or a raw error", async () => {
+    const root = newKey();
+    const crashing: PlatformVerifier = {
+      platform: 'sev-snp',
+      async verify() {
+        throw new TypeError('cannot read the VCEK chain');
+      },
+    };
+    const ev = altered({ platform: 'sev-snp' }, root);
+    const o = { ...opts(s, s.secureConstraint), verifiers: [simulationVerifier, crashing] };
+    const e = await refused(
+      verifyEvidence(ev, o),
+      EvidenceSignatureError,
+      /the sev-snp verifier failed/,
+    );
+    assert.ok(e.cause instanceof TypeError);
+  });
+  test('verifiers that are not an array, or a constraint that is neither text nor object: caller errors', async () => {
+    const notArray = { ...opts(s), verifiers: simulationVerifier as never };
+    await refused(
+      verifyEvidence(s.evidence, notArray),
+      InvalidInputError,
+      /verifiers must be an array/,
+    );
+    for (const c of [null, 7]) {
+      await refused(
+        verifyEvidence(s.evidence, opts(s, c as never)),
+        InvalidInputError,
+        /constraint must be a Constraint or its text/,
+      );
+    }
+  });
+});

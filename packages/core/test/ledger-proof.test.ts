@@ -154,6 +154,23 @@ describe('ledger proofs: document vectors', () => {
     assert.equal(hex(sha256(get('odd.branch'))), hex(get('odd.branch-hash')));
   });
 
+  test("verifyInclusion's key and value must be bytes, checked before the proof (coverage gap)", () => {
+    const root = get('root');
+    const alice = get('alice.path');
+    for (const [k, v] of [
+      ['alice', utf8('100')],
+      [utf8('alice'), undefined],
+    ] as const) {
+      assert.throws(
+        () => verifyInclusion(root, alice, get('alice.proof'), k as never, v as never),
+        {
+          name: 'InvalidInputError',
+          message: 'key and value must be Uint8Arrays',
+        },
+      );
+    }
+  });
+
   test('inclusion of alice, absence of dave, absence in the empty table', () => {
     const root = get('root');
     const alice = get('alice.path');

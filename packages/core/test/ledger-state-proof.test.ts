@@ -59,6 +59,26 @@ describe('state proofs: vectors', () => {
     assert.deepEqual(v, { ok: true, present: true, index: 1 });
   });
 
+  test("the caller's claim is checked first, each malformation named (coverage gap)", () => {
+    const proof = h('app1.accounts.alice');
+    const good = claim('app1', 'accounts', 'alice', '100');
+    const cases: [Uint8Array, unknown, string][] = [
+      [STATE.subarray(1), good, 'a state hash must be 32 bytes'],
+      [STATE, null, 'the claim is { ledger, table, key, value? }'],
+      [STATE, { ...good, ledger: 1 }, 'the claim names its ledger and table as strings'],
+      [STATE, { ...good, table: undefined }, 'the claim names its ledger and table as strings'],
+      [STATE, { ...good, key: 'alice' }, 'the key must be a Uint8Array'],
+      [STATE, { ...good, value: '100' }, 'the value, when claimed, must be a Uint8Array'],
+    ];
+    for (const [state, c, message] of cases) {
+      assert.throws(() => verifyStateProof(state, c as StateClaim, proof), {
+        name: 'InvalidInputError',
+        message,
+      });
+    }
+    assert.equal(verifyStateProof(STATE, good, proof).ok, true);
+  });
+
   test('a removed key (tombstone), an absent key, an absent table, an absent ledger', () => {
     assert.deepEqual(
       verifyStateProof(STATE, claim('app1', 'accounts', 'bob'), h('app1.accounts.bob')),

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { toHex } from '../src/bytes.js';
+import { decodeSign1 } from '../src/cose.js';
 import type { CloisterError } from '../src/errors.js';
 import { auditLog } from '../src/log/audit.js';
 import {
@@ -24,6 +25,7 @@ import {
   makeClaims,
   p256Key,
   SECURE_CONSTRAINT,
+  sign1,
   withUnprotected,
 } from './log-kit.js';
 
@@ -305,6 +307,41 @@ describe('auditLog', () => {
       report.checked.some((c) => /satisfies the constraint, its SVC: clause included/.test(c)),
     );
     assert.ok(report.checked.some((c) => c.startsWith(`NOT checked: ${app} (`)));
+  });
+
+  test('entry 1 of another kind than genesis is refused, naming entry 1', async () => {
+    const s = build();
+    const out = s.entries.slice();
+    out[0] = encodeEntry({ ...(s.decoded[2] as LogEntry), index: 1, prev: new Uint8Array(32) });
+    await fails(out, LogEntryAlteredError, 1, /entry 1 is of kind 2, not genesis \(1\)/);
+  });
+
+  test('a genesis endorsement of another service key than meta.svc is refused', async () => {
+    // Genuine bytes (another service's endorsement, signed by its node): not this log's service.
+    const other = new KitService();
+    const s = new KitService({ end: other.end });
+    await fails(
+      s.entries,
+      LogSignatureError,
+      1,
+      /the genesis endorsement endorses another service key than meta\.svc/,
+    );
+  });
+
+  test('a genesis endorsement naming the node key but signed by another key is refused', async () => {
+    const forger = p256Key();
+    const s = new KitService({ reshapeEnd: (c) => sign1(forger, decodeSign1(c).payload) });
+    await fails(
+      s.entries,
+      LogSignatureError,
+      1,
+      /the genesis endorsement is not signed by the node key it names/,
+    );
+  });
+
+  test('genesis evidence that does not parse is LOG_SIGNATURE at entry 1, without a constraint too', async () => {
+    const s = new KitService({ ev: Uint8Array.of(0xd2, 0x84) });
+    await fails(s.entries, LogSignatureError, 1, /the genesis evidence is malformed: /);
   });
 
   test('genesis endorsed by another node key than the evidence binds', async () => {

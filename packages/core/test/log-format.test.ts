@@ -491,6 +491,82 @@ describe('payloads and ids', () => {
     );
   });
 
+  test('decodeEntry: the remaining rules on stored bytes each name themselves (coverage gap)', () => {
+    const sig: LogEntry = {
+      ...TX,
+      index: 3,
+      kind: ENTRY_KIND.signature,
+      meta: {},
+      writeSet: new Uint8Array(0),
+      claims: new Uint8Array(0),
+      sig: fill(80, 9),
+    };
+    refused(encodeCbor(new Map([[1, 1]])), /^a log entry must be a CBOR array$/);
+    refused(encodeCbor([]), /^a log entry must be a CBOR array$/);
+    refused(raw(TX, 5, new Map<unknown, unknown>([[1, 0]])), /^entry meta keys must be text$/);
+    refused(
+      raw(TX, 5, new Map<string, unknown>([...Object.entries(TX.meta), ['app', 7]])),
+      /^meta\.app must be text$/,
+    );
+    refused(
+      raw(TX, 5, new Map<string, unknown>([...Object.entries(TX.meta), ['ev', fill(7, 2)]])),
+      /^meta\.ev is for genesis entries only$/,
+    );
+    const g = genesis();
+    refused(
+      raw(
+        g,
+        5,
+        new Map<string, unknown>([
+          ['svc', g.meta.svc],
+          ['end', g.meta.end],
+        ]),
+      ),
+      /^genesis meta must have "ev"$/,
+    );
+    refused(raw(sig, 5, new Map([['app', 'shop']])), /^meta\.app is for transaction entries only$/);
+    refused(raw(sig, 8, new Uint8Array(0)), /^a signature entry must carry its signature$/);
+    assert.deepEqual(decodeEntry(encodeEntry(sig)), sig);
+  });
+
+  test('a payload under another label is not a signature payload, whoever signed it (coverage gap)', () => {
+    for (const label of ['cloister/endorsement/v1', 'cloister/signature/v2', 1]) {
+      assert.throws(
+        () => decodeSignaturePayload(encodeCbor([label, 1, 3, fill(32, 1), fill(32, 2)])),
+        {
+          name: 'LogFormatError',
+          message: 'signature payload label must be "cloister/signature/v1"',
+        },
+      );
+    }
+  });
+
+  test('"rot" is in the meta of rotation entries and of no other (coverage gap)', () => {
+    const rotation: LogEntry = {
+      ...TX,
+      index: 3,
+      kind: ENTRY_KIND.rotation,
+      meta: { rot: 1 },
+      writeSet: new Uint8Array(0),
+      claims: new Uint8Array(0),
+    };
+    refused(raw(rotation, 5, new Map()), /^rotation meta must have "rot"$/);
+    refused(
+      raw(TX, 5, new Map<string, unknown>([...Object.entries(TX.meta), ['rot', 1]])),
+      /^meta\.rot is for rotation entries only$/,
+    );
+  });
+
+  test('a txid of more than 2^53 - 1 is refused by name, not rounded (coverage gap)', () => {
+    for (const bad of ['9007199254740992.1', '1.9007199254740993']) {
+      assert.throws(() => parseTxid(bad), {
+        name: 'InvalidInputError',
+        message: 'a transaction id term and index must be at most 2^53 - 1',
+      });
+    }
+    assert.deepEqual(parseTxid('1.9007199254740991'), { term: 1, index: 2 ** 53 - 1 });
+  });
+
   test('txids', () => {
     assert.equal(formatTxid(1, 42), '1.42');
     assert.deepEqual(parseTxid('1.42'), { term: 1, index: 42 });

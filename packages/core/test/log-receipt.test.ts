@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { toHex } from '../src/bytes.js';
-import { encodeCbor } from '../src/cbor.js';
+import { decodeCbor, encodeCbor } from '../src/cbor.js';
 import { parseConstraint } from '../src/constraint.js';
 import { decodeSign1 } from '../src/cose.js';
 import { LogFormatError, ReceiptError, type ReceiptFailure } from '../src/log/errors.js';
@@ -374,6 +374,66 @@ describe('verifyReceipt', () => {
     const index = s.tx(makeClaims(1));
     s.sign(p256Key());
     await refusedWith(verifyReceipt(s.receipt(index), { constraint: CONSTRAINT }), 'signature');
+  });
+
+  test('a path that is not [size, [hash, …]], or of more than 64 hashes, is a format error', async () => {
+    const { s, index } = build();
+    const r = s.receiptOf(index);
+    const withPath = (path: unknown): Uint8Array => {
+      const m = decodeCbor(encodeReceipt(r)) as Map<string, unknown>;
+      m.set('path', path);
+      return encodeCbor(m);
+    };
+    for (const path of [[r.size], [r.size, r.path[0]], r.path]) {
+      await refusedWith(
+        verifyReceipt(withPath(path), { constraint: CONSTRAINT }),
+        'format',
+        /path must be \[size, \[hash, …\]\]/,
+      );
+    }
+    const long = Array.from({ length: 65 }, () => new Uint8Array(32));
+    await refusedWith(
+      verifyReceipt(withPath([r.size, long]), { constraint: CONSTRAINT }),
+      'format',
+      /path has 65 hashes \(at most 64\)/,
+    );
+    // 64 hashes decode: the bound is the inclusion step's to apply, not a format error.
+    await refusedWith(
+      verifyReceipt(withPath([r.size, long.slice(1)]), { constraint: CONSTRAINT }),
+      'inclusion',
+    );
+  });
+
+  test('a payload the service key signed that is not a signature payload: refused at the signature step', async () => {
+    const { s, index } = build();
+    const r = s.receiptOf(index);
+    const sig = sign1(s.service, encodeCbor([1, 2]));
+    await refusedWith(
+      verifyReceipt(encodeReceipt({ ...r, sig }), { constraint: CONSTRAINT }),
+      'signature',
+      /signature payload/i,
+    );
+  });
+
+  test("the caller's own mistakes are thrown as they are, never as a refused receipt", async () => {
+    const { s, index } = build();
+    const bytes = s.receipt(index);
+    // A hand-built constraint that names no code: the caller's CONSTRAINT_SYNTAX, not 'evidence'.
+    await assert.rejects(
+      verifyReceipt(bytes, { constraint: {} as never }),
+      (e: unknown) =>
+        !(e instanceof ReceiptError) &&
+        (e as { code?: string }).code === 'CONSTRAINT_SYNTAX' &&
+        /must name a code identity/.test((e as Error).message),
+    );
+    await assert.rejects(verifyReceipt(bytes, null as never), {
+      code: 'INVALID_INPUT',
+      message: /verifyReceipt needs options/,
+    });
+    await assert.rejects(
+      verifyReceipt(bytes, { constraint: CONSTRAINT, service: new Uint8Array(31) }),
+      { code: 'INVALID_INPUT', message: 'options.service must be a 32-byte service identity hash' },
+    );
   });
 
   test('decodeReceipt reports format errors as ReceiptError, never LogFormatError', () => {

@@ -315,6 +315,45 @@ describe('checkSignedRoot', () => {
     assert.equal((await store.get(service))?.size, 7);
   });
 
+  test('a malformed signed root is InvalidInputError before the store is read (coverage gap)', async () => {
+    const store = memorySignedRootStore();
+    const root = tree(3).root(3);
+    const cases: [unknown, string][] = [
+      [null, 'a signed root must be an object'],
+      [
+        { service: service.subarray(1), size: 3, root },
+        'signed root service must be a 32-byte identity hash',
+      ],
+      [{ service, size: -1, root }, 'signed root size must be an unsigned integer'],
+      [{ service, size: 3, root: root.subarray(1) }, 'signed root root must be 32 bytes'],
+    ];
+    for (const [seen, message] of cases) {
+      // (checkSignedRoot throws these synchronously: the async wrapper takes either.)
+      await assert.rejects(async () => checkSignedRoot(store, seen as SignedRoot), {
+        name: 'InvalidInputError',
+        message,
+      });
+    }
+    assert.equal(await store.get(service), undefined);
+  });
+
+  test('a store that fails to write fails the check with its own error, never a pass (coverage gap)', async () => {
+    const inner = memorySignedRootStore();
+    const broken = new Error('EIO: the state file cannot be written');
+    const store = {
+      ...inner,
+      get: inner.get.bind(inner),
+      put: async () => {
+        throw broken;
+      },
+    };
+    const t = tree(3);
+    await assert.rejects(
+      checkSignedRoot(store, { service, size: 3, root: t.root(3) }),
+      (e) => e === broken,
+    );
+  });
+
   test('roots of different services are kept apart', async () => {
     const store = memorySignedRootStore();
     const other = sha256(service);

@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { decodeCbor, encodeCbor } from '../src/cbor.js';
 import { isCloisterError } from '../src/errors.js';
 import {
+  encodeAlert,
   FRAME,
   type ScpCrypto,
   type ScpMessage,
@@ -164,6 +165,44 @@ describe('hostile relay: version downgrade', () => {
       },
     });
     assert.ok(code('SCP_VERSION')(r.clientError), String(r.clientError));
+  });
+});
+
+describe('hostile relay: what the client believes of the handshake frames (coverage gap)', () => {
+  test('an SH version that is not an integer from 1 to 2^53 - 1 is SCP_HANDSHAKE, named', async () => {
+    for (const version of [0, -1, 1.5, 'v1']) {
+      const r = await runHandshake({
+        tamper: (w, f) => {
+          if (w !== 'SH') return f;
+          const sh = decodeCbor(f.subarray(1)) as unknown[];
+          sh[0] = version;
+          return Uint8Array.of(FRAME.SH, ...encodeCbor(sh));
+        },
+      });
+      assert.ok(
+        code('SCP_HANDSHAKE')(r.clientError) &&
+          (r.clientError as Error).message === 'SH version must be an integer from 1 to 2^53 - 1',
+        `${String(version)}: ${String(r.clientError)}`,
+      );
+      assert.equal(r.clientSession, undefined);
+    }
+  });
+
+  test('an unauthenticated ALERT cannot claim any error code: only peer codes are kept', async () => {
+    const claim = async (alertCode: string) => {
+      const r = await runHandshake({
+        tamper: (w, f) => (w === 'SH' ? encodeAlert(alertCode, 'from the relay') : f),
+      });
+      assert.equal(r.clientSession, undefined);
+      assert.match((r.clientError as Error).message, /alerts are not authenticated/);
+      return (r.clientError as { code?: string }).code;
+    };
+    for (const c of ['ROLLBACK_DETECTED', 'APP_CODE_MISMATCH', 'OUTCOME_UNKNOWN', 'made up']) {
+      assert.equal(await claim(c), 'SCP_HANDSHAKE', c);
+    }
+    for (const c of ['SCP_VERSION', 'SCP_SESSIONS', 'FRAME_TOO_LARGE']) {
+      assert.equal(await claim(c), c);
+    }
   });
 });
 

@@ -18,6 +18,7 @@ import {
   MAX_RESULT_BYTES,
   paddedLength,
   REKEY_AFTER,
+  type ScpCrypto,
   type ScpMessage,
   type ScpSession,
   SEQ_LIMIT,
@@ -239,6 +240,36 @@ describe('SCP handshake: honest runs', () => {
     );
     assert.deepEqual(decodeAlert(encodeAlert('X', 'y')), { code: 'X', message: 'y' });
     assert.throws(() => decodeAlert(Uint8Array.of(FRAME.ALERT, 0x80)), code('SCP_PROTOCOL'));
+  });
+
+  test('an ALERT whose code or message is not text of at most 1024 UTF-8 bytes is SCP_PROTOCOL (coverage gap)', () => {
+    const alert = (parts: unknown[]) => Uint8Array.of(FRAME.ALERT, ...encodeCbor(parts));
+    const cases: [unknown[], string][] = [
+      [[1, 'm'], 'ALERT code must be text of at most 1024 bytes'],
+      [['X', Uint8Array.of(1)], 'ALERT message must be text of at most 1024 bytes'],
+      [['X', 'm'.repeat(1025)], 'ALERT message must be text of at most 1024 bytes'],
+      // 513 characters, 1026 bytes: the bound is in bytes.
+      [['X', '\u00e9'.repeat(513)], 'ALERT message must be text of at most 1024 bytes'],
+    ];
+    for (const [parts, message] of cases) {
+      assert.throws(
+        () => decodeAlert(alert(parts)),
+        (e: unknown) => code('SCP_PROTOCOL')(e) && (e as Error).message === message,
+      );
+    }
+    assert.deepEqual(decodeAlert(alert(['X', 'm'.repeat(1024)])).message.length, 1024);
+  });
+
+  test('webCryptoScp.verify: a key that is not a P-256 point verifies nothing and throws nothing (coverage gap)', async () => {
+    const key = randomKey();
+    const data = Uint8Array.of(1, 2, 3);
+    const sig = await nobleSigner(key).sign(data);
+    assert.equal(await webCryptoScp.verify(key.publicKey, data, sig), true);
+    const offCurve = key.publicKey.slice();
+    offCurve[64] = (offCurve[64] as number) ^ 1;
+    for (const bad of [offCurve, key.publicKey.subarray(0, 64), new Uint8Array(65)]) {
+      assert.equal(await webCryptoScp.verify(bad, data, sig), false);
+    }
   });
 
   test('versions: no common version is SCP_VERSION at the server and the client', async () => {
@@ -637,5 +668,51 @@ describe('SCP message codec (strict)', () => {
     const op = 'é'.repeat(512);
     const r = roundTrip({ type: 'request', id: 1, op, args: new Map() });
     assert.ok(r !== 'key-update' && r.type === 'request' && r.op === op);
+  });
+});
+
+describe('a failed seal (coverage gap)', () => {
+  test('closes the sending side for good: later seals are SCP_CLOSED, no nonce is used twice', async () => {
+    const base = withSyncAead(webCryptoScp);
+    const ivs: string[] = [];
+    let fail = false;
+    const flaky: ScpCrypto = {
+      ...base,
+      aeadKeySync: (raw32) => {
+        const k = (base.aeadKeySync as NonNullable<ScpCrypto['aeadKeySync']>)(raw32);
+        return {
+          open: k.open,
+          seal: (iv, aad, pt) => {
+            ivs.push(Buffer.from(iv).toString('hex'));
+            if (fail) throw new Error('the AEAD failed');
+            return k.seal(iv, aad, pt);
+          },
+        };
+      },
+    };
+    const { client, server } = await connected({ clientCrypto: flaky, serverCrypto: base });
+    const request = (id: number): ScpMessage => ({
+      type: 'request',
+      id,
+      op: 'node.status',
+      args: {},
+    });
+    // The synchronous record layer (the crypto has aeadKeySync).
+    const sealSync = client.sealSync?.bind(client);
+    assert.ok(sealSync);
+    assert.equal(
+      server.openSync?.((sealSync(request(1)) as Uint8Array[])[0] as Uint8Array)?.length,
+      1,
+    );
+    fail = true;
+    assert.throws(() => sealSync(request(2)), /the AEAD failed/);
+    fail = false;
+    const closed = (e: unknown) =>
+      code('SCP_CLOSED')(e) &&
+      (e as Error).message === 'a seal failed earlier; the session is closed';
+    assert.throws(() => sealSync(request(3)), closed);
+    await assert.rejects(client.seal(request(4)), closed);
+    assert.equal(client.closed, true);
+    assert.equal(new Set(ivs).size, ivs.length, 'a nonce was used twice');
   });
 });

@@ -40,7 +40,7 @@ import {
 } from '../src/ledger/ledger/index.js';
 import { type AbiKit, abiKit, SCRATCH, SCRATCH2 } from './app-runtime-wasm.js';
 import { hostStores, options } from './ledger-engine-helpers.js';
-import { get, I, i32, loop, T } from './sandbox-wasm.js';
+import { get, I, i32, loop, T, wasm } from './sandbox-wasm.js';
 
 const te = (s: string): Uint8Array => new TextEncoder().encode(s);
 const td = (b: Uint8Array | undefined): string | undefined =>
@@ -322,6 +322,81 @@ describe('app runtime: deploy', () => {
     );
     assert.match(none.message, /cloister_abi_version/);
     assert.equal(rt.app('X'), undefined);
+  });
+
+  test('the ABI exports are checked at deploy: each missing or mistyped one named (coverage gap)', async () => {
+    const { rt } = await setup();
+    const version = { results: [T.i32], body: i32(1), export: 'cloister_abi_version' };
+    const routes = { body: [], export: 'cloister_routes' };
+    const callFn = { params: [T.i32, T.i32], body: [], export: 'cloister_call' };
+    const cases: [Parameters<typeof wasm>[0]['funcs'], string][] = [
+      [[version, callFn], 'the module exports no function cloister_routes () -> ()'],
+      [
+        [version, { ...routes, results: [T.i32], body: i32(0) }, callFn],
+        'the module exports no function cloister_routes () -> ()',
+      ],
+      [[version, routes], 'the module exports no function cloister_call (i32, i32) -> ()'],
+      [
+        [version, routes, { ...callFn, params: [T.i32] }],
+        'the module exports no function cloister_call (i32, i32) -> ()',
+      ],
+      [
+        [version, routes, callFn, { results: [T.i32], body: i32(0), export: 'cloister_migrate' }],
+        'cloister_migrate, when exported, is a function () -> ()',
+      ],
+    ];
+    for (const [funcs, message] of cases) {
+      const e = await rejects(
+        rt.deploy('X', wasm({ funcs, memory: [0x00, 1] })),
+        AbiError,
+        'APP_ABI',
+      );
+      assert.ok(e.message.includes(message), e.message);
+    }
+    assert.equal(rt.app('X'), undefined);
+    // The same exports, well typed, deploy.
+    await rt.deploy('X', wasm({ funcs: [version, routes, callFn], memory: [0x00, 1] }));
+  });
+
+  test('the ledger is unreachable at deploy, and a text argument must be UTF-8 (coverage gap)', async () => {
+    const { rt } = await setup();
+    const route = [...i32(0), ...kit.str('t'), ...i32(0), ...c('route')];
+    const attempts: [string, number[]][] = [
+      ['ledger_get', [...kit.str('t'), ...kit.str('k'), ...c('ledger_get'), I.drop]],
+      ['context_index', [...c('context_index'), I.drop]],
+    ];
+    for (const [name, body] of attempts) {
+      const m = kit.module({ routes: [], routesBody: [...body, ...route] });
+      const e = await rejects(rt.deploy(`L${name}`, m), AbiError, 'APP_ABI');
+      assert.match(
+        e.message,
+        new RegExp(`${name}.*the ledger is reachable only during a call, not at deploy`),
+      );
+    }
+    // A table name of one byte 0xff: not UTF-8, named (not read as U+FFFD, another table).
+    const notUtf8 = kit.module({
+      routes: [
+        {
+          name: 'read',
+          kind: 'query',
+          body: [
+            ...i32(SCRATCH),
+            ...i32(0xff),
+            0x3a, // i32.store8
+            0x00,
+            0x00,
+            ...i32(SCRATCH),
+            ...i32(1),
+            ...kit.str('k'),
+            ...c('ledger_get'),
+            I.drop,
+          ],
+        },
+      ],
+    });
+    await rt.deploy('U', notUtf8);
+    const e = await rejects(q(rt, 'read', {}, 'U'), AbiError, 'APP_ABI');
+    assert.match(e.message, /ledger_get.*is not valid UTF-8/);
   });
 
   test('an ABI import declared with another type is refused, naming it', async () => {

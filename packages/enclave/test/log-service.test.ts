@@ -10,8 +10,9 @@ import {
   verifyConsistency,
   verifyReceipt,
 } from '@cloister/core';
+import { ROOT_STORE_KEY } from '../src/ledger/ledger/index.js';
 import { logStoreKey, ReceiptNotReadyError, UnknownTransactionError } from '../src/log/index.js';
-import { CONSTRAINT, genesis, put, restart, te } from './log-helpers.js';
+import { CONSTRAINT, fakePlatform, genesis, put, restart, te } from './log-helpers.js';
 
 function storedEntry(store: { get(k: Uint8Array): Uint8Array | undefined }, index: number) {
   const b = store.get(logStoreKey(index));
@@ -258,4 +259,67 @@ test('epochEvery: the counter is bumped every K signatures while running', async
   const again = await restart(w);
   assert.equal(again.service.status().epoch, 3);
   assert.equal(w.platform.counters.get(name), 3);
+});
+
+test("the node's own evidence, as platform.report answers it, is checked before it is endorsed (coverage gap)", async () => {
+  const honest = fakePlatform();
+  // Not evidence at all: a broken platform, or the host relaying it, named as such.
+  await assert.rejects(
+    genesis({ platform: { ...honest, report: async () => Uint8Array.of(1, 2) } }),
+    {
+      name: 'EvidenceFormatError',
+      message: /platform\.report answered with 2 bytes that are not evidence v1/,
+    },
+  );
+  // Genuine evidence, but of another report: it would bind no key of this node.
+  await assert.rejects(
+    genesis({ platform: { ...honest, report: () => honest.report(new Uint8Array(64)) } }),
+    { name: 'KeyBindingError', message: /evidence of another report/ },
+  );
+});
+
+test('a start given a store and sealed state that do not go together is refused by name (coverage gap)', async () => {
+  const w = await genesis();
+  w.service.close();
+  // No sealed state (a genesis) on a store that holds a service.
+  await assert.rejects(restart({ ...w, sealed: new Uint8Array(0) }), {
+    code: 'INVALID_INPUT',
+    message: /no sealed service state was given but the store is not empty/,
+  });
+  // A sealed state on a store that holds no ledger.
+  await w.store.write([{ type: 'del', key: ROOT_STORE_KEY }], { sync: true });
+  await assert.rejects(restart(w), {
+    code: 'INVALID_INPUT',
+    message: /a sealed service state was given but the store holds no ledger/,
+  });
+});
+
+test('epochEvery: a counter moved by another instance while running stops epoch changes, logged (coverage gap)', async () => {
+  const events: [number, string][] = [];
+  const w = await genesis({
+    signEvery: 1,
+    epochEvery: 1,
+    log: (level, event) => events.push([level, event]),
+  });
+  const name = [...w.platform.counters.keys()][0] as string;
+  // Another instance of the service bumps the counter meanwhile.
+  w.platform.counters.set(name, (w.platform.counters.get(name) ?? 0) + 5);
+  const moved = w.platform.counters.get(name);
+  await put(w.service.engine, 'k0', 'v');
+  await w.service.tick();
+  // The bump found the counter elsewhere: the change is given up, named in the log.
+  assert.deepEqual(
+    events.filter(([, e]) => e === 'service.epoch-failed'),
+    [[50, 'service.epoch-failed']],
+  );
+  assert.equal(w.platform.counters.get(name), (moved as number) + 1, 'one increment, then none');
+  for (let i = 1; i < 4; i++) await put(w.service.engine, `k${i}`, 'v');
+  await w.service.tick();
+  assert.equal(
+    w.platform.counters.get(name),
+    (moved as number) + 1,
+    'no epoch change after a failed one',
+  );
+  assert.equal(events.filter(([, e]) => e === 'service.epoch-failed').length, 1);
+  w.service.close();
 });

@@ -456,6 +456,38 @@ test('entry(i) read back: another entry stored at i is LogEntryReorderedError, n
   );
 });
 
+test('entry(i) read back: an entry gone from the store, or no longer decoding, is named (coverage gap)', async () => {
+  const w = await genesis();
+  const r = await put(w.service.engine, 'x', 'y');
+  await w.service.tick();
+  const s = r.index + 1;
+  const sig = read(w, s);
+  await del(w, s);
+  assert.throws(
+    () => w.service.log.entry(s),
+    (e: unknown) =>
+      named(LogEntryMissingError, s)(e) &&
+      (e as Error).message === `log entry ${s} is missing from the store`,
+  );
+  // The receipt needs that signature entry: refused by name, never served without it.
+  assert.throws(() => w.service.receipt(r.txid), named(LogEntryMissingError, s));
+  await putRaw(w, r.index, Uint8Array.of(0x83, 0x01));
+  assert.throws(
+    () => w.service.log.entry(r.index),
+    (e: unknown) =>
+      named(LogEntryAlteredError, r.index)(e) &&
+      (e as Error).message === `log entry ${r.index} does not decode`,
+  );
+  assert.throws(() => w.service.log.writeSet(r.index), named(LogEntryAlteredError, r.index));
+  await putRaw(w, s, sig);
+  assert.equal(w.service.log.entry(s).kind, ENTRY_KIND.signature);
+  // Beyond the log, or not an index: an unknown transaction, nothing read.
+  for (const i of [0, s + 1, 1.5]) {
+    assert.throws(() => w.service.log.entry(i), { code: 'UNKNOWN_TRANSACTION' });
+    assert.throws(() => w.service.log.writeSet(i), { code: 'UNKNOWN_TRANSACTION' });
+  }
+});
+
 test('read in ranges of 1 to 5 entries, every tampering is named as when read in one range', async () => {
   // open reads the log as ranges of indexes read ahead (4096 by default); they must tile the
   // namespace exactly, malformed keys, gaps and cut tails included.

@@ -271,6 +271,50 @@ describe('sandbox instrumentation', () => {
     }
   });
 
+  test('immediates that hold opcode bytes are skipped whole: float constants, typed select, SIMD lanes (coverage gap)', () => {
+    // Immediates made of bytes that are opcodes themselves (0x0b end, 0x03 loop, 0x02 block): a
+    // parser that skipped them short would meter, or cut, the body elsewhere.
+    const f64 = [0x0b, 0x03, 0x0b, 0x03, 0x0b, 0x03, 0x08, 0x40]; // about 3.0
+    const f32 = [0x0b, 0x03, 0x40, 0x40]; // about 3.0
+    const body = (select: number[]) =>
+      code(
+        0x44,
+        f64,
+        0xaa, // i32.trunc_f64_s
+        0x43,
+        f32,
+        0xa8, // i32.trunc_f32_s
+        I.i32Add,
+        // select with its type vector: (1, 2, 0) -> 2
+        i32(1),
+        i32(2),
+        i32(0),
+        select,
+        I.i32Add,
+        // v128.load32_lane (memarg, lane 3) then i32x4.extract_lane 2: 5 (splat) from a lane kept
+        i32(0),
+        i32(5),
+        [0xfd, 17], // i32x4.splat
+        [0xfd, 86, 0x02, 0x00, 0x03], // v128.load32_lane align 2 offset 0 lane 3
+        [0xfd, 27, 0x02], // i32x4.extract_lane 2
+        I.i32Add,
+      );
+    const module = (select: number[]) =>
+      wasm({ memory: [0x00, 1], funcs: [{ results: [T.i32], body: body(select), export: 'run' }] });
+    const bytes = module([0x1c, 0x01, T.i32]);
+    validateModule(bytes, { allowedImports: [] });
+    const plain = plainRun(bytes, []);
+    assert.deepEqual(plain, { ok: 3 + 3 + 2 + 5 });
+    const a = instrumentModule(bytes);
+    const runs = [0, 1].map(() => instantiate(a, () => ({})).call('run', [], 1e9));
+    assert.equal(runs[0]?.result, 13);
+    assert.equal(runs[0]?.fuelUsed, runs[1]?.fuelUsed);
+    assert.ok((runs[0]?.fuelUsed ?? 0) >= 10, 'every instruction was metered');
+    // The typed select's type byte (0x7f, also i64.div_s) is an immediate, never charged.
+    const untyped = instantiate(instrumentModule(module([0x1b])), () => ({})).call('run', [], 1e9);
+    assert.deepEqual(untyped, runs[0]);
+  });
+
   test('property: same result or same trap, same bytes, same fuel', () => {
     fc.assert(
       fc.property(programArb, ({ bytes, args }) => {

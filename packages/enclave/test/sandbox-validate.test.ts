@@ -79,6 +79,38 @@ describe('sandbox validation', () => {
     }
   });
 
+  test('imports other than functions, tags, bodiless functions and odd value types are refused by name (coverage gap)', () => {
+    const head = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+    const mod = (...sections: number[]) => Uint8Array.from([...head, ...sections]);
+    const te = (t: string) => [t.length, ...new TextEncoder().encode(t)];
+    /** An import section of one import "env"."x" of `kind` with `desc`. */
+    const imported = (kind: number, ...desc: number[]) => {
+      const p = [1, ...te('env'), ...te('x'), kind, ...desc];
+      return mod(2, p.length, ...p);
+    };
+    refuses(
+      imported(1, 0x70, 0x00, 1),
+      UnknownImportError,
+      /^import of a table "env"\."x" refused/,
+    );
+    refuses(imported(3, T.i32, 0x00), UnknownImportError, /^import of a global "env"\."x" refused/);
+    refuses(
+      imported(3, T.i32, 0x02),
+      UnsupportedFeatureError,
+      /shared globals \(threads\) \(import "env"\."x"\)/,
+    );
+    refuses(imported(4, 0, 0), UnsupportedFeatureError, /exception handling \(import "env"\."x"\)/);
+    refuses(imported(5, 0), MalformedModuleError, /import "env"\."x" has unknown kind 5/);
+    refuses(mod(13, 1, 0), UnsupportedFeatureError, /exception handling \(tag section\)/);
+    refuses(
+      mod(1, 4, 1, 0x60, 0, 0, 3, 2, 1, 0),
+      MalformedModuleError,
+      /1 functions declared, 0 bodies$/,
+    );
+    refuses(mod(1, 5, 1, 0x60, 1, 0x63, 0), UnsupportedFeatureError, /typed references \/ GC/);
+    refuses(mod(1, 5, 1, 0x60, 1, 0x55, 0), MalformedModuleError, /unknown value type 0x55/);
+  });
+
   test('threads, shared memory and atomics are refused', () => {
     const shared = wasm({ memory: [0x03, 1, 1], funcs: [] });
     refuses(shared, UnsupportedFeatureError, /shared memory \(threads\)/);

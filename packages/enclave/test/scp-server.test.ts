@@ -20,6 +20,7 @@ import {
   FRAME,
   fromHex,
   MAX_FRAME,
+  type ScpCrypto,
   type ScpMessage,
   type ScpSession,
   utf8,
@@ -87,6 +88,8 @@ async function world(
     maxRunningBytes?: number;
     /** Wraps the runtime's call (to watch or hold calls). */
     call?: (call: AppRuntime['call']) => AppRuntime['call'];
+    /** The server's record crypto (default nodeScpCrypto, synchronous). */
+    crypto?: ScpCrypto;
   } = {},
 ) {
   const w = await genesis();
@@ -95,7 +98,7 @@ async function world(
   const codeId = fromHex(deployed.codeId);
   const sink: Sink = { frames: new Map(), ends: new Map() };
   const server = createScpServer({
-    crypto: nodeScpCrypto,
+    crypto: opts.crypto ?? nodeScpCrypto,
     signer: nodeScpSigner(w.node.privateKey, w.node.publicKey),
     service: w.service,
     runtime:
@@ -774,6 +777,24 @@ describe('scp server: attacks end only the session they hit', () => {
     await w.server.frame(victim.id, f!);
     assert.equal(take(w.sink, victim.id).length, 0);
     ok(await bystander.call('node.status', {}));
+    assert.equal(w.sink.ends.has(bystander.id), false);
+  });
+
+  test('on asynchronous record crypto the server answers, and an altered record ends only its session (coverage gap)', async () => {
+    // The enclave passes nodeScpCrypto (synchronous records); a server given crypto without
+    // aeadKeySync seals and opens through promises, and must refuse the same way.
+    const w = await world({ crypto: webCryptoScp });
+    const victim = await connect(w);
+    const bystander = await connect(w);
+    const echo = { app: 'demo', method: 'echo', args: '5', codeId: w.codeId };
+    assert.equal(ok(await victim.call('query', echo)).get('result'), '5');
+    const [f] = await victim.session.seal({ type: 'request', id: 9, op: 'node.status', args: {} });
+    const altered = f!.slice();
+    altered[altered.length - 1]! ^= 1;
+    await w.server.frame(victim.id, altered);
+    await tick();
+    await expectClosed(w, victim, 'SCP_RECORD');
+    assert.equal(ok(await bystander.call('query', echo)).get('result'), '5');
     assert.equal(w.sink.ends.has(bystander.id), false);
   });
 

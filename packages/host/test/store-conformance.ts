@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import {
   type BatchOp,
   compareKeys,
+  MAX_VALUE_BYTES,
   type Store,
   type StoreEntry,
   StoreError,
@@ -137,6 +138,29 @@ export function runStoreConformance(name: string, factory: StoreFactory): void {
       assert.throws(() => s.get(b()), InvalidInputError);
       assert.throws(() => s.iterate({ limit: -1 }), InvalidInputError);
       assert.throws(() => s.iterate({ gte: b() }), InvalidInputError);
+      await s.close();
+    });
+
+    test('a batch operation that is no object, a value over MAX_VALUE_BYTES and iterate options that are no object are refused by name (coverage gap)', async () => {
+      const s = await factory.create();
+      const refused = async (batch: unknown[], message: string) =>
+        assert.rejects(s.write(batch as BatchOp[], { sync: true }), {
+          name: 'InvalidInputError',
+          message,
+        });
+      await refused(
+        [{ type: 'put', key: b(1), value: b(1) }, null],
+        'a store batch operation must be an object',
+      );
+      await refused(
+        [{ type: 'put', key: b(1), value: new Uint8Array(MAX_VALUE_BYTES + 1) }],
+        `a store value is at most ${MAX_VALUE_BYTES} bytes; this one is ${MAX_VALUE_BYTES + 1}`,
+      );
+      assert.equal(s.get(b(1)), undefined, 'nothing of either batch was written');
+      assert.throws(() => s.iterate(null as never), {
+        name: 'InvalidInputError',
+        message: 'iterate options must be an object',
+      });
       await s.close();
     });
 
