@@ -254,7 +254,9 @@ export function abiBinding(initial: CallState): AbiBinding {
     /** An app table name: UTF-8, 1..255 bytes, never reserved ('$' first). */
     const table = (fn: string, ptr: number, len: number, what: string): string => {
       const name = text(fn, 'a table name', ptr, len, 255);
-      if (name.includes('\u0000')) throw new AbiError(fn, 'a table name must not contain a NUL byte');
+      if (name.includes('\u0000')) {
+        throw new AbiError(fn, 'a table name must not contain a NUL byte');
+      }
       if (name.startsWith('$')) throw new ReservedTableError(name, what);
       return name;
     };
