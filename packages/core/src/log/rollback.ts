@@ -130,7 +130,12 @@ export function checkSignedRoot(
   consistency?: ConsistencySource,
   lock?: <T>(f: () => Promise<T>) => Promise<T>,
 ): Promise<void> {
-  check(seen);
+  // A malformed root is the caller's mistake, but still a rejection, like every other failure.
+  try {
+    check(seen);
+  } catch (e) {
+    return Promise.reject(e);
+  }
   const fresh = { service: seen.service.slice(), size: seen.size, root: seen.root.slice() };
   // One at a time per store (read, verify, write): two checks in flight cannot both pass against
   // the same stored root and the older one win the write.
