@@ -71,7 +71,7 @@ export function createProgram(setExit: (code: number) => void): Command {
     .option('--out <dir>', 'output directory (default: <install>/build/enclave)')
     .option(
       '--signer-key <file>',
-      'signer private key, created on first use (default: <home>/signer.pem)',
+      'signer private key (default: <home>/signer.pem, created on first use; a given file must exist)',
     )
     .option(
       '--svn <n>',
