@@ -7,7 +7,19 @@ import { resolve } from 'node:path';
 import { InvalidInputError, sha256, toHex } from '@cloister/core';
 import { buildEnclave, measureBuild } from '@cloister/host';
 import { exitCodeOf, line, printError, step } from '../output.js';
-import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
+import { cloisterHome, defaultEnclaveDir, defaultPaths, installRoot } from '../paths.js';
+import { describeSources, type SourceStatus, sourceStatus } from '../sources.js';
+
+/** The bundle's inputs compared with git; each warning written to stderr. */
+function sourcesOf(inputs: { readonly inputs: Readonly<Record<string, unknown>> }): {
+  status: SourceStatus;
+  line: string;
+} {
+  const status = sourceStatus(installRoot(), Object.keys(inputs.inputs));
+  const d = describeSources(status);
+  for (const w of d.warnings) process.stderr.write(`warning: ${w}\n`);
+  return { status, line: d.line };
+}
 
 export interface BuildOptions {
   readonly home?: string;
@@ -40,6 +52,7 @@ export async function build(o: BuildOptions): Promise<number> {
         ...(o.svn !== undefined ? { svn: o.svn } : {}),
       }),
     );
+    const sources = sourcesOf(r.inputs);
     if (o.quiet) {
       process.stdout.write(`${toHex(r.measurement)}\n`);
       return 0;
@@ -51,7 +64,8 @@ export async function build(o: BuildOptions): Promise<number> {
         line('product', r.product) +
         line('svn', r.svn) +
         line('bundle', `${r.bundle.length} bytes, sha256 ${toHex(sha256(r.bundle))}`) +
-        line('signer key', signerKeyPath),
+        line('signer key', signerKeyPath) +
+        line('sources', sources.line),
     );
     return 0;
   } catch (e) {
@@ -69,9 +83,10 @@ export async function measure(o: MeasureOptions): Promise<number> {
   try {
     const m = await measureBuild(o.svn !== undefined ? { svn: o.svn } : {});
     const constraint = `C:${toHex(m.measurement)} SEC:INSECURE`;
+    const sources = sourcesOf(m.inputs);
     if (o.json) {
       process.stdout.write(
-        `${JSON.stringify({ measurement: toHex(m.measurement), product: m.product, svn: m.svn, constraint })}\n`,
+        `${JSON.stringify({ measurement: toHex(m.measurement), product: m.product, svn: m.svn, constraint, sources: sources.status })}\n`,
       );
       return 0;
     }
@@ -80,6 +95,7 @@ export async function measure(o: MeasureOptions): Promise<number> {
         line('product', m.product) +
         line('svn', m.svn) +
         line('constraint', constraint) +
+        line('sources', sources.line) +
         '  (SEC:INSECURE admits the simulation platform: for development only)\n',
     );
     return 0;
