@@ -746,6 +746,29 @@ describe('cloister app deploy on a real node', () => {
       assert.match(await stranger.text(), /other app uploads are being received/);
       const r = await deployApp(wasmPath, { name: 'during-flood', node: url(), home });
       assert.equal(r.app, 'during-flood');
+      // A request the operator signed that can no longer apply (a first deploy of an app that
+      // now exists: a replay read from the wire or a log) is no ticket either.
+      const replayed = signDeployRequest(
+        loadOrCreateOperatorKey(join(home, 'operator.pem')).privateKey,
+        {
+          app: 'during-flood',
+          module: wasm,
+          upgrade: false,
+          prev: new Uint8Array(0),
+          prevIndex: 0,
+          service: await serviceId(),
+        },
+      );
+      const stale = await fetch(`${url()}/v1/apps`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/cbor',
+          'cloister-deploy-request': Buffer.from(replayed.request).toString('base64'),
+        },
+        body: new Uint8Array(10),
+      });
+      assert.equal(stale.status, 503);
+      assert.match(await stale.text(), /other app uploads are being received/);
     } finally {
       for (const s of stalled) s.destroy();
     }

@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { Agent, get, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createConnection } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { RemoteError } from '@cloister/boundary';
 import { ERROR_CODES, type ErrorCode } from '@cloister/core';
@@ -136,5 +137,58 @@ test('a stopping node answers with Connection: close and ends the connection (no
   } finally {
     health = 'ok';
     agent.destroy();
+  }
+});
+
+test('an upload the client aborts is logged at debug, never as the node error it is not', async () => {
+  const lines: { level: number; msg: string; event?: string }[] = [];
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (c: Buffer) => {
+    text += c.toString('utf8');
+    for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n')) {
+      lines.push(JSON.parse(text.slice(0, i)));
+      text = text.slice(i + 1);
+    }
+  });
+  const s = createHttpServer({
+    metrics: createNodeMetrics(),
+    log: createLogger({ level: 'debug', destination: out }),
+    health: () => ({ status: 'ok', platform: 'simulation' }),
+    evidence: refuse('enclave.evidence'),
+    status: refuse('service.status'),
+    receipt: refuse('service.receipt'),
+    consistency: refuse('service.consistency'),
+    deploy: refuse('apps.deploy'),
+    apps: refuse('apps.info'),
+  });
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  try {
+    const { port } = s.address() as AddressInfo;
+    // A body announced at 1000 bytes, 3 sent, then the socket closed: the read fails.
+    await new Promise<void>((resolve) => {
+      const c = createConnection(port, '127.0.0.1', () => {
+        c.write(
+          'POST /v1/apps HTTP/1.1\r\nHost: x\r\nContent-Type: application/cbor\r\nContent-Length: 1000\r\n\r\nabc',
+        );
+        setTimeout(() => c.destroy(), 100);
+      });
+      c.on('close', () => resolve());
+      c.on('error', () => {});
+    });
+    for (let i = 0; i < 50 && !lines.some((l) => l.event === 'http.request-aborted'); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(
+      lines.filter((l) => l.level >= 40),
+      [],
+      'no warning or error for a client that went away',
+    );
+    assert.ok(
+      lines.some((l) => l.level === 20 && l.event === 'http.request-aborted'),
+      JSON.stringify(lines),
+    );
+  } finally {
+    await new Promise<void>((r) => s.close(() => r()));
   }
 });

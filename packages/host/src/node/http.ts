@@ -346,25 +346,47 @@ export const DEPLOY_REQUEST_HEADER = 'cloister-deploy-request';
 
 /**
  * True when the request's DEPLOY_REQUEST_HEADER is a COSE_Sign1 that verifies under the
- * operator key: an admission ticket to the operator's upload slot, nothing more (the enclave
- * checks the request in the body, its freshness included). A bad header is not an error: the
- * upload goes to the shared slots, where the enclave refuses it.
+ * operator key and could still apply: for this service, and naming the app's code as it is now
+ * (no app for a first deploy; its current code id and index for an upgrade). An admission ticket
+ * to the operator's upload slot, nothing more: the enclave checks the request in the body. A
+ * request already applied is no ticket (a review held the slot with a replayed one, read from
+ * the wire, a `--json` output or the node's own log), nor is a bad header: either upload goes to
+ * the shared slots, where the enclave refuses what it must.
  */
 async function operatorTicket(
   req: IncomingMessage,
-  operatorPublicKey: Uint8Array | undefined,
+  deps: Pick<HttpDeps, 'operatorPublicKey' | 'status' | 'apps'>,
 ): Promise<boolean> {
   const header = req.headers[DEPLOY_REQUEST_HEADER];
+  const operatorPublicKey = deps.operatorPublicKey;
   if (operatorPublicKey === undefined || typeof header !== 'string' || header.length > 8192) {
     return false;
   }
   try {
     const sign1 = decodeMinimalSign1(fromBase64(header, 'deploy request'));
-    return await verifyEs256(
+    const signed = await verifyEs256(
       operatorPublicKey,
       sign1ToBeSigned(sign1.protectedBytes, sign1.payload),
       sign1.signature,
     );
+    if (!signed) return false;
+    const m = decodeCbor(sign1.payload);
+    if (!(m instanceof Map)) return false;
+    const [app, prev, prevIndex, service] = ['app', 'prev', 'prevIndex', 'service'].map((k) =>
+      m.get(k),
+    );
+    if (typeof app !== 'string' || !isAppId(app) || !(prev instanceof Uint8Array)) return false;
+    if (!(service instanceof Uint8Array)) return false;
+    if (toHex(service) !== toHex((await deps.status()).serviceIdentity)) return false;
+    let current: { codeId: string | null; index: number | null } | undefined;
+    try {
+      current = appsJson(await deps.apps(app))[0] as typeof current;
+    } catch (e) {
+      if (!(e instanceof CloisterError && e.code === 'APP_NOT_FOUND')) throw e;
+    }
+    return current === undefined || current.codeId === null
+      ? prev.length === 0 && prevIndex === 0
+      : current.codeId === toHex(prev) && current.index === prevIndex;
   } catch {
     return false;
   }
@@ -418,9 +440,7 @@ async function handle(
       // body) gets a slot of its own: strangers' uploads, which are read whole before the
       // enclave can refuse them, must not lock the operator out (a review: two trickling
       // uploads held both slots for as long as they liked).
-      const slot: keyof typeof uploads = (await operatorTicket(req, deps.operatorPublicKey))
-        ? 'operator'
-        : 'n';
+      const slot: keyof typeof uploads = (await operatorTicket(req, deps)) ? 'operator' : 'n';
       const max =
         slot === 'operator' ? 1 : (limits.maxConcurrentUploads ?? DEFAULT_MAX_CONCURRENT_UPLOADS);
       if (uploads[slot] >= max) {
@@ -565,6 +585,13 @@ export function createHttpServer(deps: HttpDeps): Server {
     });
     handle(deps, req, res, route, uploads).catch((e: unknown) => {
       if (res.headersSent) return res.destroy();
+      // (Not `req.destroyed`: a request read to its end is destroyed too, and must be answered.)
+      if (res.destroyed || req.socket.destroyed) {
+        // The client went away (an upload aborted, or cut at the request timeout): nothing to
+        // answer, and not the node's error (it was logged at error level, at any client's will).
+        deps.log.debug({ route, event: 'http.request-aborted' }, 'request aborted');
+        return;
+      }
       if (e instanceof HttpError) return sendError(res, e.status, e);
       if (e instanceof CloisterError) {
         const status = statusOf(e);
