@@ -321,6 +321,63 @@ describe('node', () => {
     assert.equal((await get(`${node.url}/v1/evidence?nonce=00`)).status, 200);
   });
 
+  it('answers in JSON what Node or ws would refuse their own way: CONNECT, no Host, bad upgrades; routes what the URL parser normalises', async () => {
+    const port = Number(new URL(node.url).port);
+    const json = (text: string, status: number, code: string, message: RegExp) => {
+      assert.match(text, new RegExp(`^HTTP/1\\.1 ${status} `), text);
+      assert.match(text, /content-type: application\/json/i, text);
+      const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as {
+        error: { code: string; message: string };
+      };
+      assert.equal(body.error.code, code, text);
+      assert.match(body.error.message, message);
+    };
+    // CONNECT: closed with no answer before.
+    json(
+      await raw(port, 'CONNECT 127.0.0.1:443 HTTP/1.1\r\nhost: x\r\n\r\n'),
+      405,
+      'INVALID_INPUT',
+      /method CONNECT is not allowed/,
+    );
+    // HTTP/1.1 without Host: Node's empty 400 before; nothing here needs the header.
+    assert.match(
+      await raw(port, 'GET /v1/health HTTP/1.1\r\n\r\n'),
+      /^HTTP\/1\.1 200 [\s\S]*"status":"ok"/,
+    );
+    // An absolute-form target is routed by its path (it was 404), and dot segments are resolved
+    // before routing, so the route and the app name come from the same path.
+    assert.match(
+      await raw(port, `GET http://127.0.0.1:${port}/v1/health HTTP/1.1\r\nhost: x\r\n\r\n`),
+      /^HTTP\/1\.1 200 /,
+    );
+    json(
+      await raw(port, 'GET /v1/apps/../../abcdefghtoken HTTP/1.1\r\nhost: x\r\n\r\n'),
+      404,
+      'NOT_FOUND',
+      /no such endpoint/,
+    );
+    // WebSocket upgrades ws would refuse with an HTML page, or accept past the URL cap.
+    const ws = (method: string, target: string, key = 'dGhlIHNhbXBsZSBub25jZQ==', version = '13') =>
+      `${method} ${target} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: ${version}\r\nsec-websocket-key: ${key}\r\n\r\n`;
+    json(
+      await raw(port, ws('POST', '/v1/scp')),
+      405,
+      'INVALID_INPUT',
+      /upgrade is a GET, not POST/,
+    );
+    json(await raw(port, ws('GET', '/v1/scp', 'abc')), 400, 'INVALID_INPUT', /Sec-WebSocket-Key/);
+    json(await raw(port, ws('GET', '/v1/scp', undefined, '8')), 400, 'INVALID_INPUT', /version 13/);
+    json(
+      await raw(port, ws('GET', `/v1/scp?pad=${'a'.repeat(3000)}`)),
+      414,
+      'REQUEST_TOO_LARGE',
+      /longer than 2048 bytes/,
+    );
+    // A good upgrade is still accepted, and the node still serves.
+    assert.match(await raw(port, ws('GET', '/v1/scp')), /^HTTP\/1\.1 101 /);
+    assert.equal((await get(`${node.url}/v1/health`)).status, 200);
+  });
+
   it('closes the sockets it answered outside WebSocket, whatever the peer does', async () => {
     // Nothing reads an upgraded socket, so a peer's FIN or reset goes unseen: the node must
     // close each such socket itself once its answer is out, or they pile up (file descriptors).

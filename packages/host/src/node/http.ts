@@ -24,6 +24,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { CallResponse } from '@cloister/boundary';
 import {
   CloisterError,
@@ -162,6 +163,20 @@ function send(res: ServerResponse, status: number, body: unknown, type = 'applic
 
 function sendError(res: ServerResponse, status: number, e: CloisterError): void {
   send(res, status, { error: { code: e.code, message: e.message, hint: ERROR_CODES[e.code] } });
+}
+
+/**
+ * The path a request target names, as the handler reads it: normalised by the URL parser (dot
+ * segments resolved, an absolute-form target reduced to its path), so the route and the app name
+ * come from the same path (a review's `/v1/apps/../../abcdefghtoken` was routed as an app and
+ * named app `token`). A target the parser refuses is routed as `other` (and answered 400).
+ */
+function pathOf(target: string): string {
+  try {
+    return new URL(target, 'http://node.invalid').pathname;
+  } catch {
+    return '/';
+  }
 }
 
 function routeOf(path: string): Route {
@@ -568,13 +583,17 @@ function metricsText(m: NodeMetrics): Promise<string> {
 export function createHttpServer(deps: HttpDeps): Server {
   const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
   // Idle sockets are checked every 5 s (Node's default, 30 s, let a silent one live 40 s).
-  const options = { maxHeaderSize: limits.maxHeaderBytes, connectionsCheckingInterval: 5_000 };
+  // No Host header required: nothing here uses it, and Node's own refusal was an empty 400.
+  const options = {
+    maxHeaderSize: limits.maxHeaderBytes,
+    connectionsCheckingInterval: 5_000,
+    requireHostHeader: false,
+  };
   // Invariant: the number of deploy bodies being read now, in the shared slots and in the
   // operator's (signed requests).
   const uploads = { n: 0, operator: 0 };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?', 1)[0]!;
-    const route = routeOf(path);
+    const route = routeOf(pathOf(req.url ?? '/'));
     const stop = deps.metrics.httpDuration.startTimer({ route });
     // A stopping node closes each connection after its answer: a kept-alive one would hold the
     // server's close, and so the node's stop, until its keep-alive timeout.
@@ -634,6 +653,14 @@ export function createHttpServer(deps: HttpDeps): Server {
     socket.end(
       `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
         `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
+  // CONNECT is not a request a handler sees: answered here, as the other wrong methods are.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => {});
+    const body = `${JSON.stringify({ error: { code: 'INVALID_INPUT', message: 'method CONNECT is not allowed; use GET, HEAD (or POST on /v1/apps)', hint: ERROR_CODES.INVALID_INPUT } })}\n`;
+    socket.end(
+      `HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   });
   capConnections(server, {
