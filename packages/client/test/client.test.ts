@@ -42,6 +42,28 @@ const CODE = sha256(utf8('shop module v1'));
 const CODE2 = sha256(utf8('shop module v2'));
 const FAST = { attempts: 4, initialMs: 1, maxMs: 5 };
 
+/**
+ * `count` queries of `c` held by `n` past their 500 ms deadline (each rejects NETWORK), then
+ * released: their answers arrive late, after the client gave them up.
+ */
+async function givenUpThenAnswered(
+  n: FakeNode,
+  c: Awaited<ReturnType<typeof connect>>,
+  count: number,
+  prefix: string,
+): Promise<void> {
+  let release = () => {};
+  n.holdQueries = new Promise<void>((r) => {
+    release = r;
+  });
+  const given = Array.from({ length: count }, (_, i) =>
+    c.app('shop').query(`${prefix}-${i}`, {}, { timeoutMs: 500 }),
+  );
+  for (const q of given) await assert.rejects(q, code('NETWORK'));
+  n.holdQueries = undefined;
+  release();
+}
+
 function node(): FakeNode {
   const n = new FakeNode();
   n.apps.set('shop', { codeId: CODE });
@@ -1520,25 +1542,11 @@ for (const [label, crypto] of [
         // 64 calls (the most a session may leave unanswered) given up, then answered late. Their
         // deadline leaves them time to be sealed and sent (a call given up before it is sent is
         // not waiting on the session).
-        let release = () => {};
-        n.holdQueries = new Promise<void>((r) => {
-          release = r;
-        });
-        const given = Array.from({ length: 64 }, (_, i) =>
-          c.app('shop').query(`late-${i}`, {}, { timeoutMs: 500 }),
-        );
-        for (const q of given) await assert.rejects(q, code('NETWORK'));
-        n.holdQueries = undefined;
-        release();
+        await givenUpThenAnswered(n, c, 64, 'late');
         // Answers come in order: once this one is here, the 64 late ones were read.
         await c.app('shop').query('after', {});
         // One more given up: 1 unanswered, not 65 (which would end the session).
-        n.holdQueries = new Promise<void>((r) => {
-          release = r;
-        });
-        await assert.rejects(c.app('shop').query('one', {}, { timeoutMs: 500 }), code('NETWORK'));
-        n.holdQueries = undefined;
-        release();
+        await givenUpThenAnswered(n, c, 1, 'one');
         const r = await c.app('shop').query('next', {});
         assert.equal(JSON.parse(r.json).method, 'next');
         assert.equal(n.connections, 1, 'the same session');
@@ -1550,16 +1558,7 @@ for (const [label, crypto] of [
         const c = await open(n);
         await c.app('shop').info();
         // A host holding the node's records back: 65 calls given up on one session.
-        let release = () => {};
-        n.holdQueries = new Promise<void>((r) => {
-          release = r;
-        });
-        const given = Array.from({ length: 65 }, (_, i) =>
-          c.app('shop').query(`held-${i}`, {}, { timeoutMs: 500 }),
-        );
-        for (const q of given) await assert.rejects(q, code('NETWORK'));
-        n.holdQueries = undefined;
-        release();
+        await givenUpThenAnswered(n, c, 65, 'held');
         const r = await c.app('shop').query('next', {});
         assert.equal(JSON.parse(r.json).method, 'next');
         assert.equal(n.connections, 2, 'the wedged session was replaced');

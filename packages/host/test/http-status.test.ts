@@ -26,14 +26,14 @@ const refuse = (call: string) => async (): Promise<never> => {
 /** What the stub's health says (the node says 'stopping' once its stop began). */
 let health: 'ok' | 'stopping' = 'ok';
 
-let server: Server;
-let base: string;
-const metrics = createNodeMetrics();
-
-before(async () => {
-  server = createHttpServer({
-    metrics,
-    log: createLogger({ level: 'silent' }),
+/** The node's HTTP server over the stub enclave: every call refused with `answer`. */
+function stubServer(
+  m: ReturnType<typeof createNodeMetrics>,
+  log: ReturnType<typeof createLogger>,
+): Server {
+  return createHttpServer({
+    metrics: m,
+    log,
     health: () => ({ status: health, platform: 'simulation' }),
     evidence: refuse('enclave.evidence'),
     status: refuse('service.status'),
@@ -42,6 +42,14 @@ before(async () => {
     deploy: refuse('apps.deploy'),
     apps: refuse('apps.info'),
   });
+}
+
+let server: Server;
+let base: string;
+const metrics = createNodeMetrics();
+
+before(async () => {
+  server = stubServer(metrics, createLogger({ level: 'silent' }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -151,17 +159,8 @@ test('an upload the client aborts is logged at debug, never as the node error it
       text = text.slice(i + 1);
     }
   });
-  const s = createHttpServer({
-    metrics: createNodeMetrics(),
-    log: createLogger({ level: 'debug', destination: out }),
-    health: () => ({ status: 'ok', platform: 'simulation' }),
-    evidence: refuse('enclave.evidence'),
-    status: refuse('service.status'),
-    receipt: refuse('service.receipt'),
-    consistency: refuse('service.consistency'),
-    deploy: refuse('apps.deploy'),
-    apps: refuse('apps.info'),
-  });
+  const s = stubServer(createNodeMetrics(), createLogger({ level: 'debug', destination: out }));
+
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   try {
     const { port } = s.address() as AddressInfo;
