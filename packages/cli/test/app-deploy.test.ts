@@ -769,6 +769,49 @@ describe('cloister app deploy on a real node', () => {
       });
       assert.equal(stale.status, 503);
       assert.match(await stale.text(), /other app uploads are being received/);
+      // An upgrade naming the current code at another index, or another code at the current
+      // index, or made for another service: no ticket either.
+      const op = loadOrCreateOperatorKey(join(home, 'operator.pem')).privateKey;
+      const service = await serviceId();
+      const upgrade = (prev: Uint8Array, prevIndex: number, svc = service) =>
+        signDeployRequest(op, {
+          app: 'during-flood',
+          module: wasm2,
+          upgrade: true,
+          prev,
+          prevIndex,
+          service: svc,
+        });
+      for (const ticket of [
+        upgrade(fromHex(r.codeId), r.index - 1),
+        upgrade(sha256(wasm2), r.index),
+        upgrade(fromHex(r.codeId), r.index, new Uint8Array(32)),
+      ]) {
+        const refused = await fetch(`${url()}/v1/apps`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/cbor',
+            'cloister-deploy-request': Buffer.from(ticket.request).toString('base64'),
+          },
+          body: new Uint8Array(10),
+        });
+        assert.equal(refused.status, 503);
+        assert.match(await refused.text(), /other app uploads are being received/);
+      }
+      // The upgrade as it can apply now is a ticket: the operator's slot reads it (and the
+      // enclave then refuses the 10 bytes as no deploy body).
+      const fresh = await fetch(`${url()}/v1/apps`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/cbor',
+          'cloister-deploy-request': Buffer.from(
+            upgrade(fromHex(r.codeId), r.index).request,
+          ).toString('base64'),
+        },
+        body: new Uint8Array(10),
+      });
+      assert.equal(fresh.status, 400);
+      assert.equal(((await fresh.json()) as { error: { code: string } }).error.code, 'ENCODING');
     } finally {
       for (const s of stalled) s.destroy();
     }
