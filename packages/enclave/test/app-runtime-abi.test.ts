@@ -73,6 +73,7 @@ const kit = abiKit({
   st: 'st',
   dig: 'dig',
   rnd: 'rnd',
+  pub: 'pub',
   ver: 'ver',
 });
 const c = kit.call;
@@ -195,6 +196,7 @@ const crypto = [
   I.drop,
   ...i32(SCRATCH),
   ...c('buffer_read'),
+  ...stash('pub', i32(SCRATCH), i32(65)),
   ...kit.str('signer'),
   ...kit.str('msg'),
   ...c('key_sign'),
@@ -546,6 +548,12 @@ describe('ABI v1: crypto', () => {
     const { engine: e2, rt: rt2 } = await setup();
     await tx(rt2, 'crypto');
     assert.notDeepEqual(out(e2, 'rnd'), r1);
+    // Another key of the same name in another ledger: its own public key, not one the runtime
+    // kept parsed for the first (parsed keys are kept by the digest of their stored bytes).
+    const [p1, p2] = [out(engine, 'pub'), out(e2, 'pub')];
+    assert.equal(p1.length, 65);
+    assert.equal(p1[0], 4);
+    assert.notDeepEqual(p2, p1);
   });
 
   test('key_create in a query is a write: APP_QUERY_WRITE', async () => {
