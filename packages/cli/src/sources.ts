@@ -80,7 +80,7 @@ export function describeSources(s: SourceStatus): { line: string; warnings: stri
   }
   if (s.modified.length > 0) {
     warnings.push(
-      `the measurement covers ${name(s.modified.length)} that ${s.modified.length === 1 ? 'differs' : 'differ'} from commit ${s.commit.slice(0, 12)}: ${s.modified.join(', ')}; it is not the measurement of that commit`,
+      `the measurement covers ${name(s.modified.length)} that ${s.modified.length === 1 ? 'differs' : 'differ'} from commit ${s.commit.slice(0, 12)}: ${s.modified.join(', ')}; the measurement may differ from that commit's (a change in a comment only does not change it)`,
     );
   }
   const clean = warnings.length === 0;

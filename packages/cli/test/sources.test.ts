@@ -67,7 +67,7 @@ describe('the sources of a measured bundle', () => {
     assert.match(d.line, /^2 files, NOT all as in git commit [0-9a-f]{40}/);
     assert.deepEqual(d.warnings, [
       'the measurement covers 1 file that git does not track: src/a.js; remove it, or review and commit, before you trust this measurement',
-      `the measurement covers 1 file that differs from commit ${s.commit?.slice(0, 12)}: src/b.ts; it is not the measurement of that commit`,
+      `the measurement covers 1 file that differs from commit ${s.commit?.slice(0, 12)}: src/b.ts; the measurement may differ from that commit's (a change in a comment only does not change it)`,
     ]);
     // A change staged but not committed is still not the commit.
     git(root, 'add', 'src/b.ts');

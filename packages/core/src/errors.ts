@@ -139,7 +139,7 @@ export const ERROR_CODES = {
   APP_RESULT_INVALID:
     'The app returned a result or notification that is not valid JSON text, or nests arrays and objects deeper than the cap (maxJsonDepth, 64 levels by default): this is a bug in the app.',
   REQUEST_ID_REUSED:
-    'The request id was already used by you for another call (another method or other arguments, compared byte for byte): the message names the transaction of that call. Use a new request id for a new call; reuse one only to retry the very same call.',
+    'The request id was already used by you for another call (another method or other arguments: the argument text as sent, which the SDK and the CLI write as JSON.stringify does, so key order counts and whitespace does not): the message names the transaction of that call. Use a new request id for a new call; reuse one only to retry the very same call.',
   // Deploy and upgrade (docs/node-api.md, "Apps")
   OPERATOR_KEY_MISMATCH:
     'The node was started with another operator key than the one its administrative ledger records: start it with the recorded key (<home>/operator.pem). Changing it is governance.',

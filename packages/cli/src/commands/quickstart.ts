@@ -391,7 +391,7 @@ export async function quickstart(o: QuickstartOptions): Promise<number> {
         `data: ${dataDir}\n` +
         `constraint: ${constraint}\n` +
         `${consoleLine}\n` +
-        'try it:\n' +
+        'try it, from this repository (elsewhere: <repository>/node_modules/.bin/cloister):\n' +
         line(
           'query',
           `npx cloister query ${started.url} token whoami --constraint "${constraint}"`,
