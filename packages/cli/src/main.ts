@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { DEFAULT_CONSOLE_PORT } from '@cloister/console';
+import { InvalidInputError } from '@cloister/core';
 import { Command, InvalidArgumentError } from 'commander';
 import { appBuild } from './commands/app-build.js';
 import { appDeploy } from './commands/app-deploy.js';
@@ -20,7 +21,7 @@ import { logAudit } from './commands/log.js';
 import { nodeStart } from './commands/node.js';
 import { quickstart } from './commands/quickstart.js';
 import { receiptGet, receiptVerify } from './commands/receipt.js';
-import { printError, printErrorsAsJson } from './output.js';
+import { jsonError, printError, printErrorsAsJson } from './output.js';
 
 function intOption(min: number, max: number) {
   return (value: string): number => {
@@ -393,6 +394,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version') return 0;
       // `cloister help <command>` ends in commander.help, exit code 0 when help was asked for.
       if (ce.code === 'commander.help') return ce.exitCode === 0 ? 0 : 2;
+      // A usage error (commander wrote it to stderr): with --json also the documented
+      // {"error": …} line on stdout, so a script reading stdout learns what was wrong.
+      if (argv.includes('--json')) {
+        const message = String((e as Error).message ?? '').replace(/^error: /, '');
+        const usage = new InvalidInputError(`${message} (run with --help for usage)`);
+        process.stdout.write(`${JSON.stringify({ error: jsonError(usage) })}\n`);
+      }
       return 2;
     }
     printError(e);

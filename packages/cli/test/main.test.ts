@@ -36,4 +36,21 @@ describe('cloister (main)', () => {
     assert.equal(none.code, 2);
     assert.match(none.err, /Usage: cloister/);
   });
+
+  it('a usage error with --json also puts the documented {"error": …} line on stdout', async () => {
+    const r = await cloister('call', 'http://127.0.0.1:1', 'auction', 'open', '{}', '--json');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /required option '--constraint <text>' not specified/);
+    assert.deepEqual(JSON.parse(r.out), {
+      error: {
+        code: 'INVALID_INPUT',
+        message: "required option '--constraint <text>' not specified (run with --help for usage)",
+        hint: 'Check the value named in the message and try again.',
+      },
+    });
+    // Without --json, stdout stays empty.
+    const text = await cloister('call', 'http://127.0.0.1:1', 'auction', 'open', '{}');
+    assert.equal(text.code, 2);
+    assert.equal(text.out, '');
+  });
 });
