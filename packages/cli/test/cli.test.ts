@@ -578,8 +578,15 @@ describe('cloister CLI', () => {
     cpSync(join(home, 'data'), copy, { recursive: true });
     const r = await run(['log', 'audit', copy, '--constraint', `C:${measurement} SEC:INSECURE`]);
     assert.equal(r.code, 0, r.out + r.err);
-    assert.match(r.out, /VERIFIED/);
+    assert.match(r.out, /: VERIFIED\n/);
     assert.match(r.out, /entries +\d+/);
+    // Without a constraint the headline says what was not checked.
+    const bare = await run(['log', 'audit', copy]);
+    assert.equal(bare.code, 0, bare.out + bare.err);
+    assert.match(
+      bare.out,
+      /: VERIFIED \(no --constraint given: the code and the service were not checked\)\n/,
+    );
     assert.match(r.out, /signatures +\d+/);
     const j = await run(['log', 'audit', join(copy, 'store'), '--json']);
     assert.equal(j.code, 0, j.out + j.err);
