@@ -186,6 +186,8 @@ export class Client {
   /** The SCP endpoint (the key of this URL's pin). */
   readonly url: string;
   readonly constraint: Constraint;
+  /** The URL as the caller gave it: what messages name (the user never typed the ws:// form). */
+  private readonly given: string;
   private readonly o: ConnectOptions;
   private readonly state: ClientState;
   private readonly connection: Connection;
@@ -197,6 +199,7 @@ export class Client {
 
   private constructor(url: string, o: ConnectOptions) {
     this.url = scpUrl(url);
+    this.given = url;
     this.o = o;
     this.constraint =
       typeof o.constraint === 'string' ? parseConstraint(o.constraint) : o.constraint;
@@ -310,7 +313,7 @@ export class Client {
     // root stored, the node's newest signed root never is (proof or not).
     if ((lastSigned as number) < stored.size) {
       throw new RollbackDetectedError(
-        `${this.url} shows service ${toHex(service)} signed up to tree size ${lastSigned}, older than the size ${stored.size} root ${toHex(stored.root)} already seen: its data was rolled back or replaced`,
+        `${this.given} shows service ${toHex(service)} signed up to tree size ${lastSigned}, older than the size ${stored.size} root ${toHex(stored.root)} already seen: its data was rolled back or replaced`,
       );
     }
     // The root check's own bound, not a receipt wait's minute: the entry is signed already.
@@ -552,7 +555,7 @@ export class Client {
       // A reconnect must reach the same service: in-flight calls are re-sent to it.
       if (!bytesEqual(this.current.identity, shown)) {
         throw new ServiceChangedError(
-          `${this.url} now shows service ${toHex(shown)}, not ${toHex(this.current.identity)} it showed when this client connected`,
+          `${this.given} now shows service ${toHex(shown)}, not ${toHex(this.current.identity)} it showed when this client connected`,
           this.current.identity,
           shown,
         );
@@ -574,7 +577,7 @@ export class Client {
               !(accept instanceof Uint8Array && bytesEqual(accept, shown))
             ) {
               throw new ServiceChangedError(
-                `${this.url} shows service ${toHex(shown)}, but ${toHex(pinned)} was pinned for it${accept instanceof Uint8Array ? `; the change accepted (--accept-service, acceptServiceChange) was to ${toHex(accept)}, not to this service` : ''}`,
+                `${this.given} shows service ${toHex(shown)}, but ${toHex(pinned)} was pinned for it${accept instanceof Uint8Array ? `; the change accepted (--accept-service, acceptServiceChange) was to ${toHex(accept)}, not to this service` : ''}`,
                 pinned,
                 shown,
               );
@@ -585,8 +588,8 @@ export class Client {
             if (accept instanceof Uint8Array && !bytesEqual(accept, shown)) {
               throw new UnexpectedServiceError(
                 pinned === undefined
-                  ? `${this.url} shows service ${toHex(shown)}, not ${toHex(accept)} that --accept-service (acceptServiceChange) names: refused before your identity or any app data was sent, and nothing was pinned; check the URL and the service identity with the operator`
-                  : `${this.url} shows service ${toHex(shown)}, the one pinned for it, not ${toHex(accept)} that --accept-service (acceptServiceChange) names: refused before your identity or any app data was sent, and the pin is unchanged; check the service identity with the operator, or leave the option out to use the pinned service`,
+                  ? `${this.given} shows service ${toHex(shown)}, not ${toHex(accept)} that --accept-service (acceptServiceChange) names: refused before your identity or any app data was sent, and nothing was pinned; check the URL and the service identity with the operator`
+                  : `${this.given} shows service ${toHex(shown)}, the one pinned for it, not ${toHex(accept)} that --accept-service (acceptServiceChange) names: refused before your identity or any app data was sent, and the pin is unchanged; check the service identity with the operator, or leave the option out to use the pinned service`,
                 accept,
                 shown,
               );

@@ -322,7 +322,7 @@ for (const [label, crypto] of [
           // Both values, where they come from, and what to do.
           assert.ok(
             m.startsWith(
-              `ws://node.test:7410/v1/scp shows service ${toHex(n.serviceIdentity)}${pinned ? ', the one pinned for it,' : ','} not ${toHex(expected)} that --accept-service (acceptServiceChange) names: refused before your identity or any app data was sent`,
+              `${URL} shows service ${toHex(n.serviceIdentity)}${pinned ? ', the one pinned for it,' : ','} not ${toHex(expected)} that --accept-service (acceptServiceChange) names: refused before your identity or any app data was sent`,
             ),
             m,
           );
