@@ -15,8 +15,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { connect, generateIdentity } from '@cloister/client/node';
-import { ES256_PROTECTED, encodeEvidencePayload, encodeSign1, toBase64 } from '@cloister/core';
+import { connect, fileState, generateIdentity, scpUrl } from '@cloister/client/node';
+import {
+  ES256_PROTECTED,
+  encodeEvidencePayload,
+  encodeSign1,
+  toBase64,
+  toHex,
+} from '@cloister/core';
 import { openSimulationPlatform, readBuild } from '@cloister/host';
 import { launchEnclaveWorker } from '../../host/src/launcher/index.js';
 import { enclaveOcalls } from '../../host/src/node/node.js';
@@ -144,6 +150,56 @@ describe('cloister dev', () => {
       writeFileSync(source, original);
       const back = await w.wait('out', /upgraded counter\n {2}code id {6}([0-9a-f]{64})/, outMark);
       assert.equal(back[1], firstId);
+    } finally {
+      w.child.kill('SIGINT');
+    }
+    assert.equal(await w.exit, 0, w.err);
+  });
+
+  it('a dev node on a URL pinned to an earlier service says so, with the --accept-service to use', async () => {
+    // A free port, and a pin for it from an "earlier run" (another service) in a fresh home.
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const home = join(tmp, 'home-pinned');
+    const earlier = new Uint8Array(32).fill(7);
+    await fileState(home).pins.put(scpUrl(`http://127.0.0.1:${port}`), earlier, null);
+    const w = new Watched(
+      spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--conditions=source',
+          entry,
+          '--home',
+          home,
+          'dev',
+          project,
+          '--enclave',
+          enclave,
+          '--port',
+          String(port),
+        ],
+        {
+          cwd: root,
+          env: { ...process.env, CI: 'true', NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        },
+      ),
+    );
+    try {
+      const note = await w.wait(
+        'err',
+        /note: this dev node is a new service \(([0-9a-f]{64})\); (\S+) is pinned to an earlier one \(([0-9a-f]{64})\) in .*client-state\.json, so `cloister call` and `query` there report SERVICE_CHANGED: accept it once with --accept-service ([0-9a-f]{64})\n/,
+      );
+      assert.equal(note[2], `http://127.0.0.1:${port}`);
+      assert.equal(note[3], toHex(earlier));
+      assert.equal(note[4], note[1]);
+      assert.notEqual(note[1], toHex(earlier));
     } finally {
       w.child.kill('SIGINT');
     }

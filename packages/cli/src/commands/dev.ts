@@ -43,7 +43,7 @@ import {
 import { cloisterHome, defaultEnclaveDir, defaultPaths } from '../paths.js';
 import { AppCompileError, buildApp, formatDiagnostic, projectAppName } from './app-build.js';
 import { operatorKeyForStart } from './app-deploy.js';
-import { deployIfChanged, localConstraint } from './quickstart.js';
+import { deployIfChanged, localConstraint, pinnedService } from './quickstart.js';
 
 export interface DevOptions {
   readonly home?: string;
@@ -243,6 +243,15 @@ export async function dev(dirArg: string | undefined, o: DevOptions): Promise<nu
       process.stdout.write(
         `node: ${url} (simulation platform, temporary data: it is gone when dev stops)\n`,
       );
+      // Each dev run is a new service: on a URL a client pinned before (a fixed --port run
+      // again), calls are refused SERVICE_CHANGED until it is accepted. Said once, here.
+      const service = toHex(started.serviceIdentity);
+      const pinned = await pinnedService(home, url);
+      if (pinned !== undefined && toHex(pinned) !== service) {
+        process.stderr.write(
+          `note: this dev node is a new service (${service}); ${url} is pinned to an earlier one (${toHex(pinned)}) in ${join(home, 'client-state.json')}, so \`cloister call\` and \`query\` there report SERVICE_CHANGED: accept it once with --accept-service ${service}\n`,
+        );
+      }
     }
   } catch (e) {
     printError(e);
