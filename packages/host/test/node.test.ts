@@ -537,6 +537,16 @@ describe('node', () => {
       [],
       'the stop of the failed start is not reported as the enclave failing',
     );
+    // The enclave's events are said in words, the fixed name kept in `event`.
+    const events = lines.map((l) => JSON.parse(l) as { event?: string; msg: string });
+    assert.ok(
+      events.some(
+        (l) =>
+          l.event === 'enclave.started.existing-identity' &&
+          l.msg === 'the enclave started with its sealed node identity',
+      ),
+      lines.join('\n'),
+    );
   });
 
   it('names a host that is not an address of this machine, before it creates anything', async () => {

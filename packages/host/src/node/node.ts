@@ -40,6 +40,7 @@ import {
   storeOcalls,
 } from '../store/index.js';
 import { type DataDir, openDataDir } from './data-dir.js';
+import { enclaveEventText } from './enclave-events.js';
 import { createHttpServer, type HttpLimits } from './http.js';
 import { createLogger, type Logger } from './logger.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics.js';
@@ -404,7 +405,7 @@ async function boot(
     }),
     onProtocolError: () => log.warn({ event: 'boundary.malformed' }, 'dropped a malformed frame'),
     onLog: (level: number, event: string) => {
-      log[levelName(level)]({ event }, 'enclave');
+      log[levelName(level)]({ event }, enclaveEventText(event));
       if (event === 'ledger.stopped') onLedgerStopped?.();
     },
     // Frames of secure connections, for the relay (none before it exists: no socket yet).
