@@ -44,7 +44,7 @@ export async function keysNew(file: string, o: KeysNewOptions = {}): Promise<num
   process.stdout.write(
     `created ${path} (mode 0600)\n${line('public key', toHex(publicKey))}` +
       '  keep this file private and backed up: apps know you by a caller id derived from this key;\n' +
-      `  use it with \`cloister call URL APP METHOD JSON --identity ${file}\`\n`,
+      `  use it with \`cloister call URL APP METHOD JSON --constraint "…" --identity ${file}\`\n`,
   );
   return 0;
 }
