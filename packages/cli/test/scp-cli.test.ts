@@ -14,9 +14,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { OutcomeUnknownError, RepeatedRequestCodeError } from '@cloister/client';
+import { loadIdentity } from '@cloister/client/node';
 import {
   AppCodeMismatchError,
   type CloisterError,
+  callerId,
   sha256,
   toHex,
   utf8,
@@ -225,6 +227,7 @@ describe('cloister keys, call and query against a real node', () => {
       txid: string;
       codeId: string;
       codeChecked: boolean;
+      callerId: string;
       service: string;
       repeated: boolean;
       receipt: { file: string };
@@ -233,6 +236,8 @@ describe('cloister keys, call and query against a real node', () => {
     assert.deepEqual(out.notifications, [{ counter: 'a', value: 2 }]);
     assert.equal(out.codeId, codeId);
     assert.equal(out.codeChecked, true);
+    // The caller's id in the app, as the app computes it (docs/app-abi.md §5.1).
+    assert.equal(out.callerId, toHex(callerId('counter', (await loadIdentity(me)).publicKey)));
     assert.equal(out.repeated, false);
     assert.equal(out.receipt.file, file);
     const v = await verifyReceipt(new Uint8Array(readFileSync(file)), { constraint });
@@ -281,6 +286,8 @@ describe('cloister keys, call and query against a real node', () => {
     });
     assert.equal(pinned.code, 0, pinned.err);
     assert.match(pinned.out, new RegExp(`app code id\\s+${codeId}\\n`));
+    const mine = toHex(callerId('counter', (await loadIdentity(me)).publicKey));
+    assert.ok(pinned.out.includes(`caller id     ${mine} (yours in app counter)\n`), pinned.out);
     // A run without --request-id, retried with the id it printed (as after OUTCOME_UNKNOWN):
     // applied once, and the retry's receipt checks, since the salt derives from the id.
     const c1 = ['counter', 'increment', '{"name":"d"}', '--identity', me, '--json'];

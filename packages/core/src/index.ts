@@ -28,6 +28,7 @@ export {
   utf8,
   wipe,
 } from './bytes.js';
+export { callerId } from './caller.js';
 export { CBOR_MAX_DEPTH, CborTag, decodeCbor, decodeCborPrefix, encodeCbor } from './cbor.js';
 export type { Constraint, ConstraintFacts } from './constraint.js';
 export {

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { CloisterError, concatBytes, sha256, utf8 } from '@cloister/core';
+import { CloisterError, callerId, concatBytes, sha256, utf8 } from '@cloister/core';
 import fc from 'fast-check';
 import {
   type AppCall,
@@ -664,6 +664,8 @@ describe('caller id', () => {
           const got = callerIdOf(app, key);
           assert.ok(got instanceof Uint8Array);
           assert.deepEqual(new Uint8Array(got), want);
+          // The client's (core's, isomorphic) computes the same: `cloister call` prints it.
+          assert.deepEqual(callerId(app, key), want);
         },
       ),
       { numRuns: 300 },

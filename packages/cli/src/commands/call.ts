@@ -24,6 +24,7 @@ import {
 } from '@cloister/client/node';
 import {
   CloisterError,
+  callerId,
   InvalidInputError,
   parseConstraint,
   ReceiptError,
@@ -376,11 +377,14 @@ async function run(
           });
     // An app the constraint names no code for runs whatever the operator deployed under its
     // name: said with the code id, as the console does, so a missing APP: clause is not missed.
-    const checked = constraint.apps?.has(app) === true;
+    const facts: Facts = {
+      codeChecked: constraint.apps?.has(app) === true,
+      callerId: toHex(callerId(app, identity.publicKey)),
+    };
     if (receiptFile !== undefined && isTransact(r)) {
-      return await withReceipt(client, url, app, method, r, receiptFile, o.json === true, checked);
+      return await withReceipt(client, url, app, method, r, receiptFile, o.json === true, facts);
     }
-    print(client, app, method, r, undefined, o.json === true, undefined, checked);
+    print(client, app, method, r, undefined, o.json === true, undefined, facts);
     return 0;
   } catch (e) {
     // With --json, printError also writes {"error": …} on stdout (the request id of an
@@ -393,6 +397,14 @@ async function run(
 }
 
 type ReceiptLine = { file: string; treeSize: number; claims: boolean };
+
+/** What the output says of the call besides the node's answer. */
+interface Facts {
+  /** Whether the constraint names code for the app (an APP: clause). */
+  readonly codeChecked: boolean;
+  /** The caller's id in the app (hex), as the app sees it (docs/app-abi.md §5.1). */
+  readonly callerId: string;
+}
 
 /**
  * The receipt of committed `r`, waited for and written to `file`. The transaction is committed
@@ -408,10 +420,10 @@ async function withReceipt(
   r: TransactResult,
   file: string,
   json: boolean,
-  checked: boolean,
+  facts: Facts,
 ): Promise<number> {
   const later = `\`cloister receipt get ${url} ${r.txid}\` fetches it`;
-  if (!json) print(client, app, method, r, undefined, false, undefined, checked);
+  if (!json) print(client, app, method, r, undefined, false, undefined, facts);
   // A node signs its log on a timer (--sign-interval, 1 s by default): said once the wait is
   // longer than that, so a long one (a slow or never-signing node) is not a silent hang.
   const waiting = setTimeout(() => {
@@ -425,7 +437,7 @@ async function withReceipt(
         'RECEIPT_NOT_READY',
         `interrupted while waiting for the receipt of ${r.txid}`,
       );
-      print(client, app, method, r, undefined, true, e, checked);
+      print(client, app, method, r, undefined, true, e, facts);
     }
     process.stderr.write(
       `\n  interrupted: the transaction is committed (${r.txid}); its receipt was not written: ${later}\n`,
@@ -442,7 +454,7 @@ async function withReceipt(
       claims: true,
     };
   } catch (e) {
-    if (json) print(client, app, method, r, undefined, true, e, checked);
+    if (json) print(client, app, method, r, undefined, true, e, facts);
     printError(e, { json: false });
     process.stderr.write(
       `  the transaction is committed (${r.txid}); its receipt was not written: ${later}\n`,
@@ -452,7 +464,7 @@ async function withReceipt(
     clearTimeout(waiting);
     process.off('SIGINT', interrupted);
   }
-  if (json) print(client, app, method, r, receipt, true, undefined, checked);
+  if (json) print(client, app, method, r, receipt, true, undefined, facts);
   else process.stdout.write(receiptLine(receipt));
   return 0;
 }
@@ -496,8 +508,9 @@ function print(
   receipt: ReceiptLine | undefined,
   json: boolean,
   receiptError: unknown,
-  codeChecked: boolean,
+  facts: Facts,
 ): void {
+  const { codeChecked } = facts;
   const t = isTransact(r) ? r : undefined;
   if (json) {
     process.stdout.write(
@@ -508,6 +521,7 @@ function print(
         notifications: r.notifications,
         codeId: toHex(r.codeId),
         codeChecked,
+        callerId: facts.callerId,
         service: toHex(client.service.identity),
         ...(t ? { txid: t.txid, requestId: t.requestId, repeated: t.repeated } : {}),
         ...(receipt ? { receipt } : {}),
@@ -528,6 +542,7 @@ function print(
       ? toHex(r.codeId)
       : `${toHex(r.codeId)} (NOT checked: the constraint has no APP:${app} clause, so any code the operator deploys as ${app} answers)`,
   );
+  out += line('caller id', `${facts.callerId} (yours in app ${app})`);
   out += line('service', toHex(client.service.identity));
   if (receipt) out += receiptLine(receipt);
   process.stdout.write(out);
