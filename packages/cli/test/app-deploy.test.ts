@@ -722,57 +722,44 @@ describe('cloister app deploy on a real node', () => {
         body: new Uint8Array(10),
       });
       assert.equal(busy.status, 503);
-      // A request in the header signed by another key is a stranger's too: no operator slot.
-      const forged = signDeployRequest(
-        loadOrCreateOperatorKey(join(tmp, 'stranger.pem')).privateKey,
-        {
+      /** A 10-byte upload with `request` in the ticket header: the answer. */
+      const upload = (request: Uint8Array) =>
+        fetch(`${url()}/v1/apps`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/cbor',
+            'cloister-deploy-request': Buffer.from(request).toString('base64'),
+          },
+          body: new Uint8Array(10),
+        });
+      /** The upload went to the shared slots, held by the stalled ones: no ticket. */
+      const noTicket = async (request: Uint8Array) => {
+        const res = await upload(request);
+        assert.equal(res.status, 503);
+        assert.match(await res.text(), /other app uploads are being received/);
+      };
+      const service = await serviceId();
+      const first = (key: import('node:crypto').KeyObject, module: Uint8Array) =>
+        signDeployRequest(key, {
           app: 'during-flood',
-          module: new Uint8Array(10),
+          module,
           upgrade: false,
           prev: new Uint8Array(0),
           prevIndex: 0,
-          service: await serviceId(),
-        },
+          service,
+        }).request;
+      // A request in the header signed by another key is a stranger's too: no operator slot.
+      await noTicket(
+        first(loadOrCreateOperatorKey(join(tmp, 'stranger.pem')).privateKey, new Uint8Array(10)),
       );
-      const stranger = await fetch(`${url()}/v1/apps`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/cbor',
-          'cloister-deploy-request': Buffer.from(forged.request).toString('base64'),
-        },
-        body: new Uint8Array(10),
-      });
-      assert.equal(stranger.status, 503);
-      assert.match(await stranger.text(), /other app uploads are being received/);
       const r = await deployApp(wasmPath, { name: 'during-flood', node: url(), home });
       assert.equal(r.app, 'during-flood');
       // A request the operator signed that can no longer apply (a first deploy of an app that
       // now exists: a replay read from the wire or a log) is no ticket either.
-      const replayed = signDeployRequest(
-        loadOrCreateOperatorKey(join(home, 'operator.pem')).privateKey,
-        {
-          app: 'during-flood',
-          module: wasm,
-          upgrade: false,
-          prev: new Uint8Array(0),
-          prevIndex: 0,
-          service: await serviceId(),
-        },
-      );
-      const stale = await fetch(`${url()}/v1/apps`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/cbor',
-          'cloister-deploy-request': Buffer.from(replayed.request).toString('base64'),
-        },
-        body: new Uint8Array(10),
-      });
-      assert.equal(stale.status, 503);
-      assert.match(await stale.text(), /other app uploads are being received/);
+      const op = loadOrCreateOperatorKey(join(home, 'operator.pem')).privateKey;
+      await noTicket(first(op, wasm));
       // An upgrade naming the current code at another index, or another code at the current
       // index, or made for another service: no ticket either.
-      const op = loadOrCreateOperatorKey(join(home, 'operator.pem')).privateKey;
-      const service = await serviceId();
       const upgrade = (prev: Uint8Array, prevIndex: number, svc = service) =>
         signDeployRequest(op, {
           app: 'during-flood',
@@ -781,35 +768,13 @@ describe('cloister app deploy on a real node', () => {
           prev,
           prevIndex,
           service: svc,
-        });
-      for (const ticket of [
-        upgrade(fromHex(r.codeId), r.index - 1),
-        upgrade(sha256(wasm2), r.index),
-        upgrade(fromHex(r.codeId), r.index, new Uint8Array(32)),
-      ]) {
-        const refused = await fetch(`${url()}/v1/apps`, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/cbor',
-            'cloister-deploy-request': Buffer.from(ticket.request).toString('base64'),
-          },
-          body: new Uint8Array(10),
-        });
-        assert.equal(refused.status, 503);
-        assert.match(await refused.text(), /other app uploads are being received/);
-      }
+        }).request;
+      await noTicket(upgrade(fromHex(r.codeId), r.index - 1));
+      await noTicket(upgrade(sha256(wasm2), r.index));
+      await noTicket(upgrade(fromHex(r.codeId), r.index, new Uint8Array(32)));
       // The upgrade as it can apply now is a ticket: the operator's slot reads it (and the
       // enclave then refuses the 10 bytes as no deploy body).
-      const fresh = await fetch(`${url()}/v1/apps`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/cbor',
-          'cloister-deploy-request': Buffer.from(
-            upgrade(fromHex(r.codeId), r.index).request,
-          ).toString('base64'),
-        },
-        body: new Uint8Array(10),
-      });
+      const fresh = await upload(upgrade(fromHex(r.codeId), r.index));
       assert.equal(fresh.status, 400);
       assert.equal(((await fresh.json()) as { error: { code: string } }).error.code, 'ENCODING');
     } finally {

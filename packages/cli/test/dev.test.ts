@@ -36,6 +36,21 @@ const root = fileURLToPath(new URL('../../..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cloister-dev-test-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
+/** `cloister --home <home> …args` as a child process, watched. */
+function cloisterChild(home: string, ...args: string[]): Watched {
+  return new Watched(
+    spawn(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=source', entry, '--home', home, ...args],
+      {
+        cwd: root,
+        env: { ...process.env, CI: 'true', NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    ),
+  );
+}
+
 /** Output of a running child, with a wait for a pattern to appear after a given offset. */
 class Watched {
   out = '';
@@ -85,28 +100,7 @@ describe('cloister dev', () => {
   });
 
   it('deploys, upgrades on a change with a new code id, streams trace output, survives a compile error', async () => {
-    const w = new Watched(
-      spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          '--conditions=source',
-          entry,
-          '--home',
-          join(tmp, 'home'),
-          'dev',
-          project,
-          '--enclave',
-          enclave,
-        ],
-        {
-          cwd: root,
-          env: { ...process.env, CI: 'true', NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
-          stdio: ['pipe', 'pipe', 'pipe'],
-        },
-      ),
-    );
+    const w = cloisterChild(join(tmp, 'home'), 'dev', project, '--enclave', enclave);
     try {
       const url = (await w.wait('out', /^node: (http:\/\/\S+)/m))[1] as string;
       const first = await w.wait('out', /deployed counter\n {2}code id {6}([0-9a-f]{64})/);
@@ -167,30 +161,7 @@ describe('cloister dev', () => {
     const home = join(tmp, 'home-pinned');
     const earlier = new Uint8Array(32).fill(7);
     await fileState(home).pins.put(scpUrl(`http://127.0.0.1:${port}`), earlier, null);
-    const w = new Watched(
-      spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          '--conditions=source',
-          entry,
-          '--home',
-          home,
-          'dev',
-          project,
-          '--enclave',
-          enclave,
-          '--port',
-          String(port),
-        ],
-        {
-          cwd: root,
-          env: { ...process.env, CI: 'true', NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
-          stdio: ['pipe', 'pipe', 'pipe'],
-        },
-      ),
-    );
+    const w = cloisterChild(home, 'dev', project, '--enclave', enclave, '--port', String(port));
     try {
       const note = await w.wait(
         'err',
@@ -351,20 +322,7 @@ describe('cloister dev: what it refuses before it starts anything', () => {
   it('a folder without assembly/ exits 2 naming it, before it asks any node', async () => {
     const empty = join(tmp, 'not-an-app');
     mkdirSync(empty, { recursive: true });
-    const w = new Watched(
-      spawn(
-        process.execPath,
-        [
-          ...['--import', 'tsx', '--conditions=source', entry, '--home', join(tmp, 'home')],
-          ...['dev', empty, '--node', 'http://127.0.0.1:1'],
-        ],
-        {
-          cwd: root,
-          env: { ...process.env, CI: 'true', NODE_OPTIONS: '', NODE_TEST_CONTEXT: undefined },
-          stdio: ['pipe', 'pipe', 'pipe'],
-        },
-      ),
-    );
+    const w = cloisterChild(join(tmp, 'home'), 'dev', empty, '--node', 'http://127.0.0.1:1');
     assert.equal(await w.exit, 2, w.err);
     assert.match(w.err, /no assembly\/ folder in .*not-an-app: give an app project/);
     assert.doesNotMatch(w.err, /127\.0\.0\.1:1/, 'the node was not asked');
