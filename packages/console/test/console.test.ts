@@ -302,7 +302,7 @@ test('the console in Chromium: verdict, identity, calls, receipts, tampering, se
     );
     await page.click('#connect');
     await page.waitForFunction(() => !document.getElementById('alarm')?.hidden);
-    await see(page, 'alarm', /SERVICE_CHANGED: ws:/);
+    await see(page, 'alarm', /SERVICE_CHANGED: http:\/\/127\.0\.0\.1:\d+ shows service/);
     assert.match(await textOf(page, 'connect-error'), /SERVICE_CHANGED/);
     assert.equal(await textOf(page, 'connection-state'), 'not connected');
     await shot(page, '08-service-changed-connect');
