@@ -86,7 +86,7 @@ export const ERROR_CODES = {
   RECEIPT:
     'The receipt does not verify for the reason named in the message: it was altered, forged, or is for another service. Do not rely on it.',
   RECEIPT_NOT_READY:
-    'The transaction is committed but no signature covers it yet: ask for its receipt again after the next signature (a second or so).',
+    'The transaction is committed but no signature covers it yet: ask for its receipt again after the next signature (a second or so at the default --sign-interval; a node started with --sign-interval 0 signs every 1000 entries).',
   UNKNOWN_TRANSACTION:
     'No entry of this log has that transaction id: check the id (term.index) and that you asked the right service.',
   ROLLBACK_DETECTED:
