@@ -214,6 +214,31 @@ describe('auditLog', () => {
     await fails(e, LogEntryReorderedError, 4, /position 4 holds entry 5/);
   });
 
+  test('an input that fails while the audit reads on to tell a move from a gap: named at the first wrong position', async () => {
+    const s = build();
+    // Position 5 holds entry 6 (entry 5 gone); further on, the input itself fails (as the CLI's
+    // store reader does for a key out of place at position 9).
+    const later = new LogEntryMissingError(
+      9,
+      'entry 9 is missing: the next key is that of entry 11',
+    );
+    async function* input(): AsyncIterable<Uint8Array> {
+      yield* s.entries.slice(0, 4);
+      yield* s.entries.slice(5, 8);
+      throw later;
+    }
+    await assert.rejects(auditLog(input()), (e: unknown) => {
+      assert.ok(e instanceof LogEntryMissingError, String(e));
+      assert.equal(e.index, 5);
+      assert.equal(
+        e.message,
+        'entry 5 is not at position 5 (it holds entry 6), and reading on to find it stopped at position 9: entry 9 is missing: the next key is that of entry 11',
+      );
+      assert.equal(e.cause, later);
+      return true;
+    });
+  });
+
   test('a duplicated entry', async () => {
     const s = build();
     const e = s.entries.slice();

@@ -43,6 +43,7 @@ import {
   LogSignatureError,
   LogTailCutError,
   RollbackDetectedError,
+  StoredLogError,
 } from './errors.js';
 import { decodeEntry, ENTRY_KIND, entryHash, LOG_TERM, type LogEntry } from './format.js';
 import { MerkleLog } from './merkle.js';
@@ -225,13 +226,35 @@ async function checkGenesis(
   return svc;
 }
 
+/**
+ * The next entry while reading on from position `k`. An input that fails further on (a store
+ * key out of place, say) cannot tell a move from a gap any more: the audit ends at `k`, the
+ * first position found wrong, with the later failure named in the message (and as the cause).
+ */
+async function readOn(
+  it: AsyncIterator<Uint8Array> | Iterator<Uint8Array>,
+  k: number,
+  seen: number,
+): Promise<IteratorResult<Uint8Array>> {
+  try {
+    return await it.next();
+  } catch (e) {
+    if (!(e instanceof StoredLogError)) throw e;
+    throw new LogEntryMissingError(
+      k,
+      `entry ${k} is not at position ${k} (it holds entry ${seen}), and reading on to find it stopped at position ${e.index}: ${e.message}`,
+      { cause: e },
+    );
+  }
+}
+
 /** Drains the rest of the input to tell a reordering from a gap at position `k`. */
 async function gapOrMove(
   it: AsyncIterator<Uint8Array> | Iterator<Uint8Array>,
   k: number,
   seen: number,
 ): Promise<never> {
-  for (let r = await it.next(); !r.done; r = await it.next()) {
+  for (let r = await readOn(it, k, seen); !r.done; r = await readOn(it, k, seen)) {
     try {
       if (decodeEntry(r.value).index === k) {
         throw new LogEntryReorderedError(

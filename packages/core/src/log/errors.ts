@@ -47,7 +47,7 @@ export class RollbackDetectedError extends CloisterError {
 }
 
 /** Base of the stored-log failures: `index` is the first bad entry (1-based log index). */
-abstract class StoredLogError extends CloisterError {
+export abstract class StoredLogError extends CloisterError {
   readonly index: number;
 
   constructor(
