@@ -366,7 +366,13 @@ describe('node', () => {
       /upgrade is a GET, not POST/,
     );
     json(await raw(port, ws('GET', '/v1/scp', 'abc')), 400, 'INVALID_INPUT', /Sec-WebSocket-Key/);
-    json(await raw(port, ws('GET', '/v1/scp', undefined, '8')), 400, 'INVALID_INPUT', /version 13/);
+    const version = await raw(port, ws('GET', '/v1/scp', undefined, '8'));
+    json(version, 426, 'INVALID_INPUT', /version 13/);
+    assert.match(
+      version,
+      /\r\nsec-websocket-version: 13\r\n/i,
+      'RFC 6455 §4.4: the versions spoken',
+    );
     json(
       await raw(port, ws('GET', `/v1/scp?pad=${'a'.repeat(3000)}`)),
       414,

@@ -52,6 +52,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   404: 'Not Found',
   405: 'Method Not Allowed',
   414: 'URI Too Long',
+  426: 'Upgrade Required',
   503: 'Service Unavailable',
 };
 
@@ -248,11 +249,18 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   // An upgraded socket is read by no one, so the peer's FIN is never seen: after an answer the
   // socket is destroyed once flushed, or it (and its file descriptor) would stay open for as
   // long as the peer likes, and hold up the server's close.
-  const refuseUpgrade = (socket: Duplex, status: number, code: string, message: string) => {
+  const refuseUpgrade = (
+    socket: Duplex,
+    status: number,
+    code: string,
+    message: string,
+    headers = '',
+  ) => {
     const body = `${JSON.stringify({ error: { code, message, hint: hintOf(code) } })}\n`;
     socket.once('finish', () => socket.destroy());
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
+        headers +
         'content-type: application/json\r\n' +
         `content-length: ${Buffer.byteLength(body)}\r\n` +
         'connection: close\r\n\r\n' +
@@ -323,11 +331,13 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
       return;
     }
     if (req.headers['sec-websocket-version'] !== '13') {
+      // RFC 6455 §4.4: the versions the server speaks, in a header the client can act on.
       refuseUpgrade(
         socket,
-        400,
+        426,
         'INVALID_INPUT',
         'this node speaks WebSocket version 13 (RFC 6455): send Sec-WebSocket-Version: 13',
+        'sec-websocket-version: 13\r\n',
       );
       return;
     }
