@@ -45,6 +45,7 @@ import {
 import { shareKeyOf } from './client-key.js';
 import type { Logger } from './logger.js';
 import { metricsExposition, type NodeMetrics, ROUTES, type Route } from './metrics.js';
+import { rawErrorAnswer } from './raw-answer.js';
 import type { TlsFiles } from './tls.js';
 
 export interface HttpLimits {
@@ -649,18 +650,18 @@ export function createHttpServer(deps: HttpDeps): Server {
               'INVALID_INPUT',
               `malformed HTTP request (${err.code ?? 'parse error'}): send a well-formed HTTP/1.1 request`,
             ];
-    const body = `${JSON.stringify({ error: { code, message, hint: ERROR_CODES[code as 'INVALID_INPUT'] } })}\n`;
-    socket.end(
-      `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
-        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    socket.end(rawErrorAnswer(status, code, message));
   });
   // CONNECT is not a request a handler sees: answered here, as the other wrong methods are.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.on('error', () => {});
-    const body = `${JSON.stringify({ error: { code: 'INVALID_INPUT', message: 'method CONNECT is not allowed; use GET, HEAD (or POST on /v1/apps)', hint: ERROR_CODES.INVALID_INPUT } })}\n`;
     socket.end(
-      `HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      rawErrorAnswer(
+        405,
+        'INVALID_INPUT',
+        'method CONNECT is not allowed; use GET, HEAD (or POST on /v1/apps)',
+        { allow: 'GET, HEAD' },
+      ),
     );
   });
   capConnections(server, {
@@ -696,16 +697,13 @@ function capConnections(
         open >= cap.total
           ? `this node has ${cap.total} connections open`
           : `this node serves at most ${cap.perAddress} connections from one address`;
-      const body = `${JSON.stringify({ error: { code: 'NODE_BUSY', message: `${why}; retry later`, hint: ERROR_CODES.NODE_BUSY } })}\n`;
       socket.on('error', () => {});
       // Under TLS nothing can be said before the handshake: the socket is closed at once.
       if (cap.tls) {
         socket.destroy();
         return;
       }
-      socket.end(
-        `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n${body}`,
-      );
+      socket.end(rawErrorAnswer(503, 'NODE_BUSY', `${why}; retry later`, { 'retry-after': '1' }));
       socket.destroySoon();
       return;
     }

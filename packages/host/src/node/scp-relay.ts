@@ -41,20 +41,12 @@ import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import { shareKeyOf } from './client-key.js';
 import type { Logger } from './logger.js';
 import type { NodeMetrics } from './metrics.js';
+import { rawErrorAnswer } from './raw-answer.js';
 import { createRelayShare, type Lane } from './relay-share.js';
 
 export { RELAY_BYTES_PER_MS, RELAY_QUANTUM } from './relay-share.js';
 
 export const SCP_PATH = '/v1/scp';
-
-const STATUS_TEXT: Readonly<Record<number, string>> = {
-  400: 'Bad Request',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  414: 'URI Too Long',
-  426: 'Upgrade Required',
-  503: 'Service Unavailable',
-};
 
 /** The longest upgrade URL, as the HTTP API's (DEFAULT_HTTP_LIMITS.maxUrlBytes). */
 const MAX_UPGRADE_URL_BYTES = 2048;
@@ -254,18 +246,10 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
     status: number,
     code: string,
     message: string,
-    headers = '',
+    headers: Readonly<Record<string, string>> = {},
   ) => {
-    const body = `${JSON.stringify({ error: { code, message, hint: hintOf(code) } })}\n`;
     socket.once('finish', () => socket.destroy());
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
-        headers +
-        'content-type: application/json\r\n' +
-        `content-length: ${Buffer.byteLength(body)}\r\n` +
-        'connection: close\r\n\r\n' +
-        body,
-    );
+    socket.end(rawErrorAnswer(status, code, message, headers));
   };
 
   const withoutUpgrade = (req: IncomingMessage, socket: Duplex): void => {
@@ -337,7 +321,7 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
         426,
         'INVALID_INPUT',
         'this node speaks WebSocket version 13 (RFC 6455): send Sec-WebSocket-Version: 13',
-        'sec-websocket-version: 13\r\n',
+        { 'sec-websocket-version': '13' },
       );
       return;
     }
@@ -543,8 +527,4 @@ function toBytes(data: RawData): Uint8Array {
 function codeOf(e: unknown): string {
   const code = (e as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code) ? code : 'ENCLAVE_FAILED';
-}
-
-function hintOf(code: string): string {
-  return Object.hasOwn(ERROR_CODES, code) ? ERROR_CODES[code as keyof typeof ERROR_CODES] : '';
 }
