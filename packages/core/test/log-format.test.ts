@@ -48,6 +48,16 @@ const TX: LogEntry = {
   claims: fill(32, 0x22),
   sig: new Uint8Array(0),
 };
+/** A signature entry built on TX (index 3, an 80-byte stand-in signature). */
+const SIG: LogEntry = {
+  ...TX,
+  index: 3,
+  kind: ENTRY_KIND.signature,
+  meta: {},
+  writeSet: new Uint8Array(0),
+  claims: new Uint8Array(0),
+  sig: fill(80, 9),
+};
 const TX_HEX =
   '89' + // array(9)
   '01' + // version 1
@@ -163,15 +173,7 @@ function refused(bytes: Uint8Array, message: RegExp): void {
 describe('strict entry decoding', () => {
   test('every kind round-trips: decode then re-encode gives the same bytes', () => {
     const g = genesis();
-    const sig: LogEntry = {
-      ...TX,
-      index: 3,
-      kind: ENTRY_KIND.signature,
-      meta: {},
-      writeSet: new Uint8Array(0),
-      claims: new Uint8Array(0),
-      sig: fill(80, 9),
-    };
+    const sig = SIG;
     const rot: LogEntry = {
       ...sig,
       kind: ENTRY_KIND.rotation,
@@ -341,15 +343,7 @@ describe('strict entry decoding', () => {
 
 describe('one-pass reading and writing (decodeEntryHashes, encodeEntryHashes)', () => {
   const kinds = (): LogEntry[] => {
-    const sig: LogEntry = {
-      ...TX,
-      index: 3,
-      kind: ENTRY_KIND.signature,
-      meta: {},
-      writeSet: new Uint8Array(0),
-      claims: new Uint8Array(0),
-      sig: fill(80, 9),
-    };
+    const sig = SIG;
     return [
       genesis(),
       TX,
@@ -492,15 +486,7 @@ describe('payloads and ids', () => {
   });
 
   test('decodeEntry: the remaining rules on stored bytes each name themselves (coverage gap)', () => {
-    const sig: LogEntry = {
-      ...TX,
-      index: 3,
-      kind: ENTRY_KIND.signature,
-      meta: {},
-      writeSet: new Uint8Array(0),
-      claims: new Uint8Array(0),
-      sig: fill(80, 9),
-    };
+    const sig = SIG;
     refused(encodeCbor(new Map([[1, 1]])), /^a log entry must be a CBOR array$/);
     refused(encodeCbor([]), /^a log entry must be a CBOR array$/);
     refused(raw(TX, 5, new Map<unknown, unknown>([[1, 0]])), /^entry meta keys must be text$/);

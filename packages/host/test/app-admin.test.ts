@@ -55,6 +55,18 @@ function moduleTagged(tag: string): Uint8Array {
   });
 }
 
+/** A first deploy of app 'demo' with `module`, signed by `key` for `service`: the request. */
+function firstDeploy(key: KeyObject, service: Uint8Array, module: Uint8Array): Uint8Array {
+  return signDeployRequest(key, {
+    app: 'demo',
+    module,
+    upgrade: false,
+    prev: new Uint8Array(0),
+    prevIndex: 0,
+    service,
+  }).request;
+}
+
 /** `request`'s payload with one field changed, signed again by `key` (signDeployRequest can't). */
 function resigned(key: KeyObject, request: Uint8Array, field: string, value: unknown): Uint8Array {
   const payload = decodeCbor(decodeSign1(request).payload) as Map<string, unknown>;
@@ -96,17 +108,7 @@ test('a transaction racing an upgrade stops with APP_CODE_CHANGED instead of run
   const { runtime, service, admin, privateKey } = await opened(engine);
   const v1 = moduleTagged('v1');
   const v2 = moduleTagged('v2');
-  const first = await admin.deploy(
-    signDeployRequest(privateKey, {
-      app: 'demo',
-      module: v1,
-      upgrade: false,
-      prev: new Uint8Array(0),
-      prevIndex: 0,
-      service,
-    }).request,
-    v1,
-  );
+  const first = await admin.deploy(firstDeploy(privateKey, service, v1), v1);
   const w = () =>
     runtime.call({ app: 'demo', method: 'w', kind: 'transaction', args: 'null', caller: CALLER });
   assert.equal((await w()).result, '"v1"');
@@ -430,17 +432,7 @@ test('an upgrade names both the current code id and the index it took effect at:
   const sign = (module: Uint8Array, prev: Uint8Array, prevIndex: number) =>
     signDeployRequest(privateKey, { app: 'demo', module, upgrade: true, prev, prevIndex, service })
       .request;
-  const first = await admin.deploy(
-    signDeployRequest(privateKey, {
-      app: 'demo',
-      module: v1,
-      upgrade: false,
-      prev: new Uint8Array(0),
-      prevIndex: 0,
-      service,
-    }).request,
-    v1,
-  );
+  const first = await admin.deploy(firstDeploy(privateKey, service, v1), v1);
   // Signed while v1 first ran; v1 runs again later, from another index: the request is stale.
   const early = sign(v3, first.codeId, first.index);
   const second = await admin.deploy(sign(v2, first.codeId, first.index), v2);
