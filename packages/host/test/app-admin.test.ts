@@ -341,15 +341,7 @@ test('the enclave caps a deploy request at 4096 bytes and a module at maxModuleB
   });
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   await admin.open(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(-65)));
-  const signed = (module: Uint8Array) =>
-    signDeployRequest(privateKey, {
-      app: 'demo',
-      module,
-      upgrade: false,
-      prev: new Uint8Array(0),
-      prevIndex: 0,
-      service,
-    }).request;
+  const signed = (module: Uint8Array) => firstDeploy(privateKey, service, module);
   // Checked before any decoding: a host cannot make the enclave parse a large request.
   await assert.rejects(admin.deploy(new Uint8Array(4097), v1), {
     code: 'INVALID_INPUT',
