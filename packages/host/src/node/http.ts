@@ -167,16 +167,16 @@ function sendError(res: ServerResponse, status: number, e: CloisterError): void 
 }
 
 /**
- * The path a request target names, as the handler reads it: normalised by the URL parser (dot
- * segments resolved, an absolute-form target reduced to its path), so the route and the app name
+ * A request target, parsed once: normalised by the URL parser (dot segments resolved, an
+ * absolute-form target reduced to its path), so the route, the app name and the parameters all
  * come from the same path (a review's `/v1/apps/../../abcdefghtoken` was routed as an app and
- * named app `token`). A target the parser refuses is routed as `other` (and answered 400).
+ * named app `token`). Undefined for a target the parser refuses (routed `other`, answered 400).
  */
-function pathOf(target: string): string {
+function parseTarget(target: string): URL | undefined {
   try {
-    return new URL(target, 'http://node.invalid').pathname;
+    return new URL(target, 'http://node.invalid');
   } catch {
-    return '/';
+    return undefined;
   }
 }
 
@@ -413,6 +413,7 @@ async function handle(
   req: IncomingMessage,
   res: ServerResponse,
   route: Route,
+  url: URL | undefined,
   uploads: { n: number; operator: number },
 ) {
   const limits = deps.limits ?? DEFAULT_HTTP_LIMITS;
@@ -433,10 +434,7 @@ async function handle(
     res.setHeader('allow', allow);
     throw new HttpError(405, 'INVALID_INPUT', `method ${req.method} is not allowed; use ${allow}`);
   }
-  let url: URL;
-  try {
-    url = new URL(req.url ?? '/', 'http://node.invalid');
-  } catch {
+  if (url === undefined) {
     // An absolute-form target with a bad authority, say: the client's mistake, not the node's.
     throw new HttpError(
       400,
@@ -594,7 +592,8 @@ export function createHttpServer(deps: HttpDeps): Server {
   // operator's (signed requests).
   const uploads = { n: 0, operator: 0 };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
-    const route = routeOf(pathOf(req.url ?? '/'));
+    const url = parseTarget(req.url ?? '/');
+    const route = routeOf(url?.pathname ?? '/');
     const stop = deps.metrics.httpDuration.startTimer({ route });
     // A stopping node closes each connection after its answer: a kept-alive one would hold the
     // server's close, and so the node's stop, until its keep-alive timeout.
@@ -603,7 +602,7 @@ export function createHttpServer(deps: HttpDeps): Server {
       stop();
       deps.metrics.httpRequests.inc({ route, status: String(res.statusCode) });
     });
-    handle(deps, req, res, route, uploads).catch((e: unknown) => {
+    handle(deps, req, res, route, url, uploads).catch((e: unknown) => {
       if (res.headersSent) return res.destroy();
       // (Not `req.destroyed`: a request read to its end is destroyed too, and must be answered.)
       if (res.destroyed || req.socket.destroyed) {
