@@ -5,6 +5,7 @@
 import { EncodingError } from './errors.js';
 
 const HEX = '0123456789abcdef';
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 
 export function toHex(bytes: Uint8Array): string {
   let out = '';
@@ -47,10 +48,24 @@ export function toBase64(bytes: Uint8Array): string {
   return btoa(byteKey(bytes));
 }
 
-/** Parses standard padded base64 and nothing else. */
+/**
+ * Parses canonical standard padded base64 (RFC 4648 §4) and nothing else: the bits the padding
+ * leaves over must be zero (§3.5), so each byte string has exactly one encoding that parses.
+ */
 export function fromBase64(b64: string, what = 'base64'): Uint8Array {
   if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(b64)) {
     throw new EncodingError(`${what} must be standard padded base64`);
+  }
+  // 'AB==' and 'AAF=' decode as 'AA==' and 'AAE=' do: the last character's spare bits, which
+  // atob ignores, would give one value two encodings.
+  const pad = b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0;
+  if (pad > 0) {
+    const last = B64.indexOf(b64.charAt(b64.length - 1 - pad));
+    if ((last & (pad === 2 ? 0b1111 : 0b11)) !== 0) {
+      throw new EncodingError(
+        `${what} must be canonical base64: the character before the padding carries bits that are not zero (RFC 4648 §3.5); encode the bytes again with a standard encoder`,
+      );
+    }
   }
   const s = atob(b64);
   const out = new Uint8Array(s.length);

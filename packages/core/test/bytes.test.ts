@@ -48,6 +48,49 @@ test('fromBase64 takes standard padded base64 only, which atob alone would not e
   assert.deepEqual(fromBase64(''), new Uint8Array(0));
 });
 
+test('fromBase64 refuses spare bits before the padding: each byte string has one encoding', () => {
+  // atob takes all of these as the bytes of the canonical form on their left.
+  for (const [canonical, twin] of [
+    ['AA==', 'AB=='],
+    ['AA==', 'AP=='],
+    ['AAE=', 'AAF='],
+    ['AAE=', 'AAH='],
+    ['AAAAAAE=', 'AAAAAAG='],
+  ] as const) {
+    assert.equal(atob(twin), atob(canonical));
+    assert.deepEqual(
+      fromBase64(canonical),
+      Uint8Array.from(atob(canonical), (c) => c.charCodeAt(0)),
+    );
+    assert.throws(() => fromBase64(twin, 'deploy request'), {
+      name: 'EncodingError',
+      message:
+        /^deploy request must be canonical base64: the character before the padding carries bits that are not zero/,
+    });
+  }
+  // Every canonical encoding still parses, and every other last character of its class is refused.
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 1, maxLength: 40 }),
+      fc.integer({ min: 1, max: 63 }),
+      (b, d) => {
+        const s = toBase64(b);
+        assert.deepEqual(fromBase64(s), b);
+        const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
+        if (pad === 0) return;
+        const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+        const at = s.length - 1 - pad;
+        const changed = alphabet.charAt((alphabet.indexOf(s.charAt(at)) ^ d) & 63);
+        const other = s.slice(0, at) + changed + s.slice(at + 1);
+        const spare = pad === 2 ? 0b1111 : 0b11;
+        if ((d & spare) !== 0) assert.throws(() => fromBase64(other), { name: 'EncodingError' });
+        else assert.notDeepEqual(fromBase64(other), b);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
 test('fromHex names what is wrong: a character that is not hex (and where), or an odd count', () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
