@@ -215,6 +215,7 @@ export function createProgram(setExit: (code: number) => void): Command {
       'enclave build from `cloister build` (default: <install>/build/enclave)',
     )
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'warn')
+    .option('--json', 'print JSON')
     .action(async (o, cmd: Command) =>
       setExit(await rotateSecret({ ...o, home: cmd.optsWithGlobals().home })),
     );

@@ -736,12 +736,29 @@ describe('cloister CLI', () => {
       enclaveDir,
       '--log-level',
       'silent',
+      '--json',
     ]);
     assert.equal(r.code, 0, r.out + r.err);
-    const j = JSON.parse(r.out) as { txid: string; generation: number };
+    const j = JSON.parse(r.out) as { txid: string; generation: number; service: string };
     assert.equal(j.generation, 1);
     assert.match(j.txid, /^1\.\d+$/);
-    assert.match(r.err, /ledger secret rotated/);
+    assert.match(j.service, /^[0-9a-f]{64}$/);
+    assert.equal(r.err, '');
+    // Without --json, a sentence on stdout naming the next generation and its entry.
+    const h = await run([
+      'ledger',
+      'rotate-secret',
+      '--enclave',
+      enclaveDir,
+      '--log-level',
+      'silent',
+    ]);
+    assert.equal(h.code, 0, h.out + h.err);
+    assert.match(
+      h.out,
+      /^ledger secret rotated: generation 2, rotation entry 1\.\d+\. New entries use the new generation/,
+    );
+    assert.equal(h.err, '');
     const a = await run(['log', 'audit', home, '--json']);
     assert.equal(a.code, 0, a.out + a.err);
     const report = JSON.parse(a.out) as { entries: number };

@@ -17,6 +17,8 @@ export interface RotateSecretOptions {
   readonly platformDir?: string;
   readonly enclave?: string;
   readonly logLevel: string;
+  /** The result as one JSON object on stdout; otherwise a sentence. */
+  readonly json?: boolean;
 }
 
 export async function rotateSecret(o: RotateSecretOptions): Promise<number> {
@@ -28,17 +30,20 @@ export async function rotateSecret(o: RotateSecretOptions): Promise<number> {
       enclaveDir: o.enclave ?? defaultEnclaveDir(),
       logger: createLogger({ level: o.logLevel, destination: stderrForLogs }),
     });
-    process.stdout.write(
-      `${JSON.stringify({
-        action: 'ledger.rotate-secret',
-        txid: r.txid,
-        generation: r.generation,
-        service: toHex(r.serviceIdentity),
-      })}\n`,
-    );
-    process.stderr.write(
-      `ledger secret rotated: generation ${r.generation}, rotation entry ${r.txid}. New entries use the new generation; older entries stay readable. Start the node again.\n`,
-    );
+    if (o.json) {
+      process.stdout.write(
+        `${JSON.stringify({
+          action: 'ledger.rotate-secret',
+          txid: r.txid,
+          generation: r.generation,
+          service: toHex(r.serviceIdentity),
+        })}\n`,
+      );
+    } else {
+      process.stdout.write(
+        `ledger secret rotated: generation ${r.generation}, rotation entry ${r.txid}. New entries use the new generation; older entries stay readable. Start the node again.\n`,
+      );
+    }
     return 0;
   } catch (e) {
     printError(e);
