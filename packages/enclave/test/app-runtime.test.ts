@@ -439,6 +439,31 @@ describe('app runtime: deploy', () => {
     await rt.deploy('Hashed', hashed);
   });
 
+  test('a module whose own code fails at deploy is refused naming the step, not "the app refused the call"', async () => {
+    const { rt } = await setup();
+    const spin = [...loop(), 0x0c, 0, I.end];
+    for (const [body, code, said] of [
+      [
+        [...kit.str('ecode'), ...kit.str('emsg'), ...c('fail')],
+        'APP_ERROR',
+        'fail(E_NOPE, not today)',
+      ],
+      [[I.unreachable], 'APP_TRAP', ''],
+      [spin, 'APP_FUEL_EXHAUSTED', ''],
+    ] as const) {
+      const e = await rejects(
+        rt.deploy('F', kit.module({ routes: [], routesBody: [...body] })),
+        CloisterError,
+        code,
+      );
+      assert.match(e.message, /^the module's cloister_routes failed at deploy: /);
+      assert.ok(e.message.includes(said));
+      assert.doesNotMatch(e.message, /refused the call: /);
+      assert.match((e as CloisterError).hint, /must not fail \(docs\/app-abi\.md §3\.1\)/);
+      assert.equal(rt.app('F'), undefined);
+    }
+  });
+
   test('route rules: bad kind, duplicates, route outside registration', async () => {
     const { rt } = await setup();
     const badKind = kit.module({

@@ -23,6 +23,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  CloisterError,
   claimsDigest,
   fromHex,
   InvalidInputError,
@@ -60,6 +61,7 @@ import {
   AbiError,
   AbiVersionError,
   AppCodeChangedError,
+  AppError,
   AppNotFoundError,
   MethodKindError,
   MethodUnknownError,
@@ -387,11 +389,13 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
     const module = compileForReuse(instrumented);
 
     const vState = baseState(name, 'query', 'deploy', undefined);
-    const got = instantiate(module, abiImports(vState), sandboxLimits).call(
+    const vInstance = atDeploy('start function', () =>
+      instantiate(module, abiImports(vState), sandboxLimits),
+    );
+    const got = atDeploy(
       EXPORTS.version,
-      [],
-      VERSION_FUEL,
-    ).result;
+      () => vInstance.call(EXPORTS.version, [], VERSION_FUEL).result,
+    );
     if (typeof got !== 'number' || !SUPPORTED_ABI_VERSIONS.includes(got)) {
       throw new AbiVersionError(
         `ABI version ${String(got)} is not supported (this node supports ${SUPPORTED_ABI_VERSIONS.join(', ')})`,
@@ -400,7 +404,8 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
     }
     const rState = baseState(name, 'query', 'deploy', undefined);
     rState.routes = [];
-    instantiate(module, abiImports(rState), sandboxLimits).call(EXPORTS.routes, [], ROUTES_FUEL);
+    const rInstance = instantiate(module, abiImports(rState), sandboxLimits);
+    atDeploy(EXPORTS.routes, () => rInstance.call(EXPORTS.routes, [], ROUTES_FUEL));
     const routes = new Map(rState.routes.map((r) => [r.name, r]));
     const info: DeployedApp = {
       app: name,
@@ -663,4 +668,25 @@ function sameType(
     a.params.every((t, i) => t === b.params[i]) &&
     a.results.every((t, i) => t === b.results[i])
   );
+}
+
+/**
+ * Runs a step of `prepare` that runs the module's own code, naming the step in what it throws: a
+ * module whose start function or `cloister_routes` calls `fail` or traps otherwise read "the app
+ * refused the call" at deploy, where there is no call. The code stays (APP_ERROR, APP_TRAP,
+ * FUEL_EXHAUSTED…); an AbiError already speaks of deploy and passes as it is. The app's text may
+ * ride along: at deploy the module sees no caller, time, randomness or ledger (docs/app-abi.md
+ * §3.1), so it is a function of the module the operator uploaded.
+ */
+function atDeploy<T>(step: string, run: () => T): T {
+  try {
+    return run();
+  } catch (e) {
+    if (!(e instanceof CloisterError) || e instanceof AbiError) throw e;
+    const what = e instanceof AppError ? `fail(${e.appCode}, ${e.appMessage})` : e.message;
+    throw new CloisterError(e.code, `the module's ${step} failed at deploy: ${what}`, {
+      cause: e,
+      hint: `Fix the module: its start function, ${EXPORTS.version} and ${EXPORTS.routes} run at every deploy and start, with no call, and must not fail (docs/app-abi.md §3.1).`,
+    });
+  }
 }
