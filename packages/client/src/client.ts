@@ -494,6 +494,16 @@ export class Client {
     return this.state.lock ? this.state.lock(f) : f();
   }
 
+  /**
+   * Why this client ended for good — close() was called, or, with `reconnect: false`, its
+   * connection dropped (the error its calls failed with) — or undefined while calls can still go
+   * out (with reconnect on, a dropped socket is not an end: the next call opens a new session).
+   * An ended client never connects again: connect anew.
+   */
+  get ended(): unknown {
+    return this.connection.ended;
+  }
+
   /** Closes the connection; unanswered calls reject SCP_CLOSED. */
   close(): Promise<void> {
     return this.connection.close();

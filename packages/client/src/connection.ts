@@ -235,6 +235,11 @@ export class Connection {
     await this.ready();
   }
 
+  /** Why the connection ended for good (close(), or a drop with reconnect off); else undefined. */
+  get ended(): unknown {
+    return this.final;
+  }
+
   /** The session calls go out on now; undefined between sessions (the next call opens one). */
   get session(): ScpSession | undefined {
     return this.live?.session;

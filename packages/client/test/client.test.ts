@@ -1655,12 +1655,15 @@ for (const [label, crypto] of [
         const n = node();
         const c = await open(n, { reconnect: false });
         await c.app('shop').info();
+        assert.equal(c.ended, undefined);
         n.loseResponses = 1;
         await assert.rejects(c.app('shop').transact('pay', {}), (e) => {
           code('OUTCOME_UNKNOWN')(e);
           assert.equal((e as Error & { cause: { code: string } }).cause.code, 'NETWORK');
           return true;
         });
+        // The client says it ended, and why: what a page shows instead of "connected".
+        code('NETWORK')(c.ended);
         await assert.rejects(c.app('shop').query('a', {}), code('NETWORK'));
         assert.equal(n.connections, 1);
       });
@@ -1669,9 +1672,25 @@ for (const [label, crypto] of [
         const n = node();
         const c = await open(n);
         const pending = assert.rejects(c.app('shop').query('a', {}), code('SCP_CLOSED'));
+        assert.equal(c.ended, undefined);
         await c.close();
+        code('SCP_CLOSED')(c.ended);
         await pending;
         await assert.rejects(c.app('shop').query('b', {}), code('SCP_CLOSED'));
+      });
+
+      it('with reconnect on, a dropped socket does not end the client', async () => {
+        const n = node();
+        const c = await open(n);
+        await c.app('shop').info();
+        n.loseResponses = 1;
+        // Applied, its answer lost with the socket: sent again on a new session, applied once.
+        const t = await c.app('shop').transact('pay', { amount: 1 });
+        assert.equal(t.repeated, true);
+        assert.equal(n.effects, 1);
+        assert.equal(n.connections, 2);
+        assert.equal(c.ended, undefined);
+        await c.close();
       });
     });
   });

@@ -16,7 +16,7 @@ export const pageHtml = `<!doctype html>
   code, .mono { font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; }
   .banner { border: 3px solid #c00; background: #fee; color: #900; font-weight: bold; padding: .6em 1em; border-radius: 6px; margin: .8em 0; }
   .alarm { border: 3px solid #c00; background: #c00; color: #fff; font-weight: bold; padding: .8em 1em; border-radius: 6px; margin: .8em 0; }
-  .verdict { padding: .5em .8em; border-radius: 6px; font-weight: bold; }
+  .verdict { padding: .5em .8em; border-radius: 6px; font-weight: bold; overflow-wrap: anywhere; }
   .ok { border: 2px solid #080; background: #efe; color: #060; }
   .bad { border: 2px solid #c00; background: #fee; color: #900; }
   .pending { border: 2px solid #888; background: #f4f4f4; color: #444; }
@@ -26,7 +26,10 @@ export const pageHtml = `<!doctype html>
   table { border-collapse: collapse; width: 100%; }
   td, th { text-align: left; padding: .2em .4em; border-bottom: 1px solid #eee; vertical-align: top; }
   input[type=text], textarea, select { font: inherit; }
-  input[type=text] { width: 26em; }
+  input[type=text] { width: 26em; max-width: 100%; box-sizing: border-box; }
+  #evidence-table td:first-child { word-break: normal; font-family: inherit; font-size: inherit; white-space: nowrap; }
+  #apps-table td:first-child { word-break: normal; }
+  #connection-state, .error { overflow-wrap: anywhere; }
   textarea { width: 100%; height: 4em; font-family: ui-monospace, monospace; }
   .row { margin: .4em 0; }
   footer { color: #555; font-size: 12px; border-top: 1px solid #ccc; margin-top: 1.5em; padding-top: .6em; }
@@ -34,7 +37,7 @@ export const pageHtml = `<!doctype html>
 </head>
 <body>
 <h1>Cloister console</h1>
-<div id="alarm" class="alarm" hidden></div>
+<div id="alarm" class="alarm" role="alert" hidden></div>
 <div id="service-accept-row" class="row" hidden><button id="service-accept"></button>
   <span class="note">Only if the operator confirmed this exact service identity (a new service
   means new keys, data and history): the pin for this node is replaced and the connection made.</span></div>
@@ -49,14 +52,15 @@ export const pageHtml = `<!doctype html>
   <div id="constraint-missing" class="bad verdict" hidden>No constraint was given: nothing is
     accepted until you give one (what code you accept, e.g. <code>C:&lt;measurement&gt; SEC:INSECURE</code>;
     <code>cloister measure</code> prints the measurement).</div>
-  <div class="row"><input type="text" id="constraint-input" placeholder="C:<measurement> SEC:INSECURE APP:name=<code id>">
-    <button id="constraint-apply">Use this constraint</button><span id="constraint-error" class="error"></span></div>
+  <div class="row"><label for="constraint-input">New constraint</label>
+    <input type="text" id="constraint-input" placeholder="C:<measurement> SEC:INSECURE APP:name=<code id>">
+    <button id="constraint-apply">Use this constraint</button><span id="constraint-error" class="error" aria-live="polite"></span></div>
 </section>
 
 <section id="evidence-section">
   <h2>Node evidence <span class="note">(checked in this page, with a fresh nonce)</span></h2>
   <div class="row">Node: <code id="node-url"></code></div>
-  <div id="verdict" class="verdict pending">not checked yet</div>
+  <div id="verdict" class="verdict pending" role="status" aria-live="polite">not checked yet</div>
   <table id="evidence-table"></table>
   <div class="row"><button id="evidence-check">Check again</button></div>
 </section>
@@ -70,20 +74,20 @@ export const pageHtml = `<!doctype html>
     <tr><th>service identity</th><td id="status-service" class="mono"></td></tr>
   </table>
   <div class="row"><button id="status-refresh">Refresh</button> <span class="note">(also every 3 s)</span>
-    <span id="status-error" class="error"></span></div>
+    <span id="status-error" class="error" aria-live="polite"></span></div>
 </section>
 
 <section id="apps-section">
   <h2>Apps <span class="note">(public code history, as the node reports it)</span></h2>
   <table id="apps-table"><tr><td class="note">loading…</td></tr></table>
-  <span id="apps-error" class="error"></span>
+  <span id="apps-error" class="error" aria-live="polite"></span>
 </section>
 
 <section id="identity-section">
   <h2>Identity</h2>
-  <div class="row"><input type="text" id="identity-name" value="default">
+  <div class="row"><label for="identity-name">Name</label> <input type="text" id="identity-name" value="default">
     <button id="identity-create">Create</button> <button id="identity-load">Load</button>
-    <span id="identity-error" class="error"></span></div>
+    <span id="identity-error" class="error" aria-live="polite"></span></div>
   <div class="row">Public key: <code id="identity-key">none</code></div>
   <div class="note">The private key is generated non-extractable and kept in this browser's IndexedDB
     for this console's address (<code>127.0.0.1</code> and its port): this page's script can sign
@@ -95,30 +99,37 @@ export const pageHtml = `<!doctype html>
 
 <section id="connection-section">
   <h2>Secure connection</h2>
-  <div class="row"><button id="connect">Connect</button> <span id="connection-state" class="note">not connected</span>
-    <span id="connect-error" class="error"></span></div>
+  <div class="row"><button id="connect">Connect</button> <span id="connection-state" class="note" role="status" aria-live="polite">not connected</span>
+    <span id="connect-error" class="error" aria-live="polite"></span></div>
 </section>
 
 <section id="call-section">
   <h2>Call an app</h2>
-  <div class="row">App <input type="text" id="call-app" value="token"><span id="call-app-error" class="error"></span></div>
-  <div class="row">Method <input type="text" id="call-method" value="whoami"><span id="call-method-error" class="error"></span></div>
-  <div class="row"><select id="call-kind"><option value="query">query</option><option value="transaction">transaction</option></select></div>
-  <div class="row">Arguments (JSON) <span id="call-args-error" class="error"></span><textarea id="call-args">{}</textarea></div>
-  <div class="row"><button id="call-run">Run</button><span id="call-error" class="error"></span></div>
-  <div class="row">Result: <code id="call-result"></code></div>
+  <div class="row"><label for="call-app">App</label> <input type="text" id="call-app" value="token"><span id="call-app-error" class="error" aria-live="polite"></span></div>
+  <div class="row"><label for="call-method">Method</label> <input type="text" id="call-method" value="whoami"><span id="call-method-error" class="error" aria-live="polite"></span></div>
+  <div class="row"><label for="call-kind">Kind</label> <select id="call-kind"><option value="query">query</option><option value="transaction">transaction</option></select></div>
+  <div class="row"><label for="call-args">Arguments (JSON)</label> <span id="call-args-error" class="error" aria-live="polite"></span><textarea id="call-args">{}</textarea></div>
+  <div class="row"><button id="call-run">Run</button><span id="call-error" class="error" aria-live="polite"></span></div>
+  <div class="row" aria-live="polite">Result: <code id="call-result"></code></div>
   <div class="row">App code: <code id="call-code"></code></div>
   <div class="row">Notifications: <code id="call-notifications"></code></div>
   <div id="receipt-box" hidden>
     <div class="row">Transaction <code id="receipt-txid"></code>
-      <button id="receipt-download">Download receipt (CBOR)</button>
-      <button id="receipt-verify">Verify receipt in this page</button></div>
-    <div id="receipt-verdict" class="verdict pending" hidden></div>
+      <button id="receipt-download" disabled>Download receipt (CBOR)</button>
+      <button id="receipt-verify" disabled>Verify receipt in this page</button></div>
+    <div id="receipt-verdict" class="verdict pending" role="status" aria-live="polite" hidden></div>
   </div>
 </section>
 
+<section id="receipt-file-section">
+  <h2>Check a receipt file <span class="note">(one from <code>cloister receipt get</code>, or one someone gave you)</span></h2>
+  <div class="row"><label for="receipt-file">Receipt (CBOR)</label> <input type="file" id="receipt-file" accept=".cbor,application/cbor"></div>
+  <div id="receipt-file-verdict" class="verdict pending" role="status" aria-live="polite" hidden></div>
+</section>
+
 <section id="mine-section">
-  <h2>Your transactions <span class="note">(kept in this browser, shown to this identity only)</span></h2>
+  <h2>Your transactions <span class="note">(kept unencrypted in this browser's storage for this
+    console address, listed while their identity is loaded)</span></h2>
   <table id="mine-table"></table>
 </section>
 

@@ -402,7 +402,12 @@ export async function startConsole(o: ConsoleOptions): Promise<ConsoleServer> {
   const server: Server = createServer((req, res) => {
     // DNS rebinding: only requests addressed to this very origin are served.
     if (req.headers.host !== origin.slice('http://'.length)) {
-      sendError(res, 421, 'INVALID_INPUT', 'the console answers only at its own 127.0.0.1 URL');
+      sendError(
+        res,
+        421,
+        'INVALID_INPUT',
+        `the console answers only at its own address: open ${origin}/ (another name for this machine, such as localhost, is refused so that no other site can reach it by DNS tricks)`,
+      );
       return;
     }
     // Another site may neither embed, fetch nor link into the console: a link could hand the

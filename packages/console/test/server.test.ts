@@ -102,7 +102,17 @@ test('the server: page, config, proxy of public endpoints only, origin and metho
     assert.equal((await get(`${c.url}v1/scp`)).status, 404);
     assert.equal((await get(c.url, {}, 'POST')).status, 405);
     // DNS rebinding: another Host is refused.
-    assert.equal((await get(c.url, { host: 'evil.example:80' })).status, 421);
+    const rebound = await get(c.url, { host: 'evil.example:80' });
+    assert.equal(rebound.status, 421);
+    // localhost is another name too: refused, naming the address that works.
+    const named = await get(c.url, { host: `localhost:${new URL(c.url).port}` });
+    assert.equal(named.status, 421);
+    assert.ok(
+      (JSON.parse(named.body.toString()) as { error: { message: string } }).error.message.includes(
+        `open ${c.url}`,
+      ),
+      named.body.toString(),
+    );
     assert.deepEqual(node.asked, [
       '/v1/status',
       '/v1/receipt?txid=1.3',

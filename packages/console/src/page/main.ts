@@ -63,6 +63,12 @@ function describe(e: unknown): string {
 const HEX64 = /^[0-9a-f]{64}$/;
 const TXID = /^\d{1,16}\.\d{1,16}$/;
 
+/**
+ * Most characters of an app's result or notifications shown: results can reach 1 MiB, which the
+ * page would lay out slowly and nobody reads in a box; the download and the CLI have all of it.
+ */
+const RESULT_SHOWN = 20_000;
+
 /** A field of the node's answer shown as is when it has its documented form, else labelled. */
 function claimed(v: unknown, ok: (v: unknown) => boolean): string {
   return ok(v) ? String(v) : 'malformed (the node sent something else)';
@@ -111,7 +117,10 @@ const page = {
   unreached: false,
   identity: undefined as Identity | undefined,
   client: undefined as Client | undefined,
-  last: undefined as { txid: string; claims: Claims; receipt: Uint8Array } | undefined,
+  /** The last transaction's receipt, once fetched, and the service its connection verified. */
+  last: undefined as
+    | { txid: string; claims: Claims; receipt: Uint8Array; service: Uint8Array }
+    | undefined,
   /** Counts calls: a transaction's receipt shows only while no later call was started. */
   calls: 0,
   /**
@@ -180,9 +189,12 @@ async function checkEvidence(): Promise<void> {
     setVerdict('verdict', 'bad', `REFUSED — ${describe(e)}. The page will not connect.`);
     try {
       const c = decodeEvidencePayload(decodeSign1(evidence).payload);
+      // Refused, yet the node claims no hardware protection: the warning stands all the same.
+      const simulated = c.platform === 'simulation';
+      el('sim-banner').hidden = !simulated;
       table.append(row(['as claimed, NOT verified', '']));
       table.append(
-        row(['platform', shown(c.platform, 64)]),
+        row(['platform', simulated ? 'simulation (INSECURE)' : shown(c.platform, 64)]),
         row(['measurement', toHex(c.measurement)]),
       );
     } catch {
@@ -195,7 +207,7 @@ async function checkEvidence(): Promise<void> {
   setVerdict(
     'verdict',
     'ok',
-    `ACCEPTED under the constraint ${page.constraint}${v.secure ? ' ' : ' (insecure platform admitted by SEC:INSECURE) '}${gaps(page.constraint)}`,
+    `ACCEPTED under the constraint ${page.constraint}${v.secure ? ' ' : ' (insecure platform admitted by SEC:INSECURE) '}${later(page.constraint)}${gaps(page.constraint)}`,
   );
   table.append(
     row(['platform', v.secure ? v.platform : `${v.platform} (INSECURE)`]),
@@ -205,6 +217,20 @@ async function checkEvidence(): Promise<void> {
     row(['product / svn', `${v.product} / ${v.svn}`]),
     row(['node identity key', toHex(identityPublicKey)]),
   );
+}
+
+/**
+ * The clauses the evidence cannot show, said so that the verdict does not seem to vouch for them:
+ * the enclave signs the service identity in the handshake and the code id of each app called.
+ */
+function later(constraint: string): string {
+  const c = parseConstraint(constraint);
+  const parts: string[] = [];
+  if (c.apps !== undefined && c.apps.size > 0) parts.push('its APP: clauses at each call');
+  if (c.service !== undefined) parts.push('its SVC: clause when connecting');
+  return parts.length === 0
+    ? ''
+    : `— the evidence passed the enclave's clauses; ${parts.join(', and ')} (they are checked then, and refused then if they do not match) `;
 }
 
 /** What a constraint leaves unchecked, said next to a verdict that accepted under it. */
@@ -236,10 +262,27 @@ async function comparePin(service: string): Promise<void> {
   );
 }
 
+/**
+ * What a failed read of the node's public API says: the console's own 502 means the node could
+ * not be reached; anything else is the node's answer (its message is its claim, shown checked).
+ */
+async function readFailure(r: Response, what: string): Promise<Error> {
+  const body = (await r.json().catch(() => ({}))) as { error?: { message?: unknown } };
+  const message = typeof body.error?.message === 'string' ? body.error.message : undefined;
+  if (r.status === 502 && r.headers.get(CONSOLE_ERROR_HEADER) === 'NETWORK') {
+    return new Error(
+      `the node at ${page.config.nodeUrl} could not be reached${message === undefined ? '' : ` (${message})`}: is it running?`,
+    );
+  }
+  return new Error(
+    `the node answered ${what} with HTTP ${r.status}${message === undefined ? '' : `: ${message}`}`,
+  );
+}
+
 async function refreshStatus(): Promise<void> {
   try {
     const r = await fetch('/v1/status');
-    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    if (!r.ok) throw await readFailure(r, '/v1/status');
     const s = (await r.json()) as Record<string, unknown>;
     text('status-index', claimed(s.index, isIndex));
     text('status-signed', claimed(s.lastSigned, isIndex));
@@ -263,7 +306,7 @@ async function refreshApps(): Promise<void> {
   const table = el<HTMLTableElement>('apps-table');
   try {
     const r = await fetch('/v1/apps');
-    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    if (!r.ok) throw await readFailure(r, '/v1/apps');
     const { apps } = (await r.json()) as { apps: AppRecord[] };
     if (!Array.isArray(apps)) throw new Error('the node did not return a list of apps');
     const rows = [row(['app', 'current code id', 'upgrade history (code id @ txid)'], true)];
@@ -285,6 +328,8 @@ async function refreshApps(): Promise<void> {
     table.replaceChildren(...rows);
     text('apps-error', '');
   } catch (e) {
+    // Not "loading…" forever: the list is not known (what was shown before stays, if any).
+    if (table.textContent === 'loading…') table.replaceChildren(row(['not known yet']));
     text('apps-error', `could not read the apps: ${describe(e)}`);
   }
 }
@@ -298,7 +343,10 @@ async function showMine(): Promise<void> {
   const mine = await transactionsOf(toHex(page.identity.publicKey));
   table.replaceChildren(
     row(['txid', 'app', 'method', 'result'], true),
-    ...mine.map((t) => row([t.txid, t.app, t.method, t.result])),
+    // The app's own words, another user's among them (a name in a result): made fit to show.
+    ...mine.map((t) =>
+      row([shown(t.txid), shown(t.app), shown(t.method), shown(t.result, RESULT_SHOWN)]),
+    ),
   );
 }
 
@@ -331,9 +379,26 @@ async function useIdentity(create: boolean): Promise<void> {
   await showMine();
 }
 
+/**
+ * The page's client while it can still call, else undefined. A client whose connection ended
+ * (the node stopped or dropped it: the page connects with `reconnect: false`) is let go, and the
+ * page says so, so that Connect or Run opens a new one instead of failing on the dead one.
+ */
+function liveClient(): Client | undefined {
+  const c = page.client;
+  if (c === undefined || c.ended === undefined) return c;
+  page.client = undefined;
+  text(
+    'connection-state',
+    `not connected: the connection ended (${describe(c.ended)}); Connect or Run opens a new one`,
+  );
+  return undefined;
+}
+
 async function doConnect(): Promise<Client | undefined> {
   text('connect-error', '');
-  if (page.client !== undefined) return page.client;
+  const live = liveClient();
+  if (live !== undefined) return live;
   if (page.constraint === undefined) {
     text('connect-error', 'give a constraint first: nothing is accepted without one');
     return undefined;
@@ -357,6 +422,7 @@ async function doConnect(): Promise<Client | undefined> {
   page.accepting = undefined;
   page.changedService = undefined;
   el('service-accept-row').hidden = true;
+  text('connection-state', 'connecting…');
   try {
     page.client = await connect(page.config.nodeUrl, {
       constraint: page.constraint,
@@ -377,6 +443,7 @@ async function doConnect(): Promise<Client | undefined> {
       );
       el('service-accept-row').hidden = false;
     }
+    text('connection-state', 'not connected');
     text('connect-error', describe(e));
     return undefined;
   }
@@ -438,6 +505,7 @@ async function runCall(): Promise<void> {
   el('receipt-box').hidden = true;
   el('receipt-verdict').hidden = true;
   text('receipt-txid', '');
+  receiptButtons(false);
   page.last = undefined;
   const app = el<HTMLInputElement>('call-app').value.trim();
   const method = el<HTMLInputElement>('call-method').value.trim();
@@ -446,9 +514,18 @@ async function runCall(): Promise<void> {
   if (app === '') {
     text('call-app-error', 'give the app name');
     bad = true;
+  } else if (!isAppId(app)) {
+    text(
+      'call-app-error',
+      'an app name is 1 to 64 letters, digits, "_", "." or "-", starting with a letter or digit',
+    );
+    bad = true;
   }
   if (method === '') {
     text('call-method-error', 'give the method name');
+    bad = true;
+  } else if (!/^[A-Za-z0-9_.-]{1,128}$/.test(method)) {
+    text('call-method-error', 'a method name is 1 to 128 letters, digits, "_", "." or "-"');
     bad = true;
   }
   let args: unknown;
@@ -468,13 +545,13 @@ async function runCall(): Promise<void> {
   const onNotification = (n: unknown) => {
     if (call !== page.calls) return;
     notes.push(n);
-    text('call-notifications', JSON.stringify(notes));
+    text('call-notifications', shown(JSON.stringify(notes), RESULT_SHOWN));
   };
   try {
     if (kind === 'query') {
       const r = await client.app(app).query(method, args, { onNotification });
       if (call !== page.calls) return;
-      text('call-result', r.json);
+      text('call-result', shown(r.json, RESULT_SHOWN));
       showCode(app, r.codeId);
       return;
     }
@@ -491,18 +568,45 @@ async function runCall(): Promise<void> {
     await showMine();
     if (call !== page.calls) return;
     showCode(app, r.codeId);
-    text('call-result', `${r.json}  (txid ${r.txid}${r.repeated ? ', repeated' : ''})`);
+    text(
+      'call-result',
+      `${shown(r.json, RESULT_SHOWN)}  (txid ${r.txid}${r.repeated ? ', repeated' : ''})`,
+    );
     el('receipt-box').hidden = false;
     el('receipt-verdict').hidden = true;
-    text('receipt-txid', `${r.txid} (waiting for its receipt…)`);
-    const { receipt } = await client.receipt(r.txid, { wait: true, claims: r.claims });
+    text(
+      'receipt-txid',
+      `${r.txid} (committed; waiting for its receipt, which comes with the node's next signature…)`,
+    );
+    let receipt: Uint8Array;
+    try {
+      ({ receipt } = await client.receipt(r.txid, { wait: true, claims: r.claims }));
+    } catch (e) {
+      if (call !== page.calls) return;
+      liveClient();
+      // The transaction stands: only its proof is missing, and it can be fetched later.
+      text(
+        'receipt-txid',
+        `${r.txid}: committed, but its receipt could not be fetched (${describe(e)}). Fetch it later: cloister receipt get ${page.config.nodeUrl} ${r.txid}`,
+      );
+      return;
+    }
     if (call !== page.calls) return;
-    page.last = { txid: r.txid, claims: r.claims, receipt };
+    page.last = { txid: r.txid, claims: r.claims, receipt, service: client.service.identity };
     text('receipt-txid', r.txid);
+    el('receipt-verdict').hidden = true;
+    receiptButtons(true);
   } catch (e) {
     if (call !== page.calls) return;
+    liveClient();
     text(isCloisterError(e) ? fieldFor(e.code) : 'call-error', describe(e));
   }
+}
+
+/** The receipt's buttons work only once the receipt is here (a click before did nothing, or lied). */
+function receiptButtons(enabled: boolean): void {
+  el<HTMLButtonElement>('receipt-download').disabled = !enabled;
+  el<HTMLButtonElement>('receipt-verify').disabled = !enabled;
 }
 
 function downloadReceipt(): void {
@@ -519,15 +623,14 @@ function downloadReceipt(): void {
 
 async function checkReceipt(): Promise<void> {
   const last = page.last;
-  const client = page.client;
-  if (last === undefined || client === undefined || page.constraint === undefined) {
+  if (last === undefined || page.constraint === undefined) {
     setVerdict('receipt-verdict', 'bad', 'no receipt yet: run a transaction first');
     return;
   }
   try {
     const v = await verifyReceipt(last.receipt, {
       constraint: page.constraint,
-      service: client.service.identity,
+      service: last.service,
       claims: last.claims,
     });
     setVerdict(
@@ -539,6 +642,54 @@ async function checkReceipt(): Promise<void> {
     setVerdict('receipt-verdict', 'bad', `receipt REFUSED — ${describe(e)}`);
   }
 }
+
+/** A receipt is a few kilobytes (its path grows with the log's logarithm): a larger file is not one. */
+const MAX_RECEIPT_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Checks a receipt file the user gives (one from `cloister receipt get`, or someone else's): its
+ * signature chain against the constraint, and its service against the one pinned for this node
+ * URL, if any. Its claims (what was asked and answered) are not checked: only their keeper can.
+ */
+async function checkReceiptFile(): Promise<void> {
+  const file = el<HTMLInputElement>('receipt-file').files?.[0];
+  if (file === undefined) return;
+  if (page.constraint === undefined) {
+    setVerdict(
+      'receipt-file-verdict',
+      'bad',
+      'give a constraint first: a receipt is checked against it (its endorsement carries the node evidence)',
+    );
+    return;
+  }
+  if (file.size > MAX_RECEIPT_FILE_BYTES) {
+    setVerdict(
+      'receipt-file-verdict',
+      'bad',
+      `not a receipt: ${file.size} bytes, and a receipt is a few kilobytes (at most ${MAX_RECEIPT_FILE_BYTES})`,
+    );
+    return;
+  }
+  setVerdict('receipt-file-verdict', 'pending', 'checking…');
+  try {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const pinned = await clientState().pins.get(scpUrl(page.config.nodeUrl));
+    const v = await verifyReceipt(bytes, {
+      constraint: page.constraint,
+      ...(pinned === undefined ? {} : { service: pinned }),
+    });
+    setVerdict(
+      'receipt-file-verdict',
+      'ok',
+      `receipt VERIFIED in this page: transaction ${v.txid} is in the log of service ${toHex(v.service)} ${pinned === undefined ? `(no service is pinned for ${page.config.nodeUrl} here: compare it with the one the operator gave you)` : `(the service pinned for ${page.config.nodeUrl})`}, signed at tree size ${v.size}. What was asked and answered is not checked: only whoever kept the call's claims can.`,
+    );
+  } catch (e) {
+    setVerdict('receipt-file-verdict', 'bad', `receipt REFUSED — ${describe(e)}`);
+  }
+}
+
+/** Where the last constraint used is kept (the user's own choice, on this console's origin). */
+const LAST_CONSTRAINT_KEY = 'cloister-console:last-constraint';
 
 async function start(): Promise<void> {
   page.config = (await (await fetch('/config.json')).json()) as Config;
@@ -564,7 +715,19 @@ async function start(): Promise<void> {
         `the constraint from the --constraint flag is refused: ${describe(e)}`,
       );
     }
-  } else setConstraint(undefined, '');
+  } else {
+    setConstraint(undefined, '');
+    // The last one used here goes into the field, not into use: saves typing it again, and the
+    // button keeps what is accepted the user's act.
+    const last = localStorage.getItem(LAST_CONSTRAINT_KEY);
+    if (fromUrl === undefined && last !== null) {
+      el<HTMLInputElement>('constraint-input').value = last;
+      text(
+        'constraint-error',
+        'the constraint you last used here is in the field, not in use: press "Use this constraint" to use it again',
+      );
+    }
+  }
 
   el('constraint-apply').onclick = async () => {
     text('constraint-error', '');
@@ -579,8 +742,20 @@ async function start(): Promise<void> {
     page.client = undefined;
     text('connection-state', 'not connected');
     setConstraint(c, 'typed in');
+    localStorage.setItem(LAST_CONSTRAINT_KEY, c);
     await checkEvidence();
   };
+  // Enter in a one-line field does what its button does.
+  const onEnter = (field: string, button: string): void => {
+    el(field).addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') el(button).click();
+    });
+  };
+  onEnter('constraint-input', 'constraint-apply');
+  onEnter('identity-name', 'identity-load');
+  onEnter('call-app', 'call-run');
+  onEnter('call-method', 'call-run');
+  el('receipt-file').onchange = () => void checkReceiptFile();
   el('evidence-check').onclick = () => void checkEvidence();
   el('status-refresh').onclick = () => void refreshStatus();
   el('identity-create').onclick = () => void useIdentity(true);
@@ -597,6 +772,7 @@ async function start(): Promise<void> {
   setInterval(() => {
     if (polling) return;
     polling = true;
+    liveClient(); // a connection the node ended is said as such, not left as "connected"
     void Promise.all([refreshStatus(), refreshApps()]).finally(() => {
       polling = false;
     });
