@@ -531,14 +531,28 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
     for (const { q, e } of conflicts) q.reject(e);
   }
 
-  /** The next group: at most maxGroup jobs; a checkpoint alone; a signature starts a group. */
+  /**
+   * The next group: at most maxGroup jobs; a checkpoint alone; a signature starts a group; and
+   * its transactions together write no more keys and bytes than one transaction may (`limits`),
+   * unless it has only one. The batch a group writes grows with its write sets (about twice
+   * their bytes: the log entries carry them, sealed, beside the trie's records), and a batch over
+   * the boundary's frame cap or the store's write cap fails and stops the ledger for everyone:
+   * unbounded, a few large transactions queued together, all within their own limits, did that.
+   */
   function nextGroup(): Queued[] {
     const first = queue[0];
     if (first?.kind === 'checkpoint') return queue.splice(0, 1);
+    let keys = first?.kind === 'tx' ? first.body.size.keys : 0;
+    let bytes = first?.kind === 'tx' ? first.body.size.bytes : 0;
     let n = 1;
     while (n < queue.length && n < maxGroup) {
       const q = queue[n] as Queued;
       if (q.kind === 'checkpoint' || (q.kind === 'item' && q.item.kind === 'signature')) break;
+      if (q.kind === 'tx') {
+        keys += q.body.size.keys;
+        bytes += q.body.size.bytes;
+        if (keys > limits.maxKeys || bytes > limits.maxBytes) break;
+      }
       n++;
     }
     return queue.splice(0, n);

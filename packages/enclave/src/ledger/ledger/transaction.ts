@@ -112,6 +112,8 @@ export interface TransactionBody {
   readonly reads: ReadonlyMap<string, ReadRecord>;
   /** "ledger\0table" of every table listed. */
   readonly listed: ReadonlySet<string>;
+  /** Distinct keys written, and their key + value bytes: what TransactionLimits caps. */
+  readonly size: { readonly keys: number; readonly bytes: number };
   readonly claims?: Uint8Array;
   readonly app?: string;
 }
@@ -311,6 +313,7 @@ class LedgerTransaction implements Transaction {
         writes: this.#writes,
         reads: this.#reads,
         listed: this.#listed,
+        size: { keys: this.#keys, bytes: this.#bytes },
         ...(claims ? { claims: Uint8Array.from(claims) } : {}),
         ...(app !== undefined ? { app } : {}),
       });
