@@ -53,10 +53,10 @@ export class SealedDataCorruptError extends CloisterError {
 }
 
 export class SecurityVersionRollbackError extends CloisterError {
-  constructor(sealedSvn: number, ownSvn: number) {
+  constructor(sealedSvn: number, ownSvn: number, what = 'sealed data was written by') {
     super(
       'SECURITY_VERSION_ROLLBACK',
-      `sealed data was written by security version ${sealedSvn}; this enclave is version ${ownSvn} and refuses to run below it`,
+      `${what} security version ${sealedSvn}; this enclave is version ${ownSvn} and refuses to run below it`,
     );
   }
 }

@@ -98,9 +98,18 @@ test('a signature must start its group; the next index must follow the log', asy
   assert.equal(c.log.unsigned, 0);
 });
 
-test('decodeCheckpoint refuses another label, short hashes and a last signature past the size', () => {
-  const cp = { last: BASE, size: 5, root: BASE, epoch: 2, lastSignature: 5 };
+test('decodeCheckpoint refuses another label, short hashes, a last signature past the size and a security version off 32 bits', () => {
+  const cp = { last: BASE, size: 5, root: BASE, epoch: 2, lastSignature: 5, maxSvn: 3 };
   assert.deepEqual(decodeCheckpoint(encodeCheckpoint(cp)), cp);
+  // Written before maxSvn was recorded: six elements, read as version 0.
+  assert.deepEqual(decodeCheckpoint(encodeCbor([CHECKPOINT_LABEL, BASE, 5, BASE, 2, 5])), {
+    ...cp,
+    maxSvn: 0,
+  });
+  assert.throws(() => decodeCheckpoint(encodeCbor([CHECKPOINT_LABEL, BASE, 5, BASE, 2, 5, 3, 0])), {
+    code: 'INVALID_INPUT',
+    message: 'the root record holds no log checkpoint of format v1',
+  });
   assert.throws(
     () => decodeCheckpoint(encodeCbor(['cloister/log/v2/checkpoint', BASE, 5, BASE, 2, 5])),
     { code: 'INVALID_INPUT', message: 'the root record holds no log checkpoint of format v1' },
@@ -113,6 +122,17 @@ test('decodeCheckpoint refuses another label, short hashes and a last signature 
   assert.throws(
     () => decodeCheckpoint(encodeCbor([CHECKPOINT_LABEL, BASE.subarray(1), 5, BASE, 2, 5])),
     malformed,
+  );
+  for (const bad of [2 ** 32, -1, 1.5, '3']) {
+    assert.throws(
+      () => decodeCheckpoint(encodeCbor([CHECKPOINT_LABEL, BASE, 5, BASE, 2, 5, bad])),
+      malformed,
+      String(bad),
+    );
+  }
+  assert.equal(
+    decodeCheckpoint(encodeCbor([CHECKPOINT_LABEL, BASE, 5, BASE, 2, 5, 2 ** 32 - 1])).maxSvn,
+    2 ** 32 - 1,
   );
 });
 

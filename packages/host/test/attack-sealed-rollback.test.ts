@@ -74,6 +74,40 @@ describe('attack: one sealed or platform file rolled back', () => {
     assert.equal((await w.run()).generation, 1);
   });
 
+  it('sealed files from before a security upgrade, given to the older version on the store the newer one ran on: refused', async () => {
+    // Each old file opens at its own version (sealed at svn 2, max 2), and the epoch counter is
+    // only about the store's age: the store's sealed checkpoint records the highest version that
+    // ran on it, and the older one refuses it (a red team started version 2 here, which then
+    // served the app version 3 had deployed).
+    const home = tempDir('cloister-svn-rollback-');
+    const dirs = { dataDir: join(home, 'data'), platformDir: join(home, 'platform') };
+    const start = async (svn: number) =>
+      startNode({ ...dirs, enclaveDir: (await testBuild(svn)).outDir, port: 0, logger: silent });
+    const sealed = (f: string) => join(dirs.dataDir, 'sealed', f);
+    const files = ['node.sealed', 'service.sealed'];
+    await (await start(2)).close();
+    for (const f of files) copyFileSync(sealed(f), join(home, `${f}.v2`));
+    const v3 = await start(3);
+    const service = v3.serviceIdentity;
+    await v3.close();
+    for (const f of files) copyFileSync(sealed(f), join(home, `${f}.v3`));
+
+    for (const f of files) copyFileSync(join(home, `${f}.v2`), sealed(f));
+    await assert.rejects(start(2), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'SECURITY_VERSION_ROLLBACK', e.message);
+      assert.match(
+        e.message,
+        /the store was last run by \(its sealed checkpoint records\) security version 3; this enclave is version 2/,
+      );
+      return true;
+    });
+    // Control: version 3 with its own files starts the same directory, the same service.
+    for (const f of files) copyFileSync(join(home, `${f}.v3`), sealed(f));
+    const again = await start(3);
+    assert.deepEqual(again.serviceIdentity, service);
+    await again.close();
+  });
+
   it('counters.json from two starts ago (the counter behind the sealed epoch): refused', async () => {
     const w = await world();
     const counters = join(w.platformDir, 'counters.json');

@@ -1,7 +1,8 @@
 /**
  * The log checkpoint (docs/logchain.md, "Checkpoint"): what the ledger engine keeps inside its
  * sealed root record so that `open` can verify the stored log on restart: the last entry's hash,
- * the size and tree root, the epoch, and the last signature entry. Deterministic CBOR, label first.
+ * the size and tree root, the epoch, the last signature entry and the highest security version
+ * that ran on the store. Deterministic CBOR, label first.
  */
 import { decodeCbor, encodeCbor, InvalidInputError } from '@cloister/core';
 
@@ -20,16 +21,27 @@ export interface LogCheckpoint {
   readonly epoch: number;
   /** Index of the last signature entry (0 when none). */
   readonly lastSignature: number;
+  /**
+   * The highest enclave security version that has run on this store (0 in checkpoints written
+   * before the field existed). An enclave below it refuses the store: sealed files restored from
+   * before an upgrade would otherwise let a retired version read what its successor wrote.
+   */
+  readonly maxSvn: number;
 }
 
-/** Deterministic CBOR ["cloister/log/v1/checkpoint", last, size, root, epoch, lastSignature]. */
+/** Deterministic CBOR ["cloister/log/v1/checkpoint", last, size, root, epoch, lastSignature, maxSvn]. */
 export function encodeCheckpoint(c: LogCheckpoint): Uint8Array {
-  return encodeCbor([CHECKPOINT_LABEL, c.last, c.size, c.root, c.epoch, c.lastSignature]);
+  return encodeCbor([CHECKPOINT_LABEL, c.last, c.size, c.root, c.epoch, c.lastSignature, c.maxSvn]);
 }
 
 /** A whole number >= 0 that is a safe integer (a size, index or epoch). */
 export function isIndex(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+/** A security version: a whole number of 32 bits, as the manifest and sealed headers hold. */
+function isUint32(n: unknown): n is number {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
 }
 
 export function decodeCheckpoint(b: Uint8Array): LogCheckpoint {
@@ -39,10 +51,11 @@ export function decodeCheckpoint(b: Uint8Array): LogCheckpoint {
   } catch {
     v = undefined;
   }
-  if (!Array.isArray(v) || v.length !== 6 || v[0] !== CHECKPOINT_LABEL) {
+  // Six elements: written before maxSvn was recorded (read as 0); every write now has seven.
+  if (!Array.isArray(v) || (v.length !== 6 && v.length !== 7) || v[0] !== CHECKPOINT_LABEL) {
     throw new InvalidInputError('the root record holds no log checkpoint of format v1');
   }
-  const [, last, size, root, epoch, lastSignature] = v as unknown[];
+  const [, last, size, root, epoch, lastSignature, maxSvn = 0] = v as unknown[];
   if (
     !(last instanceof Uint8Array) ||
     last.length !== 32 ||
@@ -51,9 +64,10 @@ export function decodeCheckpoint(b: Uint8Array): LogCheckpoint {
     !isIndex(size) ||
     !isIndex(epoch) ||
     !isIndex(lastSignature) ||
-    lastSignature > size
+    lastSignature > size ||
+    !isUint32(maxSvn)
   ) {
     throw new InvalidInputError('the log checkpoint in the root record is malformed');
   }
-  return { last, size, root, epoch, lastSignature };
+  return { last, size, root, epoch, lastSignature, maxSvn };
 }

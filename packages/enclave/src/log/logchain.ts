@@ -32,6 +32,7 @@ import {
 import type { LedgerSecret } from '../ledger/crypto.js';
 import type { CommitLog, LogItem, WriteItem } from '../ledger/ledger/index.js';
 import type { RecordPut } from '../ledger/node-store.js';
+import { SecurityVersionRollbackError } from '../seal.js';
 import { decodeCheckpoint, encodeCheckpoint, isIndex } from './checkpoint.js';
 import { UnknownTransactionError } from './errors.js';
 import { rawPublicKeyObject, sha256, signCose } from './log-crypto.js';
@@ -70,6 +71,11 @@ export interface LogchainOptions {
   readonly random?: (out: Uint8Array) => void;
   /** Entries per read range of `open` (default 4096; tests use small ones). */
   readonly readRange?: number;
+  /**
+   * This enclave's security version (default 0): recorded in every checkpoint as the store's
+   * highest, and `open` refuses a store whose checkpoint records a higher one.
+   */
+  readonly svn?: number;
 }
 
 export interface Logchain extends CommitLog {
@@ -123,6 +129,12 @@ export function createLogchain(opts: LogchainOptions): Logchain {
   if (!Number.isSafeInteger(signEvery) || signEvery < 1) {
     throw new InvalidInputError('signEvery must be a whole number >= 1');
   }
+  const svn = opts.svn ?? 0;
+  if (!Number.isInteger(svn) || svn < 0 || svn > 0xffffffff) {
+    throw new InvalidInputError('svn must be a whole number of 32 bits');
+  }
+  // Invariant: maxSvn >= svn; the highest version that ran on the store, this one included.
+  let maxSvn = svn;
   const servicePub = rawPublicKeyObject(servicePublicKey);
   const random = opts.random ?? pooledRandom();
   const keys = new Map<number, KeyObject>();
@@ -296,11 +308,21 @@ export function createLogchain(opts: LogchainOptions): Logchain {
         root: merkle.root(n),
         epoch,
         lastSignature: staged ? stagedLastSignature : lastSignature,
+        maxSvn,
       });
     },
 
     async open(checkpointBytes, index, stateHashAt) {
       const cp = decodeCheckpoint(checkpointBytes);
+      // Before anything of the store is read further: the sealed files a host gives may be from
+      // before an upgrade (they open at their own, older version), the sealed root record not.
+      if (cp.maxSvn > svn) {
+        throw new SecurityVersionRollbackError(
+          cp.maxSvn,
+          svn,
+          'the store was last run by (its sealed checkpoint records)',
+        );
+      }
       if (cp.size !== index) {
         throw new InvalidInputError(
           `the root record is at index ${index} but its log checkpoint covers ${cp.size} entries`,
@@ -328,6 +350,7 @@ export function createLogchain(opts: LogchainOptions): Logchain {
       stagedGeneration = generation;
       epoch = cp.epoch;
       openedEpoch = cp.epoch;
+      maxSvn = Math.max(svn, cp.maxSvn);
       staged = undefined;
     },
 

@@ -341,6 +341,7 @@ export async function startService(
     servicePublicKey: state.servicePublicKey,
     secrets: state.secrets,
     signEvery,
+    svn,
     ...(o.logReadRange !== undefined ? { readRange: o.logReadRange } : {}),
     endorsement: () => endorsement,
     onSignatureDue: () => {
