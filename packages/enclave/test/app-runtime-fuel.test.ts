@@ -11,6 +11,7 @@ import {
   type AppRuntime,
   createAppRuntime,
   FUEL_PER_ENTRY,
+  HOST_CHARGED_BASE,
   IMPORTS,
 } from '../src/apps/runtime/index.js';
 import { FuelExhaustedError } from '../src/apps/sandbox/index.js';
@@ -29,8 +30,14 @@ const VERIFY_BASE = IMPORTS.cloister?.ecdsa_verify?.cost as number;
 const verifyArgs = [...i32(0), ...i32(65), ...i32(0), ...i32(0), ...i32(0), ...i32(64)];
 
 const app = kit.module({
-  tabled: ['ecdsa_verify'],
+  tabled: ['ecdsa_verify', 'buffer_read'],
   routes: [
+    { name: 'readDirect', kind: 'query', body: [...i32(0), ...c('buffer_read')] },
+    {
+      name: 'readIndirect',
+      kind: 'query',
+      body: [...i32(0), ...kit.callIndirect('buffer_read', 1)],
+    },
     { name: 'direct', kind: 'query', body: [...verifyArgs, ...c('ecdsa_verify'), I.drop] },
     {
       name: 'indirect',
@@ -150,6 +157,19 @@ describe('fuel: host functions pay their base however they are called', () => {
     assert.ok(Math.abs(indirect - direct) < 100, `${indirect} vs ${direct}`);
     // And it stops where the base cannot be paid.
     await assert.rejects(query(rt, 'indirect', VERIFY_BASE / 2), FuelExhaustedError);
+  });
+
+  test('a small import (buffer_read, base 250) through call_indirect pays its base too', async () => {
+    // Its base was charged at the call site only: through a table a loop of it paid 13 units a
+    // call for about 170 ns of work.
+    const base = IMPORTS.cloister?.buffer_read?.cost as number;
+    assert.ok(base >= HOST_CHARGED_BASE);
+    const { rt } = await world();
+    const direct = await fuelOf(rt, 'readDirect');
+    const indirect = await fuelOf(rt, 'readIndirect');
+    assert.ok(direct >= base, `direct ${direct}`);
+    assert.ok(indirect >= base, `indirect ${indirect}`);
+    assert.ok(Math.abs(indirect - direct) <= 10, `${indirect} vs ${direct}`);
   });
 
   test('ecdsa_verify with lengths that cannot verify reads nothing (no 2 GiB copies)', async () => {

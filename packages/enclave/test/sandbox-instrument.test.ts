@@ -183,7 +183,13 @@ describe('sandbox instrumentation', () => {
     const cost = (...body: (number | readonly number[])[]): number => fuelOf(...body) - base;
     assert.equal(cost(call(1)), 5, 'call (of an empty function)');
     assert.equal(cost(i32(0), I.drop), 2, 'a constant and a drop');
-    assert.equal(cost(i32(0), I.memoryGrow, I.drop), 1 + 10 + 1, 'memory.grow of 0 pages');
+    assert.equal(cost(i32(0), I.memoryGrow, I.drop), 1 + 300 + 1, 'memory.grow of 0 pages');
+    // table.set (0x26, table 0) of a null funcref at slot 0; table.get (0x25) of it.
+    assert.equal(cost(i32(0), [0xd0, 0x70], 0x26, 0), 1 + 1 + 25, 'table.set');
+    assert.equal(cost(i32(0), 0x25, 0, I.drop), 1 + 2 + 1, 'table.get');
+    // i32.wrap_i64 (0xa7) and i64.extend_i32_u (0xad) are conversions: 3 (the docs said 1).
+    assert.equal(cost([0x42, 0], 0xa7, I.drop), 1 + 3 + 1, 'i32.wrap_i64');
+    assert.equal(cost(i32(0), 0xad, I.drop), 1 + 3 + 1, 'i64.extend_i32_u');
     assert.equal(cost(i32(0), I.i32Load, I.drop), 1 + 2 + 1, 'a load');
     assert.equal(cost(i32(6), i32(3), I.i32Mul, I.drop), 1 + 1 + 3 + 1, 'a multiply');
     assert.equal(cost(i32(6), i32(3), I.i32DivU, I.drop), 1 + 1 + 10 + 1, 'a divide');

@@ -32,6 +32,7 @@ import {
 import type { LedgerSecret } from '../ledger/crypto.js';
 import type { CommitLog, LogItem, WriteItem } from '../ledger/ledger/index.js';
 import type { RecordPut } from '../ledger/node-store.js';
+import { pooledRandom } from '../random.js';
 import { SecurityVersionRollbackError } from '../seal.js';
 import { decodeCheckpoint, encodeCheckpoint, isIndex } from './checkpoint.js';
 import { UnknownTransactionError } from './errors.js';
@@ -39,13 +40,7 @@ import { rawPublicKeyObject, sha256, signCose } from './log-crypto.js';
 import { type LogStore, logStoreKey, READ_RANGE, readStoredEntry, TERM } from './log-store.js';
 import { consistencyProof, logReceipt } from './receipts.js';
 import { verifyStoredLog } from './restart.js';
-import {
-  checkGeneration,
-  decryptWriteSet,
-  encryptWriteSet,
-  pooledRandom,
-  writeSetKeyFor,
-} from './write-set.js';
+import { checkGeneration, decryptWriteSet, encryptWriteSet, writeSetKeyFor } from './write-set.js';
 
 /** Default number of unsigned entries after which a signature is queued. */
 export const DEFAULT_SIGN_EVERY = 1000;

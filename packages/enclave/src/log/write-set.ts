@@ -7,7 +7,7 @@
  * plaintext size ("size"). Keys are derived once per generation and held as KeyObjects; plaintext
  * buffers are wiped after use.
  */
-import { createCipheriv, createSecretKey, type KeyObject, randomFillSync } from 'node:crypto';
+import { createCipheriv, createSecretKey, type KeyObject } from 'node:crypto';
 import {
   concatBytes,
   decodeCbor,
@@ -62,25 +62,6 @@ function writeSetAad(term: number, index: number, generation: number): Uint8Arra
   v.setUint32(n + 13, index >>> 0);
   v.setUint32(n + 17, generation >>> 0);
   return out;
-}
-
-/** Random bytes from node:crypto, drawn 4 KiB at a time (one call per ~340 nonces). */
-export function pooledRandom(): (out: Uint8Array) => void {
-  const pool = new Uint8Array(4096);
-  let at = pool.length;
-  return (out) => {
-    if (out.length > pool.length) {
-      randomFillSync(out);
-      return;
-    }
-    if (at + out.length > pool.length) {
-      randomFillSync(pool);
-      at = 0;
-    }
-    out.set(pool.subarray(at, at + out.length));
-    pool.fill(0, at, at + out.length);
-    at += out.length;
-  };
 }
 
 /** Checks a secret generation fits the u32 of the key label and the additional data. */

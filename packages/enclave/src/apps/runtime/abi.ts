@@ -42,14 +42,17 @@ const spec = (params: number[], results: number[], cost: number): ImportSpec => 
 /** Every import of ABI v1 by module then field; per-byte charges are made by the host (§11). */
 export const IMPORTS: Readonly<Record<string, Readonly<Record<string, ImportSpec>>>> = {
   [IMPORT_MODULE]: {
-    buffer_read: spec([i], [], 20),
-    call_args: spec([i], [], 20),
-    route: spec([i, i, i, i], [], 20),
-    result_set: spec([i, i], [], 20),
+    // The bases of the small imports are their measured time too (about 250 ns for a copy into
+    // the module with the host's charge, 300 for result_set's checks), at about 1 unit a ns: at
+    // 20 units a query looping on one held the enclave 6-12 times its fuel's worth (§11).
+    buffer_read: spec([i], [], 250),
+    call_args: spec([i], [], 250),
+    route: spec([i, i, i, i], [], 250),
+    result_set: spec([i, i], [], 300),
     notify: spec([i, i], [], 100),
     fail: spec([i, i, i, i], [], 100),
     context_kind: spec([], [i], 20),
-    context_caller: spec([i], [], 20),
+    context_caller: spec([i], [], 250),
     context_request_id: spec([], [i], 20),
     context_index: spec([], [I], 20),
     context_time: spec([], [I], 20),
@@ -59,9 +62,10 @@ export const IMPORTS: Readonly<Record<string, Readonly<Record<string, ImportSpec
     ledger_history: spec([i, i, i, i, i], [i], 5_000),
     ledger_list: spec([i, i, i, i, i], [i], 5_000),
     ledger_prove: spec([i, i, i, i], [i], 20_000),
-    ledger_state_hash: spec([i], [], 20),
-    sha256: spec([i, i, i], [], 100),
-    random_bytes: spec([i, i], [], 100),
+    ledger_state_hash: spec([i], [], 250),
+    // node:crypto's hash object costs about 2 µs however little it hashes.
+    sha256: spec([i, i, i], [], 2_000),
+    random_bytes: spec([i, i], [], 300),
     // The key imports are priced at what they cost node:crypto, at the rate of the module's own
     // instructions (about 1 ns a unit): parsing a stored PKCS #8 key takes about 350 µs, a
     // signature or a key pair about 30-110 µs, a verification about 180 µs, an AES-GCM set-up
@@ -77,7 +81,7 @@ export const IMPORTS: Readonly<Record<string, Readonly<Record<string, ImportSpec
   env: {
     abort: spec([i, i, i, i], [], 100),
     trace: spec([i, i, F, F, F, F, F], [], 100),
-    seed: spec([], [F], 20),
+    seed: spec([], [F], 200),
     // AssemblyScript 0.28 imports Date.now as module "env", field "Date.now".
     'Date.now': spec([], [F], 20),
   },
@@ -100,10 +104,12 @@ export const FUEL_PER_ENTRY = 2_000;
 /**
  * Bases from this size up are charged by the host function itself, not at the call site: a call
  * through `call_indirect` (an import placed in a table) skips call-site charges, and for these
- * imports that would be 10 units for up to 100,000 of work. Below it, the call site charges (no
- * JavaScript-side charge on the fast path); `call_indirect` then costs at most 10x too little.
+ * imports that would be 10 units for up to 450,000 of work (a loop of `buffer_read` through a
+ * table ran 13 times its fuel's worth at 1,000). Below it, the call site charges (no
+ * JavaScript-side charge): only the context reads that return a number, about 20 ns each, so
+ * `call_indirect` (10) pays at most twice too little for them.
  */
-export const HOST_CHARGED_BASE = 1_000;
+export const HOST_CHARGED_BASE = 100;
 
 /** Every import a v1 module may use (the sandbox's allow-list). */
 export const ALLOWED_IMPORTS: readonly { readonly module: string; readonly field: string }[] =

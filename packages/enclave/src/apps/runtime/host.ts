@@ -580,31 +580,45 @@ export function abiBinding(initial: CallState): AbiBinding {
         atCall('env.seed');
         // 52 random bits plus one: never 0, exact in an f64.
         const b = state.random(8);
-        return Number(new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0) >> 12n) + 1;
+        // The top 52 bits of the 64 read big-endian (without a BigInt: it cost most of a call).
+        const hi =
+          ((b[0] as number) << 24) |
+          ((b[1] as number) << 16) |
+          ((b[2] as number) << 8) |
+          (b[3] as number);
+        const lo =
+          ((b[4] as number) << 24) |
+          ((b[5] as number) << 16) |
+          ((b[6] as number) << 8) |
+          (b[7] as number);
+        return (hi >>> 0) * 2 ** 20 + ((lo >>> 0) >>> 12) + 1;
       },
     };
 
     // The large bases are charged here, as the function starts, so a call through a table pays
     // them too (abi.ts, HOST_CHARGED_BASE).
-    const charged: Record<string, unknown> = { ...cloister };
-    for (const [field, fn] of Object.entries(cloister)) {
-      const base = hostBase(IMPORT_MODULE, field);
-      if (base === 0) continue;
-      const f = fn as (...a: number[]) => unknown;
-      charged[field] = (...a: number[]): unknown => {
-        host.chargeFuel(base);
-        return f(...a);
-      };
-    }
+    const charge = <T extends object>(module: string, fns: T): T => {
+      const charged: Record<string, unknown> = { ...(fns as Record<string, unknown>) };
+      for (const [field, fn] of Object.entries(fns)) {
+        const base = hostBase(module, field);
+        if (base === 0) continue;
+        const f = fn as (...a: number[]) => unknown;
+        charged[field] = (...a: number[]): unknown => {
+          host.chargeFuel(base);
+          return f(...a);
+        };
+      }
+      return charged as T;
+    };
     return {
-      [IMPORT_MODULE]: charged as typeof cloister,
-      env: {
+      [IMPORT_MODULE]: charge(IMPORT_MODULE, cloister),
+      env: charge('env', {
         ...env,
         'Date.now': (): number => {
           atCall('env.Date.now');
           return state.time;
         },
-      },
+      }),
     };
   };
   return {

@@ -21,7 +21,7 @@
  * registers nothing), `migrate` (the optional `cloister_migrate` export, in the upgrade's own
  * ledger transaction) and `install` (register or replace, once that transaction committed).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import {
   CloisterError,
   claimsDigest,
@@ -33,6 +33,7 @@ import {
   utf8,
 } from '@cloister/core';
 import type { LedgerEngine, Transaction } from '../../ledger/ledger/index.js';
+import { pooledRandom } from '../../random.js';
 import {
   DEFAULT_MAX_RESULT_BYTES,
   instantiate,
@@ -82,7 +83,7 @@ export interface AppRuntimeOptions {
   readonly engine: LedgerEngine;
   /** The leader's clock in ms (untrusted; forced monotonic here). Default: always 0. */
   readonly now?: () => number;
-  /** The enclave's generator (default node:crypto randomBytes). */
+  /** The enclave's generator (default node:crypto, drawn 4 KiB at a time: random.ts). */
   readonly random?: (n: number) => Uint8Array;
   readonly limits?: Partial<AbiLimits>;
   /** Deploy caps of the sandbox (module size, memory, table). */
@@ -253,7 +254,7 @@ export function createAppRuntime(options: AppRuntimeOptions): AppRuntime {
   const limits: AbiLimits = { ...DEFAULT_ABI_LIMITS, ...options.limits };
   const sandboxLimits: SandboxLimits = options.sandbox ?? {};
   const maxResultBytes = sandboxLimits.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
-  const random = options.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
+  const random = options.random ?? pooled();
   const now = options.now ?? (() => 0);
   const retries = options.conflictRetries ?? 3;
   const poolSize = options.instancePool ?? DEFAULT_INSTANCE_POOL;
@@ -689,4 +690,14 @@ function atDeploy<T>(step: string, run: () => T): T {
       hint: `Fix the module: its start function, ${EXPORTS.version} and ${EXPORTS.routes} run at every deploy and start, with no call, and must not fail (docs/app-abi.md §3.1).`,
     });
   }
+}
+
+/** `random` from the pool: one node:crypto call per 4 KiB drawn, not one per `seed` (random.ts). */
+function pooled(): (n: number) => Uint8Array {
+  const draw = pooledRandom();
+  return (n) => {
+    const out = new Uint8Array(n);
+    draw(out);
+    return out;
+  };
 }
