@@ -150,6 +150,16 @@ test('a missing entry: LogEntryMissingError at it', async () => {
   await assert.rejects(restart(w), named(LogEntryMissingError, 5));
 });
 
+test('a stray key for index 0: LogEntryAlteredError at entry 1, as the offline audit says', async () => {
+  const w = await built();
+  await putRaw(w, 0, read(w, 1));
+  await assert.rejects(restart(w), (e: unknown) => {
+    named(LogEntryAlteredError, 1)(e);
+    assert.match((e as Error).message, /a log key for index 0 sits at entry 1/);
+    return true;
+  });
+});
+
 test('two entries swapped: LogEntryReorderedError at the first', async () => {
   const w = await built();
   const a = read(w, 8);

@@ -110,8 +110,15 @@ export async function verifyStoredLog(o: VerifyStoredLogOptions): Promise<Verifi
       const nextAgrees = e !== undefined && at === expected && bytesEqual(e.prev, prevHash);
       chainBreak(nextAgrees ? pendingBreak - 1 : pendingBreak);
     }
-    if (at === undefined) {
-      throw new LogEntryAlteredError(expected, `a malformed log key sits at entry ${expected}`);
+    if (at === undefined || at === 0) {
+      // No entry has index 0: its key, sorted before entry 1, is a stray, named as core's
+      // offline audit names it (not "entry 1 is missing", which it is not).
+      throw new LogEntryAlteredError(
+        expected,
+        at === 0
+          ? `a log key for index 0 sits at entry ${expected} (entries start at 1)`
+          : `a malformed log key sits at entry ${expected}`,
+      );
     }
     if (at > cp.size) {
       if (expected <= cp.size) {
