@@ -65,6 +65,8 @@ export {
   type IterateOptions,
   MAX_KEY_BYTES,
   MAX_VALUE_BYTES,
+  MAX_WRITE_BYTES,
+  MAX_WRITE_OPS,
   type Store,
   type StoreEntry,
   StoreError,

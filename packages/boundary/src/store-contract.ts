@@ -68,6 +68,14 @@ export interface Store {
 
 /** Largest key accepted (bytes). Ledger keys are 33 bytes; the cap only bounds mistakes. */
 export const MAX_KEY_BYTES = 1024;
+/**
+ * Most bytes (keys plus values) and operations in one batch the host's store service takes over
+ * the boundary (its defaults, STORE_SERVICE_LIMITS); the enclave's ledger never sends a larger
+ * batch: it refuses the transaction that would make one instead (docs/ledger-format.md §11.7).
+ */
+export const MAX_WRITE_BYTES = 48 * 1024 * 1024;
+export const MAX_WRITE_OPS = 65_536;
+
 /** Largest value accepted (bytes): 64 MiB. */
 export const MAX_VALUE_BYTES = 64 * 1024 * 1024;
 

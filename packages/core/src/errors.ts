@@ -74,7 +74,7 @@ export const ERROR_CODES = {
   LEDGER_STATE:
     'The ledger engine stopped after a failed store write; reopen it from its root record.',
   TX_TOO_LARGE:
-    'The transaction exceeds the cap named in the message (keys, bytes, key size or value size): split it.',
+    'The transaction exceeds the cap named in the message (keys, bytes, key size or value size, or the store batch its commit would make): split it.',
   TX_CONFLICT:
     'Another transaction changed what this one read since it began: run the transaction again.',
   TX_CLOSED: 'The transaction was already committed or aborted: begin a new one.',

@@ -23,6 +23,7 @@ import {
   openLedgerEngine,
   ROOT_STORE_KEY,
   TransactionConflictError,
+  TransactionTooLargeError,
 } from '../src/ledger/ledger/index.js';
 import type { RecordPut } from '../src/ledger/node-store.js';
 import { EMPTY_ROOT } from '../src/ledger/trie/node.js';
@@ -243,6 +244,72 @@ describe('ledger engine: one index per transaction', () => {
       log.stages.slice(-2).map((st) => st.items.length),
       [1, 1],
     );
+  });
+
+  test('a batch over the store cap is never sent: a group goes again one by one, a transaction alone over it is TX_TOO_LARGE, and the engine goes on', async () => {
+    // A store that refuses a large batch stopped the engine for good (every client's commits).
+    const sizes: number[] = [];
+    const sizing = (inner: LedgerStore): LedgerStore => ({
+      get: (k) => inner.get(k),
+      write: (batch, o) => {
+        sizes.push(
+          batch.reduce((n, p) => n + p.key.length + (p.type === 'put' ? p.value.length : 0), 0),
+        );
+        return inner.write(batch, o);
+      },
+    });
+    const value = (n: number) => 'v'.repeat(n);
+    // Calibration: what the same commits write one at a time. A value's leaf sits in its table's
+    // records (with its neighbours'), so values in separate tables are separate records, and any
+    // two of them together pass the cap.
+    {
+      const inner = (await hostStores()).createMemoryStore();
+      const e = await createLedgerEngine(options(sizing(inner), { log: fakeLog() }));
+      await commitSet(e, [['x', '0']]).commit();
+      for (const k of ['a', 'b', 'c']) await commitSet(e, [[k, value(1500)]], `t${k}`).commit();
+    }
+    const cap = Math.max(...sizes.slice(-3)) + 200;
+    sizes.length = 0;
+    const inner = (await hostStores()).createMemoryStore();
+    const log = fakeLog();
+    const engine = await createLedgerEngine(
+      options(sizing(inner), { log, maxBatch: { bytes: cap, ops: 1000 } }),
+    );
+    await commitSet(engine, [['x', '0']]).commit();
+    const written = sizes.length;
+    // Three that fit alone but not together: each commits, in a group of its own, in order.
+    const three = await Promise.all(
+      ['a', 'b', 'c'].map((k) => commitSet(engine, [[k, value(1500)]], `t${k}`).commit()),
+    );
+    assert.deepEqual(
+      three.map((r) => r.index),
+      [2, 3, 4],
+    );
+    // Staged together, found too large before the write and settled unwritten; then one by one.
+    assert.deepEqual(
+      log.stages.slice(1).map((st) => st.items.length),
+      [3, 1, 1, 1],
+    );
+    assert.deepEqual(log.settles.slice(1), [false, true, true, true]);
+    assert.equal(sizes.length, written + 3, 'no batch over the cap was sent');
+    assert.ok(sizes.slice(written).every((n) => n <= cap));
+    // One alone over the cap: refused by name; nothing of it is stored, and the engine goes on.
+    await assert.rejects(commitSet(engine, [['big', value(4000)]]).commit(), (e: unknown) => {
+      assert.ok(e instanceof TransactionTooLargeError, String(e));
+      assert.equal(e.limit, 'batch');
+      assert.match(e.message, /above the store's \d+ bytes and 1000 operations a batch/);
+      return true;
+    });
+    assert.equal(engine.index, 4);
+    assert.equal(engine.at().get('a', 't', te('big')), undefined);
+    const after = await commitSet(engine, [['d', 'small']]).commit();
+    assert.equal(after.index, 5);
+    assert.deepEqual(engine.at().get('a', 'ta', te('a')), te(value(1500)));
+    // What the store holds opens and reads back the same.
+    const reopened = await openLedgerEngine(options(inner, { log: fakeLog(5) }));
+    assert.equal(reopened.index, 5);
+    assert.deepEqual(reopened.at().get('a', 't', te('d')), te('small'));
+    assert.equal(reopened.at().get('a', 't', te('big')), undefined);
   });
 
   test('a writer of a key an earlier transaction of the group wrote is deferred, order kept', async () => {

@@ -9,7 +9,14 @@
  */
 import type { HostCallHandlers } from '@cloister/boundary';
 import { CloisterError } from '@cloister/core';
-import { type BatchOp, MAX_KEY_BYTES, MAX_VALUE_BYTES, type Store } from './store.js';
+import {
+  type BatchOp,
+  MAX_KEY_BYTES,
+  MAX_VALUE_BYTES,
+  MAX_WRITE_BYTES,
+  MAX_WRITE_OPS,
+  type Store,
+} from './store.js';
 
 /** Caps on what one store call from the enclave may ask for. */
 export interface StoreServiceLimits {
@@ -31,8 +38,8 @@ export interface StoreServiceLimits {
 /** Defaults: 1024 keys per getMany, 65,536 ops and 48 MiB per write, 1024 entries or 4 MiB per page. */
 export const STORE_SERVICE_LIMITS: Readonly<StoreServiceLimits> = {
   maxGetManyKeys: 1024,
-  maxWriteOps: 65_536,
-  maxWriteBytes: 48 * 1024 * 1024,
+  maxWriteOps: MAX_WRITE_OPS,
+  maxWriteBytes: MAX_WRITE_BYTES,
   maxPageEntries: 1024,
   maxPageBytes: 4 * 1024 * 1024,
 };

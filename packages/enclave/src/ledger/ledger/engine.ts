@@ -11,6 +11,7 @@
  * entries (the CommitLog port, issue 4) and the new root record; each entry is acknowledged only
  * after that write resolves (group commit).
  */
+import { MAX_WRITE_BYTES, MAX_WRITE_OPS } from '@cloister/boundary';
 import { bytesEqual, InvalidInputError } from '@cloister/core';
 import type { LedgerSecret } from '../crypto.js';
 import { DEFAULT_NODE_CACHE_BYTES } from '../node-cache.js';
@@ -23,6 +24,7 @@ import {
   ProofAccessError,
   ReservedTableError,
   TransactionConflictError,
+  TransactionTooLargeError,
   UnknownIndexError,
 } from './errors.js';
 import {
@@ -215,6 +217,13 @@ export interface LedgerEngineOptions {
   readonly cacheBytes?: number;
   /** Most entries (transactions and log-only items) in one group (default 256). */
   readonly maxGroup?: number;
+  /**
+   * Most bytes (keys plus values) and operations of one store batch (default the store service's
+   * caps, MAX_WRITE_BYTES and MAX_WRITE_OPS). A group whose batch would pass either is not sent:
+   * its transactions go again one by one, and one alone over the cap is refused (TX_TOO_LARGE,
+   * limit 'batch'), instead of a write the store refuses stopping the engine.
+   */
+  readonly maxBatch?: { readonly bytes: number; readonly ops: number };
   /** Refuse a root record older than this index (the platform counter of issue 4). */
   readonly minIndex?: number;
   /** Random bytes for record nonces (default node:crypto). */
@@ -336,6 +345,9 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
   const { store, rootSeal, log } = options;
   const limits: TransactionLimits = { ...DEFAULT_TX_LIMITS, ...options.limits };
   const maxGroup = options.maxGroup ?? 256;
+  const maxBatch = options.maxBatch ?? { bytes: MAX_WRITE_BYTES, ops: MAX_WRITE_OPS };
+  // Jobs at the head of the queue to commit one per group: a group whose batch was too large.
+  let alone = 0;
   const cursors = createCursorCodec(options.secret.secret);
   // Invariant: `current` is what the root record in the store holds (the last acknowledged
   // group); groups in flight are applied to a copy and land here only after their write.
@@ -427,14 +439,16 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
   /**
    * Writes the pending records, the log's entries for `items` and the sealed root record of
    * `state` in one batch with sync. False (and the engine stopped) when anything failed;
-   * `culprit`, if given, is rejected with the failure itself rather than LEDGER_STATE.
+   * `culprit`, if given, is rejected with the failure itself rather than LEDGER_STATE. A batch
+   * over `maxBatch` is not sent: its size is returned, and the engine goes on from `current`
+   * (nothing of the group reached the store; the caches that may hold its nodes are dropped).
    */
   async function write(
     group: readonly Queued[],
     state: RootState,
     items: readonly LogItem[],
     culprit?: Queued,
-  ): Promise<boolean> {
+  ): Promise<boolean | { readonly bytes: number; readonly ops: number }> {
     let staged = false;
     try {
       const puts = levels.takePending();
@@ -448,6 +462,13 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
         key: ROOT_STORE_KEY,
         value: rootSeal.seal(encodeRoot(state, checkpoint)),
       });
+      let bytes = 0;
+      for (const p of puts) bytes += p.key.length + p.value.length;
+      if (bytes > maxBatch.bytes || puts.length > maxBatch.ops) {
+        if (staged) log?.settle(false);
+        levels.reset();
+        return { bytes, ops: puts.length };
+      }
       await store.write(puts, { sync: true });
       writes++;
     } catch (e) {
@@ -519,7 +540,29 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
       stop(members, e);
       return;
     }
-    if (w !== current && !(await write(members, w, items))) return;
+    if (w !== current) {
+      const written = await write(members, w, items);
+      if (written === false) return;
+      if (written !== true) {
+        // Nothing was sent. Several: each goes again in a group of its own (conflicts included:
+        // what they conflicted with may not commit now). One transaction alone: too large.
+        const [only] = members;
+        if (members.length > 1) {
+          queue.unshift(...members);
+          alone = members.length;
+        } else if (only?.kind === 'tx') {
+          only.reject(
+            new TransactionTooLargeError(
+              'batch',
+              `this transaction's commit would write ${written.bytes} bytes in ${written.ops} store operations, above the store's ${maxBatch.bytes} bytes and ${maxBatch.ops} operations a batch: write fewer or smaller keys per transaction`,
+            ),
+          );
+        } else {
+          stop(members, new LedgerStateError('a log entry alone made a batch above the store cap'));
+        }
+        return;
+      }
+    }
     for (const { q } of done) {
       if (q.kind === 'item' && q.secret) levels.rotate(q.secret);
     }
@@ -542,6 +585,10 @@ function engine(options: LedgerEngineOptions, levels: Levels, initial: RootState
   function nextGroup(): Queued[] {
     const first = queue[0];
     if (first?.kind === 'checkpoint') return queue.splice(0, 1);
+    if (alone > 0) {
+      alone--;
+      return queue.splice(0, 1);
+    }
     let keys = first?.kind === 'tx' ? first.body.size.keys : 0;
     let bytes = first?.kind === 'tx' ? first.body.size.bytes : 0;
     let n = 1;

@@ -7,7 +7,7 @@ import { CloisterError } from '@cloister/core';
 import { type IntegrityFailure, LedgerIntegrityError } from '../errors.js';
 
 /** Which cap a transaction exceeded. */
-export type TxLimit = 'keys' | 'bytes' | 'key-size' | 'value-size';
+export type TxLimit = 'keys' | 'bytes' | 'key-size' | 'value-size' | 'batch';
 
 /** A transaction exceeded one of its caps (TransactionLimits); nothing of it was written. */
 export class TransactionTooLargeError extends CloisterError {
