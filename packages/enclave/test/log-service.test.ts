@@ -151,6 +151,30 @@ test('restart: the log verifies, a new epoch begins, receipts still verify', asy
   assert.equal(r2.index, s.index + 1);
 });
 
+test('a commit whose batch would pass the store cap is refused alone; the log goes on, signs and restarts', async () => {
+  // The real log staged the group's entries before the engine found the batch too large: they
+  // are settled unwritten, so the next commit takes the same index and the chain stays whole.
+  const engine = { cacheBytes: 1 << 20, maxBatch: { bytes: 8_000, ops: 1000 } };
+  const w = await genesis({ engine });
+  const a = await put(w.service.engine, 'a', '1');
+  await assert.rejects(put(w.service.engine, 'big', 'x'.repeat(9_000)), {
+    code: 'TX_TOO_LARGE',
+  });
+  const b = await put(w.service.engine, 'b', '2');
+  assert.equal(b.index, a.index + 1);
+  await w.service.tick();
+  await verifyReceipt(w.service.receipt(b.txid), { constraint: CONSTRAINT });
+  const before = w.service.status();
+  w.service.close();
+  const again = await restart(w, { engine });
+  assert.equal(again.service.status().index, before.index);
+  assert.deepEqual(again.service.status().treeRoot, before.treeRoot);
+  assert.deepEqual(again.service.log.writeSet(b.index), [
+    { ledger: 'app', table: 't', key: te('b'), value: te('2') },
+  ]);
+  assert.equal(again.service.engine.at().get('app', 't', te('big')), undefined);
+});
+
 test('secret rotation: new entries use the new generation, old ones still decrypt and prove', async () => {
   const w = await genesis();
   const old = await put(w.service.engine, 'a', 'old');
