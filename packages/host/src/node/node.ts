@@ -513,7 +513,7 @@ export async function startNode(opts: NodeOptions): Promise<RunningNode> {
       fatal(
         'ledger-stopped',
         'node.ledger-stopped',
-        'the store failed a write and the ledger stopped; stopping the node: check the disk (free space, open-file limit) and start it again (it verifies its log and resumes)',
+        'the store failed a write and the ledger stopped; stopping the node: the store.write-failed line before this one says why (most often the disk: free space, open-file limit); mend it and start the node again (it verifies its log and resumes)',
       ),
     );
     if (opts.appTrace !== undefined && opts.appTrace !== false) {
