@@ -17,7 +17,12 @@ const Q = RELAY_QUANTUM;
 const flush = () => new Promise((r) => setImmediate(r));
 
 /** A scheduler and the world of its lanes: one ordered "enclave" for all of them. */
-function world(limits: { maxInFlight?: number; maxInFlightBytes?: number; maxHeldBytes?: number }) {
+function world(limits: {
+  maxInFlight?: number;
+  maxInFlightBytes?: number;
+  maxHeldBytes?: number;
+  maxHeldBytesPerShare?: number;
+}) {
   let now = 0;
   const share: RelayShare = createRelayShare(
     { maxInFlight: 32, maxInFlightBytes: Q, maxHeldBytes: 1 << 30, ...limits },
@@ -196,6 +201,36 @@ describe('relay share (the scheduler alone)', () => {
     while (w.atEnclave > 0) await w.settle();
     assert.deepEqual(w.sent, [1, 2, 3], 'nothing of the overflowed socket went');
     assert.deepEqual(w.share.budget(), { atEnclave: 0, waiting: 0, held: 0 });
+  });
+
+  it("one share's sockets hold at most maxHeldBytesPerShare: its next frame overflows its socket, other shares' frames still wait", async () => {
+    // One address's 256 sockets each holding a 1 MiB frame filled the node-wide budget, and every
+    // other client's next held frame then closed its socket.
+    const w = world({ maxHeldBytesPerShare: 2 * Q });
+    const a = ['a1', 'a2', 'a3', 'a4'].map((name) => w.lane('A', name));
+    const b = w.lane('B', 'b');
+    a[0]?.receive(1); // at the enclave
+    a[1]?.receive(10); // waiting: A holds 1 turn
+    a[2]?.receive(20); // A holds 2
+    a[3]?.receive(30); // A would hold 3: its socket overflows
+    b.receive(40); // B's first: waits
+    assert.deepEqual(w.events, ['a4 overflow']);
+    assert.deepEqual(w.share.budget(), { atEnclave: Q, waiting: 3 * Q, held: 3 });
+    while (w.atEnclave > 0) await w.settle();
+    assert.deepEqual(
+      [...w.sent].sort((x, y) => x - y),
+      [1, 10, 20, 40],
+    );
+    assert.deepEqual(w.share.budget(), { atEnclave: 0, waiting: 0, held: 0 });
+    // Issued frames leave the share's count: it may hold two turns again.
+    a[0]?.receive(2); // at the enclave
+    a[1]?.receive(11);
+    a[2]?.receive(21);
+    assert.deepEqual(
+      w.events.filter((e) => e.endsWith('overflow')),
+      ['a4 overflow'],
+    );
+    assert.deepEqual(w.share.budget(), { atEnclave: Q, waiting: 2 * Q, held: 2 });
   });
 
   it('a failed send closes its socket before the frame counts as settled; what it had waiting is dropped', async () => {

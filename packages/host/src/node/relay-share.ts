@@ -57,6 +57,11 @@ export interface RelayShareLimits {
   readonly maxInFlightBytes: number;
   /** Bytes of frames of all sockets waiting in the host; a frame beyond it overflows its socket. */
   readonly maxHeldBytes: number;
+  /**
+   * Bytes of frames of one share's sockets (one client address, by default) waiting in the host;
+   * a frame beyond it overflows its socket. Default: all of maxHeldBytes.
+   */
+  readonly maxHeldBytesPerShare?: number;
 }
 
 /** What the scheduler asks of one socket: its part of the world. */
@@ -148,6 +153,14 @@ export function createRelayShare(limits: RelayShareLimits, clock: () => number):
   let inFlightBytes = 0;
   // Invariant: the sum of every open lane's waitingBytes.
   let heldBytes = 0;
+  // Invariant: per share, the sum of its open lanes' waitingBytes (no entry for 0).
+  const heldByShare = new Map<string, number>();
+  const perShare = limits.maxHeldBytesPerShare ?? limits.maxHeldBytes;
+  const release = (share: string, n: number): void => {
+    const left = (heldByShare.get(share) ?? 0) - n;
+    if (left > 0) heldByShare.set(share, left);
+    else heldByShare.delete(share);
+  };
   // The round robin's first level: the shares that have sockets in line, each at most once, in
   // turn order; the second level is each share's own line of sockets. Invariant, between
   // events: `line` holds exactly the shares of `shares`, and a share is in `shares` exactly
@@ -165,6 +178,7 @@ export function createRelayShare(limits: RelayShareLimits, clock: () => number):
   /** Forgets what waits on `x` (a closed socket). */
   const dropWaiting = (x: LaneState): void => {
     heldBytes -= x.waitingBytes;
+    release(x.share, x.waitingBytes);
     x.waitingBytes = 0;
     x.waiting.length = 0;
     x.waitingAt = 0;
@@ -292,9 +306,17 @@ export function createRelayShare(limits: RelayShareLimits, clock: () => number):
     }
   };
 
-  /** Keeps `frame` for later; false (and the socket overflowed) when the host holds too much. */
+  /**
+   * Keeps `frame` for later; false (and the socket overflowed) when the host holds too much, in
+   * all or for this socket's share: one address's sockets, each holding a frame of up to 1 MiB,
+   * could otherwise take the whole budget and have every other client's sockets closed.
+   */
   const wait = (x: LaneState, frame: Uint8Array): boolean => {
-    if (heldBytes > 0 && heldBytes + frame.length > limits.maxHeldBytes) {
+    const mine = heldByShare.get(x.share) ?? 0;
+    if (
+      (heldBytes > 0 && heldBytes + frame.length > limits.maxHeldBytes) ||
+      (mine > 0 && mine + frame.length > perShare)
+    ) {
       x.closed = true;
       x.io.overflow();
       dropWaiting(x);
@@ -303,6 +325,7 @@ export function createRelayShare(limits: RelayShareLimits, clock: () => number):
     x.waiting.push(frame);
     x.waitingBytes += frame.length;
     heldBytes += frame.length;
+    heldByShare.set(x.share, mine + frame.length);
     return true;
   };
   /** Puts `x` at the back of its share's line (and a new share at the back of the line). */
@@ -337,6 +360,7 @@ export function createRelayShare(limits: RelayShareLimits, clock: () => number):
     x.waiting[x.waitingAt++] = undefined;
     x.waitingBytes -= frame.length;
     heldBytes -= frame.length;
+    release(x.share, frame.length);
     issue(x, frame);
   };
   const issue = (x: LaneState, frame: Uint8Array): void => {

@@ -79,6 +79,13 @@ export interface ScpRelayLimits {
    */
   readonly maxHeldBytes: number;
   /**
+   * Bytes of frames of one client's sockets (its address, as `shareBy` counts clients) waiting
+   * in the host (default 32 MiB, an eighth of maxHeldBytes): a frame that would pass it closes
+   * its socket (1013 NODE_BUSY). Without it, one address's 256 sockets holding a 1 MiB frame
+   * each filled maxHeldBytes, and every other client's next held frame closed its socket.
+   */
+  readonly maxHeldBytesPerAddress: number;
+  /**
    * Open sockets from one client address at most (default 256): one client must not take every
    * session of the node (a review opened 10,000 idle ones from one address in 5 s). Counted by
    * `shareKeyOf` of the remote address, as the fair share goes: an IPv6 client holds its whole
@@ -109,6 +116,7 @@ export const DEFAULT_SCP_RELAY_LIMITS: ScpRelayLimits = {
   maxInFlight: 32,
   maxInFlightBytes: 2 * MAX_FRAME,
   maxHeldBytes: 256 * 1024 * 1024,
+  maxHeldBytesPerAddress: 32 * 1024 * 1024,
   maxConnectionsPerAddress: 256,
   handshakeMs: 30_000,
   shareBy: 'address',
@@ -231,7 +239,10 @@ export function attachScpRelay(server: Server, deps: ScpRelayDeps): ScpRelay {
   // Numbers the sockets' own shares with shareBy 'socket' (never an address).
   let nextSocket = 0;
   // Which socket's frame goes to the enclave next: relay-share.ts.
-  const fair = createRelayShare(limits, clock);
+  const fair = createRelayShare(
+    { ...limits, maxHeldBytesPerShare: limits.maxHeldBytesPerAddress },
+    clock,
+  );
   metrics.relayBudget.read = fair.budget;
   let stopped = false;
   // Bound once: a labelled inc() hashes its labels on every call, twice per relayed call.
