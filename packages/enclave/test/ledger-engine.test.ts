@@ -347,6 +347,24 @@ describe('ledger engine: transactions', () => {
     );
     assert.equal(page.cursor, undefined);
     assert.deepEqual(engine.at().get('a', 't', te('k1')), te('old'));
+    // Written after a listing: the next listing sees it (the sorted writes are kept per table
+    // until that table's next write), and a write elsewhere leaves this table's listing as it is.
+    tx.set('a', 't', te('k4'), te('4'));
+    tx.set('a', 't', te('k3'), te('three'));
+    tx.remove('a', 't', te('k1'));
+    tx.set('a', 'u', te('other'), te('x'));
+    const again = tx.list('a', 't', { limit: 10 });
+    assert.deepEqual(
+      new Map(again.entries.map((e) => [hex(e.key), hex(e.value)])),
+      new Map([
+        [hex(te('k3')), hex(te('three'))],
+        [hex(te('k4')), hex(te('4'))],
+      ]),
+    );
+    assert.deepEqual(
+      tx.list('a', 'u').entries.map((e) => hex(e.key)),
+      [hex(te('other'))],
+    );
   });
 
   test('a transaction lists its own writes across pages with its cursors', async () => {

@@ -128,7 +128,14 @@ export function listPage(
     from = nextPath(cursors.open(options.cursor, ledger, table, snapshot));
   }
   const entries: ListEntry[] = [];
+  // The first buffered write at or after the page's start, found by halving: stepped over one
+  // by one, a page deep into a transaction of thousands of writes cost as much as all of them.
   let b = 0;
+  for (let hi = from === undefined ? 0 : buffered.length; b < hi; ) {
+    const mid = (b + hi) >>> 1;
+    if (comparePaths((buffered[mid] as BufferedWrite).path, from as Uint8Array) < 0) b = mid + 1;
+    else hi = mid;
+  }
   let stored: Uint8Array | undefined;
   // The last path put on the page; undefined when the page ends with the table.
   let last: Uint8Array | undefined;

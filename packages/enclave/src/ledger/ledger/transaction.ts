@@ -167,6 +167,10 @@ class LedgerTransaction implements Transaction {
   readonly snapshot: number;
   readonly #ctx: TransactionContext;
   readonly #writes = new Map<string, Map<string, Map<string, BufferedWrite>>>();
+  // Per "ledger\0table": that table's buffered writes sorted by path, kept until its next write.
+  // Sorted on every list call, a transaction of 9,999 writes listing one entry at a time ran
+  // 280 ns a fuel unit (a cost review).
+  readonly #sorted = new Map<string, BufferedWrite[]>();
   readonly #reads = new Map<string, ReadRecord>();
   readonly #listed = new Set<string>();
   // Invariants: keys = number of entries over `writes`; bytes = their key + value bytes.
@@ -231,6 +235,7 @@ class LedgerTransaction implements Transaction {
         `a transaction writes at most ${limits.maxBytes} bytes of keys and values`,
       );
     }
+    this.#sorted.delete(`${ledger}\u0000${table}`);
     let byLedger = this.#writes.get(ledger);
     if (!byLedger) {
       byLedger = new Map();
@@ -281,9 +286,14 @@ class LedgerTransaction implements Transaction {
     this.#open(ledger, table, 'listed');
     if (isReserved(table)) throw new ReservedTableError(table, 'listed');
     this.#listed.add(`${ledger}\u0000${table}`);
-    const mine = [...(this.#tableWrites(ledger, table)?.values() ?? [])].sort((a, b) =>
-      comparePaths(a.path, b.path),
-    );
+    const id = `${ledger}\u0000${table}`;
+    let mine = this.#sorted.get(id);
+    if (mine === undefined) {
+      mine = [...(this.#tableWrites(ledger, table)?.values() ?? [])].sort((a, b) =>
+        comparePaths(a.path, b.path),
+      );
+      this.#sorted.set(id, mine);
+    }
     const where = { ledger, table, snapshot: this.snapshot };
     return listPage(this.#ctx.reader, this.#ctx.cursors, where, mine, options);
   }
@@ -329,6 +339,7 @@ class LedgerTransaction implements Transaction {
     if (this.#state !== 'open') throw new TransactionClosedError(this.#state);
     this.#state = 'aborted';
     this.#writes.clear();
+    this.#sorted.clear();
     this.#reads.clear();
   }
 }
