@@ -10,13 +10,14 @@ import {
   AppAbortError,
   type AppRuntime,
   createAppRuntime,
+  MAX_TRACE_LINES,
   QueryWriteError,
   ResultInvalidError,
 } from '../src/apps/runtime/index.js';
 import { createLedgerEngine, type LedgerEngine } from '../src/ledger/ledger/index.js';
 import { abiKit, SCRATCH, SCRATCH2 } from './app-runtime-wasm.js';
 import { hostStores, options } from './ledger-engine-helpers.js';
-import { get, I, i32, T } from './sandbox-wasm.js';
+import { brIf, get, I, i32, loop, T, tee } from './sandbox-wasm.js';
 
 const te = (s: string): Uint8Array => new TextEncoder().encode(s);
 const CALLER = Uint8Array.from({ length: 65 }, (_, i) => (i === 0 ? 4 : i));
@@ -573,5 +574,58 @@ describe('ABI v1: AssemblyScript runtime imports', () => {
     const r = await q(rt, 'trace');
     assert.equal(r.result, 'null');
     assert.deepEqual(traces, [['abi', 'boom', [1.5, 2]]]);
+  });
+
+  test('one call hands on at most MAX_TRACE_LINES trace lines, and pays for every one', async () => {
+    // 690,000 lines of one call held a node 2.5 s with app trace on.
+    const { rt, traces } = await setup();
+    // The 'trace' route's call (no values), in a loop counted in local 2 (after the 2 params).
+    const one = [
+      ...i32(kit.ptr('astr') + 4),
+      ...i32(0),
+      ...Array.from({ length: 5 }, () => [0x44, ...new Uint8Array(8)]).flat(),
+      ...c('env.trace'),
+    ];
+    const n = MAX_TRACE_LINES + 500;
+    const looped = [
+      ...loop(),
+      ...one,
+      ...get(2),
+      ...i32(1),
+      I.i32Add,
+      ...tee(2),
+      ...i32(n),
+      I.i32LtU,
+      ...brIf(0),
+      I.end,
+    ];
+    await rt.deploy(
+      'T',
+      kit.module({ locals: [T.i32], routes: [{ name: 'many', kind: 'query', body: looped }] }),
+    );
+    const withTrace = await rt.call({
+      app: 'T',
+      method: 'many',
+      kind: 'query',
+      args: '{}',
+      caller: CALLER,
+    });
+    assert.equal(traces.length, MAX_TRACE_LINES);
+    assert.ok(traces.every(([a, m]) => a === 'T' && m === 'boom'));
+    // The same call with trace off pays the same fuel: the dropped lines were charged.
+    const { engine } = await setup();
+    const quiet = createAppRuntime({ engine });
+    await quiet.deploy(
+      'T',
+      kit.module({ locals: [T.i32], routes: [{ name: 'many', kind: 'query', body: looped }] }),
+    );
+    const without = await quiet.call({
+      app: 'T',
+      method: 'many',
+      kind: 'query',
+      args: '{}',
+      caller: CALLER,
+    });
+    assert.equal(withTrace.fuelUsed, without.fuelUsed);
   });
 });

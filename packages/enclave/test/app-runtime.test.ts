@@ -26,6 +26,7 @@ import {
   callerIdOf,
   createAppRuntime,
   DEFAULT_ABI_LIMITS,
+  JSON_FUEL_PER_BYTE,
   MethodKindError,
   MethodUnknownError,
   QueryWriteError,
@@ -235,7 +236,10 @@ const app = kit.module({
         ...c('ledger_set'),
       ],
     },
-    { name: 'huge', kind: 'query', body: [...i32(0), ...i32(100_000_000), ...c('result_set')] },
+    // 8 MB: the fuel on its declared length (about 70 million) is paid, then the cap refuses it;
+    // one of 100 MB ends on the fuel first (docs/app-abi.md §1.2: fuel, then caps).
+    { name: 'huge', kind: 'query', body: [...i32(0), ...i32(8_000_000), ...c('result_set')] },
+    { name: 'absurd', kind: 'query', body: [...i32(0), ...i32(100_000_000), ...c('result_set')] },
     {
       name: 'manyNotes',
       kind: 'query',
@@ -836,9 +840,15 @@ describe('app runtime: isolation', () => {
 });
 
 describe('app runtime: caps', () => {
-  test('a 100 MB result is refused before any byte is read; the next call works', async () => {
+  test('an 8 MB result is refused before any byte is read, a 100 MB one on its fuel; the next call works', async () => {
     const { rt } = await setup();
     await rejects(q(rt, 'huge'), CloisterError, 'APP_RESULT_TOO_LARGE');
+    const e = await rejects(q(rt, 'absurd'), FuelExhaustedError, 'APP_FUEL_EXHAUSTED');
+    // Charged on the declared length at the JSON check's rate, before anything was read.
+    assert.ok(
+      (e as FuelExhaustedError).fuelUsed > 100_000_000 * JSON_FUEL_PER_BYTE,
+      String((e as FuelExhaustedError).fuelUsed),
+    );
     assert.equal((await q(rt, 'get')).result, 'null');
   });
 

@@ -53,7 +53,8 @@ export const IMPORTS: Readonly<Record<string, Readonly<Record<string, ImportSpec
     fail: spec([i, i, i, i], [], 100),
     context_kind: spec([], [i], 20),
     context_caller: spec([i], [], 250),
-    context_request_id: spec([], [i], 20),
+    // It fills the host buffer as context_caller does (the id's bytes, encoded once per call).
+    context_request_id: spec([], [i], 250),
     context_index: spec([], [I], 20),
     context_time: spec([], [I], 20),
     ledger_get: spec([i, i, i, i], [i], 2_000),
@@ -110,6 +111,30 @@ export const FUEL_PER_ENTRY = 2_000;
  * `call_indirect` (10) pays at most twice too little for them.
  */
 export const HOST_CHARGED_BASE = 100;
+
+/**
+ * Fuel for each key a transaction writes (sets or removes) that it had not written yet: its share
+ * of the commit, which runs after the call (the trie update and the sealing of the records the key
+ * rewrites, about 40-65 µs a key, measured). At ledger_set's 3,000 alone, 9,999 small writes cost
+ * 30 million units and held the enclave about 650 ms at commit (a cost review).
+ */
+export const FUEL_PER_KEY_WRITTEN = 40_000;
+
+/**
+ * Fuel per byte of a result or notification, beside the copy's 1/16: the runtime checks each as
+ * JSON text (strict UTF-8 decoding, JSON.parse, the depth scan), which costs 4-15 ns a byte warm
+ * and up to about 65 under the garbage collection many small values make (measured). At the
+ * copy's rate alone a query of 64 notifications of 64 KiB held the enclave 230 ms on 269,000
+ * units (a cost review).
+ */
+export const JSON_FUEL_PER_BYTE = 8;
+
+/**
+ * Most env.trace lines one call hands on (with app trace on, simulation only); later ones are
+ * dropped, still charged: fuel is the same with trace on or off. 690,000 lines of one call held
+ * the node 2.5 s.
+ */
+export const MAX_TRACE_LINES = 1_000;
 
 /** Every import a v1 module may use (the sandbox's allow-list). */
 export const ALLOWED_IMPORTS: readonly { readonly module: string; readonly field: string }[] =

@@ -30,8 +30,10 @@ import {
 import {
   type AbiLimits,
   FUEL_PER_ENTRY,
+  FUEL_PER_KEY_WRITTEN,
   hostBase,
   IMPORT_MODULE,
+  JSON_FUEL_PER_BYTE,
   KEY_KIND,
   KEYS_TABLE,
   KIND,
@@ -42,6 +44,7 @@ import {
   MAX_KEY_NAME_BYTES,
   MAX_METHOD_BYTES,
   MAX_PAGE,
+  MAX_TRACE_LINES,
   NAME_RE,
   STATUS,
 } from './abi.js';
@@ -185,6 +188,9 @@ export function abiBinding(initial: CallState): AbiBinding {
   let state = initial;
   let buffer: Uint8Array = EMPTY;
   let view: LedgerView | undefined;
+  // Per call (reset by bind): the request id's bytes once encoded; the trace lines handed on.
+  let requestIdBytes: Uint8Array | undefined;
+  let traced = 0;
   const imports: SandboxImports = (host: SandboxHost) => {
     const bufferOf = (): ArrayBuffer => {
       const m = host.memory();
@@ -307,6 +313,10 @@ export function abiBinding(initial: CallState): AbiBinding {
         atCall('result_set');
         const l = len >>> 0;
         host.chargeBytes(l);
+        // Checked as JSON text after the call; a transaction's result with a request id is also
+        // stored as its outcome, at ledger_set's 1 a byte.
+        const stored = state.kind === 'transaction' && state.requestId !== undefined ? l : 0;
+        host.chargeFuel(l * JSON_FUEL_PER_BYTE + stored);
         if (l > state.maxResultBytes) throw new ResultTooLargeError(l, state.maxResultBytes);
         state.result = read(ptr, l);
       },
@@ -314,6 +324,7 @@ export function abiBinding(initial: CallState): AbiBinding {
         atCall('notify');
         const l = len >>> 0;
         host.chargeBytes(l);
+        host.chargeFuel(l * JSON_FUEL_PER_BYTE); // checked as JSON text below
         if (state.notifications.length >= state.limits.maxNotifications) {
           throw new AbiError('notify', `more than ${state.limits.maxNotifications} notifications`);
         }
@@ -353,7 +364,8 @@ export function abiBinding(initial: CallState): AbiBinding {
         atCall('context_request_id');
         buffer = EMPTY;
         if (state.requestId === undefined) return STATUS.notFound;
-        return fill(utf8(state.requestId));
+        requestIdBytes ??= utf8(state.requestId);
+        return fill(requestIdBytes);
       },
       context_index(): bigint {
         return BigInt(txOf('context_index').snapshot);
@@ -383,13 +395,17 @@ export function abiBinding(initial: CallState): AbiBinding {
         const tx = writable('ledger_set');
         host.chargeFuel((tLen >>> 0) + (kLen >>> 0) + (vLen >>> 0));
         const t = table('ledger_set', tPtr, tLen, 'written');
+        const keys = tx.keysWritten;
         tx.set(state.app, t, read(kPtr, kLen), read(vPtr, vLen));
+        if (tx.keysWritten > keys) host.chargeFuel(FUEL_PER_KEY_WRITTEN); // its share of the commit
       },
       ledger_remove(tPtr: number, tLen: number, kPtr: number, kLen: number): void {
         const tx = writable('ledger_remove');
         host.chargeFuel((tLen >>> 0) + (kLen >>> 0));
         const t = table('ledger_remove', tPtr, tLen, 'written');
+        const keys = tx.keysWritten;
         tx.remove(state.app, t, read(kPtr, kLen));
+        if (tx.keysWritten > keys) host.chargeFuel(FUEL_PER_KEY_WRITTEN);
       },
       ledger_history(tPtr: number, tLen: number, kPtr: number, kLen: number, n: number): number {
         buffer = EMPTY;
@@ -572,7 +588,7 @@ export function abiBinding(initial: CallState): AbiBinding {
       },
       trace(msg: number, n: number, a0: number, a1: number, a2: number, a3: number, a4: number) {
         host.chargeBytes(MAX_ABORT_CHARS * 2);
-        if (state.trace === undefined) return;
+        if (state.trace === undefined || ++traced > MAX_TRACE_LINES) return;
         const values = [a0, a1, a2, a3, a4].slice(0, Math.max(0, Math.min(5, n)));
         state.trace(asString(msg), values);
       },
@@ -627,6 +643,8 @@ export function abiBinding(initial: CallState): AbiBinding {
       state = next;
       buffer = EMPTY;
       view = undefined;
+      requestIdBytes = undefined;
+      traced = 0;
     },
   };
 }

@@ -73,6 +73,8 @@ export interface Transaction {
   /** The committed index this transaction reads at. */
   readonly snapshot: number;
   readonly state: TransactionState;
+  /** Distinct keys written so far (set or removed): what `TransactionLimits.maxKeys` counts. */
+  readonly keysWritten: number;
   get(ledger: string, table: string, key: Uint8Array): Uint8Array | undefined;
   /**
    * The committed version of `key` at the snapshot, ignoring this transaction's own writes: the
@@ -185,6 +187,10 @@ class LedgerTransaction implements Transaction {
 
   get state(): TransactionState {
     return this.#state;
+  }
+
+  get keysWritten(): number {
+    return this.#keys;
   }
 
   #open(ledger: string, table: string, what: string): void {
