@@ -23,11 +23,14 @@ import {
   LogTailCutError,
   RollbackDetectedError,
   sha256,
+  verifyReceipt,
 } from '@cloister/core';
 import { LedgerIntegrityError } from '../src/ledger/errors.js';
 import { ROOT_STORE_KEY } from '../src/ledger/ledger/index.js';
 import { logStoreKey, READ_RANGE, signCose } from '../src/log/index.js';
+import { LEAF_CACHE_ENTRIES, LeafCache } from '../src/log/receipts.js';
 import {
+  CONSTRAINT,
   dump,
   genesis,
   memoryStore,
@@ -426,6 +429,42 @@ test('a signature altered in the store while running: the receipt is refused, no
   assert.throws(() => w.service.receipt(r.txid), named(LogEntryAlteredError, s));
   await putRaw(w, s, encodeEntry(e));
   assert.ok(w.service.receipt(r.txid).length > 0);
+});
+
+test('a receipt reads its entry back once: later ones use the checked leaf; one never read is still checked', async () => {
+  // A receipt of an entry of megabytes read and hashed it whole on every request.
+  const w = await genesis();
+  const a = await put(w.service.engine, 'a', '1');
+  const b = await put(w.service.engine, 'b', '2');
+  await w.service.tick();
+  const first = w.service.receipt(a.txid);
+  const entryA = read(w, a.index);
+  // Gone from the store after its leaf was checked: the receipt is the same, from the leaf.
+  await del(w, a.index);
+  assert.deepEqual(w.service.receipt(a.txid), first);
+  await verifyReceipt(first, { constraint: CONSTRAINT });
+  // An entry whose receipt was never made is read back and checked as before.
+  await putRaw(w, b.index, entryA);
+  assert.throws(() => w.service.receipt(b.txid), named(LogEntryReorderedError));
+});
+
+test('LeafCache keeps the most recently used LEAF_CACHE_ENTRIES leaves', () => {
+  const c = new LeafCache();
+  const leaf = (i: number) => ({
+    term: 1,
+    index: i,
+    kind: ENTRY_KIND.transaction,
+    metaDigest: new Uint8Array(32),
+    writeSetDigest: new Uint8Array(32),
+    claims: new Uint8Array(32),
+  });
+  for (let i = 1; i <= LEAF_CACHE_ENTRIES; i++) c.set(i, leaf(i));
+  assert.equal(c.get(1)?.index, 1); // used: now the newest
+  c.set(LEAF_CACHE_ENTRIES + 1, leaf(LEAF_CACHE_ENTRIES + 1));
+  assert.equal(c.size, LEAF_CACHE_ENTRIES);
+  assert.equal(c.get(2), undefined, 'the oldest-used went');
+  assert.equal(c.get(1)?.index, 1);
+  assert.equal(c.get(LEAF_CACHE_ENTRIES + 1)?.index, LEAF_CACHE_ENTRIES + 1);
 });
 
 test('entry(i) read back: a signature altered in the store is refused; prev is as stored', async () => {

@@ -38,7 +38,7 @@ import { decodeCheckpoint, encodeCheckpoint, isIndex } from './checkpoint.js';
 import { UnknownTransactionError } from './errors.js';
 import { rawPublicKeyObject, sha256, signCose } from './log-crypto.js';
 import { type LogStore, logStoreKey, READ_RANGE, readStoredEntry, TERM } from './log-store.js';
-import { consistencyProof, logReceipt } from './receipts.js';
+import { consistencyProof, LeafCache, logReceipt } from './receipts.js';
 import { verifyStoredLog } from './restart.js';
 import { checkGeneration, decryptWriteSet, encryptWriteSet, writeSetKeyFor } from './write-set.js';
 
@@ -132,6 +132,8 @@ export function createLogchain(opts: LogchainOptions): Logchain {
   let maxSvn = svn;
   const servicePub = rawPublicKeyObject(servicePublicKey);
   const random = opts.random ?? pooledRandom();
+  // Checked leaves of committed entries, for receipts (receipts.ts LeafCache).
+  const leaves = new LeafCache();
   const keys = new Map<number, KeyObject>();
   for (const s of opts.secrets) {
     checkGeneration(s.generation);
@@ -420,6 +422,7 @@ export function createLogchain(opts: LogchainOptions): Logchain {
           signatures,
           signatureBytes,
           endorsement: opts.endorsement,
+          leaves,
         },
         txid,
       );
