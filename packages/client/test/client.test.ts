@@ -194,6 +194,12 @@ describe('connect: options named by what is wrong with them', () => {
         message: 'status takes { txid } or { app, requestId }',
       });
     }
+    // A txid that is not term.index is the caller's, refused before it is sent (mutation round
+    // 15: K27).
+    for (const txid of ['abc', '0.1', '1.0', '1', 7]) {
+      await assert.rejects(c.status({ txid } as never), code('INVALID_INPUT'));
+    }
+    assert.ok(!ops(n).includes('status'), 'nothing asked');
     await c.close();
   });
 
@@ -632,6 +638,49 @@ for (const [label, crypto] of [
           assert.match((e as Error).message, /without repeated/, 'named');
           return true;
         });
+        await c.close();
+      });
+
+      it('a new transaction answered with another code id than the one checked is refused, even one the constraint admits (mutation round 15: A8)', async () => {
+        const n = node();
+        // Not a repeat: the node ran other code than the client checked and sent its arguments
+        // to. Only a repeat's stored outcome may name earlier code (the constraint admitting it).
+        n.transactAnswer = { codeId: CODE2 };
+        const c = await open(n);
+        await assert.rejects(c.app('shop').transact('pay', { amount: 1 }), (e: unknown) => {
+          assert.ok(code('SCP_PROTOCOL')(e), String(e));
+          assert.equal((e as Error).message, 'the node ran another code id than the one checked');
+          return true;
+        });
+        await c.close();
+      });
+
+      it('a call whose deadline passed before it went out is not sent (mutation round 15: A10)', async () => {
+        const n = node();
+        const c = await open(n);
+        await c.app('shop').info();
+        // The clock jumps past the deadline between setting it and sending the call (the time
+        // spent reading app.info, or an earlier attempt, would do the same).
+        const clock = performance.now;
+        let reads = 0;
+        performance.now = () => clock.call(performance) + (++reads >= 2 ? 60_000 : 0);
+        let late: Promise<unknown>;
+        try {
+          late = c.app('shop').query('late', {}, { timeoutMs: 5_000 });
+        } finally {
+          performance.now = clock;
+        }
+        await assert.rejects(late, (e: unknown) => {
+          code('NETWORK')(e);
+          assert.equal((e as Error).message, 'no answer to query late of app shop within 5000 ms');
+          return true;
+        });
+        // Answers come in order: once this one is here, anything sent before was read.
+        await c.app('shop').query('after', {});
+        assert.deepEqual(
+          n.requests.filter((r) => r.op === 'query').map((r) => r.args.get('method')),
+          ['after'],
+        );
         await c.close();
       });
 
