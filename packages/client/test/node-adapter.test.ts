@@ -137,6 +137,12 @@ describe('identity files', () => {
     assert.notDeepEqual(claimsSaltFor(a, svc, 'shop', 'x1'), claimsSaltFor(a, svc, 'shopx', '1'));
     assert.throws(() => claimsSaltFor(a, svc, 'shop', ''), refused(/request id/));
     assert.throws(() => claimsSaltFor(a, svc, '', 'order-1'), refused(/app name/));
+    // Its length is two bytes (mutation round 15: A7): 65,536 bytes would wrap to a prefix of 0.
+    assert.throws(
+      () => claimsSaltFor(a, new Uint8Array(0x10000), 'shop', 'order-1'),
+      refused(/^a service identity is the bytes of client\.service\.identity$/),
+    );
+    assert.equal(claimsSaltFor(a, new Uint8Array(0xffff), 'shop', 'order-1').length, 32);
     chmodSync(a, 0o644);
     assert.throws(() => claimsSaltFor(a, svc, 'shop', 'order-1'), refused(/chmod 600/));
   });
@@ -416,6 +422,10 @@ describe('the state file shared by processes', () => {
     assert.equal(r.readUnderLock, true);
     assert.equal(r.put.code, 'INVALID_INPUT');
     assert.match(r.put.message, /cannot save the client state .* make .* writable/);
+    // Its folder not made yet (mutation round 15: S4): the same, not the file system's error.
+    assert.equal(r.missingRead, 'none');
+    assert.equal(r.missingPut.code, 'INVALID_INPUT');
+    assert.match(r.missingPut.message, /cannot save the client state .*not-yet.* make .* writable/);
   });
 
   it('a node stalling its consistency proof holds up no other process', async () => {
