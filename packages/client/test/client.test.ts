@@ -17,6 +17,7 @@ import {
   sha256,
   toHex,
   utf8,
+  webCryptoScp,
 } from '@cloister/core';
 import { nodeScpCrypto } from '@cloister/node-crypto';
 import { KitService } from '../../core/test/log-kit.js';
@@ -252,6 +253,39 @@ describe('connect: options named by what is wrong with them', () => {
       assert.match(e.message, /^the node answered with an unknown error code /);
     }
     assert.equal(nodeError('APP_NOT_FOUND', 'no app x').code, 'APP_NOT_FOUND');
+  });
+});
+
+describe('a crypto provider that fails', () => {
+  it("a record the provider cannot seal fails the calls with NETWORK, naming the provider's error; the next call opens a new session (mutation round 15: N16)", async () => {
+    let armed = false;
+    const crypto = {
+      ...webCryptoScp,
+      aeadKey: async (raw: Uint8Array) => {
+        const key = await webCryptoScp.aeadKey(raw);
+        return {
+          seal: (iv: Uint8Array, aad: Uint8Array, pt: Uint8Array) => {
+            if (!armed) return key.seal(iv, aad, pt);
+            armed = false;
+            return Promise.reject(new Error('the provider lost its key'));
+          },
+          open: (iv: Uint8Array, aad: Uint8Array, ct: Uint8Array) => key.open(iv, aad, ct),
+        };
+      },
+    };
+    const n = node();
+    const c = await openWith(n, { crypto });
+    await c.app('shop').info();
+    armed = true;
+    await assert.rejects(c.app('shop').query('a', {}), (e: unknown) => {
+      code('NETWORK')(e);
+      assert.equal((e as Error).message, 'the connection failed: the provider lost its key');
+      return true;
+    });
+    const r = await c.app('shop').query('b', {});
+    assert.deepEqual(r.result, { method: 'b', args: '{}' });
+    assert.equal(n.connections, 2);
+    await c.close();
   });
 });
 
