@@ -344,6 +344,49 @@ for (const [label, crypto] of [
         });
       });
 
+      it('the handshake holds SA and 7 frames more while it checks, not 8 (mutation round 15: N19)', async () => {
+        // The host sends `extra` frames while the client checks SA (its pin store is read then):
+        // SA and up to 7 more may wait; one more is a flood.
+        const attempt = async (extra: number): Promise<unknown> => {
+          const n = node();
+          let inject: Pass | undefined;
+          const transport = relay(n.transport, {
+            down: (f, pass) => {
+              inject = pass;
+              pass(f);
+            },
+          });
+          const inner = memoryState();
+          const state: ClientState = {
+            roots: inner.roots,
+            pins: {
+              get: async (u) => {
+                for (let i = 0; i < extra; i++) inject?.(new Uint8Array(64).fill(FRAME.RECORD));
+                await new Promise((r) => setImmediate(r));
+                return inner.pins.get(u);
+              },
+              put: (u, v, previous) => inner.pins.put(u, v, previous),
+            },
+          };
+          try {
+            const c = await open(n, { transport, state, reconnect: false });
+            await c.close();
+            return undefined;
+          } catch (e) {
+            return e;
+          }
+        };
+        const flood = /more than 8 frames before the handshake completed/;
+        const eight = await attempt(8);
+        code('SCP_PROTOCOL')(eight);
+        assert.match((eight as Error).message, flood);
+        const seven = await attempt(7);
+        assert.ok(
+          seven === undefined || !flood.test((seven as Error).message),
+          `7 frames are not a flood: ${String(seven)}`,
+        );
+      });
+
       it('a different service at a pinned URL raises SERVICE_CHANGED; no CA is sent', async () => {
         const n = node();
         const state: ClientState = { pins: memoryPinStore(), roots: memorySignedRootStore() };
