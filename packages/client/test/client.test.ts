@@ -17,12 +17,14 @@ import {
   sha256,
   toHex,
   utf8,
+  webCryptoScp,
 } from '@cloister/core';
 import { nodeScpCrypto } from '@cloister/node-crypto';
 import { KitService } from '../../core/test/log-kit.js';
 import { type Client, type ConnectOptions, connect } from '../src/client.js';
 import {
   HandshakeRefusedError,
+  nodeError,
   OutcomeUnknownError,
   RepeatedRequestCodeError,
   UnexpectedServiceError,
@@ -148,6 +150,18 @@ describe('connect: options named by what is wrong with them', () => {
       /acceptServiceChange is true or the 32-byte service identity \(for the hex .*fromHex\("ab12"\)/,
     );
     await refused({ constraint: CONSTRAINT, identity }, /needs a transport: import connect from/);
+    // Bytes, but not an identity's 32: refused as the option, not tried against the service.
+    for (const length of [31, 33]) {
+      await refused(
+        {
+          constraint: CONSTRAINT,
+          identity,
+          transport: n.transport,
+          acceptServiceChange: new Uint8Array(length),
+        },
+        /^acceptServiceChange is true or the 32-byte service identity$/,
+      );
+    }
     assert.equal(n.connections, 0, 'nothing was sent');
   });
 
@@ -181,6 +195,12 @@ describe('connect: options named by what is wrong with them', () => {
         message: 'status takes { txid } or { app, requestId }',
       });
     }
+    // A txid that is not term.index is the caller's, refused before it is sent (mutation round
+    // 15: K27).
+    for (const txid of ['abc', '0.1', '1.0', '1', 7]) {
+      await assert.rejects(c.status({ txid } as never), code('INVALID_INPUT'));
+    }
+    assert.ok(!ops(n).includes('status'), 'nothing asked');
     await c.close();
   });
 
@@ -194,6 +214,13 @@ describe('connect: options named by what is wrong with them', () => {
       assert.doesNotMatch((e as Error).message, /s3cret|alice/);
       return true;
     });
+    // A password without a user name is still a credential in the URL.
+    await assert.rejects(connect('https://:s3cret@node.test:7410', o), (e: unknown) => {
+      assert.ok(isCloisterError(e, 'INVALID_INPUT'));
+      assert.match((e as Error).message, /carries no user name or password/);
+      assert.doesNotMatch((e as Error).message, /s3cret/);
+      return true;
+    });
     await assert.rejects(connect('https://node.test:7410/?token=abc', o), (e: unknown) => {
       assert.ok(isCloisterError(e, 'INVALID_INPUT'));
       assert.match((e as Error).message, /query string/);
@@ -201,6 +228,64 @@ describe('connect: options named by what is wrong with them', () => {
       return true;
     });
     assert.equal(n.connections, 0);
+  });
+
+  it('generateIdentity makes its private key non-extractable (mutation round 15: I1)', async () => {
+    const subtle = globalThis.crypto.subtle;
+    const original = subtle.generateKey.bind(subtle);
+    const made: boolean[] = [];
+    subtle.generateKey = ((alg: unknown, extractable: boolean, usages: unknown) => {
+      made.push(extractable);
+      return (original as (...a: unknown[]) => Promise<unknown>)(alg, extractable, usages);
+    }) as typeof subtle.generateKey;
+    try {
+      await generateIdentity();
+    } finally {
+      subtle.generateKey = original;
+    }
+    assert.deepEqual(made, [false]);
+  });
+
+  it("a node's error code named like an Object.prototype member is outside the registry: SCP_PROTOCOL (mutation round 15: E1)", () => {
+    for (const c of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf']) {
+      const e = nodeError(c, 'from the node');
+      assert.equal(e.code, 'SCP_PROTOCOL', c);
+      assert.match(e.message, /^the node answered with an unknown error code /);
+    }
+    assert.equal(nodeError('APP_NOT_FOUND', 'no app x').code, 'APP_NOT_FOUND');
+  });
+});
+
+describe('a crypto provider that fails', () => {
+  it("a record the provider cannot seal fails the calls with NETWORK, naming the provider's error; the next call opens a new session (mutation round 15: N16)", async () => {
+    let armed = false;
+    const crypto = {
+      ...webCryptoScp,
+      aeadKey: async (raw: Uint8Array) => {
+        const key = await webCryptoScp.aeadKey(raw);
+        return {
+          seal: (iv: Uint8Array, aad: Uint8Array, pt: Uint8Array) => {
+            if (!armed) return key.seal(iv, aad, pt);
+            armed = false;
+            return Promise.reject(new Error('the provider lost its key'));
+          },
+          open: (iv: Uint8Array, aad: Uint8Array, ct: Uint8Array) => key.open(iv, aad, ct),
+        };
+      },
+    };
+    const n = node();
+    const c = await openWith(n, { crypto });
+    await c.app('shop').info();
+    armed = true;
+    await assert.rejects(c.app('shop').query('a', {}), (e: unknown) => {
+      code('NETWORK')(e);
+      assert.equal((e as Error).message, 'the connection failed: the provider lost its key');
+      return true;
+    });
+    const r = await c.app('shop').query('b', {});
+    assert.deepEqual(r.result, { method: 'b', args: '{}' });
+    assert.equal(n.connections, 2);
+    await c.close();
   });
 });
 
@@ -257,6 +342,49 @@ for (const [label, crypto] of [
           assert.match((e as Error).message, /more than 8 frames before the handshake completed/);
           return true;
         });
+      });
+
+      it('the handshake holds SA and 7 frames more while it checks, not 8 (mutation round 15: N19)', async () => {
+        // The host sends `extra` frames while the client checks SA (its pin store is read then):
+        // SA and up to 7 more may wait; one more is a flood.
+        const attempt = async (extra: number): Promise<unknown> => {
+          const n = node();
+          let inject: Pass | undefined;
+          const transport = relay(n.transport, {
+            down: (f, pass) => {
+              inject = pass;
+              pass(f);
+            },
+          });
+          const inner = memoryState();
+          const state: ClientState = {
+            roots: inner.roots,
+            pins: {
+              get: async (u) => {
+                for (let i = 0; i < extra; i++) inject?.(new Uint8Array(64).fill(FRAME.RECORD));
+                await new Promise((r) => setImmediate(r));
+                return inner.pins.get(u);
+              },
+              put: (u, v, previous) => inner.pins.put(u, v, previous),
+            },
+          };
+          try {
+            const c = await open(n, { transport, state, reconnect: false });
+            await c.close();
+            return undefined;
+          } catch (e) {
+            return e;
+          }
+        };
+        const flood = /more than 8 frames before the handshake completed/;
+        const eight = await attempt(8);
+        code('SCP_PROTOCOL')(eight);
+        assert.match((eight as Error).message, flood);
+        const seven = await attempt(7);
+        assert.ok(
+          seven === undefined || !flood.test((seven as Error).message),
+          `7 frames are not a flood: ${String(seven)}`,
+        );
       });
 
       it('a different service at a pinned URL raises SERVICE_CHANGED; no CA is sent', async () => {
@@ -429,6 +557,30 @@ for (const [label, crypto] of [
         assert.deepEqual(ops(n), []);
       });
 
+      it('a refusal for a full node (ALERT SCP_SESSIONS) keeps its code (mutation round 15: E2)', async () => {
+        const n = node();
+        let inject: Pass | undefined;
+        const transport = relay(n.transport, {
+          up: (f, pass) => {
+            if (f[0] !== FRAME.CA) return pass(f);
+            void Promise.resolve().then(() =>
+              inject?.(encodeAlert('SCP_SESSIONS', 'this node holds as many sessions as it can')),
+            );
+          },
+          down: (f, pass) => {
+            inject = pass;
+            pass(f);
+          },
+        });
+        await assert.rejects(connectAndQuery(n, { transport }), (e) => {
+          code('SCP_SESSIONS')(e);
+          assert.ok(e instanceof HandshakeRefusedError);
+          assert.equal(e.alertCode, 'SCP_SESSIONS');
+          return true;
+        });
+        assert.deepEqual(ops(n), []);
+      });
+
       it('an ALERT after an authenticated record is SCP_PROTOCOL and closes the session', async () => {
         const n = node();
         const transport = forgedAlertAfterRecord(n);
@@ -563,6 +715,49 @@ for (const [label, crypto] of [
           assert.match((e as Error).message, /without repeated/, 'named');
           return true;
         });
+        await c.close();
+      });
+
+      it('a new transaction answered with another code id than the one checked is refused, even one the constraint admits (mutation round 15: A8)', async () => {
+        const n = node();
+        // Not a repeat: the node ran other code than the client checked and sent its arguments
+        // to. Only a repeat's stored outcome may name earlier code (the constraint admitting it).
+        n.transactAnswer = { codeId: CODE2 };
+        const c = await open(n);
+        await assert.rejects(c.app('shop').transact('pay', { amount: 1 }), (e: unknown) => {
+          assert.ok(code('SCP_PROTOCOL')(e), String(e));
+          assert.equal((e as Error).message, 'the node ran another code id than the one checked');
+          return true;
+        });
+        await c.close();
+      });
+
+      it('a call whose deadline passed before it went out is not sent (mutation round 15: A10)', async () => {
+        const n = node();
+        const c = await open(n);
+        await c.app('shop').info();
+        // The clock jumps past the deadline between setting it and sending the call (the time
+        // spent reading app.info, or an earlier attempt, would do the same).
+        const clock = performance.now;
+        let reads = 0;
+        performance.now = () => clock.call(performance) + (++reads >= 2 ? 60_000 : 0);
+        let late: Promise<unknown>;
+        try {
+          late = c.app('shop').query('late', {}, { timeoutMs: 5_000 });
+        } finally {
+          performance.now = clock;
+        }
+        await assert.rejects(late, (e: unknown) => {
+          code('NETWORK')(e);
+          assert.equal((e as Error).message, 'no answer to query late of app shop within 5000 ms');
+          return true;
+        });
+        // Answers come in order: once this one is here, anything sent before was read.
+        await c.app('shop').query('after', {});
+        assert.deepEqual(
+          n.requests.filter((r) => r.op === 'query').map((r) => r.args.get('method')),
+          ['after'],
+        );
         await c.close();
       });
 
@@ -717,6 +912,19 @@ for (const [label, crypto] of [
         const r = await c.app('shop').query('b', {});
         assert.deepEqual(r.codeId, CODE2);
         assert.deepEqual(ops(n), ['app.info', 'query', 'query', 'app.info', 'query']);
+        await c.close();
+      });
+
+      it('a node answering APP_CODE_CHANGED again after the re-check: the error stands, nothing is sent a third time (mutation round 15: A6)', async () => {
+        const n = node();
+        const c = await open(n);
+        n.codeChangedAlways = true;
+        // A deadline so that a client retrying without end fails here by name, not by hanging.
+        await assert.rejects(
+          c.app('shop').query('a', {}, { timeoutMs: 10_000 }),
+          code('APP_CODE_CHANGED'),
+        );
+        assert.deepEqual(ops(n), ['app.info', 'query', 'app.info', 'query']);
         await c.close();
       });
 
@@ -977,6 +1185,19 @@ for (const [label, crypto] of [
           assert.equal(n.open, 0, 'the refused connection is closed');
         }
         n.statusLastSigned = undefined;
+        // Terms count from 1: a term of 0 is the node's fault, never the caller's txid.
+        for (const term of [0, -1, 1.5]) {
+          n.statusTerm = term;
+          await assert.rejects(open(n, { state }), (e: unknown) => {
+            assert.ok(code('SCP_PROTOCOL')(e));
+            assert.equal(
+              (e as Error).message,
+              'the node answered node.status without term and lastSigned',
+            );
+            return true;
+          });
+        }
+        n.statusTerm = undefined;
         const again = await open(n, { state });
         n.receiptAnswer = { receipt: 'not bytes' };
         await assert.rejects(again.receipt(t1.txid), (e: unknown) => {
@@ -1033,6 +1254,63 @@ for (const [label, crypto] of [
         assert.equal(t.repeated, true, 'the outcome is the answer to the call sent again');
         assert.equal(n.effects, 2, 'applied once');
         assert.equal(n.connections, 3, 'the session that answered it was dropped');
+        await c.close();
+      });
+
+      it('a receipt wait ends at the first answer that is not RECEIPT_NOT_READY: another error is not polled again (mutation round 15: K11)', async () => {
+        const n = node();
+        const c = await open(n);
+        const t = await c.app('shop').transact('pay', {});
+        n.receiptError = { code: 'INVALID_INPUT', message: 'no transaction 1.99 in this log' };
+        await assert.rejects(
+          c.receipt(t.txid, { wait: true, waitMs: 10_000 }),
+          code('INVALID_INPUT'),
+        );
+        assert.equal(ops(n).filter((o) => o === 'receipt').length, 1, 'asked once');
+        n.receiptError = undefined;
+        await c.close();
+      });
+
+      it("every pin and signed-root write runs inside the state's lock (mutation round 15: K15)", async () => {
+        const inner = memoryState();
+        let held = false;
+        const writes: { what: string; held: boolean }[] = [];
+        const state: ClientState = {
+          lock: async (f) => {
+            const was = held;
+            held = true;
+            try {
+              return await f();
+            } finally {
+              held = was;
+            }
+          },
+          pins: {
+            get: (u) => inner.pins.get(u),
+            put: (u, v, previous) => {
+              writes.push({ what: 'pin', held });
+              return inner.pins.put(u, v, previous);
+            },
+          },
+          roots: {
+            get: (svc) => inner.roots.get(svc),
+            put: (r, previous) => {
+              writes.push({ what: `root ${r.size}`, held });
+              return inner.roots.put(r, previous);
+            },
+          },
+        };
+        const n = node();
+        const c = await open(n, { state });
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        const r1 = await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        const t2 = await c.app('shop').transact('pay', { amount: 2 });
+        const r2 = await c.receipt(t2.txid, { wait: true, claims: t2.claims });
+        assert.deepEqual(writes, [
+          { what: 'pin', held: true },
+          { what: `root ${r1.verified.size}`, held: true },
+          { what: `root ${r2.verified.size}`, held: true },
+        ]);
         await c.close();
       });
 
@@ -1320,6 +1598,45 @@ for (const [label, crypto] of [
         await won[0]?.close();
       });
 
+      it('a pin another tab writes between the read and the write: the write is refused and the pin read again (mutation round 15: K19, K20)', async () => {
+        // A state with no lock (a browser without Web Locks): only the pin store's own
+        // compare-and-set stands between two tabs taking "first use" of one URL.
+        const sharing = (other: () => Uint8Array) => {
+          const inner = memoryState();
+          let first = true;
+          const state: ClientState = {
+            roots: inner.roots,
+            pins: {
+              get: (u) => inner.pins.get(u),
+              put: async (u, v, previous) => {
+                if (first) {
+                  first = false;
+                  await inner.pins.put(u, other(), null); // the other tab, just before
+                }
+                return inner.pins.put(u, v, previous);
+              },
+            },
+          };
+          return { inner, state };
+        };
+        // The other tab pinned another service: refused, and its pin stands.
+        const n = node();
+        const elsewhere = new KitService();
+        const a = sharing(() => sha256(elsewhere.service.publicKey));
+        await assert.rejects(open(n, { state: a.state }), code('SERVICE_CHANGED'));
+        assert.deepEqual(
+          await a.inner.pins.get('ws://node.test:7410/v1/scp'),
+          sha256(elsewhere.service.publicKey),
+        );
+        assert.deepEqual(frameTypes(n.frames), [FRAME.CH], 'no CA was sent');
+        // The other tab pinned the same service: kept.
+        const b = sharing(() => n.serviceIdentity);
+        const c = await open(n, { state: b.state });
+        assert.deepEqual(c.pin, { how: 'kept' });
+        assert.deepEqual(await b.inner.pins.get(c.url), n.serviceIdentity);
+        await c.close();
+      });
+
       it('a reconnect that reaches another service fails the waiting calls with SERVICE_CHANGED', async () => {
         const first = node();
         const second = node();
@@ -1512,12 +1829,86 @@ for (const [label, crypto] of [
           assert.equal(n.effects, 1, 'it committed: only the answer was withheld');
           return true;
         });
-        await assert.rejects(c.app('shop').query('x', {}, { timeoutMs: 0 }), code('INVALID_INPUT'));
+        // Bounds of a timer (mutation round 15: A4): 2^31 ms would fire at once.
+        for (const timeoutMs of [0, 1.5, 2 ** 31]) {
+          await assert.rejects(c.app('shop').query('x', {}, { timeoutMs }), code('INVALID_INPUT'));
+        }
         n.stallAnswers = false;
         const sent = n.requests.length;
         n.dropAll(); // a new session re-sends only what still waits: nothing
         await c.app('shop').query('after', {});
         assert.equal(n.requests.length, sent + 1);
+        await c.close();
+      });
+
+      it('a record the host altered ends the session: the call is sent again on a new one and answered (mutation round 15: N2)', async () => {
+        const n = node();
+        let records = 0;
+        // The node's second record (the query's answer) with one bit flipped on the way.
+        const transport = relay(n.transport, {
+          down: (f, pass) => {
+            if (f[0] === FRAME.RECORD && ++records === 2) {
+              pass(f.map((b, i) => (i === f.length - 1 ? b ^ 1 : b)));
+            } else pass(f);
+          },
+        });
+        const c = await open(n, { transport });
+        const r = await c.app('shop').query('a', {});
+        assert.deepEqual(r.result, { method: 'a', args: '{}' });
+        assert.equal(n.connections, 2);
+        assert.deepEqual(ops(n), ['app.info', 'query', 'query']);
+        await c.close();
+      });
+
+      it('a session that ends while its root check finishes is not used: the calls go out on the next one (mutation round 15: N5)', async () => {
+        const n = node();
+        const state = memoryState();
+        let opened = 0;
+        let cutSession = 0;
+        // On the session numbered cutSession, the host closes the connection right after the
+        // node's second record (node.status, then the receipt of the root check), while the
+        // client is still verifying that receipt.
+        const transport: Transport = async (url) => {
+          const k = ++opened;
+          let records = 0;
+          const inner = await n.transport(url);
+          const outer: Socket = {
+            send: (f) => inner.send(f),
+            close: () => inner.close(),
+            onmessage: undefined,
+            onclose: undefined,
+          };
+          inner.onmessage = (f) => {
+            outer.onmessage?.(f);
+            if (k === cutSession && f[0] === FRAME.RECORD && ++records === 2) inner.close();
+          };
+          inner.onclose = (why) => outer.onclose?.(why);
+          return outer;
+        };
+        const c = await open(n, { state, transport });
+        const t1 = await c.app('shop').transact('pay', { amount: 1 });
+        await c.receipt(t1.txid, { wait: true, claims: t1.claims });
+        n.dropAll();
+        await sessionGone(c);
+        cutSession = opened + 1;
+        // A deadline so that a call stuck on a dead session fails here by name.
+        const r = await c.app('shop').query('balance', {}, { timeoutMs: 10_000 });
+        assert.deepEqual(r.result, { method: 'balance', args: '{}' });
+        assert.equal(opened, cutSession + 1, 'one more session after the cut one');
+        assert.equal(ops(n).filter((o) => o === 'query').length, 1, 'sent once');
+        await c.close();
+      });
+
+      it('a call given up whose notifications and answer come late: all dropped, the session goes on (mutation round 15: N11)', async () => {
+        const n = node();
+        n.apps.set('shop', { codeId: CODE, notify: ['{"step":1}', '{"step":2}'] });
+        const c = await open(n, { reconnect: false });
+        await c.app('shop').info();
+        await givenUpThenAnswered(n, c, 1, 'late');
+        const r = await c.app('shop').query('next', {});
+        assert.equal(JSON.parse(r.json).method, 'next');
+        assert.deepEqual(r.notifications, [{ step: 1 }, { step: 2 }]);
+        assert.equal(n.connections, 1, 'the same session');
         await c.close();
       });
 

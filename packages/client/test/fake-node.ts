@@ -103,6 +103,12 @@ export class FakeNode {
   transactAnswer: Record<string, unknown> | undefined;
   /** What node.status says of lastSigned instead of the truth (a node rolled back). */
   statusLastSigned: number | undefined;
+  /** What node.status says of its term instead of 1 (a non-conforming node). */
+  statusTerm: number | undefined;
+  /** Answer receipt requests with this error instead (a node refusing them). */
+  receiptError: { code: string; message: string } | undefined;
+  /** Answer every query and transaction APP_CODE_CHANGED, whatever code id it names (a lying node). */
+  codeChangedAlways = false;
   /** Refuse new connections (the transport rejects) while true. */
   down = false;
   private readonly conns = new Set<Conn>();
@@ -249,7 +255,11 @@ export class FakeNode {
       case 'transact': {
         if (app === undefined) return err('APP_NOT_FOUND', 'no such app');
         const codeId = a.get('codeId') as Uint8Array;
-        if (!sameBytes(codeId, app.codeId)) return err('APP_CODE_CHANGED', 'the code changed');
+        if (this.codeChangedAlways || !sameBytes(codeId, app.codeId)) {
+          return err('APP_CODE_CHANGED', 'the code changed');
+        }
+        // Held before its notifications too: a call given up meanwhile gets them late as well.
+        if (op === 'query' && this.holdQueries !== undefined) await this.holdQueries;
         for (const json of app.notify ?? []) await this.reply(c, { type: 'notify', id, json });
         const args = a.get('args') as string;
         const method = a.get('method') as string;
@@ -260,7 +270,6 @@ export class FakeNode {
             return this.reply(c, { type: 'request', id, op: 'query', args: {} });
           }
           if (this.delayQueriesMs > 0) await new Promise((r) => setTimeout(r, this.delayQueriesMs));
-          if (this.holdQueries !== undefined) await this.holdQueries;
           return ok({
             result: JSON.stringify({ method, args }),
             codeId: app.answerCodeId ?? codeId,
@@ -279,6 +288,9 @@ export class FakeNode {
       case 'receipt': {
         if (this.stallAnswers) return;
         if (this.receiptAnswer !== undefined) return ok(this.receiptAnswer);
+        if (this.receiptError !== undefined) {
+          return err(this.receiptError.code, this.receiptError.message);
+        }
         const index = Number((a.get('txid') as string).split('.')[1]);
         if (!this.signed(a.get('txid') as string)) {
           if (this.signAfterPolls-- > 0) return err('RECEIPT_NOT_READY', 'not signed yet');
@@ -301,7 +313,7 @@ export class FakeNode {
         const sigs = this.kit.decoded.filter((e) => e.kind === ENTRY_KIND.signature);
         return ok({
           index: this.kit.size,
-          term: 1,
+          term: this.statusTerm ?? 1,
           lastSigned: this.statusLastSigned ?? (sigs.at(-1)?.index ?? 1) - 1,
           stateHash: new Uint8Array(32),
           treeRoot: this.kit.tree.root(),

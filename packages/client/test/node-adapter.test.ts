@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import {
   isCloisterError,
   leafHash,
+  MAX_FRAME,
   MerkleLog,
   sha256,
   toHex,
@@ -136,6 +137,12 @@ describe('identity files', () => {
     assert.notDeepEqual(claimsSaltFor(a, svc, 'shop', 'x1'), claimsSaltFor(a, svc, 'shopx', '1'));
     assert.throws(() => claimsSaltFor(a, svc, 'shop', ''), refused(/request id/));
     assert.throws(() => claimsSaltFor(a, svc, '', 'order-1'), refused(/app name/));
+    // Its length is two bytes (mutation round 15: A7): 65,536 bytes would wrap to a prefix of 0.
+    assert.throws(
+      () => claimsSaltFor(a, new Uint8Array(0x10000), 'shop', 'order-1'),
+      refused(/^a service identity is the bytes of client\.service\.identity$/),
+    );
+    assert.equal(claimsSaltFor(a, new Uint8Array(0xffff), 'shop', 'order-1').length, 32);
     chmodSync(a, 0o644);
     assert.throws(() => claimsSaltFor(a, svc, 'shop', 'order-1'), refused(/chmod 600/));
   });
@@ -158,6 +165,19 @@ describe('identity files', () => {
     ]);
     const expected = createHmac('sha256', key).update(message).digest('hex');
     assert.equal(toHex(claimsSaltFor(file, svc, 'shop', 'order-1')), expected);
+    // Both bytes of the lengths (mutation round 15: A2): an app name of 300 bytes is 01 2c.
+    const long = 'a'.repeat(300);
+    const longMessage = Buffer.concat([
+      Buffer.from([0, 65]),
+      svc,
+      Buffer.from([0x01, 0x2c]),
+      Buffer.from(long),
+      Buffer.from('order-1'),
+    ]);
+    assert.equal(
+      toHex(claimsSaltFor(file, svc, long, 'order-1')),
+      createHmac('sha256', key).update(longMessage).digest('hex'),
+    );
   });
 
   it('refuses to overwrite an existing file; a folder, or a file used as one, is named as such', async () => {
@@ -304,6 +324,9 @@ describe('the state file', () => {
     // every pin written to it was dropped.
     const hex = 'ab'.repeat(32);
     for (const text of [
+      // Another version's file (mutation round 15: F4): not read as this one.
+      '{"v":2,"pins":{},"roots":{}}',
+      '{"pins":{},"roots":{}}',
       '{"v":1,"pins":[],"roots":[]}',
       '{"v":1,"pins":null,"roots":{}}',
       '{"v":1,"pins":{"u":"not hex"},"roots":{}}',
@@ -399,6 +422,10 @@ describe('the state file shared by processes', () => {
     assert.equal(r.readUnderLock, true);
     assert.equal(r.put.code, 'INVALID_INPUT');
     assert.match(r.put.message, /cannot save the client state .* make .* writable/);
+    // Its folder not made yet (mutation round 15: S4): the same, not the file system's error.
+    assert.equal(r.missingRead, 'none');
+    assert.equal(r.missingPut.code, 'INVALID_INPUT');
+    assert.match(r.missingPut.message, /cannot save the client state .*not-yet.* make .* writable/);
   });
 
   it('a node stalling its consistency proof holds up no other process', async () => {
@@ -577,6 +604,70 @@ describe('the ws transport', () => {
     } finally {
       for (const s of sockets) s.destroy();
       await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('a refusal whose body is long is read up to 4 KiB, not to its end (mutation round 15: F8)', {
+    // A client that reads on waits for the end the host never sends: it fails here by name.
+    timeout: 60_000,
+  }, async () => {
+    const sockets: import('node:net').Socket[] = [];
+    const server = createHttpServer((_req, res) => res.end());
+    server.on('upgrade', (_req, socket) => {
+      sockets.push(socket as import('node:net').Socket);
+      // 8 KiB of a 1 MB body at once, then nothing until the client goes.
+      socket.write(
+        `HTTP/1.1 503 Service Unavailable\r\ncontent-length: 1000000\r\n\r\n${' '.repeat(8192)}`,
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      // An open timeout that never comes into it: only the size cap ends the read.
+      await assert.rejects(
+        wsTransport(2 ** 31 - 1)(`ws://127.0.0.1:${port}/v1/scp`),
+        /^Error: the node refused the connection \(HTTP 503\)$/,
+      );
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('a frame over MAX_FRAME from the node closes the socket, undelivered (mutation round 15: F9)', async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((r) => wss.once('listening', r));
+    wss.on('connection', (ws) => {
+      ws.on('message', (data) => {
+        const size = (data as Buffer)[0] === 1 ? MAX_FRAME : MAX_FRAME + 1;
+        ws.send(new Uint8Array(size), { binary: true });
+      });
+    });
+    try {
+      const port = (wss.address() as AddressInfo).port;
+      const s = await wsTransport()(`ws://127.0.0.1:${port}/v1/scp`);
+      const sizes: number[] = [];
+      let one: () => void = () => {};
+      const first = new Promise<void>((r) => {
+        one = r;
+      });
+      // Whichever comes first after the larger frame: the close, or its delivery.
+      const outcome = new Promise<string>((r) => {
+        s.onclose = () => r('closed');
+        s.onmessage = (f) => {
+          sizes.push(f.length);
+          if (sizes.length === 1) one();
+          else r('delivered');
+        };
+      });
+      s.send(Uint8Array.of(1));
+      await first;
+      s.send(Uint8Array.of(2));
+      assert.equal(await outcome, 'closed');
+      assert.deepEqual(sizes, [MAX_FRAME], 'the larger frame was not delivered');
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
     }
   });
 
