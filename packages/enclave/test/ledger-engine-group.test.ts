@@ -212,27 +212,27 @@ describe('ledger engine: one index per transaction', () => {
     });
   });
 
-  test('a group writes no more keys and bytes than one transaction may: large transactions queued together take several groups', async () => {
+  test("a group writes no more bytes than one transaction may and at most four transactions' worth of keys: large transactions queued together take several groups", async () => {
     // Unbounded, a few large transactions (each within its own limits) made one batch over the
     // store's write cap: the write failed and stopped the ledger for every client (red team).
     const log = fakeLog();
-    const { engine, batches } = await fresh({ log, limits: { maxBytes: 1000, maxKeys: 5 } });
+    const { engine, batches } = await fresh({ log, limits: { maxBytes: 1000, maxKeys: 2 } });
     const before = batches.length;
     const big = (k: string) => commitSet(engine, [[k, 'v'.repeat(399)]]); // 400 bytes each
     const small = (k: string) => commitSet(engine, [[k, 'v']]);
-    // 400 + 400 fit; a third makes 1,200 > 1,000: it starts the next group, which four one-key
-    // transactions fill to the five keys; the last two make a fourth.
+    // 400 + 400 fit; a third makes 1,200 > 1,000: it starts the next group, which seven one-key
+    // transactions fill to the eight keys (GROUP_KEYS_FACTOR × 2); the last two make a fourth.
     const txs = [big('a'), big('b'), big('c'), big('d'), big('e')];
-    const smalls = ['f', 'g', 'h', 'i', 'j', 'k'].map(small);
+    const smalls = ['f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n'].map(small);
     const results = await Promise.all([...txs, ...smalls].map((tx) => tx.commit()));
     assert.deepEqual(
       log.stages.map((st) => st.items.length),
-      [2, 2, 5, 2],
+      [2, 2, 8, 2],
     );
     assert.equal(batches.length, before + 4);
     assert.deepEqual(
       results.map((r) => r.index),
-      Array.from({ length: 11 }, (_, i) => i + 1),
+      Array.from({ length: 14 }, (_, i) => i + 1),
       'indexes in queue order',
     );
     // Alone, a transaction at the limit is one group, as it always was.
