@@ -599,33 +599,19 @@ describe('ABI v1: AssemblyScript runtime imports', () => {
       ...brIf(0),
       I.end,
     ];
-    await rt.deploy(
-      'T',
-      kit.module({ locals: [T.i32], routes: [{ name: 'many', kind: 'query', body: looped }] }),
-    );
-    const withTrace = await rt.call({
-      app: 'T',
-      method: 'many',
-      kind: 'query',
-      args: '{}',
-      caller: CALLER,
+    const loopApp = kit.module({
+      locals: [T.i32],
+      routes: [{ name: 'many', kind: 'query', body: looped }],
     });
+    const many = async (on: AppRuntime) => {
+      await on.deploy('T', loopApp);
+      return on.call({ app: 'T', method: 'many', kind: 'query', args: '{}', caller: CALLER });
+    };
+    const withTrace = await many(rt);
     assert.equal(traces.length, MAX_TRACE_LINES);
     assert.ok(traces.every(([a, m]) => a === 'T' && m === 'boom'));
     // The same call with trace off pays the same fuel: the dropped lines were charged.
-    const { engine } = await setup();
-    const quiet = createAppRuntime({ engine });
-    await quiet.deploy(
-      'T',
-      kit.module({ locals: [T.i32], routes: [{ name: 'many', kind: 'query', body: looped }] }),
-    );
-    const without = await quiet.call({
-      app: 'T',
-      method: 'many',
-      kind: 'query',
-      args: '{}',
-      caller: CALLER,
-    });
+    const without = await many(createAppRuntime({ engine: (await setup()).engine }));
     assert.equal(withTrace.fuelUsed, without.fuelUsed);
   });
 });
