@@ -60,6 +60,20 @@ test('entries: keys 0x02 ‖ u64be(index), write set encrypted with gen and size
   assert.deepEqual(cp.root, c.log.root(2));
 });
 
+test("open refuses a root record whose index is not its checkpoint's size, as a tampered record", async () => {
+  const c = await chain();
+  await c.commit([{ kind: 'genesis', writes: [] }]);
+  const cp = c.log.checkpoint();
+  await assert.rejects(
+    c.log.open(cp, 2, () => BASE),
+    {
+      code: 'LEDGER_INTEGRITY',
+      message:
+        'ledger integrity check failed (structure): the root record is at index 2 but its log checkpoint covers 1 entries',
+    },
+  );
+});
+
 test('stage is transactional: a failed batch leaves the log as it was', async () => {
   const c = await chain();
   await c.commit([{ kind: 'genesis', writes: [] }]);
@@ -107,16 +121,22 @@ test('decodeCheckpoint refuses another label, short hashes, a last signature pas
     maxSvn: 0,
   });
   assert.throws(() => decodeCheckpoint(encodeCbor([CHECKPOINT_LABEL, BASE, 5, BASE, 2, 5, 3, 0])), {
-    code: 'INVALID_INPUT',
-    message: 'the root record holds no log checkpoint of format v1',
+    code: 'LEDGER_INTEGRITY',
+    message:
+      'ledger integrity check failed (malformed): the root record holds no log checkpoint of format v1',
   });
   assert.throws(
     () => decodeCheckpoint(encodeCbor(['cloister/log/v2/checkpoint', BASE, 5, BASE, 2, 5])),
-    { code: 'INVALID_INPUT', message: 'the root record holds no log checkpoint of format v1' },
+    {
+      code: 'LEDGER_INTEGRITY',
+      message:
+        'ledger integrity check failed (malformed): the root record holds no log checkpoint of format v1',
+    },
   );
   const malformed = {
-    code: 'INVALID_INPUT',
-    message: 'the log checkpoint in the root record is malformed',
+    code: 'LEDGER_INTEGRITY',
+    message:
+      'ledger integrity check failed (malformed): the log checkpoint in the root record is malformed',
   };
   assert.throws(() => decodeCheckpoint(encodeCheckpoint({ ...cp, lastSignature: 6 })), malformed);
   assert.throws(

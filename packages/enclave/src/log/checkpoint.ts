@@ -4,7 +4,8 @@
  * the size and tree root, the epoch, the last signature entry and the highest security version
  * that ran on the store. Deterministic CBOR, label first.
  */
-import { decodeCbor, encodeCbor, InvalidInputError } from '@cloister/core';
+import { decodeCbor, encodeCbor } from '@cloister/core';
+import { LedgerIntegrityError } from '../ledger/errors.js';
 
 /** First element of the checkpoint array. */
 export const CHECKPOINT_LABEL = 'cloister/log/v1/checkpoint';
@@ -53,7 +54,11 @@ export function decodeCheckpoint(b: Uint8Array): LogCheckpoint {
   }
   // Six elements: written before maxSvn was recorded (read as 0); every write now has seven.
   if (!Array.isArray(v) || (v.length !== 6 && v.length !== 7) || v[0] !== CHECKPOINT_LABEL) {
-    throw new InvalidInputError('the root record holds no log checkpoint of format v1');
+    // The root record is sealed under the ledger's root key: only tampering with it gets here.
+    throw new LedgerIntegrityError({
+      failure: 'malformed',
+      detail: 'the root record holds no log checkpoint of format v1',
+    });
   }
   const [, last, size, root, epoch, lastSignature, maxSvn = 0] = v as unknown[];
   if (
@@ -67,7 +72,10 @@ export function decodeCheckpoint(b: Uint8Array): LogCheckpoint {
     lastSignature > size ||
     !isUint32(maxSvn)
   ) {
-    throw new InvalidInputError('the log checkpoint in the root record is malformed');
+    throw new LedgerIntegrityError({
+      failure: 'malformed',
+      detail: 'the log checkpoint in the root record is malformed',
+    });
   }
   return { last, size, root, epoch, lastSignature, maxSvn };
 }

@@ -30,6 +30,7 @@ import {
   signaturePayload,
 } from '@cloister/core';
 import type { LedgerSecret } from '../ledger/crypto.js';
+import { LedgerIntegrityError } from '../ledger/errors.js';
 import type { CommitLog, LogItem, WriteItem } from '../ledger/ledger/index.js';
 import type { RecordPut } from '../ledger/node-store.js';
 import { pooledRandom } from '../random.js';
@@ -321,9 +322,10 @@ export function createLogchain(opts: LogchainOptions): Logchain {
         );
       }
       if (cp.size !== index) {
-        throw new InvalidInputError(
-          `the root record is at index ${index} but its log checkpoint covers ${cp.size} entries`,
-        );
+        throw new LedgerIntegrityError({
+          failure: 'structure',
+          detail: `the root record is at index ${index} but its log checkpoint covers ${cp.size} entries`,
+        });
       }
       const v = await verifyStoredLog({
         store,
