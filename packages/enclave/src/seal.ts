@@ -66,7 +66,8 @@ function encodeHeader(h: SealedHeader): Uint8Array {
   return encodeCbor([MAGIC, FORMAT, policy, h.svn, h.keyId, h.purpose, h.owner]);
 }
 
-function isUint32(x: unknown): x is number {
+/** A whole number of 32 bits: a security version, as manifests and sealed headers hold one. */
+export function isUint32(x: unknown): x is number {
   return typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 0xffffffff;
 }
 

@@ -6,6 +6,7 @@
  */
 import { decodeCbor, encodeCbor } from '@cloister/core';
 import { LedgerIntegrityError } from '../ledger/errors.js';
+import { isUint32 } from '../seal.js';
 
 /** First element of the checkpoint array. */
 export const CHECKPOINT_LABEL = 'cloister/log/v1/checkpoint';
@@ -38,11 +39,6 @@ export function encodeCheckpoint(c: LogCheckpoint): Uint8Array {
 /** A whole number >= 0 that is a safe integer (a size, index or epoch). */
 export function isIndex(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
-}
-
-/** A security version: a whole number of 32 bits, as the manifest and sealed headers hold. */
-function isUint32(n: unknown): n is number {
-  return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
 }
 
 export function decodeCheckpoint(b: Uint8Array): LogCheckpoint {

@@ -34,7 +34,7 @@ import { LedgerIntegrityError } from '../ledger/errors.js';
 import type { CommitLog, LogItem, WriteItem } from '../ledger/ledger/index.js';
 import type { RecordPut } from '../ledger/node-store.js';
 import { pooledRandom } from '../random.js';
-import { SecurityVersionRollbackError } from '../seal.js';
+import { isUint32, SecurityVersionRollbackError } from '../seal.js';
 import { decodeCheckpoint, encodeCheckpoint, isIndex } from './checkpoint.js';
 import { UnknownTransactionError } from './errors.js';
 import { rawPublicKeyObject, sha256, signCose } from './log-crypto.js';
@@ -126,7 +126,7 @@ export function createLogchain(opts: LogchainOptions): Logchain {
     throw new InvalidInputError('signEvery must be a whole number >= 1');
   }
   const svn = opts.svn ?? 0;
-  if (!Number.isInteger(svn) || svn < 0 || svn > 0xffffffff) {
+  if (!isUint32(svn)) {
     throw new InvalidInputError('svn must be a whole number of 32 bits');
   }
   // Invariant: maxSvn >= svn; the highest version that ran on the store, this one included.
