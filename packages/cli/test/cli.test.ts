@@ -502,15 +502,12 @@ describe('cloister CLI', () => {
     assert.match(out.err, /INVALID_INPUT.*--out .*a-file\.txt is a file, not a directory/);
   });
 
+  /** `cloister ledger rotate-secret` on this home's node, quiet, with `extra` flags. */
+  const rotateSecret = (...extra: string[]) =>
+    run(['ledger', 'rotate-secret', '--enclave', enclaveDir, '--log-level', 'silent', ...extra]);
+
   it('ledger rotate-secret refuses a running node: stop it first', async () => {
-    const r = await run([
-      'ledger',
-      'rotate-secret',
-      '--enclave',
-      enclaveDir,
-      '--log-level',
-      'silent',
-    ]);
+    const r = await rotateSecret();
     // A lock in the way: could not run (2), like every other command's.
     assert.equal(r.code, 2);
     assert.match(r.err, /DATA_DIR_LOCKED/);
@@ -729,15 +726,7 @@ describe('cloister CLI', () => {
 
   it('ledger rotate-secret on the stopped node; the log still audits', async () => {
     assert.equal(await stopNode(), 0, nodeErr);
-    const r = await run([
-      'ledger',
-      'rotate-secret',
-      '--enclave',
-      enclaveDir,
-      '--log-level',
-      'silent',
-      '--json',
-    ]);
+    const r = await rotateSecret('--json');
     assert.equal(r.code, 0, r.out + r.err);
     const j = JSON.parse(r.out) as { txid: string; generation: number; service: string };
     assert.equal(j.generation, 1);
@@ -745,14 +734,7 @@ describe('cloister CLI', () => {
     assert.match(j.service, /^[0-9a-f]{64}$/);
     assert.equal(r.err, '');
     // Without --json, a sentence on stdout naming the next generation and its entry.
-    const h = await run([
-      'ledger',
-      'rotate-secret',
-      '--enclave',
-      enclaveDir,
-      '--log-level',
-      'silent',
-    ]);
+    const h = await rotateSecret();
     assert.equal(h.code, 0, h.out + h.err);
     assert.match(
       h.out,

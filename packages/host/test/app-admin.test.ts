@@ -55,10 +55,15 @@ function moduleTagged(tag: string): Uint8Array {
   });
 }
 
-/** A first deploy of app 'demo' with `module`, signed by `key` for `service`: the request. */
-function firstDeploy(key: KeyObject, service: Uint8Array, module: Uint8Array): Uint8Array {
+/** A first deploy of app `app` with `module`, signed by `key` for `service`: the request. */
+function firstDeploy(
+  key: KeyObject,
+  service: Uint8Array,
+  module: Uint8Array,
+  app = 'demo',
+): Uint8Array {
   return signDeployRequest(key, {
-    app: 'demo',
+    app,
     module,
     upgrade: false,
     prev: new Uint8Array(0),
@@ -161,15 +166,7 @@ test('a restart reloads every recorded app, past the 1,000 a listing shows', asy
   const module = moduleTagged('v1');
   const names = Array.from({ length: 1001 }, (_, i) => `a${String(i).padStart(4, '0')}`);
   for (const app of names) {
-    const request = signDeployRequest(privateKey, {
-      app,
-      module,
-      upgrade: false,
-      prev: new Uint8Array(0),
-      prevIndex: 0,
-      service,
-    }).request;
-    await first.deploy(request, module);
+    await first.deploy(firstDeploy(privateKey, service, module, app), module);
   }
   // The node's next start: a fresh runtime and admin over the same ledger.
   const runtime = createAppRuntime({ engine, currentCode: recordedCode });
